@@ -1,0 +1,50 @@
+// Fixed layout of the hart state inside the wasm linear memory.
+// JS (devices, SBI, snapshots) and, later, translated code read the same
+// offsets, so they are plain constants here and mirrored in src/machine/layout.ts.
+
+/** Hart state block (registers) lives at 1 MiB in linear memory. */
+export const STATE: u32 = 0x100000;
+/** x0..x31, u64 each. x0 is never written. */
+export const X_OFF: u32 = 0;
+/** f0..f31, raw u64 bits each; single-precision values are NaN-boxed. */
+export const F_OFF: u32 = 256;
+export const PC_OFF: u32 = 512;
+/** Accrued FP exception flags (NV=16 DZ=8 OF=4 UF=2 NX=1), u32. */
+export const FFLAGS_OFF: u32 = 520;
+/** Dynamic rounding mode (0..7), u32. */
+export const FRM_OFF: u32 = 524;
+
+// fflags bits
+export const FLAG_NX: u32 = 1;
+export const FLAG_UF: u32 = 2;
+export const FLAG_OF: u32 = 4;
+export const FLAG_DZ: u32 = 8;
+export const FLAG_NV: u32 = 16;
+
+// rounding modes
+export const RM_RNE: u32 = 0;
+export const RM_RTZ: u32 = 1;
+export const RM_RDN: u32 = 2;
+export const RM_RUP: u32 = 3;
+export const RM_RMM: u32 = 4;
+export const RM_DYN: u32 = 7;
+
+/** Software TLB: 3 kinds (fetch, load, store) x 2 privileges (U, S) x TLB_SIZE entries. */
+export const TLB_BASE: u32 = 0x110000;
+export const TLB_SIZE: u32 = 1024;
+
+/** Guest RAM (guest physical 0x8000_0000) starts at 16 MiB in linear memory. */
+export const RAM_HOST: u32 = 0x1000000;
+
+@inline export function getX(r: u32): u64 {
+  return load<u64>(STATE + X_OFF + (r << 3));
+}
+@inline export function setX(r: u32, v: u64): void {
+  if (r != 0) store<u64>(STATE + X_OFF + (r << 3), v);
+}
+@inline export function getF(r: u32): u64 {
+  return load<u64>(STATE + F_OFF + (r << 3));
+}
+@inline export function setF(r: u32, v: u64): void {
+  store<u64>(STATE + F_OFF + (r << 3), v);
+}

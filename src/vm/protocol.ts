@@ -1,0 +1,80 @@
+// The message interface between a VM's worker thread and its owner (CLI or daemon).
+// Control travels through a small SharedArrayBuffer so the worker, which never
+// returns to its event loop while the guest runs, sees it between slices, and an
+// idle worker sleeping in Atomics.wait wakes at once.
+
+/** What a VM is started with. Paths are host paths, already validated by the owner. */
+export interface VmConfig {
+  kernel: string;
+  initrd?: string;
+  append: string;
+  memMiB: number;
+  bios?: string;
+  deterministic: boolean;
+  /** Path of the compiled CPU core (build/cpu.wasm). */
+  wasmPath: string;
+}
+
+/** Int32 slots of the control block. */
+export const CTRL_WAKE = 0; // bumped + notified on any input or request
+export const CTRL_STOP = 1; // 1 = owner asks the VM to stop now
+export const CTRL_IN_HEAD = 2; // console input ring: bytes written by owner (monotonic)
+export const CTRL_IN_TAIL = 3; // bytes consumed by the worker (monotonic)
+export const CTRL_SLOTS = 8;
+export const INPUT_RING_SIZE = 4096;
+
+/** Messages from worker to owner. */
+export type WorkerMessage =
+  | { type: 'console'; data: Uint8Array }
+  | { type: 'exit'; code: number; reason: string }
+  | { type: 'error'; message: string };
+
+export interface SharedControl {
+  ctrl: Int32Array; // CTRL_SLOTS int32s on a SharedArrayBuffer
+  input: Uint8Array; // INPUT_RING_SIZE bytes on a SharedArrayBuffer
+}
+
+export function createSharedControl(): SharedControl {
+  return {
+    ctrl: new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4)),
+    input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
+  };
+}
+
+function wake(c: SharedControl): void {
+  Atomics.add(c.ctrl, CTRL_WAKE, 1);
+  Atomics.notify(c.ctrl, CTRL_WAKE);
+}
+
+/** Owner side: queue console input; returns how many bytes fit. */
+export function pushInput(c: SharedControl, bytes: Uint8Array): number {
+  const head = Atomics.load(c.ctrl, CTRL_IN_HEAD);
+  const tail = Atomics.load(c.ctrl, CTRL_IN_TAIL);
+  const room = INPUT_RING_SIZE - (head - tail);
+  const n = Math.min(room, bytes.length);
+  for (let i = 0; i < n; i++) c.input[(head + i) % INPUT_RING_SIZE] = bytes[i];
+  Atomics.store(c.ctrl, CTRL_IN_HEAD, head + n);
+  if (n > 0) wake(c);
+  return n;
+}
+
+/** Owner side: ask the VM to stop. */
+export function requestStop(c: SharedControl): void {
+  Atomics.store(c.ctrl, CTRL_STOP, 1);
+  wake(c);
+}
+
+/** Worker side: take up to max pending input bytes. */
+export function pullInput(c: SharedControl, max: number): Uint8Array {
+  const head = Atomics.load(c.ctrl, CTRL_IN_HEAD);
+  const tail = Atomics.load(c.ctrl, CTRL_IN_TAIL);
+  const n = Math.min(max, head - tail);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = c.input[(tail + i) % INPUT_RING_SIZE];
+  Atomics.store(c.ctrl, CTRL_IN_TAIL, tail + n);
+  return out;
+}
+
+export function pendingInput(c: SharedControl): number {
+  return Atomics.load(c.ctrl, CTRL_IN_HEAD) - Atomics.load(c.ctrl, CTRL_IN_TAIL);
+}
