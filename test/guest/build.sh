@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build all tsvisor guest test programs into build/guest/{user,bare}/NAME.elf.
+# Usage: test/guest/build.sh            (from anywhere; idempotent)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+OUT="$ROOT/build/guest"
+CROSS="${CROSS:-riscv64-linux-gnu-}"
+CC="${CROSS}gcc"
+command -v "$CC" >/dev/null || { echo "build.sh: $CC not found" >&2; exit 1; }
+
+FLAGS=(-march=rv64gc -mabi=lp64d -mcmodel=medany -static -no-pie -nostdlib
+       -nostartfiles -ffreestanding -fno-pic -O2 -g -Wall
+       -I "$HERE/include" -T "$HERE/link.ld" -Wl,--build-id=none -Wl,-z,noexecstack)
+
+mkdir -p "$OUT/user" "$OUT/bare"
+n=0
+build_one() { # kind src runtime
+  local kind=$1 src=$2 rt=$3 name
+  name="$(basename "${src%.*}")"
+  "$CC" "${FLAGS[@]}" -o "$OUT/$kind/$name.elf.tmp" "$rt" "$src"
+  mv -f "$OUT/$kind/$name.elf.tmp" "$OUT/$kind/$name.elf"
+  n=$((n+1))
+}
+shopt -s nullglob
+for src in "$HERE"/user/*.S "$HERE"/user/*.c; do
+  build_one user "$src" "$HERE/common/user_rt.S"
+done
+for src in "$HERE"/bare/*.S "$HERE"/bare/*.c; do
+  build_one bare "$src" "$HERE/common/bare_rt.S"
+done
+echo "build.sh: built $n programs into ${OUT#$ROOT/}"
