@@ -1,0 +1,434 @@
+// tsvisor's command line: `tsvisor run`, `tsvisor image build`, help and version.
+// Every mistake a user can make ends in one line `tsvisor: <message>` on stderr.
+
+import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseMemSize, SizeError } from './size.js';
+
+/** A mistake on the user's side: shown as one line, no stack trace. */
+export class UserError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'UserError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** A command line that does not make sense (exit status 2). */
+export class UsageError extends UserError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'UsageError';
+  }
+}
+
+export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
+export const DEFAULT_MEM = '512M';
+
+const MAIN_HELP = `Usage: tsvisor <command> [options]
+
+A virtual machine monitor for 64-bit RISC-V guests.
+
+Commands:
+  run            boot a VM on this terminal (see 'tsvisor run --help')
+  image build    build the default guest (Debian kernel + busybox initramfs)
+  help [cmd]     show help for a command
+
+Options:
+  -h, --help     show this help
+  --version      print the version
+`;
+
+const RUN_HELP = `Usage: tsvisor run [options]
+
+Boot a RISC-V VM with its console on this terminal.
+Without --kernel, the default Debian guest is used (built on first use).
+
+Options:
+  --kernel FILE      guest kernel: a RISC-V Linux Image or ELF64 executable
+  --initrd FILE      initial ramdisk
+  --append STRING    kernel command line (default: "${DEFAULT_APPEND}")
+  --mem SIZE         guest RAM, 16M..3584M (default: ${DEFAULT_MEM}); e.g. 512M, 1G
+  --bios FILE        run this M-mode firmware (e.g. OpenSBI fw_dynamic.bin)
+  --deterministic    guest time follows the instruction count (reproducible runs)
+  --mirror URI       Debian mirror for building the default guest
+  -h, --help         show this help
+
+Console: C-a x quits, C-a h shows the escape keys, C-a C-a sends C-a.
+Exit status: the guest's (0 after poweroff).
+`;
+
+const IMAGE_HELP = `Usage: tsvisor image build [options]
+
+Build (or check) the default guest from Debian riscv64 packages and print
+the paths of its kernel and initrd. Results are cached.
+
+Options:
+  --mirror URI   Debian mirror to download from (default: the host apt's)
+  --force        rebuild even if a cached image exists
+  -h, --help     show this help
+`;
+
+/** Write streams main() prints to (replaceable in tests). */
+export interface MainIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * Run the command line. Never throws: returns the exit status.
+ */
+export async function main(argv: string[], io: MainIo = process): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+}
+
+function reportError(e: unknown, io: MainIo): number {
+  if (e instanceof UserError) {
+    io.stderr.write(`tsvisor: ${oneLine(e.message)}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof SizeError) {
+    io.stderr.write(`tsvisor: ${oneLine(e.message)}\n`);
+    return 2;
+  }
+  if (e instanceof Error && e.name === 'ImageBuildError') {
+    io.stderr.write(`tsvisor: ${oneLine(e.message)}\n`);
+    return 1;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  io.stderr.write(`tsvisor: internal error: ${oneLine(msg)}\n`);
+  if (process.env.TSVISOR_DEBUG === '1' && e instanceof Error && e.stack) {
+    io.stderr.write(`${e.stack}\n`);
+  }
+  return 1;
+}
+
+function oneLine(s: string): string {
+  const line = s.split('\n').map((x) => x.trim()).filter(Boolean).join(' ');
+  return line || 'unknown error';
+}
+
+async function dispatch(argv: string[], io: MainIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+      io.stderr.write(MAIN_HELP);
+      return 2;
+    case 'help':
+    case '--help':
+    case '-h':
+      return help(rest[0], io);
+    case '--version':
+    case '-V':
+    case 'version':
+      io.stdout.write(`tsvisor ${readVersion()}\n`);
+      return 0;
+    case 'run':
+      return runCommand(rest, io);
+    case 'image':
+      return imageCommand(rest, io);
+    default:
+      if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
+      throw new UsageError(`unknown command '${cmd}' (try 'tsvisor --help')`);
+  }
+}
+
+function help(topic: string | undefined, io: MainIo): number {
+  switch (topic) {
+    case undefined:
+      io.stdout.write(MAIN_HELP);
+      return 0;
+    case 'run':
+      io.stdout.write(RUN_HELP);
+      return 0;
+    case 'image':
+      io.stdout.write(IMAGE_HELP);
+      return 0;
+    default:
+      throw new UsageError(`no help for unknown command '${topic}'`);
+  }
+}
+
+function readVersion(): string {
+  // dist/src/cli/main.js -> repo root; src/cli/main.ts when run from source.
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tsvisor' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+}
+
+/** parseArgs with its errors turned into one-line usage errors. */
+function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
+  command: string,
+  args: string[],
+  options: T,
+  allowPositionals = false,
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals });
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    const msg = String(err.message ?? e);
+    switch (err.code) {
+      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+        const name = /'([^']+)'/.exec(msg)?.[1] ?? '?';
+        throw new UsageError(`unknown option '${name}' for '${command}' (try '${command} --help')`);
+      }
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+        const name = /'(-[^' ]+)/.exec(msg)?.[1];
+        if (name && /argument missing/.test(msg)) throw new UsageError(`option ${name} needs a value`);
+        if (name) throw new UsageError(`option ${name} does not take a value`);
+        throw new UsageError(msg);
+      }
+      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+        const name = /'([^']*)'/.exec(msg)?.[1] ?? '?';
+        throw new UsageError(`unexpected argument '${name}' for '${command}' (try '${command} --help')`);
+      }
+      default:
+        throw new UsageError(msg);
+    }
+  }
+}
+
+// ---- tsvisor image build ----
+
+async function imageCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions(
+    'tsvisor image',
+    args,
+    {
+      mirror: { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) {
+    io.stdout.write(IMAGE_HELP);
+    return 0;
+  }
+  const [sub, ...extra] = positionals;
+  if (sub === undefined) throw new UsageError("'tsvisor image' needs a subcommand: build (try 'tsvisor image --help')");
+  if (sub !== 'build') throw new UsageError(`unknown image subcommand '${sub}' (try 'tsvisor image --help')`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' for 'tsvisor image build'`);
+  const mirror = values.mirror === undefined ? undefined : checkMirror(values.mirror);
+  const guest = await buildDefaultGuest(io, { mirror, force: values.force === true });
+  io.stdout.write(`kernel:  ${guest.kernel}\ninitrd:  ${guest.initrd}\nmodules: ${guest.modulesDir}\nversion: ${guest.version}\n`);
+  return 0;
+}
+
+function checkMirror(uri: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new UsageError(`invalid --mirror '${uri}': expected an absolute URI (http://, https:// or file://)`);
+  }
+  if (!['http:', 'https:', 'file:'].includes(url.protocol)) {
+    throw new UsageError(`invalid --mirror '${uri}': expected an http://, https:// or file:// URI`);
+  }
+  return uri;
+}
+
+/** What the image builder hands back (src/image/default-guest.ts). */
+interface DefaultGuest {
+  kernel: string;
+  initrd: string;
+  modulesDir: string;
+  version: string;
+}
+
+async function buildDefaultGuest(io: MainIo, opts: { mirror?: string; force?: boolean }): Promise<DefaultGuest> {
+  // Loaded on demand: commands that name their own kernel never need the image builder.
+  const { ensureDefaultGuest } = await import('../image/default-guest.js');
+  return ensureDefaultGuest({
+    mirror: opts.mirror,
+    force: opts.force,
+    progress: io.stderr.isTTY === true,
+    log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  });
+}
+
+// ---- tsvisor run ----
+
+/** What `tsvisor run` was asked for, validated (paths not yet resolved for the default guest). */
+export interface RunOptions {
+  kernel?: string;
+  initrd?: string;
+  append: string;
+  memMiB: number;
+  bios?: string;
+  deterministic: boolean;
+  mirror?: string;
+}
+
+/** Parse and check `tsvisor run` arguments that need no file system. */
+export function parseRunArgs(args: string[]): RunOptions | 'help' {
+  const { values } = parseOptions('tsvisor run', args, {
+    kernel: { type: 'string' },
+    initrd: { type: 'string' },
+    append: { type: 'string' },
+    mem: { type: 'string' },
+    bios: { type: 'string' },
+    deterministic: { type: 'boolean' },
+    mirror: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) return 'help';
+  let memMiB: number;
+  try {
+    memMiB = parseMemSize(values.mem ?? DEFAULT_MEM);
+  } catch (e) {
+    if (e instanceof SizeError) throw new UsageError(e.message);
+    throw e;
+  }
+  for (const opt of ['kernel', 'initrd', 'bios'] as const) {
+    if (values[opt] === '') throw new UsageError(`--${opt} needs a file name`);
+  }
+  return {
+    kernel: values.kernel,
+    initrd: values.initrd,
+    append: values.append ?? DEFAULT_APPEND,
+    memMiB,
+    bios: values.bios,
+    deterministic: values.deterministic === true,
+    mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
+  };
+}
+
+async function runCommand(args: string[], io: MainIo): Promise<number> {
+  const opts = parseRunArgs(args);
+  if (opts === 'help') {
+    io.stdout.write(RUN_HELP);
+    return 0;
+  }
+
+  // Check the files the user named before anything slow happens.
+  if (opts.kernel !== undefined) checkKernel(opts.kernel, 'kernel');
+  if (opts.initrd !== undefined) checkReadableFile(opts.initrd, 'initrd');
+  if (opts.bios !== undefined) checkFirmware(opts.bios);
+
+  let kernel = opts.kernel;
+  let initrd = opts.initrd;
+  if (kernel === undefined) {
+    const guest = await buildDefaultGuest(io, { mirror: opts.mirror });
+    kernel = guest.kernel;
+    initrd = initrd ?? guest.initrd;
+    checkKernel(kernel, 'default guest kernel');
+    if (initrd !== undefined) checkReadableFile(initrd, 'initrd');
+  }
+
+  const [{ VmHandle, defaultWasmPath }, { attachConsole }] = await Promise.all([
+    import('../vm/vm-handle.js'),
+    import('./console.js'),
+  ]);
+  const wasmPath = defaultWasmPath();
+  try {
+    if (!statSync(wasmPath).isFile()) throw new Error('not a file');
+  } catch {
+    throw new UserError(`the CPU core is not built (missing ${wasmPath}); run 'npm run build'`);
+  }
+
+  const vm = new VmHandle({
+    kernel: resolvePath(kernel),
+    initrd: initrd === undefined ? undefined : resolvePath(initrd),
+    append: opts.append,
+    memMiB: opts.memMiB,
+    bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
+    deterministic: opts.deterministic,
+    wasmPath,
+  });
+  const done = attachConsole(vm, process, { handleProcessEvents: true });
+  vm.start();
+  return done;
+}
+
+// ---- file checks ----
+
+/** Throw a UserError unless `path` is an existing, readable, regular, non-empty file. Returns its size. */
+export function checkReadableFile(path: string, what: string): number {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new UserError(`${what} file not found: ${path}`);
+    if (code === 'EACCES') throw new UserError(`cannot access ${what} file (permission denied): ${path}`);
+    throw new UserError(`cannot access ${what} file: ${path} (${code ?? 'error'})`);
+  }
+  if (st.isDirectory()) throw new UserError(`${what} is a directory, not a file: ${path}`);
+  if (!st.isFile()) throw new UserError(`${what} is not a regular file: ${path}`);
+  try {
+    accessSync(path, fsConstants.R_OK);
+  } catch {
+    throw new UserError(`cannot read ${what} file (permission denied): ${path}`);
+  }
+  if (st.size === 0) throw new UserError(`${what} file is empty: ${path}`);
+  return st.size;
+}
+
+function readHead(path: string, what: string, n: number): Uint8Array {
+  const buf = new Uint8Array(n);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    let got = 0;
+    while (got < n) {
+      const r = readSync(fd, buf, got, n - got, got);
+      if (r === 0) break;
+      got += r;
+    }
+    return buf.subarray(0, got);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${what} file: ${path} (${code ?? 'error'})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+const EM_RISCV = 243;
+
+export type ExecutableKind = 'image' | 'elf-riscv64' | 'elf-other' | 'unknown';
+
+/** Classify the first bytes of a file: RISC-V Linux Image, RISC-V ELF64, another ELF, or neither. */
+export function classifyExecutable(head: Uint8Array): ExecutableKind {
+  const ascii = (off: number, s: string) =>
+    head.length >= off + s.length && [...s].every((c, i) => head[off + i] === c.charCodeAt(0));
+  if (ascii(0x38, 'RSC\x05') || ascii(0x30, 'RISCV\0\0\0')) return 'image';
+  if (ascii(0, '\x7fELF')) {
+    // e_ident[EI_CLASS] = 2 (64-bit), e_ident[EI_DATA] = 1 (little-endian), e_machine at 0x12.
+    if (head.length >= 0x14 && head[4] === 2 && head[5] === 1 && (head[0x12] | (head[0x13] << 8)) === EM_RISCV) {
+      return 'elf-riscv64';
+    }
+    return 'elf-other';
+  }
+  return 'unknown';
+}
+
+function checkKernel(path: string, what: string): void {
+  checkReadableFile(path, what);
+  const kind = classifyExecutable(readHead(path, what, 0x40));
+  if (kind !== 'image' && kind !== 'elf-riscv64') {
+    throw new UserError(`not a RISC-V kernel (expected a Linux Image or ELF64 RISC-V executable): ${path}`);
+  }
+}
+
+function checkFirmware(path: string): void {
+  checkReadableFile(path, 'bios');
+  // Raw binaries (OpenSBI fw_dynamic.bin) carry no header to check; an ELF must be RISC-V.
+  if (classifyExecutable(readHead(path, 'bios', 0x40)) === 'elf-other') {
+    throw new UserError(`not a RISC-V firmware (expected a raw binary or ELF64 RISC-V executable): ${path}`);
+  }
+}
