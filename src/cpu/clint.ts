@@ -1,0 +1,41 @@
+// CLINT (core-local interruptor) for hart 0: msip, mtimecmp, mtime. Emulated in
+// the core because timer reads and compares sit on the interrupt hot path.
+
+import { msip, mtimecmp, currentTime, breakBatch } from './hart';
+
+export const CLINT_BASE: u64 = 0x2000000;
+export const CLINT_SIZE: u64 = 0x10000;
+const MSIP0: u32 = 0x0;
+const MTIMECMP0: u32 = 0x4000;
+const MTIME: u32 = 0xbff8;
+
+function read64(off: u32, base: u32, v: u64, size: u32): u64 {
+  const shift = <u64>((off - base) * 8);
+  if (size == 8) return v;
+  if (size == 4) return (v >> shift) & 0xffffffff;
+  return (v >> shift) & (size == 2 ? 0xffff : 0xff);
+}
+
+export function clintRead(off: u32, size: u32): u64 {
+  if (off >= MSIP0 && off < MSIP0 + 4) return <u64>msip;
+  if (off >= MTIMECMP0 && off < MTIMECMP0 + 8) return read64(off, MTIMECMP0, mtimecmp, size);
+  if (off >= MTIME && off < MTIME + 8) return read64(off, MTIME, currentTime(), size);
+  return 0;
+}
+
+export function clintWrite(off: u32, size: u32, v: u64): void {
+  if (off >= MSIP0 && off < MSIP0 + 4) {
+    msip = <u32>v & 1;
+    breakBatch = true;
+    return;
+  }
+  if (off >= MTIMECMP0 && off < MTIMECMP0 + 8) {
+    if (size == 8) mtimecmp = v;
+    else if (size == 4) {
+      if (off == MTIMECMP0) mtimecmp = (mtimecmp & 0xffffffff00000000) | (v & 0xffffffff);
+      else mtimecmp = (mtimecmp & 0xffffffff) | (v << 32);
+    }
+    breakBatch = true;
+  }
+  // mtime writes are ignored: time follows the host clock (or the instruction count).
+}

@@ -1,0 +1,195 @@
+// Control and status registers: access checks (privilege, read-only,
+// counter enables, TVM, FS) and the WARL rules of each register.
+
+import {
+  priv, mstatus, medeleg, mideleg, mie, mipSw, mtvec, mscratch, mepc, mcause, mtval, mcounteren, menvcfg,
+  stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, instret, misaValue,
+  breakBatch, curInsnBits, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_UBE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV,
+  MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR, MS_UXL, MS_SXL, MS_SD, S_INTERRUPTS, currentTime, EXC_ILLEGAL,
+} from './hart';
+import { STATE, FFLAGS_OFF, FRM_OFF } from './state';
+import { raiseException, effectiveMip, updateTimerLines } from './trap';
+import { updateTlbSets, tlbFlushAll } from './mmu';
+
+const SSTATUS_MASK: u64 = MS_SIE | MS_SPIE | MS_UBE | MS_SPP | MS_FS | MS_SUM | MS_MXR | MS_UXL | MS_SD;
+const MSTATUS_WRITABLE: u64 =
+  MS_SIE | MS_MIE | MS_SPIE | MS_MPIE | MS_SPP | MS_MPP | MS_FS | MS_MPRV | MS_SUM | MS_MXR | MS_TVM | MS_TW | MS_TSR;
+const SSTATUS_WRITABLE: u64 = MS_SIE | MS_SPIE | MS_SPP | MS_FS | MS_SUM | MS_MXR;
+const MIE_WRITABLE: u64 = 0xaaa;
+const MIP_WRITABLE: u64 = 0x222; // SSIP, STIP, SEIP
+const MEDELEG_WRITABLE: u64 = 0xb3ff; // every synchronous cause but ecall from M
+const MIDELEG_WRITABLE: u64 = S_INTERRUPTS;
+const STATUS_XL: u64 = (<u64>2 << 32) | (<u64>2 << 34); // UXL = SXL = 64-bit
+
+@inline function withSd(s: u64): u64 {
+  return (s & MS_FS) == MS_FS ? s | MS_SD : s & ~MS_SD;
+}
+
+export function readMstatus(): u64 {
+  return withSd(mstatus) | STATUS_XL;
+}
+
+export function writeMstatus(v: u64): void {
+  let nv = (mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
+  if ((nv & MS_MPP) == (<u64>2 << 11)) nv = (nv & ~MS_MPP) | (mstatus & MS_MPP); // MPP=2 is reserved
+  mstatus = nv;
+  updateTlbSets();
+  breakBatch = true;
+}
+
+function illegal(): u64 {
+  raiseException(EXC_ILLEGAL, curInsnBits);
+  return 0;
+}
+
+/** Counter CSRs from S/U are gated by mcounteren (and scounteren for U). */
+function counterAllowed(bit: u32): bool {
+  if (priv == PRV_M) return true;
+  if (((mcounteren >> bit) & 1) == 0) return false;
+  if (priv == PRV_U && ((scounteren >> bit) & 1) == 0) return false;
+  return true;
+}
+
+@inline function fsOff(): bool {
+  return (mstatus & MS_FS) == 0;
+}
+
+export function markFsDirty(): void {
+  mstatus |= MS_FS;
+}
+
+/** Read a CSR for a csrr* instruction; raises illegal instruction when not allowed. */
+export function csrRead(csr: u32, willWrite: bool): u64 {
+  if (priv < ((csr >> 8) & 3)) return illegal();
+  if (willWrite && (csr >> 10) == 3) return illegal();
+  switch (csr) {
+    case 0x001: if (fsOff()) return illegal(); return <u64>load<u32>(STATE + FFLAGS_OFF);
+    case 0x002: if (fsOff()) return illegal(); return <u64>load<u32>(STATE + FRM_OFF);
+    case 0x003: if (fsOff()) return illegal();
+      return <u64>(load<u32>(STATE + FFLAGS_OFF) | (load<u32>(STATE + FRM_OFF) << 5));
+    case 0xc00: if (!counterAllowed(0)) return illegal(); return instret;
+    case 0xc01: if (!counterAllowed(1)) return illegal(); return currentTime();
+    case 0xc02: if (!counterAllowed(2)) return illegal(); return instret;
+    case 0x100: return readMstatus() & SSTATUS_MASK;
+    case 0x104: return mie & mideleg;
+    case 0x105: return stvec;
+    case 0x106: return <u64>scounteren;
+    case 0x10a: return senvcfg;
+    case 0x140: return sscratch;
+    case 0x141: return sepc;
+    case 0x142: return scause;
+    case 0x143: return stval;
+    case 0x144: return effectiveMip() & mideleg;
+    case 0x14d:
+      if (priv == PRV_S && (menvcfg >> 63) == 0) return illegal();
+      return stimecmp;
+    case 0x180:
+      if (priv == PRV_S && (mstatus & MS_TVM) != 0) return illegal();
+      return satp;
+    case 0x300: return readMstatus();
+    case 0x301: return misaValue;
+    case 0x302: return medeleg;
+    case 0x303: return mideleg;
+    case 0x304: return mie;
+    case 0x305: return mtvec;
+    case 0x306: return <u64>mcounteren;
+    case 0x30a: return menvcfg;
+    case 0x320: return 0; // mcountinhibit
+    case 0x340: return mscratch;
+    case 0x341: return mepc;
+    case 0x342: return mcause;
+    case 0x343: return mtval;
+    case 0x344: return effectiveMip();
+    case 0xb00: return instret;
+    case 0xb02: return instret;
+    case 0xf11: return 0; // mvendorid
+    case 0xf12: return 0; // marchid
+    case 0xf13: return 0; // mimpid
+    case 0xf14: return mhartid;
+    case 0xf15: return 0; // mconfigptr
+  }
+  // hpmcounter3..31 (read zero, gated like the others), mhpmcounter/mhpmevent, PMP: present, read zero.
+  if (csr >= 0xc03 && csr <= 0xc1f) {
+    if (!counterAllowed(csr - 0xc00)) return illegal();
+    return 0;
+  }
+  if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) return 0;
+  if (csr >= 0x3a0 && csr <= 0x3ef) return 0;
+  return illegal();
+}
+
+/** Write a CSR after a successful csrRead of the same CSR. */
+export function csrWrite(csr: u32, v: u64): void {
+  switch (csr) {
+    case 0x001:
+      store<u32>(STATE + FFLAGS_OFF, <u32>v & 0x1f);
+      markFsDirty();
+      return;
+    case 0x002:
+      store<u32>(STATE + FRM_OFF, <u32>v & 7);
+      markFsDirty();
+      return;
+    case 0x003:
+      store<u32>(STATE + FFLAGS_OFF, <u32>v & 0x1f);
+      store<u32>(STATE + FRM_OFF, (<u32>v >> 5) & 7);
+      markFsDirty();
+      return;
+    case 0x100:
+      writeMstatus((mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE));
+      return;
+    case 0x104:
+      mie = (mie & ~mideleg) | (v & mideleg & MIE_WRITABLE);
+      breakBatch = true;
+      return;
+    case 0x105: stvec = (v & 3) >= 2 ? (v & ~3) : v; return;
+    case 0x106: scounteren = <u32>v; return;
+    case 0x10a: senvcfg = v & 1; return;
+    case 0x140: sscratch = v; return;
+    case 0x141: sepc = v & ~1; return;
+    case 0x142: scause = v & 0x800000000000003f; return;
+    case 0x143: stval = v; return;
+    case 0x144: {
+      // Only SSIP is writable from S-mode.
+      const m = mideleg & 0x2;
+      mipSw = (mipSw & ~m) | (v & m);
+      breakBatch = true;
+      return;
+    }
+    case 0x14d:
+      stimecmp = v;
+      updateTimerLines();
+      breakBatch = true;
+      return;
+    case 0x180: {
+      const mode = v >> 60;
+      if (mode != 0 && mode != 8 && mode != 9) return; // unsupported modes leave satp unchanged
+      satp = v & ((<u64>0xf << 60) | ((<u64>1 << 44) - 1)); // no ASID bits
+      tlbFlushAll();
+      breakBatch = true;
+      return;
+    }
+    case 0x300: writeMstatus(v); return;
+    case 0x301: return;
+    case 0x302: medeleg = v & MEDELEG_WRITABLE; return;
+    case 0x303: mideleg = v & MIDELEG_WRITABLE; breakBatch = true; return;
+    case 0x304: mie = v & MIE_WRITABLE; breakBatch = true; return;
+    case 0x305: mtvec = (v & 3) >= 2 ? (v & ~3) : v; return;
+    case 0x306: mcounteren = <u32>v; return;
+    case 0x30a:
+      menvcfg = v & ((<u64>1 << 63) | 1);
+      updateTimerLines();
+      breakBatch = true;
+      return;
+    case 0x340: mscratch = v; return;
+    case 0x341: mepc = v & ~1; return;
+    case 0x342: mcause = v & 0x800000000000003f; return;
+    case 0x343: mtval = v; return;
+    case 0x344:
+      mipSw = (mipSw & ~MIP_WRITABLE) | (v & MIP_WRITABLE);
+      breakBatch = true;
+      return;
+  }
+  // The rest are read-only zero or WARL-zero registers: writes are dropped.
+}
+
+export { PRV_S };

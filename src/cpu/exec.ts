@@ -1,0 +1,488 @@
+// The interpreter: fetch, decode and execute one instruction (RV64IMAFDC,
+// Zicsr, Zifencei, privileged instructions). This is the reference
+// implementation; a translator must agree with it.
+
+import { getX, setX, getF, setF, STATE, X_OFF } from './state';
+import {
+  pc, priv, mstatus, mepc, sepc, trapped, breakBatch, exitReason, reservation, ecallHookMask, curInsnBits, mie,
+  instret, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPP, MS_MPP_SHIFT, MS_FS, MS_MPRV,
+  MS_TSR, MS_TW, MS_TVM, EXC_ILLEGAL, EXC_BREAKPOINT, EXC_LOAD_MISALIGNED, EXC_STORE_MISALIGNED,
+} from './hart';
+import { raiseException, effectiveMip } from './trap';
+import {
+  load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
+  tlbFlushAll, tlbFlushPage, updateTlbSets, ACC_LOAD,
+} from './mmu';
+import { csrRead, csrWrite, markFsDirty } from './csr';
+import { expandCompressed } from './rvc';
+import { execFp } from './fpu';
+
+@external('env', 'ecall') declare function hostEcall(): void;
+
+export const EXIT_NONE: u32 = 0;
+export const EXIT_WFI: u32 = 1;
+export const EXIT_HOST: u32 = 2;
+
+@inline function sext32(v: u64): u64 {
+  return <u64><i64><i32>v;
+}
+
+@inline function immI(insn: u32): u64 {
+  return <u64>(<i64>(<i32>insn >> 20));
+}
+@inline function immS(insn: u32): u64 {
+  return <u64>(<i64>(((<i32>insn >> 20) & ~31) | ((insn >> 7) & 31)));
+}
+@inline function immB(insn: u32): u64 {
+  const v = ((<i32>insn >> 19) & ~0xfff) | ((insn << 4) & 0x800) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e);
+  return <u64><i64>v;
+}
+@inline function immJ(insn: u32): u64 {
+  const v = ((<i32>insn >> 11) & ~0xfffff) | (insn & 0xff000) | ((insn >> 9) & 0x800) | ((insn >> 20) & 0x7fe);
+  return <u64><i64>v;
+}
+
+function mulhu(a: u64, b: u64): u64 {
+  const al = a & 0xffffffff, ah = a >> 32, bl = b & 0xffffffff, bh = b >> 32;
+  const p0 = al * bl, p1 = al * bh, p2 = ah * bl, p3 = ah * bh;
+  const mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
+  return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+}
+function mulh(a: u64, b: u64): u64 {
+  let h = mulhu(a, b);
+  if (<i64>a < 0) h -= b;
+  if (<i64>b < 0) h -= a;
+  return h;
+}
+function mulhsu(a: u64, b: u64): u64 {
+  let h = mulhu(a, b);
+  if (<i64>a < 0) h -= b;
+  return h;
+}
+@inline function div64(a: u64, b: u64): u64 {
+  if (b == 0) return 0xffffffffffffffff;
+  if (a == 0x8000000000000000 && b == 0xffffffffffffffff) return a;
+  return <u64>(<i64>a / <i64>b);
+}
+@inline function divu64(a: u64, b: u64): u64 {
+  return b == 0 ? 0xffffffffffffffff : a / b;
+}
+@inline function rem64(a: u64, b: u64): u64 {
+  if (b == 0) return a;
+  if (a == 0x8000000000000000 && b == 0xffffffffffffffff) return 0;
+  return <u64>(<i64>a % <i64>b);
+}
+@inline function remu64(a: u64, b: u64): u64 {
+  return b == 0 ? a : a % b;
+}
+@inline function div32(a: u64, b: u64): u64 {
+  const x = <i32>a, y = <i32>b;
+  if (y == 0) return 0xffffffffffffffff;
+  if (x == i32.MIN_VALUE && y == -1) return sext32(<u64><u32>x);
+  return <u64><i64>(x / y);
+}
+@inline function divu32(a: u64, b: u64): u64 {
+  const x = <u32>a, y = <u32>b;
+  if (y == 0) return 0xffffffffffffffff;
+  return sext32(<u64>(x / y));
+}
+@inline function rem32(a: u64, b: u64): u64 {
+  const x = <i32>a, y = <i32>b;
+  if (y == 0) return sext32(<u64><u32>x);
+  if (x == i32.MIN_VALUE && y == -1) return 0;
+  return <u64><i64>(x % y);
+}
+@inline function remu32(a: u64, b: u64): u64 {
+  const x = <u32>a, y = <u32>b;
+  if (y == 0) return sext32(<u64>x);
+  return sext32(<u64>(x % y));
+}
+
+function illegalInsn(): void {
+  raiseException(EXC_ILLEGAL, curInsnBits);
+}
+
+/** Execute the instruction at pc. On a fault, pc is left at the instruction and `trapped` is set. */
+export function execute(): void {
+  const raw = fetchInsn(pc);
+  if (trapped) return;
+  let insn: u32;
+  let next: u64;
+  if ((raw & 3) != 3) {
+    const half = raw & 0xffff;
+    curInsnBits = <u64>half;
+    insn = expandCompressed(half);
+    if (insn == 0) {
+      illegalInsn();
+      return;
+    }
+    next = pc + 2;
+  } else {
+    insn = raw;
+    curInsnBits = <u64>raw;
+    next = pc + 4;
+  }
+  const rd = (insn >> 7) & 31;
+  const f3 = (insn >> 12) & 7;
+  const rs1 = (insn >> 15) & 31;
+  const rs2 = (insn >> 20) & 31;
+  const f7 = insn >> 25;
+
+  switch (insn & 0x7f) {
+    case 0x37: // LUI
+      setX(rd, <u64><i64><i32>(insn & 0xfffff000));
+      break;
+    case 0x17: // AUIPC
+      setX(rd, pc + <u64><i64><i32>(insn & 0xfffff000));
+      break;
+    case 0x6f: { // JAL
+      const t = pc + immJ(insn);
+      setX(rd, next);
+      next = t;
+      break;
+    }
+    case 0x67: { // JALR
+      if (f3 != 0) { illegalInsn(); return; }
+      const t = (getX(rs1) + immI(insn)) & ~(<u64>1);
+      setX(rd, next);
+      next = t;
+      break;
+    }
+    case 0x63: { // BRANCH
+      const a = getX(rs1), b = getX(rs2);
+      let take = false;
+      switch (f3) {
+        case 0: take = a == b; break;
+        case 1: take = a != b; break;
+        case 4: take = <i64>a < <i64>b; break;
+        case 5: take = <i64>a >= <i64>b; break;
+        case 6: take = a < b; break;
+        case 7: take = a >= b; break;
+        default: illegalInsn(); return;
+      }
+      if (take) next = pc + immB(insn);
+      break;
+    }
+    case 0x03: { // LOAD
+      const va = getX(rs1) + immI(insn);
+      let v: u64;
+      switch (f3) {
+        case 0: v = <u64><i64><i8>load8(va); break;
+        case 1: v = <u64><i64><i16>load16(va); break;
+        case 2: v = sext32(load32(va)); break;
+        case 3: v = load64(va); break;
+        case 4: v = load8(va); break;
+        case 5: v = load16(va); break;
+        case 6: v = load32(va); break;
+        default: illegalInsn(); return;
+      }
+      if (trapped) return;
+      setX(rd, v);
+      break;
+    }
+    case 0x23: { // STORE
+      const va = getX(rs1) + immS(insn);
+      const v = getX(rs2);
+      switch (f3) {
+        case 0: store8(va, v); break;
+        case 1: store16(va, v); break;
+        case 2: store32(va, v); break;
+        case 3: store64(va, v); break;
+        default: illegalInsn(); return;
+      }
+      if (trapped) return;
+      break;
+    }
+    case 0x13: { // OP-IMM
+      const a = getX(rs1);
+      const imm = immI(insn);
+      let v: u64;
+      switch (f3) {
+        case 0: v = a + imm; break;
+        case 1:
+          if ((insn >> 26) != 0) { illegalInsn(); return; }
+          v = a << (imm & 63);
+          break;
+        case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
+        case 3: v = a < imm ? 1 : 0; break;
+        case 4: v = a ^ imm; break;
+        case 5: {
+          const f6 = insn >> 26;
+          if (f6 == 0) v = a >> (imm & 63);
+          else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
+          else { illegalInsn(); return; }
+          break;
+        }
+        case 6: v = a | imm; break;
+        default: v = a & imm; break;
+      }
+      setX(rd, v);
+      break;
+    }
+    case 0x1b: { // OP-IMM-32
+      const a = getX(rs1);
+      let v: u64;
+      switch (f3) {
+        case 0: v = sext32(a + immI(insn)); break;
+        case 1:
+          if (f7 != 0) { illegalInsn(); return; }
+          v = sext32(<u64>(<u32>a << rs2));
+          break;
+        case 5:
+          if (f7 == 0) v = sext32(<u64>(<u32>a >> rs2));
+          else if (f7 == 0x20) v = <u64><i64>(<i32>a >> rs2);
+          else { illegalInsn(); return; }
+          break;
+        default: illegalInsn(); return;
+      }
+      setX(rd, v);
+      break;
+    }
+    case 0x33: { // OP
+      const a = getX(rs1), b = getX(rs2);
+      let v: u64;
+      if (f7 == 0) {
+        switch (f3) {
+          case 0: v = a + b; break;
+          case 1: v = a << (b & 63); break;
+          case 2: v = <i64>a < <i64>b ? 1 : 0; break;
+          case 3: v = a < b ? 1 : 0; break;
+          case 4: v = a ^ b; break;
+          case 5: v = a >> (b & 63); break;
+          case 6: v = a | b; break;
+          default: v = a & b; break;
+        }
+      } else if (f7 == 0x20) {
+        if (f3 == 0) v = a - b;
+        else if (f3 == 5) v = <u64>(<i64>a >> <i64>(b & 63));
+        else { illegalInsn(); return; }
+      } else if (f7 == 1) {
+        switch (f3) {
+          case 0: v = a * b; break;
+          case 1: v = mulh(a, b); break;
+          case 2: v = mulhsu(a, b); break;
+          case 3: v = mulhu(a, b); break;
+          case 4: v = div64(a, b); break;
+          case 5: v = divu64(a, b); break;
+          case 6: v = rem64(a, b); break;
+          default: v = remu64(a, b); break;
+        }
+      } else { illegalInsn(); return; }
+      setX(rd, v);
+      break;
+    }
+    case 0x3b: { // OP-32
+      const a = getX(rs1), b = getX(rs2);
+      let v: u64;
+      if (f7 == 0) {
+        if (f3 == 0) v = sext32(a + b);
+        else if (f3 == 1) v = sext32(<u64>(<u32>a << (<u32>b & 31)));
+        else if (f3 == 5) v = sext32(<u64>(<u32>a >> (<u32>b & 31)));
+        else { illegalInsn(); return; }
+      } else if (f7 == 0x20) {
+        if (f3 == 0) v = sext32(a - b);
+        else if (f3 == 5) v = <u64><i64>(<i32>a >> (<i32>b & 31));
+        else { illegalInsn(); return; }
+      } else if (f7 == 1) {
+        switch (f3) {
+          case 0: v = sext32(a * b); break;
+          case 4: v = div32(a, b); break;
+          case 5: v = divu32(a, b); break;
+          case 6: v = rem32(a, b); break;
+          case 7: v = remu32(a, b); break;
+          default: illegalInsn(); return;
+        }
+      } else { illegalInsn(); return; }
+      setX(rd, v);
+      break;
+    }
+    case 0x0f: // MISC-MEM: FENCE, FENCE.I (no cached translations yet; memory is coherent)
+      if (f3 > 1) { illegalInsn(); return; }
+      break;
+    case 0x73:
+      if (!execSystem(insn, rd, f3, rs1)) return;
+      if (f3 == 0 && (insn == 0x30200073 || insn == 0x10200073)) return; // mret/sret set pc
+      break;
+    case 0x2f:
+      if (!execAmo(insn, rd, f3, rs1, rs2)) return;
+      break;
+    case 0x07: { // LOAD-FP
+      if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
+      const va = getX(rs1) + immI(insn);
+      if (f3 == 2) {
+        const v = load32(va);
+        if (trapped) return;
+        setF(rd, v | 0xffffffff00000000);
+      } else {
+        const v = load64(va);
+        if (trapped) return;
+        setF(rd, v);
+      }
+      markFsDirty();
+      break;
+    }
+    case 0x27: { // STORE-FP
+      if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
+      const va = getX(rs1) + immS(insn);
+      if (f3 == 2) store32(va, getF(rs2));
+      else store64(va, getF(rs2));
+      if (trapped) return;
+      break;
+    }
+    case 0x53:
+    case 0x43:
+    case 0x47:
+    case 0x4b:
+    case 0x4f:
+      if ((mstatus & MS_FS) == 0 || !execFp(insn)) { illegalInsn(); return; }
+      markFsDirty();
+      break;
+    default:
+      illegalInsn();
+      return;
+  }
+  if (trapped) return;
+  pc = next;
+}
+
+/** SYSTEM opcode. Returns false if the instruction trapped. */
+function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
+  if (f3 == 0) {
+    if (rd != 0) { illegalInsn(); return false; }
+    switch (insn) {
+      case 0x00000073: { // ECALL
+        if (((ecallHookMask >> priv) & 1) != 0) {
+          hostEcall();
+          return true;
+        }
+        raiseException(8 + (priv == PRV_M ? 3 : priv), 0);
+        return false;
+      }
+      case 0x00100073: // EBREAK
+        raiseException(EXC_BREAKPOINT, pc);
+        return false;
+      case 0x30200073: { // MRET
+        if (priv != PRV_M) { illegalInsn(); return false; }
+        const s = mstatus;
+        const mpp = <u32>((s & MS_MPP) >> MS_MPP_SHIFT);
+        let ns = (s & ~MS_MIE) | ((s & MS_MPIE) >> 4);
+        ns |= MS_MPIE;
+        ns &= ~MS_MPP;
+        if (mpp != PRV_M) ns &= ~MS_MPRV;
+        mstatus = ns;
+        priv = mpp;
+        pc = mepc;
+        updateTlbSets();
+        breakBatch = true;
+        return true;
+      }
+      case 0x10200073: { // SRET
+        if (priv < PRV_S || (priv == PRV_S && (mstatus & MS_TSR) != 0)) { illegalInsn(); return false; }
+        const s = mstatus;
+        const spp = <u32>((s & MS_SPP) >> 8);
+        let ns = (s & ~MS_SIE) | ((s & MS_SPIE) >> 4);
+        ns |= MS_SPIE;
+        ns &= ~MS_SPP;
+        ns &= ~MS_MPRV;
+        mstatus = ns;
+        priv = spp;
+        pc = sepc;
+        updateTlbSets();
+        breakBatch = true;
+        return true;
+      }
+      case 0x10500073: // WFI
+        if (priv == PRV_U || (priv == PRV_S && (mstatus & MS_TW) != 0)) { illegalInsn(); return false; }
+        if ((effectiveMip() & mie) == 0) {
+          exitReason = EXIT_WFI;
+          breakBatch = true;
+        }
+        return true;
+    }
+    if ((insn >> 25) == 0x09) { // SFENCE.VMA
+      if (priv == PRV_U || (priv == PRV_S && (mstatus & MS_TVM) != 0)) { illegalInsn(); return false; }
+      if (rs1 == 0) tlbFlushAll();
+      else tlbFlushPage(getX(rs1));
+      return true;
+    }
+    illegalInsn();
+    return false;
+  }
+  if (f3 == 4) { illegalInsn(); return false; }
+  const csr = insn >> 20;
+  const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
+  const op = f3 & 3;
+  const writes = op == 1 || rs1 != 0;
+  const old = csrRead(csr, writes);
+  if (trapped) return false;
+  if (writes) {
+    let nv: u64;
+    if (op == 1) nv = src;
+    else if (op == 2) nv = old | src;
+    else nv = old & ~src;
+    csrWrite(csr, nv);
+  }
+  setX(rd, old);
+  return true;
+}
+
+/** AMO opcode (LR/SC and read-modify-write). Returns false if the instruction trapped. */
+function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
+  const isW = f3 == 2;
+  if (!isW && f3 != 3) { illegalInsn(); return false; }
+  const f5 = insn >> 27;
+  const va = getX(rs1);
+  const size: u64 = isW ? 4 : 8;
+  if (f5 == 0x02) { // LR
+    if (rs2 != 0) { illegalInsn(); return false; }
+    if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return false; }
+    const pa = translate(va, ACC_LOAD);
+    if (trapped) return false;
+    let v: u64;
+    if (isW) v = sext32(load32(va)); else v = load64(va);
+    if (trapped) return false;
+    reservation = pa;
+    setX(rd, v);
+    return true;
+  }
+  // Validate the encoding before any side effect.
+  if (f5 != 0x03 && f5 != 0x01 && f5 != 0x00 && f5 != 0x04 && f5 != 0x0c && f5 != 0x08 &&
+      f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return false; }
+  if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return false; }
+  const pa = translateAmo(va);
+  if (trapped) return false;
+  const h = hostOf(pa);
+  const b = getX(rs2);
+  if (f5 == 0x03) { // SC
+    const ok = reservation == pa;
+    reservation = 0xffffffffffffffff;
+    if (ok) {
+      if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
+      setX(rd, 0);
+    } else {
+      setX(rd, 1);
+    }
+    return true;
+  }
+  const old: u64 = isW ? sext32(<u64>load<u32>(h)) : load<u64>(h);
+  const a = old;
+  let bv = b;
+  if (isW) bv = sext32(b);
+  let r: u64;
+  switch (f5) {
+    case 0x01: r = bv; break;
+    case 0x00: r = a + bv; break;
+    case 0x04: r = a ^ bv; break;
+    case 0x0c: r = a & bv; break;
+    case 0x08: r = a | bv; break;
+    case 0x10: r = <i64>a < <i64>bv ? a : bv; break;
+    case 0x14: r = <i64>a > <i64>bv ? a : bv; break;
+    case 0x18: r = isW ? (<u32>a < <u32>bv ? a : bv) : (a < bv ? a : bv); break;
+    default: r = isW ? (<u32>a > <u32>bv ? a : bv) : (a > bv ? a : bv); break;
+  }
+  if (isW) store<u32>(h, <u32>r); else store<u64>(h, r);
+  setX(rd, old);
+  return true;
+}
+
+export { X_OFF, STATE, instret, PRV_U, MS_SIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPRV, EXIT_NONE as _EXIT_NONE };

@@ -1,0 +1,349 @@
+// Guest memory access: Sv39/Sv48 translation with a software TLB, physical
+// routing (RAM, CLINT, host MMIO devices) and misaligned-access emulation.
+//
+// Fast path: a direct-mapped TLB per access kind (fetch/load/store) and per
+// privilege maps a guest virtual page to an addend that turns the guest
+// virtual address into a wasm linear-memory address. Only translations whose
+// permission outcome cannot change without an sfence.vma/satp write are
+// cached: S-mode access to U pages (depends on SUM) and loads that rely on MXR
+// always take the slow path, so SUM/MXR toggles need no flush.
+
+import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE } from './state';
+import {
+  priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
+  EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
+  trapped,
+} from './hart';
+import { raiseException } from './trap';
+import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
+
+@external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
+@external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
+
+export const RAM_BASE: u64 = 0x80000000;
+/** Host sets this word to non-zero when an MMIO access hit no device. */
+export const MMIO_FAULT_OFF: u32 = 1024;
+
+export const ACC_FETCH: u32 = 0;
+export const ACC_LOAD: u32 = 1;
+export const ACC_STORE: u32 = 2;
+
+const SET_BYTES: u32 = TLB_SIZE * 16;
+const TLB_MASK: u32 = TLB_SIZE - 1;
+/** Set index 3 is never filled: accesses through it always take the slow path. */
+const SET_NOFILL: u32 = 3;
+
+export let tlbFetch: u32 = TLB_BASE;
+export let tlbLoad: u32 = TLB_BASE;
+export let tlbStore: u32 = TLB_BASE;
+
+const PTE_V: u64 = 1;
+const PTE_R: u64 = 2;
+const PTE_W: u64 = 4;
+const PTE_X: u64 = 8;
+const PTE_U: u64 = 16;
+const PTE_A: u64 = 64;
+const PTE_D: u64 = 128;
+const PPN_MASK: u64 = (<u64>1 << 44) - 1;
+
+/** Whether the last successful translation may be cached in the TLB. */
+let lastCacheable: bool = false;
+
+@inline function setBase(kind: u32, set: u32): u32 {
+  return TLB_BASE + (kind * 4 + set) * SET_BYTES;
+}
+
+/** Recompute the TLB sets in use; call after any change of priv, MPRV or MPP. */
+export function updateTlbSets(): void {
+  tlbFetch = setBase(ACC_FETCH, priv == PRV_M ? 2 : priv);
+  let eff = priv;
+  if (priv == PRV_M && (mstatus & MS_MPRV) != 0) eff = <u32>((mstatus & MS_MPP) >> MS_MPP_SHIFT);
+  const set = eff == PRV_M ? 2 : (eff == 2 ? SET_NOFILL : eff);
+  tlbLoad = setBase(ACC_LOAD, set);
+  tlbStore = setBase(ACC_STORE, set);
+}
+
+export function tlbFlushAll(): void {
+  memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
+}
+
+/** sfence.vma with a virtual address: only that page's entries can be stale. */
+export function tlbFlushPage(va: u64): void {
+  const vpn = va >> 12;
+  const idx = (<u32>vpn & TLB_MASK) << 4;
+  for (let s: u32 = 0; s < 12; s++) {
+    const e = TLB_BASE + s * SET_BYTES + idx;
+    if (load<u64>(e) == vpn) store<u64>(e, 0xffffffffffffffff);
+  }
+}
+
+@inline function tlbFill(base: u32, va: u64, pa: u64): void {
+  const vpn = va >> 12;
+  const e = base + ((<u32>vpn & TLB_MASK) << 4);
+  store<u64>(e, vpn);
+  store<u64>(e, (<u64>RAM_HOST + ((pa & ~0xfff) - RAM_BASE)) - (va & ~0xfff), 8);
+}
+
+@inline function isRamPage(pa: u64): bool {
+  return pa - RAM_BASE < ramSize;
+}
+
+function pageFault(access: u32, va: u64): u64 {
+  raiseException(access == ACC_FETCH ? EXC_INSN_PAGE : (access == ACC_LOAD ? EXC_LOAD_PAGE : EXC_STORE_PAGE), va);
+  return 0;
+}
+
+function accessFault(access: u32, va: u64): u64 {
+  raiseException(access == ACC_FETCH ? EXC_INSN_ACCESS : (access == ACC_LOAD ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS), va);
+  return 0;
+}
+
+/** Privilege that loads/stores run with (MPRV lets M-mode borrow MPP's view). */
+@inline function effectivePriv(access: u32): u32 {
+  if (access != ACC_FETCH && priv == PRV_M && (mstatus & MS_MPRV) != 0) {
+    return <u32>((mstatus & MS_MPP) >> MS_MPP_SHIFT);
+  }
+  return priv;
+}
+
+/** Translate a guest virtual address. On a fault raises the exception and returns 0 (check `trapped`). */
+export function translate(va: u64, access: u32): u64 {
+  const ep = effectivePriv(access);
+  const mode = <u32>(satp >> 60);
+  if (ep == PRV_M || mode == 0) {
+    lastCacheable = true;
+    return va;
+  }
+  const levels: i32 = mode == 8 ? 3 : 4;
+  const vaBits: u64 = 12 + 9 * <u64>levels;
+  // The address must be sign-extended from its top valid bit.
+  if (<u64>((<i64>(va << (64 - vaBits))) >> (64 - vaBits)) != va) return pageFault(access, va);
+  let a: u64 = (satp & PPN_MASK) << 12;
+  for (let i: i32 = levels - 1; i >= 0; i--) {
+    const shift = 12 + 9 * <u64>i;
+    const pteAddr = a + (((va >> shift) & 0x1ff) << 3);
+    if (!isRamPage(pteAddr)) return accessFault(access, va);
+    const host = <usize>(<u64>RAM_HOST + (pteAddr - RAM_BASE));
+    let pte = load<u64>(host);
+    // Reserved bits 63..54 (Svnapot/Svpbmt are not offered) must be zero.
+    if ((pte & PTE_V) == 0 || (pte & (PTE_R | PTE_W)) == PTE_W || (pte >> 54) != 0) {
+      return pageFault(access, va);
+    }
+    const ppn = (pte >> 10) & PPN_MASK;
+    if ((pte & (PTE_R | PTE_X)) == 0) {
+      a = ppn << 12;
+      continue;
+    }
+    // Leaf. A superpage must be aligned.
+    const lowPpnBits: u64 = 9 * <u64>i;
+    if (i > 0 && (ppn & ((<u64>1 << lowPpnBits) - 1)) != 0) return pageFault(access, va);
+    let cacheable = true;
+    if (ep == PRV_U) {
+      if ((pte & PTE_U) == 0) return pageFault(access, va);
+    } else if ((pte & PTE_U) != 0) {
+      if (access == ACC_FETCH || (mstatus & MS_SUM) == 0) return pageFault(access, va);
+      cacheable = false;
+    }
+    if (access == ACC_FETCH) {
+      if ((pte & PTE_X) == 0) return pageFault(access, va);
+    } else if (access == ACC_LOAD) {
+      if ((pte & PTE_R) == 0) {
+        if ((mstatus & MS_MXR) == 0 || (pte & PTE_X) == 0) return pageFault(access, va);
+        cacheable = false;
+      }
+    } else {
+      if ((pte & PTE_W) == 0) return pageFault(access, va);
+    }
+    // Hardware A/D update (as QEMU does by default).
+    const want = pte | PTE_A | (access == ACC_STORE ? PTE_D : 0);
+    if (want != pte) store<u64>(host, want);
+    const pageMask: u64 = (<u64>1 << shift) - 1;
+    const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
+    lastCacheable = cacheable;
+    return pa;
+  }
+  return pageFault(access, va);
+}
+
+// ---- physical access ----
+
+function physRead(pa: u64, size: u32, va: u64, access: u32): u64 {
+  const off = pa - RAM_BASE;
+  if (off < ramSize && off + size <= ramSize) {
+    const h = <usize>(<u64>RAM_HOST + off);
+    if (size == 8) return load<u64>(h);
+    if (size == 4) return <u64>load<u32>(h);
+    if (size == 2) return <u64>load<u16>(h);
+    return <u64>load<u8>(h);
+  }
+  if (pa >= CLINT_BASE && pa < CLINT_BASE + CLINT_SIZE) return clintRead(<u32>(pa - CLINT_BASE), size);
+  if (pa >= 0x100000000 || access == ACC_FETCH) return accessFault(access, va);
+  store<u32>(STATE + MMIO_FAULT_OFF, 0);
+  let v: u64;
+  if (size == 8) {
+    const lo = hostMmioRead(<u32>pa, 4);
+    const hi = hostMmioRead(<u32>pa + 4, 4);
+    v = (<u64>hi << 32) | <u64>lo;
+  } else {
+    v = <u64>hostMmioRead(<u32>pa, size);
+  }
+  if (load<u32>(STATE + MMIO_FAULT_OFF) != 0) return accessFault(access, va);
+  return v;
+}
+
+function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
+  const off = pa - RAM_BASE;
+  if (off < ramSize && off + size <= ramSize) {
+    const h = <usize>(<u64>RAM_HOST + off);
+    if (size == 8) store<u64>(h, v);
+    else if (size == 4) store<u32>(h, <u32>v);
+    else if (size == 2) store<u16>(h, <u16>v);
+    else store<u8>(h, <u8>v);
+    return;
+  }
+  if (pa >= CLINT_BASE && pa < CLINT_BASE + CLINT_SIZE) {
+    clintWrite(<u32>(pa - CLINT_BASE), size, v);
+    return;
+  }
+  if (pa >= 0x100000000) {
+    accessFault(ACC_STORE, va);
+    return;
+  }
+  store<u32>(STATE + MMIO_FAULT_OFF, 0);
+  if (size == 8) {
+    hostMmioWrite(<u32>pa, 4, <u32>v);
+    hostMmioWrite(<u32>pa + 4, 4, <u32>(v >> 32));
+  } else {
+    hostMmioWrite(<u32>pa, size, <u32>v);
+  }
+  if (load<u32>(STATE + MMIO_FAULT_OFF) != 0) accessFault(ACC_STORE, va);
+}
+
+// ---- virtual access, slow paths ----
+
+export function loadSlow(va: u64, size: u32): u64 {
+  if ((va & 0xfff) + size > 0x1000) {
+    // Crosses a page: assemble byte by byte so each page is translated (and may fault) on its own.
+    let v: u64 = 0;
+    for (let i: u32 = 0; i < size; i++) {
+      const b = loadSlow(va + i, 1);
+      if (trapped) return 0;
+      v |= b << (8 * <u64>i);
+    }
+    return v;
+  }
+  const pa = translate(va, ACC_LOAD);
+  if (trapped) return 0;
+  if (lastCacheable && isRamPage(pa)) tlbFill(tlbLoad, va, pa);
+  return physRead(pa, size, va, ACC_LOAD);
+}
+
+export function storeSlow(va: u64, size: u32, v: u64): void {
+  if ((va & 0xfff) + size > 0x1000) {
+    // Translate both pages first so a fault on the second leaves memory untouched.
+    translate(va, ACC_STORE);
+    if (trapped) return;
+    translate((va | 0xfff) + 1, ACC_STORE);
+    if (trapped) return;
+    for (let i: u32 = 0; i < size; i++) {
+      storeSlow(va + i, 1, v >> (8 * <u64>i));
+      if (trapped) return;
+    }
+    return;
+  }
+  const pa = translate(va, ACC_STORE);
+  if (trapped) return;
+  if (lastCacheable && isRamPage(pa)) tlbFill(tlbStore, va, pa);
+  physWrite(pa, size, v, va);
+}
+
+/** Physical address of a store-kind access (AMO, SC), RAM only; 0 with a trap raised otherwise. */
+export function translateAmo(va: u64): u64 {
+  const pa = translate(va, ACC_STORE);
+  if (trapped) return 0;
+  if (pa - RAM_BASE >= ramSize) {
+    accessFault(ACC_STORE, va);
+    return 0;
+  }
+  return pa;
+}
+
+@inline export function hostOf(pa: u64): usize {
+  return <usize>(<u64>RAM_HOST + (pa - RAM_BASE));
+}
+
+// ---- virtual access, fast paths ----
+
+@inline function tlbEntry(base: u32, va: u64): u32 {
+  return base + ((<u32>(va >> 12) & TLB_MASK) << 4);
+}
+
+@inline export function load8(va: u64): u64 {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) == va >> 12) return <u64>load<u8>(<usize>(va + load<u64>(e, 8)));
+  return loadSlow(va, 1);
+}
+@inline export function load16(va: u64): u64 {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) return <u64>load<u16>(<usize>(va + load<u64>(e, 8)));
+  return loadSlow(va, 2);
+}
+@inline export function load32(va: u64): u64 {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) return <u64>load<u32>(<usize>(va + load<u64>(e, 8)));
+  return loadSlow(va, 4);
+}
+@inline export function load64(va: u64): u64 {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) return load<u64>(<usize>(va + load<u64>(e, 8)));
+  return loadSlow(va, 8);
+}
+@inline export function store8(va: u64, v: u64): void {
+  const e = tlbEntry(tlbStore, va);
+  if (load<u64>(e) == va >> 12) store<u8>(<usize>(va + load<u64>(e, 8)), <u8>v);
+  else storeSlow(va, 1, v);
+}
+@inline export function store16(va: u64, v: u64): void {
+  const e = tlbEntry(tlbStore, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) store<u16>(<usize>(va + load<u64>(e, 8)), <u16>v);
+  else storeSlow(va, 2, v);
+}
+@inline export function store32(va: u64, v: u64): void {
+  const e = tlbEntry(tlbStore, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) store<u32>(<usize>(va + load<u64>(e, 8)), <u32>v);
+  else storeSlow(va, 4, v);
+}
+@inline export function store64(va: u64, v: u64): void {
+  const e = tlbEntry(tlbStore, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) store<u64>(<usize>(va + load<u64>(e, 8)), v);
+  else storeSlow(va, 8, v);
+}
+
+function fetchSlow16(va: u64): u32 {
+  const pa = translate(va, ACC_FETCH);
+  if (trapped) return 0;
+  if (!isRamPage(pa) || pa - RAM_BASE + 2 > ramSize) {
+    accessFault(ACC_FETCH, va);
+    return 0;
+  }
+  if (lastCacheable) tlbFill(tlbFetch, va, pa);
+  return <u32>load<u16>(hostOf(pa));
+}
+
+/** Fetch the instruction at va: 32 bits, or a compressed one in the low 16 bits. */
+@inline export function fetchInsn(va: u64): u32 {
+  const e = tlbEntry(tlbFetch, va);
+  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) return load<u32>(<usize>(va + load<u64>(e, 8)));
+  return fetchInsnSlow(va);
+}
+
+function fetchInsnSlow(va: u64): u32 {
+  const lo = fetchSlow16(va);
+  if (trapped) return 0;
+  if ((lo & 3) != 3) return lo;
+  const hi = fetchSlow16(va + 2);
+  if (trapped) return 0;
+  return lo | (hi << 16);
+}
+
+export { PRV_S, PRV_U };

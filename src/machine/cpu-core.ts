@@ -1,0 +1,124 @@
+// Host-side handle on the wasm CPU core: creates the linear memory that holds
+// hart state and guest RAM, instantiates the core with its imports, and offers
+// typed access to registers. No Node APIs: the wasm bytes come from the caller.
+
+import { STATE, X_OFF, F_OFF, RAM_HOST } from './layout.js';
+
+export interface CoreImports {
+  mmioRead(addr: number, size: number): number;
+  mmioWrite(addr: number, size: number, value: number): void;
+  ecall(): void;
+}
+
+interface CoreExports {
+  reset(ram: bigint, hartId: bigint, entry: bigint): void;
+  run(budget: number): number;
+  requestExit(): void;
+  setIrqLine(bit: number, level: number): void;
+  getPc(): bigint;
+  setPc(v: bigint): void;
+  getPriv(): number;
+  setPriv(p: number): void;
+  getInstret(): bigint;
+  setTime(t: bigint): void;
+  getTime(): bigint;
+  setDeterministic(on: number): void;
+  addTimeSkew(t: bigint): void;
+  setEcallHookMask(m: number): void;
+  nextTimerDeadline(): bigint;
+  hostReadCsr(csr: number): bigint;
+  hostWriteCsr(csr: number, v: bigint): void;
+  flushTlb(): void;
+}
+
+export const EXIT_BUDGET = 0;
+export const EXIT_WFI = 1;
+export const EXIT_HOST = 2;
+
+/** Word the core reads after each host MMIO call: non-zero means "no device here". */
+const MMIO_FAULT_ADDR = STATE + 1024;
+/** Slack after guest RAM so an instruction fetch at the very end of RAM stays in bounds. */
+const RAM_SLACK = 0x10000;
+const WASM_PAGE = 0x10000;
+
+// The lib in tsconfig has no DOM/wasm typings; describe the few pieces used.
+declare const WebAssembly: {
+  Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+};
+
+export class CpuCore {
+  readonly ram: Uint8Array;
+  readonly ramSize: number;
+  private readonly mem: { buffer: ArrayBuffer };
+  private readonly x: BigUint64Array;
+  private readonly f: BigUint64Array;
+  private readonly u32: Uint32Array;
+  readonly exports: CoreExports;
+
+  constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
+    this.ramSize = ramSize;
+    const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
+    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const mod = new WebAssembly.Module(wasmBytes);
+    const inst = new WebAssembly.Instance(mod, {
+      env: {
+        memory: this.mem,
+        abort: () => {
+          throw new Error('cpu core aborted');
+        },
+        mmioRead: imports.mmioRead,
+        mmioWrite: imports.mmioWrite,
+        ecall: imports.ecall,
+      },
+    });
+    this.exports = inst.exports as unknown as CoreExports;
+    const buf = this.mem.buffer;
+    this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
+    this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
+    this.f = new BigUint64Array(buf, STATE + F_OFF, 32);
+    this.u32 = new Uint32Array(buf);
+  }
+
+  reset(entry: bigint, hartId = 0): void {
+    this.exports.reset(BigInt(this.ramSize), BigInt(hartId), entry);
+  }
+
+  getX(r: number): bigint {
+    return this.x[r];
+  }
+  setX(r: number, v: bigint): void {
+    if (r !== 0) this.x[r] = BigInt.asUintN(64, v);
+  }
+  getF(r: number): bigint {
+    return this.f[r];
+  }
+
+  /** Mark the MMIO access in progress as hitting no device (the core raises an access fault). */
+  signalMmioFault(): void {
+    this.u32[MMIO_FAULT_ADDR >>> 2] = 1;
+  }
+
+  get pc(): bigint {
+    return this.exports.getPc();
+  }
+  set pc(v: bigint) {
+    this.exports.setPc(v);
+  }
+  get priv(): number {
+    return this.exports.getPriv();
+  }
+  set priv(p: number) {
+    this.exports.setPriv(p);
+  }
+  get instret(): bigint {
+    return this.exports.getInstret();
+  }
+  readCsr(csr: number): bigint {
+    return this.exports.hostReadCsr(csr);
+  }
+  writeCsr(csr: number, v: bigint): void {
+    this.exports.hostWriteCsr(csr, BigInt.asUintN(64, v));
+  }
+}

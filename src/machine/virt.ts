@@ -1,0 +1,258 @@
+// The `virt` machine: one hart, RAM, CLINT (in the core), PLIC, UART, test
+// device, the device tree and the boot path (direct S-mode boot with the SBI in
+// the VMM, or real M-mode firmware with --bios). No Node APIs: file contents
+// arrive as bytes and output leaves through the MachineHost callbacks.
+
+import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST } from './cpu-core.js';
+import { MmioBus } from './bus.js';
+import { Sbi } from './sbi.js';
+import { buildVirtFdt } from './virt-fdt.js';
+import { detectKernelFormat, parseElf64, parseLinuxImage, planBootLayout } from './loader.js';
+import {
+  RAM_BASE, TEST_BASE, TEST_SIZE, PLIC_BASE, PLIC_SIZE, UART0_BASE, UART0_SIZE, UART0_IRQ, KERNEL_TEXT_OFFSET,
+  IRQ_M_EXT, IRQ_S_EXT,
+} from './layout.js';
+import { Uart16550 } from '../devices/uart16550.js';
+import { Plic } from '../devices/plic.js';
+import { SifiveTest } from '../devices/sifive-test.js';
+
+export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
+
+export interface MachineConfig {
+  ramSize: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  /** M-mode firmware (raw binary loaded at RAM base, or ELF), e.g. OpenSBI fw_dynamic.bin. */
+  bios?: Uint8Array;
+  bootargs: string;
+  deterministic: boolean;
+}
+
+export interface MachineHost {
+  consoleOut(bytes: Uint8Array): void;
+  /** The guest powered off or failed (code = exit status) or asked for a reset. */
+  power(kind: 'poweroff' | 'reset' | 'fail', code: number): void;
+}
+
+export type Result<T> = ({ ok: true } & T) | { ok: false; error: string };
+
+const PRV_S = 1;
+const PRV_M = 3;
+const FW_DYNAMIC_MAGIC = 0x4942534fn; // "OSBI"
+const FW_DYNAMIC_VERSION = 2n;
+
+export class VirtMachine {
+  readonly core: CpuCore;
+  readonly bus = new MmioBus();
+  readonly uart: Uart16550;
+  readonly plic: Plic;
+  readonly sbi: Sbi;
+  /** Console bytes not yet accepted by the UART's receive FIFO. */
+  private pendingInput: number[] = [];
+  private outBuf: number[] = [];
+  private halted = false;
+
+  private constructor(wasm: Uint8Array, private readonly config: MachineConfig, private readonly host: MachineHost) {
+    this.core = new CpuCore(wasm, config.ramSize, {
+      mmioRead: (a, s) => this.bus.read(a, s),
+      mmioWrite: (a, s, v) => this.bus.write(a, s, v),
+      ecall: () => this.sbi.handle(),
+    });
+    this.bus.onUnmapped = () => this.core.signalMmioFault();
+    this.plic = new Plic({
+      onContextChange: (ctx, level) => this.core.exports.setIrqLine(ctx === 0 ? IRQ_M_EXT : IRQ_S_EXT, level ? 1 : 0),
+    });
+    this.uart = new Uart16550({
+      onOutput: (b) => this.outBuf.push(b),
+      irq: (level) => this.plic.setIrq(UART0_IRQ, level),
+    });
+    const test = new SifiveTest({ onPower: (kind, code) => this.powerEvent(kind, code) });
+    this.bus.map(TEST_BASE, TEST_SIZE, test);
+    this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
+    this.bus.map(UART0_BASE, UART0_SIZE, this.uart);
+    this.sbi = new Sbi(this.core, {
+      consoleWrite: (bytes) => {
+        for (const b of bytes) this.outBuf.push(b);
+      },
+      consoleReadByte: () => (this.pendingInput.length ? this.pendingInput.shift()! : -1),
+      systemReset: (kind, code) => this.powerEvent(kind === 'poweroff' ? (code ? 'fail' : 'poweroff') : 'reset', code),
+    });
+  }
+
+  /** Build the machine and load the boot images; errors are values with a message for the user. */
+  static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+    const m = new VirtMachine(wasm, config, host);
+    const r = m.boot();
+    if (!r.ok) return r;
+    return { ok: true, machine: m };
+  }
+
+  private powerEvent(kind: 'poweroff' | 'reset' | 'fail', code: number): void {
+    this.halted = true;
+    this.flushOutput();
+    this.host.power(kind, code);
+    this.core.exports.requestExit();
+  }
+
+  get isHalted(): boolean {
+    return this.halted;
+  }
+
+  private copyToRam(addr: number, bytes: Uint8Array): void {
+    this.core.ram.set(bytes, addr - RAM_BASE);
+  }
+
+  private boot(): Result<object> {
+    const { ramSize, kernel, initrd, bios, bootargs } = this.config;
+    const fmt = detectKernelFormat(kernel);
+    if (!fmt) return { ok: false, error: 'kernel: not a RISC-V Linux Image or ELF64 executable' };
+    let entry: number;
+    let kernelAddr = RAM_BASE + KERNEL_TEXT_OFFSET;
+    let imageSize = kernel.length;
+    let kernelSpan = kernel.length;
+    let elfSegments: { paddr: number; data: Uint8Array; memsz: number }[] = [];
+    if (fmt === 'image') {
+      const info = parseLinuxImage(kernel);
+      if (!info.ok) return info;
+      kernelAddr = RAM_BASE + info.textOffset;
+      imageSize = Math.max(info.imageSize, kernel.length);
+      entry = kernelAddr;
+    } else {
+      const elf = parseElf64(kernel);
+      if (!elf.ok) return elf;
+      let lo = Infinity;
+      let hi = 0;
+      for (const s of elf.segments) {
+        const pa = Number(s.paddr);
+        if (pa < RAM_BASE || pa + s.memsz > RAM_BASE + ramSize) {
+          return { ok: false, error: `kernel: ELF segment at 0x${pa.toString(16)} is outside guest RAM` };
+        }
+        lo = Math.min(lo, pa);
+        hi = Math.max(hi, pa + s.memsz);
+        elfSegments.push({ paddr: pa, data: kernel.subarray(s.offset, s.offset + s.filesz), memsz: s.memsz });
+      }
+      if (!elfSegments.length) return { ok: false, error: 'kernel: ELF has no loadable segments' };
+      kernelAddr = lo;
+      kernelSpan = hi - lo;
+      imageSize = kernelSpan;
+      entry = Number(elf.entry);
+    }
+    const fdtFor = (initrdRange?: { start: number; end: number }) =>
+      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0 });
+    const probe = fdtFor(initrd ? { start: RAM_BASE, end: RAM_BASE + initrd.length } : undefined);
+    if (!probe.ok) return probe;
+    const layout = planBootLayout({
+      ramBase: RAM_BASE,
+      ramSize,
+      kernelSize: kernelSpan,
+      imageSize,
+      initrdSize: initrd?.length ?? 0,
+      fdtSize: probe.dtb.length + 64,
+      kernelAddr,
+    });
+    if (!layout.ok) return layout;
+    const fdt = fdtFor(layout.initrd ?? undefined);
+    if (!fdt.ok) return fdt;
+    if (fmt === 'image') this.copyToRam(kernelAddr, kernel);
+    else for (const s of elfSegments) this.copyToRam(s.paddr, s.data);
+    if (initrd && layout.initrd) this.copyToRam(layout.initrd.start, initrd);
+    this.copyToRam(layout.fdtAddr, fdt.dtb);
+
+    const core = this.core;
+    core.exports.setDeterministic(this.config.deterministic ? 1 : 0);
+    if (bios) {
+      // Firmware at the RAM base in M-mode; it finds the kernel through fw_dynamic_info.
+      if (kernelAddr < RAM_BASE + 0x200000) {
+        return { ok: false, error: 'kernel: with --bios the kernel must load at least 2 MiB above the RAM base' };
+      }
+      let fwEntry = RAM_BASE;
+      if (detectKernelFormat(bios) === 'elf') {
+        const elf = parseElf64(bios);
+        if (!elf.ok) return { ok: false, error: `bios: ${elf.error}` };
+        for (const s of elf.segments) {
+          const pa = Number(s.paddr);
+          if (pa < RAM_BASE || pa + s.memsz > kernelAddr) return { ok: false, error: 'bios: ELF segment overlaps the kernel or lies outside RAM' };
+          this.copyToRam(pa, bios.subarray(s.offset, s.offset + s.filesz));
+        }
+        fwEntry = Number(elf.entry);
+      } else {
+        if (bios.length > kernelAddr - RAM_BASE) return { ok: false, error: 'bios: firmware is larger than the space below the kernel' };
+        this.copyToRam(RAM_BASE, bios);
+      }
+      const infoAddr = (layout.fdtAddr - 64) & ~63;
+      const dv = new DataView(core.ram.buffer, core.ram.byteOffset + (infoAddr - RAM_BASE), 48);
+      dv.setBigUint64(0, FW_DYNAMIC_MAGIC, true);
+      dv.setBigUint64(8, FW_DYNAMIC_VERSION, true);
+      dv.setBigUint64(16, BigInt(entry), true); // next_addr
+      dv.setBigUint64(24, 1n, true); // next_mode: S
+      dv.setBigUint64(32, 0n, true); // options
+      dv.setBigUint64(40, 0n, true); // boot_hart
+      core.reset(BigInt(fwEntry));
+      core.setX(10, 0n);
+      core.setX(11, BigInt(layout.fdtAddr));
+      core.setX(12, BigInt(infoAddr));
+      core.priv = PRV_M;
+    } else {
+      core.reset(BigInt(entry));
+      // Play M-mode: delegate every trap and interrupt to S, expose counters, enable Sstc.
+      core.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
+      core.writeCsr(0x303, 0x222n); // mideleg: SSI, STI, SEI
+      core.writeCsr(0x306, 0x7n); // mcounteren: cycle, time, instret
+      core.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE
+      core.exports.setEcallHookMask(1 << PRV_S);
+      core.setX(10, 0n);
+      core.setX(11, BigInt(layout.fdtAddr));
+      core.priv = PRV_S;
+    }
+    return { ok: true };
+  }
+
+  /** Host time in timebase ticks for this slice (ignored in deterministic mode). */
+  setTime(ticks: bigint): void {
+    this.core.exports.setTime(ticks);
+  }
+
+  /** Run up to `budget` instructions; returns the core's exit reason. */
+  runSlice(budget: number): number {
+    this.feedInput();
+    const r = this.core.exports.run(budget);
+    this.flushOutput();
+    return r;
+  }
+
+  /** Queue console input for the UART (delivered as its FIFO drains). */
+  pushConsoleInput(bytes: Uint8Array): void {
+    for (const b of bytes) this.pendingInput.push(b);
+    this.feedInput();
+  }
+
+  hasPendingInput(): boolean {
+    return this.pendingInput.length > 0;
+  }
+
+  private feedInput(): void {
+    if (!this.pendingInput.length) return;
+    const n = this.uart.pushInput(this.pendingInput);
+    if (n > 0) this.pendingInput.splice(0, n);
+  }
+
+  private flushOutput(): void {
+    if (!this.outBuf.length) return;
+    this.host.consoleOut(Uint8Array.from(this.outBuf));
+    this.outBuf = [];
+  }
+
+  /** Deterministic idle: advance guest time to the next timer deadline. */
+  skipToNextDeadline(): boolean {
+    const ex = this.core.exports;
+    const deadline = ex.nextTimerDeadline();
+    if (deadline === 0xffffffffffffffffn) return false;
+    const now = ex.getTime();
+    if (deadline > now) ex.addTimeSkew(deadline - now);
+    return true;
+  }
+
+  nextTimerDeadline(): bigint {
+    return this.core.exports.nextTimerDeadline();
+  }
+}

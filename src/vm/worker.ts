@@ -1,0 +1,100 @@
+// The worker thread that runs one VM. It never returns to its event loop while
+// the guest runs: control (input, stop) arrives through the shared control
+// block, output leaves by postMessage. An idle guest sleeps in Atomics.wait
+// until its next timer deadline or new input.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import {
+  CTRL_STOP, CTRL_WAKE, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
+} from './protocol.js';
+import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
+import { TIMEBASE_HZ } from '../machine/layout.js';
+
+interface WorkerInit {
+  config: VmConfig;
+  control: SharedControl;
+}
+
+const SLICE = 2_000_000; // instructions per call into the core
+const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
+
+function post(msg: WorkerMessage): void {
+  parentPort!.postMessage(msg);
+}
+
+function main(): void {
+  const { config, control } = workerData as WorkerInit;
+  const wasm = readFileSync(config.wasmPath);
+  const kernel = readFileSync(config.kernel);
+  const initrd = config.initrd ? readFileSync(config.initrd) : undefined;
+  const bios = config.bios ? readFileSync(config.bios) : undefined;
+
+  let exit: { code: number; reason: string } | null = null;
+  const created = VirtMachine.create(
+    new Uint8Array(wasm),
+    {
+      ramSize: config.memMiB * 1024 * 1024,
+      kernel: new Uint8Array(kernel),
+      initrd: initrd ? new Uint8Array(initrd) : undefined,
+      bios: bios ? new Uint8Array(bios) : undefined,
+      bootargs: config.append,
+      deterministic: config.deterministic,
+    },
+    {
+      consoleOut: (data) => post({ type: 'console', data }),
+      power: (kind, code) => {
+        if (kind === 'reset') exit = { code: 0, reason: 'guest requested a reset (reboot is not supported yet)' };
+        else if (kind === 'fail') exit = { code: code || 1, reason: `guest reported failure (code ${code})` };
+        else exit = { code: 0, reason: 'guest powered off' };
+      },
+    },
+  );
+  if (!created.ok) {
+    post({ type: 'error', message: created.error });
+    post({ type: 'exit', code: 1, reason: created.error });
+    return;
+  }
+  const m = created.machine;
+  const t0 = performance.now();
+  const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
+  const ctrl = control.ctrl;
+
+  for (;;) {
+    if (Atomics.load(ctrl, CTRL_STOP)) {
+      exit ??= { code: 0, reason: 'stopped by the host' };
+      break;
+    }
+    if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
+    if (!config.deterministic) m.setTime(hostTicks());
+    const r = m.runSlice(SLICE);
+    if (exit) break;
+    if (r === EXIT_WFI) {
+      if (config.deterministic) {
+        // Guest time jumps to the deadline; with no timer armed, wait for input.
+        if (m.hasPendingInput() || pendingInput(control) > 0) continue;
+        if (m.skipToNextDeadline()) continue;
+        const seen = Atomics.load(ctrl, CTRL_WAKE);
+        if (pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, seen, 1000);
+        continue;
+      }
+      const deadline = m.nextTimerDeadline();
+      const now = hostTicks();
+      if (deadline > now) {
+        const ms = deadline === 0xffffffffffffffffn ? 1000 : Number((deadline - now) / TICKS_PER_MS) + 1;
+        const seen = Atomics.load(ctrl, CTRL_WAKE);
+        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, seen, Math.min(ms, 1000));
+      }
+    }
+  }
+  post({ type: 'exit', code: exit.code, reason: exit.reason });
+}
+
+try {
+  main();
+} catch (e) {
+  const message = e instanceof Error ? e.message : String(e);
+  post({ type: 'error', message: `emulator failure: ${message}` });
+  post({ type: 'exit', code: 1, reason: `emulator failure: ${message}` });
+}
