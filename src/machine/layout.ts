@@ -1,0 +1,90 @@
+// The guest machine's memory map, interrupt numbers and clocks (QEMU `virt` compatible),
+// plus a mirror of the hart-state offsets the CPU core keeps in wasm linear memory.
+// Devices, the bus, the FDT builder and the boot loader all read these constants,
+// so the device tree can never disagree with what is emulated.
+
+// ---- Memory map (guest physical addresses) ----
+
+/** SiFive test / syscon device: poweroff, reboot, fail-with-code. */
+export const TEST_BASE = 0x0010_0000;
+export const TEST_SIZE = 0x1000;
+
+/** Core-local interruptor: msip, mtimecmp, mtime. */
+export const CLINT_BASE = 0x0200_0000;
+export const CLINT_SIZE = 0x1_0000;
+
+/** Platform-level interrupt controller. */
+export const PLIC_BASE = 0x0c00_0000;
+export const PLIC_SIZE = 0x60_0000;
+
+/** The ns16550a console UART. */
+export const UART0_BASE = 0x1000_0000;
+export const UART0_SIZE = 0x100;
+export const UART0_IRQ = 10;
+/** Input clock of the UART as QEMU advertises it (1.8432 MHz * 2). */
+export const UART0_CLOCK_HZ = 3_686_400;
+
+/** virtio-mmio transport slots: slot n lives at VIRTIO_MMIO_BASE + n * VIRTIO_MMIO_STRIDE. */
+export const VIRTIO_MMIO_BASE = 0x1000_1000;
+export const VIRTIO_MMIO_STRIDE = 0x1000;
+export const VIRTIO_MMIO_SIZE = 0x1000;
+export const VIRTIO_MMIO_SLOTS = 8;
+/** PLIC source of slot 0; slot n uses VIRTIO_MMIO_IRQ_BASE + n (1..8). */
+export const VIRTIO_MMIO_IRQ_BASE = 1;
+
+/** Guest physical base address of a virtio-mmio slot (0..VIRTIO_MMIO_SLOTS-1). */
+export function virtioMmioBase(slot: number): number {
+  return VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
+}
+
+/** PLIC source number of a virtio-mmio slot. */
+export function virtioMmioIrq(slot: number): number {
+  return VIRTIO_MMIO_IRQ_BASE + slot;
+}
+
+/** Start of guest RAM. */
+export const RAM_BASE = 0x8000_0000;
+/** Where a flat kernel `Image` goes by default (its header's text_offset, 2 MiB on RV64). */
+export const KERNEL_TEXT_OFFSET = 0x20_0000;
+
+// ---- Clocks ----
+
+/** Frequency of mtime / the `time` CSR, as on QEMU virt. */
+export const TIMEBASE_HZ = 10_000_000;
+
+// ---- Interrupts ----
+
+/** PLIC sources including the reserved source 0 (so valid sources are 1..95). */
+export const PLIC_NUM_SOURCES = 96;
+/** Value of the FDT's `riscv,ndev`: the highest valid source number. */
+export const PLIC_NDEV = PLIC_NUM_SOURCES - 1;
+/** Priority bits implemented per source (priorities 0..7). */
+export const PLIC_PRIORITY_BITS = 3;
+
+/** Local interrupt numbers (mip/mie bit positions, also the cpu-intc cells in the FDT). */
+export const IRQ_S_SOFT = 1;
+export const IRQ_M_SOFT = 3;
+export const IRQ_S_TIMER = 5;
+export const IRQ_M_TIMER = 7;
+export const IRQ_S_EXT = 9;
+export const IRQ_M_EXT = 11;
+
+// ---- Hart state inside the wasm linear memory (mirror of src/cpu/state.ts) ----
+
+/** Hart state block (registers) lives at 1 MiB in linear memory. */
+export const STATE = 0x10_0000;
+/** x0..x31, u64 each. */
+export const X_OFF = 0;
+/** f0..f31, raw u64 bits each (single-precision values NaN-boxed). */
+export const F_OFF = 256;
+/** pc, u64. */
+export const PC_OFF = 512;
+/** Accrued FP exception flags, u32. */
+export const FFLAGS_OFF = 520;
+/** Dynamic rounding mode, u32. */
+export const FRM_OFF = 524;
+/** Software TLB block. */
+export const TLB_BASE = 0x11_0000;
+export const TLB_SIZE = 1024;
+/** Guest RAM (guest physical RAM_BASE) starts here in linear memory. */
+export const RAM_HOST = 0x100_0000;
