@@ -13,7 +13,17 @@ _start:
   csrw mscratch, t0
   la t0, __strap_stack_top
   csrw sscratch, t0
-  la t0, rt_mtrap
+  /* PMP entry 0: NAPOT over the whole address space, RWX, so S/U-mode
+     accesses are allowed (QEMU implements PMP; without an entry S/U
+     accesses fault).  The trap vector catches this if PMP is absent. */
+  la t0, 1f
+  csrw mtvec, t0
+  li t0, -1
+  csrw pmpaddr0, t0
+  li t0, 0x1f
+  csrw pmpcfg0, t0
+  .balign 4
+1:la t0, rt_mtrap
   csrw mtvec, t0
   la t0, rt_strap
   csrw stvec, t0
@@ -204,6 +214,37 @@ rt_mtrap:
   .endr
   csrr t0, mcause
   bltz t0, 20f
+  /* ecall with magic a7 from U/S: return to rt_enter caller (not recorded) */
+  li t1, 8
+  beq t0, t1, 12f
+  li t1, 9
+  beq t0, t1, 12f
+  j 13f
+12:ld t2, (17 * 8)(sp)
+  li t1, RT_MAGIC
+  bne t2, t1, 13f
+  ld a0, (10 * 8)(sp)
+  la t0, __mtrap_stack_top
+  csrw mscratch, t0
+  la t0, rt_ctx
+  ld ra, 0(t0)
+  ld sp, 8(t0)
+  ld s0, 16(t0)
+  ld s1, 24(t0)
+  ld s2, 32(t0)
+  ld s3, 40(t0)
+  ld s4, 48(t0)
+  ld s5, 56(t0)
+  ld s6, 64(t0)
+  ld s7, 72(t0)
+  ld s8, 80(t0)
+  ld s9, 88(t0)
+  ld s10, 96(t0)
+  ld s11, 104(t0)
+  li t0, MSTATUS_MPP     /* leave MPP = M */
+  csrs mstatus, t0
+  ret
+13:
   /* exception: record */
   la t1, rt_trapvars
   ld t2, 0(t1)
@@ -227,41 +268,6 @@ rt_mtrap:
   jalr t3
   csrr t0, mcause
 11:
-  /* ecall with magic a7 from U/S: return to rt_enter caller */
-  li t1, 8
-  beq t0, t1, 12f
-  li t1, 9
-  beq t0, t1, 12f
-  j 13f
-12:ld t2, (17 * 8)(sp)
-  li t1, RT_MAGIC
-  bne t2, t1, 13f
-  la t1, rt_trapvars     /* not counted as a trap */
-  ld t2, 0(t1)
-  addi t2, t2, -1
-  sd t2, 0(t1)
-  ld a0, (10 * 8)(sp)
-  la t0, __mtrap_stack_top
-  csrw mscratch, t0
-  la t0, rt_ctx
-  ld ra, 0(t0)
-  ld sp, 8(t0)
-  ld s0, 16(t0)
-  ld s1, 24(t0)
-  ld s2, 32(t0)
-  ld s3, 40(t0)
-  ld s4, 48(t0)
-  ld s5, 56(t0)
-  ld s6, 64(t0)
-  ld s7, 72(t0)
-  ld s8, 80(t0)
-  ld s9, 88(t0)
-  ld s10, 96(t0)
-  ld s11, 104(t0)
-  li t0, MSTATUS_MPP     /* leave MPP = M */
-  csrs mstatus, t0
-  ret
-13:
   /* resume address or skip the instruction */
   la t1, rt_resume
   ld t2, 0(t1)
@@ -310,6 +316,18 @@ rt_strap:
   .endr
   csrr t0, scause
   bltz t0, 50f
+  /* delegated ecall from U with magic: forward to M (not recorded) */
+  li t1, 8
+  bne t0, t1, 41f
+  ld t2, (17 * 8)(sp)
+  li t1, RT_MAGIC
+  bne t2, t1, 41f
+  la t0, __strap_stack_top
+  csrw sscratch, t0
+  ld a0, (10 * 8)(sp)
+  li a7, RT_MAGIC
+  ecall                  /* never returns */
+41:
   la t1, rt_trapvars
   ld t2, 40(t1)
   addi t2, t2, 1
@@ -324,21 +342,6 @@ rt_strap:
   ld t2, 40(t1)
   li t3, 64
   bgeu t2, t3, 45f
-  /* delegated ecall from U with magic: forward to M */
-  li t1, 8
-  bne t0, t1, 42f
-  ld t2, (17 * 8)(sp)
-  li t1, RT_MAGIC
-  bne t2, t1, 42f
-  la t1, rt_trapvars
-  ld t2, 40(t1)
-  addi t2, t2, -1
-  sd t2, 40(t1)
-  la t0, __strap_stack_top
-  csrw sscratch, t0
-  ld a0, (10 * 8)(sp)
-  li a7, RT_MAGIC
-  ecall                  /* never returns */
 42:
   la t1, rt_resume
   ld t2, 0(t1)
