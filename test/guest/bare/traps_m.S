@@ -241,11 +241,38 @@ mr2:
   li t1, 0x141129          /* A C D F I M S U */
   and t0, t0, t1
   CHECK "misa IMAFDCSU", t0, 0x141129
+  /* LR/SC: success without a trap; failure when the trap handler executes a
+     dummy SC (xRET alone is allowed, not required, to clear the reservation) */
+  la s0, data
+  sd zero, 32(s0)
+  addi s1, s0, 32
+  lr.d t0, (s1)
+  li t1, 5
+  sc.d t2, t1, (s1)
+  CHECK "sc.d without trap", t2, 0
+  la t0, dummy_sc_hook
+  STV t0, rt_mexc_hook
+  CLRTRAP
+  lr.d t0, (s1)
+  ecall
+  li t1, 6
+  sc.d t2, t1, (s1)
+  snez t2, t2
+  CHECK "sc.d after trap with dummy sc fails", t2, 1
+  ld t1, 0(s1)
+  CHECK "sc.d failed: memory unchanged", t1, 5
+  STV zero, rt_mexc_hook
   /* mhartid = 0 */
   csrr t0, mhartid
   CHECK "mhartid", t0, 0
 TEST_END
 
+dummy_sc_hook:
+  la t0, scratch
+  sc.d t1, zero, (t0)
+  ret
+
   .data
   .balign 16
 data: .space 64
+scratch: .dword 0

@@ -87,7 +87,6 @@ TEST_BEGIN zicsr
   fdiv.d ft2, ft0, ft1
   csrr t0, fflags
   PHEX "fdiv inexact", t0
-  fdiv.d ft2, ft0, fa7    /* fa7 = ... make it zero first */
   fmv.d.x fa7, zero
   csrwi fflags, 0
   fdiv.d ft2, ft0, fa7
