@@ -1,0 +1,136 @@
+// The default guest's initramfs: busybox, an /init script, a few config files
+// and the kernel modules for virtio devices and ext4.
+
+import { gzipSync, constants as zc } from 'node:zlib';
+import { type CpioEntry, withParents, writeCpio } from './cpio.js';
+import type { SelectedModule } from './modules.js';
+
+/** Modules the guest needs (the initramfs carries them and their dependencies). */
+export const GUEST_MODULES = [
+  'virtio_mmio',
+  'virtio_blk',
+  'virtio_net',
+  'virtio_console',
+  'virtio_rng',
+  'virtio_balloon',
+  'ext4',
+];
+
+export const READY_LINE = 'tsvisor guest ready';
+
+/** The /init script. `modules` are the names to modprobe; the insmod fallback list is /etc/tsvisor-modules. */
+export function initScript(modules: string[]): string {
+  return `#!/bin/busybox sh
+# tsvisor default guest: minimal init
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+BB=/bin/busybox
+$BB mkdir -p /proc /sys /dev /tmp /run /root /sbin /usr/bin /usr/sbin
+$BB mount -t proc proc /proc 2>/dev/null
+$BB mount -t sysfs sysfs /sys 2>/dev/null
+$BB mount -t devtmpfs devtmpfs /dev 2>/dev/null || $BB mount -t tmpfs -o mode=0755 tmpfs /dev 2>/dev/null
+$BB --install -s 2>/dev/null
+[ -c /dev/console ] || mknod -m 600 /dev/console c 5 1 2>/dev/null
+[ -c /dev/null ] || mknod -m 666 /dev/null c 1 3 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts 2>/dev/null
+hostname tsvisor 2>/dev/null
+
+# Kernel modules: never fatal. modprobe first; if anything failed, insmod the
+# whole list in dependency order (errors such as "already loaded" are ignored).
+MODDIR=/lib/modules/$(uname -r)
+failed=
+for m in ${modules.join(' ')}; do
+  modprobe -q "$m" >/dev/null 2>&1 || failed=1
+done
+if [ -n "$failed" ] && [ -f /etc/tsvisor-modules ]; then
+  while read -r f; do
+    [ -n "$f" ] && insmod "$MODDIR/$f" >/dev/null 2>&1
+  done < /etc/tsvisor-modules
+fi
+
+echo "${READY_LINE}"
+
+# An interactive shell on the console, with job control (a controlling tty).
+cd /root 2>/dev/null
+if setsid cttyhack true >/dev/null 2>&1; then
+  setsid cttyhack sh -l
+else
+  tty=$(sed 's/.* //' /sys/class/tty/console/active 2>/dev/null)
+  [ -n "$tty" ] && [ -c "/dev/$tty" ] || tty=console
+  setsid sh -c "exec sh -l </dev/$tty >/dev/$tty 2>&1"
+fi
+
+echo "tsvisor guest: shell exited, powering off"
+sync
+poweroff -f
+echo o > /proc/sysrq-trigger 2>/dev/null
+while :; do sleep 3600; done
+`;
+}
+
+export const PROFILE = `export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+export TERM=\${TERM:-vt100}
+PS1='\\w \\$ '
+export PS1
+`;
+
+export interface InitramfsInput {
+  busybox: Uint8Array;
+  kernelVersion: string;
+  modules: SelectedModule[];
+  /** Names /init modprobes. */
+  loadNames: string[];
+  modulesDep: string;
+  modulesAlias: string;
+}
+
+const enc = new TextEncoder();
+
+/** The list of cpio entries (parents included). */
+export function initramfsEntries(inp: InitramfsInput): CpioEntry[] {
+  const mdir = `lib/modules/${inp.kernelVersion}`;
+  const file = (path: string, data: string | Uint8Array, mode = 0o644): CpioEntry => ({
+    path,
+    type: 'file',
+    mode,
+    data: typeof data === 'string' ? enc.encode(data) : data,
+  });
+  const dir = (path: string, mode = 0o755): CpioEntry => ({ path, type: 'dir', mode });
+  const entries: CpioEntry[] = [
+    dir('bin'),
+    dir('sbin'),
+    dir('usr'),
+    dir('usr/bin'),
+    dir('usr/sbin'),
+    dir('dev'),
+    { path: 'dev/console', type: 'char', mode: 0o600, major: 5, minor: 1 },
+    dir('proc'),
+    dir('sys'),
+    dir('run'),
+    dir('tmp', 0o1777),
+    dir('root', 0o700),
+    dir('etc'),
+    dir('lib'),
+    dir('lib/modules'),
+    dir(mdir),
+    file('bin/busybox', inp.busybox, 0o755),
+    { path: 'bin/sh', type: 'symlink', target: 'busybox' },
+    file('init', initScript(inp.loadNames), 0o755),
+    file('etc/profile', PROFILE),
+    file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n'),
+    file('etc/group', 'root:x:0:\n'),
+    file('etc/hostname', 'tsvisor\n'),
+    file('etc/tsvisor-modules', inp.modules.map((m) => m.path).join('\n') + '\n'),
+    file(`${mdir}/modules.dep`, inp.modulesDep),
+    file(`${mdir}/modules.alias`, inp.modulesAlias),
+  ];
+  for (const m of inp.modules) entries.push(file(`${mdir}/${m.path}`, m.data));
+  return withParents(entries);
+}
+
+/** Builds the gzip-compressed newc initramfs. */
+export function buildInitramfs(inp: InitramfsInput): Buffer {
+  const cpio = writeCpio(initramfsEntries(inp));
+  return gzipSync(cpio, { level: zc.Z_BEST_COMPRESSION });
+}
