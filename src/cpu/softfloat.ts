@@ -11,7 +11,9 @@
 // with the leading 1 at bit 52"; a binary32 significand simply has 29 more
 // trailing zeros. All operations compute an exact (or exact-with-sticky)
 // intermediate and round exactly once, in roundPack, to the target precision,
-// so binary32 and binary64 share all the code.
+// so binary32 and binary64 share all the code. In RNE, add/sub/mul/div/sqrt
+// first try a native wasm fast path (see below) that is exact by construction
+// and falls through to the integer path whenever it cannot be proven exact.
 //
 // Flags raised by an operation are OR-ed into `sfFlags`; the caller clears it
 // before and folds it into fflags after.
@@ -155,10 +157,80 @@ function roundPack(neg: bool, exp: i32, sig: u64, dbl: bool, rm: u32): u64 {
 }
 
 // ---------------------------------------------------------------------------
+// Native fast paths (RNE only)
+//
+// wasm f64/f32 arithmetic is IEEE-754 round-to-nearest-even, so in RNE the
+// native result is the right one whenever the operands are ordinary normal
+// numbers and the result cannot overflow or underflow; what remains is the
+// NX flag, which is computed exactly with error-free transformations:
+//  - sum: Knuth's TwoSum error term (exact for finite values, no overflow);
+//  - product: Dekker's TwoProduct with Veltkamp splitting, exact when the
+//    operands' exponents are within +-480 (no overflow in the split, and the
+//    error term's lowest bit, ulp(a)*ulp(b), is >= 2^-1074);
+//  - quotient / square root: exact iff q*b == a (r*r == a) exactly.
+// binary32 is computed in binary64 and narrowed: with 53 >= 2*24+2 bits that
+// double rounding equals a single rounding for +, -, *, / and sqrt, and the
+// binary32 checks (products of 24-bit values) are exact in binary64.
+// Anything else (NaN/inf/zero/subnormal operands, results near the range
+// limits, binary32 results below 2^-125 where tininess matters) takes the
+// integer path.
+
+// error term of the last twoProd
+let tpErr: f64 = 0;
+
+/** tpErr = a*b - fl(a*b) exactly; returns fl(a*b). Preconditions above. */
+@inline function twoProd(a: f64, b: f64): f64 {
+  const SPLIT: f64 = 134217729.0; // 2^27 + 1
+  let p = a * b;
+  let ca = SPLIT * a, ah = ca - (ca - a), al = a - ah;
+  let cb = SPLIT * b, bh = cb - (cb - b), bl = b - bh;
+  tpErr = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+  return p;
+}
+
+/** Biased exponent field of a binary64 within [lo, hi] (unbiased +-1023). */
+@inline function expIn(x: u64, lo: u64, hi: u64): bool {
+  let e = (x >> 52) & 0x7ff;
+  return e >= lo && e <= hi;
+}
+/** binary32 operand is a normal number (not zero/subnormal/inf/NaN). */
+@inline function normalS(x: u64): bool {
+  let e = (x >> 23) & 0xff;
+  return e != 0 && e != 0xff;
+}
+/** binary32 result safe to return natively: |r| in [2^-125, max finite]. */
+@inline function safeS(r: f32): bool {
+  let e = (reinterpret<u32>(r) >> 23) & 0xff;
+  return e > 1 && e != 0xff;
+}
+@inline function s2d(x: u64): f64 { return <f64>reinterpret<f32>(<u32>x); }
+
+// ---------------------------------------------------------------------------
 // Arithmetic
 
 /** a + b (callers implement subtraction by flipping b's sign first). */
 export function fAdd(a: u64, b: u64, dbl: bool, rm: u32): u64 {
+  if (rm == RM_RNE) {
+    if (dbl) {
+      // |a|, |b| < 2^1022: no overflow anywhere; tiny sums are exact.
+      if (expIn(a, 1, 0x7fc) && expIn(b, 1, 0x7fc)) {
+        let x = reinterpret<f64>(a), y = reinterpret<f64>(b);
+        let r = x + y;
+        let yv = r - x;
+        if ((x - (r - yv)) + (y - yv) != 0) sfFlags |= FLAG_NX;
+        return reinterpret<u64>(r);
+      }
+    } else if (normalS(a) && normalS(b)) {
+      let x = s2d(a), y = s2d(b);
+      let r = x + y;
+      let r32 = <f32>r;
+      if (safeS(r32)) {
+        let yv = r - x;
+        if ((x - (r - yv)) + (y - yv) != 0 || <f64>r32 != r) sfFlags |= FLAG_NX;
+        return <u64>reinterpret<u32>(r32);
+      }
+    }
+  }
   if (isNaNF(a, dbl) || isNaNF(b, dbl)) return nanResult3(a, b, 0, dbl);
   let sa = signOf(a, dbl), sb = signOf(b, dbl);
   if (isInfF(a, dbl)) {
@@ -214,6 +286,22 @@ function mul64(a: u64, b: u64): void {
 }
 
 export function fMul(a: u64, b: u64, dbl: bool, rm: u32): u64 {
+  if (rm == RM_RNE) {
+    if (dbl) {
+      if (expIn(a, 1023 - 480, 1023 + 480) && expIn(b, 1023 - 480, 1023 + 480)) {
+        let r = twoProd(reinterpret<f64>(a), reinterpret<f64>(b));
+        if (tpErr != 0) sfFlags |= FLAG_NX;
+        return reinterpret<u64>(r);
+      }
+    } else if (normalS(a) && normalS(b)) {
+      let r = s2d(a) * s2d(b); // exact: 48-bit product
+      let r32 = <f32>r;
+      if (safeS(r32)) {
+        if (<f64>r32 != r) sfFlags |= FLAG_NX;
+        return <u64>reinterpret<u32>(r32);
+      }
+    }
+  }
   if (isNaNF(a, dbl) || isNaNF(b, dbl)) return nanResult3(a, b, 0, dbl);
   let neg = (signOf(a, dbl) ^ signOf(b, dbl)) != 0;
   let sgn = neg ? signBit(dbl) : 0;
@@ -235,6 +323,24 @@ export function fMul(a: u64, b: u64, dbl: bool, rm: u32): u64 {
 }
 
 export function fDiv(a: u64, b: u64, dbl: bool, rm: u32): u64 {
+  if (rm == RM_RNE) {
+    if (dbl) {
+      if (expIn(a, 1023 - 480, 1023 + 480) && expIn(b, 1023 - 480, 1023 + 480)) {
+        let x = reinterpret<f64>(a);
+        let q = x / reinterpret<f64>(b);
+        let p = twoProd(q, reinterpret<f64>(b));
+        if (p != x || tpErr != 0) sfFlags |= FLAG_NX;
+        return reinterpret<u64>(q);
+      }
+    } else if (normalS(a) && normalS(b)) {
+      let x = s2d(a), y = s2d(b);
+      let r32 = <f32>(x / y);
+      if (safeS(r32)) {
+        if (<f64>r32 * y != x) sfFlags |= FLAG_NX; // 48-bit product: exact
+        return <u64>reinterpret<u32>(r32);
+      }
+    }
+  }
   if (isNaNF(a, dbl) || isNaNF(b, dbl)) return nanResult3(a, b, 0, dbl);
   let neg = (signOf(a, dbl) ^ signOf(b, dbl)) != 0;
   let sgn = neg ? signBit(dbl) : 0;
@@ -270,6 +376,23 @@ export function fDiv(a: u64, b: u64, dbl: bool, rm: u32): u64 {
 }
 
 export function fSqrt(a: u64, dbl: bool, rm: u32): u64 {
+  if (rm == RM_RNE) {
+    // positive normal operands only (sign bit clear, exponent in range)
+    if (dbl) {
+      if (a >> 63 == 0 && expIn(a, 1023 - 480, 1023 + 480)) {
+        let x = reinterpret<f64>(a);
+        let r = Math.sqrt(x);
+        let p = twoProd(r, r);
+        if (p != x || tpErr != 0) sfFlags |= FLAG_NX;
+        return reinterpret<u64>(r);
+      }
+    } else if (((a >> 31) & 1) == 0 && normalS(a)) {
+      let x = s2d(a);
+      let r32 = <f32>Math.sqrt(x);
+      if (<f64>r32 * <f64>r32 != x) sfFlags |= FLAG_NX; // exact in binary64
+      return <u64>reinterpret<u32>(r32);
+    }
+  }
   if (isNaNF(a, dbl)) return nanResult3(a, 0, 0, dbl);
   if (isZeroF(a, dbl)) return a; // sqrt(-0) = -0
   if (signOf(a, dbl)) { sfFlags |= FLAG_NV; return cnan(dbl); }
