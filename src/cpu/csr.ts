@@ -17,7 +17,7 @@ const MSTATUS_WRITABLE: u64 =
 const SSTATUS_WRITABLE: u64 = MS_SIE | MS_SPIE | MS_SPP | MS_FS | MS_SUM | MS_MXR;
 const MIE_WRITABLE: u64 = 0xaaa;
 const MIP_WRITABLE: u64 = 0x222; // SSIP, STIP, SEIP
-const MEDELEG_WRITABLE: u64 = 0xb3ff; // every synchronous cause but ecall from M
+const MEDELEG_WRITABLE: u64 = 0xbbff; // bit 11 holds its value but never applies (M traps stay in M), as on QEMU
 const MIDELEG_WRITABLE: u64 = S_INTERRUPTS;
 const STATUS_XL: u64 = (<u64>2 << 32) | (<u64>2 << 34); // UXL = SXL = 64-bit
 
@@ -81,7 +81,8 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
     case 0x143: return stval;
     case 0x144: return effectiveMip() & mideleg;
     case 0x14d:
-      if (priv == PRV_S && (menvcfg >> 63) == 0) return illegal();
+      // Sstc: S-mode needs both menvcfg.STCE and mcounteren.TM.
+      if (priv == PRV_S && ((menvcfg >> 63) == 0 || (mcounteren & 2) == 0)) return illegal();
       return stimecmp;
     case 0x180:
       if (priv == PRV_S && (mstatus & MS_TVM) != 0) return illegal();

@@ -359,7 +359,7 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
         return false;
       }
       case 0x00100073: // EBREAK
-        raiseException(EXC_BREAKPOINT, pc);
+        raiseException(EXC_BREAKPOINT, 0); // tval 0, as QEMU reports it
         return false;
       case 0x30200073: { // MRET
         if (priv != PRV_M) { illegalInsn(); return false; }

@@ -20,7 +20,8 @@ export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
 
 export interface MachineConfig {
   ramSize: number;
-  kernel: Uint8Array;
+  /** The kernel; may be omitted when `bios` is given (the firmware then runs alone, like QEMU's -bios without -kernel). */
+  kernel?: Uint8Array;
   initrd?: Uint8Array;
   /** M-mode firmware (raw binary loaded at RAM base, or ELF), e.g. OpenSBI fw_dynamic.bin. */
   bios?: Uint8Array;
@@ -103,7 +104,12 @@ export class VirtMachine {
   }
 
   private boot(): Result<object> {
-    const { ramSize, kernel, initrd, bios, bootargs } = this.config;
+    const { ramSize, initrd, bios, bootargs } = this.config;
+    if (!this.config.kernel) {
+      if (!bios) return { ok: false, error: 'no kernel and no firmware to boot' };
+      return this.bootFirmwareOnly(bios);
+    }
+    const kernel = this.config.kernel;
     const fmt = detectKernelFormat(kernel);
     if (!fmt) return { ok: false, error: 'kernel: not a RISC-V Linux Image or ELF64 executable' };
     let entry: number;
@@ -179,7 +185,7 @@ export class VirtMachine {
         if (bios.length > kernelAddr - RAM_BASE) return { ok: false, error: 'bios: firmware is larger than the space below the kernel' };
         this.copyToRam(RAM_BASE, bios);
       }
-      const infoAddr = (layout.fdtAddr - 64) & ~63;
+      const infoAddr = Math.floor((layout.fdtAddr - 64) / 64) * 64;
       const dv = new DataView(core.ram.buffer, core.ram.byteOffset + (infoAddr - RAM_BASE), 48);
       dv.setBigUint64(0, FW_DYNAMIC_MAGIC, true);
       dv.setBigUint64(8, FW_DYNAMIC_VERSION, true);
@@ -204,6 +210,34 @@ export class VirtMachine {
       core.setX(11, BigInt(layout.fdtAddr));
       core.priv = PRV_S;
     }
+    return { ok: true };
+  }
+
+  /** Bare firmware/test program in M-mode at its entry, with the FDT at the top of RAM (a1). */
+  private bootFirmwareOnly(bios: Uint8Array): Result<object> {
+    const { ramSize, bootargs } = this.config;
+    let entry = RAM_BASE;
+    if (detectKernelFormat(bios) === 'elf') {
+      const elf = parseElf64(bios);
+      if (!elf.ok) return { ok: false, error: `bios: ${elf.error}` };
+      for (const s of elf.segments) {
+        const pa = Number(s.paddr);
+        if (pa < RAM_BASE || pa + s.memsz > RAM_BASE + ramSize) return { ok: false, error: 'bios: ELF segment outside RAM' };
+        this.copyToRam(pa, bios.subarray(s.offset, s.offset + s.filesz));
+      }
+      entry = Number(elf.entry);
+    } else {
+      if (bios.length > ramSize / 2) return { ok: false, error: 'bios: firmware is larger than half of RAM' };
+      this.copyToRam(RAM_BASE, bios);
+    }
+    const fdt = buildVirtFdt({ ramSize, bootargs });
+    if (!fdt.ok) return fdt;
+    const fdtAddr = Math.floor((RAM_BASE + ramSize - fdt.dtb.length - 4096) / 4096) * 4096;
+    this.copyToRam(fdtAddr, fdt.dtb);
+    this.core.exports.setDeterministic(this.config.deterministic ? 1 : 0);
+    this.core.reset(BigInt(entry));
+    this.core.setX(10, 0n);
+    this.core.setX(11, BigInt(fdtAddr));
     return { ok: true };
   }
 
