@@ -8,6 +8,11 @@ import {
   MS_SPP, MS_MPP, MS_MPP_SHIFT, mtimecmp, stimecmp, menvcfg, msip, currentTime, MIP_MTIP, MIP_STIP, MIP_MSIP,
 } from './hart';
 import { updateTlbSets } from './mmu';
+import { STATE } from './state';
+
+/** Trap counters (u64 per cause; interrupts 512 bytes later) and the last trap (cause, epc, tval). */
+export const TRAP_COUNTS_OFF: u32 = 0x800;
+export const LAST_TRAP_OFF: u32 = 0x1000;
 
 export let pendingCause: u64 = 0;
 export let pendingTval: u64 = 0;
@@ -26,6 +31,12 @@ const INTERRUPT_BIT: u64 = <u64>1 << 63;
 export function enterTrap(cause: u64, tval: u64): void {
   const isInterrupt = (cause & INTERRUPT_BIT) != 0;
   const code = cause & 63;
+  // Per-cause counters for --stats: exceptions at TRAP_COUNTS, interrupts 64 slots later.
+  const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? 512 : 0);
+  store<u64>(slot, load<u64>(slot) + 1);
+  store<u64>(STATE + LAST_TRAP_OFF, cause);
+  store<u64>(STATE + LAST_TRAP_OFF + 8, pc);
+  store<u64>(STATE + LAST_TRAP_OFF + 16, tval);
   const deleg = isInterrupt ? mideleg : medeleg;
   reservation = 0xffffffffffffffff;
   if (priv <= PRV_S && ((deleg >> code) & 1) != 0) {

@@ -145,6 +145,11 @@ export class Uart16550 implements MmioDevice, Snapshottable {
   }
 
   /** Current level of the interrupt line. */
+  /** The guest driver has enabled the receive interrupt (a tty on this port is open). */
+  get receiveInterruptEnabled(): boolean {
+    return (this.ier & IER_RDI) !== 0;
+  }
+
   get irqAsserted(): boolean {
     return this.irqLevel;
   }

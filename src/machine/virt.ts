@@ -153,7 +153,8 @@ export class VirtMachine {
       kernelSize: kernelSpan,
       imageSize,
       initrdSize: initrd?.length ?? 0,
-      fdtSize: probe.dtb.length + 64,
+      // Firmware grows the blob in place (OpenSBI adds nodes): leave it room above.
+      fdtSize: probe.dtb.length + (bios ? 0x10000 : 64),
       kernelAddr,
     });
     if (!layout.ok) return layout;
@@ -266,6 +267,10 @@ export class VirtMachine {
 
   private feedInput(): void {
     if (!this.pendingInput.length) return;
+    // Deterministic runs hold input until the guest opens the port (enables the receive
+    // interrupt): that moment depends only on the guest, so input given up front lands
+    // at the same instruction on every run and nothing is lost to an early FIFO reset.
+    if (this.config.deterministic && !this.uart.receiveInterruptEnabled) return;
     const n = this.uart.pushInput(this.pendingInput);
     if (n > 0) this.pendingInput.splice(0, n);
   }
@@ -284,6 +289,15 @@ export class VirtMachine {
     const now = ex.getTime();
     if (deadline > now) ex.addTimeSkew(deadline - now);
     return true;
+  }
+
+  /** Ticks from now to the next timer deadline, or null when no timer is armed. */
+  idleTicksUntilDeadline(): bigint | null {
+    const ex = this.core.exports;
+    const deadline = ex.nextTimerDeadline();
+    if (deadline === 0xffffffffffffffffn) return null;
+    const now = ex.getTime();
+    return deadline > now ? deadline - now : 0n;
   }
 
   nextTimerDeadline(): bigint {

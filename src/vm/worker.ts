@@ -72,11 +72,17 @@ function main(): void {
     if (exit) break;
     if (r === EXIT_WFI) {
       if (config.deterministic) {
-        // Guest time jumps to the deadline; with no timer armed, wait for input.
+        // Guest time jumps to the next deadline. Pace the jump with the host clock so an
+        // idle guest does not spin a host core; the pacing is invisible to the guest.
         if (m.hasPendingInput() || pendingInput(control) > 0) continue;
-        if (m.skipToNextDeadline()) continue;
-        const seen = Atomics.load(ctrl, CTRL_WAKE);
-        if (pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, seen, 1000);
+        const wait = m.idleTicksUntilDeadline();
+        const ms = wait === null ? 1000 : Math.min(1000, Number(wait / TICKS_PER_MS));
+        if (ms >= 1) {
+          const seen = Atomics.load(ctrl, CTRL_WAKE);
+          if (pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
+        }
+        if (pendingInput(control) > 0 || Atomics.load(ctrl, CTRL_STOP)) continue;
+        m.skipToNextDeadline();
         continue;
       }
       const deadline = m.nextTimerDeadline();
