@@ -15,6 +15,15 @@ import {
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
+
+/** Expansion of every 16-bit encoding, filled once at reset (one load instead of a decode). */
+export const RVC_TABLE: u32 = 0x140000;
+
+export function initRvcTable(): void {
+  for (let h: u32 = 0; h < 0x10000; h++) {
+    store<u32>(RVC_TABLE + (h << 2), (h & 3) == 3 ? 0 : expandCompressed(h));
+  }
+}
 import { execFp } from './fpu';
 
 @external('env', 'ecall') declare function hostEcall(): void;
@@ -111,7 +120,7 @@ export function execute(): void {
   if ((raw & 3) != 3) {
     const half = raw & 0xffff;
     curInsnBits = <u64>half;
-    insn = expandCompressed(half);
+    insn = load<u32>(RVC_TABLE + (half << 2));
     if (insn == 0) {
       illegalInsn();
       return;
@@ -128,27 +137,28 @@ export function execute(): void {
   const rs2 = (insn >> 20) & 31;
   const f7 = insn >> 25;
 
-  switch (insn & 0x7f) {
-    case 0x37: // LUI
+  // Dense switch on opcode[6:2] (bits 1:0 are 11 for every 32-bit encoding) so it compiles to a jump table.
+  switch ((insn >> 2) & 31) {
+    case 13: // LUI (0x37)
       setX(rd, <u64><i64><i32>(insn & 0xfffff000));
       break;
-    case 0x17: // AUIPC
+    case 5: // AUIPC (0x17)
       setX(rd, pc + <u64><i64><i32>(insn & 0xfffff000));
       break;
-    case 0x6f: { // JAL
+    case 27: { // JAL (0x6f)
       const t = pc + immJ(insn);
       setX(rd, next);
       next = t;
       break;
     }
-    case 0x67: { // JALR
+    case 25: { // JALR (0x67)
       if (f3 != 0) { illegalInsn(); return; }
       const t = (getX(rs1) + immI(insn)) & ~(<u64>1);
       setX(rd, next);
       next = t;
       break;
     }
-    case 0x63: { // BRANCH
+    case 24: { // BRANCH (0x63)
       const a = getX(rs1), b = getX(rs2);
       let take = false;
       switch (f3) {
@@ -163,7 +173,7 @@ export function execute(): void {
       if (take) next = pc + immB(insn);
       break;
     }
-    case 0x03: { // LOAD
+    case 0: { // LOAD (0x03)
       const va = getX(rs1) + immI(insn);
       let v: u64;
       switch (f3) {
@@ -180,7 +190,7 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 0x23: { // STORE
+    case 8: { // STORE (0x23)
       const va = getX(rs1) + immS(insn);
       const v = getX(rs2);
       switch (f3) {
@@ -193,7 +203,7 @@ export function execute(): void {
       if (trapped) return;
       break;
     }
-    case 0x13: { // OP-IMM
+    case 4: { // OP-IMM (0x13)
       const a = getX(rs1);
       const imm = immI(insn);
       let v: u64;
@@ -219,7 +229,7 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 0x1b: { // OP-IMM-32
+    case 6: { // OP-IMM-32 (0x1b)
       const a = getX(rs1);
       let v: u64;
       switch (f3) {
@@ -238,7 +248,7 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 0x33: { // OP
+    case 12: { // OP (0x33)
       const a = getX(rs1), b = getX(rs2);
       let v: u64;
       if (f7 == 0) {
@@ -271,7 +281,7 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 0x3b: { // OP-32
+    case 14: { // OP-32 (0x3b)
       const a = getX(rs1), b = getX(rs2);
       let v: u64;
       if (f7 == 0) {
@@ -296,17 +306,17 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 0x0f: // MISC-MEM: FENCE, FENCE.I (no cached translations yet; memory is coherent)
+    case 3: // MISC-MEM (0x0f): FENCE, FENCE.I (no cached translations yet; memory is coherent)
       if (f3 > 1) { illegalInsn(); return; }
       break;
-    case 0x73:
+    case 28: // SYSTEM (0x73)
       if (!execSystem(insn, rd, f3, rs1)) return;
       if (f3 == 0 && (insn == 0x30200073 || insn == 0x10200073)) return; // mret/sret set pc
       break;
-    case 0x2f:
+    case 11: // AMO (0x2f)
       if (!execAmo(insn, rd, f3, rs1, rs2)) return;
       break;
-    case 0x07: { // LOAD-FP
+    case 1: { // LOAD-FP (0x07)
       if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
       const va = getX(rs1) + immI(insn);
       if (f3 == 2) {
@@ -321,7 +331,7 @@ export function execute(): void {
       markFsDirty();
       break;
     }
-    case 0x27: { // STORE-FP
+    case 9: { // STORE-FP (0x27)
       if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
       const va = getX(rs1) + immS(insn);
       if (f3 == 2) store32(va, getF(rs2));
@@ -329,11 +339,11 @@ export function execute(): void {
       if (trapped) return;
       break;
     }
-    case 0x53:
-    case 0x43:
-    case 0x47:
-    case 0x4b:
-    case 0x4f:
+    case 20: // OP-FP (0x53)
+    case 16: // FMADD (0x43)
+    case 17: // FMSUB (0x47)
+    case 18: // FNMSUB (0x4b)
+    case 19: // FNMADD (0x4f)
       if ((mstatus & MS_FS) == 0 || !execFp(insn)) { illegalInsn(); return; }
       markFsDirty();
       break;

@@ -6,7 +6,7 @@ import {
   pc, priv, instret, mipHw, breakBatch, exitReason, trapped, timeNow, deterministic, timeSkew, ecallHookMask,
   ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime,
 } from './hart';
-import { execute, EXIT_NONE, EXIT_HOST } from './exec';
+import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets } from './mmu';
@@ -35,6 +35,7 @@ export function reset(ram: u64, hartId: u64, entry: u64): void {
   exitReason = EXIT_NONE;
   tlbFlushAll();
   updateTlbSets();
+  initRvcTable();
 }
 
 /**
