@@ -56,6 +56,17 @@ export class Sbi {
 
   constructor(private readonly core: CpuCore, private readonly host: SbiHost) {}
 
+  /** Console bytes go out with LF as CR LF, as firmware consoles do (a raw terminal needs the CR). */
+  private consoleOut(bytes: Uint8Array): void {
+    if (!bytes.includes(10)) return this.host.consoleWrite(bytes);
+    const out: number[] = [];
+    for (const b of bytes) {
+      if (b === 10) out.push(13);
+      out.push(b);
+    }
+    this.host.consoleWrite(Uint8Array.from(out));
+  }
+
   private ret(error: bigint, value = 0n): void {
     this.core.setX(A0, error);
     this.core.setX(A1, value);
@@ -82,7 +93,7 @@ export class Sbi {
         this.core.setX(A0, 0n);
         return;
       case EXT_LEGACY_PUTCHAR:
-        this.host.consoleWrite(new Uint8Array([Number(this.arg(0) & 0xffn)]));
+        this.consoleOut(new Uint8Array([Number(this.arg(0) & 0xffn)]));
         this.core.setX(A0, 0n);
         return;
       case EXT_LEGACY_GETCHAR:
@@ -178,7 +189,7 @@ export class Sbi {
         const len = this.arg(0);
         const off = this.ramRange(len, this.arg(1), this.arg(2));
         if (off < 0) return this.ret(SBI_ERR_INVALID_PARAM);
-        this.host.consoleWrite(this.core.ram.slice(off, off + Number(len)));
+        this.consoleOut(this.core.ram.slice(off, off + Number(len)));
         return this.ret(SBI_SUCCESS, len);
       }
       case 1n: { // console_read
@@ -194,7 +205,7 @@ export class Sbi {
         return this.ret(SBI_SUCCESS, BigInt(n));
       }
       case 2n: // console_write_byte
-        this.host.consoleWrite(new Uint8Array([Number(this.arg(0) & 0xffn)]));
+        this.consoleOut(new Uint8Array([Number(this.arg(0) & 0xffn)]));
         return this.ret(SBI_SUCCESS);
       default:
         return this.ret(SBI_ERR_NOT_SUPPORTED);

@@ -27,36 +27,41 @@ function post(msg: WorkerMessage): void {
 function main(): void {
   const { config, control } = workerData as WorkerInit;
   const wasm = readFileSync(config.wasmPath);
-  const kernel = readFileSync(config.kernel);
+  const kernel = config.kernel ? readFileSync(config.kernel) : undefined;
   const initrd = config.initrd ? readFileSync(config.initrd) : undefined;
   const bios = config.bios ? readFileSync(config.bios) : undefined;
 
   let exit: { code: number; reason: string } | null = null;
-  const created = VirtMachine.create(
-    new Uint8Array(wasm),
-    {
-      ramSize: config.memMiB * 1024 * 1024,
-      kernel: new Uint8Array(kernel),
-      initrd: initrd ? new Uint8Array(initrd) : undefined,
-      bios: bios ? new Uint8Array(bios) : undefined,
-      bootargs: config.append,
-      deterministic: config.deterministic,
-    },
-    {
-      consoleOut: (data) => post({ type: 'console', data }),
-      power: (kind, code) => {
-        if (kind === 'reset') exit = { code: 0, reason: 'guest requested a reset (reboot is not supported yet)' };
-        else if (kind === 'fail') exit = { code: code || 1, reason: `guest reported failure (code ${code})` };
-        else exit = { code: 0, reason: 'guest powered off' };
+  let rebootRequested = false;
+  const boot = (): VirtMachine | null => {
+    const created = VirtMachine.create(
+      new Uint8Array(wasm),
+      {
+        ramSize: config.memMiB * 1024 * 1024,
+        kernel: kernel ? new Uint8Array(kernel) : undefined,
+        initrd: initrd ? new Uint8Array(initrd) : undefined,
+        bios: bios ? new Uint8Array(bios) : undefined,
+        bootargs: config.append,
+        deterministic: config.deterministic,
       },
-    },
-  );
-  if (!created.ok) {
-    post({ type: 'error', message: created.error });
-    post({ type: 'exit', code: 1, reason: created.error });
-    return;
-  }
-  const m = created.machine;
+      {
+        consoleOut: (data) => post({ type: 'console', data }),
+        power: (kind, code) => {
+          if (kind === 'reset') rebootRequested = true;
+          else if (kind === 'fail') exit = { code: code || 1, reason: `guest reported failure (code ${code})` };
+          else exit = { code: 0, reason: 'guest powered off' };
+        },
+      },
+    );
+    if (!created.ok) {
+      post({ type: 'error', message: created.error });
+      post({ type: 'exit', code: 1, reason: created.error });
+      return null;
+    }
+    return created.machine;
+  };
+  let m = boot();
+  if (!m) return;
   const t0 = performance.now();
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
@@ -70,6 +75,14 @@ function main(): void {
     if (!config.deterministic) m.setTime(hostTicks());
     const r = m.runSlice(SLICE);
     if (exit) break;
+    if (rebootRequested) {
+      // A guest reboot is a fresh machine from the same images, as on real hardware.
+      rebootRequested = false;
+      const next = boot();
+      if (!next) return;
+      m = next;
+      continue;
+    }
     if (r === EXIT_WFI) {
       if (config.deterministic) {
         // Guest time jumps to the next deadline. Pace the jump with the host clock so an
