@@ -1,0 +1,76 @@
+// Positioned file I/O for the qcow2 code, bounds-checked against the file size.
+// Metadata reads never go past end of file; every write goes through here so a
+// read-only image can never be written.
+
+import { DiskError } from './backend.js';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+
+export class ImageFile {
+  /** Test hook: sees every read (position, length, file size) before it happens. */
+  static onRead: ((pos: number, len: number, fileSize: number) => void) | undefined;
+  readonly fd: number;
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** Current file size as we know it (grows as we write past the end). */
+  size: number;
+  private closed = false;
+
+  constructor(path: string, readOnly: boolean) {
+    this.path = path;
+    this.readOnly = readOnly;
+    try {
+      this.fd = openSync(path, readOnly ? 'r' : 'r+');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      throw new DiskError(`cannot open image ${path} (${code})`);
+    }
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /** Read exactly buf.length bytes at pos; fail (never read) when that passes end of file. */
+  readExact(pos: number, buf: Uint8Array, what: string): void {
+    if (pos < 0 || pos + buf.length > this.size) {
+      throw new DiskError(`qcow2: ${what} at 0x${pos.toString(16)} extends past end of file`);
+    }
+    ImageFile.onRead?.(pos, buf.length, this.size);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(this.fd, buf, got, buf.length - got, pos + got);
+      if (n === 0) throw new DiskError(`qcow2: ${what} at 0x${pos.toString(16)}: unexpected end of file`);
+      got += n;
+    }
+  }
+
+  /** Read up to buf.length bytes at pos; bytes past end of file read as zero. Returns bytes read. */
+  readUpTo(pos: number, buf: Uint8Array): number {
+    const avail = Math.max(0, Math.min(buf.length, this.size - pos));
+    if (avail > 0) ImageFile.onRead?.(pos, avail, this.size);
+    let got = 0;
+    while (got < avail) {
+      const n = readSync(this.fd, buf, got, avail - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    buf.fill(0, got);
+    return got;
+  }
+
+  write(pos: number, buf: Uint8Array): void {
+    if (this.readOnly) throw new DiskError('qcow2: image is read-only');
+    let done = 0;
+    while (done < buf.length) {
+      done += writeSync(this.fd, buf, done, buf.length - done, pos + done);
+    }
+    if (pos + buf.length > this.size) this.size = pos + buf.length;
+  }
+
+  sync(): void {
+    if (!this.readOnly) fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}

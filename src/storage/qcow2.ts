@@ -1,0 +1,520 @@
+// qcow2 disk images (versions 2 and 3) as a BlockBackend: reads through
+// L1 -> L2 -> data clusters, backing files (raw or qcow2, chains of them), zero
+// and compressed clusters; writes with cluster allocation at the end of the file,
+// copy-on-write from the backing file and refcount updates (lazy refcounts off).
+//
+// Crash safety comes from the order of writes: a new cluster's refcount is
+// written first, then its contents, then the L2 entry, then (for a new L2 table)
+// the L1 entry; references are removed before refcounts are decremented. A crash
+// at any point may leak clusters (refcount too high) but never leaves a
+// reference to a cluster whose refcount is 0. That order is the order of the
+// write(2) calls, which is what survives a killed process; flush() is fsync.
+//
+// Images with the dirty bit set open read-only only (their refcounts may be
+// stale); images with internal snapshots likewise (shared clusters are not
+// handled on write). Limits documented in docs/storage-qcow2.md.
+
+import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { inflateRawSync, constants as zconst } from 'node:zlib';
+import { DiskError, type BlockBackend } from './backend.js';
+import { buildHeader, INCOMPAT_DIRTY, isQcow2Magic, OFF_AUTOCLEAR, parseHeader, type Qcow2Header } from './qcow2-header.js';
+import { ImageFile } from './qcow2-io.js';
+import { Refcounts } from './qcow2-refcount.js';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const MAX_BACKING_DEPTH = 16;
+const MAX_CACHED_L2 = 1024;
+const COPIED = 0x80000000; // in the high word of L1/L2 entries
+const COMPRESSED = 0x40000000;
+const ZERO_FLAG = 1; // in the low word of an L2 entry (v3)
+
+export interface Qcow2OpenOptions {
+  readOnly?: boolean;
+}
+
+export interface Qcow2CreateOptions {
+  size: number;
+  clusterBits?: number;
+  backing?: string;
+  backingFormat?: 'raw' | 'qcow2';
+}
+
+/** Where one virtual cluster's data lives. */
+type Mapping =
+  | { kind: 'unallocated' }
+  | { kind: 'zero'; host: number } // host 0: no preallocated cluster
+  | { kind: 'data'; host: number; copied: boolean }
+  | { kind: 'compressed'; host: number; csize: number };
+
+/** A read-only raw file used as a backing file. */
+class RawBacking implements BlockBackend {
+  readonly readOnly = true;
+  readonly size: number;
+  private readonly fd: number;
+  constructor(path: string) {
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (e) {
+      throw new DiskError(`cannot open backing file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    this.size = fstatSync(this.fd).size;
+  }
+  read(offset: number, buf: Uint8Array): void {
+    const avail = Math.max(0, Math.min(buf.length, this.size - offset));
+    let got = 0;
+    while (got < avail) {
+      const n = readSync(this.fd, buf, got, avail - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    buf.fill(0, got);
+  }
+  write(): void { throw new DiskError('backing file is read-only'); }
+  flush(): void {}
+  discard(): void { throw new DiskError('backing file is read-only'); }
+  writeZeroes(): void { throw new DiskError('backing file is read-only'); }
+  close(): void { closeSync(this.fd); }
+}
+
+/** Is the file a qcow2 image (by its magic)? */
+export function probeQcow2(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = new Uint8Array(4);
+    const n = readSync(fd, head, 0, 4, 0);
+    return n === 4 && isQcow2Magic(head);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Resolve a backing file name the way QEMU does: relative to the overlay's directory. */
+export function resolveBackingPath(imagePath: string, backing: string): string {
+  return isAbsolute(backing) ? backing : resolvePath(dirname(imagePath), backing);
+}
+
+function openBacking(imagePath: string, h: Qcow2Header, depth: number): BlockBackend | undefined {
+  if (h.backingFile === undefined) return undefined;
+  if (depth >= MAX_BACKING_DEPTH) throw new DiskError(`qcow2: backing chain deeper than ${MAX_BACKING_DEPTH} (a loop?)`);
+  const path = resolveBackingPath(imagePath, h.backingFile);
+  let format = h.backingFormat;
+  if (format === undefined) {
+    try {
+      format = probeQcow2(path) ? 'qcow2' : 'raw';
+    } catch (e) {
+      throw new DiskError(`qcow2: cannot open backing file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (format === 'raw') return new RawBacking(path);
+  if (format === 'qcow2') return new Qcow2Image(path, true, depth + 1);
+  throw new DiskError(`qcow2: unsupported backing file format '${format}'`);
+}
+
+/** Read the header (first cluster, at most 2 MiB) and validate it. */
+function readHeader(file: ImageFile): Qcow2Header {
+  const head = new Uint8Array(Math.min(file.size, 2 * 1024 * 1024));
+  file.readUpTo(0, head);
+  return parseHeader(head, file.size);
+}
+
+export class Qcow2Image implements BlockBackend {
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly header: Qcow2Header;
+  readonly backing: BlockBackend | undefined;
+  private readonly file: ImageFile;
+  private readonly cs: number;
+  private readonly l2Bits: number;
+  private readonly l1: Uint32Array; // pairs: [hi, lo] per entry
+  private readonly l2Cache = new Map<number, Uint8Array>();
+  private refcounts: Refcounts | undefined;
+
+  constructor(path: string, readOnly: boolean, depth = 0) {
+    this.file = new ImageFile(path, readOnly);
+    try {
+      const h = readHeader(this.file);
+      this.header = h;
+      this.readOnly = readOnly;
+      this.size = h.size;
+      this.cs = h.clusterSize;
+      this.l2Bits = h.clusterBits - 3;
+      if (!readOnly) {
+        if (h.incompatible & INCOMPAT_DIRTY) {
+          throw new DiskError("qcow2: image is dirty (refcounts may be stale); open it read-only or repair it with 'qemu-img check -r all'");
+        }
+        if (h.nbSnapshots > 0) throw new DiskError('qcow2: images with internal snapshots can only be opened read-only');
+      }
+      const raw = new Uint8Array(h.l1Size * 8);
+      this.file.readExact(h.l1Offset, raw, 'L1 table');
+      const dv = new DataView(raw.buffer);
+      this.l1 = new Uint32Array(h.l1Size * 2);
+      for (let i = 0; i < h.l1Size * 2; i++) this.l1[i] = dv.getUint32(i * 4);
+      if (!readOnly) {
+        this.refcounts = new Refcounts(this.file, h.clusterBits, h.refcountOrder, h.refTableOffset, h.refTableClusters);
+        if (h.autoclear !== 0) {
+          // Extensions we do not keep up to date (bitmaps, ...) are invalidated, as the spec asks.
+          this.file.write(OFF_AUTOCLEAR, new Uint8Array(8));
+        }
+      }
+      this.backing = openBacking(path, h, depth);
+    } catch (e) {
+      this.file.close();
+      throw e;
+    }
+  }
+
+  // ---- metadata lookup ----
+
+  private l2Offset(l1i: number): number {
+    const hi = this.l1[l1i * 2];
+    const lo = this.l1[l1i * 2 + 1];
+    const off = (hi & 0x00ffffff) * 0x1_0000_0000 + ((lo & 0xfffffe00) >>> 0);
+    if (off % this.cs !== 0) throw new DiskError(`qcow2: L2 table offset ${hex(off)} (L1 entry ${l1i}) is not cluster aligned`);
+    return off;
+  }
+
+  private loadL2(off: number): Uint8Array {
+    let t = this.l2Cache.get(off);
+    if (t) return t;
+    t = new Uint8Array(this.cs);
+    this.file.readExact(off, t, 'L2 table');
+    if (this.l2Cache.size >= MAX_CACHED_L2) this.l2Cache.delete(this.l2Cache.keys().next().value as number);
+    this.l2Cache.set(off, t);
+    return t;
+  }
+
+  private decodeL2(hi: number, lo: number): Mapping {
+    if (hi & COMPRESSED) {
+      const x = 62 - (this.header.clusterBits - 8);
+      const e = (BigInt(hi) << 32n) | BigInt(lo);
+      const host = Number(e & ((1n << BigInt(x)) - 1n));
+      const sectors = Number((e >> BigInt(x)) & ((1n << BigInt(62 - x)) - 1n)) + 1;
+      return { kind: 'compressed', host, csize: sectors * 512 - (host & 511) };
+    }
+    const host = (hi & 0x00ffffff) * 0x1_0000_0000 + ((lo & 0xfffffe00) >>> 0);
+    if (host % this.cs !== 0) throw new DiskError(`qcow2: data cluster offset ${hex(host)} is not cluster aligned`);
+    if (lo & ZERO_FLAG && this.header.version === 3) return { kind: 'zero', host };
+    if (host === 0) return { kind: 'unallocated' };
+    return { kind: 'data', host, copied: (hi & COPIED) !== 0 };
+  }
+
+  private lookup(vc: number): Mapping {
+    const l1i = Math.floor(vc / 2 ** this.l2Bits);
+    if (l1i >= this.header.l1Size) return { kind: 'unallocated' };
+    const l2off = this.l2Offset(l1i);
+    if (l2off === 0) return { kind: 'unallocated' };
+    const t = this.loadL2(l2off);
+    const i = vc % 2 ** this.l2Bits;
+    const dv = new DataView(t.buffer);
+    return this.decodeL2(dv.getUint32(i * 8), dv.getUint32(i * 8 + 4));
+  }
+
+  private readCompressed(m: { host: number; csize: number }): Uint8Array {
+    if (m.host >= this.file.size) throw new DiskError(`qcow2: compressed cluster at ${hex(m.host)} is past end of file`);
+    const src = new Uint8Array(Math.min(m.csize, this.file.size - m.host));
+    this.file.readExact(m.host, src, 'compressed cluster');
+    let out: Uint8Array;
+    try {
+      out = inflateRawSync(src, { finishFlush: zconst.Z_SYNC_FLUSH, maxOutputLength: this.cs });
+    } catch {
+      throw new DiskError(`qcow2: compressed cluster at ${hex(m.host)} does not decompress`);
+    }
+    if (out.length < this.cs) throw new DiskError(`qcow2: compressed cluster at ${hex(m.host)} decompresses to ${out.length} bytes, not a cluster`);
+    return out;
+  }
+
+  private readBacking(offset: number, buf: Uint8Array): void {
+    if (!this.backing || offset >= this.backing.size) {
+      buf.fill(0);
+      return;
+    }
+    const n = Math.min(buf.length, this.backing.size - offset);
+    this.backing.read(offset, buf.subarray(0, n));
+    buf.fill(0, n);
+  }
+
+  /** Read part of a virtual cluster given its mapping. */
+  private readMapped(m: Mapping, vOffset: number, intra: number, out: Uint8Array): void {
+    switch (m.kind) {
+      case 'unallocated':
+        this.readBacking(vOffset, out);
+        return;
+      case 'zero':
+        out.fill(0);
+        return;
+      case 'compressed':
+        out.set(this.readCompressed(m).subarray(intra, intra + out.length));
+        return;
+      case 'data':
+        if (m.host + intra + out.length > this.file.size) {
+          throw new DiskError(`qcow2: data cluster at ${hex(m.host)} extends past end of file`);
+        }
+        this.file.readExact(m.host + intra, out, 'data cluster');
+    }
+  }
+
+  private checkRange(offset: number, len: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || len < 0 || offset + len > this.size) {
+      throw new DiskError(`qcow2: access at ${offset} (+${len}) is outside the disk (${this.size} bytes)`);
+    }
+  }
+
+  read(offset: number, buf: Uint8Array): void {
+    this.checkRange(offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      const pos = offset + done;
+      const vc = Math.floor(pos / this.cs);
+      const intra = pos % this.cs;
+      const n = Math.min(this.cs - intra, buf.length - done);
+      this.readMapped(this.lookup(vc), pos, intra, buf.subarray(done, done + n));
+      done += n;
+    }
+  }
+
+  // ---- writes ----
+
+  private rc(): Refcounts {
+    if (this.readOnly || !this.refcounts) throw new DiskError('qcow2: image is read-only');
+    return this.refcounts;
+  }
+
+  private writeL1Entry(l1i: number, off: number): void {
+    const hi = (Math.floor(off / 0x1_0000_0000) | COPIED) >>> 0;
+    const lo = off >>> 0;
+    this.l1[l1i * 2] = hi;
+    this.l1[l1i * 2 + 1] = lo;
+    const e = new Uint8Array(8);
+    const dv = new DataView(e.buffer);
+    dv.setUint32(0, hi);
+    dv.setUint32(4, lo);
+    this.file.write(this.header.l1Offset + l1i * 8, e);
+  }
+
+  /** The L2 table for virtual cluster vc, allocated if needed and writable in place. */
+  private writableL2(vc: number): number {
+    const rc = this.rc();
+    const l1i = Math.floor(vc / 2 ** this.l2Bits);
+    if (l1i >= this.header.l1Size) throw new DiskError(`qcow2: L1 table too small for cluster ${vc}`);
+    const off = this.l2Offset(l1i);
+    if (off === 0) {
+      const n = rc.allocate(1);
+      const t = new Uint8Array(this.cs);
+      this.file.write(n, t);
+      this.l2Cache.set(n, t);
+      this.writeL1Entry(l1i, n);
+      return n;
+    }
+    if ((this.l1[l1i * 2] & COPIED) === 0) {
+      const refs = rc.get(off / this.cs);
+      if (refs !== 1) throw new DiskError(`qcow2: L2 table at ${hex(off)} is shared (refcount ${refs}); writing it is not supported`);
+      this.writeL1Entry(l1i, off);
+    }
+    return off;
+  }
+
+  private writeL2Entry(l2off: number, vc: number, hi: number, lo: number): void {
+    const t = this.loadL2(l2off);
+    const i = vc % 2 ** this.l2Bits;
+    const dv = new DataView(t.buffer);
+    dv.setUint32(i * 8, hi >>> 0);
+    dv.setUint32(i * 8 + 4, lo >>> 0);
+    this.file.write(l2off + i * 8, t.subarray(i * 8, i * 8 + 8));
+  }
+
+  /** Drop one reference to the clusters behind an old mapping (after it is no longer referenced). */
+  private release(m: Mapping): void {
+    const rc = this.rc();
+    if (m.kind === 'data' || (m.kind === 'zero' && m.host !== 0)) {
+      rc.decrement(m.host / this.cs);
+    } else if (m.kind === 'compressed') {
+      const first = Math.floor(m.host / this.cs);
+      const last = Math.floor((m.host + m.csize - 1) / this.cs);
+      for (let c = first; c <= last; c++) rc.decrement(c);
+    }
+  }
+
+  private writeCluster(vc: number, intra: number, data: Uint8Array): void {
+    const rc = this.rc();
+    const l2off = this.writableL2(vc);
+    const m = this.lookup(vc);
+    if (m.kind === 'data' && (m.copied || rc.get(m.host / this.cs) === 1)) {
+      if (m.host === 0) throw new DiskError('qcow2: data cluster at offset 0 overlaps the header');
+      this.file.write(m.host + intra, data);
+      if (!m.copied) this.writeL2Entry(l2off, vc, Math.floor(m.host / 0x1_0000_0000) | COPIED, m.host >>> 0);
+      return;
+    }
+    // A new cluster: old contents (backing, zeros, decompressed or shared) plus the new bytes.
+    const full = new Uint8Array(this.cs);
+    if (intra !== 0 || data.length !== this.cs) {
+      const vOffset = vc * this.cs;
+      const len = Math.min(this.cs, this.size - vOffset);
+      this.readMapped(m, vOffset, 0, full.subarray(0, len));
+    }
+    full.set(data, intra);
+    const host = rc.allocate(1);
+    this.file.write(host, full);
+    this.writeL2Entry(l2off, vc, Math.floor(host / 0x1_0000_0000) | COPIED, host >>> 0);
+    this.release(m);
+  }
+
+  write(offset: number, buf: Uint8Array): void {
+    this.rc();
+    this.checkRange(offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      const pos = offset + done;
+      const vc = Math.floor(pos / this.cs);
+      const intra = pos % this.cs;
+      const n = Math.min(this.cs - intra, buf.length - done);
+      this.writeCluster(vc, intra, buf.subarray(done, done + n));
+      done += n;
+    }
+  }
+
+  flush(): void {
+    if (!this.readOnly) this.file.sync();
+  }
+
+  /** Apply `whole` to each whole cluster in the range and `partial` to the pieces at its ends. */
+  private eachCluster(offset: number, len: number, whole: (vc: number) => void, partial: (pos: number, n: number) => void): void {
+    this.checkRange(offset, len);
+    let pos = offset;
+    const end = offset + len;
+    while (pos < end) {
+      const vc = Math.floor(pos / this.cs);
+      const intra = pos % this.cs;
+      const n = Math.min(this.cs - intra, end - pos);
+      // The last cluster of a disk whose size is not cluster aligned counts as whole if the range reaches the end.
+      if (intra === 0 && (n === this.cs || pos + n === this.size)) whole(vc);
+      else partial(pos, n);
+      pos += n;
+    }
+  }
+
+  discard(offset: number, len: number): void {
+    this.rc();
+    const v3 = this.header.version === 3;
+    this.eachCluster(offset, len, (vc) => {
+      const m = this.lookup(vc);
+      if (m.kind === 'zero' && m.host === 0) return;
+      if (m.kind === 'unallocated' && (!v3 || !this.backing)) return;
+      if (!v3 && this.backing) return; // v2 cannot hide backing data without writing zeros; discard is advisory
+      // v3: the cluster becomes a zero cluster, so it never shows backing data again.
+      const l2off = this.writableL2(vc);
+      this.writeL2Entry(l2off, vc, 0, v3 ? ZERO_FLAG : 0);
+      this.release(m);
+    }, () => {
+      // Partial clusters are left alone (discard is a hint).
+    });
+  }
+
+  writeZeroes(offset: number, len: number): void {
+    this.rc();
+    const v3 = this.header.version === 3;
+    this.eachCluster(offset, len, (vc) => {
+      const m = this.lookup(vc);
+      if (m.kind === 'zero') return;
+      if (m.kind === 'unallocated' && !this.backing) return;
+      if (v3) {
+        const l2off = this.writableL2(vc);
+        this.writeL2Entry(l2off, vc, 0, ZERO_FLAG);
+        this.release(m);
+      } else {
+        const pos = vc * this.cs;
+        this.write(pos, new Uint8Array(Math.min(this.cs, this.size - pos)));
+      }
+    }, (pos, n) => {
+      const m = this.lookup(Math.floor(pos / this.cs));
+      if (m.kind === 'zero' || (m.kind === 'unallocated' && !this.backing)) return;
+      this.write(pos, new Uint8Array(n));
+    });
+  }
+
+  close(): void {
+    this.file.close();
+    const b = this.backing;
+    if (b) b.close();
+  }
+
+  // ---- information ----
+
+  /** Number of virtual clusters with data in this layer (allocated, compressed or preallocated zero). */
+  allocatedClusters(): number {
+    let n = 0;
+    for (let l1i = 0; l1i < this.header.l1Size; l1i++) {
+      const off = this.l2Offset(l1i);
+      if (off === 0) continue;
+      const t = this.loadL2(off);
+      const dv = new DataView(t.buffer);
+      for (let i = 0; i < this.cs / 8; i++) {
+        const vc = l1i * 2 ** this.l2Bits + i;
+        if (vc * this.cs >= this.size) break;
+        const m = this.decodeL2(dv.getUint32(i * 8), dv.getUint32(i * 8 + 4));
+        if (m.kind === 'data' || m.kind === 'compressed') n++;
+      }
+    }
+    return n;
+  }
+}
+
+/** Open a qcow2 image (and its backing chain) as a block backend. */
+export function openQcow2(path: string, opts: Qcow2OpenOptions = {}): Qcow2Image {
+  return new Qcow2Image(path, opts.readOnly === true);
+}
+
+/**
+ * Create an empty qcow2 (version 3, 16-bit refcounts, zlib) image; with `backing`,
+ * an overlay whose unwritten clusters read from that file. The backing name is
+ * stored as given (relative names are resolved against the new image's directory).
+ */
+export function createQcow2(path: string, opts: Qcow2CreateOptions): void {
+  const clusterBits = opts.clusterBits ?? 16;
+  if (!Number.isInteger(clusterBits) || clusterBits < 9 || clusterBits > 21) {
+    throw new DiskError(`qcow2: cluster_bits ${clusterBits} out of range (9..21)`);
+  }
+  const size = opts.size;
+  if (!Number.isSafeInteger(size) || size < 0 || size > 2 ** 50) throw new DiskError(`qcow2: invalid virtual size ${size}`);
+  const cs = 2 ** clusterBits;
+  const l1Size = Math.ceil(size / (cs * (cs / 8)));
+  const l1Clusters = Math.max(1, Math.ceil((l1Size * 8) / cs));
+  const perBlock = cs / 2; // 16-bit refcounts
+  let rtClusters = 1;
+  let blocks = 1;
+  for (;;) {
+    const total = 1 + rtClusters + blocks + l1Clusters;
+    const b = Math.ceil(total / perBlock);
+    const r = Math.ceil((b * 8) / cs);
+    if (b === blocks && r === rtClusters) break;
+    blocks = Math.max(b, blocks);
+    rtClusters = Math.max(r, rtClusters);
+  }
+  const total = 1 + rtClusters + blocks + l1Clusters;
+  const rtOffset = cs;
+  const blocksOffset = cs * (1 + rtClusters);
+  const l1Offset = cs * (1 + rtClusters + blocks);
+  const backingFormat = opts.backing === undefined ? undefined : opts.backingFormat ?? 'raw';
+  const image = new Uint8Array(total * cs);
+  image.set(buildHeader({ clusterBits, size, l1Size, l1Offset, refTableOffset: rtOffset, refTableClusters: rtClusters, backingFile: opts.backing, backingFormat }), 0);
+  const dv = new DataView(image.buffer);
+  for (let b = 0; b < blocks; b++) {
+    const off = blocksOffset + b * cs;
+    dv.setUint32(rtOffset + b * 8, Math.floor(off / 0x1_0000_0000));
+    dv.setUint32(rtOffset + b * 8 + 4, off >>> 0);
+  }
+  for (let c = 0; c < total; c++) dv.setUint16(blocksOffset + c * 2, 1);
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw new DiskError(`cannot create image ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    let done = 0;
+    while (done < image.length) done += writeSync(fd, image, done, image.length - done, done);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
