@@ -52,6 +52,9 @@ Options:
   --append STRING    kernel command line (default: "${DEFAULT_APPEND}")
   --mem SIZE         guest RAM, 16M..3584M (default: ${DEFAULT_MEM}); e.g. 512M, 1G
   --bios FILE        run this M-mode firmware (e.g. OpenSBI fw_dynamic.bin)
+  --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]
+                     attach a virtio-blk disk (repeatable; the first is /dev/vda);
+                     the format is detected when not given; ",," in PATH is a comma
   --deterministic    guest time follows the instruction count (reproducible runs)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
@@ -271,6 +274,60 @@ export interface RunOptions {
   bios?: string;
   deterministic: boolean;
   mirror?: string;
+  disks: DiskSpec[];
+}
+
+/** One --disk option. */
+export interface DiskSpec {
+  path: string;
+  format?: 'raw' | 'qcow2';
+  readOnly: boolean;
+  serial?: string;
+}
+
+/** Largest number of disks (8 virtio-mmio slots, less the entropy source and hvc0). */
+export const MAX_DISKS = 6;
+
+/** Parse `PATH[,format=raw|qcow2][,readonly=on|off][,serial=S]` (",," stands for a comma in PATH). */
+export function parseDiskSpec(spec: string): DiskSpec {
+  const parts: string[] = [''];
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] === ',' && spec[i + 1] === ',' && parts.length === 1) {
+      parts[0] += ',';
+      i++;
+    } else if (spec[i] === ',') parts.push('');
+    else parts[parts.length - 1] += spec[i];
+  }
+  const [path, ...opts] = parts;
+  if (path === '') throw new UsageError(`--disk needs a file name (got '${spec}')`);
+  const d: DiskSpec = { path, readOnly: false };
+  const seen = new Set<string>();
+  for (const o of opts) {
+    const eq = o.indexOf('=');
+    if (eq <= 0) throw new UsageError(`bad --disk option '${o}' (expected format=, readonly= or serial=)`);
+    const key = o.slice(0, eq);
+    const val = o.slice(eq + 1);
+    if (seen.has(key)) throw new UsageError(`--disk option '${key}' given twice`);
+    seen.add(key);
+    switch (key) {
+      case 'format':
+        if (val !== 'raw' && val !== 'qcow2') throw new UsageError(`unknown disk format '${val}' (raw or qcow2)`);
+        d.format = val;
+        break;
+      case 'readonly':
+        if (val === 'on') d.readOnly = true;
+        else if (val === 'off') d.readOnly = false;
+        else throw new UsageError(`bad --disk readonly value '${val}' (on or off)`);
+        break;
+      case 'serial':
+        if (!/^[\x20-\x7e]{0,20}$/.test(val)) throw new UsageError(`bad --disk serial '${val}' (at most 20 printable ASCII characters)`);
+        d.serial = val;
+        break;
+      default:
+        throw new UsageError(`unknown --disk option '${key}' (format, readonly or serial)`);
+    }
+  }
+  return d;
 }
 
 /** Parse and check `tsvisor run` arguments that need no file system. */
@@ -283,9 +340,12 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     bios: { type: 'string' },
     deterministic: { type: 'boolean' },
     mirror: { type: 'string' },
+    disk: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
+  const disks = (values.disk ?? []).map(parseDiskSpec);
+  if (disks.length > MAX_DISKS) throw new UsageError(`too many disks: ${disks.length} (at most ${MAX_DISKS})`);
   let memMiB: number;
   try {
     memMiB = parseMemSize(values.mem ?? DEFAULT_MEM);
@@ -304,6 +364,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     bios: values.bios,
     deterministic: values.deterministic === true,
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
+    disks,
   };
 }
 
@@ -318,6 +379,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   if (opts.kernel !== undefined) checkKernel(opts.kernel, 'kernel');
   if (opts.initrd !== undefined) checkReadableFile(opts.initrd, 'initrd');
   if (opts.bios !== undefined) checkFirmware(opts.bios);
+  for (const d of opts.disks) await checkDisk(d);
 
   let kernel = opts.kernel;
   let initrd = opts.initrd;
@@ -348,6 +410,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
     wasmPath,
+    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial })),
   });
   const done = attachConsole(vm, process, { handleProcessEvents: true });
   vm.start();
@@ -422,6 +485,26 @@ function checkKernel(path: string, what: string): void {
   const kind = classifyExecutable(readHead(path, what, 0x40));
   if (kind !== 'image' && kind !== 'elf-riscv64') {
     throw new UserError(`not a RISC-V kernel (expected a Linux Image or ELF64 RISC-V executable): ${path}`);
+  }
+}
+
+/** Check a --disk file and open it once, so a bad or unsupported image fails here with one line. */
+async function checkDisk(d: DiskSpec): Promise<void> {
+  checkReadableFile(d.path, 'disk');
+  if (!d.readOnly) {
+    try {
+      accessSync(d.path, fsConstants.W_OK);
+    } catch {
+      throw new UserError(`disk file is not writable (use readonly=on): ${d.path}`);
+    }
+  }
+  const { openDisk } = await import('../storage/open.js');
+  try {
+    const disk = await openDisk(d.path, { format: d.format, readOnly: true });
+    disk.close();
+  } catch (e) {
+    if (e instanceof Error && e.name === 'DiskError') throw new UserError(e.message);
+    throw new UserError(`cannot use disk ${d.path}: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 

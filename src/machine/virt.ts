@@ -15,10 +15,11 @@ import {
 import { Uart16550 } from '../devices/uart16550.js';
 import { Plic } from '../devices/plic.js';
 import { SifiveTest } from '../devices/sifive-test.js';
+import { attachVirtio, type VirtioConfig, type VirtioSet } from './virtio-slots.js';
 
 export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
 
-export interface MachineConfig {
+export interface MachineConfig extends VirtioConfig {
   ramSize: number;
   /** The kernel; may be omitted when `bios` is given (the firmware then runs alone, like QEMU's -bios without -kernel). */
   kernel?: Uint8Array;
@@ -33,6 +34,10 @@ export interface MachineHost {
   consoleOut(bytes: Uint8Array): void;
   /** The guest powered off or failed (code = exit status) or asked for a reset. */
   power(kind: 'poweroff' | 'reset' | 'fail', code: number): void;
+  /** Entropy for virtio-rng (without it there is no virtio-rng). */
+  randomBytes?(n: number): Uint8Array;
+  /** Device diagnostics (e.g. why a virtio device needs a reset). */
+  log?(message: string): void;
 }
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; error: string };
@@ -52,6 +57,10 @@ export class VirtMachine {
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
   private halted = false;
+  /** virtio-mmio devices (see virtio-slots.ts). */
+  private virtio: VirtioSet = { slots: [], transports: [], console: null };
+  /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
+  private hvcInput = false;
 
   private constructor(wasm: Uint8Array, private readonly config: MachineConfig, private readonly host: MachineHost) {
     this.core = new CpuCore(wasm, config.ramSize, {
@@ -83,6 +92,20 @@ export class VirtMachine {
   /** Build the machine and load the boot images; errors are values with a message for the user. */
   static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
     const m = new VirtMachine(wasm, config, host);
+    const v = attachVirtio(config, {
+      mem: { ram: m.core.ram, base: RAM_BASE },
+      bus: m.bus,
+      plic: m.plic,
+      consoleOut: (bytes) => {
+        for (const b of bytes) m.outBuf.push(b);
+      },
+      randomBytes: host.randomBytes,
+      log: host.log,
+    });
+    if (!v.ok) return v;
+    m.virtio = v.set;
+    const consoles = [...config.bootargs.matchAll(/(?:^|\s)console=([^\s,]+)/g)].map((x) => x[1]);
+    m.hvcInput = v.set.console !== null && consoles.at(-1) === 'hvc0';
     const r = m.boot();
     if (!r.ok) return r;
     return { ok: true, machine: m };
@@ -144,7 +167,7 @@ export class VirtMachine {
       entry = Number(elf.entry);
     }
     const fdtFor = (initrdRange?: { start: number; end: number }) =>
-      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0 });
+      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots });
     const probe = fdtFor(initrd ? { start: RAM_BASE, end: RAM_BASE + initrd.length } : undefined);
     if (!probe.ok) return probe;
     const layout = planBootLayout({
@@ -231,7 +254,7 @@ export class VirtMachine {
       if (bios.length > ramSize / 2) return { ok: false, error: 'bios: firmware is larger than half of RAM' };
       this.copyToRam(RAM_BASE, bios);
     }
-    const fdt = buildVirtFdt({ ramSize, bootargs });
+    const fdt = buildVirtFdt({ ramSize, bootargs, virtioSlots: this.virtio.slots });
     if (!fdt.ok) return fdt;
     const fdtAddr = Math.floor((RAM_BASE + ramSize - fdt.dtb.length - 4096) / 4096) * 4096;
     this.copyToRam(fdtAddr, fdt.dtb);
@@ -267,6 +290,11 @@ export class VirtMachine {
 
   private feedInput(): void {
     if (!this.pendingInput.length) return;
+    if (this.hvcInput && this.virtio.console) {
+      const n = this.virtio.console.pushInput(this.pendingInput);
+      if (n > 0) this.pendingInput.splice(0, n);
+      return;
+    }
     // Deterministic runs hold input until the guest opens the port (enables the receive
     // interrupt): that moment depends only on the guest, so input given up front lands
     // at the same instruction on every run and nothing is lost to an early FIFO reset.

@@ -13,6 +13,19 @@ export interface VmConfig {
   deterministic: boolean;
   /** Path of the compiled CPU core (build/cpu.wasm). */
   wasmPath: string;
+  /** virtio-blk disks, in order (the first is /dev/vda). */
+  disks?: VmDiskConfig[];
+  /** virtio-rng fed from the host CSPRNG (default true). */
+  rng?: boolean;
+  /** virtio-console as hvc0 on the same console stream as the UART (default true). */
+  virtioConsole?: boolean;
+}
+
+export interface VmDiskConfig {
+  path: string;
+  format?: 'raw' | 'qcow2';
+  readOnly?: boolean;
+  serial?: string;
 }
 
 /** Int32 slots of the control block. */

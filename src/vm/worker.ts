@@ -5,12 +5,15 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   CTRL_STOP, CTRL_WAKE, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
+import type { BlockBackend } from '../storage/backend.js';
+import { openDisk } from '../storage/open.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -24,8 +27,43 @@ function post(msg: WorkerMessage): void {
   parentPort!.postMessage(msg);
 }
 
-function main(): void {
+/** Entropy for virtio-rng: the host CSPRNG, or a fixed-seed generator in deterministic runs (not for secrets). */
+function entropySource(deterministic: boolean): (n: number) => Uint8Array {
+  if (!deterministic) return (n) => randomFillSync(new Uint8Array(n));
+  let s = 0x9e3779b9;
+  return (n) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      out[i] = s & 0xff;
+    }
+    return out;
+  };
+}
+
+const disks: BlockBackend[] = [];
+
+/** Flush and close every disk (at exit, also after an emulator failure). */
+function closeDisks(): string | null {
+  let problem: string | null = null;
+  for (const d of disks.splice(0)) {
+    try {
+      if (!d.readOnly) d.flush();
+      d.close();
+    } catch (e) {
+      problem ??= `closing a disk failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  return problem;
+}
+
+async function main(): Promise<void> {
   const { config, control } = workerData as WorkerInit;
+  for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
+  const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial }));
+  const randomBytes = entropySource(config.deterministic);
   const wasm = readFileSync(config.wasmPath);
   const kernel = config.kernel ? readFileSync(config.kernel) : undefined;
   const initrd = config.initrd ? readFileSync(config.initrd) : undefined;
@@ -43,6 +81,9 @@ function main(): void {
         bios: bios ? new Uint8Array(bios) : undefined,
         bootargs: config.append,
         deterministic: config.deterministic,
+        disks: diskConfigs,
+        rng: config.rng ?? true,
+        virtioConsole: config.virtioConsole ?? true,
       },
       {
         consoleOut: (data) => post({ type: 'console', data }),
@@ -51,11 +92,14 @@ function main(): void {
           else if (kind === 'fail') exit = { code: code || 1, reason: `guest reported failure (code ${code})` };
           else exit = { code: 0, reason: 'guest powered off' };
         },
+        randomBytes,
+        log: (message) => post({ type: 'error', message }),
       },
     );
     if (!created.ok) {
       post({ type: 'error', message: created.error });
       post({ type: 'exit', code: 1, reason: created.error });
+      closeDisks();
       return null;
     }
     return created.machine;
@@ -107,13 +151,17 @@ function main(): void {
       }
     }
   }
+  const problem = closeDisks();
+  if (problem) post({ type: 'error', message: problem });
   post({ type: 'exit', code: exit.code, reason: exit.reason });
 }
 
 try {
-  main();
+  await main();
 } catch (e) {
+  closeDisks();
   const message = e instanceof Error ? e.message : String(e);
-  post({ type: 'error', message: `emulator failure: ${message}` });
-  post({ type: 'exit', code: 1, reason: `emulator failure: ${message}` });
+  const disk = e instanceof Error && e.name === 'DiskError';
+  post({ type: 'error', message: disk ? message : `emulator failure: ${message}` });
+  post({ type: 'exit', code: 1, reason: disk ? message : `emulator failure: ${message}` });
 }
