@@ -34,6 +34,8 @@ A virtual machine monitor for 64-bit RISC-V guests.
 Commands:
   run            boot a VM on this terminal (see 'tsvisor run --help')
   image build    build the default guest (Debian kernel + busybox initramfs)
+  image create   create a blank raw/qcow2 disk or a qcow2 overlay
+  image info     show a disk's format, size, allocation and backing chain
   help [cmd]     show help for a command
 
 Options:
@@ -64,6 +66,8 @@ Exit status: the guest's (0 after poweroff).
 `;
 
 const IMAGE_HELP = `Usage: tsvisor image build [options]
+       tsvisor image create [options] PATH   (see 'tsvisor image create --help')
+       tsvisor image info PATH
 
 Build (or check) the default guest from Debian riscv64 packages and print
 the paths of its kernel and initrd. Results are cached.
@@ -207,6 +211,10 @@ function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
 // ---- tsvisor image build ----
 
 async function imageCommand(args: string[], io: MainIo): Promise<number> {
+  if (args[0] === 'create' || args[0] === 'info') {
+    const cmds = await import('./image-cmds.js');
+    return args[0] === 'create' ? cmds.imageCreate(args.slice(1), io) : cmds.imageInfo(args.slice(1), io);
+  }
   const { values, positionals } = parseOptions(
     'tsvisor image',
     args,
