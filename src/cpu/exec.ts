@@ -51,57 +51,57 @@ export const EXIT_HOST: u32 = 2;
   return <u64><i64>v;
 }
 
-function mulhu(a: u64, b: u64): u64 {
+export function mulhu(a: u64, b: u64): u64 {
   const al = a & 0xffffffff, ah = a >> 32, bl = b & 0xffffffff, bh = b >> 32;
   const p0 = al * bl, p1 = al * bh, p2 = ah * bl, p3 = ah * bh;
   const mid = (p0 >> 32) + (p1 & 0xffffffff) + (p2 & 0xffffffff);
   return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
 }
-function mulh(a: u64, b: u64): u64 {
+export function mulh(a: u64, b: u64): u64 {
   let h = mulhu(a, b);
   if (<i64>a < 0) h -= b;
   if (<i64>b < 0) h -= a;
   return h;
 }
-function mulhsu(a: u64, b: u64): u64 {
+export function mulhsu(a: u64, b: u64): u64 {
   let h = mulhu(a, b);
   if (<i64>a < 0) h -= b;
   return h;
 }
-@inline function div64(a: u64, b: u64): u64 {
+@inline export function div64(a: u64, b: u64): u64 {
   if (b == 0) return 0xffffffffffffffff;
   if (a == 0x8000000000000000 && b == 0xffffffffffffffff) return a;
   return <u64>(<i64>a / <i64>b);
 }
-@inline function divu64(a: u64, b: u64): u64 {
+@inline export function divu64(a: u64, b: u64): u64 {
   return b == 0 ? 0xffffffffffffffff : a / b;
 }
-@inline function rem64(a: u64, b: u64): u64 {
+@inline export function rem64(a: u64, b: u64): u64 {
   if (b == 0) return a;
   if (a == 0x8000000000000000 && b == 0xffffffffffffffff) return 0;
   return <u64>(<i64>a % <i64>b);
 }
-@inline function remu64(a: u64, b: u64): u64 {
+@inline export function remu64(a: u64, b: u64): u64 {
   return b == 0 ? a : a % b;
 }
-@inline function div32(a: u64, b: u64): u64 {
+@inline export function div32(a: u64, b: u64): u64 {
   const x = <i32>a, y = <i32>b;
   if (y == 0) return 0xffffffffffffffff;
   if (x == i32.MIN_VALUE && y == -1) return sext32(<u64><u32>x);
   return <u64><i64>(x / y);
 }
-@inline function divu32(a: u64, b: u64): u64 {
+@inline export function divu32(a: u64, b: u64): u64 {
   const x = <u32>a, y = <u32>b;
   if (y == 0) return 0xffffffffffffffff;
   return sext32(<u64>(x / y));
 }
-@inline function rem32(a: u64, b: u64): u64 {
+@inline export function rem32(a: u64, b: u64): u64 {
   const x = <i32>a, y = <i32>b;
   if (y == 0) return sext32(<u64><u32>x);
   if (x == i32.MIN_VALUE && y == -1) return 0;
   return <u64><i64>(x % y);
 }
-@inline function remu32(a: u64, b: u64): u64 {
+@inline export function remu32(a: u64, b: u64): u64 {
   const x = <u32>a, y = <u32>b;
   if (y == 0) return sext32(<u64>x);
   return sext32(<u64>(x % y));

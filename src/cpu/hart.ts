@@ -116,6 +116,9 @@ export let exitReason: u32 = 0;
 /** Bit per privilege (1 << priv): ecall from that mode calls the host hook instead of trapping. */
 export let ecallHookMask: u32 = 0;
 
+/** Translate hot code to wasm (the host installs translations between run() calls). */
+export let jitEnabled: bool = false;
+
 /** Guest RAM size in bytes (guest physical 0x8000_0000 upwards). */
 export let ramSize: u64 = 0;
 

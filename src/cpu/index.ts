@@ -4,17 +4,21 @@
 
 import {
   pc, priv, instret, mipHw, breakBatch, exitReason, trapped, timeNow, deterministic, timeSkew, ecallHookMask,
-  ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime,
+  ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime, jitEnabled, DET_INSNS_PER_TICK,
 } from './hart';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets } from './mmu';
-import { STATE } from './state';
+import { STATE, PC_OFF, JIT_FLAG_OFF } from './state';
+import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll } from './jit';
+export {
+  jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
+  jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw,
+} from './jit';
 
 export { EXIT_WFI } from './exec';
 
-const BATCH: u32 = 4096;
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
   unreachable();
@@ -36,36 +40,86 @@ export function reset(ram: u64, hartId: u64, entry: u64): void {
   tlbFlushAll();
   updateTlbSets();
   initRvcTable();
+  jitFlushAll();
+}
+
+/** In deterministic mode: the instret at which guest time reaches the next armed timer deadline. */
+function nextEventInstret(): u64 {
+  const now = currentTime();
+  let d: u64 = 0xffffffffffffffff;
+  if (mtimecmp > now) d = mtimecmp;
+  if ((menvcfg >> 63) != 0 && stimecmp > now && stimecmp < d) d = stimecmp;
+  if (d == 0xffffffffffffffff) return d;
+  // time = instret / DET_INSNS_PER_TICK + timeSkew reaches d at this instret.
+  const ticks = d - timeSkew;
+  if (ticks > 0xffffffffffffffff / DET_INSNS_PER_TICK) return 0xffffffffffffffff;
+  return ticks * DET_INSNS_PER_TICK;
 }
 
 /**
  * Execute up to `budget` instructions. Returns why it stopped: 0 budget used,
  * 1 WFI with nothing pending, 2 the host asked (requestExit).
+ *
+ * Interrupts are taken at exact instruction counts (a trap, an instruction that
+ * changes interrupt state, a deterministic timer deadline), never at batch or
+ * block boundaries, so a run with and without translated code is identical.
  */
 export function run(budget: u32): u32 {
   exitReason = EXIT_NONE;
-  updateTimerLines();
-  checkInterrupts();
-  let done: u32 = 0;
-  while (done < budget) {
-    breakBatch = false;
-    let n = budget - done;
-    if (n > BATCH) n = BATCH;
-    let i: u32 = 0;
-    while (i < n) {
-      execute();
-      instret++;
-      i++;
-      if (trapped) takePendingException();
-      if (breakBatch) break;
-    }
-    done += i;
+  const end = instret + <u64>budget;
+  while (true) {
     updateTimerLines();
     checkInterrupts();
-    if (exitReason != EXIT_NONE) break;
+    breakBatch = false;
+    let limit = end;
+    if (deterministic) {
+      const ev = nextEventInstret();
+      if (ev < limit) limit = ev;
+    }
+    let atHead = true;
+    while (instret < limit) {
+      if (atHead && jitEnabled) {
+        const hpc = fetchHostAddr(pc);
+        if (hpc != 0) {
+          const e = lookupBlock(pc, hpc);
+          if (e != 0) {
+            if (instret + <u64>load<u32>(e, 20) <= limit) {
+              store<u32>(STATE + JIT_FLAG_OFF, 0);
+              const n = call_indirect<u32>(load<u32>(e, 16));
+              instret += <u64>n;
+              pc = load<u64>(STATE + PC_OFF);
+              jitInstructions += <u64>n;
+              if (trapped) {
+                takePendingException();
+                break;
+              }
+              if (breakBatch) break;
+              continue;
+            }
+          } else {
+            noteBlockHead(pc, hpc);
+          }
+        }
+      }
+      const before = pc;
+      execute();
+      instret++;
+      if (trapped) {
+        takePendingException();
+        break;
+      }
+      if (breakBatch) break;
+      atHead = pc - before > 4;
+    }
+    if (exitReason != EXIT_NONE || instret >= end) break;
   }
   return exitReason;
 }
+
+/** Instructions retired inside translated blocks (for --stats). */
+export let jitInstructions: u64 = 0;
+export function getJitInstructions(): u64 { return jitInstructions; }
+export function setJitEnabled(on: bool): void { jitEnabled = on; }
 
 /** Called by the host (also from inside an import callback) to end the current run() early. */
 export function requestExit(): void {

@@ -8,7 +8,7 @@
 // cached: S-mode access to U pages (depends on SUM) and loads that rely on MXR
 // always take the slow path, so SUM/MXR toggles need no flush.
 
-import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE } from './state';
+import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE } from './state';
 import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
@@ -61,6 +61,36 @@ export function updateTlbSets(): void {
   const set = eff == PRV_M ? 2 : (eff == 2 ? SET_NOFILL : eff);
   tlbLoad = setBase(ACC_LOAD, set);
   tlbStore = setBase(ACC_STORE, set);
+  store<u32>(STATE + TLB_BASES_OFF, tlbFetch);
+  store<u32>(STATE + TLB_BASES_OFF + 4, tlbLoad);
+  store<u32>(STATE + TLB_BASES_OFF + 8, tlbStore);
+}
+
+/** A store hit guest RAM at `off`: if translated code came from that page, retire it. */
+@inline export function noteRamStore(off: u64): void {
+  const pg = <u32>(off >> 12);
+  if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+}
+
+export function retireCodePage(pg: u32): void {
+  store<u8>(CODE_PAGE + pg, 0);
+  const g = PAGE_GEN + (pg << 2);
+  store<u32>(g, load<u32>(g) + 1);
+}
+
+/** Make every store to guest-RAM page `pg` take the slow path (it now holds translated code). */
+export function protectCodePage(pg: u32): void {
+  store<u8>(CODE_PAGE + pg, 1);
+  const hostPage = <u64>RAM_HOST + (<u64>pg << 12);
+  for (let s: u32 = 0; s < 4; s++) {
+    const base = setBase(ACC_STORE, s);
+    for (let i: u32 = 0; i < TLB_SIZE; i++) {
+      const e = base + (i << 4);
+      const tag = load<u64>(e);
+      if (tag == 0xffffffffffffffff) continue;
+      if (((tag << 12) + load<u64>(e, 8)) >> 12 == hostPage >> 12) store<u64>(e, 0xffffffffffffffff);
+    }
+  }
 }
 
 export function tlbFlushAll(): void {
@@ -194,6 +224,7 @@ function physRead(pa: u64, size: u32, va: u64, access: u32): u64 {
 function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
   const off = pa - RAM_BASE;
   if (off < ramSize && off + size <= ramSize) {
+    noteRamStore(off);
     const h = <usize>(<u64>RAM_HOST + off);
     if (size == 8) store<u64>(h, v);
     else if (size == 4) store<u32>(h, <u32>v);
@@ -253,7 +284,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
   }
   const pa = translate(va, ACC_STORE);
   if (trapped) return;
-  if (lastCacheable && isRamPage(pa)) tlbFill(tlbStore, va, pa);
+  if (lastCacheable && isRamPage(pa) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) tlbFill(tlbStore, va, pa);
   physWrite(pa, size, v, va);
 }
 
@@ -265,6 +296,7 @@ export function translateAmo(va: u64): u64 {
     accessFault(ACC_STORE, va);
     return 0;
   }
+  noteRamStore(pa - RAM_BASE);
   return pa;
 }
 

@@ -48,3 +48,23 @@ export const RAM_HOST: u32 = 0x1000000;
 @inline export function setF(r: u32, v: u64): void {
   store<u64>(STATE + F_OFF + (r << 3), v);
 }
+
+// ---- Translator (JIT) support, all below guest RAM ----
+
+/** Current TLB set bases (fetch, load, store: u32 each), mirrored for translated code. */
+export const TLB_BASES_OFF: u32 = 0x1100;
+/** Set by the slow-path helpers translated code calls: 1 = the access trapped, 2 = leave the block. */
+export const JIT_FLAG_OFF: u32 = 0x1110;
+/** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
+export const JIT_QUEUE_OFF: u32 = 0x2000;
+export const JIT_QUEUE_MAX: u32 = 128;
+/** Block cache: direct-mapped, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
+export const JIT_HASH: u32 = 0x180000;
+export const JIT_HASH_SIZE: u32 = 8192;
+/** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
+export const JIT_HOT: u32 = 0x1c0000;
+export const JIT_HOT_SIZE: u32 = 16384;
+/** Per guest-RAM page: u32 generation, bumped when a page holding translated code is written. */
+export const PAGE_GEN: u32 = 0x200000;
+/** Per guest-RAM page: u8, 1 while translated code exists for the page (stores take the slow path). */
+export const CODE_PAGE: u32 = 0x600000;

@@ -3,6 +3,7 @@
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
 import { STATE, X_OFF, F_OFF, RAM_HOST } from './layout.js';
+import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
 
 export interface CoreImports {
   mmioRead(addr: number, size: number): number;
@@ -29,6 +30,9 @@ interface CoreExports {
   hostReadCsr(csr: number): bigint;
   hostWriteCsr(csr: number, v: bigint): void;
   flushTlb(): void;
+  setJitEnabled(on: number): void;
+  getJitInstructions(): bigint;
+  jitInvalidateRange(off: bigint, len: bigint): void;
 }
 
 export const EXIT_BUDGET = 0;
@@ -46,6 +50,7 @@ declare const WebAssembly: {
   Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { element: 'anyfunc'; initial: number }) => { set(i: number, f: unknown): void };
 };
 
 export class CpuCore {
@@ -56,15 +61,19 @@ export class CpuCore {
   private readonly f: BigUint64Array;
   private readonly u32: Uint32Array;
   readonly exports: CoreExports;
+  /** Translator; it only runs when enabled with setJitEnabled(). */
+  readonly jit: Jit;
 
   constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
     this.ramSize = ramSize;
     const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
     this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
     const mod = new WebAssembly.Module(wasmBytes);
+    const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_SIZE });
     const inst = new WebAssembly.Instance(mod, {
       env: {
         memory: this.mem,
+        table,
         abort: () => {
           throw new Error('cpu core aborted');
         },
@@ -74,11 +83,28 @@ export class CpuCore {
       },
     });
     this.exports = inst.exports as unknown as CoreExports;
+    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table);
     const buf = this.mem.buffer;
     this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
     this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
     this.f = new BigUint64Array(buf, STATE + F_OFF, 32);
     this.u32 = new Uint32Array(buf);
+  }
+
+  /** Run up to `budget` instructions, then translate what became hot. */
+  run(budget: number): number {
+    const r = this.exports.run(budget);
+    this.jit.drain();
+    return r;
+  }
+
+  setJitEnabled(on: boolean): void {
+    this.exports.setJitEnabled(on ? 1 : 0);
+  }
+
+  /** The host wrote guest RAM directly (device DMA): drop translations of those pages. */
+  noteRamWrite(offset: number, length: number): void {
+    this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
   }
 
   reset(entry: bigint, hartId = 0): void {

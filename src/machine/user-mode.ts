@@ -22,7 +22,7 @@ export interface UserRunResult {
   instructions: bigint;
 }
 
-export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSize?: number; maxInstructions?: number } = {}): UserRunResult {
+export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSize?: number; maxInstructions?: number; jit?: boolean } = {}): UserRunResult {
   const ramSize = opts.ramSize ?? 16 * 1024 * 1024;
   const elf = parseElf64(elfBytes);
   if (!elf.ok) return { output: new Uint8Array(), exitCode: -1, error: elf.error, instructions: 0n };
@@ -81,12 +81,13 @@ export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSi
   core.writeCsr(0x300, 1n << 13n); // mstatus.FS = initial
   core.exports.setEcallHookMask((1 << PRV_U) | (1 << PRV_M));
   core.exports.setDeterministic(1);
+  core.setJitEnabled(opts.jit ?? false);
   core.setX(2, BigInt(RAM_BASE + ramSize - 4096)); // sp
   core.priv = PRV_U;
   const max = opts.maxInstructions ?? 200_000_000;
   let ran = 0;
   while (!done && ran < max) {
-    core.exports.run(1_000_000);
+    core.run(1_000_000);
     ran += 1_000_000;
   }
   const result: UserRunResult = {

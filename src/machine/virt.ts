@@ -28,6 +28,8 @@ export interface MachineConfig extends VirtioConfig {
   bios?: Uint8Array;
   bootargs: string;
   deterministic: boolean;
+  /** Translate hot guest code to wasm (default on). */
+  jit?: boolean;
 }
 
 export interface MachineHost {
@@ -190,6 +192,7 @@ export class VirtMachine {
 
     const core = this.core;
     core.exports.setDeterministic(this.config.deterministic ? 1 : 0);
+    core.setJitEnabled(this.config.jit !== false);
     if (bios) {
       // Firmware at the RAM base in M-mode; it finds the kernel through fw_dynamic_info.
       if (kernelAddr < RAM_BASE + 0x200000) {
@@ -260,6 +263,7 @@ export class VirtMachine {
     this.copyToRam(fdtAddr, fdt.dtb);
     this.core.exports.setDeterministic(this.config.deterministic ? 1 : 0);
     this.core.reset(BigInt(entry));
+    this.core.setJitEnabled(this.config.jit !== false);
     this.core.setX(10, 0n);
     this.core.setX(11, BigInt(fdtAddr));
     return { ok: true };
@@ -273,7 +277,7 @@ export class VirtMachine {
   /** Run up to `budget` instructions; returns the core's exit reason. */
   runSlice(budget: number): number {
     this.feedInput();
-    const r = this.core.exports.run(budget);
+    const r = this.core.run(budget);
     this.flushOutput();
     return r;
   }

@@ -1,0 +1,155 @@
+// Core side of the translator: the block cache the run loop dispatches
+// through, hot-block counting, the compile queue the host drains between
+// slices, and the slow-path helpers translated code imports. Translated blocks
+// are wasm functions in the shared table; they keep registers in the STATE
+// block, so the interpreter and translated code always agree on hart state.
+
+import {
+  STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
+  PAGE_GEN, CODE_PAGE, RAM_HOST,
+} from './state';
+import { pc, trapped, breakBatch, ramSize, instret } from './hart';
+import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, RAM_BASE } from './mmu';
+import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
+
+/** Executions of a block head before it is queued for translation. */
+const HOT_THRESHOLD: i32 = 16;
+const QUEUED: i32 = -0x40000000;
+
+@inline function hashHpc(hpc: u32): u32 {
+  return ((hpc >> 1) ^ (hpc >> 14)) & (JIT_HASH_SIZE - 1);
+}
+
+/** Host (linear-memory) address of the instruction at pc, from the fetch TLB; 0 on a miss. */
+@inline export function fetchHostAddr(va: u64): u32 {
+  const e = tlbFetch + ((<u32>(va >> 12) & 1023) << 4);
+  if (load<u64>(e) != va >> 12) return 0;
+  return <u32>(va + load<u64>(e, 8));
+}
+
+/** Block-cache entry for (pc, hpc) if it is valid, else 0. */
+@inline export function lookupBlock(va: u64, hpc: u32): u32 {
+  const e = JIT_HASH + (hashHpc(hpc) << 5);
+  if (load<u32>(e) != hpc || load<u64>(e, 8) != va) return 0;
+  const pg = load<u32>(e, 28);
+  if (load<u32>(e, 24) != load<u32>(PAGE_GEN + (pg << 2))) return 0;
+  return e;
+}
+
+/** Count an untranslated block head; queue it for translation when hot. */
+export function noteBlockHead(va: u64, hpc: u32): void {
+  const h = JIT_HOT + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
+  if (load<u32>(h) != hpc) {
+    store<u32>(h, hpc);
+    store<i32>(h, 1, 4);
+    return;
+  }
+  const c = load<i32>(h, 4) + 1;
+  store<i32>(h, c, 4);
+  if (c != HOT_THRESHOLD) return;
+  const q = STATE + JIT_QUEUE_OFF;
+  const n = load<u32>(q);
+  if (n >= JIT_QUEUE_MAX) {
+    store<i32>(h, 0, 4); // try again later
+    return;
+  }
+  const e = q + 16 + (n << 4);
+  store<u64>(e, va);
+  store<u32>(e, hpc, 8);
+  store<u32>(q, n + 1);
+  store<i32>(h, QUEUED, 4);
+}
+
+// ---- exports for the host ----
+
+export function jitQueueLength(): u32 {
+  return load<u32>(STATE + JIT_QUEUE_OFF);
+}
+export function jitQueueClear(): void {
+  store<u32>(STATE + JIT_QUEUE_OFF, 0);
+}
+
+/** Record a translated block: table slot `fn` runs `len` instructions starting at (va, hpc). */
+export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
+  const pg = (hpc - RAM_HOST) >> 12;
+  if (<u64>pg >= (ramSize >> 12)) return;
+  if (load<u8>(CODE_PAGE + pg) == 0) protectCodePage(pg);
+  const e = JIT_HASH + (hashHpc(hpc) << 5);
+  store<u32>(e, hpc);
+  store<u64>(e, va, 8);
+  store<u32>(e, fn, 16);
+  store<u32>(e, len, 20);
+  store<u32>(e, load<u32>(PAGE_GEN + (pg << 2)), 24);
+  store<u32>(e, pg, 28);
+}
+
+/** Forget every translation (cache full, or the host asks). */
+export function jitFlushAll(): void {
+  memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
+  memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
+  const pages = <u32>(ramSize >> 12);
+  for (let pg: u32 = 0; pg < pages; pg++) {
+    if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+  }
+  jitQueueClear();
+}
+
+/** The host wrote guest RAM [off, off+len) (device DMA, loaders): retire translations there. */
+export function jitInvalidateRange(off: u64, len: u64): void {
+  if (len == 0) return;
+  const first = <u32>(off >> 12);
+  const last = <u32>((off + len - 1) >> 12);
+  const pages = <u32>(ramSize >> 12);
+  for (let pg = first; pg <= last && pg < pages; pg++) {
+    if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+  }
+}
+
+// ---- helpers imported by translated code ----
+
+@inline function setFlag(): void {
+  store<u32>(STATE + JIT_FLAG_OFF, trapped ? 1 : (breakBatch ? 2 : 0));
+}
+
+/** Slow-path load (TLB miss, MMIO, page crossing). Sign/zero extension is done by the caller. */
+// `done` is how many instructions of the block retired before this one, so
+// instret (and deterministic time) is exact inside the helper, as in the interpreter.
+export function jitLoad(va: u64, size: u32, done: u32): u64 {
+  instret += done;
+  const v = loadSlow(va, size);
+  instret -= done;
+  setFlag();
+  return v;
+}
+
+export function jitStore(va: u64, size: u32, v: u64, done: u32): void {
+  instret += done;
+  storeSlow(va, size, v);
+  instret -= done;
+  setFlag();
+}
+
+/** Run the one instruction at the pc held in the STATE block through the interpreter. */
+export function jitInterp(done: u32): void {
+  instret += done;
+  pc = load<u64>(STATE + PC_OFF);
+  execute();
+  store<u64>(STATE + PC_OFF, pc);
+  instret -= done;
+  setFlag();
+}
+
+export { RAM_BASE };
+
+// M-extension operations with RISC-V semantics (no wasm traps on /0 or overflow).
+export function jitMulh(a: u64, b: u64): u64 { return mulh(a, b); }
+export function jitMulhsu(a: u64, b: u64): u64 { return mulhsu(a, b); }
+export function jitMulhu(a: u64, b: u64): u64 { return mulhu(a, b); }
+export function jitDiv(a: u64, b: u64): u64 { return div64(a, b); }
+export function jitDivu(a: u64, b: u64): u64 { return divu64(a, b); }
+export function jitRem(a: u64, b: u64): u64 { return rem64(a, b); }
+export function jitRemu(a: u64, b: u64): u64 { return remu64(a, b); }
+export function jitDivw(a: u64, b: u64): u64 { return div32(a, b); }
+export function jitDivuw(a: u64, b: u64): u64 { return divu32(a, b); }
+export function jitRemw(a: u64, b: u64): u64 { return rem32(a, b); }
+export function jitRemuw(a: u64, b: u64): u64 { return remu32(a, b); }

@@ -1,0 +1,101 @@
+// Translator policy and cache management: between slices, drain the core's
+// queue of hot block heads, translate them into one wasm module, put the
+// functions in the shared table and tell the core where they are. When the
+// table is full, every translation is dropped and the cache starts over.
+
+import { buildModule, I32, I64, type FuncBody, type ImportFunc } from './wasm-builder.js';
+import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
+
+const JIT_QUEUE_OFF = 0x2000;
+/** Table slots below this are left to the core module. */
+export const FIRST_SLOT = 16;
+export const TABLE_SIZE = 32768;
+
+interface WasmTable {
+  set(i: number, f: unknown): void;
+}
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+};
+
+export interface JitCoreExports {
+  jitQueueLength(): number;
+  jitQueueClear(): void;
+  jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
+  jitFlushAll(): void;
+  [name: string]: unknown;
+}
+
+const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
+  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw'] as const;
+
+export interface JitStats {
+  translations: number;
+  modules: number;
+  flushes: number;
+  rejected: number;
+}
+
+export class Jit {
+  private nextSlot = FIRST_SLOT;
+  private readonly imports: Record<string, unknown>;
+  readonly stats: JitStats = { translations: 0, modules: 0, flushes: 0, rejected: 0 };
+
+  constructor(
+    private readonly ex: JitCoreExports,
+    private readonly memory: { buffer: ArrayBuffer },
+    private readonly table: WasmTable,
+  ) {
+    const env: Record<string, unknown> = { memory };
+    for (const h of HELPERS) env[h] = ex[h];
+    this.imports = { env };
+  }
+
+  /** Translate whatever the core queued during the last slice. */
+  drain(): void {
+    const n = this.ex.jitQueueLength();
+    if (n === 0) return;
+    const buf = this.memory.buffer;
+    const dv = new DataView(buf);
+    const u8 = new Uint8Array(buf);
+    const read16 = (a: number) => u8[a] | (u8[a + 1] << 8);
+    const readU32 = (a: number) => dv.getUint32(a, true);
+    const blocks: { va: bigint; hpc: number; body: FuncBody; len: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = STATE + JIT_QUEUE_OFF + 16 + i * 16;
+      const va = dv.getBigUint64(e, true);
+      const hpc = dv.getUint32(e + 8, true);
+      const t = translateBlock(va, hpc, read16, readU32);
+      if (!t) {
+        this.stats.rejected++;
+        continue;
+      }
+      blocks.push({ va, hpc, len: t.insns, body: { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` } });
+    }
+    this.ex.jitQueueClear();
+    if (!blocks.length) return;
+    if (this.nextSlot + blocks.length > TABLE_SIZE) {
+      this.ex.jitFlushAll();
+      this.nextSlot = FIRST_SLOT;
+      this.stats.flushes++;
+    }
+    const types = [
+      { params: [], results: [I32] }, // 0: block
+      { params: [I64, I32, I32], results: [I64] }, // 1: jitLoad
+      { params: [I64, I32, I64, I32], results: [] }, // 2: jitStore
+      { params: [I32], results: [] }, // 3: jitInterp
+      { params: [I64, I64], results: [I64] }, // 4: M helpers
+    ];
+    const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4 }));
+    const bytes = buildModule(types, imps, blocks.map((b) => b.body));
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    this.stats.modules++;
+    blocks.forEach((b, i) => {
+      const slot = this.nextSlot++;
+      this.table.set(slot, inst.exports[`b${i}`]);
+      this.ex.jitInstall(b.va, b.hpc, slot, b.len);
+      this.stats.translations++;
+    });
+  }
+}

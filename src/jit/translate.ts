@@ -1,0 +1,442 @@
+// Translation of one guest basic block to a wasm function body.
+//
+// The block runs straight-line from its first instruction to a control
+// transfer (included) or to an instruction it does not translate (excluded:
+// SYSTEM, anything illegal). Registers live in wasm locals, loaded on first
+// use and written back at every exit, so the STATE block is exact whenever the
+// block returns. Loads and stores inline the software-TLB fast path and call
+// the core's slow path otherwise; a slow path that traps (or asks to leave)
+// ends the block with pc at the faulting instruction (or after it) and the
+// count of instructions retired, exactly as the interpreter would.
+// FP and AMO instructions run through the interpreter (jitInterp) in place.
+
+import { ByteWriter, OP, I32, I64 } from './wasm-builder.js';
+
+export const STATE = 0x100000;
+const PC_OFF = 512;
+const TLB_BASES_OFF = 0x1100;
+const JIT_FLAG_OFF = 0x1110;
+const RVC_TABLE = 0x140000;
+
+/** Import indices inside a block module (see jit.ts for the list). */
+export const IMP = {
+  load: 0, store: 1, interp: 2,
+  mulh: 3, mulhsu: 4, mulhu: 5, div: 6, divu: 7, rem: 8, remu: 9, divw: 10, divuw: 11, remw: 12, remuw: 13,
+} as const;
+
+const MAX_INSNS = 64;
+
+// locals: 0..30 = x1..x31, then temporaries
+const L_VA = 31;
+const L_VAL = 32;
+const L_E = 33; // i32 TLB entry address
+const L_TLBL = 34; // i32 load TLB base
+const L_TLBS = 35; // i32 store TLB base
+export const BLOCK_LOCALS: [number, number][] = [[33, I64], [3, I32]];
+
+export interface TranslatedBlock {
+  code: Uint8Array;
+  insns: number;
+}
+
+function sext(v: number, bits: number): number {
+  const s = 32 - bits;
+  return (v << s) >> s;
+}
+
+class Emitter {
+  readonly c = new ByteWriter();
+  private loaded = new Set<number>();
+  private dirty = new Set<number>();
+  private tlbLoaded = false;
+
+  op(...bytes: number[]): this {
+    this.c.bytes(bytes);
+    return this;
+  }
+  i32c(v: number): this {
+    this.c.byte(OP.i32_const).i32(v);
+    return this;
+  }
+  i64c(v: bigint): this {
+    this.c.byte(OP.i64_const).i64(v);
+    return this;
+  }
+  lget(l: number): this {
+    this.c.byte(OP.local_get).u32(l);
+    return this;
+  }
+  lset(l: number): this {
+    this.c.byte(OP.local_set).u32(l);
+    return this;
+  }
+  ltee(l: number): this {
+    this.c.byte(OP.local_tee).u32(l);
+    return this;
+  }
+  mem(opc: number, align: number, offset: number): this {
+    this.c.byte(opc).u32(align).u32(offset);
+    return this;
+  }
+  call(f: number): this {
+    this.c.byte(OP.call).u32(f);
+    return this;
+  }
+
+  /** Push x[r]. */
+  reg(r: number): this {
+    if (r === 0) return this.i64c(0n);
+    if (!this.loaded.has(r)) {
+      this.i32c(0).mem(OP.i64_load, 3, STATE + 8 * r).ltee(r - 1);
+      this.loaded.add(r);
+      return this;
+    }
+    return this.lget(r - 1);
+  }
+  /** Pop into x[r]. */
+  setReg(r: number): this {
+    if (r === 0) return this.op(OP.drop);
+    this.lset(r - 1);
+    this.loaded.add(r);
+    this.dirty.add(r);
+    return this;
+  }
+  /** Store dirty registers to the STATE block (does not change tracking: used on exit paths). */
+  writeback(): this {
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
+    return this;
+  }
+  /** Make memory current before the interpreter runs an instruction; it may change rd. */
+  flushForInterp(rd: number): this {
+    this.writeback();
+    this.dirty.clear();
+    this.loaded.delete(rd);
+    return this;
+  }
+  storePc(pc: bigint): this {
+    return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, STATE + PC_OFF);
+  }
+  /** Exit: registers written back, pc from the stack-less constant, return count. */
+  exitConst(pc: bigint, count: number): this {
+    this.writeback().storePc(pc).i32c(count).op(OP.return);
+    return this;
+  }
+  tlbBases(): void {
+    if (this.tlbLoaded) return;
+    // Loaded at block entry (emitted first by the caller), so every path has them.
+    this.tlbLoaded = true;
+  }
+}
+
+/** Read a 16-bit parcel at a linear-memory address. */
+type Read16 = (addr: number) => number;
+
+/**
+ * Translate the block at guest virtual `pc`, whose first byte is at linear-memory
+ * address `hpc`. Returns null when the first instruction is not translatable.
+ */
+export function translateBlock(pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number): TranslatedBlock | null {
+  const e = new Emitter();
+  // TLB set bases for this block (priv cannot change inside a block).
+  e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4).lset(L_TLBL);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8).lset(L_TLBS);
+  const pageEnd = (hpc & ~0xfff) + 0x1000;
+  let off = 0;
+  let n = 0;
+  let ended = false;
+  while (n < MAX_INSNS && !ended) {
+    const a = hpc + off;
+    if (a + 2 > pageEnd) break;
+    const lo = read16(a);
+    let insn: number;
+    let len: number;
+    if ((lo & 3) !== 3) {
+      insn = readU32(RVC_TABLE + lo * 4);
+      len = 2;
+      if (insn === 0) break;
+    } else {
+      if (a + 4 > pageEnd) break;
+      insn = (lo | (read16(a + 2) << 16)) >>> 0;
+      len = 4;
+    }
+    const ipc = pc + BigInt(off);
+    const r = emitInsn(e, insn, ipc, BigInt(len), n);
+    if (r === 'stop') break;
+    n++;
+    off += len;
+    if (r === 'end') ended = true;
+  }
+  if (n === 0) return null;
+  if (!ended) e.exitConst(pc + BigInt(off), n);
+  return { code: e.c.finish(), insns: n };
+}
+
+type EmitResult = 'ok' | 'end' | 'stop';
+
+function immI(insn: number): bigint {
+  return BigInt(insn >> 20);
+}
+function immS(insn: number): bigint {
+  return BigInt(((insn >> 20) & ~31) | ((insn >>> 7) & 31));
+}
+function immB(insn: number): bigint {
+  const v = ((insn >> 19) & ~0xfff) | ((insn << 4) & 0x800) | ((insn >>> 20) & 0x7e0) | ((insn >>> 7) & 0x1e);
+  return BigInt(v);
+}
+function immJ(insn: number): bigint {
+  const v = ((insn >> 11) & ~0xfffff) | (insn & 0xff000) | ((insn >>> 9) & 0x800) | ((insn >>> 20) & 0x7fe);
+  return BigInt(v);
+}
+
+/** Emit sign extension of the low 32 bits of the i64 on the stack. */
+function sext32(e: Emitter): void {
+  e.op(OP.i64_extend32_s);
+}
+
+function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number): EmitResult {
+  const rd = (insn >>> 7) & 31;
+  const f3 = (insn >>> 12) & 7;
+  const rs1 = (insn >>> 15) & 31;
+  const rs2 = (insn >>> 20) & 31;
+  const f7 = insn >>> 25;
+  const next = pc + len;
+  switch ((insn >>> 2) & 31) {
+    case 13: // LUI
+      e.i64c(BigInt(insn & 0xfffff000 | 0) << 0n).setReg(rd);
+      return 'ok';
+    case 5: // AUIPC
+      e.i64c(BigInt.asUintN(64, pc + BigInt(insn & 0xfffff000 | 0))).setReg(rd);
+      return 'ok';
+    case 27: { // JAL
+      const t = BigInt.asUintN(64, pc + immJ(insn));
+      e.i64c(next).setReg(rd);
+      e.exitConst(t, k + 1);
+      return 'end';
+    }
+    case 25: { // JALR
+      if (f3 !== 0) return 'stop';
+      e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).i64c(-2n).op(OP.i64_and).lset(L_VA);
+      e.i64c(next).setReg(rd);
+      e.writeback().i32c(0).lget(L_VA).mem(OP.i64_store, 3, STATE + PC_OFF).i32c(k + 1).op(OP.return);
+      return 'end';
+    }
+    case 24: { // BRANCH
+      const cmp = [OP.i64_eq, OP.i64_ne, -1, -1, OP.i64_lt_s, OP.i64_ge_s, OP.i64_lt_u, OP.i64_ge_u][f3];
+      if (cmp < 0) return 'stop';
+      const t = BigInt.asUintN(64, pc + immB(insn));
+      e.writeback().i32c(0).i64c(t).i64c(next);
+      e.reg(rs1).reg(rs2).op(cmp).op(OP.select).mem(OP.i64_store, 3, STATE + PC_OFF);
+      e.i32c(k + 1).op(OP.return);
+      return 'end';
+    }
+    case 0: // LOAD
+      if (f3 === 7) return 'stop';
+      emitLoad(e, insn, rd, rs1, f3, pc, next, k);
+      return 'ok';
+    case 8: // STORE
+      if (f3 > 3) return 'stop';
+      emitStore(e, insn, rs1, rs2, f3, pc, next, k);
+      return 'ok';
+    case 4: // OP-IMM
+      return emitOpImm(e, insn, rd, rs1, f3);
+    case 6: // OP-IMM-32
+      return emitOpImm32(e, insn, rd, rs1, f3, f7, rs2);
+    case 12: // OP
+      return emitOp(e, rd, rs1, rs2, f3, f7, false);
+    case 14: // OP-32
+      return emitOp(e, rd, rs1, rs2, f3, f7, true);
+    case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it)
+      if (f3 === 0) return 'ok';
+      return 'stop';
+    case 11: // AMO
+    case 1: // LOAD-FP
+    case 9: // STORE-FP
+    case 16: case 17: case 18: case 19: case 20: // FP
+      emitInterp(e, rd, pc, next, k);
+      return 'ok';
+    default:
+      return 'stop';
+  }
+}
+
+function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
+  e.flushForInterp(rd);
+  e.storePc(pc);
+  e.i32c(k).call(IMP.interp);
+  // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
+  e.i32c(k + 1).op(OP.return);
+  e.op(OP.end);
+  void next;
+}
+
+/** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
+function emitProbe(e: Emitter, base: number, size: number): void {
+  // e = base + ((wrap(va >> 12) & 1023) << 4)
+  e.lget(base).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32c(1023).op(OP.i32_and)
+    .i32c(4).op(OP.i32_shl).op(OP.i32_add).ltee(L_E);
+  e.mem(OP.i64_load, 3, 0).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i64_eq);
+  if (size > 1) {
+    e.lget(L_VA).i64c(0xfffn).op(OP.i64_and).i64c(BigInt(0x1000 - size)).op(OP.i64_le_u).op(OP.i32_and);
+  }
+}
+
+/** Host address for the fast path: wrap(va + addend). */
+function emitHostAddr(e: Emitter): void {
+  e.lget(L_VA).lget(L_E).mem(OP.i64_load, 3, 8).op(OP.i64_add).op(OP.i32_wrap_i64);
+}
+
+const LOAD_OPS = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u];
+const SIZES = [1, 2, 4, 8, 1, 2, 4];
+
+function emitExtend(e: Emitter, f3: number): void {
+  // The slow path returns zero-extended bytes; sign-extend for LB/LH/LW.
+  if (f3 === 0) e.i64c(56n).op(OP.i64_shl).i64c(56n).op(OP.i64_shr_s);
+  else if (f3 === 1) e.i64c(48n).op(OP.i64_shl).i64c(48n).op(OP.i64_shr_s);
+  else if (f3 === 2) sext32(e);
+}
+
+function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
+  const size = SIZES[f3];
+  e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
+  emitProbe(e, L_TLBL, size);
+  e.c.byte(OP.if).byte(I64);
+  emitHostAddr(e);
+  e.mem(LOAD_OPS[f3], Math.log2(size), 0);
+  e.c.byte(OP.else);
+  e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
+  emitExtend(e, f3);
+  e.lset(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
+  {
+    // 1: trapped at this instruction; 2: done, but leave the block now.
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).c.byte(OP.if).byte(0x40);
+    e.exitConst(pc, k + 1);
+    e.op(OP.end);
+    e.writeback();
+    if (rd !== 0) e.i32c(0).lget(L_VAL).mem(OP.i64_store, 3, STATE + 8 * rd);
+    e.storePc(next).i32c(k + 1).op(OP.return);
+  }
+  e.op(OP.end);
+  e.lget(L_VAL);
+  e.op(OP.end);
+  e.setReg(rd);
+}
+
+const STORE_OPS = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
+
+function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: number, pc: bigint, next: bigint, k: number): void {
+  const size = 1 << f3;
+  e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
+  e.reg(rs2).lset(L_VAL);
+  emitProbe(e, L_TLBS, size);
+  e.c.byte(OP.if).byte(0x40);
+  emitHostAddr(e);
+  e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
+  e.c.byte(OP.else);
+  e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
+  {
+    e.writeback().i32c(0).i64c(pc).i64c(next);
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
+    e.mem(OP.i64_store, 3, STATE + PC_OFF).i32c(k + 1).op(OP.return);
+  }
+  e.op(OP.end);
+  e.op(OP.end);
+}
+
+function emitOpImm(e: Emitter, insn: number, rd: number, rs1: number, f3: number): EmitResult {
+  const imm = immI(insn);
+  const sh = BigInt((insn >>> 20) & 63);
+  switch (f3) {
+    case 0: e.reg(rs1).i64c(imm).op(OP.i64_add); break;
+    case 1:
+      if ((insn >>> 26) !== 0) return 'stop';
+      e.reg(rs1).i64c(sh).op(OP.i64_shl);
+      break;
+    case 2: e.reg(rs1).i64c(imm).op(OP.i64_lt_s, OP.i64_extend_i32_u); break;
+    case 3: e.reg(rs1).i64c(imm).op(OP.i64_lt_u, OP.i64_extend_i32_u); break;
+    case 4: e.reg(rs1).i64c(imm).op(OP.i64_xor); break;
+    case 5: {
+      const f6 = insn >>> 26;
+      if (f6 === 0) e.reg(rs1).i64c(sh).op(OP.i64_shr_u);
+      else if (f6 === 0x10) e.reg(rs1).i64c(sh).op(OP.i64_shr_s);
+      else return 'stop';
+      break;
+    }
+    case 6: e.reg(rs1).i64c(imm).op(OP.i64_or); break;
+    default: e.reg(rs1).i64c(imm).op(OP.i64_and); break;
+  }
+  e.setReg(rd);
+  return 'ok';
+}
+
+function emitOpImm32(e: Emitter, insn: number, rd: number, rs1: number, f3: number, f7: number, shamt: number): EmitResult {
+  switch (f3) {
+    case 0: e.reg(rs1).i64c(immI(insn)).op(OP.i64_add); sext32(e); break;
+    case 1:
+      if (f7 !== 0) return 'stop';
+      e.reg(rs1).i64c(BigInt(shamt)).op(OP.i64_shl); sext32(e);
+      break;
+    case 5:
+      if (f7 === 0) {
+        e.reg(rs1).i64c(0xffffffffn).op(OP.i64_and).i64c(BigInt(shamt)).op(OP.i64_shr_u); sext32(e);
+      } else if (f7 === 0x20) {
+        e.reg(rs1); sext32(e); e.i64c(BigInt(shamt)).op(OP.i64_shr_s);
+      } else return 'stop';
+      break;
+    default: return 'stop';
+  }
+  e.setReg(rd);
+  return 'ok';
+}
+
+function emitOp(e: Emitter, rd: number, rs1: number, rs2: number, f3: number, f7: number, w: boolean): EmitResult {
+  if (f7 === 1) {
+    // M extension
+    if (!w) {
+      if (f3 === 0) e.reg(rs1).reg(rs2).op(OP.i64_mul);
+      else e.reg(rs1).reg(rs2).call([0, IMP.mulh, IMP.mulhsu, IMP.mulhu, IMP.div, IMP.divu, IMP.rem, IMP.remu][f3]);
+    } else {
+      if (f3 === 0) { e.reg(rs1).reg(rs2).op(OP.i64_mul); sext32(e); }
+      else if (f3 >= 4) e.reg(rs1).reg(rs2).call([IMP.divw, IMP.divuw, IMP.remw, IMP.remuw][f3 - 4]);
+      else return 'stop';
+    }
+    e.setReg(rd);
+    return 'ok';
+  }
+  if (f7 !== 0 && f7 !== 0x20) return 'stop';
+  const alt = f7 === 0x20;
+  if (!w) {
+    switch (f3) {
+      case 0: e.reg(rs1).reg(rs2).op(alt ? OP.i64_sub : OP.i64_add); break;
+      case 1: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_shl); break; // wasm masks the count to 6 bits
+      case 2: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_lt_s, OP.i64_extend_i32_u); break;
+      case 3: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_lt_u, OP.i64_extend_i32_u); break;
+      case 4: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_xor); break;
+      case 5: e.reg(rs1).reg(rs2).op(alt ? OP.i64_shr_s : OP.i64_shr_u); break;
+      case 6: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_or); break;
+      default: if (alt) return 'stop'; e.reg(rs1).reg(rs2).op(OP.i64_and); break;
+    }
+  } else {
+    switch (f3) {
+      case 0: e.reg(rs1).reg(rs2).op(alt ? OP.i64_sub : OP.i64_add); sext32(e); break;
+      case 1:
+        if (alt) return 'stop';
+        e.reg(rs1).reg(rs2).i64c(31n).op(OP.i64_and).op(OP.i64_shl); sext32(e);
+        break;
+      case 5:
+        if (alt) {
+          e.reg(rs1); sext32(e); e.reg(rs2).i64c(31n).op(OP.i64_and).op(OP.i64_shr_s);
+        } else {
+          e.reg(rs1).i64c(0xffffffffn).op(OP.i64_and).reg(rs2).i64c(31n).op(OP.i64_and).op(OP.i64_shr_u); sext32(e);
+        }
+        break;
+      default: return 'stop';
+    }
+  }
+  e.setReg(rd);
+  return 'ok';
+}
+
+export { sext };

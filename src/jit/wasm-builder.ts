@@ -1,0 +1,132 @@
+// A small WebAssembly binary builder: enough to emit modules of translated
+// blocks. It knows nothing about RISC-V.
+
+export const I32 = 0x7f;
+export const I64 = 0x7e;
+
+export const OP = {
+  unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
+  return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  local_get: 0x20, local_set: 0x21, local_tee: 0x22,
+  i32_load: 0x28, i64_load: 0x29, i32_load8_u: 0x2d, i64_load8_s: 0x30, i64_load8_u: 0x31,
+  i64_load16_s: 0x32, i64_load16_u: 0x33, i64_load32_s: 0x34, i64_load32_u: 0x35,
+  i32_store: 0x36, i64_store: 0x37, i64_store8: 0x3c, i64_store16: 0x3d, i64_store32: 0x3e,
+  i32_const: 0x41, i64_const: 0x42,
+  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_and: 0x71, i32_or: 0x72, i32_add: 0x6a,
+  i64_eqz: 0x50, i64_eq: 0x51, i64_ne: 0x52, i64_lt_s: 0x53, i64_lt_u: 0x54, i64_gt_s: 0x55, i64_gt_u: 0x56,
+  i64_le_s: 0x57, i64_le_u: 0x58, i64_ge_s: 0x59, i64_ge_u: 0x5a,
+  i64_add: 0x7c, i64_sub: 0x7d, i64_mul: 0x7e, i64_div_s: 0x7f, i64_div_u: 0x80, i64_rem_s: 0x81,
+  i64_rem_u: 0x82, i64_and: 0x83, i64_or: 0x84, i64_xor: 0x85, i64_shl: 0x86, i64_shr_s: 0x87, i64_shr_u: 0x88,
+  i32_wrap_i64: 0xa7, i64_extend_i32_s: 0xac, i64_extend_i32_u: 0xad,
+  i32_shl: 0x74, i32_shr_s: 0x75, i32_shr_u: 0x76, i32_sub: 0x6b, i32_mul: 0x6c, i32_xor: 0x73,
+  i64_extend32_s: 0xc4,
+} as const;
+
+export class ByteWriter {
+  private buf = new Uint8Array(256);
+  length = 0;
+
+  byte(b: number): this {
+    if (this.length === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.length++] = b & 0xff;
+    return this;
+  }
+  bytes(bs: ArrayLike<number>): this {
+    for (let i = 0; i < bs.length; i++) this.byte(bs[i]);
+    return this;
+  }
+  u32(v: number): this {
+    v >>>= 0;
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+    return this;
+  }
+  i32(v: number): this {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+  i64(v: bigint): this {
+    v = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) return this.byte(b);
+      this.byte(b | 0x80);
+    }
+  }
+  name(s: string): this {
+    const enc = new TextEncoder().encode(s);
+    this.u32(enc.length);
+    return this.bytes(enc);
+  }
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.length);
+  }
+}
+
+export interface FuncType {
+  params: number[];
+  results: number[];
+}
+
+export interface ImportFunc {
+  module: string;
+  name: string;
+  type: number;
+}
+
+export interface FuncBody {
+  type: number;
+  /** Extra locals as [count, type] groups. */
+  locals: [number, number][];
+  code: Uint8Array;
+  exportName?: string;
+}
+
+/** Assemble a module: imported memory env.memory, imported functions, defined functions. */
+export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: FuncBody[]): Uint8Array {
+  const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, body: ByteWriter) => {
+    const b = body.finish();
+    out.byte(id).u32(b.length).bytes(b);
+  };
+  const t = new ByteWriter().u32(types.length);
+  for (const ft of types) {
+    t.byte(0x60).u32(ft.params.length).bytes(ft.params).u32(ft.results.length).bytes(ft.results);
+  }
+  section(1, t);
+  const im = new ByteWriter().u32(imports.length + 1);
+  im.name('env').name('memory').byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no max
+  for (const f of imports) im.name(f.module).name(f.name).byte(0x00).u32(f.type);
+  section(2, im);
+  const fs = new ByteWriter().u32(funcs.length);
+  for (const f of funcs) fs.u32(f.type);
+  section(3, fs);
+  const exported = funcs.map((f, i) => [f, i] as const).filter(([f]) => f.exportName);
+  const ex = new ByteWriter().u32(exported.length);
+  for (const [f, i] of exported) ex.name(f.exportName!).byte(0x00).u32(imports.length + i);
+  section(7, ex);
+  const code = new ByteWriter().u32(funcs.length);
+  for (const f of funcs) {
+    const body = new ByteWriter().u32(f.locals.length);
+    for (const [n, ty] of f.locals) body.u32(n).byte(ty);
+    body.bytes(f.code).byte(OP.end);
+    const b = body.finish();
+    code.u32(b.length).bytes(b);
+  }
+  section(10, code);
+  return out.finish();
+}
