@@ -372,6 +372,48 @@ test('random metadata: open and read throw only clean errors and never read outs
 });
 
 
+test('random metadata, opened for writing: writes throw only clean errors', () => {
+  const p = tmp('wfuzz-base.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', p, '1M');
+  qemuIo(p, 'qcow2', 'write -P 0x12 0 8k', 'write -P 0x34 300k 2k', 'write -z 600k 4k');
+  const original = readFileSync(p);
+  const target = tmp('wfuzz.qcow2');
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ at: fc.nat(original.length - 1), value: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 16 }),
+      fc.array(fc.record({ off: fc.nat(M - 1), len: fc.integer({ min: 1, max: 70 * K }), op: fc.nat(2) }), { minLength: 1, maxLength: 6 }),
+      (mutations, ops) => {
+        const b = Buffer.from(original);
+        for (const { at, value } of mutations) b[at] = value;
+        writeFileSync(target, b);
+        let img;
+        try {
+          img = openQcow2(target, {});
+        } catch (e) {
+          assert.ok(e instanceof DiskError, `open threw ${String(e)}`);
+          return;
+        }
+        try {
+          for (const { off, len, op } of ops) {
+            const n = Math.min(len, img.size - off);
+            if (n <= 0) continue;
+            try {
+              if (op === 0) img.write(off, new Uint8Array(n).fill(0x5c));
+              else if (op === 1) img.writeZeroes(off, n);
+              else img.discard(off, n);
+            } catch (e) {
+              assert.ok(e instanceof DiskError, `op ${op} threw ${String(e)}`);
+            }
+          }
+        } finally {
+          img.close();
+        }
+      },
+    ),
+    { numRuns: 200, seed: 777 },
+  );
+});
+
 // ---- crash safety ----
 
 test('a process killed mid-write leaves a consistent image with flushed data present', async () => {

@@ -314,6 +314,16 @@ export class Qcow2Image implements BlockBackend {
     return off;
   }
 
+  /** Refuse to write guest data over the header, the L1 table or the refcount table (a corrupt L2 entry). */
+  private checkNotMetadata(host: number): void {
+    const h = this.header;
+    const loc = this.rc().tableLocation;
+    const inside = (start: number, len: number) => host + this.cs > start && host < start + len;
+    if (host < this.cs || inside(h.l1Offset, h.l1Size * 8) || inside(loc.offset, loc.clusters * this.cs)) {
+      throw new DiskError(`qcow2: data cluster at ${hex(host)} overlaps image metadata (the image is corrupt)`);
+    }
+  }
+
   private writeL2Entry(l2off: number, vc: number, hi: number, lo: number): void {
     const t = this.loadL2(l2off);
     const i = vc % 2 ** this.l2Bits;
@@ -340,7 +350,7 @@ export class Qcow2Image implements BlockBackend {
     const l2off = this.writableL2(vc);
     const m = this.lookup(vc);
     if (m.kind === 'data' && (m.copied || rc.get(m.host / this.cs) === 1)) {
-      if (m.host === 0) throw new DiskError('qcow2: data cluster at offset 0 overlaps the header');
+      this.checkNotMetadata(m.host);
       this.file.write(m.host + intra, data);
       if (!m.copied) this.writeL2Entry(l2off, vc, Math.floor(m.host / 0x1_0000_0000) | COPIED, m.host >>> 0);
       return;
