@@ -5,6 +5,7 @@
 import {
   pc, priv, instret, mipHw, breakBatch, exitReason, trapped, timeNow, deterministic, timeSkew, ecallHookMask,
   ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime, jitEnabled, DET_INSNS_PER_TICK,
+  curInsnBits,
 } from './hart';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
@@ -109,7 +110,8 @@ export function run(budget: u32): u32 {
         break;
       }
       if (breakBatch) break;
-      atHead = pc - before > 4;
+      // A new block can start after a jump, or after an instruction translation stops at (SYSTEM).
+      atHead = pc - before > 4 || (<u32>curInsnBits & 0x7f) == 0x73;
     }
     if (exitReason != EXIT_NONE || instret >= end) break;
   }

@@ -140,13 +140,17 @@ export function translateBlock(pc: bigint, hpc: number, read16: Read16, readU32:
   // TLB set bases for this block (priv cannot change inside a block).
   e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4).lset(L_TLBL);
   e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8).lset(L_TLBS);
-  const pageEnd = (hpc & ~0xfff) + 0x1000;
-  let off = 0;
+  const pageStart = hpc & ~0xfff;
+  const pageEnd = pageStart + 0x1000;
+  // Superblock: conditional branches become side exits and jumps inside the page
+  // are followed, so one dispatch covers many guest basic blocks.
+  let curPc = pc;
+  let curHpc = hpc;
   let n = 0;
   let ended = false;
   while (n < MAX_INSNS && !ended) {
-    const a = hpc + off;
-    if (a + 2 > pageEnd) break;
+    const a = curHpc;
+    if (a < pageStart || a + 2 > pageEnd) break;
     const lo = read16(a);
     let insn: number;
     let len: number;
@@ -159,19 +163,27 @@ export function translateBlock(pc: bigint, hpc: number, read16: Read16, readU32:
       insn = (lo | (read16(a + 2) << 16)) >>> 0;
       len = 4;
     }
-    const ipc = pc + BigInt(off);
-    const r = emitInsn(e, insn, ipc, BigInt(len), n);
+    const r = emitInsn(e, insn, curPc, BigInt(len), n, pageStart, hpc - Number(pc & 0xfffn));
     if (r === 'stop') break;
     n++;
-    off += len;
-    if (r === 'end') ended = true;
+    if (r === 'end') {
+      ended = true;
+    } else if (typeof r === 'bigint') {
+      // followed a jump inside the page
+      curHpc += Number(BigInt.asIntN(64, r - curPc));
+      curPc = r;
+    } else {
+      curPc += BigInt(len);
+      curHpc += len;
+    }
   }
   if (n === 0) return null;
-  if (!ended) e.exitConst(pc + BigInt(off), n);
+  if (!ended) e.exitConst(curPc, n);
   return { code: e.c.finish(), insns: n };
 }
 
-type EmitResult = 'ok' | 'end' | 'stop';
+/** 'ok': continue after it; 'end': the block ends with it; 'stop': not translated; bigint: continue at that pc. */
+type EmitResult = 'ok' | 'end' | 'stop' | bigint;
 
 function immI(insn: number): bigint {
   return BigInt(insn >> 20);
@@ -193,7 +205,7 @@ function sext32(e: Emitter): void {
   e.op(OP.i64_extend32_s);
 }
 
-function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number): EmitResult {
+function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, pageStart: number, pageHostBase: number): EmitResult {
   const rd = (insn >>> 7) & 31;
   const f3 = (insn >>> 12) & 7;
   const rs1 = (insn >>> 15) & 31;
@@ -210,6 +222,8 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number):
     case 27: { // JAL
       const t = BigInt.asUintN(64, pc + immJ(insn));
       e.i64c(next).setReg(rd);
+      // Same virtual page: the target's bytes are in this page too, keep translating there.
+      if (t >> 12n === pc >> 12n && pageHostBase + Number(t & 0xfffn) >= pageStart) return t;
       e.exitConst(t, k + 1);
       return 'end';
     }
@@ -220,14 +234,14 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number):
       e.writeback().i32c(0).lget(L_VA).mem(OP.i64_store, 3, STATE + PC_OFF).i32c(k + 1).op(OP.return);
       return 'end';
     }
-    case 24: { // BRANCH
+    case 24: { // BRANCH: a side exit when taken
       const cmp = [OP.i64_eq, OP.i64_ne, -1, -1, OP.i64_lt_s, OP.i64_ge_s, OP.i64_lt_u, OP.i64_ge_u][f3];
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
-      e.writeback().i32c(0).i64c(t).i64c(next);
-      e.reg(rs1).reg(rs2).op(cmp).op(OP.select).mem(OP.i64_store, 3, STATE + PC_OFF);
-      e.i32c(k + 1).op(OP.return);
-      return 'end';
+      e.reg(rs1).reg(rs2).op(cmp).c.byte(OP.if).byte(0x40);
+      e.exitConst(t, k + 1);
+      e.op(OP.end);
+      return 'ok';
     }
     case 0: // LOAD
       if (f3 === 7) return 'stop';
