@@ -12,7 +12,7 @@ import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE
 import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
-  trapped,
+  trapped, breakBatch,
 } from './hart';
 import { raiseException } from './trap';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
@@ -73,6 +73,8 @@ export function updateTlbSets(): void {
 }
 
 export function retireCodePage(pg: u32): void {
+  // Leave the running block after this instruction: it may have come from this page.
+  breakBatch = true;
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);
   store<u32>(g, load<u32>(g) + 1);

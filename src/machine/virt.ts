@@ -95,7 +95,7 @@ export class VirtMachine {
   static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
     const m = new VirtMachine(wasm, config, host);
     const v = attachVirtio(config, {
-      mem: { ram: m.core.ram, base: RAM_BASE },
+      mem: { ram: m.core.ram, base: RAM_BASE, noteWrite: (off, len) => m.core.noteRamWrite(off, len) },
       bus: m.bus,
       plic: m.plic,
       consoleOut: (bytes) => {

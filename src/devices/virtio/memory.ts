@@ -7,6 +7,11 @@ export interface GuestMemory {
   readonly ram: Uint8Array;
   /** Guest physical address of ram[0]. */
   readonly base: number;
+  /**
+   * Called after a device wrote ram[off, off + len) (DMA). The CPU uses it to drop
+   * translated code of those pages, as if the guest itself had stored there.
+   */
+  noteWrite?(off: number, len: number): void;
 }
 
 /**

@@ -280,14 +280,18 @@ export function scatter(mem: GuestMemory, bufs: readonly BufRange[], from: numbe
     }
     const take = Math.min(b.len - skip, src.length - n);
     mem.ram.set(src.subarray(n, n + take), b.off + skip);
+    mem.noteWrite?.(b.off + skip, take);
     n += take;
     skip = 0;
   }
   return n;
 }
 
-/** The RAM views of the byte range [from, from + len) of a buffer list, split at buffer boundaries. */
-export function slices(mem: GuestMemory, bufs: readonly BufRange[], from: number, len: number): Uint8Array[] {
+/**
+ * The RAM views of the byte range [from, from + len) of a buffer list, split at buffer
+ * boundaries. `forWrite`: the caller will fill them, so they are reported as written.
+ */
+export function slices(mem: GuestMemory, bufs: readonly BufRange[], from: number, len: number, forWrite = false): Uint8Array[] {
   const out: Uint8Array[] = [];
   let skip = from;
   let left = len;
@@ -299,6 +303,7 @@ export function slices(mem: GuestMemory, bufs: readonly BufRange[], from: number
     }
     const take = Math.min(b.len - skip, left);
     out.push(mem.ram.subarray(b.off + skip, b.off + skip + take));
+    if (forWrite) mem.noteWrite?.(b.off + skip, take);
     left -= take;
     skip = 0;
   }

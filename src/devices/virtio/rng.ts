@@ -46,7 +46,7 @@ export class VirtioRng implements VirtioDevice {
       const n = Math.min(r.chain.writeLen, MAX_REQUEST);
       const bytes = this.randomBytes(n);
       let pos = 0;
-      for (const s of slices(ctx.mem, r.chain.writable, 0, n)) {
+      for (const s of slices(ctx.mem, r.chain.writable, 0, n, true)) {
         s.set(bytes.subarray(pos, pos + s.length));
         pos += s.length;
       }

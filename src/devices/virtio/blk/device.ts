@@ -143,7 +143,7 @@ export class VirtioBlk implements VirtioDevice {
       switch (req.type) {
         case 'in': {
           let pos = req.sector * SECTOR_SIZE;
-          for (const s of slices(mem, chain.writable, 0, req.len)) {
+          for (const s of slices(mem, chain.writable, 0, req.len, true)) {
             b.read(pos, s);
             pos += s.length;
           }
