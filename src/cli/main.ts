@@ -58,6 +58,8 @@ Options:
                      attach a virtio-blk disk (repeatable; the first is /dev/vda);
                      the format is detected when not given; ",," in PATH is a comma
   --deterministic    guest time follows the instruction count (reproducible runs)
+  --jit on|off       translate hot guest code to WebAssembly (default: on)
+  --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
 
@@ -283,6 +285,8 @@ export interface RunOptions {
   deterministic: boolean;
   mirror?: string;
   disks: DiskSpec[];
+  jit: boolean;
+  stats: boolean;
 }
 
 /** One --disk option. */
@@ -349,6 +353,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     deterministic: { type: 'boolean' },
     mirror: { type: 'string' },
     disk: { type: 'string', multiple: true },
+    jit: { type: 'string' },
+    stats: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
@@ -364,6 +370,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   for (const opt of ['kernel', 'initrd', 'bios'] as const) {
     if (values[opt] === '') throw new UsageError(`--${opt} needs a file name`);
   }
+  const jit = values.jit ?? 'on';
+  if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
   return {
     kernel: values.kernel,
     initrd: values.initrd,
@@ -373,6 +381,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     deterministic: values.deterministic === true,
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
     disks,
+    jit: jit === 'on',
+    stats: values.stats === true,
   };
 }
 
@@ -419,7 +429,13 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     deterministic: opts.deterministic,
     wasmPath,
     disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial })),
+    jit: opts.jit,
+    stats: opts.stats,
   });
+  if (opts.stats) {
+    vm.on('stats', (text) => io.stderr.write(text));
+    process.on('SIGUSR1', () => vm.requestStats());
+  }
   const done = attachConsole(vm, process, { handleProcessEvents: true });
   vm.start();
   return done;

@@ -139,7 +139,12 @@ function accessFault(access: u32, va: u64): u64 {
 }
 
 /** Translate a guest virtual address. On a fault raises the exception and returns 0 (check `trapped`). */
+/** Slow-path translations per access kind (fetch, load, store): u64 counters for --stats. */
+export const WALK_COUNTS_OFF: u32 = 0x1200;
+
 export function translate(va: u64, access: u32): u64 {
+  const cnt = STATE + WALK_COUNTS_OFF + (access << 3);
+  store<u64>(cnt, load<u64>(cnt) + 1);
   const ep = effectivePriv(access);
   const mode = <u32>(satp >> 60);
   if (ep == PRV_M || mode == 0) {

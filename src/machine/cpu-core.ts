@@ -91,6 +91,17 @@ export class CpuCore {
     this.u32 = new Uint32Array(buf);
   }
 
+  /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
+  counters(): { exceptions: bigint[]; interrupts: bigint[]; walks: { fetch: bigint; load: bigint; store: bigint } } {
+    const v = new BigUint64Array(this.mem.buffer, STATE + 0x800, 128);
+    const w = new BigUint64Array(this.mem.buffer, STATE + 0x1200, 3);
+    return {
+      exceptions: [...v.subarray(0, 64)],
+      interrupts: [...v.subarray(64, 128)],
+      walks: { fetch: w[0], load: w[1], store: w[2] },
+    };
+  }
+
   /** Run up to `budget` instructions, then translate what became hot. */
   run(budget: number): number {
     const r = this.exports.run(budget);

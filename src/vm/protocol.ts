@@ -13,6 +13,10 @@ export interface VmConfig {
   deterministic: boolean;
   /** Path of the compiled CPU core (build/cpu.wasm). */
   wasmPath: string;
+  /** Translate hot guest code to wasm (default true). */
+  jit?: boolean;
+  /** Send a statistics report before the exit message. */
+  stats?: boolean;
   /** virtio-blk disks, in order (the first is /dev/vda). */
   disks?: VmDiskConfig[];
   /** virtio-rng fed from the host CSPRNG (default true). */
@@ -33,6 +37,7 @@ export const CTRL_WAKE = 0; // bumped + notified on any input or request
 export const CTRL_STOP = 1; // 1 = owner asks the VM to stop now
 export const CTRL_IN_HEAD = 2; // console input ring: bytes written by owner (monotonic)
 export const CTRL_IN_TAIL = 3; // bytes consumed by the worker (monotonic)
+export const CTRL_STATS = 4; // bumped by the owner to ask for a statistics report
 export const CTRL_SLOTS = 8;
 export const INPUT_RING_SIZE = 4096;
 
@@ -40,6 +45,7 @@ export const INPUT_RING_SIZE = 4096;
 export type WorkerMessage =
   | { type: 'console'; data: Uint8Array }
   | { type: 'exit'; code: number; reason: string }
+  | { type: 'stats'; text: string }
   | { type: 'error'; message: string };
 
 export interface SharedControl {
@@ -90,4 +96,10 @@ export function pullInput(c: SharedControl, max: number): Uint8Array {
 
 export function pendingInput(c: SharedControl): number {
   return Atomics.load(c.ctrl, CTRL_IN_HEAD) - Atomics.load(c.ctrl, CTRL_IN_TAIL);
+}
+
+/** Owner side: ask the worker for a statistics report (answered with a 'stats' message). */
+export function requestStatsReport(c: SharedControl): void {
+  Atomics.add(c.ctrl, CTRL_STATS, 1);
+  wake(c);
 }

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import {
   createSharedControl,
   pushInput,
+  requestStatsReport,
   requestStop,
   type SharedControl,
   type VmConfig,
@@ -24,6 +25,8 @@ export interface VmHandleEvents {
   output: [data: Uint8Array];
   /** A problem the worker reported (the VM may still exit on its own afterwards). */
   warning: [message: string];
+  /** A statistics report (text), answering requestStats() and sent at exit when asked for. */
+  stats: [text: string];
   /** The VM is gone; same value as `exited` resolves to. */
   exit: [result: VmExit];
 }
@@ -149,6 +152,9 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
         // The worker is expected to end by itself; make sure it does.
         void this.worker?.terminate();
         break;
+      case 'stats':
+        this.emit('stats', msg.text);
+        break;
       case 'error':
         this.lastError = msg.message;
         this.emit('warning', msg.message);
@@ -156,6 +162,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       default:
         this.emit('warning', `unknown message from the VM worker: ${JSON.stringify(msg)}`);
     }
+  }
+
+  /** Ask the worker for a statistics report (a 'stats' event follows). */
+  requestStats(): void {
+    if (this.running) requestStatsReport(this.control);
   }
 
   private flushInput(): void {

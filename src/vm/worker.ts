@@ -8,10 +8,11 @@ import { readFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  CTRL_STOP, CTRL_WAKE, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
+  CTRL_STATS, CTRL_STOP, CTRL_WAKE, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
+import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
         bios: bios ? new Uint8Array(bios) : undefined,
         bootargs: config.append,
         deterministic: config.deterministic,
+        jit: config.jit !== false,
         disks: diskConfigs,
         rng: config.rng ?? true,
         virtioConsole: config.virtioConsole ?? true,
@@ -110,7 +112,14 @@ async function main(): Promise<void> {
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
 
+  let statsSeen = 0;
+  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false) });
   for (;;) {
+    const statsAsked = Atomics.load(ctrl, CTRL_STATS);
+    if (statsAsked !== statsSeen) {
+      statsSeen = statsAsked;
+      report();
+    }
     if (Atomics.load(ctrl, CTRL_STOP)) {
       exit ??= { code: 0, reason: 'stopped by the host' };
       break;
@@ -153,6 +162,7 @@ async function main(): Promise<void> {
   }
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
+  if (config.stats) report();
   post({ type: 'exit', code: exit.code, reason: exit.reason });
 }
 

@@ -1,0 +1,44 @@
+// The --stats report: what the guest executed and how (instructions, speed,
+// share run as translated code, translations, TLB slow paths, traps by cause).
+
+import type { VirtMachine } from '../machine/virt.js';
+
+const EXCEPTION_NAMES: Record<number, string> = {
+  0: 'instruction misaligned', 1: 'instruction access fault', 2: 'illegal instruction', 3: 'breakpoint',
+  4: 'load misaligned', 5: 'load access fault', 6: 'store misaligned', 7: 'store access fault',
+  8: 'ecall from U', 9: 'ecall from S', 11: 'ecall from M', 12: 'instruction page fault',
+  13: 'load page fault', 15: 'store page fault',
+};
+const INTERRUPT_NAMES: Record<number, string> = {
+  1: 'supervisor software', 3: 'machine software', 5: 'supervisor timer', 7: 'machine timer',
+  9: 'supervisor external', 11: 'machine external',
+};
+
+function fmt(n: bigint | number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): string {
+  const core = m.core;
+  const insns = core.instret;
+  const jitInsns = core.exports.getJitInstructions();
+  const secs = elapsedMs / 1000;
+  const mips = secs > 0 ? Number(insns) / secs / 1e6 : 0;
+  const c = core.counters();
+  const lines: string[] = [];
+  lines.push('tsvisor stats');
+  lines.push(`  guest instructions   ${fmt(insns)} in ${secs.toFixed(2)} s (${mips.toFixed(1)} MIPS)`);
+  const share = insns > 0n ? (Number(jitInsns) / Number(insns)) * 100 : 0;
+  lines.push(`  translated code      ${jitOn ? `${share.toFixed(1)}% of instructions` : 'off (--jit off)'}`);
+  const js = core.jit.stats;
+  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules, ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
+  const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
+  lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
+  const traps: string[] = [];
+  c.exceptions.forEach((n, i) => n > 0n && traps.push(`${EXCEPTION_NAMES[i] ?? `exception ${i}`}: ${fmt(n)}`));
+  c.interrupts.forEach((n, i) => n > 0n && traps.push(`${INTERRUPT_NAMES[i] ?? `interrupt ${i}`} interrupt: ${fmt(n)}`));
+  lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
+  const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
+  if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
+  return lines.join('\n') + '\n';
+}
