@@ -137,12 +137,12 @@ interface BareResult {
   error?: string;
 }
 
-function runBare(wasm: Uint8Array, elf: Uint8Array): BareResult {
+function runBare(wasm: Uint8Array, elf: Uint8Array, jit: boolean): BareResult {
   const out: Uint8Array[] = [];
   let power: { kind: string; code: number } | null = null;
   const created = VirtMachine.create(
     wasm,
-    { ramSize: BARE_RAM, bios: elf, bootargs: '', deterministic: true },
+    { ramSize: BARE_RAM, bios: elf, bootargs: '', deterministic: true, jit },
     {
       consoleOut: (data) => out.push(Uint8Array.from(data)),
       power: (kind, code) => {
@@ -214,8 +214,9 @@ describe('guest programs: tsvisor vs QEMU', () => {
     assert.ok(programs.some((p) => p.kind === 'bare'), 'no bare programs in test/guest/bare');
   });
 
-  for (const p of programs) {
-    test(`${p.kind}/${p.name}`, () => {
+  // Every program runs with the translator on and off: both must match QEMU.
+  for (const p of programs) for (const jit of [true, false]) {
+    test(`${p.kind}/${p.name} (jit ${jit ? 'on' : 'off'})`, () => {
       if (prepared.error) assert.fail(prepared.error);
       assert.ok(existsSync(elfPath(p)), `missing ${elfPath(p)}\n${prepared.log}`);
       assert.ok(existsSync(expectedPath(p, 'out')), `missing QEMU output ${expectedPath(p, 'out')}\n${prepared.log}`);
@@ -223,14 +224,14 @@ describe('guest programs: tsvisor vs QEMU', () => {
       const elf = new Uint8Array(readFileSync(elfPath(p)));
 
       if (p.kind === 'user') {
-        const r = runUserElf(wasm, elf);
+        const r = runUserElf(wasm, elf, { jit });
         assert.equal(r.error, undefined, `${p.kind}/${p.name}: ${r.error}\n--- output ---\n${normalise(r.output).slice(-1500)}`);
         assertSameOutput(r.output, p);
         assert.equal(r.exitCode, want, `${p.kind}/${p.name}: exit status ${r.exitCode}, QEMU's was ${want}`);
         assert.ok(normalise(r.output).endsWith('== done'), `${p.kind}/${p.name}: output does not end with "== done"`);
         assert.equal(r.exitCode, 0, `${p.kind}/${p.name}: exit status ${r.exitCode}`);
       } else {
-        const r = runBare(wasm, elf);
+        const r = runBare(wasm, elf, jit);
         const text = normalise(r.output);
         assert.equal(r.error, undefined, `${p.kind}/${p.name}: ${r.error}\n--- output ---\n${text.slice(-1500)}`);
         assertSameOutput(r.output, p);
