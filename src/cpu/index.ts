@@ -10,7 +10,7 @@ import {
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
 import { csrRead, csrWrite } from './csr';
-import { tlbFlushAll, updateTlbSets } from './mmu';
+import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
 import { STATE, PC_OFF, JIT_FLAG_OFF } from './state';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll } from './jit';
 export {
@@ -80,7 +80,14 @@ export function run(budget: u32): u32 {
     let atHead = true;
     while (instret < limit) {
       if (atHead && jitEnabled) {
-        const hpc = fetchHostAddr(pc);
+        let hpc = fetchHostAddr(pc);
+        if (hpc == 0) {
+          // Fill the fetch TLB (after a flush) so a translated block can run right away;
+          // a fault here is left for the interpreter to raise.
+          fetchInsn(pc);
+          if (trapped) trapped = false;
+          else hpc = fetchHostAddr(pc);
+        }
         if (hpc != 0) {
           const e = lookupBlock(pc, hpc);
           if (e != 0) {

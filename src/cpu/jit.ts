@@ -16,8 +16,17 @@ import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu
 const HOT_THRESHOLD: i32 = 16;
 const QUEUED: i32 = -0x40000000;
 
-@inline function hashHpc(hpc: u32): u32 {
-  return ((hpc >> 1) ^ (hpc >> 14)) & (JIT_HASH_SIZE - 1);
+/** First entry of the 2-entry set for hpc. */
+@inline function setOf(hpc: u32): u32 {
+  return JIT_HASH + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HASH_SIZE - 2)) << 5);
+}
+
+@inline function hotEntry(hpc: u32): u32 {
+  return JIT_HOT + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
+}
+
+@inline function entryValid(e: u32): bool {
+  return load<u32>(e, 24) == load<u32>(PAGE_GEN + (load<u32>(e, 28) << 2));
 }
 
 /** Host (linear-memory) address of the instruction at pc, from the fetch TLB; 0 on a miss. */
@@ -29,16 +38,16 @@ const QUEUED: i32 = -0x40000000;
 
 /** Block-cache entry for (pc, hpc) if it is valid, else 0. */
 @inline export function lookupBlock(va: u64, hpc: u32): u32 {
-  const e = JIT_HASH + (hashHpc(hpc) << 5);
-  if (load<u32>(e) != hpc || load<u64>(e, 8) != va) return 0;
-  const pg = load<u32>(e, 28);
-  if (load<u32>(e, 24) != load<u32>(PAGE_GEN + (pg << 2))) return 0;
-  return e;
+  const e = setOf(hpc);
+  if (load<u32>(e) == hpc && load<u64>(e, 8) == va && entryValid(e)) return e;
+  const e2 = e + 32;
+  if (load<u32>(e2) == hpc && load<u64>(e2, 8) == va && entryValid(e2)) return e2;
+  return 0;
 }
 
 /** Count an untranslated block head; queue it for translation when hot. */
 export function noteBlockHead(va: u64, hpc: u32): void {
-  const h = JIT_HOT + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
+  const h = hotEntry(hpc);
   if (load<u32>(h) != hpc) {
     store<u32>(h, hpc);
     store<i32>(h, 1, 4);
@@ -74,7 +83,14 @@ export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
   const pg = (hpc - RAM_HOST) >> 12;
   if (<u64>pg >= (ramSize >> 12)) return;
   if (load<u8>(CODE_PAGE + pg) == 0) protectCodePage(pg);
-  const e = JIT_HASH + (hashHpc(hpc) << 5);
+  // Installed: a later eviction lets the head count up and be translated again.
+  const h = hotEntry(hpc);
+  if (load<u32>(h) == hpc) store<i32>(h, 0, 4);
+  // Newest entry first in its set; the older one moves to the second way (the one there is dropped).
+  const e = setOf(hpc);
+  if (load<u32>(e) != 0 && !(load<u32>(e) == hpc && load<u64>(e, 8) == va) && entryValid(e)) {
+    memory.copy(e + 32, e, 32);
+  }
   store<u32>(e, hpc);
   store<u64>(e, va, 8);
   store<u32>(e, fn, 16);

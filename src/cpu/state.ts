@@ -58,9 +58,9 @@ export const JIT_FLAG_OFF: u32 = 0x1110;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
 export const JIT_QUEUE_MAX: u32 = 128;
-/** Block cache: direct-mapped, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
-export const JIT_HASH: u32 = 0x180000;
-export const JIT_HASH_SIZE: u32 = 8192;
+/** Block cache: 2-way set associative, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
+export const JIT_HASH: u32 = 0x800000;
+export const JIT_HASH_SIZE: u32 = 65536;
 /** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
 export const JIT_HOT: u32 = 0x1c0000;
 export const JIT_HOT_SIZE: u32 = 16384;
