@@ -34,7 +34,7 @@ function makeCore(): { core: CpuCore; mmio: number } {
   return { core, get mmio() { return mmio; } } as { core: CpuCore; mmio: number };
 }
 
-function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9): bigint {
+function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9, jit = false): bigint {
   const { core } = makeCore();
   const dv = new DataView(core.ram.buffer, core.ram.byteOffset, RAM_SIZE);
   // Random code at the start of RAM, repeated to fill 64 KiB so execution stays in it for a while.
@@ -48,18 +48,20 @@ function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9): bigint {
     core.writeCsr(0x180, (BigInt(satpMode) << 60n) | BigInt((RAM_BASE + 0x2000) >>> 12));
   }
   core.priv = priv;
-  for (let i = 0; i < 20; i++) core.exports.run(5_000);
+  core.setJitEnabled(jit);
+  for (let i = 0; i < 20; i++) core.run(5_000);
   return core.instret;
 }
 
-test('random instruction streams never crash the host (S and U mode, bare and paged)', () => {
+test('random instruction streams never crash the host (S and U mode, bare and paged, translator on and off)', () => {
   fc.assert(
     fc.property(
       fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { minLength: 1, maxLength: 64 }),
       fc.constantFrom<0 | 1>(0, 1),
       fc.constantFrom<0 | 8 | 9>(0, 8, 9),
-      (words, priv, mode) => {
-        const n = runRandom(words, priv, mode);
+      fc.boolean(),
+      (words, priv, mode, jit) => {
+        const n = runRandom(words, priv, mode, jit);
         assert.ok(n > 0n, 'the hart made progress');
       },
     ),
