@@ -72,9 +72,9 @@ test('a guest writes a file to an ext4 disk that the host then reads back; hvc0 
     }
   };
   try {
-    await waitFor('the shell', /tsvisor guest ready[\s\S]*# $/);
+    await waitFor('the shell', /tsvisor guest ready[\s\S]*~ # /);
     // Markers are computed by the shell so the echoed command line never matches them.
-    child.stdin.write(`mount /dev/vda /mnt && echo '${CONTENT}' > /mnt/file && sync && umount /mnt && echo DISK-$((40+2))-OK\n`);
+    child.stdin.write(`mkdir -p /mnt && mount /dev/vda /mnt && echo '${CONTENT}' > /mnt/file && sync && umount /mnt && echo DISK-$((40+2))-OK\n`);
     await waitFor('the disk commands', /DISK-42-OK/);
     child.stdin.write('cat /sys/block/vda/serial; echo; ls /dev/hvc0 && echo HVC-$((1+1))-OK\n');
     await waitFor('hvc0', /HVC-2-OK/);
