@@ -48,6 +48,13 @@ const PPN_MASK: u64 = (<u64>1 << 44) - 1;
 
 /** Whether the last successful translation may be cached in the TLB. */
 let lastCacheable: bool = false;
+/** The last translation came from a megapage or gigapage leaf. */
+let lastSuperpage: bool = false;
+/**
+ * Some TLB entry was filled from a superpage. The TLB holds 4 KiB pieces, so an
+ * sfence.vma of one address must then drop everything (the leaf covers many pieces).
+ */
+let tlbHasSuperpage: bool = false;
 
 @inline function setBase(kind: u32, set: u32): u32 {
   return TLB_BASE + (kind * 4 + set) * SET_BYTES;
@@ -97,10 +104,15 @@ export function protectCodePage(pg: u32): void {
 
 export function tlbFlushAll(): void {
   memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
+  tlbHasSuperpage = false;
 }
 
 /** sfence.vma with a virtual address: only that page's entries can be stale. */
 export function tlbFlushPage(va: u64): void {
+  if (tlbHasSuperpage) {
+    tlbFlushAll();
+    return;
+  }
   const vpn = va >> 12;
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
@@ -110,6 +122,7 @@ export function tlbFlushPage(va: u64): void {
 }
 
 @inline function tlbFill(base: u32, va: u64, pa: u64): void {
+  if (lastSuperpage) tlbHasSuperpage = true;
   const vpn = va >> 12;
   const e = base + ((<u32>vpn & TLB_MASK) << 4);
   store<u64>(e, vpn);
@@ -147,6 +160,7 @@ export function translate(va: u64, access: u32): u64 {
   store<u64>(cnt, load<u64>(cnt) + 1);
   const ep = effectivePriv(access);
   const mode = <u32>(satp >> 60);
+  lastSuperpage = false;
   if (ep == PRV_M || mode == 0) {
     lastCacheable = true;
     return va;
@@ -197,6 +211,7 @@ export function translate(va: u64, access: u32): u64 {
     const pageMask: u64 = (<u64>1 << shift) - 1;
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;
+    lastSuperpage = i > 0;
     return pa;
   }
   return pageFault(access, va);

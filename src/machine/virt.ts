@@ -231,6 +231,7 @@ export class VirtMachine {
       core.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
       core.writeCsr(0x303, 0x222n); // mideleg: SSI, STI, SEI
       core.writeCsr(0x306, 0x7n); // mcounteren: cycle, time, instret
+      core.writeCsr(0x106, 0x7n); // scounteren: user space reads time (the vDSO's rdtime), as OpenSBI leaves it
       core.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE
       core.exports.setEcallHookMask(1 << PRV_S);
       core.setX(10, 0n);
