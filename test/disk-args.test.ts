@@ -64,6 +64,7 @@ describe('--disk', () => {
     oneLine(run('--disk', join(dir, 'missing.img')), /disk file not found/);
     oneLine(run('--disk', `${disk},bogus=1`), /unknown --disk option 'bogus'/);
     oneLine(run('--disk', `${disk},format=vdi`), /unknown disk format 'vdi'/);
+    oneLine(run('--disk', `${disk},format=qcow2`), /cannot use disk .*disk\.img: .*qcow2/);
     oneLine(run(...Array.from({ length: 7 }, () => ['--disk', disk]).flat()), /too many disks/);
   });
 });

@@ -527,8 +527,9 @@ async function checkDisk(d: DiskSpec): Promise<void> {
     const disk = await openDisk(d.path, { format: d.format, readOnly: true });
     disk.close();
   } catch (e) {
-    if (e instanceof Error && e.name === 'DiskError') throw new UserError(e.message);
-    throw new UserError(`cannot use disk ${d.path}: ${e instanceof Error ? e.message : String(e)}`);
+    const msg = e instanceof Error ? e.message : String(e);
+    // Name the file unless the message already does.
+    throw new UserError(msg.includes(d.path) ? msg : `cannot use disk ${d.path}: ${msg}`);
   }
 }
 
