@@ -11,8 +11,8 @@ import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
-import { STATE, PC_OFF, JIT_FLAG_OFF } from './state';
-import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll } from './jit';
+import { STATE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
+import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw,
@@ -78,6 +78,7 @@ export function run(budget: u32): u32 {
       if (ev < limit) limit = ev;
     }
     let atHead = true;
+    store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
     while (instret < limit) {
       if (atHead && jitEnabled) {
         let hpc = fetchHostAddr(pc);
@@ -92,8 +93,13 @@ export function run(budget: u32): u32 {
           const e = lookupBlock(pc, hpc);
           if (e != 0) {
             if (instret + <u64>load<u32>(e, 20) <= limit) {
+              linkLastExit(e, pc);
               store<u32>(STATE + JIT_FLAG_OFF, 0);
-              const n = call_indirect<u32>(load<u32>(e, 16));
+              store<u32>(STATE + JIT_DONE_OFF, 0);
+              const room = limit - instret;
+              store<u32>(STATE + JIT_BUDGET_OFF, room > 0x7fffffff ? 0x7fffffff : <u32>room);
+              call_indirect<u32>(load<u32>(e, 16));
+              const n = load<u32>(STATE + JIT_DONE_OFF);
               instret += <u64>n;
               pc = load<u64>(STATE + PC_OFF);
               jitInstructions += <u64>n;
@@ -110,6 +116,7 @@ export function run(budget: u32): u32 {
         }
       }
       const before = pc;
+      store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
       execute();
       instret++;
       if (trapped) {

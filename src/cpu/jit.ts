@@ -6,14 +6,14 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF,
 } from './state';
 import { pc, trapped, breakBatch, ramSize, instret } from './hart';
-import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, RAM_BASE } from './mmu';
+import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, bumpLinkEpoch, RAM_BASE } from './mmu';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
-const HOT_THRESHOLD: i32 = 16;
+const HOT_THRESHOLD: i32 = 128;
 const QUEUED: i32 = -0x40000000;
 
 /** First entry of the 2-entry set for hpc. */
@@ -43,6 +43,17 @@ const QUEUED: i32 = -0x40000000;
   const e2 = e + 32;
   if (load<u32>(e2) == hpc && load<u64>(e2, 8) == va && entryValid(e2)) return e2;
   return 0;
+}
+
+/** The dispatcher found block `e` at the target of the last unchained exit: link them. */
+@inline export function linkLastExit(e: u32, va: u64): void {
+  const slot = load<u32>(STATE + JIT_LAST_EXIT_OFF);
+  if (slot == 0) return;
+  store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
+  if (load<u64>(slot, 16) != va) return; // the exit's constant target must be this block
+  store<u32>(slot, load<u32>(e, 16));
+  store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
+  store<u32>(slot, load<u32>(e, 20), 8);
 }
 
 /** Count an untranslated block head; queue it for translation when hot. */
@@ -101,6 +112,8 @@ export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
 
 /** Forget every translation (cache full, or the host asks). */
 export function jitFlushAll(): void {
+  bumpLinkEpoch();
+  store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
   memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
   memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
   const pages = <u32>(ramSize >> 12);

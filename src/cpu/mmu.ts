@@ -8,7 +8,12 @@
 // cached: S-mode access to U pages (depends on SUM) and loads that rely on MXR
 // always take the slow path, so SUM/MXR toggles need no flush.
 
-import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE } from './state';
+import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF } from './state';
+
+/** Links between translated blocks assume the current mappings and code: invalidate them all. */
+@inline export function bumpLinkEpoch(): void {
+  store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
+}
 import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
@@ -82,6 +87,7 @@ export function updateTlbSets(): void {
 export function retireCodePage(pg: u32): void {
   // Leave the running block after this instruction: it may have come from this page.
   breakBatch = true;
+  bumpLinkEpoch();
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);
   store<u32>(g, load<u32>(g) + 1);
@@ -103,6 +109,7 @@ export function protectCodePage(pg: u32): void {
 }
 
 export function tlbFlushAll(): void {
+  bumpLinkEpoch();
   memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
   tlbHasSuperpage = false;
 }
@@ -113,6 +120,7 @@ export function tlbFlushPage(va: u64): void {
     tlbFlushAll();
     return;
   }
+  bumpLinkEpoch();
   const vpn = va >> 12;
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {

@@ -55,9 +55,19 @@ export const RAM_HOST: u32 = 0x1000000;
 export const TLB_BASES_OFF: u32 = 0x1100;
 /** Set by the slow-path helpers translated code calls: 1 = the access trapped, 2 = leave the block. */
 export const JIT_FLAG_OFF: u32 = 0x1110;
+/** Chained execution: instructions retired so far (u32), the chain's budget (u32), link epoch (u32). */
+export const JIT_DONE_OFF: u32 = 0x1114;
+export const JIT_BUDGET_OFF: u32 = 0x1118;
+/** Bumped whenever a link between blocks may have gone stale (TLB flush, retired code, cache flush). */
+export const JIT_EPOCH_OFF: u32 = 0x111c;
+/** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
+export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
+/** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */
+export const JIT_LINKS: u32 = 0xa00000;
+export const JIT_LINKS_MAX: u32 = 0x20000;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
-export const JIT_QUEUE_MAX: u32 = 128;
+export const JIT_QUEUE_MAX: u32 = 256;
 /** Block cache: 2-way set associative, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
 export const JIT_HASH: u32 = 0x800000;
 export const JIT_HASH_SIZE: u32 = 65536;

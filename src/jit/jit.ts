@@ -7,6 +7,13 @@ import { buildModule, I32, I64, type FuncBody, type ImportFunc } from './wasm-bu
 import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
 
 const JIT_QUEUE_OFF = 0x2000;
+const JIT_LINKS = 0xa00000;
+const JIT_LINKS_MAX = 0x20000;
+/** Most link slots one queue drain can need (128 blocks, each at most 64 side exits + its end). */
+const LINKS_PER_DRAIN = 256 * 66;
+/** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
+const DRAIN_BATCH = 48;
+const DRAIN_SLICES = 4;
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
 export const TABLE_SIZE = 32768;
@@ -39,6 +46,8 @@ export interface JitStats {
 
 export class Jit {
   private nextSlot = FIRST_SLOT;
+  private nextLink = 0;
+  private slicesWaiting = 0;
   private readonly imports: Record<string, unknown>;
   readonly stats: JitStats = { translations: 0, modules: 0, flushes: 0, rejected: 0 };
 
@@ -47,17 +56,36 @@ export class Jit {
     private readonly memory: { buffer: ArrayBuffer },
     private readonly table: WasmTable,
   ) {
-    const env: Record<string, unknown> = { memory };
+    const env: Record<string, unknown> = { memory, table };
     for (const h of HELPERS) env[h] = ex[h];
     this.imports = { env };
+  }
+
+  /** Drop every translation and link: the table and the link slots start over. */
+  private flush(): void {
+    this.ex.jitFlushAll();
+    this.nextSlot = FIRST_SLOT;
+    this.nextLink = 0;
+    this.stats.flushes++;
   }
 
   /** Translate whatever the core queued during the last slice. */
   drain(): void {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
+    if (n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
+    this.slicesWaiting = 0;
+    if (this.nextSlot + n > TABLE_SIZE || this.nextLink + LINKS_PER_DRAIN > JIT_LINKS_MAX) this.flush();
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
+    const allocLink = (target: bigint): number => {
+      const addr = JIT_LINKS + 32 * this.nextLink++;
+      dv.setUint32(addr, 0, true); // fn
+      dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
+      dv.setUint32(addr + 8, 0, true); // len
+      dv.setBigUint64(addr + 16, target, true);
+      return addr;
+    };
     const u8 = new Uint8Array(buf);
     const read16 = (a: number) => u8[a] | (u8[a + 1] << 8);
     const readU32 = (a: number) => dv.getUint32(a, true);
@@ -66,7 +94,7 @@ export class Jit {
       const e = STATE + JIT_QUEUE_OFF + 16 + i * 16;
       const va = dv.getBigUint64(e, true);
       const hpc = dv.getUint32(e + 8, true);
-      const t = translateBlock(va, hpc, read16, readU32);
+      const t = translateBlock(va, hpc, read16, readU32, allocLink);
       if (!t) {
         this.stats.rejected++;
         continue;
@@ -75,11 +103,6 @@ export class Jit {
     }
     this.ex.jitQueueClear();
     if (!blocks.length) return;
-    if (this.nextSlot + blocks.length > TABLE_SIZE) {
-      this.ex.jitFlushAll();
-      this.nextSlot = FIRST_SLOT;
-      this.stats.flushes++;
-    }
     const types = [
       { params: [], results: [I32] }, // 0: block
       { params: [I64, I32, I32], results: [I64] }, // 1: jitLoad

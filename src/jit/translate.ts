@@ -17,6 +17,13 @@ const PC_OFF = 512;
 const TLB_BASES_OFF = 0x1100;
 const JIT_FLAG_OFF = 0x1110;
 const RVC_TABLE = 0x140000;
+const JIT_DONE_OFF = 0x1114;
+const JIT_BUDGET_OFF = 0x1118;
+const JIT_EPOCH_OFF = 0x111c;
+const JIT_LAST_EXIT_OFF = 0x1120;
+
+/** Allocates a link slot (32 bytes of linear memory) for a chainable exit to `target`; returns its address. */
+export type LinkAllocator = (target: bigint) => number;
 
 /** Import indices inside a block module (see jit.ts for the list). */
 export const IMP = {
@@ -116,10 +123,35 @@ class Emitter {
   storePc(pc: bigint): this {
     return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, STATE + PC_OFF);
   }
-  /** Exit: registers written back, pc from the stack-less constant, return count. */
-  exitConst(pc: bigint, count: number): this {
-    this.writeback().storePc(pc).i32c(count).op(OP.return);
-    return this;
+  constructor(private readonly allocLink: LinkAllocator | null) {}
+
+  /** Add `count` to the chain's retired-instruction total. */
+  addDone(count: number): this {
+    return this.i32c(0).i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(count).op(OP.i32_add)
+      .mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+  }
+  /** Leave to the dispatcher (pc already stored, registers written back). */
+  leave(count: number): this {
+    return this.addDone(count).i32c(0).op(OP.return);
+  }
+  /**
+   * Exit to a constant pc. With `chain`, jump straight into the translated block for
+   * that pc (a tail call through the link slot) when the link is current and the
+   * block fits the remaining budget; otherwise record the slot for the dispatcher to fill.
+   */
+  exitConst(pc: bigint, count: number, chain = false): this {
+    this.writeback().storePc(pc).addDone(count);
+    if (!chain || !this.allocLink) return this.i32c(0).op(OP.return);
+    const slot = this.allocLink(pc);
+    // if (slot.epoch == epoch && done + slot.len <= budget) return_call_indirect slot.fn
+    this.i32c(0).mem(OP.i32_load, 2, slot + 4).i32c(0).mem(OP.i32_load, 2, STATE + JIT_EPOCH_OFF).op(OP.i32_eq);
+    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(0).mem(OP.i32_load, 2, slot + 8).op(OP.i32_add);
+    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_BUDGET_OFF).op(OP.i32_le_u, OP.i32_and);
+    this.c.byte(OP.if).byte(0x40);
+    this.i32c(0).mem(OP.i32_load, 2, slot).c.byte(OP.return_call_indirect).u32(0).u32(0);
+    this.op(OP.end);
+    this.i32c(0).i32c(slot).mem(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
+    return this.i32c(0).op(OP.return);
   }
   tlbBases(): void {
     if (this.tlbLoaded) return;
@@ -135,8 +167,10 @@ type Read16 = (addr: number) => number;
  * Translate the block at guest virtual `pc`, whose first byte is at linear-memory
  * address `hpc`. Returns null when the first instruction is not translatable.
  */
-export function translateBlock(pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number): TranslatedBlock | null {
-  const e = new Emitter();
+export function translateBlock(
+  pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number, allocLink: LinkAllocator | null = null,
+): TranslatedBlock | null {
+  const e = new Emitter(allocLink);
   // TLB set bases for this block (priv cannot change inside a block).
   e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4).lset(L_TLBL);
   e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8).lset(L_TLBS);
@@ -178,7 +212,7 @@ export function translateBlock(pc: bigint, hpc: number, read16: Read16, readU32:
     }
   }
   if (n === 0) return null;
-  if (!ended) e.exitConst(curPc, n);
+  if (!ended) e.exitConst(curPc, n, true);
   return { code: e.c.finish(), insns: n };
 }
 
@@ -224,14 +258,14 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       e.i64c(next).setReg(rd);
       // Same virtual page: the target's bytes are in this page too, keep translating there.
       if (t >> 12n === pc >> 12n && pageHostBase + Number(t & 0xfffn) >= pageStart) return t;
-      e.exitConst(t, k + 1);
+      e.exitConst(t, k + 1, true);
       return 'end';
     }
     case 25: { // JALR
       if (f3 !== 0) return 'stop';
       e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).i64c(-2n).op(OP.i64_and).lset(L_VA);
       e.i64c(next).setReg(rd);
-      e.writeback().i32c(0).lget(L_VA).mem(OP.i64_store, 3, STATE + PC_OFF).i32c(k + 1).op(OP.return);
+      e.writeback().i32c(0).lget(L_VA).mem(OP.i64_store, 3, STATE + PC_OFF).leave(k + 1);
       return 'end';
     }
     case 24: { // BRANCH: a side exit when taken
@@ -239,7 +273,7 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
       e.reg(rs1).reg(rs2).op(cmp).c.byte(OP.if).byte(0x40);
-      e.exitConst(t, k + 1);
+      e.exitConst(t, k + 1, true);
       e.op(OP.end);
       return 'ok';
     }
@@ -279,7 +313,7 @@ function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number)
   e.i32c(k).call(IMP.interp);
   // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
-  e.i32c(k + 1).op(OP.return);
+  e.leave(k + 1);
   e.op(OP.end);
   void next;
 }
@@ -329,7 +363,7 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
     e.op(OP.end);
     e.writeback();
     if (rd !== 0) e.i32c(0).lget(L_VAL).mem(OP.i64_store, 3, STATE + 8 * rd);
-    e.storePc(next).i32c(k + 1).op(OP.return);
+    e.storePc(next).leave(k + 1);
   }
   e.op(OP.end);
   e.lget(L_VAL);
@@ -353,7 +387,7 @@ function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: numbe
   {
     e.writeback().i32c(0).i64c(pc).i64c(next);
     e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
-    e.mem(OP.i64_store, 3, STATE + PC_OFF).i32c(k + 1).op(OP.return);
+    e.mem(OP.i64_store, 3, STATE + PC_OFF).leave(k + 1);
   }
   e.op(OP.end);
   e.op(OP.end);

@@ -6,13 +6,13 @@ export const I64 = 0x7e;
 
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
-  return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  return: 0x0f, call: 0x10, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i64_load: 0x29, i32_load8_u: 0x2d, i64_load8_s: 0x30, i64_load8_u: 0x31,
   i64_load16_s: 0x32, i64_load16_u: 0x33, i64_load32_s: 0x34, i64_load32_u: 0x35,
   i32_store: 0x36, i64_store: 0x37, i64_store8: 0x3c, i64_store16: 0x3d, i64_store32: 0x3e,
   i32_const: 0x41, i64_const: 0x42,
-  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_and: 0x71, i32_or: 0x72, i32_add: 0x6a,
+  i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_le_u: 0x4d, i32_and: 0x71, i32_or: 0x72, i32_add: 0x6a,
   i64_eqz: 0x50, i64_eq: 0x51, i64_ne: 0x52, i64_lt_s: 0x53, i64_lt_u: 0x54, i64_gt_s: 0x55, i64_gt_u: 0x56,
   i64_le_s: 0x57, i64_le_u: 0x58, i64_ge_s: 0x59, i64_ge_u: 0x5a,
   i64_add: 0x7c, i64_sub: 0x7d, i64_mul: 0x7e, i64_div_s: 0x7f, i64_div_u: 0x80, i64_rem_s: 0x81,
@@ -108,8 +108,9 @@ export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: Fun
     t.byte(0x60).u32(ft.params.length).bytes(ft.params).u32(ft.results.length).bytes(ft.results);
   }
   section(1, t);
-  const im = new ByteWriter().u32(imports.length + 1);
+  const im = new ByteWriter().u32(imports.length + 2);
   im.name('env').name('memory').byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no max
+  im.name('env').name('table').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
   for (const f of imports) im.name(f.module).name(f.name).byte(0x00).u32(f.type);
   section(2, im);
   const fs = new ByteWriter().u32(funcs.length);
