@@ -6,14 +6,14 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF,
 } from './state';
 import { pc, trapped, breakBatch, ramSize, instret } from './hart';
 import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, bumpLinkEpoch, RAM_BASE } from './mmu';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
-const HOT_THRESHOLD: i32 = 128;
+const HOT_THRESHOLD: i32 = 64;
 const QUEUED: i32 = -0x40000000;
 
 /** First entry of the 2-entry set for hpc. */
@@ -141,30 +141,38 @@ export function jitInvalidateRange(off: u64, len: u64): void {
 }
 
 /** Slow-path load (TLB miss, MMIO, page crossing). Sign/zero extension is done by the caller. */
-// `done` is how many instructions of the block retired before this one, so
-// instret (and deterministic time) is exact inside the helper, as in the interpreter.
-export function jitLoad(va: u64, size: u32, done: u32): u64 {
-  instret += done;
+// `k` is how many instructions of the block retired before this one; with the
+// blocks chained before it in this call (JIT_DONE) that makes instret, and so
+// deterministic time, exact inside the helper, as in the interpreter.
+@inline function retiredBefore(k: u32): u64 {
+  return <u64>load<u32>(STATE + JIT_DONE_OFF) + <u64>k;
+}
+
+export function jitLoad(va: u64, size: u32, k: u32): u64 {
+  const d = retiredBefore(k);
+  instret += d;
   const v = loadSlow(va, size);
-  instret -= done;
+  instret -= d;
   setFlag();
   return v;
 }
 
-export function jitStore(va: u64, size: u32, v: u64, done: u32): void {
-  instret += done;
+export function jitStore(va: u64, size: u32, v: u64, k: u32): void {
+  const d = retiredBefore(k);
+  instret += d;
   storeSlow(va, size, v);
-  instret -= done;
+  instret -= d;
   setFlag();
 }
 
 /** Run the one instruction at the pc held in the STATE block through the interpreter. */
-export function jitInterp(done: u32): void {
-  instret += done;
+export function jitInterp(k: u32): void {
+  const d = retiredBefore(k);
+  instret += d;
   pc = load<u64>(STATE + PC_OFF);
   execute();
   store<u64>(STATE + PC_OFF, pc);
-  instret -= done;
+  instret -= d;
   setFlag();
 }
 

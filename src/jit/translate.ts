@@ -8,7 +8,7 @@
 // the core's slow path otherwise; a slow path that traps (or asks to leave)
 // ends the block with pc at the faulting instruction (or after it) and the
 // count of instructions retired, exactly as the interpreter would.
-// FP and AMO instructions run through the interpreter (jitInterp) in place.
+// FP, AMO and CSR instructions run through the interpreter (jitInterp) in place.
 
 import { ByteWriter, OP, I32, I64 } from './wasm-builder.js';
 
@@ -296,6 +296,12 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
     case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it)
       if (f3 === 0) return 'ok';
       return 'stop';
+    case 28: // SYSTEM: CSR instructions run in place through the interpreter (a write that
+      // changes translation or interrupt state sets breakBatch, which ends the block);
+      // ECALL, EBREAK, xRET, WFI and SFENCE.VMA end the block before them.
+      if (f3 === 0 || f3 === 4) return 'stop';
+      emitInterp(e, rd, pc, next, k);
+      return 'ok';
     case 11: // AMO
     case 1: // LOAD-FP
     case 9: // STORE-FP
