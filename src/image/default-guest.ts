@@ -51,7 +51,8 @@ export const KERNEL_META = 'linux-image-riscv64';
 export const BUSYBOX_PKG = 'busybox-static';
 export const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const MANIFEST = 'manifest.json';
-const MANIFEST_FORMAT = 1;
+/** Bump when the guest's contents change (e.g. the init script), so caches are rebuilt. */
+const MANIFEST_FORMAT = 2;
 const GUEST_DIR = 'guest';
 
 export interface ManifestFile {

@@ -48,6 +48,37 @@ if [ -n "$failed" ] && [ -f /etc/tsvisor-modules ]; then
   done < /etc/tsvisor-modules
 fi
 
+# root=DEV (e.g. root=/dev/vda): switch to the root file system on that disk and
+# run its init (init=PATH, default /sbin/init), as an initramfs of a distribution
+# does. Mounted read-only unless "rw" is given, like the kernel's own default.
+ROOT=; RINIT=/sbin/init; RFLAGS=ro; RFSTYPE=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    root=*) ROOT="\${arg#root=}" ;;
+    init=*) RINIT="\${arg#init=}" ;;
+    rootfstype=*) RFSTYPE="\${arg#rootfstype=}" ;;
+    rw) RFLAGS=rw ;;
+    ro) RFLAGS=ro ;;
+  esac
+done
+if [ -n "$ROOT" ]; then
+  i=0
+  while [ ! -b "$ROOT" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  mkdir -p /newroot
+  if mount -o "$RFLAGS" \${RFSTYPE:+-t "$RFSTYPE"} "$ROOT" /newroot 2>/dev/null; then
+    if [ -x "/newroot$RINIT" ] || [ -L "/newroot$RINIT" ]; then
+      echo "tsvisor guest: switching to $ROOT"
+      mount --move /dev /newroot/dev 2>/dev/null || mount -t devtmpfs devtmpfs /newroot/dev 2>/dev/null
+      umount /dev/pts /proc /sys 2>/dev/null
+      exec switch_root /newroot "$RINIT"
+    fi
+    echo "tsvisor guest: $RINIT not found on $ROOT; staying in the initramfs"
+    umount /newroot
+  else
+    echo "tsvisor guest: cannot mount $ROOT; staying in the initramfs"
+  fi
+fi
+
 echo "${READY_LINE}"
 
 # An interactive shell on the console, with job control (a controlling tty).
