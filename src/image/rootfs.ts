@@ -1,0 +1,521 @@
+// The Debian root disk: `tsvisor image build --rootfs` makes a bootable ext4
+// qcow2 image of a minimal Debian trixie riscv64 system.
+//
+//  1. debootstrap's first stage on the host (--foreign: download and unpack
+//     only), from the Debian mirror the host's apt uses (or --mirror);
+//  2. a small script (/tsvisor-stage2) is added to the tree, and mkfs.ext4 -d
+//     turns the tree into a sparse raw ext4 image;
+//  3. the second stage runs inside a tsvisor guest: the default kernel and
+//     initramfs boot with root=/dev/vda init=/tsvisor-stage2, which runs
+//     `debootstrap --second-stage` (configures every package with the guest's
+//     own dpkg), configures the system for booting and powers off;
+//  4. the used blocks are copied (e2image) and converted to qcow2 with
+//     tsvisor's own qcow2 code, then moved into place atomically.
+//
+// Cache: <cache>/rootfs/debian.qcow2 and <cache>/rootfs/manifest.json.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findDebianMirror, readHostSources } from './apt-sources.js';
+import { ARCH, ImageBuildError, KEYRING, SUITE, defaultCacheDir, ensureDefaultGuest } from './default-guest.js';
+import { ROOTFS_LABEL, rawToQcow2 } from './rootfs-disk.js';
+
+export { ROOTFS_LABEL, ROOTFS_APPEND, isRootfsDisk, readExtLabel, rawToQcow2 } from './rootfs-disk.js';
+
+export interface EnsureRootfsOptions {
+  /** Debian archive URI; default: the host apt's main Debian source. */
+  mirror?: string;
+  /** Rebuild even if a root disk is cached. */
+  force?: boolean;
+  /** Virtual size of the disk in bytes (default 2 GiB). */
+  size?: number;
+  /** Default: $XDG_CACHE_HOME/tsvisor or ~/.cache/tsvisor. */
+  cacheDir?: string;
+  /** Status lines on one rewritten line (a terminal). Default false. */
+  progress?: boolean;
+  /** Status lines; default: stderr. */
+  log?: (s: string) => void;
+  /** Give up on the second stage after this long (default 2 hours). */
+  stage2TimeoutMs?: number;
+}
+
+export interface RootfsResult {
+  path: string;
+  manifest: RootfsManifest;
+  /** False when the cached disk was reused. */
+  built: boolean;
+}
+
+export interface RootfsManifest {
+  format: number;
+  createdAt: string;
+  mirror: string;
+  suite: string;
+  arch: string;
+  size: number;
+  fileSize: number;
+  kernelVersion: string;
+  packages: string[];
+  seconds: { stage1: number; mkfs: number; stage2: number; convert: number; total: number };
+}
+
+/** Packages added to debootstrap's minbase: systemd as init, udev for device units (gettys wait for them). */
+export const EXTRA_PACKAGES = ['systemd-sysv', 'udev'];
+export const DEFAULT_ROOTFS_SIZE = 2 * 1024 * 1024 * 1024;
+export const MIN_ROOTFS_SIZE = 512 * 1024 * 1024;
+export const ROOTFS_DIR = 'rootfs';
+export const ROOTFS_IMAGE = 'debian.qcow2';
+export const STAGE2_PATH = '/tsvisor-stage2';
+export const STAGE2_OK = 'TSVISOR-STAGE2-OK';
+export const STAGE2_FAILED = 'TSVISOR-STAGE2-FAILED';
+/** File the second stage writes into the image when it succeeded. */
+export const ROOTFS_MARKER = '/etc/tsvisor-rootfs';
+export const HOSTNAME = 'tsvisor';
+const MANIFEST = 'manifest.json';
+/** Bump when the image's contents change, so cached disks are rebuilt. */
+const MANIFEST_FORMAT = 1;
+
+/** The script the guest runs as init for debootstrap's second stage. */
+export function stage2Script(): string {
+  return `#!/bin/sh
+# tsvisor: debootstrap's second stage, run as init (pid 1) inside a tsvisor guest
+# by 'tsvisor image build --rootfs'. Powers the guest off when done.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+[ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null
+
+finish() {
+  sync
+  echo "$1"
+  sync
+  poweroff -ff 2>/dev/null
+  echo o > /proc/sysrq-trigger
+  while :; do sleep 60; done
+}
+
+echo "tsvisor-stage2: running debootstrap --second-stage"
+start=$(date +%s)
+if ! /debootstrap/debootstrap --second-stage; then
+  echo "tsvisor-stage2: debootstrap failed; the end of its log:"
+  tail -n 40 /debootstrap/debootstrap.log 2>/dev/null
+  finish ${STAGE2_FAILED}
+fi
+echo "tsvisor-stage2: second stage done in $(( $(date +%s) - start ))s; configuring the system"
+
+set -e
+echo ${HOSTNAME} > /etc/hostname
+cat > /etc/hosts <<'HOSTS'
+127.0.0.1	localhost
+127.0.1.1	${HOSTNAME}
+::1		localhost ip6-localhost ip6-loopback
+HOSTS
+# Root is the first virtio disk; the kernel command line mounts it (root=/dev/vda rw).
+cat > /etc/fstab <<'FSTAB'
+# <file system>	<mount point>	<type>	<options>		<dump>	<pass>
+/dev/vda	/		ext4	rw,errors=remount-ro	0	0
+FSTAB
+# A development VM: root logs in on the console without a password.
+passwd -d root >/dev/null
+# A machine id now, so the first boot is not a "first boot" (no prompts).
+systemd-machine-id-setup >/dev/null 2>&1 || true
+systemctl mask systemd-firstboot.service >/dev/null 2>&1 || true
+# Login prompts on the serial console and on hvc0 (virtio-console).
+systemctl enable serial-getty@ttyS0.service serial-getty@hvc0.service >/dev/null 2>&1 || true
+apt-get clean >/dev/null 2>&1 || true
+rm -f /var/log/bootstrap.log
+set +e
+
+echo "root file system built by 'tsvisor image build --rootfs' ($(date -u +%Y-%m-%dT%H:%M:%SZ))" > ${ROOTFS_MARKER}
+rm -f ${STAGE2_PATH}
+finish ${STAGE2_OK}
+`;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function hasTool(name: string): boolean {
+  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    if (d && existsSync(join(d, name))) return true;
+  }
+  // debootstrap and mkfs live in sbin, which a user's PATH may lack.
+  return ['/usr/sbin', '/sbin'].some((d) => existsSync(join(d, name)));
+}
+
+function toolPath(name: string): string {
+  for (const d of (process.env.PATH ?? '').split(delimiter)) {
+    if (d && existsSync(join(d, name))) return join(d, name);
+  }
+  for (const d of ['/usr/sbin', '/sbin', '/usr/bin', '/bin']) if (existsSync(join(d, name))) return join(d, name);
+  return name;
+}
+
+interface Proc {
+  code: number;
+  out: string;
+}
+
+/** Runs a command, handing each output line (stdout and stderr) to onLine; resolves with the exit code and the output. */
+function runLines(cmd: string, args: string[], onLine: (line: string) => void,
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C', ...opts.env },
+    });
+    let out = '';
+    const partial = ['', ''];
+    const feed = (i: number) => (c: Buffer) => {
+      const text = partial[i] + c.toString('utf8');
+      out += c.toString('utf8');
+      if (out.length > 8 << 20) out = out.slice(-(4 << 20));
+      const lines = text.split(/\r?\n/);
+      partial[i] = lines.pop() ?? '';
+      for (const l of lines) onLine(l);
+    };
+    child.stdout.on('data', feed(0));
+    child.stderr.on('data', feed(1));
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, opts.timeoutMs);
+    }
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      reject(new ImageBuildError(`cannot run ${cmd}: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      for (const p of partial) if (p) onLine(p);
+      if (timedOut) {
+        reject(new ImageBuildError(`${cmd} ${args[0] ?? ''} timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)}s`));
+        return;
+      }
+      resolve({ code: code ?? (signal ? 128 : 1), out });
+    });
+  });
+}
+
+function lastLines(text: string, n: number): string {
+  return text.split('\n').map((l) => l.trimEnd()).filter(Boolean).slice(-n).join('\n');
+}
+
+const seconds = (t0: number): number => Math.round((Date.now() - t0) / 100) / 10;
+
+/** A status line: rewritten in place on a terminal, plain lines otherwise. */
+class Status {
+  private live = false;
+  constructor(private readonly tty: boolean, private readonly log: (s: string) => void) {}
+  /** A transient status (only shown on a terminal). */
+  set(text: string): void {
+    if (!this.tty) return;
+    const cols = process.stderr.columns ?? 100;
+    process.stderr.write(`\r\x1b[K${text.slice(0, cols - 1)}`);
+    this.live = true;
+  }
+  /** A line that stays. */
+  line(text: string): void {
+    if (this.live) {
+      process.stderr.write('\r\x1b[K');
+      this.live = false;
+    }
+    this.log(text);
+  }
+  done(): void {
+    if (this.live) process.stderr.write('\r\x1b[K');
+    this.live = false;
+  }
+}
+
+// ---------------------------------------------------------------- cache
+
+async function readManifest(dir: string): Promise<RootfsManifest | undefined> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as RootfsManifest;
+    return m && m.format === MANIFEST_FORMAT ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cached root disk in cacheDir, if one was finished; undefined otherwise. */
+export async function checkCachedRootfs(cacheDir = defaultCacheDir()): Promise<{ path: string; manifest: RootfsManifest } | undefined> {
+  const dir = join(cacheDir, ROOTFS_DIR);
+  const m = await readManifest(dir);
+  if (!m) return undefined;
+  const path = join(dir, ROOTFS_IMAGE);
+  try {
+    // The disk may have been booted (and so written) since: only its presence is checked.
+    if (!(await stat(path)).isFile()) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { path, manifest: m };
+}
+
+async function acquireLock(dir: string, log: (s: string) => void): Promise<() => Promise<void>> {
+  const lock = join(dir, '.build.lock');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return () => rm(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+      let alive = false;
+      if (pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (k) {
+          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (!alive) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (attempt === 0) log(`waiting for another root disk build (pid ${pid}) to finish...`);
+      if (attempt > 4 * 3600) throw new ImageBuildError(`timed out waiting for the build lock ${lock}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- build steps
+
+/**
+ * Root privileges: debootstrap creates device nodes and root-owned files, and
+ * mkfs.ext4 -d copies the owners it finds. Without root, both run under one
+ * fakeroot session (its state file carries the faked owners from one to the other).
+ */
+function privileged(work: string): (cmd: string, args: string[]) => [string, string[]] {
+  if (process.getuid?.() === 0) return (cmd, args) => [toolPath(cmd), args];
+  const state = join(work, 'fakeroot.state');
+  return (cmd, args) => ['fakeroot', [existsSync(state) ? '-i' : '-s', state, ...(existsSync(state) ? ['-s', state] : []), toolPath(cmd), ...args]];
+}
+
+async function stage1(tree: string, mirror: string, wrap: ReturnType<typeof privileged>, status: Status): Promise<string[]> {
+  const args = ['--foreign', `--arch=${ARCH}`, '--variant=minbase', `--include=${EXTRA_PACKAGES.join(',')}`];
+  if (existsSync(KEYRING)) {
+    args.push(`--keyring=${KEYRING}`);
+  } else {
+    status.line(`warning: ${KEYRING} not found (install debian-archive-keyring); packages are NOT verified (--no-check-gpg)`);
+    args.push('--no-check-gpg');
+  }
+  args.push(SUITE, tree, mirror);
+  status.line(`stage 1: debootstrap --foreign ${SUITE} ${ARCH} (minbase + ${EXTRA_PACKAGES.join(', ')}) from ${mirror}`);
+  let retrieved = 0;
+  let extracted = 0;
+  let phase = '';
+  const [cmd, argv] = wrap('debootstrap', args);
+  const r = await runLines(cmd, argv, (l) => {
+    const m = /^I: (Retrieving|Validating|Extracting) (\S+)/.exec(l);
+    if (m) {
+      if (m[1] === 'Retrieving') retrieved++;
+      if (m[1] === 'Extracting') extracted++;
+      const p = m[1] === 'Extracting' ? 'extracting' : 'downloading';
+      if (p !== phase) {
+        phase = p;
+        status.line(`stage 1: ${p} packages...`);
+      }
+      status.set(`  ${m[1].toLowerCase()} ${m[2]} (${m[1] === 'Extracting' ? extracted : retrieved})`);
+      return;
+    }
+    if (/^[EW]: /.test(l)) status.line(`  ${l}`);
+  });
+  status.done();
+  if (r.code !== 0) {
+    const why = lastLines(r.out.split('\n').filter((l) => /^E: /.test(l)).join('\n') || r.out, 3);
+    let hint = '';
+    if (/Release signed by unknown key|signature/i.test(r.out)) hint = ' (the host keyring lacks the trixie keys: upgrade debian-archive-keyring)';
+    throw new ImageBuildError(`debootstrap (first stage) failed: ${why.replace(/\n/g, ' | ')}${hint}`);
+  }
+  const pkgs = (await readFile(join(tree, 'debootstrap', 'debpaths'), 'utf8').catch(() => ''))
+    .split('\n').map((l) => l.split(' ')[0]).filter(Boolean).sort();
+  status.line(`stage 1: ${retrieved} packages downloaded, ${extracted} unpacked`);
+  return pkgs;
+}
+
+async function makeExt4(tree: string, raw: string, size: number, wrap: ReturnType<typeof privileged>): Promise<void> {
+  const fh = await open(raw, 'w');
+  await fh.truncate(size);
+  await fh.close();
+  // lazy_*_init=0: write the inode tables and journal now, so the guest's
+  // kernel does not spend its first minutes zeroing them in the background.
+  const [cmd, argv] = wrap('mkfs.ext4', ['-q', '-F', '-L', ROOTFS_LABEL, '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', tree, raw]);
+  const r = await runLines(cmd, argv, () => {});
+  if (r.code !== 0) throw new ImageBuildError(`mkfs.ext4 failed: ${lastLines(r.out, 2).replace(/\n/g, ' | ')}`);
+}
+
+/** The tsvisor CLI (bin/tsvisor.js), found from this module's location in dist/src/image/. */
+function tsvisorBin(): string {
+  return fileURLToPath(new URL('../../../bin/tsvisor.js', import.meta.url));
+}
+
+const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
+
+async function stage2(raw: string, kernel: string, initrd: string, status: Status, timeoutMs: number): Promise<void> {
+  const append = `console=ttyS0 root=/dev/vda rw init=${STAGE2_PATH}`;
+  status.line(`stage 2: booting a tsvisor guest to run debootstrap --second-stage (append "${append}")`);
+  let configured = 0;
+  let ok = false;
+  let failed = false;
+  const r = await runLines(process.execPath, [
+    tsvisorBin(), 'run', '--kernel', kernel, '--initrd', initrd, '--disk', `${raw},format=raw`,
+    '--mem', '1G', '--append', append,
+  ], (l) => {
+    // eslint-disable-next-line no-control-regex
+    const line = l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trimEnd();
+    if (!line) return;
+    if (line.includes(STAGE2_OK)) ok = true;
+    if (line.includes(STAGE2_FAILED)) failed = true;
+    if (KERNEL_LINE.test(line)) {
+      status.set(`  guest kernel: ${line.replace(KERNEL_LINE, '').trim()}`);
+      return;
+    }
+    if (/^I: Configuring /.test(line)) configured++;
+    status.line(`  guest| ${line}`);
+  }, { timeoutMs });
+  status.done();
+  if (failed || !ok) {
+    throw new ImageBuildError(`the second stage failed in the guest (exit status ${r.code}${ok ? '' : ', no success marker'}): ${lastLines(r.out, 4).replace(/\n/g, ' | ')}`);
+  }
+  if (r.code !== 0) throw new ImageBuildError(`tsvisor run exited with status ${r.code} after the second stage`);
+  status.line(`stage 2: done (${configured} packages configured)`);
+}
+
+/** e2fsck -fn: the guest must have left a clean file system. Then the marker must be there. */
+async function checkExt4(raw: string): Promise<void> {
+  if (hasTool('e2fsck')) {
+    const r = await runLines(toolPath('e2fsck'), ['-fn', raw], () => {});
+    if (r.code !== 0) throw new ImageBuildError(`e2fsck found problems in the root file system after the second stage: ${lastLines(r.out, 3).replace(/\n/g, ' | ')}`);
+  }
+  if (hasTool('debugfs')) {
+    const r = await runLines(toolPath('debugfs'), ['-R', `stat ${ROOTFS_MARKER}`, raw], () => {});
+    if (r.code !== 0 || /File not found/.test(r.out)) throw new ImageBuildError(`the second stage left no ${ROOTFS_MARKER} in the image`);
+  }
+}
+
+async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 'size' | 'stage2TimeoutMs'>> & { mirror: string },
+  status: Status, dir: string): Promise<RootfsManifest> {
+  for (const t of ['debootstrap', 'mkfs.ext4']) {
+    if (!hasTool(t)) throw new ImageBuildError(`${t} is needed to build the root disk (apt-get install debootstrap e2fsprogs)`);
+  }
+  if (process.getuid?.() !== 0 && !hasTool('fakeroot')) {
+    throw new ImageBuildError('building the root disk needs root, or fakeroot when not run as root (apt-get install fakeroot)');
+  }
+  const t0 = Date.now();
+  const guest = await ensureDefaultGuest({ mirror: opts.mirror, cacheDir, progress: false, log: (s) => status.line(s) });
+
+  const work = join(dir, `work-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const wrap = privileged(work);
+    const tree = join(work, 'tree');
+    const raw = join(work, 'root.ext4');
+
+    let t = Date.now();
+    const packages = await stage1(tree, opts.mirror, wrap, status);
+    const s1 = seconds(t);
+
+    t = Date.now();
+    await writeFile(join(tree, STAGE2_PATH.slice(1)), stage2Script());
+    await chmod(join(tree, STAGE2_PATH.slice(1)), 0o755);
+    await makeExt4(tree, raw, opts.size, wrap);
+    await rm(tree, { recursive: true, force: true }).catch(() => undefined);
+    const sm = seconds(t);
+    status.line(`mkfs.ext4: ${(opts.size / 1073741824).toFixed(1)} GiB ext4 image made from the tree (${sm}s)`);
+
+    t = Date.now();
+    await stage2(raw, guest.kernel, guest.initrd, status, opts.stage2TimeoutMs);
+    await checkExt4(raw);
+    const s2 = seconds(t);
+    status.line(`stage 2 took ${s2}s`);
+
+    t = Date.now();
+    // e2image -ra copies only the blocks the file system uses (blocks freed in
+    // the guest still hold old data in the raw file; they become holes here).
+    let src = raw;
+    if (hasTool('e2image')) {
+      const compact = join(work, 'compact.ext4');
+      const r = await runLines(toolPath('e2image'), ['-ra', raw, compact], () => {});
+      if (r.code === 0) {
+        src = compact;
+        await rm(raw, { force: true });
+      }
+    }
+    const tmp = join(dir, `${ROOTFS_IMAGE}.tmp-${process.pid}`);
+    await rm(tmp, { force: true });
+    const conv = rawToQcow2(src, tmp);
+    const fileSize = (await stat(tmp)).size;
+    const sc = seconds(t);
+    status.line(`qcow2: ${(conv.copied / 1048576).toFixed(1)} MiB of data in a ${(conv.size / 1073741824).toFixed(1)} GiB disk (${sc}s)`);
+
+    const manifest: RootfsManifest = {
+      format: MANIFEST_FORMAT,
+      createdAt: new Date().toISOString(),
+      mirror: opts.mirror,
+      suite: SUITE,
+      arch: ARCH,
+      size: conv.size,
+      fileSize,
+      kernelVersion: guest.version,
+      packages,
+      seconds: { stage1: s1, mkfs: sm, stage2: s2, convert: sc, total: seconds(t0) },
+    };
+    // The image first, then the manifest that makes it valid.
+    await rm(join(dir, MANIFEST), { force: true });
+    await rename(tmp, join(dir, ROOTFS_IMAGE));
+    await writeFile(join(dir, `${MANIFEST}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
+    await rename(join(dir, `${MANIFEST}.tmp`), join(dir, MANIFEST));
+    return manifest;
+  } finally {
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Builds the Debian root disk unless a finished one is cached; returns its path. */
+export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<RootfsResult> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`));
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const dir = join(cacheDir, ROOTFS_DIR);
+  const size = opts.size ?? DEFAULT_ROOTFS_SIZE;
+  if (!Number.isSafeInteger(size) || size < MIN_ROOTFS_SIZE) {
+    throw new ImageBuildError(`root disk size ${size} is too small (at least ${MIN_ROOTFS_SIZE / 1048576} MiB)`);
+  }
+  if (!opts.force) {
+    const cached = await checkCachedRootfs(cacheDir);
+    if (cached) return { ...cached, built: false };
+  }
+  const mirror = opts.mirror ?? findDebianMirror(readHostSources());
+  if (!mirror) {
+    throw new ImageBuildError("no Debian mirror found in the host's apt sources; name one with --mirror URI");
+  }
+  await mkdir(dir, { recursive: true });
+  const unlock = await acquireLock(dir, log);
+  try {
+    if (!opts.force) {
+      // Another process may have finished it while we waited for the lock.
+      const cached = await checkCachedRootfs(cacheDir);
+      if (cached) return { ...cached, built: false };
+    }
+    const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
+    const manifest = await build(cacheDir, { mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 2 * 3600_000 }, status, dir);
+    log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
+    return { path: join(dir, ROOTFS_IMAGE), manifest, built: true };
+  } finally {
+    await unlock();
+  }
+}
