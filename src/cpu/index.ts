@@ -78,6 +78,7 @@ export function run(budget: u32): u32 {
       if (ev < limit) limit = ev;
     }
     let atHead = true;
+    let backward = false;
     store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
     while (instret < limit) {
       if (atHead && jitEnabled) {
@@ -111,7 +112,7 @@ export function run(budget: u32): u32 {
               continue;
             }
           } else {
-            noteBlockHead(pc, hpc);
+            noteBlockHead(pc, hpc, backward);
           }
         }
       }
@@ -126,6 +127,7 @@ export function run(budget: u32): u32 {
       if (breakBatch) break;
       // A new block can start after a jump, or after an instruction translation stops at (SYSTEM).
       atHead = pc - before > 4 || (<u32>curInsnBits & 0x7f) == 0x73;
+      backward = pc < before;
     }
     if (exitReason != EXIT_NONE || instret >= end) break;
   }

@@ -6,15 +6,17 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF,
 } from './state';
-import { pc, trapped, breakBatch, ramSize, instret } from './hart';
+import { pc, trapped, breakBatch, ramSize, instret, exitReason } from './hart';
 import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, bumpLinkEpoch, RAM_BASE } from './mmu';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
 const QUEUED: i32 = -0x40000000;
+/** Further executions of a queued loop head before translation is requested at once. */
+const URGENT_AFTER: i32 = 1024;
 
 /** First entry of the 2-entry set for hpc. */
 @inline function setOf(hpc: u32): u32 {
@@ -56,8 +58,12 @@ const QUEUED: i32 = -0x40000000;
   store<u32>(slot, load<u32>(e, 20), 8);
 }
 
-/** Count an untranslated block head; queue it for translation when hot. */
-export function noteBlockHead(va: u64, hpc: u32): void {
+/**
+ * Count an untranslated block head; queue it for translation when hot. A queued
+ * head that keeps being reached by a backward jump is a long-running loop: then
+ * leave run() so the host translates it now rather than at the end of the slice.
+ */
+export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
   const h = hotEntry(hpc);
   if (load<u32>(h) != hpc) {
     store<u32>(h, hpc);
@@ -66,6 +72,13 @@ export function noteBlockHead(va: u64, hpc: u32): void {
   }
   const c = load<i32>(h, 4) + 1;
   store<i32>(h, c, 4);
+  if (c == QUEUED + URGENT_AFTER && backward) {
+    // Queued, not yet translated, and still looping: a long-running loop.
+    store<u32>(STATE + JIT_URGENT_OFF, 1);
+    if (exitReason == 0) exitReason = EXIT_COMPILE;
+    breakBatch = true;
+    return;
+  }
   if (c != HOT_THRESHOLD) return;
   const q = STATE + JIT_QUEUE_OFF;
   const n = load<u32>(q);
@@ -79,6 +92,9 @@ export function noteBlockHead(va: u64, hpc: u32): void {
   store<u32>(q, n + 1);
   store<i32>(h, QUEUED, 4);
 }
+
+/** run() returned so the host can translate a hot loop right away. */
+export const EXIT_COMPILE: u32 = 3;
 
 // ---- exports for the host ----
 

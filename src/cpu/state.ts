@@ -60,6 +60,8 @@ export const JIT_DONE_OFF: u32 = 0x1114;
 export const JIT_BUDGET_OFF: u32 = 0x1118;
 /** Bumped whenever a link between blocks may have gone stale (TLB flush, retired code, cache flush). */
 export const JIT_EPOCH_OFF: u32 = 0x111c;
+/** Set when a hot loop was queued: the host translates at once instead of batching. */
+export const JIT_URGENT_OFF: u32 = 0x1124;
 /** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
 export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 /** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */

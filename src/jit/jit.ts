@@ -7,6 +7,7 @@ import { buildModule, I32, I64, type FuncBody, type ImportFunc } from './wasm-bu
 import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
 
 const JIT_QUEUE_OFF = 0x2000;
+const JIT_URGENT_OFF = 0x1124;
 const JIT_LINKS = 0xa00000;
 const JIT_LINKS_MAX = 0x20000;
 /** Most link slots one queue drain can need (128 blocks, each at most 64 side exits + its end). */
@@ -73,7 +74,9 @@ export class Jit {
   drain(): void {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
-    if (n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
+    const urgent = new DataView(this.memory.buffer).getUint32(STATE + JIT_URGENT_OFF, true) !== 0;
+    if (!urgent && n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
+    new DataView(this.memory.buffer).setUint32(STATE + JIT_URGENT_OFF, 0, true);
     this.slicesWaiting = 0;
     if (this.nextSlot + n > TABLE_SIZE || this.nextLink + LINKS_PER_DRAIN > JIT_LINKS_MAX) this.flush();
     const buf = this.memory.buffer;
