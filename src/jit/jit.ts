@@ -39,6 +39,8 @@ const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'ji
   'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw'] as const;
 
 export interface JitStats {
+  /** Bytes of wasm generated (all modules, since start). */
+  bytes: number;
   translations: number;
   modules: number;
   flushes: number;
@@ -50,7 +52,7 @@ export class Jit {
   private nextLink = 0;
   private slicesWaiting = 0;
   private readonly imports: Record<string, unknown>;
-  readonly stats: JitStats = { translations: 0, modules: 0, flushes: 0, rejected: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -117,6 +119,7 @@ export class Jit {
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
+    this.stats.bytes += bytes.length;
     blocks.forEach((b, i) => {
       const slot = this.nextSlot++;
       this.table.set(slot, inst.exports[`b${i}`]);

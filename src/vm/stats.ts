@@ -31,7 +31,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): 
   const share = insns > 0n ? (Number(jitInsns) / Number(insns)) * 100 : 0;
   lines.push(`  translated code      ${jitOn ? `${share.toFixed(1)}% of instructions` : 'off (--jit off)'}`);
   const js = core.jit.stats;
-  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules, ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
+  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
   const traps: string[] = [];
