@@ -135,6 +135,10 @@ describe('tsvisor run: bad input', () => {
     assertUserError(tsvisor('run', '--kernel', image, '--mem'), /option --mem needs a value/, 2);
   });
 
+  test('--jit with a value other than on/off', () => {
+    assertUserError(tsvisor('run', '--kernel', image, '--jit', 'maybe'), /invalid --jit 'maybe': expected on or off/, 2);
+  });
+
   test('unknown flag', () => {
     assertUserError(tsvisor('run', '--kernel', image, '--frobnicate'), /unknown option '--frobnicate'/, 2);
   });
