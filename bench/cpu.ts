@@ -7,16 +7,16 @@
 //
 //   npm run bench:cpu -- [--only a,b] [--json] [--scale X] [--timeout SECONDS]
 
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { gzipSync } from 'node:zlib';
 import { ensureDefaultGuest, defaultCacheDir } from '../src/image/default-guest.js';
-import { writeCpio, withParents, type CpioEntry } from '../src/image/cpio.js';
+import { table, geomean } from './lib/format.js';
+import { buildGuestPrograms, buildBenchInitrd, CFLAGS, REPO_ROOT, TSVISOR_BIN } from './lib/guest-build.js';
+import { cpuModel, qemuVersion, compilerVersion } from './lib/host.js';
+import { killAll, track } from './lib/proc.js';
 
 /** The programs, in the order they run. Each is bench/guest/<name>.c. */
 const PROGRAMS = ['sha256', 'sort', 'matmul', 'interp', 'ptrchase', 'lz77'] as const;
@@ -26,13 +26,7 @@ type Program = (typeof PROGRAMS)[number];
 const READY_MARKER = 'tsvisor guest ready';
 const APPEND = 'console=ttyS0';
 const MEM = '512M';
-const CFLAGS = ['-O2', '-static', '-Wall', '-Wextra'];
 const POWEROFF_TIMEOUT_MS = 30_000;
-
-// bench/cpu.ts is compiled to dist/bench/cpu.js; the repo root is two levels up.
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const GUEST_SRC = join(REPO_ROOT, 'bench', 'guest');
-const TSVISOR_BIN = join(REPO_ROOT, 'bin', 'tsvisor.js');
 
 interface Options {
   only: Program[];
@@ -155,77 +149,7 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ------------------------------------------------------------ child tracking
-
-const live = new Set<ChildProcess>();
-
-function track(child: ChildProcess): ChildProcess {
-  live.add(child);
-  child.on('close', () => live.delete(child));
-  return child;
-}
-
-function killAll(): void {
-  for (const c of live) {
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  }
-}
-
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
 // -------------------------------------------------------------------- build
-
-function compiler(): string {
-  return process.env.RISCV64_CC ?? 'riscv64-linux-gnu-gcc';
-}
-
-/** Builds bench/guest/<name>.c into `outDir`, unless the binary is newer than every source. */
-function buildPrograms(names: readonly Program[], outDir: string, say: (s: string) => void): Map<Program, string> {
-  mkdirSync(outDir, { recursive: true });
-  const headers = readdirSync(GUEST_SRC).filter((f) => f.endsWith('.h')).map((f) => join(GUEST_SRC, f));
-  const headerTime = Math.max(0, ...headers.map((h) => statSync(h).mtimeMs));
-  const out = new Map<Program, string>();
-  for (const name of names) {
-    const src = join(GUEST_SRC, `${name}.c`);
-    const bin = join(outDir, name);
-    const srcTime = Math.max(statSync(src).mtimeMs, headerTime);
-    if (!existsSync(bin) || statSync(bin).mtimeMs < srcTime) {
-      say(`building ${name} (${compiler()} ${CFLAGS.join(' ')})`);
-      const tmp = `${bin}.tmp`;
-      const r = spawnSync(compiler(), [...CFLAGS, '-o', tmp, src], { encoding: 'utf8' });
-      if (r.error) throw new Error(`cannot run ${compiler()}: ${r.error.message} (install gcc-riscv64-linux-gnu)`);
-      if (r.status !== 0) throw new Error(`building ${name} failed:\n${r.stderr}`);
-      renameSync(tmp, bin);
-    }
-    out.set(name, bin);
-  }
-  return out;
-}
-
-/** The default guest's initramfs followed by a gzipped newc layer holding /bench/<name>. */
-function buildInitrd(baseInitrd: string, bins: Map<Program, string>, outPath: string): void {
-  const entries: CpioEntry[] = [...bins].map(([name, path]) => ({
-    path: `bench/${name}`,
-    type: 'file',
-    mode: 0o755,
-    mtime: Math.floor(statSync(path).mtimeMs / 1000),
-    data: readFileSync(path),
-  }));
-  const layer = gzipSync(writeCpio(withParents(entries)), { level: 6 });
-  const base = readFileSync(baseInitrd);
-  // Linux unpacks concatenated archives one after the other; keep the second
-  // one 4-byte aligned (the unpacker skips the NUL padding between them).
-  const padLen = (4 - (base.length % 4)) % 4;
-  const tmp = `${outPath}.tmp`;
-  writeFileSync(tmp, Buffer.concat([base, Buffer.alloc(padLen), layer]));
-  renameSync(tmp, outPath);
-}
 
 const BENCH_RE = /BENCH (\S+) (\d+(?:\.\d+)?) (\S+)\r?\n/;
 
@@ -394,46 +318,6 @@ function runSession(
   });
 }
 
-// ------------------------------------------------------------------- report
-
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^model name\s*:/.test(l));
-    if (line) return line.split(':').slice(1).join(':').trim();
-  } catch {
-    // fall back to what node knows
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
-
-function qemuVersion(): string {
-  try {
-    const out = execFileSync('qemu-system-riscv64', ['--version'], { encoding: 'utf8' });
-    return out.split('\n')[0].replace(/^QEMU emulator version\s*/, '').trim();
-  } catch {
-    return 'not installed';
-  }
-}
-
-function compilerVersion(): string {
-  try {
-    return execFileSync(compiler(), ['--version'], { encoding: 'utf8' }).split('\n')[0].trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-function geomean(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  return Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
-}
-
-function table(rows: string[][], rightCols: Set<number>): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (rightCols.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
-  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
-}
-
 // --------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -442,10 +326,10 @@ async function main(): Promise<void> {
 
   const guest = await ensureDefaultGuest({ progress: false, log: (s) => say(s.replace(/\n$/, '')) });
   const workDir = join(defaultCacheDir(), 'bench-cpu');
-  const bins = buildPrograms(opts.only, join(workDir, 'bin'), say);
+  const bins = buildGuestPrograms(opts.only, join(workDir, 'bin'), say);
   if (opts.userCheck) userModeCheck(bins, say);
   const initrd = join(workDir, 'initramfs-bench.cpio.gz');
-  buildInitrd(guest.initrd, bins, initrd);
+  buildBenchInitrd(guest.initrd, bins, initrd);
 
   const skipped = (emulator: string): SessionResult => ({ emulator, command: '', bootSeconds: null, runs: {}, results: {}, errors: [] });
   const sessions: SessionResult[] = [];
