@@ -36,10 +36,14 @@ const MAX_INSNS = 64;
 // locals: 0..30 = x1..x31, then temporaries
 const L_VA = 31;
 const L_VAL = 32;
-const L_E = 33; // i32 TLB entry address
-const L_TLBL = 34; // i32 load TLB base
-const L_TLBS = 35; // i32 store TLB base
-export const BLOCK_LOCALS: [number, number][] = [[33, I64], [3, I32]];
+const L_EXITPC = 33; // i64: the pc an exit leaves with
+const L_E = 34; // i32 TLB entry address
+const L_TLBL = 35; // i32 load TLB base
+const L_TLBS = 36; // i32 store TLB base
+const L_COUNT = 37; // i32: instructions retired at the exit
+const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
+const L_MASK = 39; // i32: registers to write back at the exit (bit r = x[r])
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [6, I32]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -51,11 +55,23 @@ function sext(v: number, bits: number): number {
   return (v << s) >> s;
 }
 
+/**
+ * Emits one block. Registers are loaded into locals on first use. Every exit
+ * records (pc, count, link slot, mask of registers written so far) and branches
+ * to one shared epilogue, which writes back the masked registers, accounts the
+ * instructions and chains to the next block or returns: exits stay a few bytes.
+ */
 class Emitter {
   readonly c = new ByteWriter();
   private loaded = new Set<number>();
+  /** Registers written since the STATE block was last made current. */
   private dirty = new Set<number>();
-  private tlbLoaded = false;
+  /** Every register the epilogue may have to write back. */
+  private everDirty = new Set<number>();
+  /** Structured-control nesting inside the outer exit block. */
+  private depth = 0;
+
+  constructor(private readonly allocLink: LinkAllocator | null) {}
 
   op(...bytes: number[]): this {
     this.c.bytes(bytes);
@@ -89,8 +105,27 @@ class Emitter {
     this.c.byte(OP.call).u32(f);
     return this;
   }
+  ifVoid(): this {
+    this.c.byte(OP.if).byte(0x40);
+    this.depth++;
+    return this;
+  }
+  ifI64(): this {
+    this.c.byte(OP.if).byte(I64);
+    this.depth++;
+    return this;
+  }
+  else(): this {
+    this.c.byte(OP.else);
+    return this;
+  }
+  end(): this {
+    this.c.byte(OP.end);
+    this.depth--;
+    return this;
+  }
 
-  /** Push x[r]. */
+  /** Push x[r]. Only called on straight-line code, so a first load dominates later uses. */
   reg(r: number): this {
     if (r === 0) return this.i64c(0n);
     if (!this.loaded.has(r)) {
@@ -106,16 +141,12 @@ class Emitter {
     this.lset(r - 1);
     this.loaded.add(r);
     this.dirty.add(r);
+    this.everDirty.add(r);
     return this;
   }
-  /** Store dirty registers to the STATE block (does not change tracking: used on exit paths). */
-  writeback(): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
-    return this;
-  }
-  /** Make memory current before the interpreter runs an instruction; it may change rd. */
+  /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
-    this.writeback();
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
     this.dirty.clear();
     this.loaded.delete(rd);
     return this;
@@ -123,40 +154,64 @@ class Emitter {
   storePc(pc: bigint): this {
     return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, STATE + PC_OFF);
   }
-  constructor(private readonly allocLink: LinkAllocator | null) {}
 
-  /** Add `count` to the chain's retired-instruction total. */
-  addDone(count: number): this {
-    return this.i32c(0).i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(count).op(OP.i32_add)
-      .mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+  private toExit(count: number, slot: number): this {
+    let mask = 0;
+    for (const r of this.dirty) mask |= 1 << r;
+    this.i32c(count).lset(L_COUNT).i32c(slot).lset(L_SLOT).i32c(mask).lset(L_MASK);
+    this.c.byte(OP.br).u32(this.depth);
+    return this;
   }
-  /** Leave to the dispatcher (pc already stored, registers written back). */
-  leave(count: number): this {
-    return this.addDone(count).i32c(0).op(OP.return);
-  }
-  /**
-   * Exit to a constant pc. With `chain`, jump straight into the translated block for
-   * that pc (a tail call through the link slot) when the link is current and the
-   * block fits the remaining budget; otherwise record the slot for the dispatcher to fill.
-   */
+  /** Exit to a constant pc; `chain`: through a link slot straight into the next block when possible. */
   exitConst(pc: bigint, count: number, chain = false): this {
-    this.writeback().storePc(pc).addDone(count);
-    if (!chain || !this.allocLink) return this.i32c(0).op(OP.return);
-    const slot = this.allocLink(pc);
-    // if (slot.epoch == epoch && done + slot.len <= budget) return_call_indirect slot.fn
-    this.i32c(0).mem(OP.i32_load, 2, slot + 4).i32c(0).mem(OP.i32_load, 2, STATE + JIT_EPOCH_OFF).op(OP.i32_eq);
-    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(0).mem(OP.i32_load, 2, slot + 8).op(OP.i32_add);
-    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_BUDGET_OFF).op(OP.i32_le_u, OP.i32_and);
-    this.c.byte(OP.if).byte(0x40);
-    this.i32c(0).mem(OP.i32_load, 2, slot).c.byte(OP.return_call_indirect).u32(0).u32(0);
-    this.op(OP.end);
-    this.i32c(0).i32c(slot).mem(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
-    return this.i32c(0).op(OP.return);
+    this.i64c(pc).lset(L_EXITPC);
+    return this.toExit(count, chain && this.allocLink ? this.allocLink(pc) : 0);
   }
-  tlbBases(): void {
-    if (this.tlbLoaded) return;
-    // Loaded at block entry (emitted first by the caller), so every path has them.
-    this.tlbLoaded = true;
+  /** Exit to the pc on the stack (no chaining). */
+  exitDyn(count: number): this {
+    this.lset(L_EXITPC);
+    return this.toExit(count, 0);
+  }
+  /** Exit with the pc the interpreter left in the STATE block. */
+  exitStoredPc(count: number): this {
+    this.i32c(0).mem(OP.i64_load, 3, STATE + PC_OFF).lset(L_EXITPC);
+    return this.toExit(count, 0);
+  }
+
+  /** Prologue (TLB bases), the body inside the exit block, and the shared epilogue. */
+  finish(): Uint8Array {
+    const f = new ByteWriter();
+    const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
+    f.byte(OP.block).byte(0x40);
+    f.bytes(this.c.finish());
+    f.byte(OP.end);
+    for (const r of this.everDirty) {
+      f.byte(OP.local_get).u32(L_MASK).byte(OP.i32_const).i32(1 << r).byte(OP.i32_and).byte(OP.if).byte(0x40);
+      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + 8 * r);
+      f.byte(OP.end);
+    }
+    f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, STATE + PC_OFF);
+    f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
+    f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+    if (this.allocLink) {
+      // if (slot) { if (slot.epoch == epoch && done + slot.len <= budget) tail-call slot.fn; LAST_EXIT = slot }
+      f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_EPOCH_OFF); f.byte(OP.i32_eq);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+      f.byte(OP.if).byte(0x40);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+      f.byte(OP.return_call_indirect).u32(0).u32(0);
+      f.byte(OP.end);
+      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
+      f.byte(OP.end);
+    }
+    f.byte(OP.i32_const).i32(0);
+    return f.finish();
   }
 }
 
@@ -171,9 +226,6 @@ export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number, allocLink: LinkAllocator | null = null,
 ): TranslatedBlock | null {
   const e = new Emitter(allocLink);
-  // TLB set bases for this block (priv cannot change inside a block).
-  e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4).lset(L_TLBL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8).lset(L_TLBS);
   const pageStart = hpc & ~0xfff;
   const pageEnd = pageStart + 0x1000;
   // Superblock: conditional branches become side exits and jumps inside the page
@@ -213,7 +265,7 @@ export function translateBlock(
   }
   if (n === 0) return null;
   if (!ended) e.exitConst(curPc, n, true);
-  return { code: e.c.finish(), insns: n };
+  return { code: e.finish(), insns: n };
 }
 
 /** 'ok': continue after it; 'end': the block ends with it; 'stop': not translated; bigint: continue at that pc. */
@@ -265,16 +317,16 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (f3 !== 0) return 'stop';
       e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).i64c(-2n).op(OP.i64_and).lset(L_VA);
       e.i64c(next).setReg(rd);
-      e.writeback().i32c(0).lget(L_VA).mem(OP.i64_store, 3, STATE + PC_OFF).leave(k + 1);
+      e.lget(L_VA).exitDyn(k + 1);
       return 'end';
     }
     case 24: { // BRANCH: a side exit when taken
       const cmp = [OP.i64_eq, OP.i64_ne, -1, -1, OP.i64_lt_s, OP.i64_ge_s, OP.i64_lt_u, OP.i64_ge_u][f3];
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
-      e.reg(rs1).reg(rs2).op(cmp).c.byte(OP.if).byte(0x40);
+      e.reg(rs1).reg(rs2).op(cmp).ifVoid();
       e.exitConst(t, k + 1, true);
-      e.op(OP.end);
+      e.end();
       return 'ok';
     }
     case 0: // LOAD
@@ -318,9 +370,9 @@ function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number)
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
   // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
-  e.leave(k + 1);
-  e.op(OP.end);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.exitStoredPc(k + 1);
+  e.end();
   void next;
 }
 
@@ -354,26 +406,25 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
   const size = SIZES[f3];
   e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
   emitProbe(e, L_TLBL, size);
-  e.c.byte(OP.if).byte(I64);
+  e.ifI64();
   emitHostAddr(e);
   e.mem(LOAD_OPS[f3], Math.log2(size), 0);
-  e.c.byte(OP.else);
+  e.else();
   e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
   emitExtend(e, f3);
   e.lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   {
-    // 1: trapped at this instruction; 2: done, but leave the block now.
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).c.byte(OP.if).byte(0x40);
+    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
-    e.op(OP.end);
-    e.writeback();
-    if (rd !== 0) e.i32c(0).lget(L_VAL).mem(OP.i64_store, 3, STATE + 8 * rd);
-    e.storePc(next).leave(k + 1);
+    e.end();
+    e.lget(L_VAL).setReg(rd);
+    e.exitConst(next, k + 1);
   }
-  e.op(OP.end);
+  e.end();
   e.lget(L_VAL);
-  e.op(OP.end);
+  e.end();
   e.setReg(rd);
 }
 
@@ -384,19 +435,20 @@ function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: numbe
   e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
   e.reg(rs2).lset(L_VAL);
   emitProbe(e, L_TLBS, size);
-  e.c.byte(OP.if).byte(0x40);
+  e.ifVoid();
   emitHostAddr(e);
   e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
-  e.c.byte(OP.else);
+  e.else();
   e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).c.byte(OP.if).byte(0x40);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   {
-    e.writeback().i32c(0).i64c(pc).i64c(next);
+    // 1: trapped (pc stays on the store); 2: stored, leave after it.
+    e.i64c(pc).i64c(next);
     e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
-    e.mem(OP.i64_store, 3, STATE + PC_OFF).leave(k + 1);
+    e.exitDyn(k + 1);
   }
-  e.op(OP.end);
-  e.op(OP.end);
+  e.end();
+  e.end();
 }
 
 function emitOpImm(e: Emitter, insn: number, rd: number, rs1: number, f3: number): EmitResult {
