@@ -418,12 +418,70 @@ export function fSqrt(a: u64, dbl: bool, rm: u32): u64 {
   return roundPack(false, (E >> 1) + 26, m, dbl, rm);
 }
 
+// FMA fast path (RNE). The exact value a*b + c is ph + pl + c with
+// (ph, pl) = TwoProduct(a, b); with (sh, sl) = TwoSum(ph, c) it is
+// sh + (sl + pl). When sl + pl is itself exact (its TwoSum error is zero),
+// RN(sh + (sl + pl)) rounds the exact value once: the native result is right,
+// and NX is that last addition's TwoSum error. Otherwise, near the range
+// limits, or for special operands, the integer path decides.
+let fmaFastOk = false;
+
+@inline function twoSumErr(x: f64, y: f64, s: f64): f64 {
+  const yv = s - x;
+  return (x - (s - yv)) + (y - yv);
+}
+
+function fmaFast(a: u64, b: u64, c: u64, dbl: bool): u64 {
+  fmaFastOk = false;
+  if (dbl) {
+    if (!expIn(a, 1023 - 480, 1023 + 480) || !expIn(b, 1023 - 480, 1023 + 480)) return 0;
+    const cz = (c << 1) == 0;
+    if (!cz && !expIn(c, 1023 - 480, 1023 + 480)) return 0;
+    const ph = twoProd(reinterpret<f64>(a), reinterpret<f64>(b));
+    const pl = tpErr;
+    if (cz) {
+      // A nonzero exact product plus a zero: the product's rounding.
+      if (pl != 0) sfFlags |= FLAG_NX;
+      fmaFastOk = true;
+      return reinterpret<u64>(ph);
+    }
+    const cf = reinterpret<f64>(c);
+    const sh = ph + cf;
+    const sl = twoSumErr(ph, cf, sh);
+    const t = sl + pl;
+    if (twoSumErr(sl, pl, t) != 0) return 0;
+    const r = sh + t;
+    const rb = reinterpret<u64>(r);
+    // A result below 2^-1021 (tininess, subnormals) goes to the integer path; exact zero is +0 in RNE.
+    if ((rb << 1) != 0 && ((rb >> 52) & 0x7ff) < 2) return 0;
+    if (twoSumErr(sh, t, r) != 0) sfFlags |= FLAG_NX;
+    fmaFastOk = true;
+    return rb;
+  }
+  if (!normalS(a) || !normalS(b) || !normalS(c)) return 0;
+  // binary32: the product is exact in binary64; if the binary64 sum is exact too,
+  // narrowing it rounds the exact value once.
+  const p = s2d(a) * s2d(b);
+  const cf = s2d(c);
+  const s = p + cf;
+  if (twoSumErr(p, cf, s) != 0) return 0;
+  const r32 = <f32>s;
+  if (s != 0 && !safeS(r32)) return 0;
+  if (<f64>r32 != s) sfFlags |= FLAG_NX;
+  fmaFastOk = true;
+  return <u64>reinterpret<u32>(r32);
+}
+
 /**
  * Fused multiply-add a*b + c with a single rounding. The FMADD/FMSUB/FNMSUB/
  * FNMADD variants are obtained by the caller flipping the signs of a and/or c
  * (harmless for NaNs, since NaN results are canonical anyway).
  */
 export function fMulAdd(a: u64, b: u64, c: u64, dbl: bool, rm: u32): u64 {
+  if (rm == RM_RNE) {
+    const r = fmaFast(a, b, c, dbl);
+    if (fmaFastOk) return r;
+  }
   let infZero = (isInfF(a, dbl) && isZeroF(b, dbl)) || (isZeroF(a, dbl) && isInfF(b, dbl));
   if (isNaNF(a, dbl) || isNaNF(b, dbl) || isNaNF(c, dbl)) {
     // RISC-V: inf * 0 raises NV even when the addend is a quiet NaN.
