@@ -7,7 +7,7 @@ import {
   breakBatch, curInsnBits, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_UBE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV,
   MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR, MS_UXL, MS_SXL, MS_SD, S_INTERRUPTS, currentTime, EXC_ILLEGAL,
 } from './hart';
-import { STATE, FFLAGS_OFF, FRM_OFF } from './state';
+import { STATE, FFLAGS_OFF, FRM_OFF, FS_DIRTY_OFF } from './state';
 import { raiseException, effectiveMip, updateTimerLines } from './trap';
 import { updateTlbSets, tlbFlushAll } from './mmu';
 
@@ -33,6 +33,7 @@ export function writeMstatus(v: u64): void {
   let nv = (mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
   if ((nv & MS_MPP) == (<u64>2 << 11)) nv = (nv & ~MS_MPP) | (mstatus & MS_MPP); // MPP=2 is reserved
   mstatus = nv;
+  store<u32>(STATE + FS_DIRTY_OFF, (nv & MS_FS) == MS_FS ? 1 : 0);
   updateTlbSets();
   breakBatch = true;
 }
@@ -56,6 +57,7 @@ function counterAllowed(bit: u32): bool {
 
 export function markFsDirty(): void {
   mstatus |= MS_FS;
+  store<u32>(STATE + FS_DIRTY_OFF, 1);
 }
 
 /** Read a CSR for a csrr* instruction; raises illegal instruction when not allowed. */

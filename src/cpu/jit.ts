@@ -8,7 +8,10 @@ import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
   PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF,
 } from './state';
-import { pc, trapped, breakBatch, ramSize, instret, exitReason } from './hart';
+import { pc, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL } from './hart';
+import { execFp } from './fpu';
+import { markFsDirty } from './csr';
+import { raiseException } from './trap';
 import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, bumpLinkEpoch, RAM_BASE } from './mmu';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
@@ -206,3 +209,18 @@ export function jitDivw(a: u64, b: u64): u64 { return div32(a, b); }
 export function jitDivuw(a: u64, b: u64): u64 { return divu32(a, b); }
 export function jitRemw(a: u64, b: u64): u64 { return rem32(a, b); }
 export function jitRemuw(a: u64, b: u64): u64 { return remu32(a, b); }
+
+/**
+ * An FP computational instruction (OP-FP or a fused multiply-add) from translated
+ * code: the same checks as the interpreter, without fetching and decoding.
+ */
+export function jitFp(insn: u32, k: u32): void {
+  if ((mstatus & MS_FS) == 0 || !execFp(insn)) {
+    curInsnBits = <u64>insn;
+    raiseException(EXC_ILLEGAL, <u64>insn);
+  } else {
+    markFsDirty();
+  }
+  void k;
+  setFlag();
+}

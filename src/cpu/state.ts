@@ -62,6 +62,8 @@ export const JIT_BUDGET_OFF: u32 = 0x1118;
 export const JIT_EPOCH_OFF: u32 = 0x111c;
 /** Set when a hot loop was queued: the host translates at once instead of batching. */
 export const JIT_URGENT_OFF: u32 = 0x1124;
+/** 1 while mstatus.FS is Dirty (translated FP loads/stores run only then), mirrored for translated code. */
+export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
 export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 /** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */

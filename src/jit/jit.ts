@@ -36,7 +36,7 @@ export interface JitCoreExports {
 }
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
-  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw'] as const;
+  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp'] as const;
 
 export interface JitStats {
   /** Bytes of wasm generated (all modules, since start). */
@@ -114,8 +114,10 @@ export class Jit {
       { params: [I64, I32, I64, I32], results: [] }, // 2: jitStore
       { params: [I32], results: [] }, // 3: jitInterp
       { params: [I64, I64], results: [I64] }, // 4: M helpers
+      { params: [I32, I32], results: [] }, // 5: jitFp
     ];
-    const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4 }));
+    const typeOf = (name: string, i: number) => (name === 'jitFp' ? 5 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4);
+    const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;

@@ -17,6 +17,8 @@ const PC_OFF = 512;
 const TLB_BASES_OFF = 0x1100;
 const JIT_FLAG_OFF = 0x1110;
 const RVC_TABLE = 0x140000;
+const F_OFF = 256;
+const FS_DIRTY_OFF = 0x1128;
 const JIT_DONE_OFF = 0x1114;
 const JIT_BUDGET_OFF = 0x1118;
 const JIT_EPOCH_OFF = 0x111c;
@@ -29,6 +31,7 @@ export type LinkAllocator = (target: bigint) => number;
 export const IMP = {
   load: 0, store: 1, interp: 2,
   mulh: 3, mulhsu: 4, mulhu: 5, div: 6, divu: 7, rem: 8, remu: 9, divw: 10, divuw: 11, remw: 12, remuw: 13,
+  fp: 14,
 } as const;
 
 const MAX_INSNS = 64;
@@ -355,11 +358,25 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       emitInterp(e, rd, pc, next, k);
       return 'ok';
     case 11: // AMO
-    case 1: // LOAD-FP
-    case 9: // STORE-FP
-    case 16: case 17: case 18: case 19: case 20: // FP
       emitInterp(e, rd, pc, next, k);
       return 'ok';
+    case 1: // LOAD-FP
+      if (f3 !== 2 && f3 !== 3) return 'stop';
+      emitFpLoad(e, insn, rd, rs1, f3 === 3, pc, next, k);
+      return 'ok';
+    case 9: // STORE-FP
+      if (f3 !== 2 && f3 !== 3) return 'stop';
+      emitFpStore(e, insn, rs1, rs2, f3 === 3, pc, next, k);
+      return 'ok';
+    case 16: case 17: case 18: case 19: // fused multiply-add: F registers only
+      emitFp(e, insn, rd, false, pc, k);
+      return 'ok';
+    case 20: { // OP-FP: compares, conversions and moves also read or write an x register
+      const f5 = insn >>> 27;
+      const fpOnly = f5 <= 5 || f5 === 8 || f5 === 0x0b;
+      emitFp(e, insn, rd, !fpOnly, pc, k);
+      return 'ok';
+    }
     default:
       return 'stop';
   }
@@ -374,6 +391,75 @@ function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number)
   e.exitStoredPc(k + 1);
   e.end();
   void next;
+}
+
+/** FP computation through the core's jitFp (no fetch or decode); a trap leaves with pc on it. */
+function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: bigint, k: number): void {
+  if (touchesX) e.flushForInterp(rd);
+  e.i32c(insn | 0).i32c(k).call(IMP.fp);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.exitConst(pc, k + 1);
+  e.end();
+}
+
+/** Leave before this instruction unless mstatus.FS is Dirty (the interpreter then runs it). */
+function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
+  e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
+  e.exitConst(pc, k);
+  e.end();
+}
+
+/** FLW/FLD into f[rd] (in the STATE block); single-precision values are NaN-boxed. */
+function emitFpLoad(e: Emitter, insn: number, rd: number, rs1: number, dbl: boolean, pc: bigint, next: bigint, k: number): void {
+  const size = dbl ? 8 : 4;
+  const box = () => { if (!dbl) e.i64c(-0x100000000n).op(OP.i64_or); };
+  emitFsGuard(e, pc, k);
+  e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
+  e.i32c(0);
+  emitProbe(e, L_TLBL, size);
+  e.ifI64();
+  emitHostAddr(e);
+  e.mem(dbl ? OP.i64_load : OP.i64_load32_u, dbl ? 3 : 2, 0);
+  e.else();
+  e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
+  e.lset(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  {
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.exitConst(pc, k + 1);
+    e.end();
+    e.i32c(0).lget(L_VAL);
+    box();
+    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    e.exitConst(next, k + 1);
+  }
+  e.end();
+  e.lget(L_VAL);
+  e.end();
+  box();
+  e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+}
+
+/** FSW/FSD of f[rs2]. */
+function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: boolean, pc: bigint, next: bigint, k: number): void {
+  const size = dbl ? 8 : 4;
+  emitFsGuard(e, pc, k);
+  e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + F_OFF + 8 * rs2).lset(L_VAL);
+  emitProbe(e, L_TLBS, size);
+  e.ifVoid();
+  emitHostAddr(e);
+  e.lget(L_VAL).mem(dbl ? OP.i64_store : OP.i64_store32, dbl ? 3 : 2, 0);
+  e.else();
+  e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  {
+    e.i64c(pc).i64c(next);
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
+    e.exitDyn(k + 1);
+  }
+  e.end();
+  e.end();
 }
 
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
