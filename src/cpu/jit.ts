@@ -75,7 +75,8 @@ export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
   }
   const c = load<i32>(h, 4) + 1;
   store<i32>(h, c, 4);
-  if (c == QUEUED + URGENT_AFTER && backward) {
+  // Not for pages whose code keeps being rewritten: their translations die young.
+  if (c == QUEUED + URGENT_AFTER && backward && load<u32>(PAGE_GEN + (((hpc - RAM_HOST) >> 12) << 2)) < 4) {
     // Queued, not yet translated, and still looping: a long-running loop.
     store<u32>(STATE + JIT_URGENT_OFF, 1);
     if (exitReason == 0) exitReason = EXIT_COMPILE;

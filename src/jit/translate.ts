@@ -147,6 +147,11 @@ class Emitter {
     this.everDirty.add(r);
     return this;
   }
+  /** Store the registers written so far, leaving the tracking as it is (for a path that then exits). */
+  storeDirty(): this {
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
+    return this;
+  }
   /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
     for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
@@ -402,10 +407,16 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   e.end();
 }
 
-/** Leave before this instruction unless mstatus.FS is Dirty (the interpreter then runs it). */
+/**
+ * Unless mstatus.FS is Dirty, run this instruction through the interpreter (which
+ * checks FS, may trap, and marks FS Dirty) and leave the block after it.
+ */
 function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
   e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
-  e.exitConst(pc, k);
+  e.storeDirty();
+  e.storePc(pc);
+  e.i32c(k).call(IMP.interp);
+  e.exitStoredPc(k + 1);
   e.end();
 }
 
