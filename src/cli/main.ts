@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseMemSize, SizeError } from './size.js';
+import { parseMemSize, parseSize, SizeError } from './size.js';
 
 /** A mistake on the user's side: shown as one line, no stack trace. */
 export class UserError extends Error {
@@ -68,6 +68,7 @@ Exit status: the guest's (0 after poweroff).
 `;
 
 const IMAGE_HELP = `Usage: tsvisor image build [options]
+       tsvisor image build --rootfs [--size SIZE] [options]
        tsvisor image create [options] PATH   (see 'tsvisor image create --help')
        tsvisor image info PATH
 
@@ -77,6 +78,10 @@ the paths of its kernel and initrd. Results are cached.
 Options:
   --mirror URI   Debian mirror to download from (default: the host apt's)
   --force        rebuild even if a cached image exists
+  --rootfs       build a Debian trixie root disk (ext4 in qcow2, systemd) and
+                 print its path; boot it with 'tsvisor run --disk PATH'
+                 (see docs/rootfs.md; needs debootstrap and e2fsprogs)
+  --size SIZE    virtual size of the root disk (default: 2G)
   -h, --help     show this help
 `;
 
@@ -223,6 +228,8 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
     {
       mirror: { type: 'string' },
       force: { type: 'boolean' },
+      rootfs: { type: 'boolean' },
+      size: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -236,6 +243,8 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
   if (sub !== 'build') throw new UsageError(`unknown image subcommand '${sub}' (try 'tsvisor image --help')`);
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' for 'tsvisor image build'`);
   const mirror = values.mirror === undefined ? undefined : checkMirror(values.mirror);
+  if (values.rootfs === true) return buildRootfs(io, { mirror, force: values.force === true, size: values.size });
+  if (values.size !== undefined) throw new UsageError('--size applies to --rootfs only');
   const guest = await buildDefaultGuest(io, { mirror, force: values.force === true });
   io.stdout.write(`kernel:  ${guest.kernel}\ninitrd:  ${guest.initrd}\nmodules: ${guest.modulesDir}\nversion: ${guest.version}\n`);
   return 0;
@@ -252,6 +261,28 @@ function checkMirror(uri: string): string {
     throw new UsageError(`invalid --mirror '${uri}': expected an http://, https:// or file:// URI`);
   }
   return uri;
+}
+
+/** `tsvisor image build --rootfs`: the Debian root disk (src/image/rootfs.ts, docs/rootfs.md). */
+async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; size?: string }): Promise<number> {
+  let size: number | undefined;
+  if (opts.size !== undefined) {
+    const s = parseSize(opts.size);
+    if (s === null || !Number.isSafeInteger(s) || s < 512 * 1024 * 1024 || s > 2 ** 44) {
+      throw new UsageError(`invalid --size '${opts.size}': expected a size from 512M to 16T, like 2G`);
+    }
+    size = s;
+  }
+  const { ensureRootfs } = await import('../image/rootfs.js');
+  const r = await ensureRootfs({
+    mirror: opts.mirror,
+    force: opts.force,
+    size,
+    progress: io.stderr.isTTY === true,
+    log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  });
+  io.stdout.write(`${r.path}\n`);
+  return 0;
 }
 
 /** What the image builder hands back (src/image/default-guest.ts). */
@@ -280,6 +311,8 @@ export interface RunOptions {
   kernel?: string;
   initrd?: string;
   append: string;
+  /** Whether --append was given (without it, a root disk as the first --disk adds root=/dev/vda rw). */
+  appendGiven?: boolean;
   memMiB: number;
   bios?: string;
   deterministic: boolean;
@@ -376,6 +409,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     kernel: values.kernel,
     initrd: values.initrd,
     append: values.append ?? DEFAULT_APPEND,
+    appendGiven: values.append !== undefined,
     memMiB,
     bios: values.bios,
     deterministic: values.deterministic === true,
@@ -398,6 +432,15 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   if (opts.initrd !== undefined) checkReadableFile(opts.initrd, 'initrd');
   if (opts.bios !== undefined) checkFirmware(opts.bios);
   for (const d of opts.disks) await checkDisk(d);
+  if (!opts.appendGiven && opts.disks.length > 0) {
+    // A root disk made by 'tsvisor image build --rootfs' (ext4 label tsvisor-root) boots as the root file system.
+    const { rootfsAppendFor } = await import('../image/rootfs-disk.js');
+    const extra = await rootfsAppendFor(opts.disks[0]);
+    if (extra !== undefined) {
+      opts.append = `${opts.append} ${extra}`;
+      io.stderr.write(`tsvisor: ${opts.disks[0].path} is a tsvisor root disk; kernel command line "${opts.append}"\n`);
+    }
+  }
 
   let kernel = opts.kernel;
   let initrd = opts.initrd;
