@@ -38,8 +38,15 @@ export interface EnsureRootfsOptions {
   progress?: boolean;
   /** Status lines; default: stderr. */
   log?: (s: string) => void;
-  /** Give up on the second stage after this long (default 2 hours). */
+  /** Give up on the second stage after this long (default 3 hours). */
   stage2TimeoutMs?: number;
+  /**
+   * Run the second stage with the translator (tsvisor run --jit on). Default:
+   * off, unless TSVISOR_ROOTFS_JIT=on: with it, the many short-lived programs of
+   * the second stage make the VMM create WebAssembly modules until the process
+   * runs out of memory mappings (see docs/rootfs.md).
+   */
+  jit?: boolean;
 }
 
 export interface RootfsResult {
@@ -365,15 +372,15 @@ function tsvisorBin(): string {
 
 const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
 
-async function stage2(raw: string, kernel: string, initrd: string, status: Status, timeoutMs: number): Promise<void> {
+async function stage2(raw: string, kernel: string, initrd: string, status: Status, timeoutMs: number, jit: boolean): Promise<void> {
   const append = `console=ttyS0 root=/dev/vda rw init=${STAGE2_PATH}`;
-  status.line(`stage 2: booting a tsvisor guest to run debootstrap --second-stage (append "${append}")`);
+  status.line(`stage 2: booting a tsvisor guest (--jit ${jit ? 'on' : 'off'}) to run debootstrap --second-stage (append "${append}")`);
   let configured = 0;
   let ok = false;
   let failed = false;
   const r = await runLines(process.execPath, [
     tsvisorBin(), 'run', '--kernel', kernel, '--initrd', initrd, '--disk', `${raw},format=raw`,
-    '--mem', '1G', '--append', append,
+    '--mem', '1G', '--jit', jit ? 'on' : 'off', '--append', append,
   ], (l) => {
     // eslint-disable-next-line no-control-regex
     const line = l.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trimEnd();
@@ -389,7 +396,9 @@ async function stage2(raw: string, kernel: string, initrd: string, status: Statu
   }, { timeoutMs });
   status.done();
   if (failed || !ok) {
-    throw new ImageBuildError(`the second stage failed in the guest (exit status ${r.code}${ok ? '' : ', no success marker'}): ${lastLines(r.out, 4).replace(/\n/g, ' | ')}`);
+    const fatal = r.out.split('\n').find((l) => /FATAL ERROR|out of memory/.test(l));
+    const why = fatal ? `the VMM died: ${fatal.trim()}` : lastLines(r.out, 4).replace(/\n/g, ' | ');
+    throw new ImageBuildError(`the second stage failed in the guest (exit status ${r.code}${ok ? '' : ', no success marker'}): ${why}`);
   }
   if (r.code !== 0) throw new ImageBuildError(`tsvisor run exited with status ${r.code} after the second stage`);
   status.line(`stage 2: done (${configured} packages configured)`);
@@ -407,7 +416,7 @@ async function checkExt4(raw: string): Promise<void> {
   }
 }
 
-async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 'size' | 'stage2TimeoutMs'>> & { mirror: string },
+async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 'size' | 'stage2TimeoutMs' | 'jit'>> & { mirror: string },
   status: Status, dir: string): Promise<RootfsManifest> {
   for (const t of ['debootstrap', 'mkfs.ext4']) {
     if (!hasTool(t)) throw new ImageBuildError(`${t} is needed to build the root disk (apt-get install debootstrap e2fsprogs)`);
@@ -439,7 +448,7 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
     status.line(`mkfs.ext4: ${(opts.size / 1073741824).toFixed(1)} GiB ext4 image made from the tree (${sm}s)`);
 
     t = Date.now();
-    await stage2(raw, guest.kernel, guest.initrd, status, opts.stage2TimeoutMs);
+    await stage2(raw, guest.kernel, guest.initrd, status, opts.stage2TimeoutMs, opts.jit);
     await checkExt4(raw);
     const s2 = seconds(t);
     status.line(`stage 2 took ${s2}s`);
@@ -512,7 +521,9 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
       if (cached) return { ...cached, built: false };
     }
     const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
-    const manifest = await build(cacheDir, { mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 2 * 3600_000 }, status, dir);
+    const manifest = await build(cacheDir, {
+      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT === 'on',
+    }, status, dir);
     log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
     return { path: join(dir, ROOTFS_IMAGE), manifest, built: true };
   } finally {
