@@ -38,7 +38,7 @@ test('a guest writes a file to an ext4 disk that the host then reads back; hvc0 
   const mk = spawnSync(sbin('mkfs.ext4'), ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', img], { encoding: 'utf8' });
   assert.equal(mk.status, 0, `mkfs.ext4 failed: ${mk.stderr}`);
 
-  const child = spawn(process.execPath, [CLI, 'run', '--deterministic', '--disk', `${img},serial=tsvisor-test-disk`], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run', '--deterministic', '--rng', 'on', '--disk', `${img},serial=tsvisor-test-disk`], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(child);
   let out = '';
   let err = '';

@@ -59,6 +59,7 @@ Options:
                      the format is detected when not given; ",," in PATH is a comma
   --deterministic    guest time follows the instruction count (reproducible runs)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
+  --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
@@ -319,6 +320,7 @@ export interface RunOptions {
   mirror?: string;
   disks: DiskSpec[];
   jit: boolean;
+  rng: boolean;
   stats: boolean;
 }
 
@@ -387,6 +389,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     mirror: { type: 'string' },
     disk: { type: 'string', multiple: true },
     jit: { type: 'string' },
+    rng: { type: 'string' },
     stats: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -405,6 +408,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   }
   const jit = values.jit ?? 'on';
   if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
+  const rng = values.rng ?? 'off';
+  if (rng !== 'on' && rng !== 'off') throw new UsageError(`invalid --rng '${rng}': expected on or off`);
   return {
     kernel: values.kernel,
     initrd: values.initrd,
@@ -416,6 +421,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
     disks,
     jit: jit === 'on',
+    rng: rng === 'on',
     stats: values.stats === true,
   };
 }
@@ -473,6 +479,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     wasmPath,
     disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial })),
     jit: opts.jit,
+    rng: opts.rng,
     stats: opts.stats,
   });
   if (opts.stats) {

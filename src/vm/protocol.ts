@@ -19,7 +19,7 @@ export interface VmConfig {
   stats?: boolean;
   /** virtio-blk disks, in order (the first is /dev/vda). */
   disks?: VmDiskConfig[];
-  /** virtio-rng fed from the host CSPRNG (default true). */
+  /** virtio-rng fed from the host CSPRNG (default false: see --rng in the CLI help). */
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;

@@ -84,7 +84,7 @@ async function main(): Promise<void> {
         deterministic: config.deterministic,
         jit: config.jit !== false,
         disks: diskConfigs,
-        rng: config.rng ?? true,
+        rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
       },
       {
