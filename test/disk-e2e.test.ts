@@ -72,7 +72,9 @@ test('a guest writes a file to an ext4 disk that the host then reads back; hvc0 
     }
   };
   try {
-    await waitFor('the shell', /tsvisor guest ready[\s\S]*~ # /);
+    // The prompt after init started, not the "tsvisor guest ready" line: with virtio-rng
+    // attached that line is lost in a deterministic boot (a known, open bug; see README).
+    await waitFor('the shell', /Run \/init[\s\S]*~ # /);
     // Markers are computed by the shell so the echoed command line never matches them.
     child.stdin.write(`mkdir -p /mnt && mount /dev/vda /mnt && echo '${CONTENT}' > /mnt/file && sync && umount /mnt && echo DISK-$((40+2))-OK\n`);
     await waitFor('the disk commands', /DISK-42-OK/);
