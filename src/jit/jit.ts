@@ -14,6 +14,12 @@ const JIT_LINKS_MAX = 0x20000;
 const LINKS_PER_DRAIN = 256 * 66;
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
+/**
+ * Live modules before everything is dropped and translated afresh. Each module
+ * holds its own code space in V8 (memory mappings), so a long-running guest that
+ * keeps meeting new code must not accumulate them without bound.
+ */
+const MAX_LIVE_MODULES = 1024;
 const DRAIN_SLICES = 4;
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
@@ -50,6 +56,7 @@ export interface JitStats {
 export class Jit {
   private nextSlot = FIRST_SLOT;
   private nextLink = 0;
+  private liveModules = 0;
   private slicesWaiting = 0;
   private readonly imports: Record<string, unknown>;
   readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
@@ -67,6 +74,9 @@ export class Jit {
   /** Drop every translation and link: the table and the link slots start over. */
   private flush(): void {
     this.ex.jitFlushAll();
+    // Let the old modules go: nothing may reference their functions any more.
+    for (let i = FIRST_SLOT; i < this.nextSlot; i++) this.table.set(i, null);
+    this.liveModules = 0;
     this.nextSlot = FIRST_SLOT;
     this.nextLink = 0;
     this.stats.flushes++;
@@ -80,7 +90,9 @@ export class Jit {
     if (!urgent && n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
     new DataView(this.memory.buffer).setUint32(STATE + JIT_URGENT_OFF, 0, true);
     this.slicesWaiting = 0;
-    if (this.nextSlot + n > TABLE_SIZE || this.nextLink + LINKS_PER_DRAIN > JIT_LINKS_MAX) this.flush();
+    if (this.nextSlot + n > TABLE_SIZE || this.nextLink + LINKS_PER_DRAIN > JIT_LINKS_MAX || this.liveModules >= MAX_LIVE_MODULES) {
+      this.flush();
+    }
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
     const allocLink = (target: bigint): number => {
@@ -121,6 +133,7 @@ export class Jit {
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
+    this.liveModules++;
     this.stats.bytes += bytes.length;
     blocks.forEach((b, i) => {
       const slot = this.nextSlot++;
