@@ -151,7 +151,8 @@ test('Debian root disk: build, boot with systemd, log in, apt/dpkg/sha256sum wor
       await con.wait(/is a tsvisor root disk/, 60_000, 0);
       await con.wait(/tsvisor guest: switching to \/dev\/vda/, BOOT_TIMEOUT_MS, 0);
       await con.wait(/systemd\[1\]|Welcome to Debian|systemd \d+/, BOOT_TIMEOUT_MS, 0);
-      await con.wait(/tsvisor login: $/m, BOOT_TIMEOUT_MS, 0);
+      // The hvc0 getty's prompt also reaches the output; keystrokes go to ttyS0, so wait for its prompt.
+      await con.wait(/tsvisor ttyS0\s+tsvisor login: $/, BOOT_TIMEOUT_MS, 0);
       console.log(`# login prompt after ${((Date.now() - t1) / 1000).toFixed(0)}s`);
       const mark = con.out.length;
       send('root\r');
