@@ -70,7 +70,7 @@ export function execFp(insn: u32): bool {
   let rs1 = (insn >> 15) & 31;
   let rs2 = (insn >> 20) & 31;
   let fmt = (insn >> 25) & 3;
-  if (fmt > 1) return false; // H and Q are not implemented
+  if (fmt > 1) return false; // H and Q formats are not part of RV64GC: illegal instruction
   let dbl = fmt == 1;
 
   if (op != OP_FP) {

@@ -17,6 +17,7 @@ import cliProgress from 'cli-progress';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { GUEST_MODULES, buildInitramfs } from './initramfs.js';
 import { selectModules } from './modules.js';
+import { acquireBuildLock } from './build-lock.js';
 
 export class ImageBuildError extends Error {
   constructor(message: string) {
@@ -198,40 +199,8 @@ export async function readGuestManifest(cacheDir = defaultCacheDir()): Promise<G
 
 // ---------------------------------------------------------------- locking
 
-async function acquireLock(cacheDir: string, log: (s: string) => void): Promise<() => Promise<void>> {
-  const lock = join(cacheDir, '.build.lock');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let pid = NaN;
-      try {
-        pid = parseInt(await readFile(lock, 'utf8'), 10);
-      } catch {
-        /* vanished */
-      }
-      let alive = false;
-      if (pid > 0 && pid !== process.pid) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (k) {
-          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (!alive) {
-        await rm(lock, { force: true });
-        continue;
-      }
-      if (attempt === 0) log(`waiting for another tsvisor build (pid ${pid}) to finish...`);
-      if (attempt > 3600) throw new ImageBuildError(`timed out waiting for the build lock ${lock}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
+function acquireLock(dir: string, log: (s: string) => void): Promise<() => Promise<void>> {
+  return acquireBuildLock(dir, 'tsvisor', 3600, log);
 }
 
 // ---------------------------------------------------------------- private apt

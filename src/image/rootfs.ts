@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { ARCH, ImageBuildError, KEYRING, SUITE, defaultCacheDir, ensureDefaultGuest } from './default-guest.js';
 import { ROOTFS_LABEL, rawToQcow2 } from './rootfs-disk.js';
+import { acquireBuildLock } from './build-lock.js';
 
 export { ROOTFS_LABEL, ROOTFS_APPEND, isRootfsDisk, readExtLabel, rawToQcow2 } from './rootfs-disk.js';
 
@@ -278,35 +279,8 @@ export async function checkCachedRootfs(cacheDir = defaultCacheDir()): Promise<{
   return { path, manifest: m };
 }
 
-async function acquireLock(dir: string, log: (s: string) => void): Promise<() => Promise<void>> {
-  const lock = join(dir, '.build.lock');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
-      let alive = false;
-      if (pid > 0 && pid !== process.pid) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (k) {
-          alive = (k as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (!alive) {
-        await rm(lock, { force: true });
-        continue;
-      }
-      if (attempt === 0) log(`waiting for another root disk build (pid ${pid}) to finish...`);
-      if (attempt > 4 * 3600) throw new ImageBuildError(`timed out waiting for the build lock ${lock}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
+function acquireLock(dir: string, log: (s: string) => void): Promise<() => Promise<void>> {
+  return acquireBuildLock(dir, 'root disk', 4 * 3600, log);
 }
 
 // ---------------------------------------------------------------- build steps
