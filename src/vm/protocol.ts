@@ -38,7 +38,27 @@ export const CTRL_STOP = 1; // 1 = owner asks the VM to stop now
 export const CTRL_IN_HEAD = 2; // console input ring: bytes written by owner (monotonic)
 export const CTRL_IN_TAIL = 3; // bytes consumed by the worker (monotonic)
 export const CTRL_STATS = 4; // bumped by the owner to ask for a statistics report
+export const CTRL_PAUSE = 5; // 1 = owner asks the VM to pause (the worker sleeps until it is 0 again)
 export const CTRL_SLOTS = 8;
+
+/**
+ * BigInt64 slots of the live counters block: the worker writes them after every
+ * slice, the owner (daemon, scheduler, monitoring) reads them at any time without
+ * a message round trip.
+ */
+export const LIVE_INSTRET = 0; // guest instructions retired since boot (worker)
+export const LIVE_CREDIT = 1; // owner: the worker may run while instret < credit; -1 = no limit
+export const LIVE_HEARTBEAT_MS = 2; // worker: wall clock (Date.now()) at the end of its last slice or wait
+export const LIVE_BUSY_US = 3; // worker: microseconds spent running guest code (host CPU time used)
+export const LIVE_STATE = 4; // worker: one of the RUN_STATE_* values
+export const LIVE_JIT_INSTRET = 5; // worker: instructions executed by translated code
+export const LIVE_SLOTS = 16;
+export const RUN_STATE_BOOTING = 0;
+export const RUN_STATE_RUNNING = 1;
+export const RUN_STATE_IDLE = 2; // guest waits for an interrupt (WFI)
+export const RUN_STATE_PAUSED = 3;
+export const RUN_STATE_THROTTLED = 4; // waiting for the scheduler's next credit
+export const RUN_STATE_EXITED = 5;
 export const INPUT_RING_SIZE = 4096;
 
 /** Messages from worker to owner. */
@@ -51,16 +71,20 @@ export type WorkerMessage =
 export interface SharedControl {
   ctrl: Int32Array; // CTRL_SLOTS int32s on a SharedArrayBuffer
   input: Uint8Array; // INPUT_RING_SIZE bytes on a SharedArrayBuffer
+  live: BigInt64Array; // LIVE_SLOTS counters on a SharedArrayBuffer
 }
 
 export function createSharedControl(): SharedControl {
+  const live = new BigInt64Array(new SharedArrayBuffer(LIVE_SLOTS * 8));
+  live[LIVE_CREDIT] = -1n;
   return {
     ctrl: new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4)),
     input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
+    live,
   };
 }
 
-function wake(c: SharedControl): void {
+export function wake(c: SharedControl): void {
   Atomics.add(c.ctrl, CTRL_WAKE, 1);
   Atomics.notify(c.ctrl, CTRL_WAKE);
 }
@@ -102,4 +126,38 @@ export function pendingInput(c: SharedControl): number {
 export function requestStatsReport(c: SharedControl): void {
   Atomics.add(c.ctrl, CTRL_STATS, 1);
   wake(c);
+}
+
+/** Owner side: pause (true) or resume (false) the guest. */
+export function requestPause(c: SharedControl, paused: boolean): void {
+  Atomics.store(c.ctrl, CTRL_PAUSE, paused ? 1 : 0);
+  wake(c);
+}
+
+/** Owner side: let the VM run until it has retired `instret` instructions in all (-1n: no limit). */
+export function setCredit(c: SharedControl, instret: bigint): void {
+  Atomics.store(c.live, LIVE_CREDIT, instret);
+  wake(c);
+}
+
+/** A snapshot of the live counters. */
+export interface LiveCounters {
+  instret: bigint;
+  jitInstret: bigint;
+  credit: bigint;
+  heartbeatMs: number;
+  busyUs: number;
+  state: number;
+}
+
+export function readLive(c: SharedControl): LiveCounters {
+  const l = c.live;
+  return {
+    instret: Atomics.load(l, LIVE_INSTRET),
+    jitInstret: Atomics.load(l, LIVE_JIT_INSTRET),
+    credit: Atomics.load(l, LIVE_CREDIT),
+    heartbeatMs: Number(Atomics.load(l, LIVE_HEARTBEAT_MS)),
+    busyUs: Number(Atomics.load(l, LIVE_BUSY_US)),
+    state: Number(Atomics.load(l, LIVE_STATE)),
+  };
 }

@@ -7,7 +7,11 @@ import { Worker } from 'node:worker_threads';
 import {
   createSharedControl,
   pushInput,
+  readLive,
+  requestPause,
   requestStatsReport,
+  setCredit,
+  type LiveCounters,
   requestStop,
   type SharedControl,
   type VmConfig,
@@ -162,6 +166,25 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       default:
         this.emit('warning', `unknown message from the VM worker: ${JSON.stringify(msg)}`);
     }
+  }
+
+  /** Pause the guest (its worker sleeps; guest time in deterministic mode stands still). */
+  pause(): void {
+    if (this.running) requestPause(this.control, true);
+  }
+
+  resume(): void {
+    if (this.running) requestPause(this.control, false);
+  }
+
+  /** Let the guest run until it has retired `instret` instructions in all; -1n removes the limit. */
+  setCredit(instret: bigint): void {
+    setCredit(this.control, instret);
+  }
+
+  /** The worker's live counters (instructions, host time used, run state, heartbeat). */
+  live(): LiveCounters {
+    return readLive(this.control);
   }
 
   /** Ask the worker for a statistics report (a 'stats' event follows). */

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  CTRL_STATS, CTRL_STOP, CTRL_WAKE, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
+  CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
+  LIVE_JIT_INSTRET, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
+  RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
@@ -114,6 +116,23 @@ async function main(): Promise<void> {
 
   let statsSeen = 0;
   const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false) });
+  const live = control.live;
+  let busyUs = 0;
+  // Instructions of machines that a guest reboot replaced, so the live count never goes back.
+  let instretBase = 0n;
+  let jitBase = 0n;
+  const publish = (state: number) => {
+    Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
+    Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
+    Atomics.store(live, LIVE_BUSY_US, BigInt(Math.round(busyUs)));
+    Atomics.store(live, LIVE_HEARTBEAT_MS, BigInt(Date.now()));
+    Atomics.store(live, LIVE_STATE, BigInt(state));
+  };
+  /** Sleep until the owner changes something (input, stop, pause, credit) or `ms` pass. */
+  const sleep = (ms: number) => {
+    const seen = Atomics.load(ctrl, CTRL_WAKE);
+    Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
+  };
   for (;;) {
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
@@ -124,13 +143,35 @@ async function main(): Promise<void> {
       exit ??= { code: 0, reason: 'stopped by the host' };
       break;
     }
+    if (Atomics.load(ctrl, CTRL_PAUSE)) {
+      publish(RUN_STATE_PAUSED);
+      sleep(1000);
+      continue;
+    }
+    // The host scheduler hands out instructions as credit; without credit the VM waits.
+    const credit = Atomics.load(live, LIVE_CREDIT);
+    let slice = SLICE;
+    if (credit >= 0n) {
+      const left = credit - (instretBase + m.core.instret);
+      if (left <= 0n) {
+        publish(RUN_STATE_THROTTLED);
+        sleep(100);
+        continue;
+      }
+      if (left < BigInt(SLICE)) slice = Number(left);
+    }
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
     if (!config.deterministic) m.setTime(hostTicks());
-    const r = m.runSlice(SLICE);
+    const started = performance.now();
+    const r = m.runSlice(slice);
+    busyUs += (performance.now() - started) * 1000;
+    publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (exit) break;
     if (rebootRequested) {
       // A guest reboot is a fresh machine from the same images, as on real hardware.
       rebootRequested = false;
+      instretBase += m.core.instret;
+      jitBase += m.core.exports.getJitInstructions();
       const next = boot();
       if (!next) return;
       m = next;
@@ -160,6 +201,7 @@ async function main(): Promise<void> {
       }
     }
   }
+  publish(RUN_STATE_EXITED);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
   if (config.stats) report();
