@@ -60,7 +60,7 @@ export class VirtMachine {
   private outBuf: number[] = [];
   private halted = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
-  private virtio: VirtioSet = { slots: [], transports: [], console: null };
+  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [] };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
@@ -287,6 +287,17 @@ export class VirtMachine {
   pushConsoleInput(bytes: Uint8Array): void {
     for (const b of bytes) this.pendingInput.push(b);
     this.feedInput();
+  }
+
+  /** Deliver frames waiting for the guest's NICs; true if any was delivered (an interrupt may be due). */
+  pollNics(): boolean {
+    let delivered = 0;
+    for (const n of this.virtio.nics) delivered += n.poll();
+    return delivered > 0;
+  }
+
+  get nicCount(): number {
+    return this.virtio.nics.length;
   }
 
   hasPendingInput(): boolean {

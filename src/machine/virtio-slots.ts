@@ -11,6 +11,7 @@ import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk/device.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
+import { VirtioNet, type NicDeviceCounters, type NicPort } from '../devices/virtio/net.js';
 import type { BlockBackend } from '../storage/backend.js';
 
 export interface VirtioDiskConfig {
@@ -18,8 +19,16 @@ export interface VirtioDiskConfig {
   serial?: string;
 }
 
+export interface VirtioNicConfig {
+  mac: Uint8Array;
+  port: NicPort;
+  count?: (c: keyof NicDeviceCounters, n: number) => void;
+}
+
 export interface VirtioConfig {
   disks?: readonly VirtioDiskConfig[];
+  /** virtio-net NICs, in order (eth0 first). */
+  nics?: readonly VirtioNicConfig[];
   /** virtio-rng (default true; needs the host's randomBytes). */
   rng?: boolean;
   /** virtio-console, the guest's hvc0 (default false). */
@@ -40,6 +49,7 @@ export interface VirtioSet {
   slots: number[];
   transports: VirtioMmio[];
   console: VirtioConsole | null;
+  nics: VirtioNet[];
 }
 
 export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; set: VirtioSet } | { ok: false; error: string } {
@@ -50,6 +60,9 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     console = new VirtioConsole((b) => w.consoleOut(b));
     low.push(console);
   }
+  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log }, `virtio-net${i}`));
+  // Slots are probed high to low: NICs go below the disks so eth0 is the first NIC.
+  low.push(...[...nics].reverse());
   const disks = cfg.disks ?? [];
   if (disks.length + low.length > VIRTIO_MMIO_SLOTS) {
     return { ok: false, error: `too many virtio devices: ${disks.length} disks and ${low.length} others (${VIRTIO_MMIO_SLOTS} slots)` };
@@ -57,7 +70,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
   const placed: [number, VirtioDevice][] = [];
   disks.forEach((d, i) => placed.push([VIRTIO_MMIO_SLOTS - 1 - i, new VirtioBlk(d, `virtio-blk${i}`)]));
   low.forEach((d, i) => placed.push([i, d]));
-  const set: VirtioSet = { slots: [], transports: [], console };
+  const set: VirtioSet = { slots: [], transports: [], console, nics };
   for (const [slot, dev] of placed) {
     const t = new VirtioMmio(dev, {
       mem: w.mem,

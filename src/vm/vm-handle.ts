@@ -16,7 +16,9 @@ import {
   type SharedControl,
   type VmConfig,
   type WorkerMessage,
+  wake,
 } from './protocol.js';
+import type { NicHost, NicStats } from '../net/nic-host.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
 export interface VmExit {
@@ -42,6 +44,8 @@ export interface VmHandleOptions {
   stopTimeoutMs?: number;
   /** Retry interval for console input that did not fit the input ring (ms). */
   inputRetryMs?: number;
+  /** The VM's NICs (eth0 first); the handle starts them with the worker and closes them when the VM ends. */
+  nics?: NicHost[];
 }
 
 /** Absolute path of the compiled CPU core, build/cpu.wasm in the repo. */
@@ -58,7 +62,8 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
-  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl'>> & { workerUrl?: URL };
+  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics'>> & { workerUrl?: URL };
+  private readonly nics: NicHost[];
   private worker: Worker | null = null;
   private state: State = 'new';
   private resolveExit!: (r: VmExit) => void;
@@ -76,6 +81,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
       inputRetryMs: options.inputRetryMs ?? 5,
     };
+    this.nics = options.nics ?? [];
     this.exited = new Promise<VmExit>((resolve) => {
       this.resolveExit = resolve;
     });
@@ -92,12 +98,15 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker: Worker;
     try {
-      worker = new Worker(url, { workerData: { config: this.config, control: this.control } });
+      worker = new Worker(url, {
+        workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel) },
+      });
     } catch (e) {
       this.finish({ code: 1, reason: `cannot start the VM worker: ${errorText(e)}` });
       return;
     }
     this.worker = worker;
+    for (const n of this.nics) n.start(() => wake(this.control));
     worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     worker.on('error', (err: unknown) => {
       this.finish({ code: 1, reason: `VM worker failed: ${errorText(err)}` });
@@ -187,6 +196,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     return readLive(this.control);
   }
 
+  /** Counters of each NIC (device, backend, ring drops). */
+  nicStats(): NicStats[] {
+    return this.nics.map((n) => n.stats());
+  }
+
   /** Ask the worker for a statistics report (a 'stats' event follows). */
   requestStats(): void {
     if (this.running) requestStatsReport(this.control);
@@ -217,8 +231,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.killTimer = this.retryTimer = null;
     this.pending = [];
-    this.resolveExit(result);
-    this.emit('exit', result);
+    // Host sockets of the NICs close before the VM counts as gone.
+    void Promise.allSettled(this.nics.map((n) => n.close())).then(() => {
+      this.resolveExit(result);
+      this.emit('exit', result);
+    });
   }
 }
 

@@ -17,13 +17,18 @@ import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
+import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
 
 interface WorkerInit {
   config: VmConfig;
   control: SharedControl;
+  /** Shared rings and counters of each NIC (the backends live on the owner's thread). */
+  nics?: NicChannelInit[];
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
+/** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
+const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
 
 function post(msg: WorkerMessage): void {
@@ -63,7 +68,8 @@ function closeDisks(): string | null {
 }
 
 async function main(): Promise<void> {
-  const { config, control } = workerData as WorkerInit;
+  const { config, control, nics: nicChannels = [] } = workerData as WorkerInit;
+  const nics = nicChannels.map(workerNic);
   for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial }));
   const randomBytes = entropySource(config.deterministic);
@@ -86,6 +92,7 @@ async function main(): Promise<void> {
         deterministic: config.deterministic,
         jit: config.jit !== false,
         disks: diskConfigs,
+        nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
       },
@@ -150,7 +157,7 @@ async function main(): Promise<void> {
     }
     // The host scheduler hands out instructions as credit; without credit the VM waits.
     const credit = Atomics.load(live, LIVE_CREDIT);
-    let slice = SLICE;
+    let slice = nics.length ? NET_SLICE : SLICE;
     if (credit >= 0n) {
       const left = credit - (instretBase + m.core.instret);
       if (left <= 0n) {
@@ -158,9 +165,12 @@ async function main(): Promise<void> {
         sleep(100);
         continue;
       }
-      if (left < BigInt(SLICE)) slice = Number(left);
+      if (left < BigInt(slice)) slice = Number(left);
     }
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
+    // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.
+    const wakeSeen = Atomics.load(ctrl, CTRL_WAKE);
+    if (nics.length) m.pollNics();
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
@@ -184,20 +194,19 @@ async function main(): Promise<void> {
         if (m.hasPendingInput() || pendingInput(control) > 0) continue;
         const wait = m.idleTicksUntilDeadline();
         const ms = wait === null ? 1000 : Math.min(1000, Number(wait / TICKS_PER_MS));
-        if (ms >= 1) {
-          const seen = Atomics.load(ctrl, CTRL_WAKE);
-          if (pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
-        }
+        if (nics.length && m.pollNics()) continue; // a frame arrived during the slice
+        if (ms >= 1 && pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, ms);
         if (pendingInput(control) > 0 || Atomics.load(ctrl, CTRL_STOP)) continue;
+        if (nics.length && m.pollNics()) continue; // woken by a frame: handle it before time jumps
         m.skipToNextDeadline();
         continue;
       }
+      if (nics.length && m.pollNics()) continue;
       const deadline = m.nextTimerDeadline();
       const now = hostTicks();
       if (deadline > now) {
         const ms = deadline === 0xffffffffffffffffn ? 1000 : Number((deadline - now) / TICKS_PER_MS) + 1;
-        const seen = Atomics.load(ctrl, CTRL_WAKE);
-        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, seen, Math.min(ms, 1000));
+        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
       }
     }
   }
