@@ -5,6 +5,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, cons
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseMemSize, parseSize, SizeError } from './size.js';
+import { parseNetSpec, type NicSpec } from '../net/nic-spec.js';
 
 /** A mistake on the user's side: shown as one line, no stack trace. */
 export class UserError extends Error {
@@ -60,6 +61,14 @@ Options:
   --deterministic    guest time follows the instruction count (reproducible runs)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
+  --net SPEC         a virtio-net NIC (repeatable; the first is eth0):
+                       user[,hostfwd=tcp:127.0.0.1:8080-:80][,allow=CIDR...]
+                                       user-mode NAT, no privileges needed
+                       switch=NAME     a virtual switch shared with other VMs
+                       tap,ifname=IF   an existing TAP device (bridged)
+                       none            no NIC
+                     each takes mac=52:54:00:xx:xx:xx (default: derived from --name)
+  --name NAME        the VM's name (default: its first disk's path)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
@@ -322,7 +331,14 @@ export interface RunOptions {
   jit: boolean;
   rng: boolean;
   stats: boolean;
+  /** NICs from --net, eth0 first; undefined = the default (see defaultNics). */
+  nics?: NicSpec[];
+  /** The VM's name (--name): derives stable MAC addresses. */
+  name?: string;
 }
+
+/** Largest number of NICs. */
+export const MAX_NICS = 4;
 
 /** One --disk option. */
 export interface DiskSpec {
@@ -391,10 +407,26 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     jit: { type: 'string' },
     rng: { type: 'string' },
     stats: { type: 'boolean' },
+    net: { type: 'string', multiple: true },
+    name: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
   const disks = (values.disk ?? []).map(parseDiskSpec);
+  let nics: NicSpec[] | undefined;
+  if (values.net !== undefined) {
+    nics = [];
+    for (const text of values.net) {
+      const r = parseNetSpec(text);
+      if (!r.ok) throw new UsageError(r.error);
+      if (r.spec) nics.push(r.spec);
+      else if (values.net.length > 1) throw new UsageError('--net none cannot be combined with other --net options');
+    }
+    if (nics.length > MAX_NICS) throw new UsageError(`too many NICs: ${nics.length} (at most ${MAX_NICS})`);
+  }
+  if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.name)) {
+    throw new UsageError(`invalid --name '${values.name}': letters, digits, '_', '.', '-' (at most 63)`);
+  }
   if (disks.length > MAX_DISKS) throw new UsageError(`too many disks: ${disks.length} (at most ${MAX_DISKS})`);
   let memMiB: number;
   try {
@@ -423,6 +455,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     jit: jit === 'on',
     rng: rng === 'on',
     stats: values.stats === true,
+    nics,
+    name: values.name,
   };
 }
 
@@ -446,6 +480,16 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
       opts.append = `${opts.append} ${extra}`;
       io.stderr.write(`tsvisor: ${opts.disks[0].path} is a tsvisor root disk; kernel command line "${opts.append}"\n`);
     }
+  }
+
+  const { createNicHosts } = await import('../net/create-backend.js');
+  const vmName = opts.name ?? (opts.disks[0] ? resolvePath(opts.disks[0].path) : 'tsvisor');
+  // NIC backends first: a host port in use or a missing TAP device is reported before anything slow.
+  let nics;
+  try {
+    nics = await createNicHosts(opts.nics ?? [], vmName);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
   }
 
   let kernel = opts.kernel;
@@ -481,9 +525,10 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     jit: opts.jit,
     rng: opts.rng,
     stats: opts.stats,
-  });
+  }, { nics });
   if (opts.stats) {
-    vm.on('stats', (text) => io.stderr.write(text));
+    const { formatNicStats } = await import('../net/nic-stats.js');
+    vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
     process.on('SIGUSR1', () => vm.requestStats());
   }
   const done = attachConsole(vm, process, { handleProcessEvents: true });

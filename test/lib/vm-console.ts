@@ -4,17 +4,26 @@
 import { VmHandle, defaultWasmPath, type VmHandleOptions } from '../../src/vm/vm-handle.js';
 import { ensureDefaultGuest } from '../../src/image/default-guest.js';
 import type { VmConfig } from '../../src/vm/protocol.js';
+import type { ChildProcess } from 'node:child_process';
 
-export class VmConsole {
+/** Where a console's bytes come from and go to: a VmHandle or a child `tsvisor run`. */
+interface ConsoleLink {
+  onOutput(cb: (b: Uint8Array) => void): void;
+  onExit(cb: () => void): void;
+  send(b: Uint8Array): void;
+  readonly running: boolean;
+}
+
+export class Console {
   out = '';
   private waiters: (() => void)[] = [];
 
-  constructor(readonly vm: VmHandle) {
-    vm.on('output', (b) => {
+  constructor(private readonly link: ConsoleLink) {
+    link.onOutput((b) => {
       this.out += Buffer.from(b).toString('latin1');
       for (const w of this.waiters.splice(0)) w();
     });
-    vm.on('exit', () => {
+    link.onExit(() => {
       for (const w of this.waiters.splice(0)) w();
     });
   }
@@ -25,7 +34,7 @@ export class VmConsole {
     for (;;) {
       const m = this.out.slice(from).match(re);
       if (m) return m;
-      if (!this.vm.running) throw new Error(`VM ended while waiting for ${re}; output:\n${this.out.slice(-2000)}`);
+      if (!this.link.running) throw new Error(`VM ended while waiting for ${re}; output:\n${this.out.slice(-2000)}`);
       const left = end - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${re}; output:\n${this.out.slice(-2000)}`);
       await new Promise<void>((r) => {
@@ -41,7 +50,7 @@ export class VmConsole {
   /** Type a command line; resolves with the output position before it, for waitFor(…, from). */
   type(line: string): number {
     const at = this.out.length;
-    this.vm.sendInput(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+    this.link.send(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
     return at;
   }
 
@@ -52,6 +61,44 @@ export class VmConsole {
     const m = await this.waitFor(new RegExp(`${tag} (\\d+)`), ms, at);
     const text = this.out.slice(at, this.out.indexOf(m[0], at));
     return `${text}\nstatus ${m[1]}`;
+  }
+}
+
+export class VmConsole extends Console {
+  constructor(readonly vm: VmHandle) {
+    super({
+      onOutput: (cb) => vm.on('output', cb),
+      onExit: (cb) => vm.on('exit', cb),
+      send: (b) => vm.sendInput(b),
+      get running() {
+        return vm.running;
+      },
+    });
+  }
+}
+
+/** The console of a child process (e.g. `tsvisor run` started by the test). */
+export class ChildConsole extends Console {
+  readonly exited: Promise<number | null>;
+  constructor(readonly child: ChildProcess) {
+    let alive = true;
+    super({
+      onOutput: (cb) => {
+        child.stdout!.on('data', cb);
+        child.stderr!.on('data', cb);
+      },
+      onExit: (cb) => child.on('exit', cb),
+      send: (b) => child.stdin!.write(b),
+      get running() {
+        return alive;
+      },
+    });
+    this.exited = new Promise((r) =>
+      child.on('exit', (code) => {
+        alive = false;
+        r(code);
+      }),
+    );
   }
 }
 
