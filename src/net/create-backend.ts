@@ -4,13 +4,14 @@ import type { NetBackend } from './backend.js';
 import { defaultMac } from './mac.js';
 import { NicHost } from './nic-host.js';
 import type { NicSpec } from './nic-spec.js';
-import { namedSwitch } from './switch.js';
+import { SharedSwitchBackend } from './switch-hub.js';
 import { TapBackend } from './tap.js';
 
 export async function createBackend(spec: NicSpec, label: string): Promise<NetBackend> {
   switch (spec.mode) {
     case 'switch':
-      return namedSwitch(spec.name).port(label);
+      // Shared with VMs of other processes through a Unix socket (switch-hub.ts).
+      return new SharedSwitchBackend(spec.name, label);
     case 'tap':
       return TapBackend.open(spec.ifname);
     case 'user': {
