@@ -31,6 +31,7 @@ interface WasmTable {
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { initial: number; element: 'anyfunc' }) => WasmTable;
 };
 
 export interface JitCoreExports {
@@ -58,17 +59,37 @@ export class Jit {
   private nextLink = 0;
   private liveModules = 0;
   private slicesWaiting = 0;
-  private readonly imports: Record<string, unknown>;
+  private imports: Record<string, unknown>;
+  /**
+   * The table translated blocks chain through (return_call_indirect). V8 keeps every
+   * instance that imports a table alive as long as the table lives, so the blocks do
+   * not import the core's table: each generation of translations gets its own chain
+   * table, dropped with them at a flush. The core's table holds the same functions
+   * at the same slots for the dispatcher.
+   */
+  private chainTable: WasmTable;
   readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
 
   constructor(
     private readonly ex: JitCoreExports,
     private readonly memory: { buffer: ArrayBuffer },
     private readonly table: WasmTable,
+    /**
+     * Called after a flush. V8 frees a dropped module's code space only when its
+     * garbage collector runs, and a JS heap with little pressure may not run it for
+     * a long time: meanwhile the mappings pile up until the process runs out of them.
+     * The host can force a collection here.
+     */
+    private readonly onFlush?: () => void,
   ) {
-    const env: Record<string, unknown> = { memory, table };
-    for (const h of HELPERS) env[h] = ex[h];
-    this.imports = { env };
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.imports = this.makeImports();
+  }
+
+  private makeImports(): Record<string, unknown> {
+    const env: Record<string, unknown> = { memory: this.memory, table: this.chainTable };
+    for (const h of HELPERS) env[h] = this.ex[h];
+    return { env };
   }
 
   /** Drop every translation and link: the table and the link slots start over. */
@@ -76,10 +97,13 @@ export class Jit {
     this.ex.jitFlushAll();
     // Let the old modules go: nothing may reference their functions any more.
     for (let i = FIRST_SLOT; i < this.nextSlot; i++) this.table.set(i, null);
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.imports = this.makeImports();
     this.liveModules = 0;
     this.nextSlot = FIRST_SLOT;
     this.nextLink = 0;
     this.stats.flushes++;
+    this.onFlush?.();
   }
 
   /** Translate whatever the core queued during the last slice. */
@@ -138,6 +162,7 @@ export class Jit {
     blocks.forEach((b, i) => {
       const slot = this.nextSlot++;
       this.table.set(slot, inst.exports[`b${i}`]);
+      this.chainTable.set(slot, inst.exports[`b${i}`]);
       this.ex.jitInstall(b.va, b.hpc, slot, b.len);
       this.stats.translations++;
     });

@@ -9,6 +9,8 @@ export interface CoreImports {
   mmioRead(addr: number, size: number): number;
   mmioWrite(addr: number, size: number, value: number): void;
   ecall(): void;
+  /** The translation cache was dropped: a good moment for the host to collect the old modules. */
+  jitFlushed?(): void;
 }
 
 interface CoreExports {
@@ -83,7 +85,7 @@ export class CpuCore {
       },
     });
     this.exports = inst.exports as unknown as CoreExports;
-    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table);
+    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed);
     const buf = this.mem.buffer;
     this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
     this.x = new BigUint64Array(buf, STATE + X_OFF, 32);

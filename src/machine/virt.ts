@@ -40,6 +40,8 @@ export interface MachineHost {
   randomBytes?(n: number): Uint8Array;
   /** Device diagnostics (e.g. why a virtio device needs a reset). */
   log?(message: string): void;
+  /** The translation cache was dropped (see Jit). */
+  jitFlushed?(): void;
 }
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; error: string };
@@ -69,6 +71,7 @@ export class VirtMachine {
       mmioRead: (a, s) => this.bus.read(a, s),
       mmioWrite: (a, s, v) => this.bus.write(a, s, v),
       ecall: () => this.sbi.handle(),
+      jitFlushed: host.jitFlushed,
     });
     this.bus.onUnmapped = () => this.core.signalMmioFault();
     this.plic = new Plic({
