@@ -138,7 +138,9 @@ export class NodeHostApi implements HostApi {
       reset: () => {
         ev = null;
         if (s.destroyed) return;
-        if (s.connecting) {
+        // A socket still connecting, or whose write side is already shut down,
+        // cannot send a RST (libuv refuses, and Node then never finishes closing it).
+        if (s.connecting || s.writableEnded) {
           s.destroy();
           return;
         }

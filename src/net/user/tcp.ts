@@ -86,7 +86,6 @@ export class TcpConn {
   private rto: number;
   private retries = 0;
   private dupAcks = 0;
-  private recover: number;
 
   constructor(
     private readonly env: TcpEnv,
@@ -100,7 +99,7 @@ export class TcpConn {
     state: TcpState,
   ) {
     this.iss = iss >>> 0;
-    this.sndUna = this.sndNxt = this.sndMax = this.recover = this.iss;
+    this.sndUna = this.sndNxt = this.sndMax = this.iss;
     this.rto = tuning.rtoMs;
     this.state = state;
   }
@@ -175,7 +174,8 @@ export class TcpConn {
 
   /** Tear down without telling the guest (the backend is closing). */
   abort(): void {
-    this.host?.reset();
+    // Lingering connections finished cleanly on both sides: nothing to reset.
+    if (this.state !== 'linger') this.host?.reset();
     this.host = null;
     this.close();
   }
@@ -305,9 +305,10 @@ export class TcpConn {
       this.dupAcks = 0;
       this.clearTimer();
     } else if (acked === 0 && seg.len === 0 && (seg.flags & FIN) === 0 && seg.window === this.sndWnd && this.sndMax !== this.sndUna) {
-      if (++this.dupAcks === 3 && seqDiff(this.sndUna, this.recover) >= 0) {
-        // The guest lost a segment: resend everything from the hole.
-        this.recover = this.sndMax;
+      if (++this.dupAcks === 3) {
+        // The guest lost a segment (its ring was full, so likely the ones after
+        // it too): resend everything from the hole.
+        this.dupAcks = 0;
         this.sndNxt = this.sndUna;
       }
     }
@@ -421,7 +422,6 @@ export class TcpConn {
         if (this.sndMax !== this.sndUna) {
           if (++this.retries > this.tuning.maxRetries) return this.giveUp();
           this.rto = Math.min(this.rto * 2, this.tuning.maxRtoMs);
-          this.recover = this.sndMax;
           this.sndNxt = this.sndUna;
           this.pump();
         } else if (this.bufBytes > 0 && this.sndWnd === 0) {

@@ -1,0 +1,338 @@
+// Guest TCP through the user-mode backend against real loopback servers: bulk
+// transfers both ways with both close orders, lost frames toward the guest,
+// refusals, the allow-list, and host-to-guest port forwards.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { UserNet } from '../src/net/user/user-net.js';
+import type { UserNetOptions } from '../src/net/user/options.js';
+import { FakeGuest, GuestTcp, GW_IP, GUEST_IP, arpRequest, udpFrame, type GuestTcpOpts } from './lib/net-frames.js';
+
+const MiB = 1024 * 1024;
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+const sha = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
+
+interface Server {
+  port: number;
+  accepted: number;
+  sockets: net.Socket[];
+  close(): Promise<void>;
+}
+
+function startServer(onConn: (s: net.Socket) => void): Promise<Server> {
+  return new Promise((resolve) => {
+    const sockets: net.Socket[] = [];
+    const srv: Server = { port: 0, accepted: 0, sockets, close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }) };
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      srv.accepted++;
+      sockets.push(s);
+      s.on('error', () => {});
+      onConn(s);
+    });
+    server.listen(0, '127.0.0.1', () => {
+      srv.port = (server.address() as net.AddressInfo).port;
+      resolve(srv);
+    });
+  });
+}
+
+async function withNet(opts: UserNetOptions, body: (n: UserNet, g: FakeGuest) => Promise<void>): Promise<void> {
+  const n = new UserNet({ dnsServer: [], ...opts });
+  const g = new FakeGuest(n);
+  try {
+    await body(n, g);
+    assert.equal(g.badChecksums, 0, 'every frame from the stack has correct checksums');
+  } finally {
+    g.close();
+    await n.close();
+  }
+}
+
+let nextPort = 33000;
+function guestConn(g: FakeGuest, port: number, opts: GuestTcpOpts = {}): GuestTcp {
+  return new GuestTcp(g, nextPort++, GW_IP, port, opts);
+}
+
+describe('outbound TCP', () => {
+  test('1 MiB each way; the guest closes first and the host keeps sending (half-close)', async () => {
+    const upload = pattern(MiB, 1);
+    const download = pattern(MiB, 2);
+    let serverGot = '';
+    const srv = await startServer((s) => {
+      const parts: Buffer[] = [];
+      s.on('data', (d) => parts.push(d));
+      s.on('end', () => {
+        serverGot = sha(Buffer.concat(parts));
+        s.end(download); // after the guest's FIN, the host still sends 1 MiB
+      });
+    });
+    try {
+      await withNet({}, async (n, g) => {
+        const c = guestConn(g, srv.port);
+        assert.equal(await c.connect(), 'established');
+        assert.equal(c.peerMss, 1460, 'the stack offers MSS 1460');
+        c.write(upload);
+        c.shutdown();
+        await c.until(() => c.finReceived && c.finAcked, 20000, 'transfer and both FINs');
+        assert.equal(serverGot, sha(upload));
+        assert.equal(c.receivedBytes, MiB);
+        assert.equal(sha(c.data()), sha(download));
+        await waitFor(() => n.connections().tcp === 0, 5000, 'connection table empty after linger');
+      }).catch((e) => { throw e; });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('the host closes first while the guest is still sending; frames toward the guest get lost', async () => {
+    const upload = pattern(MiB, 3);
+    const download = pattern(MiB, 4);
+    let serverGot = '';
+    let serverEnded = false;
+    const srv = await startServer((s) => {
+      const parts: Buffer[] = [];
+      s.end(download); // host sends everything and its FIN at once
+      s.on('data', (d) => parts.push(d));
+      s.on('end', () => {
+        serverGot = sha(Buffer.concat(parts));
+        serverEnded = true;
+      });
+    });
+    try {
+      await withNet({ tcp: { rtoMs: 100 } }, async (n, g) => {
+        const c = guestConn(g, srv.port, { dropEvery: 29 });
+        assert.equal(await c.connect(), 'established');
+        await c.until(() => c.finReceived, 20000, 'download and host FIN');
+        assert.equal(sha(c.data()), sha(download));
+        assert.ok(c.dropped > 10, `the guest ignored ${c.dropped} segments`);
+        // Still open in our direction.
+        c.write(upload);
+        c.shutdown();
+        await c.until(() => c.finAcked, 20000, 'upload acknowledged');
+        await waitFor(() => serverEnded, 5000, 'server sees the end');
+        assert.equal(serverGot, sha(upload));
+        await waitFor(() => n.connections().tcp === 0, 5000, 'connection table empty');
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a small guest window and MSS are honoured', async () => {
+    const download = pattern(200_000, 5);
+    const srv = await startServer((s) => s.end(download));
+    try {
+      await withNet({}, async (_n, g) => {
+        let maxSeg = 0;
+        g.dropFilter = (p) => {
+          if (p.tcp) maxSeg = Math.max(maxSeg, p.tcp.payload.length);
+          return false;
+        };
+        const c = guestConn(g, srv.port, { mss: 536, window: 2000 });
+        assert.equal(await c.connect(), 'established');
+        await c.until(() => c.finReceived, 20000, 'download');
+        assert.equal(sha(c.data()), sha(download));
+        assert.ok(maxSeg <= 536, `largest segment ${maxSeg}`);
+        c.shutdown();
+        await c.until(() => c.finAcked, 5000, 'FIN acked');
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a slow host reader closes the window instead of buffering without bound', async () => {
+    let hostSock: net.Socket | null = null;
+    const srv = await startServer((s) => {
+      hostSock = s;
+      s.pause();
+    });
+    try {
+      await withNet({}, async (n, g) => {
+        const c = guestConn(g, srv.port);
+        assert.equal(await c.connect(), 'established');
+        const big = pattern(16 * MiB, 6);
+        c.write(big);
+        await waitFor(() => c.peerWnd === 0, 10000, 'zero window from the stack');
+        const acked = (c.sndUna - c.iss - 1) >>> 0;
+        assert.ok(acked < 16 * MiB, 'not everything was taken');
+        // Whatever the stack accepted is at most its queue plus the kernel's socket buffers.
+        await new Promise((r) => setTimeout(r, 300));
+        const acked2 = (c.sndUna - c.iss - 1) >>> 0;
+        assert.equal(acked2, acked, 'nothing more is accepted while the host does not read');
+        const got: Buffer[] = [];
+        let gotBytes = 0;
+        hostSock!.on('data', (d) => { got.push(d); gotBytes += d.length; });
+        hostSock!.resume();
+        await waitFor(() => gotBytes === 16 * MiB, 30000, 'all data after the reader resumes');
+        assert.equal(sha(Buffer.concat(got)), sha(big));
+        c.sendRst();
+        await waitFor(() => n.connections().tcp === 0, 2000, 'RST clears the connection');
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('RST from the host reaches the guest; RST from the guest resets the host socket', async () => {
+    const events: string[] = [];
+    const srv = await startServer((s) => {
+      s.on('data', (d) => {
+        if (d.toString().includes('reset-me')) s.resetAndDestroy();
+      });
+      s.on('error', (e: NodeJS.ErrnoException) => events.push(e.code ?? 'error'));
+      s.on('close', () => events.push('close'));
+    });
+    try {
+      await withNet({}, async (n, g) => {
+        const a = guestConn(g, srv.port);
+        assert.equal(await a.connect(), 'established');
+        a.write(Buffer.from('reset-me'));
+        await a.until(() => a.state === 'reset', 5000, 'RST to the guest');
+        await waitFor(() => n.connections().tcp === 0, 2000, 'table cleared');
+
+        const b = guestConn(g, srv.port);
+        assert.equal(await b.connect(), 'established');
+        await waitFor(() => srv.accepted === 2, 2000, 'second accept');
+        b.sendRst();
+        await waitFor(() => events.includes('ECONNRESET'), 3000, 'host socket reset');
+        assert.equal(n.connections().tcp, 0);
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('refusals', () => {
+  test('a refused connection gives the guest a RST', async () => {
+    const srv = await startServer(() => {});
+    const port = srv.port;
+    await srv.close();
+    await withNet({}, async (n, g) => {
+      const c = guestConn(g, port);
+      assert.equal(await c.connect(), 'reset');
+      assert.equal(n.connections().tcp, 0);
+    });
+  });
+
+  test('a destination outside the allow-list gets a RST and the server never sees a connection', async () => {
+    const srv = await startServer(() => {});
+    try {
+      await withNet({ allow: ['10.255.0.0/16'] }, async (n, g) => {
+        const c = guestConn(g, srv.port);
+        assert.equal(await c.connect(), 'reset');
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(srv.accepted, 0);
+        assert.equal(n.dropReasons()['tcp-denied'], 1);
+      });
+      await withNet({ allow: ['127.0.0.1/8'] }, async (_n, g) => {
+        const c = guestConn(g, srv.port);
+        assert.equal(await c.connect(), 'established', 'the gateway counts as 127.0.0.1');
+        c.sendRst();
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a segment for no connection is answered with a RST', () =>
+    withNet({}, async (n, g) => {
+      const c = new GuestTcp(g, 34999, GW_IP, 9);
+      c.state = 'established';
+      c.write(Buffer.from('x'));
+      await c.until(() => c.state === 'reset', 2000, 'RST');
+      assert.equal(n.dropReasons()['tcp-no-connection'], 1);
+      c.stopTimers();
+    }));
+});
+
+describe('hostfwd', () => {
+  test('TCP: a host connection becomes a guest connection; data flows both ways', () =>
+    withNet({ hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 80 }] }, async (n, g) => {
+      await n.listen();
+      const [fwd] = n.forwardedPorts();
+      assert.equal(fwd.proto, 'tcp');
+      const fromHost = pattern(300_000, 7);
+      const fromGuest = pattern(500_000, 8);
+      let guestSide: GuestTcp | null = null;
+      g.listen(80, (c) => {
+        guestSide = c;
+      });
+      // The guest has not sent anything yet: the stack must find its MAC with ARP.
+      const sock = net.connect({ host: '127.0.0.1', port: fwd.port, allowHalfOpen: true });
+      const got: Buffer[] = [];
+      let ended = false;
+      sock.on('data', (d) => got.push(d));
+      sock.on('end', () => { ended = true; });
+      await new Promise<void>((r) => sock.on('connect', () => r()));
+      sock.end(fromHost);
+      await waitFor(() => guestSide !== null, 5000, 'SYN to the guest');
+      const c = guestSide!;
+      assert.equal(c.remoteIp, GW_IP, 'forwarded connections come from the gateway');
+      await c.until(() => c.state === 'established' && c.finReceived, 10000, 'host data and FIN');
+      assert.equal(sha(c.data()), sha(fromHost));
+      c.write(fromGuest);
+      c.shutdown();
+      await waitFor(() => ended, 10000, 'guest data and FIN at the host');
+      assert.equal(sha(Buffer.concat(got)), sha(fromGuest));
+      sock.destroy();
+    }));
+
+  test('UDP: datagrams are forwarded to the guest and its replies come back', () =>
+    withNet({ hostfwd: [{ proto: 'udp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 5353 }] }, async (n, g) => {
+      await n.listen();
+      g.send(arpRequest(GW_IP)); // the guest is up: its MAC is known
+      const port = n.forwardedPorts()[0].port;
+      const client = dgram.createSocket('udp4');
+      try {
+        const reply = new Promise<Buffer>((r) => client.on('message', (m) => r(m)));
+        client.send(Buffer.from('ping'), port, '127.0.0.1');
+        const d = await g.waitFor((p) => p.udp?.dport === 5353, 2000, 'forwarded datagram');
+        assert.equal(Buffer.from(d.udp!.payload).toString(), 'ping');
+        assert.equal(d.ip!.src, GW_IP);
+        assert.equal(d.ip!.dst, GUEST_IP);
+        g.send(udpFrame(GUEST_IP, GW_IP, 5353, d.udp!.sport, Buffer.from('pong')));
+        assert.equal((await reply).toString(), 'pong');
+      } finally {
+        client.close();
+      }
+    }));
+
+  test('a port in use is a clear error from listen()', async () => {
+    const srv = await startServer(() => {});
+    try {
+      const n = new UserNet({ dnsServer: [], hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: srv.port, guestPort: 22 }] });
+      await assert.rejects(n.listen(), { message: `--net user: hostfwd tcp:127.0.0.1:${srv.port}-10.0.2.15:22: address already in use` });
+      await n.close();
+      const bad = new UserNet({ dnsServer: [], hostfwd: [{ proto: 'udp', hostAddr: '192.0.2.1', hostPort: 0, guestPort: 53 }] });
+      await assert.rejects(bad.listen(), /--net user: hostfwd udp:192\.0\.2\.1:0-10\.0\.2\.15:53: address not available on this host/);
+      await bad.close();
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
