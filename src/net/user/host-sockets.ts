@@ -116,6 +116,7 @@ export class NodeHostApi implements HostApi {
 
   private wrap(s: net.Socket, initial: TcpSocketEvents | null): HostTcpSocket {
     let ev = initial;
+    let corked = false;
     this.sockets.add(s);
     s.on('connect', () => ev?.connect());
     s.on('data', (d: Buffer) => ev?.data(d));
@@ -129,7 +130,17 @@ export class NodeHostApi implements HostApi {
     return {
       // Copies: the guest frame the bytes come from is reused after the call.
       write: (d) => {
-        if (!s.destroyed && !s.writableEnded) s.write(Buffer.from(d));
+        if (s.destroyed || s.writableEnded) return;
+        // Segments from one burst of guest frames leave in one writev.
+        if (!corked) {
+          corked = true;
+          s.cork();
+          queueMicrotask(() => {
+            corked = false;
+            s.uncork();
+          });
+        }
+        s.write(Buffer.from(d));
       },
       pendingBytes: () => s.writableLength,
       end: () => {
