@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { UserNet } from '../src/net/user/user-net.js';
 import type { UserNetOptions } from '../src/net/user/options.js';
-import { FakeGuest, GuestTcp, GW_IP, GUEST_IP, arpRequest, udpFrame, type GuestTcpOpts } from './lib/net-frames.js';
+import { FakeGuest, GuestTcp, GW_IP, GUEST_IP, TCP_ACK, TCP_FIN, DNS_IP, arpRequest, dnsQuery, udpFrame, type GuestTcpOpts } from './lib/net-frames.js';
 
 const MiB = 1024 * 1024;
 
@@ -336,3 +336,129 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('flow control and odd segments', () => {
+  test('a guest that stops reading gets zero-window probes and the host socket is held back', async () => {
+    const total = 32 * MiB;
+    const download = pattern(total, 9);
+    let hostSock: net.Socket | null = null;
+    const srv = await startServer((s) => {
+      hostSock = s;
+      s.end(download);
+    });
+    try {
+      await withNet({ tcp: { rtoMs: 50, maxRtoMs: 200 } }, async (_n, g) => {
+        const c = guestConn(g, srv.port, { hold: true, window: 20000 });
+        assert.equal(await c.connect(), 'established');
+        await c.until(() => c.window() < 1460, 5000, 'window filled');
+        await new Promise((r) => setTimeout(r, 600));
+        assert.ok(c.receivedBytes <= 20000, `received ${c.receivedBytes} within the window`);
+        assert.ok(c.probesSeen >= 2, `zero-window probes seen: ${c.probesSeen}`);
+        assert.ok(hostSock!.writableLength > 0, 'the host writer is held back, not drained into an unbounded buffer');
+        // From here on, read everything as it comes.
+        const interval = setInterval(() => c.release(), 2);
+        try {
+          await c.until(() => c.finReceived, 30000, 'the rest after the guest reads');
+        } finally {
+          clearInterval(interval);
+        }
+        assert.equal(c.receivedBytes, total);
+        assert.equal(sha(c.data()), sha(download));
+        c.shutdown();
+        await c.until(() => c.finAcked, 5000, 'FIN acked');
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('out-of-order and duplicate guest segments are dropped and re-ACKed; the byte stream stays exact', async () => {
+    const parts: Buffer[] = [];
+    let ended = false;
+    const srv = await startServer((s) => {
+      s.on('data', (d) => parts.push(d));
+      s.on('end', () => { ended = true; s.end(); });
+    });
+    try {
+      await withNet({}, async (_n, g) => {
+        const c = guestConn(g, srv.port);
+        assert.equal(await c.connect(), 'established');
+        const base = c.sndNxt;
+        const acks: number[] = [];
+        g.dropFilter = (p) => {
+          if (p.tcp && p.tcp.dport === c.localPort && p.tcp.payload.length === 0) acks.push(p.tcp.ack);
+          return false;
+        };
+        const rcv = c.rcvNxt;
+        c.sendRaw(TCP_ACK, base + 5, rcv, Buffer.from('world')); // a hole before it
+        c.sendRaw(TCP_ACK, base, rcv, Buffer.from('hello'));
+        c.sendRaw(TCP_ACK, base, rcv, Buffer.from('hello')); // duplicate
+        c.sendRaw(TCP_ACK, base + 2, rcv, Buffer.from('llo, w')); // overlaps: only ", w" is new
+        c.sendRaw(TCP_ACK, base + 8, rcv, Buffer.from('orld'));
+        c.sendRaw(TCP_ACK | TCP_FIN, base + 12, rcv);
+        await waitFor(() => ended, 3000, 'host sees the end');
+        assert.equal(Buffer.concat(parts).toString(), 'hello, world');
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(acks[0], base, 'the out-of-order segment is re-ACKed at once');
+        assert.ok(acks.includes((base + 13) >>> 0), 'FIN acknowledged');
+      });
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('lifecycle', () => {
+  test('a forwarded connection the guest refuses is closed on the host', () =>
+    withNet({ hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 81 }] }, async (n, g) => {
+      await n.listen();
+      g.send(arpRequest(GW_IP));
+      const sock = net.connect({ host: '127.0.0.1', port: n.forwardedPorts()[0].port });
+      let closed = false;
+      sock.on('error', () => {});
+      sock.on('close', () => { closed = true; });
+      const syn = await g.waitFor((p) => p.tcp?.dport === 81, 3000, 'SYN to the guest');
+      // A guest with nothing on port 81 answers RST|ACK.
+      const t = syn.tcp!;
+      const c = new GuestTcp(g, 81, GW_IP, t.sport);
+      c.sendRaw(TCP_ACK | 4, 0, (t.seq + 1) >>> 0);
+      c.stopTimers();
+      await waitFor(() => closed, 3000, 'host socket closed');
+      assert.equal(n.connections().tcp, 0);
+    }));
+
+  test('close() releases every socket, server and timer', async () => {
+    const count = () => {
+      const m = new Map<string, number>();
+      for (const r of process.getActiveResourcesInfo()) m.set(r, (m.get(r) ?? 0) + 1);
+      return m;
+    };
+    const before = count();
+    const srv = await startServer(() => {});
+    const silentDns = dgram.createSocket('udp4');
+    await new Promise<void>((r) => silentDns.bind(0, '127.0.0.1', () => r()));
+    const n = new UserNet({
+      dnsServer: `127.0.0.1:${silentDns.address().port}`,
+      hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 80 }, { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 53 }],
+    });
+    await n.listen();
+    const g = new FakeGuest(n);
+    const c = guestConn(g, srv.port);
+    assert.equal(await c.connect(), 'established');
+    c.write(Buffer.alloc(10000, 1));
+    g.send(udpFrame(GUEST_IP, GW_IP, 6000, srv.port, Buffer.from('x'))); // a UDP flow
+    g.send(udpFrame(GUEST_IP, DNS_IP, 6001, 53, dnsQuery(1, 'example.invalid', 1))); // a query in flight
+    const half = new GuestTcp(g, 6002, GW_IP, 1); // a connect in progress (refused later or not)
+    void half.connect(200).catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    g.close();
+    half.stopTimers();
+    await n.close();
+    silentDns.close();
+    await srv.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const after = count();
+    const left = [...after].filter(([k, v]) => v > (before.get(k) ?? 0)).map(([k, v]) => `${k} x${v - (before.get(k) ?? 0)}`);
+    assert.deepEqual(left, [], 'nothing left open');
+  });
+});

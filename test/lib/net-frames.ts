@@ -421,6 +421,8 @@ export interface GuestTcpOpts {
   window?: number;
   /** Ignore every n-th segment that carries data or FIN. */
   dropEvery?: number;
+  /** Received data fills the window until release() (an application that does not read). */
+  hold?: boolean;
 }
 
 function sd(a: number, b: number): number {
@@ -444,6 +446,7 @@ export class GuestTcp {
   finAcked = false;
   retransmits = 0;
   dropped = 0;
+  probesSeen = 0;
   private out: Uint8Array[] = [];
   private outBytes = 0;
   private sendBuf = new Uint8Array(0);
@@ -452,6 +455,7 @@ export class GuestTcp {
   private timer: NodeJS.Timeout | null = null;
   private lastUna = -1;
   private events: (() => void)[] = [];
+  private unread = 0;
 
   constructor(readonly guest: FakeGuest, readonly localPort: number, readonly remoteIp: number, readonly remotePort: number, readonly opts: GuestTcpOpts = {}) {
     guest.register(this);
@@ -489,6 +493,20 @@ export class GuestTcp {
   shutdown(): void {
     this.finWanted = true;
     this.pump();
+  }
+
+  /** The application read everything: reopen the window. */
+  release(): void {
+    this.unread = 0;
+    this.seg(TCP_ACK, this.sndNxt, this.rcvNxt);
+  }
+
+  window(): number {
+    return Math.max(0, (this.opts.window ?? 65535) - this.unread);
+  }
+
+  sendRaw(flags: number, seq: number, ack: number, payload?: Uint8Array): void {
+    this.seg(flags, seq, ack, payload);
   }
 
   sendRst(): void {
@@ -571,11 +589,20 @@ export class GuestTcp {
       }
       this.peerWnd = t.window;
     }
+    if (t.payload.length === 0 && !(t.flags & TCP_FIN) && sd(t.seq, this.rcvNxt) < 0) {
+      this.probesSeen++;
+      this.seg(TCP_ACK, this.sndNxt, this.rcvNxt); // an old sequence number (window probe): re-ACK
+    }
     if (t.payload.length > 0 || t.flags & TCP_FIN) {
       if (t.seq === this.rcvNxt && !this.finReceived) {
         if (t.payload.length) {
+          if (this.opts.hold && t.payload.length > this.window()) {
+            this.seg(TCP_ACK, this.sndNxt, this.rcvNxt);
+            return;
+          }
           this.received.push(t.payload);
           this.receivedBytes += t.payload.length;
+          if (this.opts.hold) this.unread += t.payload.length;
           this.rcvNxt = (this.rcvNxt + t.payload.length) >>> 0;
         }
         if (t.flags & TCP_FIN) {
@@ -641,7 +668,7 @@ export class GuestTcp {
   }
 
   private seg(flags: number, seq: number, ack: number, payload?: Uint8Array, mss?: number): void {
-    this.guest.send(tcpFrame({ src: this.guest.ipAddr, dst: this.remoteIp, sport: this.localPort, dport: this.remotePort, seq, ack, flags, window: this.opts.window ?? 65535, payload, mss }));
+    this.guest.send(tcpFrame({ src: this.guest.ipAddr, dst: this.remoteIp, sport: this.localPort, dport: this.remotePort, seq, ack, flags, window: this.window(), payload, mss }));
   }
 
   private notify(): void {
