@@ -462,3 +462,55 @@ describe('lifecycle', () => {
     assert.deepEqual(left, [], 'nothing left open');
   });
 });
+
+describe('DNS over TCP', () => {
+  test('an answer too big for a datagram is truncated (TC) and the guest retries over TCP to 10.0.2.3:53', async () => {
+    const big = (q: Buffer) => {
+      const nameEnd = q.indexOf(0, 12);
+      const head = Buffer.from(q.subarray(0, nameEnd + 5));
+      head[2] = 0x81;
+      head[3] = 0x80;
+      head.writeUInt16BE(120, 6);
+      const rrs: Buffer[] = [];
+      for (let i = 0; i < 120; i++) rrs.push(Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 9, i, 7]));
+      return Buffer.concat([head, ...rrs]);
+    };
+    const udpSrv = dgram.createSocket('udp4');
+    udpSrv.on('message', (m, r) => udpSrv.send(big(m), r.port, r.address));
+    await new Promise<void>((r) => udpSrv.bind(0, '127.0.0.1', () => r()));
+    const port = udpSrv.address().port;
+    const tcpSrv = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', (d) => {
+        const ans = big(d.subarray(2));
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(ans.length);
+        s.end(Buffer.concat([len, ans]));
+      });
+    });
+    await new Promise<void>((r) => tcpSrv.listen(port, '127.0.0.1', () => r()));
+    try {
+      await withNet({ dnsServer: `127.0.0.1:${port}` }, async (_n, g) => {
+        const q = dnsQuery(0x77, 'big.tsvisor.test', 1);
+        g.send(udpFrame(GUEST_IP, DNS_IP, 41000, 53, q));
+        const r = await g.waitFor((p) => p.udp?.dport === 41000, 2000, 'truncated answer');
+        const a = r.udp!.payload;
+        assert.equal(a[2] & 0x02, 0x02, 'TC set');
+        assert.equal((a[6] << 8) | a[7], 0, 'no answers in the truncated response');
+        const c = new GuestTcp(g, 41001, DNS_IP, 53);
+        assert.equal(await c.connect(), 'established');
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(q.length);
+        c.write(Buffer.concat([len, q]));
+        c.shutdown();
+        await c.until(() => c.finReceived, 5000, 'TCP answer');
+        const ans = Buffer.from(c.data());
+        assert.equal(ans.readUInt16BE(0), ans.length - 2);
+        assert.equal(ans.readUInt16BE(2 + 6), 120, '120 answers over TCP');
+      });
+    } finally {
+      udpSrv.close();
+      await new Promise((r) => tcpSrv.close(r));
+    }
+  });
+});

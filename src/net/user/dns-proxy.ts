@@ -4,7 +4,7 @@
 // the host's getaddrinfo (so /etc/hosts works), anything else gets an empty answer.
 
 import type { Ip4 } from './addr.js';
-import { buildResponse, errorResponse, ipv4Bytes, ipv6Bytes, parseQuery, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
+import { buildResponse, errorResponse, truncatedResponse, ipv4Bytes, ipv6Bytes, parseQuery, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';
 import type { HostApi, HostUdpSocket } from './host-api.js';
 
 export interface Upstream {
@@ -34,7 +34,13 @@ export class DnsProxy {
     private readonly upstreams: Upstream[],
     private readonly timeoutMs: number,
     private readonly reply: (guestIp: Ip4, guestPort: number, data: Uint8Array) => void,
+    private readonly maxAnswer: number,
   ) {}
+
+  /** The first upstream, where the guest's DNS over TCP goes; null without one. */
+  tcpUpstream(): Upstream | null {
+    return this.upstreams[0] ?? null;
+  }
 
   /** Returns false when the query is refused (malformed or too many in flight). */
   query(guestIp: Ip4, guestPort: number, data: Uint8Array): boolean {
@@ -111,6 +117,7 @@ export class DnsProxy {
     p.done = true;
     this.stopAttempt(p);
     this.pending.delete(p);
+    if (answer && answer.length > this.maxAnswer) answer = truncatedResponse(answer);
     if (answer && !this.closed) this.reply(p.guestIp, p.guestPort, answer);
   }
 }

@@ -127,3 +127,28 @@ export function ipv6Bytes(s: string): Uint8Array | null {
   });
   return out;
 }
+
+/** End of the single question in a message (names in questions are never compressed); null if malformed. */
+export function questionEnd(m: Uint8Array): number | null {
+  if (m.length < 12 || m[4] !== 0 || m[5] !== 1) return null;
+  let i = 12;
+  while (i < m.length && m[i] !== 0) {
+    if (m[i] > 63) return null;
+    i += m[i] + 1;
+  }
+  i += 5;
+  return i <= m.length ? i : null;
+}
+
+/**
+ * An answer too large for one datagram toward the guest becomes an empty one
+ * with TC set, so the guest's resolver retries over TCP.
+ */
+export function truncatedResponse(answer: Uint8Array): Uint8Array | null {
+  const end = questionEnd(answer);
+  if (end === null) return null;
+  const out = answer.slice(0, end);
+  out[2] |= 0x02;
+  for (let i = 6; i < 12; i++) out[i] = 0;
+  return out;
+}

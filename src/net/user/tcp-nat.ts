@@ -10,7 +10,7 @@ import { TcpConn, type TcpEnv, type TcpTuning } from './tcp.js';
 import { ACK, FIN, RST, SYN, TCP_HLEN, seqAdd, writeTcpHeader, type TcpSegment } from './tcp-segment.js';
 
 /** Where a guest-visible destination goes on the host: an address, or why not. */
-export type Route = { addr: string } | { refused: 'denied' | 'unroutable' };
+export type Route = { addr: string; port?: number } | { refused: 'denied' | 'unroutable' };
 
 const MAX_CONNS = 4096;
 /** Gateway-side ports for port-forwarded connections. */
@@ -30,7 +30,7 @@ export class TcpNat implements TcpEnv {
     private readonly out: Output,
     private readonly api: HostApi,
     private readonly tuning: TcpTuning,
-    private readonly route: (dst: Ip4) => Route,
+    private readonly route: (dst: Ip4, port: number) => Route,
     private readonly drop: (reason: string) => void,
   ) {}
 
@@ -48,7 +48,7 @@ export class TcpNat implements TcpEnv {
       this.resetFor(src, dst, seg);
       return;
     }
-    const r = this.route(dst);
+    const r = this.route(dst, seg.dstPort);
     if ('refused' in r) {
       this.drop(r.refused === 'denied' ? 'tcp-denied' : 'tcp-unroutable');
       this.resetFor(src, dst, seg);
@@ -61,7 +61,7 @@ export class TcpNat implements TcpEnv {
     }
     const conn = TcpConn.passive(this, this.tuning, key, src, seg.srcPort, dst, seg.dstPort, randomIss(), seg);
     this.conns.set(key, conn);
-    const sock = this.api.tcpConnect(r.addr, seg.dstPort, this.events(conn, () => conn.hostConnected(sock)));
+    const sock = this.api.tcpConnect(r.addr, r.port ?? seg.dstPort, this.events(conn, () => conn.hostConnected(sock)));
     conn.host = sock;
   }
 

@@ -15,7 +15,7 @@ import { NodeHostApi } from './host-sockets.js';
 import { checkIcmp, ICMP_ECHO_REQUEST, makeEchoReply } from './icmp.js';
 import { parseIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ipv4.js';
 import { resolveUserNetConfig, type UserNetConfig, type UserNetOptions } from './options.js';
-import { L4_OFF, Output } from './output.js';
+import { L4_OFF, MAX_UDP_PAYLOAD, Output } from './output.js';
 import { TcpNat, type Route } from './tcp-nat.js';
 import { parseTcp } from './tcp-segment.js';
 import { parseUdp } from './udp.js';
@@ -52,10 +52,14 @@ export class UserNet implements NetBackend {
     const api: HostApi = this.api;
     this.out = new Output(c.gatewayMac, c.host);
     this.allow = new AllowList(c.allow);
-    this.tcp = new TcpNat(this.out, api, c.tcp, (dst) => this.route(dst), (why) => this.drop(why));
+    this.tcp = new TcpNat(this.out, api, c.tcp, (dst, port) => this.route(dst, port), (why) => this.drop(why));
     this.udp = new UdpNat(api, this.out, c.udpIdleMs, (why) => this.drop(why));
-    this.dnsProxy = new DnsProxy(api, c.dnsUpstreams ?? hostUpstreams(api.dnsServers()), c.dnsTimeoutMs, (guestIp, guestPort, data) =>
-      this.out.sendUdp(c.dns, guestIp, DNS_PORT, guestPort, data),
+    this.dnsProxy = new DnsProxy(
+      api,
+      c.dnsUpstreams ?? hostUpstreams(api.dnsServers()),
+      c.dnsTimeoutMs,
+      (guestIp, guestPort, data) => this.out.sendUdp(c.dns, guestIp, DNS_PORT, guestPort, data),
+      MAX_UDP_PAYLOAD,
     );
     this.fwd = new HostFwd(api, c.hostfwd, c.host, this.tcp, this.out, c.udpIdleMs);
     this.dhcp = { server: c.host, clientIp: c.guest, mask: c.mask, router: c.host, dns: c.dns, leaseSecs: LEASE_SECS };
@@ -213,14 +217,23 @@ export class UserNet implements NetBackend {
       return;
     }
     if (dst === c.host && this.fwd.fromGuestUdp(src, u.srcPort, u.dstPort, payload)) return;
-    const r = this.route(dst);
+    const r = this.route(dst, u.dstPort, false);
     if ('refused' in r) return this.drop(r.refused === 'denied' ? 'udp-denied' : 'udp-unroutable');
     this.udp.send(src, u.srcPort, dst, u.dstPort, r.addr, payload);
   }
 
-  /** Host destination for a guest-visible address, checked against the allow-list. */
-  private route(dst: Ip4): Route {
+  /**
+   * Host destination for a guest-visible address, checked against the
+   * allow-list. TCP to the DNS address's port 53 goes to the first upstream
+   * resolver (DNS over TCP, after a truncated UDP answer); it is tsvisor's own
+   * service, so the allow-list does not apply.
+   */
+  private route(dst: Ip4, port: number, tcp = true): Route {
     const c = this.config;
+    if (tcp && dst === c.dns && port === DNS_PORT) {
+      const up = this.dnsProxy.tcpUpstream();
+      return up ? { addr: up.addr, port: up.port } : { refused: 'unroutable' };
+    }
     let hostIp = dst;
     if (dst === c.host) hostIp = LOOPBACK;
     else if (inCidr(dst, c.net) || dst >= 0xe0000000 || dst >>> 24 === 0 || dst >>> 24 === 127) return { refused: 'unroutable' };
