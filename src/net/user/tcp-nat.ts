@@ -39,8 +39,11 @@ export class TcpNat implements TcpEnv {
     const key = connKey(src, seg.srcPort, dst, seg.dstPort);
     const c = this.conns.get(key);
     if (c) {
-      c.segment(seg, frame);
-      return;
+      if (c.state !== 'linger' || (seg.flags & (SYN | ACK)) !== SYN) {
+        c.segment(seg, frame);
+        return;
+      }
+      c.abort(); // the guest reuses the port of a finished connection: start afresh
     }
     if (seg.flags & RST) return;
     if ((seg.flags & (SYN | ACK)) !== SYN) {
