@@ -93,6 +93,16 @@ export class DnsProxy {
     }
     const res = await this.api.lookup(qn.name, qn.type === TYPE_A ? 4 : 6);
     if (p.done) return;
+    if (!res.ok && res.notFound && qn.type === TYPE_AAAA) {
+      // getaddrinfo says "not found" for a name with only IPv4 addresses: that
+      // is an empty answer, not NXDOMAIN, or the guest would drop its A record too.
+      const v4 = await this.api.lookup(qn.name, 4);
+      if (p.done) return;
+      if (v4.ok) {
+        this.finish(p, buildResponse(p.query, qn, 0, []));
+        return;
+      }
+    }
     if (!res.ok) {
       this.finish(p, buildResponse(p.query, qn, res.notFound ? RCODE_NXDOMAIN : RCODE_SERVFAIL, []));
       return;
