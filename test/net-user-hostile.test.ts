@@ -4,11 +4,12 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import fc from 'fast-check';
 import { UserNet } from '../src/net/user/user-net.js';
 import { onesSum, finish } from '../src/net/user/checksum.js';
 import {
-  FakeGuest, GUEST_IP, GUEST_MAC, GW_IP, GW_MAC, DNS_IP, arpRequest, icmpEcho, dhcpFrame, dnsQuery, udpFrame, tcpFrame, eth, ipv4, udp,
+  FakeGuest, GuestTcp, GUEST_IP, GUEST_MAC, GW_IP, GW_MAC, DNS_IP, arpRequest, icmpEcho, dhcpFrame, dnsQuery, udpFrame, tcpFrame, eth, ipv4, udp,
   cksum, TCP_SYN, TCP_FIN, TCP_RST, TCP_ACK, TCP_PSH,
 } from './lib/net-frames.js';
 
@@ -17,6 +18,7 @@ import {
 const SAFE = { dnsServer: [] as string[], allow: ['127.0.0.1/32'] };
 
 async function stillAnswers(g: FakeGuest): Promise<void> {
+  assert.equal((g.backend as UserNet).dropReasons()['internal-error'], undefined, 'no exception inside the stack');
   g.frames.length = 0;
   g.send(arpRequest(GW_IP));
   await g.waitFor((p) => p.arp?.op === 2 && p.arp.senderIp === GW_IP, 1000, 'ARP reply after the hostile frames');
@@ -183,6 +185,71 @@ describe('hostile frames', () => {
     } finally {
       g.close();
       await net.close();
+    }
+  });
+});
+
+describe('hostile TCP peers', () => {
+  test('random segments with valid checksums against live connections never break the stack', async () => {
+    let accepted = 0;
+    const sockets: net.Socket[] = [];
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      accepted++;
+      sockets.push(s);
+      s.on('error', () => {});
+      s.on('data', () => {});
+      s.write(Buffer.alloc(3000, 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const n = new UserNet({ dnsServer: [], allow: ['127.0.0.1/32'], tcp: { rtoMs: 20, maxRtoMs: 40, maxRetries: 2 } });
+    const g = new FakeGuest(n);
+    try {
+      const conns: GuestTcp[] = [];
+      for (let i = 0; i < 4; i++) {
+        const c = new GuestTcp(g, 45000 + i, GW_IP, port);
+        assert.equal(await c.connect(), 'established');
+        c.stopTimers();
+        conns.push(c);
+      }
+      const flagSets = [TCP_ACK, TCP_ACK | TCP_PSH, TCP_ACK | TCP_FIN, TCP_RST, TCP_RST | TCP_ACK, TCP_SYN, TCP_SYN | TCP_ACK, TCP_ACK | TCP_PSH | TCP_FIN];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              conn: fc.nat(3),
+              flags: fc.constantFrom(...flagSets),
+              seqDelta: fc.oneof(fc.integer({ min: -70000, max: 70000 }), fc.constant(0), fc.nat(0x7fffffff)),
+              ackDelta: fc.oneof(fc.integer({ min: -70000, max: 70000 }), fc.constant(0), fc.nat(0x7fffffff)),
+              window: fc.oneof(fc.constant(0), fc.nat(0xffff)),
+              mss: fc.oneof(fc.constant(0), fc.nat(0xffff)),
+              payload: fc.uint8Array({ maxLength: 1460 }),
+            }),
+            { maxLength: 30 },
+          ),
+          async (segs) => {
+            for (const s of segs) {
+              const c = conns[s.conn];
+              n.fromGuest(tcpFrame({
+                src: GUEST_IP, dst: GW_IP, sport: c.localPort, dport: port,
+                seq: (c.sndNxt + s.seqDelta) >>> 0, ack: (c.rcvNxt + s.ackDelta) >>> 0,
+                flags: s.flags, window: s.window, mss: s.mss || undefined, payload: s.payload,
+              }));
+            }
+            await new Promise((r) => setImmediate(r));
+          },
+        ),
+        { numRuns: 150 },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await stillAnswers(g);
+      // The table holds only what is alive; dead ones were cleaned up by RSTs and timeouts.
+      assert.ok(n.connections().tcp <= accepted);
+    } finally {
+      g.close();
+      await n.close();
+      for (const s of sockets) s.destroy(); // half-open server sockets would keep close() waiting
+      await new Promise((r) => server.close(r));
     }
   });
 });
