@@ -1,6 +1,15 @@
 // The user-mode network backend: a small TCP/IP stack that plays gateway, DHCP
 // and DNS server for the guest, and relays its TCP and UDP through ordinary host
 // sockets (QEMU's "user" networking, with its default addresses).
+//
+// Not supported, on purpose (the guest is a single local Linux): IPv6 (its frames
+// are dropped and counted), IP fragments and IP options (dropped), ICMP other
+// than echo to tsvisor's own addresses, ICMP errors toward the guest (a refused
+// UDP port is silence, a refused TCP port a RST), TCP window scaling, SACK and
+// timestamps (never offered), more than one DHCP lease.
+//
+// Frames toward the guest may be delivered from inside fromGuest() (ARP, ICMP,
+// DHCP, RSTs) as well as from host socket events and timers.
 
 import type { NetBackend, NetCounters } from '../backend.js';
 import { BROADCAST_MAC, inCidr, ip4ToString, type Ip4 } from './addr.js';
@@ -138,7 +147,7 @@ export class UserNet implements NetBackend {
     const mac = this.out.ourMac;
     const toUs = b[0] === mac[0] && b[1] === mac[1] && b[2] === mac[2] && b[3] === mac[3] && b[4] === mac[4] && b[5] === mac[5];
     const toAll = b[0] === 0xff && b[1] === 0xff && b[2] === 0xff && b[3] === 0xff && b[4] === 0xff && b[5] === 0xff;
-    if (!toUs && !toAll) return this.drop('eth-not-for-us');
+    if (!toUs && !toAll) return this.drop((b[0] & 1) === 1 ? 'eth-multicast' : 'eth-not-for-us');
     const type = (b[12] << 8) | b[13];
     if (type === ETHERTYPE_ARP) return this.handleArp(b);
     if (type === ETHERTYPE_IPV4) return this.handleIp(b, toAll);
