@@ -168,7 +168,7 @@ export class TcpConn {
     if (this.state === 'closed') return;
     if (this.state === 'connecting') return this.hostFailed();
     this.host = null;
-    this.env.emit(this, RST | ACK, this.sndNxt, 0, 0, 0);
+    if (this.state !== 'linger') this.env.emit(this, RST | ACK, this.sndNxt, 0, 0, 0);
     this.close();
   }
 
@@ -312,7 +312,12 @@ export class TcpConn {
         this.sndNxt = this.sndUna;
       }
     }
-    if (acked >= 0) this.sndWnd = seg.window;
+    if (acked >= 0) {
+      // The window reopened: the persist timer must not fire as a retransmission
+      // timeout for data sent just now.
+      if (this.sndWnd === 0 && seg.window > 0 && this.sndMax === this.sndUna) this.clearTimer();
+      this.sndWnd = seg.window;
+    }
     return true;
   }
 
