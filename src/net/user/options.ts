@@ -72,6 +72,8 @@ const E = (key: string, value: string, why: string) => `--net user: bad ${key} "
 export function parseUserNetOptions(params: string[]): { ok: true; options: UserNetOptions } | { ok: false; error: string } {
   const o: UserNetOptions = {};
   const seen = new Set<string>();
+  // Errors found once every item is known (a guest address outside net=) quote the rule as written.
+  const fwdTexts = new Map<HostFwdRule, string>();
   let lastKey = '';
   for (const item of params) {
     const eq = item.indexOf('=');
@@ -109,6 +111,7 @@ export function parseUserNetOptions(params: string[]): { ok: true; options: User
         const r = parseHostFwd(value);
         if (!r.ok) return r;
         (o.hostfwd ??= []).push(r.value);
+        fwdTexts.set(r.value, value);
         break;
       }
       case 'allow':
@@ -126,7 +129,7 @@ export function parseUserNetOptions(params: string[]): { ok: true; options: User
         return { ok: false, error: `--net user: unknown option "${key}"` };
     }
   }
-  const r = resolveUserNetConfig(o);
+  const r = resolveUserNetConfig(o, fwdTexts);
   if (!r.ok) return r;
   return { ok: true, options: o };
 }
@@ -165,7 +168,7 @@ function parseHostPort(s: string): { addr: string; port: number } | null {
 }
 
 /** Checks the options and computes every address; the error texts match parseUserNetOptions'. */
-export function resolveUserNetConfig(o: UserNetOptions): Result<UserNetConfig> {
+export function resolveUserNetConfig(o: UserNetOptions, fwdTexts?: ReadonlyMap<HostFwdRule, string>): Result<UserNetConfig> {
   const fail = (error: string): Result<UserNetConfig> => ({ ok: false, error });
   const netText = o.net ?? '10.0.2.0/24';
   const net = parseCidr(netText, 24);
@@ -195,7 +198,7 @@ export function resolveUserNetConfig(o: UserNetOptions): Result<UserNetConfig> {
   const hostfwd: ResolvedFwd[] = [];
   const bound = new Set<string>();
   for (const r of o.hostfwd ?? []) {
-    const text = `${r.proto}:${r.hostAddr}:${r.hostPort}-${r.guestAddr ?? ''}:${r.guestPort}`;
+    const text = fwdTexts?.get(r) ?? `${r.proto}:${r.hostAddr}:${r.hostPort}-${r.guestAddr ?? ''}:${r.guestPort}`;
     let guestIp = guest.value;
     if (r.guestAddr !== undefined) {
       const g = parseIp4(r.guestAddr);
