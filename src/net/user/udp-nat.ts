@@ -42,8 +42,8 @@ export class UdpNat {
         this.drop('udp-table-full');
         return;
       }
-      const flow: Flow = { key, guestIp, guestPort, remoteIp, remotePort, hostAddr, sock: null as unknown as HostUdpSocket, last: 0 };
-      flow.sock = this.api.udpOpen({
+      const sock = this.api.udpOpen({
+        // Runs later, from the event loop, once `flow` exists.
         message: (data, addr, port) => {
           if (addr !== flow.hostAddr || port !== flow.remotePort || this.flows.get(key) !== flow) return;
           flow.last = this.api.now();
@@ -51,6 +51,7 @@ export class UdpNat {
           this.out.sendUdp(flow.remoteIp, flow.guestIp, flow.remotePort, flow.guestPort, data);
         },
       });
+      const flow: Flow = { key, guestIp, guestPort, remoteIp, remotePort, hostAddr, sock, last: 0 };
       this.flows.set(key, flow);
       f = flow;
       this.armSweep();
