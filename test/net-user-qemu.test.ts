@@ -90,9 +90,9 @@ test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serv
   try {
     await expect(/tsvisor guest ready/, 120_000, 'the shell');
     await new Promise((r) => setTimeout(r, 1000));
-    type(`echo '#!/bin/sh' > /tmp/dh.sh; echo '[ "$1" = bound ] || exit 0' >> /tmp/dh.sh`);
-    type(`echo 'ip addr add $ip/$mask dev $interface; ip route add default via $router; echo "LEASE=$ip/$mask,$router,$dns,$lease"' >> /tmp/dh.sh; chmod +x /tmp/dh.sh`);
-    type('ip link set eth0 up; udhcpc -i eth0 -q -n -t 5 -T 1 -s /tmp/dh.sh');
+    type(`echo '#!/bin/sh' > ./dh.sh; echo '[ "$1" = bound ] || exit 0' >> ./dh.sh`);
+    type(`echo 'ip addr add $ip/$mask dev $interface; ip route add default via $router; echo "LEASE=$ip/$mask,$router,$dns,$lease"' >> ./dh.sh; chmod +x ./dh.sh`);
+    type('ip link set eth0 up; udhcpc -i eth0 -q -n -t 5 -T 1 -s ./dh.sh');
     await expect(/LEASE=10\.0\.2\.15\/24,10\.0\.2\.2,10\.0\.2\.3,86400/, 30_000, 'the DHCP lease');
     type('ping -c 2 -W 5 10.0.2.2 && echo PING-$((40+2))');
     await expect(/PING-42/, 20_000, 'ping');
@@ -102,11 +102,11 @@ test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serv
     type(`wget -q -O - http://10.0.2.2:${(web.address() as net.AddressInfo).port}/ | md5sum; echo WGET-$((40+2))`);
     const w = await expect(/([0-9a-f]{32})\s+-\s+WGET-42/, 60_000, 'wget');
     assert.equal(w[1], md5(blob), 'the download arrives intact');
-    type(`dd if=/dev/urandom of=/tmp/up bs=64k count=48 2>/dev/null; md5sum /tmp/up; nc 10.0.2.2 ${(sink.address() as net.AddressInfo).port} < /tmp/up; echo UP-$((40+2))`);
-    const up = await expect(/([0-9a-f]{32})\s+\/tmp\/up\s+got-(\d+)\s+UP-42/, 60_000, 'upload');
+    type(`dd if=/dev/urandom of=up bs=64k count=48 2>/dev/null; md5sum up; nc 10.0.2.2 ${(sink.address() as net.AddressInfo).port} < up; echo UP-$((40+2))`);
+    const up = await expect(/([0-9a-f]{32})\s+up\s+got-(\d+)\s+UP-42/, 60_000, 'upload');
     assert.equal(Number(up[2]), 48 * 65536);
     assert.equal(md5(upload), up[1], 'the upload arrives intact, and the reply after the guest\'s FIN comes back');
-    type('(echo from-guest | nc -l -p 8080 > /tmp/f.txt &); sleep 1; echo LISTEN-$((40+2))');
+    type('(echo from-guest | nc -l -p 8080 > f.txt &); sleep 1; echo LISTEN-$((40+2))');
     await expect(/LISTEN-42/, 20_000, 'nc -l');
     const fwdPort = un.forwardedPorts()[0].port;
     const reply = await new Promise<string>((resolve, reject) => {
@@ -118,7 +118,7 @@ test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serv
       s.end('from-host\n');
     });
     assert.equal(reply, 'from-guest\n');
-    type('sleep 1; cat /tmp/f.txt; echo FWD-$((40+2))');
+    type('sleep 1; cat f.txt; echo FWD-$((40+2))');
     await expect(/from-host\s+FWD-42/, 20_000, 'forwarded data in the guest');
     const reasons = un.dropReasons();
     assert.equal(reasons['internal-error'], undefined);

@@ -1,7 +1,7 @@
 // The DNS address (10.0.2.3 by default) relays each guest query to an upstream
 // resolver and the answer back, trying the upstreams in turn. When none is
 // configured or none answers in time, A and AAAA questions are answered from
-// the host's getaddrinfo (so /etc/hosts works), anything else gets an empty answer.
+// the host's getaddrinfo (so the host's hosts file counts), anything else gets an empty answer.
 
 import type { Ip4 } from './addr.js';
 import { buildResponse, errorResponse, truncatedResponse, ipv4Bytes, ipv6Bytes, parseQuery, RCODE_FORMERR, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA } from './dns.js';

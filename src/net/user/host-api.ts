@@ -46,7 +46,7 @@ export interface HostApi {
   udpBind(addr: string, port: number, events: UdpEvents): Promise<HostUdpServer>;
   /** The host's configured DNS resolvers, as "addr" or "addr:port" / "[v6]:port". */
   dnsServers(): string[];
-  /** getaddrinfo, so /etc/hosts counts. */
+  /** getaddrinfo, so the hosts file counts. */
   lookup(name: string, family: 4 | 6): Promise<LookupResult>;
   setTimer(fn: () => void, ms: number): unknown;
   clearTimer(t: unknown): void;
