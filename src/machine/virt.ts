@@ -335,10 +335,11 @@ export class VirtMachine {
 
   /** Let devices whose deadline has come do their work (interrupts they raise end a WFI). */
   pollDevices(): void {
-    const now = this.deviceClockMs();
     for (const t of this.virtio.transports) {
       const d = t.nextDeadline();
-      if (d !== null && d <= now + 1e-6) t.poll(); // tolerance: deadlines are rounded up to whole ticks
+      // Read the clock after the deadline: a device may answer "now" (a host clock moves on
+      // between the two calls). The tolerance covers deadlines rounded up to whole ticks.
+      if (d !== null && d <= this.deviceClockMs() + 1e-6) t.poll();
     }
   }
 
