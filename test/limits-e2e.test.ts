@@ -71,6 +71,7 @@ test('disk rate limit, runtime change, and the balloon', { timeout: 240_000 }, a
     return { secs: t2 - t1, bytes: afterStats.readBytes - before.readBytes, throttledMs: afterStats.throttledMs - before.throttledMs };
   };
 
+  await assert.rejects(vm.setBalloonTarget(1), /not running/);
   vm.start();
   try {
     await waitFor('the shell', /~ # /);

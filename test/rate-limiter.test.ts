@@ -166,3 +166,11 @@ test('virtio-blk holds a request back until poll() at its deadline, and counts i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a VmConfig with unusable limits or balloon settings is refused before boot', async () => {
+  const { checkDeviceConfig } = await import('../src/vm/commands.js');
+  const base = { kernel: 'k', append: '', memMiB: 64, deterministic: true, wasmPath: 'w' };
+  assert.equal(checkDeviceConfig({ ...base, disks: [{ path: 'a', limits: { bandwidth: perSecond(1) } }], balloon: true }), null);
+  assert.match(checkDeviceConfig({ ...base, disks: [{ path: 'a', limits: { ops: { size: 0, refillMs: 1000 } } }] }) ?? '', /disk 0 \(a\): ops: size/);
+  assert.match(checkDeviceConfig({ ...base, balloon: { targetMiB: -5 } }) ?? '', /balloon target/);
+});

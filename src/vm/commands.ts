@@ -5,7 +5,7 @@
 // posting (protocol.ts wake()), so an idle guest does not delay a command.
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import type { CommandReply, CommandRequest, VmCommand } from './protocol.js';
+import type { CommandReply, CommandRequest, VmCommand, VmConfig } from './protocol.js';
 import type { VirtMachine } from '../machine/virt.js';
 import { checkLimits, type RateLimits } from '../devices/rate-limiter.js';
 
@@ -45,6 +45,20 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
     default:
       throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
   }
+}
+
+/** Why the limits and balloon settings of a VmConfig are unusable, or null (checked before boot). */
+export function checkDeviceConfig(config: VmConfig): string | null {
+  for (const [i, d] of (config.disks ?? []).entries()) {
+    const bad = d.limits ? checkLimits(d.limits) : null;
+    if (bad) return `disk ${i} (${d.path}): ${bad}`;
+  }
+  const b = config.balloon;
+  if (b && b !== true) {
+    if (b.targetMiB !== undefined && !(Number.isFinite(b.targetMiB) && b.targetMiB >= 0)) return `balloon target ${b.targetMiB} MiB is out of range`;
+    if (b.statsIntervalMs !== undefined && !(Number.isFinite(b.statsIntervalMs) && b.statsIntervalMs >= 0)) return `balloon statistics interval ${b.statsIntervalMs} ms is out of range`;
+  }
+  return null;
 }
 
 /** Take every pending command from the port and answer it. Returns how many there were. */

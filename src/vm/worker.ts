@@ -18,7 +18,7 @@ import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
-import { drainCommands, type CommandState } from './commands.js';
+import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -73,6 +73,12 @@ function closeDisks(): string | null {
 async function main(): Promise<void> {
   const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
   const nics = nicChannels.map(workerNic);
+  const badDevice = checkDeviceConfig(config);
+  if (badDevice) {
+    post({ type: 'error', message: badDevice });
+    post({ type: 'exit', code: 1, reason: badDevice });
+    return;
+  }
   for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
