@@ -101,3 +101,10 @@ test('a reset empties the balloon; the target stays', () => {
   assert.equal(dev.targetPages, 5);
   assert.throws(() => dev.setTargetPages(-1), RangeError);
 });
+
+test('oversized page-number buffers put the device in needs-reset instead of being copied', () => {
+  const { h, offer } = setup();
+  offer(0, BASE + 0x40000, 0x80000, 0);
+  assert.equal(h.transport.needsReset, true);
+  assert.match(h.logs.join('\n'), /inflate buffer of 524288 bytes/);
+});

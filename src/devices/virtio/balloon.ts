@@ -40,6 +40,9 @@ const CFG_SIZE = 16; // + free_page_hint_cmd_id, poison_val (features not offere
 export const BALLOON_PAGE = 4096;
 const QUEUE_SIZE = 128;
 const STAT_ENTRY = 10; // le16 tag, le64 value, packed
+/** Largest page-number buffer and stats buffer accepted (Linux sends 1 KiB and ~160 bytes): a bound on what a driver makes us copy. */
+const MAX_PFN_BYTES = 64 * 1024;
+const MAX_STATS_BYTES = 4096;
 
 /** Statistic tags (virtio 1.2 5.5.6.3, plus the ones newer Linux drivers send). */
 export const STAT_NAMES: Record<number, string> = {
@@ -194,6 +197,7 @@ export class VirtioBalloon implements VirtioDevice {
       if (r.kind === 'error') return ctx.fail(r.error);
       const chain = r.chain;
       if (role === 'stats') {
+        if (chain.readLen > MAX_STATS_BYTES) return ctx.fail(`stats buffer of ${chain.readLen} bytes (at most ${MAX_STATS_BYTES})`);
         this.readStats(ctx, chain);
         this.statsHeld = chain; // kept until we want new numbers
         continue;
@@ -207,6 +211,7 @@ export class VirtioBalloon implements VirtioDevice {
         }
       } else {
         if (chain.writeLen > 0) return ctx.fail(`${role} buffer has a device-writable part`);
+        if (chain.readLen > MAX_PFN_BYTES) return ctx.fail(`${role} buffer of ${chain.readLen} bytes (at most ${MAX_PFN_BYTES})`);
         this.pages(ctx, chain, role === 'inflate');
       }
       queue.pushUsed(chain.head, 0);
