@@ -174,3 +174,20 @@ test('a VmConfig with unusable limits or balloon settings is refused before boot
   assert.match(checkDeviceConfig({ ...base, disks: [{ path: 'a', limits: { ops: { size: 0, refillMs: 1000 } } }] }) ?? '', /disk 0 \(a\): ops: size/);
   assert.match(checkDeviceConfig({ ...base, balloon: { targetMiB: -5 } }) ?? '', /balloon target/);
 });
+
+test('--stats lines for disks and the balloon', async () => {
+  const { deviceStatsLines } = await import('../src/vm/stats.js');
+  const lines = deviceStatsLines({
+    disks: [{
+      index: 0, name: 'virtio-blk0', readBytes: 3 * 1048576, writeBytes: 0, readOps: 3, writeOps: 0, otherOps: 1,
+      throttledEvents: 2, throttledMs: 1500, throttled: false, limits: { bandwidth: perSecond(1048576, 4096), ops: null },
+    }],
+    balloon: {
+      targetPages: 256, actualPages: 256, targetMiB: 1, actualMiB: 1, inflatedPages: 256, pagesInflated: 256, pagesDeflated: 0,
+      reports: 2, reportedBytes: 8 * 1048576, scrubbedBytes: 0, releasedToHostBytes: 0,
+      guest: { memTotal: 100 * 1048576, memFree: 50 * 1048576 }, guestStatsAtMs: 5, statsQueue: true, freePageReporting: true,
+    },
+  });
+  assert.match(lines[0], /read 3\.0 MiB in 3 ops.*limit 1,048,576 bytes\/s \(\+4,096 burst\), throttled 2 times for 1\.50 s/);
+  assert.match(lines[1], /target 1\.0 MiB, guest holds 1\.0 MiB.*returned to host 0.*MemTotal 100\.0 MiB, MemFree 50\.0 MiB/);
+});
