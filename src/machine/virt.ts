@@ -60,6 +60,9 @@ const TICKS_PER_MS = TIMEBASE_HZ / 1000;
 /** Guest instructions per timer tick in deterministic mode (mirrors DET_INSNS_PER_TICK in src/cpu/hart.ts). */
 const DET_INSNS_PER_TICK = 10;
 const NO_DEADLINE = 0xffffffffffffffffn;
+/** Realtime runs: within this many ms of a device deadline, slices are at most NEAR_DEADLINE_SLICE instructions. */
+const NEAR_DEADLINE_MS = 50;
+const NEAR_DEADLINE_SLICE = 100_000;
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; error: string };
 
@@ -307,6 +310,13 @@ export class VirtMachine {
         const now = this.core.exports.getTime();
         const insns = d > now ? Number(d - now) * DET_INSNS_PER_TICK + DET_INSNS_PER_TICK : DET_INSNS_PER_TICK;
         budget = Math.max(1, Math.min(budget, insns));
+      }
+    } else {
+      // Host time: the instruction count to a deadline is unknown, so shorten slices
+      // while one is close; a held request then resumes within about a millisecond.
+      const d = this.deviceDeadlineTicks();
+      if (d !== NO_DEADLINE && Number(d) / TICKS_PER_MS - this.deviceClockMs() < NEAR_DEADLINE_MS) {
+        budget = Math.min(budget, NEAR_DEADLINE_SLICE);
       }
     }
     const r = this.core.run(budget);
