@@ -6,6 +6,7 @@ import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseMemSize, parseSize, SizeError } from './size.js';
 import { parseNetSpec, type NicSpec } from '../net/nic-spec.js';
+import { perSecond, type RateLimits } from '../devices/rate-limiter.js';
 
 /** A mistake on the user's side: shown as one line, no stack trace. */
 export class UserError extends Error {
@@ -56,8 +57,12 @@ Options:
   --mem SIZE         guest RAM, 16M..3584M (default: ${DEFAULT_MEM}); e.g. 512M, 1G
   --bios FILE        run this M-mode firmware (e.g. OpenSBI fw_dynamic.bin)
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]
+       [,bps=N][,iops=N][,bps_burst=N][,iops_burst=N]
                      attach a virtio-blk disk (repeatable; the first is /dev/vda);
-                     the format is detected when not given; ",," in PATH is a comma
+                     the format is detected when not given; ",," in PATH is a comma;
+                     bps/iops limit bytes (e.g. 10M) and requests per second,
+                     the bursts are one-time extras on top
+  --balloon          attach a virtio-balloon device (target set by the host)
   --deterministic    guest time follows the instruction count (reproducible runs)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
@@ -335,6 +340,8 @@ export interface RunOptions {
   nics?: NicSpec[];
   /** The VM's name (--name): derives stable MAC addresses. */
   name?: string;
+  /** Attach virtio-balloon (--balloon). */
+  balloon?: boolean;
 }
 
 /** Largest number of NICs. */
@@ -346,6 +353,17 @@ export interface DiskSpec {
   format?: 'raw' | 'qcow2';
   readOnly: boolean;
   serial?: string;
+  /** From bps=, iops=, bps_burst=, iops_burst= (per second buckets). */
+  limits?: RateLimits;
+}
+
+/** A positive whole number of bytes (size suffixes allowed) or of operations (plain digits). */
+function parseRate(key: string, val: string, bytes: boolean): number {
+  const n = bytes ? parseSize(val) : /^\d+$/.test(val) ? Number(val) : null;
+  if (n === null || !Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`bad --disk ${key} value '${val}' (${bytes ? 'a size like 10M' : 'a whole number'} greater than 0)`);
+  }
+  return n;
 }
 
 /** Largest number of disks (8 virtio-mmio slots, less the entropy source and hvc0). */
@@ -365,6 +383,7 @@ export function parseDiskSpec(spec: string): DiskSpec {
   if (path === '') throw new UsageError(`--disk needs a file name (got '${spec}')`);
   const d: DiskSpec = { path, readOnly: false };
   const seen = new Set<string>();
+  const rates: Partial<Record<'bps' | 'iops' | 'bps_burst' | 'iops_burst', number>> = {};
   for (const o of opts) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new UsageError(`bad --disk option '${o}' (expected format=, readonly= or serial=)`);
@@ -386,9 +405,22 @@ export function parseDiskSpec(spec: string): DiskSpec {
         if (!/^[\x20-\x7e]{0,20}$/.test(val)) throw new UsageError(`bad --disk serial '${val}' (at most 20 printable ASCII characters)`);
         d.serial = val;
         break;
+      case 'bps':
+      case 'bps_burst':
+      case 'iops':
+      case 'iops_burst':
+        rates[key] = parseRate(key, val, key.startsWith('bps'));
+        break;
       default:
-        throw new UsageError(`unknown --disk option '${key}' (format, readonly or serial)`);
+        throw new UsageError(`unknown --disk option '${key}' (format, readonly, serial, bps, iops, bps_burst or iops_burst)`);
     }
+  }
+  if (rates.bps_burst !== undefined && rates.bps === undefined) throw new UsageError('--disk bps_burst needs bps');
+  if (rates.iops_burst !== undefined && rates.iops === undefined) throw new UsageError('--disk iops_burst needs iops');
+  if (rates.bps !== undefined || rates.iops !== undefined) {
+    d.limits = {};
+    if (rates.bps !== undefined) d.limits.bandwidth = perSecond(rates.bps, rates.bps_burst);
+    if (rates.iops !== undefined) d.limits.ops = perSecond(rates.iops, rates.iops_burst);
   }
   return d;
 }
@@ -409,6 +441,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     stats: { type: 'boolean' },
     net: { type: 'string', multiple: true },
     name: { type: 'string' },
+    balloon: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
@@ -457,6 +490,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     stats: values.stats === true,
     nics,
     name: values.name,
+    balloon: values.balloon === true,
   };
 }
 
@@ -521,10 +555,11 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
     wasmPath,
-    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial })),
+    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial, limits: d.limits })),
     jit: opts.jit,
     rng: opts.rng,
     stats: opts.stats,
+    balloon: opts.balloon,
   }, { nics });
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');

@@ -3,9 +3,14 @@
 
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import {
   createSharedControl,
+  type CommandReply,
+  type CommandResult,
+  type MachineDeviceStats,
+  type RateLimits,
+  type VmCommand,
   pushInput,
   readLive,
   requestPause,
@@ -71,6 +76,10 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   private retryTimer: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private lastError: string | null = null;
+  /** Owner end of the command port, and the commands waiting for their reply. */
+  private commandPort: MessagePort | null = null;
+  private nextCommandId = 1;
+  private readonly inFlight = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(config: VmConfig, options: VmHandleOptions = {}) {
     super();
@@ -97,16 +106,23 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     this.state = 'running';
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker: Worker;
+    const channel = new MessageChannel();
     try {
       worker = new Worker(url, {
-        workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel) },
+        workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel), commands: channel.port2 },
+        transferList: [channel.port2],
       });
     } catch (e) {
+      channel.port1.close();
       this.finish({ code: 1, reason: `cannot start the VM worker: ${errorText(e)}` });
       return;
     }
     this.worker = worker;
     for (const n of this.nics) n.start(() => wake(this.control));
+    this.commandPort = channel.port1;
+    channel.port1.on('message', (r: CommandReply) => this.onReply(r));
+    // The port must not keep the owner's process alive by itself.
+    channel.port1.unref();
     worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     worker.on('error', (err: unknown) => {
       this.finish({ code: 1, reason: `VM worker failed: ${errorText(err)}` });
@@ -201,6 +217,46 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     return this.nics.map((n) => n.stats());
   }
 
+  /**
+   * Send a command to the running worker (see VmCommand in protocol.ts). Resolves
+   * with its result; rejects with the worker's message if it refused, or when the
+   * VM is not running or ends before answering.
+   */
+  command<C extends VmCommand>(cmd: C): Promise<CommandResult<C>> {
+    if (!this.running || !this.commandPort) return Promise.reject(new Error('the VM is not running'));
+    const id = this.nextCommandId++;
+    const p = new Promise<CommandResult<C>>((resolve, reject) => {
+      this.inFlight.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    });
+    this.commandPort.postMessage({ id, command: cmd });
+    // The worker sees commands between slices; wake it if the guest is idle.
+    wake(this.control);
+    return p;
+  }
+
+  /** Change the I/O limits of disk `index` (as in VmDiskConfig.limits; {} removes them). */
+  async setDiskLimits(index: number, limits: RateLimits): Promise<void> {
+    await this.command({ type: 'setDiskLimits', disk: index, limits });
+  }
+
+  /** Set the balloon target in MiB: the guest gives that much of its RAM back (0 returns it all). */
+  async setBalloonTarget(mib: number): Promise<void> {
+    await this.command({ type: 'setBalloonTarget', mib });
+  }
+
+  /** Disk counters and balloon state; `refresh` also asks the guest for new memory statistics. */
+  deviceStats(refresh = false): Promise<MachineDeviceStats> {
+    return this.command({ type: 'deviceStats', refresh });
+  }
+
+  private onReply(r: CommandReply): void {
+    const w = this.inFlight.get(r.id);
+    if (!w) return;
+    this.inFlight.delete(r.id);
+    if (r.ok) w.resolve(r.result);
+    else w.reject(new Error(r.error));
+  }
+
   /** Ask the worker for a statistics report (a 'stats' event follows). */
   requestStats(): void {
     if (this.running) requestStatsReport(this.control);
@@ -231,6 +287,10 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.killTimer = this.retryTimer = null;
     this.pending = [];
+    for (const w of this.inFlight.values()) w.reject(new Error(`the VM ended: ${result.reason}`));
+    this.inFlight.clear();
+    this.commandPort?.close();
+    this.commandPort = null;
     // Host sockets of the NICs close before the VM counts as gone.
     void Promise.allSettled(this.nics.map((n) => n.close())).then(() => {
       this.resolveExit(result);

@@ -3,7 +3,7 @@
 // block, output leaves by postMessage. An idle guest sleeps in Atomics.wait
 // until its next timer deadline or new input.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -20,12 +20,15 @@ import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
+import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 
 interface WorkerInit {
   config: VmConfig;
   control: SharedControl;
   /** Shared rings and counters of each NIC (the backends live on the owner's thread). */
   nics?: NicChannelInit[];
+  /** Command port (see commands.ts); absent when the owner does not use commands. */
+  commands?: MessagePort;
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
@@ -83,10 +86,19 @@ function closeDisks(): string | null {
 }
 
 async function main(): Promise<void> {
-  const { config, control, nics: nicChannels = [] } = workerData as WorkerInit;
+  const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
   const nics = nicChannels.map(workerNic);
+  const badDevice = checkDeviceConfig(config);
+  if (badDevice) {
+    post({ type: 'error', message: badDevice });
+    post({ type: 'exit', code: 1, reason: badDevice });
+    return;
+  }
   for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
-  const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial }));
+  const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
+  const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
+  // Host clock origin for both the guest's realtime ticks and the devices' clock (rate limiters).
+  const t0 = performance.now();
   const randomBytes = entropySource(config.deterministic);
   const wasm = readFileSync(config.wasmPath);
   const kernel = config.kernel ? readFileSync(config.kernel) : undefined;
@@ -110,6 +122,7 @@ async function main(): Promise<void> {
         nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
+        balloon: balloon ?? undefined,
       },
       {
         consoleOut: (data) => post({ type: 'console', data }),
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
         randomBytes,
         log: (message) => post({ type: 'error', message }),
         jitFlushed: collectGarbage,
+        nowMs: () => performance.now() - t0,
       },
     );
     if (!created.ok) {
@@ -133,7 +147,7 @@ async function main(): Promise<void> {
   };
   let m = boot();
   if (!m) return;
-  const t0 = performance.now();
+  const cmdState: CommandState = { machine: m, disks: diskConfigs, balloon };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
 
@@ -157,6 +171,8 @@ async function main(): Promise<void> {
     Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
   };
   for (;;) {
+    cmdState.machine = m;
+    drainCommands(commands, cmdState);
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
