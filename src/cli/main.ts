@@ -72,7 +72,8 @@ Options:
                        switch=NAME     a virtual switch shared with other VMs
                        tap,ifname=IF   an existing TAP device (bridged)
                        none            no NIC
-                     each takes mac=52:54:00:xx:xx:xx (default: derived from --name)
+                     each takes mac=52:54:00:xx:xx:xx (default: derived from --name);
+                     default: one user NIC (none with --deterministic)
   --name NAME        the VM's name (default: its first disk's path)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
@@ -344,6 +345,14 @@ export interface RunOptions {
   balloon?: boolean;
 }
 
+/**
+ * Without --net, a VM gets one NIC on user-mode networking, as with QEMU. Deterministic
+ * runs get none: traffic from the host would make them depend on host timing.
+ */
+export function defaultNics(opts: Pick<RunOptions, 'deterministic'>): NicSpec[] {
+  return opts.deterministic ? [] : [{ mode: 'user', params: [] }];
+}
+
 /** Largest number of NICs. */
 export const MAX_NICS = 4;
 
@@ -521,7 +530,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   // NIC backends first: a host port in use or a missing TAP device is reported before anything slow.
   let nics;
   try {
-    nics = await createNicHosts(opts.nics ?? [], vmName);
+    nics = await createNicHosts(opts.nics ?? defaultNics(opts), vmName);
   } catch (e) {
     throw new UserError(e instanceof Error ? e.message : String(e));
   }
