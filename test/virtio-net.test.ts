@@ -235,3 +235,36 @@ test('switch: learns MACs, forwards unicast to one port, floods broadcast and un
   assert.equal(ports.a.counters().dropped, 1);
   assert.equal(ports.b.counters().txToGuestFrames, 2);
 });
+
+test('rate limits: the tx bucket holds frames until it refills; rx frames wait in the ring', () => {
+  let now = 0;
+  const port = new TestPort();
+  const dev = new VirtioNet({ mac: MAC, port, clock: () => now, limits: { tx: { bandwidth: { size: 2000, refillMs: 1000 } }, rx: { ops: { size: 1, refillMs: 1000 } } } });
+  const h = bringUp(dev, SIZE, { featuresLo: 0 });
+  const s = { port, dev, h, ram: h.ram };
+  for (let i = 0; i < 4; i++) transmit(s, frame(1000, i), undefined, i);
+  assert.equal(port.sent.length, 2, 'a full bucket pays for two 1000-byte frames');
+  const deadline = dev.nextDeadline();
+  assert.ok(deadline !== null && deadline > 0 && deadline <= 500, `deadline ${deadline}`);
+  now = 500;
+  dev.poll();
+  assert.equal(port.sent.length, 3, 'half a second refills 1000 bytes');
+  now = 1000;
+  dev.poll();
+  assert.equal(port.sent.length, 4);
+  assert.deepEqual(port.sent[3], frame(1000, 3), 'frames keep their order');
+  assert.equal(dev.limiterStats().tx.throttledEvents > 0, true);
+  // rx: one frame per second.
+  s.ram.setDesc(RXQ.desc, 0, DATA, 2048, VIRTQ_DESC_F_WRITE);
+  s.ram.setDesc(RXQ.desc, 1, DATA + 0x1000, 2048, VIRTQ_DESC_F_WRITE);
+  offer(s.ram, RXQ, 0);
+  offer(s.ram, RXQ, 1);
+  port.incoming.push(frame(100, 1), frame(100, 2));
+  assert.equal(dev.poll(), 1);
+  assert.equal(port.incoming.length, 1, 'the second frame waits in the ring');
+  assert.ok(dev.nextDeadline() !== null);
+  now = 2000;
+  assert.equal(dev.poll(), 1);
+  dev.setLimits({});
+  assert.equal(dev.nextDeadline(), null);
+});

@@ -73,7 +73,9 @@ Options:
                        tap,ifname=IF   an existing TAP device (bridged)
                        none            no NIC
                      each takes mac=52:54:00:xx:xx:xx (default: derived from --name);
-                     default: one user NIC (none with --deterministic)
+                     default: one user NIC (none with --deterministic);
+                     tx_bps=, rx_bps= (bytes/s, e.g. 10M), tx_pps=, rx_pps= (frames/s)
+                     limit a NIC with token buckets
   --name NAME        the VM's name (default: its first disk's path)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest

@@ -16,6 +16,7 @@ import { Uart16550 } from '../devices/uart16550.js';
 import { Plic } from '../devices/plic.js';
 import { SifiveTest } from '../devices/sifive-test.js';
 import { attachVirtio, type VirtioConfig, type VirtioSet } from './virtio-slots.js';
+import type { NicLimits } from '../devices/virtio/net.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
@@ -357,6 +358,12 @@ export class VirtMachine {
   }
 
   /** Change the rate limits of disk `index` (RangeError for bad limits). */
+  setNicLimits(index: number, limits: NicLimits): void {
+    const n = this.virtio.nics[index];
+    if (!n) throw new RangeError(`no NIC ${index} (the VM has ${this.virtio.nics.length})`);
+    n.setLimits(limits);
+  }
+
   setDiskLimits(index: number, limits: RateLimits): void {
     const d = this.virtio.disks[index];
     if (!d) throw new RangeError(`no disk ${index} (the VM has ${this.virtio.disks.length})`);

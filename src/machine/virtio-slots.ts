@@ -11,7 +11,7 @@ import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk/device.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
-import { VirtioNet, type NicDeviceCounters, type NicPort } from '../devices/virtio/net.js';
+import { VirtioNet, type NicDeviceCounters, type NicLimits, type NicPort } from '../devices/virtio/net.js';
 import { VirtioBalloon, BALLOON_PAGE } from '../devices/virtio/balloon.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlockBackend } from '../storage/backend.js';
@@ -35,6 +35,7 @@ export interface VirtioNicConfig {
   mac: Uint8Array;
   port: NicPort;
   count?: (c: keyof NicDeviceCounters, n: number) => void;
+  limits?: NicLimits;
 }
 
 export interface VirtioConfig {
@@ -79,7 +80,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     console = new VirtioConsole((b) => w.consoleOut(b));
     low.push(console);
   }
-  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log }, `virtio-net${i}`));
+  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock }, `virtio-net${i}`));
   // Slots are probed high to low: NICs go below the disks so eth0 is the first NIC.
   low.push(...[...nics].reverse());
   let balloon: VirtioBalloon | null = null;

@@ -30,7 +30,7 @@ export async function createNicHosts(specs: readonly NicSpec[], vmName: string):
   try {
     for (const [i, spec] of specs.entries()) {
       const backend = await createBackend(spec, `${vmName}/eth${i}`);
-      hosts.push(new NicHost(backend, spec.mac ?? defaultMac(vmName, i)));
+      hosts.push(new NicHost(backend, spec.mac ?? defaultMac(vmName, i), spec.limits));
     }
   } catch (e) {
     await Promise.allSettled(hosts.map((h) => h.close()));

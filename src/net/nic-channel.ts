@@ -2,7 +2,7 @@
 // (guest to host, host to guest) and the device's counters, all on
 // SharedArrayBuffers so no frame goes through postMessage.
 
-import type { NicDeviceCounters, NicPort } from '../devices/virtio/net.js';
+import type { NicDeviceCounters, NicLimits, NicPort } from '../devices/virtio/net.js';
 import { DEFAULT_RING_BYTES, FrameRing } from './frame-ring.js';
 
 /** Structured-cloneable: passes to the worker in its workerData. */
@@ -11,12 +11,15 @@ export interface NicChannelInit {
   toHost: SharedArrayBuffer;
   toGuest: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  /** Rate limits per direction, if any. */
+  limits?: NicLimits;
 }
 
 export const DEVICE_COUNTERS: readonly (keyof NicDeviceCounters)[] = ['txFrames', 'txBytes', 'txDropped', 'rxFrames', 'rxBytes', 'rxDropped'];
 
-export function createNicChannel(mac: Uint8Array, ringBytes = DEFAULT_RING_BYTES): NicChannelInit {
+export function createNicChannel(mac: Uint8Array, limits?: NicLimits, ringBytes = DEFAULT_RING_BYTES): NicChannelInit {
   return {
+    limits,
     mac: [...mac],
     toHost: FrameRing.create(ringBytes).sab,
     toGuest: FrameRing.create(ringBytes).sab,
@@ -25,13 +28,14 @@ export function createNicChannel(mac: Uint8Array, ringBytes = DEFAULT_RING_BYTES
 }
 
 /** The worker's side: the device's NicPort and its counter sink. */
-export function workerNic(ch: NicChannelInit): { mac: Uint8Array; port: NicPort; count: (c: keyof NicDeviceCounters, n: number) => void } {
+export function workerNic(ch: NicChannelInit): { mac: Uint8Array; port: NicPort; count: (c: keyof NicDeviceCounters, n: number) => void; limits?: NicLimits } {
   const toHost = new FrameRing(ch.toHost);
   const toGuest = new FrameRing(ch.toGuest);
   // Only the worker writes these, so plain (non-atomic) float stores are enough.
   const counters = new Float64Array(ch.counters);
   const index = new Map(DEVICE_COUNTERS.map((k, i) => [k, i]));
   return {
+    limits: ch.limits,
     mac: Uint8Array.from(ch.mac),
     port: {
       send: (parts, length) => toHost.push(parts, length),

@@ -6,7 +6,7 @@
 import type { NetBackend, NetCounters } from './backend.js';
 import { FrameRing } from './frame-ring.js';
 import { createNicChannel, readDeviceCounters, type NicChannelInit } from './nic-channel.js';
-import type { NicDeviceCounters } from '../devices/virtio/net.js';
+import type { NicDeviceCounters, NicLimits } from '../devices/virtio/net.js';
 import { formatMac } from './mac.js';
 
 /** Frames handled per turn before yielding to the event loop (host sockets need it). */
@@ -31,8 +31,8 @@ export class NicHost {
   private pumping: Promise<void> | null = null;
   private wakeWorker: () => void = () => {};
 
-  constructor(readonly backend: NetBackend, mac: Uint8Array) {
-    this.channel = createNicChannel(mac);
+  constructor(readonly backend: NetBackend, mac: Uint8Array, limits?: NicLimits) {
+    this.channel = createNicChannel(mac, limits);
     this.toHost = new FrameRing(this.channel.toHost);
     this.toGuest = new FrameRing(this.channel.toGuest);
   }

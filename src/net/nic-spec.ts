@@ -5,11 +5,22 @@
 //   none                                       no NIC
 
 import { parseMac } from './mac.js';
+import { parseSize } from '../cli/size.js';
+import { perSecond } from '../devices/rate-limiter.js';
+import type { NicLimits } from '../devices/virtio/net.js';
+
+/** Rate-limit options any backend takes: bytes (sizes like 10M) or frames per second, each direction. */
+const LIMIT_KEYS = ['tx_bps', 'rx_bps', 'tx_pps', 'rx_pps'] as const;
+
+interface NicCommon {
+  mac?: Uint8Array;
+  limits?: NicLimits;
+}
 
 export type NicSpec =
-  | { mode: 'user'; mac?: Uint8Array; params: string[] }
-  | { mode: 'switch'; mac?: Uint8Array; name: string }
-  | { mode: 'tap'; mac?: Uint8Array; ifname: string };
+  | (NicCommon & { mode: 'user'; params: string[] })
+  | (NicCommon & { mode: 'switch'; name: string })
+  | (NicCommon & { mode: 'tap'; ifname: string });
 
 export type NetSpecResult = { ok: true; spec: NicSpec | null } | { ok: false; error: string };
 
@@ -31,9 +42,19 @@ export function parseNetSpec(text: string): NetSpecResult {
     head = 'user';
   }
   let mac: Uint8Array | undefined;
+  let limits: NicLimits | undefined;
   const others: string[] = [];
   for (const item of rest) {
     if (item === '') continue;
+    const key = item.slice(0, item.indexOf('='));
+    if ((LIMIT_KEYS as readonly string[]).includes(key)) {
+      const v = parseSize(item.slice(key.length + 1));
+      if (v === null || v <= 0) return bad(`bad ${key} "${item.slice(key.length + 1)}" (a positive number; sizes like 10M for bytes)`);
+      limits ??= {};
+      const dir = key.startsWith('tx') ? 'tx' : 'rx';
+      limits[dir] = { ...limits[dir], [key.endsWith('bps') ? 'bandwidth' : 'ops']: perSecond(v) };
+      continue;
+    }
     if (item.startsWith('mac=')) {
       if (mac) return bad('mac given twice');
       const m = parseMac(item.slice(4));
@@ -43,14 +64,14 @@ export function parseNetSpec(text: string): NetSpecResult {
   }
   switch (head) {
     case 'user':
-      return { ok: true, spec: { mode: 'user', mac, params: others } };
+      return { ok: true, spec: { mode: 'user', mac, limits, params: others } };
     case 'switch': {
       for (const o of others) {
         if (o.startsWith('name=') && switchName === undefined) switchName = o.slice(5);
         else return bad(`unknown switch option "${o}" (name, mac)`);
       }
       if (!switchName || !SWITCH_NAME.test(switchName)) return bad('a switch needs a name of letters, digits, "_", "." or "-"');
-      return { ok: true, spec: { mode: 'switch', mac, name: switchName } };
+      return { ok: true, spec: { mode: 'switch', mac, limits, name: switchName } };
     }
     case 'tap': {
       let ifname: string | undefined;
@@ -59,7 +80,7 @@ export function parseNetSpec(text: string): NetSpecResult {
         else return bad(`unknown tap option "${o}" (ifname, mac)`);
       }
       if (!ifname || !/^[A-Za-z0-9_.:-]{1,15}$/.test(ifname)) return bad('tap needs ifname=NAME (at most 15 characters)');
-      return { ok: true, spec: { mode: 'tap', mac, ifname } };
+      return { ok: true, spec: { mode: 'tap', mac, limits, ifname } };
     }
     default:
       return bad(`unknown network backend "${head}" (user, switch=NAME, tap or none)`);

@@ -39,6 +39,17 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
       s.balloon.targetMiB = cmd.mib;
       return null;
     }
+    case 'setNicLimits': {
+      if (!Number.isInteger(cmd.nic) || cmd.nic < 0 || cmd.nic >= s.machine.nicCount) {
+        throw new Error(`no NIC ${cmd.nic} (the VM has ${s.machine.nicCount})`);
+      }
+      for (const dir of ['tx', 'rx'] as const) {
+        const bad = cmd.limits?.[dir] ? checkLimits(cmd.limits[dir]!) : null;
+        if (bad) throw new Error(`NIC ${cmd.nic} ${dir}: ${bad}`);
+      }
+      s.machine.setNicLimits(cmd.nic, cmd.limits ?? {});
+      return null;
+    }
     case 'deviceStats':
       if (cmd.refresh) s.machine.refreshBalloonStats();
       return s.machine.deviceStats();

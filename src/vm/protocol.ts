@@ -6,6 +6,7 @@
 // worker polls with receiveMessageOnPort between slices (see VmCommand below).
 
 import type { RateLimits } from '../devices/rate-limiter.js';
+import type { NicLimits } from '../devices/virtio/net.js';
 import type { MachineDeviceStats } from '../machine/virt.js';
 
 export type { RateLimits, BucketConfig } from '../devices/rate-limiter.js';
@@ -66,12 +67,15 @@ export type VmCommand =
   | { type: 'setDiskLimits'; disk: number; limits: RateLimits }
   /** Set the balloon target in MiB (the guest gives that much RAM back). */
   | { type: 'setBalloonTarget'; mib: number }
+  /** Replace the rate limits of NIC `nic` (0 = eth0); {} removes them. */
+  | { type: 'setNicLimits'; nic: number; limits: NicLimits }
   /** Per-device counters: disks (bytes, ops, throttling) and the balloon. `refresh` also asks the guest for new memory statistics. */
   | { type: 'deviceStats'; refresh?: boolean };
 
 export interface CommandResults {
   setDiskLimits: null;
   setBalloonTarget: null;
+  setNicLimits: null;
   deviceStats: MachineDeviceStats;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];

@@ -24,6 +24,7 @@ import {
   wake,
 } from './protocol.js';
 import type { NicHost, NicStats } from '../net/nic-host.js';
+import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
 export interface VmExit {
@@ -235,6 +236,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   }
 
   /** Change the I/O limits of disk `index` (as in VmDiskConfig.limits; {} removes them). */
+  /** Replace the rate limits of NIC `index` (0 = eth0); {} removes them. */
+  async setNicLimits(index: number, limits: NicLimits): Promise<void> {
+    await this.command({ type: 'setNicLimits', nic: index, limits });
+  }
+
   async setDiskLimits(index: number, limits: RateLimits): Promise<void> {
     await this.command({ type: 'setDiskLimits', disk: index, limits });
   }

@@ -8,7 +8,8 @@
 import type { AccessSize } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { bit } from './mmio.js';
-import { slices, type BufRange } from './queue.js';
+import { slices, type BufRange, type Chain } from './queue.js';
+import { RateLimiter, type RateLimits, type RateLimiterCounters } from '../rate-limiter.js';
 
 export const VIRTIO_ID_NET = 1;
 
@@ -61,9 +62,19 @@ export interface NicDeviceCounters {
   rxDropped: number;
 }
 
+/** Token-bucket limits per direction (tx: guest to host, rx: host to guest); bandwidth counts frame bytes, ops count frames. */
+export interface NicLimits {
+  tx?: RateLimits;
+  rx?: RateLimits;
+}
+
 export interface VirtioNetOptions {
   mac: Uint8Array;
   port: NicPort;
+  /** Rate limits; they need `clock`. */
+  limits?: NicLimits;
+  /** Device clock in ms (guest time in deterministic runs). */
+  clock?: () => number;
   /** Called with counter deltas; defaults to keeping them on the device. */
   count?: (c: keyof NicDeviceCounters, n: number) => void;
   log?: (message: string) => void;
@@ -81,6 +92,11 @@ export class VirtioNet implements VirtioDevice {
   private readonly count: (c: keyof NicDeviceCounters, n: number) => void;
   private readonly hdr = new Uint8Array(NET_HDR_SIZE);
   private mergeable = false;
+  private readonly clock: () => number;
+  private readonly txLimiter: RateLimiter;
+  private readonly rxLimiter: RateLimiter;
+  /** A transmit chain taken from the queue but not yet paid for by the tx limiter. */
+  private heldTx: Chain | null = null;
 
   constructor(opts: VirtioNetOptions, name = 'virtio-net') {
     if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
@@ -88,6 +104,27 @@ export class VirtioNet implements VirtioDevice {
     this.port = opts.port;
     this.name = name;
     this.count = opts.count ?? ((c, n) => (this.counters[c] += n));
+    this.clock = opts.clock ?? (() => 0);
+    this.txLimiter = new RateLimiter(this.clock, opts.limits?.tx ?? {});
+    this.rxLimiter = new RateLimiter(this.clock, opts.limits?.rx ?? {});
+  }
+
+  /** Change the limits of a running NIC (a changed bucket starts full). */
+  setLimits(limits: NicLimits): void {
+    this.txLimiter.update(limits.tx ?? {});
+    this.rxLimiter.update(limits.rx ?? {});
+  }
+
+  limiterStats(): { tx: RateLimiterCounters; rx: RateLimiterCounters } {
+    return { tx: this.txLimiter.stats(), rx: this.rxLimiter.stats() };
+  }
+
+  /** When a throttled direction can go on (device clock ms), for the machine's idle wait. */
+  nextDeadline(): number | null {
+    const waits: number[] = [];
+    if (this.heldTx) waits.push(this.txLimiter.nextRefillDelay());
+    if (this.rxLimiter.active && this.rxLimiter.blocked && this.port.peek()) waits.push(this.rxLimiter.nextRefillDelay());
+    return waits.length ? this.clock() + Math.min(...waits) : null;
   }
 
   configRead(offset: number, size: AccessSize): number {
@@ -118,6 +155,9 @@ export class VirtioNet implements VirtioDevice {
 
   reset(): void {
     this.ctx = null;
+    this.heldTx = null;
+    this.txLimiter.cancelWaiting();
+    this.rxLimiter.cancelWaiting();
   }
 
   notify(q: number): void {
@@ -125,45 +165,57 @@ export class VirtioNet implements VirtioDevice {
     else if (q === RX) this.poll();
   }
 
-  /** Take every frame the guest queued for sending. */
+  /** Take every frame the guest queued for sending (as far as the tx limiter allows). */
   private transmit(): void {
     const ctx = this.ctx;
     if (!ctx) return;
     const queue = ctx.queues[TX];
     let done = 0;
     while (!ctx.broken) {
-      const r = queue.pop();
-      if (r.kind === 'empty') break;
-      if (r.kind === 'error') return ctx.fail(r.error);
-      const c = r.chain;
-      if (c.writeLen > 0) return ctx.fail('transmit buffer has a device-writable part');
+      let c = this.heldTx;
+      if (!c) {
+        const r = queue.pop();
+        if (r.kind === 'empty') break;
+        if (r.kind === 'error') return ctx.fail(r.error);
+        c = r.chain;
+        if (c.writeLen > 0) return ctx.fail('transmit buffer has a device-writable part');
+      }
+      const frameLen = c.readLen - NET_HDR_SIZE;
+      if (this.txLimiter.active && frameLen >= MIN_FRAME && frameLen <= MAX_FRAME && !this.txLimiter.tryConsume(frameLen, 1)) {
+        this.heldTx = c; // resumes from poll() at the refill time
+        break;
+      }
+      this.heldTx = null;
       queue.pushUsed(c.head, 0);
       done++;
-      const frameLen = c.readLen - NET_HDR_SIZE;
-      if (frameLen < MIN_FRAME || frameLen > MAX_FRAME) {
-        this.count('txDropped', 1);
-        continue;
-      }
-      const head = slices(ctx.mem, c.readable, 0, NET_HDR_SIZE);
-      let gso = 0;
-      let off = 0;
-      for (const s of head) {
-        if (off <= 1 && off + s.length > 1) gso = s[1 - off];
-        off += s.length;
-      }
-      if (gso !== GSO_NONE) {
-        // No GSO feature was offered, so a segmentation request is a driver bug: drop it.
-        this.count('txDropped', 1);
-        continue;
-      }
-      if (this.port.send(slices(ctx.mem, c.readable, NET_HDR_SIZE, frameLen), frameLen)) {
-        this.count('txFrames', 1);
-        this.count('txBytes', frameLen);
-      } else {
-        this.count('txDropped', 1);
-      }
+      this.sendFrame(ctx, c, frameLen);
     }
     if (done) ctx.usedBuffers(TX);
+  }
+
+  private sendFrame(ctx: VirtioContext, c: Chain, frameLen: number): void {
+    if (frameLen < MIN_FRAME || frameLen > MAX_FRAME) {
+      this.count('txDropped', 1);
+      return;
+    }
+    const head = slices(ctx.mem, c.readable, 0, NET_HDR_SIZE);
+    let gso = 0;
+    let off = 0;
+    for (const s of head) {
+      if (off <= 1 && off + s.length > 1) gso = s[1 - off];
+      off += s.length;
+    }
+    if (gso !== GSO_NONE) {
+      // No GSO feature was offered, so a segmentation request is a driver bug: drop it.
+      this.count('txDropped', 1);
+      return;
+    }
+    if (this.port.send(slices(ctx.mem, c.readable, NET_HDR_SIZE, frameLen), frameLen)) {
+      this.count('txFrames', 1);
+      this.count('txBytes', frameLen);
+    } else {
+      this.count('txDropped', 1);
+    }
   }
 
   /**
@@ -174,6 +226,7 @@ export class VirtioNet implements VirtioDevice {
   poll(): number {
     const ctx = this.ctx;
     if (!ctx || ctx.broken) return 0;
+    if (this.heldTx) this.transmit();
     const queue = ctx.queues[RX];
     let delivered = 0;
     while (delivered < RX_BATCH) {
@@ -185,6 +238,7 @@ export class VirtioNet implements VirtioDevice {
         continue;
       }
       if (!queue.hasAvailable()) break;
+      if (this.rxLimiter.active && !this.rxLimiter.tryConsume(frame.length, 1)) break; // stays in the ring
       const ok = this.mergeable ? this.deliverMergeable(frame) : this.deliverOne(frame);
       if (ok === null) return delivered; // the driver broke the queue
       if (!ok) break; // not enough buffers yet: leave the frame queued
