@@ -66,7 +66,7 @@ export class FrameRing {
    * Append one frame made of `parts` (total `length` bytes). Returns false, and
    * counts a drop, if it does not fit.
    */
-  push(parts: readonly Uint8Array[], length: number): boolean {
+  push(parts: readonly Uint8Array[], length: number, notify = true): boolean {
     const rec = 4 + ((length + 3) & ~3);
     const write = Atomics.load(this.hdr, HDR_WRITE) >>> 0;
     const read = Atomics.load(this.hdr, HDR_READ) >>> 0;
@@ -83,9 +83,14 @@ export class FrameRing {
     }
     this.dv.setUint32(write & this.mask, length, true);
     Atomics.store(this.hdr, HDR_WRITE, (write + rec) | 0);
+    if (notify) this.notify();
+    return true;
+  }
+
+  /** Wake a consumer waiting for frames (push() does this unless told not to). */
+  notify(): void {
     Atomics.add(this.hdr, HDR_SIGNAL, 1);
     Atomics.notify(this.hdr, HDR_SIGNAL);
-    return true;
   }
 
   /** The oldest frame, as a view valid until consume(); null if the ring is empty. */

@@ -28,8 +28,21 @@ export function createNicChannel(mac: Uint8Array, limits?: NicLimits, ringBytes 
 }
 
 /** The worker's side: the device's NicPort and its counter sink. */
-export function workerNic(ch: NicChannelInit): { mac: Uint8Array; port: NicPort; count: (c: keyof NicDeviceCounters, n: number) => void; limits?: NicLimits } {
+export interface WorkerNic {
+  mac: Uint8Array;
+  port: NicPort;
+  count: (c: keyof NicDeviceCounters, n: number) => void;
+  limits?: NicLimits;
+  /** Wake the owner's side if frames were queued since the last call (the worker calls it between slices). */
+  flush(): void;
+}
+
+export function workerNic(ch: NicChannelInit): WorkerNic {
   const toHost = new FrameRing(ch.toHost);
+  // Frames to the host are announced once per slice, not one by one: the backend then
+  // handles them as a batch (user networking ACKs a batch once), which halves the
+  // frames and interrupts the guest handles per byte it sends.
+  let queued = false;
   const toGuest = new FrameRing(ch.toGuest);
   // Only the worker writes these, so plain (non-atomic) float stores are enough.
   const counters = new Float64Array(ch.counters);
@@ -38,12 +51,21 @@ export function workerNic(ch: NicChannelInit): { mac: Uint8Array; port: NicPort;
     limits: ch.limits,
     mac: Uint8Array.from(ch.mac),
     port: {
-      send: (parts, length) => toHost.push(parts, length),
+      send: (parts, length) => {
+        const ok = toHost.push(parts, length, false);
+        queued ||= ok;
+        return ok;
+      },
       peek: () => toGuest.peek(),
       consume: () => toGuest.consume(),
     },
     count: (c, n) => {
       counters[index.get(c)!] += n;
+    },
+    flush: () => {
+      if (!queued) return;
+      queued = false;
+      toHost.notify();
     },
   };
 }

@@ -207,6 +207,7 @@ async function main(): Promise<void> {
     const started = performance.now();
     const r = m.runSlice(slice);
     busyUs += (performance.now() - started) * 1000;
+    for (const n of nics) n.flush();
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (exit) break;
     if (rebootRequested) {

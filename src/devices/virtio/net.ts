@@ -9,12 +9,16 @@ import type { AccessSize } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { bit } from './mmio.js';
 import { slices, type BufRange, type Chain } from './queue.js';
+import { parseNetHdr, transmitWithOffloads, VIRTIO_NET_HDR_F_DATA_VALID } from './net-offload.js';
 import { RateLimiter, type RateLimits, type RateLimiterCounters } from '../rate-limiter.js';
 
 export const VIRTIO_ID_NET = 1;
 
 // Feature bits.
+export const VIRTIO_NET_F_CSUM = 0;
+export const VIRTIO_NET_F_GUEST_CSUM = 1;
 export const VIRTIO_NET_F_MTU = 3;
+export const VIRTIO_NET_F_HOST_TSO4 = 11;
 export const VIRTIO_NET_F_MAC = 5;
 export const VIRTIO_NET_F_MRG_RXBUF = 15;
 export const VIRTIO_NET_F_STATUS = 16;
@@ -39,6 +43,8 @@ export const MTU = 1500;
 /** Largest Ethernet frame accepted from the guest: MTU + header + one VLAN tag. */
 export const MAX_FRAME = MTU + 14 + 4;
 const MIN_FRAME = 14;
+/** Largest frame the guest may hand over for segmentation (an IPv4 packet of 64 KiB). */
+const MAX_TSO_FRAME = 65535 + 14 + 4;
 /** Frames delivered per poll before the run loop gets control back. */
 const RX_BATCH = 64;
 
@@ -83,7 +89,11 @@ export interface VirtioNetOptions {
 export class VirtioNet implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_NET;
   readonly name: string;
-  readonly features = bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_STATUS) | bit(VIRTIO_NET_F_MRG_RXBUF) | bit(VIRTIO_NET_F_MTU);
+  // Checksum and TCP segmentation offloads: the guest then sends 64 KiB at a time and
+  // skips checksumming (see net-offload.ts), most of its per-byte work.
+  readonly features =
+    bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_STATUS) | bit(VIRTIO_NET_F_MRG_RXBUF) | bit(VIRTIO_NET_F_MTU) |
+    bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4);
   readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE];
   readonly counters: NicDeviceCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0 };
   private ctx: VirtioContext | null = null;
@@ -92,6 +102,9 @@ export class VirtioNet implements VirtioDevice {
   private readonly count: (c: keyof NicDeviceCounters, n: number) => void;
   private readonly hdr = new Uint8Array(NET_HDR_SIZE);
   private mergeable = false;
+  private guestCsum = false;
+  private maxTx = MAX_FRAME;
+  private txScratch = new Uint8Array(0);
   private readonly clock: () => number;
   private readonly txLimiter: RateLimiter;
   private readonly rxLimiter: RateLimiter;
@@ -149,6 +162,8 @@ export class VirtioNet implements VirtioDevice {
   activate(ctx: VirtioContext): void {
     this.ctx = ctx;
     this.mergeable = (ctx.features & bit(VIRTIO_NET_F_MRG_RXBUF)) !== 0n;
+    this.guestCsum = (ctx.features & bit(VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    this.maxTx = (ctx.features & bit(VIRTIO_NET_F_HOST_TSO4)) !== 0n ? MAX_TSO_FRAME : MAX_FRAME;
     this.notify(TX);
     this.poll();
   }
@@ -181,7 +196,7 @@ export class VirtioNet implements VirtioDevice {
         if (c.writeLen > 0) return ctx.fail('transmit buffer has a device-writable part');
       }
       const frameLen = c.readLen - NET_HDR_SIZE;
-      if (this.txLimiter.active && frameLen >= MIN_FRAME && frameLen <= MAX_FRAME && !this.txLimiter.tryConsume(frameLen, 1)) {
+      if (this.txLimiter.active && frameLen >= MIN_FRAME && frameLen <= this.maxTx && !this.txLimiter.tryConsume(frameLen, 1)) {
         this.heldTx = c; // resumes from poll() at the refill time
         break;
       }
@@ -194,19 +209,41 @@ export class VirtioNet implements VirtioDevice {
   }
 
   private sendFrame(ctx: VirtioContext, c: Chain, frameLen: number): void {
-    if (frameLen < MIN_FRAME || frameLen > MAX_FRAME) {
+    if (frameLen < MIN_FRAME || frameLen > this.maxTx) {
       this.count('txDropped', 1);
       return;
     }
-    const head = slices(ctx.mem, c.readable, 0, NET_HDR_SIZE);
-    let gso = 0;
     let off = 0;
-    for (const s of head) {
-      if (off <= 1 && off + s.length > 1) gso = s[1 - off];
+    for (const s of slices(ctx.mem, c.readable, 0, NET_HDR_SIZE)) {
+      this.hdr.set(s, off);
       off += s.length;
     }
-    if (gso !== GSO_NONE) {
-      // No GSO feature was offered, so a segmentation request is a driver bug: drop it.
+    const hdr = parseNetHdr(this.hdr);
+    if (hdr.gsoType !== GSO_NONE && this.maxTx === MAX_FRAME) {
+      this.count('txDropped', 1); // segmentation was not negotiated
+      return;
+    }
+    if (hdr.flags !== 0 || hdr.gsoType !== GSO_NONE) {
+      // Offloads need a private copy: the device fills in checksums and cuts segments.
+      if (this.txScratch.length < frameLen) this.txScratch = new Uint8Array(this.maxTx);
+      const frame = this.txScratch.subarray(0, frameLen);
+      let p = 0;
+      for (const s of slices(ctx.mem, c.readable, NET_HDR_SIZE, frameLen)) {
+        frame.set(s, p);
+        p += s.length;
+      }
+      const why = transmitWithOffloads(frame, hdr, MAX_FRAME, (f) => {
+        if (this.port.send([f], f.length)) {
+          this.count('txFrames', 1);
+          this.count('txBytes', f.length);
+        } else {
+          this.count('txDropped', 1);
+        }
+      });
+      if (why) this.count('txDropped', 1);
+      return;
+    }
+    if (frameLen > MAX_FRAME) {
       this.count('txDropped', 1);
       return;
     }
@@ -275,6 +312,7 @@ export class VirtioNet implements VirtioDevice {
       return true;
     }
     this.hdr.fill(0);
+    if (this.guestCsum) this.hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
     this.hdr[HDR_NUM_BUFFERS] = 1;
     this.writeAt(c.writable, 0, this.hdr);
     this.writeAt(c.writable, NET_HDR_SIZE, frame);
@@ -321,6 +359,7 @@ export class VirtioNet implements VirtioDevice {
       room += take;
     }
     this.hdr.fill(0);
+    if (this.guestCsum) this.hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
     this.hdr[HDR_NUM_BUFFERS] = used.length & 0xff;
     this.hdr[HDR_NUM_BUFFERS + 1] = used.length >> 8;
     // The first chain holds the header (every driver buffer is at least header-sized).
