@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { namedSwitch, type SwitchPort } from './switch.js';
+import { FrameReader, encodeFrame } from './frame-stream.js';
 
 const MAX_FRAME = 1518;
 const RETRY_MS = 500;
@@ -20,30 +21,8 @@ export function switchSocketPath(name: string): string {
   return join(base, `switch-${name}.sock`);
 }
 
-/** Splits a byte stream into length-prefixed frames. */
-class FrameReader {
-  private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly onFrame: (f: Uint8Array) => void) {}
-  push(b: Buffer): boolean {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, b]) : b;
-    let off = 0;
-    while (this.buf.length - off >= 2) {
-      const len = this.buf.readUInt16BE(off);
-      if (len > MAX_FRAME) return false; // not one of ours: drop the connection
-      if (this.buf.length - off < 2 + len) break;
-      this.onFrame(this.buf.subarray(off + 2, off + 2 + len));
-      off += 2 + len;
-    }
-    this.buf = this.buf.subarray(off);
-    return true;
-  }
-}
-
 function writeFrame(s: Socket, frame: Uint8Array): void {
-  const rec = Buffer.allocUnsafe(2 + frame.length);
-  rec.writeUInt16BE(frame.length, 0);
-  rec.set(frame, 2);
-  s.write(rec);
+  s.write(encodeFrame(frame));
 }
 
 /** Hosts switch `name` for other processes. */
@@ -54,7 +33,7 @@ function listenHub(name: string, path: string): Promise<Server> {
     const sw = namedSwitch(name);
     const server = createServer((sock) => {
       const port = sw.port(`remote:${sock.remoteAddress ?? 'unix'}`);
-      const reader = new FrameReader((f) => port.fromGuest(f));
+      const reader = new FrameReader((f) => port.fromGuest(f), MAX_FRAME);
       port.start((f) => writeFrame(sock, f));
       sock.on('data', (b) => {
         if (!reader.push(b)) sock.destroy();
@@ -106,7 +85,7 @@ export class SharedSwitchBackend implements NetBackend {
     }
     if (sock) {
       this.sock = sock;
-      const reader = new FrameReader((f) => this.deliver(f));
+      const reader = new FrameReader((f) => this.deliver(f), MAX_FRAME);
       sock.on('data', (b) => {
         if (!reader.push(b)) sock.destroy();
       });

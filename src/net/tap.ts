@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { emptyCounters, type NetBackend, type NetCounters } from './backend.js';
+import { FrameReader, encodeFrame } from './frame-stream.js';
 
 const MAX_FRAME = 1518;
 
@@ -19,7 +20,7 @@ export class TapBackend implements NetBackend {
   readonly description: string;
   private toGuest: ((frame: Uint8Array) => void) | null = null;
   private readonly c = emptyCounters();
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly reader = new FrameReader((f) => this.onFrame(f));
   private early: Uint8Array[] = [];
 
   private constructor(private readonly child: ChildProcess, readonly ifname: string) {
@@ -64,23 +65,19 @@ export class TapBackend implements NetBackend {
   }
 
   private onData(b: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, b]) : Buffer.from(b);
-    let off = 0;
-    while (this.buf.length - off >= 2) {
-      const len = this.buf.readUInt16BE(off);
-      if (this.buf.length - off < 2 + len) break;
-      const frame = this.buf.subarray(off + 2, off + 2 + len);
-      off += 2 + len;
-      if (len < 14 || len > MAX_FRAME) continue;
-      if (!this.toGuest) {
-        this.early.push(Uint8Array.from(frame));
-        continue;
-      }
-      this.c.txToGuestFrames++;
-      this.c.txToGuestBytes += len;
-      this.toGuest(frame);
+    this.reader.push(b);
+  }
+
+  private onFrame(frame: Uint8Array): void {
+    const len = frame.length;
+    if (len < 14 || len > MAX_FRAME) return;
+    if (!this.toGuest) {
+      this.early.push(Uint8Array.from(frame));
+      return;
     }
-    this.buf = this.buf.subarray(off);
+    this.c.txToGuestFrames++;
+    this.c.txToGuestBytes += len;
+    this.toGuest(frame);
   }
 
   start(toGuest: (frame: Uint8Array) => void): void {
@@ -93,12 +90,9 @@ export class TapBackend implements NetBackend {
       this.c.dropped++;
       return;
     }
-    const rec = Buffer.allocUnsafe(2 + frame.length);
-    rec.writeUInt16BE(frame.length, 0);
-    rec.set(frame, 2);
     this.c.rxFromGuestFrames++;
     this.c.rxFromGuestBytes += frame.length;
-    this.child.stdin!.write(rec);
+    this.child.stdin!.write(encodeFrame(frame));
   }
 
   counters(): NetCounters {
