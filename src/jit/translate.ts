@@ -473,8 +473,21 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   e.end();
 }
 
+/** Where data TLB lookups are counted (STATE + 0x1240: loads, + 0x1248: stores), as the interpreter does. */
+const LOOKUP_COUNTS_OFF = 0x1240;
+let countLookups = false;
+
+/** Count TLB lookups in the code translated from now on (for --stats; it costs a little speed). */
+export function setCountLookups(on: boolean): void {
+  countLookups = on;
+}
+
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
 function emitProbe(e: Emitter, base: number, size: number): void {
+  if (countLookups) {
+    const at = STATE + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
+    e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
+  }
   // e = base + ((wrap(va >> 12) & 1023) << 4)
   e.lget(base).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32c(1023).op(OP.i32_and)
     .i32c(4).op(OP.i32_shl).op(OP.i32_add).ltee(L_E);

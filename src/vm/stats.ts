@@ -19,7 +19,11 @@ function fmt(n: bigint | number): string {
   return n.toLocaleString('en-US');
 }
 
-export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): string {
+/**
+ * `lookupsCounted`: translated code counted its TLB lookups (it does when the VM
+ * runs with --stats), so a hit rate can be given.
+ */
+export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false): string {
   const core = m.core;
   const insns = core.instret;
   const jitInsns = core.exports.getJitInstructions();
@@ -35,6 +39,10 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): 
   lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
+  if (lookupsCounted) {
+    const rate = (miss: bigint, all: bigint) => (all > 0n ? `${(100 * (1 - Number(miss) / Number(all))).toFixed(2)}% of ${fmt(all)}` : 'no lookups');
+    lines.push(`  data TLB hit rate    loads ${rate(c.walks.load, c.lookups.load)}, stores ${rate(c.walks.store, c.lookups.store)}`);
+  }
   const traps: string[] = [];
   c.exceptions.forEach((n, i) => n > 0n && traps.push(`${EXCEPTION_NAMES[i] ?? `exception ${i}`}: ${fmt(n)}`));
   c.interrupts.forEach((n, i) => n > 0n && traps.push(`${INTERRUPT_NAMES[i] ?? `interrupt ${i}`} interrupt: ${fmt(n)}`));

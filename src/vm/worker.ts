@@ -20,6 +20,7 @@ import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
+import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 
 interface WorkerInit {
@@ -88,6 +89,8 @@ function closeDisks(): string | null {
 async function main(): Promise<void> {
   const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
   const nics = nicChannels.map(workerNic);
+  // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
+  setCountLookups(config.stats === true);
   const badDevice = checkDeviceConfig(config);
   if (badDevice) {
     post({ type: 'error', message: badDevice });
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
   const ctrl = control.ctrl;
 
   let statsSeen = 0;
-  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false) });
+  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true) });
   const live = control.live;
   let busyUs = 0;
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
