@@ -3,7 +3,7 @@
 // functions in the shared table and tell the core where they are. When the
 // table is full, every translation is dropped and the cache starts over.
 
-import { buildModule, I32, I64, type FuncBody, type ImportFunc } from './wasm-builder.js';
+import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
 import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
 
 const JIT_QUEUE_OFF = 0x2000;
@@ -23,13 +23,8 @@ const MAX_LIVE_MODULES = 1024;
 const DRAIN_SLICES = 4;
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
-/**
- * Translations live before a flush. Every instance that imports a table gets its
- * own copy of the table's dispatch entries in V8 (about 24 bytes a slot), so the
- * chain table's size times the number of modules is host memory: 32768 slots
- * cost about 300 MiB over a boot, 8192 about 130 MiB less.
- */
-export const TABLE_SIZE = 8192;
+/** Translation slots (core table and chain table) before a flush. */
+export const TABLE_SIZE = 32768;
 
 interface WasmTable {
   set(i: number, f: unknown): void;
@@ -50,6 +45,8 @@ export interface JitCoreExports {
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
   'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp'] as const;
+/** Imported by every block module after the core's helpers: the chain trampoline. */
+const CHAIN_IMPORT = 'jitChain';
 
 export interface JitStats {
   /** Bytes of wasm generated (all modules, since start). */
@@ -67,11 +64,14 @@ export class Jit {
   private slicesWaiting = 0;
   private imports: Record<string, unknown>;
   /**
-   * The table translated blocks chain through (return_call_indirect). V8 keeps every
-   * instance that imports a table alive as long as the table lives, so the blocks do
-   * not import the core's table: each generation of translations gets its own chain
-   * table, dropped with them at a flush. The core's table holds the same functions
-   * at the same slots for the dispatcher.
+   * The table translated blocks chain through. V8 (11.x) gives every instance that
+   * imports a table its own copy of the table's dispatch entries and keeps the
+   * instance alive as long as the table lives. So block modules import no table:
+   * they tail-call a one-function trampoline module that does the
+   * return_call_indirect, and only the trampoline imports the table. Each
+   * generation of translations (until a flush) gets a fresh table and trampoline,
+   * dropped with them. The core's table holds the same functions at the same
+   * slots for the dispatcher.
    */
   private chainTable: WasmTable;
   readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
@@ -93,9 +93,23 @@ export class Jit {
   }
 
   private makeImports(): Record<string, unknown> {
-    const env: Record<string, unknown> = { memory: this.memory, table: this.chainTable };
+    const env: Record<string, unknown> = { memory: this.memory };
     for (const h of HELPERS) env[h] = this.ex[h];
+    env[CHAIN_IMPORT] = this.makeTrampoline();
     return { env };
+  }
+
+  /** chain(slot) = return_call_indirect chainTable[slot], as a function block modules import. */
+  private makeTrampoline(): unknown {
+    const code = new Uint8Array([OP.local_get, 0, OP.return_call_indirect, 0, 0]);
+    const bytes = buildModule(
+      [{ params: [], results: [I32] }, { params: [I32], results: [I32] }],
+      [],
+      [{ type: 1, locals: [], code, exportName: 'chain' }],
+      true,
+    );
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.memory, table: this.chainTable } });
+    return inst.exports.chain;
   }
 
   /** Drop every translation and link: the table and the link slots start over. */
@@ -157,9 +171,11 @@ export class Jit {
       { params: [I32], results: [] }, // 3: jitInterp
       { params: [I64, I64], results: [I64] }, // 4: M helpers
       { params: [I32, I32], results: [] }, // 5: jitFp
+      { params: [I32], results: [I32] }, // 6: the chain trampoline
     ];
     const typeOf = (name: string, i: number) => (name === 'jitFp' ? 5 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4);
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
+    imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
