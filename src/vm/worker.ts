@@ -104,9 +104,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const randomBytes = entropySource(config.deterministic);
   const wasm = readFileSync(config.wasmPath);
-  const kernel = config.kernel ? readFileSync(config.kernel) : undefined;
-  const initrd = config.initrd ? readFileSync(config.initrd) : undefined;
-  const bios = config.bios ? readFileSync(config.bios) : undefined;
+  // Boot images are read for each boot (a guest reboot reads them again) rather than
+  // kept: a Debian kernel is about 30 MiB that would otherwise stay resident.
+  const image = (path: string | undefined) => (path ? new Uint8Array(readFileSync(path).buffer) : undefined);
 
   let exit: { code: number; reason: string } | null = null;
   let rebootRequested = false;
@@ -115,9 +115,9 @@ async function main(): Promise<void> {
       new Uint8Array(wasm),
       {
         ramSize: config.memMiB * 1024 * 1024,
-        kernel: kernel ? new Uint8Array(kernel) : undefined,
-        initrd: initrd ? new Uint8Array(initrd) : undefined,
-        bios: bios ? new Uint8Array(bios) : undefined,
+        kernel: image(config.kernel),
+        initrd: image(config.initrd),
+        bios: image(config.bios),
         bootargs: config.append,
         deterministic: config.deterministic,
         jit: config.jit !== false,
