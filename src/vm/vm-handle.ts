@@ -3,7 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import {
   createSharedControl,
   pushInput,
@@ -42,6 +42,8 @@ export interface VmHandleOptions {
   stopTimeoutMs?: number;
   /** Retry interval for console input that did not fit the input ring (ms). */
   inputRetryMs?: number;
+  /** Heap limits for the worker thread (the daemon isolates each VM's JS heap). */
+  resourceLimits?: ResourceLimits;
 }
 
 /** Absolute path of the compiled CPU core, build/cpu.wasm in the repo. */
@@ -58,7 +60,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
-  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl'>> & { workerUrl?: URL };
+  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
   private worker: Worker | null = null;
   private state: State = 'new';
   private resolveExit!: (r: VmExit) => void;
@@ -75,6 +77,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       workerUrl: options.workerUrl,
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
       inputRetryMs: options.inputRetryMs ?? 5,
+      resourceLimits: options.resourceLimits,
     };
     this.exited = new Promise<VmExit>((resolve) => {
       this.resolveExit = resolve;
@@ -92,7 +95,10 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker: Worker;
     try {
-      worker = new Worker(url, { workerData: { config: this.config, control: this.control } });
+      worker = new Worker(url, {
+        workerData: { config: this.config, control: this.control },
+        resourceLimits: this.opts.resourceLimits,
+      });
     } catch (e) {
       this.finish({ code: 1, reason: `cannot start the VM worker: ${errorText(e)}` });
       return;
@@ -185,6 +191,19 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   /** The worker's live counters (instructions, host time used, run state, heartbeat). */
   live(): LiveCounters {
     return readLive(this.control);
+  }
+
+  /** End the worker now, without asking (a hung VM); `exit` follows with `reason`. */
+  kill(reason: string): Promise<VmExit> {
+    if (this.state === 'exited') return this.exited;
+    this.lastError = reason;
+    if (this.worker) {
+      const w = this.worker;
+      void w.terminate().then(() => this.finish({ code: 1, reason }));
+    } else {
+      this.finish({ code: 1, reason });
+    }
+    return this.exited;
   }
 
   /** Ask the worker for a statistics report (a 'stats' event follows). */

@@ -133,7 +133,9 @@ async function main(): Promise<void> {
     const seen = Atomics.load(ctrl, CTRL_WAKE);
     Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
   };
+  const failAt = config.debugFailAfterMs === undefined ? Infinity : performance.now() + config.debugFailAfterMs;
   for (;;) {
+    if (performance.now() >= failAt) throw new Error('injected fault (debug.failAfterMs)');
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
