@@ -27,6 +27,15 @@ interface Track {
   /** Host time a capped VM used beyond its cap, paid back from later grants (µs). */
   capDebtUs: number;
   credit: bigint;
+  /** Instructions and busy time since the last published window. */
+  winInstr: number;
+  winBusyUs: number;
+  speedInstr: number;
+  speedBusyUs: number;
+  /** Whether ipus comes from a measurement yet (the first one replaces the guess). */
+  measured: boolean;
+  /** Service received (CPU µs from instructions) per weight unit; -1 while not runnable. */
+  vtime: number;
 }
 
 export interface SchedulerOptions {
@@ -39,6 +48,11 @@ const INITIAL_IPUS = 100;
 /** An idle VM still gets this share of a core, so it can take its interrupts at once. */
 const IDLE_SHARE = 0.02;
 const EMA = 0.2;
+const SPEED_SAMPLE_US = 5000;
+/** How many periods of entitlement a starved VM may catch up on. */
+const MAX_LAG = 10;
+/** Monitoring figures (MIPS, shares) are published over windows this long. */
+const REPORT_WINDOW_MS = 1000;
 
 /**
  * Split `capacity` among demands with weights, each limited by its own ceiling
@@ -74,6 +88,9 @@ export class FairShareScheduler {
   private timer: NodeJS.Timeout | null = null;
   private cpus: number;
   readonly periodMs: number;
+  private windowStart = performance.now();
+  /** The virtual time of the slowest runnable VM at the last period. */
+  private vfloor = 0;
 
   constructor(private readonly vms: () => Iterable<Schedulable>, opts: SchedulerOptions) {
     this.cpus = opts.cpus;
@@ -99,7 +116,6 @@ export class FairShareScheduler {
   tick(now = performance.now()): void {
     const running: { vm: Schedulable; live: LiveCounters; t: Track }[] = [];
     const seen = new Set<string>();
-    let totalInstr = 0;
     for (const vm of this.vms()) {
       const live = vm.live();
       if (!live || live.state === RUN_STATE_EXITED) continue;
@@ -107,7 +123,7 @@ export class FairShareScheduler {
       let t = this.tracks.get(vm.name);
       if (!t || live.instret < t.instret) {
         // New (or restarted) worker: start measuring from here.
-        t = { instret: live.instret, busyUs: live.busyUs, at: now, ipus: t?.ipus ?? INITIAL_IPUS, capDebtUs: 0, credit: -1n };
+        t = { instret: live.instret, busyUs: live.busyUs, at: now, ipus: t?.ipus ?? INITIAL_IPUS, capDebtUs: 0, credit: -1n, winInstr: 0, winBusyUs: 0, vtime: -1, speedInstr: 0, speedBusyUs: 0, measured: t?.measured ?? false };
         this.tracks.set(vm.name, t);
         running.push({ vm, live, t });
         continue;
@@ -115,58 +131,104 @@ export class FairShareScheduler {
       const dt = Math.max(1, (now - t.at) * 1000);
       const dInstr = Number(live.instret - t.instret);
       const dBusy = live.busyUs - t.busyUs;
-      if (dBusy > 2000 && dInstr > 0) t.ipus = t.ipus * (1 - EMA) + (dInstr / dBusy) * EMA;
-      vm.window.mips = dInstr / dt;
-      vm.window.cpuShare = Math.max(0, dBusy) / dt;
-      totalInstr += dInstr;
+      // Measure speed over at least SPEED_SAMPLE_US of busy time: one period of a throttled VM is too short.
+      t.speedInstr += dInstr;
+      t.speedBusyUs += Math.max(0, dBusy);
+      if (t.speedBusyUs >= SPEED_SAMPLE_US && t.speedInstr > 0) {
+        const measured = t.speedInstr / t.speedBusyUs;
+        t.ipus = t.measured ? t.ipus * (1 - EMA) + measured * EMA : measured;
+        t.measured = true;
+        t.speedInstr = 0;
+        t.speedBusyUs = 0;
+      }
       const cap = vm.cap;
       if (cap !== undefined) t.capDebtUs = Math.max(0, t.capDebtUs + dBusy - cap * dt);
+      if (t.vtime >= 0) t.vtime += dInstr / vm.weight;
+      t.winInstr += dInstr;
+      t.winBusyUs += Math.max(0, dBusy);
       t.instret = live.instret;
       t.busyUs = live.busyUs;
       t.at = now;
       running.push({ vm, live, t });
     }
     for (const name of [...this.tracks.keys()]) if (!seen.has(name)) this.tracks.delete(name);
-    if (totalInstr > 0) {
-      const sumRate = running.reduce((s, r) => s + r.vm.window.mips, 0);
-      for (const r of running) r.vm.window.instructionShare = sumRate > 0 ? r.vm.window.mips / sumRate : 0;
-    }
+    if (now - this.windowStart >= REPORT_WINDOW_MS) this.publishWindow(running, now);
 
     // Runnable: wants CPU now (running, booting or waiting for credit).
     const runnable = running.filter((r) => r.live.state !== RUN_STATE_IDLE && r.live.state !== RUN_STATE_PAUSED);
     const periodUs = this.periodMs * 1000;
-    const shares = weightedShares(
-      this.cpus,
-      runnable.map((r) => ({ weight: r.vm.weight, ceiling: Math.min(1, r.vm.cap ?? 1) })),
-    );
-    const share = new Map<Schedulable, number>();
-    runnable.forEach((r, i) => share.set(r.vm, shares[i]));
-    for (const r of running) {
-      const cap = r.vm.cap;
-      const s = share.get(r.vm);
-      if (s === undefined) {
-        // Idle or paused: a small allowance so interrupts are handled at once.
-        const allowanceUs = Math.min(IDLE_SHARE, cap ?? 1) * periodUs;
-        this.grant(r, allowanceUs);
-        continue;
+    const ceilings = runnable.map((r) => Math.min(1, r.vm.cap ?? 1));
+    const shares = weightedShares(this.cpus, runnable.map((r, i) => ({ weight: r.vm.weight, ceiling: ceilings[i] })));
+    // Weighted fair queuing on measured service: each VM's retired
+    // instructions divided by its weight is its virtual time. A VM ahead of the
+    // slowest one gets less this period, so the shares hold even when the host
+    // is busier than the scheduler assumes. The period's capacity in
+    // instructions comes from the VMs' measured speeds.
+    const open = runnable.map((_, i) => i).filter((i) => shares[i] < ceilings[i] - 1e-9);
+    let level = 0; // virtual time the open VMs may reach in this period (instructions per weight unit)
+    if (open.length > 0) {
+      let capacity = 0;
+      let weights = 0;
+      for (const i of open) {
+        capacity += shares[i] * periodUs * runnable[i].t.ipus;
+        weights += runnable[i].vm.weight;
       }
-      if (cap === undefined && s >= 1 - 1e-9) {
+      const d = capacity / weights;
+      let v = Infinity;
+      let vmax = -Infinity;
+      for (const i of open) {
+        const t = runnable[i].t;
+        if (t.vtime < 0) t.vtime = this.vfloor; // newly runnable: no credit for the time it slept
+        v = Math.min(v, t.vtime);
+        vmax = Math.max(vmax, t.vtime);
+      }
+      // A VM far behind (starved by the host) forgoes entitlement older than MAX_LAG periods.
+      v = Math.max(v, vmax - MAX_LAG * d);
+      for (const i of open) runnable[i].t.vtime = Math.max(runnable[i].t.vtime, v);
+      this.vfloor = v;
+      level = v + d;
+    }
+    for (const r of running) if (!runnable.includes(r)) r.t.vtime = -1;
+    runnable.forEach((r, i) => {
+      const cap = r.vm.cap;
+      if (cap === undefined && shares[i] >= 1 - 1e-9) {
         // A whole core and no cap: nothing to hold back.
+        r.t.vtime = this.vfloor;
         if (r.t.credit !== -1n) {
           r.t.credit = -1n;
           r.vm.setCredit(-1n);
         }
-        continue;
+        return;
       }
-      let us = s * periodUs;
-      if (cap !== undefined) us = Math.max(0, Math.min(us, cap * periodUs - r.t.capDebtUs));
-      this.grant(r, us);
+      const ipus = r.t.ipus;
+      let n = open.includes(i) ? Math.min(periodUs * ipus, Math.max(0, (level - r.t.vtime) * r.vm.weight)) : shares[i] * periodUs * ipus;
+      if (cap !== undefined) n = Math.max(0, Math.min(n, (cap * periodUs - r.t.capDebtUs) * ipus));
+      this.grant(r, n);
+    });
+    for (const r of running) {
+      if (runnable.includes(r)) continue;
+      // Idle or paused: a small allowance so interrupts are handled at once.
+      this.grant(r, Math.min(IDLE_SHARE, r.vm.cap ?? 1) * periodUs * r.t.ipus);
     }
   }
 
-  private grant(r: { vm: Schedulable; live: LiveCounters; t: Track }, us: number): void {
+  /** Per-VM MIPS, host cores used, and share of all guest instructions over the last window. */
+  private publishWindow(running: { vm: Schedulable; t: Track }[], now: number): void {
+    const dt = (now - this.windowStart) * 1000;
+    this.windowStart = now;
+    const total = running.reduce((sum, r) => sum + r.t.winInstr, 0);
+    for (const { vm, t } of running) {
+      vm.window.mips = t.winInstr / dt;
+      vm.window.cpuShare = t.winBusyUs / dt;
+      vm.window.instructionShare = total > 0 ? t.winInstr / total : 0;
+      t.winInstr = 0;
+      t.winBusyUs = 0;
+    }
+  }
+
+  private grant(r: { vm: Schedulable; live: LiveCounters; t: Track }, instructions: number): void {
     // Credit is absolute: unused credit from the last period is not banked.
-    const credit = r.live.instret + BigInt(Math.floor(us * r.t.ipus));
+    const credit = r.live.instret + BigInt(Math.floor(instructions));
     r.t.credit = credit;
     r.vm.setCredit(credit);
   }
