@@ -66,6 +66,8 @@ export const debugSchema = {
   additionalProperties: false,
   properties: {
     failAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    hangAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    oomAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
   },
 } as const;
 

@@ -15,7 +15,7 @@ export interface CreateVmRequest {
   deterministic?: boolean;
   jit?: boolean;
   restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };
-  debug?: { failAfterMs?: number };
+  debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
 }
 
 export interface PatchVmRequest {

@@ -107,7 +107,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
       disks: (c.disks ?? []).map((d) => ({ path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial })),
-      debugFailAfterMs: c.debug?.failAfterMs,
+      debug: c.debug,
     };
   }
 

@@ -23,8 +23,8 @@ export interface VmConfig {
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;
-  /** Debug only (daemon --debug-faults): the worker throws this many ms after boot, to test fault isolation. */
-  debugFailAfterMs?: number;
+  /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
+  debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
 }
 
 export interface VmDiskConfig {
