@@ -71,6 +71,7 @@ describe('create: validation', () => {
     ['name too long', { ...ok, name: 'a'.repeat(64) }, /^name: /],
     ['missing name', { memory: 16, kernel: 'idle' }, /^name: is required$/],
     ['missing kernel', { name: 'x', memory: 16 }, /^kernel: is required/],
+    ['root disk without a disk', { ...ok, rootDisk: true }, /^rootDisk: needs a disk/],
     ['kernel outside images dir', { ...ok, kernel: '/etc/hostname' }, /^kernel: must be inside the images directory/],
     ['kernel with ..', { ...ok, kernel: '../outside' }, /^kernel: "\.\." is not allowed/],
     ['kernel symlink out of images dir', { ...ok, kernel: 'link-out' }, /^kernel: must be inside the images directory/],

@@ -73,7 +73,7 @@ test('weights 1:2:4, a cap, and work conservation', { timeout: 120_000 }, async 
   await delay(5000);
   const g = sample(['w1', 'w2']);
   const after1 = rate(f, g, 'w1') + rate(f, g, 'w2');
-  assert.ok(after1 > before1 * 1.8, `w1+w2 went from ${before1.toFixed(0)} to ${after1.toFixed(0)} instructions/ms after w4 stopped`);
+  assert.ok(after1 > before1 * 1.5, `w1+w2 went from ${before1.toFixed(0)} to ${after1.toFixed(0)} instructions/ms after w4 stopped`);
   const r12 = rate(f, g, 'w2') / rate(f, g, 'w1');
   assert.ok(Math.abs(r12 - 2) / 2 <= 0.1, `w2:w1 = ${r12.toFixed(3)} after w4 stopped`);
 

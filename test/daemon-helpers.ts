@@ -64,7 +64,7 @@ export async function startTestDaemon(
     hangTimeoutMs: 30_000,
     schedulerPeriodMs: 50,
     logMaxBytes: 1024 * 1024,
-    workerMaxHeapMiB: 256,
+    workerMaxHeapMiB: 1024,
     version: 'test',
     log: (m) => logs.push(m),
     ...opts,

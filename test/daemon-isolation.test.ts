@@ -10,7 +10,7 @@ import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon
 
 let d: TestDaemon;
 before(async () => {
-  d = await startTestDaemon({ withGuest: true, cpus: 2, debugFaults: true, hangTimeoutMs: 3000 });
+  d = await startTestDaemon({ withGuest: true, cpus: 2, debugFaults: true, hangTimeoutMs: 5000 });
 });
 after(async () => {
   await d?.cleanup();

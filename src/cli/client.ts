@@ -5,6 +5,7 @@
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { parseOptions, parseDiskSpec, UsageError, UserError, type MainIo } from './main.js';
 import { parseMemSize } from './size.js';
 import { defaultSocketPath } from './daemon-paths.js';
@@ -82,7 +83,7 @@ function target(values: { socket?: string; url?: string; 'token-file'?: string }
     }
     return { url, token, where: url.origin };
   }
-  const socketPath = values.socket ?? defaultSocketPath();
+  const socketPath = resolvePath(values.socket ?? defaultSocketPath());
   return { socketPath, where: socketPath };
 }
 

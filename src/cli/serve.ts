@@ -25,6 +25,8 @@ Options:
   --memory-budget SIZE   guest RAM all VMs may reserve (default: 75% of host RAM)
   --cpus N               host cores shared among VMs (default: cores - 1, at least 1)
   --hang-timeout SECS    a VM that reports no progress this long is failed (default: 30)
+  --worker-heap SIZE     JS heap limit of each VM's worker thread (default: 1G); guest
+                         RAM is not part of it
   --debug-faults         accept the "debug" create field (fault injection, for tests)
   -h, --help             show this help
 `;
@@ -46,6 +48,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     'memory-budget': { type: 'string' },
     cpus: { type: 'string' },
     'hang-timeout': { type: 'string' },
+    'worker-heap': { type: 'string' },
     'debug-faults': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -89,6 +92,13 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     hangTimeoutMs = s * 1000;
   }
 
+  let workerMaxHeapMiB = 1024;
+  if (values['worker-heap'] !== undefined) {
+    const b = parseSize(values['worker-heap']);
+    if (b === null || !Number.isFinite(b) || b < 64 * 1048576) throw new UsageError(`invalid --worker-heap '${values['worker-heap']}': expected a size of at least 64M`);
+    workerMaxHeapMiB = Math.floor(b / 1048576);
+  }
+
   const [{ startDaemon }, { defaultWasmPath }] = await Promise.all([import('../host/server.js'), import('../vm/vm-handle.js')]);
   const log = (m: string) => io.stderr.write(`tsvisor serve: ${m}\n`);
   let daemon;
@@ -106,7 +116,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
       hangTimeoutMs,
       schedulerPeriodMs: 50,
       logMaxBytes: 4 * 1024 * 1024,
-      workerMaxHeapMiB: 256,
+      workerMaxHeapMiB,
       version: process.env.npm_package_version ?? '0.1.0',
       log,
     });

@@ -74,7 +74,7 @@ export const debugSchema = {
 export const createVmSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'memory'],
+  required: ['name', 'memory', 'kernel'],
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN },
     vcpus: { type: 'integer', minimum: 1, maximum: 64 },
@@ -82,7 +82,7 @@ export const createVmSchema = {
     kernel: pathSchema,
     initrd: pathSchema,
     append: { type: 'string', maxLength: 2048 },
-    rootDisk: { type: 'boolean', description: 'boot from the first disk: root=/dev/vda is added to the command line' },
+    rootDisk: { type: 'boolean', description: 'the first disk is the root file system: root=/dev/vda rw is added to the command line' },
     disks: { type: 'array', maxItems: MAX_DISKS, items: diskSchema },
     nics: { type: 'array', maxItems: MAX_NICS, items: nicSchema },
     cpu: cpuSchema,

@@ -5,7 +5,7 @@ export interface CreateVmRequest {
   vcpus?: number;
   /** Guest RAM in MiB. */
   memory: number;
-  kernel?: string;
+  kernel: string;
   initrd?: string;
   append?: string;
   rootDisk?: boolean;

@@ -128,12 +128,9 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
   if (req.debug !== undefined && !limits.debugFaults) {
     throw new ApiError(400, 'debug: unknown field (fault injection needs the daemon started with --debug-faults)');
   }
-  if (req.kernel === undefined && !(req.rootDisk === true && (req.disks?.length ?? 0) > 0)) {
-    throw new ApiError(400, 'kernel: is required (or rootDisk: true with a disk)');
-  }
-  if (req.initrd !== undefined && req.kernel === undefined) throw new ApiError(400, 'initrd: needs a kernel');
+  if (req.rootDisk === true && (req.disks?.length ?? 0) === 0) throw new ApiError(400, 'rootDisk: needs a disk in disks');
   const out: CreateVmRequest = structuredClone(req);
-  if (out.kernel !== undefined) out.kernel = resolveImagePath('kernel', out.kernel, limits.imagesDir);
+  out.kernel = resolveImagePath('kernel', out.kernel, limits.imagesDir);
   if (out.initrd !== undefined) out.initrd = resolveImagePath('initrd', out.initrd, limits.imagesDir);
   out.disks?.forEach((d, i) => {
     d.path = resolveImagePath(`disks[${i}].path`, d.path, limits.imagesDir);

@@ -99,7 +99,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     let append = c.append ?? DEFAULT_APPEND;
     if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
     return {
-      kernel: c.kernel ?? '',
+      kernel: c.kernel,
       initrd: c.initrd,
       append,
       memMiB: c.memory,
