@@ -23,7 +23,7 @@ async function create(name: string, cpu: { weight?: number; cap?: number }): Pro
   assert.equal((await api(d, 'POST', `/v1/vms/${name}/start`)).status, 200);
 }
 
-function sample(names: string[]): { at: number; instret: Map<string, number>; busy: Map<string, number> } {
+function sample(names: string[]): { at: number; instret: Map<string, number>; busy: Map<string, number>; cpuUs: number } {
   const instret = new Map<string, number>();
   const busy = new Map<string, number>();
   for (const n of names) {
@@ -31,7 +31,8 @@ function sample(names: string[]): { at: number; instret: Map<string, number>; bu
     instret.set(n, Number(live.instret));
     busy.set(n, live.busyUs);
   }
-  return { at: performance.now(), instret, busy };
+  const u = process.cpuUsage();
+  return { at: performance.now(), instret, busy, cpuUs: u.user + u.system };
 }
 
 test('weights 1:2:4, a cap, and work conservation', { timeout: 120_000 }, async () => {
@@ -49,9 +50,11 @@ test('weights 1:2:4, a cap, and work conservation', { timeout: 120_000 }, async 
   for (const [i, want] of [1, 2, 4].entries()) {
     assert.ok(Math.abs(ratios[i] - want) / want <= 0.1, `instructions ${got.join(', ')}: ratio ${ratios.map((r) => r.toFixed(3)).join(':')} is not within 10% of 1:2:4`);
   }
-  // The three together use about one core (the daemon's --cpus), not two.
-  const cores = names.reduce((s, n) => s + (b.busy.get(n)! - a.busy.get(n)!), 0) / ((b.at - a.at) * 1000);
-  assert.ok(cores < 1.15, `VMs used ${cores.toFixed(2)} cores with --cpus 1`);
+  // The three together use about one core (the daemon's --cpus), not two: this
+  // process's CPU time (the daemon and its VM threads) measures it. (Busy time
+  // is wall time in the emulator and overstates CPU when the host is loaded.)
+  const cores = (b.cpuUs - a.cpuUs) / ((b.at - a.at) * 1000);
+  assert.ok(cores < 1.2, `the daemon used ${cores.toFixed(2)} cores with --cpus 1`);
 
   // A capped VM with a large weight: its weight alone would take most of the core.
   await create('capped', { weight: 100_000, cap: 0.25 });

@@ -43,7 +43,8 @@ class SimVm implements Schedulable {
 
 /** Simulate `periods` of 50 ms; the host gives each VM at most `hostShare` of a core per period. */
 function simulate(vms: SimVm[], cpus: number, periods: number, hostShare = 1): void {
-  const sched = new FairShareScheduler(() => vms, { cpus, periodMs: 50 });
+  const cpuTimeUs = () => vms.reduce((sum, v) => sum + v.busyUs, 0);
+  const sched = new FairShareScheduler(() => vms, { cpus, periodMs: 50, cpuTimeUs });
   let now = 0;
   for (let p = 0; p < periods; p++) {
     sched.tick(now);

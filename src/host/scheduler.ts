@@ -6,7 +6,7 @@
 // instructions through each VM's measured instructions per busy microsecond.
 // An idle or paused VM's share goes to the others (work-conserving).
 
-import { RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, type LiveCounters } from '../vm/protocol.js';
+import { RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_THROTTLED, type LiveCounters } from '../vm/protocol.js';
 
 /** The part of a VM the scheduler needs (VmSupervisor implements it). */
 export interface Schedulable {
@@ -41,6 +41,13 @@ interface Track {
 export interface SchedulerOptions {
   cpus: number;
   periodMs: number;
+  /** CPU time used by this process so far, in µs (all threads; default process.cpuUsage()). */
+  cpuTimeUs?: () => number;
+}
+
+function processCpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 /** Before a VM has been measured: a guess of its speed (instructions per µs). */
@@ -48,6 +55,8 @@ const INITIAL_IPUS = 100;
 /** An idle VM still gets this share of a core, so it can take its interrupts at once. */
 const IDLE_SHARE = 0.02;
 const EMA = 0.2;
+const MIN_BOOST = 0.1;
+const MAX_BOOST = 32;
 const SPEED_SAMPLE_US = 5000;
 /** How many periods of entitlement a starved VM may catch up on. */
 const MAX_LAG = 10;
@@ -89,12 +98,40 @@ export class FairShareScheduler {
   private cpus: number;
   readonly periodMs: number;
   private windowStart = performance.now();
+  private readonly cpuTimeUs: () => number;
+  private lastCpu: number | null = null;
+  private lastCpuAt = 0;
+  private usedCores = 0;
+  /** Correction of the capacity estimate from the process's real CPU use (see adaptBoost). */
+  boost = 1;
   /** The virtual time of the slowest runnable VM at the last period. */
   private vfloor = 0;
 
   constructor(private readonly vms: () => Iterable<Schedulable>, opts: SchedulerOptions) {
     this.cpus = opts.cpus;
     this.periodMs = opts.periodMs;
+    this.cpuTimeUs = opts.cpuTimeUs ?? processCpuUs;
+  }
+
+  /**
+   * A worker's busy time is wall time inside the emulator, which overstates its
+   * CPU time when the host has more threads than cores, so speeds measured
+   * from it are too low. The process's real CPU time (all threads) corrects
+   * the total: while VMs wait for credit and the process uses less than
+   * --cpus cores, the period's capacity grows; above --cpus it shrinks.
+   */
+  private adaptBoost(now: number, anyThrottled: boolean, anyRunnable: boolean): void {
+    const cpu = this.cpuTimeUs();
+    if (this.lastCpu !== null && now > this.lastCpuAt) {
+      const used = (cpu - this.lastCpu) / ((now - this.lastCpuAt) * 1000);
+      this.usedCores = this.usedCores * 0.7 + used * 0.3;
+      if (anyRunnable) {
+        if (this.usedCores > this.cpus * 1.03) this.boost = Math.max(MIN_BOOST, this.boost * 0.93);
+        else if (anyThrottled && this.usedCores < this.cpus * 0.95) this.boost = Math.min(MAX_BOOST, this.boost * 1.07);
+      }
+    }
+    this.lastCpu = cpu;
+    this.lastCpuAt = now;
   }
 
   get hostCpus(): number {
@@ -167,13 +204,6 @@ export class FairShareScheduler {
     const open = runnable.map((_, i) => i).filter((i) => shares[i] < ceilings[i] - 1e-9);
     let level = 0; // virtual time the open VMs may reach in this period (instructions per weight unit)
     if (open.length > 0) {
-      let capacity = 0;
-      let weights = 0;
-      for (const i of open) {
-        capacity += shares[i] * periodUs * runnable[i].t.ipus;
-        weights += runnable[i].vm.weight;
-      }
-      const d = capacity / weights;
       let v = Infinity;
       let vmax = -Infinity;
       for (const i of open) {
@@ -182,11 +212,23 @@ export class FairShareScheduler {
         v = Math.min(v, t.vtime);
         vmax = Math.max(vmax, t.vtime);
       }
+      // Capacity is short only if even the VM furthest behind used all its credit.
+      const laggard = open.find((i) => runnable[i].t.vtime === v)!;
+      this.adaptBoost(now, runnable[laggard].live.state === RUN_STATE_THROTTLED, true);
+      let capacity = 0;
+      let weights = 0;
+      for (const i of open) {
+        capacity += shares[i] * periodUs * runnable[i].t.ipus * this.boost;
+        weights += runnable[i].vm.weight;
+      }
+      const d = capacity / weights;
       // A VM far behind (starved by the host) forgoes entitlement older than MAX_LAG periods.
       v = Math.max(v, vmax - MAX_LAG * d);
       for (const i of open) runnable[i].t.vtime = Math.max(runnable[i].t.vtime, v);
       this.vfloor = v;
       level = v + d;
+    } else {
+      this.adaptBoost(now, false, runnable.length > 0);
     }
     for (const r of running) if (!runnable.includes(r)) r.t.vtime = -1;
     runnable.forEach((r, i) => {
@@ -201,7 +243,8 @@ export class FairShareScheduler {
         return;
       }
       const ipus = r.t.ipus;
-      let n = open.includes(i) ? Math.min(periodUs * ipus, Math.max(0, (level - r.t.vtime) * r.vm.weight)) : shares[i] * periodUs * ipus;
+      const boosted = ipus * this.boost;
+      let n = open.includes(i) ? Math.min(periodUs * boosted, Math.max(0, (level - r.t.vtime) * r.vm.weight)) : shares[i] * periodUs * boosted;
       if (cap !== undefined) n = Math.max(0, Math.min(n, (cap * periodUs - r.t.capDebtUs) * ipus));
       this.grant(r, n);
     });
