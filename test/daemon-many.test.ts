@@ -1,6 +1,6 @@
 // Many VMs on one daemon: created, booted to the guest's shell prompt, listed,
 // stopped and removed in one run, with no worker thread or file descriptor
-// left behind. TSVISOR_DAEMON_VMS sets how many (default 4: on a 2-core host
+// left behind. TSVISOR_DAEMON_VMS sets how many (default 5: on a 2-core host
 // each boot costs about 25 s of CPU; twenty take about 5 minutes, see README).
 
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, openFds, READY_LINE, startTestDaemon, until } from './daemon-helpers.js';
 
-const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 4);
+const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 5);
 const threads = () => readdirSync('/proc/self/task').length;
 
 test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async (t) => {
