@@ -10,7 +10,8 @@ import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon
 
 let d: TestDaemon;
 before(async () => {
-  d = await startTestDaemon({ withGuest: true, cpus: 2, debugFaults: true, hangTimeoutMs: 5000 });
+  // A smaller worker heap than the default so the injected heap exhaustion is quick.
+  d = await startTestDaemon({ withGuest: true, cpus: 2, debugFaults: true, hangTimeoutMs: 10_000, workerMaxHeapMiB: 512 });
 });
 after(async () => {
   await d?.cleanup();

@@ -56,7 +56,7 @@ const INITIAL_IPUS = 100;
 const IDLE_SHARE = 0.02;
 const EMA = 0.2;
 const MIN_BOOST = 0.1;
-const MAX_BOOST = 32;
+const MAX_BOOST = 4;
 const SPEED_SAMPLE_US = 5000;
 /** How many periods of entitlement a starved VM may catch up on. */
 const MAX_LAG = 10;
@@ -118,7 +118,9 @@ export class FairShareScheduler {
    * CPU time when the host has more threads than cores, so speeds measured
    * from it are too low. The process's real CPU time (all threads) corrects
    * the total: while VMs wait for credit and the process uses less than
-   * --cpus cores, the period's capacity grows; above --cpus it shrinks.
+   * --cpus cores, the period's capacity grows; above --cpus it shrinks. The
+   * correction stays within [MIN_BOOST, MAX_BOOST]: a large one would also let
+   * a VM run that many periods ahead of the others (see `level`).
    */
   private adaptBoost(now: number, anyThrottled: boolean, anyRunnable: boolean): void {
     const cpu = this.cpuTimeUs();
