@@ -136,6 +136,11 @@ export class FairShareScheduler {
     this.lastCpuAt = now;
   }
 
+  /** Host time a capped VM has used beyond its cap and not yet paid back (µs). */
+  capDebtUs(name: string): number {
+    return this.tracks.get(name)?.capDebtUs ?? 0;
+  }
+
   get hostCpus(): number {
     return this.cpus;
   }
