@@ -60,6 +60,27 @@ describe('--disk', () => {
     assert.throws(() => parseDiskSpec('a.img,format=raw,format=raw'), /twice/);
   });
 
+  test('rate limits: bps with size suffixes, iops, bursts', () => {
+    assert.deepEqual(parseDiskSpec('a.img,bps=10M,iops=200').limits, {
+      bandwidth: { size: 10 * 1024 * 1024, refillMs: 1000 },
+      ops: { size: 200, refillMs: 1000 },
+    });
+    assert.deepEqual(parseDiskSpec('a.img,bps=1M,bps_burst=64M').limits, {
+      bandwidth: { size: 1024 * 1024, refillMs: 1000, oneTimeBurst: 64 * 1024 * 1024 },
+    });
+    assert.deepEqual(parseDiskSpec('a.img,iops=5,iops_burst=100').limits, { ops: { size: 5, refillMs: 1000, oneTimeBurst: 100 } });
+    assert.equal(parseDiskSpec('a.img').limits, undefined);
+    assert.throws(() => parseDiskSpec('a.img,bps=0'), /bps value '0'/);
+    assert.throws(() => parseDiskSpec('a.img,bps=fast'), /bps value 'fast'/);
+    assert.throws(() => parseDiskSpec('a.img,iops=1.5'), /iops value/);
+    assert.throws(() => parseDiskSpec('a.img,bps_burst=1M'), /bps_burst needs bps/);
+    assert.throws(() => parseDiskSpec('a.img,iops_burst=3'), /iops_burst needs iops/);
+    const o = parseRunArgs(['--balloon', '--disk', 'x.img,iops=10']);
+    assert.ok(o !== 'help');
+    assert.equal(o.balloon, true);
+    assert.deepEqual(o.disks[0].limits, { ops: { size: 10, refillMs: 1000 } });
+  });
+
   test('CLI: missing file, bad option, unknown format, too many', () => {
     oneLine(run('--disk', join(dir, 'missing.img')), /disk file not found/);
     oneLine(run('--disk', `${disk},bogus=1`), /unknown --disk option 'bogus'/);

@@ -5,6 +5,8 @@ import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, cons
 import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseMemSize, parseSize, SizeError } from './size.js';
+import { parseNetSpec, type NicSpec } from '../net/nic-spec.js';
+import { perSecond, type RateLimits } from '../devices/rate-limiter.js';
 
 /** A mistake on the user's side: shown as one line, no stack trace. */
 export class UserError extends Error {
@@ -58,11 +60,26 @@ Options:
   --mem SIZE         guest RAM, 16M..3584M (default: ${DEFAULT_MEM}); e.g. 512M, 1G
   --bios FILE        run this M-mode firmware (e.g. OpenSBI fw_dynamic.bin)
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]
+       [,bps=N][,iops=N][,bps_burst=N][,iops_burst=N]
                      attach a virtio-blk disk (repeatable; the first is /dev/vda);
-                     the format is detected when not given; ",," in PATH is a comma
+                     the format is detected when not given; ",," in PATH is a comma;
+                     bps/iops limit bytes (e.g. 10M) and requests per second,
+                     the bursts are one-time extras on top
+  --balloon          attach a virtio-balloon device (target set by the host)
   --deterministic    guest time follows the instruction count (reproducible runs)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
+  --net SPEC         a virtio-net NIC (repeatable; the first is eth0):
+                       user[,hostfwd=tcp:127.0.0.1:8080-:80][,allow=CIDR...]
+                                       user-mode NAT, no privileges needed
+                       switch=NAME     a virtual switch shared with other VMs
+                       tap,ifname=IF   an existing TAP device (bridged)
+                       none            no NIC
+                     each takes mac=52:54:00:xx:xx:xx (default: derived from --name);
+                     default: one user NIC (none with --deterministic);
+                     tx_bps=, rx_bps= (bytes/s, e.g. 10M), tx_pps=, rx_pps= (frames/s)
+                     limit a NIC with token buckets
+  --name NAME        the VM's name (default: its first disk's path)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
@@ -339,7 +356,24 @@ export interface RunOptions {
   jit: boolean;
   rng: boolean;
   stats: boolean;
+  /** NICs from --net, eth0 first; undefined = the default (see defaultNics). */
+  nics?: NicSpec[];
+  /** The VM's name (--name): derives stable MAC addresses. */
+  name?: string;
+  /** Attach virtio-balloon (--balloon). */
+  balloon?: boolean;
 }
+
+/**
+ * Without --net, a VM gets one NIC on user-mode networking, as with QEMU. Deterministic
+ * runs get none: traffic from the host would make them depend on host timing.
+ */
+export function defaultNics(opts: Pick<RunOptions, 'deterministic'>): NicSpec[] {
+  return opts.deterministic ? [] : [{ mode: 'user', params: [] }];
+}
+
+/** Largest number of NICs. */
+export const MAX_NICS = 4;
 
 /** One --disk option. */
 export interface DiskSpec {
@@ -347,6 +381,17 @@ export interface DiskSpec {
   format?: 'raw' | 'qcow2';
   readOnly: boolean;
   serial?: string;
+  /** From bps=, iops=, bps_burst=, iops_burst= (per second buckets). */
+  limits?: RateLimits;
+}
+
+/** A positive whole number of bytes (size suffixes allowed) or of operations (plain digits). */
+function parseRate(key: string, val: string, bytes: boolean): number {
+  const n = bytes ? parseSize(val) : /^\d+$/.test(val) ? Number(val) : null;
+  if (n === null || !Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`bad --disk ${key} value '${val}' (${bytes ? 'a size like 10M' : 'a whole number'} greater than 0)`);
+  }
+  return n;
 }
 
 /** Largest number of disks (8 virtio-mmio slots, less the entropy source and hvc0). */
@@ -366,6 +411,7 @@ export function parseDiskSpec(spec: string): DiskSpec {
   if (path === '') throw new UsageError(`--disk needs a file name (got '${spec}')`);
   const d: DiskSpec = { path, readOnly: false };
   const seen = new Set<string>();
+  const rates: Partial<Record<'bps' | 'iops' | 'bps_burst' | 'iops_burst', number>> = {};
   for (const o of opts) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw new UsageError(`bad --disk option '${o}' (expected format=, readonly= or serial=)`);
@@ -387,9 +433,22 @@ export function parseDiskSpec(spec: string): DiskSpec {
         if (!/^[\x20-\x7e]{0,20}$/.test(val)) throw new UsageError(`bad --disk serial '${val}' (at most 20 printable ASCII characters)`);
         d.serial = val;
         break;
+      case 'bps':
+      case 'bps_burst':
+      case 'iops':
+      case 'iops_burst':
+        rates[key] = parseRate(key, val, key.startsWith('bps'));
+        break;
       default:
-        throw new UsageError(`unknown --disk option '${key}' (format, readonly or serial)`);
+        throw new UsageError(`unknown --disk option '${key}' (format, readonly, serial, bps, iops, bps_burst or iops_burst)`);
     }
+  }
+  if (rates.bps_burst !== undefined && rates.bps === undefined) throw new UsageError('--disk bps_burst needs bps');
+  if (rates.iops_burst !== undefined && rates.iops === undefined) throw new UsageError('--disk iops_burst needs iops');
+  if (rates.bps !== undefined || rates.iops !== undefined) {
+    d.limits = {};
+    if (rates.bps !== undefined) d.limits.bandwidth = perSecond(rates.bps, rates.bps_burst);
+    if (rates.iops !== undefined) d.limits.ops = perSecond(rates.iops, rates.iops_burst);
   }
   return d;
 }
@@ -408,10 +467,27 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     jit: { type: 'string' },
     rng: { type: 'string' },
     stats: { type: 'boolean' },
+    net: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    balloon: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
   const disks = (values.disk ?? []).map(parseDiskSpec);
+  let nics: NicSpec[] | undefined;
+  if (values.net !== undefined) {
+    nics = [];
+    for (const text of values.net) {
+      const r = parseNetSpec(text);
+      if (!r.ok) throw new UsageError(r.error);
+      if (r.spec) nics.push(r.spec);
+      else if (values.net.length > 1) throw new UsageError('--net none cannot be combined with other --net options');
+    }
+    if (nics.length > MAX_NICS) throw new UsageError(`too many NICs: ${nics.length} (at most ${MAX_NICS})`);
+  }
+  if (values.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(values.name)) {
+    throw new UsageError(`invalid --name '${values.name}': letters, digits, '_', '.', '-' (at most 63)`);
+  }
   if (disks.length > MAX_DISKS) throw new UsageError(`too many disks: ${disks.length} (at most ${MAX_DISKS})`);
   let memMiB: number;
   try {
@@ -440,6 +516,9 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     jit: jit === 'on',
     rng: rng === 'on',
     stats: values.stats === true,
+    nics,
+    name: values.name,
+    balloon: values.balloon === true,
   };
 }
 
@@ -463,6 +542,16 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
       opts.append = `${opts.append} ${extra}`;
       io.stderr.write(`tsvisor: ${opts.disks[0].path} is a tsvisor root disk; kernel command line "${opts.append}"\n`);
     }
+  }
+
+  const { createNicHosts } = await import('../net/create-backend.js');
+  const vmName = opts.name ?? (opts.disks[0] ? resolvePath(opts.disks[0].path) : 'tsvisor');
+  // NIC backends first: a host port in use or a missing TAP device is reported before anything slow.
+  let nics;
+  try {
+    nics = await createNicHosts(opts.nics ?? defaultNics(opts), vmName);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
   }
 
   let kernel = opts.kernel;
@@ -494,13 +583,15 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
     wasmPath,
-    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial })),
+    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial, limits: d.limits })),
     jit: opts.jit,
     rng: opts.rng,
     stats: opts.stats,
-  });
+    balloon: opts.balloon,
+  }, { nics });
   if (opts.stats) {
-    vm.on('stats', (text) => io.stderr.write(text));
+    const { formatNicStats } = await import('../net/nic-stats.js');
+    vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
     process.on('SIGUSR1', () => vm.requestStats());
   }
   const done = attachConsole(vm, process, { handleProcessEvents: true });

@@ -162,6 +162,13 @@ function accessFault(access: u32, va: u64): u64 {
 /** Translate a guest virtual address. On a fault raises the exception and returns 0 (check `trapped`). */
 /** Slow-path translations per access kind (fetch, load, store): u64 counters for --stats. */
 export const WALK_COUNTS_OFF: u32 = 0x1200;
+/** Data TLB lookups (loads, stores): u64 counters; with the slow paths they give the hit rate. */
+export const LOOKUP_COUNTS_OFF: u32 = 0x1240;
+
+@inline function countLookup(kind: u32): void {
+  const c = STATE + LOOKUP_COUNTS_OFF + (kind << 3);
+  store<u64>(c, load<u64>(c) + 1);
+}
 
 export function translate(va: u64, access: u32): u64 {
   const cnt = STATE + WALK_COUNTS_OFF + (access << 3);
@@ -341,41 +348,49 @@ export function translateAmo(va: u64): u64 {
 }
 
 @inline export function load8(va: u64): u64 {
+  countLookup(0);
   const e = tlbEntry(tlbLoad, va);
   if (load<u64>(e) == va >> 12) return <u64>load<u8>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 1);
 }
 @inline export function load16(va: u64): u64 {
+  countLookup(0);
   const e = tlbEntry(tlbLoad, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) return <u64>load<u16>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 2);
 }
 @inline export function load32(va: u64): u64 {
+  countLookup(0);
   const e = tlbEntry(tlbLoad, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) return <u64>load<u32>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 4);
 }
 @inline export function load64(va: u64): u64 {
+  countLookup(0);
   const e = tlbEntry(tlbLoad, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) return load<u64>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 8);
 }
 @inline export function store8(va: u64, v: u64): void {
+  countLookup(1);
   const e = tlbEntry(tlbStore, va);
   if (load<u64>(e) == va >> 12) store<u8>(<usize>(va + load<u64>(e, 8)), <u8>v);
   else storeSlow(va, 1, v);
 }
 @inline export function store16(va: u64, v: u64): void {
+  countLookup(1);
   const e = tlbEntry(tlbStore, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) store<u16>(<usize>(va + load<u64>(e, 8)), <u16>v);
   else storeSlow(va, 2, v);
 }
 @inline export function store32(va: u64, v: u64): void {
+  countLookup(1);
   const e = tlbEntry(tlbStore, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) store<u32>(<usize>(va + load<u64>(e, 8)), <u32>v);
   else storeSlow(va, 4, v);
 }
 @inline export function store64(va: u64, v: u64): void {
+  countLookup(1);
   const e = tlbEntry(tlbStore, va);
   if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) store<u64>(<usize>(va + load<u64>(e, 8)), v);
   else storeSlow(va, 8, v);

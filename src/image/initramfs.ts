@@ -79,6 +79,17 @@ if [ -n "$ROOT" ]; then
   fi
 fi
 
+# Network: loopback, and eth0 by DHCP in the background (as a cloud image does);
+# "tsvisor.dhcp=off" on the command line leaves eth0 unconfigured (static setups).
+ip link set lo up 2>/dev/null
+if [ -d /sys/class/net/eth0 ]; then
+  ip link set eth0 up 2>/dev/null
+  case " $(cat /proc/cmdline) " in
+    *" tsvisor.dhcp=off "*) ;;
+    *) (udhcpc -i eth0 -f -q -n -t 5 -T 2 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 &) ;;
+  esac
+fi
+
 echo "${READY_LINE}"
 
 # An interactive shell on the console, with job control (a controlling tty).
@@ -98,6 +109,26 @@ echo o > /proc/sysrq-trigger 2>/dev/null
 while :; do sleep 3600; done
 `;
 }
+
+/** busybox udhcpc runs this with the lease in its environment ($1 = what happened). */
+export const UDHCPC_SCRIPT = `#!/bin/sh
+case "$1" in
+  deconfig)
+    ip addr flush dev "$interface" 2>/dev/null
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip addr flush dev "$interface" 2>/dev/null
+    ip addr add "$ip/\${mask:-24}" \${broadcast:+broadcast "$broadcast"} dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface" 2>/dev/null; break; done
+    : > /etc/resolv.conf
+    [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    [ "$1" = bound ] && echo "tsvisor guest: $interface $ip/\${mask:-24} via \${router:-none}" > /dev/console
+    ;;
+esac
+exit 0
+`;
 
 export const PROFILE = `export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
@@ -152,6 +183,8 @@ export function initramfsEntries(inp: InitramfsInput): CpioEntry[] {
     file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n'),
     file('etc/group', 'root:x:0:\n'),
     file('etc/hostname', 'tsvisor\n'),
+    file('etc/hosts', '127.0.0.1 localhost\n'),
+    file('usr/share/udhcpc/default.script', UDHCPC_SCRIPT, 0o755),
     file('etc/tsvisor-modules', inp.modules.map((m) => m.path).join('\n') + '\n'),
     file(`${mdir}/modules.dep`, inp.modulesDep),
     file(`${mdir}/modules.alias`, inp.modulesAlias),

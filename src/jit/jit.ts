@@ -3,7 +3,7 @@
 // functions in the shared table and tell the core where they are. When the
 // table is full, every translation is dropped and the cache starts over.
 
-import { buildModule, I32, I64, type FuncBody, type ImportFunc } from './wasm-builder.js';
+import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
 import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
 
 const JIT_QUEUE_OFF = 0x2000;
@@ -23,6 +23,7 @@ const MAX_LIVE_MODULES = 1024;
 const DRAIN_SLICES = 4;
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
+/** Translation slots (core table and chain table) before a flush. */
 export const TABLE_SIZE = 32768;
 
 interface WasmTable {
@@ -31,6 +32,7 @@ interface WasmTable {
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { initial: number; element: 'anyfunc' }) => WasmTable;
 };
 
 export interface JitCoreExports {
@@ -43,6 +45,8 @@ export interface JitCoreExports {
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
   'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp'] as const;
+/** Imported by every block module after the core's helpers: the chain trampoline. */
+const CHAIN_IMPORT = 'jitChain';
 
 export interface JitStats {
   /** Bytes of wasm generated (all modules, since start). */
@@ -58,17 +62,54 @@ export class Jit {
   private nextLink = 0;
   private liveModules = 0;
   private slicesWaiting = 0;
-  private readonly imports: Record<string, unknown>;
+  private imports: Record<string, unknown>;
+  /**
+   * The table translated blocks chain through. V8 (11.x) gives every instance that
+   * imports a table its own copy of the table's dispatch entries and keeps the
+   * instance alive as long as the table lives. So block modules import no table:
+   * they tail-call a one-function trampoline module that does the
+   * return_call_indirect, and only the trampoline imports the table. Each
+   * generation of translations (until a flush) gets a fresh table and trampoline,
+   * dropped with them. The core's table holds the same functions at the same
+   * slots for the dispatcher.
+   */
+  private chainTable: WasmTable;
   readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
 
   constructor(
     private readonly ex: JitCoreExports,
     private readonly memory: { buffer: ArrayBuffer },
     private readonly table: WasmTable,
+    /**
+     * Called after a flush. V8 frees a dropped module's code space only when its
+     * garbage collector runs, and a JS heap with little pressure may not run it for
+     * a long time: meanwhile the mappings pile up until the process runs out of them.
+     * The host can force a collection here.
+     */
+    private readonly onFlush?: () => void,
   ) {
-    const env: Record<string, unknown> = { memory, table };
-    for (const h of HELPERS) env[h] = ex[h];
-    this.imports = { env };
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.imports = this.makeImports();
+  }
+
+  private makeImports(): Record<string, unknown> {
+    const env: Record<string, unknown> = { memory: this.memory };
+    for (const h of HELPERS) env[h] = this.ex[h];
+    env[CHAIN_IMPORT] = this.makeTrampoline();
+    return { env };
+  }
+
+  /** chain(slot) = return_call_indirect chainTable[slot], as a function block modules import. */
+  private makeTrampoline(): unknown {
+    const code = new Uint8Array([OP.local_get, 0, OP.return_call_indirect, 0, 0]);
+    const bytes = buildModule(
+      [{ params: [], results: [I32] }, { params: [I32], results: [I32] }],
+      [],
+      [{ type: 1, locals: [], code, exportName: 'chain' }],
+      true,
+    );
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.memory, table: this.chainTable } });
+    return inst.exports.chain;
   }
 
   /** Drop every translation and link: the table and the link slots start over. */
@@ -76,10 +117,13 @@ export class Jit {
     this.ex.jitFlushAll();
     // Let the old modules go: nothing may reference their functions any more.
     for (let i = FIRST_SLOT; i < this.nextSlot; i++) this.table.set(i, null);
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.imports = this.makeImports();
     this.liveModules = 0;
     this.nextSlot = FIRST_SLOT;
     this.nextLink = 0;
     this.stats.flushes++;
+    this.onFlush?.();
   }
 
   /** Translate whatever the core queued during the last slice. */
@@ -127,9 +171,11 @@ export class Jit {
       { params: [I32], results: [] }, // 3: jitInterp
       { params: [I64, I64], results: [I64] }, // 4: M helpers
       { params: [I32, I32], results: [] }, // 5: jitFp
+      { params: [I32], results: [I32] }, // 6: the chain trampoline
     ];
     const typeOf = (name: string, i: number) => (name === 'jitFp' ? 5 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4);
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
+    imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
@@ -138,6 +184,7 @@ export class Jit {
     blocks.forEach((b, i) => {
       const slot = this.nextSlot++;
       this.table.set(slot, inst.exports[`b${i}`]);
+      this.chainTable.set(slot, inst.exports[`b${i}`]);
       this.ex.jitInstall(b.va, b.hpc, slot, b.len);
       this.stats.translations++;
     });

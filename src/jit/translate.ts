@@ -32,6 +32,7 @@ export const IMP = {
   load: 0, store: 1, interp: 2,
   mulh: 3, mulhsu: 4, mulhu: 5, div: 6, divu: 7, rem: 8, remu: 9, divw: 10, divuw: 11, remw: 12, remuw: 13,
   fp: 14,
+  chain: 15,
 } as const;
 
 const MAX_INSNS = 64;
@@ -213,7 +214,8 @@ class Emitter {
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
       f.byte(OP.if).byte(0x40);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
-      f.byte(OP.return_call_indirect).u32(0).u32(0);
+      // Through the chain trampoline (jit.ts): only it imports the table, see there why.
+      f.byte(OP.return_call).u32(IMP.chain);
       f.byte(OP.end);
       f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
       f.byte(OP.end);
@@ -473,8 +475,21 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   e.end();
 }
 
+/** Where data TLB lookups are counted (STATE + 0x1240: loads, + 0x1248: stores), as the interpreter does. */
+const LOOKUP_COUNTS_OFF = 0x1240;
+let countLookups = false;
+
+/** Count TLB lookups in the code translated from now on (for --stats; it costs a little speed). */
+export function setCountLookups(on: boolean): void {
+  countLookups = on;
+}
+
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
 function emitProbe(e: Emitter, base: number, size: number): void {
+  if (countLookups) {
+    const at = STATE + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
+    e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
+  }
   // e = base + ((wrap(va >> 12) & 1023) << 4)
   e.lget(base).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32c(1023).op(OP.i32_and)
     .i32c(4).op(OP.i32_shl).op(OP.i32_add).ltee(L_E);

@@ -6,7 +6,7 @@ export const I64 = 0x7e;
 
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
-  return: 0x0f, call: 0x10, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
+  return: 0x0f, call: 0x10, return_call: 0x12, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
   i32_load: 0x28, i64_load: 0x29, i32_load8_u: 0x2d, i64_load8_s: 0x30, i64_load8_u: 0x31,
   i64_load16_s: 0x32, i64_load16_u: 0x33, i64_load32_s: 0x34, i64_load32_u: 0x35,
@@ -96,8 +96,8 @@ export interface FuncBody {
   exportName?: string;
 }
 
-/** Assemble a module: imported memory env.memory, imported functions, defined functions. */
-export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: FuncBody[]): Uint8Array {
+/** Assemble a module: imported memory env.memory, optionally table env.table, imported functions, defined functions. */
+export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: FuncBody[], importTable = false): Uint8Array {
   const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const section = (id: number, body: ByteWriter) => {
     const b = body.finish();
@@ -108,9 +108,9 @@ export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: Fun
     t.byte(0x60).u32(ft.params.length).bytes(ft.params).u32(ft.results.length).bytes(ft.results);
   }
   section(1, t);
-  const im = new ByteWriter().u32(imports.length + 2);
+  const im = new ByteWriter().u32(imports.length + (importTable ? 2 : 1));
   im.name('env').name('memory').byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no max
-  im.name('env').name('table').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
+  if (importTable) im.name('env').name('table').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
   for (const f of imports) im.name(f.module).name(f.name).byte(0x00).u32(f.type);
   section(2, im);
   const fs = new ByteWriter().u32(funcs.length);

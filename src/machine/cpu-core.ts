@@ -9,6 +9,8 @@ export interface CoreImports {
   mmioRead(addr: number, size: number): number;
   mmioWrite(addr: number, size: number, value: number): void;
   ecall(): void;
+  /** The translation cache was dropped: a good moment for the host to collect the old modules. */
+  jitFlushed?(): void;
 }
 
 interface CoreExports {
@@ -83,7 +85,7 @@ export class CpuCore {
       },
     });
     this.exports = inst.exports as unknown as CoreExports;
-    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table);
+    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed);
     const buf = this.mem.buffer;
     this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
     this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
@@ -92,13 +94,15 @@ export class CpuCore {
   }
 
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
-  counters(): { exceptions: bigint[]; interrupts: bigint[]; walks: { fetch: bigint; load: bigint; store: bigint } } {
+  counters(): { exceptions: bigint[]; interrupts: bigint[]; walks: { fetch: bigint; load: bigint; store: bigint }; lookups: { load: bigint; store: bigint } } {
     const v = new BigUint64Array(this.mem.buffer, STATE + 0x800, 128);
     const w = new BigUint64Array(this.mem.buffer, STATE + 0x1200, 3);
+    const l = new BigUint64Array(this.mem.buffer, STATE + 0x1240, 2);
     return {
       exceptions: [...v.subarray(0, 64)],
       interrupts: [...v.subarray(64, 128)],
       walks: { fetch: w[0], load: w[1], store: w[2] },
+      lookups: { load: l[0], store: l[1] },
     };
   }
 

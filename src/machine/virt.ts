@@ -10,12 +10,16 @@ import { buildVirtFdt } from './virt-fdt.js';
 import { detectKernelFormat, parseElf64, parseLinuxImage, planBootLayout } from './loader.js';
 import {
   RAM_BASE, TEST_BASE, TEST_SIZE, PLIC_BASE, PLIC_SIZE, UART0_BASE, UART0_SIZE, UART0_IRQ, KERNEL_TEXT_OFFSET,
-  IRQ_M_EXT, IRQ_S_EXT,
+  IRQ_M_EXT, IRQ_S_EXT, TIMEBASE_HZ,
 } from './layout.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { Plic } from '../devices/plic.js';
 import { SifiveTest } from '../devices/sifive-test.js';
 import { attachVirtio, type VirtioConfig, type VirtioSet } from './virtio-slots.js';
+import type { NicLimits } from '../devices/virtio/net.js';
+import type { RateLimits } from '../devices/rate-limiter.js';
+import type { BlkStats } from '../devices/virtio/blk/device.js';
+import type { BalloonStats } from '../devices/virtio/balloon.js';
 
 export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
 
@@ -40,7 +44,28 @@ export interface MachineHost {
   randomBytes?(n: number): Uint8Array;
   /** Device diagnostics (e.g. why a virtio device needs a reset). */
   log?(message: string): void;
+  /** The translation cache was dropped (see Jit). */
+  jitFlushed?(): void;
+  /**
+   * Host monotonic clock in ms on the same origin as the ticks given to setTime()
+   * (realtime runs): the device clock of rate limiters. Deterministic runs use guest time.
+   */
+  nowMs?(): number;
 }
+
+/** Device statistics for monitoring (--stats and the worker's deviceStats command). */
+export interface MachineDeviceStats {
+  disks: (BlkStats & { index: number; name: string })[];
+  balloon: BalloonStats | null;
+}
+
+const TICKS_PER_MS = TIMEBASE_HZ / 1000;
+/** Guest instructions per timer tick in deterministic mode (mirrors DET_INSNS_PER_TICK in src/cpu/hart.ts). */
+const DET_INSNS_PER_TICK = 10;
+const NO_DEADLINE = 0xffffffffffffffffn;
+/** Realtime runs: within this many ms of a device deadline, slices are at most NEAR_DEADLINE_SLICE instructions. */
+const NEAR_DEADLINE_MS = 50;
+const NEAR_DEADLINE_SLICE = 100_000;
 
 export type Result<T> = ({ ok: true } & T) | { ok: false; error: string };
 
@@ -60,7 +85,7 @@ export class VirtMachine {
   private outBuf: number[] = [];
   private halted = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
-  private virtio: VirtioSet = { slots: [], transports: [], console: null };
+  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
@@ -69,6 +94,7 @@ export class VirtMachine {
       mmioRead: (a, s) => this.bus.read(a, s),
       mmioWrite: (a, s, v) => this.bus.write(a, s, v),
       ecall: () => this.sbi.handle(),
+      jitFlushed: host.jitFlushed,
     });
     this.bus.onUnmapped = () => this.core.signalMmioFault();
     this.plic = new Plic({
@@ -103,6 +129,7 @@ export class VirtMachine {
       },
       randomBytes: host.randomBytes,
       log: host.log,
+      clock: () => m.deviceClockMs(),
     });
     if (!v.ok) return v;
     m.virtio = v.set;
@@ -278,15 +305,106 @@ export class VirtMachine {
   /** Run up to `budget` instructions; returns the core's exit reason. */
   runSlice(budget: number): number {
     this.feedInput();
+    this.pollDevices();
+    if (this.config.deterministic) {
+      // Stop at the next device deadline so a throttled disk resumes at an exact
+      // instruction count (the same on every run), not at the end of the slice.
+      const d = this.deviceDeadlineTicks();
+      if (d !== NO_DEADLINE) {
+        const now = this.core.exports.getTime();
+        const insns = d > now ? Number(d - now) * DET_INSNS_PER_TICK + DET_INSNS_PER_TICK : DET_INSNS_PER_TICK;
+        budget = Math.max(1, Math.min(budget, insns));
+      }
+    } else {
+      // Host time: the instruction count to a deadline is unknown, so shorten slices
+      // while one is close; a held request then resumes within about a millisecond.
+      const d = this.deviceDeadlineTicks();
+      if (d !== NO_DEADLINE && Number(d) / TICKS_PER_MS - this.deviceClockMs() < NEAR_DEADLINE_MS) {
+        budget = Math.min(budget, NEAR_DEADLINE_SLICE);
+      }
+    }
     const r = this.core.run(budget);
+    this.pollDevices();
     this.flushOutput();
     return r;
+  }
+
+  // ---- Timed device work (rate limiters, balloon statistics) ----
+
+  /** The device clock in ms: guest time in deterministic runs, the host's monotonic clock otherwise. */
+  deviceClockMs(): number {
+    if (!this.config.deterministic && this.host.nowMs) return this.host.nowMs();
+    return Number(this.core.exports.getTime()) / TICKS_PER_MS;
+  }
+
+  /** Earliest device deadline in timer ticks, or all ones. */
+  private deviceDeadlineTicks(): bigint {
+    let best = Infinity;
+    for (const t of this.virtio.transports) {
+      const d = t.nextDeadline();
+      if (d !== null && d < best) best = d;
+    }
+    return best === Infinity ? NO_DEADLINE : BigInt(Math.max(0, Math.ceil(best * TICKS_PER_MS)));
+  }
+
+  /** Let devices whose deadline has come do their work (interrupts they raise end a WFI). */
+  pollDevices(): void {
+    for (const t of this.virtio.transports) {
+      const d = t.nextDeadline();
+      // Read the clock after the deadline: a device may answer "now" (a host clock moves on
+      // between the two calls). The tolerance covers deadlines rounded up to whole ticks.
+      if (d !== null && d <= this.deviceClockMs() + 1e-6) t.poll();
+    }
+  }
+
+  /** Change the rate limits of disk `index` (RangeError for bad limits). */
+  setNicLimits(index: number, limits: NicLimits): void {
+    const n = this.virtio.nics[index];
+    if (!n) throw new RangeError(`no NIC ${index} (the VM has ${this.virtio.nics.length})`);
+    n.setLimits(limits);
+  }
+
+  setDiskLimits(index: number, limits: RateLimits): void {
+    const d = this.virtio.disks[index];
+    if (!d) throw new RangeError(`no disk ${index} (the VM has ${this.virtio.disks.length})`);
+    d.setLimits(limits);
+  }
+
+  /** Set the balloon's target in MiB; false without a balloon. */
+  setBalloonTarget(mib: number): boolean {
+    const b = this.virtio.balloon;
+    if (!b) return false;
+    b.setTargetPages(Math.round((mib * 1024 * 1024) / 4096));
+    return true;
+  }
+
+  /** Ask the guest for fresh balloon statistics (they arrive a moment later). */
+  refreshBalloonStats(): void {
+    this.virtio.balloon?.requestStats();
+  }
+
+  deviceStats(): MachineDeviceStats {
+    return {
+      disks: this.virtio.disks.map((d, index) => ({ index, name: d.name, ...d.stats() })),
+      balloon: this.virtio.balloon?.stats() ?? null,
+    };
   }
 
   /** Queue console input for the UART (delivered as its FIFO drains). */
   pushConsoleInput(bytes: Uint8Array): void {
     for (const b of bytes) this.pendingInput.push(b);
     this.feedInput();
+  }
+
+  /** Deliver frames waiting for the guest's NICs; true if any was delivered (an interrupt may be due). */
+  pollNics(): boolean {
+    let delivered = 0;
+    for (const n of this.virtio.nics) delivered += n.poll();
+    return delivered > 0;
+  }
+
+  get nicCount(): number {
+    return this.virtio.nics.length;
   }
 
   hasPendingInput(): boolean {
@@ -314,10 +432,10 @@ export class VirtMachine {
     this.outBuf = [];
   }
 
-  /** Deterministic idle: advance guest time to the next timer deadline. */
+  /** Deterministic idle: advance guest time to the next timer (or device) deadline. */
   skipToNextDeadline(): boolean {
     const ex = this.core.exports;
-    const deadline = ex.nextTimerDeadline();
+    const deadline = this.nextTimerDeadline();
     if (deadline === 0xffffffffffffffffn) return false;
     const now = ex.getTime();
     if (deadline > now) ex.addTimeSkew(deadline - now);
@@ -327,13 +445,16 @@ export class VirtMachine {
   /** Ticks from now to the next timer deadline, or null when no timer is armed. */
   idleTicksUntilDeadline(): bigint | null {
     const ex = this.core.exports;
-    const deadline = ex.nextTimerDeadline();
+    const deadline = this.nextTimerDeadline();
     if (deadline === 0xffffffffffffffffn) return null;
     const now = ex.getTime();
     return deadline > now ? deadline - now : 0n;
   }
 
+  /** Earliest timer deadline in ticks, device deadlines included (all ones: none). */
   nextTimerDeadline(): bigint {
-    return this.core.exports.nextTimerDeadline();
+    const t = this.core.exports.nextTimerDeadline();
+    const d = this.deviceDeadlineTicks();
+    return d < t ? d : t;
   }
 }

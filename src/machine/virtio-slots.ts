@@ -11,19 +11,43 @@ import { VirtioMmio, type VirtioDevice } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk/device.js';
 import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
+import { VirtioNet, type NicDeviceCounters, type NicLimits, type NicPort } from '../devices/virtio/net.js';
+import { VirtioBalloon, BALLOON_PAGE } from '../devices/virtio/balloon.js';
+import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlockBackend } from '../storage/backend.js';
 
 export interface VirtioDiskConfig {
   backend: BlockBackend;
   serial?: string;
+  /** I/O rate limits (see devices/rate-limiter.ts). */
+  limits?: RateLimits;
+}
+
+/** virtio-balloon settings. */
+export interface VirtioBalloonConfig {
+  /** Initial target in MiB (default 0). */
+  targetMiB?: number;
+  /** How often to ask the guest for memory statistics, device clock ms (default 2000; 0 = never by itself). */
+  statsIntervalMs?: number;
+}
+
+export interface VirtioNicConfig {
+  mac: Uint8Array;
+  port: NicPort;
+  count?: (c: keyof NicDeviceCounters, n: number) => void;
+  limits?: NicLimits;
 }
 
 export interface VirtioConfig {
   disks?: readonly VirtioDiskConfig[];
+  /** virtio-net NICs, in order (eth0 first). */
+  nics?: readonly VirtioNicConfig[];
   /** virtio-rng (default true; needs the host's randomBytes). */
   rng?: boolean;
   /** virtio-console, the guest's hvc0 (default false). */
   virtioConsole?: boolean;
+  /** virtio-balloon (default off). */
+  balloon?: VirtioBalloonConfig | boolean;
 }
 
 export interface VirtioWiring {
@@ -33,6 +57,8 @@ export interface VirtioWiring {
   consoleOut(bytes: Uint8Array): void;
   randomBytes?(n: number): Uint8Array;
   log?(message: string): void;
+  /** Device clock in ms for rate limiters and timed device work (guest time in deterministic runs). */
+  clock?(): number;
 }
 
 export interface VirtioSet {
@@ -40,6 +66,10 @@ export interface VirtioSet {
   slots: number[];
   transports: VirtioMmio[];
   console: VirtioConsole | null;
+  nics: VirtioNet[];
+  /** The disks in --disk order, and the balloon, for limits and statistics. */
+  disks: VirtioBlk[];
+  balloon: VirtioBalloon | null;
 }
 
 export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; set: VirtioSet } | { ok: false; error: string } {
@@ -50,14 +80,28 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     console = new VirtioConsole((b) => w.consoleOut(b));
     low.push(console);
   }
+  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock }, `virtio-net${i}`));
+  // Slots are probed high to low: NICs go below the disks so eth0 is the first NIC.
+  low.push(...[...nics].reverse());
+  let balloon: VirtioBalloon | null = null;
+  if (cfg.balloon) {
+    const b = cfg.balloon === true ? {} : cfg.balloon;
+    balloon = new VirtioBalloon({
+      targetPages: Math.round(((b.targetMiB ?? 0) * 1024 * 1024) / BALLOON_PAGE),
+      statsIntervalMs: b.statsIntervalMs,
+      clock: w.clock,
+    });
+    low.push(balloon);
+  }
   const disks = cfg.disks ?? [];
   if (disks.length + low.length > VIRTIO_MMIO_SLOTS) {
     return { ok: false, error: `too many virtio devices: ${disks.length} disks and ${low.length} others (${VIRTIO_MMIO_SLOTS} slots)` };
   }
   const placed: [number, VirtioDevice][] = [];
-  disks.forEach((d, i) => placed.push([VIRTIO_MMIO_SLOTS - 1 - i, new VirtioBlk(d, `virtio-blk${i}`)]));
+  const blks = disks.map((d, i) => new VirtioBlk({ ...d, clock: w.clock }, `virtio-blk${i}`));
+  blks.forEach((b, i) => placed.push([VIRTIO_MMIO_SLOTS - 1 - i, b]));
   low.forEach((d, i) => placed.push([i, d]));
-  const set: VirtioSet = { slots: [], transports: [], console };
+  const set: VirtioSet = { slots: [], transports: [], console, nics, disks: blks, balloon };
   for (const [slot, dev] of placed) {
     const t = new VirtioMmio(dev, {
       mem: w.mem,

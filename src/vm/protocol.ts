@@ -1,7 +1,16 @@
 // The message interface between a VM's worker thread and its owner (CLI or daemon).
 // Control travels through a small SharedArrayBuffer so the worker, which never
 // returns to its event loop while the guest runs, sees it between slices, and an
-// idle worker sleeping in Atomics.wait wakes at once.
+// idle worker sleeping in Atomics.wait wakes at once. Commands that carry data
+// (limits, balloon target, device statistics) travel on a MessagePort that the
+// worker polls with receiveMessageOnPort between slices (see VmCommand below).
+
+import type { RateLimits } from '../devices/rate-limiter.js';
+import type { NicLimits } from '../devices/virtio/net.js';
+import type { MachineDeviceStats } from '../machine/virt.js';
+
+export type { RateLimits, BucketConfig } from '../devices/rate-limiter.js';
+export type { MachineDeviceStats } from '../machine/virt.js';
 
 /** What a VM is started with. Paths are host paths, already validated by the owner. */
 export interface VmConfig {
@@ -25,6 +34,15 @@ export interface VmConfig {
   virtioConsole?: boolean;
   /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
+  /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
+  balloon?: VmBalloonConfig | boolean;
+}
+
+export interface VmBalloonConfig {
+  /** Initial target in MiB (default 0: the guest keeps all its RAM). */
+  targetMiB?: number;
+  /** How often the device asks the guest for memory statistics, ms of device clock (default 2000; 0 = never). */
+  statsIntervalMs?: number;
 }
 
 export interface VmDiskConfig {
@@ -32,7 +50,43 @@ export interface VmDiskConfig {
   format?: 'raw' | 'qcow2';
   readOnly?: boolean;
   serial?: string;
+  /**
+   * I/O rate limits, Firecracker-style token buckets: `bandwidth` in bytes and
+   * `ops` in requests, each `{ size, refillMs, oneTimeBurst? }` (size tokens per
+   * refillMs, the bucket starting full, plus a burst spent once). The command
+   * line's bps=N,iops=N is `{ size: N, refillMs: 1000 }`. Omitted: unlimited.
+   */
+  limits?: RateLimits;
 }
+
+/**
+ * Commands from the owner to a running worker, on the command port. Add new
+ * kinds here and in src/vm/commands.ts; each is answered by one CommandReply
+ * with the same id (`result` typed by CommandResult).
+ */
+export type VmCommand =
+  /** Replace the limits of disk `disk` (index in VmConfig.disks); {} removes them. */
+  | { type: 'setDiskLimits'; disk: number; limits: RateLimits }
+  /** Set the balloon target in MiB (the guest gives that much RAM back). */
+  | { type: 'setBalloonTarget'; mib: number }
+  /** Replace the rate limits of NIC `nic` (0 = eth0); {} removes them. */
+  | { type: 'setNicLimits'; nic: number; limits: NicLimits }
+  /** Per-device counters: disks (bytes, ops, throttling) and the balloon. `refresh` also asks the guest for new memory statistics. */
+  | { type: 'deviceStats'; refresh?: boolean };
+
+export interface CommandResults {
+  setDiskLimits: null;
+  setBalloonTarget: null;
+  setNicLimits: null;
+  deviceStats: MachineDeviceStats;
+}
+export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
+
+export interface CommandRequest {
+  id: number;
+  command: VmCommand;
+}
+export type CommandReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 /** Int32 slots of the control block. */
 export const CTRL_WAKE = 0; // bumped + notified on any input or request

@@ -1,7 +1,8 @@
 // The --stats report: what the guest executed and how (instructions, speed,
 // share run as translated code, translations, TLB slow paths, traps by cause).
 
-import type { VirtMachine } from '../machine/virt.js';
+import type { MachineDeviceStats, VirtMachine } from '../machine/virt.js';
+import type { BucketConfig } from '../devices/rate-limiter.js';
 
 const EXCEPTION_NAMES: Record<number, string> = {
   0: 'instruction misaligned', 1: 'instruction access fault', 2: 'illegal instruction', 3: 'breakpoint',
@@ -18,7 +19,11 @@ function fmt(n: bigint | number): string {
   return n.toLocaleString('en-US');
 }
 
-export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): string {
+/**
+ * `lookupsCounted`: translated code counted its TLB lookups (it does when the VM
+ * runs with --stats), so a hit rate can be given.
+ */
+export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false): string {
   const core = m.core;
   const insns = core.instret;
   const jitInsns = core.exports.getJitInstructions();
@@ -34,11 +39,49 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean): 
   lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
+  if (lookupsCounted) {
+    const rate = (miss: bigint, all: bigint) => (all > 0n ? `${(100 * (1 - Number(miss) / Number(all))).toFixed(2)}% of ${fmt(all)}` : 'no lookups');
+    lines.push(`  data TLB hit rate    loads ${rate(c.walks.load, c.lookups.load)}, stores ${rate(c.walks.store, c.lookups.store)}`);
+  }
   const traps: string[] = [];
   c.exceptions.forEach((n, i) => n > 0n && traps.push(`${EXCEPTION_NAMES[i] ?? `exception ${i}`}: ${fmt(n)}`));
   c.interrupts.forEach((n, i) => n > 0n && traps.push(`${INTERRUPT_NAMES[i] ?? `interrupt ${i}`} interrupt: ${fmt(n)}`));
   lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
   const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
   if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
+  lines.push(...deviceStatsLines(m.deviceStats()));
   return lines.join('\n') + '\n';
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function bucketText(b: BucketConfig | null | undefined, unit: string): string | null {
+  if (!b) return null;
+  const perSec = (b.size * 1000) / b.refillMs;
+  const burst = b.oneTimeBurst ? ` (+${fmt(b.oneTimeBurst)} burst)` : '';
+  return `${fmt(Math.round(perSec))} ${unit}/s${burst}`;
+}
+
+/** Disk counters and limits, and the balloon's state, one line each. */
+export function deviceStatsLines(d: MachineDeviceStats): string[] {
+  const lines: string[] = [];
+  for (const k of d.disks) {
+    const lim = [bucketText(k.limits.bandwidth, 'bytes'), bucketText(k.limits.ops, 'ops')].filter(Boolean).join(', ');
+    lines.push(
+      `  disk ${k.index}               read ${mib(k.readBytes)} in ${fmt(k.readOps)} ops, wrote ${mib(k.writeBytes)} in ${fmt(k.writeOps)} ops, ${fmt(k.otherOps)} other` +
+        (lim ? `; limit ${lim}, throttled ${fmt(k.throttledEvents)} times for ${(k.throttledMs / 1000).toFixed(2)} s` : ''),
+    );
+  }
+  const b = d.balloon;
+  if (b) {
+    const g = b.guest;
+    const guest = g && g.memTotal ? `; guest MemTotal ${mib(g.memTotal)}, MemFree ${mib(g.memFree ?? 0)}` : '';
+    lines.push(
+      `  balloon              target ${b.targetMiB.toFixed(1)} MiB, guest holds ${b.actualMiB.toFixed(1)} MiB; ` +
+        `free page reports ${fmt(b.reports)} (${mib(b.reportedBytes)}), zeroed ${mib(b.scrubbedBytes)}, returned to host 0 (wasm memory cannot shrink)${guest}`,
+    );
+  }
+  return lines;
 }

@@ -3,9 +3,14 @@
 
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import {
   createSharedControl,
+  type CommandReply,
+  type CommandResult,
+  type MachineDeviceStats,
+  type RateLimits,
+  type VmCommand,
   pushInput,
   readLive,
   requestPause,
@@ -16,7 +21,10 @@ import {
   type SharedControl,
   type VmConfig,
   type WorkerMessage,
+  wake,
 } from './protocol.js';
+import type { NicHost, NicStats } from '../net/nic-host.js';
+import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
 export interface VmExit {
@@ -44,6 +52,8 @@ export interface VmHandleOptions {
   inputRetryMs?: number;
   /** Heap limits for the worker thread (the daemon isolates each VM's JS heap). */
   resourceLimits?: ResourceLimits;
+  /** The VM's NICs (eth0 first); the handle starts them with the worker and closes them when the VM ends. */
+  nics?: NicHost[];
 }
 
 /** Absolute path of the compiled CPU core, build/cpu.wasm in the repo. */
@@ -60,7 +70,8 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
-  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
+  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
+  private readonly nics: NicHost[];
   private worker: Worker | null = null;
   private state: State = 'new';
   private resolveExit!: (r: VmExit) => void;
@@ -68,6 +79,10 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   private retryTimer: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private lastError: string | null = null;
+  /** Owner end of the command port, and the commands waiting for their reply. */
+  private commandPort: MessagePort | null = null;
+  private nextCommandId = 1;
+  private readonly inFlight = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(config: VmConfig, options: VmHandleOptions = {}) {
     super();
@@ -79,6 +94,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       inputRetryMs: options.inputRetryMs ?? 5,
       resourceLimits: options.resourceLimits,
     };
+    this.nics = options.nics ?? [];
     this.exited = new Promise<VmExit>((resolve) => {
       this.resolveExit = resolve;
     });
@@ -94,16 +110,24 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     this.state = 'running';
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker: Worker;
+    const channel = new MessageChannel();
     try {
       worker = new Worker(url, {
-        workerData: { config: this.config, control: this.control },
+        workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel), commands: channel.port2 },
+        transferList: [channel.port2],
         resourceLimits: this.opts.resourceLimits,
       });
     } catch (e) {
+      channel.port1.close();
       this.finish({ code: 1, reason: `cannot start the VM worker: ${errorText(e)}` });
       return;
     }
     this.worker = worker;
+    for (const n of this.nics) n.start(() => wake(this.control));
+    this.commandPort = channel.port1;
+    channel.port1.on('message', (r: CommandReply) => this.onReply(r));
+    // The port must not keep the owner's process alive by itself.
+    channel.port1.unref();
     worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     worker.on('error', (err: unknown) => {
       this.finish({ code: 1, reason: `VM worker failed: ${errorText(err)}` });
@@ -206,6 +230,56 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     return this.exited;
   }
 
+  /** Counters of each NIC (device, backend, ring drops). */
+  nicStats(): NicStats[] {
+    return this.nics.map((n) => n.stats());
+  }
+
+  /**
+   * Send a command to the running worker (see VmCommand in protocol.ts). Resolves
+   * with its result; rejects with the worker's message if it refused, or when the
+   * VM is not running or ends before answering.
+   */
+  command<C extends VmCommand>(cmd: C): Promise<CommandResult<C>> {
+    if (!this.running || !this.commandPort) return Promise.reject(new Error('the VM is not running'));
+    const id = this.nextCommandId++;
+    const p = new Promise<CommandResult<C>>((resolve, reject) => {
+      this.inFlight.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    });
+    this.commandPort.postMessage({ id, command: cmd });
+    // The worker sees commands between slices; wake it if the guest is idle.
+    wake(this.control);
+    return p;
+  }
+
+  /** Change the I/O limits of disk `index` (as in VmDiskConfig.limits; {} removes them). */
+  /** Replace the rate limits of NIC `index` (0 = eth0); {} removes them. */
+  async setNicLimits(index: number, limits: NicLimits): Promise<void> {
+    await this.command({ type: 'setNicLimits', nic: index, limits });
+  }
+
+  async setDiskLimits(index: number, limits: RateLimits): Promise<void> {
+    await this.command({ type: 'setDiskLimits', disk: index, limits });
+  }
+
+  /** Set the balloon target in MiB: the guest gives that much of its RAM back (0 returns it all). */
+  async setBalloonTarget(mib: number): Promise<void> {
+    await this.command({ type: 'setBalloonTarget', mib });
+  }
+
+  /** Disk counters and balloon state; `refresh` also asks the guest for new memory statistics. */
+  deviceStats(refresh = false): Promise<MachineDeviceStats> {
+    return this.command({ type: 'deviceStats', refresh });
+  }
+
+  private onReply(r: CommandReply): void {
+    const w = this.inFlight.get(r.id);
+    if (!w) return;
+    this.inFlight.delete(r.id);
+    if (r.ok) w.resolve(r.result);
+    else w.reject(new Error(r.error));
+  }
+
   /** Ask the worker for a statistics report (a 'stats' event follows). */
   requestStats(): void {
     if (this.running) requestStatsReport(this.control);
@@ -236,8 +310,15 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.killTimer = this.retryTimer = null;
     this.pending = [];
-    this.resolveExit(result);
-    this.emit('exit', result);
+    for (const w of this.inFlight.values()) w.reject(new Error(`the VM ended: ${result.reason}`));
+    this.inFlight.clear();
+    this.commandPort?.close();
+    this.commandPort = null;
+    // Host sockets of the NICs close before the VM counts as gone.
+    void Promise.allSettled(this.nics.map((n) => n.close())).then(() => {
+      this.resolveExit(result);
+      this.emit('exit', result);
+    });
   }
 }
 

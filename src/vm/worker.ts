@@ -3,10 +3,12 @@
 // block, output leaves by postMessage. An idle guest sleeps in Atomics.wait
 // until its next timer deadline or new input.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
   LIVE_JIT_INSTRET, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
@@ -17,13 +19,22 @@ import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
+import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
+import { setCountLookups } from '../jit/translate.js';
+import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 
 interface WorkerInit {
   config: VmConfig;
   control: SharedControl;
+  /** Shared rings and counters of each NIC (the backends live on the owner's thread). */
+  nics?: NicChannelInit[];
+  /** Command port (see commands.ts); absent when the owner does not use commands. */
+  commands?: MessagePort;
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
+/** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
+const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
 
 function post(msg: WorkerMessage): void {
@@ -46,6 +57,19 @@ function entropySource(deterministic: boolean): (n: number) => Uint8Array {
   };
 }
 
+/**
+ * A full garbage collection, to free the code space of dropped translations
+ * (see Jit's onFlush). Flushes are rare (every 1024 modules), so the cost is small.
+ */
+const collectGarbage: (() => void) | undefined = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
+})();
+
 const disks: BlockBackend[] = [];
 
 /** Flush and close every disk (at exit, also after an emulator failure). */
@@ -63,9 +87,21 @@ function closeDisks(): string | null {
 }
 
 async function main(): Promise<void> {
-  const { config, control } = workerData as WorkerInit;
+  const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
+  const nics = nicChannels.map(workerNic);
+  // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
+  setCountLookups(config.stats === true);
+  const badDevice = checkDeviceConfig(config);
+  if (badDevice) {
+    post({ type: 'error', message: badDevice });
+    post({ type: 'exit', code: 1, reason: badDevice });
+    return;
+  }
   for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
-  const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial }));
+  const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
+  const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
+  // Host clock origin for both the guest's realtime ticks and the devices' clock (rate limiters).
+  const t0 = performance.now();
   const randomBytes = entropySource(config.deterministic);
   const wasm = readFileSync(config.wasmPath);
   const kernel = config.kernel ? readFileSync(config.kernel) : undefined;
@@ -86,8 +122,10 @@ async function main(): Promise<void> {
         deterministic: config.deterministic,
         jit: config.jit !== false,
         disks: diskConfigs,
+        nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
+        balloon: balloon ?? undefined,
       },
       {
         consoleOut: (data) => post({ type: 'console', data }),
@@ -98,6 +136,8 @@ async function main(): Promise<void> {
         },
         randomBytes,
         log: (message) => post({ type: 'error', message }),
+        jitFlushed: collectGarbage,
+        nowMs: () => performance.now() - t0,
       },
     );
     if (!created.ok) {
@@ -110,12 +150,12 @@ async function main(): Promise<void> {
   };
   let m = boot();
   if (!m) return;
-  const t0 = performance.now();
+  const cmdState: CommandState = { machine: m, disks: diskConfigs, balloon };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
 
   let statsSeen = 0;
-  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false) });
+  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true) });
   const live = control.live;
   let busyUs = 0;
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
@@ -147,6 +187,8 @@ async function main(): Promise<void> {
       const hog: number[][] = [];
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
     }
+    cmdState.machine = m;
+    drainCommands(commands, cmdState);
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
@@ -163,7 +205,7 @@ async function main(): Promise<void> {
     }
     // The host scheduler hands out instructions as credit; without credit the VM waits.
     const credit = Atomics.load(live, LIVE_CREDIT);
-    let slice = SLICE;
+    let slice = nics.length ? NET_SLICE : SLICE;
     if (credit >= 0n) {
       const left = credit - (instretBase + m.core.instret);
       if (left <= 0n) {
@@ -171,13 +213,17 @@ async function main(): Promise<void> {
         sleep(100);
         continue;
       }
-      if (left < BigInt(SLICE)) slice = Number(left);
+      if (left < BigInt(slice)) slice = Number(left);
     }
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
+    // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.
+    const wakeSeen = Atomics.load(ctrl, CTRL_WAKE);
+    if (nics.length) m.pollNics();
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
     busyUs += (performance.now() - started) * 1000;
+    for (const n of nics) n.flush();
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (exit) break;
     if (rebootRequested) {
@@ -197,20 +243,19 @@ async function main(): Promise<void> {
         if (m.hasPendingInput() || pendingInput(control) > 0) continue;
         const wait = m.idleTicksUntilDeadline();
         const ms = wait === null ? 1000 : Math.min(1000, Number(wait / TICKS_PER_MS));
-        if (ms >= 1) {
-          const seen = Atomics.load(ctrl, CTRL_WAKE);
-          if (pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
-        }
+        if (nics.length && m.pollNics()) continue; // a frame arrived during the slice
+        if (ms >= 1 && pendingInput(control) === 0) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, ms);
         if (pendingInput(control) > 0 || Atomics.load(ctrl, CTRL_STOP)) continue;
+        if (nics.length && m.pollNics()) continue; // woken by a frame: handle it before time jumps
         m.skipToNextDeadline();
         continue;
       }
+      if (nics.length && m.pollNics()) continue;
       const deadline = m.nextTimerDeadline();
       const now = hostTicks();
       if (deadline > now) {
         const ms = deadline === 0xffffffffffffffffn ? 1000 : Number((deadline - now) / TICKS_PER_MS) + 1;
-        const seen = Atomics.load(ctrl, CTRL_WAKE);
-        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, seen, Math.min(ms, 1000));
+        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
       }
     }
   }

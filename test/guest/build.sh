@@ -13,7 +13,7 @@ FLAGS=(-march=rv64gc -mabi=lp64d -mcmodel=medany -static -no-pie -nostdlib
        -nostartfiles -ffreestanding -fno-pic -O2 -g -Wall
        -I "$HERE/include" -T "$HERE/link.ld" -Wl,--build-id=none -Wl,-z,noexecstack)
 
-mkdir -p "$OUT/user" "$OUT/bare"
+mkdir -p "$OUT/user" "$OUT/bare" "$OUT/linux"
 n=0
 build_one() { # kind src runtime
   local kind=$1 src=$2 rt=$3 name
@@ -25,6 +25,10 @@ build_one() { # kind src runtime
 shopt -s nullglob
 for src in "$HERE"/user/*.S "$HERE"/user/*.c; do
   build_one user "$src" "$HERE/common/user_rt.S"
+done
+# Programs for booted guests (not run under qemu-user by the instruction tests).
+for src in "$HERE"/linux/*.c; do
+  build_one linux "$src" "$HERE/common/user_rt.S"
 done
 for src in "$HERE"/bare/*.S "$HERE"/bare/*.c; do
   build_one bare "$src" "$HERE/common/bare_rt.S"

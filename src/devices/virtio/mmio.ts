@@ -80,6 +80,8 @@ export interface VirtioContext {
   fail(reason: string): void;
   /** True once fail() was called (until reset). */
   readonly broken: boolean;
+  /** The device changed its config space (e.g. a new balloon target): config-change interrupt. */
+  configChanged(): void;
 }
 
 /** Device-specific logic behind a transport. */
@@ -99,6 +101,13 @@ export interface VirtioDevice {
   notify(q: number): void;
   /** The driver reset the device (status 0). */
   reset(): void;
+  /**
+   * Optional timed work (rate limiters, periodic requests): the device clock time
+   * in ms at which the machine should call poll(), or null for none. The machine
+   * wakes an idle guest for it, so a waiting device needs no busy polling.
+   */
+  nextDeadline?(): number | null;
+  poll?(): void;
 }
 
 export interface VirtioMmioOptions {
@@ -285,6 +294,7 @@ export class VirtioMmio implements MmioDevice {
         if (self.queues[q]?.needsInterrupt()) self.raise(INT_USED_BUFFER);
       },
       fail: (reason: string) => self.fail(reason),
+      configChanged: () => self.configChanged(),
       get broken() {
         return self.broken;
       },
@@ -299,6 +309,18 @@ export class VirtioMmio implements MmioDevice {
     this.opts.log?.(`${this.device.name}: ${reason}; device needs reset`);
     this.configGeneration = (this.configGeneration + 1) >>> 0;
     this.raise(INT_CONFIG_CHANGE);
+  }
+
+  /** The device's next deadline while it is live (see VirtioDevice.nextDeadline). */
+  nextDeadline(): number | null {
+    if (this.broken || !(this.status & STATUS_DRIVER_OK) || !this.device.nextDeadline) return null;
+    return this.device.nextDeadline();
+  }
+
+  /** Let the device do its timed work. */
+  poll(): void {
+    if (this.broken || !(this.status & STATUS_DRIVER_OK)) return;
+    this.device.poll?.();
   }
 
   /** Signal a change of the device config space. */

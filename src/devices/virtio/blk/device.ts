@@ -5,11 +5,17 @@
 // VIRTIO_BLK_S_IOERR, as QEMU does; Linux never sends them since it marks the
 // disk read-only from the feature bit. A backend that throws (host I/O error)
 // also yields IOERR: host errors never reach the guest loop.
+//
+// An optional rate limiter (../../rate-limiter.ts) paces requests: one that does
+// not fit the budget is held back, and the device takes nothing more from the
+// queue until the machine calls poll() at nextDeadline(), when the tokens are
+// there. To the guest this looks like a slow disk; nothing spins meanwhile.
 
 import type { AccessSize } from '../../device.js';
 import type { BlockBackend } from '../../../storage/backend.js';
 import { type VirtioContext, type VirtioDevice, bit } from '../mmio.js';
-import { scatter, slices } from '../queue.js';
+import { type Chain, scatter, slices } from '../queue.js';
+import { RateLimiter, type RateLimits, type RateLimiterCounters } from '../../rate-limiter.js';
 import {
   type BlkRequest, type ParseLimits, parseRequest, SECTOR_SIZE, VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
 } from './request.js';
@@ -44,6 +50,27 @@ export interface BlkOptions {
   backend: BlockBackend;
   /** Up to 20 bytes reported by GET_ID. */
   serial?: string;
+  /** I/O limits (none by default). */
+  limits?: RateLimits;
+  /** Clock for the limiter in ms (the machine's device clock); required for limits to refill. */
+  clock?: () => number;
+}
+
+/** Per-disk counters for monitoring: what the guest asked for and how long it was held back. */
+export interface BlkStats {
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+  /** Flush, discard and write-zeroes requests. */
+  otherOps: number;
+  /** Times a request had to wait for tokens, and the total wait (device clock ms). */
+  throttledEvents: number;
+  throttledMs: number;
+  /** A request is waiting for tokens right now. */
+  throttled: boolean;
+  /** The limits in force (null buckets: unlimited). */
+  limits: RateLimits;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -56,10 +83,17 @@ export class VirtioBlk implements VirtioDevice {
   private readonly limits: ParseLimits;
   private ctx: VirtioContext | null = null;
   private readonly backend: BlockBackend;
+  private readonly limiter: RateLimiter;
+  private readonly clock: () => number;
+  /** A request taken from the queue that waits for tokens (it is served before anything else). */
+  private held: { chain: Chain; req: BlkRequest } | null = null;
+  private readonly counts = { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0, otherOps: 0 };
 
   constructor(opts: BlkOptions, name = 'virtio-blk') {
     this.name = name;
     this.backend = opts.backend;
+    this.clock = opts.clock ?? (() => 0);
+    this.limiter = new RateLimiter(this.clock, opts.limits ?? {});
     const ro = opts.backend.readOnly;
     let f = bit(VIRTIO_BLK_F_SEG_MAX) | bit(VIRTIO_BLK_F_BLK_SIZE) | bit(VIRTIO_BLK_F_FLUSH);
     f |= ro ? bit(VIRTIO_BLK_F_RO) : bit(VIRTIO_BLK_F_DISCARD) | bit(VIRTIO_BLK_F_WRITE_ZEROES);
@@ -105,6 +139,44 @@ export class VirtioBlk implements VirtioDevice {
 
   reset(): void {
     this.ctx = null;
+    this.held = null;
+    this.limiter.cancelWaiting();
+  }
+
+  /** Change the limits on a running disk (RangeError for a bad configuration). */
+  setLimits(limits: RateLimits): void {
+    this.limiter.update(limits);
+  }
+
+  /** Device clock time (ms) when a held request can go, or null when nothing waits. */
+  nextDeadline(): number | null {
+    if (!this.held || !this.ctx) return null;
+    return this.clock() + this.limiter.nextRefillDelay();
+  }
+
+  /** Called by the machine once nextDeadline() has passed: serve what waited. */
+  poll(): void {
+    if (this.held) this.notify(0);
+  }
+
+  stats(): BlkStats {
+    const l = this.limiter.stats();
+    return { ...this.counts, throttledEvents: l.throttledEvents, throttledMs: l.throttledMs, throttled: this.held !== null, limits: this.limiter.config };
+  }
+
+  /** Bytes and operations a request costs against the limits. */
+  private static cost(req: BlkRequest): { bytes: number; ops: number } {
+    switch (req.type) {
+      case 'in':
+      case 'out':
+        return { bytes: req.len, ops: 1 };
+      case 'flush':
+      case 'discard':
+      case 'write-zeroes':
+        return { bytes: 0, ops: 1 };
+      default:
+        return { bytes: 0, ops: 0 };
+    }
   }
 
   notify(q: number): void {
@@ -113,6 +185,16 @@ export class VirtioBlk implements VirtioDevice {
     const queue = ctx.queues[0];
     let served = 0;
     while (!ctx.broken) {
+      if (this.held) {
+        // Still waiting: the rest stays in the avail ring until poll() finds tokens.
+        const { chain, req } = this.held;
+        const c = VirtioBlk.cost(req);
+        if (!this.limiter.tryConsume(c.bytes, c.ops)) break;
+        this.held = null;
+        this.complete(ctx, req, chain);
+        served++;
+        continue;
+      }
       const r = queue.pop();
       if (r.kind === 'empty') break;
       if (r.kind === 'error') {
@@ -125,13 +207,34 @@ export class VirtioBlk implements VirtioDevice {
         ctx.fail(parsed.error);
         return;
       }
-      const written = this.serve(ctx, parsed.req, chain);
-      // Status byte: the last byte of the writable space.
-      scatter(ctx.mem, chain.writable, chain.writeLen - 1, Uint8Array.of(written.status));
-      queue.pushUsed(chain.head, written.bytes + 1);
+      if (this.limiter.active) {
+        const c = VirtioBlk.cost(parsed.req);
+        if (!this.limiter.tryConsume(c.bytes, c.ops)) {
+          this.held = { chain, req: parsed.req };
+          break;
+        }
+      }
+      this.complete(ctx, parsed.req, chain);
       served++;
     }
     if (served) ctx.usedBuffers(0);
+  }
+
+  /** Serve one request, count it and hand the chain back. */
+  private complete(ctx: VirtioContext, req: BlkRequest, chain: Chain): void {
+    const written = this.serve(ctx, req, chain);
+    if (written.status === VIRTIO_BLK_S_OK) {
+      if (req.type === 'in') {
+        this.counts.readBytes += req.len;
+        this.counts.readOps++;
+      } else if (req.type === 'out') {
+        this.counts.writeBytes += req.len;
+        this.counts.writeOps++;
+      } else if (req.type !== 'get-id' && req.type !== 'reject') this.counts.otherOps++;
+    }
+    // Status byte: the last byte of the writable space.
+    scatter(ctx.mem, chain.writable, chain.writeLen - 1, Uint8Array.of(written.status));
+    ctx.queues[0].pushUsed(chain.head, written.bytes + 1);
   }
 
   /** Carry out one request; returns the status and the data bytes written into the chain. */

@@ -1,0 +1,388 @@
+// virtio-net (device id 1, virtio 1.2 section 5.1): one receive and one transmit
+// queue, MAC and link status in config space, mergeable receive buffers. Frames
+// leave and arrive through a NicPort (the worker backs it with shared rings to a
+// backend on the owner's thread). Guest-driven frames are validated here: a
+// malformed or oversized frame is dropped and counted; only a broken descriptor
+// chain (the transport's business) makes the device need a reset.
+
+import type { AccessSize } from '../device.js';
+import type { VirtioContext, VirtioDevice } from './mmio.js';
+import { bit } from './mmio.js';
+import { slices, type BufRange, type Chain } from './queue.js';
+import { parseNetHdr, transmitWithOffloads, VIRTIO_NET_HDR_F_DATA_VALID } from './net-offload.js';
+import { RateLimiter, type RateLimits, type RateLimiterCounters } from '../rate-limiter.js';
+
+export const VIRTIO_ID_NET = 1;
+
+// Feature bits.
+export const VIRTIO_NET_F_CSUM = 0;
+export const VIRTIO_NET_F_GUEST_CSUM = 1;
+export const VIRTIO_NET_F_MTU = 3;
+export const VIRTIO_NET_F_HOST_TSO4 = 11;
+export const VIRTIO_NET_F_MAC = 5;
+export const VIRTIO_NET_F_MRG_RXBUF = 15;
+export const VIRTIO_NET_F_STATUS = 16;
+
+// Config space: mac[6], status u16, max_virtqueue_pairs u16, mtu u16.
+const CFG_MAC = 0;
+const CFG_STATUS = 6;
+const CFG_MAX_PAIRS = 8;
+const CFG_MTU = 10;
+const CFG_SIZE = 12;
+export const VIRTIO_NET_S_LINK_UP = 1;
+
+/** struct virtio_net_hdr with num_buffers (always present with VERSION_1). */
+export const NET_HDR_SIZE = 12;
+const HDR_NUM_BUFFERS = 10;
+const GSO_NONE = 0;
+
+const RX = 0;
+const TX = 1;
+const QUEUE_SIZE = 256;
+export const MTU = 1500;
+/** Largest Ethernet frame accepted from the guest: MTU + header + one VLAN tag. */
+export const MAX_FRAME = MTU + 14 + 4;
+const MIN_FRAME = 14;
+/** Largest frame the guest may hand over for segmentation (an IPv4 packet of 64 KiB). */
+const MAX_TSO_FRAME = 65535 + 14 + 4;
+/** Frames delivered per poll before the run loop gets control back. */
+const RX_BATCH = 64;
+
+/** The device's view of its link to the host. */
+export interface NicPort {
+  /** Queue a frame from the guest; false if there was no room (the frame is dropped). */
+  send(frame: readonly Uint8Array[], length: number): boolean;
+  /** The next frame for the guest, without taking it; null if none. */
+  peek(): Uint8Array | null;
+  /** Take the frame peek() returned. */
+  consume(): void;
+}
+
+/** What the device counts (readable by the owner through the port's shared header). */
+export interface NicDeviceCounters {
+  txFrames: number;
+  txBytes: number;
+  txDropped: number;
+  rxFrames: number;
+  rxBytes: number;
+  rxDropped: number;
+}
+
+/** Token-bucket limits per direction (tx: guest to host, rx: host to guest); bandwidth counts frame bytes, ops count frames. */
+export interface NicLimits {
+  tx?: RateLimits;
+  rx?: RateLimits;
+}
+
+export interface VirtioNetOptions {
+  mac: Uint8Array;
+  port: NicPort;
+  /** Rate limits; they need `clock`. */
+  limits?: NicLimits;
+  /** Device clock in ms (guest time in deterministic runs). */
+  clock?: () => number;
+  /** Called with counter deltas; defaults to keeping them on the device. */
+  count?: (c: keyof NicDeviceCounters, n: number) => void;
+  log?: (message: string) => void;
+}
+
+export class VirtioNet implements VirtioDevice {
+  readonly deviceId = VIRTIO_ID_NET;
+  readonly name: string;
+  // Checksum and TCP segmentation offloads: the guest then sends 64 KiB at a time and
+  // skips checksumming (see net-offload.ts), most of its per-byte work.
+  readonly features =
+    bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_STATUS) | bit(VIRTIO_NET_F_MRG_RXBUF) | bit(VIRTIO_NET_F_MTU) |
+    bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4);
+  readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE];
+  readonly counters: NicDeviceCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0 };
+  private ctx: VirtioContext | null = null;
+  private readonly mac: Uint8Array;
+  private readonly port: NicPort;
+  private readonly count: (c: keyof NicDeviceCounters, n: number) => void;
+  private readonly hdr = new Uint8Array(NET_HDR_SIZE);
+  private mergeable = false;
+  private guestCsum = false;
+  private maxTx = MAX_FRAME;
+  private txScratch = new Uint8Array(0);
+  private readonly clock: () => number;
+  private readonly txLimiter: RateLimiter;
+  private readonly rxLimiter: RateLimiter;
+  /** A transmit chain taken from the queue but not yet paid for by the tx limiter. */
+  private heldTx: Chain | null = null;
+
+  constructor(opts: VirtioNetOptions, name = 'virtio-net') {
+    if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
+    this.mac = opts.mac.slice();
+    this.port = opts.port;
+    this.name = name;
+    this.count = opts.count ?? ((c, n) => (this.counters[c] += n));
+    this.clock = opts.clock ?? (() => 0);
+    this.txLimiter = new RateLimiter(this.clock, opts.limits?.tx ?? {});
+    this.rxLimiter = new RateLimiter(this.clock, opts.limits?.rx ?? {});
+  }
+
+  /** Change the limits of a running NIC (a changed bucket starts full). */
+  setLimits(limits: NicLimits): void {
+    this.txLimiter.update(limits.tx ?? {});
+    this.rxLimiter.update(limits.rx ?? {});
+  }
+
+  limiterStats(): { tx: RateLimiterCounters; rx: RateLimiterCounters } {
+    return { tx: this.txLimiter.stats(), rx: this.rxLimiter.stats() };
+  }
+
+  /** When a throttled direction can go on (device clock ms), for the machine's idle wait. */
+  nextDeadline(): number | null {
+    const waits: number[] = [];
+    if (this.heldTx) waits.push(this.txLimiter.nextRefillDelay());
+    if (this.rxLimiter.active && this.rxLimiter.blocked && this.port.peek()) waits.push(this.rxLimiter.nextRefillDelay());
+    return waits.length ? this.clock() + Math.min(...waits) : null;
+  }
+
+  configRead(offset: number, size: AccessSize): number {
+    if (offset < 0 || offset + size > CFG_SIZE) return 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = (v << 8) | this.configByte(offset + i);
+    return v >>> 0;
+  }
+
+  private configByte(o: number): number {
+    if (o >= CFG_MAC && o < CFG_MAC + 6) return this.mac[o - CFG_MAC];
+    if (o === CFG_STATUS) return VIRTIO_NET_S_LINK_UP;
+    if (o === CFG_MAX_PAIRS) return 1;
+    if (o === CFG_MTU) return MTU & 0xff;
+    if (o === CFG_MTU + 1) return MTU >> 8;
+    return 0;
+  }
+
+  /** The MAC is read-only here (VIRTIO_NET_F_CTRL_MAC_ADDR is not offered). */
+  configWrite(): void {}
+
+  activate(ctx: VirtioContext): void {
+    this.ctx = ctx;
+    this.mergeable = (ctx.features & bit(VIRTIO_NET_F_MRG_RXBUF)) !== 0n;
+    this.guestCsum = (ctx.features & bit(VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    this.maxTx = (ctx.features & bit(VIRTIO_NET_F_HOST_TSO4)) !== 0n ? MAX_TSO_FRAME : MAX_FRAME;
+    this.notify(TX);
+    this.poll();
+  }
+
+  reset(): void {
+    this.ctx = null;
+    this.heldTx = null;
+    this.txLimiter.cancelWaiting();
+    this.rxLimiter.cancelWaiting();
+  }
+
+  notify(q: number): void {
+    if (q === TX) this.transmit();
+    else if (q === RX) this.poll();
+  }
+
+  /** Take every frame the guest queued for sending (as far as the tx limiter allows). */
+  private transmit(): void {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    const queue = ctx.queues[TX];
+    let done = 0;
+    while (!ctx.broken) {
+      let c = this.heldTx;
+      if (!c) {
+        const r = queue.pop();
+        if (r.kind === 'empty') break;
+        if (r.kind === 'error') return ctx.fail(r.error);
+        c = r.chain;
+        if (c.writeLen > 0) return ctx.fail('transmit buffer has a device-writable part');
+      }
+      const frameLen = c.readLen - NET_HDR_SIZE;
+      if (this.txLimiter.active && frameLen >= MIN_FRAME && frameLen <= this.maxTx && !this.txLimiter.tryConsume(frameLen, 1)) {
+        this.heldTx = c; // resumes from poll() at the refill time
+        break;
+      }
+      this.heldTx = null;
+      queue.pushUsed(c.head, 0);
+      done++;
+      this.sendFrame(ctx, c, frameLen);
+    }
+    if (done) ctx.usedBuffers(TX);
+  }
+
+  private sendFrame(ctx: VirtioContext, c: Chain, frameLen: number): void {
+    if (frameLen < MIN_FRAME || frameLen > this.maxTx) {
+      this.count('txDropped', 1);
+      return;
+    }
+    let off = 0;
+    for (const s of slices(ctx.mem, c.readable, 0, NET_HDR_SIZE)) {
+      this.hdr.set(s, off);
+      off += s.length;
+    }
+    const hdr = parseNetHdr(this.hdr);
+    if (hdr.gsoType !== GSO_NONE && this.maxTx === MAX_FRAME) {
+      this.count('txDropped', 1); // segmentation was not negotiated
+      return;
+    }
+    if (hdr.flags !== 0 || hdr.gsoType !== GSO_NONE) {
+      // Offloads need a private copy: the device fills in checksums and cuts segments.
+      if (this.txScratch.length < frameLen) this.txScratch = new Uint8Array(this.maxTx);
+      const frame = this.txScratch.subarray(0, frameLen);
+      let p = 0;
+      for (const s of slices(ctx.mem, c.readable, NET_HDR_SIZE, frameLen)) {
+        frame.set(s, p);
+        p += s.length;
+      }
+      const why = transmitWithOffloads(frame, hdr, MAX_FRAME, (f) => {
+        if (this.port.send([f], f.length)) {
+          this.count('txFrames', 1);
+          this.count('txBytes', f.length);
+        } else {
+          this.count('txDropped', 1);
+        }
+      });
+      if (why) this.count('txDropped', 1);
+      return;
+    }
+    if (frameLen > MAX_FRAME) {
+      this.count('txDropped', 1);
+      return;
+    }
+    if (this.port.send(slices(ctx.mem, c.readable, NET_HDR_SIZE, frameLen), frameLen)) {
+      this.count('txFrames', 1);
+      this.count('txBytes', frameLen);
+    } else {
+      this.count('txDropped', 1);
+    }
+  }
+
+  /**
+   * Deliver frames waiting in the port into the guest's receive buffers. Called
+   * when the driver posts buffers and by the run loop between slices. Returns
+   * how many frames were delivered.
+   */
+  poll(): number {
+    const ctx = this.ctx;
+    if (!ctx || ctx.broken) return 0;
+    if (this.heldTx) this.transmit();
+    const queue = ctx.queues[RX];
+    let delivered = 0;
+    while (delivered < RX_BATCH) {
+      const frame = this.port.peek();
+      if (!frame) break;
+      if (frame.length > MAX_FRAME || frame.length < MIN_FRAME) {
+        this.port.consume();
+        this.count('rxDropped', 1);
+        continue;
+      }
+      if (!queue.hasAvailable()) break;
+      if (this.rxLimiter.active && !this.rxLimiter.tryConsume(frame.length, 1)) break; // stays in the ring
+      const ok = this.mergeable ? this.deliverMergeable(frame) : this.deliverOne(frame);
+      if (ok === null) return delivered; // the driver broke the queue
+      if (!ok) break; // not enough buffers yet: leave the frame queued
+      this.port.consume();
+      this.count('rxFrames', 1);
+      this.count('rxBytes', frame.length);
+      delivered++;
+    }
+    if (delivered) ctx.usedBuffers(RX);
+    return delivered;
+  }
+
+  /** One chain holds header and frame. null: queue error (device failed). */
+  private deliverOne(frame: Uint8Array): boolean | null {
+    const ctx = this.ctx!;
+    const queue = ctx.queues[RX];
+    const r = queue.pop();
+    if (r.kind === 'empty') return false;
+    if (r.kind === 'error') {
+      ctx.fail(r.error);
+      return null;
+    }
+    const c = r.chain;
+    if (c.readLen > 0) {
+      ctx.fail('receive buffer has a device-readable part');
+      return null;
+    }
+    const total = NET_HDR_SIZE + frame.length;
+    if (c.writeLen < total) {
+      // Too small for the frame: give the buffer back empty and drop the frame.
+      queue.pushUsed(c.head, 0);
+      this.port.consume();
+      this.count('rxDropped', 1);
+      return true;
+    }
+    this.hdr.fill(0);
+    if (this.guestCsum) this.hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    this.hdr[HDR_NUM_BUFFERS] = 1;
+    this.writeAt(c.writable, 0, this.hdr);
+    this.writeAt(c.writable, NET_HDR_SIZE, frame);
+    queue.pushUsed(c.head, total);
+    return true;
+  }
+
+  /** Header and frame spread over as many chains as needed (VIRTIO_NET_F_MRG_RXBUF). */
+  private deliverMergeable(frame: Uint8Array): boolean | null {
+    const ctx = this.ctx!;
+    const queue = ctx.queues[RX];
+    const total = NET_HDR_SIZE + frame.length;
+    // Count the buffers first so a frame is never half-delivered: take chains only
+    // while the avail ring says they are there, and put the frame in once they suffice.
+    const used: { head: number; len: number; bufs: BufRange[] }[] = [];
+    let room = 0;
+    while (room < total) {
+      if (!queue.hasAvailable()) {
+        if (used.length === 0) return false;
+        // The chains taken so far cannot be given back to the avail ring; fill them
+        // with a truncated copy marked as dropped would confuse the driver, so the
+        // frame is dropped and the chains are returned empty.
+        for (const u of used) queue.pushUsed(u.head, 0);
+        this.port.consume();
+        this.count('rxDropped', 1);
+        return true;
+      }
+      const r = queue.pop();
+      if (r.kind === 'empty') return false;
+      if (r.kind === 'error') {
+        ctx.fail(r.error);
+        return null;
+      }
+      if (r.chain.readLen > 0) {
+        ctx.fail('receive buffer has a device-readable part');
+        return null;
+      }
+      if (r.chain.writeLen === 0) {
+        queue.pushUsed(r.chain.head, 0);
+        continue;
+      }
+      const take = Math.min(r.chain.writeLen, total - room);
+      used.push({ head: r.chain.head, len: take, bufs: r.chain.writable });
+      room += take;
+    }
+    this.hdr.fill(0);
+    if (this.guestCsum) this.hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    this.hdr[HDR_NUM_BUFFERS] = used.length & 0xff;
+    this.hdr[HDR_NUM_BUFFERS + 1] = used.length >> 8;
+    // The first chain holds the header (every driver buffer is at least header-sized).
+    let pos = 0; // position in header+frame
+    for (const u of used) {
+      let off = 0;
+      while (off < u.len) {
+        const n = pos < NET_HDR_SIZE ? Math.min(NET_HDR_SIZE - pos, u.len - off) : u.len - off;
+        const src = pos < NET_HDR_SIZE ? this.hdr.subarray(pos, pos + n) : frame.subarray(pos - NET_HDR_SIZE, pos - NET_HDR_SIZE + n);
+        this.writeAt(u.bufs, off, src);
+        off += n;
+        pos += n;
+      }
+      queue.pushUsed(u.head, u.len);
+    }
+    return true;
+  }
+
+  private writeAt(bufs: readonly BufRange[], from: number, src: Uint8Array): void {
+    let p = 0;
+    for (const s of slices(this.ctx!.mem, bufs, from, src.length, true)) {
+      s.set(src.subarray(p, p + s.length));
+      p += s.length;
+    }
+  }
+}

@@ -1,0 +1,92 @@
+// The worker's side of the command port: the owner posts CommandRequests on a
+// MessagePort (passed in workerData); the worker, which never returns to its
+// event loop while the guest runs, takes them with receiveMessageOnPort between
+// slices and answers each on the same port. The owner wakes the worker after
+// posting (protocol.ts wake()), so an idle guest does not delay a command.
+
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { CommandReply, CommandRequest, VmCommand, VmConfig } from './protocol.js';
+import type { VirtMachine } from '../machine/virt.js';
+import { checkLimits, type RateLimits } from '../devices/rate-limiter.js';
+
+/** What commands change beyond the running machine: kept so a guest reboot keeps them. */
+export interface CommandState {
+  machine: VirtMachine;
+  /** The disk settings the next machine is built from (limits are updated in place). */
+  disks: { limits?: RateLimits }[];
+  /** The balloon settings the next machine is built from, or null without a balloon. */
+  balloon: { targetMiB?: number } | null;
+}
+
+/** Carry out one command; throws an Error whose message goes back to the owner. */
+export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
+  switch (cmd.type) {
+    case 'setDiskLimits': {
+      if (!Number.isInteger(cmd.disk) || cmd.disk < 0 || cmd.disk >= s.disks.length) {
+        throw new Error(`no disk ${cmd.disk} (the VM has ${s.disks.length})`);
+      }
+      const limits = cmd.limits ?? {};
+      const bad = checkLimits(limits);
+      if (bad) throw new Error(`disk ${cmd.disk}: ${bad}`);
+      s.machine.setDiskLimits(cmd.disk, limits);
+      s.disks[cmd.disk].limits = limits;
+      return null;
+    }
+    case 'setBalloonTarget': {
+      if (!s.balloon) throw new Error('the VM has no balloon (start it with balloon enabled)');
+      if (typeof cmd.mib !== 'number' || !Number.isFinite(cmd.mib) || cmd.mib < 0) throw new Error(`bad balloon target ${cmd.mib} MiB`);
+      s.machine.setBalloonTarget(cmd.mib);
+      s.balloon.targetMiB = cmd.mib;
+      return null;
+    }
+    case 'setNicLimits': {
+      if (!Number.isInteger(cmd.nic) || cmd.nic < 0 || cmd.nic >= s.machine.nicCount) {
+        throw new Error(`no NIC ${cmd.nic} (the VM has ${s.machine.nicCount})`);
+      }
+      for (const dir of ['tx', 'rx'] as const) {
+        const bad = cmd.limits?.[dir] ? checkLimits(cmd.limits[dir]!) : null;
+        if (bad) throw new Error(`NIC ${cmd.nic} ${dir}: ${bad}`);
+      }
+      s.machine.setNicLimits(cmd.nic, cmd.limits ?? {});
+      return null;
+    }
+    case 'deviceStats':
+      if (cmd.refresh) s.machine.refreshBalloonStats();
+      return s.machine.deviceStats();
+    default:
+      throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
+  }
+}
+
+/** Why the limits and balloon settings of a VmConfig are unusable, or null (checked before boot). */
+export function checkDeviceConfig(config: VmConfig): string | null {
+  for (const [i, d] of (config.disks ?? []).entries()) {
+    const bad = d.limits ? checkLimits(d.limits) : null;
+    if (bad) return `disk ${i} (${d.path}): ${bad}`;
+  }
+  const b = config.balloon;
+  if (b && b !== true) {
+    if (b.targetMiB !== undefined && !(Number.isFinite(b.targetMiB) && b.targetMiB >= 0)) return `balloon target ${b.targetMiB} MiB is out of range`;
+    if (b.statsIntervalMs !== undefined && !(Number.isFinite(b.statsIntervalMs) && b.statsIntervalMs >= 0)) return `balloon statistics interval ${b.statsIntervalMs} ms is out of range`;
+  }
+  return null;
+}
+
+/** Take every pending command from the port and answer it. Returns how many there were. */
+export function drainCommands(port: MessagePort | undefined, s: CommandState): number {
+  if (!port) return 0;
+  let n = 0;
+  for (;;) {
+    const got = receiveMessageOnPort(port);
+    if (!got) return n;
+    n++;
+    const req = got.message as CommandRequest;
+    let reply: CommandReply;
+    try {
+      reply = { id: req.id, ok: true, result: executeCommand(s, req.command) };
+    } catch (e) {
+      reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+    port.postMessage(reply);
+  }
+}

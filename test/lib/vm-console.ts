@@ -1,0 +1,129 @@
+// Drives a VM's console from a test: collects its output, waits for text,
+// types commands. Used by the tests that run VMs in-process through VmHandle.
+
+import { VmHandle, defaultWasmPath, type VmHandleOptions } from '../../src/vm/vm-handle.js';
+import { ensureDefaultGuest } from '../../src/image/default-guest.js';
+import type { VmConfig } from '../../src/vm/protocol.js';
+import type { ChildProcess } from 'node:child_process';
+
+/** Where a console's bytes come from and go to: a VmHandle or a child `tsvisor run`. */
+interface ConsoleLink {
+  onOutput(cb: (b: Uint8Array) => void): void;
+  onExit(cb: () => void): void;
+  send(b: Uint8Array): void;
+  readonly running: boolean;
+}
+
+export class Console {
+  out = '';
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly link: ConsoleLink) {
+    link.onOutput((b) => {
+      this.out += Buffer.from(b).toString('latin1');
+      for (const w of this.waiters.splice(0)) w();
+    });
+    link.onExit(() => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** Wait until `re` matches the output after position `from`; returns the match. */
+  async waitFor(re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const m = this.out.slice(from).match(re);
+      if (m) return m;
+      if (!this.link.running) throw new Error(`VM ended while waiting for ${re}; output:\n${this.out.slice(-2000)}`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}; output:\n${this.out.slice(-2000)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  }
+
+  /** Type a command line; resolves with the output position before it, for waitFor(…, from). */
+  type(line: string): number {
+    const at = this.out.length;
+    this.link.send(Buffer.from(line.endsWith('\n') ? line : `${line}\n`));
+    return at;
+  }
+
+  /** Run a shell command and wait for a marker it prints at the end; returns its output. */
+  async run(cmd: string, ms = 60_000): Promise<string> {
+    const tag = `END${Math.random().toString(36).slice(2, 8)}`;
+    const at = this.type(`${cmd}; echo ${tag.slice(0, 3)}""${tag.slice(3)} $?`);
+    const m = await this.waitFor(new RegExp(`${tag} (\\d+)`), ms, at);
+    const text = this.out.slice(at, this.out.indexOf(m[0], at));
+    return `${text}\nstatus ${m[1]}`;
+  }
+}
+
+export class VmConsole extends Console {
+  constructor(readonly vm: VmHandle) {
+    super({
+      onOutput: (cb) => vm.on('output', cb),
+      onExit: (cb) => vm.on('exit', cb),
+      send: (b) => vm.sendInput(b),
+      get running() {
+        return vm.running;
+      },
+    });
+  }
+}
+
+/** The console of a child process (e.g. `tsvisor run` started by the test). */
+export class ChildConsole extends Console {
+  readonly exited: Promise<number | null>;
+  constructor(readonly child: ChildProcess) {
+    let alive = true;
+    super({
+      onOutput: (cb) => {
+        child.stdout!.on('data', cb);
+        child.stderr!.on('data', cb);
+      },
+      onExit: (cb) => child.on('exit', cb),
+      send: (b) => child.stdin!.write(b),
+      get running() {
+        return alive;
+      },
+    });
+    this.exited = new Promise((r) =>
+      child.on('exit', (code) => {
+        alive = false;
+        r(code);
+      }),
+    );
+  }
+}
+
+/** Boot the default guest in-process; resolves once its shell is ready. */
+export async function bootDefaultGuest(
+  extra: Partial<VmConfig> = {},
+  options: VmHandleOptions = {},
+  bootMs = 240_000,
+): Promise<VmConsole> {
+  const guest = await ensureDefaultGuest({});
+  const vm = new VmHandle(
+    {
+      kernel: guest.kernel,
+      initrd: guest.initrd,
+      append: 'console=ttyS0',
+      memMiB: 128,
+      deterministic: false,
+      wasmPath: defaultWasmPath(),
+      ...extra,
+    },
+    options,
+  );
+  const c = new VmConsole(vm);
+  vm.start();
+  await c.waitFor(/tsvisor guest ready/, bootMs);
+  await c.waitFor(/# /, 30_000);
+  return c;
+}
