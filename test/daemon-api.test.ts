@@ -142,6 +142,8 @@ describe('routes', () => {
     }
     await expectError('GET', '/v2/vms', undefined, 404, /no route/);
     await expectError('PUT', '/v1/vms', undefined, 405, /not allowed/);
+    await expectError('GET', '/v1/vms/%E0%A4%A', undefined, 400, /invalid percent-encoding/);
+    assert.equal(await wsStatus(`ws+unix://${d.socketPath}:/v1/vms/%E0%A4%A/console`), 400);
   });
 
   test('lifecycle and conflicts', async () => {

@@ -53,7 +53,12 @@ const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill']);
 export async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { host } = ctx;
   const url = new URL(req.url ?? '/', 'http://daemon');
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new ApiError(400, 'path: invalid percent-encoding');
+  }
   const method = req.method ?? 'GET';
   const allow = (methods: string[]) => {
     if (!methods.includes(method)) throw new ApiError(405, `${method} is not allowed on ${url.pathname} (allowed: ${methods.join(', ')})`);

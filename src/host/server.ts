@@ -94,8 +94,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (auth && !checkBearer(req.headers.authorization, opts.token!)) return rejectUpgrade(socket, 401, 'missing or wrong bearer token');
     const m = /^\/v1\/vms\/([^/?]+)\/console(?:\?.*)?$/.exec(req.url ?? '');
     if (!m) return rejectUpgrade(socket, 404, `no WebSocket route ${req.url}`);
-    const vm = host.vms.get(decodeURIComponent(m[1]));
-    if (!vm) return rejectUpgrade(socket, 404, `no VM named '${decodeURIComponent(m[1])}'`);
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1]);
+    } catch {
+      return rejectUpgrade(socket, 400, 'name: invalid percent-encoding');
+    }
+    const vm = host.vms.get(name);
+    if (!vm) return rejectUpgrade(socket, 404, `no VM named '${name}'`);
     if (!vm.handle) return rejectUpgrade(socket, 409, `VM '${vm.name}' is ${vm.state}, not running`);
     wss.handleUpgrade(req, socket, head, (ws) => attachConsoleSocket(ws, vm));
   };
