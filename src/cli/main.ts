@@ -38,6 +38,9 @@ Commands:
   image build    build the default guest (Debian kernel + busybox initramfs)
   image create   create a blank raw/qcow2 disk or a qcow2 overlay
   image info     show a disk's format, size, allocation and backing chain
+  serve          run the daemon that owns this host's VMs (REST API)
+  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
+                 manage VMs through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
 Options:
@@ -165,13 +168,18 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return runCommand(rest, io);
     case 'image':
       return imageCommand(rest, io);
+    case 'serve':
+      return (await import('./serve.js')).serveCommand(rest, io);
+    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
+    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats':
+      return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
       throw new UsageError(`unknown command '${cmd}' (try 'tsvisor --help')`);
   }
 }
 
-function help(topic: string | undefined, io: MainIo): number {
+async function help(topic: string | undefined, io: MainIo): Promise<number> {
   switch (topic) {
     case undefined:
       io.stdout.write(MAIN_HELP);
@@ -182,8 +190,17 @@ function help(topic: string | undefined, io: MainIo): number {
     case 'image':
       io.stdout.write(IMAGE_HELP);
       return 0;
-    default:
+    case 'serve':
+      io.stdout.write((await import('./serve.js')).SERVE_HELP);
+      return 0;
+    default: {
+      const client = await import('./client.js');
+      if (client.CLIENT_COMMANDS.includes(topic)) {
+        io.stdout.write(client.CLIENT_HELP);
+        return 0;
+      }
       throw new UsageError(`no help for unknown command '${topic}'`);
+    }
   }
 }
 
@@ -201,7 +218,7 @@ function readVersion(): string {
 }
 
 /** parseArgs with its errors turned into one-line usage errors. */
-function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
+export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
   command: string,
   args: string[],
   options: T,

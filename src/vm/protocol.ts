@@ -32,6 +32,8 @@ export interface VmConfig {
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;
+  /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
+  debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
   /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
   balloon?: VmBalloonConfig | boolean;
 }

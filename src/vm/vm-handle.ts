@@ -3,7 +3,7 @@
 
 import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import {
   createSharedControl,
   type CommandReply,
@@ -50,6 +50,8 @@ export interface VmHandleOptions {
   stopTimeoutMs?: number;
   /** Retry interval for console input that did not fit the input ring (ms). */
   inputRetryMs?: number;
+  /** Heap limits for the worker thread (the daemon isolates each VM's JS heap). */
+  resourceLimits?: ResourceLimits;
   /** The VM's NICs (eth0 first); the handle starts them with the worker and closes them when the VM ends. */
   nics?: NicHost[];
 }
@@ -68,7 +70,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
-  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics'>> & { workerUrl?: URL };
+  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
   private readonly nics: NicHost[];
   private worker: Worker | null = null;
   private state: State = 'new';
@@ -90,6 +92,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       workerUrl: options.workerUrl,
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
       inputRetryMs: options.inputRetryMs ?? 5,
+      resourceLimits: options.resourceLimits,
     };
     this.nics = options.nics ?? [];
     this.exited = new Promise<VmExit>((resolve) => {
@@ -112,6 +115,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       worker = new Worker(url, {
         workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel), commands: channel.port2 },
         transferList: [channel.port2],
+        resourceLimits: this.opts.resourceLimits,
       });
     } catch (e) {
       channel.port1.close();
@@ -211,6 +215,19 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   /** The worker's live counters (instructions, host time used, run state, heartbeat). */
   live(): LiveCounters {
     return readLive(this.control);
+  }
+
+  /** End the worker now, without asking (a hung VM); `exit` follows with `reason`. */
+  kill(reason: string): Promise<VmExit> {
+    if (this.state === 'exited') return this.exited;
+    this.lastError = reason;
+    if (this.worker) {
+      const w = this.worker;
+      void w.terminate().then(() => this.finish({ code: 1, reason }));
+    } else {
+      this.finish({ code: 1, reason });
+    }
+    return this.exited;
   }
 
   /** Counters of each NIC (device, backend, ring drops). */

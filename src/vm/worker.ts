@@ -173,7 +173,20 @@ async function main(): Promise<void> {
     const seen = Atomics.load(ctrl, CTRL_WAKE);
     Atomics.wait(ctrl, CTRL_WAKE, seen, ms);
   };
+  // Fault injection for the daemon's isolation tests (accepted only with serve --debug-faults).
+  const dbg = config.debug ?? {};
+  const at = (ms: number | undefined) => (ms === undefined ? Infinity : performance.now() + ms);
+  const failAt = at(dbg.failAfterMs);
+  const hangAt = at(dbg.hangAfterMs);
+  const oomAt = at(dbg.oomAfterMs);
   for (;;) {
+    const now = performance.now();
+    if (now >= failAt) throw new Error('injected fault (debug.failAfterMs)');
+    if (now >= hangAt) for (;;); // never reports again: the owner's watchdog must notice
+    if (now >= oomAt) {
+      const hog: number[][] = [];
+      for (;;) hog.push(new Array(1 << 20).fill(hog.length));
+    }
     cmdState.machine = m;
     drainCommands(commands, cmdState);
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);

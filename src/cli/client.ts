@@ -1,0 +1,323 @@
+// Client commands that talk to `tsvisor serve`: create, start, pause, resume,
+// stop, kill, rm, ls, inspect, console, logs, stats. The daemon is reached on
+// its Unix socket (default, or --socket) or at --url with --token-file.
+
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { parseOptions, parseDiskSpec, UsageError, UserError, type MainIo } from './main.js';
+import { parseMemSize } from './size.js';
+import { defaultSocketPath } from './daemon-paths.js';
+
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats'];
+
+export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
+
+Commands that talk to a running 'tsvisor serve':
+  create NAME [options]   define a VM (see below), or --config FILE.json
+  start|pause|resume|stop|kill NAME
+  rm NAME [--force]       delete a VM (--force: kill it first if running)
+  ls                      list VMs
+  inspect NAME            the VM's definition and state (JSON)
+  console NAME            attach this terminal to the VM's console (C-a x detaches)
+  logs NAME               print the VM's console log
+  stats [NAME]            VM or host statistics (JSON)
+
+Daemon options:
+  --socket PATH           the daemon's Unix socket (default as 'tsvisor serve')
+  --url URL               reach the daemon over TCP instead (http://HOST:PORT)
+  --token-file FILE       bearer token for --url
+
+Create options:
+  --kernel FILE --initrd FILE --append STRING
+                          files are taken inside the daemon's images directory
+  --mem SIZE              guest RAM (default 512M)
+  --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]   (repeatable)
+  --root-disk             boot from the first disk (root=/dev/vda)
+  --cpu-weight N          CPU shares, 2..262144 (default 1024)
+  --cpu-cap F             at most this fraction of one host core (e.g. 0.5)
+  --deterministic         guest time follows the instruction count
+  --jit on|off            translate hot guest code (default on)
+  --restart POLICY[:N]    no, on-failure[:max retries] or always
+  --start                 start the VM once created
+`;
+
+interface Target {
+  socketPath?: string;
+  url?: URL;
+  token?: string;
+  where: string;
+}
+
+interface Reply {
+  status: number;
+  body: Buffer;
+}
+
+function daemonOptions() {
+  return {
+    socket: { type: 'string' },
+    url: { type: 'string' },
+    'token-file': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  } as const;
+}
+
+function target(values: { socket?: string; url?: string; 'token-file'?: string }): Target {
+  if (values.url !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(values.url);
+    } catch {
+      throw new UsageError(`invalid --url '${values.url}': expected http://HOST:PORT`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`invalid --url '${values.url}': expected http:// or https://`);
+    let token: string | undefined;
+    if (values['token-file'] !== undefined) {
+      try {
+        token = readFileSync(values['token-file'], 'utf8').trim();
+      } catch (e) {
+        throw new UserError(`cannot read the token file ${values['token-file']}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+    }
+    return { url, token, where: url.origin };
+  }
+  const socketPath = resolvePath(values.socket ?? defaultSocketPath());
+  return { socketPath, where: socketPath };
+}
+
+function call(t: Target, method: string, path: string, body?: unknown): Promise<Reply> {
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const headers: Record<string, string | number> = {};
+  if (data) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = data.length;
+  }
+  if (t.token) headers.authorization = `Bearer ${t.token}`;
+  const opts: RequestOptions = { method, headers };
+  let req;
+  if (t.url) {
+    const u = new URL(path, t.url);
+    req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, opts);
+  } else {
+    req = httpRequest({ ...opts, socketPath: t.socketPath, path });
+  }
+  return new Promise((resolve, reject) => {
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      reject(new UserError(`cannot reach the daemon at ${t.where} (${e.code ?? e.message}); is 'tsvisor serve' running?`));
+    });
+    req.end(data);
+  });
+}
+
+/** The reply's JSON, or a UserError carrying the daemon's message. */
+function expectOk(r: Reply): unknown {
+  if (r.status >= 200 && r.status < 300) {
+    if (r.body.length === 0) return null;
+    return JSON.parse(r.body.toString('utf8')) as unknown;
+  }
+  let msg = r.body.toString('utf8');
+  try {
+    msg = (JSON.parse(msg) as { error?: string }).error ?? msg;
+  } catch {
+    // not JSON: show as is
+  }
+  throw new UserError(`${msg} (HTTP ${r.status})`);
+}
+
+function oneName(positionals: string[], cmd: string): string {
+  if (positionals.length === 0) throw new UsageError(`'tsvisor ${cmd}' needs a VM name`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' for 'tsvisor ${cmd}'`);
+  return positionals[0];
+}
+
+const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
+
+export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
+  if (cmd === 'create') return createCommand(args, io);
+  // --force is only meaningful for rm; other commands refuse it.
+  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' } }, true);
+  if (values.force !== undefined && cmd !== 'rm') throw new UsageError(`unknown option '--force' for 'tsvisor ${cmd}'`);
+  if (values.help) {
+    io.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  const t = target(values);
+  switch (cmd) {
+    case 'ls': {
+      if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' for 'tsvisor ls'`);
+      const vms = expectOk(await call(t, 'GET', '/v1/vms')) as { name: string; state: string; config: { memory: number; cpu?: { weight?: number; cap?: number } }; lastFailure: string | null }[];
+      const rows = [['NAME', 'STATE', 'MEMORY', 'WEIGHT', 'CAP', 'LAST FAILURE']];
+      for (const v of vms) {
+        rows.push([v.name, v.state, `${v.config.memory}M`, String(v.config.cpu?.weight ?? 1024), v.config.cpu?.cap === undefined ? '-' : String(v.config.cpu.cap), v.lastFailure ?? '-']);
+      }
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) io.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
+      return 0;
+    }
+    case 'stats': {
+      if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' for 'tsvisor stats'`);
+      const path = positionals.length === 0 ? '/v1/host/stats' : vmPath(positionals[0], '/stats');
+      io.stdout.write(`${JSON.stringify(expectOk(await call(t, 'GET', path)), null, 2)}\n`);
+      return 0;
+    }
+    case 'inspect': {
+      const name = oneName(positionals, cmd);
+      io.stdout.write(`${JSON.stringify(expectOk(await call(t, 'GET', vmPath(name))), null, 2)}\n`);
+      return 0;
+    }
+    case 'logs': {
+      const name = oneName(positionals, cmd);
+      const r = await call(t, 'GET', vmPath(name, '/log'));
+      if (r.status !== 200) expectOk(r);
+      io.stdout.write(r.body);
+      return 0;
+    }
+    case 'rm': {
+      const name = oneName(positionals, cmd);
+      expectOk(await call(t, 'DELETE', vmPath(name, values.force ? '?force=true' : '')));
+      return 0;
+    }
+    case 'console':
+      return consoleCommand(t, oneName(positionals, cmd), io);
+    default: {
+      const name = oneName(positionals, cmd);
+      const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`))) as { state: string };
+      io.stdout.write(`${name}: ${vm.state}\n`);
+      return 0;
+    }
+  }
+}
+
+async function createCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions(
+    'tsvisor create',
+    args,
+    {
+      ...daemonOptions(),
+      config: { type: 'string' },
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      append: { type: 'string' },
+      mem: { type: 'string' },
+      disk: { type: 'string', multiple: true },
+      'root-disk': { type: 'boolean' },
+      'cpu-weight': { type: 'string' },
+      'cpu-cap': { type: 'string' },
+      deterministic: { type: 'boolean' },
+      jit: { type: 'string' },
+      restart: { type: 'string' },
+      start: { type: 'boolean' },
+    },
+    true,
+  );
+  if (values.help) {
+    io.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}' for 'tsvisor create'`);
+  let body: Record<string, unknown> = {};
+  if (values.config !== undefined) {
+    try {
+      body = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new UserError(`cannot read --config ${values.config}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (positionals[0] !== undefined) body.name = positionals[0];
+  if (body.name === undefined) throw new UsageError("'tsvisor create' needs a VM name");
+  if (values.kernel !== undefined) body.kernel = values.kernel;
+  if (values.initrd !== undefined) body.initrd = values.initrd;
+  if (values.append !== undefined) body.append = values.append;
+  if (values.mem !== undefined || body.memory === undefined) body.memory = parseMemSize(values.mem ?? '512M');
+  if (values.disk) {
+    body.disks = values.disk.map(parseDiskSpec).map((d) => ({ path: d.path, format: d.format, readonly: d.readOnly || undefined, serial: d.serial }));
+  }
+  if (values['root-disk']) body.rootDisk = true;
+  const cpu = { ...((body.cpu as object | undefined) ?? {}) } as Record<string, number>;
+  if (values['cpu-weight'] !== undefined) {
+    const w = Number(values['cpu-weight']);
+    if (!Number.isInteger(w)) throw new UsageError(`invalid --cpu-weight '${values['cpu-weight']}': expected a whole number`);
+    cpu.weight = w;
+  }
+  if (values['cpu-cap'] !== undefined) {
+    const c = Number(values['cpu-cap']);
+    if (!Number.isFinite(c)) throw new UsageError(`invalid --cpu-cap '${values['cpu-cap']}': expected a fraction of a core, like 0.5`);
+    cpu.cap = c;
+  }
+  if (Object.keys(cpu).length > 0) body.cpu = cpu;
+  if (values.deterministic) body.deterministic = true;
+  if (values.jit !== undefined) {
+    if (values.jit !== 'on' && values.jit !== 'off') throw new UsageError(`invalid --jit '${values.jit}': expected on or off`);
+    body.jit = values.jit === 'on';
+  }
+  if (values.restart !== undefined) {
+    const m = /^(no|on-failure|always)(?::(\d+))?$/.exec(values.restart);
+    if (!m) throw new UsageError(`invalid --restart '${values.restart}': expected no, on-failure[:N] or always[:N]`);
+    body.restart = m[2] === undefined ? { policy: m[1] } : { policy: m[1], maxRetries: Number(m[2]) };
+  }
+  const t = target(values);
+  const vm = expectOk(await call(t, 'POST', '/v1/vms', body)) as { name: string; notes?: string[] };
+  for (const n of vm.notes ?? []) io.stderr.write(`tsvisor: note: ${n}\n`);
+  if (values.start) expectOk(await call(t, 'POST', vmPath(vm.name, '/start')));
+  io.stdout.write(`${vm.name}\n`);
+  return 0;
+}
+
+/** Attach the terminal to the VM's console over the WebSocket; C-a x detaches (the VM keeps running). */
+async function consoleCommand(t: Target, name: string, io: MainIo): Promise<number> {
+  const [{ WebSocket }, { attachConsole }, { EventEmitter }] = await Promise.all([
+    import('ws'),
+    import('./console.js'),
+    import('node:events'),
+  ]);
+  const path = vmPath(name, '/console');
+  const url = t.url
+    ? `${t.url.protocol === 'https:' ? 'wss' : 'ws'}://${t.url.host}${path}`
+    : `ws+unix://${t.socketPath}:${path}`;
+  const ws = new WebSocket(url, { headers: t.token ? { authorization: `Bearer ${t.token}` } : {} });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          expectOk({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    ws.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new UserError(`cannot reach the daemon at ${t.where} (${e.code ?? e.message}); is 'tsvisor serve' running?`)),
+    );
+  });
+  // attachConsole drives a VmHandle; this stand-in forwards to the socket, and
+  // "stopping" it only detaches: the VM goes on running in the daemon.
+  let resolveExit!: (r: { code: number; reason: string }) => void;
+  const exited = new Promise<{ code: number; reason: string }>((r) => (resolveExit = r));
+  const remote = Object.assign(new EventEmitter(), {
+    exited,
+    sendInput: (b: Uint8Array) => ws.send(b, { binary: true }),
+    stop: () => {
+      ws.close(1000, 'detached');
+      resolveExit({ code: 0, reason: 'detached' });
+      return exited;
+    },
+  });
+  ws.on('message', (d: Buffer) => remote.emit('output', new Uint8Array(d)));
+  ws.on('close', (_code: number, reason: Buffer) => resolveExit({ code: 0, reason: reason.toString() || 'closed' }));
+  const done = attachConsole(remote as unknown as import('../vm/vm-handle.js').VmHandle, process, { handleProcessEvents: true });
+  const code = await done;
+  const why = await exited;
+  if (why.reason !== 'detached') io.stderr.write(`\ntsvisor: console closed: ${why.reason}\n`);
+  return code;
+}

@@ -1,0 +1,138 @@
+// `tsvisor serve`: run the daemon in the foreground until SIGINT or SIGTERM.
+
+import { cpus as hostCpus, totalmem } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseOptions, UsageError, UserError, type MainIo } from './main.js';
+import { parseSize } from './size.js';
+import { defaultSocketPath, defaultStateDir } from './daemon-paths.js';
+
+export const SERVE_HELP = `Usage: tsvisor serve [options]
+
+Run the daemon that owns this host's VMs; its REST API (see /v1/openapi.json)
+listens on a Unix socket (mode 0600), optionally also on TCP with a token.
+
+Options:
+  --socket PATH          Unix socket (default: $XDG_RUNTIME_DIR/tsvisor.sock,
+                         or tsvisor.sock in the state directory)
+  --listen HOST:PORT     also listen on TCP; every request needs
+                         "Authorization: Bearer <token>"
+  --token-file FILE      file holding the token for --listen (16+ characters)
+  --state-dir DIR        VM definitions and console logs (default:
+                         $TSVISOR_STATE_DIR or ~/.local/state/tsvisor)
+  --images-dir DIR       kernels, initrds and disks VMs may use; nothing outside
+                         it is accepted (default: STATE_DIR/images)
+  --memory-budget SIZE   guest RAM all VMs may reserve (default: 75% of host RAM)
+  --cpus N               host cores shared among VMs (default: cores - 1, at least 1)
+  --hang-timeout SECS    a VM that reports no progress this long is failed (default: 30)
+  --worker-heap SIZE     JS heap limit of each VM's worker thread (default: 1G); guest
+                         RAM is not part of it
+  --debug-faults         accept the "debug" create field (fault injection, for tests)
+  -h, --help             show this help
+`;
+
+function parseHostPort(s: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`invalid --listen '${s}': expected HOST:PORT, like 127.0.0.1:8080`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export async function serveCommand(args: string[], io: MainIo): Promise<number> {
+  const { values } = parseOptions('tsvisor serve', args, {
+    socket: { type: 'string' },
+    listen: { type: 'string' },
+    'token-file': { type: 'string' },
+    'state-dir': { type: 'string' },
+    'images-dir': { type: 'string' },
+    'memory-budget': { type: 'string' },
+    cpus: { type: 'string' },
+    'hang-timeout': { type: 'string' },
+    'worker-heap': { type: 'string' },
+    'debug-faults': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  if (values.listen !== undefined && values['token-file'] === undefined) {
+    throw new UsageError('--listen needs --token-file: the TCP API is only served with a bearer token');
+  }
+  const listen = values.listen === undefined ? undefined : parseHostPort(values.listen);
+  let token: string | undefined;
+  if (values['token-file'] !== undefined) {
+    const { readToken } = await import('../host/auth.js');
+    try {
+      token = readToken(values['token-file']);
+    } catch (e) {
+      throw new UserError(`cannot use the token file: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const stateDir = resolve(values['state-dir'] ?? defaultStateDir());
+  const socketPath = resolve(values.socket ?? defaultSocketPath(values['state-dir'] === undefined ? undefined : stateDir));
+  const imagesDir = resolve(values['images-dir'] ?? join(stateDir, 'images'));
+  if (values['images-dir'] === undefined) mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+  const cores = hostCpus().length;
+  let cpus = Math.max(1, cores - 1);
+  if (values.cpus !== undefined) {
+    cpus = Number(values.cpus);
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 1024) throw new UsageError(`invalid --cpus '${values.cpus}': expected a whole number from 1`);
+  }
+  let memoryBudgetMiB = Math.floor((totalmem() * 0.75) / 1048576);
+  if (values['memory-budget'] !== undefined) {
+    const b = parseSize(values['memory-budget']);
+    if (b === null || !Number.isFinite(b) || b < 1048576) throw new UsageError(`invalid --memory-budget '${values['memory-budget']}': expected a size like 8G`);
+    memoryBudgetMiB = Math.floor(b / 1048576);
+  }
+  let hangTimeoutMs = 30_000;
+  if (values['hang-timeout'] !== undefined) {
+    const s = Number(values['hang-timeout']);
+    if (!Number.isFinite(s) || s < 1) throw new UsageError(`invalid --hang-timeout '${values['hang-timeout']}': expected seconds, at least 1`);
+    hangTimeoutMs = s * 1000;
+  }
+
+  let workerMaxHeapMiB = 1024;
+  if (values['worker-heap'] !== undefined) {
+    const b = parseSize(values['worker-heap']);
+    if (b === null || !Number.isFinite(b) || b < 64 * 1048576) throw new UsageError(`invalid --worker-heap '${values['worker-heap']}': expected a size of at least 64M`);
+    workerMaxHeapMiB = Math.floor(b / 1048576);
+  }
+
+  const [{ startDaemon }, { defaultWasmPath }] = await Promise.all([import('../host/server.js'), import('../vm/vm-handle.js')]);
+  const log = (m: string) => io.stderr.write(`tsvisor serve: ${m}\n`);
+  let daemon;
+  try {
+    daemon = await startDaemon({
+      socketPath,
+      listen,
+      token,
+      stateDir,
+      imagesDir,
+      cpus,
+      memoryBudgetMiB,
+      wasmPath: defaultWasmPath(),
+      debugFaults: values['debug-faults'] === true,
+      hangTimeoutMs,
+      schedulerPeriodMs: 50,
+      logMaxBytes: 4 * 1024 * 1024,
+      workerMaxHeapMiB,
+      version: process.env.npm_package_version ?? '0.1.0',
+      log,
+    });
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  log(
+    `listening on ${daemon.socketPath}${daemon.tcp ? ` and ${daemon.tcp.host}:${daemon.tcp.port}` : ''}; ` +
+      `${cpus} CPU(s), memory budget ${memoryBudgetMiB} MiB, images in ${imagesDir}, ${daemon.host.vms.size} VM(s) defined`,
+  );
+  // Stay up until a signal, then stop the VMs and remove the socket.
+  const sig = await new Promise<NodeJS.Signals>((res) => {
+    process.once('SIGINT', () => res('SIGINT'));
+    process.once('SIGTERM', () => res('SIGTERM'));
+  });
+  log(`${sig}: stopping VMs`);
+  await daemon.close();
+  return 0;
+}

@@ -1,0 +1,97 @@
+// The OpenAPI 3 description of the daemon's API, served at /v1/openapi.json.
+// Request bodies reference the same schema objects validate.ts compiles.
+
+import { createVmSchema, errorSchema, patchVmSchema, vmSchema, vmStatsSchema } from './schemas.js';
+
+const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+const err = (description: string) => ({ description, ...json({ $ref: '#/components/schemas/Error' }) });
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: createVmSchema.properties.name.pattern } };
+const vmOk = { description: 'the VM', ...json({ $ref: '#/components/schemas/Vm' }) };
+
+function action(summary: string) {
+  return {
+    post: {
+      summary,
+      parameters: [nameParam],
+      responses: { '200': vmOk, '404': err('no such VM'), '409': err('the VM is not in a state that allows this') },
+    },
+  };
+}
+
+export function openApiDocument(version: string): Record<string, unknown> {
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'tsvisor daemon API',
+      version,
+      description:
+        'Manage the RISC-V VMs of one host. Errors are JSON objects {"error": "<field>: <problem>"}. ' +
+        'Over TCP every request needs Authorization: Bearer <token>.',
+    },
+    servers: [{ url: '/' }],
+    components: {
+      schemas: {
+        CreateVm: createVmSchema,
+        PatchVm: patchVmSchema,
+        Vm: vmSchema,
+        VmStats: vmStatsSchema,
+        Error: errorSchema,
+      },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/openapi.json': { get: { summary: 'this document', responses: { '200': { description: 'OpenAPI document' } } } },
+      '/v1/vms': {
+        get: { summary: 'list VMs', responses: { '200': { description: 'all VMs', ...json({ type: 'array', items: { $ref: '#/components/schemas/Vm' } }) } } },
+        post: {
+          summary: 'create a VM (stopped until started); its guest RAM is reserved against the memory budget',
+          requestBody: { required: true, ...json({ $ref: '#/components/schemas/CreateVm' }) },
+          responses: {
+            '201': vmOk,
+            '400': err('invalid body: unknown field, wrong type, out of range, bad name, path outside the images directory'),
+            '409': err('a VM with this name exists, or the memory budget is exhausted'),
+          },
+        },
+      },
+      '/v1/vms/{name}': {
+        get: { summary: 'inspect a VM', parameters: [nameParam], responses: { '200': vmOk, '404': err('no such VM') } },
+        patch: {
+          summary: 'change CPU weight or cap (also while running)',
+          parameters: [nameParam],
+          requestBody: { required: true, ...json({ $ref: '#/components/schemas/PatchVm' }) },
+          responses: { '200': vmOk, '400': err('invalid body'), '404': err('no such VM') },
+        },
+        delete: {
+          summary: 'delete a VM, its definition and console log; releases its memory reservation',
+          parameters: [nameParam, { name: 'force', in: 'query', schema: { type: 'boolean' }, description: 'kill it first if running' }],
+          responses: { '204': { description: 'deleted' }, '404': err('no such VM'), '409': err('running (use ?force=true)') },
+        },
+      },
+      '/v1/vms/{name}/start': action('start (boot) the VM'),
+      '/v1/vms/{name}/pause': action('pause a running VM'),
+      '/v1/vms/{name}/resume': action('resume a paused VM'),
+      '/v1/vms/{name}/stop': action('stop the VM (its worker is terminated if it does not stop within 2 s)'),
+      '/v1/vms/{name}/kill': action('terminate the VM at once'),
+      '/v1/vms/{name}/console': {
+        get: {
+          summary: 'console over WebSocket: binary frames carry raw console bytes both ways; recent output is sent on attach',
+          parameters: [nameParam],
+          responses: { '101': { description: 'switching protocols' }, '404': err('no such VM'), '409': err('not running') },
+        },
+      },
+      '/v1/vms/{name}/log': {
+        get: {
+          summary: 'console log (size-bounded; the previous rotated part first)',
+          parameters: [nameParam],
+          responses: { '200': { description: 'bytes', content: { 'application/octet-stream': {} } }, '404': err('no such VM') },
+        },
+      },
+      '/v1/vms/{name}/stats': {
+        get: { summary: 'VM statistics', parameters: [nameParam], responses: { '200': { description: 'stats', ...json({ $ref: '#/components/schemas/VmStats' }) }, '404': err('no such VM') } },
+      },
+      '/v1/host/stats': { get: { summary: 'host totals', responses: { '200': { description: 'stats', ...json({ type: 'object' }) } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': {} } } } } },
+    },
+  };
+}

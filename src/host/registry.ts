@@ -1,0 +1,251 @@
+// The VMs of this host: definitions (kept on disk), the memory budget they are
+// reserved against, their supervisors, the CPU scheduler and the hang
+// watchdog. Routes call these methods; every method either does all of its
+// work or throws an ApiError having changed nothing.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DefinitionStore } from './store.js';
+import { ApiError, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
+import { FairShareScheduler } from './scheduler.js';
+import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
+import type { VmDefinition, VmState } from './types.js';
+
+export interface HostOptions {
+  stateDir: string;
+  imagesDir: string;
+  /** Host CPU for VMs, in cores. */
+  cpus: number;
+  memoryBudgetMiB: number;
+  wasmPath: string;
+  debugFaults: boolean;
+  hangTimeoutMs: number;
+  schedulerPeriodMs: number;
+  logMaxBytes: number;
+  workerMaxHeapMiB: number;
+  log: (msg: string) => void;
+}
+
+const RUN_STATE_NAMES: Record<number, string> = {
+  [RUN_STATE_BOOTING]: 'booting',
+  [RUN_STATE_RUNNING]: 'running',
+  [RUN_STATE_IDLE]: 'idle',
+  [RUN_STATE_PAUSED]: 'paused',
+  [RUN_STATE_THROTTLED]: 'throttled',
+  [RUN_STATE_EXITED]: 'exited',
+};
+
+export class Host {
+  readonly vms = new Map<string, VmSupervisor>();
+  readonly scheduler: FairShareScheduler;
+  readonly startedAt = Date.now();
+  private readonly store: DefinitionStore;
+  private readonly supervisorOpts: SupervisorOptions;
+  private watchdog: NodeJS.Timeout | null = null;
+
+  constructor(readonly opts: HostOptions) {
+    this.store = new DefinitionStore(opts.stateDir);
+    const logDir = join(opts.stateDir, 'logs');
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    this.supervisorOpts = {
+      wasmPath: opts.wasmPath,
+      logDir,
+      logMaxBytes: opts.logMaxBytes,
+      hangTimeoutMs: opts.hangTimeoutMs,
+      workerMaxHeapMiB: opts.workerMaxHeapMiB,
+      log: opts.log,
+    };
+    this.scheduler = new FairShareScheduler(() => this.vms.values(), { cpus: opts.cpus, periodMs: opts.schedulerPeriodMs });
+  }
+
+  get limits(): HostLimits {
+    return { imagesDir: this.opts.imagesDir, cpus: this.opts.cpus, debugFaults: this.opts.debugFaults };
+  }
+
+  /** Load stored definitions (listed as stopped) and start the scheduler and watchdog. */
+  open(): void {
+    for (const def of this.store.loadAll((m) => this.opts.log(m))) {
+      if (this.reservedMiB() + def.config.memory > this.opts.memoryBudgetMiB) {
+        this.opts.log(`${def.config.name}: kept on disk but not loaded: its ${def.config.memory} MiB exceed the memory budget`);
+        continue;
+      }
+      this.vms.set(def.config.name, new VmSupervisor(def, this.supervisorOpts, 'stopped'));
+    }
+    this.scheduler.start();
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const vm of this.vms.values()) vm.checkHeartbeat(now);
+    }, Math.min(1000, this.opts.hangTimeoutMs / 4));
+    this.watchdog.unref();
+  }
+
+  /** Stop every VM and the background timers. */
+  async close(): Promise<void> {
+    this.scheduler.stop();
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+    await Promise.all([...this.vms.values()].map((vm) => vm.stop()));
+    for (const vm of this.vms.values()) vm.cancelRestart();
+  }
+
+  reservedMiB(): number {
+    let sum = 0;
+    for (const vm of this.vms.values()) sum += vm.config.memory;
+    return sum;
+  }
+
+  get(name: string): VmSupervisor {
+    const vm = this.vms.get(name);
+    if (!vm) throw new ApiError(404, `no VM named '${name}'`);
+    return vm;
+  }
+
+  create(body: unknown): VmSupervisor {
+    const config = validateCreate(body, this.limits);
+    if (this.vms.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
+    const free = this.opts.memoryBudgetMiB - this.reservedMiB();
+    if (config.memory > free) {
+      throw new ApiError(
+        409,
+        `memory: ${config.memory} MiB requested but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`,
+      );
+    }
+    const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
+    this.store.save(config.name, def); // throws before anything is registered
+    const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
+    this.vms.set(config.name, vm);
+    if (config.nics?.length) {
+      this.opts.log(`${config.name}: ${config.nics.length} NIC(s) stored; NICs are wired by the networking work, not attached yet`);
+    }
+    return vm;
+  }
+
+  start(name: string): VmSupervisor {
+    const vm = this.get(name);
+    if (vm.state === 'running' || vm.state === 'paused' || vm.handle) throw new ApiError(409, `VM '${name}' is already running`);
+    vm.resetRetries();
+    vm.start();
+    return vm;
+  }
+
+  pause(name: string): VmSupervisor {
+    const vm = this.get(name);
+    if (vm.state !== 'running') throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
+    vm.pause();
+    return vm;
+  }
+
+  resume(name: string): VmSupervisor {
+    const vm = this.get(name);
+    if (vm.state !== 'paused') throw new ApiError(409, `VM '${name}' is ${vm.state}, not paused`);
+    vm.resume();
+    return vm;
+  }
+
+  async stop(name: string, kill: boolean): Promise<VmSupervisor> {
+    const vm = this.get(name);
+    if (!vm.handle) {
+      throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
+    }
+    await (kill ? vm.kill() : vm.stop());
+    return vm;
+  }
+
+  async remove(name: string, force: boolean): Promise<void> {
+    const vm = this.get(name);
+    if (vm.handle) {
+      if (!force) throw new ApiError(409, `VM '${name}' is ${vm.state}; stop it first or delete with ?force=true`);
+      await vm.kill();
+    }
+    vm.cancelRestart();
+    this.store.remove(name);
+    vm.removeLogs();
+    this.vms.delete(name);
+  }
+
+  patch(name: string, body: unknown): VmSupervisor {
+    const vm = this.get(name);
+    const req = validatePatch(body, this.limits);
+    const cpu = { ...(vm.config.cpu ?? {}) };
+    if (req.cpu.weight !== undefined) cpu.weight = req.cpu.weight;
+    if (req.cpu.cap === null) delete cpu.cap;
+    else if (req.cpu.cap !== undefined) cpu.cap = req.cpu.cap;
+    const config = { ...vm.config, cpu };
+    this.store.save(name, { version: 1, config, createdAt: vm.createdAt });
+    vm.config = config; // the scheduler reads weight and cap each period
+    return vm;
+  }
+
+  describe(vm: VmSupervisor): Record<string, unknown> {
+    const notes: string[] = [];
+    if (vm.config.nics?.length) notes.push('NICs are stored but not attached yet (wired by the networking work)');
+    return {
+      name: vm.name,
+      state: vm.state,
+      config: vm.config,
+      createdAt: vm.createdAt,
+      lastFailure: vm.lastFailure,
+      lastExit: vm.lastExit,
+      restarts: vm.restarts,
+      notes,
+    };
+  }
+
+  vmStats(vm: VmSupervisor): Record<string, unknown> {
+    const live = vm.live();
+    const instructions = live ? Number(live.instret) : 0;
+    const running = live !== null;
+    return {
+      name: vm.name,
+      state: vm.state,
+      runState: live ? RUN_STATE_NAMES[live.state] ?? 'unknown' : 'exited',
+      uptimeSeconds: running ? (Date.now() - vm.startedAt) / 1000 : 0,
+      instructions,
+      mips: vm.window.mips,
+      busyUs: live?.busyUs ?? 0,
+      cpuShare: vm.window.cpuShare,
+      instructionShare: vm.window.instructionShare,
+      translatedShare: live && live.instret > 0n ? Number(live.jitInstret) / Number(live.instret) : 0,
+      weight: vm.weight,
+      cap: vm.cap ?? null,
+      memoryReservedMiB: vm.config.memory,
+      restarts: vm.restarts,
+      lastFailure: vm.lastFailure,
+      // Disk and NIC counters are added by the device work (rate limiters, virtio-net).
+      devices: {},
+    };
+  }
+
+  hostStats(): Record<string, unknown> {
+    const byState: Record<VmState, number> = { created: 0, running: 0, paused: 0, stopped: 0, failed: 0 };
+    let instructions = 0;
+    let busyUs = 0;
+    let mips = 0;
+    let cpuShare = 0;
+    for (const vm of this.vms.values()) {
+      byState[vm.state]++;
+      const live = vm.live();
+      if (live) {
+        instructions += Number(live.instret);
+        busyUs += live.busyUs;
+      }
+      mips += vm.window.mips;
+      cpuShare += vm.window.cpuShare;
+    }
+    const mem = process.memoryUsage();
+    return {
+      vms: this.vms.size,
+      byState,
+      cpus: this.opts.cpus,
+      memoryBudgetMiB: this.opts.memoryBudgetMiB,
+      memoryReservedMiB: this.reservedMiB(),
+      instructions,
+      busyUs,
+      mips,
+      cpuShare,
+      uptimeSeconds: (Date.now() - this.startedAt) / 1000,
+      daemonRssMiB: mem.rss / 1048576,
+    };
+  }
+}

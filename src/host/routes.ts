@@ -1,0 +1,141 @@
+// HTTP routing of the daemon's API. Plain node:http plus ajv rather than a
+// framework: the API is a dozen routes, the WebSocket console shares the
+// server's upgrade path, and ajv on the shared schemas gives the exact errors
+// (unknown fields rejected, no coercion) with no framework defaults to undo.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { Host } from './registry.js';
+import { ApiError, parseJsonBody } from './validate.js';
+import { openApiDocument } from './openapi.js';
+
+const MAX_BODY = 1024 * 1024;
+
+export interface RouteContext {
+  host: Host;
+  metrics: Registry;
+  version: string;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, status: number, message: string): void {
+  send(res, status, { error: message });
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, `body: larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Lifecycle actions take no body; an empty object is accepted too. */
+async function noBody(req: IncomingMessage): Promise<void> {
+  const text = await readBody(req);
+  if (text.trim() === '') return;
+  const body = parseJsonBody(text);
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
+    throw new ApiError(400, `body: this action takes no fields`);
+  }
+}
+
+const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill']);
+
+export async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { host } = ctx;
+  const url = new URL(req.url ?? '/', 'http://daemon');
+  let parts: string[];
+  try {
+    parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new ApiError(400, 'path: invalid percent-encoding');
+  }
+  const method = req.method ?? 'GET';
+  const allow = (methods: string[]) => {
+    if (!methods.includes(method)) throw new ApiError(405, `${method} is not allowed on ${url.pathname} (allowed: ${methods.join(', ')})`);
+  };
+
+  if (url.pathname === '/metrics') {
+    allow(['GET']);
+    const text = await ctx.metrics.metrics();
+    res.writeHead(200, { 'content-type': ctx.metrics.contentType });
+    res.end(text);
+    return;
+  }
+  if (parts[0] !== 'v1') throw new ApiError(404, `no route ${url.pathname} (the API is under /v1)`);
+  const [, a, b, c, ...extra] = parts;
+  if (extra.length > 0) throw new ApiError(404, `no route ${url.pathname}`);
+
+  if (a === 'openapi.json' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, openApiDocument(ctx.version));
+  }
+  if (a === 'host' && b === 'stats' && c === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.hostStats());
+  }
+  if (a !== 'vms') throw new ApiError(404, `no route ${url.pathname}`);
+
+  if (b === undefined) {
+    allow(['GET', 'POST']);
+    if (method === 'GET') return send(res, 200, [...host.vms.values()].map((vm) => host.describe(vm)));
+    const body = parseJsonBody(await readBody(req));
+    const vm = host.create(body);
+    return send(res, 201, host.describe(vm));
+  }
+  const name = b;
+  if (c === undefined) {
+    allow(['GET', 'PATCH', 'DELETE']);
+    if (method === 'GET') return send(res, 200, host.describe(host.get(name)));
+    if (method === 'PATCH') {
+      host.get(name);
+      const body = parseJsonBody(await readBody(req));
+      return send(res, 200, host.describe(host.patch(name, body)));
+    }
+    const force = url.searchParams.get('force');
+    if (force !== null && force !== 'true' && force !== 'false') throw new ApiError(400, 'force: must be true or false');
+    await host.remove(name, force === 'true');
+    res.writeHead(204);
+    res.end();
+    return;
+  }
+  if (ACTIONS.has(c)) {
+    allow(['POST']);
+    host.get(name);
+    await noBody(req);
+    let vm;
+    switch (c) {
+      case 'start': vm = host.start(name); break;
+      case 'pause': vm = host.pause(name); break;
+      case 'resume': vm = host.resume(name); break;
+      case 'stop': vm = await host.stop(name, false); break;
+      default: vm = await host.stop(name, true);
+    }
+    return send(res, 200, host.describe(vm));
+  }
+  if (c === 'stats') {
+    allow(['GET']);
+    return send(res, 200, host.vmStats(host.get(name)));
+  }
+  if (c === 'log') {
+    allow(['GET']);
+    const log = host.get(name).readLog();
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': log.length });
+    res.end(log);
+    return;
+  }
+  if (c === 'console') {
+    host.get(name);
+    throw new ApiError(400, 'console: needs a WebSocket upgrade');
+  }
+  throw new ApiError(404, `no route ${url.pathname}`);
+}

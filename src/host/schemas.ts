@@ -1,0 +1,149 @@
+// JSON schemas of the daemon's request and response bodies. The same objects
+// are embedded in the OpenAPI document (openapi.ts) and compiled by ajv for
+// request validation (validate.ts), so documentation and checks cannot drift.
+
+import { MAX_MEM_MIB, MIN_MEM_MIB } from '../cli/size.js';
+
+export const NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$';
+export const MAX_DISKS = 6;
+export const MAX_NICS = 4;
+export const MIN_WEIGHT = 2;
+export const MAX_WEIGHT = 262144;
+export const DEFAULT_WEIGHT = 1024;
+
+/** A host path (checked against the images directory after schema validation). */
+const pathSchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
+
+export const diskSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    path: pathSchema,
+    format: { type: 'string', enum: ['raw', 'qcow2'] },
+    readonly: { type: 'boolean' },
+    serial: { type: 'string', pattern: '^[\\x20-\\x7e]{0,20}$' },
+  },
+} as const;
+
+/** NICs are stored with the definition; the networking work wires them to devices. */
+export const nicSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['mode'],
+  properties: {
+    mode: { type: 'string', enum: ['user', 'switch', 'tap'] },
+    mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
+    switch: { type: 'string', maxLength: 64 },
+    tap: { type: 'string', maxLength: 15 },
+    hostfwd: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
+  },
+} as const;
+
+export const cpuSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    weight: { type: 'integer', minimum: MIN_WEIGHT, maximum: MAX_WEIGHT },
+    // Fraction of one host core; the upper bound is checked against --cpus.
+    cap: { type: 'number', minimum: 0.01, maximum: 1024 },
+  },
+} as const;
+
+export const restartSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['policy'],
+  properties: {
+    policy: { type: 'string', enum: ['no', 'on-failure', 'always'] },
+    maxRetries: { type: 'integer', minimum: 0, maximum: 1000 },
+  },
+} as const;
+
+/** Accepted only when the daemon runs with --debug-faults (tests of fault isolation). */
+export const debugSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    failAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    hangAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    oomAfterMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+  },
+} as const;
+
+export const createVmSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'memory', 'kernel'],
+  properties: {
+    name: { type: 'string', pattern: NAME_PATTERN },
+    vcpus: { type: 'integer', minimum: 1, maximum: 64 },
+    memory: { type: 'integer', minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, description: 'guest RAM in MiB' },
+    kernel: pathSchema,
+    initrd: pathSchema,
+    append: { type: 'string', maxLength: 2048 },
+    rootDisk: { type: 'boolean', description: 'the first disk is the root file system: root=/dev/vda rw is added to the command line' },
+    disks: { type: 'array', maxItems: MAX_DISKS, items: diskSchema },
+    nics: { type: 'array', maxItems: MAX_NICS, items: nicSchema },
+    cpu: cpuSchema,
+    deterministic: { type: 'boolean' },
+    jit: { type: 'boolean' },
+    restart: restartSchema,
+    debug: debugSchema,
+  },
+} as const;
+
+export const patchVmSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['cpu'],
+  properties: {
+    cpu: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        weight: cpuSchema.properties.weight,
+        // null removes the cap.
+        cap: { anyOf: [cpuSchema.properties.cap, { type: 'null' }] },
+      },
+    },
+  },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string' } },
+} as const;
+
+export const vmStatsSchema = {
+  type: 'object',
+  properties: {
+    state: { type: 'string', enum: ['created', 'running', 'paused', 'stopped', 'failed'] },
+    uptimeSeconds: { type: 'number' },
+    instructions: { type: 'integer', description: 'guest instructions retired since the VM started' },
+    mips: { type: 'number', description: 'guest instructions per second (millions) over the last scheduler window' },
+    busyUs: { type: 'integer', description: 'host CPU time spent running guest code' },
+    cpuShare: { type: 'number', description: 'host cores used over the last window, from busy time' },
+    instructionShare: { type: 'number', description: 'share of all guest instructions retired on the host in the last window' },
+    translatedShare: { type: 'number', description: 'fraction of instructions run by translated code' },
+    memoryReservedMiB: { type: 'integer' },
+    restarts: { type: 'integer' },
+    lastFailure: { type: ['string', 'null'] },
+    runState: { type: 'string', description: 'worker run state: booting, running, idle, paused, throttled, exited' },
+    devices: { type: 'object', description: 'disk and NIC counters (filled in by the device work)' },
+  },
+} as const;
+
+export const vmSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    state: vmStatsSchema.properties.state,
+    config: createVmSchema,
+    createdAt: { type: 'string' },
+    lastFailure: { type: ['string', 'null'] },
+    restarts: { type: 'integer' },
+    notes: { type: 'array', items: { type: 'string' } },
+  },
+} as const;

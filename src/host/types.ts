@@ -1,0 +1,32 @@
+// The shapes the daemon works with (the TypeScript side of schemas.ts).
+
+export interface CreateVmRequest {
+  name: string;
+  vcpus?: number;
+  /** Guest RAM in MiB. */
+  memory: number;
+  kernel: string;
+  initrd?: string;
+  append?: string;
+  rootDisk?: boolean;
+  disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string }[];
+  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[] }[];
+  cpu?: { weight?: number; cap?: number };
+  deterministic?: boolean;
+  jit?: boolean;
+  restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };
+  debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
+}
+
+export interface PatchVmRequest {
+  cpu: { weight?: number; cap?: number | null };
+}
+
+export type VmState = 'created' | 'running' | 'paused' | 'stopped' | 'failed';
+
+/** What is stored on disk for each VM (one JSON file per VM). */
+export interface VmDefinition {
+  version: 1;
+  config: CreateVmRequest;
+  createdAt: string;
+}

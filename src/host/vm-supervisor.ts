@@ -1,0 +1,327 @@
+// One VM as the daemon sees it: its definition, its state, its worker
+// (VmHandle) while it runs, its console (log file, recent output, attached
+// clients), and the watch that turns a crash, a hang or a guest panic into
+// `failed` with a reason, followed by the restart policy.
+
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { VmHandle, type VmExit } from '../vm/vm-handle.js';
+import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
+import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
+import { DEFAULT_WEIGHT } from './schemas.js';
+
+export const DEFAULT_APPEND = 'console=ttyS0';
+const PANIC_MARK = 'Kernel panic - not syncing';
+const RECENT_BYTES = 16 * 1024;
+
+export interface SupervisorOptions {
+  wasmPath: string;
+  logDir: string;
+  /** Largest console log per VM before it is rotated (one older file is kept). */
+  logMaxBytes: number;
+  /** A running, unpaused VM whose worker has not reported for this long is killed. */
+  hangTimeoutMs: number;
+  /** Heap limits of each VM's worker thread. */
+  workerMaxHeapMiB: number;
+  log: (msg: string) => void;
+}
+
+/** What the scheduler measured over its last window. */
+export interface WindowStats {
+  mips: number;
+  cpuShare: number;
+  instructionShare: number;
+}
+
+export interface SupervisorEvents {
+  output: [data: Uint8Array];
+  state: [state: VmState];
+}
+
+export class VmSupervisor extends EventEmitter<SupervisorEvents> {
+  readonly name: string;
+  config: CreateVmRequest;
+  readonly createdAt: string;
+  state: VmState;
+  lastFailure: string | null = null;
+  lastExit: string | null = null;
+  restarts = 0;
+  startedAt = 0;
+  window: WindowStats = { mips: 0, cpuShare: 0, instructionShare: 0 };
+  handle: VmHandle | null = null;
+
+  private readonly opts: SupervisorOptions;
+  private recent: Buffer = Buffer.alloc(0);
+  private logFd: number | null = null;
+  private logBytes = 0;
+  private panicText: string | null = null;
+  private panicTimer: NodeJS.Timeout | null = null;
+  private stopRequested = false;
+  private failurePending: string | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private retriesUsed = 0;
+  private scanTail = '';
+
+  constructor(def: VmDefinition, opts: SupervisorOptions, initialState: VmState) {
+    super();
+    this.name = def.config.name;
+    this.config = def.config;
+    this.createdAt = def.createdAt;
+    this.state = initialState;
+    this.opts = opts;
+  }
+
+  get definition(): VmDefinition {
+    return { version: 1, config: this.config, createdAt: this.createdAt };
+  }
+
+  get weight(): number {
+    return this.config.cpu?.weight ?? DEFAULT_WEIGHT;
+  }
+
+  get cap(): number | undefined {
+    return this.config.cpu?.cap;
+  }
+
+  get logPath(): string {
+    return join(this.opts.logDir, `${this.name}.log`);
+  }
+
+  /** Live counters of the running worker, or null. */
+  live(): LiveCounters | null {
+    return this.handle?.live() ?? null;
+  }
+
+  /** The worker's VmConfig for this definition. */
+  private vmConfig(): VmConfig {
+    const c = this.config;
+    let append = c.append ?? DEFAULT_APPEND;
+    if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
+    return {
+      kernel: c.kernel,
+      initrd: c.initrd,
+      append,
+      memMiB: c.memory,
+      deterministic: c.deterministic === true,
+      wasmPath: this.opts.wasmPath,
+      jit: c.jit !== false,
+      disks: (c.disks ?? []).map((d) => ({ path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial })),
+      debug: c.debug,
+    };
+  }
+
+  /** Start the worker. The caller checks that the VM is not running. */
+  start(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.stopRequested = false;
+    this.failurePending = null;
+    this.panicText = null;
+    this.scanTail = '';
+    this.openLog();
+    const heapMiB = this.opts.workerMaxHeapMiB;
+    const handle = new VmHandle(this.vmConfig(), {
+      // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
+      resourceLimits: { maxOldGenerationSizeMb: heapMiB, maxYoungGenerationSizeMb: 16 },
+    });
+    this.handle = handle;
+    handle.on('output', (d) => this.onOutput(d));
+    handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
+    handle.on('exit', (r) => this.onExit(handle, r));
+    this.startedAt = Date.now();
+    this.setState('running');
+    handle.start();
+  }
+
+  pause(): void {
+    this.handle?.pause();
+    this.setState('paused');
+  }
+
+  resume(): void {
+    this.handle?.resume();
+    this.setState('running');
+  }
+
+  /** Ask the guest's worker to stop (it is terminated after a timeout). */
+  async stop(): Promise<void> {
+    this.cancelRestart();
+    const h = this.handle;
+    if (!h) return;
+    this.stopRequested = true;
+    await h.stop();
+  }
+
+  /** Terminate the worker at once. */
+  async kill(): Promise<void> {
+    this.cancelRestart();
+    const h = this.handle;
+    if (!h) return;
+    this.stopRequested = true;
+    await h.kill('killed by the host');
+  }
+
+  cancelRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+  }
+
+  /** Mark the VM failed and end its worker (hang, guest panic). */
+  fail(reason: string): void {
+    const h = this.handle;
+    if (!h || this.failurePending) return;
+    this.failurePending = reason;
+    void h.kill(reason);
+  }
+
+  /** Called by the daemon's watchdog tick: a worker that stopped reporting is hung. */
+  checkHeartbeat(now: number): void {
+    const h = this.handle;
+    if (!h || this.state !== 'running') return;
+    const live = h.live();
+    if (live.state === RUN_STATE_PAUSED) return;
+    const last = Math.max(live.heartbeatMs, this.startedAt);
+    if (now - last > this.opts.hangTimeoutMs) {
+      this.fail(`hung: no progress reported for ${Math.round((now - last) / 1000)} s`);
+    }
+  }
+
+  setCredit(instret: bigint): void {
+    this.handle?.setCredit(instret);
+  }
+
+  sendInput(bytes: Uint8Array): void {
+    this.handle?.sendInput(bytes);
+  }
+
+  /** The last bytes of console output (sent to a console client when it attaches). */
+  recentOutput(): Buffer {
+    return this.recent;
+  }
+
+  /** The console log: the rotated older part, then the current file. */
+  readLog(): Buffer {
+    const parts: Buffer[] = [];
+    for (const p of [`${this.logPath}.1`, this.logPath]) {
+      if (existsSync(p)) parts.push(readFileSync(p));
+    }
+    return Buffer.concat(parts);
+  }
+
+  removeLogs(): void {
+    this.closeLog();
+    rmSync(this.logPath, { force: true });
+    rmSync(`${this.logPath}.1`, { force: true });
+  }
+
+  private openLog(): void {
+    if (this.logFd !== null) return;
+    this.logFd = openSync(this.logPath, 'a', 0o600);
+    this.logBytes = fstatSync(this.logFd).size;
+  }
+
+  private closeLog(): void {
+    if (this.logFd !== null) closeSync(this.logFd);
+    this.logFd = null;
+  }
+
+  private writeLog(data: Uint8Array): void {
+    if (this.logFd === null) return;
+    if (this.logBytes + data.length > this.opts.logMaxBytes) {
+      // Keep the log bounded: the current file becomes the one older file.
+      this.closeLog();
+      renameSync(this.logPath, `${this.logPath}.1`);
+      this.openLog();
+    }
+    try {
+      writeSync(this.logFd!, data);
+      this.logBytes += data.length;
+    } catch (e) {
+      this.opts.log(`${this.name}: console log write failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private onOutput(data: Uint8Array): void {
+    this.writeLog(data);
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.recent = Buffer.concat([this.recent, buf]);
+    if (this.recent.length > RECENT_BYTES) this.recent = this.recent.subarray(this.recent.length - RECENT_BYTES);
+    this.emit('output', data);
+    this.scanForPanic(buf.toString('latin1'));
+  }
+
+  /** A guest kernel panic ends the VM as failed, with the panic line as the reason. */
+  private scanForPanic(text: string): void {
+    if (this.panicText !== null) {
+      this.panicText += text;
+    } else {
+      const hay = this.scanTail + text;
+      const at = hay.indexOf(PANIC_MARK);
+      this.scanTail = hay.slice(-PANIC_MARK.length);
+      if (at < 0) return;
+      this.panicText = hay.slice(at);
+      // Give the rest of the panic line a moment to arrive.
+      this.panicTimer = setTimeout(() => this.failPanic(), 300);
+    }
+    if (/[\r\n]/.test(this.panicText)) this.failPanic();
+  }
+
+  private failPanic(): void {
+    if (this.panicTimer) clearTimeout(this.panicTimer);
+    this.panicTimer = null;
+    if (this.panicText === null || this.failurePending) return;
+    const line = this.panicText.split(/[\r\n]/)[0].trim();
+    this.fail(`guest kernel panic: ${line}`);
+  }
+
+  private onExit(handle: VmHandle, r: VmExit): void {
+    if (this.handle !== handle) return;
+    this.handle = null;
+    if (this.panicTimer) clearTimeout(this.panicTimer);
+    this.panicTimer = null;
+    this.closeLog();
+    this.window = { mips: 0, cpuShare: 0, instructionShare: 0 };
+    const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource/i.test(r.reason) ? r.reason : null);
+    this.lastExit = failure ?? r.reason;
+    if (failure) {
+      this.lastFailure = failure;
+      this.opts.log(`${this.name}: failed: ${failure}`);
+      this.setState('failed');
+    } else {
+      this.setState('stopped');
+    }
+    this.maybeRestart(failure !== null);
+  }
+
+  private maybeRestart(failed: boolean): void {
+    const policy = this.config.restart?.policy ?? 'no';
+    if (this.stopRequested || policy === 'no') return;
+    if (policy === 'on-failure' && !failed) return;
+    const max = this.config.restart?.maxRetries ?? (policy === 'on-failure' ? 3 : Infinity);
+    if (this.retriesUsed >= max) {
+      this.opts.log(`${this.name}: not restarting: ${this.retriesUsed} restarts used (maxRetries ${max})`);
+      return;
+    }
+    this.retriesUsed++;
+    // Back off a little so a VM that fails at once does not spin the host.
+    const delay = Math.min(10_000, 250 * 2 ** Math.min(this.retriesUsed - 1, 6));
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
+      this.restarts++;
+      this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
+      this.start();
+    }, delay);
+  }
+
+  /** Forget restart history (a user start). */
+  resetRetries(): void {
+    this.retriesUsed = 0;
+  }
+
+  private setState(s: VmState): void {
+    this.state = s;
+    this.emit('state', s);
+  }
+}

@@ -1,0 +1,84 @@
+// Many VMs on one daemon: created, booted to the guest's shell prompt, listed,
+// stopped and removed in one run, with no worker thread or file descriptor
+// left behind. TSVISOR_DAEMON_VMS sets how many (default 5: on a 2-core host
+// each boot costs about 25 s of CPU; twenty take about 5 minutes, see README).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { api, ConsoleClient, openFds, READY_LINE, startTestDaemon, until } from './daemon-helpers.js';
+
+const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 5);
+const threads = () => readdirSync('/proc/self/task').length;
+
+test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async (t) => {
+  // Warm up what the test itself loads lazily, so the counts compare like with like.
+  const warm = await startTestDaemon({ withGuest: true });
+  await warm.cleanup();
+  await delay(200);
+  const fds0 = openFds();
+  const threads0 = threads();
+  const rss0 = process.memoryUsage().rss;
+
+  const d = await startTestDaemon({ withGuest: true, cpus: 2, memoryBudgetMiB: N * 128 });
+  try {
+    const names = Array.from({ length: N }, (_, i) => `guest-${i}`);
+    for (const name of names) {
+      const r = await api(d, 'POST', '/v1/vms', { name, memory: 128, kernel: 'vmlinux', initrd: 'initrd', deterministic: true });
+      assert.equal(r.status, 201, r.text);
+    }
+    const over = await api(d, 'POST', '/v1/vms', { name: 'one-too-many', memory: 16, kernel: 'idle' });
+    assert.equal(over.status, 409, 'the memory budget is used up');
+    const t0 = Date.now();
+    for (const name of names) assert.equal((await api(d, 'POST', `/v1/vms/${name}/start`)).status, 200);
+
+    // Booted: the console log shows the initramfs' ready line and then the shell prompt.
+    const bootMs = new Map<string, number>();
+    await until(
+      'every guest at its prompt',
+      async () => {
+        for (const name of names) {
+          if (bootMs.has(name)) continue;
+          const vm = d.host.vms.get(name)!;
+          if (vm.state === 'failed') throw new Error(`${name} failed while booting: ${vm.lastFailure}`);
+          const log = (await api(d, 'GET', `/v1/vms/${name}/log`)).text;
+          const at = log.indexOf(READY_LINE);
+          if (at >= 0 && log.indexOf('# ', at) > 0) bootMs.set(name, Date.now() - t0);
+        }
+        return bootMs.size === N;
+      },
+      840_000,
+      1000,
+    );
+    const allMs = Math.max(...bootMs.values());
+    t.diagnostic(`${N} guests (128 MiB, deterministic) booted to their prompt in ${(allMs / 1000).toFixed(1)} s on --cpus 2`);
+
+    const list = (await api(d, 'GET', '/v1/vms')).json as { name: string; state: string }[];
+    assert.deepEqual(list.map((v) => v.name).sort(), [...names].sort());
+    assert.ok(list.every((v) => v.state === 'running'));
+
+    // Idle memory: the daemon process's RSS with every guest idle at its prompt.
+    await delay(2000);
+    const rss = process.memoryUsage().rss;
+    t.diagnostic(`RSS with ${N} idle guests: ${((rss - rss0) / N / 1048576).toFixed(1)} MiB per VM (128 MiB guest RAM each)`);
+
+    // The console answers.
+    const con = await ConsoleClient.open(d.socketPath, names[0]);
+    const mark = con.output.length;
+    con.send('echo $((6*7))\n');
+    await con.waitFor(/\r?\n42\r?\n/, 60_000, mark);
+    con.close();
+
+    for (const name of names) assert.equal((await api(d, 'POST', `/v1/vms/${name}/stop`)).json.state, 'stopped');
+    for (const name of names) assert.equal((await api(d, 'DELETE', `/v1/vms/${name}`)).status, 204);
+    assert.deepEqual((await api(d, 'GET', '/v1/vms')).json, []);
+    assert.ok([...d.host.vms.values()].length === 0);
+  } finally {
+    await d.cleanup();
+  }
+  // Worker threads are gone and every descriptor (sockets, logs, disks) is closed.
+  await until('worker threads gone', () => threads() <= threads0, 10_000);
+  await delay(200);
+  assert.equal(openFds(), fds0, 'no file descriptor left open');
+});

@@ -1,0 +1,75 @@
+// The fair-share scheduler alone, on simulated VMs: water filling of shares,
+// weights, caps, idle VMs leaving their share, and a host that gives the VMs
+// less CPU than the scheduler assumes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FairShareScheduler, weightedShares, type Schedulable } from '../src/host/scheduler.js';
+import { RUN_STATE_IDLE, RUN_STATE_RUNNING, RUN_STATE_THROTTLED, type LiveCounters } from '../src/vm/protocol.js';
+
+test('weightedShares: proportional, capped, redistributed', () => {
+  assert.deepEqual(weightedShares(1, [{ weight: 1, ceiling: 1 }, { weight: 3, ceiling: 1 }]), [0.25, 0.75]);
+  // The capped entry's surplus goes to the others.
+  const s = weightedShares(1, [{ weight: 8, ceiling: 0.2 }, { weight: 1, ceiling: 1 }, { weight: 1, ceiling: 1 }]);
+  assert.deepEqual(s.map((x) => +x.toFixed(6)), [0.2, 0.4, 0.4]);
+  // No entry gets more than one core, even with cores to spare.
+  assert.deepEqual(weightedShares(4, [{ weight: 1, ceiling: 1 }, { weight: 100, ceiling: 1 }]), [1, 1]);
+});
+
+/** A VM that runs `speed` instructions per µs of host time while it has credit. */
+class SimVm implements Schedulable {
+  instret = 0n;
+  busyUs = 0;
+  credit = -1n;
+  idle = false;
+  window = { mips: 0, cpuShare: 0, instructionShare: 0 };
+  constructor(readonly name: string, readonly weight: number, readonly cap: number | undefined, readonly speed = 100) {}
+  live(): LiveCounters {
+    const state = this.idle ? RUN_STATE_IDLE : this.credit >= 0n && this.instret >= this.credit ? RUN_STATE_THROTTLED : RUN_STATE_RUNNING;
+    return { instret: this.instret, jitInstret: 0n, credit: this.credit, heartbeatMs: Date.now(), busyUs: this.busyUs, state };
+  }
+  setCredit(c: bigint): void {
+    this.credit = c;
+  }
+  /** Run for up to `us` of host time. */
+  run(us: number): void {
+    if (this.idle) return;
+    let n = BigInt(Math.floor(us * this.speed));
+    if (this.credit >= 0n && this.instret + n > this.credit) n = this.credit > this.instret ? this.credit - this.instret : 0n;
+    this.instret += n;
+    this.busyUs += Number(n) / this.speed;
+  }
+}
+
+/** Simulate `periods` of 50 ms; the host gives each VM at most `hostShare` of a core per period. */
+function simulate(vms: SimVm[], cpus: number, periods: number, hostShare = 1): void {
+  const cpuTimeUs = () => vms.reduce((sum, v) => sum + v.busyUs, 0);
+  const sched = new FairShareScheduler(() => vms, { cpus, periodMs: 50, cpuTimeUs });
+  let now = 0;
+  for (let p = 0; p < periods; p++) {
+    sched.tick(now);
+    for (const vm of vms) vm.run(50_000 * hostShare);
+    now += 50;
+  }
+}
+
+test('weights 1:2:4 on one core, and a cap', () => {
+  const vms = [new SimVm('a', 256, undefined), new SimVm('b', 512, undefined), new SimVm('c', 1024, undefined), new SimVm('capped', 100_000, 0.25)];
+  simulate(vms, 1, 400);
+  const [a, b, c, capped] = vms.map((v) => Number(v.instret));
+  assert.ok(Math.abs(b / a - 2) < 0.1 && Math.abs(c / a - 4) < 0.2, `${a}:${b}:${c}`);
+  const cappedCores = vms[3].busyUs / (400 * 50_000);
+  assert.ok(cappedCores <= 0.25 && cappedCores > 0.22, `capped VM used ${cappedCores}`);
+  const total = vms.reduce((s, v) => s + v.busyUs, 0) / (400 * 50_000);
+  assert.ok(total <= 1.01 && total > 0.9, `VMs used ${total} cores of 1`);
+  void capped;
+});
+
+test('an idle VM leaves its share; ratios hold when the host gives less than assumed', () => {
+  const vms = [new SimVm('a', 1024, undefined), new SimVm('b', 2048, undefined), new SimVm('sleepy', 1024, undefined)];
+  vms[2].idle = true;
+  simulate(vms, 1, 400, 0.3);
+  const [a, b] = vms.map((v) => Number(v.instret));
+  assert.ok(Math.abs(b / a - 2) < 0.1, `b/a = ${b / a} with a starved host`);
+  assert.equal(vms[2].instret, 0n);
+});
