@@ -11,6 +11,7 @@ import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { VmDefinition, VmState } from './types.js';
+import { nicSpecs } from './nics.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -111,21 +112,25 @@ export class Host {
         `memory: ${config.memory} MiB requested but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`,
       );
     }
+    const nics = nicSpecs(config);
+    if (!nics.ok) throw new ApiError(400, nics.error);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
     const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
     this.vms.set(config.name, vm);
-    if (config.nics?.length) {
-      this.opts.log(`${config.name}: ${config.nics.length} NIC(s) stored; NICs are wired by the networking work, not attached yet`);
-    }
     return vm;
   }
 
-  start(name: string): VmSupervisor {
+  async start(name: string): Promise<VmSupervisor> {
     const vm = this.get(name);
-    if (vm.state === 'running' || vm.state === 'paused' || vm.handle) throw new ApiError(409, `VM '${name}' is already running`);
+    if (vm.state === 'running' || vm.state === 'paused' || vm.handle || vm.starting) throw new ApiError(409, `VM '${name}' is already running`);
     vm.resetRetries();
-    vm.start();
+    try {
+      await vm.start();
+    } catch (e) {
+      // A NIC backend could not start (a host port in use, a missing TAP device).
+      throw new ApiError(409, e instanceof Error ? e.message : String(e));
+    }
     return vm;
   }
 
@@ -179,8 +184,7 @@ export class Host {
 
   describe(vm: VmSupervisor): Record<string, unknown> {
     const notes: string[] = [];
-    if (vm.config.nics?.length) notes.push('NICs are stored but not attached yet (wired by the networking work)');
-    return {
+        return {
       name: vm.name,
       state: vm.state,
       config: vm.config,
@@ -212,8 +216,7 @@ export class Host {
       memoryReservedMiB: vm.config.memory,
       restarts: vm.restarts,
       lastFailure: vm.lastFailure,
-      // Disk and NIC counters are added by the device work (rate limiters, virtio-net).
-      devices: {},
+      devices: { nics: vm.handle?.nicStats() ?? [] },
     };
   }
 

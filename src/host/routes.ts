@@ -114,7 +114,7 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     await noBody(req);
     let vm;
     switch (c) {
-      case 'start': vm = host.start(name); break;
+      case 'start': vm = await host.start(name); break;
       case 'pause': vm = host.pause(name); break;
       case 'resume': vm = host.resume(name); break;
       case 'stop': vm = await host.stop(name, false); break;

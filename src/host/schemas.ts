@@ -26,7 +26,7 @@ export const diskSchema = {
   },
 } as const;
 
-/** NICs are stored with the definition; the networking work wires them to devices. */
+/** A virtio-net NIC: user networking (hostfwd, allow), a named switch, or a TAP device. */
 export const nicSchema = {
   type: 'object',
   additionalProperties: false,
@@ -37,6 +37,7 @@ export const nicSchema = {
     switch: { type: 'string', maxLength: 64 },
     tap: { type: 'string', maxLength: 15 },
     hostfwd: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
+    allow: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 43 } },
   },
 } as const;
 
@@ -131,7 +132,7 @@ export const vmStatsSchema = {
     restarts: { type: 'integer' },
     lastFailure: { type: ['string', 'null'] },
     runState: { type: 'string', description: 'worker run state: booting, running, idle, paused, throttled, exited' },
-    devices: { type: 'object', description: 'disk and NIC counters (filled in by the device work)' },
+    devices: { type: 'object', description: 'per-NIC counters (frames, bytes, drops) while running' },
   },
 } as const;
 

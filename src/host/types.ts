@@ -10,7 +10,7 @@ export interface CreateVmRequest {
   append?: string;
   rootDisk?: boolean;
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string }[];
-  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[] }[];
+  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; allow?: string[] }[];
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;

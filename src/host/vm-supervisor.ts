@@ -10,6 +10,8 @@ import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
+import { nicSpecs } from './nics.js';
+import { createNicHosts } from '../net/create-backend.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
 const PANIC_MARK = 'Kernel panic - not syncing';
@@ -111,19 +113,32 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     };
   }
 
-  /** Start the worker. The caller checks that the VM is not running. */
-  start(): void {
+  /** True while start() sets up the NICs. */
+  starting = false;
+
+  /** Start the worker (after its NIC backends). The caller checks that the VM is not running. */
+  async start(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
     this.stopRequested = false;
     this.failurePending = null;
     this.panicText = null;
     this.scanTail = '';
+    const specs = nicSpecs(this.config);
+    if (!specs.ok) throw new Error(specs.error);
+    this.starting = true;
+    let nics;
+    try {
+      nics = await createNicHosts(specs.specs, this.name);
+    } finally {
+      this.starting = false;
+    }
     this.openLog();
     const heapMiB = this.opts.workerMaxHeapMiB;
     const handle = new VmHandle(this.vmConfig(), {
       // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
       resourceLimits: { maxOldGenerationSizeMb: heapMiB, maxYoungGenerationSizeMb: 16 },
+      nics,
     });
     this.handle = handle;
     handle.on('output', (d) => this.onOutput(d));
@@ -311,7 +326,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       if (this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
       this.restarts++;
       this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
-      this.start();
+      this.start().catch((e: unknown) => {
+        this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
+        this.setState('failed');
+      });
     }, delay);
   }
 

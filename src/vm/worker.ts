@@ -106,7 +106,11 @@ async function main(): Promise<void> {
   const wasm = readFileSync(config.wasmPath);
   // Boot images are read for each boot (a guest reboot reads them again) rather than
   // kept: a Debian kernel is about 30 MiB that would otherwise stay resident.
-  const image = (path: string | undefined) => (path ? new Uint8Array(readFileSync(path).buffer) : undefined);
+  const image = (path: string | undefined) => {
+    if (!path) return undefined;
+    const b = readFileSync(path); // small files come from a shared pool: keep the view's bounds
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  };
 
   let exit: { code: number; reason: string } | null = null;
   let rebootRequested = false;

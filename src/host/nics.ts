@@ -1,0 +1,41 @@
+// The NICs of a daemon VM: its API config (nics[] in the create body) as --net
+// specs, checked at creation so a bad hostfwd is a 400, not a failed start.
+
+import type { NicSpec } from '../net/nic-spec.js';
+import { parseNetSpec } from '../net/nic-spec.js';
+import { parseUserNetOptions } from '../net/user/options.js';
+import type { CreateVmRequest } from './types.js';
+
+type NicConfig = NonNullable<CreateVmRequest['nics']>[number];
+
+/** The --net text for one API NIC. */
+function specText(n: NicConfig): string {
+  const extra: string[] = [];
+  if (n.mac) extra.push(`mac=${n.mac}`);
+  if (n.mode === 'user') {
+    for (const h of n.hostfwd ?? []) extra.push(`hostfwd=${h}`);
+    if (n.allow?.length) extra.push(`allow=${n.allow.join(',')}`);
+    return ['user', ...extra].join(',');
+  }
+  if (n.mode === 'switch') return [`switch=${n.switch ?? ''}`, ...extra].join(',');
+  return ['tap', `ifname=${n.tap ?? ''}`, ...extra].join(',');
+}
+
+/** The specs, or the first problem as "nics[i]...: why". */
+export function nicSpecs(config: CreateVmRequest): { ok: true; specs: NicSpec[] } | { ok: false; error: string } {
+  const specs: NicSpec[] = [];
+  for (const [i, n] of (config.nics ?? []).entries()) {
+    if (n.mode === 'switch' && !n.switch) return { ok: false, error: `nics[${i}].switch: a switch NIC needs the switch's name` };
+    if (n.mode === 'tap' && !n.tap) return { ok: false, error: `nics[${i}].tap: a TAP NIC needs the device's name` };
+    const text = specText(n);
+    const r = parseNetSpec(text);
+    if (!r.ok) return { ok: false, error: `nics[${i}]: ${r.error.slice(`--net ${text}: `.length)}` };
+    if (!r.spec) continue;
+    if (r.spec.mode === 'user') {
+      const u = parseUserNetOptions(r.spec.params);
+      if (!u.ok) return { ok: false, error: `nics[${i}]: ${u.error.replace(/^--net user: /, '')}` };
+    }
+    specs.push(r.spec);
+  }
+  return { ok: true, specs };
+}
