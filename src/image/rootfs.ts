@@ -42,10 +42,10 @@ export interface EnsureRootfsOptions {
   /** Give up on the second stage after this long (default 3 hours). */
   stage2TimeoutMs?: number;
   /**
-   * Run the second stage with the translator (tsvisor run --jit on). Default:
-   * off, unless TSVISOR_ROOTFS_JIT=on: with it, the many short-lived programs of
-   * the second stage make the VMM create WebAssembly modules until the process
-   * runs out of memory mappings (see docs/rootfs.md).
+   * Run the second stage with the translator (tsvisor run --jit on): the
+   * default since translations are really freed at a flush (they used to pile
+   * up until the process ran out of memory mappings). TSVISOR_ROOTFS_JIT=off
+   * runs it with the interpreter alone.
    */
   jit?: boolean;
 }
@@ -102,8 +102,13 @@ finish() {
   sync
   echo "$1"
   sync
-  # The kernel's own power-off (systemctl's 'poweroff -ff' was seen to hang here).
+  # Read-only first, so the file system is clean even if the power-off below
+  # does not happen and the builder has to stop the guest.
+  mount -o remount,ro / 2>/dev/null
   echo s > /proc/sysrq-trigger
+  echo u > /proc/sysrq-trigger
+  sleep 1
+  # The kernel's own power-off (systemctl's 'poweroff -ff' was seen to hang here).
   echo o > /proc/sysrq-trigger
   poweroff -ff 2>/dev/null
   while :; do sleep 60; done
@@ -356,7 +361,7 @@ function tsvisorBin(): string {
 
 const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
 
-async function stage2(raw: string, kernel: string, initrd: string, status: Status, timeoutMs: number, jit: boolean): Promise<void> {
+async function stage2(raw: string, kernel: string, initrd: string, status: Status, timeoutMs: number, jit: boolean): Promise<{ stopped: boolean }> {
   const append = `console=ttyS0 root=/dev/vda rw init=${STAGE2_PATH}`;
   status.line(`stage 2: booting a tsvisor guest (--jit ${jit ? 'on' : 'off'}) to run debootstrap --second-stage (append "${append}")`);
   let configured = 0;
@@ -388,10 +393,20 @@ async function stage2(raw: string, kernel: string, initrd: string, status: Statu
   // power off was stopped, and the file system check below decides.
   if (r.code !== 0) status.line(`stage 2: the guest did not power off by itself (tsvisor run status ${r.code}); stopped it`);
   status.line(`stage 2: done (${configured} packages configured)`);
+  return { stopped: r.code !== 0 };
 }
 
-/** e2fsck -fn: the guest must have left a clean file system. Then the marker must be there. */
-async function checkExt4(raw: string): Promise<void> {
+/**
+ * e2fsck -fn: the guest must have left a clean file system. Then the marker must be there.
+ * A guest that had to be stopped after its success marker gets the check a boot
+ * would give it first (e2fsck -fy: journal replay, repairs; 1 = errors corrected).
+ */
+async function checkExt4(raw: string, stopped: boolean, status: Status): Promise<void> {
+  if (stopped && hasTool('e2fsck')) {
+    const fix = await runLines(toolPath('e2fsck'), ['-fy', raw], () => {});
+    status.line(`stage 2: e2fsck -fy after the stop: status ${fix.code}`);
+    if (fix.code > 1) throw new ImageBuildError(`e2fsck could not repair the root file system after the second stage: ${lastLines(fix.out, 3).replace(/\n/g, ' | ')}`);
+  }
   if (hasTool('e2fsck')) {
     const r = await runLines(toolPath('e2fsck'), ['-fn', raw], () => {});
     if (r.code !== 0) throw new ImageBuildError(`e2fsck found problems in the root file system after the second stage: ${lastLines(r.out, 3).replace(/\n/g, ' | ')}`);
@@ -434,8 +449,8 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
     status.line(`mkfs.ext4: ${(opts.size / 1073741824).toFixed(1)} GiB ext4 image made from the tree (${sm}s)`);
 
     t = Date.now();
-    await stage2(raw, guest.kernel, guest.initrd, status, opts.stage2TimeoutMs, opts.jit);
-    await checkExt4(raw);
+    const run2 = await stage2(raw, guest.kernel, guest.initrd, status, opts.stage2TimeoutMs, opts.jit);
+    await checkExt4(raw, run2.stopped, status);
     const s2 = seconds(t);
     status.line(`stage 2 took ${s2}s`);
 
@@ -508,7 +523,7 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
     }
     const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
     const manifest = await build(cacheDir, {
-      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT === 'on',
+      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT !== 'off',
     }, status, dir);
     log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
     return { path: join(dir, ROOTFS_IMAGE), manifest, built: true };
