@@ -334,3 +334,32 @@ describe('NICs', () => {
     for (const n of ['net1', 'net2']) assert.equal((await api(d, 'DELETE', `/v1/vms/${n}?force=true`)).status, 204);
   });
 });
+
+describe('I/O limits and balloon', () => {
+  test('limits at creation, changed on a running VM; balloon target; disk counters in stats', async () => {
+    const body = {
+      ...ok, name: 'lim1', balloon: true,
+      disks: [{ path: 'disk.img', limits: { bps: 1048576 } }],
+      nics: [{ mode: 'switch', switch: 'limlan', limits: { txBps: 1000000 } }],
+    };
+    await expectError('POST', '/v1/vms', { ...body, disks: [{ path: 'disk.img', limits: { bps: 0 } }] }, 400, /^disks\[0\]\.limits\.bps: must be at least 1$/);
+    await expectError('POST', '/v1/vms', { ...body, nics: [{ mode: 'user', limits: { up: 1 } }] }, 400, /^nics\[0\]\.limits\.up: unknown field$/);
+    assert.equal((await api(d, 'POST', '/v1/vms', body)).status, 201);
+    await expectError('PATCH', '/v1/vms/lim1', { balloon: { targetMiB: 4 } }, 409, /not running/);
+    assert.equal((await api(d, 'POST', '/v1/vms/lim1/start')).status, 200);
+    const s0 = (await api(d, 'GET', '/v1/vms/lim1/stats')).json;
+    assert.deepEqual(s0.devices.disks[0].limits.bandwidth, { size: 1048576, refillMs: 1000 });
+    const r = await api(d, 'PATCH', '/v1/vms/lim1', { disks: [{ index: 0, limits: { iops: 100 } }], nics: [{ index: 0, limits: { rxPps: 10 } }], balloon: { targetMiB: 4 } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.config.disks[0].limits, { iops: 100 });
+    assert.deepEqual(r.json.config.nics[0].limits, { rxPps: 10 });
+    const s1 = (await api(d, 'GET', '/v1/vms/lim1/stats')).json;
+    assert.deepEqual(s1.devices.disks[0].limits.ops, { size: 100, refillMs: 1000 });
+    assert.equal(s1.devices.disks[0].limits.bandwidth ?? null, null, 'the new limits replace the old ones');
+    assert.ok(s1.devices.balloon, 'balloon stats present');
+    await expectError('PATCH', '/v1/vms/lim1', { disks: [{ index: 3, limits: {} }] }, 400, /^disks\[0\]\.index: the VM has no disk 3/);
+    await expectError('PATCH', '/v1/vms/lim1', { balloon: { targetMiB: 16 } }, 400, /^balloon\.targetMiB: must be less than/);
+    await expectError('PATCH', '/v1/vms/lim1', {}, 400, /must NOT have fewer than 1 properties|at least/);
+    assert.equal((await api(d, 'DELETE', '/v1/vms/lim1?force=true')).status, 204);
+  });
+});

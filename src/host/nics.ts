@@ -4,7 +4,23 @@
 import type { NicSpec } from '../net/nic-spec.js';
 import { parseNetSpec } from '../net/nic-spec.js';
 import { parseUserNetOptions } from '../net/user/options.js';
-import type { CreateVmRequest } from './types.js';
+import type { CreateVmRequest, DiskLimits, NicApiLimits } from './types.js';
+import { perSecond, type RateLimits } from '../devices/rate-limiter.js';
+import type { NicLimits } from '../devices/virtio/net.js';
+
+/** API disk limits as the device's token buckets ({} = none). */
+export function diskRateLimits(l: DiskLimits | undefined): RateLimits {
+  const out: RateLimits = {};
+  if (l?.bps) out.bandwidth = perSecond(l.bps, l.bpsBurst);
+  if (l?.iops) out.ops = perSecond(l.iops, l.iopsBurst);
+  return out;
+}
+
+/** API NIC limits as the device's token buckets per direction. */
+export function nicRateLimits(l: NicApiLimits | undefined): NicLimits {
+  const dir = (bps?: number, pps?: number): RateLimits => ({ ...(bps ? { bandwidth: perSecond(bps) } : {}), ...(pps ? { ops: perSecond(pps) } : {}) });
+  return { tx: dir(l?.txBps, l?.txPps), rx: dir(l?.rxBps, l?.rxPps) };
+}
 
 type NicConfig = NonNullable<CreateVmRequest['nics']>[number];
 
@@ -35,6 +51,7 @@ export function nicSpecs(config: CreateVmRequest): { ok: true; specs: NicSpec[] 
       const u = parseUserNetOptions(r.spec.params);
       if (!u.ok) return { ok: false, error: `nics[${i}]: ${u.error.replace(/^--net user: /, '')}` };
     }
+    if (n.limits) r.spec.limits = nicRateLimits(n.limits);
     specs.push(r.spec);
   }
   return { ok: true, specs };

@@ -11,7 +11,7 @@ import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { VmDefinition, VmState } from './types.js';
-import { nicSpecs } from './nics.js';
+import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -169,14 +169,41 @@ export class Host {
     this.vms.delete(name);
   }
 
-  patch(name: string, body: unknown): VmSupervisor {
+  /** Change CPU weight/cap, disk and NIC limits (also on a running VM) and the balloon target (running VMs). */
+  async patch(name: string, body: unknown): Promise<VmSupervisor> {
     const vm = this.get(name);
     const req = validatePatch(body, this.limits);
     const cpu = { ...(vm.config.cpu ?? {}) };
-    if (req.cpu.weight !== undefined) cpu.weight = req.cpu.weight;
-    if (req.cpu.cap === null) delete cpu.cap;
-    else if (req.cpu.cap !== undefined) cpu.cap = req.cpu.cap;
-    const config = { ...vm.config, cpu };
+    if (req.cpu?.weight !== undefined) cpu.weight = req.cpu.weight;
+    if (req.cpu?.cap === null) delete cpu.cap;
+    else if (req.cpu?.cap !== undefined) cpu.cap = req.cpu.cap;
+    const disks = (vm.config.disks ?? []).map((d) => ({ ...d }));
+    for (const [i, d] of (req.disks ?? []).entries()) {
+      if (!disks[d.index]) throw new ApiError(400, `disks[${i}].index: the VM has no disk ${d.index} (it has ${disks.length})`);
+      disks[d.index].limits = d.limits;
+    }
+    const nics = (vm.config.nics ?? []).map((n) => ({ ...n }));
+    for (const [i, n] of (req.nics ?? []).entries()) {
+      if (!nics[n.index]) throw new ApiError(400, `nics[${i}].index: the VM has no NIC ${n.index} (it has ${nics.length})`);
+      nics[n.index].limits = n.limits;
+    }
+    if (req.balloon) {
+      if (!vm.config.balloon) throw new ApiError(409, 'balloon: the VM was created without a balloon (balloon: true)');
+      if (!vm.handle) throw new ApiError(409, `balloon: VM '${name}' is ${vm.state}, not running`);
+      if (req.balloon.targetMiB >= vm.config.memory) throw new ApiError(400, `balloon.targetMiB: must be less than the VM's memory (${vm.config.memory} MiB)`);
+    }
+    // Running VMs take the new limits at once (the worker applies them between slices).
+    const h = vm.handle;
+    try {
+      if (h) {
+        for (const d of req.disks ?? []) await h.setDiskLimits(d.index, diskRateLimits(d.limits));
+        for (const n of req.nics ?? []) await h.setNicLimits(n.index, nicRateLimits(n.limits));
+        if (req.balloon) await h.setBalloonTarget(req.balloon.targetMiB);
+      }
+    } catch (e) {
+      throw new ApiError(409, e instanceof Error ? e.message : String(e));
+    }
+    const config = { ...vm.config, cpu, ...(vm.config.disks ? { disks } : {}), ...(vm.config.nics ? { nics } : {}) };
     this.store.save(name, { version: 1, config, createdAt: vm.createdAt });
     vm.config = config; // the scheduler reads weight and cap each period
     return vm;

@@ -99,7 +99,7 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     if (method === 'PATCH') {
       host.get(name);
       const body = parseJsonBody(await readBody(req));
-      return send(res, 200, host.describe(host.patch(name, body)));
+      return send(res, 200, host.describe(await host.patch(name, body)));
     }
     const force = url.searchParams.get('force');
     if (force !== null && force !== 'true' && force !== 'false') throw new ApiError(400, 'force: must be true or false');
@@ -124,7 +124,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
   }
   if (c === 'stats') {
     allow(['GET']);
-    return send(res, 200, host.vmStats(host.get(name)));
+    const vm = host.get(name);
+    const stats = host.vmStats(vm);
+    // Disk and balloon counters live in the worker: ask it, but never wait long for a busy VM.
+    const h = vm.handle;
+    if (h) {
+      const dev = await Promise.race([h.deviceStats().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
+      if (dev) Object.assign(stats.devices as Record<string, unknown>, { disks: dev.disks, balloon: dev.balloon });
+    }
+    return send(res, 200, stats);
   }
   if (c === 'log') {
     allow(['GET']);

@@ -14,6 +14,22 @@ export const DEFAULT_WEIGHT = 1024;
 /** A host path (checked against the images directory after schema validation). */
 const pathSchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
 
+const rate = { type: 'integer', minimum: 1, maximum: 1e12 } as const;
+
+/** Token-bucket limits of a disk: bytes and requests per second, with one-time bursts. */
+export const diskLimitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { bps: rate, iops: rate, bpsBurst: rate, iopsBurst: rate },
+} as const;
+
+/** Token-bucket limits of a NIC per direction (tx: guest to host): bytes and frames per second. */
+export const nicLimitsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { txBps: rate, rxBps: rate, txPps: rate, rxPps: rate },
+} as const;
+
 export const diskSchema = {
   type: 'object',
   additionalProperties: false,
@@ -23,6 +39,7 @@ export const diskSchema = {
     format: { type: 'string', enum: ['raw', 'qcow2'] },
     readonly: { type: 'boolean' },
     serial: { type: 'string', pattern: '^[\\x20-\\x7e]{0,20}$' },
+    limits: diskLimitsSchema,
   },
 } as const;
 
@@ -38,6 +55,7 @@ export const nicSchema = {
     tap: { type: 'string', maxLength: 15 },
     hostfwd: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
     allow: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 43 } },
+    limits: nicLimitsSchema,
   },
 } as const;
 
@@ -89,6 +107,7 @@ export const createVmSchema = {
     cpu: cpuSchema,
     deterministic: { type: 'boolean' },
     jit: { type: 'boolean' },
+    balloon: { type: 'boolean', description: 'attach a virtio-balloon device (its target is set with PATCH)' },
     restart: restartSchema,
     debug: debugSchema,
   },
@@ -97,8 +116,19 @@ export const createVmSchema = {
 export const patchVmSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['cpu'],
+  minProperties: 1,
   properties: {
+    disks: {
+      type: 'array',
+      maxItems: MAX_DISKS,
+      items: { type: 'object', additionalProperties: false, required: ['index', 'limits'], properties: { index: { type: 'integer', minimum: 0, maximum: MAX_DISKS - 1 }, limits: diskLimitsSchema } },
+    },
+    nics: {
+      type: 'array',
+      maxItems: MAX_NICS,
+      items: { type: 'object', additionalProperties: false, required: ['index', 'limits'], properties: { index: { type: 'integer', minimum: 0, maximum: MAX_NICS - 1 }, limits: nicLimitsSchema } },
+    },
+    balloon: { type: 'object', additionalProperties: false, required: ['targetMiB'], properties: { targetMiB: { type: 'integer', minimum: 0, maximum: 65536 } } },
     cpu: {
       type: 'object',
       additionalProperties: false,

@@ -9,8 +9,9 @@ export interface CreateVmRequest {
   initrd?: string;
   append?: string;
   rootDisk?: boolean;
-  disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string }[];
-  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; allow?: string[] }[];
+  disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];
+  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; allow?: string[]; limits?: NicApiLimits }[];
+  balloon?: boolean;
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;
@@ -18,8 +19,25 @@ export interface CreateVmRequest {
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
 }
 
+export interface DiskLimits {
+  bps?: number;
+  iops?: number;
+  bpsBurst?: number;
+  iopsBurst?: number;
+}
+
+export interface NicApiLimits {
+  txBps?: number;
+  rxBps?: number;
+  txPps?: number;
+  rxPps?: number;
+}
+
 export interface PatchVmRequest {
-  cpu: { weight?: number; cap?: number | null };
+  cpu?: { weight?: number; cap?: number | null };
+  disks?: { index: number; limits: DiskLimits }[];
+  nics?: { index: number; limits: NicApiLimits }[];
+  balloon?: { targetMiB: number };
 }
 
 export type VmState = 'created' | 'running' | 'paused' | 'stopped' | 'failed';

@@ -140,7 +140,7 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
 
 export function validatePatch(body: unknown, limits: HostLimits): PatchVmRequest {
   const req = run<PatchVmRequest>(checkPatch, body);
-  const cap = req.cpu.cap;
+  const cap = req.cpu?.cap;
   if (typeof cap === 'number' && cap > limits.cpus) {
     throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
   }

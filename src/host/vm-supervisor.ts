@@ -10,7 +10,7 @@ import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
-import { nicSpecs } from './nics.js';
+import { diskRateLimits, nicSpecs } from './nics.js';
 import { createNicHosts } from '../net/create-backend.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
@@ -108,7 +108,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       deterministic: c.deterministic === true,
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
-      disks: (c.disks ?? []).map((d) => ({ path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial })),
+      disks: (c.disks ?? []).map((d) => ({ path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial, limits: diskRateLimits(d.limits) })),
+      balloon: c.balloon === true ? true : undefined,
       debug: c.debug,
     };
   }
