@@ -357,6 +357,9 @@ describe('I/O limits and balloon', () => {
     assert.deepEqual(s1.devices.disks[0].limits.ops, { size: 100, refillMs: 1000 });
     assert.equal(s1.devices.disks[0].limits.bandwidth ?? null, null, 'the new limits replace the old ones');
     assert.ok(s1.devices.balloon, 'balloon stats present');
+    const m = (await api(d, 'GET', '/metrics')).text;
+    assert.match(m, /tsvisor_vm_disk_read_bytes\{vm="lim1",disk="vda"\} 0/);
+    assert.match(m, /tsvisor_vm_nic_tx_frames\{vm="lim1",nic="eth0"\} \d+/);
     await expectError('PATCH', '/v1/vms/lim1', { disks: [{ index: 3, limits: {} }] }, 400, /^disks\[0\]\.index: the VM has no disk 3/);
     await expectError('PATCH', '/v1/vms/lim1', { balloon: { targetMiB: 16 } }, 400, /^balloon\.targetMiB: must be less than/);
     await expectError('PATCH', '/v1/vms/lim1', {}, 400, /must NOT have fewer than 1 properties|at least/);

@@ -4,6 +4,8 @@
 
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Host } from './registry.js';
+import type { NicStats } from '../net/nic-host.js';
+import type { BlkStats } from '../devices/virtio/blk/device.js';
 
 export function createMetrics(host: Host): Registry {
   const reg = new Registry();
@@ -41,7 +43,56 @@ export function createMetrics(host: Host): Registry {
   vmGauge('tsvisor_vm_memory_reserved_bytes', 'guest RAM reserved against the host budget', (s) => (s.memoryReservedMiB as number) * 1048576);
   vmGauge('tsvisor_vm_cpu_weight', 'CPU weight (shares)', (s) => s.weight as number);
   vmGauge('tsvisor_vm_restarts', 'restarts by the restart policy', (s) => s.restarts as number);
-  // Disk and NIC series (bytes, ops, throttled time) belong here once the device work exposes them.
+  // NICs: the owner's thread holds their counters.
+  const nicGauge = (name: string, help: string, value: (n: NicStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['vm', 'nic'],
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const vm of host.vms.values()) {
+          (vm.handle?.nicStats() ?? []).forEach((n, i) => this.set({ vm: vm.name, nic: `eth${i}` }, value(n)));
+        }
+      },
+    });
+  nicGauge('tsvisor_vm_nic_tx_frames', 'frames the guest sent', (n) => n.device.txFrames);
+  nicGauge('tsvisor_vm_nic_tx_bytes', 'bytes the guest sent', (n) => n.device.txBytes);
+  nicGauge('tsvisor_vm_nic_rx_frames', 'frames delivered to the guest', (n) => n.device.rxFrames);
+  nicGauge('tsvisor_vm_nic_rx_bytes', 'bytes delivered to the guest', (n) => n.device.rxBytes);
+  nicGauge('tsvisor_vm_nic_dropped_frames', 'frames dropped: malformed, refused by the backend, or lost to a full ring',
+    (n) => n.device.txDropped + n.device.rxDropped + n.host.dropped + n.ringDrops.toHost + n.ringDrops.toGuest);
+  // Disks: the counters live in the VM's worker; one query per VM and scrape, never waiting long on a busy VM.
+  let diskCache: { at: number; stats: Map<string, BlkStats[]> } | null = null;
+  const diskStats = async (): Promise<Map<string, BlkStats[]>> => {
+    if (diskCache && Date.now() - diskCache.at < 500) return diskCache.stats;
+    const out = new Map<string, BlkStats[]>();
+    await Promise.all([...host.vms.values()].map(async (vm) => {
+      const h = vm.handle;
+      if (!h) return;
+      const d = await Promise.race([h.deviceStats().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
+      if (d) out.set(vm.name, d.disks);
+    }));
+    diskCache = { at: Date.now(), stats: out };
+    return out;
+  };
+  const diskGauge = (name: string, help: string, value: (d: BlkStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['vm', 'disk'],
+      registers: [reg],
+      async collect() {
+        const all = await diskStats();
+        this.reset();
+        for (const [vm, disks] of all) disks.forEach((d, i) => this.set({ vm, disk: `vd${String.fromCharCode(97 + i)}` }, value(d)));
+      },
+    });
+  diskGauge('tsvisor_vm_disk_read_bytes', 'bytes the guest read', (d) => d.readBytes);
+  diskGauge('tsvisor_vm_disk_written_bytes', 'bytes the guest wrote', (d) => d.writeBytes);
+  diskGauge('tsvisor_vm_disk_ops', 'requests (reads, writes, flushes, discards)', (d) => d.readOps + d.writeOps + d.otherOps);
+  diskGauge('tsvisor_vm_disk_throttled_seconds', 'time requests waited for the rate limiter', (d) => d.throttledMs / 1000);
   const hostGauge = (name: string, help: string, value: () => number) =>
     new Gauge({ name, help, registers: [reg], collect() { this.set(value()); } });
   hostGauge('tsvisor_host_cpus', 'host cores given to VMs (--cpus)', () => host.opts.cpus);
