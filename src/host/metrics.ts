@@ -71,7 +71,7 @@ export function createMetrics(host: Host): Registry {
     await Promise.all([...host.vms.values()].map(async (vm) => {
       const h = vm.handle;
       if (!h) return;
-      const d = await Promise.race([h.deviceStats().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
+      const d = await h.deviceStatsWithin(1000);
       if (d) out.set(vm.name, d.disks);
     }));
     diskCache = { at: Date.now(), stats: out };

@@ -129,7 +129,7 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     // Disk and balloon counters live in the worker: ask it, but never wait long for a busy VM.
     const h = vm.handle;
     if (h) {
-      const dev = await Promise.race([h.deviceStats().catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 1000).unref())]);
+      const dev = await h.deviceStatsWithin(1000);
       if (dev) Object.assign(stats.devices as Record<string, unknown>, { disks: dev.disks, balloon: dev.balloon });
     }
     return send(res, 200, stats);

@@ -35,6 +35,21 @@ export interface NetBackend {
   close(): Promise<void>;
 }
 
+/** Largest and smallest Ethernet frames (with one VLAN tag, without FCS) a backend takes from a guest. */
+export const MAX_ETH_FRAME = 1518;
+export const MIN_ETH_FRAME = 14;
+
+/** Count a frame from the guest; false (and a drop counted) when its size cannot be an Ethernet frame. */
+export function countFromGuest(c: NetCounters, frame: Uint8Array): boolean {
+  if (frame.length < MIN_ETH_FRAME || frame.length > MAX_ETH_FRAME) {
+    c.dropped++;
+    return false;
+  }
+  c.rxFromGuestFrames++;
+  c.rxFromGuestBytes += frame.length;
+  return true;
+}
+
 export function emptyCounters(): NetCounters {
   return { rxFromGuestFrames: 0, rxFromGuestBytes: 0, txToGuestFrames: 0, txToGuestBytes: 0, dropped: 0 };
 }

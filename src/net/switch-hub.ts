@@ -8,11 +8,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { mkdirSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyCounters, type NetBackend, type NetCounters } from './backend.js';
+import { MAX_ETH_FRAME, countFromGuest, emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { namedSwitch, type SwitchPort } from './switch.js';
 import { FrameReader, encodeFrame } from './frame-stream.js';
 
-const MAX_FRAME = 1518;
+
 const RETRY_MS = 500;
 
 export function switchSocketPath(name: string): string {
@@ -33,7 +33,7 @@ function listenHub(name: string, path: string): Promise<Server> {
     const sw = namedSwitch(name);
     const server = createServer((sock) => {
       const port = sw.port(`remote:${sock.remoteAddress ?? 'unix'}`);
-      const reader = new FrameReader((f) => port.fromGuest(f), MAX_FRAME);
+      const reader = new FrameReader((f) => port.fromGuest(f), MAX_ETH_FRAME);
       port.start((f) => writeFrame(sock, f));
       sock.on('data', (b) => {
         if (!reader.push(b)) sock.destroy();
@@ -85,7 +85,7 @@ export class SharedSwitchBackend implements NetBackend {
     }
     if (sock) {
       this.sock = sock;
-      const reader = new FrameReader((f) => this.deliver(f), MAX_FRAME);
+      const reader = new FrameReader((f) => this.deliver(f), MAX_ETH_FRAME);
       sock.on('data', (b) => {
         if (!reader.push(b)) sock.destroy();
       });
@@ -133,12 +133,7 @@ export class SharedSwitchBackend implements NetBackend {
   }
 
   fromGuest(frame: Uint8Array): void {
-    if (frame.length < 14 || frame.length > MAX_FRAME) {
-      this.c.dropped++;
-      return;
-    }
-    this.c.rxFromGuestFrames++;
-    this.c.rxFromGuestBytes += frame.length;
+    if (!countFromGuest(this.c, frame)) return;
     if (this.local) this.local.fromGuest(frame);
     else if (this.sock) writeFrame(this.sock, frame);
     else this.c.dropped++; // between hosts: the frame is lost, as on a real network

@@ -4,13 +4,11 @@
 // is copied once, into the receiving VM's ring (the sender's frame is a view of
 // its own ring).
 
-import { emptyCounters, type NetBackend, type NetCounters } from './backend.js';
+import { countFromGuest, emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { formatMac } from './mac.js';
 
 /** Forget a MAC that has not been seen for this long, as bridges do (802.1D default). */
 const AGEING_MS = 300_000;
-const MAX_FRAME = 1518;
-const MIN_FRAME = 14;
 
 export interface SwitchPortStats {
   port: number;
@@ -97,13 +95,7 @@ export class SwitchPort implements NetBackend {
   }
 
   fromGuest(frame: Uint8Array): void {
-    if (frame.length < MIN_FRAME || frame.length > MAX_FRAME) {
-      this.c.dropped++;
-      return;
-    }
-    this.c.rxFromGuestFrames++;
-    this.c.rxFromGuestBytes += frame.length;
-    this.sw.forward(this, frame);
+    if (countFromGuest(this.c, frame)) this.sw.forward(this, frame);
   }
 
   /** @internal A frame for this port's VM. */

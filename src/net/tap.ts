@@ -6,10 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { emptyCounters, type NetBackend, type NetCounters } from './backend.js';
+import { MAX_ETH_FRAME, MIN_ETH_FRAME, countFromGuest, emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { FrameReader, encodeFrame } from './frame-stream.js';
 
-const MAX_FRAME = 1518;
+
 
 export function tapRelayPath(): string {
   // This file runs as dist/src/net/tap.js; the repo root is three levels up.
@@ -70,7 +70,7 @@ export class TapBackend implements NetBackend {
 
   private onFrame(frame: Uint8Array): void {
     const len = frame.length;
-    if (len < 14 || len > MAX_FRAME) return;
+    if (len < MIN_ETH_FRAME || len > MAX_ETH_FRAME) return;
     if (!this.toGuest) {
       this.early.push(Uint8Array.from(frame));
       return;
@@ -86,12 +86,7 @@ export class TapBackend implements NetBackend {
   }
 
   fromGuest(frame: Uint8Array): void {
-    if (frame.length < 14 || frame.length > MAX_FRAME) {
-      this.c.dropped++;
-      return;
-    }
-    this.c.rxFromGuestFrames++;
-    this.c.rxFromGuestBytes += frame.length;
+    if (!countFromGuest(this.c, frame)) return;
     this.child.stdin!.write(encodeFrame(frame));
   }
 

@@ -268,6 +268,14 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   }
 
   /** Disk counters and balloon state; `refresh` also asks the guest for new memory statistics. */
+  /** deviceStats(), or null when the worker has not answered within `ms` (a busy or ending VM). */
+  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
+    return Promise.race([
+      this.deviceStats().catch(() => null),
+      new Promise<null>((r) => setTimeout(() => r(null), ms).unref()),
+    ]);
+  }
+
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
   }
