@@ -12,7 +12,6 @@ import { MAX_ETH_FRAME, countFromGuest, emptyCounters, type NetBackend, type Net
 import { namedSwitch, type SwitchPort } from './switch.js';
 import { FrameReader, encodeFrame } from './frame-stream.js';
 
-
 const RETRY_MS = 500;
 
 export function switchSocketPath(name: string): string {

@@ -9,8 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { MAX_ETH_FRAME, MIN_ETH_FRAME, countFromGuest, emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { FrameReader, encodeFrame } from './frame-stream.js';
 
-
-
 export function tapRelayPath(): string {
   // This file runs as dist/src/net/tap.js; the repo root is three levels up.
   return fileURLToPath(new URL('../../../build/tap-relay', import.meta.url));
