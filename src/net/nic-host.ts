@@ -82,8 +82,8 @@ export class NicHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Wake the pump so it sees `closed`.
-    this.toHost.push([], 0);
+    // Wake the pump so it sees `closed` (no frame is queued for it).
+    this.toHost.notify();
     await this.pumping;
     await this.backend.close();
   }

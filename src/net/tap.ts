@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { MAX_ETH_FRAME, MIN_ETH_FRAME, countFromGuest, emptyCounters, type NetBackend, type NetCounters } from './backend.js';
 import { FrameReader, encodeFrame } from './frame-stream.js';
 
+/** Frames from the TAP device kept until the VM's NIC starts; later ones are dropped. */
+const EARLY_FRAMES = 64;
+
 export function tapRelayPath(): string {
   // This file runs as dist/src/net/tap.js; the repo root is three levels up.
   return fileURLToPath(new URL('../../../build/tap-relay', import.meta.url));
@@ -70,7 +73,8 @@ export class TapBackend implements NetBackend {
     const len = frame.length;
     if (len < MIN_ETH_FRAME || len > MAX_ETH_FRAME) return;
     if (!this.toGuest) {
-      this.early.push(Uint8Array.from(frame));
+      // Before the VM starts (its image may still be building) keep only a few frames.
+      if (this.early.length < EARLY_FRAMES) this.early.push(Uint8Array.from(frame));
       return;
     }
     this.c.txToGuestFrames++;
