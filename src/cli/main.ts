@@ -6,6 +6,7 @@ import { resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseMemSize, parseSize, SizeError } from './size.js';
 import { parseNetSpec, type NicSpec } from '../net/nic-spec.js';
+import { parseUserNetOptions } from '../net/user/options.js';
 import { perSecond, type RateLimits } from '../devices/rate-limiter.js';
 
 /** A mistake on the user's side: shown as one line, no stack trace. */
@@ -480,6 +481,11 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     for (const text of values.net) {
       const r = parseNetSpec(text);
       if (!r.ok) throw new UsageError(r.error);
+      if (r.spec?.mode === 'user') {
+        // User-networking options are checked here too, so a mistake is a usage error (status 2) like the others.
+        const u = parseUserNetOptions(r.spec.params);
+        if (!u.ok) throw new UsageError(u.error);
+      }
       if (r.spec) nics.push(r.spec);
       else if (values.net.length > 1) throw new UsageError('--net none cannot be combined with other --net options');
     }
