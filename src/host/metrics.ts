@@ -10,7 +10,7 @@ import type { BlkStats } from '../devices/virtio/blk/device.js';
 export function createMetrics(host: Host): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: 'tsvisor_daemon_' });
-  const vmGauge = (name: string, help: string, value: (s: Record<string, unknown>) => number) =>
+  const vmGauge = (name: string, help: string, value: (s: Record<string, unknown>) => number | null) =>
     new Gauge({
       name,
       help,
@@ -18,7 +18,10 @@ export function createMetrics(host: Host): Registry {
       registers: [reg],
       collect() {
         this.reset();
-        for (const vm of host.vms.values()) this.set({ vm: vm.name }, value(host.vmStats(vm)));
+        for (const vm of host.vms.values()) {
+          const v = value(host.vmStats(vm));
+          if (v !== null) this.set({ vm: vm.name }, v); // null: not known for this VM now
+        }
       },
     });
   new Gauge({
@@ -41,6 +44,9 @@ export function createMetrics(host: Host): Registry {
   vmGauge('tsvisor_vm_translated_share', 'fraction of instructions run by translated code', (s) => s.translatedShare as number);
   vmGauge('tsvisor_vm_uptime_seconds', 'time since the VM started', (s) => s.uptimeSeconds as number);
   vmGauge('tsvisor_vm_memory_reserved_bytes', 'guest RAM reserved against the host budget', (s) => (s.memoryReservedMiB as number) * 1048576);
+  vmGauge('tsvisor_vm_memory_touched_bytes', 'guest RAM backed by host memory now (touched, not given back)', (s) =>
+    s.memoryTouchedMiB === null ? null : (s.memoryTouchedMiB as number) * 1048576,
+  );
   vmGauge('tsvisor_vm_cpu_weight', 'CPU weight (shares)', (s) => s.weight as number);
   vmGauge('tsvisor_vm_restarts', 'restarts by the restart policy', (s) => s.restarts as number);
   // NICs: the owner's thread holds their counters.

@@ -241,6 +241,8 @@ export class Host {
       weight: vm.weight,
       cap: vm.cap ?? null,
       memoryReservedMiB: vm.config.memory,
+      // Guest RAM the host really backs (touched and not released by the balloon); null when unknown.
+      memoryTouchedMiB: live && live.ramResidentBytes >= 0 ? live.ramResidentBytes / 1048576 : null,
       restarts: vm.restarts,
       lastFailure: vm.lastFailure,
       devices: { nics: vm.handle?.nicStats() ?? [] },

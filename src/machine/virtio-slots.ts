@@ -29,6 +29,8 @@ export interface VirtioBalloonConfig {
   targetMiB?: number;
   /** How often to ask the guest for memory statistics, device clock ms (default 2000; 0 = never by itself). */
   statsIntervalMs?: number;
+  /** Host hook that returns given-up guest pages to the OS (see VirtioBalloon's BalloonOptions.release). */
+  release?: (ram: Uint8Array, off: number, len: number) => number;
 }
 
 export interface VirtioNicConfig {
@@ -90,6 +92,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
       targetPages: Math.round(((b.targetMiB ?? 0) * 1024 * 1024) / BALLOON_PAGE),
       statsIntervalMs: b.statsIntervalMs,
       clock: w.clock,
+      release: b.release,
     });
     low.push(balloon);
   }

@@ -108,6 +108,7 @@ export const LIVE_HEARTBEAT_MS = 2; // worker: wall clock (Date.now()) at the en
 export const LIVE_BUSY_US = 3; // worker: microseconds spent running guest code (host CPU time used)
 export const LIVE_STATE = 4; // worker: one of the RUN_STATE_* values
 export const LIVE_JIT_INSTRET = 5; // worker: instructions executed by translated code
+export const LIVE_RAM_RESIDENT = 6; // worker: bytes of guest RAM backed by host memory (about once a second); -1 = unknown
 export const LIVE_SLOTS = 16;
 export const RUN_STATE_BOOTING = 0;
 export const RUN_STATE_RUNNING = 1;
@@ -133,6 +134,7 @@ export interface SharedControl {
 export function createSharedControl(): SharedControl {
   const live = new BigInt64Array(new SharedArrayBuffer(LIVE_SLOTS * 8));
   live[LIVE_CREDIT] = -1n;
+  live[LIVE_RAM_RESIDENT] = -1n;
   return {
     ctrl: new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4)),
     input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
@@ -204,6 +206,8 @@ export interface LiveCounters {
   heartbeatMs: number;
   busyUs: number;
   state: number;
+  /** Guest RAM the host backs now (touched and not given back), or -1 when unknown. */
+  ramResidentBytes: number;
 }
 
 export function readLive(c: SharedControl): LiveCounters {
@@ -215,5 +219,6 @@ export function readLive(c: SharedControl): LiveCounters {
     heartbeatMs: Number(Atomics.load(l, LIVE_HEARTBEAT_MS)),
     busyUs: Number(Atomics.load(l, LIVE_BUSY_US)),
     state: Number(Atomics.load(l, LIVE_STATE)),
+    ramResidentBytes: Number(Atomics.load(l, LIVE_RAM_RESIDENT)),
   };
 }

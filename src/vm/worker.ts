@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
-  LIVE_JIT_INSTRET, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
+  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
@@ -22,6 +22,7 @@ import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
 import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
+import { hostMemory } from './host-memory.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
   }
   for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
+  const hostMem = hostMemory();
   const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
   // Host clock origin for both the guest's realtime ticks and the devices' clock (rate limiters).
   const t0 = performance.now();
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
         nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
-        balloon: balloon ?? undefined,
+        balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
       },
       {
         consoleOut: (data) => post({ type: 'console', data }),
@@ -165,12 +167,18 @@ async function main(): Promise<void> {
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
   let instretBase = 0n;
   let jitBase = 0n;
+  let residentAt = -Infinity;
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
     Atomics.store(live, LIVE_BUSY_US, BigInt(Math.round(busyUs)));
     Atomics.store(live, LIVE_HEARTBEAT_MS, BigInt(Date.now()));
     Atomics.store(live, LIVE_STATE, BigInt(state));
+    const now = performance.now();
+    if (hostMem && now - residentAt >= 1000) {
+      residentAt = now;
+      Atomics.store(live, LIVE_RAM_RESIDENT, BigInt(hostMem.resident(m!.core.ram)));
+    }
   };
   /** Sleep until the owner changes something (input, stop, pause, credit) or `ms` pass. */
   const sleep = (ms: number) => {

@@ -5,14 +5,14 @@
 // `actual`. With VIRTIO_BALLOON_F_STATS_VQ the driver reports its memory
 // statistics; with VIRTIO_BALLOON_F_REPORTING it reports ranges of free pages.
 //
-// The limit, stated plainly: guest RAM is one WebAssembly.Memory, and nothing
-// in JavaScript can return part of a wasm memory to the operating system (no
-// madvise, no shrinking). So pages the guest inflates or reports are not given
-// back to the host here. What the device does: it zeroes such pages when they
-// hold data (a page never touched is left alone, so reading it does not make
-// the host commit it), counts them, and shows the guest's own view (MemTotal
-// drops as the balloon grows, since DEFLATE_ON_OOM is not offered). A host that
-// wants the memory back still has to restart the VM with less RAM.
+// Giving memory back: guest RAM is one WebAssembly.Memory, and nothing in
+// JavaScript can return part of it to the operating system. So the host passes
+// a `release` hook (madvise(MADV_DONTNEED) through a small native addon, see
+// src/vm/host-memory.ts): pages the guest inflates or reports are handed to it
+// and really leave the host's resident set; they read as zero afterwards.
+// Without the hook the device zeroes such pages when they hold data (a page
+// never touched is left alone, so reading it does not make the host commit it)
+// and the memory stays with the VM until it restarts with less RAM.
 //
 // No Node APIs.
 
@@ -60,6 +60,11 @@ export interface BalloonOptions {
   clock?: () => number;
   /** Offer free page reporting (default true). */
   reporting?: boolean;
+  /**
+   * Return [off, off + len) of `ram` (whole 4 KiB pages) to the host OS; the
+   * pages must read as zero afterwards. Returns the bytes that were resident.
+   */
+  release?: (ram: Uint8Array, off: number, len: number) => number;
 }
 
 /** What the host can see of the balloon. */
@@ -79,7 +84,7 @@ export interface BalloonStats {
   reportedBytes: number;
   /** Bytes of guest RAM the device zeroed (inflated or reported pages that held data). */
   scrubbedBytes: number;
-  /** Bytes returned to the host OS: always 0 (see the comment at the top of balloon.ts). */
+  /** Resident bytes returned to the host OS through the release hook (0 without one). */
   releasedToHostBytes: number;
   /** The guest's last statistics by name (bytes for memory sizes), and when they came (device clock ms), or null. */
   guest: Record<string, number> | null;
@@ -111,7 +116,8 @@ export class VirtioBalloon implements VirtioDevice {
   private inBalloon: Uint8Array | null = null;
   private words: Int32Array | null = null;
   private inflatedPages = 0;
-  private totals = { pagesInflated: 0, pagesDeflated: 0, reports: 0, reportedBytes: 0, scrubbedBytes: 0 };
+  private totals = { pagesInflated: 0, pagesDeflated: 0, reports: 0, reportedBytes: 0, scrubbedBytes: 0, releasedToHostBytes: 0 };
+  private readonly release: BalloonOptions['release'];
   /** The stats buffer the driver gave us; returning it asks for fresh numbers. */
   private statsHeld: Chain | null = null;
   private statsAskedAt = 0;
@@ -121,6 +127,7 @@ export class VirtioBalloon implements VirtioDevice {
   constructor(opts: BalloonOptions = {}) {
     this.clock = opts.clock ?? (() => 0);
     this.statsIntervalMs = opts.statsIntervalMs ?? 2000;
+    this.release = opts.release;
     let f = bit(VIRTIO_BALLOON_F_MUST_TELL_HOST) | bit(VIRTIO_BALLOON_F_STATS_VQ);
     if (opts.reporting ?? true) f |= bit(VIRTIO_BALLOON_F_REPORTING);
     this.features = f;
@@ -226,6 +233,9 @@ export class VirtioBalloon implements VirtioDevice {
     gather(ctx.mem, chain.readable, 0, raw);
     const dv = new DataView(raw.buffer);
     const bitmap = this.inBalloon!;
+    // Newly inflated pages are given up in runs of consecutive pages (one release call each).
+    let runOff = -1;
+    let runLen = 0;
     for (let i = 0; i < raw.length; i += 4) {
       const pfn = dv.getUint32(i, true);
       // A frame outside RAM is the driver's mistake; it changes nothing, so it is skipped.
@@ -238,7 +248,13 @@ export class VirtioBalloon implements VirtioDevice {
         if (has) continue;
         bitmap[page >> 3] |= 1 << (page & 7);
         this.inflatedPages++;
-        this.scrubRange(off, BALLOON_PAGE);
+        if (runOff >= 0 && off === runOff + runLen) {
+          runLen += BALLOON_PAGE;
+        } else {
+          if (runOff >= 0) this.scrubRange(runOff, runLen);
+          runOff = off;
+          runLen = BALLOON_PAGE;
+        }
       } else {
         this.totals.pagesDeflated++;
         if (!has) continue;
@@ -246,13 +262,27 @@ export class VirtioBalloon implements VirtioDevice {
         this.inflatedPages--;
       }
     }
+    if (runOff >= 0) this.scrubRange(runOff, runLen);
   }
 
-  /** Zero the pages of [off, off + len) that hold data; untouched (all-zero) pages are only read. */
+  /**
+   * Give up the pages of [off, off + len): to the host through the release hook,
+   * else by zeroing the ones that hold data (untouched, all-zero pages are only read).
+   */
   private scrubRange(off: number, len: number): void {
     const ctx = this.ctx!;
     const ram = ctx.mem.ram;
     const end = Math.min(ram.length, off + len);
+    if (this.release && off % BALLOON_PAGE === 0 && end > off) {
+      const whole = end - ((end - off) % BALLOON_PAGE);
+      const freed = this.release(ram, off, whole - off);
+      this.totals.releasedToHostBytes += freed;
+      this.totals.scrubbedBytes += freed;
+      // The contents changed (to zero): translated code on these pages is stale.
+      ctx.mem.noteWrite?.(off, whole - off);
+      off = whole;
+      if (off >= end) return;
+    }
     for (let p = off; p < end; p += BALLOON_PAGE) {
       const n = Math.min(BALLOON_PAGE, end - p);
       if (this.isZero(p, n)) continue;
@@ -319,7 +349,6 @@ export class VirtioBalloon implements VirtioDevice {
       actualMiB: mib(this.actualPages),
       inflatedPages: this.inflatedPages,
       ...this.totals,
-      releasedToHostBytes: 0,
       guest: this.guestStats ? { ...this.guestStats } : null,
       guestStatsAtMs: this.guestStatsAt,
       statsQueue: (f & bit(VIRTIO_BALLOON_F_STATS_VQ)) !== 0n,

@@ -1,0 +1,104 @@
+/*
+ * guest-memory: a small Node-API addon for the two things JavaScript cannot do
+ * with a VM's guest RAM (one WebAssembly.Memory):
+ *
+ *   release(buffer, offset, length) -> bytes
+ *     madvise(MADV_DONTNEED) on the whole host pages inside the range, so pages
+ *     the guest gave back (balloon inflate, free page reporting) return to the
+ *     host. The memory is a private anonymous mapping, so the pages read as
+ *     zero afterwards, which is what the balloon device promises the guest.
+ *
+ * and exports the host's page size as pageSize.
+ *
+ *   resident(buffer, offset, length) -> bytes
+ *     mincore(): how much of the range is backed by host RAM right now (the
+ *     guest RAM a VM has "touched"), for monitoring.
+ *
+ * Both check their arguments against the buffer's bounds and throw on misuse.
+ * Built by scripts/build-native.sh; tsvisor runs without it (src/vm/host-memory.ts
+ * says so) and then only loses these two abilities.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define CHECK(env, call)                                                        \
+  do {                                                                          \
+    if ((call) != napi_ok) {                                                    \
+      napi_throw_error((env), NULL, "guest-memory: bad arguments");            \
+      return NULL;                                                              \
+    }                                                                           \
+  } while (0)
+
+/* Resolves the arguments to a page-aligned [*start, *end) inside the buffer. */
+static int page_range(napi_env env, napi_callback_info info, uint8_t **start, uint8_t **end, uintptr_t *page) {
+  size_t argc = 3;
+  napi_value argv[3];
+  void *data = NULL;
+  size_t size = 0;
+  double off = 0, len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &size) != napi_ok) return 0;
+  if (napi_get_value_double(env, argv[1], &off) != napi_ok) return 0;
+  if (napi_get_value_double(env, argv[2], &len) != napi_ok) return 0;
+  if (!(off >= 0) || !(len >= 0) || off + len > (double)size || data == NULL) return 0;
+  *page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)data + (uintptr_t)off;
+  uintptr_t b = a + (uintptr_t)len;
+  /* Only whole pages inside the range: a partial page may hold live data. */
+  a = (a + *page - 1) & ~(*page - 1);
+  b &= ~(*page - 1);
+  if (b < a) b = a;
+  *start = (uint8_t *)a;
+  *end = (uint8_t *)b;
+  return 1;
+}
+
+static napi_value release(napi_env env, napi_callback_info info) {
+  uint8_t *a, *b;
+  uintptr_t page;
+  napi_value out;
+  if (!page_range(env, info, &a, &b, &page)) {
+    napi_throw_error(env, NULL, "guest-memory.release(buffer, offset, length): bad arguments");
+    return NULL;
+  }
+  double done = 0;
+  if (b > a && madvise(a, (size_t)(b - a), MADV_DONTNEED) == 0) done = (double)(b - a);
+  CHECK(env, napi_create_double(env, done, &out));
+  return out;
+}
+
+static napi_value resident(napi_env env, napi_callback_info info) {
+  uint8_t *a, *b;
+  uintptr_t page;
+  napi_value out;
+  if (!page_range(env, info, &a, &b, &page)) {
+    napi_throw_error(env, NULL, "guest-memory.resident(buffer, offset, length): bad arguments");
+    return NULL;
+  }
+  double bytes = 0;
+  size_t pages = (size_t)(b - a) / page;
+  /* In chunks, so the vector stays small whatever the guest's size. */
+  unsigned char vec[4096];
+  for (size_t i = 0; i < pages; i += sizeof vec) {
+    size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
+    if (mincore(a + i * page, n * page, vec) != 0) break;
+    for (size_t j = 0; j < n; j++) bytes += (vec[j] & 1) ? (double)page : 0;
+  }
+  CHECK(env, napi_create_double(env, bytes, &out));
+  return out;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  CHECK(env, napi_create_function(env, "release", NAPI_AUTO_LENGTH, release, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "release", fn));
+  CHECK(env, napi_create_function(env, "resident", NAPI_AUTO_LENGTH, resident, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "resident", fn));
+  CHECK(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &fn));
+  CHECK(env, napi_set_named_property(env, exports, "pageSize", fn));
+  return exports;
+}
