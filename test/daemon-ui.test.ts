@@ -147,10 +147,22 @@ describe('static files without a token', () => {
     assert.ok(Number(head.headers['content-length']) > 0);
   });
 
-  test('the Unix socket serves the page too', async () => {
+  test('the Unix socket serves the page too, and its console needs no token', async () => {
     const r = await api(d, 'GET', '/ui/');
     assert.equal(r.status, 200);
     assert.match(r.text, /app\.js/);
+    assert.equal((await api(d, 'POST', '/v1/vms', { name: 'local', memory: 16, kernel: 'idle' })).status, 201);
+    assert.equal((await api(d, 'POST', '/v1/vms/local/start')).status, 200);
+    for (const protocols of [['tsvisor.console'], ['tsvisor.console', bearerProtocol('any-token-at-all-000')]]) {
+      const ws = new WebSocket(`ws+unix://${d.socketPath}:/v1/vms/local/console`, protocols);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      assert.equal(ws.protocol, 'tsvisor.console');
+      ws.terminate();
+    }
+    assert.equal((await api(d, 'DELETE', '/v1/vms/local?force=true')).status, 204);
   });
 });
 

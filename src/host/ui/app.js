@@ -127,27 +127,41 @@ function render(list, stats, host) {
     `${host.mips.toFixed(0)} MIPS`;
 }
 
+// One refresh at a time: a refresh asked for while one runs (after an action,
+// say) follows right after it instead of starting a second polling loop.
+let refreshing = false;
+let refreshAgain = false;
+
 async function refresh() {
-  clearTimeout(timer);
-  if (document.hidden) {
-    timer = setTimeout(refresh, POLL_MS);
+  if (refreshing) {
+    refreshAgain = true;
     return;
   }
+  refreshing = true;
+  clearTimeout(timer);
+  let refused = false;
   try {
-    const [list, host] = await Promise.all([api('GET', '/v1/vms'), api('GET', '/v1/host/stats')]);
-    // Stats only for VMs that run: the others have none worth a request.
-    const stats = await Promise.all(
-      list.map((vm) =>
-        vm.state === 'running' || vm.state === 'paused' ? api('GET', vmPath(vm.name, '/stats')).catch(() => null) : null,
-      ),
-    );
-    render(list, stats, host);
-    $('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    if (!document.hidden) {
+      const [list, host] = await Promise.all([api('GET', '/v1/vms'), api('GET', '/v1/host/stats')]);
+      // Stats only for VMs that run: the others have none worth a request.
+      const stats = await Promise.all(
+        list.map((vm) =>
+          vm.state === 'running' || vm.state === 'paused' ? api('GET', vmPath(vm.name, '/stats')).catch(() => null) : null,
+        ),
+      );
+      render(list, stats, host);
+      $('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    }
   } catch (e) {
-    if (e instanceof AuthError) return showLogin(token ? 'The daemon refused this token; enter it again.' : null);
-    $('status').textContent = `cannot reach the daemon: ${e.message}`;
+    if (e instanceof AuthError) refused = true;
+    else $('status').textContent = `cannot reach the daemon: ${e.message}`;
+  } finally {
+    refreshing = false;
   }
-  timer = setTimeout(refresh, POLL_MS);
+  const soon = refreshAgain;
+  refreshAgain = false;
+  if (refused) return showLogin(token ? 'The daemon refused this token; enter it again.' : null);
+  if (!$('main').hidden) timer = setTimeout(refresh, soon ? 0 : POLL_MS);
 }
 
 async function act(name, action) {
