@@ -15,8 +15,9 @@ listens on a Unix socket (mode 0600), optionally also on TCP with a token.
 Options:
   --socket PATH          Unix socket (default: $XDG_RUNTIME_DIR/tsvisor.sock,
                          or tsvisor.sock in the state directory)
-  --listen HOST:PORT     also listen on TCP; every request needs
-                         "Authorization: Bearer <token>"
+  --listen HOST:PORT     also listen on TCP; every API request needs
+                         "Authorization: Bearer <token>"; the web console
+                         is at http://HOST:PORT/ui/
   --token-file FILE      file holding the token for --listen (16+ characters)
   --state-dir DIR        VM definitions and console logs (default:
                          $TSVISOR_STATE_DIR or ~/.local/state/tsvisor)

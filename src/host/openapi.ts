@@ -26,7 +26,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       version,
       description:
         'Manage the RISC-V VMs of one host. Errors are JSON objects {"error": "<field>: <problem>"}. ' +
-        'Over TCP every request needs Authorization: Bearer <token>.',
+        'Over TCP every request needs Authorization: Bearer <token> (except the web console files under /ui/).',
     },
     servers: [{ url: '/' }],
     components: {
@@ -76,8 +76,16 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/console': {
         get: {
           summary: 'console over WebSocket: binary frames carry raw console bytes both ways; recent output is sent on attach',
+          description:
+            'Over TCP the token goes in the Authorization header, or (for browsers, which cannot set it) as the ' +
+            'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses.',
           parameters: [nameParam],
-          responses: { '101': { description: 'switching protocols' }, '404': err('no such VM'), '409': err('not running') },
+          responses: {
+            '101': { description: 'switching protocols' },
+            '401': err('over TCP: missing or wrong token'),
+            '404': err('no such VM'),
+            '409': err('not running'),
+          },
         },
       },
       '/v1/vms/{name}/log': {

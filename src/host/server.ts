@@ -11,8 +11,9 @@ import { Host, type HostOptions } from './registry.js';
 import { createMetrics } from './metrics.js';
 import { handle, sendError } from './routes.js';
 import { ApiError } from './validate.js';
-import { checkBearer } from './auth.js';
+import { checkBearer, checkBearerProtocol, chooseProtocol } from './auth.js';
 import { attachConsoleSocket } from './console-ws.js';
+import { isUiPath, serveUi } from './ui.js';
 
 export interface DaemonOptions extends HostOptions {
   socketPath: string;
@@ -65,9 +66,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   host.open();
   const metrics = createMetrics(host);
   const ctx = { host, metrics, version: opts.version };
-  const wss = new WebSocketServer({ noServer: true });
+  // A browser offers the token as a subprotocol (see auth.ts); answer with the console one.
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => chooseProtocol(offered) });
 
   const onRequest = (auth: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    // The web console's static files hold no data: no token needed (the API calls they make need it).
+    if (isUiPath(req.url)) {
+      serveUi(req, res, opts.log).catch(() => res.destroy());
+      return;
+    }
     if (auth && !checkBearer(req.headers.authorization, opts.token!)) {
       res.setHeader('www-authenticate', 'Bearer');
       sendError(res, 401, 'missing or wrong bearer token');
@@ -91,7 +98,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const onUpgrade = (auth: boolean) => (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
-    if (auth && !checkBearer(req.headers.authorization, opts.token!)) return rejectUpgrade(socket, 401, 'missing or wrong bearer token');
+    if (auth) {
+      // Both checks always run, so the time taken does not tell which one passed.
+      const byHeader = checkBearer(req.headers.authorization, opts.token!);
+      const byProtocol = checkBearerProtocol(req.headers['sec-websocket-protocol'], opts.token!);
+      if (!byHeader && !byProtocol) return rejectUpgrade(socket, 401, 'missing or wrong bearer token');
+    }
     const m = /^\/v1\/vms\/([^/?]+)\/console(?:\?.*)?$/.exec(req.url ?? '');
     if (!m) return rejectUpgrade(socket, 404, `no WebSocket route ${req.url}`);
     let name: string;

@@ -1,0 +1,294 @@
+// The web console of `tsvisor serve`: the VM list from the JSON API every
+// 2 s, lifecycle buttons, and an xterm.js terminal on a VM's console
+// WebSocket. Over TCP the API needs the daemon's bearer token: it is asked
+// once and kept in sessionStorage; fetches send it as Authorization, the
+// console WebSocket as the subprotocol tsvisor.bearer.<base64url token>.
+
+import { Terminal } from './vendor/xterm.mjs';
+import { FitAddon } from './vendor/addon-fit.mjs';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'tsvisor.token';
+const POLL_MS = 2000;
+const ACTIONS = [
+  // [action, label, states it applies to]
+  ['start', 'Start', ['created', 'stopped', 'failed']],
+  ['pause', 'Pause', ['running']],
+  ['resume', 'Resume', ['paused']],
+  ['stop', 'Stop', ['running', 'paused']],
+  ['kill', 'Kill', ['running', 'paused']],
+];
+
+let token = sessionStorage.getItem(TOKEN_KEY) || '';
+let timer = 0;
+const rows = new Map(); // VM name -> { tr, cells, buttons }
+const busy = new Set(); // VM names with an action in flight
+let term = null;
+let fit = null;
+let ws = null;
+let attached = null; // name of the VM whose console is shown
+
+class AuthError extends Error {}
+
+async function api(method, path) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const r = await fetch(path, { method, headers, cache: 'no-store' });
+  if (r.status === 401) throw new AuthError('the token was refused');
+  const body = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
+  return body;
+}
+
+const vmPath = (name, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
+
+// ---- formatting
+
+function uptime(s) {
+  if (!s) return '';
+  s = Math.floor(s);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, '0');
+  if (d > 0) return `${d}d ${pad(h)}h`;
+  if (h > 0) return `${h}h ${pad(m)}m`;
+  if (m > 0) return `${m}m ${pad(s % 60)}s`;
+  return `${s}s`;
+}
+
+// ---- the VM table
+
+function makeRow(name) {
+  const tr = document.createElement('tr');
+  const cells = {};
+  for (const k of ['name', 'state', 'uptime', 'mips', 'cpu', 'memory', 'failure', 'actions']) {
+    const td = document.createElement('td');
+    if (k === 'mips' || k === 'cpu' || k === 'memory') td.className = 'num';
+    if (k === 'failure') td.className = 'failure';
+    cells[k] = td;
+    tr.append(td);
+  }
+  cells.name.textContent = name;
+  const buttons = {};
+  for (const [action, label] of ACTIONS) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    if (action === 'kill' || action === 'stop') b.className = 'danger';
+    b.addEventListener('click', () => act(name, action));
+    buttons[action] = b;
+    cells.actions.append(b);
+  }
+  const c = document.createElement('button');
+  c.type = 'button';
+  c.textContent = 'Console';
+  c.addEventListener('click', () => openConsole(name));
+  buttons.console = c;
+  cells.actions.append(c);
+  return { tr, cells, buttons };
+}
+
+function render(list, stats, host) {
+  const tbody = $('vms').tBodies[0];
+  const seen = new Set();
+  list.forEach((vm, i) => {
+    const s = stats[i];
+    seen.add(vm.name);
+    let row = rows.get(vm.name);
+    if (!row) {
+      row = makeRow(vm.name);
+      rows.set(vm.name, row);
+    }
+    tbody.append(row.tr); // keeps the API's order
+    const c = row.cells;
+    c.state.textContent = vm.state;
+    c.state.className = `state-${vm.state}`;
+    c.uptime.textContent = s ? uptime(s.uptimeSeconds) : '';
+    c.mips.textContent = s ? s.mips.toFixed(1) : '';
+    c.cpu.textContent = s ? `${Math.round(s.cpuShare * 100)}%` : '';
+    c.memory.textContent = `${vm.config.memory} MiB`;
+    c.failure.textContent = vm.lastFailure || '';
+    c.failure.title = vm.lastFailure || '';
+    for (const [action, , states] of ACTIONS) row.buttons[action].disabled = busy.has(vm.name) || !states.includes(vm.state);
+    row.buttons.console.disabled = !(vm.state === 'running' || vm.state === 'paused');
+    row.tr.classList.toggle('selected', vm.name === attached);
+  });
+  for (const [name, row] of rows) {
+    if (!seen.has(name)) {
+      row.tr.remove();
+      rows.delete(name);
+    }
+  }
+  $('empty').hidden = list.length > 0;
+  const reserved = host.memoryReservedMiB;
+  $('host').textContent =
+    `${host.vms} VM${host.vms === 1 ? '' : 's'}, ${host.byState.running} running · ` +
+    `memory ${reserved} of ${host.memoryBudgetMiB} MiB reserved · ${host.cpus} CPU${host.cpus === 1 ? '' : 's'} · ` +
+    `${host.mips.toFixed(0)} MIPS`;
+}
+
+// One refresh at a time: a refresh asked for while one runs (after an action,
+// say) follows right after it instead of starting a second polling loop.
+let refreshing = false;
+let refreshAgain = false;
+
+async function refresh() {
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  refreshing = true;
+  clearTimeout(timer);
+  let refused = false;
+  try {
+    if (!document.hidden) {
+      const [list, host] = await Promise.all([api('GET', '/v1/vms'), api('GET', '/v1/host/stats')]);
+      // Stats only for VMs that run: the others have none worth a request.
+      const stats = await Promise.all(
+        list.map((vm) =>
+          vm.state === 'running' || vm.state === 'paused' ? api('GET', vmPath(vm.name, '/stats')).catch(() => null) : null,
+        ),
+      );
+      render(list, stats, host);
+      $('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    }
+  } catch (e) {
+    if (e instanceof AuthError) refused = true;
+    else $('status').textContent = `cannot reach the daemon: ${e.message}`;
+  } finally {
+    refreshing = false;
+  }
+  const soon = refreshAgain;
+  refreshAgain = false;
+  if (refused) return showLogin(token ? 'The daemon refused this token; enter it again.' : null);
+  if (!$('main').hidden) timer = setTimeout(refresh, soon ? 0 : POLL_MS);
+}
+
+async function act(name, action) {
+  if (action === 'kill' && !confirm(`Kill VM '${name}'? Its guest gets no chance to shut down.`)) return;
+  busy.add(name);
+  for (const b of Object.values(rows.get(name)?.buttons ?? {})) b.disabled = true;
+  $('error').textContent = '';
+  try {
+    await api('POST', vmPath(name, `/${action}`));
+  } catch (e) {
+    if (e instanceof AuthError) return showLogin('The daemon refused this token; enter it again.');
+    $('error').textContent = `${action} ${name}: ${e.message}`;
+  } finally {
+    busy.delete(name);
+  }
+  refresh();
+}
+
+// ---- the console
+
+function base64url(text) {
+  let bin = '';
+  for (const b of new TextEncoder().encode(text)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function sendBytes(bytes) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
+}
+
+function ensureTerminal() {
+  if (term) return;
+  term = new Terminal({ scrollback: 5000, fontSize: 14, cursorBlink: true });
+  fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open($('term'));
+  const enc = new TextEncoder();
+  term.onData((d) => sendBytes(enc.encode(d)));
+  term.onBinary((d) => sendBytes(Uint8Array.from(d, (ch) => ch.charCodeAt(0) & 0xff)));
+  window.addEventListener('resize', () => fit.fit());
+}
+
+function closeConsole() {
+  const old = ws;
+  ws = null;
+  if (old) old.close();
+}
+
+function openConsole(name) {
+  closeConsole();
+  attached = name;
+  for (const [n, row] of rows) row.tr.classList.toggle('selected', n === name);
+  $('console').hidden = false;
+  $('console-name').textContent = name;
+  $('console-state').textContent = 'connecting...';
+  ensureTerminal();
+  term.reset();
+  fit.fit();
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const protocols = ['tsvisor.console'];
+  if (token) protocols.push(`tsvisor.bearer.${base64url(token)}`);
+  const sock = new WebSocket(`${scheme}//${location.host}${vmPath(name, '/console')}`, protocols);
+  sock.binaryType = 'arraybuffer';
+  ws = sock;
+  sock.onopen = () => {
+    if (ws !== sock) return;
+    $('console-state').textContent = 'attached (keys go to the guest)';
+    term.focus();
+  };
+  sock.onmessage = (ev) => {
+    if (ws === sock) term.write(new Uint8Array(ev.data));
+  };
+  sock.onclose = (ev) => {
+    if (ws !== sock) return;
+    ws = null;
+    const why = ev.reason || (ev.code === 1006 ? 'connection refused or lost' : `code ${ev.code}`);
+    $('console-state').textContent = `closed: ${why}`;
+    term.write(`\r\n\x1b[2m[console closed: ${why}]\x1b[0m\r\n`);
+    refresh();
+  };
+}
+
+$('detach').addEventListener('click', () => {
+  closeConsole();
+  attached = null;
+  $('console').hidden = true;
+  for (const row of rows.values()) row.tr.classList.remove('selected');
+});
+
+// ---- the token
+
+function showLogin(message) {
+  clearTimeout(timer);
+  closeConsole();
+  $('main').hidden = true;
+  $('logout').hidden = true;
+  $('login').hidden = false;
+  if (message) $('login-message').textContent = message;
+  $('token').focus();
+}
+
+function showMain() {
+  $('login').hidden = true;
+  $('main').hidden = false;
+  $('logout').hidden = !token;
+  refresh();
+}
+
+$('login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem(TOKEN_KEY, token);
+  showMain();
+});
+
+$('logout').addEventListener('click', () => {
+  token = '';
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('console').hidden = true;
+  attached = null;
+  showLogin('Token forgotten. Enter it again to continue.');
+});
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && !$('main').hidden) refresh();
+});
+
+// On the Unix socket no token is needed: the first refresh shows the list; on TCP it asks.
+showMain();
