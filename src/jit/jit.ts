@@ -112,6 +112,20 @@ export class Jit {
     return inst.exports.chain;
   }
 
+  /** Modules holding translations now (each costs host memory: code and V8's metadata). */
+  get modulesLive(): number {
+    return this.liveModules;
+  }
+
+  /**
+   * Drop every translation (between slices only), e.g. when the guest has gone
+   * idle: boot code that never runs again stops costing host memory, and what
+   * the guest runs next is translated again when it gets hot.
+   */
+  dropAll(): void {
+    if (this.liveModules > 0) this.flush();
+  }
+
   /** Drop every translation and link: the table and the link slots start over. */
   private flush(): void {
     this.ex.jitFlushAll();

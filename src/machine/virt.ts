@@ -89,7 +89,7 @@ export class VirtMachine {
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
-  private constructor(wasm: Uint8Array, private readonly config: MachineConfig, private readonly host: MachineHost) {
+  private constructor(wasm: Uint8Array, private config: MachineConfig, private readonly host: MachineHost) {
     this.core = new CpuCore(wasm, config.ramSize, {
       mmioRead: (a, s) => this.bus.read(a, s),
       mmioWrite: (a, s, v) => this.bus.write(a, s, v),
@@ -136,6 +136,9 @@ export class VirtMachine {
     const consoles = [...config.bootargs.matchAll(/(?:^|\s)console=([^\s,]+)/g)].map((x) => x[1]);
     m.hvcInput = v.set.console !== null && consoles.at(-1) === 'hvc0';
     const r = m.boot();
+    // The images are in guest RAM now: keeping them (a Debian kernel is about 30 MiB)
+    // for the machine's life would only cost host memory.
+    m.config = { ...m.config, kernel: undefined, initrd: undefined, bios: undefined };
     if (!r.ok) return r;
     return { ok: true, machine: m };
   }

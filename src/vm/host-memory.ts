@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 interface GuestMemoryAddon {
   release(buffer: ArrayBuffer, offset: number, length: number): number;
   resident(buffer: ArrayBuffer, offset: number, length: number): number;
+  trim(): boolean;
   pageSize: number;
 }
 
@@ -19,6 +20,8 @@ export interface HostMemory {
   release(ram: Uint8Array, off: number, len: number): number;
   /** Bytes of `ram` the host backs with memory now. */
   resident(ram: Uint8Array): number;
+  /** Return the C heap's free memory to the OS (V8's compilers leave a lot there after translating). */
+  trim(): void;
 }
 
 let loaded: HostMemory | null | undefined;
@@ -65,6 +68,9 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     },
     resident(ram) {
       return addon.resident(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
+    },
+    trim() {
+      addon.trim();
     },
   };
 }

@@ -34,6 +34,9 @@ interface WorkerInit {
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
+/** An idle guest drops its translations after this long (see publish()), if it holds at least IDLE_DROP_MODULES. */
+const IDLE_DROP_MS = 10_000;
+const IDLE_DROP_MODULES = 32;
 /** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
 const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
@@ -142,7 +145,10 @@ async function main(): Promise<void> {
         },
         randomBytes,
         log: (message) => post({ type: 'error', message }),
-        jitFlushed: collectGarbage,
+        jitFlushed: () => {
+          collectGarbage?.();
+          hostMem?.trim();
+        },
         nowMs: () => performance.now() - t0,
       },
     );
@@ -156,6 +162,14 @@ async function main(): Promise<void> {
   };
   let m = boot();
   if (!m) return;
+  // The boot images are in guest RAM now; their buffers (a Debian kernel is about
+  // 30 MiB) would otherwise stay until some later collection, which a busy worker
+  // that allocates little may never reach.
+  const tidy = () => {
+    collectGarbage?.();
+    hostMem?.trim();
+  };
+  tidy();
   const cmdState: CommandState = { machine: m, disks: diskConfigs, balloon };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
@@ -167,7 +181,32 @@ async function main(): Promise<void> {
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
   let instretBase = 0n;
   let jitBase = 0n;
-  let residentAt = -Infinity;
+  // Host memory housekeeping, about once a second (see housekeeping()).
+  let housekeptAt = -Infinity;
+  let idleSince = performance.now();
+  let busyAtCheck = 0;
+  let trimmedAt = performance.now();
+  let modulesAtTrim = 0;
+  const housekeeping = (now: number) => {
+    // An idle VM (under 2% of a core for IDLE_DROP_MS) drops its translations:
+    // mostly boot code, they hold tens of MiB that an idle VM should not keep.
+    if (busyUs - busyAtCheck > 20_000) idleSince = now;
+    busyAtCheck = busyUs;
+    const jit = m!.core.jit;
+    if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
+      jit.dropAll(); // its flush hook collects garbage and trims the C heap
+      idleSince = now;
+    }
+    if (!hostMem) return;
+    Atomics.store(live, LIVE_RAM_RESIDENT, BigInt(hostMem.resident(m!.core.ram)));
+    // Translating leaves freed compiler memory in the C heap: give it back
+    // every few seconds while new code is being translated.
+    if (jit.stats.modules !== modulesAtTrim && now - trimmedAt >= 5000) {
+      modulesAtTrim = jit.stats.modules;
+      trimmedAt = now;
+      hostMem.trim();
+    }
+  };
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -175,9 +214,9 @@ async function main(): Promise<void> {
     Atomics.store(live, LIVE_HEARTBEAT_MS, BigInt(Date.now()));
     Atomics.store(live, LIVE_STATE, BigInt(state));
     const now = performance.now();
-    if (hostMem && now - residentAt >= 1000) {
-      residentAt = now;
-      Atomics.store(live, LIVE_RAM_RESIDENT, BigInt(hostMem.resident(m!.core.ram)));
+    if (now - housekeptAt >= 1000) {
+      housekeptAt = now;
+      housekeeping(now);
     }
   };
   /** Sleep until the owner changes something (input, stop, pause, credit) or `ms` pass. */
@@ -246,6 +285,7 @@ async function main(): Promise<void> {
       const next = boot();
       if (!next) return;
       m = next;
+      tidy();
       continue;
     }
     if (r === EXIT_WFI) {
