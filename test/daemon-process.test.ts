@@ -1,0 +1,161 @@
+// Isolation "process": a VM in its own child process next to one in a worker
+// thread. Both boot the real guest and answer on their consoles; the process
+// VM's pid is in inspect, its counters in stats. SIGKILL of that pid marks
+// only that VM failed (with the signal as the reason) and the restart policy
+// applies; rm, daemon shutdown and a daemon killed outright leave no VM
+// process behind. A bad isolation value is a 400 naming the field.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+
+const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
+
+let d: TestDaemon;
+before(async () => {
+  d = await startTestDaemon({ withGuest: true, cpus: 2 });
+});
+after(async () => {
+  await d?.cleanup();
+});
+
+/** Is `pid` a live process? (A zombie waiting for its reaper counts as gone.) */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+async function inspect(name: string, where: { socketPath: string } = d): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = await api(where, 'GET', `/v1/vms/${name}`);
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+async function createAndStart(body: Record<string, unknown>, where: { socketPath: string } = d): Promise<void> {
+  const r = await api(where, 'POST', '/v1/vms', body);
+  assert.equal(r.status, 201, r.text);
+  const s = await api(where, 'POST', `/v1/vms/${String(body.name)}/start`);
+  assert.equal(s.status, 200, s.text);
+}
+
+/** Type a shell command and wait for its answer. */
+async function ask(con: ConsoleClient, command: string, answer: RegExp): Promise<void> {
+  const mark = con.output.length;
+  con.send(`${command}\n`);
+  await con.waitFor(answer, 60_000, mark);
+}
+
+test('isolation: bad values are 400 naming the field; the schema shows it', async () => {
+  const bad = await api(d, 'POST', '/v1/vms', { name: 'x', memory: 16, kernel: 'idle', isolation: 'vm' });
+  assert.equal(bad.status, 400, bad.text);
+  assert.equal(bad.json.error, 'isolation: must be one of thread, process');
+  const wrongType = await api(d, 'POST', '/v1/vms', { name: 'x', memory: 16, kernel: 'idle', isolation: true });
+  assert.equal(wrongType.status, 400);
+  assert.equal(wrongType.json.error, 'isolation: must be string');
+  const doc = (await api(d, 'GET', '/v1/openapi.json')).json;
+  assert.deepEqual(doc.components.schemas.CreateVm.properties.isolation.enum, ['thread', 'process']);
+  assert.equal((await api(d, 'GET', '/v1/vms/x')).status, 404, 'nothing created');
+});
+
+test('a process VM and a thread VM boot side by side; SIGKILL of the process fails only that VM', { timeout: 600_000 }, async () => {
+  const guest = { memory: 128, kernel: 'vmlinux', initrd: 'initrd', deterministic: true };
+  await createAndStart({ name: 'proc', isolation: 'process', ...guest });
+  await createAndStart({ name: 'thr', ...guest });
+  const p = await inspect('proc');
+  assert.equal(p.isolation, 'process');
+  assert.equal(p.config.isolation, 'process');
+  assert.equal(typeof p.pid, 'number');
+  assert.notEqual(p.pid, process.pid);
+  assert.ok(alive(p.pid), 'the VM process runs');
+  const t = await inspect('thr');
+  assert.equal(t.isolation, 'thread');
+  assert.equal(t.pid, null);
+
+  const conP = await ConsoleClient.open(d.socketPath, 'proc');
+  const conT = await ConsoleClient.open(d.socketPath, 'thr');
+  for (const con of [conP, conT]) {
+    await con.waitFor(READY_LINE, 400_000);
+    await con.waitFor('# ', 60_000, con.output.indexOf(READY_LINE));
+  }
+  await ask(conP, 'echo $((6*7))', /\r?\n42\r?\n/);
+
+  const stats = (await api(d, 'GET', '/v1/vms/proc/stats')).json;
+  assert.ok(stats.instructions > 1e6, `instructions ${stats.instructions}`);
+  assert.ok(stats.busyUs > 0);
+  assert.ok(['running', 'idle', 'throttled'].includes(stats.runState), stats.runState);
+  const metrics = (await api(d, 'GET', '/metrics')).text;
+  assert.match(metrics, /tsvisor_vm_guest_instructions\{vm="proc"\} [1-9]/);
+
+  process.kill(p.pid, 'SIGKILL');
+  await until('proc failed', async () => (await inspect('proc')).state === 'failed', 30_000, 100);
+  const dead = await inspect('proc');
+  assert.equal(dead.lastFailure, 'VM process killed by SIGKILL');
+  assert.equal(dead.pid, null);
+  assert.equal(d.host.vms.get('proc')!.handle, null, 'released');
+  await until('console closed', () => conP.closed, 5000);
+
+  // The thread VM never noticed.
+  await ask(conT, 'echo $((7*8))', /\r?\n56\r?\n/);
+  assert.equal((await inspect('thr')).state, 'running');
+  conT.close();
+
+  assert.equal((await api(d, 'DELETE', '/v1/vms/proc')).status, 204);
+  assert.equal((await api(d, 'DELETE', '/v1/vms/thr?force=true')).status, 204);
+});
+
+test('restart policy after a killed VM process; rm and daemon shutdown leave no VM process', { timeout: 120_000 }, async () => {
+  await createAndStart({ name: 'again', memory: 16, kernel: 'spin', isolation: 'process', restart: { policy: 'on-failure', maxRetries: 1 } });
+  const first = (await inspect('again')).pid as number;
+  await until('instructions reported', async () => (await api(d, 'GET', '/v1/vms/again/stats')).json.instructions > 0, 30_000, 50);
+  process.kill(first, 'SIGKILL');
+  await until('restarted', async () => {
+    const vm = await inspect('again');
+    return vm.restarts === 1 && vm.state === 'running' && typeof vm.pid === 'number';
+  }, 30_000, 100);
+  const second = (await inspect('again')).pid as number;
+  assert.notEqual(second, first);
+  assert.equal((await inspect('again')).lastFailure, 'VM process killed by SIGKILL');
+  assert.equal(alive(first), false);
+
+  // rm --force of a running process VM ends its process.
+  assert.equal((await api(d, 'DELETE', '/v1/vms/again?force=true')).status, 204);
+  assert.equal(alive(second), false, 'no VM process after rm');
+
+  // Daemon shutdown stops the VM processes it owns.
+  await createAndStart({ name: 'last', memory: 16, kernel: 'idle', isolation: 'process' });
+  const last = (await inspect('last')).pid as number;
+  assert.ok(alive(last));
+  await d.close();
+  assert.equal(alive(last), false, 'no VM process after the daemon stopped');
+});
+
+test('a daemon killed outright takes its VM processes with it', { timeout: 60_000 }, async () => {
+  const { dir, images } = await makeImages(false);
+  const sock = join(dir, 'k.sock');
+  const daemon = spawn(process.execPath, [CLI, 'serve', '--socket', sock, '--state-dir', join(dir, 'state'), '--images-dir', images, '--memory-budget', '1G', '--cpus', '1'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  daemon.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  try {
+    await until('daemon up', () => err.includes('listening on'), 20_000);
+    await createAndStart({ name: 'orphan', memory: 16, kernel: 'spin', isolation: 'process' }, { socketPath: sock });
+    const pid = (await inspect('orphan', { socketPath: sock })).pid as number;
+    assert.ok(alive(pid));
+    daemon.kill('SIGKILL');
+    // The VM process sees its IPC channel close and leaves.
+    await until('VM process gone', () => !alive(pid), 10_000, 50);
+  } finally {
+    daemon.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
