@@ -3,12 +3,15 @@
 // VM's pid is in inspect, its counters in stats. SIGKILL of that pid marks
 // only that VM failed (with the signal as the reason) and the restart policy
 // applies; rm, daemon shutdown and a daemon killed outright leave no VM
-// process behind. A bad isolation value is a 400 naming the field.
+// process behind. Device commands, limits, pause and NIC backends work in
+// the child, and a child that stops reporting is failed. A bad isolation
+// value is a 400 naming the field.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
@@ -44,7 +47,7 @@ async function createAndStart(body: Record<string, unknown>, where: { socketPath
   const r = await api(where, 'POST', '/v1/vms', body);
   assert.equal(r.status, 201, r.text);
   const s = await api(where, 'POST', `/v1/vms/${String(body.name)}/start`);
-  assert.equal(s.status, 200, s.text);
+  assert.equal(s.status, 200, `${s.status} ${s.text}`);
 }
 
 /** Type a shell command and wait for its answer. */
@@ -159,3 +162,74 @@ test('a daemon killed outright takes its VM processes with it', { timeout: 60_00
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('in a process VM: device commands, limits, pause, NIC backends (hostfwd listens in the child); a silent child is failed', { timeout: 120_000 }, async () => {
+  const d2 = await startTestDaemon({ cpus: 1, hangTimeoutMs: 2000 });
+  try {
+    writeFileSync(join(d2.images, 'disk.img'), Buffer.alloc(1024 * 1024));
+    const port = await freePort();
+    const body = {
+      name: 'dev', memory: 16, kernel: 'spin', isolation: 'process', balloon: true,
+      disks: [{ path: 'disk.img', limits: { bps: 1048576 } }],
+      nics: [{ mode: 'user', hostfwd: [`tcp:127.0.0.1:${port}-:80`] }],
+    };
+    await createAndStart(body, d2);
+    await until('hostfwd port open', () => canConnect(port), 10_000, 50);
+    const s0 = (await api(d2, 'GET', '/v1/vms/dev/stats')).json;
+    assert.deepEqual(s0.devices.disks[0].limits.bandwidth, { size: 1048576, refillMs: 1000 });
+    assert.equal(s0.devices.nics.length, 1);
+    assert.match(s0.devices.nics[0].backend, /^user /);
+    const r = await api(d2, 'PATCH', '/v1/vms/dev', { disks: [{ index: 0, limits: { iops: 100 } }], nics: [{ index: 0, limits: { rxPps: 10 } }], balloon: { targetMiB: 4 } });
+    assert.equal(r.status, 200, r.text);
+    const s1 = (await api(d2, 'GET', '/v1/vms/dev/stats')).json;
+    assert.deepEqual(s1.devices.disks[0].limits.ops, { size: 100, refillMs: 1000 });
+    assert.ok(s1.devices.balloon, 'balloon stats present');
+
+    // Pause holds the guest still; resume lets it go on.
+    assert.equal((await api(d2, 'POST', '/v1/vms/dev/pause')).status, 200);
+    await until('paused', async () => (await api(d2, 'GET', '/v1/vms/dev/stats')).json.runState === 'paused', 5000, 50);
+    const held = (await api(d2, 'GET', '/v1/vms/dev/stats')).json.instructions;
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal((await api(d2, 'GET', '/v1/vms/dev/stats')).json.instructions, held);
+    assert.equal((await api(d2, 'POST', '/v1/vms/dev/resume')).status, 200);
+    await until('running again', async () => (await api(d2, 'GET', '/v1/vms/dev/stats')).json.instructions > held, 5000, 50);
+
+    // A busy hostfwd port stops the start with a 409, and no VM process is left.
+    await createAndStart({ name: 'busy', memory: 16, kernel: 'idle', isolation: 'process', nics: [{ mode: 'user', hostfwd: [`tcp:127.0.0.1:${port}-:80`] }] }, d2).then(
+      () => assert.fail('start should have failed'),
+      (e: Error) => assert.match(e.message, /409.*address already in use/s),
+    );
+    assert.equal((await inspect('busy', d2)).state, 'created', 'not half-started');
+
+    // A VM process that stops reporting (SIGSTOP) is failed and ended, and its host port is freed.
+    const pid = (await inspect('dev', d2)).pid as number;
+    process.kill(pid, 'SIGSTOP');
+    await until('dev failed', async () => (await inspect('dev', d2)).state === 'failed', 15_000, 100);
+    assert.match((await inspect('dev', d2)).lastFailure, /^(hung: no progress reported|VM process stopped reporting)/);
+    assert.equal(alive(pid), false);
+    await until('hostfwd port closed', async () => !(await canConnect(port)), 5000, 50);
+  } finally {
+    await d2.cleanup();
+  }
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}

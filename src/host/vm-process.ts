@@ -60,6 +60,8 @@ async function setup(msg: Extract<ToVmProcess, { type: 'setup' }>): Promise<void
     leave({ type: 'exit', code: r.code, reason: r.reason }, 0);
   });
   handle = h;
+  // A first report, so the daemon knows the NICs from the moment the VM counts as started.
+  report();
   send({ type: 'ready' });
 }
 
