@@ -4,8 +4,8 @@
 // only that VM failed (with the signal as the reason) and the restart policy
 // applies; rm, daemon shutdown and a daemon killed outright leave no VM
 // process behind. Device commands, limits, pause and NIC backends work in
-// the child, and a child that stops reporting is failed. A bad isolation
-// value is a 400 naming the field.
+// the child, a worker fault's reason comes through, and a child that stops
+// reporting is failed. A bad isolation value is a 400 naming the field.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -164,7 +164,7 @@ test('a daemon killed outright takes its VM processes with it', { timeout: 60_00
 });
 
 test('in a process VM: device commands, limits, pause, NIC backends (hostfwd listens in the child); a silent child is failed', { timeout: 120_000 }, async () => {
-  const d2 = await startTestDaemon({ cpus: 1, hangTimeoutMs: 2000 });
+  const d2 = await startTestDaemon({ cpus: 1, hangTimeoutMs: 2000, debugFaults: true });
   try {
     writeFileSync(join(d2.images, 'disk.img'), Buffer.alloc(1024 * 1024));
     const port = await freePort();
@@ -200,6 +200,13 @@ test('in a process VM: device commands, limits, pause, NIC backends (hostfwd lis
       (e: Error) => assert.match(e.message, /409.*address already in use/s),
     );
     assert.equal((await inspect('busy', d2)).state, 'created', 'not half-started');
+
+    // A worker that throws inside the VM process: its reason comes through, and the process ends.
+    await createAndStart({ name: 'crash', memory: 16, kernel: 'spin', isolation: 'process', debug: { failAfterMs: 300 } }, d2);
+    const crashPid = (await inspect('crash', d2)).pid as number;
+    await until('crash failed', async () => (await inspect('crash', d2)).state === 'failed', 15_000, 100);
+    assert.match((await inspect('crash', d2)).lastFailure, /injected fault/);
+    await until('crashed VM process gone', () => !alive(crashPid), 5000, 50);
 
     // A VM process that stops reporting (SIGSTOP) is failed and ended, and its host port is freed.
     const pid = (await inspect('dev', d2)).pid as number;

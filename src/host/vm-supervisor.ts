@@ -126,8 +126,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     };
   }
 
-  /** True while start() sets up the NICs. */
+  /** True while start() sets up the NICs (and, for a process VM, its process). */
   starting = false;
+  /** stop() or kill() came while starting: the VM must not boot (the daemon may be closing). */
+  private startAborted = false;
 
   /** Start the VM (after its NIC backends; in its own process when isolation is "process"). The caller checks that the VM is not running. */
   async start(): Promise<void> {
@@ -142,6 +144,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
     this.starting = true;
+    this.startAborted = false;
     let handle: VmRunner;
     try {
       if (this.isolation === 'process') {
@@ -155,6 +158,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       }
     } finally {
       this.starting = false;
+    }
+    if (this.startAborted) {
+      await handle.stop(); // never started: this only releases its NICs (and process)
+      throw new Error('stopped while starting');
     }
     this.openLog();
     this.handle = handle;
@@ -179,6 +186,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   /** Ask the guest's worker to stop (it is terminated after a timeout). */
   async stop(): Promise<void> {
     this.cancelRestart();
+    if (this.starting) this.startAborted = true;
     const h = this.handle;
     if (!h) return;
     this.stopRequested = true;
@@ -188,6 +196,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   /** Terminate the worker at once. */
   async kill(): Promise<void> {
     this.cancelRestart();
+    if (this.starting) this.startAborted = true;
     const h = this.handle;
     if (!h) return;
     this.stopRequested = true;
