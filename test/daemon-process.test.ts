@@ -9,7 +9,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -141,7 +141,7 @@ test('restart policy after a killed VM process; rm and daemon shutdown leave no 
   assert.equal(alive(last), false, 'no VM process after the daemon stopped');
 });
 
-test('a daemon killed outright takes its VM processes with it', { timeout: 60_000 }, async () => {
+test('tsvisor create --isolation; a daemon killed outright takes its VM processes with it', { timeout: 60_000 }, async () => {
   const { dir, images } = await makeImages(false);
   const sock = join(dir, 'k.sock');
   const daemon = spawn(process.execPath, [CLI, 'serve', '--socket', sock, '--state-dir', join(dir, 'state'), '--images-dir', images, '--memory-budget', '1G', '--cpus', '1'], {
@@ -151,7 +151,13 @@ test('a daemon killed outright takes its VM processes with it', { timeout: 60_00
   daemon.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   try {
     await until('daemon up', () => err.includes('listening on'), 20_000);
-    await createAndStart({ name: 'orphan', memory: 16, kernel: 'spin', isolation: 'process' }, { socketPath: sock });
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--socket', sock], { encoding: 'utf8' });
+    const bad = cli('create', 'orphan', '--kernel', 'spin', '--mem', '16M', '--isolation', 'vm');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /invalid --isolation 'vm': expected thread or process/);
+    const c = cli('create', 'orphan', '--kernel', 'spin', '--mem', '16M', '--isolation', 'process', '--start');
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(cli('ls').stdout, /orphan\s+running\s+16M\s+1024\s+-\s+process\s+-/);
     const pid = (await inspect('orphan', { socketPath: sock })).pid as number;
     assert.ok(alive(pid));
     daemon.kill('SIGKILL');
