@@ -165,8 +165,11 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     this.send({ type: 'boot' });
     const timeout = this.opts.reportTimeoutMs;
     this.watchdog = setInterval(() => {
-      const quiet = Date.now() - this.lastMessageAt;
-      if (quiet > timeout) void this.kill(`VM process stopped reporting for ${Math.round(quiet / 1000)} s`);
+      // Checked after the loop's I/O phase, so reports that queued up while the daemon itself was busy count.
+      setImmediate(() => {
+        const quiet = Date.now() - this.lastMessageAt;
+        if (quiet > timeout && this.running) void this.kill(`VM process stopped reporting for ${Math.round(quiet / 1000)} s`);
+      });
     }, Math.max(50, Math.min(1000, timeout / 4)));
     this.watchdog.unref();
   }

@@ -84,8 +84,11 @@ export class Host {
     }
     this.scheduler.start();
     this.watchdog = setInterval(() => {
-      const now = Date.now();
-      for (const vm of this.vms.values()) vm.checkHeartbeat(now);
+      // After the loop's I/O phase: a process VM's reports that queued up while the daemon was busy are read first.
+      setImmediate(() => {
+        const now = Date.now();
+        for (const vm of this.vms.values()) vm.checkHeartbeat(now);
+      });
     }, Math.min(1000, this.opts.hangTimeoutMs / 4));
     this.watchdog.unref();
   }
