@@ -107,9 +107,15 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     const entry = fileURLToPath(new URL('./vm-process.js', import.meta.url));
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      // A child that never answers (stuck before or during NIC setup) must not hold the start request forever.
+      const launchTimer = setTimeout(() => {
+        this.endedBy = { code: 1, reason: `VM process did not get ready within ${Math.round(this.opts.reportTimeoutMs / 1000)} s` };
+        this.child?.kill('SIGKILL');
+      }, this.opts.reportTimeoutMs);
       const settle = (err: Error | null) => {
         if (settled) return;
         settled = true;
+        clearTimeout(launchTimer);
         if (err) reject(err);
         else resolve();
       };
