@@ -4,8 +4,8 @@
 // only that VM failed (with the signal as the reason) and the restart policy
 // applies; rm, daemon shutdown and a daemon killed outright leave no VM
 // process behind. Device commands, limits, pause and NIC backends work in
-// the child, a worker fault's reason comes through, and a child that stops
-// reporting is failed. A bad isolation value is a 400 naming the field.
+// the child, a worker fault's reason comes through, a child that stops
+// reporting is failed, and CPU weights hold between a process and a thread VM. A bad isolation value is a 400 naming the field.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -223,6 +223,24 @@ test('in a process VM: device commands, limits, pause, NIC backends (hostfwd lis
     await until('hostfwd port closed', async () => !(await canConnect(port)), 5000, 50);
   } finally {
     await d2.cleanup();
+  }
+});
+
+test('fair share holds across isolation: a process VM at weight 1 beside a thread VM at weight 3', { timeout: 60_000 }, async () => {
+  const d3 = await startTestDaemon({ cpus: 1 });
+  try {
+    await createAndStart({ name: 'p', memory: 16, kernel: 'spin', isolation: 'process', cpu: { weight: 1024 } }, d3);
+    await createAndStart({ name: 't', memory: 16, kernel: 'spin', cpu: { weight: 3072 } }, d3);
+    await new Promise((r) => setTimeout(r, 2500)); // speeds measured, first windows past
+    const shares: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      shares.push((await api(d3, 'GET', '/v1/vms/p/stats')).json.instructionShare);
+    }
+    const mean = shares.reduce((a, b) => a + b, 0) / shares.length;
+    assert.ok(Math.abs(mean - 0.25) < 0.07, `process VM's instruction share ${mean.toFixed(3)} (windows ${shares.map((x) => x.toFixed(3)).join(', ')})`);
+  } finally {
+    await d3.cleanup();
   }
 });
 
