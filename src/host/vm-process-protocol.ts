@@ -27,8 +27,8 @@ export type ToVmProcess =
   | { type: 'credit'; credit: bigint; basis: bigint }
   | { type: 'requestStats' }
   | { type: 'command'; id: number; command: VmCommand }
-  | { type: 'stop' }
-  | { type: 'kill'; reason: string };
+  /** Stop the guest; the child exits after its 'exit' message. (A kill is SIGKILL, no message.) */
+  | { type: 'stop' };
 
 /** Child to daemon. */
 export type FromVmProcess =

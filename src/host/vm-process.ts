@@ -100,9 +100,6 @@ function onMessage(msg: ToVmProcess): void {
     case 'stop':
       void h.stop();
       break;
-    case 'kill':
-      void h.kill(msg.reason);
-      break;
   }
 }
 

@@ -1,7 +1,8 @@
-// One VM as the daemon sees it: its definition, its state, its worker
-// (VmHandle) while it runs, its console (log file, recent output, attached
-// clients), and the watch that turns a crash, a hang or a guest panic into
-// `failed` with a reason, followed by the restart policy.
+// One VM as the daemon sees it: its definition, its state, its worker while
+// it runs (VmHandle, or ProcessVmHandle when isolation is "process"), its
+// console (log file, recent output, attached clients), and the watch that
+// turns a crash, a hang or a guest panic into `failed` with a reason,
+// followed by the restart policy.
 
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
