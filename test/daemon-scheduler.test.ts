@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FairShareScheduler, weightedShares, type Schedulable } from '../src/host/scheduler.js';
 import { RUN_STATE_IDLE, RUN_STATE_RUNNING, RUN_STATE_THROTTLED, type LiveCounters } from '../src/vm/protocol.js';
+import { rebaseCredit } from '../src/host/vm-process-protocol.js';
 
 test('weightedShares: proportional, capped, redistributed', () => {
   assert.deepEqual(weightedShares(1, [{ weight: 1, ceiling: 1 }, { weight: 3, ceiling: 1 }]), [0.25, 0.75]);
@@ -72,4 +73,15 @@ test('an idle VM leaves its share; ratios hold when the host gives less than ass
   const [a, b] = vms.map((v) => Number(v.instret));
   assert.ok(Math.abs(b / a - 2) < 0.1, `b/a = ${b / a} with a starved host`);
   assert.equal(vms[2].instret, 0n);
+});
+
+test('rebaseCredit: a VM in its own process gets its grant counted from its current instructions', () => {
+  // Granted 1000 from a report at 5000; the VM has since reached 5400: it may run to 6400.
+  assert.equal(rebaseCredit(6000n, 5000n, 5400n), 6400n);
+  // A count older than the report cannot lower it.
+  assert.equal(rebaseCredit(6000n, 5000n, 4000n), 6000n);
+  // A grant of nothing stays nothing; no limit stays no limit.
+  assert.equal(rebaseCredit(5000n, 5000n, 5400n), 5400n);
+  assert.equal(rebaseCredit(4000n, 5000n, 5400n), 5400n);
+  assert.equal(rebaseCredit(-1n, 5000n, 5400n), -1n);
 });

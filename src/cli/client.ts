@@ -40,6 +40,9 @@ Create options:
   --deterministic         guest time follows the instruction count
   --jit on|off            translate hot guest code (default on)
   --restart POLICY[:N]    no, on-failure[:max retries] or always
+  --isolation thread|process
+                          run the VM in a worker thread of the daemon (default)
+                          or in its own child process
   --start                 start the VM once created
 `;
 
@@ -153,10 +156,10 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
   switch (cmd) {
     case 'ls': {
       if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' for 'tsvisor ls'`);
-      const vms = expectOk(await call(t, 'GET', '/v1/vms')) as { name: string; state: string; config: { memory: number; cpu?: { weight?: number; cap?: number } }; lastFailure: string | null }[];
-      const rows = [['NAME', 'STATE', 'MEMORY', 'WEIGHT', 'CAP', 'LAST FAILURE']];
+      const vms = expectOk(await call(t, 'GET', '/v1/vms')) as { name: string; state: string; isolation?: string; config: { memory: number; cpu?: { weight?: number; cap?: number } }; lastFailure: string | null }[];
+      const rows = [['NAME', 'STATE', 'MEMORY', 'WEIGHT', 'CAP', 'ISOLATION', 'LAST FAILURE']];
       for (const v of vms) {
-        rows.push([v.name, v.state, `${v.config.memory}M`, String(v.config.cpu?.weight ?? 1024), v.config.cpu?.cap === undefined ? '-' : String(v.config.cpu.cap), v.lastFailure ?? '-']);
+        rows.push([v.name, v.state, `${v.config.memory}M`, String(v.config.cpu?.weight ?? 1024), v.config.cpu?.cap === undefined ? '-' : String(v.config.cpu.cap), v.isolation ?? 'thread', v.lastFailure ?? '-']);
       }
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       for (const r of rows) io.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
@@ -214,6 +217,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       deterministic: { type: 'boolean' },
       jit: { type: 'string' },
       restart: { type: 'string' },
+      isolation: { type: 'string' },
       start: { type: 'boolean' },
     },
     true,
@@ -262,6 +266,12 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
     const m = /^(no|on-failure|always)(?::(\d+))?$/.exec(values.restart);
     if (!m) throw new UsageError(`invalid --restart '${values.restart}': expected no, on-failure[:N] or always[:N]`);
     body.restart = m[2] === undefined ? { policy: m[1] } : { policy: m[1], maxRetries: Number(m[2]) };
+  }
+  if (values.isolation !== undefined) {
+    if (values.isolation !== 'thread' && values.isolation !== 'process') {
+      throw new UsageError(`invalid --isolation '${values.isolation}': expected thread or process`);
+    }
+    body.isolation = values.isolation;
   }
   const t = target(values);
   const vm = expectOk(await call(t, 'POST', '/v1/vms', body)) as { name: string; notes?: string[] };

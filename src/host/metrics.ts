@@ -49,7 +49,7 @@ export function createMetrics(host: Host): Registry {
   );
   vmGauge('tsvisor_vm_cpu_weight', 'CPU weight (shares)', (s) => s.weight as number);
   vmGauge('tsvisor_vm_restarts', 'restarts by the restart policy', (s) => s.restarts as number);
-  // NICs: the owner's thread holds their counters.
+  // NICs: the daemon holds their counters (for a VM in its own process, as of the child's last report).
   const nicGauge = (name: string, help: string, value: (n: NicStats) => number) =>
     new Gauge({
       name,

@@ -12,6 +12,7 @@ import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
+import { vmProcessesCpuUs } from './process-vm-handle.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -57,7 +58,15 @@ export class Host {
       workerMaxHeapMiB: opts.workerMaxHeapMiB,
       log: opts.log,
     };
-    this.scheduler = new FairShareScheduler(() => this.vms.values(), { cpus: opts.cpus, periodMs: opts.schedulerPeriodMs });
+    this.scheduler = new FairShareScheduler(() => this.vms.values(), {
+      cpus: opts.cpus,
+      periodMs: opts.schedulerPeriodMs,
+      // VMs in their own processes use CPU outside this one: count it too.
+      cpuTimeUs: () => {
+        const u = process.cpuUsage();
+        return u.user + u.system + vmProcessesCpuUs();
+      },
+    });
   }
 
   get limits(): HostLimits {
@@ -75,8 +84,11 @@ export class Host {
     }
     this.scheduler.start();
     this.watchdog = setInterval(() => {
-      const now = Date.now();
-      for (const vm of this.vms.values()) vm.checkHeartbeat(now);
+      // After the loop's I/O phase: a process VM's reports that queued up while the daemon was busy are read first.
+      setImmediate(() => {
+        const now = Date.now();
+        for (const vm of this.vms.values()) vm.checkHeartbeat(now);
+      });
     }, Math.min(1000, this.opts.hangTimeoutMs / 4));
     this.watchdog.unref();
   }
@@ -211,7 +223,7 @@ export class Host {
 
   describe(vm: VmSupervisor): Record<string, unknown> {
     const notes: string[] = [];
-        return {
+    return {
       name: vm.name,
       state: vm.state,
       config: vm.config,
@@ -219,6 +231,8 @@ export class Host {
       lastFailure: vm.lastFailure,
       lastExit: vm.lastExit,
       restarts: vm.restarts,
+      isolation: vm.isolation,
+      pid: vm.pid,
       notes,
     };
   }

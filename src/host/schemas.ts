@@ -109,6 +109,11 @@ export const createVmSchema = {
     jit: { type: 'boolean' },
     balloon: { type: 'boolean', description: 'attach a virtio-balloon device (its target is set with PATCH)' },
     restart: restartSchema,
+    isolation: {
+      type: 'string',
+      enum: ['thread', 'process'],
+      description: 'where the VM runs: a worker thread of the daemon (thread, the default) or its own child process (process: a crash of the whole Node runtime takes only this VM)',
+    },
     debug: debugSchema,
   },
 } as const;
@@ -175,6 +180,8 @@ export const vmSchema = {
     createdAt: { type: 'string' },
     lastFailure: { type: ['string', 'null'] },
     restarts: { type: 'integer' },
+    isolation: { type: 'string', enum: ['thread', 'process'], description: 'config.isolation, with the default filled in' },
+    pid: { type: ['integer', 'null'], description: "the VM's own process while it runs (isolation process); null for a thread VM or a VM not running" },
     notes: { type: 'array', items: { type: 'string' } },
   },
 } as const;

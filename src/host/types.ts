@@ -15,6 +15,8 @@ export interface CreateVmRequest {
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;
+  /** Where the VM runs: a worker thread of the daemon (default) or its own child process. */
+  isolation?: 'thread' | 'process';
   restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
 }

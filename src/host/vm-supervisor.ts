@@ -1,12 +1,15 @@
-// One VM as the daemon sees it: its definition, its state, its worker
-// (VmHandle) while it runs, its console (log file, recent output, attached
-// clients), and the watch that turns a crash, a hang or a guest panic into
-// `failed` with a reason, followed by the restart policy.
+// One VM as the daemon sees it: its definition, its state, its worker while
+// it runs (VmHandle, or ProcessVmHandle when isolation is "process"), its
+// console (log file, recent output, attached clients), and the watch that
+// turns a crash, a hang or a guest panic into `failed` with a reason,
+// followed by the restart policy.
 
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { VmHandle, type VmExit } from '../vm/vm-handle.js';
+import { ProcessVmHandle } from './process-vm-handle.js';
+import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
@@ -51,7 +54,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   restarts = 0;
   startedAt = 0;
   window: WindowStats = { mips: 0, cpuShare: 0, instructionShare: 0 };
-  handle: VmHandle | null = null;
+  /** The running VM: a worker thread here (VmHandle) or its own process (ProcessVmHandle). */
+  handle: VmRunner | null = null;
 
   private readonly opts: SupervisorOptions;
   private recent: Buffer = Buffer.alloc(0);
@@ -86,6 +90,15 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     return this.config.cpu?.cap;
   }
 
+  get isolation(): 'thread' | 'process' {
+    return this.config.isolation ?? 'thread';
+  }
+
+  /** The OS process of a process-isolated VM while it runs, else null (a thread VM shares the daemon's). */
+  get pid(): number | null {
+    return this.handle instanceof ProcessVmHandle ? this.handle.pid : null;
+  }
+
   get logPath(): string {
     return join(this.opts.logDir, `${this.name}.log`);
   }
@@ -114,10 +127,12 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     };
   }
 
-  /** True while start() sets up the NICs. */
+  /** True while start() sets up the NICs (and, for a process VM, its process). */
   starting = false;
+  /** stop() or kill() came while starting: the VM must not boot (the daemon may be closing). */
+  private startAborted = false;
 
-  /** Start the worker (after its NIC backends). The caller checks that the VM is not running. */
+  /** Start the VM (after its NIC backends; in its own process when isolation is "process"). The caller checks that the VM is not running. */
   async start(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
@@ -127,20 +142,29 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.scanTail = '';
     const specs = nicSpecs(this.config);
     if (!specs.ok) throw new Error(specs.error);
+    // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
+    const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
     this.starting = true;
-    let nics;
+    this.startAborted = false;
+    let handle: VmRunner;
     try {
-      nics = await createNicHosts(specs.specs, this.name);
+      if (this.isolation === 'process') {
+        // The NIC backends start in the VM's process, next to the worker that shares their rings.
+        const p = new ProcessVmHandle(this.vmConfig(), { name: this.name, nics: specs.specs, resourceLimits, reportTimeoutMs: this.opts.hangTimeoutMs });
+        await p.launch();
+        handle = p;
+      } else {
+        const nics = await createNicHosts(specs.specs, this.name);
+        handle = new VmHandle(this.vmConfig(), { resourceLimits, nics });
+      }
     } finally {
       this.starting = false;
     }
+    if (this.startAborted) {
+      await handle.stop(); // never started: this only releases its NICs (and process)
+      throw new Error('stopped while starting');
+    }
     this.openLog();
-    const heapMiB = this.opts.workerMaxHeapMiB;
-    const handle = new VmHandle(this.vmConfig(), {
-      // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
-      resourceLimits: { maxOldGenerationSizeMb: heapMiB, maxYoungGenerationSizeMb: 16 },
-      nics,
-    });
     this.handle = handle;
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
@@ -163,6 +187,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   /** Ask the guest's worker to stop (it is terminated after a timeout). */
   async stop(): Promise<void> {
     this.cancelRestart();
+    if (this.starting) this.startAborted = true;
     const h = this.handle;
     if (!h) return;
     this.stopRequested = true;
@@ -172,6 +197,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   /** Terminate the worker at once. */
   async kill(): Promise<void> {
     this.cancelRestart();
+    if (this.starting) this.startAborted = true;
     const h = this.handle;
     if (!h) return;
     this.stopRequested = true;
@@ -291,14 +317,14 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.fail(`guest kernel panic: ${line}`);
   }
 
-  private onExit(handle: VmHandle, r: VmExit): void {
+  private onExit(handle: VmRunner, r: VmExit): void {
     if (this.handle !== handle) return;
     this.handle = null;
     if (this.panicTimer) clearTimeout(this.panicTimer);
     this.panicTimer = null;
     this.closeLog();
     this.window = { mips: 0, cpuShare: 0, instructionShare: 0 };
-    const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource/i.test(r.reason) ? r.reason : null);
+    const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource|VM process/i.test(r.reason) ? r.reason : null);
     this.lastExit = failure ?? r.reason;
     if (failure) {
       this.lastFailure = failure;

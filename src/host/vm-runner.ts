@@ -1,0 +1,29 @@
+// What the daemon (supervisor, scheduler, routes, metrics) uses of a running
+// VM. VmHandle (a worker thread in the daemon) provides it as is;
+// ProcessVmHandle provides it for a VM in its own process.
+
+import type { EventEmitter } from 'node:events';
+import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
+import type { LiveCounters, MachineDeviceStats, RateLimits } from '../vm/protocol.js';
+import type { NicStats } from '../net/nic-host.js';
+import type { NicLimits } from '../devices/virtio/net.js';
+
+export interface VmRunner extends EventEmitter<VmHandleEvents> {
+  readonly exited: Promise<VmExit>;
+  readonly running: boolean;
+  start(): void;
+  stop(): Promise<VmExit>;
+  kill(reason: string): Promise<VmExit>;
+  pause(): void;
+  resume(): void;
+  setCredit(instret: bigint): void;
+  live(): LiveCounters;
+  sendInput(bytes: Uint8Array): void;
+  requestStats(): void;
+  nicStats(): NicStats[];
+  deviceStats(refresh?: boolean): Promise<MachineDeviceStats>;
+  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null>;
+  setDiskLimits(index: number, limits: RateLimits): Promise<void>;
+  setNicLimits(index: number, limits: NicLimits): Promise<void>;
+  setBalloonTarget(mib: number): Promise<void>;
+}
