@@ -1,7 +1,8 @@
 // Many VMs on one daemon: created, booted to the guest's shell prompt, listed,
 // stopped and removed in one run, with no worker thread or file descriptor
-// left behind. TSVISOR_DAEMON_VMS sets how many (default 5: on a 2-core host
-// each boot costs about 25 s of CPU; twenty take about 5 minutes, see README).
+// left behind. Twenty, as the daemon issue asks (TSVISOR_DAEMON_VMS sets
+// another number): on a 2-core host each boot costs about 25 s of CPU, so this
+// takes about 5 minutes (see README).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, openFds, READY_LINE, startTestDaemon, until } from './daemon-helpers.js';
 
-const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 5);
+const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 20);
 const threads = () => readdirSync('/proc/self/task').length;
 
 test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async (t) => {
@@ -58,10 +59,17 @@ test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async
     assert.deepEqual(list.map((v) => v.name).sort(), [...names].sort());
     assert.ok(list.every((v) => v.state === 'running'));
 
-    // Idle memory: the daemon process's RSS with every guest idle at its prompt.
-    await delay(2000);
+    // Idle memory: the daemon process's RSS with every guest idle at its prompt
+    // long enough (12 s) to have dropped its boot translations.
+    await delay(12_000);
     const rss = process.memoryUsage().rss;
-    t.diagnostic(`RSS with ${N} idle guests: ${((rss - rss0) / N / 1048576).toFixed(1)} MiB per VM (128 MiB guest RAM each)`);
+    let touched = 0;
+    for (const name of names) touched += ((await api(d, 'GET', `/v1/vms/${name}/stats`)).json.memoryTouchedMiB as number | null) ?? NaN;
+    const perVm = (rss - rss0) / N / 1048576;
+    t.diagnostic(
+      `RSS with ${N} idle guests: ${perVm.toFixed(1)} MiB per VM (128 MiB guest RAM each, ${(touched / N).toFixed(1)} MiB of it touched): ` +
+        `${(perVm - 128).toFixed(1)} MiB beyond guest RAM, ${(perVm - touched / N).toFixed(1)} MiB beyond touched guest RAM`,
+    );
 
     // The console answers.
     const con = await ConsoleClient.open(d.socketPath, names[0]);

@@ -108,6 +108,19 @@ export class ConsoleSession {
     return (performance.now() - this.started) / 1000;
   }
 
+  /** Waits until `re` matches the console text; returns seconds since start. */
+  async waitFor(re: RegExp, timeoutMs: number, what: string): Promise<number> {
+    await this.waitUntil(
+      (t) => {
+        const m = re.exec(plain(t));
+        return m ? { value: true, end: t.length } : null;
+      },
+      timeoutMs,
+      what,
+    );
+    return (performance.now() - this.started) / 1000;
+  }
+
   /** Types `line` and returns everything it printed up to the next prompt (escapes removed). */
   run(line: string, timeoutMs: number): Promise<string> {
     this.text = '';
