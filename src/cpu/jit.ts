@@ -55,7 +55,12 @@ const URGENT_AFTER: i32 = 1024;
   const slot = load<u32>(STATE + JIT_LAST_EXIT_OFF);
   if (slot == 0) return;
   store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
-  if (load<u64>(slot, 16) != va) return; // the exit's constant target must be this block
+  if (load<u32>(slot, 24) != 0) {
+    // An indirect jump's slot follows its latest target (the exit checks it before chaining).
+    store<u64>(slot, va, 16);
+  } else if (load<u64>(slot, 16) != va) {
+    return; // the exit's constant target must be this block
+  }
   store<u32>(slot, load<u32>(e, 16));
   store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
   store<u32>(slot, load<u32>(e, 20), 8);

@@ -153,12 +153,13 @@ export class Jit {
     }
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
-    const allocLink = (target: bigint): number => {
+    const allocLink = (target: bigint, dynamic = false): number => {
       const addr = JIT_LINKS + 32 * this.nextLink++;
       dv.setUint32(addr, 0, true); // fn
       dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
       dv.setUint32(addr + 8, 0, true); // len
       dv.setBigUint64(addr + 16, target, true);
+      dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
       return addr;
     };
     const u8 = new Uint8Array(buf);

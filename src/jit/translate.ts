@@ -24,8 +24,13 @@ const JIT_BUDGET_OFF = 0x1118;
 const JIT_EPOCH_OFF = 0x111c;
 const JIT_LAST_EXIT_OFF = 0x1120;
 
-/** Allocates a link slot (32 bytes of linear memory) for a chainable exit to `target`; returns its address. */
-export type LinkAllocator = (target: bigint) => number;
+/**
+ * Allocates a link slot (32 bytes of linear memory) for a chainable exit to
+ * `target`; returns its address. A `dynamic` slot (an indirect jump) has no
+ * fixed target: the dispatcher links it to whichever block the jump last went
+ * to, and the exit chains only when the jump goes there again.
+ */
+export type LinkAllocator = (target: bigint, dynamic?: boolean) => number;
 
 /** Import indices inside a block module (see jit.ts for the list). */
 export const IMP = {
@@ -181,6 +186,11 @@ class Emitter {
     this.lset(L_EXITPC);
     return this.toExit(count, 0);
   }
+  /** Exit to the pc on the stack, chaining when it is the target the slot was last linked to. */
+  exitDynChained(count: number): this {
+    this.lset(L_EXITPC);
+    return this.toExit(count, this.allocLink ? this.allocLink(0n, true) : 0);
+  }
   /** Exit with the pc the interpreter left in the STATE block. */
   exitStoredPc(count: number): this {
     this.i32c(0).mem(OP.i64_load, 3, STATE + PC_OFF).lset(L_EXITPC);
@@ -205,10 +215,13 @@ class Emitter {
     f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
     if (this.allocLink) {
-      // if (slot) { if (slot.epoch == epoch && done + slot.len <= budget) tail-call slot.fn; LAST_EXIT = slot }
+      // if (slot) { if (slot.epoch == epoch && slot.target == exit pc && done + slot.len <= budget)
+      //   tail-call slot.fn; LAST_EXIT = slot } (the target test matters for dynamic slots only)
       f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_EPOCH_OFF); f.byte(OP.i32_eq);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
+      f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
@@ -327,7 +340,7 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (f3 !== 0) return 'stop';
       e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).i64c(-2n).op(OP.i64_and).lset(L_VA);
       e.i64c(next).setReg(rd);
-      e.lget(L_VA).exitDyn(k + 1);
+      e.lget(L_VA).exitDynChained(k + 1);
       return 'end';
     }
     case 24: { // BRANCH: a side exit when taken

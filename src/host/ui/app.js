@@ -106,7 +106,10 @@ function render(list, stats, host) {
     c.uptime.textContent = s ? uptime(s.uptimeSeconds) : '';
     c.mips.textContent = s ? s.mips.toFixed(1) : '';
     c.cpu.textContent = s ? `${Math.round(s.cpuShare * 100)}%` : '';
-    c.memory.textContent = `${vm.config.memory} MiB`;
+    // Touched (backed by host memory) of reserved, when the host can tell.
+    const touched = s && typeof s.memoryTouchedMiB === 'number' ? `${Math.round(s.memoryTouchedMiB)} / ` : '';
+    c.memory.textContent = `${touched}${vm.config.memory} MiB`;
+    c.memory.title = touched ? 'guest RAM touched / reserved' : 'guest RAM reserved';
     c.failure.textContent = vm.lastFailure || '';
     c.failure.title = vm.lastFailure || '';
     for (const [action, , states] of ACTIONS) row.buttons[action].disabled = busy.has(vm.name) || !states.includes(vm.state);
