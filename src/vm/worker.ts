@@ -34,8 +34,10 @@ interface WorkerInit {
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
-/** An idle guest drops its translations after this long (see publish()), if it holds at least IDLE_DROP_MODULES. */
+/** An idle guest drops its translations after this long (see housekeeping()), if it holds at least IDLE_DROP_MODULES. */
 const IDLE_DROP_MS = 10_000;
+/** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
+const IDLE_MIPS = 5;
 const IDLE_DROP_MODULES = 32;
 /** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
 const NET_SLICE = 200_000;
@@ -184,14 +186,20 @@ async function main(): Promise<void> {
   // Host memory housekeeping, about once a second (see housekeeping()).
   let housekeptAt = -Infinity;
   let idleSince = performance.now();
-  let busyAtCheck = 0;
+  let instretAtCheck = 0n;
+  let checkedAt = performance.now();
   let trimmedAt = performance.now();
   let modulesAtTrim = 0;
-  const housekeeping = (now: number) => {
-    // An idle VM (under 2% of a core for IDLE_DROP_MS) drops its translations:
-    // mostly boot code, they hold tens of MiB that an idle VM should not keep.
-    if (busyUs - busyAtCheck > 20_000) idleSince = now;
-    busyAtCheck = busyUs;
+  const housekeeping = (now: number, state: number) => {
+    // An idle VM (waiting in WFI, under IDLE_MIPS guest instructions per second,
+    // for IDLE_DROP_MS) drops its translations: mostly boot code, they hold tens
+    // of MiB that an idle VM should not keep. Counted in guest instructions, not
+    // host time, so a loaded host does not make an idle guest look busy.
+    const instret = instretBase + m!.core.instret;
+    const busy = Number(instret - instretAtCheck) > IDLE_MIPS * 1e6 * Math.max(0.001, (now - checkedAt) / 1000);
+    if (busy || state !== RUN_STATE_IDLE) idleSince = now;
+    instretAtCheck = instret;
+    checkedAt = now;
     const jit = m!.core.jit;
     if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
       jit.dropAll(); // its flush hook collects garbage and trims the C heap
@@ -216,7 +224,7 @@ async function main(): Promise<void> {
     const now = performance.now();
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
-      housekeeping(now);
+      housekeeping(now, state);
     }
   };
   /** Sleep until the owner changes something (input, stop, pause, credit) or `ms` pass. */
