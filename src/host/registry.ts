@@ -269,12 +269,14 @@ export class Host {
     let busyUs = 0;
     let mips = 0;
     let cpuShare = 0;
+    let touchedBytes = 0;
     for (const vm of this.vms.values()) {
       byState[vm.state]++;
       const live = vm.live();
       if (live) {
         instructions += Number(live.instret);
         busyUs += live.busyUs;
+        if (live.ramResidentBytes > 0) touchedBytes += live.ramResidentBytes;
       }
       mips += vm.window.mips;
       cpuShare += vm.window.cpuShare;
@@ -286,6 +288,8 @@ export class Host {
       cpus: this.opts.cpus,
       memoryBudgetMiB: this.opts.memoryBudgetMiB,
       memoryReservedMiB: this.reservedMiB(),
+      // Guest RAM the host backs for all running VMs (touched, not given back by a balloon).
+      memoryTouchedMiB: touchedBytes / 1048576,
       instructions,
       busyUs,
       mips,
