@@ -187,17 +187,22 @@ async function main(): Promise<void> {
   let housekeptAt = -Infinity;
   let idleSince = performance.now();
   let instretAtCheck = 0n;
+  /** A slice ended in WFI since the last housekeeping. */
+  let sawWfi = false;
   let checkedAt = performance.now();
   let trimmedAt = performance.now();
   let modulesAtTrim = 0;
-  const housekeeping = (now: number, state: number) => {
+  const housekeeping = (now: number) => {
     // An idle VM (waiting in WFI, under IDLE_MIPS guest instructions per second,
     // for IDLE_DROP_MS) drops its translations: mostly boot code, they hold tens
     // of MiB that an idle VM should not keep. Counted in guest instructions, not
-    // host time, so a loaded host does not make an idle guest look busy.
+    // host time, so a loaded host does not make an idle guest look busy. (An idle
+    // guest under the daemon's scheduler also spends moments throttled: only a
+    // WFI in each interval counts, whatever the state in between.)
     const instret = instretBase + m!.core.instret;
     const busy = Number(instret - instretAtCheck) > IDLE_MIPS * 1e6 * Math.max(0.001, (now - checkedAt) / 1000);
-    if (busy || state !== RUN_STATE_IDLE) idleSince = now;
+    if (busy || !sawWfi) idleSince = now;
+    sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
     const jit = m!.core.jit;
@@ -224,7 +229,7 @@ async function main(): Promise<void> {
     const now = performance.now();
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
-      housekeeping(now, state);
+      housekeeping(now);
     }
   };
   /** Sleep until the owner changes something (input, stop, pause, credit) or `ms` pass. */
@@ -283,6 +288,7 @@ async function main(): Promise<void> {
     const r = m.runSlice(slice);
     busyUs += (performance.now() - started) * 1000;
     for (const n of nics) n.flush();
+    if (r === EXIT_WFI) sawWfi = true;
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (exit) break;
     if (rebootRequested) {
