@@ -10,7 +10,7 @@
 // count of instructions retired, exactly as the interpreter would.
 // FP, AMO and CSR instructions run through the interpreter (jitInterp) in place.
 
-import { ByteWriter, OP, I32, I64 } from './wasm-builder.js';
+import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 
 export const STATE = 0x100000;
 const PC_OFF = 512;
@@ -47,7 +47,10 @@ const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
 const L_MASK = 39; // i32: registers to write back at the exit (bit r = x[r])
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [6, I32]];
+const L_OK = 40; // i32: an inline FP fast path's result may be used
+const L_FP = 41; // first of the f64 temporaries of the FP fast paths
+const FP_TEMPS = 13;
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -87,6 +90,12 @@ class Emitter {
   }
   i64c(v: bigint): this {
     this.c.byte(OP.i64_const).i64(v);
+    return this;
+  }
+  f64c(v: number): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    this.c.byte(OP.f64_const).bytes(b);
     return this;
   }
   lget(l: number): this {
@@ -376,12 +385,12 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       emitFpStore(e, insn, rs1, rs2, f3 === 3, pc, next, k);
       return 'ok';
     case 16: case 17: case 18: case 19: // fused multiply-add: F registers only
-      emitFp(e, insn, rd, false, pc, k);
+      if (!emitFmaFast(e, insn, rd, rs1, rs2, pc, k)) emitFp(e, insn, rd, false, pc, k);
       return 'ok';
     case 20: { // OP-FP: compares, conversions and moves also read or write an x register
       const f5 = insn >>> 27;
       const fpOnly = f5 <= 5 || f5 === 8 || f5 === 0x0b;
-      emitFp(e, insn, rd, !fpOnly, pc, k);
+      if (!emitFpFast(e, insn, rd, rs1, rs2, pc, k)) emitFp(e, insn, rd, !fpOnly, pc, k);
       return 'ok';
     }
     default:
@@ -407,6 +416,234 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
+}
+
+// ---- Inline FP fast paths ----
+//
+// A fast path computes the result with native wasm arithmetic (IEEE binary32/
+// binary64, round to nearest even) and uses it only when it is provably what
+// the interpreter (fpu.ts + softfloat.ts) would produce, fflags included;
+// otherwise the instruction goes through jitFp as before. F registers stay in
+// the STATE block (they are never cached in locals), so nothing needs writing back.
+//
+// Flags: fflags bits are sticky, so once NX is set an operation that can only
+// raise NX leaves fflags unchanged. With finite operands and a result r whose
+// magnitude is in [2^-1021, max finite] (binary32: [2^-125, max]), no other
+// flag is possible: NV and DZ only come with a NaN or infinite result (inputs
+// that are NaN or infinite also give one, except x/inf = 0, which is excluded
+// too), OF in RNE always yields an infinity, and UF needs a tiny result. Hence
+// the fast paths require: mstatus.FS Dirty (else jitFp checks FS and may trap),
+// NX already set, rounding mode RNE (static, or dynamic with frm = 0), and a
+// result in that range. Single-precision operands must be properly NaN-boxed
+// (else they read as the canonical NaN).
+
+const FFLAGS_OFF = 520; // u32 fflags, followed by u32 frm at 524
+const NANBOX = -0x100000000n;
+const MIN_SAFE_D = 2 ** -1021;
+const MAX_D = 1.7976931348623157e308;
+const MIN_SAFE_S = 2 ** -125;
+const MAX_S = 3.4028234663852886e38;
+/** f64 temporaries. */
+const T_A = L_FP, T_B = L_FP + 1, T_C = L_FP + 2, T_PH = L_FP + 3, T_PL = L_FP + 4, T_AH = L_FP + 5, T_AL = L_FP + 6;
+const T_BH = L_FP + 7, T_BL = L_FP + 8, T_SH = L_FP + 9, T_SL = L_FP + 10, T_T = L_FP + 11, T_R = L_FP + 12;
+void FP_TEMPS;
+
+/** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
+function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
+  e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
+  if (!needNx && rm === 0) return;
+  // fflags and frm as one i64: low word fflags, high word frm.
+  const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
+  e.op(OP.i32_and);
+}
+
+/** AND into L_OK: both raw F values in i64 locals la, lb (and lc) are NaN-boxed. */
+function emitBoxedCheck(e: Emitter, ls: number[]): void {
+  e.lget(ls[0]);
+  for (let i = 1; i < ls.length; i++) e.lget(ls[i]).op(OP.i64_and);
+  e.i64c(NANBOX).op(OP.i64_and).i64c(NANBOX).op(OP.i64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/** Push the binary32 in the low half of i64 local l, widened (exactly) to f64. */
+function emitS2D(e: Emitter, l: number): void {
+  e.lget(l).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32, OP.f64_promote_f32);
+}
+
+/** AND into L_OK: lo <= |f64 local t| <= hi (false for NaN). */
+function emitRangeCheck(e: Emitter, t: number, lo: number, hi: number, strictHi = false): void {
+  e.lget(t).op(OP.f64_abs).f64c(lo).op(OP.f64_ge);
+  e.lget(t).op(OP.f64_abs).f64c(hi).op(strictHi ? OP.f64_lt : OP.f64_le).op(OP.i32_and);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/**
+ * if (L_OK) { f[rd] = result } else { jitFp }. `store` pushes nothing; it
+ * emits the store of the result.
+ */
+function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: number, store: () => void): void {
+  e.lget(L_OK).ifVoid();
+  store();
+  e.else();
+  emitFp(e, insn, rd, false, pc, k);
+  e.end();
+}
+
+/** Store the f64 local t to f[rd], as binary64 or (dbl false; t exactly a binary32) NaN-boxed binary32. */
+function emitStoreF(e: Emitter, rd: number, t: number, dbl: boolean): void {
+  e.i32c(0).lget(t);
+  if (dbl) {
+    e.mem(OP.f64_store, 3, STATE + F_OFF + 8 * rd);
+  } else {
+    e.op(OP.f32_demote_f64, OP.i32_reinterpret_f32, OP.i64_extend_i32_u).i64c(NANBOX).op(OP.i64_or);
+    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+  }
+}
+
+/** OP-FP: FADD/FSUB/FMUL/FDIV/FSQRT/FSGNJ* inline; false when this encoding has no fast path. */
+function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, pc: bigint, k: number): boolean {
+  const f5 = insn >>> 27;
+  const fmt = (insn >>> 25) & 3;
+  const rm = (insn >>> 12) & 7;
+  if (fmt > 1) return false;
+  const dbl = fmt === 1;
+  const fa = STATE + F_OFF + 8 * rs1, fb = STATE + F_OFF + 8 * rs2;
+  if (f5 === 4) {
+    // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
+    if (rm > 2) return false;
+    const sb = dbl ? -0x8000000000000000n : 0x80000000n;
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    emitFastCond(e, 0, false);
+    e.lset(L_OK);
+    if (!dbl) emitBoxedCheck(e, [L_VA, L_VAL]);
+    emitFastOrSlow(e, insn, rd, pc, k, () => {
+      e.i32c(0).lget(L_VA).i64c(~sb).op(OP.i64_and);
+      if (rm === 0) e.lget(L_VAL).i64c(sb).op(OP.i64_and);
+      else if (rm === 1) e.lget(L_VAL).i64c(sb).op(OP.i64_and).i64c(sb).op(OP.i64_xor);
+      else e.lget(L_VA).lget(L_VAL).op(OP.i64_xor).i64c(sb).op(OP.i64_and);
+      e.op(OP.i64_or).mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    });
+    return true;
+  }
+  const sqrt = f5 === 0x0b;
+  if (!(f5 <= 3 || (sqrt && rs2 === 0))) return false;
+  if (rm !== 0 && rm !== 7) return false;
+  emitFastCond(e, rm, true);
+  e.lset(L_OK);
+  const nat = sqrt ? -1 : dbl ? [OP.f64_add, OP.f64_sub, OP.f64_mul, OP.f64_div][f5] : [OP.f32_add, OP.f32_sub, OP.f32_mul, OP.f32_div][f5];
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fa);
+    if (sqrt) e.op(OP.f64_sqrt);
+    else e.i32c(0).mem(OP.f64_load, 3, fb).op(nat);
+    e.lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    if (!sqrt) e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    emitBoxedCheck(e, sqrt ? [L_VA] : [L_VA, L_VAL]);
+    // Native binary32 arithmetic rounds once, as softfloat does.
+    e.lget(L_VA).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32);
+    if (sqrt) e.op(OP.f32_sqrt);
+    else e.lget(L_VAL).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32, nat);
+    e.op(OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
+}
+
+/** AND into L_OK: the error of the f64 sum s = RN(x + y) (Knuth's TwoSum) is zero. */
+function emitTwoSumExact(e: Emitter, x: number, y: number, s: number, tmp: number): void {
+  // yv = s - x; err = (x - (s - yv)) + (y - yv)
+  e.lget(s).lget(x).op(OP.f64_sub).lset(tmp);
+  e.lget(x).lget(s).lget(tmp).op(OP.f64_sub).op(OP.f64_sub);
+  e.lget(y).lget(tmp).op(OP.f64_sub).op(OP.f64_add);
+  e.f64c(0).op(OP.f64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/**
+ * FMADD/FMSUB/FNMSUB/FNMADD inline; false when this encoding has no fast path.
+ *
+ * wasm has no fused multiply-add, so the exact value a*b + c is built with
+ * error-free transformations. binary64: (ph, pl) = TwoProduct(a, b) by
+ * Veltkamp splitting (exact when the operands' exponents are within +-480:
+ * no overflow in the split, and the error term's lowest bit, at least
+ * 2^-1064, is representable); (sh, sl) = TwoSum(ph, c) (exact, no overflow
+ * with |c| < 2^481); then a*b + c = sh + sl + pl exactly. When t = sl + pl is
+ * itself exact (its TwoSum error is zero), RN(sh + t) is the single rounding
+ * of the exact value, i.e. the fused result. binary32: the product of two
+ * binary32 values is exact in binary64; when the binary64 sum p + c is exact
+ * too, narrowing it rounds the exact value once.
+ */
+function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, pc: bigint, k: number): boolean {
+  const fmt = (insn >>> 25) & 3;
+  const rm = (insn >>> 12) & 7;
+  const rs3 = insn >>> 27;
+  if (fmt > 1 || (rm !== 0 && rm !== 7)) return false;
+  const dbl = fmt === 1;
+  const op = insn & 0x7f;
+  // FMSUB: a*b - c; FNMSUB: -(a*b) + c; FNMADD: -(a*b) - c.
+  const negA = op === 0x4b || op === 0x4f;
+  const negC = op === 0x47 || op === 0x4f;
+  const fr = (r: number) => STATE + F_OFF + 8 * r;
+  emitFastCond(e, rm, true);
+  e.lset(L_OK);
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs1));
+    if (negA) e.op(OP.f64_neg);
+    e.lset(T_A);
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs2)).lset(T_B);
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs3));
+    if (negC) e.op(OP.f64_neg);
+    e.lset(T_C);
+    emitRangeCheck(e, T_A, 2 ** -480, 2 ** 481, true);
+    emitRangeCheck(e, T_B, 2 ** -480, 2 ** 481, true);
+    emitRangeCheck(e, T_C, 0, 2 ** 481, true);
+    const SPLIT = 134217729; // 2^27 + 1
+    e.lget(T_A).lget(T_B).op(OP.f64_mul).lset(T_PH);
+    // Veltkamp: x = hi + lo with hi holding the top 26 bits.
+    const split = (x: number, hi: number, lo: number) => {
+      e.f64c(SPLIT).lget(x).op(OP.f64_mul).lset(T_T); // cx
+      e.lget(T_T).lget(T_T).lget(x).op(OP.f64_sub).op(OP.f64_sub).lset(hi); // cx - (cx - x)
+      e.lget(x).lget(hi).op(OP.f64_sub).lset(lo);
+    };
+    split(T_A, T_AH, T_AL);
+    split(T_B, T_BH, T_BL);
+    // pl = ((ah*bh - ph) + ah*bl + al*bh) + al*bl
+    e.lget(T_AH).lget(T_BH).op(OP.f64_mul).lget(T_PH).op(OP.f64_sub);
+    e.lget(T_AH).lget(T_BL).op(OP.f64_mul).op(OP.f64_add);
+    e.lget(T_AL).lget(T_BH).op(OP.f64_mul).op(OP.f64_add);
+    e.lget(T_AL).lget(T_BL).op(OP.f64_mul).op(OP.f64_add).lset(T_PL);
+    // sh = ph + c, sl = its error
+    e.lget(T_PH).lget(T_C).op(OP.f64_add).lset(T_SH);
+    e.lget(T_SH).lget(T_PH).op(OP.f64_sub).lset(T_T); // yv
+    e.lget(T_PH).lget(T_SH).lget(T_T).op(OP.f64_sub).op(OP.f64_sub);
+    e.lget(T_C).lget(T_T).op(OP.f64_sub).op(OP.f64_add).lset(T_SL);
+    // t = sl + pl, required exact
+    e.lget(T_SL).lget(T_PL).op(OP.f64_add).lset(T_T);
+    emitTwoSumExact(e, T_SL, T_PL, T_T, T_AH);
+    e.lget(T_SH).lget(T_T).op(OP.f64_add).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs1)).lset(L_VA);
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs2)).lset(L_VAL);
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs3)).lset(L_EXITPC);
+    emitBoxedCheck(e, [L_VA, L_VAL, L_EXITPC]);
+    emitS2D(e, L_VA);
+    if (negA) e.op(OP.f64_neg);
+    emitS2D(e, L_VAL);
+    e.op(OP.f64_mul).lset(T_PH); // exact: 24-bit by 24-bit significands
+    emitS2D(e, L_EXITPC);
+    if (negC) e.op(OP.f64_neg);
+    e.lset(T_C);
+    e.lget(T_PH).lget(T_C).op(OP.f64_add).lset(T_SH);
+    emitTwoSumExact(e, T_PH, T_C, T_SH, T_T);
+    e.lget(T_SH).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
 }
 
 /**
