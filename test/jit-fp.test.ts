@@ -18,7 +18,6 @@ import { CpuCore } from '../src/machine/cpu-core.js';
 
 const wasm = new Uint8Array(readFileSync(new URL('../../build/cpu.wasm', import.meta.url)));
 const RAM_BASE = 0x8000_0000;
-const RAM_SIZE = 4 * 1024 * 1024;
 const HANDLER = 0x10_0000; // M-mode trap handler (illegal rounding modes trap)
 const TABLE = 0x20_0000;
 const ENTRY = 56; // a, b, c, fcsr in; result, fcsr, mstatus (fsMode other than 'dirty') out
@@ -97,6 +96,10 @@ function run(words: number[], vecs: Vec[], jit: boolean, fsMode: FsMode): { out:
   }
   return { out, jitInsns: core.exports.getJitInstructions() };
 }
+
+/** JITFP_SCALE=N multiplies the number of operand sets, for a deeper run by hand. */
+const SCALE = Math.max(1, Number(process.env.JITFP_SCALE ?? 1) || 1);
+const RAM_SIZE = (4 + Math.ceil(SCALE / 4)) * 1024 * 1024;
 
 const hex = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
 
@@ -190,6 +193,7 @@ function randFcsr(r: Rng): number {
  * exact low part of the product decides the result.
  */
 function makeVecs(r: Rng, n: number, dbl: boolean, fused: boolean): Vec[] {
+  n *= SCALE;
   const vs: Vec[] = [];
   const rand = () => (dbl ? randD(r) : randS(r));
   for (let i = 0; i < n; i++) {

@@ -553,28 +553,49 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
   return true;
 }
 
-/** AND into L_OK: the error of the f64 sum s = RN(x + y) (Knuth's TwoSum) is zero. */
-function emitTwoSumExact(e: Emitter, x: number, y: number, s: number, tmp: number): void {
+/**
+ * Make f64 local s, the sum RN(x + y), the sum rounded to odd instead: when
+ * it is inexact (Knuth's TwoSum error is nonzero) and the last significand
+ * bit is even, step one ulp towards the error, onto the odd neighbour (the
+ * exact sum lies strictly between the two). `tmp` is an f64 local.
+ */
+function emitRoundToOdd(e: Emitter, x: number, y: number, s: number, tmp: number): void {
   // yv = s - x; err = (x - (s - yv)) + (y - yv)
   e.lget(s).lget(x).op(OP.f64_sub).lset(tmp);
   e.lget(x).lget(s).lget(tmp).op(OP.f64_sub).op(OP.f64_sub);
-  e.lget(y).lget(tmp).op(OP.f64_sub).op(OP.f64_add);
-  e.f64c(0).op(OP.f64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK);
+  e.lget(y).lget(tmp).op(OP.f64_sub).op(OP.f64_add).lset(tmp);
+  // bits(s) += (err != 0 && even(s)) ? (sign(err) == sign(s) ? 1 : -1) : 0
+  e.lget(s).op(OP.i64_reinterpret_f64).ltee(L_VA);
+  e.lget(L_VA).lget(tmp).op(OP.i64_reinterpret_f64).op(OP.i64_xor).i64c(63n).op(OP.i64_shr_s).i64c(1n).op(OP.i64_or);
+  e.i64c(0n);
+  e.lget(tmp).f64c(0).op(OP.f64_ne).lget(L_VA).op(OP.i32_wrap_i64).i32c(1).op(OP.i32_and).op(OP.i32_eqz).op(OP.i32_and);
+  e.op(OP.select).op(OP.i64_add).op(OP.f64_reinterpret_i64).lset(s);
 }
 
 /**
  * FMADD/FMSUB/FNMSUB/FNMADD inline; false when this encoding has no fast path.
  *
  * wasm has no fused multiply-add, so the exact value a*b + c is built with
- * error-free transformations. binary64: (ph, pl) = TwoProduct(a, b) by
- * Veltkamp splitting (exact when the operands' exponents are within +-480:
- * no overflow in the split, and the error term's lowest bit, at least
- * 2^-1064, is representable); (sh, sl) = TwoSum(ph, c) (exact, no overflow
- * with |c| < 2^481); then a*b + c = sh + sl + pl exactly. When t = sl + pl is
- * itself exact (its TwoSum error is zero), RN(sh + t) is the single rounding
- * of the exact value, i.e. the fused result. binary32: the product of two
- * binary32 values is exact in binary64; when the binary64 sum p + c is exact
- * too, narrowing it rounds the exact value once.
+ * error-free transformations and rounded once with the help of rounding to
+ * odd (RO), which is emulated: RO(x) is x when representable, else the
+ * neighbour of x whose last significand bit is odd. Its useful property: if a
+ * value is rounded to odd on a grid at least two bits finer than the
+ * breakpoints (midpoints) of a later round-to-nearest, the later rounding
+ * gives the same result as rounding the exact value directly.
+ *
+ * binary64: (ph, pl) = TwoProduct(a, b) by Veltkamp splitting (exact when the
+ * operands' exponents are within +-480: no overflow in the split, and the
+ * error term's lowest bit, at least 2^-1064, is representable);
+ * (sh, sl) = TwoSum(ph, c), exact. So a*b + c = sh + sl + pl exactly, and the
+ * result is RN(sh + RO(sl + pl)). Why: if sl = 0, sl + pl = pl is exact. Else
+ * ph + c was inexact, which rules out cancellation (Sterbenz), so
+ * ulp(ph) <= 2 ulp(sh) and |sl + pl| <= 1.5 ulp(sh); then the result is within
+ * one binade of sh, its midpoints are multiples of ulp(sh)/8 (so is sh),
+ * while the RO grid of sl + pl is below ulp(sh) * 2^-51: sh + RO(sl + pl) is
+ * never a midpoint and lies on the same side of every midpoint as the exact sum.
+ *
+ * binary32: the product of two binary32 values is exact in binary64, so
+ * RN32(RO64(p + c)) is the fused result (64-bit RO has 29 spare bits).
  */
 function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, pc: bigint, k: number): boolean {
   const fmt = (insn >>> 25) & 3;
@@ -620,9 +641,9 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
     e.lget(T_SH).lget(T_PH).op(OP.f64_sub).lset(T_T); // yv
     e.lget(T_PH).lget(T_SH).lget(T_T).op(OP.f64_sub).op(OP.f64_sub);
     e.lget(T_C).lget(T_T).op(OP.f64_sub).op(OP.f64_add).lset(T_SL);
-    // t = sl + pl, required exact
+    // t = RO(sl + pl); r = RN(sh + t)
     e.lget(T_SL).lget(T_PL).op(OP.f64_add).lset(T_T);
-    emitTwoSumExact(e, T_SL, T_PL, T_T, T_AH);
+    emitRoundToOdd(e, T_SL, T_PL, T_T, T_AH);
     e.lget(T_SH).lget(T_T).op(OP.f64_add).lset(T_R);
     emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
   } else {
@@ -638,7 +659,7 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
     if (negC) e.op(OP.f64_neg);
     e.lset(T_C);
     e.lget(T_PH).lget(T_C).op(OP.f64_add).lset(T_SH);
-    emitTwoSumExact(e, T_PH, T_C, T_SH, T_T);
+    emitRoundToOdd(e, T_PH, T_C, T_SH, T_T);
     e.lget(T_SH).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
     emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
   }
