@@ -77,6 +77,12 @@ class Emitter {
   private everDirty = new Set<number>();
   /** Structured-control nesting inside the outer exit block. */
   private depth = 0;
+  /**
+   * mstatus.FS is known to be Dirty here: an earlier FS check or FP instruction
+   * of the block passed (each leaves the block otherwise), and only a CSR write
+   * could lower FS again (it runs through emitInterp, which clears this).
+   */
+  fsDirty = false;
 
   constructor(private readonly allocLink: LinkAllocator | null) {}
 
@@ -399,6 +405,7 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
 }
 
 function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
+  e.fsDirty = false;
   e.flushForInterp(rd);
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
@@ -416,6 +423,8 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
+  // Past here jitFp did not trap, so it found FS on and left it Dirty.
+  e.fsDirty = true;
 }
 
 // ---- Inline FP fast paths ----
@@ -450,7 +459,8 @@ void FP_TEMPS;
 
 /** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
 function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
-  e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
+  if (e.fsDirty) e.i32c(1);
+  else e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
   if (!needNx && rm === 0) return;
   // fflags and frm as one i64: low word fflags, high word frm.
   const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
@@ -672,6 +682,8 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
  * checks FS, may trap, and marks FS Dirty) and leave the block after it.
  */
 function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
+  if (e.fsDirty) return;
+  e.fsDirty = true;
   e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
   e.storeDirty();
   e.storePc(pc);
