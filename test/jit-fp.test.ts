@@ -37,7 +37,7 @@ const rType = (f5: number, fmt: number, rs2: number, rs1: number, rm: number, rd
   ((f5 << 27) | (fmt << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | 0x53) >>> 0;
 const r4Type = (op: number, fmt: number, rs3: number, rs2: number, rs1: number, rm: number, rd: number) =>
   ((rs3 << 27) | (fmt << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | op) >>> 0;
-const A0 = 10, A1 = 11, T0 = 5, T1 = 6, T2 = 7, T3 = 28, T4 = 29;
+const A0 = 10, A1 = 11, T0 = 5, T1 = 6, T2 = 7, T3 = 28, T4 = 29, S1 = 9, T5 = 30;
 
 type FsMode = 'dirty' | 'initial' | 'off';
 
@@ -50,16 +50,17 @@ interface Vec { a: bigint; b: bigint; c: bigint; fcsr: number }
  * the translated block, so the instruction starts one): the fast path must then
  * defer to jitFp, which marks FS Dirty or traps as the interpreter does.
  */
-function program(insn: number, rd: number, fsMode: FsMode): number[] {
+function program(insn: number, rd: number, fsMode: FsMode, xResult: boolean): number[] {
   const lower = fsMode !== 'dirty';
   const w: number[] = [];
   if (lower) w.push(iType(0x73, 2, 0, T3, 0x300)); // csrs mstatus, t3 (FS Dirty)
   w.push(iType(0x07, 3, 1, A0, 0), iType(0x07, 3, 2, A0, 8), iType(0x07, 3, 3, A0, 16));
   w.push(iType(0x03, 3, T0, A0, 24), iType(0x73, 1, 0, T0, 0x003)); // ld t0; fscsr t0
   if (lower) w.push(iType(0x73, 3, 0, T2, 0x300)); // csrc mstatus, t2
-  w.push(insn);
+  // s1 = a's bits too (FMV.D.X source): when translated, only in a local at the instruction
+  w.push(iType(0x03, 3, S1, A0, 0), insn);
   if (lower) w.push(iType(0x73, 2, T4, 0, 0x300), iType(0x73, 2, 0, T3, 0x300)); // csrr t4, mstatus; csrs mstatus, t3
-  w.push(sType(0x27, 3, A0, rd, 32), iType(0x73, 2, T1, 0, 0x003), sType(0x23, 3, A0, T1, 40), sType(0x23, 3, A0, T4, 48));
+  w.push(sType(xResult ? 0x23 : 0x27, 3, A0, rd, 32), iType(0x73, 2, T1, 0, 0x003), sType(0x23, 3, A0, T1, 40), sType(0x23, 3, A0, T4, 48));
   w.push(iType(0x13, 0, A0, A0, ENTRY));
   w.push(bne(A0, A1, -4 * w.length));
   w.push(0x0000100f, 0x0000006f); // fence.i (ends the translated block), j .
@@ -103,8 +104,8 @@ const RAM_SIZE = (4 + Math.ceil(SCALE / 4)) * 1024 * 1024;
 
 const hex = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
 
-function compare(name: string, insn: number, rd: number, vecs: Vec[], fsMode: FsMode = 'dirty'): void {
-  const words = program(insn, rd, fsMode);
+function compare(name: string, insn: number, rd: number, vecs: Vec[], fsMode: FsMode = 'dirty', xResult = false): void {
+  const words = program(insn, rd, fsMode, xResult);
   const ref = run(words, vecs, false, fsMode);
   const got = run(words, vecs, true, fsMode);
   assert.ok(got.jitInsns > BigInt(vecs.length * 4), `${name}: translated code ran (${got.jitInsns} instructions)`);
@@ -263,6 +264,25 @@ test('FP fast paths: FSGNJ/FSGNJN/FSGNJX, S (NaN-boxing) and D', () => {
   for (const fmt of [0, 1]) for (const rm of [0, 1, 2]) for (const [rs1, rs2] of [[1, 2], [1, 1]]) {
     const rd = r.pick([4, 1, 2]);
     compare(`fsgnj rm=${rm} fmt=${fmt} f${rd}=f${rs1},f${rs2}`, rType(4, fmt, rs2, rs1, rm, rd), rd, makeVecs(r, 300, fmt === 1, false));
+  }
+});
+
+test('FP fast paths: FMV.X.D/W, FMV.D/W.X, FEQ/FLT/FLE (x registers), S and D', () => {
+  const r = new Rng(0x786d76n);
+  for (const fs of ['dirty', 'initial', 'off'] as const) for (const fmt of [0, 1]) {
+    const s = fmt === 0 ? 's' : 'd';
+    // x[rd]: T5, or S1 (a source loaded in this block), or x0
+    for (const xd of [T5, S1, 0]) {
+      compare(`fmv.x.${s} x${xd} FS ${fs}`, rType(0x1c, fmt, 0, 1, 0, xd), xd, makeVecs(r, 300, fmt === 1, false), fs, true);
+      for (const [rm, n] of [[0, 'fle'], [1, 'flt'], [2, 'feq']] as const) {
+        const v = makeVecs(r, 300, fmt === 1, false);
+        for (let i = 0; i < v.length; i += 3) v[i].b = v[i].a; // equal operands now and then
+        compare(`${n}.${s} x${xd} FS ${fs}`, rType(0x14, fmt, 2, 1, rm, xd), xd, v, fs, true);
+      }
+    }
+    compare(`fclass.${s} FS ${fs}`, rType(0x1c, fmt, 0, 1, 1, T5), T5, makeVecs(r, 300, fmt === 1, false), fs, true);
+    compare(`fmv.${s}.x FS ${fs}`, rType(0x1e, fmt, 0, S1, 0, 4), 4, makeVecs(r, 300, fmt === 1, false), fs);
+    compare(`fmv.${s}.x f1 FS ${fs}`, rType(0x1e, fmt, 0, S1, 0, 1), 1, makeVecs(r, 300, fmt === 1, false), fs);
   }
 });
 

@@ -468,6 +468,50 @@ function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
   e.op(OP.i32_and);
 }
 
+/**
+ * FMV.X.D / FMV.X.W (raw bits, the binary32 sign-extended, no NaN-box check)
+ * and FEQ/FLT/FLE on ordered operands (no NaN: no flags) write x[rd]. The slow
+ * path's jitFp writes x[rd] in the STATE block, which is then read back, so
+ * both paths leave the result in the register's local.
+ */
+function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: number, rm: number, dbl: boolean,
+  fa: number, fb: number, pc: bigint, k: number): boolean {
+  const cmp = f5 === 0x14;
+  if (cmp ? rm > 2 : rs2 !== 0 || rm !== 0) return false; // FCLASS (rm 1) and illegal encodings: jitFp
+  emitFastCond(e, 0, false);
+  e.lset(L_OK);
+  if (cmp) {
+    if (dbl) {
+      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+    } else {
+      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+      emitBoxedCheck(e, [L_VA, L_VAL]);
+      emitS2D(e, L_VA);
+      e.lset(T_A);
+      emitS2D(e, L_VAL);
+      e.lset(T_B);
+    }
+    // Neither is a NaN (x == x is false only for NaN).
+    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
+    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  }
+  e.lget(L_OK).ifI64();
+  if (cmp) {
+    e.lget(T_A).lget(T_B).op([OP.f64_le, OP.f64_lt, OP.f64_eq][rm]).op(OP.i64_extend_i32_u);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa);
+    if (!dbl) e.op(OP.i64_extend32_s);
+  }
+  e.else();
+  emitFp(e, insn, rd, false, pc, k);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
+  e.end();
+  e.setReg(rd);
+  return true;
+}
+
 /** AND into L_OK: both raw F values in i64 locals la, lb (and lc) are NaN-boxed. */
 function emitBoxedCheck(e: Emitter, ls: number[]): void {
   e.lget(ls[0]);
@@ -518,6 +562,27 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
   if (fmt > 1) return false;
   const dbl = fmt === 1;
   const fa = STATE + F_OFF + 8 * rs1, fb = STATE + F_OFF + 8 * rs2;
+  if (f5 === 0x1c || f5 === 0x14) return emitFpToXFast(e, insn, f5, rd, rs2, rm, dbl, fa, fb, pc, k);
+  if (f5 === 0x1e) {
+    // FMV.D.X / FMV.W.X: raw bits (binary32 NaN-boxed), no flags.
+    if (rs2 !== 0 || rm !== 0) return false;
+    e.reg(rs1).lset(L_VAL);
+    const known = e.fsDirty;
+    if (!known) {
+      emitFastCond(e, 0, false);
+      e.ifVoid();
+    }
+    e.i32c(0).lget(L_VAL);
+    if (!dbl) e.i64c(0xffffffffn).op(OP.i64_and).i64c(NANBOX).op(OP.i64_or);
+    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    if (!known) {
+      e.else();
+      e.storeDirty(); // jitFp reads x[rs1] from the STATE block
+      emitFp(e, insn, rd, false, pc, k);
+      e.end();
+    }
+    return true;
+  }
   if (f5 === 4) {
     // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
     if (rm > 2) return false;
