@@ -8,7 +8,9 @@
 // the core's slow path otherwise; a slow path that traps (or asks to leave)
 // ends the block with pc at the faulting instruction (or after it) and the
 // count of instructions retired, exactly as the interpreter would.
-// FP, AMO and CSR instructions run through the interpreter (jitInterp) in place.
+// FP computational instructions call the core's jitFp, except for inline fast
+// paths (see "Inline FP fast paths"); AMO and CSR instructions run through the
+// interpreter (jitInterp) in place.
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 
@@ -455,7 +457,6 @@ const MAX_S = 3.4028234663852886e38;
 /** f64 temporaries. */
 const T_A = L_FP, T_B = L_FP + 1, T_C = L_FP + 2, T_PH = L_FP + 3, T_PL = L_FP + 4, T_AH = L_FP + 5, T_AL = L_FP + 6;
 const T_BH = L_FP + 7, T_BL = L_FP + 8, T_SH = L_FP + 9, T_SL = L_FP + 10, T_T = L_FP + 11, T_R = L_FP + 12;
-void FP_TEMPS;
 
 /** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
 function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
