@@ -9,6 +9,8 @@
 // infinities, quiet and signalling NaNs, subnormals, the edges of the ranges
 // the fast paths accept, results near overflow and underflow, near-ties and
 // cancellations for the fused multiply-adds, and improperly NaN-boxed singles.
+// The fused results are also checked against exact rational arithmetic
+// (BigInt), an oracle independent of both the interpreter and the fast path.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -308,4 +310,64 @@ test('FP fast paths: property, random operands of any kind for every fast-path o
     ),
     { numRuns: 40, seed: 0x6670 },
   );
+});
+
+// ---- an oracle independent of the interpreter: exact rational arithmetic ----
+
+/** x = m * 2^e exactly (m signed). */
+function decompose(x: bigint): [bigint, number] {
+  const e = Number((x >> 52n) & 0x7ffn);
+  let m = x & 0xfffffffffffffn;
+  let ex: number;
+  if (e === 0) ex = -1074;
+  else { m |= 1n << 52n; ex = e - 1075; }
+  return [x >> 63n ? -m : m, ex];
+}
+
+/** RNE(a*b + c) to `prec` bits, for a result in the normal range (the caller checks). */
+function exactFma(a: bigint, b: bigint, c: bigint, prec: number): number {
+  const [ma, ea] = decompose(a), [mb, eb] = decompose(b), [mc, ec] = decompose(c);
+  const ep = ea + eb, em = Math.min(ep, ec);
+  let m = ((ma * mb) << BigInt(ep - em)) + (mc << BigInt(ec - em));
+  if (m === 0n) return 0;
+  const neg = m < 0n;
+  if (neg) m = -m;
+  const n = m.toString(2).length;
+  let q = m, sh = 0;
+  if (n > prec) {
+    sh = n - prec;
+    q = m >> BigInt(sh);
+    const rem = m - (q << BigInt(sh)), half = 1n << BigInt(sh - 1);
+    if (rem > half || (rem === half && (q & 1n) !== 0n)) q++;
+  }
+  let v = Number(q), k = em + sh;
+  while (k > 500) { v *= 2 ** 500; k -= 500; }
+  while (k < -500) { v *= 2 ** -500; k += 500; }
+  v *= 2 ** k;
+  return neg ? -v : v;
+}
+
+test('FP fast paths: translated FMADD.D/FMADD.S results equal exactly rounded a*b + c', () => {
+  for (const dbl of [true, false]) {
+    const r = new Rng(dbl ? 0x6578616374n : 0x65786163n);
+    // fcsr = NX, frm = RNE throughout, so (almost) every entry takes the fast path once translated
+    const vecs = makeVecs(r, 3000, dbl, true).map((v) => ({ ...v, fcsr: 1 }));
+    const words = program(r4Type(0x43, dbl ? 1 : 0, 3, 2, 1, 7, 4), 4, 'dirty', false);
+    const got = run(words, vecs, true, 'dirty');
+    let checked = 0;
+    vecs.forEach((v, i) => {
+      const res = got.out[3 * i];
+      const wide = (x: bigint) => (dbl ? x : f64b(b2f32(x))); // binary32 operands widened exactly
+      if (!dbl && ((v.a & v.b & v.c & BOX) !== BOX || (res & BOX) !== BOX)) return;
+      const x = dbl ? b2f64(res) : b2f32(res);
+      const lo = dbl ? 2 ** -1021 : 2 ** -125, hi = dbl ? Number.MAX_VALUE : 3.4028234663852886e38;
+      if (!(Math.abs(x) >= lo && Math.abs(x) <= hi)) return; // not a fast-path result
+      const [a, b, c] = [wide(v.a), wide(v.b), wide(v.c)];
+      if ([a, b, c].some((y) => ((y >> 52n) & 0x7ffn) === 0x7ffn)) return;
+      const want = exactFma(a, b, c, dbl ? 53 : 24);
+      assert.ok(Object.is(x, want), `fmadd.${dbl ? 'd' : 's'} entry ${i}: a=${hex(v.a)} b=${hex(v.b)} c=${hex(v.c)}: ${x} != ${want}`);
+      checked++;
+    });
+    assert.ok(checked > 1000, `checked ${checked} results`);
+  }
 });
