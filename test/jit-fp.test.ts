@@ -288,6 +288,27 @@ test('FP fast paths: FMV.X.D/W, FMV.D/W.X, FEQ/FLT/FLE (x registers), S and D', 
   }
 });
 
+test('FP fast paths: FCVT.S/D.W/WU/L/LU (x source), every rounding mode', () => {
+  const r = new Rng(0x637674n);
+  const edges = [0n, 1n, -1n, 2n ** 24n, 2n ** 24n + 1n, -(2n ** 24n), -(2n ** 24n) - 1n, 2n ** 53n, 2n ** 53n + 1n,
+    -(2n ** 53n), -(2n ** 53n) - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, -(2n ** 31n), 2n ** 63n - 1n, -(2n ** 63n)];
+  const intOperand = (): bigint => {
+    switch (r.int(5)) {
+      case 0: return BigInt.asUintN(64, r.pick(edges) + BigInt(r.int(5) - 2));
+      case 1: return r.next();
+      case 2: return BigInt.asUintN(64, BigInt.asIntN(64, r.next()) >> BigInt(r.int(64))); // any magnitude, either sign
+      case 3: return (r.next() & 0xffffffffn) | (r.int(2) ? 0xffffffff00000000n : 0n) ^ (r.int(4) === 0 ? 1n << 40n : 0n);
+      default: return BigInt.asUintN(64, BigInt(r.int(1 << 30) - (1 << 29)));
+    }
+  };
+  for (const fmt of [0, 1]) for (const src of [0, 1, 2, 3]) for (const rm of [0, 1, 4, 5, 7]) {
+    const vecs = makeVecs(r, 300, fmt === 1, false).map((v) => ({ ...v, a: intOperand() }));
+    const name = `fcvt.${fmt ? 'd' : 's'}.${['w', 'wu', 'l', 'lu'][src]} rm=${rm}`;
+    compare(name, rType(0x1a, fmt, src, S1, rm, 4), 4, vecs);
+    if (rm === 7) compare(`${name} FS initial`, rType(0x1a, fmt, src, S1, rm, 1), 1, vecs, 'initial');
+  }
+});
+
 test('FP fast paths defer to jitFp while mstatus.FS is not Dirty (Initial: marked Dirty; Off: illegal instruction)', () => {
   const r = new Rng(0x6673n);
   for (const fs of ['initial', 'off'] as const) {

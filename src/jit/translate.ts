@@ -513,6 +513,33 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
   return true;
 }
 
+/**
+ * FCVT.{S,D}.{W,WU,L,LU} of an integer the target format holds exactly
+ * (|v| <= 2^53, binary32: 2^24): no flags, and the rounding mode does not
+ * matter, but it must be a valid one (else jitFp raises illegal instruction).
+ */
+function emitCvtFromIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 > 3 || rm === 5 || rm === 6) return false;
+  const lim = dbl ? 2n ** 53n : 2n ** 24n;
+  e.reg(rs1);
+  if (rs2 === 0) e.op(OP.i64_extend32_s); // W: the low 32 bits, sign-extended
+  else if (rs2 === 1) e.i64c(0xffffffffn).op(OP.i64_and); // WU: zero-extended
+  e.lset(L_VAL);
+  emitFastCond(e, 0, false);
+  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+  // Signed: -lim <= v <= lim, as v + lim <= 2 lim unsigned; unsigned: v <= lim.
+  const signed = (rs2 & 1) === 0;
+  if (signed) e.lget(L_VAL).i64c(lim).op(OP.i64_add).i64c(2n * lim).op(OP.i64_le_u);
+  else e.lget(L_VAL).i64c(lim).op(OP.i64_le_u);
+  e.op(OP.i32_and).lset(L_OK);
+  emitFastOrSlow(e, insn, rd, pc, k, () => {
+    e.lget(L_VAL).op(signed ? OP.f64_convert_i64_s : OP.f64_convert_i64_u).lset(T_R);
+    emitStoreF(e, rd, T_R, dbl);
+  }, true);
+  return true;
+}
+
 /** AND into L_OK: both raw F values in i64 locals la, lb (and lc) are NaN-boxed. */
 function emitBoxedCheck(e: Emitter, ls: number[]): void {
   e.lget(ls[0]);
@@ -534,12 +561,13 @@ function emitRangeCheck(e: Emitter, t: number, lo: number, hi: number, strictHi 
 
 /**
  * if (L_OK) { f[rd] = result } else { jitFp }. `store` pushes nothing; it
- * emits the store of the result.
+ * emits the store of the result. `readsX`: the instruction reads an x register.
  */
-function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: number, store: () => void): void {
+function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: number, store: () => void, readsX = false): void {
   e.lget(L_OK).ifVoid();
   store();
   e.else();
+  if (readsX) e.storeDirty(); // jitFp reads x[rs1] from the STATE block
   emitFp(e, insn, rd, false, pc, k);
   e.end();
 }
@@ -584,6 +612,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     }
     return true;
   }
+  if (f5 === 0x1a) return emitCvtFromIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 4) {
     // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
     if (rm > 2) return false;

@@ -26,7 +26,7 @@ export const OP = {
   f64_eq: 0x61, f64_ne: 0x62, f64_lt: 0x63, f64_gt: 0x64, f64_le: 0x65, f64_ge: 0x66,
   f32_neg: 0x8c, f32_add: 0x92, f32_sub: 0x93, f32_mul: 0x94, f32_div: 0x95,
   f64_abs: 0x99, f64_neg: 0x9a, f64_add: 0xa0, f64_sub: 0xa1, f64_mul: 0xa2, f64_div: 0xa3,
-  f32_demote_f64: 0xb6, f64_promote_f32: 0xbb,
+  f32_demote_f64: 0xb6, f64_promote_f32: 0xbb, f64_convert_i64_s: 0xb9, f64_convert_i64_u: 0xba,
   i32_reinterpret_f32: 0xbc, i64_reinterpret_f64: 0xbd, f32_reinterpret_i32: 0xbe, f64_reinterpret_i64: 0xbf,
   i32_lt_u: 0x49, i32_gt_u: 0x4b, i32_ge_u: 0x4f,
 } as const;
