@@ -309,6 +309,24 @@ test('FP fast paths: FCVT.S/D.W/WU/L/LU (x source), every rounding mode', () => 
   }
 });
 
+test('FP fast paths: FCVT.W/WU/L/LU.S/D (x result), every rounding mode', () => {
+  const r = new Rng(0x746f696e74n);
+  const edges = [0, -0, 0.5, 1.5, 2.5, -0.5, -0.25, -1, 3.7, -3.7, 2 ** 31 - 1, 2 ** 31 - 0.5, 2 ** 31, -(2 ** 31), -(2 ** 31) - 0.5,
+    -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32 - 0.5, 2 ** 32, 2 ** 63, 2 ** 63 - 1024, -(2 ** 63), -(2 ** 63) - 2048, 2 ** 64,
+    2 ** 64 - 2048, 1e10, -1e10, 2 ** 52 + 0.5, Infinity, -Infinity, NaN];
+  for (const fmt of [0, 1]) for (const dst of [0, 1, 2, 3]) for (const rm of [0, 1, 2, 3, 4, 7]) {
+    const vecs = makeVecs(r, 300, fmt === 1, false).map((v) => {
+      const k = r.int(3);
+      if (k === 2) return v;
+      const d = k === 0 ? r.pick(edges) : (r.int(1 << 20) - (1 << 19)) * 2 ** -r.int(4);
+      return { ...v, a: fmt === 1 ? f64b(d) : BOX | f32b(d) };
+    });
+    const name = `fcvt.${['w', 'wu', 'l', 'lu'][dst]}.${fmt ? 'd' : 's'} rm=${rm}`;
+    compare(name, rType(0x18, fmt, dst, 1, rm, T5), T5, vecs, 'dirty', true);
+    if (rm === 1) compare(`${name} x${S1} FS initial`, rType(0x18, fmt, dst, 1, rm, S1), S1, vecs, 'initial', true);
+  }
+});
+
 test('FP fast paths defer to jitFp while mstatus.FS is not Dirty (Initial: marked Dirty; Off: illegal instruction)', () => {
   const r = new Rng(0x6673n);
   for (const fs of ['initial', 'off'] as const) {

@@ -514,6 +514,50 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
 }
 
 /**
+ * FCVT.{W,WU,L,LU}.{S,D} in RTZ, RNE, RDN or RUP (wasm trunc, nearest, floor,
+ * ceil round to an integral f64 exactly) when the rounded value is in the
+ * target's range (no NV) and either it equals the operand or fflags.NX is
+ * already set (NX is the only other flag). The 32-bit results are
+ * sign-extended, as RISC-V wants (FCVT.WU included). x[rd] is written as in
+ * emitFpToXFast.
+ */
+function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 > 3) return false;
+  const round = [OP.f64_nearest, OP.f64_trunc, OP.f64_floor, OP.f64_ceil, -1, -1, -1, OP.f64_nearest][rm];
+  if (round < 0) return false; // RMM has no wasm rounding; 5 and 6 are illegal
+  const fa = STATE + F_OFF + 8 * rs1;
+  emitFastCond(e, rm === 7 ? 7 : 0, false);
+  e.lset(L_OK);
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    emitBoxedCheck(e, [L_VA]);
+    emitS2D(e, L_VA);
+    e.lset(T_A);
+  }
+  e.lget(T_A).op(round).lset(T_R);
+  // Range of the rounded value (false for NaN); -0 counts as 0 for the unsigned ones.
+  const [lo, hi, hiIncl] = [[-(2 ** 31), 2 ** 31 - 1, true], [0, 2 ** 32 - 1, true], [-(2 ** 63), 2 ** 63, false], [0, 2 ** 64, false]][rs2] as [number, number, boolean];
+  e.lget(T_R).f64c(lo).op(OP.f64_ge).lget(T_R).f64c(hi).op(hiIncl ? OP.f64_le : OP.f64_lt).op(OP.i32_and);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  // Exact, or NX already set.
+  e.lget(T_R).lget(T_A).op(OP.f64_eq);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  e.lget(L_OK).ifI64();
+  e.lget(T_R).op(rs2 === 3 ? OP.i64_trunc_f64_u : OP.i64_trunc_f64_s);
+  if (rs2 === 1) e.op(OP.i64_extend32_s);
+  e.else();
+  emitFp(e, insn, rd, false, pc, k);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
+  e.end();
+  e.setReg(rd);
+  return true;
+}
+
+/**
  * FCVT.{S,D}.{W,WU,L,LU} of an integer the target format holds exactly
  * (|v| <= 2^53, binary32: 2^24): no flags, and the rounding mode does not
  * matter, but it must be a valid one (else jitFp raises illegal instruction).
@@ -612,6 +656,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     }
     return true;
   }
+  if (f5 === 0x18) return emitCvtToIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 0x1a) return emitCvtFromIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 4) {
     // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
