@@ -327,6 +327,23 @@ test('FP fast paths: FCVT.W/WU/L/LU.S/D (x result), every rounding mode', () => 
   }
 });
 
+test('FP fast paths: FCVT.D.S and FCVT.S.D, every rounding mode', () => {
+  const r = new Rng(0x636666n);
+  for (const rm of [0, 1, 3, 4, 5, 7]) {
+    // FCVT.S.D: binary64 operands, often near binary32 ties, the range edges and subnormals
+    const near = makeVecs(r, 400, true, false).map((v) => {
+      const k = r.int(4);
+      if (k === 0) return v;
+      if (k === 1) return { ...v, a: (r.next() & 0x800fffffffffffffn) | (BigInt(1023 - 150 + r.int(28)) << 52n) }; // binary32 subnormal range
+      if (k === 2 && r.int(2)) return { ...v, a: f64b((2 ** -126 - 2 ** -150 * (1 + (r.int(5) - 2) * 2 ** -20)) * (r.int(2) ? 1 : -1)) }; // tiny only before rounding
+      const x = b2f32(r.next()) * (1 + (r.int(3) - 1) * 2 ** -25);
+      return { ...v, a: f64b(Number.isFinite(x) ? x : 1) + BigInt(r.int(3) - 1) };
+    });
+    compare(`fcvt.s.d rm=${rm}`, rType(8, 0, 1, 1, rm, 4), 4, near);
+    compare(`fcvt.d.s rm=${rm}`, rType(8, 1, 0, 1, rm, 4), 4, makeVecs(r, 400, false, false));
+  }
+});
+
 test('FP fast paths defer to jitFp while mstatus.FS is not Dirty (Initial: marked Dirty; Off: illegal instruction)', () => {
   const r = new Rng(0x6673n);
   for (const fs of ['initial', 'off'] as const) {

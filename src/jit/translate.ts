@@ -514,6 +514,36 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
 }
 
 /**
+ * FCVT.D.S widens exactly: no flags for a non-NaN operand, whatever the
+ * (valid) rounding mode. FCVT.S.D narrows with one RNE rounding (wasm's
+ * demote), under the same conditions as the arithmetic: NX already set and a
+ * normal binary32 result.
+ */
+function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 !== (dbl ? 0 : 1)) return false;
+  const fa = STATE + F_OFF + 8 * rs1;
+  if (dbl) {
+    if (rm === 5 || rm === 6) return false;
+    emitFastCond(e, 0, false);
+    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+    e.lset(L_OK);
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    emitBoxedCheck(e, [L_VA]);
+    emitS2D(e, L_VA);
+    e.ltee(T_R).lget(T_R).op(OP.f64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK); // not a NaN
+  } else {
+    if (rm !== 0 && rm !== 7) return false;
+    emitFastCond(e, rm, true);
+    e.lset(L_OK);
+    e.i32c(0).mem(OP.f64_load, 3, fa).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
+}
+
+/**
  * FCVT.{W,WU,L,LU}.{S,D} in RTZ, RNE, RDN or RUP (wasm trunc, nearest, floor,
  * ceil round to an integral f64 exactly) when the rounded value is in the
  * target's range (no NV) and either it equals the operand or fflags.NX is
@@ -656,6 +686,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     }
     return true;
   }
+  if (f5 === 8) return emitCvtFFFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 0x18) return emitCvtToIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 0x1a) return emitCvtFromIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 4) {
