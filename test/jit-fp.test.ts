@@ -344,6 +344,15 @@ test('FP fast paths: FCVT.D.S and FCVT.S.D, every rounding mode', () => {
   }
 });
 
+test('FP fast paths: FMIN/FMAX, S and D', () => {
+  const r = new Rng(0x6d696en);
+  for (const fmt of [0, 1]) for (const rm of [0, 1, 2]) {
+    const v = makeVecs(r, 400, fmt === 1, false);
+    for (let i = 0; i < v.length; i += 4) v[i].b = v[i].a ^ (fmt === 1 ? 1n << 63n : 1n << 31n); // +-x, incl. +-0
+    compare(`f${rm ? 'max' : 'min'}.${fmt ? 'd' : 's'} rm=${rm}`, rType(5, fmt, 2, 1, rm, 4), 4, v);
+  }
+});
+
 test('FP fast paths defer to jitFp while mstatus.FS is not Dirty (Initial: marked Dirty; Off: illegal instruction)', () => {
   const r = new Rng(0x6673n);
   for (const fs of ['initial', 'off'] as const) {

@@ -686,6 +686,29 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     }
     return true;
   }
+  if (f5 === 5) {
+    // FMIN/FMAX of ordered operands: wasm's min/max order -0 below +0, as RISC-V does; no flags.
+    if (rm > 1) return false;
+    emitFastCond(e, 0, false);
+    e.lset(L_OK);
+    if (dbl) {
+      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+    } else {
+      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+      emitBoxedCheck(e, [L_VA, L_VAL]);
+      emitS2D(e, L_VA);
+      e.lset(T_A);
+      emitS2D(e, L_VAL);
+      e.lset(T_B);
+    }
+    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
+    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+    e.lget(T_A).lget(T_B).op(rm === 0 ? OP.f64_min : OP.f64_max).lset(T_R);
+    emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+    return true;
+  }
   if (f5 === 8) return emitCvtFFFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 0x18) return emitCvtToIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
   if (f5 === 0x1a) return emitCvtFromIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
