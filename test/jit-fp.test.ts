@@ -41,23 +41,32 @@ const r4Type = (op: number, fmt: number, rs3: number, rs2: number, rs1: number, 
   ((rs3 << 27) | (fmt << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | op) >>> 0;
 const A0 = 10, A1 = 11, T0 = 5, T1 = 6, T2 = 7, T3 = 28, T4 = 29, S1 = 9, T5 = 30;
 
-type FsMode = 'dirty' | 'initial' | 'off';
+/**
+ * 'dirty': FS stays Dirty, but the fscsr right before the instruction makes
+ * the translator forget that, so the fast path checks FS at run time;
+ * 'known': the fscsr comes first and an FLD precedes the instruction in the
+ * block, so the translator knows FS is Dirty and checks nothing;
+ * 'initial' / 'off': FS is lowered right before the instruction.
+ */
+type FsMode = 'dirty' | 'known' | 'initial' | 'off';
 
 interface Vec { a: bigint; b: bigint; c: bigint; fcsr: number }
 
 /**
- * The loop: [set FS Dirty,] fld f1..f3, fscsr, [lower mstatus.FS,] insn, [read
- * mstatus, set FS Dirty,] fsd f[rd], frcsr, store, next. `fsMode` 'initial'
- * or 'off' lowers FS right before the instruction (the mstatus write also ends
- * the translated block, so the instruction starts one): the fast path must then
- * defer to jitFp, which marks FS Dirty or traps as the interpreter does.
+ * The loop: [set FS Dirty,] fld f1..f3, fscsr, [lower mstatus.FS,] ld s1,
+ * insn, [read mstatus, set FS Dirty,] fsd/sd rd, frcsr, store, next (see
+ * FsMode). When FS is lowered, the mstatus write also ends the translated
+ * block, so the instruction starts one: the fast path must then defer to
+ * jitFp, which marks FS Dirty or traps as the interpreter does.
  */
 function program(insn: number, rd: number, fsMode: FsMode, xResult: boolean): number[] {
-  const lower = fsMode !== 'dirty';
+  const lower = fsMode === 'initial' || fsMode === 'off';
   const w: number[] = [];
+  const fscsr = [iType(0x03, 3, T0, A0, 24), iType(0x73, 1, 0, T0, 0x003)]; // ld t0; fscsr t0
   if (lower) w.push(iType(0x73, 2, 0, T3, 0x300)); // csrs mstatus, t3 (FS Dirty)
+  if (fsMode === 'known') w.push(...fscsr);
   w.push(iType(0x07, 3, 1, A0, 0), iType(0x07, 3, 2, A0, 8), iType(0x07, 3, 3, A0, 16));
-  w.push(iType(0x03, 3, T0, A0, 24), iType(0x73, 1, 0, T0, 0x003)); // ld t0; fscsr t0
+  if (fsMode !== 'known') w.push(...fscsr);
   if (lower) w.push(iType(0x73, 3, 0, T2, 0x300)); // csrc mstatus, t2
   // s1 = a's bits too (FMV.D.X source): when translated, only in a local at the instruction
   w.push(iType(0x03, 3, S1, A0, 0), insn);
@@ -256,8 +265,9 @@ test('FP fast paths: arithmetic and fused multiply-add, every rounding mode, S a
   for (const op of OPS) for (const fmt of [0, 1]) for (const rm of [0, 7, 1, 2, 3, 4]) {
     // rd = f4, or rd equal to a source (the result must not clobber an operand the slow path rereads)
     const rd = r.pick([4, 4, 1, 2, 3]);
-    const name = `${op.name}.${fmt ? 'd' : 's'} rm=${rm} rd=f${rd}`;
-    compare(name, op.enc(fmt, rm, rd), rd, makeVecs(r, 400, fmt === 1, op.fused));
+    const fs = r.int(2) ? 'dirty' : 'known';
+    const name = `${op.name}.${fmt ? 'd' : 's'} rm=${rm} rd=f${rd} FS ${fs}`;
+    compare(name, op.enc(fmt, rm, rd), rd, makeVecs(r, 400, fmt === 1, op.fused), fs);
   }
 });
 
@@ -370,7 +380,7 @@ test('FP fast paths: property, random operands of any kind for every fast-path o
     fc.property(
       fc.constantFrom(...allOps), fc.constantFrom(0, 1), fc.constantFrom(0, 7), fc.bigInt({ min: 1n, max: (1n << 62n) }),
       (op, fmt, rm, seed) => {
-        compare(`${op.name} fmt=${fmt} rm=${rm} seed=${seed}`, op.enc(fmt, rm, 4), 4, makeVecs(new Rng(seed), 200, fmt === 1, op.fused));
+        compare(`${op.name} fmt=${fmt} rm=${rm} seed=${seed}`, op.enc(fmt, rm, 4), 4, makeVecs(new Rng(seed), 200, fmt === 1, op.fused), 'known');
       },
     ),
     { numRuns: 40, seed: 0x6670 },
