@@ -8,9 +8,11 @@
 // the core's slow path otherwise; a slow path that traps (or asks to leave)
 // ends the block with pc at the faulting instruction (or after it) and the
 // count of instructions retired, exactly as the interpreter would.
-// FP, AMO and CSR instructions run through the interpreter (jitInterp) in place.
+// FP computational instructions call the core's jitFp, except for inline fast
+// paths (see "Inline FP fast paths"); AMO and CSR instructions run through the
+// interpreter (jitInterp) in place.
 
-import { ByteWriter, OP, I32, I64 } from './wasm-builder.js';
+import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 
 export const STATE = 0x100000;
 const PC_OFF = 512;
@@ -52,7 +54,10 @@ const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
 const L_MASK = 39; // i32: registers to write back at the exit (bit r = x[r])
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [6, I32]];
+const L_OK = 40; // i32: an inline FP fast path's result may be used
+const L_FP = 41; // first of the f64 temporaries of the FP fast paths
+const FP_TEMPS = 13;
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -79,6 +84,12 @@ class Emitter {
   private everDirty = new Set<number>();
   /** Structured-control nesting inside the outer exit block. */
   private depth = 0;
+  /**
+   * mstatus.FS is known to be Dirty here: an earlier FS check or FP instruction
+   * of the block passed (each leaves the block otherwise), and only a CSR write
+   * could lower FS again (it runs through emitInterp, which clears this).
+   */
+  fsDirty = false;
 
   constructor(private readonly allocLink: LinkAllocator | null) {}
 
@@ -92,6 +103,12 @@ class Emitter {
   }
   i64c(v: bigint): this {
     this.c.byte(OP.i64_const).i64(v);
+    return this;
+  }
+  f64c(v: number): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    this.c.byte(OP.f64_const).bytes(b);
     return this;
   }
   lget(l: number): this {
@@ -389,12 +406,12 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       emitFpStore(e, insn, rs1, rs2, f3 === 3, pc, next, k);
       return 'ok';
     case 16: case 17: case 18: case 19: // fused multiply-add: F registers only
-      emitFp(e, insn, rd, false, pc, k);
+      if (!emitFmaFast(e, insn, rd, rs1, rs2, pc, k)) emitFp(e, insn, rd, false, pc, k);
       return 'ok';
     case 20: { // OP-FP: compares, conversions and moves also read or write an x register
       const f5 = insn >>> 27;
       const fpOnly = f5 <= 5 || f5 === 8 || f5 === 0x0b;
-      emitFp(e, insn, rd, !fpOnly, pc, k);
+      if (!emitFpFast(e, insn, rd, rs1, rs2, pc, k)) emitFp(e, insn, rd, !fpOnly, pc, k);
       return 'ok';
     }
     default:
@@ -403,6 +420,7 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
 }
 
 function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
+  e.fsDirty = false;
   e.flushForInterp(rd);
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
@@ -420,6 +438,450 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
+  // Past here jitFp did not trap, so it found FS on and left it Dirty.
+  e.fsDirty = true;
+}
+
+// ---- Inline FP fast paths ----
+//
+// A fast path computes the result with native wasm arithmetic (IEEE binary32/
+// binary64, round to nearest even) and uses it only when it is provably what
+// the interpreter (fpu.ts + softfloat.ts) would produce, fflags included;
+// otherwise the instruction goes through jitFp as before. F registers stay in
+// the STATE block (they are never cached in locals), so nothing needs writing back.
+//
+// Flags: fflags bits are sticky, so once NX is set an operation that can only
+// raise NX leaves fflags unchanged. With finite operands and a result r whose
+// magnitude is in [2^-1021, max finite] (binary32: [2^-125, max]), no other
+// flag is possible: NV and DZ only come with a NaN or infinite result (inputs
+// that are NaN or infinite also give one, except x/inf = 0, which is excluded
+// too), OF in RNE always yields an infinity, and UF needs a tiny result. Hence
+// the fast paths require: mstatus.FS Dirty (else jitFp checks FS and may trap),
+// NX already set, rounding mode RNE (static, or dynamic with frm = 0), and a
+// result in that range. Single-precision operands must be properly NaN-boxed
+// (else they read as the canonical NaN).
+
+const FFLAGS_OFF = 520; // u32 fflags, followed by u32 frm at 524
+const NANBOX = -0x100000000n;
+const MIN_SAFE_D = 2 ** -1021;
+const MAX_D = 1.7976931348623157e308;
+const MIN_SAFE_S = 2 ** -125;
+const MAX_S = 3.4028234663852886e38;
+/** f64 temporaries. */
+const T_A = L_FP, T_B = L_FP + 1, T_C = L_FP + 2, T_PH = L_FP + 3, T_PL = L_FP + 4, T_AH = L_FP + 5, T_AL = L_FP + 6;
+const T_BH = L_FP + 7, T_BL = L_FP + 8, T_SH = L_FP + 9, T_SL = L_FP + 10, T_T = L_FP + 11, T_R = L_FP + 12;
+
+/** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
+function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
+  if (e.fsDirty) e.i32c(1);
+  else e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
+  if (!needNx && rm === 0) return;
+  // fflags and frm as one i64: low word fflags, high word frm.
+  const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
+  e.op(OP.i32_and);
+}
+
+/**
+ * FMV.X.D / FMV.X.W (raw bits, the binary32 sign-extended, no NaN-box check)
+ * and FEQ/FLT/FLE on ordered operands (no NaN: no flags) write x[rd]. The slow
+ * path's jitFp writes x[rd] in the STATE block, which is then read back, so
+ * both paths leave the result in the register's local.
+ */
+function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: number, rm: number, dbl: boolean,
+  fa: number, fb: number, pc: bigint, k: number): boolean {
+  const cmp = f5 === 0x14;
+  if (cmp ? rm > 2 : rs2 !== 0 || rm !== 0) return false; // FCLASS (rm 1) and illegal encodings: jitFp
+  emitFastCond(e, 0, false);
+  e.lset(L_OK);
+  if (cmp) {
+    if (dbl) {
+      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+    } else {
+      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+      emitBoxedCheck(e, [L_VA, L_VAL]);
+      emitS2D(e, L_VA);
+      e.lset(T_A);
+      emitS2D(e, L_VAL);
+      e.lset(T_B);
+    }
+    // Neither is a NaN (x == x is false only for NaN).
+    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
+    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  }
+  e.lget(L_OK).ifI64();
+  if (cmp) {
+    e.lget(T_A).lget(T_B).op([OP.f64_le, OP.f64_lt, OP.f64_eq][rm]).op(OP.i64_extend_i32_u);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa);
+    if (!dbl) e.op(OP.i64_extend32_s);
+  }
+  e.else();
+  emitFp(e, insn, rd, false, pc, k);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
+  e.end();
+  e.setReg(rd);
+  return true;
+}
+
+/**
+ * FCVT.D.S widens exactly: no flags for a non-NaN operand, whatever the
+ * (valid) rounding mode. FCVT.S.D narrows with one RNE rounding (wasm's
+ * demote), under the same conditions as the arithmetic: NX already set and a
+ * normal binary32 result.
+ */
+function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 !== (dbl ? 0 : 1)) return false;
+  const fa = STATE + F_OFF + 8 * rs1;
+  if (dbl) {
+    if (rm === 5 || rm === 6) return false;
+    emitFastCond(e, 0, false);
+    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+    e.lset(L_OK);
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    emitBoxedCheck(e, [L_VA]);
+    emitS2D(e, L_VA);
+    e.ltee(T_R).lget(T_R).op(OP.f64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK); // not a NaN
+  } else {
+    if (rm !== 0 && rm !== 7) return false;
+    emitFastCond(e, rm, true);
+    e.lset(L_OK);
+    e.i32c(0).mem(OP.f64_load, 3, fa).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
+}
+
+/**
+ * FCVT.{W,WU,L,LU}.{S,D} in RTZ, RNE, RDN or RUP (wasm trunc, nearest, floor,
+ * ceil round to an integral f64 exactly) when the rounded value is in the
+ * target's range (no NV) and either it equals the operand or fflags.NX is
+ * already set (NX is the only other flag). The 32-bit results are
+ * sign-extended, as RISC-V wants (FCVT.WU included). x[rd] is written as in
+ * emitFpToXFast.
+ */
+function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 > 3) return false;
+  const round = [OP.f64_nearest, OP.f64_trunc, OP.f64_floor, OP.f64_ceil, -1, -1, -1, OP.f64_nearest][rm];
+  if (round < 0) return false; // RMM has no wasm rounding; 5 and 6 are illegal
+  const fa = STATE + F_OFF + 8 * rs1;
+  emitFastCond(e, rm === 7 ? 7 : 0, false);
+  e.lset(L_OK);
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    emitBoxedCheck(e, [L_VA]);
+    emitS2D(e, L_VA);
+    e.lset(T_A);
+  }
+  e.lget(T_A).op(round).lset(T_R);
+  // Range of the rounded value (false for NaN); -0 counts as 0 for the unsigned ones.
+  const [lo, hi, hiIncl] = [[-(2 ** 31), 2 ** 31 - 1, true], [0, 2 ** 32 - 1, true], [-(2 ** 63), 2 ** 63, false], [0, 2 ** 64, false]][rs2] as [number, number, boolean];
+  e.lget(T_R).f64c(lo).op(OP.f64_ge).lget(T_R).f64c(hi).op(hiIncl ? OP.f64_le : OP.f64_lt).op(OP.i32_and);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  // Exact, or NX already set.
+  e.lget(T_R).lget(T_A).op(OP.f64_eq);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+  e.lget(L_OK).ifI64();
+  e.lget(T_R).op(rs2 === 3 ? OP.i64_trunc_f64_u : OP.i64_trunc_f64_s);
+  if (rs2 === 1) e.op(OP.i64_extend32_s);
+  e.else();
+  emitFp(e, insn, rd, false, pc, k);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
+  e.end();
+  e.setReg(rd);
+  return true;
+}
+
+/**
+ * FCVT.{S,D}.{W,WU,L,LU} of an integer the target format holds exactly
+ * (|v| <= 2^53, binary32: 2^24): no flags, and the rounding mode does not
+ * matter, but it must be a valid one (else jitFp raises illegal instruction).
+ */
+function emitCvtFromIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
+  pc: bigint, k: number): boolean {
+  if (rs2 > 3 || rm === 5 || rm === 6) return false;
+  const lim = dbl ? 2n ** 53n : 2n ** 24n;
+  e.reg(rs1);
+  if (rs2 === 0) e.op(OP.i64_extend32_s); // W: the low 32 bits, sign-extended
+  else if (rs2 === 1) e.i64c(0xffffffffn).op(OP.i64_and); // WU: zero-extended
+  e.lset(L_VAL);
+  emitFastCond(e, 0, false);
+  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+  // Signed: -lim <= v <= lim, as v + lim <= 2 lim unsigned; unsigned: v <= lim.
+  const signed = (rs2 & 1) === 0;
+  if (signed) e.lget(L_VAL).i64c(lim).op(OP.i64_add).i64c(2n * lim).op(OP.i64_le_u);
+  else e.lget(L_VAL).i64c(lim).op(OP.i64_le_u);
+  e.op(OP.i32_and).lset(L_OK);
+  emitFastOrSlow(e, insn, rd, pc, k, () => {
+    e.lget(L_VAL).op(signed ? OP.f64_convert_i64_s : OP.f64_convert_i64_u).lset(T_R);
+    emitStoreF(e, rd, T_R, dbl);
+  }, true);
+  return true;
+}
+
+/** AND into L_OK: both raw F values in i64 locals la, lb (and lc) are NaN-boxed. */
+function emitBoxedCheck(e: Emitter, ls: number[]): void {
+  e.lget(ls[0]);
+  for (let i = 1; i < ls.length; i++) e.lget(ls[i]).op(OP.i64_and);
+  e.i64c(NANBOX).op(OP.i64_and).i64c(NANBOX).op(OP.i64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/** Push the binary32 in the low half of i64 local l, widened (exactly) to f64. */
+function emitS2D(e: Emitter, l: number): void {
+  e.lget(l).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32, OP.f64_promote_f32);
+}
+
+/** AND into L_OK: lo <= |f64 local t| <= hi (false for NaN). */
+function emitRangeCheck(e: Emitter, t: number, lo: number, hi: number, strictHi = false): void {
+  e.lget(t).op(OP.f64_abs).f64c(lo).op(OP.f64_ge);
+  e.lget(t).op(OP.f64_abs).f64c(hi).op(strictHi ? OP.f64_lt : OP.f64_le).op(OP.i32_and);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/**
+ * if (L_OK) { f[rd] = result } else { jitFp }. `store` pushes nothing; it
+ * emits the store of the result. `readsX`: the instruction reads an x register.
+ */
+function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: number, store: () => void, readsX = false): void {
+  e.lget(L_OK).ifVoid();
+  store();
+  e.else();
+  if (readsX) e.storeDirty(); // jitFp reads x[rs1] from the STATE block
+  emitFp(e, insn, rd, false, pc, k);
+  e.end();
+}
+
+/** Store the f64 local t to f[rd], as binary64 or (dbl false; t exactly a binary32) NaN-boxed binary32. */
+function emitStoreF(e: Emitter, rd: number, t: number, dbl: boolean): void {
+  e.i32c(0).lget(t);
+  if (dbl) {
+    e.mem(OP.f64_store, 3, STATE + F_OFF + 8 * rd);
+  } else {
+    e.op(OP.f32_demote_f64, OP.i32_reinterpret_f32, OP.i64_extend_i32_u).i64c(NANBOX).op(OP.i64_or);
+    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+  }
+}
+
+/** OP-FP: FADD/FSUB/FMUL/FDIV/FSQRT/FSGNJ* inline; false when this encoding has no fast path. */
+function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, pc: bigint, k: number): boolean {
+  const f5 = insn >>> 27;
+  const fmt = (insn >>> 25) & 3;
+  const rm = (insn >>> 12) & 7;
+  if (fmt > 1) return false;
+  const dbl = fmt === 1;
+  const fa = STATE + F_OFF + 8 * rs1, fb = STATE + F_OFF + 8 * rs2;
+  if (f5 === 0x1c || f5 === 0x14) return emitFpToXFast(e, insn, f5, rd, rs2, rm, dbl, fa, fb, pc, k);
+  if (f5 === 0x1e) {
+    // FMV.D.X / FMV.W.X: raw bits (binary32 NaN-boxed), no flags.
+    if (rs2 !== 0 || rm !== 0) return false;
+    e.reg(rs1).lset(L_VAL);
+    const known = e.fsDirty;
+    if (!known) {
+      emitFastCond(e, 0, false);
+      e.ifVoid();
+    }
+    e.i32c(0).lget(L_VAL);
+    if (!dbl) e.i64c(0xffffffffn).op(OP.i64_and).i64c(NANBOX).op(OP.i64_or);
+    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    if (!known) {
+      e.else();
+      e.storeDirty(); // jitFp reads x[rs1] from the STATE block
+      emitFp(e, insn, rd, false, pc, k);
+      e.end();
+    }
+    return true;
+  }
+  if (f5 === 5) {
+    // FMIN/FMAX of ordered operands: wasm's min/max order -0 below +0, as RISC-V does; no flags.
+    if (rm > 1) return false;
+    emitFastCond(e, 0, false);
+    e.lset(L_OK);
+    if (dbl) {
+      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+    } else {
+      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+      emitBoxedCheck(e, [L_VA, L_VAL]);
+      emitS2D(e, L_VA);
+      e.lset(T_A);
+      emitS2D(e, L_VAL);
+      e.lset(T_B);
+    }
+    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
+    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+    e.lget(T_A).lget(T_B).op(rm === 0 ? OP.f64_min : OP.f64_max).lset(T_R);
+    emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+    return true;
+  }
+  if (f5 === 8) return emitCvtFFFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
+  if (f5 === 0x18) return emitCvtToIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
+  if (f5 === 0x1a) return emitCvtFromIntFast(e, insn, rd, rs1, rs2, rm, dbl, pc, k);
+  if (f5 === 4) {
+    // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
+    if (rm > 2) return false;
+    const sb = dbl ? -0x8000000000000000n : 0x80000000n;
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    emitFastCond(e, 0, false);
+    e.lset(L_OK);
+    if (!dbl) emitBoxedCheck(e, [L_VA, L_VAL]);
+    emitFastOrSlow(e, insn, rd, pc, k, () => {
+      e.i32c(0).lget(L_VA).i64c(~sb).op(OP.i64_and);
+      if (rm === 0) e.lget(L_VAL).i64c(sb).op(OP.i64_and);
+      else if (rm === 1) e.lget(L_VAL).i64c(sb).op(OP.i64_and).i64c(sb).op(OP.i64_xor);
+      else e.lget(L_VA).lget(L_VAL).op(OP.i64_xor).i64c(sb).op(OP.i64_and);
+      e.op(OP.i64_or).mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    });
+    return true;
+  }
+  const sqrt = f5 === 0x0b;
+  if (!(f5 <= 3 || (sqrt && rs2 === 0))) return false;
+  if (rm !== 0 && rm !== 7) return false;
+  emitFastCond(e, rm, true);
+  e.lset(L_OK);
+  const nat = sqrt ? -1 : dbl ? [OP.f64_add, OP.f64_sub, OP.f64_mul, OP.f64_div][f5] : [OP.f32_add, OP.f32_sub, OP.f32_mul, OP.f32_div][f5];
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fa);
+    if (sqrt) e.op(OP.f64_sqrt);
+    else e.i32c(0).mem(OP.f64_load, 3, fb).op(nat);
+    e.lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    if (!sqrt) e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    emitBoxedCheck(e, sqrt ? [L_VA] : [L_VA, L_VAL]);
+    // Native binary32 arithmetic rounds once, as softfloat does.
+    e.lget(L_VA).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32);
+    if (sqrt) e.op(OP.f32_sqrt);
+    else e.lget(L_VAL).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32, nat);
+    e.op(OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
+}
+
+/**
+ * Make f64 local s, the sum RN(x + y), the sum rounded to odd instead: when
+ * it is inexact (Knuth's TwoSum error is nonzero) and the last significand
+ * bit is even, step one ulp towards the error, onto the odd neighbour (the
+ * exact sum lies strictly between the two). `tmp` is an f64 local.
+ */
+function emitRoundToOdd(e: Emitter, x: number, y: number, s: number, tmp: number): void {
+  // yv = s - x; err = (x - (s - yv)) + (y - yv)
+  e.lget(s).lget(x).op(OP.f64_sub).lset(tmp);
+  e.lget(x).lget(s).lget(tmp).op(OP.f64_sub).op(OP.f64_sub);
+  e.lget(y).lget(tmp).op(OP.f64_sub).op(OP.f64_add).lset(tmp);
+  // bits(s) += (err != 0 && even(s)) ? (sign(err) == sign(s) ? 1 : -1) : 0
+  e.lget(s).op(OP.i64_reinterpret_f64).ltee(L_VA);
+  e.lget(L_VA).lget(tmp).op(OP.i64_reinterpret_f64).op(OP.i64_xor).i64c(63n).op(OP.i64_shr_s).i64c(1n).op(OP.i64_or);
+  e.i64c(0n);
+  e.lget(tmp).f64c(0).op(OP.f64_ne).lget(L_VA).op(OP.i32_wrap_i64).i32c(1).op(OP.i32_and).op(OP.i32_eqz).op(OP.i32_and);
+  e.op(OP.select).op(OP.i64_add).op(OP.f64_reinterpret_i64).lset(s);
+}
+
+/**
+ * FMADD/FMSUB/FNMSUB/FNMADD inline; false when this encoding has no fast path.
+ *
+ * wasm has no fused multiply-add, so the exact value a*b + c is built with
+ * error-free transformations and rounded once with the help of rounding to
+ * odd (RO), which is emulated: RO(x) is x when representable, else the
+ * neighbour of x whose last significand bit is odd. Its useful property: if a
+ * value is rounded to odd on a grid at least two bits finer than the
+ * breakpoints (midpoints) of a later round-to-nearest, the later rounding
+ * gives the same result as rounding the exact value directly.
+ *
+ * binary64: (ph, pl) = TwoProduct(a, b) by Veltkamp splitting (exact when the
+ * operands' exponents are within +-480: no overflow in the split, and the
+ * error term's lowest bit, at least 2^-1064, is representable);
+ * (sh, sl) = TwoSum(ph, c), exact. So a*b + c = sh + sl + pl exactly, and the
+ * result is RN(sh + RO(sl + pl)). Why: if sl = 0, sl + pl = pl is exact. Else
+ * ph + c was inexact, which rules out cancellation (Sterbenz), so
+ * ulp(ph) <= 2 ulp(sh) and |sl + pl| <= 1.5 ulp(sh); then the result is within
+ * one binade of sh, its midpoints are multiples of ulp(sh)/8 (so is sh),
+ * while the RO grid of sl + pl is below ulp(sh) * 2^-51: sh + RO(sl + pl) is
+ * never a midpoint and lies on the same side of every midpoint as the exact sum.
+ *
+ * binary32: the product of two binary32 values is exact in binary64, so
+ * RN32(RO64(p + c)) is the fused result (64-bit RO has 29 spare bits).
+ */
+function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, pc: bigint, k: number): boolean {
+  const fmt = (insn >>> 25) & 3;
+  const rm = (insn >>> 12) & 7;
+  const rs3 = insn >>> 27;
+  if (fmt > 1 || (rm !== 0 && rm !== 7)) return false;
+  const dbl = fmt === 1;
+  const op = insn & 0x7f;
+  // FMSUB: a*b - c; FNMSUB: -(a*b) + c; FNMADD: -(a*b) - c.
+  const negA = op === 0x4b || op === 0x4f;
+  const negC = op === 0x47 || op === 0x4f;
+  const fr = (r: number) => STATE + F_OFF + 8 * r;
+  emitFastCond(e, rm, true);
+  e.lset(L_OK);
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs1));
+    if (negA) e.op(OP.f64_neg);
+    e.lset(T_A);
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs2)).lset(T_B);
+    e.i32c(0).mem(OP.f64_load, 3, fr(rs3));
+    if (negC) e.op(OP.f64_neg);
+    e.lset(T_C);
+    emitRangeCheck(e, T_A, 2 ** -480, 2 ** 481, true);
+    emitRangeCheck(e, T_B, 2 ** -480, 2 ** 481, true);
+    emitRangeCheck(e, T_C, 0, 2 ** 481, true);
+    const SPLIT = 134217729; // 2^27 + 1
+    e.lget(T_A).lget(T_B).op(OP.f64_mul).lset(T_PH);
+    // Veltkamp: x = hi + lo with hi holding the top 26 bits.
+    const split = (x: number, hi: number, lo: number) => {
+      e.f64c(SPLIT).lget(x).op(OP.f64_mul).lset(T_T); // cx
+      e.lget(T_T).lget(T_T).lget(x).op(OP.f64_sub).op(OP.f64_sub).lset(hi); // cx - (cx - x)
+      e.lget(x).lget(hi).op(OP.f64_sub).lset(lo);
+    };
+    split(T_A, T_AH, T_AL);
+    split(T_B, T_BH, T_BL);
+    // pl = ((ah*bh - ph) + ah*bl + al*bh) + al*bl
+    e.lget(T_AH).lget(T_BH).op(OP.f64_mul).lget(T_PH).op(OP.f64_sub);
+    e.lget(T_AH).lget(T_BL).op(OP.f64_mul).op(OP.f64_add);
+    e.lget(T_AL).lget(T_BH).op(OP.f64_mul).op(OP.f64_add);
+    e.lget(T_AL).lget(T_BL).op(OP.f64_mul).op(OP.f64_add).lset(T_PL);
+    // sh = ph + c, sl = its error
+    e.lget(T_PH).lget(T_C).op(OP.f64_add).lset(T_SH);
+    e.lget(T_SH).lget(T_PH).op(OP.f64_sub).lset(T_T); // yv
+    e.lget(T_PH).lget(T_SH).lget(T_T).op(OP.f64_sub).op(OP.f64_sub);
+    e.lget(T_C).lget(T_T).op(OP.f64_sub).op(OP.f64_add).lset(T_SL);
+    // t = RO(sl + pl); r = RN(sh + t)
+    e.lget(T_SL).lget(T_PL).op(OP.f64_add).lset(T_T);
+    emitRoundToOdd(e, T_SL, T_PL, T_T, T_AH);
+    e.lget(T_SH).lget(T_T).op(OP.f64_add).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs1)).lset(L_VA);
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs2)).lset(L_VAL);
+    e.i32c(0).mem(OP.i64_load, 3, fr(rs3)).lset(L_EXITPC);
+    emitBoxedCheck(e, [L_VA, L_VAL, L_EXITPC]);
+    emitS2D(e, L_VA);
+    if (negA) e.op(OP.f64_neg);
+    emitS2D(e, L_VAL);
+    e.op(OP.f64_mul).lset(T_PH); // exact: 24-bit by 24-bit significands
+    emitS2D(e, L_EXITPC);
+    if (negC) e.op(OP.f64_neg);
+    e.lset(T_C);
+    e.lget(T_PH).lget(T_C).op(OP.f64_add).lset(T_SH);
+    emitRoundToOdd(e, T_PH, T_C, T_SH, T_T);
+    e.lget(T_SH).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
+    emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
+  }
+  emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
+  return true;
 }
 
 /**
@@ -427,6 +889,8 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
  * checks FS, may trap, and marks FS Dirty) and leave the block after it.
  */
 function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
+  if (e.fsDirty) return;
+  e.fsDirty = true;
   e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
   e.storeDirty();
   e.storePc(pc);

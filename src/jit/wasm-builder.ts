@@ -3,6 +3,8 @@
 
 export const I32 = 0x7f;
 export const I64 = 0x7e;
+export const F32 = 0x7d;
+export const F64 = 0x7c;
 
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
@@ -20,6 +22,14 @@ export const OP = {
   i32_wrap_i64: 0xa7, i64_extend_i32_s: 0xac, i64_extend_i32_u: 0xad,
   i32_shl: 0x74, i32_shr_s: 0x75, i32_shr_u: 0x76, i32_sub: 0x6b, i32_mul: 0x6c, i32_xor: 0x73,
   i64_extend32_s: 0xc4,
+  f32_load: 0x2a, f64_load: 0x2b, f64_store: 0x39, f64_const: 0x44, f32_sqrt: 0x91, f64_sqrt: 0x9f,
+  f64_eq: 0x61, f64_ne: 0x62, f64_lt: 0x63, f64_gt: 0x64, f64_le: 0x65, f64_ge: 0x66,
+  f32_neg: 0x8c, f32_add: 0x92, f32_sub: 0x93, f32_mul: 0x94, f32_div: 0x95,
+  f64_abs: 0x99, f64_neg: 0x9a, f64_ceil: 0x9b, f64_floor: 0x9c, f64_trunc: 0x9d, f64_nearest: 0x9e,
+  i64_trunc_f64_s: 0xb0, i64_trunc_f64_u: 0xb1, f64_add: 0xa0, f64_sub: 0xa1, f64_mul: 0xa2, f64_div: 0xa3, f64_min: 0xa4, f64_max: 0xa5,
+  f32_demote_f64: 0xb6, f64_promote_f32: 0xbb, f64_convert_i64_s: 0xb9, f64_convert_i64_u: 0xba,
+  i32_reinterpret_f32: 0xbc, i64_reinterpret_f64: 0xbd, f32_reinterpret_i32: 0xbe, f64_reinterpret_i64: 0xbf,
+  i32_lt_u: 0x49, i32_gt_u: 0x4b, i32_ge_u: 0x4f,
 } as const;
 
 export class ByteWriter {
