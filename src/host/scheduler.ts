@@ -58,6 +58,8 @@ const EMA = 0.2;
 const MIN_BOOST = 0.1;
 const MAX_BOOST = 4;
 const SPEED_SAMPLE_US = 5000;
+/** Periods with fewer instructions (an idle guest's timer ticks) say nothing about a VM's speed. */
+const SPEED_MIN_INSTRUCTIONS = 100_000;
 /** How many periods of entitlement a starved VM may catch up on. */
 const MAX_LAG = 10;
 /** Monitoring figures (MIPS, shares) are published over windows this long. */
@@ -176,8 +178,13 @@ export class FairShareScheduler {
       const dInstr = Number(live.instret - t.instret);
       const dBusy = live.busyUs - t.busyUs;
       // Measure speed over at least SPEED_SAMPLE_US of busy time: one period of a throttled VM is too short.
-      t.speedInstr += dInstr;
-      t.speedBusyUs += Math.max(0, dBusy);
+      // Not while the guest idles: its slices are mostly wake-up overhead, and a speed learnt
+      // there would starve it of credit when it gets work again (a console command after a
+      // long idle would crawl until the estimate recovered).
+      if (dInstr >= SPEED_MIN_INSTRUCTIONS && live.state !== RUN_STATE_IDLE) {
+        t.speedInstr += dInstr;
+        t.speedBusyUs += Math.max(0, dBusy);
+      }
       if (t.speedBusyUs >= SPEED_SAMPLE_US && t.speedInstr > 0) {
         const measured = t.speedInstr / t.speedBusyUs;
         t.ipus = t.measured ? t.ipus * (1 - EMA) + measured * EMA : measured;
