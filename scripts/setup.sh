@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # First command of the README: install what tsvisor needs on Debian 12, build it,
 # build the default guest (Debian riscv64 kernel + busybox initramfs) and boot it
-# on this terminal. Leave the guest with `poweroff -f`, `exit`, or Ctrl-A X.
+# on this terminal. Leave the guest with `poweroff`, `exit`, or Ctrl-A X.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
