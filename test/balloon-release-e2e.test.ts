@@ -10,8 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
-import { VmHandle, defaultWasmPath } from '../src/vm/vm-handle.js';
-import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { bootDefaultGuest } from './lib/vm-console.js';
 import { hostMemory, hostMemoryUnavailableReason } from '../src/vm/host-memory.js';
 
 const MIB = 1024 * 1024;
@@ -42,31 +41,10 @@ test('host memory addon: release zeroes and un-backs pages, resident counts them
 
 test('free pages reported by the guest and inflated pages are returned to the host', { timeout: 300_000 }, async (t) => {
   if (!hostMemory()) return t.skip(hostMemoryUnavailableReason());
-  const guest = await ensureDefaultGuest({});
-  const vm = new VmHandle({
-    kernel: guest.kernel, initrd: guest.initrd, append: 'console=ttyS0', memMiB: 256,
-    deterministic: true, wasmPath: defaultWasmPath(), balloon: { statsIntervalMs: 0 },
-  });
-  let out = '';
-  vm.on('output', (b) => (out += Buffer.from(b).toString('latin1')));
-  const waitFor = async (what: string, re: RegExp, from = 0, ms = 150_000): Promise<RegExpExecArray> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const m = re.exec(out.slice(from));
-      if (m) return m;
-      if (!vm.running) throw new Error(`VM ended while waiting for ${what}\n${out.slice(-2000)}`);
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${out.slice(-2000)}`);
-      await delay(50);
-    }
-  };
+  const con = await bootDefaultGuest({ memMiB: 256, deterministic: true, balloon: { statsIntervalMs: 0 } });
+  const vm = con.vm;
   const md5 = (text: string) => /\b[0-9a-f]{32}\b/.exec(text)?.[0] ?? `no md5 in ${JSON.stringify(text)}`;
-  let seq = 0;
-  const sh = async (cmd: string): Promise<string> => {
-    const n = ++seq;
-    const from = out.length;
-    vm.sendInput(Buffer.from(`echo B-$((${n}*7))-; ${cmd}; echo E-$((${n}*7))-\n`));
-    return (await waitFor(cmd, new RegExp(`B-${n * 7}-\\r?\\n([\\s\\S]*?)E-${n * 7}-`), from))[1];
-  };
+  const sh = (cmd: string) => con.run(cmd, 150_000);
   /** The worker refreshes its resident count about once a second: wait for a fresh one that satisfies `ok`. */
   const residentWhen = async (what: string, ok: (bytes: number) => boolean, ms = 90_000): Promise<number> => {
     const end = Date.now() + ms;
@@ -77,9 +55,7 @@ test('free pages reported by the guest and inflated pages are returned to the ho
       await delay(200);
     }
   };
-  vm.start();
   try {
-    await waitFor('the shell', /~ # /);
     const keep = md5(await sh('dd if=/dev/urandom of=/keep bs=1M count=4 2>/dev/null; md5sum /keep'));
     const r0 = await residentWhen('after boot', (r) => r > 0);
     await sh('dd if=/dev/zero of=/big bs=1M count=96 2>/dev/null; sync');

@@ -518,12 +518,17 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
     e.i32c(0).mem(OP.i64_load, 3, fa);
     if (!dbl) e.op(OP.i64_extend32_s);
   }
+  elseJitFpToX(e, insn, rd, pc, k);
+  return true;
+}
+
+/** Close a fast path that left an x-register result: otherwise jitFp computes it into x[rd]. */
+function elseJitFpToX(e: Emitter, insn: number, rd: number, pc: bigint, k: number): void {
   e.else();
   emitFp(e, insn, rd, false, pc, k);
   e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
   e.end();
   e.setReg(rd);
-  return true;
 }
 
 /**
@@ -592,11 +597,7 @@ function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2
   e.lget(L_OK).ifI64();
   e.lget(T_R).op(rs2 === 3 ? OP.i64_trunc_f64_u : OP.i64_trunc_f64_s);
   if (rs2 === 1) e.op(OP.i64_extend32_s);
-  e.else();
-  emitFp(e, insn, rd, false, pc, k);
-  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
-  e.end();
-  e.setReg(rd);
+  elseJitFpToX(e, insn, rd, pc, k);
   return true;
 }
 

@@ -119,6 +119,11 @@ async function main(): Promise<void> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   };
 
+  /** Collect garbage and give the C heap's free memory back (after boot and after dropping translations). */
+  const tidy = () => {
+    collectGarbage?.();
+    hostMem?.trim();
+  };
   let exit: { code: number; reason: string } | null = null;
   let rebootRequested = false;
   const boot = (): VirtMachine | null => {
@@ -147,10 +152,7 @@ async function main(): Promise<void> {
         },
         randomBytes,
         log: (message) => post({ type: 'error', message }),
-        jitFlushed: () => {
-          collectGarbage?.();
-          hostMem?.trim();
-        },
+        jitFlushed: tidy,
         nowMs: () => performance.now() - t0,
       },
     );
@@ -167,10 +169,6 @@ async function main(): Promise<void> {
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
   // that allocates little may never reach.
-  const tidy = () => {
-    collectGarbage?.();
-    hostMem?.trim();
-  };
   tidy();
   const cmdState: CommandState = { machine: m, disks: diskConfigs, balloon };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
