@@ -62,6 +62,23 @@ export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS,
 export interface TranslatedBlock {
   code: Uint8Array;
   insns: number;
+  /** The block branches back to its own head inside one wasm loop. */
+  loops: boolean;
+}
+
+/**
+ * A block that branches back to its own first instruction (a loop) is emitted a
+ * second time as a wasm loop: registers stay in locals across iterations
+ * instead of being written back and reloaded at every back edge.
+ * `preload`: every register the block reads or writes, loaded before the loop
+ * (a lazy first load would not dominate the next iteration); `written`: every
+ * register the block writes, which each exit then writes back; `maxLen`: the
+ * most instructions one iteration retires, for the budget check.
+ */
+interface LoopPlan {
+  preload: Set<number>;
+  written: Set<number>;
+  maxLen: number;
 }
 
 function sext(v: number, bits: number): number {
@@ -90,8 +107,20 @@ class Emitter {
    * could lower FS again (it runs through emitInterp, which clears this).
    */
   fsDirty = false;
+  /** Registers read by the block (for a loop plan). */
+  readonly readRegs = new Set<number>();
+  /** A branch or jump of the block goes back to its head. */
+  sawLoop = false;
 
-  constructor(private readonly allocLink: LinkAllocator | null) {}
+  constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null) {
+    if (loop) {
+      for (const r of loop.preload) this.loaded.add(r);
+      for (const r of loop.written) {
+        this.dirty.add(r);
+        this.everDirty.add(r);
+      }
+    }
+  }
 
   op(...bytes: number[]): this {
     this.c.bytes(bytes);
@@ -154,6 +183,7 @@ class Emitter {
   /** Push x[r]. Only called on straight-line code, so a first load dominates later uses. */
   reg(r: number): this {
     if (r === 0) return this.i64c(0n);
+    this.readRegs.add(r);
     if (!this.loaded.has(r)) {
       this.i32c(0).mem(OP.i64_load, 3, STATE + 8 * r).ltee(r - 1);
       this.loaded.add(r);
@@ -170,6 +200,10 @@ class Emitter {
     this.everDirty.add(r);
     return this;
   }
+  /** Every register the block writes. */
+  writtenRegs(): Set<number> {
+    return new Set(this.everDirty);
+  }
   /** Store the registers written so far, leaving the tracking as it is (for a path that then exits). */
   storeDirty(): this {
     for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
@@ -178,8 +212,16 @@ class Emitter {
   /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
     for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
+    // In a loop every written register stays dirty (the next iteration may exit
+    // before writing it again) and rd is reloaded at once (reloadAfterHelper).
+    if (this.loop) return this;
     this.dirty.clear();
     this.loaded.delete(rd);
+    return this;
+  }
+  /** After a helper that may have written x[rd] in the STATE block: in a loop, reload its local now. */
+  reloadAfterHelper(rd: number): this {
+    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd).lset(rd - 1);
     return this;
   }
   storePc(pc: bigint): this {
@@ -190,8 +232,23 @@ class Emitter {
     let mask = 0;
     for (const r of this.dirty) mask |= 1 << r;
     this.i32c(count).lset(L_COUNT).i32c(slot).lset(L_SLOT).i32c(mask).lset(L_MASK);
-    this.c.byte(OP.br).u32(this.depth);
+    this.c.byte(OP.br).u32(this.depth + (this.loop ? 1 : 0));
     return this;
+  }
+  /**
+   * Back to the block's head after `count` instructions of this iteration: go
+   * round the wasm loop while a whole further iteration fits the budget, else
+   * leave to the head (the dispatcher then runs the rest of the budget).
+   */
+  loopBack(count: number): this {
+    if (!this.loop) throw new Error('loopBack outside a loop block');
+    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
+    this.lget(L_COUNT).i32c(this.loop.maxLen).op(OP.i32_add);
+    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
+    this.i32c(0).lget(L_COUNT).mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+    this.c.byte(OP.br).u32(this.depth); // the loop label, just outside the open ifs
+    this.end();
+    return this.exitConst(this.head, count);
   }
   /** Exit to a constant pc; `chain`: through a link slot straight into the next block when possible. */
   exitConst(pc: bigint, count: number, chain = false): this {
@@ -220,8 +277,15 @@ class Emitter {
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
+    if (this.loop) {
+      for (const r of this.loop.preload) {
+        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + 8 * r); f.byte(OP.local_set).u32(r - 1);
+      }
+    }
     f.byte(OP.block).byte(0x40);
+    if (this.loop) f.byte(OP.loop).byte(0x40);
     f.bytes(this.c.finish());
+    if (this.loop) f.byte(OP.end);
     f.byte(OP.end);
     for (const r of this.everDirty) {
       f.byte(OP.local_get).u32(L_MASK).byte(OP.i32_const).i32(1 << r).byte(OP.i32_and).byte(OP.if).byte(0x40);
@@ -265,7 +329,26 @@ type Read16 = (addr: number) => number;
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number, allocLink: LinkAllocator | null = null,
 ): TranslatedBlock | null {
-  const e = new Emitter(allocLink);
+  // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
+  let link = allocLink;
+  if (allocLink) {
+    const slots = new Map<string, number>();
+    link = (target, dynamic = false) => {
+      const key = dynamic ? 'dyn' : target.toString();
+      let a = slots.get(key);
+      if (a === undefined) slots.set(key, (a = allocLink(target, dynamic)));
+      return a;
+    };
+  }
+  const first = new Emitter(link, pc);
+  const t = emitBlock(first, pc, hpc, read16, readU32);
+  if (!t || !first.sawLoop) return t;
+  const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
+  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns });
+  return emitBlock(looped, pc, hpc, read16, readU32);
+}
+
+function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number): TranslatedBlock | null {
   const pageStart = hpc & ~0xfff;
   const pageEnd = pageStart + 0x1000;
   // Superblock: conditional branches become side exits and jumps inside the page
@@ -304,8 +387,11 @@ export function translateBlock(
     }
   }
   if (n === 0) return null;
-  if (!ended) e.exitConst(curPc, n, true);
-  return { code: e.finish(), insns: n };
+  if (!ended) {
+    if (e.loop && curPc === e.head) e.loopBack(n);
+    else e.exitConst(curPc, n, true);
+  }
+  return { code: e.finish(), insns: n, loops: e.loop !== null };
 }
 
 /** 'ok': continue after it; 'end': the block ends with it; 'stop': not translated; bigint: continue at that pc. */
@@ -348,6 +434,13 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
     case 27: { // JAL
       const t = BigInt.asUintN(64, pc + immJ(insn));
       e.i64c(next).setReg(rd);
+      if (t === e.head) {
+        e.sawLoop = true;
+        if (e.loop) {
+          e.loopBack(k + 1);
+          return 'end';
+        }
+      }
       // Same virtual page: the target's bytes are in this page too, keep translating there.
       if (t >> 12n === pc >> 12n && pageHostBase + Number(t & 0xfffn) >= pageStart) return t;
       e.exitConst(t, k + 1, true);
@@ -365,7 +458,9 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
       e.reg(rs1).reg(rs2).op(cmp).ifVoid();
-      e.exitConst(t, k + 1, true);
+      if (t === e.head) e.sawLoop = true;
+      if (t === e.head && e.loop) e.loopBack(k + 1);
+      else e.exitConst(t, k + 1, true);
       e.end();
       return 'ok';
     }
@@ -424,6 +519,7 @@ function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number)
   e.flushForInterp(rd);
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
+  e.reloadAfterHelper(rd);
   // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   e.exitStoredPc(k + 1);
@@ -435,6 +531,7 @@ function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number)
 function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: bigint, k: number): void {
   if (touchesX) e.flushForInterp(rd);
   e.i32c(insn | 0).i32c(k).call(IMP.fp);
+  if (touchesX) e.reloadAfterHelper(rd);
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
