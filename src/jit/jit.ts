@@ -10,8 +10,6 @@ const JIT_QUEUE_OFF = 0x2000;
 const JIT_URGENT_OFF = 0x1124;
 const JIT_LINKS = 0xa00000;
 const JIT_LINKS_MAX = 0x20000;
-/** Most link slots one queue drain can need (128 blocks, each at most 64 side exits + its end). */
-const LINKS_PER_DRAIN = 256 * 66;
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**
@@ -60,6 +58,8 @@ export interface JitStats {
 export class Jit {
   private nextSlot = FIRST_SLOT;
   private nextLink = 0;
+  /** A drain ran out of link slots: flush before the next one. */
+  private linksFull = false;
   private liveModules = 0;
   private slicesWaiting = 0;
   private imports: Record<string, unknown>;
@@ -136,6 +136,7 @@ export class Jit {
     this.liveModules = 0;
     this.nextSlot = FIRST_SLOT;
     this.nextLink = 0;
+    this.linksFull = false;
     this.stats.flushes++;
     this.onFlush?.();
   }
@@ -148,12 +149,17 @@ export class Jit {
     if (!urgent && n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
     new DataView(this.memory.buffer).setUint32(STATE + JIT_URGENT_OFF, 0, true);
     this.slicesWaiting = 0;
-    if (this.nextSlot + n > TABLE_SIZE || this.nextLink + LINKS_PER_DRAIN > JIT_LINKS_MAX || this.liveModules >= MAX_LIVE_MODULES) {
+    if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
       this.flush();
     }
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
     const allocLink = (target: bigint, dynamic = false): number => {
+      // Out of link slots: this exit returns to the dispatcher, and the next drain starts afresh.
+      if (this.nextLink >= JIT_LINKS_MAX) {
+        this.linksFull = true;
+        return 0;
+      }
       const addr = JIT_LINKS + 32 * this.nextLink++;
       dv.setUint32(addr, 0, true); // fn
       dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked

@@ -42,7 +42,7 @@ export const IMP = {
   chain: 15,
 } as const;
 
-const MAX_INSNS = 64;
+const MAX_INSNS = 256;
 
 // locals: 0..30 = x1..x31, then temporaries
 const L_VA = 31;
@@ -53,7 +53,7 @@ const L_TLBL = 35; // i32 load TLB base
 const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
-const L_MASK = 39; // i32: registers to write back at the exit (bit r = x[r])
+const L_SPARE = 39; // i32: unused
 const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
@@ -228,11 +228,16 @@ class Emitter {
     return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, STATE + PC_OFF);
   }
 
+  /** Distinct sets of registers exits write back (bit r = x[r]); exits with the same set share its stores. */
+  private masks: number[] = [];
   private toExit(count: number, slot: number): this {
     let mask = 0;
     for (const r of this.dirty) mask |= 1 << r;
-    this.i32c(count).lset(L_COUNT).i32c(slot).lset(L_SLOT).i32c(mask).lset(L_MASK);
-    this.c.byte(OP.br).u32(this.depth + (this.loop ? 1 : 0));
+    let group = this.masks.indexOf(mask);
+    if (group < 0) group = this.masks.push(mask) - 1;
+    this.i32c(count).lset(L_COUNT).i32c(slot).lset(L_SLOT);
+    // Out of the open ifs (and the loop) to the end of the group's block, where its stores are.
+    this.c.byte(OP.br).u32(this.depth + (this.loop ? 1 : 0) + group);
     return this;
   }
   /**
@@ -282,16 +287,25 @@ class Emitter {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + 8 * r); f.byte(OP.local_set).u32(r - 1);
       }
     }
-    f.byte(OP.block).byte(0x40);
+    // One block per distinct write-back set, innermost first; an exit leaves the
+    // body to the end of its set's block, writes those registers and goes on to
+    // the shared tail (the end of the outermost block).
+    const groups = this.masks.length;
+    f.byte(OP.block).byte(0x40); // the tail
+    for (let g = 0; g < groups; g++) f.byte(OP.block).byte(0x40);
     if (this.loop) f.byte(OP.loop).byte(0x40);
     f.bytes(this.c.finish());
     if (this.loop) f.byte(OP.end);
-    f.byte(OP.end);
-    for (const r of this.everDirty) {
-      f.byte(OP.local_get).u32(L_MASK).byte(OP.i32_const).i32(1 << r).byte(OP.i32_and).byte(OP.if).byte(0x40);
-      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + 8 * r);
+    for (let g = 0; g < groups; g++) {
       f.byte(OP.end);
+      for (let r = 1; r < 32; r++) {
+        if (this.masks[g] & (1 << r)) {
+          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + 8 * r);
+        }
+      }
+      if (g < groups - 1) f.byte(OP.br).u32(groups - 1 - g); // past the other groups' stores
     }
+    f.byte(OP.end);
     f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, STATE + PC_OFF);
     f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
