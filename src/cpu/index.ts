@@ -125,8 +125,11 @@ export function run(budget: u32): u32 {
         break;
       }
       if (breakBatch) break;
-      // A new block can start after a jump, or after an instruction translation stops at (SYSTEM).
-      atHead = pc - before > 4 || (<u32>curInsnBits & 0x7f) == 0x73;
+      // A new block can start after a jump, after an instruction translation stops at
+      // (SYSTEM), and on a new page: blocks never span pages, so straight-line code
+      // after an instruction that straddles a page boundary (never translated) would
+      // otherwise be interpreted up to the next jump.
+      atHead = pc - before > 4 || (<u32>curInsnBits & 0x7f) == 0x73 || ((pc ^ before) >> 12) != 0;
       backward = pc < before;
     }
     if (exitReason != EXIT_NONE || instret >= end) break;

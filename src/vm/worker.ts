@@ -76,6 +76,18 @@ const collectGarbage: (() => void) | undefined = (() => {
   }
 })();
 
+// V8 moves a wasm function from its baseline compiler (Liftoff) to TurboFan once
+// it has run about this many bytes of code. The default (1.8 MB) sends thousands
+// of lukewarm translated blocks to TurboFan during a boot, and on a small host
+// that compile work delays the blocks that are really hot; measured on the
+// default guest's boot, 20 MB was about 10% faster. Process-wide, set before
+// the first module is compiled.
+try {
+  setFlagsFromString('--wasm-tiering-budget=20000000');
+} catch {
+  // an engine without the flag keeps its default
+}
+
 const disks: BlockBackend[] = [];
 
 /** Flush and close every disk (at exit, also after an emulator failure). */
