@@ -46,6 +46,19 @@ export class ByteWriter {
     return this;
   }
   bytes(bs: ArrayLike<number>): this {
+    if (bs instanceof Uint8Array) {
+      // Whole function bodies pass through here: copy in one go.
+      let cap = this.buf.length;
+      while (cap < this.length + bs.length) cap *= 2;
+      if (cap !== this.buf.length) {
+        const n = new Uint8Array(cap);
+        n.set(this.buf.subarray(0, this.length));
+        this.buf = n;
+      }
+      this.buf.set(bs, this.length);
+      this.length += bs.length;
+      return this;
+    }
     for (let i = 0; i < bs.length; i++) this.byte(bs[i]);
     return this;
   }
@@ -70,6 +83,16 @@ export class ByteWriter {
   }
   i64(v: bigint): this {
     v = BigInt.asIntN(64, v);
+    if (v >= -0x10000000000000n && v <= 0x10000000000000n) {
+      // Most constants (pcs, immediates) fit a double exactly: no BigInt work per byte.
+      let n = Number(v);
+      for (;;) {
+        const b = n & 0x7f; // ToInt32 keeps the low bits of a negative n too
+        n = Math.floor(n / 128);
+        if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return this.byte(b);
+        this.byte(b | 0x80);
+      }
+    }
     for (;;) {
       const b = Number(v & 0x7fn);
       v >>= 7n;
