@@ -45,6 +45,8 @@ const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'ji
   'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
+/** Body of a module function whose head could not be translated (never installed). */
+const STUB_BODY = new Uint8Array([OP.i32_const, 0]);
 
 export interface JitStats {
   /** Bytes of wasm generated (all modules, since start). */
@@ -171,20 +173,32 @@ export class Jit {
     const u8 = new Uint8Array(buf);
     const read16 = (a: number) => u8[a] | (u8[a + 1] << 8);
     const readU32 = (a: number) => dv.getUint32(a, true);
-    const blocks: { va: bigint; hpc: number; body: FuncBody; len: number }[] = [];
+    // Function i of the module is queue entry i, installed at table slot base + i, so
+    // an exit to another head of this drain can tail-call it directly. A head that
+    // cannot be translated keeps its position with a stub that is never installed.
+    const base = this.nextSlot;
+    const heads: { va: bigint; hpc: number }[] = [];
+    const index = new Map<bigint, number>();
     for (let i = 0; i < n; i++) {
       const e = STATE + JIT_QUEUE_OFF + 16 + i * 16;
       const va = dv.getBigUint64(e, true);
-      const hpc = dv.getUint32(e + 8, true);
-      const t = translateBlock(va, hpc, read16, readU32, allocLink);
-      if (!t) {
-        this.stats.rejected++;
-        continue;
-      }
-      blocks.push({ va, hpc, len: t.insns, body: { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` } });
+      heads.push({ va, hpc: dv.getUint32(e + 8, true) });
+      if (!index.has(va)) index.set(va, i);
+    }
+    const direct = (target: bigint) => {
+      const i = index.get(target);
+      return i === undefined ? undefined : { func: HELPERS.length + 1 + i, slot: base + i };
+    };
+    const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
+    for (const { va, hpc } of heads) {
+      const t = translateBlock(va, hpc, read16, readU32, allocLink, direct);
+      if (!t) this.stats.rejected++;
+      const code = t ? t.code : STUB_BODY;
+      blocks.push({ va, hpc, len: t ? t.insns : 0, ok: t !== null, body: { type: 0, locals: [], code, exportName: `b${blocks.length}` } });
+      if (t) blocks[blocks.length - 1].body.locals = BLOCK_LOCALS;
     }
     this.ex.jitQueueClear();
-    if (!blocks.length) return;
+    if (!blocks.some((b) => b.ok)) return;
     const types = [
       { params: [], results: [I32] }, // 0: block
       { params: [I64, I32, I32], results: [I64] }, // 1: jitLoad
@@ -202,8 +216,10 @@ export class Jit {
     this.stats.modules++;
     this.liveModules++;
     this.stats.bytes += bytes.length;
+    this.nextSlot = base + blocks.length;
     blocks.forEach((b, i) => {
-      const slot = this.nextSlot++;
+      if (!b.ok) return;
+      const slot = base + i;
       this.table.set(slot, inst.exports[`b${i}`]);
       this.chainTable.set(slot, inst.exports[`b${i}`]);
       this.ex.jitInstall(b.va, b.hpc, slot, b.len);

@@ -34,6 +34,13 @@ const JIT_LAST_EXIT_OFF = 0x1120;
  */
 export type LinkAllocator = (target: bigint, dynamic?: boolean) => number;
 
+/**
+ * Blocks of the module being built, by guest pc: the wasm function index a
+ * chained exit can tail-call directly, and the table slot it will be installed
+ * at (the exit's link slot must hold that slot for the direct call to be used).
+ */
+export type DirectTargets = (target: bigint) => { func: number; slot: number } | undefined;
+
 /** Import indices inside a block module (see jit.ts for the list). */
 export const IMP = {
   load: 0, store: 1, interp: 2,
@@ -53,7 +60,7 @@ const L_TLBL = 35; // i32 load TLB base
 const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
-const L_SPARE = 39; // i32: unused
+const L_DIRECT = 39; // i32: which direct target (1-based) a chainable exit goes to, 0 for none
 const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
@@ -112,7 +119,11 @@ class Emitter {
   /** A branch or jump of the block goes back to its head. */
   sawLoop = false;
 
-  constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null) {
+  /** Direct targets of this block's exits, in order of first use (L_DIRECT - 1 indexes it). */
+  private directs: { func: number; slot: number }[] = [];
+
+  constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null,
+    private readonly direct: DirectTargets | null = null) {
     if (loop) {
       for (const r of loop.preload) this.loaded.add(r);
       for (const r of loop.written) {
@@ -258,7 +269,14 @@ class Emitter {
   /** Exit to a constant pc; `chain`: through a link slot straight into the next block when possible. */
   exitConst(pc: bigint, count: number, chain = false): this {
     this.i64c(pc).lset(L_EXITPC);
-    return this.toExit(count, chain && this.allocLink ? this.allocLink(pc) : 0);
+    const slot = chain && this.allocLink ? this.allocLink(pc) : 0;
+    const d = slot !== 0 && this.direct ? this.direct(pc) : undefined;
+    if (d) {
+      let i = this.directs.findIndex((x) => x.func === d.func);
+      if (i < 0) i = this.directs.push(d) - 1;
+      this.i32c(i + 1).lset(L_DIRECT);
+    }
+    return this.toExit(count, slot);
   }
   /** Exit to the pc on the stack (no chaining). */
   exitDyn(count: number): this {
@@ -321,6 +339,29 @@ class Emitter {
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
       f.byte(OP.if).byte(0x40);
+      const n = this.directs.length;
+      if (n > 0) {
+        // A target in this module: tail-call it directly when the slot was linked to
+        // exactly that function's table slot (else it may be a stale translation).
+        // br_table on L_DIRECT to arm k (1..n); 0 goes on to the trampoline.
+        f.byte(OP.block).byte(0x40); // the trampoline path
+        for (let k = n; k >= 0; k--) f.byte(OP.block).byte(0x40);
+        f.byte(OP.local_get).u32(L_DIRECT).byte(OP.br_table).u32(n + 1);
+        for (let k = 0; k <= n; k++) f.u32(k);
+        f.u32(0);
+        f.byte(OP.end);
+        f.byte(OP.br).u32(n);
+        for (let k = 1; k <= n; k++) {
+          f.byte(OP.end);
+          const d = this.directs[k - 1];
+          f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+          f.byte(OP.i32_const).i32(d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
+          f.byte(OP.return_call).u32(d.func);
+          f.byte(OP.end);
+          if (k < n) f.byte(OP.br).u32(n - k);
+        }
+        f.byte(OP.end);
+      }
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
       // Through the chain trampoline (jit.ts): only it imports the table, see there why.
       f.byte(OP.return_call).u32(IMP.chain);
@@ -342,6 +383,7 @@ type Read16 = (addr: number) => number;
  */
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number, allocLink: LinkAllocator | null = null,
+  direct: DirectTargets | null = null,
 ): TranslatedBlock | null {
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
   let link = allocLink;
@@ -354,11 +396,11 @@ export function translateBlock(
       return a;
     };
   }
-  const first = new Emitter(link, pc);
+  const first = new Emitter(link, pc, null, direct);
   const t = emitBlock(first, pc, hpc, read16, readU32);
   if (!t || !first.sawLoop) return t;
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
-  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns });
+  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, direct);
   return emitBlock(looped, pc, hpc, read16, readU32);
 }
 
@@ -1079,13 +1121,15 @@ function emitProbe(e: Emitter, base: number, size: number): void {
     const at = STATE + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
   }
-  // e = base + ((wrap(va >> 12) & 1023) << 4)
-  e.lget(base).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i32_wrap_i64).i32c(1023).op(OP.i32_and)
-    .i32c(4).op(OP.i32_shl).op(OP.i32_add).ltee(L_E);
-  e.mem(OP.i64_load, 3, 0).lget(L_VA).i64c(12n).op(OP.i64_shr_u).op(OP.i64_eq);
-  if (size > 1) {
-    e.lget(L_VA).i64c(0xfffn).op(OP.i64_and).i64c(BigInt(0x1000 - size)).op(OP.i64_le_u).op(OP.i32_and);
-  }
+  // e = base + ((va >> 12) & 1023) * 16, computed on the low 32 bits
+  e.lget(base).lget(L_VA).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c(0x3ff0).op(OP.i32_and)
+    .op(OP.i32_add).ltee(L_E);
+  // Compared with the page of the access's last byte: an entry at index i only
+  // holds a page whose low ten bits are i, so an access that crosses into the next
+  // page (whose index is i + 1) never matches and takes the slow path.
+  e.mem(OP.i64_load, 3, 0).lget(L_VA);
+  if (size > 1) e.i64c(BigInt(size - 1)).op(OP.i64_add);
+  e.i64c(12n).op(OP.i64_shr_u).op(OP.i64_eq);
 }
 
 /** Host address for the fast path: wrap(va + addend). */
