@@ -32,10 +32,19 @@ export function readMstatus(): u64 {
 export function writeMstatus(v: u64): void {
   let nv = (mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
   if ((nv & MS_MPP) == (<u64>2 << 11)) nv = (nv & ~MS_MPP) | (mstatus & MS_MPP); // MPP=2 is reserved
+  const old = mstatus;
   mstatus = nv;
   store<u32>(STATE + FS_DIRTY_OFF, (nv & MS_FS) == MS_FS ? 1 : 0);
-  updateTlbSets();
-  breakBatch = true;
+  // Leave the batch (and the translated block) only for what the run loop or
+  // translated code holds on to: the data TLB set (MPRV, MPP), and an interrupt
+  // enable that lets an already pending interrupt in. The kernel saves and
+  // restores SIE around every spinlock; those writes need no break. (SUM and
+  // MXR accesses are never cached in the TLB; FS is checked where it is used.)
+  if (((old ^ nv) & (MS_MPRV | MS_MPP)) != 0) {
+    updateTlbSets();
+    breakBatch = true;
+  }
+  if ((nv & ~old & (MS_SIE | MS_MIE)) != 0 && (effectiveMip() & mie) != 0) breakBatch = true;
 }
 
 function illegal(): u64 {

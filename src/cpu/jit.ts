@@ -6,7 +6,7 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
 } from './state';
 import { pc, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL } from './hart';
 import { execFp } from './fpu';
@@ -199,6 +199,25 @@ export function jitInterp(k: u32): void {
   store<u64>(STATE + PC_OFF, pc);
   instret -= d;
   setFlag();
+}
+
+/**
+ * A JALR exit whose one-entry link slot points elsewhere (a function returning
+ * to another caller): find the block at `va` here instead of going back to the
+ * dispatcher, relink the slot to it and return its table slot (0: none, or it
+ * would not fit the budget).
+ */
+export function jitLookup(va: u64, slot: u32): u32 {
+  const hpc = fetchHostAddr(va);
+  if (hpc == 0) return 0;
+  const e = lookupBlock(va, hpc);
+  if (e == 0) return 0;
+  if (load<u32>(STATE + JIT_DONE_OFF) + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
+  store<u64>(slot, va, 16);
+  store<u32>(slot, load<u32>(e, 16));
+  store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
+  store<u32>(slot, load<u32>(e, 20), 8);
+  return load<u32>(e, 16);
 }
 
 export { RAM_BASE };

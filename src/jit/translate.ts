@@ -46,7 +46,8 @@ export const IMP = {
   load: 0, store: 1, interp: 2,
   mulh: 3, mulhsu: 4, mulhu: 5, div: 6, divu: 7, rem: 8, remu: 9, divw: 10, divuw: 11, remw: 12, remuw: 13,
   fp: 14,
-  chain: 15,
+  lookup: 15,
+  chain: 16,
 } as const;
 
 const MAX_INSNS = 256;
@@ -119,6 +120,8 @@ class Emitter {
   /** A branch or jump of the block goes back to its head. */
   sawLoop = false;
 
+  /** An exit through a dynamic (indirect jump) link slot. */
+  private hasDynamicExit = false;
   /** Direct targets of this block's exits, in order of first use (L_DIRECT - 1 indexes it). */
   private directs: { func: number; slot: number }[] = [];
 
@@ -285,6 +288,7 @@ class Emitter {
   }
   /** Exit to the pc on the stack, chaining when it is the target the slot was last linked to. */
   exitDynChained(count: number): this {
+    if (this.allocLink) this.hasDynamicExit = true;
     this.lset(L_EXITPC);
     return this.toExit(count, this.allocLink ? this.allocLink(0n, true) : 0);
   }
@@ -366,6 +370,17 @@ class Emitter {
       // Through the chain trampoline (jit.ts): only it imports the table, see there why.
       f.byte(OP.return_call).u32(IMP.chain);
       f.byte(OP.end);
+      if (this.hasDynamicExit) {
+        // The indirect jump went somewhere else than last time: look the target up
+        // without returning to the dispatcher (jitLookup relinks the slot).
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 24);
+        f.byte(OP.if).byte(0x40);
+        f.byte(OP.local_get).u32(L_EXITPC).byte(OP.local_get).u32(L_SLOT).byte(OP.call).u32(IMP.lookup);
+        f.byte(OP.local_tee).u32(L_DIRECT).byte(OP.if).byte(0x40);
+        f.byte(OP.local_get).u32(L_DIRECT).byte(OP.return_call).u32(IMP.chain);
+        f.byte(OP.end);
+        f.byte(OP.end);
+      }
       f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
       f.byte(OP.end);
     }
