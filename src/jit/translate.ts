@@ -529,9 +529,18 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
       e.reg(rs1).reg(rs2).op(cmp).ifVoid();
-      if (t === e.head) e.sawLoop = true;
-      if (t === e.head && e.loop) e.loopBack(k + 1);
-      else e.exitConst(t, k + 1, true);
+      if (t === e.head) {
+        // A loop. Its exit ends the block (in both passes, so the first pass's
+        // register sets are the loop's own): what follows the loop would only add
+        // registers to load before and write back after every run of the loop.
+        e.sawLoop = true;
+        if (e.loop) e.loopBack(k + 1);
+        else e.exitConst(t, k + 1, true);
+        e.end();
+        e.exitConst(next, k + 1, true);
+        return 'end';
+      }
+      e.exitConst(t, k + 1, true);
       e.end();
       return 'ok';
     }
