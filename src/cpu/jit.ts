@@ -61,6 +61,11 @@ const URGENT_AFTER: i32 = 1024;
   } else if (load<u64>(slot, 16) != va) {
     return; // the exit's constant target must be this block
   }
+  linkSlot(slot, e);
+}
+
+/** Point link slot `slot` at block-cache entry `e` (its table slot and length), valid in this epoch. */
+@inline function linkSlot(slot: u32, e: u32): void {
   store<u32>(slot, load<u32>(e, 16));
   store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
   store<u32>(slot, load<u32>(e, 20), 8);
@@ -214,9 +219,7 @@ export function jitLookup(va: u64, slot: u32): u32 {
   if (e == 0) return 0;
   if (load<u32>(STATE + JIT_DONE_OFF) + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
   store<u64>(slot, va, 16);
-  store<u32>(slot, load<u32>(e, 16));
-  store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
-  store<u32>(slot, load<u32>(e, 20), 8);
+  linkSlot(slot, e);
   return load<u32>(e, 16);
 }
 

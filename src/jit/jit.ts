@@ -45,8 +45,12 @@ const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'ji
   'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
-/** Body of a module function whose head could not be translated (never installed). */
-const STUB_BODY = new Uint8Array([OP.i32_const, 0]);
+/**
+ * Body of the module function at the position of a queued head that could not
+ * be translated: it only keeps the function indices of the others equal to
+ * their queue positions and is never installed in the table.
+ */
+const UNTRANSLATED_BODY = new Uint8Array([OP.i32_const, 0]);
 
 export interface JitStats {
   /** Bytes of wasm generated (all modules, since start). */
@@ -175,7 +179,7 @@ export class Jit {
     const readU32 = (a: number) => dv.getUint32(a, true);
     // Function i of the module is queue entry i, installed at table slot base + i, so
     // an exit to another head of this drain can tail-call it directly. A head that
-    // cannot be translated keeps its position with a stub that is never installed.
+    // cannot be translated keeps its position with UNTRANSLATED_BODY.
     const base = this.nextSlot;
     const heads: { va: bigint; hpc: number }[] = [];
     const index = new Map<bigint, number>();
@@ -193,9 +197,10 @@ export class Jit {
     for (const { va, hpc } of heads) {
       const t = translateBlock(va, hpc, read16, readU32, allocLink, direct);
       if (!t) this.stats.rejected++;
-      const code = t ? t.code : STUB_BODY;
-      blocks.push({ va, hpc, len: t ? t.insns : 0, ok: t !== null, body: { type: 0, locals: [], code, exportName: `b${blocks.length}` } });
-      if (t) blocks[blocks.length - 1].body.locals = BLOCK_LOCALS;
+      const body: FuncBody = t
+        ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }
+        : { type: 0, locals: [], code: UNTRANSLATED_BODY };
+      blocks.push({ va, hpc, len: t ? t.insns : 0, ok: t !== null, body });
     }
     this.ex.jitQueueClear();
     if (!blocks.some((b) => b.ok)) return;

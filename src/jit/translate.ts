@@ -70,8 +70,6 @@ export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS,
 export interface TranslatedBlock {
   code: Uint8Array;
   insns: number;
-  /** The block branches back to its own head inside one wasm loop. */
-  loops: boolean;
 }
 
 /**
@@ -462,7 +460,7 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, readU32:
     if (e.loop && curPc === e.head) e.loopBack(n);
     else e.exitConst(curPc, n, true);
   }
-  return { code: e.finish(), insns: n, loops: e.loop !== null };
+  return { code: e.finish(), insns: n };
 }
 
 /** 'ok': continue after it; 'end': the block ends with it; 'stop': not translated; bigint: continue at that pc. */
@@ -660,6 +658,29 @@ function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
 }
 
 /**
+ * Load f[rs1] and f[rs2] (at fa, fb) as f64 into T_A and T_B (binary32 values
+ * unboxed, AND-ing their NaN-box check into L_OK) and AND into L_OK that neither
+ * is a NaN (x == x is false only for NaN): the operands compares and FMIN/FMAX
+ * can take inline without raising flags.
+ */
+function emitOrderedPair(e: Emitter, dbl: boolean, fa: number, fb: number): void {
+  if (dbl) {
+    e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+    e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+  } else {
+    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    emitBoxedCheck(e, [L_VA, L_VAL]);
+    emitS2D(e, L_VA);
+    e.lset(T_A);
+    emitS2D(e, L_VAL);
+    e.lset(T_B);
+  }
+  e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
+  e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+}
+
+/**
  * FMV.X.D / FMV.X.W (raw bits, the binary32 sign-extended, no NaN-box check)
  * and FEQ/FLT/FLE on ordered operands (no NaN: no flags) write x[rd]. The slow
  * path's jitFp writes x[rd] in the STATE block, which is then read back, so
@@ -671,23 +692,7 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
   if (cmp ? rm > 2 : rs2 !== 0 || rm !== 0) return false; // FCLASS (rm 1) and illegal encodings: jitFp
   emitFastCond(e, 0, false);
   e.lset(L_OK);
-  if (cmp) {
-    if (dbl) {
-      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
-      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
-    } else {
-      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
-      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
-      emitBoxedCheck(e, [L_VA, L_VAL]);
-      emitS2D(e, L_VA);
-      e.lset(T_A);
-      emitS2D(e, L_VAL);
-      e.lset(T_B);
-    }
-    // Neither is a NaN (x == x is false only for NaN).
-    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
-    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
-  }
+  if (cmp) emitOrderedPair(e, dbl, fa, fb);
   e.lget(L_OK).ifI64();
   if (cmp) {
     e.lget(T_A).lget(T_B).op([OP.f64_le, OP.f64_lt, OP.f64_eq][rm]).op(OP.i64_extend_i32_u);
@@ -882,20 +887,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     if (rm > 1) return false;
     emitFastCond(e, 0, false);
     e.lset(L_OK);
-    if (dbl) {
-      e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
-      e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
-    } else {
-      e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
-      e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
-      emitBoxedCheck(e, [L_VA, L_VAL]);
-      emitS2D(e, L_VA);
-      e.lset(T_A);
-      emitS2D(e, L_VAL);
-      e.lset(T_B);
-    }
-    e.lget(T_A).lget(T_A).op(OP.f64_eq).lget(T_B).lget(T_B).op(OP.f64_eq).op(OP.i32_and);
-    e.lget(L_OK).op(OP.i32_and).lset(L_OK);
+    emitOrderedPair(e, dbl, fa, fb);
     e.lget(T_A).lget(T_B).op(rm === 0 ? OP.f64_min : OP.f64_max).lset(T_R);
     emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
     return true;
