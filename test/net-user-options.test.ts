@@ -37,7 +37,7 @@ describe('parseUserNetOptions', () => {
     const o = ok(['hostfwd=tcp:127.0.0.1:8080-:80', 'hostfwd=udp::5353-:53', 'allow=127.0.0.1/8', '10.1.2.0/24', 'dns-server=127.0.0.1:5353', 'net=10.0.2.0/24']);
     assert.deepEqual(o.hostfwd, [
       { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 8080, guestPort: 80 },
-      { proto: 'udp', hostAddr: '0.0.0.0', hostPort: 5353, guestPort: 53 },
+      { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 5353, guestPort: 53 },
     ]);
     assert.deepEqual(o.allow, ['127.0.0.1/8', '10.1.2.0/24']);
     assert.deepEqual(o.dnsServer, ['127.0.0.1:5353']);
@@ -55,7 +55,7 @@ describe('parseUserNetOptions', () => {
 
   test('hostfwd forms', () => {
     assert.deepEqual(ok(['hostfwd=:127.0.0.1:2222-10.0.2.15:22']).hostfwd, [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 2222, guestAddr: '10.0.2.15', guestPort: 22 }]);
-    assert.deepEqual(ok(['hostfwd=tcp::0-:22']).hostfwd, [{ proto: 'tcp', hostAddr: '0.0.0.0', hostPort: 0, guestPort: 22 }]);
+    assert.deepEqual(ok(['hostfwd=tcp::0-:22']).hostfwd, [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 22 }]);
     assert.deepEqual(ok(['dns-server=none']).dnsServer, []);
     assert.deepEqual(ok(['dns-server=192.0.2.53']).dnsServer, ['192.0.2.53']);
   });
@@ -72,7 +72,7 @@ describe('parseUserNetOptions', () => {
       [['hostfwd=tcp::80-1.2.3:22'], '--net user: bad hostfwd "tcp::80-1.2.3:22": guest address "1.2.3" is not an IPv4 address'],
       [['hostfwd=tcp::80-10.0.9.9:22'], '--net user: bad hostfwd "tcp::80-10.0.9.9:22": guest address "10.0.9.9" is not inside the network 10.0.2.0/24'],
       [['hostfwd=tcp::80-10.0.2.9:22', 'net=10.0.3.0/24'], '--net user: bad hostfwd "tcp::80-10.0.2.9:22": guest address "10.0.2.9" is not inside the network 10.0.3.0/24'],
-      [['hostfwd=tcp::80-:22', 'hostfwd=tcp::80-:23'], '--net user: hostfwd tcp 0.0.0.0:80 given twice'],
+      [['hostfwd=tcp::80-:22', 'hostfwd=tcp::80-:23'], '--net user: hostfwd tcp 127.0.0.1:80 given twice'],
       [['allow=10.1.2.0/33'], '--net user: bad allow "10.1.2.0/33": expected an IPv4 address or CIDR block such as 10.1.2.0/24'],
       [['allow=10.0.0.0/8', 'bogus'], '--net user: bad allow "bogus": expected an IPv4 address or CIDR block such as 10.1.2.0/24'],
       [['dns-server=localhost:53'], '--net user: bad dns-server "localhost:53": expected an IPv4 address with an optional port, such as 127.0.0.1:5353, or none'],
