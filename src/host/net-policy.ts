@@ -37,6 +37,14 @@ export function parsePolicyRules(flag: string, texts: readonly string[]): string
   return [...texts];
 }
 
+/** Throws on a rule that does not parse (a policy handed to startDaemon by code rather than by serve's flags). */
+export function checkNetPolicy(p: NetPolicy): void {
+  for (const t of [...p.listen, ...p.connect]) {
+    const r = parseEndpointRule(t);
+    if (!r.ok) throw new Error(`network policy: ${r.error}`);
+  }
+}
+
 /** What a user NIC's backend enforces at run time (connections, binds). */
 export function hostAccessOf(p: NetPolicy): HostAccess {
   return { connect: [...p.connect], listen: [...p.listen], protectedPorts: [...p.protectedPorts] };

@@ -13,7 +13,7 @@ import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, 
 import type { VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
-import { defaultNetPolicy, type NetPolicy } from './net-policy.js';
+import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -53,6 +53,7 @@ export class Host {
 
   constructor(readonly opts: HostOptions) {
     this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
+    checkNetPolicy(this.netPolicy);
     this.store = new DefinitionStore(opts.stateDir);
     const logDir = join(opts.stateDir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
