@@ -106,7 +106,8 @@ async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: n
       ? ['qemu-system-riscv64', ['-M', 'virt', '-m', MEM, '-nographic', '-kernel', kernel, '-initrd', initrd, '-append', APPEND,
           '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${fwd}-:80`, '-device', 'virtio-net-device,netdev=n0']]
       : [process.execPath, [TSVISOR_BIN, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM,
-          '--net', `user,hostfwd=tcp:127.0.0.1:${fwd}-:80`]];
+          // The guest talks to the host's loopback through the gateway, as QEMU's user network allows by default.
+          '--net', `user,host-loopback=on,hostfwd=tcp:127.0.0.1:${fwd}-:80`]];
   const s = new ConsoleSession(cmd, args as string[]);
   const bytes = mib * 1048576;
   try {

@@ -1,7 +1,7 @@
 // User-mode networking end to end, as a user would run it: `tsvisor run --net
 // user,...` boots the default guest, which gets its address by DHCP, resolves a
 // name through the test's own DNS server, downloads from an HTTP server on the
-// host's loopback through the gateway, serves a page back through a hostfwd
+// host's loopback through the gateway (host-loopback=on), serves a page back through a hostfwd
 // port, is refused by the allow-list, and then turns hostile (netfuzz sends
 // thousands of malformed frames): the frames are dropped and counted and the
 // network keeps working. Every socket is on 127.0.0.1.
@@ -82,7 +82,7 @@ test('user networking: DHCP, DNS, download, hostfwd, allow-list, hostile frames'
     process.execPath,
     [
       CLI, 'run', '--kernel', guest.kernel, '--initrd', initrd, '--mem', '128M', '--stats',
-      '--net', `user,allow=127.0.0.1/8,dns-server=127.0.0.1:${dnsPort},hostfwd=tcp:127.0.0.1:${fwdPort}-:80`,
+      '--net', `user,host-loopback=on,allow=127.0.0.1/8,dns-server=127.0.0.1:${dnsPort},hostfwd=tcp:127.0.0.1:${fwdPort}-:80`,
     ],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );

@@ -15,7 +15,7 @@ import {
 
 // Only loopback is reachable, and only ports nobody listens on are used, so a
 // mutated frame that happens to be valid cannot reach anything.
-const SAFE = { dnsServer: [] as string[], allow: ['127.0.0.1/32'] };
+const SAFE = { dnsServer: [] as string[], allow: ['127.0.0.1/32'], hostLoopback: true };
 
 async function stillAnswers(g: FakeGuest): Promise<void> {
   assert.equal((g.backend as UserNet).dropReasons()['internal-error'], undefined, 'no exception inside the stack');
@@ -202,7 +202,7 @@ describe('hostile TCP peers', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as net.AddressInfo).port;
-    const n = new UserNet({ dnsServer: [], allow: ['127.0.0.1/32'], tcp: { rtoMs: 20, maxRtoMs: 40, maxRetries: 2 } });
+    const n = new UserNet({ dnsServer: [], allow: ['127.0.0.1/32'], hostLoopback: true, tcp: { rtoMs: 20, maxRtoMs: 40, maxRetries: 2 } });
     const g = new FakeGuest(n);
     try {
       const conns: GuestTcp[] = [];

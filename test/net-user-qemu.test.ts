@@ -49,7 +49,7 @@ test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serv
   });
   await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
 
-  const un = new UserNet({ dnsServer: [], hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 8080 }] });
+  const un = new UserNet({ dnsServer: [], hostLoopback: true, hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 8080 }] });
   await un.listen();
   const bridge = dgram.createSocket('udp4');
   await new Promise<void>((r) => bridge.bind(0, '127.0.0.1', () => r()));

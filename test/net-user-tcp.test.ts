@@ -51,8 +51,9 @@ function startServer(onConn: (s: net.Socket) => void): Promise<Server> {
   });
 }
 
+// These tests talk to servers on the host's loopback through the gateway, so host-loopback is on.
 async function withNet(opts: UserNetOptions, body: (n: UserNet, g: FakeGuest) => Promise<void>): Promise<void> {
-  const n = new UserNet({ dnsServer: [], ...opts });
+  const n = new UserNet({ dnsServer: [], hostLoopback: true, ...opts });
   const g = new FakeGuest(n);
   try {
     await body(n, g);
@@ -439,6 +440,7 @@ describe('lifecycle', () => {
     await new Promise<void>((r) => silentDns.bind(0, '127.0.0.1', () => r()));
     const n = new UserNet({
       dnsServer: `127.0.0.1:${silentDns.address().port}`,
+      hostLoopback: true,
       hostfwd: [{ proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 80 }, { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 0, guestPort: 53 }],
     });
     await n.listen();

@@ -72,7 +72,11 @@ Options:
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
   --net SPEC         a virtio-net NIC (repeatable; the first is eth0):
                        user[,hostfwd=tcp:127.0.0.1:8080-:80][,allow=CIDR...]
-                                       user-mode NAT, no privileges needed
+                           [,guestfwd=tcp:10.0.2.100:80-127.0.0.1:8080][,host-loopback=on]
+                                       user-mode NAT, no privileges needed; the
+                                       host itself is reachable only through
+                                       guestfwd, or host-loopback=on (10.0.2.2
+                                       is then the host's 127.0.0.1)
                        switch=NAME     a virtual switch shared with other VMs
                        tap,ifname=IF   an existing TAP device (bridged)
                        none            no NIC

@@ -28,6 +28,13 @@ Options:
   --hang-timeout SECS    a VM that reports no progress this long is failed (default: 30)
   --worker-heap SIZE     JS heap limit of each VM's worker thread (default: 1G); guest
                          RAM is not part of it
+  --allow-hostfwd RULE   host addresses and ports VMs' hostfwd may listen on
+                         (repeatable; default 127.0.0.1:*; "none" for none)
+  --allow-guestfwd RULE  host addresses and ports VMs may connect to through
+                         guestfwd or hostLoopback (repeatable; default none)
+                         RULE is ADDR[/PREFIX]:PORTS, PORTS N, N-M or * (1024-65535);
+                         ports below 1024 and 0.0.0.0 must be named explicitly;
+                         the --listen port is never open to VMs
   --debug-faults         accept the "debug" create field (fault injection, for tests)
   -h, --help             show this help
 `;
@@ -51,6 +58,8 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     'hang-timeout': { type: 'string' },
     'worker-heap': { type: 'string' },
     'debug-faults': { type: 'boolean' },
+    'allow-hostfwd': { type: 'string', multiple: true },
+    'allow-guestfwd': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -100,6 +109,15 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     workerMaxHeapMiB = Math.floor(b / 1048576);
   }
 
+  const { defaultNetPolicy, parsePolicyRules } = await import('../host/net-policy.js');
+  const netPolicy = defaultNetPolicy();
+  try {
+    if (values['allow-hostfwd']) netPolicy.listen = parsePolicyRules('--allow-hostfwd', values['allow-hostfwd']);
+    if (values['allow-guestfwd']) netPolicy.connect = parsePolicyRules('--allow-guestfwd', values['allow-guestfwd']);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+
   const [{ startDaemon }, { defaultWasmPath }] = await Promise.all([import('../host/server.js'), import('../vm/vm-handle.js')]);
   const log = (m: string) => io.stderr.write(`tsvisor serve: ${m}\n`);
   let daemon;
@@ -118,6 +136,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
       schedulerPeriodMs: 50,
       logMaxBytes: 4 * 1024 * 1024,
       workerMaxHeapMiB,
+      netPolicy,
       version: process.env.npm_package_version ?? '0.1.0',
       log,
     });
@@ -126,7 +145,8 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
   }
   log(
     `listening on ${daemon.socketPath}${daemon.tcp ? ` and ${daemon.tcp.host}:${daemon.tcp.port}` : ''}; ` +
-      `${cpus} CPU(s), memory budget ${memoryBudgetMiB} MiB, images in ${imagesDir}, ${daemon.host.vms.size} VM(s) defined`,
+      `${cpus} CPU(s), memory budget ${memoryBudgetMiB} MiB, images in ${imagesDir}, ${daemon.host.vms.size} VM(s) defined; ` +
+      `VM hostfwd may listen on ${netPolicy.listen.join(' ') || 'nothing'}, VMs may connect to ${netPolicy.connect.join(' ') || 'nothing'} on the host`,
   );
   // Stay up until a signal, then stop the VMs and remove the socket.
   const sig = await new Promise<NodeJS.Signals>((res) => {

@@ -13,6 +13,7 @@ import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, 
 import type { VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
+import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -27,6 +28,8 @@ export interface HostOptions {
   logMaxBytes: number;
   workerMaxHeapMiB: number;
   log: (msg: string) => void;
+  /** What VMs' user NICs may reach and bind on the host; default: net-policy.ts. */
+  netPolicy?: NetPolicy;
 }
 
 const RUN_STATE_NAMES: Record<number, string> = {
@@ -45,8 +48,12 @@ export class Host {
   private readonly store: DefinitionStore;
   private readonly supervisorOpts: SupervisorOptions;
   private watchdog: NodeJS.Timeout | null = null;
+  /** Shared with the supervisors: the API port added by protectApiPort() reaches VMs started later. */
+  readonly netPolicy: NetPolicy;
 
   constructor(readonly opts: HostOptions) {
+    this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
+    checkNetPolicy(this.netPolicy);
     this.store = new DefinitionStore(opts.stateDir);
     const logDir = join(opts.stateDir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -57,6 +64,7 @@ export class Host {
       hangTimeoutMs: opts.hangTimeoutMs,
       workerMaxHeapMiB: opts.workerMaxHeapMiB,
       log: opts.log,
+      netPolicy: this.netPolicy,
     };
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
@@ -102,6 +110,11 @@ export class Host {
     for (const vm of this.vms.values()) vm.cancelRestart();
   }
 
+  /** The daemon's TCP API listens on this port: no guest may reach it, no VM may bind it. */
+  protectApiPort(port: number): void {
+    if (!this.netPolicy.protectedPorts.includes(port)) this.netPolicy.protectedPorts.push(port);
+  }
+
   reservedMiB(): number {
     let sum = 0;
     for (const vm of this.vms.values()) sum += vm.config.memory;
@@ -124,8 +137,8 @@ export class Host {
         `memory: ${config.memory} MiB requested but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`,
       );
     }
-    const nics = nicSpecs(config);
-    if (!nics.ok) throw new ApiError(400, nics.error);
+    const nics = nicSpecs(config, this.netPolicy);
+    if (!nics.ok) throw new ApiError(nics.status, nics.error);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
     const vm = new VmSupervisor(def, this.supervisorOpts, 'created');

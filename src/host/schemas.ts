@@ -43,7 +43,7 @@ export const diskSchema = {
   },
 } as const;
 
-/** A virtio-net NIC: user networking (hostfwd, allow), a named switch, or a TAP device. */
+/** A virtio-net NIC: user networking (hostfwd, guestfwd, hostLoopback, allow), a named switch, or a TAP device. */
 export const nicSchema = {
   type: 'object',
   additionalProperties: false,
@@ -54,6 +54,8 @@ export const nicSchema = {
     switch: { type: 'string', maxLength: 64 },
     tap: { type: 'string', maxLength: 15 },
     hostfwd: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 } },
+    guestfwd: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 64 }, description: 'tcp:GUESTADDR:PORT-HOSTADDR:PORT; the daemon policy (--allow-guestfwd) must allow the target' },
+    hostLoopback: { type: 'boolean', description: "the gateway address is the host's 127.0.0.1 (needs --allow-guestfwd covering 127.0.0.1; each connection is checked against it)" },
     allow: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 43 } },
     limits: nicLimitsSchema,
   },

@@ -143,7 +143,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       t.listen(opts.listen!.port, opts.listen!.host, () => resolve());
     });
     const addr = t.address();
-    if (addr && typeof addr === 'object') tcp = { host: addr.address, port: addr.port };
+    if (addr && typeof addr === 'object') {
+      tcp = { host: addr.address, port: addr.port };
+      host.protectApiPort(addr.port);
+    }
     servers.push(t);
   }
 

@@ -10,7 +10,7 @@ export interface CreateVmRequest {
   append?: string;
   rootDisk?: boolean;
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];
-  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; allow?: string[]; limits?: NicApiLimits }[];
+  nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; guestfwd?: string[]; hostLoopback?: boolean; allow?: string[]; limits?: NicApiLimits }[];
   balloon?: boolean;
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;

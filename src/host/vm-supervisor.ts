@@ -14,6 +14,7 @@ import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protoc
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
+import type { NetPolicy } from './net-policy.js';
 import { createNicHosts } from '../net/create-backend.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
@@ -30,6 +31,8 @@ export interface SupervisorOptions {
   /** Heap limits of each VM's worker thread. */
   workerMaxHeapMiB: number;
   log: (msg: string) => void;
+  /** The daemon's network policy, enforced by user NICs (net-policy.ts). */
+  netPolicy?: NetPolicy;
 }
 
 /** What the scheduler measured over its last window. */
@@ -140,7 +143,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.failurePending = null;
     this.panicText = null;
     this.scanTail = '';
-    const specs = nicSpecs(this.config);
+    const specs = nicSpecs(this.config, this.opts.netPolicy);
     if (!specs.ok) throw new Error(specs.error);
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };

@@ -16,7 +16,7 @@ export async function createBackend(spec: NicSpec, label: string): Promise<NetBa
       return TapBackend.open(spec.ifname);
     case 'user': {
       const { createUserBackend } = await import('./user-backend.js');
-      return createUserBackend(spec.params);
+      return createUserBackend(spec.params, spec.hostAccess);
     }
   }
 }

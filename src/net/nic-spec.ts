@@ -1,5 +1,6 @@
 // The --net option (and a NIC in a daemon VM config): which backend a NIC uses.
-//   user[,hostfwd=...][,allow=...][,mac=...]   user-mode NAT (no privileges)
+//   user[,hostfwd=...][,guestfwd=...][,host-loopback=on][,allow=...][,mac=...]
+//                                              user-mode NAT (no privileges)
 //   switch=NAME[,mac=...]                      a virtual switch shared with other VMs
 //   tap,ifname=NAME[,mac=...]                  an existing TAP device (Linux)
 //   none                                       no NIC
@@ -8,6 +9,7 @@ import { parseMac } from './mac.js';
 import { parseSize } from '../cli/size.js';
 import { perSecond } from '../devices/rate-limiter.js';
 import type { NicLimits } from '../devices/virtio/net.js';
+import type { HostAccess } from './user/host-access.js';
 
 /** Rate-limit options any backend takes: bytes (sizes like 10M) or frames per second, each direction. */
 const LIMIT_KEYS = ['tx_bps', 'rx_bps', 'tx_pps', 'rx_pps'] as const;
@@ -18,7 +20,7 @@ interface NicCommon {
 }
 
 export type NicSpec =
-  | (NicCommon & { mode: 'user'; params: string[] })
+  | (NicCommon & { mode: 'user'; params: string[]; /** set by the daemon's policy */ hostAccess?: HostAccess })
   | (NicCommon & { mode: 'switch'; name: string })
   | (NicCommon & { mode: 'tap'; ifname: string });
 

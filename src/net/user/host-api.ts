@@ -46,6 +46,8 @@ export interface HostApi {
   udpBind(addr: string, port: number, events: UdpEvents): Promise<HostUdpServer>;
   /** The host's configured DNS resolvers, as "addr" or "addr:port" / "[v6]:port". */
   dnsServers(): string[];
+  /** The host's own IPv4 interface addresses. */
+  localAddresses(): number[];
   /** getaddrinfo, so the hosts file counts. */
   lookup(name: string, family: 4 | 6): Promise<LookupResult>;
   setTimer(fn: () => void, ms: number): unknown;

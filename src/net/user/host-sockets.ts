@@ -4,6 +4,8 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { parseIp4 } from './addr.js';
 import type { HostApi, HostServer, HostTcpSocket, HostUdpServer, HostUdpSocket, LookupResult, TcpSocketEvents, UdpEvents } from './host-api.js';
 
 export class NodeHostApi implements HostApi {
@@ -71,6 +73,23 @@ export class NodeHostApi implements HostApi {
     } catch {
       return [];
     }
+  }
+
+  localAddresses(): number[] {
+    const out: number[] = [];
+    try {
+      for (const list of Object.values(networkInterfaces())) {
+        for (const a of list ?? []) {
+          // Node 18.0-18.3 reported the family as a number.
+          if (a.family !== 'IPv4' && (a.family as unknown) !== 4) continue;
+          const ip = parseIp4(a.address);
+          if (ip !== null) out.push(ip);
+        }
+      }
+    } catch {
+      // No interface list: only the loopback block counts as the host.
+    }
+    return out;
   }
 
   async lookup(name: string, family: 4 | 6): Promise<LookupResult> {

@@ -3,10 +3,11 @@
 
 import { ip4ToString, inCidr, parseCidr, parseIp4, prefixMask, type Cidr, type Ip4 } from './addr.js';
 import { DEFAULT_TUNING, type TcpTuning } from './tcp.js';
+import { OPEN_ACCESS, parseRules, refusal, type EndpointRule, type HostAccess } from './host-access.js';
 
 export interface HostFwdRule {
   proto: 'tcp' | 'udp';
-  /** Host address to listen on; "0.0.0.0" (all) when the rule leaves it empty, as in QEMU. */
+  /** Host address to listen on; 127.0.0.1 when the rule leaves it empty (QEMU would take every address). */
   hostAddr: string;
   /** 0 picks a free port (see UserNet.forwardedPorts()). */
   hostPort: number;
@@ -15,11 +16,27 @@ export interface HostFwdRule {
   guestPort: number;
 }
 
+/** guestfwd: guest connections to guestAddr:guestPort are connected to hostAddr:hostPort (TCP). */
+export interface GuestFwdRule {
+  guestAddr: string;
+  guestPort: number;
+  hostAddr: string;
+  hostPort: number;
+}
+
 export interface UserNetOptions {
   /** Guest network, default "10.0.2.0/24". */
   net?: string;
-  /** Gateway (host) address, default network + 2; it stands for the host's 127.0.0.1. */
+  /** Gateway address, default network + 2; with hostLoopback it stands for the host's 127.0.0.1. */
   host?: string;
+  /**
+   * host-loopback=on: the gateway address is the host's 127.0.0.1, and the
+   * host's own addresses may be dialed. Off (default): only guestfwd reaches them.
+   */
+  hostLoopback?: boolean;
+  guestfwd?: GuestFwdRule[];
+  /** Limits set by the daemon's policy (never from --net text); default: none. */
+  hostAccess?: HostAccess;
   /** DNS address, default network + 3. */
   dns?: string;
   /** Address handed out by DHCP, default network + 15. */
@@ -49,6 +66,13 @@ export interface ResolvedFwd {
   guestPort: number;
 }
 
+export interface ResolvedGuestFwd {
+  guestIp: Ip4;
+  guestPort: number;
+  hostIp: Ip4;
+  hostPort: number;
+}
+
 export interface UserNetConfig {
   net: Cidr;
   mask: Ip4;
@@ -57,6 +81,12 @@ export interface UserNetConfig {
   guest: Ip4;
   gatewayMac: Uint8Array;
   hostfwd: ResolvedFwd[];
+  hostLoopback: boolean;
+  guestfwd: ResolvedGuestFwd[];
+  /** Host endpoints guestfwd and host-loopback connections may reach; null: any. */
+  connectRules: EndpointRule[] | null;
+  /** Ports no guest connection reaches on a host-local address (the daemon's API). */
+  protectedPorts: ReadonlySet<number>;
   allow: Cidr[] | null;
   /** null: ask the host for its resolvers. */
   dnsUpstreams: { addr: string; port: number }[] | null;
@@ -114,6 +144,19 @@ export function parseUserNetOptions(params: string[]): { ok: true; options: User
         fwdTexts.set(r.value, value);
         break;
       }
+      case 'guestfwd': {
+        const r = parseGuestFwd(value);
+        if (!r.ok) return r;
+        (o.guestfwd ??= []).push(r.value);
+        break;
+      }
+      case 'host-loopback': {
+        const dup = once();
+        if (dup) return { ok: false, error: dup };
+        if (value !== 'on' && value !== 'off') return { ok: false, error: E('host-loopback', value, 'expected on or off') };
+        o.hostLoopback = value === 'on';
+        break;
+      }
       case 'allow':
         if (!parseCidr(value)) return { ok: false, error: E('allow', value, 'expected an IPv4 address or CIDR block such as 10.1.2.0/24') };
         (o.allow ??= []).push(value);
@@ -147,9 +190,26 @@ export function parseHostFwd(value: string): Result<HostFwdRule> {
   if (guestAddr !== '' && parseIp4(guestAddr) === null) return bad(`guest address "${guestAddr}" is not an IPv4 address`);
   const gp = parsePort(guestPort, false);
   if (gp === null) return bad(`guest port "${guestPort}" is not a number from 1 to 65535`);
-  const rule: HostFwdRule = { proto: proto === 'udp' ? 'udp' : 'tcp', hostAddr: hostAddr || '0.0.0.0', hostPort: hp, guestPort: gp };
+  // An empty host address is the loopback, not QEMU's every address: a guest service is not put on the LAN unasked.
+  const rule: HostFwdRule = { proto: proto === 'udp' ? 'udp' : 'tcp', hostAddr: hostAddr || '127.0.0.1', hostPort: hp, guestPort: gp };
   if (guestAddr !== '') rule.guestAddr = guestAddr;
   return { ok: true, value: rule };
+}
+
+/** [tcp]:guestaddr:guestport-[tcp:]hostaddr:hostport (QEMU writes the target as a "tcp:" chardev). */
+export function parseGuestFwd(value: string): Result<GuestFwdRule> {
+  const bad = (why: string): Result<GuestFwdRule> => ({ ok: false, error: E('guestfwd', value, why) });
+  const m = /^([^:]*):([^:]*):([^-]*)-(?:tcp:)?([^:]*):(.*)$/.exec(value);
+  if (!m) return bad('expected tcp:guestaddr:guestport-hostaddr:hostport, such as tcp:10.0.2.100:80-127.0.0.1:8080');
+  const [, proto, guestAddr, guestPort, hostAddr, hostPort] = m;
+  if (proto !== '' && proto !== 'tcp') return bad(`protocol "${proto}" is not tcp (guestfwd forwards TCP only)`);
+  if (parseIp4(guestAddr) === null) return bad(`guest address "${guestAddr}" is not an IPv4 address`);
+  const gp = parsePort(guestPort, false);
+  if (gp === null) return bad(`guest port "${guestPort}" is not a number from 1 to 65535`);
+  if (parseIp4(hostAddr) === null) return bad(`host address "${hostAddr}" is not an IPv4 address`);
+  const hp = parsePort(hostPort, false);
+  if (hp === null) return bad(`host port "${hostPort}" is not a number from 1 to 65535`);
+  return { ok: true, value: { guestAddr, guestPort: gp, hostAddr, hostPort: hp } };
 }
 
 function parsePort(s: string, zeroOk: boolean): number | null {
@@ -195,6 +255,16 @@ export function resolveUserNetConfig(o: UserNetOptions, fwdTexts?: ReadonlyMap<H
   if (host.value === dns.value || host.value === guest.value || dns.value === guest.value) {
     return fail('--net user: the host, dns and dhcpstart addresses must all differ');
   }
+  const access = o.hostAccess ?? OPEN_ACCESS;
+  let listenRules: EndpointRule[] | null;
+  let connectRules: EndpointRule[] | null;
+  try {
+    listenRules = access.listen === null ? null : parseRules(access.listen);
+    connectRules = access.connect === null ? null : parseRules(access.connect);
+  } catch (e) {
+    return fail(`--net user: host policy: ${(e as Error).message}`);
+  }
+  const protectedPorts = new Set(access.protectedPorts);
   const hostfwd: ResolvedFwd[] = [];
   const bound = new Set<string>();
   for (const r of o.hostfwd ?? []) {
@@ -205,11 +275,28 @@ export function resolveUserNetConfig(o: UserNetOptions, fwdTexts?: ReadonlyMap<H
       if (g === null || !inCidr(g, net)) return fail(E('hostfwd', text, `guest address "${r.guestAddr}" is not inside the network ${ip4ToString(net.addr)}/${net.prefix}`));
       guestIp = g;
     }
-    if (parseIp4(r.hostAddr) === null) return fail(E('hostfwd', text, `host address "${r.hostAddr}" is not an IPv4 address`));
+    const hostIp = parseIp4(r.hostAddr);
+    if (hostIp === null) return fail(E('hostfwd', text, `host address "${r.hostAddr}" is not an IPv4 address`));
+    if (protectedPorts.has(r.hostPort)) return fail(E('hostfwd', text, `host port ${r.hostPort} is the daemon's API port`));
+    const no = refusal(listenRules, hostIp, r.hostPort);
+    if (no) return fail(E('hostfwd', text, `the host's policy does not allow listening on ${no}`));
     const id = `${r.proto} ${r.hostAddr}:${r.hostPort}`;
     if (r.hostPort !== 0 && bound.has(id)) return fail(`--net user: hostfwd ${id} given twice`);
     bound.add(id);
     hostfwd.push({ proto: r.proto, hostAddr: r.hostAddr, hostPort: r.hostPort, guestIp, guestPort: r.guestPort });
+  }
+  const guestfwd: ResolvedGuestFwd[] = [];
+  for (const g of o.guestfwd ?? []) {
+    const text = `tcp:${g.guestAddr}:${g.guestPort}-${g.hostAddr}:${g.hostPort}`;
+    const gip = parseIp4(g.guestAddr);
+    if (gip === null || !inCidr(gip, net) || gip === net.addr || gip === bcast) {
+      return fail(E('guestfwd', text, `guest address "${g.guestAddr}" is not a host address inside the network ${ip4ToString(net.addr)}/${net.prefix}`));
+    }
+    if (gip === dns.value || gip === guest.value) return fail(E('guestfwd', text, `guest address "${g.guestAddr}" is the DNS or the guest's own address`));
+    if (guestfwd.some((x) => x.guestIp === gip && x.guestPort === g.guestPort)) return fail(`--net user: guestfwd ${g.guestAddr}:${g.guestPort} given twice`);
+    const hip = parseIp4(g.hostAddr);
+    if (hip === null) return fail(E('guestfwd', text, `host address "${g.hostAddr}" is not an IPv4 address`));
+    guestfwd.push({ guestIp: gip, guestPort: g.guestPort, hostIp: hip, hostPort: g.hostPort });
   }
   let allow: Cidr[] | null = null;
   if (o.allow !== undefined) {
@@ -246,6 +333,10 @@ export function resolveUserNetConfig(o: UserNetOptions, fwdTexts?: ReadonlyMap<H
       guest: guest.value,
       gatewayMac,
       hostfwd,
+      hostLoopback: o.hostLoopback === true,
+      guestfwd,
+      connectRules,
+      protectedPorts,
       allow,
       dnsUpstreams,
       dnsTimeoutMs: o.dnsTimeoutMs ?? 2000,

@@ -9,8 +9,8 @@ import { L4_OFF, type Output } from './output.js';
 import { TcpConn, type TcpEnv, type TcpTuning } from './tcp.js';
 import { ACK, FIN, RST, SYN, TCP_HLEN, seqAdd, writeTcpHeader, type TcpSegment } from './tcp-segment.js';
 
-/** Where a guest-visible destination goes on the host: an address, or why not. */
-export type Route = { addr: string; port?: number } | { refused: 'denied' | 'unroutable' };
+/** Where a guest-visible destination goes on the host: an address, or why not ("host": the host itself, not allowed). */
+export type Route = { addr: string; port?: number } | { refused: 'denied' | 'unroutable' | 'host' };
 
 const MAX_CONNS = 4096;
 /** Gateway-side ports for port-forwarded connections. */
@@ -53,7 +53,7 @@ export class TcpNat implements TcpEnv {
     }
     const r = this.route(dst, seg.dstPort);
     if ('refused' in r) {
-      this.drop(r.refused === 'denied' ? 'tcp-denied' : 'tcp-unroutable');
+      this.drop(`tcp-${r.refused === 'host' ? 'host-denied' : r.refused}`);
       this.resetFor(src, dst, seg);
       return;
     }

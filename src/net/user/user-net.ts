@@ -12,7 +12,7 @@
 // DHCP, RSTs) as well as from host socket events and timers.
 
 import type { NetBackend, NetCounters } from '../backend.js';
-import { BROADCAST_MAC, inCidr, ip4ToString, type Ip4 } from './addr.js';
+import { BROADCAST_MAC, inCidr, ip4ToString, parseIp4, type Ip4 } from './addr.js';
 import { AllowList } from './allow-list.js';
 import { ARP_REQUEST, parseArp } from './arp.js';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, handleDhcp, type DhcpConfig } from './dhcp.js';
@@ -20,6 +20,8 @@ import { DnsProxy, type Upstream } from './dns-proxy.js';
 import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, MAX_FRAME } from './ethernet.js';
 import type { HostApi } from './host-api.js';
 import { HostFwd } from './hostfwd.js';
+import { anyRuleMatches } from './host-access.js';
+import { HostLocalAddresses } from './host-local.js';
 import { NodeHostApi } from './host-sockets.js';
 import { checkIcmp, ICMP_ECHO_REQUEST, makeEchoReply } from './icmp.js';
 import { parseIpv4, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from './ipv4.js';
@@ -40,6 +42,7 @@ export class UserNet implements NetBackend {
   private readonly api: NodeHostApi;
   private readonly out: Output;
   private readonly allow: AllowList;
+  private readonly local: HostLocalAddresses;
   private readonly tcp: TcpNat;
   private readonly udp: UdpNat;
   private readonly dnsProxy: DnsProxy;
@@ -61,6 +64,7 @@ export class UserNet implements NetBackend {
     const api: HostApi = this.api;
     this.out = new Output(c.gatewayMac, c.host);
     this.allow = new AllowList(c.allow);
+    this.local = new HostLocalAddresses(api);
     this.tcp = new TcpNat(this.out, api, c.tcp, (dst, port) => this.route(dst, port), (why) => this.drop(why));
     this.udp = new UdpNat(api, this.out, c.udpIdleMs, (why) => this.drop(why));
     this.dnsProxy = new DnsProxy(
@@ -165,7 +169,8 @@ export class UserNet implements NetBackend {
     if (typeof a === 'string') return this.drop(a);
     this.learnMac(b);
     const c = this.config;
-    if (a.op === ARP_REQUEST && (a.targetIp === c.host || a.targetIp === c.dns) && a.senderIp !== a.targetIp) {
+    const ours = a.targetIp === c.host || a.targetIp === c.dns || c.guestfwd.some((g) => g.guestIp === a.targetIp);
+    if (a.op === ARP_REQUEST && ours && a.senderIp !== a.targetIp) {
       this.out.sendArpReply(b.slice(6, 12), c.gatewayMac, a.targetIp, a.senderIp);
     }
     // Replies and gratuitous ARP only teach us the guest's MAC (done above).
@@ -227,27 +232,51 @@ export class UserNet implements NetBackend {
     }
     if (dst === c.host && this.fwd.fromGuestUdp(src, u.srcPort, u.dstPort, payload)) return;
     const r = this.route(dst, u.dstPort, false);
-    if ('refused' in r) return this.drop(r.refused === 'denied' ? 'udp-denied' : 'udp-unroutable');
+    if ('refused' in r) return this.drop(`udp-${r.refused === 'host' ? 'host-denied' : r.refused}`);
     this.udp.send(src, u.srcPort, dst, u.dstPort, r.addr, payload);
   }
 
   /**
-   * Host destination for a guest-visible address, checked against the
-   * allow-list. TCP to the DNS address's port 53 goes to the first upstream
-   * resolver (DNS over TCP, after a truncated UDP answer); it is tsvisor's own
-   * service, so the allow-list does not apply.
+   * Host destination for a guest-visible address. TCP to the DNS address's
+   * port 53 goes to the first upstream resolver (DNS over TCP, after a
+   * truncated UDP answer), and a guestfwd address to its target: both are set
+   * by the host, so the allow-list does not apply to them. Anything that lands
+   * on the host itself (the gateway as 127.0.0.1, the host's own addresses)
+   * needs host-loopback=on, and every host endpoint is checked against the
+   * host's policy.
    */
   private route(dst: Ip4, port: number, tcp = true): Route {
     const c = this.config;
     if (tcp && dst === c.dns && port === DNS_PORT) {
       const up = this.dnsProxy.tcpUpstream();
-      return up ? { addr: up.addr, port: up.port } : { refused: 'unroutable' };
+      if (!up) return { refused: 'unroutable' };
+      const upIp = parseIp4(up.addr);
+      if (upIp !== null && this.isProtected(upIp, up.port)) return { refused: 'host' };
+      return { addr: up.addr, port: up.port };
+    }
+    if (tcp) {
+      const g = c.guestfwd.find((x) => x.guestIp === dst && x.guestPort === port);
+      if (g) return this.hostAllows(g.hostIp, g.hostPort, true) ? { addr: ip4ToString(g.hostIp), port: g.hostPort } : { refused: 'host' };
     }
     let hostIp = dst;
-    if (dst === c.host) hostIp = LOOPBACK;
-    else if (inCidr(dst, c.net) || dst >= 0xe0000000 || dst >>> 24 === 0 || dst >>> 24 === 127) return { refused: 'unroutable' };
+    if (dst === c.host) {
+      if (!c.hostLoopback) return { refused: 'host' };
+      hostIp = LOOPBACK;
+    } else if (inCidr(dst, c.net) || dst >= 0xe0000000 || dst >>> 24 === 0 || dst >>> 24 === 127) return { refused: 'unroutable' };
     if (!this.allow.allows(hostIp)) return { refused: 'denied' };
+    if (this.local.has(hostIp) && (!c.hostLoopback || !this.hostAllows(hostIp, port, tcp))) return { refused: 'host' };
     return { addr: ip4ToString(hostIp) };
+  }
+
+  /** May a guest connection reach this host endpoint (a guestfwd target, or the host itself)? */
+  private hostAllows(ip: Ip4, port: number, tcp: boolean): boolean {
+    if (tcp && this.isProtected(ip, port)) return false;
+    return anyRuleMatches(this.config.connectRules, ip, port);
+  }
+
+  /** The daemon's API ports, on any address that is the host. */
+  private isProtected(ip: Ip4, port: number): boolean {
+    return this.config.protectedPorts.has(port) && this.local.has(ip);
   }
 }
 
