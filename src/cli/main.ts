@@ -63,7 +63,9 @@ Options:
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]
        [,bps=N][,iops=N][,bps_burst=N][,iops_burst=N]
                      attach a virtio-blk disk (repeatable; the first is /dev/vda);
-                     the format is detected when not given; ",," in PATH is a comma;
+                     the format is read from the file when not given (a raw guess
+                     refuses guest writes that would make it look like qcow2);
+                     the disk is locked against other VMs; ",," in PATH is a comma;
                      bps/iops limit bytes (e.g. 10M) and requests per second,
                      the bursts are one-time extras on top
   --balloon          attach a virtio-balloon device (target set by the host)
