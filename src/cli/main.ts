@@ -546,8 +546,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   for (const d of opts.disks) {
     const f = await checkDisk(d);
     if (f.guessed && f.format === 'raw' && !d.readOnly) {
-      io.stderr.write(`tsvisor: warning: disk ${d.path} has no format=; it was guessed as raw, and guest writes that would make it look like qcow2 are refused (give format=raw to say it is raw)
-`);
+      io.stderr.write(`tsvisor: warning: disk ${d.path} has no format=; it was guessed as raw, and guest writes that would make it look like qcow2 are refused (give format=raw to say it is raw)\n`);
     }
     diskFormats.push(f);
   }
