@@ -240,6 +240,10 @@ test('a disk that is another VM\'s kernel cannot be attached read-write, whichev
   assert.equal(b.status, 409, b.error);
   assert.match(b.error, /^kernel: .*idle2 is a read-write disk of VM 'writes' and cannot be used as the kernel while that VM runs$/);
   await kill('writes');
+  // One VM cannot boot from a file it writes either.
+  const { code, err } = await cliRefused(['--disk', `${join(d.images, 'idle')},format=raw`]);
+  assert.equal(code, 1, err);
+  assert.match(err, /^tsvisor: disks\[0\]: .*idle is also used as kernel by this VM; it cannot be attached read-write too\n$/);
   for (const n of ['boots', 'writes']) assert.equal((await api(d, 'DELETE', `/v1/vms/${n}`)).status, 204);
 });
 
@@ -253,7 +257,7 @@ test('process-isolated VMs take the same locks, and a killed VM process drops th
   // A `tsvisor run` of the same disk, another process: refused by the lock alone.
   const { code, err } = await cliRefused(['--disk', `${disk},format=raw`]);
   assert.equal(code, 1, err);
-  assert.match(err, /^tsvisor: disks\[0\] .*proc\.raw is attached read-write by another VM or process; it cannot be used read-write here\n$/);
+  assert.match(err, /^tsvisor: disks\[0\]: .*proc\.raw is attached read-write by another VM or process; it cannot be used read-write here\n$/);
   process.kill(pid, 'SIGKILL');
   await until('the VM process is gone', () => d.host.vms.get('pw')!.handle === null, 30_000);
   assert.deepEqual(ofdLocks(disk), [], 'its lock went with it');
@@ -271,7 +275,7 @@ test('tsvisor run and a daemon VM cannot share a writable disk, in either order'
   for (const n of ['thr', 'prc']) {
     const s = await start(n);
     assert.equal(s.status, 409, `${n}: ${s.error}`);
-    assert.match(s.error, /^disks\[0\] .*cli\.raw is attached read-write by another VM or process; it cannot be used read-write here$/);
+    assert.match(s.error, /^disks\[0\]: .*cli\.raw is attached read-write by another VM or process; it cannot be used read-write here$/);
     assert.notEqual(d.host.vms.get(n)!.state, 'running');
   }
   run.child.kill('SIGTERM');
@@ -280,7 +284,7 @@ test('tsvisor run and a daemon VM cannot share a writable disk, in either order'
   assert.equal((await start('thr')).status, 200);
   const { code, err } = await cliRefused(['--disk', `${disk},format=raw`]);
   assert.equal(code, 1, err);
-  assert.match(err, /^tsvisor: disks\[0\] .*cli\.raw is attached read-write by another VM or process/);
+  assert.match(err, /^tsvisor: disks\[0\]: .*cli\.raw is attached read-write by another VM or process/);
   await kill('thr');
   for (const n of ['thr', 'prc']) assert.equal((await api(d, 'DELETE', `/v1/vms/${n}`)).status, 204);
 });

@@ -81,7 +81,7 @@ export function lockImage(path: string, mode: LockMode, what: string): HeldLock 
     closeSync(fd);
     const holder = heldAs === 'exclusive' ? 'attached read-write' : 'in use read-only (as a disk, backing file, kernel, initrd or firmware)';
     const wanted = exclusive ? 'read-write' : 'read-only';
-    throw new ImageLockedError(`${what} ${path} is ${holder} by another VM or process; it cannot be used ${wanted} here`, path, heldAs);
+    throw new ImageLockedError(`${what}: ${path} is ${holder} by another VM or process; it cannot be used ${wanted} here`, path, heldAs);
   };
   const a = loadAddon();
   if (a) {

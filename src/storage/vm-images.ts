@@ -4,6 +4,8 @@
 // The owner of the VM takes them before the VM starts and releases them when
 // it has ended (closing the fds; a process that dies drops them too).
 
+import { realpathSync } from 'node:fs';
+import { DiskError } from './backend.js';
 import { detectFormat, type DiskFormat } from './open.js';
 import { imageChain } from './backing.js';
 import { lockImage, type HeldLock, type LockMode } from './image-lock.js';
@@ -35,8 +37,24 @@ export function planVmLocks(files: VmFiles): PlannedLock[] {
     }
   });
   const boot: [string | undefined, string][] = [[files.kernel, 'kernel'], [files.initrd, 'initrd'], [files.bios, 'firmware']];
-  for (const [path, what] of boot) if (path !== undefined) out.push({ path, mode: 'shared', what });
+  for (const [path, what] of boot) if (path !== undefined) out.push({ path: realOrSame(path), mode: 'shared', what });
+  // One VM using a file twice, once writable: its own locks would refuse it with a less helpful message.
+  for (const [i, a] of out.entries()) {
+    const b = out.find((o, j) => j !== i && o.path === a.path && (a.mode === 'exclusive' || o.mode === 'exclusive'));
+    if (b) {
+      const [w, other] = a.mode === 'exclusive' ? [a, b] : [b, a];
+      throw new DiskError(`${w.what}: ${w.path} is also used as ${other.what} by this VM; it cannot be attached read-write too`);
+    }
+  }
   return out;
+}
+
+function realOrSame(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // locking it reports the problem
+  }
 }
 
 /** Locks held for one VM. */
