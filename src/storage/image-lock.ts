@@ -8,9 +8,8 @@
 // Without the addon a table in this process stands in: it still keeps two VMs
 // of one daemon (thread isolation) apart, but not VMs in different processes.
 
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DiskError } from './backend.js';
 
