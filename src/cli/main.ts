@@ -63,7 +63,9 @@ Options:
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]
        [,bps=N][,iops=N][,bps_burst=N][,iops_burst=N]
                      attach a virtio-blk disk (repeatable; the first is /dev/vda);
-                     the format is detected when not given; ",," in PATH is a comma;
+                     the format is read from the file when not given (a raw guess
+                     refuses guest writes that would make it look like qcow2);
+                     the disk is locked against other VMs; ",," in PATH is a comma;
                      bps/iops limit bytes (e.g. 10M) and requests per second,
                      the bursts are one-time extras on top
   --balloon          attach a virtio-balloon device (target set by the host)
@@ -543,7 +545,15 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   if (opts.kernel !== undefined) checkKernel(opts.kernel, 'kernel');
   if (opts.initrd !== undefined) checkReadableFile(opts.initrd, 'initrd');
   if (opts.bios !== undefined) checkFirmware(opts.bios);
-  for (const d of opts.disks) await checkDisk(d);
+  // Formats are settled here, once: a guessed raw disk gets the write guard (storage/probe-guard.ts).
+  const diskFormats: { format: 'raw' | 'qcow2'; guessed: boolean }[] = [];
+  for (const d of opts.disks) {
+    const f = await checkDisk(d);
+    if (f.guessed && f.format === 'raw' && !d.readOnly) {
+      io.stderr.write(`tsvisor: warning: disk ${d.path} has no format=; it was guessed as raw, and guest writes that would make it look like qcow2 are refused (give format=raw to say it is raw)\n`);
+    }
+    diskFormats.push(f);
+  }
   if (!opts.appendGiven && opts.disks.length > 0) {
     // A root disk made by 'tsvisor image build --rootfs' (ext4 label tsvisor-root) boots as the root file system.
     const { rootfsAppendFor } = await import('../image/rootfs-disk.js');
@@ -585,7 +595,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     throw new UserError(`the CPU core is not built (missing ${wasmPath}); run 'npm run build'`);
   }
 
-  const vm = new VmHandle({
+  const config = {
     kernel: resolvePath(kernel),
     initrd: initrd === undefined ? undefined : resolvePath(initrd),
     append: opts.append,
@@ -593,12 +603,23 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
     wasmPath,
-    disks: opts.disks.map((d) => ({ path: resolvePath(d.path), format: d.format, readOnly: d.readOnly, serial: d.serial, limits: d.limits })),
+    disks: opts.disks.map((d, i) => ({
+      path: resolvePath(d.path), format: diskFormats[i].format, guardProbedRaw: diskFormats[i].guessed && diskFormats[i].format === 'raw',
+      readOnly: d.readOnly, serial: d.serial, limits: d.limits,
+    })),
     jit: opts.jit,
     rng: opts.rng,
     stats: opts.stats,
     balloon: opts.balloon,
-  }, { nics });
+  };
+  // The same image locks as the daemon's VMs take: held until this process ends.
+  const { lockVmImages } = await import('../storage/vm-images.js');
+  try {
+    lockVmImages(config);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  const vm = new VmHandle(config, { nics });
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');
     vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
@@ -680,8 +701,11 @@ function checkKernel(path: string, what: string): void {
   }
 }
 
-/** Check a --disk file and open it once, so a bad or unsupported image fails here with one line. */
-async function checkDisk(d: DiskSpec): Promise<void> {
+/**
+ * Check a --disk file and open it once, so a bad or unsupported image fails here with one line.
+ * Returns its format, and whether it was guessed (no format= given).
+ */
+async function checkDisk(d: DiskSpec): Promise<{ format: 'raw' | 'qcow2'; guessed: boolean }> {
   checkReadableFile(d.path, 'disk');
   if (!d.readOnly) {
     try {
@@ -690,10 +714,12 @@ async function checkDisk(d: DiskSpec): Promise<void> {
       throw new UserError(`disk file is not writable (use readonly=on): ${d.path}`);
     }
   }
-  const { openDisk } = await import('../storage/open.js');
+  const { openDisk, detectFormat } = await import('../storage/open.js');
   try {
-    const disk = await openDisk(d.path, { format: d.format, readOnly: true });
+    const format = d.format ?? detectFormat(d.path);
+    const disk = await openDisk(d.path, { format, readOnly: true });
     disk.close();
+    return { format, guessed: d.format === undefined };
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     // Name the file unless the message already does.

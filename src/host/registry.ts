@@ -14,6 +14,7 @@ import type { VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
+import { findLockConflict, fixDiskFormatsAtCreate, fixStoredDiskFormats } from './disks.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -63,6 +64,7 @@ export class Host {
       logMaxBytes: opts.logMaxBytes,
       hangTimeoutMs: opts.hangTimeoutMs,
       workerMaxHeapMiB: opts.workerMaxHeapMiB,
+      imagesDir: opts.imagesDir,
       log: opts.log,
       netPolicy: this.netPolicy,
     };
@@ -87,6 +89,11 @@ export class Host {
       if (this.reservedMiB() + def.config.memory > this.opts.memoryBudgetMiB) {
         this.opts.log(`${def.config.name}: kept on disk but not loaded: its ${def.config.memory} MiB exceed the memory budget`);
         continue;
+      }
+      const fixed = fixStoredDiskFormats(def.config);
+      if (fixed.length > 0) {
+        this.store.save(def.config.name, def);
+        for (const note of fixed) this.opts.log(`${def.config.name}: stored without a disk format: ${note}`);
       }
       this.vms.set(def.config.name, new VmSupervisor(def, this.supervisorOpts, 'stopped'));
     }
@@ -139,6 +146,7 @@ export class Host {
     }
     const nics = nicSpecs(config, this.netPolicy);
     if (!nics.ok) throw new ApiError(nics.status, nics.error);
+    fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
     const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
@@ -150,6 +158,7 @@ export class Host {
     const vm = this.get(name);
     if (vm.state === 'running' || vm.state === 'paused' || vm.handle || vm.starting) throw new ApiError(409, `VM '${name}' is already running`);
     vm.resetRetries();
+    this.checkImageConflicts(vm);
     try {
       await vm.start();
     } catch (e) {
@@ -157,6 +166,19 @@ export class Host {
       throw new ApiError(409, e instanceof Error ? e.message : String(e));
     }
     return vm;
+  }
+
+  /** 409 when another running VM of this daemon uses one of this VM's files in a conflicting way (disks.ts). */
+  private checkImageConflicts(vm: VmSupervisor): void {
+    let mine;
+    try {
+      mine = vm.plannedLocks();
+    } catch (e) {
+      throw new ApiError(409, e instanceof Error ? e.message : String(e));
+    }
+    const others = [...this.vms.values()].filter((o) => o !== vm && o.lockedFiles).map((o) => ({ name: o.name, files: o.lockedFiles! }));
+    const conflict = findLockConflict(mine, others);
+    if (conflict) throw conflict;
   }
 
   pause(name: string): VmSupervisor {

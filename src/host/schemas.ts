@@ -36,7 +36,7 @@ export const diskSchema = {
   required: ['path'],
   properties: {
     path: pathSchema,
-    format: { type: 'string', enum: ['raw', 'qcow2'] },
+    format: { type: 'string', enum: ['raw', 'qcow2'], description: 'when omitted, read from the file once, at create, and stored: never guessed again' },
     readonly: { type: 'boolean' },
     serial: { type: 'string', pattern: '^[\\x20-\\x7e]{0,20}$' },
     limits: diskLimitsSchema,

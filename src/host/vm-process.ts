@@ -9,6 +9,7 @@
 import { VmHandle } from '../vm/vm-handle.js';
 import { createNicHosts } from '../net/create-backend.js';
 import type { NicHost } from '../net/nic-host.js';
+import { lockVmImages } from '../storage/vm-images.js';
 import { REPORT_INTERVAL_MS, rebaseCredit, type FromVmProcess, type ToVmProcess } from './vm-process-protocol.js';
 
 if (!process.send) {
@@ -43,6 +44,13 @@ function leave(last: FromVmProcess, code: number): void {
 }
 
 async function setup(msg: Extract<ToVmProcess, { type: 'setup' }>): Promise<void> {
+  // This process holds the VM's image locks; they go when it exits, however it ends.
+  try {
+    lockVmImages(msg.config);
+  } catch (e) {
+    leave({ type: 'setupFailed', message: e instanceof Error ? e.message : String(e) }, 1);
+    return;
+  }
   let nics: NicHost[];
   try {
     nics = await createNicHosts(msg.nics, msg.name);

@@ -16,6 +16,7 @@ import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
 import type { NetPolicy } from './net-policy.js';
 import { createNicHosts } from '../net/create-backend.js';
+import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
 const PANIC_MARK = 'Kernel panic - not syncing';
@@ -30,6 +31,8 @@ export interface SupervisorOptions {
   hangTimeoutMs: number;
   /** Heap limits of each VM's worker thread. */
   workerMaxHeapMiB: number;
+  /** The daemon's images directory: qcow2 backing files must stay inside it. */
+  imagesDir: string;
   log: (msg: string) => void;
   /** The daemon's network policy, enforced by user NICs (net-policy.ts). */
   netPolicy?: NetPolicy;
@@ -59,6 +62,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   window: WindowStats = { mips: 0, cpuShare: 0, instructionShare: 0 };
   /** The running VM: a worker thread here (VmHandle) or its own process (ProcessVmHandle). */
   handle: VmRunner | null = null;
+  /** The files this VM locks (src/storage/vm-images.ts) from the start of start() until it has ended, else null. */
+  lockedFiles: PlannedLock[] | null = null;
+  /** The locks themselves when the VM runs in this process (a process VM holds its own). */
+  private imageLocks: VmLocks | null = null;
 
   private readonly opts: SupervisorOptions;
   private recent: Buffer = Buffer.alloc(0);
@@ -124,7 +131,9 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       deterministic: c.deterministic === true,
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
-      disks: (c.disks ?? []).map((d) => ({ path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial, limits: diskRateLimits(d.limits) })),
+      disks: (c.disks ?? []).map((d) => ({
+        path: d.path, format: d.format, readOnly: d.readonly === true, serial: d.serial, limits: diskRateLimits(d.limits), backingRoot: this.opts.imagesDir,
+      })),
       balloon: c.balloon === true ? true : undefined,
       debug: c.debug,
     };
@@ -147,34 +156,59 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!specs.ok) throw new Error(specs.error);
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
+    const config = this.vmConfig();
+    if (this.isolation === 'process') {
+      this.lockedFiles = planVmLocks(config); // the VM's process takes the locks themselves
+    } else {
+      this.imageLocks = lockVmImages(config);
+      this.lockedFiles = this.imageLocks.files;
+    }
     this.starting = true;
     this.startAborted = false;
     let handle: VmRunner;
     try {
       if (this.isolation === 'process') {
         // The NIC backends start in the VM's process, next to the worker that shares their rings.
-        const p = new ProcessVmHandle(this.vmConfig(), { name: this.name, nics: specs.specs, resourceLimits, reportTimeoutMs: this.opts.hangTimeoutMs });
+        const p = new ProcessVmHandle(config, { name: this.name, nics: specs.specs, resourceLimits, reportTimeoutMs: this.opts.hangTimeoutMs });
         await p.launch();
         handle = p;
       } else {
         const nics = await createNicHosts(specs.specs, this.name);
-        handle = new VmHandle(this.vmConfig(), { resourceLimits, nics });
+        handle = new VmHandle(config, { resourceLimits, nics });
       }
+    } catch (e) {
+      this.releaseImages();
+      throw e;
     } finally {
       this.starting = false;
     }
     if (this.startAborted) {
       await handle.stop(); // never started: this only releases its NICs (and process)
+      this.releaseImages();
       throw new Error('stopped while starting');
     }
     this.openLog();
     this.handle = handle;
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
-    handle.on('exit', (r) => this.onExit(handle, r));
+    handle.on('exit', (r) => {
+      this.releaseImages(); // before a restart takes them again
+      this.onExit(handle, r);
+    });
     this.startedAt = Date.now();
     this.setState('running');
     handle.start();
+  }
+
+  /** The locks this VM would take now (checks its disks' backing chains; throws DiskError). */
+  plannedLocks(): PlannedLock[] {
+    return planVmLocks(this.vmConfig());
+  }
+
+  private releaseImages(): void {
+    this.imageLocks?.release();
+    this.imageLocks = null;
+    this.lockedFiles = null;
   }
 
   pause(): void {

@@ -1,16 +1,24 @@
-// Open a disk image by path: detect (or take) its format and hand back a BlockBackend.
+// Open a disk image by path: take (or, for files the user owns, detect) its
+// format and hand back a BlockBackend.
 // qcow2 support lives in ./qcow2.js and is loaded only when a qcow2 image is opened.
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { type BlockBackend, DiskError } from './backend.js';
 import { RawDisk } from './raw.js';
+import { ProbedRawGuard } from './probe-guard.js';
+import type { BackingPolicy } from './backing.js';
 
 export type DiskFormat = 'raw' | 'qcow2';
 export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
 
 export interface OpenDiskOptions {
+  /** The image's format; guessed from its first bytes when missing (only for files the user owns). */
   format?: DiskFormat;
   readOnly?: boolean;
+  /** Rules for qcow2 backing files (confinement to a directory). */
+  backing?: BackingPolicy;
+  /** The format was guessed as raw: refuse writes that would make it look like qcow2 (probe-guard.ts). */
+  guardProbedRaw?: boolean;
 }
 
 /** "QFI\xfb" */
@@ -36,13 +44,16 @@ export function detectFormat(path: string): DiskFormat {
 }
 
 interface Qcow2Module {
-  openQcow2(path: string, opts: { readOnly: boolean }): BlockBackend | Promise<BlockBackend>;
+  openQcow2(path: string, opts: { readOnly: boolean; backing?: BackingPolicy }): BlockBackend | Promise<BlockBackend>;
 }
 
 export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promise<BlockBackend> {
   const format = opts.format ?? detectFormat(path);
   const readOnly = opts.readOnly === true;
-  if (format === 'raw') return RawDisk.open(path, { readOnly });
+  if (format === 'raw') {
+    const raw = RawDisk.open(path, { readOnly });
+    return opts.guardProbedRaw === true && !readOnly ? new ProbedRawGuard(raw) : raw;
+  }
   if (format !== 'qcow2') throw new DiskError(`unknown disk format '${String(format)}' (raw or qcow2)`);
   let mod: Qcow2Module;
   try {
@@ -55,5 +66,5 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
     throw e;
   }
   if (typeof mod.openQcow2 !== 'function') throw new DiskError(`qcow2 images are not supported by this build (${path})`);
-  return await mod.openQcow2(path, { readOnly });
+  return await mod.openQcow2(path, { readOnly, backing: opts.backing });
 }

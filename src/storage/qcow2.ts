@@ -15,15 +15,14 @@
 // handled on write). Limits documented in docs/storage-qcow2.md.
 
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
-import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { inflateRawSync, constants as zconst } from 'node:zlib';
 import { DiskError, type BlockBackend } from './backend.js';
 import { buildHeader, INCOMPAT_DIRTY, isQcow2Magic, OFF_AUTOCLEAR, parseHeader, type Qcow2Header } from './qcow2-header.js';
 import { ImageFile } from './qcow2-io.js';
 import { Refcounts } from './qcow2-refcount.js';
+import { checkBacking, resolveBackingPath, type BackingPolicy } from './backing.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
-const MAX_BACKING_DEPTH = 16;
 const MAX_CACHED_L2 = 1024;
 const COPIED = 0x80000000; // in the high word of L1/L2 entries
 const COMPRESSED = 0x40000000;
@@ -31,6 +30,8 @@ const ZERO_FLAG = 1; // in the low word of an L2 entry (v3)
 
 export interface Qcow2OpenOptions {
   readOnly?: boolean;
+  /** Rules for backing files (backing.ts); formats are always taken from the headers. */
+  backing?: BackingPolicy;
 }
 
 export interface Qcow2CreateOptions {
@@ -89,26 +90,13 @@ export function probeQcow2(path: string): boolean {
   }
 }
 
-/** Resolve a backing file name the way QEMU does: relative to the overlay's directory. */
-export function resolveBackingPath(imagePath: string, backing: string): string {
-  return isAbsolute(backing) ? backing : resolvePath(dirname(imagePath), backing);
-}
+export { resolveBackingPath };
 
-function openBacking(imagePath: string, h: Qcow2Header, depth: number): BlockBackend | undefined {
-  if (h.backingFile === undefined) return undefined;
-  if (depth >= MAX_BACKING_DEPTH) throw new DiskError(`qcow2: backing chain deeper than ${MAX_BACKING_DEPTH} (a loop?)`);
-  const path = resolveBackingPath(imagePath, h.backingFile);
-  let format = h.backingFormat;
-  if (format === undefined) {
-    try {
-      format = probeQcow2(path) ? 'qcow2' : 'raw';
-    } catch (e) {
-      throw new DiskError(`qcow2: cannot open backing file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-  }
-  if (format === 'raw') return new RawBacking(path);
-  if (format === 'qcow2') return new Qcow2Image(path, true, depth + 1);
-  throw new DiskError(`qcow2: unsupported backing file format '${format}'`);
+function openBacking(imagePath: string, h: Qcow2Header, depth: number, policy: BackingPolicy): BlockBackend | undefined {
+  const b = checkBacking(imagePath, h, depth, policy);
+  if (b === undefined) return undefined;
+  if (b.format === 'raw') return new RawBacking(b.path);
+  return new Qcow2Image(b.path, true, depth + 1, policy);
 }
 
 /** Read the header (first cluster, at most 2 MiB) and validate it. */
@@ -130,7 +118,7 @@ export class Qcow2Image implements BlockBackend {
   private readonly l2Cache = new Map<number, Uint8Array>();
   private refcounts: Refcounts | undefined;
 
-  constructor(path: string, readOnly: boolean, depth = 0) {
+  constructor(path: string, readOnly: boolean, depth = 0, policy: BackingPolicy = {}) {
     this.file = new ImageFile(path, readOnly);
     try {
       const h = readHeader(this.file);
@@ -157,7 +145,7 @@ export class Qcow2Image implements BlockBackend {
           this.file.write(OFF_AUTOCLEAR, new Uint8Array(8));
         }
       }
-      this.backing = openBacking(path, h, depth);
+      this.backing = openBacking(path, h, depth, policy);
     } catch (e) {
       this.file.close();
       throw e;
@@ -471,7 +459,7 @@ export class Qcow2Image implements BlockBackend {
 
 /** Open a qcow2 image (and its backing chain) as a block backend. */
 export function openQcow2(path: string, opts: Qcow2OpenOptions = {}): Qcow2Image {
-  return new Qcow2Image(path, opts.readOnly === true);
+  return new Qcow2Image(path, opts.readOnly === true, 0, opts.backing ?? {});
 }
 
 /**

@@ -47,8 +47,13 @@ export interface VmBalloonConfig {
 
 export interface VmDiskConfig {
   path: string;
+  /** The image's format; always given by the CLI and the daemon (guessing it from the file is unsafe, see docs/storage-qcow2.md). */
   format?: 'raw' | 'qcow2';
   readOnly?: boolean;
+  /** qcow2 backing files must lie inside this directory (the daemon's images directory). */
+  backingRoot?: string;
+  /** The raw format was guessed: writes that would make the disk look like qcow2 fail. */
+  guardProbedRaw?: boolean;
   serial?: string;
   /**
    * I/O rate limits, Firecracker-style token buckets: `bandwidth` in bytes and

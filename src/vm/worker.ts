@@ -115,7 +115,10 @@ async function main(): Promise<void> {
     post({ type: 'exit', code: 1, reason: badDevice });
     return;
   }
-  for (const d of config.disks ?? []) disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly }));
+  for (const d of config.disks ?? []) {
+    const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
+    disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw }));
+  }
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const hostMem = hostMemory();
   const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
