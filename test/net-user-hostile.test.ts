@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
 import { UserNet } from '../src/net/user/user-net.js';
-import { onesSum, finish } from '../src/net/user/checksum.js';
+import { onesSum, finish } from '../src/common/checksum.js';
 import {
   FakeGuest, GuestTcp, GUEST_IP, GUEST_MAC, GW_IP, GW_MAC, DNS_IP, arpRequest, icmpEcho, dhcpFrame, dnsQuery, udpFrame, tcpFrame, eth, ipv4, udp,
   cksum, TCP_SYN, TCP_FIN, TCP_RST, TCP_ACK, TCP_PSH,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatSize, MAX_MEM_MIB, MIN_MEM_MIB, parseMemSize, parseSize, SizeError } from '../src/cli/size.js';
+import { formatSize, MAX_MEM_MIB, MIN_MEM_MIB, parseMemSize, parseSize, SizeError } from '../src/common/size.js';
 
 const K = 1024;
 const M = 1024 * K;

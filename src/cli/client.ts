@@ -6,8 +6,9 @@ import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { parseOptions, parseDiskSpec, UsageError, UserError, type MainIo } from './main.js';
-import { parseMemSize } from './size.js';
+import { parseOptions, UsageError, UserError, type MainIo } from './args.js';
+import { parseDiskSpec } from './disk-spec.js';
+import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
 export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats'];

@@ -5,8 +5,8 @@
 import { closeSync, existsSync, ftruncateSync, openSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve as resolvePath } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatSize, parseSize } from './size.js';
-import { UsageError, UserError, type MainIo } from './main.js';
+import { formatSize, parseSize } from '../common/size.js';
+import { UsageError, UserError, type MainIo } from './args.js';
 import { createQcow2, openQcow2, probeQcow2, resolveBackingPath, type Qcow2Image } from '../storage/qcow2.js';
 
 export const IMAGE_CREATE_HELP = `Usage: tsvisor image create [options] PATH

@@ -3,29 +3,16 @@
 
 import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseMemSize, parseSize, SizeError } from './size.js';
+import { parseMemSize, parseSize, SizeError } from '../common/size.js';
 import { parseNetSpec, type NicSpec } from '../net/nic-spec.js';
 import { parseUserNetOptions } from '../net/user/options.js';
-import { perSecond, type RateLimits } from '../devices/rate-limiter.js';
+import { UsageError, UserError, parseOptions, type MainIo } from './args.js';
+import { parseDiskSpec, MAX_DISKS, type DiskSpec } from './disk-spec.js';
+import { classifyExecutable } from '../machine/loader.js';
 
-/** A mistake on the user's side: shown as one line, no stack trace. */
-export class UserError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode = 1) {
-    super(message);
-    this.name = 'UserError';
-    this.exitCode = exitCode;
-  }
-}
-
-/** A command line that does not make sense (exit status 2). */
-export class UsageError extends UserError {
-  constructor(message: string) {
-    super(message, 2);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError, UserError, parseOptions, type MainIo } from './args.js';
+export { parseDiskSpec, MAX_DISKS, type DiskSpec } from './disk-spec.js';
+export { classifyExecutable, type ExecutableKind } from '../machine/loader.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0 earlycon=sbi';
 export const DEFAULT_MEM = '512M';
@@ -112,12 +99,6 @@ Options:
   --size SIZE    virtual size of the root disk (default: 2G)
   -h, --help     show this help
 `;
-
-/** Write streams main() prints to (replaceable in tests). */
-export interface MainIo {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
 
 /**
  * Run the command line. Never throws: returns the exit status.
@@ -222,39 +203,6 @@ function readVersion(): string {
     }
   }
   return 'unknown';
-}
-
-/** parseArgs with its errors turned into one-line usage errors. */
-export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
-  command: string,
-  args: string[],
-  options: T,
-  allowPositionals = false,
-) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals });
-  } catch (e) {
-    const err = e as { code?: string; message?: string };
-    const msg = String(err.message ?? e);
-    switch (err.code) {
-      case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
-        const name = /'([^']+)'/.exec(msg)?.[1] ?? '?';
-        throw new UsageError(`unknown option '${name}' for '${command}' (try '${command} --help')`);
-      }
-      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-        const name = /'(-[^' ]+)/.exec(msg)?.[1];
-        if (name && /argument missing/.test(msg)) throw new UsageError(`option ${name} needs a value`);
-        if (name) throw new UsageError(`option ${name} does not take a value`);
-        throw new UsageError(msg);
-      }
-      case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
-        const name = /'([^']*)'/.exec(msg)?.[1] ?? '?';
-        throw new UsageError(`unexpected argument '${name}' for '${command}' (try '${command} --help')`);
-      }
-      default:
-        throw new UsageError(msg);
-    }
-  }
 }
 
 // ---- tsvisor image build ----
@@ -381,84 +329,6 @@ export function defaultNics(opts: Pick<RunOptions, 'deterministic'>): NicSpec[] 
 
 /** Largest number of NICs. */
 export const MAX_NICS = 4;
-
-/** One --disk option. */
-export interface DiskSpec {
-  path: string;
-  format?: 'raw' | 'qcow2';
-  readOnly: boolean;
-  serial?: string;
-  /** From bps=, iops=, bps_burst=, iops_burst= (per second buckets). */
-  limits?: RateLimits;
-}
-
-/** A positive whole number of bytes (size suffixes allowed) or of operations (plain digits). */
-function parseRate(key: string, val: string, bytes: boolean): number {
-  const n = bytes ? parseSize(val) : /^\d+$/.test(val) ? Number(val) : null;
-  if (n === null || !Number.isSafeInteger(n) || n <= 0) {
-    throw new UsageError(`bad --disk ${key} value '${val}' (${bytes ? 'a size like 10M' : 'a whole number'} greater than 0)`);
-  }
-  return n;
-}
-
-/** Largest number of disks (8 virtio-mmio slots, less the entropy source and hvc0). */
-export const MAX_DISKS = 6;
-
-/** Parse `PATH[,format=raw|qcow2][,readonly=on|off][,serial=S]` (",," stands for a comma in PATH). */
-export function parseDiskSpec(spec: string): DiskSpec {
-  const parts: string[] = [''];
-  for (let i = 0; i < spec.length; i++) {
-    if (spec[i] === ',' && spec[i + 1] === ',' && parts.length === 1) {
-      parts[0] += ',';
-      i++;
-    } else if (spec[i] === ',') parts.push('');
-    else parts[parts.length - 1] += spec[i];
-  }
-  const [path, ...opts] = parts;
-  if (path === '') throw new UsageError(`--disk needs a file name (got '${spec}')`);
-  const d: DiskSpec = { path, readOnly: false };
-  const seen = new Set<string>();
-  const rates: Partial<Record<'bps' | 'iops' | 'bps_burst' | 'iops_burst', number>> = {};
-  for (const o of opts) {
-    const eq = o.indexOf('=');
-    if (eq <= 0) throw new UsageError(`bad --disk option '${o}' (expected format=, readonly= or serial=)`);
-    const key = o.slice(0, eq);
-    const val = o.slice(eq + 1);
-    if (seen.has(key)) throw new UsageError(`--disk option '${key}' given twice`);
-    seen.add(key);
-    switch (key) {
-      case 'format':
-        if (val !== 'raw' && val !== 'qcow2') throw new UsageError(`unknown disk format '${val}' (raw or qcow2)`);
-        d.format = val;
-        break;
-      case 'readonly':
-        if (val === 'on') d.readOnly = true;
-        else if (val === 'off') d.readOnly = false;
-        else throw new UsageError(`bad --disk readonly value '${val}' (on or off)`);
-        break;
-      case 'serial':
-        if (!/^[\x20-\x7e]{0,20}$/.test(val)) throw new UsageError(`bad --disk serial '${val}' (at most 20 printable ASCII characters)`);
-        d.serial = val;
-        break;
-      case 'bps':
-      case 'bps_burst':
-      case 'iops':
-      case 'iops_burst':
-        rates[key] = parseRate(key, val, key.startsWith('bps'));
-        break;
-      default:
-        throw new UsageError(`unknown --disk option '${key}' (format, readonly, serial, bps, iops, bps_burst or iops_burst)`);
-    }
-  }
-  if (rates.bps_burst !== undefined && rates.bps === undefined) throw new UsageError('--disk bps_burst needs bps');
-  if (rates.iops_burst !== undefined && rates.iops === undefined) throw new UsageError('--disk iops_burst needs iops');
-  if (rates.bps !== undefined || rates.iops !== undefined) {
-    d.limits = {};
-    if (rates.bps !== undefined) d.limits.bandwidth = perSecond(rates.bps, rates.bps_burst);
-    if (rates.iops !== undefined) d.limits.ops = perSecond(rates.iops, rates.iops_burst);
-  }
-  return d;
-}
 
 /** Parse and check `tsvisor run` arguments that need no file system. */
 export function parseRunArgs(args: string[]): RunOptions | 'help' {
@@ -672,25 +542,6 @@ function readHead(path: string, what: string, n: number): Uint8Array {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-}
-
-const EM_RISCV = 243;
-
-export type ExecutableKind = 'image' | 'elf-riscv64' | 'elf-other' | 'unknown';
-
-/** Classify the first bytes of a file: RISC-V Linux Image, RISC-V ELF64, another ELF, or neither. */
-export function classifyExecutable(head: Uint8Array): ExecutableKind {
-  const ascii = (off: number, s: string) =>
-    head.length >= off + s.length && [...s].every((c, i) => head[off + i] === c.charCodeAt(0));
-  if (ascii(0x38, 'RSC\x05') || ascii(0x30, 'RISCV\0\0\0')) return 'image';
-  if (ascii(0, '\x7fELF')) {
-    // e_ident[EI_CLASS] = 2 (64-bit), e_ident[EI_DATA] = 1 (little-endian), e_machine at 0x12.
-    if (head.length >= 0x14 && head[4] === 2 && head[5] === 1 && (head[0x12] | (head[0x13] << 8)) === EM_RISCV) {
-      return 'elf-riscv64';
-    }
-    return 'elf-other';
-  }
-  return 'unknown';
 }
 
 function checkKernel(path: string, what: string): void {

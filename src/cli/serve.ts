@@ -3,8 +3,8 @@
 import { cpus as hostCpus, totalmem } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseOptions, UsageError, UserError, type MainIo } from './main.js';
-import { parseSize } from './size.js';
+import { parseOptions, UsageError, UserError, type MainIo } from './args.js';
+import { parseSize } from '../common/size.js';
 import { defaultSocketPath, defaultStateDir } from './daemon-paths.js';
 
 export const SERVE_HELP = `Usage: tsvisor serve [options]

@@ -5,7 +5,7 @@
 
 import type { MmioDevice, RestoreResult, Snapshottable } from './device.js';
 import { isIntArray, isIntIn, isRecord } from './device.js';
-import { PLIC_NUM_SOURCES, PLIC_PRIORITY_BITS } from '../machine/layout.js';
+import { PLIC_NUM_SOURCES, PLIC_PRIORITY_BITS } from './plic-sizes.js';
 
 // ---- Register map (offsets from the PLIC base) ----
 export const PLIC_PRIORITY_BASE = 0x0; // + 4 * source

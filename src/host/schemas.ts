@@ -2,7 +2,7 @@
 // are embedded in the OpenAPI document (openapi.ts) and compiled by ajv for
 // request validation (validate.ts), so documentation and checks cannot drift.
 
-import { MAX_MEM_MIB, MIN_MEM_MIB } from '../cli/size.js';
+import { MAX_MEM_MIB, MIN_MEM_MIB } from '../common/size.js';
 
 export const NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$';
 export const MAX_DISKS = 6;

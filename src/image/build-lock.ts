@@ -3,7 +3,7 @@
 
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImageBuildError } from './default-guest.js';
+import { ImageBuildError } from './errors.js';
 
 /**
  * Take `dir/.build.lock`, waiting (polling once a second, up to `maxWaitSeconds`)

@@ -19,12 +19,10 @@ import { GUEST_MODULES, buildInitramfs } from './initramfs.js';
 import { selectModules } from './modules.js';
 import { acquireBuildLock } from './build-lock.js';
 
-export class ImageBuildError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ImageBuildError';
-  }
-}
+import { ImageBuildError } from './errors.js';
+import { classifyExecutable } from '../machine/loader.js';
+
+export { ImageBuildError };
 
 export interface EnsureGuestOptions {
   /** Debian archive URI; default: the host apt's main Debian source. */
@@ -157,9 +155,9 @@ async function readManifest(guestDir: string): Promise<GuestManifest | undefined
   }
 }
 
-/** Kernel images for RISC-V carry "RSC\x05" at offset 0x38. */
+/** A RISC-V Linux Image (the loader's detector). */
 export function isRiscvImage(head: Uint8Array): boolean {
-  return head.length >= 0x3c && head[0x38] === 0x52 && head[0x39] === 0x53 && head[0x3a] === 0x43 && head[0x3b] === 0x05;
+  return classifyExecutable(head) === 'image';
 }
 
 async function fileMatches(dir: string, f: ManifestFile, hash: boolean): Promise<boolean> {

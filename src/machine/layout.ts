@@ -3,6 +3,11 @@
 // Devices, the bus, the FDT builder and the boot loader all read these constants,
 // so the device tree can never disagree with what is emulated.
 
+import { PLIC_NUM_SOURCES, PLIC_PRIORITY_BITS } from '../devices/plic-sizes.js';
+
+// The PLIC's own sizes live with the device; the map re-exports them.
+export { PLIC_NUM_SOURCES, PLIC_PRIORITY_BITS };
+
 // ---- Memory map (guest physical addresses) ----
 
 /** SiFive test / syscon device: poweroff, reboot, fail-with-code. */
@@ -54,12 +59,9 @@ export const TIMEBASE_HZ = 10_000_000;
 
 // ---- Interrupts ----
 
-/** PLIC sources including the reserved source 0 (so valid sources are 1..95). */
-export const PLIC_NUM_SOURCES = 96;
+
 /** Value of the FDT's `riscv,ndev`: the highest valid source number. */
 export const PLIC_NDEV = PLIC_NUM_SOURCES - 1;
-/** Priority bits implemented per source (priorities 0..7). */
-export const PLIC_PRIORITY_BITS = 3;
 
 /** Local interrupt numbers (mip/mie bit positions, also the cpu-intc cells in the FDT). */
 export const IRQ_S_SOFT = 1;

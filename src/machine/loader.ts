@@ -37,6 +37,25 @@ function view(buf: Uint8Array): DataView {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+export type ExecutableKind = 'image' | 'elf-riscv64' | 'elf-other' | 'unknown';
+
+/**
+ * Classify the first bytes of a file: RISC-V Linux Image, RISC-V ELF64, another
+ * ELF, or neither. The one detector the CLI, the image builder and the loader share.
+ */
+export function classifyExecutable(head: Uint8Array): ExecutableKind {
+  // A file that starts like an ELF is one, whatever lies at the Image magic's offsets.
+  if (bytesAt(head, 0, ELF_MAGIC)) {
+    // e_ident[EI_CLASS] = 2 (64-bit), e_ident[EI_DATA] = 1 (little-endian), e_machine at 0x12.
+    if (head.length >= 0x14 && head[4] === 2 && head[5] === 1 && (head[0x12] | (head[0x13] << 8)) === EM_RISCV) {
+      return 'elf-riscv64';
+    }
+    return 'elf-other';
+  }
+  if (bytesAt(head, IMAGE_MAGIC2, IMAGE_MAGIC2_BYTES) || bytesAt(head, IMAGE_MAGIC, IMAGE_MAGIC_BYTES)) return 'image';
+  return 'unknown';
+}
+
 /** Parse the header of a RISC-V Linux `Image`. */
 export function parseLinuxImage(buf: Uint8Array): Result<LinuxImageInfo> {
   if (buf.length < IMAGE_HEADER_SIZE) {
@@ -152,11 +171,8 @@ export function parseElf64(buf: Uint8Array): Result<ElfInfo> {
 
 /** What kind of kernel file this is, by its magic numbers. */
 export function detectKernelFormat(buf: Uint8Array): 'image' | 'elf' | null {
-  if (bytesAt(buf, 0, ELF_MAGIC)) return 'elf';
-  if (buf.length >= IMAGE_HEADER_SIZE && (bytesAt(buf, IMAGE_MAGIC2, IMAGE_MAGIC2_BYTES) || bytesAt(buf, IMAGE_MAGIC, IMAGE_MAGIC_BYTES))) {
-    return 'image';
-  }
-  return null;
+  const kind = classifyExecutable(buf);
+  return kind === 'image' ? 'image' : kind === 'unknown' ? null : 'elf';
 }
 
 // ---- Boot layout ----

@@ -6,7 +6,7 @@
 //   none                                       no NIC
 
 import { parseMac } from './mac.js';
-import { parseSize } from '../cli/size.js';
+import { parseSize } from '../common/size.js';
 import { perSecond } from '../devices/rate-limiter.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { HostAccess } from './user/host-access.js';

@@ -6,7 +6,7 @@
 // which is most of its work per byte. Every length is checked: a frame that
 // lies about its headers is dropped, never trusted.
 
-import { onesSum } from '../../net/user/checksum.js';
+import { onesSum } from '../../common/checksum.js';
 
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 export const VIRTIO_NET_HDR_F_DATA_VALID = 2;

@@ -1,6 +1,6 @@
 // ICMP: only echo requests to tsvisor's own addresses are answered.
 
-import { finish, onesSum } from './checksum.js';
+import { finish, onesSum } from '../../common/checksum.js';
 
 export const ICMP_ECHO_REPLY = 0;
 export const ICMP_ECHO_REQUEST = 8;

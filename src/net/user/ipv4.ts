@@ -3,7 +3,7 @@
 // and TCP segments that fit; datagrams over the MTU are rare enough to refuse.
 
 import { readIp4, writeIp4, type Ip4 } from './addr.js';
-import { finish, onesSum } from './checksum.js';
+import { finish, onesSum } from '../../common/checksum.js';
 
 export const IP_HLEN = 20;
 export const PROTO_ICMP = 1;

@@ -3,7 +3,7 @@
 // the guest's are ignored.
 
 import type { Ip4 } from './addr.js';
-import { finish, onesSum, pseudoSum } from './checksum.js';
+import { finish, onesSum, pseudoSum } from '../../common/checksum.js';
 import { PROTO_TCP } from './ipv4.js';
 
 export const TCP_HLEN = 20;

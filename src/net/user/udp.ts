@@ -1,7 +1,7 @@
 // UDP header parsing and checksums (RFC 768).
 
 import type { Ip4 } from './addr.js';
-import { finish, onesSum, pseudoSum } from './checksum.js';
+import { finish, onesSum, pseudoSum } from '../../common/checksum.js';
 import { PROTO_UDP } from './ipv4.js';
 
 export const UDP_HLEN = 8;
