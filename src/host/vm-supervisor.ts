@@ -30,6 +30,8 @@ export interface SupervisorOptions {
   /** Heap limits of each VM's worker thread. */
   workerMaxHeapMiB: number;
   log: (msg: string) => void;
+  /** Runs a restart in the VM's turn among lifecycle operations (see Host.serialized). */
+  serialize: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /** What the scheduler measured over its last window. */
@@ -56,6 +58,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   window: WindowStats = { mips: 0, cpuShare: 0, instructionShare: 0 };
   /** The running VM: a worker thread here (VmHandle) or its own process (ProcessVmHandle). */
   handle: VmRunner | null = null;
+  /** Console WebSocket clients attached now (bounded by the daemon's --max-console-clients). */
+  consoleClients = 0;
+  /** Set when the VM is deleted: a restart queued before that must not run. */
+  removed = false;
 
   private readonly opts: SupervisorOptions;
   private recent: Buffer = Buffer.alloc(0);
@@ -237,6 +243,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.handle?.sendInput(bytes);
   }
 
+  /** Console input accepted for the guest but not yet taken by it. */
+  pendingInputBytes(): number {
+    return this.handle?.pendingInputBytes ?? 0;
+  }
+
   /** The last bytes of console output (sent to a console client when it attaches). */
   recentOutput(): Buffer {
     return this.recent;
@@ -350,13 +361,19 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     const delay = Math.min(10_000, 250 * 2 ** Math.min(this.retriesUsed - 1, 6));
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      if (this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
-      this.restarts++;
-      this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
-      this.start().catch((e: unknown) => {
-        this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
-        this.setState('failed');
-      });
+      // In the VM's turn, so a delete, stop or start in flight finishes first; then look again.
+      this.opts
+        .serialize(this.name, async () => {
+          if (this.removed || this.stopRequested || this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
+          this.restarts++;
+          this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
+          await this.start();
+        })
+        .catch((e: unknown) => {
+          if (this.removed) return;
+          this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
+          this.setState('failed');
+        });
     }, delay);
   }
 
