@@ -20,6 +20,14 @@ export const DEFAULT_APPEND = 'console=ttyS0';
 const PANIC_MARK = 'Kernel panic - not syncing';
 const RECENT_BYTES = 16 * 1024;
 
+// Every VM runner a supervisor has started and not yet seen exit, whether or
+// not its supervisor is still listed: a leak check for tests and metrics.
+const liveRunners = new Set<VmRunner>();
+/** VMs running (threads or processes) started by any supervisor in this process. */
+export function liveRunnerCount(): number {
+  return liveRunners.size;
+}
+
 export interface SupervisorOptions {
   wasmPath: string;
   logDir: string;
@@ -172,6 +180,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     }
     this.openLog();
     this.handle = handle;
+    liveRunners.add(handle);
+    void handle.exited.then(() => liveRunners.delete(handle));
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
     handle.on('exit', (r) => this.onExit(handle, r));
