@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { api, ConsoleClient, makeImages, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { startDaemon } from '../src/host/server.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
+import { spewKernel } from './spew-kernel.js';
 import { CLOSE_INPUT_BACKLOG, CLOSE_SLOW_READER, CONSOLE_MAX_MESSAGE_BYTES } from '../src/host/console-ws.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
@@ -252,16 +253,6 @@ describe('small holes', () => {
     }
   });
 });
-
-/** A guest that writes 'A' to the UART forever: `j 0x40` over the header, then `lui t0,0x10000; li t1,65; sb t1,0(t0); j -4`. */
-export function spewKernel(): Uint8Array {
-  const img = new Uint8Array(0x50);
-  const dv = new DataView(img.buffer);
-  dv.setUint32(0, 0x0400006f, true);
-  [0x100002b7, 0x04100313, 0x00628023, 0xffdff06f].forEach((insn, i) => dv.setUint32(0x40 + i * 4, insn >>> 0, true));
-  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
-  return img;
-}
 
 function closed(ws: WebSocket, ms = 30_000): Promise<{ code: number; reason: string }> {
   return new Promise((resolve, reject) => {

@@ -29,6 +29,8 @@ const CLOSE_GRACE_MS = 5000;
 function closeWith(ws: WebSocket, code: number, reason: string): void {
   if (ws.readyState !== ws.OPEN) return;
   ws.close(code, reason);
+  // Read nothing more from it: a flooding client's further messages are not even parsed.
+  ws.pause();
   // A client that stopped reading never answers the close frame either.
   setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
 }
