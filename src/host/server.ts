@@ -67,6 +67,24 @@ function clientGone(req: IncomingMessage, res: ServerResponse, e: unknown): bool
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || req.destroyed && !req.complete || res.destroyed;
 }
 
+/**
+ * A request Node's HTTP parser refused (unknown method, malformed headers,
+ * oversized headers): answered with a JSON error like every other refusal,
+ * instead of Node's bare 400, and the connection closed.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response under way on this connection cannot be followed by another: just close.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+  const body = JSON.stringify({ error: `request: ${status === 431 ? 'headers too large' : status === 408 ? 'timed out' : `malformed HTTP (${err.code ?? 'parse error'})`}` });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: message });
   const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests' }[status] ?? 'Error';
@@ -154,6 +172,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const servers: Server[] = [];
   const unix = createServer(onRequest(false));
   unix.on('upgrade', onUpgrade(false));
+  unix.on('clientError', onClientError);
   // The socket is created with mode 0600 from the start (umask), not chmod-ed afterwards.
   const oldUmask = process.umask(0o177);
   try {
@@ -171,6 +190,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (opts.listen) {
     const t = createServer(onRequest(true));
     t.on('upgrade', onUpgrade(true));
+    t.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {
       t.once('error', reject);
       t.listen(opts.listen!.port, opts.listen!.host, () => resolve());
