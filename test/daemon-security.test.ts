@@ -6,7 +6,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -85,6 +85,18 @@ describe('stored definitions are checked at start', () => {
       assert.match(again.json.error, /broken/);
       assert.equal((await api(d, 'POST', '/v1/vms/nan/start')).status, 409);
       assert.equal((await api(d, 'GET', '/v1/vms/nan')).json.state, 'broken');
+      // The CLI lists it with its reason.
+      // (Not spawnSync: the daemon answering it runs in this process.)
+      const ls = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [CLI, 'ls', '--socket', d.socketPath]);
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        p.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
+      assert.equal(ls.status, 0, ls.stderr);
+      assert.match(ls.stdout, /^nan\s+broken\s+-.*config\.memory: must be integer$/m);
     } finally {
       await d.close();
     }
@@ -149,7 +161,6 @@ describe('small holes', () => {
       assert.match(r.stderr, /mode 644 lets group or others read it/);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
       // With the override it starts (and warns); SIGTERM after the listening line.
-      const { spawn } = await import('node:child_process');
       const p = spawn(process.execPath, [...base, '--insecure-token-file'], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       p.stderr.on('data', (c: Buffer) => (err += c.toString()));

@@ -82,7 +82,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
           summary: 'console over WebSocket: binary frames carry raw console bytes both ways; recent output is sent on attach',
           description:
             'Over TCP the token goes in the Authorization header, or (for browsers, which cannot set it) as the ' +
-            'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses.',
+            'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses. ' +
+            'Bounds: a message over 64 KiB closes the socket with 1009; input the guest has not taken beyond 256 KiB closes it with 4001; ' +
+            'a client with over 1 MiB of output unsent is closed with 4000.',
           parameters: [nameParam],
           responses: {
             '101': { description: 'switching protocols' },
