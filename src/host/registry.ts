@@ -43,8 +43,10 @@ const RUN_STATE_NAMES: Record<number, string> = {
 export interface BrokenVm {
   name: string;
   reason: string;
-  /** Files removed with it (kept-aside copies); a definition still in place is removed by name. */
+  /** Files removed with it (kept-aside copies and their reasons). */
   files: string[];
+  /** Its definition is still NAME.json (over the budget, or it could not be moved): DELETE removes that too. */
+  inPlace?: boolean;
 }
 
 /** The memory a definition reserves, refusing anything that is not a sane whole MiB count. */
@@ -117,7 +119,7 @@ export class Host {
           this.opts.log(`${s.name}: could not move ${s.file} aside: ${err instanceof Error ? err.message : String(err)}`);
         }
         const prev = this.broken.get(s.name);
-        this.broken.set(s.name, { name: s.name, reason, files: [...(prev?.files ?? []), ...(k?.files ?? [])] });
+        this.broken.set(s.name, { name: s.name, reason, files: [...(prev?.files ?? []), ...(k?.files ?? [])], inPlace: k === null });
         continue;
       }
       if (this.broken.has(def.config.name)) {
@@ -128,7 +130,7 @@ export class Host {
         // Valid, so left in place (a larger budget loads it again), but listed so its name is not reused.
         const reason = `its ${def.config.memory} MiB exceed what is left of the memory budget (${this.opts.memoryBudgetMiB} MiB)`;
         this.opts.log(`${def.config.name}: not loaded: ${reason}`);
-        this.broken.set(def.config.name, { name: def.config.name, reason, files: [] });
+        this.broken.set(def.config.name, { name: def.config.name, reason, files: [], inPlace: true });
         continue;
       }
       this.vms.set(def.config.name, new VmSupervisor(def, this.supervisorOpts, 'stopped'));
@@ -323,7 +325,7 @@ export class Host {
     const b = this.broken.get(name);
     if (b && !this.vms.has(name)) {
       for (const f of b.files) rmSync(f, { force: true });
-      this.store.remove(name); // a valid definition over the budget is still in place
+      if (b.inPlace) this.store.remove(name);
       this.broken.delete(name);
       return;
     }

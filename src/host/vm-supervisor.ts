@@ -380,7 +380,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
           await this.start();
         })
         .catch((e: unknown) => {
-          if (this.removed) return;
+          // Deleted meanwhile, or the daemon is shutting down (503): nothing failed.
+          if (this.removed || (e as { status?: number }).status === 503) return;
           this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
           this.setState('failed');
         });
