@@ -124,7 +124,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const t0 = process.hrtime.bigint();
     handle(ctx, req, res)
       .catch((e: unknown) => {
-        if (e instanceof ApiError && !res.headersSent) return sendError(res, e.status, e.message);
+        if (e instanceof ApiError && !res.headersSent) {
+          // The rest of an oversized body is not read: close the connection after the answer.
+          if (e.status === 413) res.setHeader('connection', 'close');
+          return sendError(res, e.status, e.message);
+        }
         if (clientGone(req, res, e)) {
           res.destroy();
           return;
