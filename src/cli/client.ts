@@ -157,9 +157,14 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
   switch (cmd) {
     case 'ls': {
       if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' for 'tsvisor ls'`);
-      const vms = expectOk(await call(t, 'GET', '/v1/vms')) as { name: string; state: string; isolation?: string; config: { memory: number; cpu?: { weight?: number; cap?: number } }; lastFailure: string | null }[];
+      const vms = expectOk(await call(t, 'GET', '/v1/vms')) as { name: string; state: string; isolation?: string; config: { memory: number; cpu?: { weight?: number; cap?: number } } | null; lastFailure: string | null; reason?: string }[];
       const rows = [['NAME', 'STATE', 'MEMORY', 'WEIGHT', 'CAP', 'ISOLATION', 'LAST FAILURE']];
       for (const v of vms) {
+        // A broken VM (a stored definition that failed its checks) has no config, only a reason.
+        if (!v.config) {
+          rows.push([v.name, v.state, '-', '-', '-', '-', v.reason ?? '-']);
+          continue;
+        }
         rows.push([v.name, v.state, `${v.config.memory}M`, String(v.config.cpu?.weight ?? 1024), v.config.cpu?.cap === undefined ? '-' : String(v.config.cpu.cap), v.isolation ?? 'thread', v.lastFailure ?? '-']);
       }
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

@@ -97,6 +97,8 @@ Options:
                  print its path; boot it with 'tsvisor run --disk PATH'
                  (see docs/rootfs.md; needs debootstrap and e2fsprogs)
   --size SIZE    virtual size of the root disk (default: 2G)
+  --allow-unsigned  build even when the archive's signature cannot be
+                 verified with the host keyring (warns; refused otherwise)
   -h, --help     show this help
 `;
 
@@ -220,6 +222,7 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
       force: { type: 'boolean' },
       rootfs: { type: 'boolean' },
       size: { type: 'string' },
+      'allow-unsigned': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -233,9 +236,10 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
   if (sub !== 'build') throw new UsageError(`unknown image subcommand '${sub}' (try 'tsvisor image --help')`);
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' for 'tsvisor image build'`);
   const mirror = values.mirror === undefined ? undefined : checkMirror(values.mirror);
-  if (values.rootfs === true) return buildRootfs(io, { mirror, force: values.force === true, size: values.size });
+  const allowUnsigned = values['allow-unsigned'] === true;
+  if (values.rootfs === true) return buildRootfs(io, { mirror, force: values.force === true, size: values.size, allowUnsigned });
   if (values.size !== undefined) throw new UsageError('--size applies to --rootfs only');
-  const guest = await buildDefaultGuest(io, { mirror, force: values.force === true });
+  const guest = await buildDefaultGuest(io, { mirror, force: values.force === true, allowUnsigned });
   io.stdout.write(`kernel:  ${guest.kernel}\ninitrd:  ${guest.initrd}\nmodules: ${guest.modulesDir}\nversion: ${guest.version}\n`);
   return 0;
 }
@@ -254,7 +258,7 @@ function checkMirror(uri: string): string {
 }
 
 /** `tsvisor image build --rootfs`: the Debian root disk (src/image/rootfs.ts, docs/rootfs.md). */
-async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; size?: string }): Promise<number> {
+async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
   let size: number | undefined;
   if (opts.size !== undefined) {
     const s = parseSize(opts.size);
@@ -268,6 +272,7 @@ async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; 
     mirror: opts.mirror,
     force: opts.force,
     size,
+    allowUnsigned: opts.allowUnsigned,
     progress: io.stderr.isTTY === true,
     log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
   });
@@ -283,12 +288,13 @@ interface DefaultGuest {
   version: string;
 }
 
-async function buildDefaultGuest(io: MainIo, opts: { mirror?: string; force?: boolean }): Promise<DefaultGuest> {
+async function buildDefaultGuest(io: MainIo, opts: { mirror?: string; force?: boolean; allowUnsigned?: boolean }): Promise<DefaultGuest> {
   // Loaded on demand: commands that name their own kernel never need the image builder.
   const { ensureDefaultGuest } = await import('../image/default-guest.js');
   return ensureDefaultGuest({
     mirror: opts.mirror,
     force: opts.force,
+    allowUnsigned: opts.allowUnsigned,
     progress: io.stderr.isTTY === true,
     log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
   });

@@ -18,7 +18,10 @@ Options:
   --listen HOST:PORT     also listen on TCP; every API request needs
                          "Authorization: Bearer <token>"; the web console
                          is at http://HOST:PORT/ui/
-  --token-file FILE      file holding the token for --listen (16+ characters)
+  --token-file FILE      file holding the token for --listen (16+ characters);
+                         refused if group or others may read it
+  --insecure-token-file  use a token file others may read anyway (with a warning)
+  --max-console-clients N  console WebSocket clients per VM (default: 16)
   --state-dir DIR        VM definitions and console logs (default:
                          $TSVISOR_STATE_DIR or ~/.local/state/tsvisor)
   --images-dir DIR       kernels, initrds and disks VMs may use; nothing outside
@@ -51,6 +54,8 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     socket: { type: 'string' },
     listen: { type: 'string' },
     'token-file': { type: 'string' },
+    'insecure-token-file': { type: 'boolean' },
+    'max-console-clients': { type: 'string' },
     'state-dir': { type: 'string' },
     'images-dir': { type: 'string' },
     'memory-budget': { type: 'string' },
@@ -74,7 +79,10 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
   if (values['token-file'] !== undefined) {
     const { readToken } = await import('../host/auth.js');
     try {
-      token = readToken(values['token-file']);
+      token = readToken(values['token-file'], {
+        insecure: values['insecure-token-file'] === true,
+        warn: (m) => io.stderr.write(`tsvisor serve: ${m}\n`),
+      });
     } catch (e) {
       throw new UserError(`cannot use the token file: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -100,6 +108,14 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     const s = Number(values['hang-timeout']);
     if (!Number.isFinite(s) || s < 1) throw new UsageError(`invalid --hang-timeout '${values['hang-timeout']}': expected seconds, at least 1`);
     hangTimeoutMs = s * 1000;
+  }
+
+  let maxConsoleClients = 16;
+  if (values['max-console-clients'] !== undefined) {
+    maxConsoleClients = Number(values['max-console-clients']);
+    if (!Number.isInteger(maxConsoleClients) || maxConsoleClients < 1 || maxConsoleClients > 1024) {
+      throw new UsageError(`invalid --max-console-clients '${values['max-console-clients']}': expected a whole number from 1 to 1024`);
+    }
   }
 
   let workerMaxHeapMiB = 1024;
@@ -137,6 +153,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
       logMaxBytes: 4 * 1024 * 1024,
       workerMaxHeapMiB,
       netPolicy,
+      maxConsoleClients,
       version: process.env.npm_package_version ?? '0.1.0',
       log,
     });

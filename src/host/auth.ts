@@ -10,13 +10,34 @@
 // one, so the token is not echoed back in the response.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 
 export const CONSOLE_PROTOCOL = 'tsvisor.console';
 export const BEARER_PROTOCOL_PREFIX = 'tsvisor.bearer.';
 
-export function readToken(file: string): string {
-  const token = readFileSync(file, 'utf8').trim();
+/**
+ * Read the token. A file that group or others may read is refused (the token
+ * would not be a secret), unless `insecure` is set, when `warn` says so.
+ */
+export function readToken(file: string, opts: { insecure?: boolean; warn?: (msg: string) => void } = {}): string {
+  // Checked on the open descriptor, so the mode belongs to the file actually read.
+  const fd = openSync(file, 'r');
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error(`token file ${file}: not a regular file`);
+    if ((st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+      const msg = `token file ${file}: mode ${mode} lets group or others read it (chmod 600 it, or pass --insecure-token-file)`;
+      if (!opts.insecure) throw new Error(msg);
+      opts.warn?.(`warning: ${msg}; using it anyway`);
+    }
+    if (st.size > 4096) throw new Error(`token file ${file}: larger than 4096 bytes`);
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const token = text.trim();
   if (token.length < 16) throw new Error(`token file ${file}: the token must be at least 16 characters`);
   return token;
 }

@@ -1,15 +1,51 @@
 // The console over WebSocket: binary frames carry raw console bytes both ways.
 // On attach the client first gets the recent output (so it sees the prompt);
 // the socket closes when the VM stops.
+//
+// Nothing a client or the guest does can grow the daemon's memory without
+// bound: messages have a maximum size (ws closes with 1009), input the guest
+// has not taken yet is bounded per VM, and each client's unsent output is
+// bounded; a client over a bound is closed with a code of its own, and the
+// other clients of the VM carry on.
 
 import type { WebSocket } from 'ws';
 import type { VmSupervisor } from './vm-supervisor.js';
 
+/** Largest console message a client may send (bytes). */
+export const CONSOLE_MAX_MESSAGE_BYTES = 64 * 1024;
+/** Console input per VM the guest has not taken yet; more is refused. */
+export const CONSOLE_MAX_PENDING_INPUT = 256 * 1024;
+/** Console output one client may have unsent before it is dropped. */
+export const CONSOLE_MAX_UNSENT_OUTPUT = 1024 * 1024;
+export const DEFAULT_MAX_CONSOLE_CLIENTS = 16;
+
+/** Close codes (4000-4999 is the application's range). */
+export const CLOSE_SLOW_READER = 4000;
+export const CLOSE_INPUT_BACKLOG = 4001;
+
+/** A closing client that does not answer the close handshake is cut off after this long. */
+const CLOSE_GRACE_MS = 5000;
+
+function closeWith(ws: WebSocket, code: number, reason: string): void {
+  if (ws.readyState !== ws.OPEN) return;
+  ws.close(code, reason);
+  // Read nothing more from it: a flooding client's further messages are not even parsed.
+  ws.pause();
+  // A client that stopped reading never answers the close frame either.
+  setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+}
+
 export function attachConsoleSocket(ws: WebSocket, vm: VmSupervisor): void {
+  vm.consoleClients++;
   const recent = vm.recentOutput();
   if (recent.length > 0) ws.send(recent, { binary: true });
   const onOutput = (data: Uint8Array) => {
-    if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount + data.length > CONSOLE_MAX_UNSENT_OUTPUT) {
+      closeWith(ws, CLOSE_SLOW_READER, `console client too slow: over ${CONSOLE_MAX_UNSENT_OUTPUT} bytes of output unsent`);
+      return;
+    }
+    ws.send(data, { binary: true });
   };
   const onState = (s: string) => {
     if (s !== 'running' && s !== 'paused') ws.close(1000, `VM ${s}`);
@@ -17,10 +53,19 @@ export function attachConsoleSocket(ws: WebSocket, vm: VmSupervisor): void {
   vm.on('output', onOutput);
   vm.on('state', onState);
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+    if (ws.readyState !== ws.OPEN) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (vm.pendingInputBytes() + buf.length > CONSOLE_MAX_PENDING_INPUT) {
+      closeWith(ws, CLOSE_INPUT_BACKLOG, `console input refused: the guest has not taken the last ${CONSOLE_MAX_PENDING_INPUT} bytes`);
+      return;
+    }
     vm.sendInput(new Uint8Array(buf));
   });
+  let attached = true;
   const detach = () => {
+    if (!attached) return;
+    attached = false;
+    vm.consoleClients--;
     vm.off('output', onOutput);
     vm.off('state', onState);
   };

@@ -49,6 +49,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
           requestBody: { required: true, ...json({ $ref: '#/components/schemas/CreateVm' }) },
           responses: {
             '201': vmOk,
+            '413': err('body larger than 1 MiB'),
+            '415': err('a body that is not application/json (UTF-8)'),
+            '507': err('no space left to store the definition'),
             '400': err('invalid body: unknown field, wrong type, out of range, bad name, path outside the images directory'),
             '409': err('a VM with this name exists, or the memory budget is exhausted'),
           },
@@ -65,7 +68,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
         delete: {
           summary: 'delete a VM, its definition and console log; releases its memory reservation',
           parameters: [nameParam, { name: 'force', in: 'query', schema: { type: 'boolean' }, description: 'kill it first if running' }],
-          responses: { '204': { description: 'deleted' }, '404': err('no such VM'), '409': err('running (use ?force=true)') },
+          responses: { '204': { description: 'deleted (a broken VM: its kept-aside files too)' }, '404': err('no such VM'), '409': err('running (use ?force=true)') },
         },
       },
       '/v1/vms/{name}/start': action('start (boot) the VM'),
@@ -73,18 +76,22 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/resume': action('resume a paused VM'),
       '/v1/vms/{name}/stop': action('stop the VM (its worker is terminated if it does not stop within 2 s)'),
       '/v1/vms/{name}/kill': action('terminate the VM at once'),
+      '/v1/vms/{name}/restart': action('stop the running VM and start it again, as one operation'),
       '/v1/vms/{name}/console': {
         get: {
           summary: 'console over WebSocket: binary frames carry raw console bytes both ways; recent output is sent on attach',
           description:
             'Over TCP the token goes in the Authorization header, or (for browsers, which cannot set it) as the ' +
-            'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses.',
+            'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses. ' +
+            'Bounds: a message over 64 KiB closes the socket with 1009; input the guest has not taken beyond 256 KiB closes it with 4001; ' +
+            'a client with over 1 MiB of output unsent is closed with 4000.',
           parameters: [nameParam],
           responses: {
             '101': { description: 'switching protocols' },
             '401': err('over TCP: missing or wrong token'),
             '404': err('no such VM'),
             '409': err('not running'),
+            '429': err('the VM has its maximum of console clients (--max-console-clients)'),
           },
         },
       },

@@ -73,6 +73,8 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   /** Set when the daemon ends the child itself; wins over how the process died. */
   private endedBy: VmExit | null = null;
   private stderrTail = '';
+  private reportedPendingInput = 0;
+  private inputSinceReport = 0;
   private watchdog: NodeJS.Timeout | null = null;
   private killTimer: NodeJS.Timeout | null = null;
   private nextCommandId = 1;
@@ -231,7 +233,18 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   }
 
   sendInput(bytes: Uint8Array): void {
-    if (this.running && bytes.length > 0) this.send({ type: 'input', data: bytes.slice() });
+    if (!this.running || bytes.length === 0) return;
+    this.inputSinceReport += bytes.length;
+    this.send({ type: 'input', data: bytes.slice() });
+  }
+
+  /**
+   * The child's queued input as of its last report, plus everything sent
+   * since (some of which it may already have taken: an over-estimate, which
+   * is the safe side for a bound).
+   */
+  get pendingInputBytes(): number {
+    return this.reportedPendingInput + this.inputSinceReport;
   }
 
   requestStats(): void {
@@ -283,6 +296,8 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
       case 'report':
         this.lastLive = m.live;
         this.lastNics = m.nics;
+        this.reportedPendingInput = m.pendingInput;
+        this.inputSinceReport = 0;
         liveCpuUs.set(this, m.cpuUs);
         break;
       case 'output':

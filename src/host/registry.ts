@@ -3,9 +3,10 @@
 // watchdog. Routes call these methods; every method either does all of its
 // work or throws an ApiError having changed nothing.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DefinitionStore } from './store.js';
+import { DefinitionStore, type KeptFile } from './store.js';
+import { KeyedMutex } from './keyed-mutex.js';
 import { ApiError, validateCreate, validatePatch, type HostLimits } from './validate.js';
 import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
@@ -42,8 +43,29 @@ const RUN_STATE_NAMES: Record<number, string> = {
   [RUN_STATE_EXITED]: 'exited',
 };
 
+/** A stored definition that failed its checks at start: listed, never run, its name taken until deleted. */
+export interface BrokenVm {
+  name: string;
+  reason: string;
+  /** Files removed with it (kept-aside copies and their reasons). */
+  files: string[];
+  /** Its definition is still NAME.json (over the budget, or it could not be moved): DELETE removes that too. */
+  inPlace?: boolean;
+}
+
+/** The memory a definition reserves, refusing anything that is not a sane whole MiB count. */
+function reservation(config: { memory: unknown }): number {
+  const m = config.memory;
+  if (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 0) throw new Error(`memory: invalid reservation ${String(m)}`);
+  return m;
+}
+
 export class Host {
   readonly vms = new Map<string, VmSupervisor>();
+  readonly broken = new Map<string, BrokenVm>();
+  /** One lifecycle operation at a time per VM name (create, start, stop, kill, restart, delete, patch, pause, resume). */
+  private readonly ops = new KeyedMutex();
+  private closing = false;
   readonly scheduler: FairShareScheduler;
   readonly startedAt = Date.now();
   private readonly store: DefinitionStore;
@@ -67,6 +89,7 @@ export class Host {
       imagesDir: opts.imagesDir,
       log: opts.log,
       netPolicy: this.netPolicy,
+      serialize: (name, fn) => this.serialized(name, fn),
     };
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
@@ -83,11 +106,41 @@ export class Host {
     return { imagesDir: this.opts.imagesDir, cpus: this.opts.cpus, debugFaults: this.opts.debugFaults };
   }
 
-  /** Load stored definitions (listed as stopped) and start the scheduler and watchdog. */
+  /**
+   * Load stored definitions (listed as stopped) and start the scheduler and
+   * watchdog. Each definition is checked like a create request (schema,
+   * images directory); one that fails is moved aside and listed as broken.
+   */
   open(): void {
-    for (const def of this.store.loadAll((m) => this.opts.log(m))) {
-      if (this.reservedMiB() + def.config.memory > this.opts.memoryBudgetMiB) {
-        this.opts.log(`${def.config.name}: kept on disk but not loaded: its ${def.config.memory} MiB exceed the memory budget`);
+    const { stored, kept } = this.store.readAll();
+    for (const k of kept) this.broken.set(k.name, { name: k.name, reason: k.reason, files: k.files });
+    for (const s of stored) {
+      let def: VmDefinition;
+      try {
+        if ('error' in s) throw new Error(s.error);
+        def = this.checkStored(s.name, s.json);
+      } catch (e) {
+        const reason = `stored definition rejected: ${e instanceof Error ? e.message : String(e)}`;
+        this.opts.log(`${s.name}: ${reason}`);
+        let k: KeptFile | null = null;
+        try {
+          k = this.store.keepAside(s.name, reason);
+        } catch (err) {
+          this.opts.log(`${s.name}: could not move ${s.file} aside: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        const prev = this.broken.get(s.name);
+        this.broken.set(s.name, { name: s.name, reason, files: [...(prev?.files ?? []), ...(k?.files ?? [])], inPlace: k === null });
+        continue;
+      }
+      if (this.broken.has(def.config.name)) {
+        this.opts.log(`${def.config.name}: not loaded: a kept-aside definition of this name must be deleted first`);
+        continue;
+      }
+      if (this.reservedMiB() + reservation(def.config) > this.opts.memoryBudgetMiB) {
+        // Valid, so left in place (a larger budget loads it again), but listed so its name is not reused.
+        const reason = `its ${def.config.memory} MiB exceed what is left of the memory budget (${this.opts.memoryBudgetMiB} MiB)`;
+        this.opts.log(`${def.config.name}: not loaded: ${reason}`);
+        this.broken.set(def.config.name, { name: def.config.name, reason, files: [], inPlace: true });
         continue;
       }
       const fixed = fixStoredDiskFormats(def.config);
@@ -108,12 +161,43 @@ export class Host {
     this.watchdog.unref();
   }
 
-  /** Stop every VM and the background timers. */
+  /** A stored definition, checked with the rules API input meets; returns it with paths resolved. */
+  private checkStored(fileName: string, json: unknown): VmDefinition {
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not a JSON object');
+    const d = json as Record<string, unknown>;
+    const extra = Object.keys(d).filter((k) => !['version', 'config', 'createdAt'].includes(k));
+    if (extra.length > 0) throw new Error(`${extra[0]}: unknown field`);
+    if (d.version !== 1) throw new Error('version: must be 1');
+    if (typeof d.createdAt !== 'string' || d.createdAt.length > 64 || Number.isNaN(Date.parse(d.createdAt))) {
+      throw new Error('createdAt: must be a date');
+    }
+    let config;
+    try {
+      config = validateCreate(d.config, this.limits);
+    } catch (e) {
+      // validateCreate names the field relative to the config object.
+      throw new Error(`config.${e instanceof Error ? e.message : String(e)}`.replace(/^config\.body: /, 'config: '));
+    }
+    if (config.name !== fileName) throw new Error(`config.name: '${config.name}' does not match the file name`);
+    const nics = nicSpecs(config);
+    if (!nics.ok) throw new Error(`config.${nics.error}`);
+    return { version: 1, config, createdAt: d.createdAt };
+  }
+
+  /** Stop every VM and the background timers; lifecycle requests still queued find the host closing. */
   async close(): Promise<void> {
+    this.closing = true;
     this.scheduler.stop();
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
-    await Promise.all([...this.vms.values()].map((vm) => vm.stop()));
+    await Promise.all(
+      [...this.vms.values()].map((vm) =>
+        this.ops.run(vm.name, async () => {
+          vm.cancelRestart();
+          await vm.stop();
+        }),
+      ),
+    );
     for (const vm of this.vms.values()) vm.cancelRestart();
   }
 
@@ -124,19 +208,57 @@ export class Host {
 
   reservedMiB(): number {
     let sum = 0;
-    for (const vm of this.vms.values()) sum += vm.config.memory;
+    for (const vm of this.vms.values()) sum += reservation(vm.config);
     return sum;
+  }
+
+  /** Run one lifecycle operation on `name` after the ones already queued for it. */
+  serialized<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.ops.run(name, async () => {
+      if (this.closing) throw new ApiError(503, 'the daemon is shutting down');
+      return fn();
+    });
   }
 
   get(name: string): VmSupervisor {
     const vm = this.vms.get(name);
-    if (!vm) throw new ApiError(404, `no VM named '${name}'`);
+    if (!vm) {
+      const b = this.broken.get(name);
+      if (b) throw new ApiError(409, `VM '${name}' is broken (${b.reason}); delete it to free its name`);
+      throw new ApiError(404, `no VM named '${name}'`);
+    }
     return vm;
   }
 
-  create(body: unknown): VmSupervisor {
+  /** Whether a VM or a broken entry of this name exists (GET and DELETE see both). */
+  has(name: string): boolean {
+    return this.vms.has(name) || this.broken.has(name);
+  }
+
+  describeBroken(b: BrokenVm): Record<string, unknown> {
+    return { name: b.name, state: 'broken', reason: b.reason, config: null, notes: [] };
+  }
+
+  /** Every VM and broken entry, as the list route shows them. */
+  list(): Record<string, unknown>[] {
+    const out = [...this.vms.values()].map((vm) => this.describe(vm));
+    for (const b of this.broken.values()) out.push(this.describeBroken(b));
+    return out.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  }
+
+  describeByName(name: string): Record<string, unknown> {
+    const b = this.broken.get(name);
+    return b ? this.describeBroken(b) : this.describe(this.get(name));
+  }
+
+  create(body: unknown): Promise<VmSupervisor> {
     const config = validateCreate(body, this.limits);
+    return this.serialized(config.name, () => this.createChecked(config));
+  }
+
+  private createChecked(config: ReturnType<typeof validateCreate>): VmSupervisor {
     if (this.vms.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
+    if (this.broken.has(config.name)) throw new ApiError(409, `name: '${config.name}' belongs to a broken VM; delete it first`);
     const free = this.opts.memoryBudgetMiB - this.reservedMiB();
     if (config.memory > free) {
       throw new ApiError(
@@ -154,7 +276,21 @@ export class Host {
     return vm;
   }
 
-  async start(name: string): Promise<VmSupervisor> {
+  start(name: string): Promise<VmSupervisor> {
+    return this.serialized(name, () => this.startNow(name));
+  }
+
+  /** Stop (if running) and start again, as one operation. */
+  restart(name: string): Promise<VmSupervisor> {
+    return this.serialized(name, async () => {
+      const vm = this.get(name);
+      if (!vm.handle) throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
+      await vm.stop();
+      return this.startNow(name);
+    });
+  }
+
+  private async startNow(name: string): Promise<VmSupervisor> {
     const vm = this.get(name);
     if (vm.state === 'running' || vm.state === 'paused' || vm.handle || vm.starting) throw new ApiError(409, `VM '${name}' is already running`);
     vm.resetRetries();
@@ -181,21 +317,33 @@ export class Host {
     if (conflict) throw conflict;
   }
 
-  pause(name: string): VmSupervisor {
+  pause(name: string): Promise<VmSupervisor> {
+    return this.serialized(name, () => this.pauseNow(name));
+  }
+
+  private pauseNow(name: string): VmSupervisor {
     const vm = this.get(name);
     if (vm.state !== 'running') throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
     vm.pause();
     return vm;
   }
 
-  resume(name: string): VmSupervisor {
+  resume(name: string): Promise<VmSupervisor> {
+    return this.serialized(name, () => this.resumeNow(name));
+  }
+
+  private resumeNow(name: string): VmSupervisor {
     const vm = this.get(name);
     if (vm.state !== 'paused') throw new ApiError(409, `VM '${name}' is ${vm.state}, not paused`);
     vm.resume();
     return vm;
   }
 
-  async stop(name: string, kill: boolean): Promise<VmSupervisor> {
+  stop(name: string, kill: boolean): Promise<VmSupervisor> {
+    return this.serialized(name, () => this.stopNow(name, kill));
+  }
+
+  private async stopNow(name: string, kill: boolean): Promise<VmSupervisor> {
     const vm = this.get(name);
     if (!vm.handle) {
       throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
@@ -204,22 +352,38 @@ export class Host {
     return vm;
   }
 
-  async remove(name: string, force: boolean): Promise<void> {
+  remove(name: string, force: boolean): Promise<void> {
+    return this.serialized(name, () => this.removeNow(name, force));
+  }
+
+  private async removeNow(name: string, force: boolean): Promise<void> {
+    const b = this.broken.get(name);
+    if (b && !this.vms.has(name)) {
+      for (const f of b.files) rmSync(f, { force: true });
+      if (b.inPlace) this.store.remove(name);
+      this.broken.delete(name);
+      return;
+    }
     const vm = this.get(name);
     if (vm.handle) {
       if (!force) throw new ApiError(409, `VM '${name}' is ${vm.state}; stop it first or delete with ?force=true`);
       await vm.kill();
     }
     vm.cancelRestart();
+    vm.removed = true;
     this.store.remove(name);
     vm.removeLogs();
     this.vms.delete(name);
   }
 
   /** Change CPU weight/cap, disk and NIC limits (also on a running VM) and the balloon target (running VMs). */
-  async patch(name: string, body: unknown): Promise<VmSupervisor> {
-    const vm = this.get(name);
+  patch(name: string, body: unknown): Promise<VmSupervisor> {
     const req = validatePatch(body, this.limits);
+    return this.serialized(name, () => this.patchNow(name, req));
+  }
+
+  private async patchNow(name: string, req: ReturnType<typeof validatePatch>): Promise<VmSupervisor> {
+    const vm = this.get(name);
     const cpu = { ...(vm.config.cpu ?? {}) };
     if (req.cpu?.weight !== undefined) cpu.weight = req.cpu.weight;
     if (req.cpu?.cap === null) delete cpu.cap;
@@ -299,7 +463,7 @@ export class Host {
   }
 
   hostStats(): Record<string, unknown> {
-    const byState: Record<VmState, number> = { created: 0, running: 0, paused: 0, stopped: 0, failed: 0 };
+    const byState: Record<VmState | 'broken', number> = { created: 0, running: 0, paused: 0, stopped: 0, failed: 0, broken: this.broken.size };
     let instructions = 0;
     let busyUs = 0;
     let mips = 0;
@@ -318,7 +482,7 @@ export class Host {
     }
     const mem = process.memoryUsage();
     return {
-      vms: this.vms.size,
+      vms: this.vms.size + this.broken.size,
       byState,
       cpus: this.opts.cpus,
       memoryBudgetMiB: this.opts.memoryBudgetMiB,

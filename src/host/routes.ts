@@ -27,7 +27,24 @@ export function sendError(res: ServerResponse, status: number, message: string):
   send(res, status, { error: message });
 }
 
+/** Only JSON is accepted, in UTF-8: anything else is refused before it is read. */
+function checkContentType(req: IncomingMessage): void {
+  const ct = req.headers['content-type'];
+  if (ct === undefined) return; // checked once the body turns out not to be empty
+  const [type, ...params] = ct.split(';').map((p) => p.trim().toLowerCase());
+  if (type !== 'application/json') throw new ApiError(415, `content-type: must be application/json, not '${ct.slice(0, 100)}'`);
+  for (const p of params) {
+    const [k, v] = p.split('=').map((x) => x.trim().replace(/^"|"$/g, ''));
+    if (k === 'charset' && v !== 'utf-8' && v !== 'utf8') throw new ApiError(415, `content-type: the charset must be utf-8, not '${v}'`);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 async function readBody(req: IncomingMessage): Promise<string> {
+  checkContentType(req);
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY) throw new ApiError(413, `body: larger than ${MAX_BODY} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -35,7 +52,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
     if (size > MAX_BODY) throw new ApiError(413, `body: larger than ${MAX_BODY} bytes`);
     chunks.push(c as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  if (size > 0 && req.headers['content-type'] === undefined) throw new ApiError(415, 'content-type: a body needs Content-Type: application/json');
+  try {
+    return utf8.decode(Buffer.concat(chunks));
+  } catch {
+    throw new ApiError(400, 'body: invalid UTF-8');
+  }
 }
 
 /** Lifecycle actions take no body; an empty object is accepted too. */
@@ -48,7 +70,7 @@ async function noBody(req: IncomingMessage): Promise<void> {
   }
 }
 
-const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill']);
+const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart']);
 
 export async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { host } = ctx;
@@ -87,15 +109,16 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
 
   if (b === undefined) {
     allow(['GET', 'POST']);
-    if (method === 'GET') return send(res, 200, [...host.vms.values()].map((vm) => host.describe(vm)));
+    if (method === 'GET') return send(res, 200, host.list());
     const body = parseJsonBody(await readBody(req));
-    const vm = host.create(body);
+    const vm = await host.create(body);
     return send(res, 201, host.describe(vm));
   }
   const name = b;
   if (c === undefined) {
     allow(['GET', 'PATCH', 'DELETE']);
-    if (method === 'GET') return send(res, 200, host.describe(host.get(name)));
+    if (!host.has(name)) throw new ApiError(404, `no VM named '${name}'`);
+    if (method === 'GET') return send(res, 200, host.describeByName(name));
     if (method === 'PATCH') {
       host.get(name);
       const body = parseJsonBody(await readBody(req));
@@ -115,8 +138,9 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     let vm;
     switch (c) {
       case 'start': vm = await host.start(name); break;
-      case 'pause': vm = host.pause(name); break;
-      case 'resume': vm = host.resume(name); break;
+      case 'pause': vm = await host.pause(name); break;
+      case 'resume': vm = await host.resume(name); break;
+      case 'restart': vm = await host.restart(name); break;
       case 'stop': vm = await host.stop(name, false); break;
       default: vm = await host.stop(name, true);
     }

@@ -177,8 +177,13 @@ export const vmSchema = {
   type: 'object',
   properties: {
     name: { type: 'string' },
-    state: vmStatsSchema.properties.state,
-    config: createVmSchema,
+    state: {
+      type: 'string',
+      enum: ['created', 'running', 'paused', 'stopped', 'failed', 'broken'],
+      description: 'broken: a stored definition that failed its checks when the daemon started; it has a reason, no config, and only DELETE works on it',
+    },
+    reason: { type: 'string', description: 'why a broken VM was not loaded' },
+    config: { anyOf: [createVmSchema, { type: 'null' }] },
     createdAt: { type: 'string' },
     lastFailure: { type: ['string', 'null'] },
     restarts: { type: 'integer' },

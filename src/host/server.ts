@@ -4,7 +4,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { Host, type HostOptions } from './registry.js';
@@ -12,7 +12,7 @@ import { createMetrics } from './metrics.js';
 import { handle, sendError } from './routes.js';
 import { ApiError } from './validate.js';
 import { checkBearer, checkBearerProtocol, chooseProtocol } from './auth.js';
-import { attachConsoleSocket } from './console-ws.js';
+import { attachConsoleSocket, CONSOLE_MAX_MESSAGE_BYTES, DEFAULT_MAX_CONSOLE_CLIENTS } from './console-ws.js';
 import { isUiPath, serveUi } from './ui.js';
 
 export interface DaemonOptions extends HostOptions {
@@ -21,6 +21,8 @@ export interface DaemonOptions extends HostOptions {
   listen?: { host: string; port: number };
   token?: string;
   version: string;
+  /** Console WebSocket clients per VM (default 16). */
+  maxConsoleClients?: number;
 }
 
 export interface Daemon {
@@ -43,9 +45,49 @@ function socketInUse(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * The socket path may hold only a socket a dead daemon left behind; anything
+ * else (a file, a directory, a symlink) is someone's and is not removed.
+ */
+async function clearStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it (remove it yourself if it is not needed)`);
+  if (await socketInUse(path)) throw new Error(`another daemon is listening on ${path}`);
+  rmSync(path, { force: true }); // left by a daemon that did not shut down
+}
+
+/** A client that went away mid-request: nothing to answer and nothing wrong with the daemon. */
+function clientGone(req: IncomingMessage, res: ServerResponse, e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || req.destroyed && !req.complete || res.destroyed;
+}
+
+/**
+ * A request Node's HTTP parser refused (unknown method, malformed headers,
+ * oversized headers): answered with a JSON error like every other refusal,
+ * instead of Node's bare 400, and the connection closed.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A response under way on this connection cannot be followed by another: just close.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+  const body = JSON.stringify({ error: `request: ${status === 431 ? 'headers too large' : status === 408 ? 'timed out' : `malformed HTTP (${err.code ?? 'parse error'})`}` });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: message });
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict' }[status] ?? 'Error';
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests' }[status] ?? 'Error';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -57,17 +99,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (!existsSync(opts.imagesDir) || !statSync(opts.imagesDir).isDirectory()) {
     throw new Error(`images directory not found: ${opts.imagesDir}`);
   }
-  if (existsSync(opts.socketPath)) {
-    if (await socketInUse(opts.socketPath)) throw new Error(`another daemon is listening on ${opts.socketPath}`);
-    rmSync(opts.socketPath, { force: true }); // left by a daemon that did not shut down
-  }
+  await clearStaleSocket(opts.socketPath);
 
   const host = new Host(opts);
   host.open();
   const metrics = createMetrics(host);
   const ctx = { host, metrics, version: opts.version };
   // A browser offers the token as a subprotocol (see auth.ts); answer with the console one.
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => chooseProtocol(offered) });
+  // maxPayload: a larger console message closes its socket with 1009 before it is buffered whole.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: CONSOLE_MAX_MESSAGE_BYTES, handleProtocols: (offered) => chooseProtocol(offered) });
+  const maxConsoleClients = opts.maxConsoleClients ?? DEFAULT_MAX_CONSOLE_CLIENTS;
 
   const onRequest = (auth: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     // The web console's static files hold no data: no token needed (the API calls they make need it).
@@ -83,7 +124,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const t0 = process.hrtime.bigint();
     handle(ctx, req, res)
       .catch((e: unknown) => {
-        if (e instanceof ApiError) return sendError(res, e.status, e.message);
+        if (e instanceof ApiError && !res.headersSent) {
+          // The rest of an oversized body is not read: close the connection after the answer.
+          if (e.status === 413) res.setHeader('connection', 'close');
+          return sendError(res, e.status, e.message);
+        }
+        if (clientGone(req, res, e)) {
+          res.destroy();
+          return;
+        }
         const msg = e instanceof Error ? e.message : String(e);
         opts.log(`internal error on ${req.method} ${req.url}: ${msg}`);
         if (!res.headersSent) sendError(res, 500, `internal error: ${msg}`);
@@ -113,14 +162,21 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return rejectUpgrade(socket, 400, 'name: invalid percent-encoding');
     }
     const vm = host.vms.get(name);
-    if (!vm) return rejectUpgrade(socket, 404, `no VM named '${name}'`);
+    if (!vm) {
+      if (host.broken.has(name)) return rejectUpgrade(socket, 409, `VM '${name}' is broken`);
+      return rejectUpgrade(socket, 404, `no VM named '${name}'`);
+    }
     if (!vm.handle) return rejectUpgrade(socket, 409, `VM '${vm.name}' is ${vm.state}, not running`);
+    if (vm.consoleClients >= maxConsoleClients) {
+      return rejectUpgrade(socket, 429, `VM '${vm.name}' already has ${maxConsoleClients} console clients (the daemon's --max-console-clients)`);
+    }
     wss.handleUpgrade(req, socket, head, (ws) => attachConsoleSocket(ws, vm));
   };
 
   const servers: Server[] = [];
   const unix = createServer(onRequest(false));
   unix.on('upgrade', onUpgrade(false));
+  unix.on('clientError', onClientError);
   // The socket is created with mode 0600 from the start (umask), not chmod-ed afterwards.
   const oldUmask = process.umask(0o177);
   try {
@@ -138,6 +194,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   if (opts.listen) {
     const t = createServer(onRequest(true));
     t.on('upgrade', onUpgrade(true));
+    t.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {
       t.once('error', reject);
       t.listen(opts.listen!.port, opts.listen!.host, () => resolve());

@@ -34,7 +34,7 @@ export type ToVmProcess =
 export type FromVmProcess =
   | { type: 'ready' }
   | { type: 'setupFailed'; message: string }
-  | { type: 'report'; live: LiveCounters; nics: NicStats[]; cpuUs: number }
+  | { type: 'report'; live: LiveCounters; nics: NicStats[]; cpuUs: number; pendingInput: number }
   | { type: 'output'; data: Uint8Array }
   | { type: 'warning'; message: string }
   | { type: 'stats'; text: string }

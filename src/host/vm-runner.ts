@@ -19,6 +19,8 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   setCredit(instret: bigint): void;
   live(): LiveCounters;
   sendInput(bytes: Uint8Array): void;
+  /** Console input accepted but not yet taken by the guest (bytes). */
+  readonly pendingInputBytes: number;
   requestStats(): void;
   nicStats(): NicStats[];
   deviceStats(refresh?: boolean): Promise<MachineDeviceStats>;

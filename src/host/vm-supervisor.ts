@@ -22,6 +22,14 @@ export const DEFAULT_APPEND = 'console=ttyS0';
 const PANIC_MARK = 'Kernel panic - not syncing';
 const RECENT_BYTES = 16 * 1024;
 
+// Every VM runner a supervisor has started and not yet seen exit, whether or
+// not its supervisor is still listed: a leak check for tests and metrics.
+const liveRunners = new Set<VmRunner>();
+/** VMs running (threads or processes) started by any supervisor in this process. */
+export function liveRunnerCount(): number {
+  return liveRunners.size;
+}
+
 export interface SupervisorOptions {
   wasmPath: string;
   logDir: string;
@@ -36,6 +44,8 @@ export interface SupervisorOptions {
   log: (msg: string) => void;
   /** The daemon's network policy, enforced by user NICs (net-policy.ts). */
   netPolicy?: NetPolicy;
+  /** Runs a restart in the VM's turn among lifecycle operations (see Host.serialized). */
+  serialize: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /** What the scheduler measured over its last window. */
@@ -66,6 +76,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   lockedFiles: PlannedLock[] | null = null;
   /** The locks themselves when the VM runs in this process (a process VM holds its own). */
   private imageLocks: VmLocks | null = null;
+  /** Console WebSocket clients attached now (bounded by the daemon's --max-console-clients). */
+  consoleClients = 0;
+  /** Set when the VM is deleted: a restart queued before that must not run. */
+  removed = false;
 
   private readonly opts: SupervisorOptions;
   private recent: Buffer = Buffer.alloc(0);
@@ -189,6 +203,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     }
     this.openLog();
     this.handle = handle;
+    liveRunners.add(handle);
+    void handle.exited.then(() => liveRunners.delete(handle));
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
     handle.on('exit', (r) => {
@@ -272,6 +288,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
 
   sendInput(bytes: Uint8Array): void {
     this.handle?.sendInput(bytes);
+  }
+
+  /** Console input accepted for the guest but not yet taken by it. */
+  pendingInputBytes(): number {
+    return this.handle?.pendingInputBytes ?? 0;
   }
 
   /** The last bytes of console output (sent to a console client when it attaches). */
@@ -387,13 +408,20 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     const delay = Math.min(10_000, 250 * 2 ** Math.min(this.retriesUsed - 1, 6));
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      if (this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
-      this.restarts++;
-      this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
-      this.start().catch((e: unknown) => {
-        this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
-        this.setState('failed');
-      });
+      // In the VM's turn, so a delete, stop or start in flight finishes first; then look again.
+      this.opts
+        .serialize(this.name, async () => {
+          if (this.removed || this.stopRequested || this.handle || (this.state !== 'failed' && this.state !== 'stopped')) return;
+          this.restarts++;
+          this.opts.log(`${this.name}: restarting (policy ${policy}, restart ${this.restarts})`);
+          await this.start();
+        })
+        .catch((e: unknown) => {
+          // Deleted meanwhile, or the daemon is shutting down (503): nothing failed.
+          if (this.removed || (e as { status?: number }).status === 503) return;
+          this.lastFailure = `restart failed: ${e instanceof Error ? e.message : String(e)}`;
+          this.setState('failed');
+        });
     }, delay);
   }
 

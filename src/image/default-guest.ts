@@ -35,6 +35,11 @@ export interface EnsureGuestOptions {
   progress?: boolean;
   /** Status lines; default: stderr. */
   log?: (s: string) => void;
+  /**
+   * Go on without verifying the archive's signature when the host keyring
+   * cannot (with a warning). Off by default: an unverified archive is refused.
+   */
+  allowUnsigned?: boolean;
 }
 
 export interface DefaultGuest {
@@ -490,18 +495,28 @@ async function findFirst(dir: string, re: RegExp): Promise<string | undefined> {
   }
 }
 
-async function build(cacheDir: string, mirror: string, progressOn: boolean, log: (s: string) => void): Promise<DefaultGuest> {
+/** Why the archive cannot be verified, and the ways out. */
+export function unverifiedArchiveMessage(why: string): string {
+  return `cannot verify the Debian ${SUITE} archive signature: ${why}. ` +
+    `Install debian-archive-keyring with the ${SUITE} keys (Debian 12 has them from 2023.3+deb12u1 on: apt-get install debian-archive-keyring), ` +
+    'or pass --allow-unsigned to build from an unverified archive';
+}
+
+async function build(cacheDir: string, mirror: string, progressOn: boolean, log: (s: string) => void, allowUnsigned: boolean): Promise<DefaultGuest> {
   for (const t of ['apt-get', 'apt-cache', 'dpkg-deb']) {
     if (!hasTool(t)) throw new ImageBuildError(`${t} not found on the host: building the default guest needs apt and dpkg (a Debian-based host)`);
   }
   // 1. private apt: update
   const apt = new PrivateApt(cacheDir, mirror);
   let trust: 'keyring' | 'unsigned' = 'keyring';
+  // Fail closed: without a keyring that can check the archive, nothing is downloaded unless the user said so.
+  const goUnsigned = (why: string): void => {
+    if (!allowUnsigned) throw new ImageBuildError(unverifiedArchiveMessage(why));
+    log(`warning: ${why}; --allow-unsigned: trusting ${mirror} WITHOUT signature checks`);
+    trust = 'unsigned';
+  };
   if (!(await hostKeyringHasTrixie()) && !(await tryUpgradeKeyring(log))) {
-    if (!existsSync(KEYRING)) {
-      log(`warning: ${KEYRING} is missing; trusting ${mirror} without signature checks`);
-      trust = 'unsigned';
-    }
+    if (!existsSync(KEYRING)) goUnsigned(`${KEYRING} is missing`);
   }
   await apt.setup(trust);
   log(`updating package lists for ${SUITE}/${ARCH} from ${mirror}`);
@@ -513,8 +528,7 @@ async function build(cacheDir: string, mirror: string, progressOn: boolean, log:
   if (failed(up) && trust === 'keyring' && sigProblem(up)) {
     if (await tryUpgradeKeyring(log)) up = await apt.update();
     if (failed(up) && sigProblem(up)) {
-      log(`warning: cannot verify the ${SUITE} archive signature with the host keyring; continuing without signature checks`);
-      trust = 'unsigned';
+      goUnsigned(`apt cannot check it with ${KEYRING} (${firstErrorLine(up)})`);
       await apt.setup(trust);
       up = await apt.update();
     }
@@ -677,7 +691,7 @@ export async function ensureDefaultGuest(opts: EnsureGuestOptions = {}): Promise
     if (!/^[a-z][a-z0-9+.-]*:/i.test(mirror)) throw new ImageBuildError(`not a URI: ${mirror}`);
     const progressOn = opts.progress !== false && process.stdout.isTTY === true;
     try {
-      return await build(cacheDir, mirror, progressOn, log);
+      return await build(cacheDir, mirror, progressOn, log, opts.allowUnsigned === true);
     } catch (e) {
       if (e instanceof ImageBuildError) throw e;
       const err = e as NodeJS.ErrnoException;

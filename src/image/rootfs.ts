@@ -20,7 +20,7 @@ import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
-import { ARCH, ImageBuildError, KEYRING, SUITE, defaultCacheDir, ensureDefaultGuest } from './default-guest.js';
+import { ARCH, ImageBuildError, KEYRING, SUITE, defaultCacheDir, ensureDefaultGuest, unverifiedArchiveMessage } from './default-guest.js';
 import { ROOTFS_LABEL, rawToQcow2 } from './rootfs-disk.js';
 import { acquireBuildLock } from './build-lock.js';
 
@@ -48,6 +48,8 @@ export interface EnsureRootfsOptions {
    * runs it with the interpreter alone.
    */
   jit?: boolean;
+  /** Build from an archive whose signature cannot be verified (with a warning); refused by default. */
+  allowUnsigned?: boolean;
 }
 
 export interface RootfsResult {
@@ -301,13 +303,15 @@ function privileged(work: string): (cmd: string, args: string[]) => [string, str
   return (cmd, args) => ['fakeroot', [existsSync(state) ? '-i' : '-s', state, ...(existsSync(state) ? ['-s', state] : []), toolPath(cmd), ...args]];
 }
 
-async function stage1(tree: string, mirror: string, wrap: ReturnType<typeof privileged>, status: Status): Promise<string[]> {
+async function stage1(tree: string, mirror: string, wrap: ReturnType<typeof privileged>, status: Status, allowUnsigned: boolean): Promise<string[]> {
   const args = ['--foreign', `--arch=${ARCH}`, '--variant=minbase', `--include=${EXTRA_PACKAGES.join(',')}`];
   if (existsSync(KEYRING)) {
     args.push(`--keyring=${KEYRING}`);
-  } else {
-    status.line(`warning: ${KEYRING} not found (install debian-archive-keyring); packages are NOT verified (--no-check-gpg)`);
+  } else if (allowUnsigned) {
+    status.line(`warning: ${KEYRING} not found; --allow-unsigned: packages are NOT verified (--no-check-gpg)`);
     args.push('--no-check-gpg');
+  } else {
+    throw new ImageBuildError(unverifiedArchiveMessage(`${KEYRING} is missing`));
   }
   args.push(SUITE, tree, mirror);
   status.line(`stage 1: debootstrap --foreign ${SUITE} ${ARCH} (minbase + ${EXTRA_PACKAGES.join(', ')}) from ${mirror}`);
@@ -417,7 +421,7 @@ async function checkExt4(raw: string, stopped: boolean, status: Status): Promise
   }
 }
 
-async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 'size' | 'stage2TimeoutMs' | 'jit'>> & { mirror: string },
+async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 'size' | 'stage2TimeoutMs' | 'jit' | 'allowUnsigned'>> & { mirror: string },
   status: Status, dir: string): Promise<RootfsManifest> {
   for (const t of ['debootstrap', 'mkfs.ext4']) {
     if (!hasTool(t)) throw new ImageBuildError(`${t} is needed to build the root disk (apt-get install debootstrap e2fsprogs)`);
@@ -426,7 +430,7 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
     throw new ImageBuildError('building the root disk needs root, or fakeroot when not run as root (apt-get install fakeroot)');
   }
   const t0 = Date.now();
-  const guest = await ensureDefaultGuest({ mirror: opts.mirror, cacheDir, progress: false, log: (s) => status.line(s) });
+  const guest = await ensureDefaultGuest({ mirror: opts.mirror, cacheDir, progress: false, log: (s) => status.line(s), allowUnsigned: opts.allowUnsigned });
 
   const work = join(dir, `work-${process.pid}`);
   await rm(work, { recursive: true, force: true });
@@ -437,7 +441,7 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
     const raw = join(work, 'root.ext4');
 
     let t = Date.now();
-    const packages = await stage1(tree, opts.mirror, wrap, status);
+    const packages = await stage1(tree, opts.mirror, wrap, status, opts.allowUnsigned);
     const s1 = seconds(t);
 
     t = Date.now();
@@ -523,7 +527,7 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
     }
     const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
     const manifest = await build(cacheDir, {
-      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT !== 'off',
+      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT !== 'off', allowUnsigned: opts.allowUnsigned === true,
     }, status, dir);
     log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
     return { path: join(dir, ROOTFS_IMAGE), manifest, built: true };

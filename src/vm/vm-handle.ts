@@ -145,6 +145,13 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     });
   }
 
+  /** Console input queued here because the guest's input ring was full (the daemon bounds it). */
+  get pendingInputBytes(): number {
+    let n = 0;
+    for (const b of this.pending) n += b.length;
+    return n;
+  }
+
   /** Queue bytes for the guest's console. Bytes that do not fit yet are retried. */
   sendInput(bytes: Uint8Array): void {
     if (this.state === 'exited' || bytes.length === 0) return;

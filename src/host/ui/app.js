@@ -108,10 +108,10 @@ function render(list, stats, host) {
     c.cpu.textContent = s ? `${Math.round(s.cpuShare * 100)}%` : '';
     // Touched (backed by host memory) of reserved, when the host can tell.
     const touched = s && typeof s.memoryTouchedMiB === 'number' ? `${Math.round(s.memoryTouchedMiB)} / ` : '';
-    c.memory.textContent = `${touched}${vm.config.memory} MiB`;
+    c.memory.textContent = vm.config ? `${touched}${vm.config.memory} MiB` : '-';
     c.memory.title = touched ? 'guest RAM touched / reserved' : 'guest RAM reserved';
-    c.failure.textContent = vm.lastFailure || '';
-    c.failure.title = vm.lastFailure || '';
+    c.failure.textContent = vm.lastFailure || vm.reason || '';
+    c.failure.title = vm.lastFailure || vm.reason || '';
     for (const [action, , states] of ACTIONS) row.buttons[action].disabled = busy.has(vm.name) || !states.includes(vm.state);
     row.buttons.console.disabled = !(vm.state === 'running' || vm.state === 'paused');
     row.tr.classList.toggle('selected', vm.name === attached);
