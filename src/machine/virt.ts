@@ -3,7 +3,7 @@
 // the VMM, or real M-mode firmware with --bios). No Node APIs: file contents
 // arrive as bytes and output leaves through the MachineHost callbacks.
 
-import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST } from './cpu-core.js';
+import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT } from './cpu-core.js';
 import { MmioBus } from './bus.js';
 import { Sbi } from './sbi.js';
 import { buildVirtFdt } from './virt-fdt.js';
@@ -21,7 +21,10 @@ import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
 
-export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
+export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
+
+/** The core breakpoint slot the panic watch uses (the others are free for a debugger). */
+const PANIC_SLOT = 0;
 
 export interface MachineConfig extends VirtioConfig {
   ramSize: number;
@@ -84,6 +87,10 @@ export class VirtMachine {
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
   private halted = false;
+  /** Guest virtual address of the kernel's panic() while it is watched (watchPanic). */
+  private panicVa: bigint | null = null;
+  /** The guest kernel entered panic(): seen through the breakpoint, which no guest program can fake. */
+  panicked = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
   private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
@@ -300,6 +307,17 @@ export class VirtMachine {
     return { ok: true };
   }
 
+  /**
+   * Watch the kernel's panic() entry, a guest virtual address from the
+   * kernel's System.map: when the hart is about to execute it, runSlice
+   * returns EXIT_BREAKPOINT and `panicked` becomes true. Only the kernel can
+   * execute there, so guest programs cannot fake a panic (docs/security.md).
+   */
+  watchPanic(va: bigint): void {
+    this.core.setBreakpoint(PANIC_SLOT, va);
+    this.panicVa = va;
+  }
+
   /** Host time in timebase ticks for this slice (ignored in deterministic mode). */
   setTime(ticks: bigint): void {
     this.core.exports.setTime(ticks);
@@ -327,6 +345,12 @@ export class VirtMachine {
       }
     }
     const r = this.core.run(budget);
+    if (r === EXIT_BREAKPOINT && this.panicVa !== null && BigInt.asUintN(64, this.core.pc) === this.panicVa) {
+      // Seen once is enough: drop the breakpoint so the kernel prints its panic message at full speed.
+      this.panicked = true;
+      this.core.setBreakpoint(PANIC_SLOT, null);
+      this.panicVa = null;
+    }
     this.pollDevices();
     this.flushOutput();
     return r;
