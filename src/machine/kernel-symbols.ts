@@ -8,6 +8,8 @@ import { detectKernelFormat, parseElf64 } from './loader.js';
 export interface PanicSymbols {
   /** Entry of panic(): every kernel panic goes through it. */
   panic: bigint;
+  /** Entry of vpanic(), in kernels that have it (newer than 6.12): panic() calls it, and so may others directly. */
+  vpanic?: bigint;
 }
 
 export type SymbolsResult = { ok: true; symbols: PanicSymbols } | { ok: false; error: string };
@@ -50,7 +52,7 @@ function fileOffsetOf(kernel: Uint8Array, va: bigint, start: bigint): number | n
  * map from another build (or a relocated kernel) is refused, not trusted.
  */
 export function panicSymbolsFor(mapText: string, kernel: Uint8Array): SymbolsResult {
-  const syms = parseSystemMap(mapText, ['_start', 'panic', 'linux_banner']);
+  const syms = parseSystemMap(mapText, ['_start', 'panic', 'vpanic', 'linux_banner']);
   const panic = syms.get('panic');
   const banner = syms.get('linux_banner');
   const start = syms.get('_start');
@@ -67,10 +69,13 @@ export function panicSymbolsFor(mapText: string, kernel: Uint8Array): SymbolsRes
       return { ok: false, error: 'the System.map does not belong to this kernel (no version banner at linux_banner)' };
     }
   }
-  if ((panic & 1n) !== 0n || fileOffsetOf(kernel, panic, start) === null) {
-    return { ok: false, error: 'the System.map puts panic outside the kernel image' };
+  const vpanic = syms.get('vpanic');
+  for (const a of vpanic === undefined ? [panic] : [panic, vpanic]) {
+    if ((a & 1n) !== 0n || fileOffsetOf(kernel, a, start) === null) {
+      return { ok: false, error: 'the System.map puts panic outside the kernel image' };
+    }
   }
-  return { ok: true, symbols: { panic } };
+  return { ok: true, symbols: vpanic === undefined ? { panic } : { panic, vpanic } };
 }
 
 /** Where a kernel's System.map is looked for when none is named: next to the kernel, as Linux installs them. */

@@ -23,8 +23,8 @@ import type { BalloonStats } from '../devices/virtio/balloon.js';
 
 export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
 
-/** The core breakpoint slot the panic watch uses (the others are free for a debugger). */
-const PANIC_SLOT = 0;
+/** The core breakpoint slots the panic watch uses (the others are free for a debugger). */
+const PANIC_SLOTS = [0, 1];
 
 export interface MachineConfig extends VirtioConfig {
   ramSize: number;
@@ -87,8 +87,8 @@ export class VirtMachine {
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
   private halted = false;
-  /** Guest virtual address of the kernel's panic() while it is watched (watchPanic). */
-  private panicVa: bigint | null = null;
+  /** Guest virtual addresses of the kernel's panic entries while they are watched (watchPanic). */
+  private panicVas: bigint[] = [];
   /** The guest kernel entered panic(): seen through the breakpoint, which no guest program can fake. */
   panicked = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
@@ -308,14 +308,16 @@ export class VirtMachine {
   }
 
   /**
-   * Watch the kernel's panic() entry, a guest virtual address from the
-   * kernel's System.map: when the hart is about to execute it, runSlice
+   * Watch the kernel's panic() entry (and vpanic() where it exists), guest
+   * virtual addresses from the kernel's System.map: when the hart is about
+   * to execute one, runSlice
    * returns EXIT_BREAKPOINT and `panicked` becomes true. Only the kernel can
    * execute there, so guest programs cannot fake a panic (docs/security.md).
    */
-  watchPanic(va: bigint): void {
-    this.core.setBreakpoint(PANIC_SLOT, va);
-    this.panicVa = va;
+  watchPanic(...vas: bigint[]): void {
+    if (vas.length > PANIC_SLOTS.length) throw new RangeError(`at most ${PANIC_SLOTS.length} panic entry points`);
+    vas.forEach((va, i) => this.core.setBreakpoint(PANIC_SLOTS[i], va));
+    this.panicVas = vas;
   }
 
   /** Host time in timebase ticks for this slice (ignored in deterministic mode). */
@@ -345,11 +347,11 @@ export class VirtMachine {
       }
     }
     const r = this.core.run(budget);
-    if (r === EXIT_BREAKPOINT && this.panicVa !== null && BigInt.asUintN(64, this.core.pc) === this.panicVa) {
-      // Seen once is enough: drop the breakpoint so the kernel prints its panic message at full speed.
+    if (r === EXIT_BREAKPOINT && this.panicVas.includes(BigInt.asUintN(64, this.core.pc))) {
+      // Seen once is enough: drop the breakpoints so the kernel prints its panic message at full speed.
       this.panicked = true;
-      this.core.setBreakpoint(PANIC_SLOT, null);
-      this.panicVa = null;
+      this.panicVas.forEach((_, i) => this.core.setBreakpoint(PANIC_SLOTS[i], null));
+      this.panicVas = [];
     }
     this.pollDevices();
     this.flushOutput();

@@ -4,7 +4,7 @@
 // until its next timer deadline or new input.
 
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
@@ -138,15 +138,14 @@ async function main(): Promise<void> {
   };
 
   // The kernel's panic() entry, from its System.map, checked against the kernel itself.
-  let panicVa: bigint | null = null;
+  let panicVas: bigint[] = [];
   if (config.systemMap && config.kernel) {
     let problem: string;
     try {
-      const mapBytes = readFileSync(config.systemMap);
-      if (mapBytes.length > MAX_SYSTEM_MAP_BYTES) throw new Error(`larger than ${MAX_SYSTEM_MAP_BYTES} bytes`);
-      const r = panicSymbolsFor(mapBytes.toString('latin1'), image(config.kernel)!);
+      if (statSync(config.systemMap).size > MAX_SYSTEM_MAP_BYTES) throw new Error(`larger than ${MAX_SYSTEM_MAP_BYTES} bytes`);
+      const r = panicSymbolsFor(readFileSync(config.systemMap, 'latin1'), image(config.kernel)!);
       problem = r.ok ? '' : r.error;
-      if (r.ok) panicVa = r.symbols.panic;
+      if (r.ok) panicVas = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
     } catch (e) {
       problem = `cannot read ${config.systemMap}: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -203,7 +202,7 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
-    if (panicVa !== null) created.machine.watchPanic(panicVa);
+    if (panicVas.length) created.machine.watchPanic(...panicVas);
     return created.machine;
   };
   let m = boot();
