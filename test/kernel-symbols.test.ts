@@ -49,7 +49,7 @@ test('stall watch: fails a guest with no user trap and no WFI only after the tim
   let instret = 0n;
   const step = (traps: bigint, wfi: boolean, ms: number, insns: bigint) => {
     instret += insns;
-    return w.update(traps, instret, wfi, ms);
+    return w.update(traps, 1n, instret, wfi, ms);
   };
   assert.equal(step(0n, false, 0, 0n), null, 'the first call only takes the counts');
   // Booting (no program has run): a long kernel-only stretch is not a stall until 4x the timeout and 5e9 instructions.
@@ -60,7 +60,7 @@ test('stall watch: fails a guest with no user trap and no WFI only after the tim
   instret = 0n;
   const step2 = (traps: bigint, wfi: boolean, ms: number, insns: bigint) => {
     instret += insns;
-    return w2.update(traps, instret, wfi, ms);
+    return w2.update(traps, 1n, instret, wfi, ms);
   };
   step2(10n, false, 1000, 100_000_000n);
   // Programs trap and the kernel idles: never a stall however long.
@@ -72,7 +72,10 @@ test('stall watch: fails a guest with no user trap and no WFI only after the tim
   assert.equal(step2(201n, false, 1000, 300_000_000n), null);
   for (let i = 0; i < 4; i++) assert.equal(step2(201n, false, 1000, 300_000_000n), null);
   assert.match(step2(201n, false, 1000, 300_000_000n) ?? '', /^hung: no program ran and the CPU never idled for 5 s/);
+  // A guest that never took an interrupt (a bare-metal program computing) is never failed.
+  const bare = new StallWatch(5000);
+  for (let i = 1; i <= 1000; i++) assert.equal(bare.update(0n, 0n, BigInt(i) * 1_000_000_000n, false, 1000), null);
   // Off.
   const off = new StallWatch(0);
-  assert.equal(off.update(0n, 10n ** 12n, false, 1e9), null);
+  assert.equal(off.update(0n, 1n, 10n ** 12n, false, 1e9), null);
 });

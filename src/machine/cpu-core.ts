@@ -115,6 +115,14 @@ export class CpuCore {
     };
   }
 
+  /** Interrupts taken so far, all causes. */
+  interruptsTaken(): bigint {
+    const v = new BigUint64Array(this.mem.buffer, STATE + 0x800 + 64 * 8, 64);
+    let n = 0n;
+    for (const c of v) n += c;
+    return n;
+  }
+
   /** Traps taken from U-mode so far: a program ran (a stall watch sees from it that the guest is alive). */
   trapsFromUser(): bigint {
     return BigInt.asUintN(64, this.exports.getTrapsFromUser());

@@ -5,7 +5,10 @@
 // timer tick is interrupted, and every system call traps) nor waits in WFI is
 // failed as hung. A program cannot cause this: while it runs the kernel's
 // timer tick interrupts it from U-mode, and a system call lasts far shorter
-// than the timeout.
+// than the timeout. The watch arms only once the guest has taken an
+// interrupt: bare-metal programs that compute without interrupts are not
+// kernels in trouble (nor are early-boot panics before the timer runs,
+// which only the panic breakpoint sees).
 
 /** Default stall timeout: running time without a trap from U-mode or a WFI before the VM is failed. */
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
@@ -36,16 +39,16 @@ export class StallWatch {
 
   /**
    * Account for the time since the last call: `busyMs` of running guest code,
-   * the count of traps from U-mode and instret now, and whether a WFI was
-   * seen. Returns a failure reason once the guest has stalled for the
+   * the counts of traps from U-mode and of interrupts and instret now, and
+   * whether a WFI was seen. Returns a failure reason once the guest has stalled for the
    * timeout, else null.
    */
-  update(userTraps: bigint, instret: bigint, sawWfi: boolean, busyMs: number): string | null {
+  update(userTraps: bigint, interrupts: bigint, instret: bigint, sawWfi: boolean, busyMs: number): string | null {
     const ran = instret - this.lastInstret;
     this.lastInstret = instret;
     if (this.timeoutMs <= 0) return null;
     const booting = userTraps === 0n;
-    if (sawWfi || userTraps !== this.lastUserTraps) {
+    if (sawWfi || userTraps !== this.lastUserTraps || interrupts === 0n) {
       this.lastUserTraps = userTraps;
       this.stalledMs = 0;
       this.stalledInsns = 0n;

@@ -336,7 +336,7 @@ async function main(): Promise<void> {
     if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
     const nowMs = performance.now();
     if (nowMs - stallCheckedAt >= 1000) {
-      const why = stall.update(m.core.trapsFromUser(), instretBase + m.core.instret, wfiSinceStallCheck, (busyUs - busyAtStallCheck) / 1000);
+      const why = stall.update(m.core.trapsFromUser(), m.core.interruptsTaken(), instretBase + m.core.instret, wfiSinceStallCheck, (busyUs - busyAtStallCheck) / 1000);
       stallCheckedAt = nowMs;
       busyAtStallCheck = busyUs;
       wfiSinceStallCheck = false;
