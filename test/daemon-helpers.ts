@@ -33,7 +33,7 @@ export interface TestDaemon extends Daemon {
   cleanup(): Promise<void>;
 }
 
-/** Temp dir with images/{vmlinux,initrd,spin,idle} (the default guest copied in when asked). */
+/** Temp dir with images/{vmlinux,initrd,System.map,spin,idle} (the default guest copied in when asked). */
 export async function makeImages(withGuest: boolean): Promise<{ dir: string; images: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-daemon-'));
   const images = join(dir, 'images');
@@ -44,6 +44,8 @@ export async function makeImages(withGuest: boolean): Promise<{ dir: string; ima
     const g = await ensureDefaultGuest({ progress: false, log: () => {} });
     copyFileSync(g.kernel, join(images, 'vmlinux'));
     copyFileSync(g.initrd, join(images, 'initrd'));
+    // Next to the kernel, where the daemon looks for it: kernel panics are watched.
+    if (g.systemMap) copyFileSync(g.systemMap, join(images, 'System.map'));
   }
   return { dir, images };
 }

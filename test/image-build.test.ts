@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readCpio } from '../src/image/cpio.js';
+import { panicSymbolsFor } from '../src/machine/kernel-symbols.js';
 import {
   ImageBuildError, checkCachedGuest, defaultCacheDir, ensureDefaultGuest, isRiscvImage, readGuestManifest,
 } from '../src/image/default-guest.js';
@@ -65,6 +66,11 @@ test('default guest: kernel, initramfs, modules, manifest', { timeout: 15 * 60_0
     // modules are stored uncompressed: each is an ELF file
     for (const e of entries.filter((x) => x.path.endsWith('.ko'))) assert.equal(e.data![0], 0x7f, e.path);
     assert.ok(raw.length < 16 << 20, `initramfs small (${raw.length} bytes)`);
+
+    // the kernel's real System.map (from the -dbg package), which fits the kernel
+    assert.ok(g.systemMap, `System.map kept (${lines.filter((l) => /System\.map/.test(l)).join('; ')})`);
+    const sym = panicSymbolsFor(readFileSync(g.systemMap, 'latin1'), new Uint8Array(readFileSync(g.kernel)));
+    assert.ok(sym.ok, sym.ok ? '' : sym.error);
 
     // manifest and cache reuse
     const man = await readGuestManifest(dir);

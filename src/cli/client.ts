@@ -34,6 +34,9 @@ Create options:
   --kernel FILE --initrd FILE --append STRING
                           files are taken inside the daemon's images directory
   --mem SIZE              guest RAM (default 512M)
+  --system-map FILE       the kernel's System.map (default: one next to the kernel);
+                          a kernel panic then fails the VM
+  --stall-timeout SECS    fail a guest stalled this long (default 60, 0 = off)
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]   (repeatable)
   --root-disk             boot from the first disk (root=/dev/vda)
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
@@ -214,6 +217,8 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       config: { type: 'string' },
       kernel: { type: 'string' },
       initrd: { type: 'string' },
+      'system-map': { type: 'string' },
+      'stall-timeout': { type: 'string' },
       append: { type: 'string' },
       mem: { type: 'string' },
       disk: { type: 'string', multiple: true },
@@ -245,6 +250,12 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   if (body.name === undefined) throw new UsageError("'tsvisor create' needs a VM name");
   if (values.kernel !== undefined) body.kernel = values.kernel;
   if (values.initrd !== undefined) body.initrd = values.initrd;
+  if (values['system-map'] !== undefined) body.systemMap = values['system-map'];
+  if (values['stall-timeout'] !== undefined) {
+    const t = values['stall-timeout'];
+    if (!/^\d+$/.test(t)) throw new UsageError(`invalid --stall-timeout '${t}': expected whole seconds (0 = off)`);
+    body.stallTimeout = Number(t);
+  }
   if (values.append !== undefined) body.append = values.append;
   if (values.mem !== undefined || body.memory === undefined) body.memory = parseMemSize(values.mem ?? '512M');
   if (values.disk) {

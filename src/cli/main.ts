@@ -74,12 +74,18 @@ Options:
                      tx_bps=, rx_bps= (bytes/s, e.g. 10M), tx_pps=, rx_pps= (frames/s)
                      limit a NIC with token buckets
   --name NAME        the VM's name (default: its first disk's path)
+  --system-map FILE  the kernel's System.map: its panic() is watched, and a
+                     kernel panic ends the VM (status 1, "kernel panic");
+                     default: System.map-VERSION or System.map next to the
+                     kernel; "none" turns the watch off
+  --stall-timeout SECS  fail a guest that runs this long without taking an
+                     interrupt or idling (a hang; default 60, 0 = off)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   -h, --help         show this help
 
 Console: C-a x quits, C-a h shows the escape keys, C-a C-a sends C-a.
-Exit status: the guest's (0 after poweroff).
+Exit status: the guest's (0 after poweroff); 1 after a kernel panic or a hang.
 `;
 
 const IMAGE_HELP = `Usage: tsvisor image build [options]
@@ -323,6 +329,10 @@ export interface RunOptions {
   name?: string;
   /** Attach virtio-balloon (--balloon). */
   balloon?: boolean;
+  /** --system-map FILE, or 'none'; default: a System.map next to the kernel. */
+  systemMap?: string;
+  /** --stall-timeout in ms (0 = off). */
+  stallTimeoutMs?: number;
 }
 
 /**
@@ -353,9 +363,19 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     net: { type: 'string', multiple: true },
     name: { type: 'string' },
     balloon: { type: 'boolean' },
+    'system-map': { type: 'string' },
+    'stall-timeout': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
+  if (values['system-map'] === '') throw new UsageError('--system-map needs a file name (or none)');
+  let stallTimeoutMs: number | undefined;
+  if (values['stall-timeout'] !== undefined) {
+    const t = values['stall-timeout'];
+    const secs = /^\d+$/.test(t) ? Number(t) : NaN;
+    if (!Number.isSafeInteger(secs) || secs > 86_400) throw new UsageError(`invalid --stall-timeout '${t}': expected whole seconds, 0 to 86400 (0 = off)`);
+    stallTimeoutMs = secs * 1000;
+  }
   const disks = (values.disk ?? []).map(parseDiskSpec);
   let nics: NicSpec[] | undefined;
   if (values.net !== undefined) {
@@ -407,6 +427,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     nics,
     name: values.name,
     balloon: values.balloon === true,
+    systemMap: values['system-map'],
+    stallTimeoutMs,
   };
 }
 
@@ -460,6 +482,8 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     if (initrd !== undefined) checkReadableFile(initrd, 'initrd');
   }
 
+  const systemMap = await findSystemMap(opts.systemMap, kernel);
+
   const [{ VmHandle, defaultWasmPath }, { attachConsole }] = await Promise.all([
     import('../vm/vm-handle.js'),
     import('./console.js'),
@@ -487,6 +511,8 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     rng: opts.rng,
     stats: opts.stats,
     balloon: opts.balloon,
+    systemMap,
+    stallTimeoutMs: opts.stallTimeoutMs,
   };
   // The same image locks as the daemon's VMs take: held until this process ends.
   const { lockVmImages } = await import('../storage/vm-images.js');
@@ -504,6 +530,27 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
   const done = attachConsole(vm, process, { handleProcessEvents: true });
   vm.start();
   return done;
+}
+
+/**
+ * The System.map whose panic() entry the VM watches: the one named, none for
+ * 'none', else one next to the kernel (System.map-VERSION or System.map).
+ */
+async function findSystemMap(given: string | undefined, kernel: string): Promise<string | undefined> {
+  if (given === 'none') return undefined;
+  if (given !== undefined) {
+    checkReadableFile(given, 'System.map');
+    return resolvePath(given);
+  }
+  const { systemMapCandidates } = await import('../machine/kernel-symbols.js');
+  const found = systemMapCandidates(resolvePath(kernel)).find((p) => {
+    try {
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  });
+  return found;
 }
 
 // ---- file checks ----

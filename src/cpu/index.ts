@@ -8,10 +8,11 @@ import {
   curInsnBits,
 } from './hart';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
-import { takePendingException, updateTimerLines, checkInterrupts } from './trap';
+import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
 import { STATE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
+import { bpHit, bpTake } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
@@ -19,6 +20,7 @@ export {
 } from './jit';
 
 export { EXIT_WFI } from './exec';
+export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
 
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
@@ -59,7 +61,8 @@ function nextEventInstret(): u64 {
 
 /**
  * Execute up to `budget` instructions. Returns why it stopped: 0 budget used,
- * 1 WFI with nothing pending, 2 the host asked (requestExit).
+ * 1 WFI with nothing pending, 2 the host asked (requestExit), 3 a hot loop
+ * waits for translation, 4 a breakpoint (pc on it, not executed).
  *
  * Interrupts are taken at exact instruction counts (a trap, an instruction that
  * changes interrupt state, a deterministic timer deadline), never at batch or
@@ -87,7 +90,10 @@ export function run(budget: u32): u32 {
           // Fill the fetch TLB (after a flush) so a translated block can run right away;
           // a fault here is left for the interpreter to raise.
           fetchInsn(pc);
-          if (trapped) trapped = false;
+          if (trapped) {
+            trapped = false;
+            bpHit = false; // a breakpoint here stops execute() below
+          }
           else hpc = fetchHostAddr(pc);
         }
         if (hpc != 0) {
@@ -119,11 +125,16 @@ export function run(budget: u32): u32 {
       const before = pc;
       store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
       execute();
-      instret++;
       if (trapped) {
+        if (bpHit) {
+          bpTake(); // stopped before the instruction: nothing retired, no trap
+          break;
+        }
+        instret++;
         takePendingException();
         break;
       }
+      instret++;
       if (breakBatch) break;
       // A new block can start after a jump, after an instruction translation stops at
       // (SYSTEM), and on a new page: blocks never span pages, so straight-line code
@@ -156,6 +167,7 @@ export function setIrqLine(bit: u32, level: bool): void {
 }
 
 export function getPc(): u64 { return pc; }
+export function getTrapsFromUser(): u64 { return trapsFromUser; }
 export function setPc(v: u64): void { pc = v; }
 export function getPriv(): u32 { return priv; }
 export function setPriv(p: u32): void {

@@ -21,6 +21,7 @@ import {
 } from './hart';
 import { raiseException } from './trap';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
+import { bpFreePage, bpCheck } from './breakpoints';
 
 @external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
@@ -403,7 +404,8 @@ function fetchSlow16(va: u64): u32 {
     accessFault(ACC_FETCH, va);
     return 0;
   }
-  if (lastCacheable) tlbFill(tlbFetch, va, pa);
+  // A breakpoint's page stays out of the fetch TLB so each fetch there comes back here.
+  if (lastCacheable && bpFreePage(va)) tlbFill(tlbFetch, va, pa);
   return <u32>load<u16>(hostOf(pa));
 }
 
@@ -416,7 +418,7 @@ function fetchSlow16(va: u64): u32 {
 
 function fetchInsnSlow(va: u64): u32 {
   const lo = fetchSlow16(va);
-  if (trapped) return 0;
+  if (trapped || bpCheck(va)) return 0;
   if ((lo & 3) != 3) return lo;
   const hi = fetchSlow16(va + 2);
   if (trapped) return 0;

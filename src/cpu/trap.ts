@@ -14,6 +14,9 @@ import { STATE } from './state';
 export const TRAP_COUNTS_OFF: u32 = 0x800;
 export const LAST_TRAP_OFF: u32 = 0x1000;
 
+/** Traps taken from U-mode (syscalls, faults, interrupts of a running program): the host's sign that programs run. */
+export let trapsFromUser: u64 = 0;
+
 export let pendingCause: u64 = 0;
 export let pendingTval: u64 = 0;
 
@@ -34,6 +37,7 @@ export function enterTrap(cause: u64, tval: u64): void {
   // Per-cause counters for --stats: exceptions at TRAP_COUNTS, interrupts 64 slots later.
   const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? 512 : 0);
   store<u64>(slot, load<u64>(slot) + 1);
+  if (priv == PRV_U) trapsFromUser++;
   store<u64>(STATE + LAST_TRAP_OFF, cause);
   store<u64>(STATE + LAST_TRAP_OFF + 8, pc);
   store<u64>(STATE + LAST_TRAP_OFF + 16, tval);

@@ -102,6 +102,8 @@ export const createVmSchema = {
     memory: { type: 'integer', minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, description: 'guest RAM in MiB' },
     kernel: pathSchema,
     initrd: pathSchema,
+    systemMap: { ...pathSchema, description: "the kernel's System.map: a kernel panic (panic() entered) fails the VM; default: System.map-VERSION or System.map next to the kernel" },
+    stallTimeout: { type: 'integer', minimum: 0, maximum: 86400, description: 'seconds of running time without a trap from a program or a WFI before the VM fails as hung (default 60, 0 = off)' },
     append: { type: 'string', maxLength: 2048 },
     rootDisk: { type: 'boolean', description: 'the first disk is the root file system: root=/dev/vda rw is added to the command line' },
     disks: { type: 'array', maxItems: MAX_DISKS, items: diskSchema },

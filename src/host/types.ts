@@ -7,6 +7,10 @@ export interface CreateVmRequest {
   memory: number;
   kernel: string;
   initrd?: string;
+  /** The kernel's System.map (see docs/security.md); default: one next to the kernel. */
+  systemMap?: string;
+  /** Seconds of running time without a trap from U-mode or a WFI before the VM fails as hung (0 = off). */
+  stallTimeout?: number;
   append?: string;
   rootDisk?: boolean;
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];

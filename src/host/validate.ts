@@ -132,6 +132,7 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
   const out: CreateVmRequest = structuredClone(req);
   out.kernel = resolveImagePath('kernel', out.kernel, limits.imagesDir);
   if (out.initrd !== undefined) out.initrd = resolveImagePath('initrd', out.initrd, limits.imagesDir);
+  if (out.systemMap !== undefined) out.systemMap = resolveImagePath('systemMap', out.systemMap, limits.imagesDir);
   out.disks?.forEach((d, i) => {
     d.path = resolveImagePath(`disks[${i}].path`, d.path, limits.imagesDir);
   });

@@ -1,12 +1,15 @@
 // One VM as the daemon sees it: its definition, its state, its worker while
 // it runs (VmHandle, or ProcessVmHandle when isolation is "process"), its
 // console (log file, recent output, attached clients), and the watch that
-// turns a crash, a hang or a guest panic into `failed` with a reason,
-// followed by the restart policy.
+// turns a crash, a hang or a guest kernel panic into `failed` with a reason,
+// followed by the restart policy. A panic is what the worker reports from the
+// kernel's panic() breakpoint, never text on the console, which any guest
+// program can print.
 
 import { EventEmitter } from 'node:events';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { systemMapCandidates } from '../machine/kernel-symbols.js';
 import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
 import type { VmRunner } from './vm-runner.js';
@@ -19,7 +22,6 @@ import { createNicHosts } from '../net/create-backend.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
-const PANIC_MARK = 'Kernel panic - not syncing';
 const RECENT_BYTES = 16 * 1024;
 
 // Every VM runner a supervisor has started and not yet seen exit, whether or
@@ -85,13 +87,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   private recent: Buffer = Buffer.alloc(0);
   private logFd: number | null = null;
   private logBytes = 0;
-  private panicText: string | null = null;
-  private panicTimer: NodeJS.Timeout | null = null;
   private stopRequested = false;
   private failurePending: string | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
   private retriesUsed = 0;
-  private scanTail = '';
 
   constructor(def: VmDefinition, opts: SupervisorOptions, initialState: VmState) {
     super();
@@ -150,6 +149,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       })),
       balloon: c.balloon === true ? true : undefined,
       debug: c.debug,
+      systemMap: c.systemMap ?? systemMapCandidates(c.kernel).find((p) => existsSync(p)),
+      stallTimeoutMs: c.stallTimeout === undefined ? undefined : c.stallTimeout * 1000,
     };
   }
 
@@ -164,8 +165,6 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.restartTimer = null;
     this.stopRequested = false;
     this.failurePending = null;
-    this.panicText = null;
-    this.scanTail = '';
     const specs = nicSpecs(this.config, this.opts.netPolicy);
     if (!specs.ok) throw new Error(specs.error);
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
@@ -262,7 +261,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.restartTimer = null;
   }
 
-  /** Mark the VM failed and end its worker (hang, guest panic). */
+  /** Mark the VM failed and end its worker (a worker that stopped reporting). */
   fail(reason: string): void {
     const h = this.handle;
     if (!h || this.failurePending) return;
@@ -348,38 +347,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.recent = Buffer.concat([this.recent, buf]);
     if (this.recent.length > RECENT_BYTES) this.recent = this.recent.subarray(this.recent.length - RECENT_BYTES);
     this.emit('output', data);
-    this.scanForPanic(buf.toString('latin1'));
-  }
-
-  /** A guest kernel panic ends the VM as failed, with the panic line as the reason. */
-  private scanForPanic(text: string): void {
-    if (this.panicText !== null) {
-      this.panicText += text;
-    } else {
-      const hay = this.scanTail + text;
-      const at = hay.indexOf(PANIC_MARK);
-      this.scanTail = hay.slice(-PANIC_MARK.length);
-      if (at < 0) return;
-      this.panicText = hay.slice(at);
-      // Give the rest of the panic line a moment to arrive.
-      this.panicTimer = setTimeout(() => this.failPanic(), 300);
-    }
-    if (/[\r\n]/.test(this.panicText)) this.failPanic();
-  }
-
-  private failPanic(): void {
-    if (this.panicTimer) clearTimeout(this.panicTimer);
-    this.panicTimer = null;
-    if (this.panicText === null || this.failurePending) return;
-    const line = this.panicText.split(/[\r\n]/)[0].trim();
-    this.fail(`guest kernel panic: ${line}`);
   }
 
   private onExit(handle: VmRunner, r: VmExit): void {
     if (this.handle !== handle) return;
     this.handle = null;
-    if (this.panicTimer) clearTimeout(this.panicTimer);
-    this.panicTimer = null;
     this.closeLog();
     this.window = { mips: 0, cpuShare: 0, instructionShare: 0 };
     const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource|VM process/i.test(r.reason) ? r.reason : null);

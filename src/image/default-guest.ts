@@ -18,6 +18,7 @@ import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { GUEST_MODULES, buildInitramfs } from './initramfs.js';
 import { selectModules } from './modules.js';
 import { acquireBuildLock } from './build-lock.js';
+import { panicSymbolsFor } from '../machine/kernel-symbols.js';
 
 import { ImageBuildError } from './errors.js';
 import { classifyExecutable } from '../machine/loader.js';
@@ -47,6 +48,8 @@ export interface DefaultGuest {
   initrd: string;
   modulesDir: string;
   version: string;
+  /** The kernel's System.map (its panic() is watched), when it could be fetched. */
+  systemMap?: string;
 }
 
 export const SUITE = 'trixie';
@@ -73,7 +76,10 @@ export interface GuestManifest {
   arch: string;
   kernelVersion: string;
   packages: Record<string, { version: string; filename: string; size: number; sha256: string }>;
-  files: { kernel: ManifestFile; initrd: ManifestFile; busybox: ManifestFile };
+  /** systemMap is absent from guests built before it was kept, or when it could not be fetched. */
+  files: { kernel: ManifestFile; initrd: ManifestFile; busybox: ManifestFile; systemMap?: ManifestFile };
+  /** Why the System.map is missing (it is not fetched again until a forced build). */
+  systemMapUnavailable?: string;
   modulesDir: string;
   initramfsModules: string[];
   builtinModules: string[];
@@ -187,11 +193,13 @@ export async function checkCachedGuest(cacheDir: string): Promise<DefaultGuest |
   } catch {
     return undefined;
   }
+  const mapOk = f.systemMap !== undefined && (await fileMatches(g, f.systemMap, false));
   return {
     kernel: join(g, f.kernel.path),
     initrd: join(g, f.initrd.path),
     modulesDir: join(g, m.modulesDir),
     version: m.kernelVersion,
+    systemMap: mapOk ? join(g, f.systemMap!.path) : undefined,
   };
 }
 
@@ -485,6 +493,82 @@ async function downloadDebs(apt: PrivateApt, pkgs: string[], debDir: string, pro
   return out;
 }
 
+// ---------------------------------------------------------------- System.map
+
+/**
+ * Debian's linux-image package carries only a stub System.map; the real one
+ * is the first file of the matching -dbg package (about 1 GB, checked against
+ * the archive's signed index like every package here). Download it, take the
+ * map out, check that it belongs to `kernelPath`, and drop the package.
+ */
+async function fetchSystemMap(apt: PrivateApt, kernelPkg: string, version: string, kernelPath: string, destDir: string,
+  debDir: string, progress: Progress, log: (s: string) => void): Promise<ManifestFile> {
+  const dbg = `${kernelPkg}-dbg`;
+  log(`fetching the kernel's System.map from ${dbg} (for kernel panic detection)`);
+  try {
+    const debs = await downloadDebs(apt, [dbg], debDir, progress, log);
+    const deb = debs.get(dbg)!.path;
+    const rel = `System.map-${version}`;
+    await extractFirstMember(deb, `./usr/lib/debug/boot/${rel}`, join(destDir, rel));
+    const check = panicSymbolsFor(await readFile(join(destDir, rel), 'latin1'), await readFile(kernelPath));
+    if (!check.ok) {
+      await rm(join(destDir, rel), { force: true });
+      throw new ImageBuildError(check.error);
+    }
+    return await describeFile(destDir, rel);
+  } finally {
+    await rm(debDir, { recursive: true, force: true });
+  }
+}
+
+/** Write `member` of a .deb's data archive to `dest`, reading the archive only up to that member. */
+function extractFirstMember(deb: string, member: string, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out = createWriteStream(dest);
+    const dpkg = spawn('dpkg-deb', ['--fsys-tarfile', deb], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const tar = spawn('tar', ['-xO', '--occurrence=1', '-f', '-', member], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let err = '';
+    dpkg.stdout.pipe(tar.stdin);
+    // tar stops after the member; dpkg-deb then meets a closed pipe, which is expected.
+    tar.stdin.on('error', () => {});
+    dpkg.on('error', (e) => reject(new ImageBuildError(`cannot run dpkg-deb: ${e.message}`)));
+    tar.on('error', (e) => reject(new ImageBuildError(`cannot run tar: ${e.message}`)));
+    tar.stderr.on('data', (d) => (err += d));
+    tar.stdout.pipe(out);
+    tar.on('close', (code) => {
+      dpkg.stdout.unpipe(tar.stdin);
+      dpkg.kill();
+      out.on('close', () => {
+        if (code === 0) resolve();
+        else reject(new ImageBuildError(`extracting ${member} failed: ${err.trim().split('\n')[0] || `tar exit code ${code}`}`));
+      });
+      out.end();
+    });
+  });
+}
+
+/** A cached guest built without its System.map: fetch the map now (once; a failure is remembered). */
+async function addSystemMap(cacheDir: string, mirror: string, progressOn: boolean, log: (s: string) => void): Promise<void> {
+  const g = join(cacheDir, GUEST_DIR);
+  const m = await readManifest(g);
+  if (!m || m.files.systemMap || m.systemMapUnavailable) return;
+  const kpkg = Object.keys(m.packages).find((n) => n !== KERNEL_META && /^linux-image-\d/.test(n));
+  try {
+    if (!kpkg) throw new ImageBuildError('the manifest names no kernel package');
+    const apt = new PrivateApt(cacheDir, mirror);
+    await apt.setup(existsSync(KEYRING) ? 'keyring' : 'unsigned');
+    const up = await apt.update();
+    if (up.code !== 0) throw new ImageBuildError(`apt-get update failed: ${firstErrorLine(up)}`);
+    m.files.systemMap = await fetchSystemMap(apt, kpkg, m.kernelVersion, join(g, m.files.kernel.path), g,
+      join(cacheDir, 'debs-dbg'), makeProgress(progressOn, log), log);
+  } catch (e) {
+    m.systemMapUnavailable = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    log(`warning: no System.map for the default guest (${m.systemMapUnavailable}); kernel panics are seen only as a stalled guest`);
+  }
+  await writeFile(join(g, MANIFEST + '.tmp'), JSON.stringify(m, null, 2) + '\n');
+  await rename(join(g, MANIFEST + '.tmp'), join(g, MANIFEST));
+}
+
 // ---------------------------------------------------------------- build
 
 async function findFirst(dir: string, re: RegExp): Promise<string | undefined> {
@@ -604,6 +688,16 @@ async function build(cacheDir: string, mirror: string, progressOn: boolean, log:
     const initrdRel = 'initramfs.cpio.gz';
     await writeFile(join(guest, initrdRel), initrd);
     await writeFile(join(guest, 'busybox'), busybox, { mode: 0o755 });
+    let systemMap: ManifestFile | undefined;
+    let systemMapUnavailable: string | undefined;
+    try {
+      systemMap = await fetchSystemMap(apt, dep, version, join(guest, kernelRel), guest, join(cacheDir, 'debs-dbg'),
+        makeProgress(progressOn, log), log);
+    } catch (e) {
+      // Optional: without it a panic is still caught, later, as a stalled guest.
+      systemMapUnavailable = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      log(`warning: no System.map for the default guest (${systemMapUnavailable}); kernel panics are seen only as a stalled guest`);
+    }
 
     // 5. manifest, then move into place
     const pk = (name: string, f: Record<string, string>): GuestManifest['packages'][string] => {
@@ -626,7 +720,9 @@ async function build(cacheDir: string, mirror: string, progressOn: boolean, log:
         kernel: await describeFile(guest, kernelRel),
         initrd: await describeFile(guest, initrdRel),
         busybox: await describeFile(guest, 'busybox'),
+        ...(systemMap ? { systemMap } : {}),
       },
+      ...(systemMapUnavailable ? { systemMapUnavailable } : {}),
       modulesDir: modulesRel,
       initramfsModules: sel.modules.map((m) => m.path),
       builtinModules: sel.builtin,
@@ -647,6 +743,7 @@ async function build(cacheDir: string, mirror: string, progressOn: boolean, log:
       initrd: join(final, initrdRel),
       modulesDir: join(final, modulesRel),
       version,
+      systemMap: systemMap ? join(final, systemMap.path) : undefined,
     };
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -662,7 +759,7 @@ export async function ensureDefaultGuest(opts: EnsureGuestOptions = {}): Promise
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   if (!opts.force) {
     const cached = await checkCachedGuest(cacheDir);
-    if (cached) return cached;
+    if (cached && (cached.systemMap || (await readManifest(join(cacheDir, GUEST_DIR)))?.systemMapUnavailable)) return cached;
   }
   try {
     await mkdir(cacheDir, { recursive: true });
@@ -671,19 +768,24 @@ export async function ensureDefaultGuest(opts: EnsureGuestOptions = {}): Promise
   }
   const release = await acquireLock(cacheDir, log);
   try {
+    let mirror = opts.mirror?.trim();
+    const pickMirror = (): string => {
+      const m = mirror || findDebianMirror(readHostSources());
+      if (!m) throw new ImageBuildError('no Debian mirror found in the host apt sources (/etc/apt/sources.list*); pass --mirror URI');
+      return m.replace(/\/+$/, '');
+    };
     // Someone else may have finished a build while we waited.
     if (!opts.force) {
       const cached = await checkCachedGuest(cacheDir);
+      if (cached && !cached.systemMap) {
+        // Built before the System.map was kept: fetch it alone.
+        const man = await readManifest(join(cacheDir, GUEST_DIR));
+        await addSystemMap(cacheDir, man?.mirror ?? pickMirror(), opts.progress !== false && process.stdout.isTTY === true, log);
+        return (await checkCachedGuest(cacheDir)) ?? cached;
+      }
       if (cached) return cached;
     }
-    let mirror = opts.mirror?.trim();
-    if (!mirror) {
-      mirror = findDebianMirror(readHostSources());
-      if (!mirror) {
-        throw new ImageBuildError('no Debian mirror found in the host apt sources (/etc/apt/sources.list*); pass --mirror URI');
-      }
-    }
-    mirror = mirror.replace(/\/+$/, '');
+    mirror = pickMirror();
     // Leftovers of builds that were killed (we hold the lock, so none is running).
     for (const n of await readdir(cacheDir)) {
       if (n.startsWith('.build-')) await rm(join(cacheDir, n), { recursive: true, force: true });

@@ -35,11 +35,20 @@ interface CoreExports {
   setJitEnabled(on: number): void;
   getJitInstructions(): bigint;
   jitInvalidateRange(off: bigint, len: bigint): void;
+  bpSet(i: number, va: bigint): void;
+  bpGet(i: number): bigint;
+  bpStepOver(): void;
+  getTrapsFromUser(): bigint;
 }
 
 export const EXIT_BUDGET = 0;
 export const EXIT_WFI = 1;
 export const EXIT_HOST = 2;
+/** run() stopped with pc on a breakpoint, before executing it (see setBreakpoint). */
+export const EXIT_BREAKPOINT = 4;
+/** How many pc breakpoints the core holds. */
+export const MAX_BREAKPOINTS = 4;
+const NO_BREAKPOINT = 0xffffffffffffffffn;
 
 /** Word the core reads after each host MMIO call: non-zero means "no device here". */
 const MMIO_FAULT_ADDR = STATE + 1024;
@@ -106,6 +115,19 @@ export class CpuCore {
     };
   }
 
+  /** Interrupts taken so far, all causes. */
+  interruptsTaken(): bigint {
+    const v = new BigUint64Array(this.mem.buffer, STATE + 0x800 + 64 * 8, 64);
+    let n = 0n;
+    for (const c of v) n += c;
+    return n;
+  }
+
+  /** Traps taken from U-mode so far: a program ran (a stall watch sees from it that the guest is alive). */
+  trapsFromUser(): bigint {
+    return BigInt.asUintN(64, this.exports.getTrapsFromUser());
+  }
+
   /** Run up to `budget` instructions, then translate what became hot. */
   run(budget: number): number {
     const r = this.exports.run(budget);
@@ -120,6 +142,31 @@ export class CpuCore {
   /** The host wrote guest RAM directly (device DMA): drop translations of those pages. */
   noteRamWrite(offset: number, length: number): void {
     this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+  }
+
+  /**
+   * Set breakpoint `slot` (0..MAX_BREAKPOINTS-1) at guest virtual address `va`
+   * (null clears it). run() then returns EXIT_BREAKPOINT with pc on it before
+   * executing it, in any privilege mode. Fetches on its page take the slow
+   * path and are never translated, so keep breakpoints on cold code.
+   */
+  setBreakpoint(slot: number, va: bigint | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_BREAKPOINTS) throw new RangeError(`breakpoint slot ${slot} out of range`);
+    if (va !== null && (va < 0n || va >= NO_BREAKPOINT || (va & 1n) !== 0n)) throw new RangeError(`bad breakpoint address ${va}`);
+    this.exports.bpSet(slot, va ?? NO_BREAKPOINT);
+    // Drop fetch TLB entries (and with them the links between translated blocks) for the page.
+    this.exports.flushTlb();
+  }
+
+  /** The address of breakpoint `slot`, or null. */
+  breakpoint(slot: number): bigint | null {
+    const v = BigInt.asUintN(64, this.exports.bpGet(slot)); // wasm hands i64 over signed
+    return v === NO_BREAKPOINT ? null : v;
+  }
+
+  /** After EXIT_BREAKPOINT: let the next run() execute the instruction at pc once. */
+  stepOverBreakpoint(): void {
+    this.exports.bpStepOver();
   }
 
   reset(entry: bigint, hartId = 0): void {

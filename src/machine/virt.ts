@@ -3,7 +3,7 @@
 // the VMM, or real M-mode firmware with --bios). No Node APIs: file contents
 // arrive as bytes and output leaves through the MachineHost callbacks.
 
-import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST } from './cpu-core.js';
+import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT } from './cpu-core.js';
 import { MmioBus } from './bus.js';
 import { Sbi } from './sbi.js';
 import { buildVirtFdt } from './virt-fdt.js';
@@ -21,7 +21,10 @@ import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
 
-export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST };
+export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
+
+/** The core breakpoint slots the panic watch uses (the others are free for a debugger). */
+const PANIC_SLOTS = [0, 1];
 
 export interface MachineConfig extends VirtioConfig {
   ramSize: number;
@@ -84,6 +87,10 @@ export class VirtMachine {
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
   private halted = false;
+  /** Guest virtual addresses of the kernel's panic entries while they are watched (watchPanic). */
+  private panicVas: bigint[] = [];
+  /** The guest kernel entered panic(): seen through the breakpoint, which no guest program can fake. */
+  panicked = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
   private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
@@ -300,6 +307,19 @@ export class VirtMachine {
     return { ok: true };
   }
 
+  /**
+   * Watch the kernel's panic() entry (and vpanic() where it exists), guest
+   * virtual addresses from the kernel's System.map: when the hart is about
+   * to execute one, runSlice
+   * returns EXIT_BREAKPOINT and `panicked` becomes true. Only the kernel can
+   * execute there, so guest programs cannot fake a panic (docs/security.md).
+   */
+  watchPanic(...vas: bigint[]): void {
+    if (vas.length > PANIC_SLOTS.length) throw new RangeError(`at most ${PANIC_SLOTS.length} panic entry points`);
+    vas.forEach((va, i) => this.core.setBreakpoint(PANIC_SLOTS[i], va));
+    this.panicVas = vas;
+  }
+
   /** Host time in timebase ticks for this slice (ignored in deterministic mode). */
   setTime(ticks: bigint): void {
     this.core.exports.setTime(ticks);
@@ -327,6 +347,12 @@ export class VirtMachine {
       }
     }
     const r = this.core.run(budget);
+    if (r === EXIT_BREAKPOINT && this.panicVas.includes(BigInt.asUintN(64, this.core.pc))) {
+      // Seen once is enough: drop the breakpoints so the kernel prints its panic message at full speed.
+      this.panicked = true;
+      this.panicVas.forEach((_, i) => this.core.setBreakpoint(PANIC_SLOTS[i], null));
+      this.panicVas = [];
+    }
     this.pollDevices();
     this.flushOutput();
     return r;

@@ -36,6 +36,10 @@ export interface VmConfig {
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
   /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
   balloon?: VmBalloonConfig | boolean;
+  /** The kernel's System.map: its panic() entry is watched, and a panic ends the VM with reason "kernel panic". */
+  systemMap?: string;
+  /** Fail a VM that runs this long (ms of running time) without taking an interrupt or idling in WFI; 0 = never. Default 60 s. */
+  stallTimeoutMs?: number;
 }
 
 export interface VmBalloonConfig {

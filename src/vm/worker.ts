@@ -4,7 +4,7 @@
 // until its next timer deadline or new input.
 
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
@@ -15,6 +15,8 @@ import {
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
+import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
+import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
 import type { BlockBackend } from '../storage/backend.js';
@@ -42,6 +44,10 @@ const IDLE_DROP_MODULES = 32;
 /** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
 const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
+/** After panic() is entered, the kernel runs this many more instructions to print its message, then the VM ends. */
+const PANIC_GRACE_INSNS = 200_000_000n;
+/** Exit of a VM whose kernel panicked. */
+const PANIC_EXIT = { code: 1, reason: 'kernel panic' };
 
 function post(msg: WorkerMessage): void {
   parentPort!.postMessage(msg);
@@ -134,6 +140,21 @@ async function main(): Promise<void> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   };
 
+  // The kernel's panic() entry, from its System.map, checked against the kernel itself.
+  let panicVas: bigint[] = [];
+  if (config.systemMap && config.kernel) {
+    let problem: string;
+    try {
+      if (statSync(config.systemMap).size > MAX_SYSTEM_MAP_BYTES) throw new Error(`larger than ${MAX_SYSTEM_MAP_BYTES} bytes`);
+      const r = panicSymbolsFor(readFileSync(config.systemMap, 'latin1'), image(config.kernel)!);
+      problem = r.ok ? '' : r.error;
+      if (r.ok) panicVas = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
+    } catch (e) {
+      problem = `cannot read ${config.systemMap}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    if (problem) post({ type: 'error', message: `kernel panics are not watched: ${problem}; a stalled guest is failed after ${Math.round((config.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS) / 1000)} s instead` });
+  }
+
   /** Collect garbage and give the C heap's free memory back (after boot and after dropping translations). */
   const tidy = () => {
     collectGarbage?.();
@@ -141,6 +162,12 @@ async function main(): Promise<void> {
   };
   let exit: { code: number; reason: string } | null = null;
   let rebootRequested = false;
+  /** instret at which the kernel entered panic(), or null. */
+  let panicAt: bigint | null = null;
+  const stall = new StallWatch(config.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
+  let stallCheckedAt = 0;
+  let busyAtStallCheck = 0;
+  let wfiSinceStallCheck = false;
   const boot = (): VirtMachine | null => {
     const created = VirtMachine.create(
       new Uint8Array(wasm),
@@ -161,7 +188,8 @@ async function main(): Promise<void> {
       {
         consoleOut: (data) => post({ type: 'console', data }),
         power: (kind, code) => {
-          if (kind === 'reset') rebootRequested = true;
+          if (panicAt !== null) exit = PANIC_EXIT; // panic=N reboots or powers off: still a panic
+          else if (kind === 'reset') rebootRequested = true;
           else if (kind === 'fail') exit = { code: code || 1, reason: `guest reported failure (code ${code})` };
           else exit = { code: 0, reason: 'guest powered off' };
         },
@@ -177,6 +205,7 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
+    if (panicVas.length) created.machine.watchPanic(...panicVas);
     return created.machine;
   };
   let m = boot();
@@ -301,8 +330,21 @@ async function main(): Promise<void> {
     const r = m.runSlice(slice);
     busyUs += (performance.now() - started) * 1000;
     for (const n of nics) n.flush();
-    if (r === EXIT_WFI) sawWfi = true;
+    if (r === EXIT_WFI) {
+      sawWfi = true;
+      wfiSinceStallCheck = true;
+    }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
+    if (m.panicked && panicAt === null) panicAt = m.core.instret;
+    if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
+    const nowMs = performance.now();
+    if (nowMs - stallCheckedAt >= 1000) {
+      const why = stall.update(m.core.trapsFromUser(), m.core.interruptsTaken(), instretBase + m.core.instret, wfiSinceStallCheck, (busyUs - busyAtStallCheck) / 1000);
+      stallCheckedAt = nowMs;
+      busyAtStallCheck = busyUs;
+      wfiSinceStallCheck = false;
+      if (why) exit ??= panicAt !== null ? PANIC_EXIT : { code: 1, reason: why };
+    }
     if (exit) break;
     if (rebootRequested) {
       // A guest reboot is a fresh machine from the same images, as on real hardware.
