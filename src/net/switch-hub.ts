@@ -20,25 +20,54 @@ export function switchSocketPath(name: string): string {
   return join(base, `switch-${name}.sock`);
 }
 
-function writeFrame(s: Socket, frame: Uint8Array): void {
+/**
+ * Bytes a switch socket may hold unsent. A member that stops reading (a VM
+ * process stopped with SIGSTOP, a hostile peer) must not make the host
+ * process buffer without limit: past this, frames to it are dropped, as a
+ * real switch drops when an output queue is full.
+ */
+export const MAX_SOCKET_BACKLOG = 1024 * 1024;
+
+/** Queue one frame on a switch socket; false (nothing queued) when its backlog is full. */
+function writeFrame(s: Socket, frame: Uint8Array): boolean {
+  if (s.writableLength + frame.length + 2 > MAX_SOCKET_BACKLOG) return false;
   s.write(encodeFrame(frame));
+  return true;
 }
 
 /** Hosts switch `name` for other processes. */
 const hubs = new Map<string, Server>();
+/** The member sockets of each hub hosted here, and the frames dropped because a member did not read. */
+const hubMembers = new Map<string, Set<Socket>>();
+const hubDrops = new Map<string, number>();
+
+/** For monitoring and tests: the largest unsent backlog of a hub's members, and frames dropped for backlog. */
+export function hubBacklog(name: string): { maxQueuedBytes: number; droppedFrames: number } {
+  let max = 0;
+  for (const s of hubMembers.get(name) ?? []) max = Math.max(max, s.writableLength);
+  return { maxQueuedBytes: max, droppedFrames: hubDrops.get(name) ?? 0 };
+}
 
 function listenHub(name: string, path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     const sw = namedSwitch(name);
+    const members = hubMembers.get(name) ?? new Set<Socket>();
+    hubMembers.set(name, members);
     const server = createServer((sock) => {
       const port = sw.port(`remote:${sock.remoteAddress ?? 'unix'}`);
       const reader = new FrameReader((f) => port.fromGuest(f), MAX_ETH_FRAME);
-      port.start((f) => writeFrame(sock, f));
+      members.add(sock);
+      port.start((f) => {
+        if (!writeFrame(sock, f)) hubDrops.set(name, (hubDrops.get(name) ?? 0) + 1);
+      });
       sock.on('data', (b) => {
         if (!reader.push(b)) sock.destroy();
       });
       sock.on('error', () => {});
-      sock.on('close', () => void port.close());
+      sock.on('close', () => {
+        members.delete(sock);
+        void port.close();
+      });
     });
     server.once('error', reject);
     server.listen(path, () => {
@@ -134,8 +163,9 @@ export class SharedSwitchBackend implements NetBackend {
   fromGuest(frame: Uint8Array): void {
     if (!countFromGuest(this.c, frame)) return;
     if (this.local) this.local.fromGuest(frame);
-    else if (this.sock) writeFrame(this.sock, frame);
-    else this.c.dropped++; // between hosts: the frame is lost, as on a real network
+    else if (this.sock) {
+      if (!writeFrame(this.sock, frame)) this.c.dropped++; // the hub is not reading: drop, never buffer without bound
+    } else this.c.dropped++; // between hosts: the frame is lost, as on a real network
   }
 
   counters(): NetCounters {
