@@ -83,9 +83,19 @@ Options:
   --name NAME        the VM's name (default: its first disk's path)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
+  --restore DIR      restore the snapshot in DIR instead of booting (the machine,
+                     disks and kernel are the snapshot's; --net, --jit, --stats
+                     and --name may be given)
+  --snapshot-dir DIR where C-a s (or SIGUSR2) writes a snapshot (a new or empty
+                     directory; disks are flushed and must not change afterwards)
+  --snapshot-at N    with --deterministic: write the snapshot to --snapshot-dir
+                     when the guest has retired exactly N instructions
+  --input-script FILE  console input at exact instruction counts: a JSON array
+                     of {"instret": N, "data": "text"} (reproducible sessions)
   -h, --help         show this help
 
-Console: C-a x quits, C-a h shows the escape keys, C-a C-a sends C-a.
+Console: C-a x quits, C-a s takes a snapshot (with --snapshot-dir), C-a h shows
+the escape keys, C-a C-a sends C-a.
 Exit status: the guest's (0 after poweroff).
 `;
 
@@ -363,6 +373,15 @@ export interface RunOptions {
   name?: string;
   /** Attach virtio-balloon (--balloon). */
   balloon?: boolean;
+  /** The --net texts as given (recorded in snapshots). */
+  netTexts?: string[];
+  /** Restore this snapshot directory instead of booting. */
+  restore?: string;
+  /** Where Ctrl-A S and SIGUSR2 (and --snapshot-at) write a snapshot. */
+  snapshotDir?: string;
+  snapshotAt?: number;
+  /** JSON file of console input keyed to instruction counts. */
+  inputScript?: string;
 }
 
 /**
@@ -471,9 +490,30 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     net: { type: 'string', multiple: true },
     name: { type: 'string' },
     balloon: { type: 'boolean' },
+    restore: { type: 'string' },
+    'snapshot-dir': { type: 'string' },
+    'snapshot-at': { type: 'string' },
+    'input-script': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
+  if (values.restore !== undefined) {
+    if (values.restore === '') throw new UsageError('--restore needs a directory');
+    // The machine comes from the snapshot: options that would describe another one are mistakes.
+    for (const k of ['kernel', 'initrd', 'append', 'mem', 'bios', 'disk', 'balloon', 'rng', 'deterministic', 'mirror'] as const) {
+      if (values[k] !== undefined) throw new UsageError(`--${k} cannot be used with --restore (the snapshot has its own)`);
+    }
+  }
+  if (values['snapshot-dir'] === '') throw new UsageError('--snapshot-dir needs a directory');
+  let snapshotAt: number | undefined;
+  if (values['snapshot-at'] !== undefined) {
+    if (!/^\d+$/.test(values['snapshot-at']) || !Number.isSafeInteger(Number(values['snapshot-at']))) {
+      throw new UsageError(`bad --snapshot-at '${values['snapshot-at']}' (an instruction count)`);
+    }
+    if (values['snapshot-dir'] === undefined) throw new UsageError('--snapshot-at needs --snapshot-dir');
+    if (values.deterministic !== true && values.restore === undefined) throw new UsageError('--snapshot-at needs --deterministic');
+    snapshotAt = Number(values['snapshot-at']);
+  }
   const disks = (values.disk ?? []).map(parseDiskSpec);
   let nics: NicSpec[] | undefined;
   if (values.net !== undefined) {
@@ -525,7 +565,31 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     nics,
     name: values.name,
     balloon: values.balloon === true,
+    netTexts: values.net,
+    restore: values.restore,
+    snapshotDir: values['snapshot-dir'],
+    snapshotAt,
+    inputScript: values['input-script'],
   };
+}
+
+/** Read an --input-script file: [{instret, data}] in instruction order. */
+function readInputScript(path: string): { instret: number; data: string }[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`cannot read input script ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!Array.isArray(v)) throw new UserError(`input script ${path}: expected a JSON array`);
+  let last = -1;
+  for (const [i, e] of v.entries()) {
+    const ok = typeof e === 'object' && e !== null && Number.isSafeInteger(e.instret) && e.instret >= 0 && typeof e.data === 'string';
+    if (!ok) throw new UserError(`input script ${path}: entry ${i} must be {"instret": N, "data": "text"}`);
+    if (e.instret < last) throw new UserError(`input script ${path}: entry ${i} is before the one above it`);
+    last = e.instret;
+  }
+  return v as { instret: number; data: string }[];
 }
 
 async function runCommand(args: string[], io: MainIo): Promise<number> {
@@ -534,6 +598,9 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     io.stdout.write(RUN_HELP);
     return 0;
   }
+
+  const inputScript = opts.inputScript === undefined ? undefined : readInputScript(opts.inputScript);
+  if (opts.restore !== undefined) return restoreCommand(opts, io, inputScript);
 
   // Check the files the user named before anything slow happens.
   if (opts.kernel !== undefined) checkKernel(opts.kernel, 'kernel');
@@ -570,10 +637,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     if (initrd !== undefined) checkReadableFile(initrd, 'initrd');
   }
 
-  const [{ VmHandle, defaultWasmPath }, { attachConsole }] = await Promise.all([
-    import('../vm/vm-handle.js'),
-    import('./console.js'),
-  ]);
+  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
   const wasmPath = defaultWasmPath();
   try {
     if (!statSync(wasmPath).isFile()) throw new Error('not a file');
@@ -594,15 +658,83 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     rng: opts.rng,
     stats: opts.stats,
     balloon: opts.balloon,
+    name: vmName,
+    nicSpecs: opts.netTexts ?? (opts.deterministic ? [] : ['user']),
+    snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
+    inputScript,
   }, { nics });
+  return runAttached(vm, opts, io);
+}
+
+/** The console, statistics and snapshot keys of a started `tsvisor run` VM. */
+async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunOptions, io: MainIo): Promise<number> {
+  const { attachConsole } = await import('./console.js');
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');
     vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
     process.on('SIGUSR1', () => vm.requestStats());
   }
-  const done = attachConsole(vm, process, { handleProcessEvents: true });
+  const snapshotDir = opts.snapshotDir === undefined ? undefined : resolvePath(opts.snapshotDir);
+  const said = (r: { dir: string; instret: number; dataPages: number; ms: number }) =>
+    `snapshot written to ${r.dir} at instruction ${r.instret}: ${r.dataPages} pages of memory in ${r.ms.toFixed(0)} ms`;
+  vm.on('snapshot', (r) => io.stderr.write(`tsvisor: ${said(r)}\n`));
+  vm.on('restored', (r) => io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})\n`));
+  const snapshot = snapshotDir === undefined ? undefined : async () => {
+    try {
+      return said(await vm.snapshot(snapshotDir));
+    } catch (e) {
+      return `snapshot failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  };
+  if (snapshot) process.on('SIGUSR2', () => void snapshot().then((m) => io.stderr.write(`tsvisor: ${m}\n`)));
+  const done = attachConsole(vm, process, { handleProcessEvents: true, snapshot });
   vm.start();
   return done;
+}
+
+/** `tsvisor run --restore DIR`: the machine from the snapshot, NICs and console from here. */
+async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instret: number; data: string }[] | undefined): Promise<number> {
+  const dir = resolvePath(opts.restore!);
+  const { readSnapshot, SnapshotError } = await import('../vm/snapshot.js');
+  let snap;
+  try {
+    snap = readSnapshot(dir);
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new UserError(e.message);
+    throw e;
+  }
+  const c = snap.config;
+  const { createNicHosts } = await import('../net/create-backend.js');
+  const vmName = opts.name ?? c.name ?? (c.disks?.[0] ? c.disks[0].path : 'tsvisor');
+  let nics;
+  const texts = opts.netTexts ?? (c.nicSpecs as string[] | undefined) ?? [];
+  try {
+    let specs = opts.nics;
+    if (!specs) {
+      specs = [];
+      for (const t of texts) {
+        const r = typeof t === 'string' ? parseNetSpec(t) : { ok: false as const, error: 'not a --net text' };
+        if (!r.ok) throw new Error(`snapshot NIC: ${r.error}`);
+        if (r.spec) specs.push(r.spec);
+      }
+    }
+    nics = await createNicHosts(specs, vmName);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
+  const vm = new VmHandle({
+    ...c,
+    wasmPath: defaultWasmPath(),
+    jit: opts.jit,
+    stats: opts.stats,
+    restore: dir,
+    name: vmName,
+    nicSpecs: texts,
+    snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
+    inputScript,
+  }, { nics });
+  return runAttached(vm, opts, io);
 }
 
 // ---- file checks ----

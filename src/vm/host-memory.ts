@@ -12,6 +12,7 @@ interface GuestMemoryAddon {
   release(buffer: ArrayBuffer, offset: number, length: number): number;
   resident(buffer: ArrayBuffer, offset: number, length: number): number;
   trim(): boolean;
+  mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
   pageSize: number;
 }
 
@@ -22,6 +23,11 @@ export interface HostMemory {
   resident(ram: Uint8Array): number;
   /** Return the C heap's free memory to the OS (V8's compilers leave a lot there after translating). */
   trim(): void;
+  /**
+   * Map `path` over `ram` copy-on-write (snapshot restore: pages load as the guest
+   * touches them). Throws when `ram` is not host-page aligned or the file is short.
+   */
+  mapFile(ram: Uint8Array, path: string): void;
 }
 
 let loaded: HostMemory | null | undefined;
@@ -71,6 +77,9 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     },
     trim() {
       addon.trim();
+    },
+    mapFile(ram, path) {
+      addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);
     },
   };
 }
