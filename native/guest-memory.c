@@ -25,6 +25,10 @@
  *     as the guest touches it, and writes stay private (copy on write). The
  *     range must be page-aligned in host memory; throws otherwise.
  *
+ *   dataPages(buffer, offset, length) -> Uint8Array
+ *     snapshot: one byte per 4 KiB page of the range, 1 when the page holds
+ *     anything but zeros. Pages the host never backed (mincore) are not read.
+ *
  * All check their arguments against the buffer's bounds and throw on misuse.
  * Built by scripts/build-native.sh; tsvisor runs without it (src/vm/host-memory.ts
  * says so) and then only loses these two abilities.
@@ -168,12 +172,46 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value data_pages(napi_env env, napi_callback_info info) {
+  uint8_t *a, *b;
+  uintptr_t page;
+  napi_value ab, out;
+  void *flags = NULL;
+  if (!page_range(env, info, &a, &b, &page) || page != 4096) {
+    napi_throw_error(env, NULL, "guest-memory.dataPages(buffer, offset, length): bad arguments or host pages not 4 KiB");
+    return NULL;
+  }
+  size_t pages = (size_t)(b - a) / 4096;
+  CHECK(env, napi_create_arraybuffer(env, pages, &flags, &ab));
+  uint8_t *f = (uint8_t *)flags;
+  unsigned char vec[4096];
+  for (size_t i = 0; i < pages; i += sizeof vec) {
+    size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
+    int have = mincore(a + i * 4096, n * 4096, vec) == 0;
+    for (size_t j = 0; j < n; j++) {
+      f[i + j] = 0;
+      if (have && !(vec[j] & 1)) continue;
+      const uint64_t *w = (const uint64_t *)(a + (i + j) * 4096);
+      for (size_t k = 0; k < 4096 / 8; k++) {
+        if (w[k] != 0) {
+          f[i + j] = 1;
+          break;
+        }
+      }
+    }
+  }
+  CHECK(env, napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   CHECK(env, napi_create_function(env, "release", NAPI_AUTO_LENGTH, release, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "release", fn));
   CHECK(env, napi_create_function(env, "resident", NAPI_AUTO_LENGTH, resident, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "resident", fn));
+  CHECK(env, napi_create_function(env, "dataPages", NAPI_AUTO_LENGTH, data_pages, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "dataPages", fn));
   CHECK(env, napi_create_function(env, "mapFile", NAPI_AUTO_LENGTH, map_file, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "mapFile", fn));
   CHECK(env, napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn));

@@ -13,6 +13,7 @@ interface GuestMemoryAddon {
   resident(buffer: ArrayBuffer, offset: number, length: number): number;
   trim(): boolean;
   mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
+  dataPages(buffer: ArrayBuffer, offset: number, length: number): Uint8Array;
   pageSize: number;
 }
 
@@ -28,6 +29,8 @@ export interface HostMemory {
    * touches them). Throws when `ram` is not host-page aligned or the file is short.
    */
   mapFile(ram: Uint8Array, path: string): void;
+  /** One byte per 4 KiB page of `ram`: 1 if it holds data (untouched pages are not read). Throws if host pages are not 4 KiB. */
+  dataPages(ram: Uint8Array): Uint8Array;
 }
 
 let loaded: HostMemory | null | undefined;
@@ -77,6 +80,9 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     },
     trim() {
       addon.trim();
+    },
+    dataPages(ram) {
+      return addon.dataPages(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
     },
     mapFile(ram, path) {
       addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);

@@ -62,20 +62,36 @@ export interface GuestPages {
 }
 
 export function guestPages(ram: Uint8Array): GuestPages {
-  const words = new BigUint64Array(ram.buffer, ram.byteOffset, ram.byteLength >>> 3);
-  const perPage = PAGE_SIZE >>> 3;
+  // 32-bit words: BigUint64Array would allocate a BigInt per element read.
+  const words = new Int32Array(ram.buffer, ram.byteOffset, ram.byteLength >>> 2);
+  const perPage = PAGE_SIZE >>> 2;
   const pageCount = Math.floor(ram.byteLength / PAGE_SIZE);
   const isZero = (p: number) => {
-    for (let i = p * perPage, e = i + perPage; i < e; i++) if (words[i] !== 0n) return false;
+    for (let i = p * perPage, e = i + perPage; i < e; i++) if (words[i] !== 0) return false;
     return true;
+  };
+  /** Per page: holds data. Native when the addon is there (a fast scan that skips pages the host never backed). */
+  const flags = (): Uint8Array => {
+    const hm = hostMemory();
+    if (hm && ram.byteOffset % PAGE_SIZE === 0) {
+      try {
+        return hm.dataPages(ram.subarray(0, pageCount * PAGE_SIZE));
+      } catch {
+        // host pages of another size: scan here
+      }
+    }
+    const f = new Uint8Array(pageCount);
+    for (let p = 0; p < pageCount; p++) f[p] = isZero(p) ? 0 : 1;
+    return f;
   };
   return {
     pageSize: PAGE_SIZE,
     pageCount,
     *nonZeroRuns() {
+      const f = flags();
       let start = -1;
       for (let p = 0; p <= pageCount; p++) {
-        const data = p < pageCount && !isZero(p);
+        const data = p < pageCount && f[p] === 1;
         if (data && start < 0) start = p;
         else if (!data && start >= 0) {
           yield [start, p - start];
