@@ -123,6 +123,7 @@ export class VirtMachine {
     this.uart = new Uart16550({
       onOutput: (b) => this.outBuf.push(b),
       irq: (level) => this.plic.setIrq(UART0_IRQ, level),
+      onRxSpace: () => this.feedInput(),
     });
     const test = new SifiveTest({ onPower: (kind, code) => this.powerEvent(kind, code) });
     this.test = test;
