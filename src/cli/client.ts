@@ -10,7 +10,7 @@ import { parseOptions, parseDiskSpec, UsageError, UserError, type MainIo } from 
 import { parseMemSize } from './size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
@@ -23,6 +23,8 @@ Commands that talk to a running 'tsvisor serve':
   console NAME            attach this terminal to the VM's console (C-a x detaches)
   logs NAME               print the VM's console log
   stats [NAME]            VM or host statistics (JSON)
+  snapshot NAME DIR       snapshot the running VM into DIR, a name inside the
+                          daemon's state directory (snapshots/DIR)
 
 Daemon options:
   --socket PATH           the daemon's Unix socket (default as 'tsvisor serve')
@@ -190,6 +192,13 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
     }
     case 'console':
       return consoleCommand(t, oneName(positionals, cmd), io);
+    case 'snapshot': {
+      if (positionals.length !== 2) throw new UsageError("'tsvisor snapshot' needs a VM name and a snapshot name");
+      const [name, dir] = positionals;
+      const r = expectOk(await call(t, 'PUT', vmPath(name, '/snapshot'), { dir })) as { dir: string; instret: number; dataPages: number; ms: number };
+      io.stdout.write(`${name}: snapshot ${r.dir} at instruction ${r.instret} (${r.dataPages} pages, ${Math.round(r.ms)} ms)\n`);
+      return 0;
+    }
     default: {
       const name = oneName(positionals, cmd);
       const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`))) as { state: string };

@@ -182,7 +182,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
-    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats':
+    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
