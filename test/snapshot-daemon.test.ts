@@ -71,4 +71,14 @@ test('PUT /v1/vms/NAME/snapshot: errors, a snapshot in the state directory, and 
     child.kill('SIGTERM');
   }
   assert.equal((await api(d, 'POST', '/v1/vms/snap/kill')).status, 200);
+
+  // A daemon VM created from the snapshot starts where it was saved.
+  await expectError('POST', '/v1/vms', { name: 'r1', memory: 16, kernel: 'idle', snapshot: 'nope' }, 400, /^snapshot: .*missing/);
+  await expectError('POST', '/v1/vms', { name: 'r1', memory: 32, kernel: 'idle', snapshot: 'first' }, 400, /^memory: the snapshot has 16 MiB/);
+  await expectError('POST', '/v1/vms', { name: 'r1', memory: 16, kernel: 'idle', snapshot: '../x' }, 400, /^snapshot: /);
+  assert.equal((await api(d, 'POST', '/v1/vms', { name: 'r1', memory: 16, kernel: 'idle', snapshot: 'first' })).status, 201);
+  assert.equal((await api(d, 'POST', '/v1/vms/r1/start')).status, 200);
+  await until('the restored VM to run on from the snapshot', async () => (await api(d, 'GET', '/v1/vms/r1/stats')).json?.instructions > r.json.instret, 60_000);
+  assert.equal((await api(d, 'GET', '/v1/vms/r1')).json.state, 'running');
+  assert.equal((await api(d, 'POST', '/v1/vms/r1/kill')).status, 200);
 });
