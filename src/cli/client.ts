@@ -45,6 +45,8 @@ Create options:
   --isolation thread|process
                           run the VM in a worker thread of the daemon (default)
                           or in its own child process
+  --snapshot NAME         start from a snapshot taken with 'tsvisor snapshot'
+                          (--mem and --deterministic must match it)
   --start                 start the VM once created
 `;
 
@@ -227,6 +229,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       jit: { type: 'string' },
       restart: { type: 'string' },
       isolation: { type: 'string' },
+      snapshot: { type: 'string' },
       start: { type: 'boolean' },
     },
     true,
@@ -254,6 +257,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
     body.disks = values.disk.map(parseDiskSpec).map((d) => ({ path: d.path, format: d.format, readonly: d.readOnly || undefined, serial: d.serial }));
   }
   if (values['root-disk']) body.rootDisk = true;
+  if (values.snapshot !== undefined) body.snapshot = values.snapshot;
   const cpu = { ...((body.cpu as object | undefined) ?? {}) } as Record<string, number>;
   if (values['cpu-weight'] !== undefined) {
     const w = Number(values['cpu-weight']);
