@@ -18,7 +18,18 @@
  *     mincore(): how much of the range is backed by host RAM right now (the
  *     guest RAM a VM has "touched"), for monitoring.
  *
- * Both check their arguments against the buffer's bounds and throw on misuse.
+ *   mapFile(buffer, offset, length, path) -> true
+ *     snapshot restore: maps the file `path` (a snapshot's memory file, at
+ *     least `length` bytes) over [offset, offset + length) of the buffer with
+ *     MAP_PRIVATE | MAP_FIXED, so guest RAM reads the file lazily, page by page
+ *     as the guest touches it, and writes stay private (copy on write). The
+ *     range must be page-aligned in host memory; throws otherwise.
+ *
+ *   dataPages(buffer, offset, length) -> Uint8Array
+ *     snapshot: one byte per 4 KiB page of the range, 1 when the page holds
+ *     anything but zeros. Pages the host never backed (mincore) are not read.
+ *
+ * All check their arguments against the buffer's bounds and throw on misuse.
  * Built by scripts/build-native.sh; tsvisor runs without it (src/vm/host-memory.ts
  * says so) and then only loses these two abilities.
  */
@@ -28,6 +39,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define CHECK(env, call)                                                        \
@@ -71,7 +84,12 @@ static napi_value release(napi_env env, napi_callback_info info) {
     return NULL;
   }
   double done = 0;
-  if (b > a && madvise(a, (size_t)(b - a), MADV_DONTNEED) == 0) done = (double)(b - a);
+  /* A fresh anonymous mapping rather than MADV_DONTNEED: after a snapshot restore
+     the range may be a private file mapping, where DONTNEED would bring the
+     file's bytes back instead of zeros. */
+  if (b > a && mmap(a, (size_t)(b - a), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+    done = (double)(b - a);
+  }
   CHECK(env, napi_create_double(env, done, &out));
   return out;
 }
@@ -110,12 +128,92 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  void *data = NULL;
+  size_t size = 0;
+  double off = 0, len = 0;
+  char path[4096];
+  size_t plen = 0;
+  napi_value out;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+      napi_get_arraybuffer_info(env, argv[0], &data, &size) != napi_ok ||
+      napi_get_value_double(env, argv[1], &off) != napi_ok || napi_get_value_double(env, argv[2], &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], path, sizeof path, &plen) != napi_ok || plen == 0 || plen >= sizeof path - 1) {
+    napi_throw_error(env, NULL, "guest-memory.mapFile(buffer, offset, length, path): bad arguments");
+    return NULL;
+  }
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)data + (uintptr_t)off;
+  if (!(off >= 0) || !(len > 0) || off + len > (double)size || data == NULL || (a & (page - 1)) != 0 ||
+      ((uintptr_t)len & (page - 1)) != 0) {
+    napi_throw_error(env, NULL, "guest-memory.mapFile: range not page-aligned or outside the buffer");
+    return NULL;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    napi_throw_error(env, NULL, "guest-memory.mapFile: cannot open the memory file");
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (double)st.st_size < len) {
+    close(fd);
+    napi_throw_error(env, NULL, "guest-memory.mapFile: the memory file is shorter than guest RAM");
+    return NULL;
+  }
+  void *m = mmap((void *)a, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  close(fd); /* the mapping keeps the file */
+  if (m == MAP_FAILED) {
+    napi_throw_error(env, NULL, "guest-memory.mapFile: mmap failed");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, 1, &out));
+  return out;
+}
+
+static napi_value data_pages(napi_env env, napi_callback_info info) {
+  uint8_t *a, *b;
+  uintptr_t page;
+  napi_value ab, out;
+  void *flags = NULL;
+  if (!page_range(env, info, &a, &b, &page) || page != 4096) {
+    napi_throw_error(env, NULL, "guest-memory.dataPages(buffer, offset, length): bad arguments or host pages not 4 KiB");
+    return NULL;
+  }
+  size_t pages = (size_t)(b - a) / 4096;
+  CHECK(env, napi_create_arraybuffer(env, pages, &flags, &ab));
+  uint8_t *f = (uint8_t *)flags;
+  unsigned char vec[4096];
+  for (size_t i = 0; i < pages; i += sizeof vec) {
+    size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
+    int have = mincore(a + i * 4096, n * 4096, vec) == 0;
+    for (size_t j = 0; j < n; j++) {
+      f[i + j] = 0;
+      if (have && !(vec[j] & 1)) continue;
+      const uint64_t *w = (const uint64_t *)(a + (i + j) * 4096);
+      for (size_t k = 0; k < 4096 / 8; k++) {
+        if (w[k] != 0) {
+          f[i + j] = 1;
+          break;
+        }
+      }
+    }
+  }
+  CHECK(env, napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   CHECK(env, napi_create_function(env, "release", NAPI_AUTO_LENGTH, release, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "release", fn));
   CHECK(env, napi_create_function(env, "resident", NAPI_AUTO_LENGTH, resident, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "resident", fn));
+  CHECK(env, napi_create_function(env, "dataPages", NAPI_AUTO_LENGTH, data_pages, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "dataPages", fn));
+  CHECK(env, napi_create_function(env, "mapFile", NAPI_AUTO_LENGTH, map_file, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "mapFile", fn));
   CHECK(env, napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "trim", fn));
   CHECK(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &fn));

@@ -11,7 +11,7 @@ import { parseDiskSpec } from './disk-spec.js';
 import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
@@ -24,6 +24,8 @@ Commands that talk to a running 'tsvisor serve':
   console NAME            attach this terminal to the VM's console (C-a x detaches)
   logs NAME               print the VM's console log
   stats [NAME]            VM or host statistics (JSON)
+  snapshot NAME DIR       snapshot the running VM into DIR, a name inside the
+                          daemon's state directory (snapshots/DIR)
 
 Daemon options:
   --socket PATH           the daemon's Unix socket (default as 'tsvisor serve')
@@ -47,6 +49,8 @@ Create options:
   --isolation thread|process
                           run the VM in a worker thread of the daemon (default)
                           or in its own child process
+  --snapshot NAME         start from a snapshot taken with 'tsvisor snapshot'
+                          (--mem and --deterministic must match it)
   --start                 start the VM once created
 `;
 
@@ -199,6 +203,13 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
     }
     case 'console':
       return consoleCommand(t, oneName(positionals, cmd), io);
+    case 'snapshot': {
+      if (positionals.length !== 2) throw new UsageError("'tsvisor snapshot' needs a VM name and a snapshot name");
+      const [name, dir] = positionals;
+      const r = expectOk(await call(t, 'PUT', vmPath(name, '/snapshot'), { dir })) as { dir: string; instret: number; dataPages: number; ms: number };
+      io.stdout.write(`${name}: snapshot ${r.dir} at instruction ${r.instret} (${r.dataPages} pages, ${Math.round(r.ms)} ms)\n`);
+      return 0;
+    }
     default: {
       const name = oneName(positionals, cmd);
       const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`))) as { state: string };
@@ -229,6 +240,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       jit: { type: 'string' },
       restart: { type: 'string' },
       isolation: { type: 'string' },
+      snapshot: { type: 'string' },
       start: { type: 'boolean' },
     },
     true,
@@ -262,6 +274,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
     body.disks = values.disk.map(parseDiskSpec).map((d) => ({ path: d.path, format: d.format, readonly: d.readOnly || undefined, serial: d.serial }));
   }
   if (values['root-disk']) body.rootDisk = true;
+  if (values.snapshot !== undefined) body.snapshot = values.snapshot;
   const cpu = { ...((body.cpu as object | undefined) ?? {}) } as Record<string, number>;
   if (values['cpu-weight'] !== undefined) {
     const w = Number(values['cpu-weight']);

@@ -8,6 +8,7 @@ const CTRL_A = 0x01;
 export const ESCAPE_HELP = [
   'C-a h    print this help',
   'C-a x    exit tsvisor (stops the VM)',
+  'C-a s    write a snapshot to --snapshot-dir',
   'C-a C-a  send C-a to the guest',
 ];
 
@@ -15,6 +16,7 @@ export const ESCAPE_HELP = [
 export type ConsoleAction =
   | { kind: 'send'; data: Uint8Array }
   | { kind: 'quit' }
+  | { kind: 'snapshot' }
   | { kind: 'help' };
 
 /**
@@ -40,6 +42,8 @@ export class EscapeFilter {
         } else if (b === 0x78 /* x */ || b === 0x58 /* X */) {
           actions.push({ kind: 'quit' });
           return actions; // nothing after a quit matters
+        } else if (b === 0x73 /* s */ || b === 0x53 /* S */) {
+          actions.push({ kind: 'snapshot' });
         } else if (b === 0x68 /* h */ || b === 0x48 /* H */ || b === 0x3f /* ? */) {
           actions.push({ kind: 'help' });
         }
@@ -65,6 +69,8 @@ export interface ConsoleStdio {
 export interface AttachOptions {
   /** Install signal and uncaught-error handlers on `process` (the CLI does; tests don't). */
   handleProcessEvents?: boolean;
+  /** Take a snapshot (Ctrl-A S); resolves with a line for the user. Absent: the key says how to enable it. */
+  snapshot?: () => Promise<string>;
 }
 
 const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -123,6 +129,10 @@ export async function attachConsole(
           break;
         case 'quit':
           quit();
+          break;
+        case 'snapshot':
+          if (!options.snapshot) stderr.write(`${nl}tsvisor: snapshots need --snapshot-dir DIR${nl}`);
+          else void options.snapshot().then((m) => stderr.write(`${nl}tsvisor: ${m}${nl}`));
           break;
       }
     }

@@ -82,9 +82,19 @@ Options:
                      interrupt or idling (a hang; default 60, 0 = off)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
+  --restore DIR      restore the snapshot in DIR instead of booting (the machine,
+                     disks and kernel are the snapshot's; --net, --jit, --stats
+                     and --name may be given)
+  --snapshot-dir DIR where C-a s (or SIGUSR2) writes a snapshot (a new or empty
+                     directory; disks are flushed and must not change afterwards)
+  --snapshot-at N    with --deterministic: write the snapshot to --snapshot-dir
+                     when the guest has retired exactly N instructions
+  --input-script FILE  console input at exact instruction counts: a JSON array
+                     of {"instret": N, "data": "text"} (reproducible sessions)
   -h, --help         show this help
 
-Console: C-a x quits, C-a h shows the escape keys, C-a C-a sends C-a.
+Console: C-a x quits, C-a s takes a snapshot (with --snapshot-dir), C-a h shows
+the escape keys, C-a C-a sends C-a.
 Exit status: the guest's (0 after poweroff); 1 after a kernel panic or a hang.
 `;
 
@@ -167,7 +177,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
-    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats':
+    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
@@ -333,6 +343,15 @@ export interface RunOptions {
   systemMap?: string;
   /** --stall-timeout in ms (0 = off). */
   stallTimeoutMs?: number;
+  /** The --net texts as given (recorded in snapshots). */
+  netTexts?: string[];
+  /** Restore this snapshot directory instead of booting. */
+  restore?: string;
+  /** Where Ctrl-A S and SIGUSR2 (and --snapshot-at) write a snapshot. */
+  snapshotDir?: string;
+  snapshotAt?: number;
+  /** JSON file of console input keyed to instruction counts. */
+  inputScript?: string;
 }
 
 /**
@@ -365,6 +384,10 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     balloon: { type: 'boolean' },
     'system-map': { type: 'string' },
     'stall-timeout': { type: 'string' },
+    restore: { type: 'string' },
+    'snapshot-dir': { type: 'string' },
+    'snapshot-at': { type: 'string' },
+    'input-script': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
@@ -375,6 +398,23 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     const secs = /^\d+$/.test(t) ? Number(t) : NaN;
     if (!Number.isSafeInteger(secs) || secs > 86_400) throw new UsageError(`invalid --stall-timeout '${t}': expected whole seconds, 0 to 86400 (0 = off)`);
     stallTimeoutMs = secs * 1000;
+  }
+  if (values.restore !== undefined) {
+    if (values.restore === '') throw new UsageError('--restore needs a directory');
+    // The machine comes from the snapshot: options that would describe another one are mistakes.
+    for (const k of ['kernel', 'initrd', 'append', 'mem', 'bios', 'disk', 'balloon', 'rng', 'deterministic', 'mirror'] as const) {
+      if (values[k] !== undefined) throw new UsageError(`--${k} cannot be used with --restore (the snapshot has its own)`);
+    }
+  }
+  if (values['snapshot-dir'] === '') throw new UsageError('--snapshot-dir needs a directory');
+  let snapshotAt: number | undefined;
+  if (values['snapshot-at'] !== undefined) {
+    if (!/^\d+$/.test(values['snapshot-at']) || !Number.isSafeInteger(Number(values['snapshot-at']))) {
+      throw new UsageError(`bad --snapshot-at '${values['snapshot-at']}' (an instruction count)`);
+    }
+    if (values['snapshot-dir'] === undefined) throw new UsageError('--snapshot-at needs --snapshot-dir');
+    if (values.deterministic !== true && values.restore === undefined) throw new UsageError('--snapshot-at needs --deterministic');
+    snapshotAt = Number(values['snapshot-at']);
   }
   const disks = (values.disk ?? []).map(parseDiskSpec);
   let nics: NicSpec[] | undefined;
@@ -429,7 +469,31 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     balloon: values.balloon === true,
     systemMap: values['system-map'],
     stallTimeoutMs,
+    netTexts: values.net,
+    restore: values.restore,
+    snapshotDir: values['snapshot-dir'],
+    snapshotAt,
+    inputScript: values['input-script'],
   };
+}
+
+/** Read an --input-script file: [{instret, data}] in instruction order. */
+function readInputScript(path: string): { instret: number; data: string }[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`cannot read input script ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!Array.isArray(v)) throw new UserError(`input script ${path}: expected a JSON array`);
+  let last = -1;
+  for (const [i, e] of v.entries()) {
+    const ok = typeof e === 'object' && e !== null && Number.isSafeInteger(e.instret) && e.instret >= 0 && typeof e.data === 'string';
+    if (!ok) throw new UserError(`input script ${path}: entry ${i} must be {"instret": N, "data": "text"}`);
+    if (e.instret < last) throw new UserError(`input script ${path}: entry ${i} is before the one above it`);
+    last = e.instret;
+  }
+  return v as { instret: number; data: string }[];
 }
 
 async function runCommand(args: string[], io: MainIo): Promise<number> {
@@ -438,6 +502,9 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     io.stdout.write(RUN_HELP);
     return 0;
   }
+
+  const inputScript = opts.inputScript === undefined ? undefined : readInputScript(opts.inputScript);
+  if (opts.restore !== undefined) return restoreCommand(opts, io, inputScript);
 
   // Check the files the user named before anything slow happens.
   if (opts.kernel !== undefined) checkKernel(opts.kernel, 'kernel');
@@ -484,10 +551,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
 
   const systemMap = await findSystemMap(opts.systemMap, kernel);
 
-  const [{ VmHandle, defaultWasmPath }, { attachConsole }] = await Promise.all([
-    import('../vm/vm-handle.js'),
-    import('./console.js'),
-  ]);
+  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
   const wasmPath = defaultWasmPath();
   try {
     if (!statSync(wasmPath).isFile()) throw new Error('not a file');
@@ -513,6 +577,10 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     balloon: opts.balloon,
     systemMap,
     stallTimeoutMs: opts.stallTimeoutMs,
+    name: vmName,
+    nicSpecs: opts.netTexts ?? (opts.deterministic ? [] : ['user']),
+    snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
+    inputScript,
   };
   // The same image locks as the daemon's VMs take: held until this process ends.
   const { lockVmImages } = await import('../storage/vm-images.js');
@@ -522,12 +590,31 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     throw new UserError(e instanceof Error ? e.message : String(e));
   }
   const vm = new VmHandle(config, { nics });
+  return runAttached(vm, opts, io);
+}
+
+/** The console, statistics and snapshot keys of a started `tsvisor run` VM. */
+async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunOptions, io: MainIo): Promise<number> {
+  const { attachConsole } = await import('./console.js');
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');
     vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
     process.on('SIGUSR1', () => vm.requestStats());
   }
-  const done = attachConsole(vm, process, { handleProcessEvents: true });
+  const snapshotDir = opts.snapshotDir === undefined ? undefined : resolvePath(opts.snapshotDir);
+  const said = (r: { dir: string; instret: number; dataPages: number; ms: number }) =>
+    `snapshot written to ${r.dir} at instruction ${r.instret}: ${r.dataPages} pages of memory in ${r.ms.toFixed(0)} ms`;
+  vm.on('snapshot', (r) => io.stderr.write(`tsvisor: ${said(r)}\n`));
+  vm.on('restored', (r) => io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})\n`));
+  const snapshot = snapshotDir === undefined ? undefined : async () => {
+    try {
+      return said(await vm.snapshot(snapshotDir));
+    } catch (e) {
+      return `snapshot failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  };
+  if (snapshot) process.on('SIGUSR2', () => void snapshot().then((m) => io.stderr.write(`tsvisor: ${m}\n`)));
+  const done = attachConsole(vm, process, { handleProcessEvents: true, snapshot });
   vm.start();
   return done;
 }
@@ -551,6 +638,59 @@ async function findSystemMap(given: string | undefined, kernel: string): Promise
     }
   });
   return found;
+}
+
+/** `tsvisor run --restore DIR`: the machine from the snapshot, NICs and console from here. */
+async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instret: number; data: string }[] | undefined): Promise<number> {
+  const dir = resolvePath(opts.restore!);
+  const { readSnapshot, SnapshotError } = await import('../vm/snapshot.js');
+  let snap;
+  try {
+    snap = readSnapshot(dir);
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new UserError(e.message);
+    throw e;
+  }
+  const c = snap.config;
+  const { createNicHosts } = await import('../net/create-backend.js');
+  const vmName = opts.name ?? c.name ?? (c.disks?.[0] ? c.disks[0].path : 'tsvisor');
+  let nics;
+  const texts = opts.netTexts ?? (c.nicSpecs as string[] | undefined) ?? [];
+  try {
+    let specs = opts.nics;
+    if (!specs) {
+      specs = [];
+      for (const t of texts) {
+        const r = typeof t === 'string' ? parseNetSpec(t) : { ok: false as const, error: 'not a --net text' };
+        if (!r.ok) throw new Error(`snapshot NIC: ${r.error}`);
+        if (r.spec) specs.push(r.spec);
+      }
+    }
+    nics = await createNicHosts(specs, vmName);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
+  const config = {
+    ...c,
+    wasmPath: defaultWasmPath(),
+    jit: opts.jit,
+    stats: opts.stats,
+    restore: dir,
+    name: vmName,
+    nicSpecs: texts,
+    snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
+    inputScript,
+  };
+  // A restored VM uses the snapshot's disks: the same locks as a booted one.
+  const { lockVmImages } = await import('../storage/vm-images.js');
+  try {
+    lockVmImages(config);
+  } catch (e) {
+    throw new UserError(e instanceof Error ? e.message : String(e));
+  }
+  const vm = new VmHandle(config, { nics });
+  return runAttached(vm, opts, io);
 }
 
 // ---- file checks ----

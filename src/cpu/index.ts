@@ -205,3 +205,6 @@ export function hostWriteCsr(csr: u32, v: u64): void {
   updateTlbSets();
 }
 export function flushTlb(): void { tlbFlushAll(); }
+
+// Snapshot access to the hart's module globals (see persist.ts).
+export { cpuStateFieldCount, cpuStateGet, cpuStateSet, cpuStateRestored } from './persist';

@@ -134,6 +134,48 @@ export class TokenBucket {
     this.refill(now);
     return this.burst + this.budget;
   }
+
+  save(): TokenBucketState {
+    return { budget: this.budget, burst: this.burst, last: this.last };
+  }
+
+  /** Restore saved levels (validated by RateLimiter.restore). */
+  restoreLevels(s: TokenBucketState): void {
+    this.budget = s.budget;
+    this.burst = s.burst;
+    this.last = s.last;
+  }
+}
+
+/** A bucket's levels: tokens, burst left, and the clock time of its last refill (device clock ms). */
+export interface TokenBucketState {
+  budget: number;
+  burst: number;
+  last: number;
+}
+
+/** Saved state of a RateLimiter: its limits, bucket levels, counters and the waiting request. */
+export interface RateLimiterState {
+  limits: RateLimits;
+  bandwidth: TokenBucketState | null;
+  ops: TokenBucketState | null;
+  counters: RateLimiterCounters;
+  waiting: { bytes: number; ops: number; since: number } | null;
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+function bucketProblem(cfg: BucketConfig | null | undefined, st: unknown, what: string): string | null {
+  if (!cfg) return st === null || st === undefined ? null : `${what}: levels saved for a bucket that is not configured`;
+  if (typeof st !== 'object' || st === null) return `${what}: bucket levels missing`;
+  const b = st as Record<string, unknown>;
+  if (!isNum(b.budget) || !isNum(b.burst) || !isNum(b.last)) return `${what}: bucket levels must be finite numbers`;
+  // At most the size; negative is a debt left by a request larger than the bucket.
+  if (b.budget > cfg.size) return `${what}: budget ${b.budget} is above the bucket size`;
+  if (b.burst < 0 || b.burst > (cfg.oneTimeBurst ?? 0)) return `${what}: burst ${b.burst} out of range`;
+  return null;
 }
 
 /** Two optional buckets, counters, and the memory of the request that is waiting. */
@@ -234,6 +276,47 @@ export class RateLimiter {
     const c = { ...this.counters };
     if (this.waiting) c.throttledMs += Math.max(0, this.clock() - this.waiting.since);
     return c;
+  }
+
+  save(): RateLimiterState {
+    return {
+      limits: this.config,
+      bandwidth: this.bandwidth?.save() ?? null,
+      ops: this.ops?.save() ?? null,
+      counters: { ...this.counters },
+      waiting: this.waiting ? { ...this.waiting } : null,
+    };
+  }
+
+  /**
+   * Restore limits, levels, counters and the waiting request. The clock must be
+   * the same device clock the state was saved on (guest time, or the host clock
+   * rebased by the restoring worker). Returns why not, changing nothing, or null.
+   */
+  restore(state: unknown): string | null {
+    if (typeof state !== 'object' || state === null) return 'rate limiter state is not an object';
+    const s = state as Record<string, unknown>;
+    if (typeof s.limits !== 'object' || s.limits === null) return 'rate limiter limits missing';
+    const limits = s.limits as RateLimits;
+    const bad = checkLimits(limits);
+    if (bad) return `rate limiter: ${bad}`;
+    const bw = bucketProblem(limits.bandwidth, s.bandwidth, 'bandwidth') ?? bucketProblem(limits.ops, s.ops, 'ops');
+    if (bw) return `rate limiter: ${bw}`;
+    const c = s.counters as Record<string, unknown> | null;
+    if (typeof c !== 'object' || c === null || !['bytes', 'ops', 'throttledEvents', 'throttledMs'].every((k) => isNum(c[k]) && (c[k] as number) >= 0)) {
+      return 'rate limiter counters must be non-negative numbers';
+    }
+    const w = s.waiting as Record<string, unknown> | null;
+    if (w !== null && (typeof w !== 'object' || !isNum(w.bytes) || !isNum(w.ops) || !isNum(w.since) || w.bytes < 0 || w.ops < 0)) {
+      return 'rate limiter waiting request is malformed';
+    }
+    this.limits = {};
+    this.update(limits);
+    if (this.bandwidth) this.bandwidth.restoreLevels(s.bandwidth as TokenBucketState);
+    if (this.ops) this.ops.restoreLevels(s.ops as TokenBucketState);
+    Object.assign(this.counters, { bytes: c.bytes, ops: c.ops, throttledEvents: c.throttledEvents, throttledMs: c.throttledMs });
+    this.waiting = w ? { bytes: w.bytes as number, ops: w.ops as number, since: w.since as number } : null;
+    return null;
   }
 
   /** Tokens available now in each bucket (null: no such bucket); for tests and monitoring. */

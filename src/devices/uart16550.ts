@@ -80,6 +80,12 @@ export interface Uart16550Options {
   onOutput: (byte: number) => void;
   /** The UART's interrupt line (to the PLIC). */
   irq?: IrqLine;
+  /**
+   * The guest took a byte from the receive FIFO: the host may push more now.
+   * Input then arrives at points only the guest decides, not at the host's
+   * slice boundaries, which keeps deterministic runs (and restored snapshots) exact.
+   */
+  onRxSpace?: () => void;
 }
 
 export interface Uart16550State {
@@ -99,6 +105,7 @@ export class Uart16550 implements MmioDevice, Snapshottable {
   readonly name: string;
   private readonly onOutput: (byte: number) => void;
   private readonly irq: IrqLine | undefined;
+  private readonly onRxSpace: (() => void) | undefined;
 
   private ier = 0;
   private lcr = 0;
@@ -120,6 +127,7 @@ export class Uart16550 implements MmioDevice, Snapshottable {
     this.name = opts.name ?? 'uart16550';
     this.onOutput = opts.onOutput;
     this.irq = opts.irq;
+    this.onRxSpace = opts.onRxSpace;
   }
 
   // ---- Host side ----
@@ -161,7 +169,11 @@ export class Uart16550 implements MmioDevice, Snapshottable {
     switch (offset) {
       case UART_RBR:
         if (this.lcr & LCR_DLAB) v = this.dll;
-        else v = this.rxPop();
+        else {
+          const had = this.rxCount > 0;
+          v = this.rxPop();
+          if (had) this.onRxSpace?.();
+        }
         break;
       case UART_IER:
         v = this.lcr & LCR_DLAB ? this.dlm : this.ier;

@@ -102,6 +102,19 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { '200': { description: 'bytes', content: { 'application/octet-stream': {} } }, '404': err('no such VM') },
         },
       },
+      '/v1/vms/{name}/snapshot': {
+        put: {
+          summary: 'snapshot the running VM into STATE_DIR/snapshots/DIR (new or empty); the VM goes on',
+          parameters: [nameParam],
+          requestBody: { required: true, ...json({ type: 'object', additionalProperties: false, required: ['dir'], properties: { dir: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' } } }) },
+          responses: {
+            '200': { description: 'written', ...json({ type: 'object', properties: { dir: { type: 'string' }, name: { type: 'string' }, instret: { type: 'integer' }, dataPages: { type: 'integer' }, ms: { type: 'number' } } }) },
+            '400': err('bad name, or the snapshot failed (directory not empty, disk error)'),
+            '404': err('no such VM'),
+            '409': err('not running'),
+          },
+        },
+      },
       '/v1/vms/{name}/stats': {
         get: { summary: 'VM statistics', parameters: [nameParam], responses: { '200': { description: 'stats', ...json({ $ref: '#/components/schemas/VmStats' }) }, '404': err('no such VM') } },
       },

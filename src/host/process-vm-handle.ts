@@ -11,7 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
-import { RUN_STATE_BOOTING, RUN_STATE_EXITED, type CommandResult, type LiveCounters, type MachineDeviceStats, type RateLimits, type VmCommand, type VmConfig } from '../vm/protocol.js';
+import { RUN_STATE_BOOTING, RUN_STATE_EXITED, type CommandResult, type LiveCounters, type MachineDeviceStats, type RateLimits, type SnapshotResult, type VmCommand, type VmConfig } from '../vm/protocol.js';
 import type { NicSpec } from '../net/nic-spec.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
@@ -263,6 +263,10 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
 
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
+  }
+
+  snapshot(dir: string): Promise<SnapshotResult> {
+    return this.command({ type: 'snapshot', dir });
   }
 
   deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {

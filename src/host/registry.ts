@@ -7,11 +7,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefinitionStore, type KeptFile } from './store.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { ApiError, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { ApiError, resolveImagePath, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { readSnapshot } from '../vm/snapshot.js';
 import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
-import type { VmDefinition, VmState } from './types.js';
+import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
@@ -60,6 +61,28 @@ function reservation(config: { memory: unknown }): number {
   return m;
 }
 
+/** A VM created from a snapshot: the snapshot must be readable and agree with the definition. */
+function checkSnapshotSource(dir: string, config: CreateVmRequest, imagesDir: string): void {
+  let snap;
+  try {
+    snap = readSnapshot(dir);
+  } catch (e) {
+    throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (snap.config.memMiB !== config.memory) throw new ApiError(400, `memory: the snapshot has ${snap.config.memMiB} MiB`);
+  if ((snap.config.deterministic === true) !== (config.deterministic === true)) throw new ApiError(400, 'deterministic: must match the snapshot');
+  const saved = (snap.machine as { virtio?: { name?: string }[] }).virtio ?? [];
+  if ((config.nics?.length ?? 0) !== saved.filter((v) => v.name?.startsWith('virtio-net')).length) {
+    throw new ApiError(400, 'nics: as many as the snapshot has');
+  }
+  // The files the snapshot names must be where the daemon's own VMs may read them.
+  const c = snap.config;
+  resolveImagePath('snapshot kernel', c.kernel, imagesDir);
+  if (c.initrd !== undefined) resolveImagePath('snapshot initrd', c.initrd, imagesDir);
+  if (c.bios !== undefined) resolveImagePath('snapshot bios', c.bios, imagesDir);
+  c.disks?.forEach((d, i) => resolveImagePath(`snapshot disks[${i}].path`, d.path, imagesDir));
+}
+
 export class Host {
   readonly vms = new Map<string, VmSupervisor>();
   readonly broken = new Map<string, BrokenVm>();
@@ -90,6 +113,7 @@ export class Host {
       log: opts.log,
       netPolicy: this.netPolicy,
       serialize: (name, fn) => this.serialized(name, fn),
+      snapshotsDir: join(opts.stateDir, 'snapshots'),
     };
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
@@ -269,6 +293,7 @@ export class Host {
     const nics = nicSpecs(config, this.netPolicy);
     if (!nics.ok) throw new ApiError(nics.status, nics.error);
     fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);
+    if (config.snapshot !== undefined) checkSnapshotSource(join(this.opts.stateDir, 'snapshots', config.snapshot), config, this.opts.imagesDir);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
     const vm = new VmSupervisor(def, this.supervisorOpts, 'created');

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Host } from './registry.js';
 import { ApiError, parseJsonBody } from './validate.js';
 import { openApiDocument } from './openapi.js';
+import { join } from 'node:path';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -68,6 +69,21 @@ async function noBody(req: IncomingMessage): Promise<void> {
   if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).length > 0) {
     throw new ApiError(400, `body: this action takes no fields`);
   }
+}
+
+/**
+ * The snapshot directory a request names: {"dir": NAME}, a plain name that
+ * becomes STATE_DIR/snapshots/NAME (nothing outside the daemon's state directory).
+ */
+export function snapshotDirOf(stateDir: string, body: unknown): string {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'body: expected an object {"dir": NAME}');
+  const keys = Object.keys(body);
+  if (keys.some((k) => k !== 'dir')) throw new ApiError(400, `body: unknown field ${keys.find((k) => k !== 'dir')}`);
+  const dir = (body as { dir?: unknown }).dir;
+  if (typeof dir !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(dir)) {
+    throw new ApiError(400, 'dir: a snapshot name (letters, digits, _ . -, at most 63), kept in the daemon\'s state directory');
+  }
+  return join(stateDir, 'snapshots', dir);
 }
 
 const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart']);
@@ -157,6 +173,19 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
       if (dev) Object.assign(stats.devices as Record<string, unknown>, { disks: dev.disks, balloon: dev.balloon });
     }
     return send(res, 200, stats);
+  }
+  if (c === 'snapshot') {
+    allow(['PUT']);
+    const vm = host.get(name);
+    const body = parseJsonBody(await readBody(req));
+    const dir = snapshotDirOf(host.opts.stateDir, body);
+    const h = vm.handle;
+    if (!h || !h.running) throw new ApiError(409, `VM ${name} is not running`);
+    try {
+      return send(res, 200, { ...(await h.snapshot(dir)), name: (body as { dir: string }).dir });
+    } catch (e) {
+      throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   if (c === 'log') {
     allow(['GET']);

@@ -112,6 +112,11 @@ export const createVmSchema = {
     deterministic: { type: 'boolean' },
     jit: { type: 'boolean' },
     balloon: { type: 'boolean', description: 'attach a virtio-balloon device (its target is set with PATCH)' },
+    snapshot: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$',
+      description: 'start from this snapshot (a name under the state directory\'s snapshots/, taken with PUT /v1/vms/NAME/snapshot) instead of booting; memory must match it',
+    },
     restart: restartSchema,
     isolation: {
       type: 'string',

@@ -16,6 +16,8 @@ export interface CreateVmRequest {
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];
   nics?: { mode: 'user' | 'switch' | 'tap'; mac?: string; switch?: string; tap?: string; hostfwd?: string[]; guestfwd?: string[]; hostLoopback?: boolean; allow?: string[]; limits?: NicApiLimits }[];
   balloon?: boolean;
+  /** Start from this snapshot (under STATE_DIR/snapshots) instead of booting. */
+  snapshot?: string;
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;

@@ -4,7 +4,7 @@
 
 import type { EventEmitter } from 'node:events';
 import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
-import type { LiveCounters, MachineDeviceStats, RateLimits } from '../vm/protocol.js';
+import type { LiveCounters, MachineDeviceStats, RateLimits, SnapshotResult } from '../vm/protocol.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
@@ -28,4 +28,6 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;
+  /** Write a snapshot of the running VM into `dir` (absolute, new or empty). */
+  snapshot(dir: string): Promise<SnapshotResult>;
 }

@@ -14,6 +14,7 @@ import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
+import { readSnapshot } from '../vm/snapshot.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
@@ -48,6 +49,8 @@ export interface SupervisorOptions {
   netPolicy?: NetPolicy;
   /** Runs a restart in the VM's turn among lifecycle operations (see Host.serialized). */
   serialize: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+  /** Where snapshots live (STATE_DIR/snapshots). */
+  snapshotsDir: string;
 }
 
 /** What the scheduler measured over its last window. */
@@ -134,6 +137,12 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   /** The worker's VmConfig for this definition. */
   private vmConfig(): VmConfig {
     const c = this.config;
+    if (c.snapshot !== undefined) {
+      // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
+      const dir = join(this.opts.snapshotsDir, c.snapshot);
+      const snap = readSnapshot(dir);
+      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug };
+    }
     let append = c.append ?? DEFAULT_APPEND;
     if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
     return {

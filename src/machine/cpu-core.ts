@@ -2,7 +2,7 @@
 // hart state and guest RAM, instantiates the core with its imports, and offers
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
-import { STATE, X_OFF, F_OFF, RAM_HOST } from './layout.js';
+import { STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST } from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
 
 export interface CoreImports {
@@ -39,6 +39,10 @@ interface CoreExports {
   bpGet(i: number): bigint;
   bpStepOver(): void;
   getTrapsFromUser(): bigint;
+  cpuStateFieldCount(): number;
+  cpuStateGet(i: number): bigint;
+  cpuStateSet(i: number, v: bigint): void;
+  cpuStateRestored(): void;
 }
 
 export const EXIT_BUDGET = 0;
@@ -181,6 +185,23 @@ export class CpuCore {
   }
   getF(r: number): bigint {
     return this.f[r];
+  }
+  setF(r: number, v: bigint): void {
+    this.f[r] = BigInt.asUintN(64, v);
+  }
+
+  /** fflags and frm (they live in linear memory next to the registers). */
+  get fpControl(): { fflags: number; frm: number } {
+    return { fflags: this.u32[(STATE + FFLAGS_OFF) >>> 2], frm: this.u32[(STATE + FRM_OFF) >>> 2] };
+  }
+  set fpControl(v: { fflags: number; frm: number }) {
+    this.u32[(STATE + FFLAGS_OFF) >>> 2] = v.fflags & 0x1f;
+    this.u32[(STATE + FRM_OFF) >>> 2] = v.frm & 7;
+  }
+
+  /** The WebAssembly.Memory's buffer (guest RAM is `ram`, at RAM_HOST inside it). */
+  get memoryBuffer(): ArrayBuffer {
+    return this.mem.buffer;
   }
 
   /** Mark the MMIO access in progress as hitting no device (the core raises an access fault). */

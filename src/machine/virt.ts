@@ -20,6 +20,8 @@ import type { NicLimits } from '../devices/virtio/net.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
+import { saveCpu, restoreCpu, CPU_FIELDS, type CpuState } from './cpu-persist.js';
+import { isRecord, isIntArray } from '../devices/device.js';
 
 export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
 
@@ -62,6 +64,23 @@ export interface MachineDeviceStats {
   balloon: BalloonStats | null;
 }
 
+/**
+ * The machine's state as a tree of plain, per-device states (JSON-serialisable).
+ * Guest RAM is not in it: it travels beside it, page by page (see src/vm/snapshot.ts).
+ * Each part is validated by its own device on restore.
+ */
+export interface MachineState {
+  cpu: CpuState;
+  plic: unknown;
+  uart: unknown;
+  test: unknown;
+  /** One entry per occupied virtio-mmio slot, in slot order of VirtioSet.slots. */
+  virtio: { slot: number; name: string; state: unknown }[];
+  /** Console input accepted by the VMM but not yet by the UART or hvc0. */
+  pendingInput: number[];
+  halted: boolean;
+}
+
 const TICKS_PER_MS = TIMEBASE_HZ / 1000;
 /** Guest instructions per timer tick in deterministic mode (mirrors DET_INSNS_PER_TICK in src/cpu/hart.ts). */
 const DET_INSNS_PER_TICK = 10;
@@ -83,6 +102,7 @@ export class VirtMachine {
   readonly uart: Uart16550;
   readonly plic: Plic;
   readonly sbi: Sbi;
+  private readonly test: SifiveTest;
   /** Console bytes not yet accepted by the UART's receive FIFO. */
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
@@ -110,8 +130,10 @@ export class VirtMachine {
     this.uart = new Uart16550({
       onOutput: (b) => this.outBuf.push(b),
       irq: (level) => this.plic.setIrq(UART0_IRQ, level),
+      onRxSpace: () => this.feedInput(),
     });
     const test = new SifiveTest({ onPower: (kind, code) => this.powerEvent(kind, code) });
+    this.test = test;
     this.bus.map(TEST_BASE, TEST_SIZE, test);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.bus.map(UART0_BASE, UART0_SIZE, this.uart);
@@ -148,6 +170,95 @@ export class VirtMachine {
     m.config = { ...m.config, kernel: undefined, initrd: undefined, bios: undefined };
     if (!r.ok) return r;
     return { ok: true, machine: m };
+  }
+
+  /**
+   * Build the machine for a restore: the same devices as create() but no boot.
+   * `loadRam` fills guest RAM (the caller maps or reads the snapshot's memory)
+   * before the device states, which may re-walk chains held in guest RAM.
+   */
+  static restore(
+    wasm: Uint8Array,
+    config: MachineConfig,
+    host: MachineHost,
+    state: unknown,
+    loadRam: (core: CpuCore) => Result<object>,
+  ): Result<{ machine: VirtMachine }> {
+    const m = new VirtMachine(wasm, config, host);
+    const v = attachVirtio(config, {
+      mem: { ram: m.core.ram, base: RAM_BASE, noteWrite: (off, len) => m.core.noteRamWrite(off, len) },
+      bus: m.bus,
+      plic: m.plic,
+      consoleOut: (bytes) => {
+        for (const b of bytes) m.outBuf.push(b);
+      },
+      randomBytes: host.randomBytes,
+      log: host.log,
+      clock: () => m.deviceClockMs(),
+    });
+    if (!v.ok) return v;
+    m.virtio = v.set;
+    const consoles = [...config.bootargs.matchAll(/(?:^|\s)console=([^\s,]+)/g)].map((x) => x[1]);
+    m.hvcInput = v.set.console !== null && consoles.at(-1) === 'hvc0';
+    m.config = { ...m.config, kernel: undefined, initrd: undefined, bios: undefined };
+    // reset() sizes the core for this RAM and fills its tables; the saved state replaces the rest.
+    m.core.reset(BigInt(RAM_BASE));
+    const loaded = loadRam(m.core);
+    if (!loaded.ok) return loaded;
+    const r = m.restoreState(state);
+    if (!r.ok) return r;
+    return { ok: true, machine: m };
+  }
+
+  /**
+   * The whole machine's state (RAM aside). Call between slices: no instruction
+   * is half done then, console output is flushed and every device has served
+   * what the guest queued, except chains a device holds on purpose (a request
+   * waiting for rate-limit tokens), which are saved by head and replayed.
+   */
+  saveState(): MachineState {
+    this.flushOutput();
+    return {
+      cpu: saveCpu(this.core),
+      plic: this.plic.save(),
+      uart: this.uart.save(),
+      test: this.test.save(),
+      virtio: this.virtio.transports.map((t, i) => ({ slot: this.virtio.slots[i], name: t.device.name, state: t.save() })),
+      pendingInput: this.pendingInput.slice(),
+      halted: this.halted,
+    };
+  }
+
+  /** Restore saved state into this freshly built machine (see restore()); errors are values. */
+  private restoreState(state: unknown): Result<object> {
+    if (!isRecord(state)) return { ok: false, error: 'machine state is not an object' };
+    const st = state;
+    if (!Array.isArray(st.virtio) || st.virtio.length !== this.virtio.transports.length) {
+      return { ok: false, error: `the snapshot has ${Array.isArray(st.virtio) ? st.virtio.length : 'no'} virtio devices, the configuration ${this.virtio.transports.length}` };
+    }
+    if (!isIntArray(st.pendingInput, -1, 0, 0xff)) return { ok: false, error: 'pendingInput must be bytes' };
+    if (st.pendingInput.length > 1 << 20) return { ok: false, error: 'pendingInput is larger than 1 MiB' };
+    if (typeof st.halted !== 'boolean') return { ok: false, error: 'halted must be a boolean' };
+    const cpu = restoreCpu(this.core, st.cpu);
+    if (!cpu.ok) return cpu;
+    if (this.core.exports.cpuStateGet(CPU_FIELDS.indexOf('deterministic')) !== (this.config.deterministic ? 1n : 0n)) {
+      return { ok: false, error: 'the snapshot was taken with a different --deterministic setting' };
+    }
+    this.core.setJitEnabled(this.config.jit !== false);
+    // Devices before the PLIC: they re-drive their lines into a PLIC whose own saved
+    // state (levels, pending, claimed) then replaces what that did; the PLIC drives the core.
+    for (const [i, e] of (st.virtio as unknown[]).entries()) {
+      if (!isRecord(e) || e.slot !== this.virtio.slots[i]) return { ok: false, error: `virtio device ${i}: not in slot ${this.virtio.slots[i]} as configured` };
+      const r = this.virtio.transports[i].restore(e.state);
+      if (!r.ok) return r;
+    }
+    for (const [name, dev] of [['uart', this.uart], ['test', this.test], ['plic', this.plic]] as const) {
+      const r = dev.restore(st[name]);
+      if (!r.ok) return r;
+    }
+    this.pendingInput = st.pendingInput.slice();
+    this.halted = st.halted;
+    return { ok: true };
   }
 
   private powerEvent(kind: 'poweroff' | 'reset' | 'fail', code: number): void {

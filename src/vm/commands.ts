@@ -5,7 +5,7 @@
 // posting (protocol.ts wake()), so an idle guest does not delay a command.
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import type { CommandReply, CommandRequest, VmCommand, VmConfig } from './protocol.js';
+import type { CommandReply, CommandRequest, SnapshotResult, VmCommand, VmConfig } from './protocol.js';
 import type { VirtMachine } from '../machine/virt.js';
 import { checkLimits, type RateLimits } from '../devices/rate-limiter.js';
 
@@ -16,6 +16,11 @@ export interface CommandState {
   disks: { limits?: RateLimits }[];
   /** The balloon settings the next machine is built from, or null without a balloon. */
   balloon: { targetMiB?: number } | null;
+  /** Write a snapshot (the worker provides it: it owns the disks and the configuration). */
+  snapshot?: (dir: string) => SnapshotResult;
+  /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
+  scheduleSnapshot?: (dir: string, instret: number) => void;
+  scheduleInput?: (events: { instret: number; data: string }[]) => void;
 }
 
 /** Carry out one command; throws an Error whose message goes back to the owner. */
@@ -53,6 +58,22 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
     case 'deviceStats':
       if (cmd.refresh) s.machine.refreshBalloonStats();
       return s.machine.deviceStats();
+    case 'snapshot':
+      if (typeof cmd.dir !== 'string' || cmd.dir === '') throw new Error('snapshot needs a directory');
+      if (!s.snapshot) throw new Error('this VM cannot take snapshots');
+      return s.snapshot(cmd.dir);
+    case 'scheduleSnapshot':
+      if (typeof cmd.dir !== 'string' || cmd.dir === '' || !Number.isSafeInteger(cmd.instret)) throw new Error('scheduleSnapshot needs a directory and an instruction count');
+      if (!s.scheduleSnapshot) throw new Error('this VM cannot take snapshots');
+      s.scheduleSnapshot(cmd.dir, cmd.instret);
+      return null;
+    case 'scheduleInput':
+      if (!Array.isArray(cmd.events) || !cmd.events.every((e) => Number.isSafeInteger(e?.instret) && typeof e?.data === 'string')) {
+        throw new Error('scheduleInput needs events of {instret, data}');
+      }
+      if (!s.scheduleInput) throw new Error('this VM cannot schedule input');
+      s.scheduleInput(cmd.events);
+      return null;
     default:
       throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
   }

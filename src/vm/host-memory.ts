@@ -12,6 +12,8 @@ interface GuestMemoryAddon {
   release(buffer: ArrayBuffer, offset: number, length: number): number;
   resident(buffer: ArrayBuffer, offset: number, length: number): number;
   trim(): boolean;
+  mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
+  dataPages(buffer: ArrayBuffer, offset: number, length: number): Uint8Array;
   pageSize: number;
 }
 
@@ -22,6 +24,13 @@ export interface HostMemory {
   resident(ram: Uint8Array): number;
   /** Return the C heap's free memory to the OS (V8's compilers leave a lot there after translating). */
   trim(): void;
+  /**
+   * Map `path` over `ram` copy-on-write (snapshot restore: pages load as the guest
+   * touches them). Throws when `ram` is not host-page aligned or the file is short.
+   */
+  mapFile(ram: Uint8Array, path: string): void;
+  /** One byte per 4 KiB page of `ram`: 1 if it holds data (untouched pages are not read). Throws if host pages are not 4 KiB. */
+  dataPages(ram: Uint8Array): Uint8Array;
 }
 
 let loaded: HostMemory | null | undefined;
@@ -71,6 +80,12 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     },
     trim() {
       addon.trim();
+    },
+    dataPages(ram) {
+      return addon.dataPages(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
+    },
+    mapFile(ram, path) {
+      addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);
     },
   };
 }

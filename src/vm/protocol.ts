@@ -40,6 +40,26 @@ export interface VmConfig {
   systemMap?: string;
   /** Fail a VM that runs this long (ms of running time) without taking an interrupt or idling in WFI; 0 = never. Default 60 s. */
   stallTimeoutMs?: number;
+  /**
+   * Restore from this snapshot directory instead of booting. The rest of the
+   * config must be the snapshot's (see readSnapshot); a guest reboot later boots
+   * its kernel as usual.
+   */
+  restore?: string;
+  /** The VM's name and NIC specifications, not used by the worker: recorded in snapshots for the restore. */
+  name?: string;
+  nicSpecs?: unknown[];
+  /**
+   * Deterministic runs: take a snapshot into `dir` when the guest has retired
+   * exactly `instret` instructions (the worker ends a slice there).
+   */
+  snapshotAt?: { instret: number; dir: string };
+  /**
+   * Console input delivered when the guest has retired exactly `instret`
+   * instructions (slices end there), so a deterministic run fed this way is
+   * reproducible, also across a snapshot and restore. Events are in order.
+   */
+  inputScript?: { instret: number; data: string }[];
 }
 
 export interface VmBalloonConfig {
@@ -81,13 +101,39 @@ export type VmCommand =
   /** Replace the rate limits of NIC `nic` (0 = eth0); {} removes them. */
   | { type: 'setNicLimits'; nic: number; limits: NicLimits }
   /** Per-device counters: disks (bytes, ops, throttling) and the balloon. `refresh` also asks the guest for new memory statistics. */
-  | { type: 'deviceStats'; refresh?: boolean };
+  | { type: 'deviceStats'; refresh?: boolean }
+  /**
+   * Write a snapshot of the running VM into `dir` (new or empty), between two
+   * slices; disks are flushed first. The VM goes on running.
+   */
+  | { type: 'snapshot'; dir: string }
+  /**
+   * Deterministic runs: write a snapshot into `dir` when the guest has retired exactly
+   * `instret` instructions (later than now); the 'snapshot' message reports it.
+   */
+  | { type: 'scheduleSnapshot'; dir: string; instret: number }
+  /** Add console input at exact instruction counts (as VmConfig.inputScript; later than now). */
+  | { type: 'scheduleInput'; events: { instret: number; data: string }[] };
+
+/** What a snapshot took. */
+export interface SnapshotResult {
+  dir: string;
+  /** Guest instructions retired at the snapshot. */
+  instret: number;
+  /** Pages of guest RAM written (the rest are zero). */
+  dataPages: number;
+  /** Host time the VM was stopped for it. */
+  ms: number;
+}
 
 export interface CommandResults {
   setDiskLimits: null;
   setBalloonTarget: null;
   setNicLimits: null;
   deviceStats: MachineDeviceStats;
+  snapshot: SnapshotResult;
+  scheduleSnapshot: null;
+  scheduleInput: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 
@@ -132,6 +178,10 @@ export type WorkerMessage =
   | { type: 'console'; data: Uint8Array }
   | { type: 'exit'; code: number; reason: string }
   | { type: 'stats'; text: string }
+  /** A snapshot was written (by VmConfig.snapshotAt; command snapshots answer the command). */
+  | { type: 'snapshot'; result: SnapshotResult }
+  /** The machine was restored from VmConfig.restore: how long it took and whether RAM was mapped or read. */
+  | { type: 'restored'; ms: number; memory: 'mapped' | 'read' }
   | { type: 'error'; message: string };
 
 export interface SharedControl {

@@ -19,6 +19,7 @@ import {
   type LiveCounters,
   requestStop,
   type SharedControl,
+  type SnapshotResult,
   type VmConfig,
   type WorkerMessage,
   wake,
@@ -39,6 +40,10 @@ export interface VmHandleEvents {
   warning: [message: string];
   /** A statistics report (text), answering requestStats() and sent at exit when asked for. */
   stats: [text: string];
+  /** The VM was restored from a snapshot (VmConfig.restore) and is about to run. */
+  restored: [info: { ms: number; memory: 'mapped' | 'read' }];
+  /** A snapshot was written because of VmConfig.snapshotAt. */
+  snapshot: [result: SnapshotResult];
   /** The VM is gone; same value as `exited` resolves to. */
   exit: [result: VmExit];
 }
@@ -196,6 +201,12 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       case 'stats':
         this.emit('stats', msg.text);
         break;
+      case 'snapshot':
+        this.emit('snapshot', msg.result);
+        break;
+      case 'restored':
+        this.emit('restored', { ms: msg.ms, memory: msg.memory });
+        break;
       case 'error':
         this.lastError = msg.message;
         this.emit('warning', msg.message);
@@ -257,6 +268,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     // The worker sees commands between slices; wake it if the guest is idle.
     wake(this.control);
     return p;
+  }
+
+  /** Write a snapshot of the running VM into `dir` (new or empty); the VM goes on. */
+  snapshot(dir: string): Promise<SnapshotResult> {
+    return this.command({ type: 'snapshot', dir });
   }
 
   /** Change the I/O limits of disk `index` (as in VmDiskConfig.limits; {} removes them). */

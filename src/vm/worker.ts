@@ -14,7 +14,7 @@ import {
   LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
-import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
+import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
 import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
@@ -25,6 +25,8 @@ import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
 import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
+import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
+import type { SnapshotResult } from './protocol.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -128,8 +130,9 @@ async function main(): Promise<void> {
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const hostMem = hostMemory();
   const balloon = config.balloon ? { ...(config.balloon === true ? {} : config.balloon) } : null;
-  // Host clock origin for both the guest's realtime ticks and the devices' clock (rate limiters).
-  const t0 = performance.now();
+  // Host clock origin for both the guest's realtime ticks and the devices' clock (rate
+  // limiters). A restored VM moves it back so guest time goes on from the snapshot's.
+  let t0 = performance.now();
   const randomBytes = entropySource(config.deterministic);
   const wasm = readFileSync(config.wasmPath);
   // Boot images are read for each boot (a guest reboot reads them again) rather than
@@ -168,10 +171,12 @@ async function main(): Promise<void> {
   let stallCheckedAt = 0;
   let busyAtStallCheck = 0;
   let wfiSinceStallCheck = false;
+  /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
+  let restoreFrom = config.restore;
   const boot = (): VirtMachine | null => {
-    const created = VirtMachine.create(
-      new Uint8Array(wasm),
-      {
+    const from = restoreFrom;
+    restoreFrom = undefined;
+    const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
         kernel: image(config.kernel),
         initrd: image(config.initrd),
@@ -184,8 +189,8 @@ async function main(): Promise<void> {
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
-      },
-      {
+    };
+    const machineHost: MachineHost = {
         consoleOut: (data) => post({ type: 'console', data }),
         power: (kind, code) => {
           if (panicAt !== null) exit = PANIC_EXIT; // panic=N reboots or powers off: still a panic
@@ -197,8 +202,28 @@ async function main(): Promise<void> {
         log: (message) => post({ type: 'error', message }),
         jitFlushed: tidy,
         nowMs: () => performance.now() - t0,
-      },
-    );
+    };
+    let created;
+    if (from) {
+      const started = performance.now();
+      let how: 'mapped' | 'read' = 'read';
+      try {
+        const snap = readSnapshot(from);
+        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
+          how = loadSnapshotMemory(from, core.ram);
+          return { ok: true };
+        });
+      } catch (e) {
+        created = { ok: false as const, error: e instanceof Error ? e.message : String(e) };
+      }
+      if (created.ok) {
+        // Guest time (and the device clock) go on from where they were, as after a pause.
+        if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
+        restoredIn = { ms: performance.now() - started, memory: how };
+      }
+    } else {
+      created = VirtMachine.create(new Uint8Array(wasm), machineConfig, machineHost);
+    }
     if (!created.ok) {
       post({ type: 'error', message: created.error });
       post({ type: 'exit', code: 1, reason: created.error });
@@ -208,13 +233,50 @@ async function main(): Promise<void> {
     if (panicVas.length) created.machine.watchPanic(...panicVas);
     return created.machine;
   };
+  let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
   let m = boot();
   if (!m) return;
+  if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
   // that allocates little may never reach.
   tidy();
-  const cmdState: CommandState = { machine: m, disks: diskConfigs, balloon };
+  /** Flush the disks and write the running machine into `dir` (between slices). */
+  const takeSnapshot = (dir: string): SnapshotResult => {
+    const started = performance.now();
+    for (const d of disks) if (!d.readOnly) d.flush();
+    const machine = m!.saveState();
+    const snapConfig: SnapshotConfig = {
+      kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
+      deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
+      balloon: balloon ? { ...balloon } : undefined,
+      name: config.name, nicSpecs: config.nicSpecs,
+      systemMap: config.systemMap, stallTimeoutMs: config.stallTimeoutMs,
+    };
+    const instret = Number(m!.core.instret);
+    const { dataPages } = writeSnapshot(dir, { instret, config: snapConfig, machine }, m!.core.ram);
+    return { dir, instret, dataPages, ms: performance.now() - started };
+  };
+  // Deterministic hooks keyed to instruction counts (see VmConfig.snapshotAt, inputScript).
+  let snapAt = config.snapshotAt ?? null;
+  const script = (config.inputScript ?? []).filter((e) => BigInt(e.instret) >= m!.core.instret);
+  const future = (instret: number) => {
+    if (!config.deterministic) throw new Error('instruction-count hooks need a deterministic VM');
+    if (BigInt(instret) <= m!.core.instret) throw new Error(`instruction ${instret} has passed (now ${m!.core.instret})`);
+  };
+  const cmdState: CommandState = {
+    machine: m, disks: diskConfigs, balloon, snapshot: takeSnapshot,
+    scheduleSnapshot: (dir, instret) => {
+      future(instret);
+      snapAt = { dir, instret };
+    },
+    scheduleInput: (events) => {
+      for (const e of events) future(e.instret);
+      script.push(...events);
+      script.sort((a, b) => a.instret - b.instret);
+    },
+  };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
 
@@ -295,6 +357,15 @@ async function main(): Promise<void> {
     }
     cmdState.machine = m;
     drainCommands(commands, cmdState);
+    if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
+      try {
+        post({ type: 'snapshot', result: takeSnapshot(snapAt.dir) });
+      } catch (e) {
+        post({ type: 'error', message: `snapshot failed: ${e instanceof Error ? e.message : String(e)}` });
+      }
+      snapAt = null;
+    }
+    while (script.length && BigInt(script[0].instret) <= m.core.instret) m.pushConsoleInput(new TextEncoder().encode(script.shift()!.data));
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
@@ -320,6 +391,14 @@ async function main(): Promise<void> {
         continue;
       }
       if (left < BigInt(slice)) slice = Number(left);
+    }
+    if (config.deterministic) {
+      // Slices end on a fixed grid of instruction counts and at scripted events, so a
+      // run restored from a snapshot slices (and feeds input) exactly as the original.
+      const now = m.core.instret;
+      slice = Math.min(slice, SLICE - Number(now % BigInt(SLICE)));
+      const marks = [snapAt?.instret, script[0]?.instret].filter((x): x is number => x !== undefined && BigInt(x) > now);
+      for (const x of marks) slice = Math.min(slice, Number(BigInt(x) - now));
     }
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
     // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.

@@ -16,7 +16,8 @@
 //
 // No Node APIs.
 
-import type { AccessSize } from '../device.js';
+import { isRecord, type AccessSize, type RestoreResult } from '../device.js';
+import { bitmapToRuns, runsToBitmap } from '../persist.js';
 import { type VirtioContext, type VirtioDevice, bit } from './mmio.js';
 import { type Chain, gather } from './queue.js';
 import { ramRange } from './memory.js';
@@ -178,6 +179,64 @@ export class VirtioBalloon implements VirtioDevice {
     this.inflatedPages = 0;
     // The driver starts over with an empty balloon.
     this.cfgView.setUint32(CFG_ACTUAL, 0, true);
+  }
+
+  /** Target and actual, the pages in the balloon (bitmap as runs), totals and the held statistics buffer. */
+  save(): unknown {
+    const pages = this.inBalloon ? this.inBalloon.length * 8 : 0;
+    return {
+      targetPages: this.targetPages,
+      actualPages: this.actualPages,
+      inBalloon: this.inBalloon ? bitmapToRuns(this.inBalloon, pages) : null,
+      totals: { ...this.totals },
+      statsHeld: this.statsHeld ? this.statsHeld.head : null,
+      statsAskedAt: this.statsAskedAt,
+      guestStats: this.guestStats ? { ...this.guestStats } : null,
+      guestStatsAt: this.guestStatsAt,
+    };
+  }
+
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
+    const fail = (why: string): RestoreResult => ({ ok: false, error: `${this.name}: ${why}` });
+    if (!isRecord(state)) return fail('state is not an object');
+    const u32 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+    if (!u32(state.targetPages) || !u32(state.actualPages)) return fail('targetPages and actualPages must be 32-bit integers');
+    let bitmap: { bits: Uint8Array; set: number } | null = null;
+    if (state.inBalloon !== null) {
+      if (!ctx) return fail('balloon pages on a device that is not live');
+      const pages = Math.ceil(ctx.mem.ram.length / BALLOON_PAGE);
+      bitmap = runsToBitmap(state.inBalloon, pages);
+      if (!bitmap) return fail('inBalloon must be sorted, disjoint [start, length] runs inside guest RAM');
+    } else if (ctx) return fail('a live balloon without its page bitmap');
+    const t = state.totals;
+    const keys = Object.keys(this.totals) as (keyof typeof this.totals)[];
+    if (!isRecord(t) || !keys.every((k) => typeof t[k] === 'number' && Number.isSafeInteger(t[k]) && (t[k] as number) >= 0)) {
+      return fail('totals must be non-negative integers');
+    }
+    const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+    if (!num(state.statsAskedAt) || !(state.guestStatsAt === null || num(state.guestStatsAt))) return fail('statistics times must be numbers');
+    const gs = state.guestStats;
+    if (gs !== null && (!isRecord(gs) || !Object.values(gs).every(num))) return fail('guestStats must map names to numbers');
+    let held: Chain | null = null;
+    if (state.statsHeld !== null) {
+      if (!ctx || (ctx.features & bit(VIRTIO_BALLOON_F_STATS_VQ)) === 0n) return fail('a held statistics buffer without a statistics queue');
+      if (typeof state.statsHeld !== 'number') return fail('statsHeld must be a chain head or null');
+      const walked = ctx.queues[2].chainAt(state.statsHeld);
+      if (!walked.ok) return fail(`held statistics buffer: ${walked.error}`);
+      held = walked.chain;
+    }
+    this.cfgView.setUint32(CFG_NUM_PAGES, state.targetPages as number, true);
+    this.cfgView.setUint32(CFG_ACTUAL, state.actualPages as number, true);
+    this.ctx = ctx;
+    this.inBalloon = bitmap ? bitmap.bits : null;
+    this.inflatedPages = bitmap ? bitmap.set : 0;
+    if (ctx) this.words = ctx.mem.ram.byteOffset % 4 === 0 ? new Int32Array(ctx.mem.ram.buffer, ctx.mem.ram.byteOffset, ctx.mem.ram.byteLength >> 2) : null;
+    for (const k of keys) this.totals[k] = t[k] as number;
+    this.statsHeld = held;
+    this.statsAskedAt = state.statsAskedAt as number;
+    this.guestStats = gs ? { ...(gs as Record<string, number>) } : null;
+    this.guestStatsAt = state.guestStatsAt as number | null;
+    return { ok: true };
   }
 
   private role(q: number): Role {

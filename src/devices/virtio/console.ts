@@ -2,7 +2,7 @@
 // Queue 0 (receiveq) carries host input to the guest, queue 1 (transmitq) the
 // guest's output. Input waits in a bounded buffer until the driver posts buffers.
 
-import type { AccessSize } from '../device.js';
+import { isRecord, isIntArray, type AccessSize, type RestoreResult } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { scatter } from './queue.js';
 
@@ -40,6 +40,20 @@ export class VirtioConsole implements VirtioDevice {
 
   reset(): void {
     this.ctx = null;
+  }
+
+  /** Input not yet taken by the guest (it is the only state besides the queues). */
+  save(): unknown {
+    return { pending: this.pending.slice() };
+  }
+
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
+    if (!isRecord(state) || !isIntArray(state.pending, -1, 0, 0xff) || state.pending.length > MAX_PENDING_INPUT) {
+      return { ok: false, error: `${this.name}: pending must be at most ${MAX_PENDING_INPUT} bytes` };
+    }
+    this.pending = state.pending.slice();
+    this.ctx = ctx;
+    return { ok: true };
   }
 
   /** True once the driver is up and has posted receive buffers. */

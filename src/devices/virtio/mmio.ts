@@ -5,7 +5,8 @@
 // DEVICE_NEEDS_RESET, raises a config-change interrupt, logs the reason and
 // ignores the queues until the driver resets the device.
 
-import type { IrqLine, MmioDevice, AccessSize } from '../device.js';
+import { isRecord, isIntIn, isIntArray, type IrqLine, type MmioDevice, type AccessSize, type RestoreResult } from '../device.js';
+import { hexToU64, u64ToHex } from '../persist.js';
 import { type GuestMemory, joinAddr } from './memory.js';
 import { Virtqueue } from './queue.js';
 
@@ -108,6 +109,34 @@ export interface VirtioDevice {
    */
   nextDeadline?(): number | null;
   poll?(): void;
+  /**
+   * The device's own state as plain data (see Snapshottable in device.ts). A chain
+   * the device holds (taken from a queue, not yet used) is saved as its head
+   * index and rebuilt on restore with Virtqueue.chainAt.
+   */
+  save(): unknown;
+  /**
+   * Restore into a fresh device. `ctx` is the live context when the driver had
+   * set DRIVER_OK (the device takes it as activate() would, without serving
+   * anything), else null. Validates before changing anything.
+   */
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult;
+}
+
+/** Saved state of a transport: its registers, its queues and the device's own state. */
+export interface VirtioMmioState {
+  deviceId: number;
+  status: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  driverFeatures: string;
+  queueSel: number;
+  interruptStatus: number;
+  configGeneration: number;
+  broken: boolean;
+  /** Per queue: the ten address registers and the ring state. */
+  queues: { addrRegs: number[]; ring: unknown }[];
+  device: unknown;
 }
 
 export interface VirtioMmioOptions {
@@ -340,6 +369,83 @@ export class VirtioMmio implements MmioDevice {
       this.irqLevel = level;
       this.opts.irq(level);
     }
+  }
+
+  save(): VirtioMmioState {
+    return {
+      deviceId: this.device.deviceId,
+      status: this.status,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: u64ToHex(this.driverFeatures),
+      queueSel: this.queueSel,
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      broken: this.broken,
+      queues: this.queues.map((q, i) => {
+        const ring = q.save();
+        // NaN (an address beyond 2^53) is not JSON: null stands for it.
+        const a = (v: number) => (Number.isNaN(v) ? null : v);
+        return { addrRegs: Array.from(this.addrRegs[i]), ring: { ...ring, desc: a(ring.desc), avail: a(ring.avail), used: a(ring.used) } };
+      }),
+      device: this.device.save(),
+    };
+  }
+
+  /** Restore into a fresh transport (and its fresh device); snapshot input is untrusted. */
+  restore(state: unknown): RestoreResult {
+    const fail = (why: string): RestoreResult => ({ ok: false, error: `${this.device.name}: ${why}` });
+    if (!isRecord(state)) return fail('state is not an object');
+    if (state.deviceId !== this.device.deviceId) return fail(`saved device id ${String(state.deviceId)} is not this device's ${this.device.deviceId}`);
+    if (!isIntIn(state.status, 0, 0xff)) return fail('status must be a byte');
+    for (const k of ['deviceFeaturesSel', 'driverFeaturesSel', 'queueSel', 'configGeneration'] as const) {
+      if (!isIntIn(state[k], 0, 0xffff_ffff)) return fail(`${k} must be a 32-bit integer`);
+    }
+    if (!isIntIn(state.interruptStatus, 0, INT_USED_BUFFER | INT_CONFIG_CHANGE)) return fail('interruptStatus must be 0..3');
+    if (typeof state.broken !== 'boolean') return fail('broken must be a boolean');
+    const features = hexToU64(state.driverFeatures);
+    if (features === null) return fail('driverFeatures must be a hex u64');
+    const status = state.status;
+    if (status & STATUS_FEATURES_OK && ((features & ~this.offered) !== 0n || (features & bit(VIRTIO_F_VERSION_1)) === 0n)) {
+      return fail('FEATURES_OK with features the device does not offer');
+    }
+    const live = (status & STATUS_DRIVER_OK) !== 0;
+    if (live && !(status & STATUS_FEATURES_OK)) return fail('DRIVER_OK without FEATURES_OK');
+    if (!Array.isArray(state.queues) || state.queues.length !== this.queues.length) return fail(`queues must be ${this.queues.length} entries`);
+    const qf = { indirect: (features & bit(VIRTIO_F_RING_INDIRECT_DESC)) !== 0n, eventIdx: (features & bit(VIRTIO_F_RING_EVENT_IDX)) !== 0n };
+    // Queues first (each checks its rings against RAM), then the device that may hold chains in them.
+    for (const [i, qs] of (state.queues as unknown[]).entries()) {
+      if (!isRecord(qs) || !isIntArray(qs.addrRegs, 10, 0, 0xffff_ffff)) return this.undo(fail(`queue ${i}: addrRegs must be ten 32-bit integers`));
+      const err = this.queues[i].restore(qs.ring, qf);
+      if (err) return this.undo(fail(`queue ${i}: ${err}`));
+      this.addrRegs[i].set(qs.addrRegs);
+    }
+    this.status = status;
+    this.driverFeatures = features;
+    this.deviceFeaturesSel = state.deviceFeaturesSel as number;
+    this.driverFeaturesSel = state.driverFeaturesSel as number;
+    this.queueSel = state.queueSel as number;
+    this.interruptStatus = state.interruptStatus;
+    this.configGeneration = state.configGeneration as number;
+    this.broken = state.broken;
+    const r = this.device.restore(state.device, live ? this.context() : null);
+    if (!r.ok) return this.undo(r);
+    this.irqLevel = !(this.interruptStatus !== 0);
+    this.updateIrq();
+    return { ok: true };
+  }
+
+  /** A restore failed half way: back to the power-on state, and pass the error on. */
+  private undo(r: RestoreResult): RestoreResult {
+    this.status = 0;
+    this.driverFeatures = 0n;
+    this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
+    this.interruptStatus = 0;
+    this.broken = false;
+    for (const q of this.queues) q.reset();
+    for (const a of this.addrRegs) a.fill(0);
+    this.device.reset();
+    return r;
   }
 
   reset(): void {

@@ -5,7 +5,7 @@
 // malformed or oversized frame is dropped and counted; only a broken descriptor
 // chain (the transport's business) makes the device need a reset.
 
-import type { AccessSize } from '../device.js';
+import { isRecord, type AccessSize, type RestoreResult } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { bit } from './mmio.js';
 import { slices, type BufRange, type Chain } from './queue.js';
@@ -160,12 +160,66 @@ export class VirtioNet implements VirtioDevice {
   configWrite(): void {}
 
   activate(ctx: VirtioContext): void {
+    this.takeContext(ctx);
+    this.notify(TX);
+    this.poll();
+  }
+
+  private takeContext(ctx: VirtioContext): void {
     this.ctx = ctx;
     this.mergeable = (ctx.features & bit(VIRTIO_NET_F_MRG_RXBUF)) !== 0n;
     this.guestCsum = (ctx.features & bit(VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
     this.maxTx = (ctx.features & bit(VIRTIO_NET_F_HOST_TSO4)) !== 0n ? MAX_TSO_FRAME : MAX_FRAME;
-    this.notify(TX);
-    this.poll();
+  }
+
+  /**
+   * The MAC, a transmit chain waiting for the limiter (by head), the limiters and
+   * the device's own counters. Frames in the host rings are not device state:
+   * a restored NIC starts with empty rings, as after a cable blip.
+   */
+  save(): unknown {
+    return {
+      mac: Array.from(this.mac),
+      heldTx: this.heldTx ? this.heldTx.head : null,
+      counters: { ...this.counters },
+      tx: this.txLimiter.save(),
+      rx: this.rxLimiter.save(),
+    };
+  }
+
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
+    const fail = (why: string): RestoreResult => ({ ok: false, error: `${this.name}: ${why}` });
+    if (!isRecord(state)) return fail('state is not an object');
+    if (!Array.isArray(state.mac) || state.mac.length !== 6 || state.mac.some((b, i) => b !== this.mac[i])) {
+      return fail('the snapshot has a different MAC address');
+    }
+    const c = state.counters;
+    const keys = Object.keys(this.counters) as (keyof NicDeviceCounters)[];
+    if (!isRecord(c) || !keys.every((k) => typeof c[k] === 'number' && Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) {
+      return fail('counters must be non-negative integers');
+    }
+    let held: Chain | null = null;
+    if (state.heldTx !== null) {
+      if (!ctx) return fail('a held frame on a device that is not live');
+      if (typeof state.heldTx !== 'number') return fail('heldTx must be a chain head or null');
+      const walked = ctx.queues[TX].chainAt(state.heldTx);
+      if (!walked.ok) return fail(`held frame: ${walked.error}`);
+      if (walked.chain.writeLen > 0) return fail('held frame has a device-writable part');
+      held = walked.chain;
+    }
+    const saveTx = this.txLimiter.save();
+    const bad = this.txLimiter.restore(state.tx);
+    if (bad) return fail(`tx ${bad}`);
+    const badRx = this.rxLimiter.restore(state.rx);
+    if (badRx) {
+      this.txLimiter.restore(saveTx);
+      return fail(`rx ${badRx}`);
+    }
+    for (const k of keys) this.counters[k] = c[k] as number;
+    this.heldTx = held;
+    if (ctx) this.takeContext(ctx);
+    else this.ctx = null;
+    return { ok: true };
   }
 
   reset(): void {

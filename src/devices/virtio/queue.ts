@@ -133,6 +133,7 @@ export interface QueueState {
   lastAvail: number;
   usedIdx: number;
   signalledUsed: number;
+  signalValid: boolean;
 }
 
 export class Virtqueue {
@@ -245,8 +246,70 @@ export class Virtqueue {
   save(): QueueState {
     return {
       size: this.size, ready: this.ready, desc: this.descAddr, avail: this.availAddr, used: this.usedAddr,
-      lastAvail: this.lastAvail, usedIdx: this.usedIdx, signalledUsed: this.signalledUsed,
+      lastAvail: this.lastAvail, usedIdx: this.usedIdx, signalledUsed: this.signalledUsed, signalValid: this.signalValid,
     };
+  }
+
+  /**
+   * Restore a saved queue (snapshot input: untrusted). A ready queue is checked as
+   * the driver's QueueReady is (size, alignment, rings inside RAM); indexes are u16.
+   * Returns why not, changing nothing, or null.
+   */
+  restore(state: unknown, features: QueueFeatures): string | null {
+    if (typeof state !== 'object' || state === null) return 'queue state is not an object';
+    const s = state as Record<string, unknown>;
+    const u16 = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
+    // An address register pair beyond 2^53 is NaN here (never in RAM), saved as null.
+    const addr = (v: unknown) => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0);
+    if (typeof s.ready !== 'boolean' || typeof s.signalValid !== 'boolean') return 'ready and signalValid must be booleans';
+    if (!u16(s.lastAvail) || !u16(s.usedIdx) || !u16(s.signalledUsed)) return 'ring indexes must be 16-bit integers';
+    // The driver may write any 32-bit size while the queue is not ready; QueueReady checks it.
+    if (typeof s.size !== 'number' || !Number.isInteger(s.size) || s.size < 0 || s.size > 0xffff_ffff) return 'queue size must be a 32-bit integer';
+    if (!addr(s.desc) || !addr(s.avail) || !addr(s.used)) return 'ring addresses must be non-negative integers';
+    const saved = this.save();
+    const savedFeatures = this.features;
+    this.size = s.size;
+    this.descAddr = (s.desc as number | null) ?? Number.NaN;
+    this.availAddr = (s.avail as number | null) ?? Number.NaN;
+    this.usedAddr = (s.used as number | null) ?? Number.NaN;
+    this.features = features;
+    if (s.ready) {
+      const err = this.activate(features);
+      if (err) {
+        this.restoreUnchecked(saved);
+        this.features = savedFeatures;
+        return err;
+      }
+    }
+    this.ready = s.ready;
+    this.lastAvail = s.lastAvail as number;
+    this.usedIdx = s.usedIdx as number;
+    this.signalledUsed = s.signalledUsed as number;
+    this.signalValid = s.signalValid;
+    return null;
+  }
+
+  private restoreUnchecked(q: QueueState): void {
+    this.size = q.size;
+    this.ready = q.ready;
+    this.descAddr = q.desc;
+    this.availAddr = q.avail;
+    this.usedAddr = q.used;
+    this.lastAvail = q.lastAvail;
+    this.usedIdx = q.usedIdx;
+    this.signalledUsed = q.signalledUsed;
+    this.signalValid = q.signalValid;
+  }
+
+  /**
+   * Walk the chain at `head` again: a device that held a chain when the machine
+   * was saved keeps only its head; the descriptors are still in guest RAM
+   * (the driver may not touch them before the chain is used), so the restored
+   * device rebuilds it, with the same checks as when it was first taken.
+   */
+  chainAt(head: number): { ok: true; chain: Chain } | { ok: false; error: string } {
+    if (!this.ready) return { ok: false, error: 'held chain on a queue that is not ready' };
+    return walkChain(this.mem, this.descAddr, this.size, head, this.features);
   }
 }
 

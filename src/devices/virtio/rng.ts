@@ -1,7 +1,7 @@
 // virtio-rng (device id 4): fills each writable buffer the driver posts with
 // bytes from the host's `randomBytes` (the worker passes the host CSPRNG).
 
-import type { AccessSize } from '../device.js';
+import { isRecord, type AccessSize, type RestoreResult } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { slices } from './queue.js';
 
@@ -31,6 +31,17 @@ export class VirtioRng implements VirtioDevice {
 
   reset(): void {
     this.ctx = null;
+  }
+
+  /** Nothing beyond the queues: every request is served as it comes. */
+  save(): unknown {
+    return {};
+  }
+
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
+    if (!isRecord(state)) return { ok: false, error: `${this.name}: state is not an object` };
+    this.ctx = ctx;
+    return { ok: true };
   }
 
   notify(q: number): void {

@@ -11,7 +11,7 @@
 // queue until the machine calls poll() at nextDeadline(), when the tokens are
 // there. To the guest this looks like a slow disk; nothing spins meanwhile.
 
-import type { AccessSize } from '../../device.js';
+import { isRecord, type AccessSize, type RestoreResult } from '../../device.js';
 import type { BlockBackend } from '../../../storage/backend.js';
 import { type VirtioContext, type VirtioDevice, bit } from '../mmio.js';
 import { type Chain, scatter, slices } from '../queue.js';
@@ -162,6 +162,46 @@ export class VirtioBlk implements VirtioDevice {
   stats(): BlkStats {
     const l = this.limiter.stats();
     return { ...this.counts, throttledEvents: l.throttledEvents, throttledMs: l.throttledMs, throttled: this.held !== null, limits: this.limiter.config };
+  }
+
+  save(): unknown {
+    return {
+      capacity: this.limits.capacity,
+      readOnly: this.backend.readOnly,
+      held: this.held ? this.held.chain.head : null,
+      counts: { ...this.counts },
+      limiter: this.limiter.save(),
+    };
+  }
+
+  restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
+    const fail = (why: string): RestoreResult => ({ ok: false, error: `${this.name}: ${why}` });
+    if (!isRecord(state)) return fail('state is not an object');
+    if (state.capacity !== this.limits.capacity) {
+      return fail(`the disk has ${this.limits.capacity} sectors but had ${String(state.capacity)} when the snapshot was taken`);
+    }
+    if (state.readOnly !== this.backend.readOnly) return fail('the disk was attached with a different read-only setting');
+    const c = state.counts;
+    const keys = Object.keys(this.counts) as (keyof typeof this.counts)[];
+    if (!isRecord(c) || !keys.every((k) => typeof c[k] === 'number' && Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) {
+      return fail('counts must be non-negative integers');
+    }
+    let held: { chain: Chain; req: BlkRequest } | null = null;
+    if (state.held !== null) {
+      if (!ctx) return fail('a held request on a device that is not live');
+      if (typeof state.held !== 'number') return fail('held must be a chain head or null');
+      const walked = ctx.queues[0].chainAt(state.held);
+      if (!walked.ok) return fail(`held request: ${walked.error}`);
+      const parsed = parseRequest(ctx.mem, walked.chain, this.limits);
+      if (!parsed.ok) return fail(`held request: ${parsed.error}`);
+      held = { chain: walked.chain, req: parsed.req };
+    }
+    const bad = this.limiter.restore(state.limiter);
+    if (bad) return fail(bad);
+    for (const k of keys) this.counts[k] = c[k] as number;
+    this.held = held;
+    this.ctx = ctx;
+    return { ok: true };
   }
 
   /** Bytes and operations a request costs against the limits. */
