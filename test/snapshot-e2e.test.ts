@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
-import type { SnapshotResult } from '../src/vm/protocol.js';
+import { RUN_STATE_PAUSED, type SnapshotResult } from '../src/vm/protocol.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -62,6 +62,13 @@ test('deterministic: a VM restored at instruction N prints exactly what the orig
   // Just after the prompt. The guest idles in its shell there, and an idle guest retires
   // few instructions per host second (guest time jumps to its next timer), so the
   // scripted input follows closely; the shell reads it in turn from its terminal.
+  // Paused while N is chosen and the hooks are set: on a loaded host the live counter
+  // could otherwise be read long before the commands arrive, past N.
+  a.vm.pause();
+  for (let k = 0; a.vm.live().state !== RUN_STATE_PAUSED; k++) {
+    assert.ok(k < 6000, 'the VM pauses');
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const n = Number(a.vm.live().instret) + 100_000;
   // Markers are computed by the shell, so the echoed command lines never match them.
   const events = [
@@ -72,6 +79,7 @@ test('deterministic: a VM restored at instruction N prints exactly what the orig
   const snapped = new Promise<SnapshotResult>((resolve) => a.vm.once('snapshot', resolve));
   await a.vm.command({ type: 'scheduleSnapshot', dir: snapDir, instret: n });
   await a.vm.command({ type: 'scheduleInput', events });
+  a.vm.resume();
   const snap = await withTimeout(snapped, TIMEOUT_MS, 'the snapshot at instruction N');
   assert.equal(snap.instret, n, 'the snapshot was taken at exactly N');
   const exitA = await withTimeout(a.vm.exited, TIMEOUT_MS, 'the original to power off');
