@@ -33,6 +33,11 @@ export class Bytes {
   pick<T>(items: readonly T[]): T {
     return items[this.u8() % items.length];
   }
+  /** One of `items`, or (for one more selector value) whatever `other` reads: rarer, wilder values. */
+  pickOr<T>(items: readonly T[], other: () => T): T {
+    const k = this.u8() % (items.length + 1);
+    return k < items.length ? items[k] : other();
+  }
   bytes(n: number): Uint8Array {
     const take = Math.max(0, Math.min(n, this.remaining));
     const out = this.buf.subarray(this.pos, this.pos + take);

@@ -7,7 +7,7 @@
 // stand-ins. The copy goes to dist/prebuilds inside the package, which its
 // loader prefers; the original file is left untouched.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -22,8 +22,9 @@ export interface JazzerEnv {
   note: string;
 }
 
-function loadError(env: NodeJS.ProcessEnv, root: string): string | null {
-  const r = spawnSync(process.execPath, ['-e', "require('@jazzer.js/fuzzer')"], { cwd: root, env, encoding: 'utf8' });
+/** Why `addon` cannot be loaded (with libFuzzer's flag parsing run, so lazily bound symbols count), or null. */
+function loadError(env: NodeJS.ProcessEnv, root: string, addon: string): string | null {
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(addon)})`], { cwd: root, env, encoding: 'utf8' });
   return r.status === 0 ? null : (r.stderr.split('\n').find((l) => l.startsWith('Error')) ?? r.stderr.trim());
 }
 
@@ -73,14 +74,17 @@ export function setupJazzer(root: string): JazzerEnv {
   const require = createRequire(join(root, 'package.json'));
   const cli = require.resolve('@jazzer.js/core/dist/cli.js');
   const env = { ...process.env };
-  const first = loadError(env, root);
-  if (first === null) return { env, cli, note: 'Jazzer.js prebuilt addon loads as shipped' };
+  const fuzzerDir = dirname(require.resolve('@jazzer.js/fuzzer/package.json'));
+  const original = join(fuzzerDir, 'prebuilds', `fuzzer-${process.platform}-${process.arch}.node`);
+  const patched = join(fuzzerDir, 'dist', 'prebuilds', `fuzzer-${process.platform}-${process.arch}.node`);
+  const first = loadError(env, root, original);
+  if (first === null) {
+    rmSync(patched, { force: true });
+    return { env, cli, note: 'Jazzer.js prebuilt addon loads as shipped' };
+  }
   if (!/GLIBC_2\.38|GLIBCXX_3\.4\.32/.test(first) || process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(`Jazzer.js cannot load its native addon here: ${first}`);
   }
-  const fuzzerDir = dirname(require.resolve('@jazzer.js/fuzzer/package.json'));
-  const original = join(fuzzerDir, 'prebuilds', 'fuzzer-linux-x64.node');
-  const patched = join(fuzzerDir, 'dist', 'prebuilds', 'fuzzer-linux-x64.node');
   const cacheDir = join(root, 'node_modules', '.cache', 'tsvisor-fuzz');
   const shim = join(cacheDir, 'glibc-compat.so');
   const shimSrc = join(root, 'fuzz', 'compat', 'glibc-compat.cc');
@@ -96,7 +100,7 @@ export function setupJazzer(root: string): JazzerEnv {
     writeFileSync(patched, out);
   }
   env.LD_PRELOAD = env.LD_PRELOAD ? `${shim}:${env.LD_PRELOAD}` : shim;
-  const second = loadError(env, root);
+  const second = loadError(env, root, patched);
   if (second !== null) throw new Error(`Jazzer.js addon still does not load with the glibc stand-ins: ${second}`);
   return { env, cli, note: 'Jazzer.js prebuilt addon with weak GLIBC_2.38/GLIBCXX_3.4.32 needs and preloaded stand-ins' };
 }

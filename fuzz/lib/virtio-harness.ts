@@ -59,7 +59,7 @@ export function runVirtioProgram(data: Uint8Array, make: (mem: GuestMemory) => D
   t.write(VIRTIO_MMIO_DRIVER_FEATURES, 4, featuresHi);
   t.write(VIRTIO_MMIO_STATUS, 4, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
   for (let q = 0; q < nq; q++) {
-    const size = b.pick([8, 8, 4, 16, 1, 2, 3, 256, b.u16()]);
+    const size = b.pickOr([8, 4, 16, 1, 2, 3, 256], () => b.u16());
     sizes.push(size);
     t.write(VIRTIO_MMIO_QUEUE_SEL, 4, q);
     t.write(VIRTIO_MMIO_QUEUE_NUM, 4, size);

@@ -15,12 +15,14 @@ export function fuzz(data: Buffer): void {
   const ramSize = mode & 1 ? b.u64() : (b.u16() + 1) * 0x10_0000;
   const initrd = mode & 2 ? { start: b.u64(), end: b.u64() } : undefined;
   const isa = mode & 4 ? b.str() : undefined;
-  const mmuType = mode & 8 ? b.pick(['riscv,sv39', 'riscv,sv48', 'riscv,sv57', 'riscv,none', b.str()]) : undefined;
+  const mmuType = mode & 8 ? b.pickOr(['riscv,sv39', 'riscv,sv48', 'riscv,sv57', 'riscv,none'], () => b.str()) : undefined;
   const harts = mode & 16 ? b.u8() : undefined;
   const virtioSlots = mode & 32 ? Array.from(b.bytes(b.u8() % 10), (x) => x % 12) : undefined;
   const devices = mode & 64 ? DEVICES.filter(() => b.bool()) : undefined;
   const padding = mode & 128 ? b.u16() : undefined;
-  const bootargs = b.bool() ? undefined : Buffer.from(b.rest()).toString(b.bool() ? 'utf8' : 'latin1');
+  const noArgs = b.bool();
+  const encoding = b.bool() ? 'utf8' : 'latin1';
+  const bootargs = noArgs ? undefined : Buffer.from(b.rest()).toString(encoding);
   if (isa !== undefined) parseIsa(isa);
   const r = buildVirtFdt({ ramSize, initrd, isa, mmuType, harts, virtioSlots, devices, padding, bootargs });
   if (!r.ok) {

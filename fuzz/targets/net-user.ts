@@ -1,8 +1,9 @@
 // The user-mode network stack fed frames as a guest would send them: Ethernet,
 // ARP, IPv4, ICMP, UDP (DHCP, DNS, relayed datagrams) and TCP (handshakes and
 // data through the NAT). Only loopback is reachable: the allow-list admits
-// 127.0.0.0/8 alone, DNS goes to a loopback port, and a loopback echo server
-// gives TCP and UDP to the gateway a live peer.
+// 127.0.0.0/8 alone, the DNS upstream is a loopback responder (and its timeout
+// so long that the getaddrinfo fallback never runs within one input), and
+// loopback echo servers give TCP and UDP to the gateway a live peer.
 import { createServer, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { UserNet } from '../../src/net/user/user-net.js';
@@ -23,12 +24,23 @@ const tcpEcho = createServer((s) => {
 });
 const udpEcho = createSocket('udp4');
 udpEcho.on('message', (m, r) => udpEcho.send(m, r.port, r.address));
+// Answers every query with its own bytes marked as a response (NXDOMAIN).
+const dns = createSocket('udp4');
+dns.on('message', (m, r) => {
+  if (m.length >= 12) {
+    m[2] |= 0x80;
+    m[3] = (m[3] & 0xf0) | 3;
+  }
+  dns.send(m, r.port, r.address);
+});
 const ready = Promise.all([
   new Promise<void>((r) => tcpEcho.listen(0, '127.0.0.1', r)),
   new Promise<void>((r) => udpEcho.bind(0, '127.0.0.1', r)),
+  new Promise<void>((r) => dns.bind(0, '127.0.0.1', r)),
 ]);
 tcpEcho.unref();
 udpEcho.unref();
+dns.unref();
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -38,7 +50,7 @@ export async function fuzz(data: Buffer): Promise<void> {
   await ready;
   const tcpPort = (tcpEcho.address() as { port: number }).port;
   const udpPort = udpEcho.address().port;
-  const net = new UserNet({ allow: ['127.0.0.0/8'], dnsServer: `127.0.0.1:${udpPort}`, dnsTimeoutMs: 50 });
+  const net = new UserNet({ allow: ['127.0.0.0/8'], dnsServer: `127.0.0.1:${dns.address().port}`, dnsTimeoutMs: 600_000 });
   const toGuest: Uint8Array[] = [];
   net.start((f) => {
     check(f.length >= 14 && f.length <= 1518, `frame to the guest of ${f.length} bytes`);

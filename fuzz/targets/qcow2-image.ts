@@ -9,6 +9,8 @@ import { allowing, check } from '../lib/expect.js';
 import { tempPath } from '../lib/temp.js';
 
 const path = tempPath('image.qcow2');
+// Images naming "base.raw" as backing file (like the overlay seed) find one.
+writeFileSync(tempPath('base.raw'), new Uint8Array(64 * 1024).fill(0x42));
 const buf = new Uint8Array(4096);
 
 export function fuzz(data: Buffer): void {

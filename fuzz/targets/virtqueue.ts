@@ -29,7 +29,7 @@ export function fuzz(data: Buffer): void {
   const b = new Bytes(data);
   const ram = new Uint8Array(RAM);
   const mem: GuestMemory = { ram, base: BASE };
-  const size = b.pick([1, 2, 4, 8, 16, 32, 3, b.u16()]);
+  const size = b.pickOr([1, 2, 4, 8, 16, 32, 3], () => b.u16());
   const features = { indirect: b.bool(), eventIdx: b.bool() };
   const descAddr = b.u8() === 0xff ? b.u64() : BASE + (b.u16() & ~15) % RAM;
   ram.set(b.bytes(RAM)); // the rest of the input is RAM: tables, rings and buffers
