@@ -131,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
   }
   console.log(`fuzz: ${j.note}`);
   const r = await fuzzOnce(j, t, seconds);
-  console.log(summary(r));
+  console.log(`\n${summary(r)}`);
   return r.ok ? 0 : 1;
 }
 
