@@ -99,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (ci) {
-    const seconds = Number(process.env.TSVISOR_FUZZ_CI_SECONDS ?? 15);
+    const seconds = Number(process.env.TSVISOR_FUZZ_CI_SECONDS ?? 10);
     console.log(`fuzz: ${j.note}; ${TARGETS.length} targets, ${seconds}s each`);
     let passed = 0;
     let failed = 0;
