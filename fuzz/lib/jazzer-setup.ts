@@ -30,7 +30,8 @@ function loadError(env: NodeJS.ProcessEnv, root: string, addon: string): string 
 
 /** Mark the verneed entries naming NEWER_VERSIONS weak in an ELF64 little-endian shared object. */
 export function weakenVersionNeeds(elf: Uint8Array): { out: Uint8Array; weakened: string[] } {
-  const out = elf.slice();
+  // A fresh copy at offset 0 (a Buffer's slice() would share the input's memory).
+  const out = new Uint8Array(elf);
   const dv = new DataView(out.buffer);
   if (dv.getUint32(0) !== 0x7f454c46 || out[4] !== 2 || out[5] !== 1) throw new Error('not an ELF64 little-endian file');
   const shoff = Number(dv.getBigUint64(0x28, true));
