@@ -5,6 +5,12 @@
 import { DiskError } from './backend.js';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 
+/** An I/O failure of the host file (EIO, ENOSPC, EFBIG for an offset a corrupt table points to) as a DiskError. */
+function ioFailed(e: unknown, what: string, pos: number): DiskError {
+  const code = (e as NodeJS.ErrnoException).code ?? String(e);
+  return new DiskError(`qcow2: ${what} at 0x${pos.toString(16)} failed (${code})`);
+}
+
 export class ImageFile {
   /** Test hook: sees every read (position, length, file size) before it happens. */
   static onRead: ((pos: number, len: number, fileSize: number) => void) | undefined;
@@ -35,7 +41,12 @@ export class ImageFile {
     ImageFile.onRead?.(pos, buf.length, this.size);
     let got = 0;
     while (got < buf.length) {
-      const n = readSync(this.fd, buf, got, buf.length - got, pos + got);
+      let n: number;
+      try {
+        n = readSync(this.fd, buf, got, buf.length - got, pos + got);
+      } catch (e) {
+        throw ioFailed(e, `reading ${what}`, pos);
+      }
       if (n === 0) throw new DiskError(`qcow2: ${what} at 0x${pos.toString(16)}: unexpected end of file`);
       got += n;
     }
@@ -47,7 +58,12 @@ export class ImageFile {
     if (avail > 0) ImageFile.onRead?.(pos, avail, this.size);
     let got = 0;
     while (got < avail) {
-      const n = readSync(this.fd, buf, got, avail - got, pos + got);
+      let n: number;
+      try {
+        n = readSync(this.fd, buf, got, avail - got, pos + got);
+      } catch (e) {
+        throw ioFailed(e, 'read', pos);
+      }
       if (n === 0) break;
       got += n;
     }
@@ -58,14 +74,23 @@ export class ImageFile {
   write(pos: number, buf: Uint8Array): void {
     if (this.readOnly) throw new DiskError('qcow2: image is read-only');
     let done = 0;
-    while (done < buf.length) {
-      done += writeSync(this.fd, buf, done, buf.length - done, pos + done);
+    try {
+      while (done < buf.length) {
+        done += writeSync(this.fd, buf, done, buf.length - done, pos + done);
+      }
+    } catch (e) {
+      throw ioFailed(e, 'write', pos);
     }
     if (pos + buf.length > this.size) this.size = pos + buf.length;
   }
 
   sync(): void {
-    if (!this.readOnly) fsyncSync(this.fd);
+    if (this.readOnly) return;
+    try {
+      fsyncSync(this.fd);
+    } catch (e) {
+      throw ioFailed(e, 'flush', 0);
+    }
   }
 
   close(): void {
