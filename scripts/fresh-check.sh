@@ -158,8 +158,8 @@ fi
 
 printf '\n======== fresh-check summary ========\n'
 printf '%s\n' "${results[@]}"
-# node's test runner ends with "# tests N", "# pass N", ... lines.
-grep -E '^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$log" | tail -n 8 || true
+# node's test runner ends with "# tests N", "# pass N", ... lines ("ℹ" for the spec reporter).
+grep -E '^(#|ℹ) (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' "$log" | tail -n 8 || true
 if [ $ok = 1 ]; then echo "fresh-check: PASS"; else echo "fresh-check: FAIL"; fi
 echo "fresh-check: log $log"
 [ $ok = 1 ]
