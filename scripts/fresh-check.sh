@@ -125,6 +125,24 @@ cp -a "$npm_dir" "$target/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$target/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$target/usr/local/bin/npx"
 
+# Site-local network trust travels with the check, so it also works behind a
+# TLS-inspecting proxy: locally added CA certificates (picked up when setup.sh
+# installs ca-certificates), the global npmrc, NODE_EXTRA_CA_CERTS and proxy
+# variables. A plain Debian host has none of these.
+if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
+  mkdir -p "$target/usr/local/share/ca-certificates"
+  cp -a /usr/local/share/ca-certificates/. "$target/usr/local/share/ca-certificates/"
+fi
+[ -f /etc/npmrc ] && cp /etc/npmrc "$target/etc/npmrc"
+pass_env=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+  install -D -m 644 "$NODE_EXTRA_CA_CERTS" "$target$NODE_EXTRA_CA_CERTS"
+  pass_env+=("NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
+fi
+for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [ -n "${!v:-}" ] && pass_env+=("$v=${!v}")
+done
+
 # ---- chroot -----------------------------------------------------------------
 bind /proc /proc
 bind /sys /sys
@@ -136,7 +154,7 @@ bind "$(readlink -f /etc/resolv.conf)" /etc/resolv.conf
 in_root() {
   chroot "$target" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c "cd /root/tsvisor && $1" </dev/null
+    "${pass_env[@]}" bash -c "cd /root/tsvisor && $1" </dev/null
 }
 echo "fresh-check: node in the root: $(in_root 'node --version'), npm $(in_root 'npm --version')"
 
