@@ -3,11 +3,13 @@
 // read-only image can never be written.
 
 import { DiskError } from './backend.js';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 
 export class ImageFile {
   /** Test hook: sees every read (position, length, file size) before it happens. */
   static onRead: ((pos: number, len: number, fileSize: number) => void) | undefined;
+  /** Test hook: sees every write and fsync of a writable image (crash-consistency recording). */
+  static recorder: { write(path: string, pos: number, data: Uint8Array): void; sync(path: string): void } | undefined;
   readonly fd: number;
   readonly path: string;
   readonly readOnly: boolean;
@@ -57,6 +59,7 @@ export class ImageFile {
 
   write(pos: number, buf: Uint8Array): void {
     if (this.readOnly) throw new DiskError('qcow2: image is read-only');
+    ImageFile.recorder?.write(this.path, pos, buf);
     let done = 0;
     while (done < buf.length) {
       done += writeSync(this.fd, buf, done, buf.length - done, pos + done);
@@ -65,7 +68,14 @@ export class ImageFile {
   }
 
   sync(): void {
-    if (!this.readOnly) fsyncSync(this.fd);
+    if (this.readOnly) return;
+    ImageFile.recorder?.sync(this.path);
+    // fdatasync: the file size is data for it, and no other inode field matters here.
+    fdatasyncSync(this.fd);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   close(): void {
