@@ -124,6 +124,12 @@ mkdir -p "$target/usr/local/lib/node_modules"
 cp -a "$npm_dir" "$target/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$target/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$target/usr/local/bin/npx"
+# Node's C headers, where an install keeps them (PREFIX/include/node): the native addon needs them.
+node_inc="$(dirname "$node_bin")/../include/node"
+if [ -f "$node_inc/node_api.h" ]; then
+  mkdir -p "$target/usr/local/include"
+  cp -a "$(readlink -f "$node_inc")" "$target/usr/local/include/node"
+fi
 
 # Site-local network trust travels with the check, so it also works behind a
 # TLS-inspecting proxy: locally added CA certificates (picked up when setup.sh
