@@ -39,9 +39,8 @@ async function stopVm(c: ChildConsole): Promise<void> {
 test('two tsvisor processes on a switch: 10 MiB over TCP, checksums match', { timeout: 600_000 }, async () => {
   const guest = await ensureDefaultGuest({});
   // The first to start hosts the switch; the second joins it.
-  const pa = startVm(guest, '52:54:00:00:01:0a');
-  await new Promise((r) => setTimeout(r, 1500));
-  const [a, b] = await Promise.all([pa, startVm(guest, '52:54:00:00:01:0b')]);
+  const a = await startVm(guest, '52:54:00:00:01:0a');
+  const b = await startVm(guest, '52:54:00:00:01:0b');
   try {
     await a.run('ip addr add 10.0.5.1/24 dev eth0');
     await b.run('ip addr add 10.0.5.2/24 dev eth0');
@@ -49,8 +48,8 @@ test('two tsvisor processes on a switch: 10 MiB over TCP, checksums match', { ti
     const want = /([0-9a-f]{64})\s+\/tmp\/x/.exec(made)?.[1];
     assert.ok(want, made);
     const recv = a.type('nc -l -p 5000 > /tmp/r; echo RECEIVED $(wc -c < /tmp/r)');
-    await new Promise((r) => setTimeout(r, 2000)); // the listener is up once the shell ran it
-    const sent = await b.run('nc 10.0.5.1 5000 < /tmp/x', 300_000);
+    // The listener is up once a's shell ran it: b retries until it connects (refused before that).
+    const sent = await b.run('for i in $(seq 120); do nc 10.0.5.1 5000 < /tmp/x && break; sleep 1; done; [ $i -lt 120 ]', 300_000);
     assert.match(sent, /status 0/);
     await a.waitFor(/RECEIVED 10485760/, 120_000, recv);
     const got = await a.run('sha256sum /tmp/r');
