@@ -5,7 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +39,15 @@ async function stopVm(c: ChildConsole): Promise<void> {
 test('two tsvisor processes on a switch: 10 MiB over TCP, checksums match', { timeout: 600_000 }, async () => {
   const guest = await ensureDefaultGuest({});
   // The first to start hosts the switch; the second joins it.
-  const a = await startVm(guest, '52:54:00:00:01:0a');
-  const b = await startVm(guest, '52:54:00:00:01:0b');
+  const pa = startVm(guest, '52:54:00:00:01:0a');
+  // The second joins once the first listens on the switch's socket.
+  const sock = join(runtime, 'switch-lan.sock');
+  const end = Date.now() + 120_000;
+  while (!existsSync(sock)) {
+    if (Date.now() > end) throw new Error(`the first tsvisor did not create ${sock} within 120 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [a, b] = await Promise.all([pa, startVm(guest, '52:54:00:00:01:0b')]);
   try {
     await a.run('ip addr add 10.0.5.1/24 dev eth0');
     await b.run('ip addr add 10.0.5.2/24 dev eth0');
