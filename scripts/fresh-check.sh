@@ -5,8 +5,9 @@
 # Node.js and npm into it (Debian 12 ships Node.js 18; tsvisor needs 20+), then
 # run `bash scripts/setup.sh` and `npm test` there in a chroot, as root.
 #
-# Usage: bash scripts/fresh-check.sh [--new-root]
+# Usage: bash scripts/fresh-check.sh [--new-root] [--only NAME...]
 #   --new-root   debootstrap the base root again instead of using the cached one
+#   --only NAME  after setup.sh, run only test/NAME.test.ts (repeatable) instead of npm test
 # Environment:
 #   TSVISOR_FRESH_MIRROR        Debian mirror (default: the host's apt sources)
 #   TSVISOR_FRESH_TEST_TIMEOUT  seconds allowed for `npm test` (default 5400)
@@ -22,9 +23,12 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 log="$cache/logs/fresh-check-$stamp.log"
 suite=bookworm
 new_root=0
-for a in "$@"; do
+only=()
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case "$a" in
     --new-root) new_root=1 ;;
+    --only) [ $# -gt 0 ] || { echo "fresh-check: --only needs a test name" >&2; exit 2; }; only+=("$1"); shift ;;
     -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh-check: unknown argument $a" >&2; exit 2 ;;
   esac
@@ -108,6 +112,9 @@ fi
 mkdir -p "$target"
 tar -C "$target" -xf "$base"
 chmod 1777 "$target/tmp"
+# What an installed Debian has and debootstrap leaves out: the hosts file (the
+# installer writes it; name lookups of localhost need it).
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$target/etc/hosts"
 
 rev="$(git -C "$repo" rev-parse HEAD)"
 [ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ] ||
@@ -150,6 +157,10 @@ for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
 done
 
 # ---- chroot -----------------------------------------------------------------
+# The root is a mount point of its own, as / is on a real system (`ip netns`
+# remounts / and fails on a plain directory).
+mount --bind "$target" "$target" && mounted+=("$target")
+mount --make-private "$target"
 bind /proc /proc
 bind /sys /sys
 bind /dev /dev
@@ -174,7 +185,9 @@ step() { # step NAME COMMAND
 }
 ok=1
 step "bash scripts/setup.sh" "bash scripts/setup.sh" || ok=0
-if [ $ok = 1 ]; then
+if [ $ok = 1 ] && [ ${#only[@]} -gt 0 ]; then
+  step "tests: ${only[*]}" "timeout --kill-after=30s ${TSVISOR_FRESH_TEST_TIMEOUT:-5400} node scripts/run-tests.mjs ${only[*]}" || ok=0
+elif [ $ok = 1 ]; then
   step "npm test" "timeout --kill-after=30s ${TSVISOR_FRESH_TEST_TIMEOUT:-5400} npm test" || ok=0
 else
   results+=("npm test                     not run (setup failed)")
