@@ -54,6 +54,10 @@ cleanup() {
   for p in /proc/[0-9]*; do
     [ "$(readlink "$p/root" 2>/dev/null)" = "$target" ] && kill -KILL "${p#/proc/}" 2>/dev/null
   done
+  # Mounts the tests made inside the root (ip netns binds run/netns), deepest first.
+  awk -v t="$target/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+    case " ${mounted[*]} " in *" $m "*) ;; *) umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ;; esac
+  done
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     umount "${mounted[i]}" 2>/dev/null || umount -l "${mounted[i]}" 2>/dev/null || echo "fresh-check: could not unmount ${mounted[i]}"
   done
