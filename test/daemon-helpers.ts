@@ -121,10 +121,11 @@ export function api(
   });
 }
 
-export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 120_000, stepMs = 50): Promise<void> {
+/** Poll `cond` until it holds; after `ms` fail with `what` (and `detail()`, the state at that moment). */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 120_000, stepMs = 50, detail?: () => string): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}${detail ? `: ${detail()}` : ''}`);
     await delay(stepMs);
   }
 }

@@ -11,13 +11,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, openFds, READY_LINE, startTestDaemon, until } from './daemon-helpers.js';
 
 const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 20);
+/** Generous: 90 s of a shared 2-core host per guest, at least 15 minutes for all of them. */
+const BOOT_LIMIT_MS = Math.max(900_000, N * 90_000);
 const threads = () => readdirSync('/proc/self/task').length;
 
-test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async (t) => {
+test(`${N} VMs booted, listed, stopped and removed`, { timeout: BOOT_LIMIT_MS + 300_000 }, async (t) => {
   // Warm up what the test itself loads lazily, so the counts compare like with like.
+  const threadsBefore = threads();
   const warm = await startTestDaemon({ withGuest: true });
   await warm.cleanup();
-  await delay(200);
+  await until('the warm-up daemon\'s threads gone', () => threads() <= threadsBefore, 30_000);
   const fds0 = openFds();
   const threads0 = threads();
   const rss0 = process.memoryUsage().rss;
@@ -49,8 +52,9 @@ test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async
         }
         return bootMs.size === N;
       },
-      840_000,
+      BOOT_LIMIT_MS,
       1000,
+      () => `${N - bootMs.size} of ${N} not at their prompt: ${names.filter((n) => !bootMs.has(n)).join(', ')}`,
     );
     const allMs = Math.max(...bootMs.values());
     t.diagnostic(`${N} guests (128 MiB, deterministic) booted to their prompt in ${(allMs / 1000).toFixed(1)} s on --cpus 2`);
@@ -86,7 +90,8 @@ test(`${N} VMs booted, listed, stopped and removed`, { timeout: 900_000 }, async
     await d.cleanup();
   }
   // Worker threads are gone and every descriptor (sockets, logs, disks) is closed.
-  await until('worker threads gone', () => threads() <= threads0, 10_000);
-  await delay(200);
+  await until('worker threads gone', () => threads() <= threads0, 30_000, 50, () => `${threads()} threads, ${threads0} before`);
+  // Descriptors close asynchronously after the threads end: wait for the count, then compare.
+  await until('file descriptors closed', () => openFds() <= fds0, 30_000, 50, () => `${openFds()} open, ${fds0} before`).catch(() => undefined);
   assert.equal(openFds(), fds0, 'no file descriptor left open');
 });

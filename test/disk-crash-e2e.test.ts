@@ -43,9 +43,10 @@ test('SIGKILL during guest writes: qcow2 stays consistent and flushed data survi
     want = /([0-9a-f]{64})\s+\/tmp\/m/.exec(made)?.[1];
     assert.ok(want, made);
     // Heavy writes elsewhere (allocating clusters all over the first 48 MiB), then a kill mid-way.
-    const at = c.type('(i=0; while :; do dd if=/dev/urandom of=/dev/vda bs=65536 seek=$(( (i * 37) % 768 )) count=4 2>/dev/null; i=$((i+1)); [ $((i % 8)) = 0 ] && sync; done) & echo WRITING');
+    const at = c.type('(i=0; while :; do dd if=/dev/urandom of=/dev/vda bs=65536 seek=$(( (i * 37) % 768 )) count=4 2>/dev/null; i=$((i+1)); [ $((i % 8)) = 0 ] && sync && echo SYNCED $i; done) & echo WRITING');
     await c.waitFor(/WRITING/, 30_000, at);
-    await new Promise((r) => setTimeout(r, 8000));
+    // Killed mid-way through real work: after the writer's second sync, by its own report.
+    await c.waitFor(/SYNCED 16/, 300_000, at);
   } finally {
     child.kill('SIGKILL');
     await c.exited;

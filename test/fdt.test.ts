@@ -67,7 +67,7 @@ function u64(v: string | undefined): number {
   return hi! * 2 ** 32 + lo!;
 }
 
-test('the generic builder writes a valid header, deduplicated strings and all value kinds', () => {
+test('the generic builder writes a valid header, deduplicated strings and all value kinds', (ctx) => {
   const fdt = new Fdt();
   fdt.root.u32('#address-cells', 2).u32('#size-cells', 2);
   const a = fdt.root.addChild('a@1');
@@ -91,7 +91,11 @@ test('the generic builder writes a valid header, deduplicated strings and all va
   assert.throws(() => a.u32('bad', -1), /u32/);
   assert.throws(() => a.string('bad', 'a\0b'), /NUL/);
 
-  if (!HAS_DTC) return;
+  if (!HAS_DTC) {
+    // The header checks above ran; the dtc round trip below cannot: report a skip, not a pass.
+    ctx.skip('dtc not installed (Debian: device-tree-compiler): the decompiled tree is not checked');
+    return;
+  }
   const { dts, stderr, status } = decompile(dtb);
   assert.equal(status, 0, stderr);
   assert.match(dts, /\/memreserve\/\s+0x0*80000000 0x0*1000;/);

@@ -165,7 +165,8 @@ test('parses a real ELF built by riscv64-linux-gnu-gcc, agreeing with readelf', 
       'a segment holds the entry point',
     );
     assert.ok(r.segments.some((s) => s.memsz >= s.filesz + 8192), 'a segment carries the BSS');
-    if (has('riscv64-linux-gnu-readelf')) {
+    {
+      assert.ok(has('riscv64-linux-gnu-readelf'), 'riscv64-linux-gnu-readelf not found (Debian: binutils-riscv64-linux-gnu)');
       const re = spawnSync('riscv64-linux-gnu-readelf', ['-lW', out], { encoding: 'utf8' });
       const loads = re.stdout
         .split('\n')

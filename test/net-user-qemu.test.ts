@@ -88,8 +88,7 @@ test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serv
   };
   const type = (line: string) => q.stdin!.write(line + '\n');
   try {
-    await expect(/tsvisor guest ready/, 120_000, 'the shell');
-    await new Promise((r) => setTimeout(r, 1000));
+    await expect(/tsvisor guest ready[^]*# /, 120_000, 'the shell prompt');
     type(`echo '#!/bin/sh' > ./dh.sh; echo '[ "$1" = bound ] || exit 0' >> ./dh.sh`);
     type(`echo 'ip addr add $ip/$mask dev $interface; ip route add default via $router; echo "LEASE=$ip/$mask,$router,$dns,$lease"' >> ./dh.sh; chmod +x ./dh.sh`);
     type('ip link set eth0 up; udhcpc -i eth0 -q -n -t 5 -T 1 -s ./dh.sh');

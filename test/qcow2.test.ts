@@ -406,7 +406,12 @@ test('random metadata, opened for writing: writes throw only clean errors', () =
             }
           }
         } finally {
-          img.close();
+          // Metadata is written back on close, so corruption can surface here too.
+          try {
+            img.close();
+          } catch (e) {
+            assert.ok(e instanceof DiskError, `close threw ${String(e)}`);
+          }
         }
       },
     ),

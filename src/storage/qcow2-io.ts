@@ -3,7 +3,7 @@
 // read-only image can never be written.
 
 import { DiskError } from './backend.js';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 
 /** An I/O failure of the host file (EIO, ENOSPC, EFBIG for an offset a corrupt table points to) as a DiskError. */
 function ioFailed(e: unknown, what: string, pos: number): DiskError {
@@ -14,6 +14,8 @@ function ioFailed(e: unknown, what: string, pos: number): DiskError {
 export class ImageFile {
   /** Test hook: sees every read (position, length, file size) before it happens. */
   static onRead: ((pos: number, len: number, fileSize: number) => void) | undefined;
+  /** Test hook: sees every write and fsync of a writable image (crash-consistency recording). */
+  static recorder: { write(path: string, pos: number, data: Uint8Array): void; sync(path: string): void } | undefined;
   readonly fd: number;
   readonly path: string;
   readonly readOnly: boolean;
@@ -73,6 +75,7 @@ export class ImageFile {
 
   write(pos: number, buf: Uint8Array): void {
     if (this.readOnly) throw new DiskError('qcow2: image is read-only');
+    ImageFile.recorder?.write(this.path, pos, buf);
     let done = 0;
     try {
       while (done < buf.length) {
@@ -86,11 +89,17 @@ export class ImageFile {
 
   sync(): void {
     if (this.readOnly) return;
+    ImageFile.recorder?.sync(this.path);
+    // fdatasync: the file size is data for it, and no other inode field matters here.
     try {
-      fsyncSync(this.fd);
+      fdatasyncSync(this.fd);
     } catch (e) {
       throw ioFailed(e, 'flush', 0);
     }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   close(): void {

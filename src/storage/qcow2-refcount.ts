@@ -2,9 +2,13 @@
 // each block an array of (1 << refcount_order)-bit counts, one per host cluster.
 //
 // Allocation is always at the end of the file. A new cluster gets its refcount
-// written before the caller writes anything that points at it, and a new refcount
-// block is written in full before the table entry that points at it: a crash
-// in between leaks clusters, it never leaves a reference to a free cluster.
+// written before the caller writes anything that points at it (the caller's
+// write-back fsyncs before writing such a reference). A new refcount block is
+// written in full and fsynced before the table entry that points at it, and a
+// grown table likewise before the header switches to it: a crash in between
+// leaks clusters, it never leaves a reference to a free cluster or a table
+// entry pointing at a block that never reached the disk. Such fsyncs come once
+// per refcount block (thousands of clusters), not once per cluster.
 
 import { DiskError } from './backend.js';
 import type { ImageFile } from './qcow2-io.js';
@@ -173,6 +177,7 @@ export class Refcounts {
     if (selfCovered) this.setIn(blk, bc % this.perBlock, 1);
     this.file.write(bc * this.cs, blk);
     if (!selfCovered) this.set(bc, 1);
+    this.file.sync(); // the block (and its own count) before the entry that points at it
     this.writeTableEntry(ti, bc * this.cs);
     this.blocks.set(ti, blk);
   }
@@ -251,12 +256,14 @@ export class Refcounts {
     hdv.setUint32(8, tClusters);
     const oldOffset = this.tableOffset;
     const oldClusters = this.tableClusters;
+    this.file.sync(); // the new table and blocks before the header points at them
     this.file.write(OFF_REFTABLE_OFFSET, hdr);
     this.table = newTable;
     this.tableOffset = s * cs;
     this.tableClusters = tClusters;
     this.nextFree = end;
-    // Free the old table.
+    // Free the old table, once the header no longer points at it.
+    this.file.sync();
     for (let i = 0; i < oldClusters; i++) this.decrement(oldOffset / cs + i);
   }
 }

@@ -3,12 +3,14 @@
 // and compressed clusters; writes with cluster allocation at the end of the file,
 // copy-on-write from the backing file and refcount updates (lazy refcounts off).
 //
-// Crash safety comes from the order of writes: a new cluster's refcount is
-// written first, then its contents, then the L2 entry, then (for a new L2 table)
-// the L1 entry; references are removed before refcounts are decremented. A crash
-// at any point may leak clusters (refcount too high) but never leaves a
-// reference to a cluster whose refcount is 0. That order is the order of the
-// write(2) calls, which is what survives a killed process; flush() is fsync.
+// Crash safety, as QEMU orders it: refcount increments and new data clusters
+// are written at once, while L2 and L1 changes stay in memory (write-back) until
+// flush() or too many tables are dirty. Writing them back is ordered by fsync:
+// refcounts and data, then L2 tables, then L1 entries, then the refcount
+// decrements of clusters no longer referenced (qcow2-metadata order, see
+// writeBackMetadata). A crash, even one that reorders writes between fsyncs,
+// may leak clusters but never leaves a reference to a cluster whose refcount
+// is 0, and keeps everything written before the last completed flush().
 //
 // Images with the dirty bit set open read-only only (their refcounts may be
 // stale); images with internal snapshots likewise (shared clusters are not
@@ -24,6 +26,8 @@ import { checkBacking, resolveBackingPath, type BackingPolicy } from './backing.
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const MAX_CACHED_L2 = 1024;
+/** Dirty L2 tables kept in memory before they are written back without a flush(). */
+const MAX_DIRTY_L2 = 64;
 const COPIED = 0x80000000; // in the high word of L1/L2 entries
 const COMPRESSED = 0x40000000;
 const ZERO_FLAG = 1; // in the low word of an L2 entry (v3)
@@ -116,6 +120,12 @@ export class Qcow2Image implements BlockBackend {
   private readonly l2Bits: number;
   private readonly l1: Uint32Array; // pairs: [hi, lo] per entry
   private readonly l2Cache = new Map<number, Uint8Array>();
+  /** L2 tables changed in memory only: offset -> dirty byte range [from, to). */
+  private readonly dirtyL2 = new Map<number, [number, number]>();
+  /** L1 entries changed in memory only. */
+  private readonly dirtyL1 = new Set<number>();
+  /** Old mappings whose clusters lose a reference once the change is on disk. */
+  private pendingRelease: Mapping[] = [];
   private refcounts: Refcounts | undefined;
 
   constructor(path: string, readOnly: boolean, depth = 0, policy: BackingPolicy = {}) {
@@ -167,9 +177,20 @@ export class Qcow2Image implements BlockBackend {
     if (t) return t;
     t = new Uint8Array(this.cs);
     this.file.readExact(off, t, 'L2 table');
-    if (this.l2Cache.size >= MAX_CACHED_L2) this.l2Cache.delete(this.l2Cache.keys().next().value as number);
+    if (this.l2Cache.size >= MAX_CACHED_L2) this.evictL2();
     this.l2Cache.set(off, t);
     return t;
+  }
+
+  /** Drop the oldest clean L2 table from the cache (dirty ones are never dropped). */
+  private evictL2(): void {
+    if (this.dirtyL2.size >= this.l2Cache.size) this.writeBackMetadata();
+    for (const off of this.l2Cache.keys()) {
+      if (!this.dirtyL2.has(off)) {
+        this.l2Cache.delete(off);
+        return;
+      }
+    }
   }
 
   private decodeL2(hi: number, lo: number): Mapping {
@@ -273,11 +294,12 @@ export class Qcow2Image implements BlockBackend {
     const lo = off >>> 0;
     this.l1[l1i * 2] = hi;
     this.l1[l1i * 2 + 1] = lo;
-    const e = new Uint8Array(8);
-    const dv = new DataView(e.buffer);
-    dv.setUint32(0, hi);
-    dv.setUint32(4, lo);
-    this.file.write(this.header.l1Offset + l1i * 8, e);
+    this.dirtyL1.add(l1i);
+  }
+
+  private markL2Dirty(l2off: number, from: number, to: number): void {
+    const r = this.dirtyL2.get(l2off);
+    this.dirtyL2.set(l2off, r ? [Math.min(r[0], from), Math.max(r[1], to)] : [from, to]);
   }
 
   /** The L2 table for virtual cluster vc, allocated if needed and writable in place. */
@@ -287,10 +309,11 @@ export class Qcow2Image implements BlockBackend {
     if (l1i >= this.header.l1Size) throw new DiskError(`qcow2: L1 table too small for cluster ${vc}`);
     const off = this.l2Offset(l1i);
     if (off === 0) {
+      if (this.dirtyL2.size >= MAX_DIRTY_L2) this.writeBackMetadata();
       const n = rc.allocate(1);
-      const t = new Uint8Array(this.cs);
-      this.file.write(n, t);
-      this.l2Cache.set(n, t);
+      if (this.l2Cache.size >= MAX_CACHED_L2) this.evictL2();
+      this.l2Cache.set(n, new Uint8Array(this.cs));
+      this.markL2Dirty(n, 0, this.cs); // a new table is written whole
       this.writeL1Entry(l1i, n);
       return n;
     }
@@ -318,11 +341,16 @@ export class Qcow2Image implements BlockBackend {
     const dv = new DataView(t.buffer);
     dv.setUint32(i * 8, hi >>> 0);
     dv.setUint32(i * 8 + 4, lo >>> 0);
-    this.file.write(l2off + i * 8, t.subarray(i * 8, i * 8 + 8));
+    this.markL2Dirty(l2off, i * 8, i * 8 + 8);
   }
 
-  /** Drop one reference to the clusters behind an old mapping (after it is no longer referenced). */
+  /** The clusters behind an old mapping lose a reference once the new mapping is on disk. */
   private release(m: Mapping): void {
+    if (m.kind === 'data' || m.kind === 'compressed' || (m.kind === 'zero' && m.host !== 0)) this.pendingRelease.push(m);
+  }
+
+  /** Drop one reference to the clusters behind an old mapping (no longer referenced on disk). */
+  private dropReference(m: Mapping): void {
     const rc = this.rc();
     if (m.kind === 'data' || (m.kind === 'zero' && m.host !== 0)) {
       rc.decrement(m.host / this.cs);
@@ -371,8 +399,49 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
+  /**
+   * Write the in-memory L2 and L1 changes back, each kind after an fsync that
+   * makes what it depends on durable: new refcounts and data clusters before
+   * the L2 entries that point at them, L2 tables before the L1 entries that
+   * point at them, and only then the refcount decrements of clusters that
+   * lost their last reference. One round costs at most three fsyncs however
+   * many clusters it covers. The data of a newly allocated cluster is ordered
+   * before its L2 entry too (by the first fsync), so a crash never shows a
+   * reference to a cluster that was never written.
+   */
+  private writeBackMetadata(): void {
+    if (this.dirtyL2.size === 0 && this.dirtyL1.size === 0 && this.pendingRelease.length === 0) return;
+    if (this.dirtyL2.size > 0) {
+      this.file.sync();
+      for (const [off, [from, to]] of this.dirtyL2) {
+        const t = this.l2Cache.get(off);
+        if (t) this.file.write(off + from, t.subarray(from, to));
+      }
+      this.dirtyL2.clear();
+    }
+    if (this.dirtyL1.size > 0) {
+      this.file.sync();
+      const e = new Uint8Array(8);
+      const dv = new DataView(e.buffer);
+      for (const l1i of [...this.dirtyL1].sort((a, b) => a - b)) {
+        dv.setUint32(0, this.l1[l1i * 2]);
+        dv.setUint32(4, this.l1[l1i * 2 + 1]);
+        this.file.write(this.header.l1Offset + l1i * 8, e);
+      }
+      this.dirtyL1.clear();
+    }
+    if (this.pendingRelease.length > 0) {
+      this.file.sync();
+      const list = this.pendingRelease;
+      this.pendingRelease = [];
+      for (const m of list) this.dropReference(m);
+    }
+  }
+
   flush(): void {
-    if (!this.readOnly) this.file.sync();
+    if (this.readOnly) return;
+    this.writeBackMetadata();
+    this.file.sync();
   }
 
   /** Apply `whole` to each whole cluster in the range and `partial` to the pieces at its ends. */
@@ -431,9 +500,14 @@ export class Qcow2Image implements BlockBackend {
   }
 
   close(): void {
-    this.file.close();
-    const b = this.backing;
-    if (b) b.close();
+    try {
+      // Written back, not fsynced: durability is what flush() promises.
+      if (!this.readOnly && !this.file.isClosed) this.writeBackMetadata();
+    } finally {
+      this.file.close();
+      const b = this.backing;
+      if (b) b.close();
+    }
   }
 
   // ---- information ----
