@@ -15,7 +15,7 @@ import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
 import type { NetPolicy } from './net-policy.js';
-import { createNicHosts } from '../net/create-backend.js';
+import { NicThread } from '../net/nic-thread.js';
 import { ByteRing } from './byte-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
@@ -191,7 +191,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
         await p.launch();
         handle = p;
       } else {
-        const nics = await createNicHosts(specs.specs, this.name);
+        // The NIC backends run on an I/O thread of this VM, off the daemon's event loop (nic-thread.ts).
+        const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
         handle = new VmHandle(config, { resourceLimits, nics });
       }
     } catch (e) {
