@@ -96,7 +96,7 @@ test('a process VM and a thread VM boot side by side; SIGKILL of the process fai
   assert.ok(stats.busyUs > 0);
   assert.ok(['running', 'idle', 'throttled'].includes(stats.runState), stats.runState);
   const metrics = (await api(d, 'GET', '/metrics')).text;
-  assert.match(metrics, /tsvisor_vm_guest_instructions\{vm="proc"\} [1-9]/);
+  assert.match(metrics, /tsvisor_vm_guest_instructions_total\{vm="proc"\} [1-9]/);
 
   process.kill(p.pid, 'SIGKILL');
   await until('proc failed', async () => (await inspect('proc')).state === 'failed', 30_000, 100);

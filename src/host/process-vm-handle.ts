@@ -17,6 +17,7 @@ import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { VmRunner } from './vm-runner.js';
 import type { FromVmProcess, ToVmProcess } from './vm-process-protocol.js';
+import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
 
 export interface ProcessVmOptions {
   /** The VM's name (NIC labels and default MACs, as for a thread VM). */
@@ -67,6 +68,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   private resolveExit!: (r: VmExit) => void;
   private lastLive: LiveCounters = { instret: 0n, jitInstret: 0n, credit: -1n, heartbeatMs: 0, busyUs: 0, state: RUN_STATE_BOOTING, ramResidentBytes: -1 };
   private lastNics: NicStats[] = [];
+  private lastDevices: MachineDeviceStats = NO_DEVICE_STATS;
   private lastMessageAt = 0;
   /** The child's own account of how the VM ended, sent just before it leaves. */
   private reportedExit: VmExit | null = null;
@@ -261,6 +263,11 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return p;
   }
 
+  /** Device counters of the child's last report. */
+  sharedDeviceStats(): MachineDeviceStats {
+    return this.lastDevices;
+  }
+
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
   }
@@ -296,6 +303,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
       case 'report':
         this.lastLive = m.live;
         this.lastNics = m.nics;
+        this.lastDevices = m.devices;
         this.reportedPendingInput = m.pendingInput;
         this.inputSinceReport = 0;
         liveCpuUs.set(this, m.cpuUs);

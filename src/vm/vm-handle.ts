@@ -25,6 +25,7 @@ import {
 } from './protocol.js';
 import type { NicHost, NicStats } from '../net/nic-host.js';
 import { LocalNics, type NicSet } from '../net/nic-set.js';
+import { DeviceStatsReader } from './device-stats-block.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
@@ -71,6 +72,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
+  private readonly deviceReader: DeviceStatsReader;
   private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
   private readonly nics: NicSet;
   private worker: Worker | null = null;
@@ -89,6 +91,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     super();
     this.config = config;
     this.control = createSharedControl();
+    this.deviceReader = new DeviceStatsReader(this.control.devices);
     this.opts = {
       workerUrl: options.workerUrl,
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
@@ -276,7 +279,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     await this.command({ type: 'setBalloonTarget', mib });
   }
 
-  /** Disk counters and balloon state; `refresh` also asks the guest for new memory statistics. */
+  /** Disk counters and balloon state as the worker last published them (at most a few hundred ms old); never waits. */
+  sharedDeviceStats(): MachineDeviceStats {
+    return this.deviceReader.read();
+  }
+
   /** deviceStats(), or null when the worker has not answered within `ms` (a busy or ending VM). */
   deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
     return Promise.race([
@@ -285,6 +292,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     ]);
   }
 
+  /** Disk counters and balloon state, asked of the worker; `refresh` also asks the guest for new memory statistics. */
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
   }

@@ -17,6 +17,7 @@ import {
 import { VirtMachine, EXIT_WFI } from '../machine/virt.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
+import { DEVICE_STATS_PUBLISH_MS, publishDeviceStats } from './device-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
@@ -233,6 +234,7 @@ async function main(): Promise<void> {
       hostMem.trim();
     }
   };
+  let devicesPublishedAt = -Infinity;
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -240,6 +242,10 @@ async function main(): Promise<void> {
     Atomics.store(live, LIVE_HEARTBEAT_MS, BigInt(Date.now()));
     Atomics.store(live, LIVE_STATE, BigInt(state));
     const now = performance.now();
+    if (now - devicesPublishedAt >= DEVICE_STATS_PUBLISH_MS) {
+      devicesPublishedAt = now;
+      publishDeviceStats(control.devices, m!.deviceStats());
+    }
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
       housekeeping(now);
