@@ -347,6 +347,8 @@ describe('I/O limits and balloon', () => {
     assert.equal((await api(d, 'POST', '/v1/vms', body)).status, 201);
     await expectError('PATCH', '/v1/vms/lim1', { balloon: { targetMiB: 4 } }, 409, /not running/);
     assert.equal((await api(d, 'POST', '/v1/vms/lim1/start')).status, 200);
+    // Device counters are published by the worker shortly after it starts.
+    await until('device counters published', async () => (await api(d, 'GET', '/v1/vms/lim1/stats')).json.devices.disks.length === 1, 30_000);
     const s0 = (await api(d, 'GET', '/v1/vms/lim1/stats')).json;
     assert.deepEqual(s0.devices.disks[0].limits.bandwidth, { size: 1048576, refillMs: 1000 });
     const r = await api(d, 'PATCH', '/v1/vms/lim1', { disks: [{ index: 0, limits: { iops: 100 } }], nics: [{ index: 0, limits: { rxPps: 10 } }], balloon: { targetMiB: 4 } });

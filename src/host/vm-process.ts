@@ -101,7 +101,10 @@ function onMessage(msg: ToVmProcess): void {
       break;
     case 'command':
       h.command(msg.command).then(
-        (result) => send({ type: 'reply', reply: { id: msg.id, ok: true, result } }),
+        (result) => {
+          report(); // the device counters the command changed reach the daemon before its reply
+          send({ type: 'reply', reply: { id: msg.id, ok: true, result } });
+        },
         (e: unknown) => send({ type: 'reply', reply: { id: msg.id, ok: false, error: e instanceof Error ? e.message : String(e) } }),
       );
       break;

@@ -16,6 +16,8 @@ export interface CommandState {
   disks: { limits?: RateLimits }[];
   /** The balloon settings the next machine is built from, or null without a balloon. */
   balloon: { targetMiB?: number } | null;
+  /** Called after each command, before its reply: the worker publishes its device counters, so the owner reads the change as soon as the reply arrives. */
+  afterCommand?: () => void;
 }
 
 /** Carry out one command; throws an Error whose message goes back to the owner. */
@@ -87,6 +89,7 @@ export function drainCommands(port: MessagePort | undefined, s: CommandState): n
     } catch (e) {
       reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
     }
+    s.afterCommand?.();
     port.postMessage(reply);
   }
 }

@@ -28,7 +28,7 @@ import { hostMemory } from './host-memory.js';
 interface WorkerInit {
   config: VmConfig;
   control: SharedControl;
-  /** Shared rings and counters of each NIC (the backends live on the owner's thread). */
+  /** Shared rings and counters of each NIC (the backends live on the owner's thread or a NIC I/O thread). */
   nics?: NicChannelInit[];
   /** Command port (see commands.ts); absent when the owner does not use commands. */
   commands?: MessagePort;
@@ -271,6 +271,7 @@ async function main(): Promise<void> {
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
     }
     cmdState.machine = m;
+    cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
     drainCommands(commands, cmdState);
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
