@@ -175,8 +175,8 @@ export async function runDaemonFlood(opts: { floodMs: number; baselineMs: number
       baseline,
       flood,
       sameShape,
-      consoleLogWrittenBytes: ls.consoleLog.writtenBytes,
-      consoleLogDroppedBytes: ls.consoleLog.droppedBytes,
+      consoleLogWrittenBytes: ls.consoleLog?.writtenBytes ?? -1, // -1: a daemon without these counters
+      consoleLogDroppedBytes: ls.consoleLog?.droppedBytes ?? -1,
       framesToGuest: nic ? nic.host.txToGuestFrames : 0,
       framesSent,
       floodMs,
