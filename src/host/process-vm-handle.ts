@@ -272,13 +272,6 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return this.command({ type: 'deviceStats', refresh });
   }
 
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
-    return Promise.race([
-      this.deviceStats().catch(() => null),
-      new Promise<null>((r) => setTimeout(() => r(null), ms).unref()),
-    ]);
-  }
-
   async setDiskLimits(index: number, limits: RateLimits): Promise<void> {
     await this.command({ type: 'setDiskLimits', disk: index, limits });
   }

@@ -26,7 +26,6 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   /** Device counters as last published (shared memory for a thread VM, the last report for a process VM); never waits. */
   sharedDeviceStats(): MachineDeviceStats;
   deviceStats(refresh?: boolean): Promise<MachineDeviceStats>;
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null>;
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;

@@ -284,14 +284,6 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     return this.deviceReader.read();
   }
 
-  /** deviceStats(), or null when the worker has not answered within `ms` (a busy or ending VM). */
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
-    return Promise.race([
-      this.deviceStats().catch(() => null),
-      new Promise<null>((r) => setTimeout(() => r(null), ms).unref()),
-    ]);
-  }
-
   /** Disk counters and balloon state, asked of the worker; `refresh` also asks the guest for new memory statistics. */
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
