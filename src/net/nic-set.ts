@@ -15,6 +15,8 @@ export interface NicSet {
   stats(): NicStats[];
   /** Close the backends (host sockets); resolves when they are closed. */
   close(): Promise<void>;
+  /** Where problems of the backends go once they run (a NIC thread that failed). */
+  onWarning?(fn: (message: string) => void): void;
 }
 
 /** Wake the VM's worker: what protocol.ts's wake() does, given only the control block. */

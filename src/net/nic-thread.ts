@@ -62,9 +62,16 @@ export class NicThread implements NicSet {
       await worker.terminate();
       throw new Error(first.type === 'failed' ? first.message : 'the NIC thread closed at once');
     }
-    // A backend error after start must not become an uncaught error of the daemon.
-    worker.on('error', () => {});
-    return new NicThread(worker, first.channels, first.descriptions, new Float64Array(hostCounters));
+    const t = new NicThread(worker, first.channels, first.descriptions, new Float64Array(hostCounters));
+    // A backend error after start must not become an uncaught error of the daemon: the VM carries on without network, and the owner is told.
+    worker.on('error', (e) => t.warn(`the NIC thread failed, the VM's network is down: ${e instanceof Error ? e.message : String(e)}`));
+    return t;
+  }
+
+  private warn: (message: string) => void = () => {};
+
+  onWarning(fn: (message: string) => void): void {
+    this.warn = fn;
   }
 
   start(wakeCtrl: Int32Array): void {

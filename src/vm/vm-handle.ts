@@ -128,6 +128,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       return;
     }
     this.worker = worker;
+    this.nics.onWarning?.((m) => this.emit('warning', m));
     this.nics.start(this.control.ctrl);
     this.commandPort = channel.port1;
     channel.port1.on('message', (r: CommandReply) => this.onReply(r));
