@@ -70,6 +70,11 @@ export class ConsoleLog {
     await this.close();
   }
 
+  /** A write is queued or in flight. */
+  get busy(): boolean {
+    return this.draining !== null;
+  }
+
   /** Bytes queued, not yet on disk. */
   get pendingBytes(): number {
     return this.queuedBytes;

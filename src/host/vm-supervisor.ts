@@ -320,8 +320,9 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       rmSync(`${this.logPath}.1`, { force: true });
     };
     rm();
-    // A write already in flight may recreate the file: remove it again once the log is closed.
-    void this.consoleLog.discard().then(rm, rm);
+    // A write already in flight may recreate the file: remove it again once that write is done.
+    const inFlight = this.consoleLog.busy;
+    void this.consoleLog.discard().then(() => inFlight && rm());
   }
 
   private openLog(): void {
