@@ -193,7 +193,7 @@ describe('routes', () => {
     assert.equal(m.status, 200);
     assert.match(String(m.headers['content-type']), /^text\/plain/);
     assert.match(m.text, /tsvisor_vm_state\{vm="vm1",state="running"\} 1/);
-    assert.match(m.text, /tsvisor_vm_guest_instructions\{vm="vm1"\} \d+/);
+    assert.match(m.text, /tsvisor_vm_guest_instructions_total\{vm="vm1"\} \d+/);
     assert.match(m.text, /tsvisor_host_memory_reserved_bytes 16777216/);
     const log = await api(d, 'GET', '/v1/vms/vm1/log');
     assert.equal(log.status, 200);
@@ -360,8 +360,8 @@ describe('I/O limits and balloon', () => {
     assert.equal(s1.devices.disks[0].limits.bandwidth ?? null, null, 'the new limits replace the old ones');
     assert.ok(s1.devices.balloon, 'balloon stats present');
     const m = (await api(d, 'GET', '/metrics')).text;
-    assert.match(m, /tsvisor_vm_disk_read_bytes\{vm="lim1",disk="vda"\} 0/);
-    assert.match(m, /tsvisor_vm_nic_tx_frames\{vm="lim1",nic="eth0"\} \d+/);
+    assert.match(m, /tsvisor_vm_disk_read_bytes_total\{vm="lim1",disk="vda"\} 0/);
+    assert.match(m, /tsvisor_vm_nic_tx_frames_total\{vm="lim1",nic="eth0"\} \d+/);
     await expectError('PATCH', '/v1/vms/lim1', { disks: [{ index: 3, limits: {} }] }, 400, /^disks\[0\]\.index: the VM has no disk 3/);
     await expectError('PATCH', '/v1/vms/lim1', { balloon: { targetMiB: 16 } }, 400, /^balloon\.targetMiB: must be less than/);
     await expectError('PATCH', '/v1/vms/lim1', {}, 400, /must NOT have fewer than 1 properties|at least/);

@@ -96,7 +96,7 @@ test('a process VM and a thread VM boot side by side; SIGKILL of the process fai
   assert.ok(stats.busyUs > 0);
   assert.ok(['running', 'idle', 'throttled'].includes(stats.runState), stats.runState);
   const metrics = (await api(d, 'GET', '/metrics')).text;
-  assert.match(metrics, /tsvisor_vm_guest_instructions\{vm="proc"\} [1-9]/);
+  assert.match(metrics, /tsvisor_vm_guest_instructions_total\{vm="proc"\} [1-9]/);
 
   process.kill(p.pid, 'SIGKILL');
   await until('proc failed', async () => (await inspect('proc')).state === 'failed', 30_000, 100);
@@ -181,6 +181,8 @@ test('in a process VM: device commands, limits, pause, NIC backends (hostfwd lis
     };
     await createAndStart(body, d2);
     await until('hostfwd port open', () => canConnect(port), 10_000, 50);
+    // Device counters are published by the worker shortly after it starts.
+    await until('device counters published', async () => (await api(d2, 'GET', '/v1/vms/dev/stats')).json.devices.disks.length === 1, 30_000);
     const s0 = (await api(d2, 'GET', '/v1/vms/dev/stats')).json;
     assert.deepEqual(s0.devices.disks[0].limits.bandwidth, { size: 1048576, refillMs: 1000 });
     assert.equal(s0.devices.nics.length, 1);

@@ -1,9 +1,12 @@
-// Prometheus metrics (prom-client): gauges filled from the registry at scrape
-// time, one series per VM (label `vm`), host totals, and the daemon process's
-// own metrics (RSS, CPU, event loop lag).
+// Prometheus metrics (prom-client): filled from the registry at scrape time,
+// one series per VM (label `vm`), host totals, and the daemon process's own
+// metrics (RSS, CPU, event loop lag). Values that only grow are counters
+// (`_total`), the rest gauges. Every value is read from shared memory or a
+// process VM's last report, so a scrape never waits on a VM.
 
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Host } from './registry.js';
+import type { VmSupervisor } from './vm-supervisor.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 
@@ -36,9 +39,21 @@ export function createMetrics(host: Host): Registry {
       }
     },
   });
-  vmGauge('tsvisor_vm_guest_instructions', 'guest instructions retired since the VM started', (s) => s.instructions as number);
+  // Counters that only grow (per run of the VM: they start again at 0 when it restarts, which Prometheus reads as a reset).
+  const vmCounter = (name: string, help: string, value: (s: Record<string, unknown>) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['vm'],
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const vm of host.vms.values()) this.inc({ vm: vm.name }, value(host.vmStats(vm)));
+      },
+    });
+  vmCounter('tsvisor_vm_guest_instructions_total', 'guest instructions retired since the VM started', (s) => s.instructions as number);
   vmGauge('tsvisor_vm_mips', 'guest instructions per second (millions), last scheduler window', (s) => s.mips as number);
-  vmGauge('tsvisor_vm_busy_seconds', 'host CPU time spent running guest code', (s) => (s.busyUs as number) / 1e6);
+  vmCounter('tsvisor_vm_busy_seconds_total', 'host CPU time spent running guest code', (s) => (s.busyUs as number) / 1e6);
   vmGauge('tsvisor_vm_cpu_share', 'host cores used, last scheduler window', (s) => s.cpuShare as number);
   vmGauge('tsvisor_vm_instruction_share', 'share of all guest instructions, last scheduler window', (s) => s.instructionShare as number);
   vmGauge('tsvisor_vm_translated_share', 'fraction of instructions run by translated code', (s) => s.translatedShare as number);
@@ -48,57 +63,48 @@ export function createMetrics(host: Host): Registry {
     s.memoryTouchedMiB === null ? null : (s.memoryTouchedMiB as number) * 1048576,
   );
   vmGauge('tsvisor_vm_cpu_weight', 'CPU weight (shares)', (s) => s.weight as number);
-  vmGauge('tsvisor_vm_restarts', 'restarts by the restart policy', (s) => s.restarts as number);
-  // NICs: the daemon holds their counters (for a VM in its own process, as of the child's last report).
-  const nicGauge = (name: string, help: string, value: (n: NicStats) => number) =>
-    new Gauge({
+  vmCounter('tsvisor_vm_restarts_total', 'restarts by the restart policy', (s) => s.restarts as number);
+  vmCounter('tsvisor_vm_console_log_written_bytes_total', 'console bytes written to the log', (s) => (s.consoleLog as { writtenBytes: number }).writtenBytes);
+  vmCounter('tsvisor_vm_console_log_dropped_bytes_total', 'console bytes not logged because the disk was slower than the guest', (s) =>
+    (s.consoleLog as { droppedBytes: number }).droppedBytes,
+  );
+  // NICs and disks: counters in shared memory (for a VM in its own process, as of the child's last report); nothing waits on a worker.
+  const devCounter = <T>(name: string, help: string, label: string, list: (vm: VmSupervisor) => T[], id: (i: number) => string, value: (x: T) => number) =>
+    new Counter({
       name,
       help,
-      labelNames: ['vm', 'nic'],
+      labelNames: ['vm', label],
       registers: [reg],
       collect() {
         this.reset();
-        for (const vm of host.vms.values()) {
-          (vm.handle?.nicStats() ?? []).forEach((n, i) => this.set({ vm: vm.name, nic: `eth${i}` }, value(n)));
-        }
+        for (const vm of host.vms.values()) list(vm).forEach((x, i) => this.inc({ vm: vm.name, [label]: id(i) }, value(x)));
       },
     });
-  nicGauge('tsvisor_vm_nic_tx_frames', 'frames the guest sent', (n) => n.device.txFrames);
-  nicGauge('tsvisor_vm_nic_tx_bytes', 'bytes the guest sent', (n) => n.device.txBytes);
-  nicGauge('tsvisor_vm_nic_rx_frames', 'frames delivered to the guest', (n) => n.device.rxFrames);
-  nicGauge('tsvisor_vm_nic_rx_bytes', 'bytes delivered to the guest', (n) => n.device.rxBytes);
-  nicGauge('tsvisor_vm_nic_dropped_frames', 'frames dropped: malformed, refused by the backend, or lost to a full ring',
+  const nics = (vm: VmSupervisor): NicStats[] => vm.handle?.nicStats() ?? [];
+  const nicCounter = (name: string, help: string, value: (n: NicStats) => number) => devCounter(name, help, 'nic', nics, (i) => `eth${i}`, value);
+  nicCounter('tsvisor_vm_nic_tx_frames_total', 'frames the guest sent', (n) => n.device.txFrames);
+  nicCounter('tsvisor_vm_nic_tx_bytes_total', 'bytes the guest sent', (n) => n.device.txBytes);
+  nicCounter('tsvisor_vm_nic_rx_frames_total', 'frames delivered to the guest', (n) => n.device.rxFrames);
+  nicCounter('tsvisor_vm_nic_rx_bytes_total', 'bytes delivered to the guest', (n) => n.device.rxBytes);
+  nicCounter('tsvisor_vm_nic_dropped_frames_total', 'frames dropped: malformed, refused by the backend, or lost to a full ring',
     (n) => n.device.txDropped + n.device.rxDropped + n.host.dropped + n.ringDrops.toHost + n.ringDrops.toGuest);
-  // Disks: the counters live in the VM's worker; one query per VM and scrape, never waiting long on a busy VM.
-  let diskCache: { at: number; stats: Map<string, BlkStats[]> } | null = null;
-  const diskStats = async (): Promise<Map<string, BlkStats[]>> => {
-    if (diskCache && Date.now() - diskCache.at < 500) return diskCache.stats;
-    const out = new Map<string, BlkStats[]>();
-    await Promise.all([...host.vms.values()].map(async (vm) => {
-      const h = vm.handle;
-      if (!h) return;
-      const d = await h.deviceStatsWithin(1000);
-      if (d) out.set(vm.name, d.disks);
-    }));
-    diskCache = { at: Date.now(), stats: out };
-    return out;
-  };
-  const diskGauge = (name: string, help: string, value: (d: BlkStats) => number) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['vm', 'disk'],
-      registers: [reg],
-      async collect() {
-        const all = await diskStats();
-        this.reset();
-        for (const [vm, disks] of all) disks.forEach((d, i) => this.set({ vm, disk: `vd${String.fromCharCode(97 + i)}` }, value(d)));
-      },
-    });
-  diskGauge('tsvisor_vm_disk_read_bytes', 'bytes the guest read', (d) => d.readBytes);
-  diskGauge('tsvisor_vm_disk_written_bytes', 'bytes the guest wrote', (d) => d.writeBytes);
-  diskGauge('tsvisor_vm_disk_ops', 'requests (reads, writes, flushes, discards)', (d) => d.readOps + d.writeOps + d.otherOps);
-  diskGauge('tsvisor_vm_disk_throttled_seconds', 'time requests waited for the rate limiter', (d) => d.throttledMs / 1000);
+  const disks = (vm: VmSupervisor): BlkStats[] => vm.handle?.sharedDeviceStats().disks ?? [];
+  const diskCounter = (name: string, help: string, value: (d: BlkStats) => number) =>
+    devCounter(name, help, 'disk', disks, (i) => `vd${String.fromCharCode(97 + i)}`, value);
+  diskCounter('tsvisor_vm_disk_read_bytes_total', 'bytes the guest read', (d) => d.readBytes);
+  diskCounter('tsvisor_vm_disk_written_bytes_total', 'bytes the guest wrote', (d) => d.writeBytes);
+  diskCounter('tsvisor_vm_disk_ops_total', 'requests (reads, writes, flushes, discards)', (d) => d.readOps + d.writeOps + d.otherOps);
+  diskCounter('tsvisor_vm_disk_throttled_seconds_total', 'time requests waited for the rate limiter', (d) => d.throttledMs / 1000);
+  new Gauge({
+    name: 'tsvisor_vm_disk_throttled',
+    help: '1 while a request of the disk waits for the rate limiter',
+    labelNames: ['vm', 'disk'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const vm of host.vms.values()) disks(vm).forEach((d, i) => this.set({ vm: vm.name, disk: `vd${String.fromCharCode(97 + i)}` }, d.throttled ? 1 : 0));
+    },
+  });
   const hostGauge = (name: string, help: string, value: () => number) =>
     new Gauge({ name, help, registers: [reg], collect() { this.set(value()); } });
   hostGauge('tsvisor_host_cpus', 'host cores given to VMs (--cpus)', () => host.opts.cpus);

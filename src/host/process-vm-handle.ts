@@ -17,6 +17,7 @@ import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { VmRunner } from './vm-runner.js';
 import type { FromVmProcess, ToVmProcess } from './vm-process-protocol.js';
+import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
 
 export interface ProcessVmOptions {
   /** The VM's name (NIC labels and default MACs, as for a thread VM). */
@@ -67,6 +68,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   private resolveExit!: (r: VmExit) => void;
   private lastLive: LiveCounters = { instret: 0n, jitInstret: 0n, credit: -1n, heartbeatMs: 0, busyUs: 0, state: RUN_STATE_BOOTING, ramResidentBytes: -1 };
   private lastNics: NicStats[] = [];
+  private lastDevices: MachineDeviceStats = NO_DEVICE_STATS;
   private lastMessageAt = 0;
   /** The child's own account of how the VM ended, sent just before it leaves. */
   private reportedExit: VmExit | null = null;
@@ -261,19 +263,17 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return p;
   }
 
-  deviceStats(refresh = false): Promise<MachineDeviceStats> {
-    return this.command({ type: 'deviceStats', refresh });
+  /** Device counters of the child's last report. */
+  sharedDeviceStats(): MachineDeviceStats {
+    return this.lastDevices;
   }
 
   snapshot(dir: string): Promise<SnapshotResult> {
     return this.command({ type: 'snapshot', dir });
   }
 
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
-    return Promise.race([
-      this.deviceStats().catch(() => null),
-      new Promise<null>((r) => setTimeout(() => r(null), ms).unref()),
-    ]);
+  deviceStats(refresh = false): Promise<MachineDeviceStats> {
+    return this.command({ type: 'deviceStats', refresh });
   }
 
   async setDiskLimits(index: number, limits: RateLimits): Promise<void> {
@@ -300,6 +300,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
       case 'report':
         this.lastLive = m.live;
         this.lastNics = m.nics;
+        this.lastDevices = m.devices;
         this.reportedPendingInput = m.pendingInput;
         this.inputSinceReport = 0;
         liveCpuUs.set(this, m.cpuUs);

@@ -17,6 +17,7 @@ import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
 import { findLockConflict, fixDiskFormatsAtCreate, fixStoredDiskFormats } from './disks.js';
+import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -483,7 +484,9 @@ export class Host {
       memoryTouchedMiB: live && live.ramResidentBytes >= 0 ? live.ramResidentBytes / 1048576 : null,
       restarts: vm.restarts,
       lastFailure: vm.lastFailure,
-      devices: { nics: vm.handle?.nicStats() ?? [] },
+      // Same shape whatever the VM is doing: empty lists and null when it is not running.
+      devices: { nics: vm.handle?.nicStats() ?? [], ...(vm.handle?.sharedDeviceStats() ?? NO_DEVICE_STATS) },
+      consoleLog: { writtenBytes: vm.consoleLog.writtenBytes, droppedBytes: vm.consoleLog.droppedBytes },
     };
   }
 

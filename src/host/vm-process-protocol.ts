@@ -5,7 +5,7 @@
 // daemon's side (process-vm-handle.ts) mirrors what it reports.
 
 import type { ResourceLimits } from 'node:worker_threads';
-import type { CommandReply, LiveCounters, VmCommand, VmConfig } from '../vm/protocol.js';
+import type { CommandReply, LiveCounters, MachineDeviceStats, VmCommand, VmConfig } from '../vm/protocol.js';
 import type { NicSpec } from '../net/nic-spec.js';
 import type { NicStats } from '../net/nic-host.js';
 
@@ -34,7 +34,7 @@ export type ToVmProcess =
 export type FromVmProcess =
   | { type: 'ready' }
   | { type: 'setupFailed'; message: string }
-  | { type: 'report'; live: LiveCounters; nics: NicStats[]; cpuUs: number; pendingInput: number }
+  | { type: 'report'; live: LiveCounters; nics: NicStats[]; devices: MachineDeviceStats; cpuUs: number; pendingInput: number }
   | { type: 'output'; data: Uint8Array }
   | { type: 'warning'; message: string }
   | { type: 'stats'; text: string }

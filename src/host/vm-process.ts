@@ -33,7 +33,7 @@ function send(msg: FromVmProcess, then?: () => void): void {
 function report(): void {
   if (!handle) return;
   const cpu = process.cpuUsage();
-  send({ type: 'report', live: handle.live(), nics: handle.nicStats(), cpuUs: cpu.user + cpu.system, pendingInput: handle.pendingInputBytes });
+  send({ type: 'report', live: handle.live(), nics: handle.nicStats(), devices: handle.sharedDeviceStats(), cpuUs: cpu.user + cpu.system, pendingInput: handle.pendingInputBytes });
 }
 
 /** Send the last message, and exit once it is written (exiting at once could drop it). */
@@ -101,7 +101,10 @@ function onMessage(msg: ToVmProcess): void {
       break;
     case 'command':
       h.command(msg.command).then(
-        (result) => send({ type: 'reply', reply: { id: msg.id, ok: true, result } }),
+        (result) => {
+          report(); // the device counters the command changed reach the daemon before its reply
+          send({ type: 'reply', reply: { id: msg.id, ok: true, result } });
+        },
         (e: unknown) => send({ type: 'reply', reply: { id: msg.id, ok: false, error: e instanceof Error ? e.message : String(e) } }),
       );
       break;

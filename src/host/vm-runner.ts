@@ -23,8 +23,9 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   readonly pendingInputBytes: number;
   requestStats(): void;
   nicStats(): NicStats[];
+  /** Device counters as last published (shared memory for a thread VM, the last report for a process VM); never waits. */
+  sharedDeviceStats(): MachineDeviceStats;
   deviceStats(refresh?: boolean): Promise<MachineDeviceStats>;
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null>;
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;

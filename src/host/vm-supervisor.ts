@@ -7,7 +7,7 @@
 // program can print.
 
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
 import { VmHandle, type VmExit } from '../vm/vm-handle.js';
@@ -19,7 +19,9 @@ import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
 import type { NetPolicy } from './net-policy.js';
-import { createNicHosts } from '../net/create-backend.js';
+import { NicThread } from '../net/nic-thread.js';
+import { ByteRing } from './byte-ring.js';
+import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
 
 export const DEFAULT_APPEND = 'console=ttyS0';
@@ -87,9 +89,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   removed = false;
 
   private readonly opts: SupervisorOptions;
-  private recent: Buffer = Buffer.alloc(0);
-  private logFd: number | null = null;
-  private logBytes = 0;
+  /** The last console bytes, replayed to a console client when it attaches. */
+  private readonly recent = new ByteRing(RECENT_BYTES);
+  /** Written asynchronously through a bounded queue (console-log.ts). */
+  readonly consoleLog: ConsoleLog;
   private stopRequested = false;
   private failurePending: string | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
@@ -102,6 +105,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.createdAt = def.createdAt;
     this.state = initialState;
     this.opts = opts;
+    this.consoleLog = new ConsoleLog(join(opts.logDir, `${this.name}.log`), opts.logMaxBytes, (m) => opts.log(`${this.name}: ${m}`));
   }
 
   get definition(): VmDefinition {
@@ -195,7 +199,8 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
         await p.launch();
         handle = p;
       } else {
-        const nics = await createNicHosts(specs.specs, this.name);
+        // The NIC backends run on an I/O thread of this VM, off the daemon's event loop (nic-thread.ts).
+        const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
         handle = new VmHandle(config, { resourceLimits, nics });
       }
     } catch (e) {
@@ -305,7 +310,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** The last bytes of console output (sent to a console client when it attaches). */
   recentOutput(): Buffer {
-    return this.recent;
+    return this.recent.snapshot();
   }
 
   /** The console log: the rotated older part, then the current file. */
@@ -318,43 +323,28 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   removeLogs(): void {
-    this.closeLog();
-    rmSync(this.logPath, { force: true });
-    rmSync(`${this.logPath}.1`, { force: true });
+    const rm = () => {
+      rmSync(this.logPath, { force: true });
+      rmSync(`${this.logPath}.1`, { force: true });
+    };
+    rm();
+    // A write already in flight may recreate the file: remove it again once that write is done.
+    const inFlight = this.consoleLog.busy;
+    void this.consoleLog.discard().then(() => inFlight && rm());
   }
 
   private openLog(): void {
-    if (this.logFd !== null) return;
-    this.logFd = openSync(this.logPath, 'a', 0o600);
-    this.logBytes = fstatSync(this.logFd).size;
+    this.consoleLog.open();
   }
 
   private closeLog(): void {
-    if (this.logFd !== null) closeSync(this.logFd);
-    this.logFd = null;
-  }
-
-  private writeLog(data: Uint8Array): void {
-    if (this.logFd === null) return;
-    if (this.logBytes + data.length > this.opts.logMaxBytes) {
-      // Keep the log bounded: the current file becomes the one older file.
-      this.closeLog();
-      renameSync(this.logPath, `${this.logPath}.1`);
-      this.openLog();
-    }
-    try {
-      writeSync(this.logFd!, data);
-      this.logBytes += data.length;
-    } catch (e) {
-      this.opts.log(`${this.name}: console log write failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    void this.consoleLog.close();
   }
 
   private onOutput(data: Uint8Array): void {
-    this.writeLog(data);
+    this.consoleLog.write(data);
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.recent = Buffer.concat([this.recent, buf]);
-    if (this.recent.length > RECENT_BYTES) this.recent = this.recent.subarray(this.recent.length - RECENT_BYTES);
+    this.recent.push(data);
     this.emit('output', data);
   }
 

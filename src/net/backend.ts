@@ -1,6 +1,7 @@
-// The host side of one virtual NIC. A backend lives on the owner's thread (CLI
-// or daemon), never in the VM's worker: host sockets need an event loop, and the
-// worker does not return to its event loop while the guest runs. Frames travel
+// The host side of one virtual NIC. A backend lives on the owner's thread (CLI,
+// a VM's own process) or a VM's NIC I/O thread (the daemon's thread VMs,
+// nic-thread.ts), never in the VM's worker: host sockets need an event loop, and
+// the worker does not return to its event loop while the guest runs. Frames travel
 // between the worker's virtio-net device and the backend through shared rings
 // (frame-ring.ts); the backend only sees whole Ethernet frames without the
 // virtio-net header.

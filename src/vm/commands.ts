@@ -21,6 +21,8 @@ export interface CommandState {
   /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
   scheduleSnapshot?: (dir: string, instret: number) => void;
   scheduleInput?: (events: { instret: number; data: string }[]) => void;
+  /** Called after each command, before its reply: the worker publishes its device counters, so the owner reads the change as soon as the reply arrives. */
+  afterCommand?: () => void;
 }
 
 /** Carry out one command; throws an Error whose message goes back to the owner. */
@@ -108,6 +110,7 @@ export function drainCommands(port: MessagePort | undefined, s: CommandState): n
     } catch (e) {
       reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
     }
+    s.afterCommand?.();
     port.postMessage(reply);
   }
 }

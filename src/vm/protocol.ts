@@ -8,6 +8,7 @@
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { MachineDeviceStats } from '../machine/virt.js';
+import { createDeviceStatsBlock } from './device-stats-block.js';
 
 export type { RateLimits, BucketConfig } from '../devices/rate-limiter.js';
 export type { MachineDeviceStats } from '../machine/virt.js';
@@ -188,6 +189,7 @@ export interface SharedControl {
   ctrl: Int32Array; // CTRL_SLOTS int32s on a SharedArrayBuffer
   input: Uint8Array; // INPUT_RING_SIZE bytes on a SharedArrayBuffer
   live: BigInt64Array; // LIVE_SLOTS counters on a SharedArrayBuffer
+  devices: SharedArrayBuffer; // device counters, published by the worker (device-stats-block.ts)
 }
 
 export function createSharedControl(): SharedControl {
@@ -198,6 +200,7 @@ export function createSharedControl(): SharedControl {
     ctrl: new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4)),
     input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
     live,
+    devices: createDeviceStatsBlock(),
   };
 }
 

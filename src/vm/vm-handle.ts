@@ -25,6 +25,8 @@ import {
   wake,
 } from './protocol.js';
 import type { NicHost, NicStats } from '../net/nic-host.js';
+import { LocalNics, type NicSet } from '../net/nic-set.js';
+import { DeviceStatsReader } from './device-stats-block.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
@@ -57,8 +59,8 @@ export interface VmHandleOptions {
   inputRetryMs?: number;
   /** Heap limits for the worker thread (the daemon isolates each VM's JS heap). */
   resourceLimits?: ResourceLimits;
-  /** The VM's NICs (eth0 first); the handle starts them with the worker and closes them when the VM ends. */
-  nics?: NicHost[];
+  /** The VM's NICs (eth0 first), backends on this thread or on an I/O thread (NicSet); the handle starts them with the worker and closes them when the VM ends. */
+  nics?: NicHost[] | NicSet;
 }
 
 /** Absolute path of the compiled CPU core, build/cpu.wasm in the repo. */
@@ -75,8 +77,9 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
 
   private readonly control: SharedControl;
+  private readonly deviceReader: DeviceStatsReader;
   private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
-  private readonly nics: NicHost[];
+  private readonly nics: NicSet;
   private worker: Worker | null = null;
   private state: State = 'new';
   private resolveExit!: (r: VmExit) => void;
@@ -93,13 +96,15 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     super();
     this.config = config;
     this.control = createSharedControl();
+    this.deviceReader = new DeviceStatsReader(this.control.devices);
     this.opts = {
       workerUrl: options.workerUrl,
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
       inputRetryMs: options.inputRetryMs ?? 5,
       resourceLimits: options.resourceLimits,
     };
-    this.nics = options.nics ?? [];
+    const nics = options.nics ?? [];
+    this.nics = Array.isArray(nics) ? new LocalNics(nics) : nics;
     this.exited = new Promise<VmExit>((resolve) => {
       this.resolveExit = resolve;
     });
@@ -118,7 +123,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     const channel = new MessageChannel();
     try {
       worker = new Worker(url, {
-        workerData: { config: this.config, control: this.control, nics: this.nics.map((n) => n.channel), commands: channel.port2 },
+        workerData: { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2 },
         transferList: [channel.port2],
         resourceLimits: this.opts.resourceLimits,
       });
@@ -128,7 +133,8 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       return;
     }
     this.worker = worker;
-    for (const n of this.nics) n.start(() => wake(this.control));
+    this.nics.onWarning?.((m) => this.emit('warning', m));
+    this.nics.start(this.control.ctrl);
     this.commandPort = channel.port1;
     channel.port1.on('message', (r: CommandReply) => this.onReply(r));
     // The port must not keep the owner's process alive by itself.
@@ -250,7 +256,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
 
   /** Counters of each NIC (device, backend, ring drops). */
   nicStats(): NicStats[] {
-    return this.nics.map((n) => n.stats());
+    return this.nics.stats();
   }
 
   /**
@@ -290,15 +296,12 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     await this.command({ type: 'setBalloonTarget', mib });
   }
 
-  /** Disk counters and balloon state; `refresh` also asks the guest for new memory statistics. */
-  /** deviceStats(), or null when the worker has not answered within `ms` (a busy or ending VM). */
-  deviceStatsWithin(ms: number): Promise<MachineDeviceStats | null> {
-    return Promise.race([
-      this.deviceStats().catch(() => null),
-      new Promise<null>((r) => setTimeout(() => r(null), ms).unref()),
-    ]);
+  /** Disk counters and balloon state as the worker last published them (at most a few hundred ms old); never waits. */
+  sharedDeviceStats(): MachineDeviceStats {
+    return this.deviceReader.read();
   }
 
+  /** Disk counters and balloon state, asked of the worker; `refresh` also asks the guest for new memory statistics. */
   deviceStats(refresh = false): Promise<MachineDeviceStats> {
     return this.command({ type: 'deviceStats', refresh });
   }
@@ -346,7 +349,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     this.commandPort?.close();
     this.commandPort = null;
     // Host sockets of the NICs close before the VM counts as gone.
-    void Promise.allSettled(this.nics.map((n) => n.close())).then(() => {
+    void this.nics.close().then(() => {
       this.resolveExit(result);
       this.emit('exit', result);
     });

@@ -19,6 +19,7 @@ import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
+import { DEVICE_STATS_PUBLISH_MS, publishDeviceStats } from './device-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
@@ -31,7 +32,7 @@ import type { SnapshotResult } from './protocol.js';
 interface WorkerInit {
   config: VmConfig;
   control: SharedControl;
-  /** Shared rings and counters of each NIC (the backends live on the owner's thread). */
+  /** Shared rings and counters of each NIC (the backends live on the owner's thread or a NIC I/O thread). */
   nics?: NicChannelInit[];
   /** Command port (see commands.ts); absent when the owner does not use commands. */
   commands?: MessagePort;
@@ -324,6 +325,7 @@ async function main(): Promise<void> {
       hostMem.trim();
     }
   };
+  let devicesPublishedAt = -Infinity;
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -331,6 +333,10 @@ async function main(): Promise<void> {
     Atomics.store(live, LIVE_HEARTBEAT_MS, BigInt(Date.now()));
     Atomics.store(live, LIVE_STATE, BigInt(state));
     const now = performance.now();
+    if (now - devicesPublishedAt >= DEVICE_STATS_PUBLISH_MS) {
+      devicesPublishedAt = now;
+      publishDeviceStats(control.devices, m!.deviceStats());
+    }
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
       housekeeping(now);
@@ -356,6 +362,7 @@ async function main(): Promise<void> {
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
     }
     cmdState.machine = m;
+    cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
     drainCommands(commands, cmdState);
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
       try {
