@@ -1,12 +1,14 @@
 // The console over WebSocket: binary frames carry raw console bytes both ways.
 // On attach the client first gets the recent output (so it sees the prompt);
-// the socket closes when the VM stops.
+// the socket closes when the VM stops. The replay leaves out terminal queries
+// (see console-replay.ts), so a terminal does not answer them a second time.
 
 import type { WebSocket } from 'ws';
 import type { VmSupervisor } from './vm-supervisor.js';
+import { stripTerminalQueries } from './console-replay.js';
 
 export function attachConsoleSocket(ws: WebSocket, vm: VmSupervisor): void {
-  const recent = vm.recentOutput();
+  const recent = stripTerminalQueries(vm.recentOutput());
   if (recent.length > 0) ws.send(recent, { binary: true });
   const onOutput = (data: Uint8Array) => {
     if (ws.readyState === ws.OPEN) ws.send(data, { binary: true });
