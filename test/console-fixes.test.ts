@@ -7,8 +7,21 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { WebSocket } from 'ws';
 import { api, ConsoleClient, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { stripTerminalQueries } from '../src/host/console-replay.js';
+
+/** Everything a fresh console connection receives, the replay included (listening before the upgrade completes). */
+async function attachAndCollect(socketPath: string, name: string): Promise<{ text: () => string; close: () => void }> {
+  const ws = new WebSocket(`ws+unix://${socketPath}:/v1/vms/${name}/console`);
+  let out = '';
+  ws.on('message', (b: Buffer) => (out += b.toString('latin1')));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { text: () => out, close: () => ws.terminate() };
+}
 
 const strip = (s: string) => stripTerminalQueries(Buffer.from(s, 'latin1')).toString('latin1');
 
@@ -66,11 +79,15 @@ describe('console of the default guest', () => {
 
   test('bug 1: re-attaching replays the output without terminal queries', { timeout: 120_000 }, async () => {
     await run('echo marker-$((2*3))', 'marker-6');
-    c!.close();
-    c = await ConsoleClient.open(d.socketPath, 'g');
-    await c.waitFor('marker-6', 30_000);
-    assert.ok(!c.output.includes('\x1b[6n'), 'the replay carries a cursor-position query');
-    assert.ok(!/\x1b\[[0-9;?>=]*[nc]/.test(c.output), 'the replay carries a status or attribute query');
+    const again = await attachAndCollect(d.socketPath, 'g');
+    try {
+      await until('the replay', () => again.text().includes('marker-6'), 30_000);
+      assert.ok(!again.text().includes('\x1b[6n'), 'the replay carries a cursor-position query');
+      assert.ok(!/\x1b\[[0-9;?>=]*[nc]/.test(again.text()), 'the replay carries a status or attribute query');
+      assert.match(again.text(), /# $/, 'the replay ends with the prompt');
+    } finally {
+      again.close();
+    }
   });
 
   test('bug 2: keys sent while the VM is paused arrive after resume', { timeout: 120_000 }, async () => {
