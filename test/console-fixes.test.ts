@@ -3,7 +3,8 @@
 // the replay sent on attach carries no terminal queries (bug 1), keys sent
 // while the VM is paused reach the guest after resume (bug 2), and Ctrl-C
 // stops a command in the console shell, whose children no longer start with
-// SIGINT/SIGQUIT ignored (bug 4). Plus the replay filter on its own.
+// SIGINT/SIGQUIT ignored (bug 4), and plain `poweroff` still ends it. Plus the
+// replay filter on its own.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,5 +108,13 @@ describe('console of the default guest', () => {
     c!.send('\x03');
     // Well under the 100 s the sleep would take: only Ctrl-C gets the shell back this soon.
     await run('echo back-$((6*7))', 'back-42', 60_000);
+  });
+
+  test('plain poweroff (now a script, not a signal to init) still ends the VM cleanly', { timeout: 120_000 }, async () => {
+    c!.send('poweroff\r');
+    await until('the VM stopped', async () => (await api(d, 'GET', '/v1/vms/g')).json?.state !== 'running', 60_000, 200);
+    const vm = (await api(d, 'GET', '/v1/vms/g')).json;
+    assert.equal(vm.state, 'stopped', JSON.stringify(vm));
+    assert.equal(vm.lastFailure, null);
   });
 });

@@ -104,6 +104,11 @@ for c in poweroff halt reboot; do
   chmod 755 "/sbin/$c"
 done
 
+# A signal from busybox's own poweroff, halt or reboot (a script calling them)
+# is acted on once the console shell has ended.
+trap 'sync; poweroff -f' USR1 USR2
+trap 'sync; reboot -f' TERM
+
 # An interactive shell on the console, with job control (a controlling tty).
 cd /root 2>/dev/null
 if setsid cttyhack true >/dev/null 2>&1; then
@@ -147,6 +152,12 @@ export HOME=/root
 export TERM=\${TERM:-vt100}
 PS1='\\w \\$ '
 export PS1
+# This busybox runs its own applets inside the shell, and its poweroff, halt
+# and reboot signal init, which acts only once the console shell has ended
+# (see /init): these run the scripts in /sbin that end the machine at once.
+poweroff() { /sbin/poweroff "$@"; }
+halt() { /sbin/halt "$@"; }
+reboot() { /sbin/reboot "$@"; }
 `;
 
 export interface InitramfsInput {
