@@ -102,6 +102,8 @@ describe('static files without a token', () => {
     assert.match(r.text, /<script type="module" src="app.js"><\/script>/);
     assert.match(r.text, /href="vendor\/xterm.css"/);
     assert.doesNotMatch(r.text, /https?:\/\//, 'no external hosts');
+    // Served over TCP, the page knows it needs the token (and asks before calling the API).
+    assert.match(r.text, /<html lang="en" data-auth="token">/);
     const redirect = await get('/ui');
     assert.equal(redirect.status, 301);
     assert.equal(redirect.headers.location, '/ui/');
@@ -151,6 +153,7 @@ describe('static files without a token', () => {
     const r = await api(d, 'GET', '/ui/');
     assert.equal(r.status, 200);
     assert.match(r.text, /app\.js/);
+    assert.doesNotMatch(r.text, /data-auth/, 'the Unix socket needs no token');
     assert.equal((await api(d, 'POST', '/v1/vms', { name: 'local', memory: 16, kernel: 'idle' })).status, 201);
     assert.equal((await api(d, 'POST', '/v1/vms/local/start')).status, 200);
     for (const protocols of [['tsvisor.console'], ['tsvisor.console', bearerProtocol('any-token-at-all-000')]]) {

@@ -7,9 +7,13 @@
 // has not taken yet is bounded per VM, and each client's unsent output is
 // bounded; a client over a bound is closed with a code of its own, and the
 // other clients of the VM carry on.
+//
+// The replay leaves out terminal queries (see console-replay.ts), so a terminal
+// does not answer them a second time.
 
 import type { WebSocket } from 'ws';
 import type { VmSupervisor } from './vm-supervisor.js';
+import { stripTerminalQueries } from './console-replay.js';
 
 /** Largest console message a client may send (bytes). */
 export const CONSOLE_MAX_MESSAGE_BYTES = 64 * 1024;
@@ -37,7 +41,7 @@ function closeWith(ws: WebSocket, code: number, reason: string): void {
 
 export function attachConsoleSocket(ws: WebSocket, vm: VmSupervisor): void {
   vm.consoleClients++;
-  const recent = vm.recentOutput();
+  const recent = stripTerminalQueries(vm.recentOutput());
   if (recent.length > 0) ws.send(recent, { binary: true });
   const onOutput = (data: Uint8Array) => {
     if (ws.readyState !== ws.OPEN) return;

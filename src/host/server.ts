@@ -113,7 +113,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const onRequest = (auth: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     // The web console's static files hold no data: no token needed (the API calls they make need it).
     if (isUiPath(req.url)) {
-      serveUi(req, res, opts.log).catch(() => res.destroy());
+      serveUi(req, res, opts.log, auth).catch(() => res.destroy());
       return;
     }
     if (auth && !checkBearer(req.headers.authorization, opts.token!)) {

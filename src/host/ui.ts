@@ -65,7 +65,12 @@ function plain(res: ServerResponse, status: number, text: string, headers: Recor
   res.end(text);
 }
 
-export async function serveUi(req: IncomingMessage, res: ServerResponse, log: (m: string) => void): Promise<void> {
+/**
+ * `tokenRequired`: the request came where the API needs the token (TCP). The
+ * page is told so (data-auth="token" on <html>), so that without a token it
+ * asks for one before making any API request that would fail.
+ */
+export async function serveUi(req: IncomingMessage, res: ServerResponse, log: (m: string) => void, tokenRequired = false): Promise<void> {
   const path = (req.url ?? '').split('?')[0];
   const method = req.method ?? 'GET';
   if (method !== 'GET' && method !== 'HEAD') return plain(res, 405, `${method} is not allowed on ${path} (allowed: GET, HEAD)\n`, { allow: 'GET, HEAD' });
@@ -79,6 +84,7 @@ export async function serveUi(req: IncomingMessage, res: ServerResponse, log: (m
     log(`web console: cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
     return plain(res, 500, `web console file missing (see the daemon's log)\n`);
   }
+  if (entry.type === HTML && tokenRequired) body = Buffer.from(body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-auth="token">'));
   res.writeHead(200, {
     'content-type': entry.type,
     'content-length': body.length,

@@ -59,7 +59,7 @@ export const BUSYBOX_PKG = 'busybox-static';
 export const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const MANIFEST = 'manifest.json';
 /** Bump when the guest's contents change (e.g. the init script), so caches are rebuilt. */
-const MANIFEST_FORMAT = 4;
+const MANIFEST_FORMAT = 5;
 const GUEST_DIR = 'guest';
 
 export interface ManifestFile {

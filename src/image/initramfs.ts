@@ -92,22 +92,32 @@ fi
 
 echo "${READY_LINE}"
 
-# busybox poweroff, halt and reboot signal init (USR2, USR1, TERM). A shell as
-# PID 1 ignores signals it has no trap for, and runs traps only between
-# commands: so the console shell runs in the background while init waits.
+# busybox poweroff, halt and reboot signal init (USR2, USR1, TERM), and a shell
+# as PID 1 acts on signals only between commands. So they become small scripts
+# that end the machine themselves (after a sync), and the console shell can run
+# in the foreground: a command started with & (as it was before) would run with
+# SIGINT and SIGQUIT ignored, and so would everything started from that shell,
+# so Ctrl-C could not stop anything.
+for c in poweroff halt reboot; do
+  rm -f "/sbin/$c"
+  printf '#!/bin/busybox sh\nsync\nexec /bin/busybox %s -f "$@"\n' "$c" > "/sbin/$c"
+  chmod 755 "/sbin/$c"
+done
+
+# A signal from busybox's own poweroff, halt or reboot (a script calling them)
+# is acted on once the console shell has ended.
 trap 'sync; poweroff -f' USR1 USR2
 trap 'sync; reboot -f' TERM
 
 # An interactive shell on the console, with job control (a controlling tty).
 cd /root 2>/dev/null
 if setsid cttyhack true >/dev/null 2>&1; then
-  setsid cttyhack sh -l &
+  setsid cttyhack sh -l
 else
   tty=$(sed 's/.* //' /sys/class/tty/console/active 2>/dev/null)
   [ -n "$tty" ] && [ -c "/dev/$tty" ] || tty=console
-  setsid sh -c "exec sh -l </dev/$tty >/dev/$tty 2>&1" &
+  setsid sh -c "exec sh -l </dev/$tty >/dev/$tty 2>&1"
 fi
-wait $!
 
 echo "tsvisor guest: shell exited, powering off"
 sync
@@ -142,6 +152,12 @@ export HOME=/root
 export TERM=\${TERM:-vt100}
 PS1='\\w \\$ '
 export PS1
+# This busybox runs its own applets inside the shell, and its poweroff, halt
+# and reboot signal init, which acts only once the console shell has ended
+# (see /init): these run the scripts in /sbin that end the machine at once.
+poweroff() { /sbin/poweroff "$@"; }
+halt() { /sbin/halt "$@"; }
+reboot() { /sbin/reboot "$@"; }
 `;
 
 export interface InitramfsInput {

@@ -27,6 +27,11 @@ let term = null;
 let fit = null;
 let ws = null;
 let attached = null; // name of the VM whose console is shown
+let consoleOpen = false; // its WebSocket is open
+// The error banner belongs to one VM in one state: it goes when that state changes.
+let errorFor = null; // { name, state } or null
+// The page was served where the API needs a token (TCP): without one, ask first.
+const TOKEN_NEEDED = document.documentElement.dataset.auth === 'token';
 
 class AuthError extends Error {}
 
@@ -40,6 +45,18 @@ async function api(method, path) {
 }
 
 const vmPath = (name, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
+
+function showError(text, vm) {
+  $('error-text').textContent = text;
+  $('error').hidden = false;
+  errorFor = vm || null;
+}
+
+function clearError() {
+  $('error-text').textContent = '';
+  $('error').hidden = true;
+  errorFor = null;
+}
 
 // ---- formatting
 
@@ -91,7 +108,10 @@ function makeRow(name) {
 function render(list, stats, host) {
   const tbody = $('vms').tBodies[0];
   const seen = new Set();
-  list.forEach((vm, i) => {
+  // By name: the order stays the same across polls and daemon restarts.
+  const order = list.map((vm, i) => i).sort((a, b) => (list[a].name < list[b].name ? -1 : list[a].name > list[b].name ? 1 : 0));
+  for (const i of order) {
+    const vm = list[i];
     const s = stats[i];
     seen.add(vm.name);
     let row = rows.get(vm.name);
@@ -99,13 +119,13 @@ function render(list, stats, host) {
       row = makeRow(vm.name);
       rows.set(vm.name, row);
     }
-    tbody.append(row.tr); // keeps the API's order
+    tbody.append(row.tr);
     const c = row.cells;
     c.state.textContent = vm.state;
     c.state.className = `state-${vm.state}`;
     c.uptime.textContent = s ? uptime(s.uptimeSeconds) : '';
     c.mips.textContent = s ? s.mips.toFixed(1) : '';
-    c.cpu.textContent = s ? `${Math.round(s.cpuShare * 100)}%` : '';
+    c.cpu.textContent = s ? `${(s.cpuShare * 100).toFixed(1)}%` : '';
     // Touched (backed by host memory) of reserved, when the host can tell.
     const touched = s && typeof s.memoryTouchedMiB === 'number' ? `${Math.round(s.memoryTouchedMiB)} / ` : '';
     c.memory.textContent = vm.config ? `${touched}${vm.config.memory} MiB` : '-';
@@ -115,7 +135,10 @@ function render(list, stats, host) {
     for (const [action, , states] of ACTIONS) row.buttons[action].disabled = busy.has(vm.name) || !states.includes(vm.state);
     row.buttons.console.disabled = !(vm.state === 'running' || vm.state === 'paused');
     row.tr.classList.toggle('selected', vm.name === attached);
-  });
+    if (errorFor && errorFor.name === vm.name && errorFor.state !== vm.state) clearError();
+    if (vm.name === attached && consoleOpen) showConsoleState(vm.state);
+  }
+  if (errorFor && !seen.has(errorFor.name)) clearError();
   for (const [name, row] of rows) {
     if (!seen.has(name)) {
       row.tr.remove();
@@ -153,11 +176,16 @@ async function refresh() {
         ),
       );
       render(list, stats, host);
+      $('main').classList.remove('offline');
       $('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
     }
   } catch (e) {
     if (e instanceof AuthError) refused = true;
-    else $('status').textContent = `cannot reach the daemon: ${e.message}`;
+    else {
+      // The list is what was last seen, not live: say so and grey it out.
+      if (!$('main').classList.contains('offline')) $('status').textContent = `offline since ${new Date().toLocaleTimeString()}: the daemon cannot be reached`;
+      $('main').classList.add('offline');
+    }
   } finally {
     refreshing = false;
   }
@@ -169,14 +197,15 @@ async function refresh() {
 
 async function act(name, action) {
   if (action === 'kill' && !confirm(`Kill VM '${name}'? Its guest gets no chance to shut down.`)) return;
+  const stateBefore = rows.get(name)?.cells.state.textContent || '';
   busy.add(name);
   for (const b of Object.values(rows.get(name)?.buttons ?? {})) b.disabled = true;
-  $('error').textContent = '';
+  clearError();
   try {
     await api('POST', vmPath(name, `/${action}`));
   } catch (e) {
     if (e instanceof AuthError) return showLogin('The daemon refused this token; enter it again.');
-    $('error').textContent = `${action} ${name}: ${e.message}`;
+    showError(`${action} ${name}: ${e.message}`, { name, state: stateBefore });
   } finally {
     busy.delete(name);
   }
@@ -197,7 +226,15 @@ function sendBytes(bytes) {
 
 function ensureTerminal() {
   if (term) return;
-  term = new Terminal({ scrollback: 5000, fontSize: 14, cursorBlink: true });
+  // A line height above 1 leaves room under the baseline: with 1.0 the row box
+  // clipped underscores at normal pixel density.
+  term = new Terminal({
+    scrollback: 5000,
+    fontSize: 14,
+    lineHeight: 1.2,
+    fontFamily: '"DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
+    cursorBlink: true,
+  });
   fit = new FitAddon();
   term.loadAddon(fit);
   term.open($('term'));
@@ -210,7 +247,15 @@ function ensureTerminal() {
 function closeConsole() {
   const old = ws;
   ws = null;
+  consoleOpen = false;
   if (old) old.close();
+}
+
+// Keys typed while the VM is paused wait in the daemon and reach the guest on resume.
+function showConsoleState(state) {
+  $('console-state').textContent =
+    state === 'paused' ? 'VM paused: keys wait and reach the guest when it resumes' : 'attached (keys go to the guest)';
+  $('console').classList.toggle('paused', state === 'paused');
 }
 
 function openConsole(name) {
@@ -231,7 +276,8 @@ function openConsole(name) {
   ws = sock;
   sock.onopen = () => {
     if (ws !== sock) return;
-    $('console-state').textContent = 'attached (keys go to the guest)';
+    consoleOpen = true;
+    showConsoleState(rows.get(name)?.cells.state.textContent || 'running');
     term.focus();
   };
   sock.onmessage = (ev) => {
@@ -240,6 +286,8 @@ function openConsole(name) {
   sock.onclose = (ev) => {
     if (ws !== sock) return;
     ws = null;
+    consoleOpen = false;
+    $('console').classList.remove('paused');
     const why = ev.reason || (ev.code === 1006 ? 'connection refused or lost' : `code ${ev.code}`);
     $('console-state').textContent = `closed: ${why}`;
     term.write(`\r\n\x1b[2m[console closed: ${why}]\x1b[0m\r\n`);
@@ -275,8 +323,14 @@ function showMain() {
 
 $('login').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  token = $('token').value.trim();
+  const entered = $('token').value.trim();
   $('token').value = '';
+  if (!entered) {
+    $('login-message').textContent = 'The token cannot be empty or only spaces: enter the contents of the --token-file.';
+    $('token').focus();
+    return;
+  }
+  token = entered;
   sessionStorage.setItem(TOKEN_KEY, token);
   showMain();
 });
@@ -293,5 +347,9 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden && !$('main').hidden) refresh();
 });
 
-// On the Unix socket no token is needed: the first refresh shows the list; on TCP it asks.
-showMain();
+$('error-close').addEventListener('click', clearError);
+
+// On the Unix socket no token is needed: the first refresh shows the list. On
+// TCP without a token the page asks for it before any API request.
+if (TOKEN_NEEDED && !token) showLogin(null);
+else showMain();
