@@ -2,7 +2,7 @@
 // Zicsr, Zifencei, privileged instructions). This is the reference
 // implementation; a translator must agree with it.
 
-import { getX, setX, getF, setF, STATE, X_OFF } from './state';
+import { getX, setX, getF, setF, STATE, X_OFF, RVC_TABLE } from './state';
 import {
   pc, priv, mstatus, mepc, sepc, trapped, breakBatch, exitReason, reservation, ecallHookMask, curInsnBits, mie,
   instret, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPP, MS_MPP_SHIFT, MS_FS, MS_MPRV,
@@ -16,9 +16,7 @@ import {
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
 
-/** Expansion of every 16-bit encoding, filled once at reset (one load instead of a decode). */
-export const RVC_TABLE: u32 = 0x140000;
-
+/** Fill RVC_TABLE with the expansion of every 16-bit encoding (one load instead of a decode). */
 export function initRvcTable(): void {
   for (let h: u32 = 0; h < 0x10000; h++) {
     store<u32>(RVC_TABLE + (h << 2), (h & 3) == 3 ? 0 : expandCompressed(h));

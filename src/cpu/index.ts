@@ -11,7 +11,7 @@ import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
-import { STATE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
+import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
@@ -20,6 +20,8 @@ export {
 } from './jit';
 
 export { EXIT_WFI } from './exec';
+// Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
+export * from './layout';
 export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
 
 
@@ -29,7 +31,7 @@ export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
 
 /** Reset the hart: M-mode at `entry`, with the given RAM size in bytes. */
 export function reset(ram: u64, hartId: u64, entry: u64): void {
-  memory.fill(STATE, 0, 0x10000);
+  memory.fill(STATE, 0, STATE_SIZE);
   ramSize = ram;
   mhartid = hartId;
   pc = entry;

@@ -8,7 +8,10 @@
 // cached: S-mode access to U pages (depends on SUM) and loads that rely on MXR
 // always take the slow path, so SUM/MXR toggles need no flush.
 
-import { TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF } from './state';
+import {
+  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+} from './state';
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 @inline export function bumpLinkEpoch(): void {
@@ -27,8 +30,6 @@ import { bpFreePage, bpCheck } from './breakpoints';
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
 
 export const RAM_BASE: u64 = 0x80000000;
-/** Host sets this word to non-zero when an MMIO access hit no device. */
-export const MMIO_FAULT_OFF: u32 = 1024;
 
 export const ACC_FETCH: u32 = 0;
 export const ACC_LOAD: u32 = 1;
@@ -161,10 +162,6 @@ function accessFault(access: u32, va: u64): u64 {
 }
 
 /** Translate a guest virtual address. On a fault raises the exception and returns 0 (check `trapped`). */
-/** Slow-path translations per access kind (fetch, load, store): u64 counters for --stats. */
-export const WALK_COUNTS_OFF: u32 = 0x1200;
-/** Data TLB lookups (loads, stores): u64 counters; with the slow paths they give the hit rate. */
-export const LOOKUP_COUNTS_OFF: u32 = 0x1240;
 
 @inline function countLookup(kind: u32): void {
   const c = STATE + LOOKUP_COUNTS_OFF + (kind << 3);

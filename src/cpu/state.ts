@@ -1,18 +1,9 @@
-// Fixed layout of the hart state inside the wasm linear memory.
-// JS (devices, SBI, snapshots) and, later, translated code read the same
-// offsets, so they are plain constants here and mirrored in src/machine/layout.ts.
+// Hart state helpers. The memory layout itself (offsets of the hart state,
+// the TLB, the translator's tables, guest RAM) lives in ./layout, the one
+// source the host's src/machine/layout.generated.ts is generated from.
 
-/** Hart state block (registers) lives at 1 MiB in linear memory. */
-export const STATE: u32 = 0x100000;
-/** x0..x31, u64 each. x0 is never written. */
-export const X_OFF: u32 = 0;
-/** f0..f31, raw u64 bits each; single-precision values are NaN-boxed. */
-export const F_OFF: u32 = 256;
-export const PC_OFF: u32 = 512;
-/** Accrued FP exception flags (NV=16 DZ=8 OF=4 UF=2 NX=1), u32. */
-export const FFLAGS_OFF: u32 = 520;
-/** Dynamic rounding mode (0..7), u32. */
-export const FRM_OFF: u32 = 524;
+import { STATE, X_OFF, F_OFF } from './layout';
+export * from './layout';
 
 // fflags bits
 export const FLAG_NX: u32 = 1;
@@ -29,13 +20,6 @@ export const RM_RUP: u32 = 3;
 export const RM_RMM: u32 = 4;
 export const RM_DYN: u32 = 7;
 
-/** Software TLB: 3 kinds (fetch, load, store) x 2 privileges (U, S) x TLB_SIZE entries. */
-export const TLB_BASE: u32 = 0x110000;
-export const TLB_SIZE: u32 = 1024;
-
-/** Guest RAM (guest physical 0x8000_0000) starts at 16 MiB in linear memory. */
-export const RAM_HOST: u32 = 0x1000000;
-
 @inline export function getX(r: u32): u64 {
   return load<u64>(STATE + X_OFF + (r << 3));
 }
@@ -48,37 +32,3 @@ export const RAM_HOST: u32 = 0x1000000;
 @inline export function setF(r: u32, v: u64): void {
   store<u64>(STATE + F_OFF + (r << 3), v);
 }
-
-// ---- Translator (JIT) support, all below guest RAM ----
-
-/** Current TLB set bases (fetch, load, store: u32 each), mirrored for translated code. */
-export const TLB_BASES_OFF: u32 = 0x1100;
-/** Set by the slow-path helpers translated code calls: 1 = the access trapped, 2 = leave the block. */
-export const JIT_FLAG_OFF: u32 = 0x1110;
-/** Chained execution: instructions retired so far (u32), the chain's budget (u32), link epoch (u32). */
-export const JIT_DONE_OFF: u32 = 0x1114;
-export const JIT_BUDGET_OFF: u32 = 0x1118;
-/** Bumped whenever a link between blocks may have gone stale (TLB flush, retired code, cache flush). */
-export const JIT_EPOCH_OFF: u32 = 0x111c;
-/** Set when a hot loop was queued: the host translates at once instead of batching. */
-export const JIT_URGENT_OFF: u32 = 0x1124;
-/** 1 while mstatus.FS is Dirty (translated FP loads/stores run only then), mirrored for translated code. */
-export const FS_DIRTY_OFF: u32 = 0x1128;
-/** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
-export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
-/** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */
-export const JIT_LINKS: u32 = 0xa00000;
-export const JIT_LINKS_MAX: u32 = 0x20000;
-/** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
-export const JIT_QUEUE_OFF: u32 = 0x2000;
-export const JIT_QUEUE_MAX: u32 = 256;
-/** Block cache: 2-way set associative, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
-export const JIT_HASH: u32 = 0x800000;
-export const JIT_HASH_SIZE: u32 = 65536;
-/** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
-export const JIT_HOT: u32 = 0x1c0000;
-export const JIT_HOT_SIZE: u32 = 16384;
-/** Per guest-RAM page: u32 generation, bumped when a page holding translated code is written. */
-export const PAGE_GEN: u32 = 0x200000;
-/** Per guest-RAM page: u8, 1 while translated code exists for the page (stores take the slow path). */
-export const CODE_PAGE: u32 = 0x600000;

@@ -8,11 +8,8 @@ import {
   MS_SPP, MS_MPP, MS_MPP_SHIFT, mtimecmp, stimecmp, menvcfg, msip, currentTime, MIP_MTIP, MIP_STIP, MIP_MSIP,
 } from './hart';
 import { updateTlbSets } from './mmu';
-import { STATE } from './state';
+import { STATE, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF, LAST_TRAP_OFF } from './state';
 
-/** Trap counters (u64 per cause; interrupts 512 bytes later) and the last trap (cause, epc, tval). */
-export const TRAP_COUNTS_OFF: u32 = 0x800;
-export const LAST_TRAP_OFF: u32 = 0x1000;
 
 /** Traps taken from U-mode (syscalls, faults, interrupts of a running program): the host's sign that programs run. */
 export let trapsFromUser: u64 = 0;
@@ -35,7 +32,7 @@ export function enterTrap(cause: u64, tval: u64): void {
   const isInterrupt = (cause & INTERRUPT_BIT) != 0;
   const code = cause & 63;
   // Per-cause counters for --stats: exceptions at TRAP_COUNTS, interrupts 64 slots later.
-  const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? 512 : 0);
+  const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? TRAP_COUNTS_INT_OFF : 0);
   store<u64>(slot, load<u64>(slot) + 1);
   if (priv == PRV_U) trapsFromUser++;
   store<u64>(STATE + LAST_TRAP_OFF, cause);

@@ -4,12 +4,8 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, BLOCK_LOCALS, STATE } from './translate.js';
-
-const JIT_QUEUE_OFF = 0x2000;
-const JIT_URGENT_OFF = 0x1124;
-const JIT_LINKS = 0xa00000;
-const JIT_LINKS_MAX = 0x20000;
+import { translateBlock, BLOCK_LOCALS } from './translate.js';
+import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX } from '../machine/layout.generated.js';
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**

@@ -13,18 +13,10 @@
 // interpreter (jitInterp) in place.
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
-
-export const STATE = 0x100000;
-const PC_OFF = 512;
-const TLB_BASES_OFF = 0x1100;
-const JIT_FLAG_OFF = 0x1110;
-const RVC_TABLE = 0x140000;
-const F_OFF = 256;
-const FS_DIRTY_OFF = 0x1128;
-const JIT_DONE_OFF = 0x1114;
-const JIT_BUDGET_OFF = 0x1118;
-const JIT_EPOCH_OFF = 0x111c;
-const JIT_LAST_EXIT_OFF = 0x1120;
+import {
+  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
+  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_EPOCH_OFF, JIT_LAST_EXIT_OFF,
+} from '../machine/layout.generated.js';
 
 /**
  * Allocates a link slot (32 bytes of linear memory) for a chainable exit to
@@ -197,7 +189,7 @@ class Emitter {
     if (r === 0) return this.i64c(0n);
     this.readRegs.add(r);
     if (!this.loaded.has(r)) {
-      this.i32c(0).mem(OP.i64_load, 3, STATE + 8 * r).ltee(r - 1);
+      this.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * r).ltee(r - 1);
       this.loaded.add(r);
       return this;
     }
@@ -218,12 +210,12 @@ class Emitter {
   }
   /** Store the registers written so far, leaving the tracking as it is (for a path that then exits). */
   storeDirty(): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + X_OFF + 8 * r);
     return this;
   }
   /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + 8 * r);
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + X_OFF + 8 * r);
     // In a loop every written register stays dirty (the next iteration may exit
     // before writing it again) and rd is reloaded at once (reloadAfterHelper).
     if (this.loop) return this;
@@ -233,7 +225,7 @@ class Emitter {
   }
   /** After a helper that may have written x[rd] in the STATE block: in a loop, reload its local now. */
   reloadAfterHelper(rd: number): this {
-    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd).lset(rd - 1);
+    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * rd).lset(rd - 1);
     return this;
   }
   storePc(pc: bigint): this {
@@ -304,7 +296,7 @@ class Emitter {
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
     if (this.loop) {
       for (const r of this.loop.preload) {
-        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + 8 * r); f.byte(OP.local_set).u32(r - 1);
+        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
       }
     }
     // One block per distinct write-back set, innermost first; an exit leaves the
@@ -320,7 +312,7 @@ class Emitter {
       f.byte(OP.end);
       for (let r = 1; r < 32; r++) {
         if (this.masks[g] & (1 << r)) {
-          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + 8 * r);
+          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + X_OFF + 8 * r);
         }
       }
       if (g < groups - 1) f.byte(OP.br).u32(groups - 1 - g); // past the other groups' stores
@@ -636,7 +628,6 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
 // result in that range. Single-precision operands must be properly NaN-boxed
 // (else they read as the canonical NaN).
 
-const FFLAGS_OFF = 520; // u32 fflags, followed by u32 frm at 524
 const NANBOX = -0x100000000n;
 const MIN_SAFE_D = 2 ** -1021;
 const MAX_D = 1.7976931348623157e308;
@@ -651,7 +642,7 @@ function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
   if (e.fsDirty) e.i32c(1);
   else e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
   if (!needNx && rm === 0) return;
-  // fflags and frm as one i64: low word fflags, high word frm.
+  // fflags and frm as one i64: low word fflags, high word frm (FRM_OFF = FFLAGS_OFF + 4, see test/layout.test.ts).
   const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
   e.i32c(0).mem(OP.i64_load, 3, STATE + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
   e.op(OP.i32_and);
@@ -708,7 +699,7 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
 function elseJitFpToX(e: Emitter, insn: number, rd: number, pc: bigint, k: number): void {
   e.else();
   emitFp(e, insn, rd, false, pc, k);
-  e.i32c(0).mem(OP.i64_load, 3, STATE + 8 * rd);
+  e.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * rd);
   e.end();
   e.setReg(rd);
 }
@@ -726,7 +717,7 @@ function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: n
   if (dbl) {
     if (rm === 5 || rm === 6) return false;
     emitFastCond(e, 0, false);
-    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
     e.lset(L_OK);
     e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
     emitBoxedCheck(e, [L_VA]);
@@ -797,7 +788,7 @@ function emitCvtFromIntFast(e: Emitter, insn: number, rd: number, rs1: number, r
   else if (rs2 === 1) e.i64c(0xffffffffn).op(OP.i64_and); // WU: zero-extended
   e.lset(L_VAL);
   emitFastCond(e, 0, false);
-  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF + 4).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
   // Signed: -lim <= v <= lim, as v + lim <= 2 lim unsigned; unsigned: v <= lim.
   const signed = (rs2 & 1) === 0;
   if (signed) e.lget(L_VAL).i64c(lim).op(OP.i64_add).i64c(2n * lim).op(OP.i64_le_u);
@@ -1122,8 +1113,7 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   e.end();
 }
 
-/** Where data TLB lookups are counted (STATE + 0x1240: loads, + 0x1248: stores), as the interpreter does. */
-const LOOKUP_COUNTS_OFF = 0x1240;
+// Data TLB lookups are counted at STATE + LOOKUP_COUNTS_OFF (loads, then stores), as the interpreter does.
 let countLookups = false;
 
 /** Count TLB lookups in the code translated from now on (for --stats; it costs a little speed). */
@@ -1137,8 +1127,8 @@ function emitProbe(e: Emitter, base: number, size: number): void {
     const at = STATE + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
   }
-  // e = base + ((va >> 12) & 1023) * 16, computed on the low 32 bits
-  e.lget(base).lget(L_VA).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c(0x3ff0).op(OP.i32_and)
+  // e = base + ((va >> 12) & (TLB_SIZE - 1)) * 16, computed on the low 32 bits
+  e.lget(base).lget(L_VA).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c((TLB_SIZE - 1) << 4).op(OP.i32_and)
     .op(OP.i32_add).ltee(L_E);
   // Compared with the page of the access's last byte: an entry at index i only
   // holds a page whose low ten bits are i, so an access that crosses into the next

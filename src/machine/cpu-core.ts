@@ -2,7 +2,10 @@
 // hart state and guest RAM, instantiates the core with its imports, and offers
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
-import { STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST } from './layout.js';
+import {
+  STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+} from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
 
 export interface CoreImports {
@@ -55,7 +58,7 @@ export const MAX_BREAKPOINTS = 4;
 const NO_BREAKPOINT = 0xffffffffffffffffn;
 
 /** Word the core reads after each host MMIO call: non-zero means "no device here". */
-const MMIO_FAULT_ADDR = STATE + 1024;
+const MMIO_FAULT_ADDR = STATE + MMIO_FAULT_OFF;
 /** Slack after guest RAM so an instruction fetch at the very end of RAM stays in bounds. */
 const RAM_SLACK = 0x10000;
 const WASM_PAGE = 0x10000;
@@ -108,12 +111,13 @@ export class CpuCore {
 
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
   counters(): { exceptions: bigint[]; interrupts: bigint[]; walks: { fetch: bigint; load: bigint; store: bigint }; lookups: { load: bigint; store: bigint } } {
-    const v = new BigUint64Array(this.mem.buffer, STATE + 0x800, 128);
-    const w = new BigUint64Array(this.mem.buffer, STATE + 0x1200, 3);
-    const l = new BigUint64Array(this.mem.buffer, STATE + 0x1240, 2);
+    const causes = TRAP_COUNTS_INT_OFF / 8;
+    const v = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF, 2 * causes);
+    const w = new BigUint64Array(this.mem.buffer, STATE + WALK_COUNTS_OFF, 3);
+    const l = new BigUint64Array(this.mem.buffer, STATE + LOOKUP_COUNTS_OFF, 2);
     return {
-      exceptions: [...v.subarray(0, 64)],
-      interrupts: [...v.subarray(64, 128)],
+      exceptions: [...v.subarray(0, causes)],
+      interrupts: [...v.subarray(causes, 2 * causes)],
       walks: { fetch: w[0], load: w[1], store: w[2] },
       lookups: { load: l[0], store: l[1] },
     };
@@ -121,7 +125,7 @@ export class CpuCore {
 
   /** Interrupts taken so far, all causes. */
   interruptsTaken(): bigint {
-    const v = new BigUint64Array(this.mem.buffer, STATE + 0x800 + 64 * 8, 64);
+    const v = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
     let n = 0n;
     for (const c of v) n += c;
     return n;

@@ -1,5 +1,5 @@
 // The guest machine's memory map, interrupt numbers and clocks (QEMU `virt` compatible),
-// plus a mirror of the hart-state offsets the CPU core keeps in wasm linear memory.
+// plus the layout of the CPU core's wasm linear memory (generated from src/cpu/layout.ts).
 // Devices, the bus, the FDT builder and the boot loader all read these constants,
 // so the device tree can never disagree with what is emulated.
 
@@ -71,22 +71,7 @@ export const IRQ_M_TIMER = 7;
 export const IRQ_S_EXT = 9;
 export const IRQ_M_EXT = 11;
 
-// ---- Hart state inside the wasm linear memory (mirror of src/cpu/state.ts) ----
+// ---- The wasm core's linear memory (hart state, TLB, translator tables, guest RAM) ----
 
-/** Hart state block (registers) lives at 1 MiB in linear memory. */
-export const STATE = 0x10_0000;
-/** x0..x31, u64 each. */
-export const X_OFF = 0;
-/** f0..f31, raw u64 bits each (single-precision values NaN-boxed). */
-export const F_OFF = 256;
-/** pc, u64. */
-export const PC_OFF = 512;
-/** Accrued FP exception flags, u32. */
-export const FFLAGS_OFF = 520;
-/** Dynamic rounding mode, u32. */
-export const FRM_OFF = 524;
-/** Software TLB block. */
-export const TLB_BASE = 0x11_0000;
-export const TLB_SIZE = 1024;
-/** Guest RAM (guest physical RAM_BASE) starts here in linear memory. */
-export const RAM_HOST = 0x100_0000;
+// Generated from src/cpu/layout.ts, the one source the core is compiled with.
+export * from './layout.generated.js';
