@@ -286,6 +286,11 @@ export class VirtMachine {
     this.vmgenid.regenerate(id);
   }
 
+  /** Blip every NIC's link (down, then up once the guest has looked) so the guest renews its addresses. */
+  bounceLinks(): void {
+    for (const n of this.virtio.nics) n.bounceLink();
+  }
+
   private powerEvent(kind: 'poweroff' | 'reset' | 'fail', code: number): void {
     this.halted = true;
     this.flushOutput();
