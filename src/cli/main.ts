@@ -26,6 +26,7 @@ Commands:
   image build    build the default guest (Debian kernel + busybox initramfs)
   image create   create a blank raw/qcow2 disk or a qcow2 overlay
   image info     show a disk's format, size, allocation and backing chain
+  clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
   create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
                  manage VMs through the daemon (see 'tsvisor help create')
@@ -182,6 +183,8 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return imageCommand(rest, io);
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
+    case 'clone':
+      return (await import('./clone-cmd.js')).cloneCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
@@ -204,6 +207,9 @@ async function help(topic: string | undefined, io: MainIo): Promise<number> {
       return 0;
     case 'serve':
       io.stdout.write((await import('./serve.js')).SERVE_HELP);
+      return 0;
+    case 'clone':
+      io.stdout.write((await import('./clone-cmd.js')).CLONE_HELP);
       return 0;
     default: {
       const client = await import('./client.js');
