@@ -11,11 +11,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createNicHosts } from '../src/net/create-backend.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootDefaultGuest } from './lib/vm-console.js';
+import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
 import type { SnapshotResult } from '../src/vm/protocol.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -90,4 +91,36 @@ test('clones of one snapshot reseed the guest RNG and write only their own disk 
   assert.ok(r1 !== p1 && r2 !== p1, 'a clone prints other bytes than a plain restore');
   for (const d of [c1dir, c2dir]) assert.ok(existsSync(join(d, 'disk0.qcow2')), `an overlay in ${d}`);
   assert.ok(readFileSync(img).every((b) => b === 0), "the clones' writes did not reach the snapshot's disk");
+});
+
+test("a clone's NIC blips: the guest counts a carrier down and up, and keeps its MAC", { timeout: TIMEOUT_MS }, async () => {
+  const name = 'blip';
+  const a = await bootDefaultGuest({ name, nicSpecs: ['user'] }, { nics: await createNicHosts([{ mode: 'user', params: [] }], name) });
+  const readNet = async (run: (cmd: string) => Promise<string>) => {
+    const out = await run('echo C$((0))C $(cat /sys/class/net/eth0/carrier_changes) $(cat /sys/class/net/eth0/address)');
+    const m = /C0C (\d+) ([0-9a-f:]{17})/.exec(out);
+    assert.ok(m, `eth0's carrier count and address\n${out}`);
+    return { changes: Number(m[1]), mac: m[2]! };
+  };
+  const before = await readNet((c) => a.run(c));
+  a.vm.pause();
+  const snapDir = join(dir, 'net-snap');
+  await a.vm.snapshot(snapDir);
+  await a.vm.stop();
+
+  const child = spawn(process.execPath, [CLI, 'run', '--restore', snapDir, '--clone', '--clone-dir', join(dir, 'net-clone')], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  child.stdin!.on('error', () => {});
+  const con = new ChildConsole(child);
+  try {
+    await con.waitFor(/restored in/, 120_000);
+    let now = await readNet((c) => con.run(c, 120_000));
+    for (let k = 0; k < 60 && now.changes < before.changes + 2; k++) now = await readNet((c) => con.run(c, 120_000));
+    assert.equal(now.changes, before.changes + 2, 'one carrier loss and one carrier gain since the snapshot');
+    assert.equal(now.mac, before.mac);
+    con.type('poweroff -f');
+    assert.equal(await Promise.race([con.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timed out: poweroff')), 120_000).unref())]), 0);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
 });
