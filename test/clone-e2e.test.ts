@@ -58,10 +58,13 @@ test('clones of one snapshot reseed the guest RNG and write only their own disk 
   truncateSync(img, 8 * 1024 * 1024);
   const a = await bootDefaultGuest({ deterministic: true, disks: [{ path: img, format: 'raw' }] });
   assert.match(await a.run('ls /sys/bus/platform/drivers/vmgenid/'), /102000\.vmgenid/, 'the guest kernel bound its vmgenid driver to the device');
+  // Paused while the snapshot is scheduled: on a loaded host the guest could otherwise pass N first.
+  a.vm.pause();
   const n = Number(a.vm.live().instret) + 100_000;
   const snapDir = join(dir, 'snap');
   const snapped = new Promise<SnapshotResult>((resolve) => a.vm.once('snapshot', resolve));
   await a.vm.command({ type: 'scheduleSnapshot', dir: snapDir, instret: n });
+  a.vm.resume();
   const snap = await Promise.race([snapped, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('timed out: the snapshot')), TIMEOUT_MS).unref())]);
   assert.equal(snap.instret, n);
   await a.vm.stop();
