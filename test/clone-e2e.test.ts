@@ -60,7 +60,7 @@ test('clones of one snapshot reseed the guest RNG and write only their own disk 
   assert.match(await a.run('ls /sys/bus/platform/drivers/vmgenid/'), /102000\.vmgenid/, 'the guest kernel bound its vmgenid driver to the device');
   // Paused while the snapshot is scheduled: on a loaded host the guest could otherwise pass N first.
   a.vm.pause();
-  const n = Number(a.vm.live().instret) + 100_000;
+  const n = Number(a.vm.live().instret) + 20_000_000; // pause() takes effect a slice later
   const snapDir = join(dir, 'snap');
   const snapped = new Promise<SnapshotResult>((resolve) => a.vm.once('snapshot', resolve));
   await a.vm.command({ type: 'scheduleSnapshot', dir: snapDir, instret: n });
