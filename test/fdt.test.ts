@@ -232,7 +232,8 @@ test('matches the structure of QEMU virt for the nodes both describe', { skip: !
     const q = spawnSync('qemu-system-riscv64', ['-M', `virt,dumpdtb=${qfile}`, '-m', '512M', '-smp', '1', '-nographic'], { encoding: 'utf8' });
     assert.equal(q.status, 0, q.stderr);
     const qt = parseDts(decompile(readFileSync(qfile)).dts);
-    const r = buildVirtFdt({ ramSize: 512 << 20, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7] });
+    // QEMU virt has no vmgenid node (its VM generation ID is ACPI only): compare the rest.
+    const r = buildVirtFdt({ ramSize: 512 << 20, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], devices: ['test', 'clint', 'plic', 'uart'] });
     assert.ok(r.ok);
     writeFileSync(join(dir, 'ours.dtb'), r.dtb);
     const ot = parseDts(decompile(r.dtb).dts);

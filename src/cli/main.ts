@@ -26,6 +26,7 @@ Commands:
   image build    build the default guest (Debian kernel + busybox initramfs)
   image create   create a blank raw/qcow2 disk or a qcow2 overlay
   image info     show a disk's format, size, allocation and backing chain
+  clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
   create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
                  manage VMs through the daemon (see 'tsvisor help create')
@@ -85,6 +86,12 @@ Options:
   --restore DIR      restore the snapshot in DIR instead of booting (the machine,
                      disks and kernel are the snapshot's; --net, --jit, --stats
                      and --name may be given)
+  --clone            with --restore: start a clone of the snapshot (a new VM
+                     generation ID so the guest reseeds its RNG, a link blip on
+                     each NIC, and a qcow2 overlay over each writable disk so
+                     the snapshot's disks are never written)
+  --clone-dir DIR    where --clone puts its disk overlays (default: a new
+                     temporary directory, printed at start)
   --snapshot-dir DIR where C-a s (or SIGUSR2) writes a snapshot (a new or empty
                      directory; disks are flushed and must not change afterwards)
   --snapshot-at N    with --deterministic: write the snapshot to --snapshot-dir
@@ -176,6 +183,8 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return imageCommand(rest, io);
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
+    case 'clone':
+      return (await import('./clone-cmd.js')).cloneCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
@@ -198,6 +207,9 @@ async function help(topic: string | undefined, io: MainIo): Promise<number> {
       return 0;
     case 'serve':
       io.stdout.write((await import('./serve.js')).SERVE_HELP);
+      return 0;
+    case 'clone':
+      io.stdout.write((await import('./clone-cmd.js')).CLONE_HELP);
       return 0;
     default: {
       const client = await import('./client.js');
@@ -347,6 +359,9 @@ export interface RunOptions {
   netTexts?: string[];
   /** Restore this snapshot directory instead of booting. */
   restore?: string;
+  /** With restore: start a clone (new generation ID, disk overlays in cloneDir). */
+  clone?: boolean;
+  cloneDir?: string;
   /** Where Ctrl-A S and SIGUSR2 (and --snapshot-at) write a snapshot. */
   snapshotDir?: string;
   snapshotAt?: number;
@@ -385,6 +400,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     'system-map': { type: 'string' },
     'stall-timeout': { type: 'string' },
     restore: { type: 'string' },
+    clone: { type: 'boolean' },
+    'clone-dir': { type: 'string' },
     'snapshot-dir': { type: 'string' },
     'snapshot-at': { type: 'string' },
     'input-script': { type: 'string' },
@@ -405,6 +422,11 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     for (const k of ['kernel', 'initrd', 'append', 'mem', 'bios', 'disk', 'balloon', 'rng', 'deterministic', 'mirror'] as const) {
       if (values[k] !== undefined) throw new UsageError(`--${k} cannot be used with --restore (the snapshot has its own)`);
     }
+  }
+  if (values.clone && values.restore === undefined) throw new UsageError('--clone needs --restore DIR (the snapshot to clone)');
+  if (values['clone-dir'] !== undefined) {
+    if (!values.clone) throw new UsageError('--clone-dir needs --clone');
+    if (values['clone-dir'] === '') throw new UsageError('--clone-dir needs a directory');
   }
   if (values['snapshot-dir'] === '') throw new UsageError('--snapshot-dir needs a directory');
   let snapshotAt: number | undefined;
@@ -471,6 +493,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     stallTimeoutMs,
     netTexts: values.net,
     restore: values.restore,
+    clone: values.clone === true,
+    cloneDir: values['clone-dir'],
     snapshotDir: values['snapshot-dir'],
     snapshotAt,
     inputScript: values['input-script'],
@@ -653,7 +677,19 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
   }
   const c = snap.config;
   const { createNicHosts } = await import('../net/create-backend.js');
-  const vmName = opts.name ?? c.name ?? (c.disks?.[0] ? c.disks[0].path : 'tsvisor');
+  const savedName = c.name ?? (c.disks?.[0] ? c.disks[0].path : 'tsvisor');
+  const vmName = opts.name ?? savedName;
+  let disks = c.disks;
+  if (opts.clone && disks?.length) {
+    const { cloneDisks } = await import('../vm/clone-disks.js');
+    try {
+      const made = await cloneDisks(disks, opts.cloneDir);
+      disks = made.disks;
+      io.stderr.write(`tsvisor: clone disk overlays in ${made.dir}\n`);
+    } catch (e) {
+      throw new UserError(`cannot make the clone's disks: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   let nics;
   const texts = opts.netTexts ?? (c.nicSpecs as string[] | undefined) ?? [];
   try {
@@ -666,6 +702,12 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
         if (r.spec) specs.push(r.spec);
       }
     }
+    // The guest's MACs live in its restored memory (a driver reads them once, at
+    // probe), so a clone keeps the snapshot's unless --net gives others.
+    if (opts.clone && !opts.nics) {
+      const { defaultMac } = await import('../net/mac.js');
+      specs = specs.map((sp, i) => ({ ...sp, mac: sp.mac ?? defaultMac(savedName, i) }));
+    }
     nics = await createNicHosts(specs, vmName);
   } catch (e) {
     throw new UserError(e instanceof Error ? e.message : String(e));
@@ -677,6 +719,8 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
     jit: opts.jit,
     stats: opts.stats,
     restore: dir,
+    clone: opts.clone === true,
+    disks,
     name: vmName,
     nicSpecs: texts,
     snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },

@@ -525,7 +525,9 @@ async function fetchSystemMap(apt: PrivateApt, kernelPkg: string, version: strin
 function extractFirstMember(deb: string, member: string, dest: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const out = createWriteStream(dest);
-    const dpkg = spawn('dpkg-deb', ['--fsys-tarfile', deb], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Its own process group: dpkg-deb forks a decompressor, which must end with it
+    // (killing dpkg-deb alone left the decompressor running through the 1 GB archive).
+    const dpkg = spawn('dpkg-deb', ['--fsys-tarfile', deb], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     const tar = spawn('tar', ['-xO', '--occurrence=1', '-f', '-', member], { stdio: ['pipe', 'pipe', 'pipe'] });
     let err = '';
     dpkg.stdout.pipe(tar.stdin);
@@ -537,7 +539,12 @@ function extractFirstMember(deb: string, member: string, dest: string): Promise<
     tar.stdout.pipe(out);
     tar.on('close', (code) => {
       dpkg.stdout.unpipe(tar.stdin);
-      dpkg.kill();
+      dpkg.stdout.destroy();
+      try {
+        if (dpkg.pid !== undefined) process.kill(-dpkg.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
       out.on('close', () => {
         if (code === 0) resolve();
         else reject(new ImageBuildError(`extracting ${member} failed: ${err.trim().split('\n')[0] || `tar exit code ${code}`}`));

@@ -14,6 +14,11 @@ export { PLIC_NUM_SOURCES, PLIC_PRIORITY_BITS };
 export const TEST_BASE = 0x0010_0000;
 export const TEST_SIZE = 0x1000;
 
+/** VM generation ID ("microsoft,vmgenid"): one read-only page; nothing else is mapped here. */
+export const VMGENID_BASE = 0x0010_2000;
+export const VMGENID_SIZE = 0x1000;
+export const VMGENID_IRQ = 11;
+
 /** Core-local interruptor: msip, mtimecmp, mtime. */
 export const CLINT_BASE = 0x0200_0000;
 export const CLINT_SIZE = 0x1_0000;

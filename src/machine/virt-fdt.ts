@@ -21,6 +21,9 @@ import {
   UART0_CLOCK_HZ,
   UART0_IRQ,
   UART0_SIZE,
+  VMGENID_BASE,
+  VMGENID_IRQ,
+  VMGENID_SIZE,
   VIRTIO_MMIO_SIZE,
   VIRTIO_MMIO_SLOTS,
   virtioMmioBase,
@@ -33,8 +36,8 @@ export const DEFAULT_MMU_TYPE = 'riscv,sv48';
 export const DEFAULT_MODEL = 'riscv-virtio,qemu';
 
 /** Memory-mapped platform devices that may appear in the tree (virtio slots are listed separately). */
-export type VirtDevice = 'test' | 'clint' | 'plic' | 'uart';
-export const ALL_VIRT_DEVICES: readonly VirtDevice[] = ['test', 'clint', 'plic', 'uart'];
+export type VirtDevice = 'test' | 'clint' | 'plic' | 'uart' | 'vmgenid';
+export const ALL_VIRT_DEVICES: readonly VirtDevice[] = ['test', 'clint', 'plic', 'uart', 'vmgenid'];
 
 export interface VirtFdtOptions {
   /** Size of guest RAM in bytes. */
@@ -144,8 +147,8 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
   for (const d of devices) {
     if (!ALL_VIRT_DEVICES.includes(d)) return { ok: false, error: `unknown device "${String(d)}"` };
   }
-  if (!devices.has('plic') && (devices.has('uart') || slots.length > 0)) {
-    return { ok: false, error: 'the UART and virtio-mmio devices need the PLIC for their interrupts' };
+  if (!devices.has('plic') && (devices.has('uart') || devices.has('vmgenid') || slots.length > 0)) {
+    return { ok: false, error: 'the UART, VM generation ID and virtio-mmio devices need the PLIC for their interrupts' };
   }
   if (!MMU_TYPES.includes(mmuType)) return { ok: false, error: `bad mmu-type "${mmuType}" (one of ${MMU_TYPES.join(', ')})` };
   if (!Number.isInteger(timebase) || timebase <= 0 || timebase > 0xffff_ffff) {
@@ -270,6 +273,16 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
       .u32('clock-frequency', UART0_CLOCK_HZ)
       .u32('interrupt-parent', plicPhandle)
       .u32('interrupts', UART0_IRQ);
+  }
+
+  if (devices.has('vmgenid')) {
+    // Linux's DT binding: the 16-byte ID at the start of reg, one interrupt for "it changed".
+    soc
+      .addChild(`vmgenid@${hex(VMGENID_BASE)}`)
+      .string('compatible', 'microsoft,vmgenid')
+      .u64s('reg', [VMGENID_BASE, VMGENID_SIZE])
+      .u32('interrupt-parent', plicPhandle)
+      .u32('interrupts', VMGENID_IRQ);
   }
 
   return { ok: true, dtb: fdt.serialize({ padding }), isa };

@@ -10,11 +10,12 @@ import { buildVirtFdt } from './virt-fdt.js';
 import { detectKernelFormat, parseElf64, parseLinuxImage, planBootLayout } from './loader.js';
 import {
   RAM_BASE, TEST_BASE, TEST_SIZE, PLIC_BASE, PLIC_SIZE, UART0_BASE, UART0_SIZE, UART0_IRQ, KERNEL_TEXT_OFFSET,
-  IRQ_M_EXT, IRQ_S_EXT, TIMEBASE_HZ,
+  IRQ_M_EXT, IRQ_S_EXT, TIMEBASE_HZ, VMGENID_BASE, VMGENID_SIZE, VMGENID_IRQ,
 } from './layout.js';
 import { Uart16550 } from '../devices/uart16550.js';
 import { Plic } from '../devices/plic.js';
 import { SifiveTest } from '../devices/sifive-test.js';
+import { VmGenId, VMGENID_BYTES } from '../devices/vmgenid.js';
 import { attachVirtio, type VirtioConfig, type VirtioSet } from './virtio-slots.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
@@ -74,6 +75,8 @@ export interface MachineState {
   plic: unknown;
   uart: unknown;
   test: unknown;
+  /** Absent in snapshots taken before the device existed. */
+  vmgenid?: unknown;
   /** One entry per occupied virtio-mmio slot, in slot order of VirtioSet.slots. */
   virtio: { slot: number; name: string; state: unknown }[];
   /** Console input accepted by the VMM but not yet by the UART or hvc0. */
@@ -103,6 +106,7 @@ export class VirtMachine {
   readonly plic: Plic;
   readonly sbi: Sbi;
   private readonly test: SifiveTest;
+  private readonly vmgenid: VmGenId;
   /** Console bytes not yet accepted by the UART's receive FIFO. */
   private pendingInput: number[] = [];
   private outBuf: number[] = [];
@@ -135,6 +139,9 @@ export class VirtMachine {
     const test = new SifiveTest({ onPower: (kind, code) => this.powerEvent(kind, code) });
     this.test = test;
     this.bus.map(TEST_BASE, TEST_SIZE, test);
+    // A booted VM starts a generation of its own; without host entropy it stays zero.
+    this.vmgenid = new VmGenId((level) => this.plic.setIrq(VMGENID_IRQ, level), host.randomBytes?.(VMGENID_BYTES));
+    this.bus.map(VMGENID_BASE, VMGENID_SIZE, this.vmgenid);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.bus.map(UART0_BASE, UART0_SIZE, this.uart);
     this.sbi = new Sbi(this.core, {
@@ -223,6 +230,7 @@ export class VirtMachine {
       plic: this.plic.save(),
       uart: this.uart.save(),
       test: this.test.save(),
+      vmgenid: this.vmgenid.save(),
       virtio: this.virtio.transports.map((t, i) => ({ slot: this.virtio.slots[i], name: t.device.name, state: t.save() })),
       pendingInput: this.pendingInput.slice(),
       halted: this.halted,
@@ -252,6 +260,10 @@ export class VirtMachine {
       const r = this.virtio.transports[i].restore(e.state);
       if (!r.ok) return r;
     }
+    if (st.vmgenid !== undefined) {
+      const r = this.vmgenid.restore(st.vmgenid);
+      if (!r.ok) return r;
+    }
     for (const [name, dev] of [['uart', this.uart], ['test', this.test], ['plic', this.plic]] as const) {
       const r = dev.restore(st[name]);
       if (!r.ok) return r;
@@ -259,6 +271,24 @@ export class VirtMachine {
     this.pendingInput = st.pendingInput.slice();
     this.halted = st.halted;
     return { ok: true };
+  }
+
+  /** The VM generation ID the guest sees (16 bytes). */
+  get generationId(): Uint8Array {
+    return this.vmgenid.value;
+  }
+
+  /**
+   * This VM may now be one of several copies (a clone of a snapshot): give it a
+   * new generation ID, which makes the guest reseed its RNG.
+   */
+  newGeneration(id: Uint8Array): void {
+    this.vmgenid.regenerate(id);
+  }
+
+  /** Blip every NIC's link (down, then up once the guest has looked) so the guest renews its addresses. */
+  bounceLinks(): void {
+    for (const n of this.virtio.nics) n.bounceLink();
   }
 
   private powerEvent(kind: 'poweroff' | 'reset' | 'fail', code: number): void {

@@ -47,6 +47,11 @@ export interface VmConfig {
    * its kernel as usual.
    */
   restore?: string;
+  /**
+   * With `restore`: this VM is a clone, one of possibly many copies of the snapshot.
+   * It gets a new VM generation ID (the guest reseeds its RNG) and its links blip.
+   */
+  clone?: boolean;
   /** The VM's name and NIC specifications, not used by the worker: recorded in snapshots for the restore. */
   name?: string;
   nicSpecs?: unknown[];

@@ -29,7 +29,7 @@ export class SnapshotError extends Error {
 }
 
 /** What a VM was started with, as far as a restore needs it (host paths included). */
-export type SnapshotConfig = Omit<VmConfig, 'wasmPath' | 'debug' | 'stats' | 'restore' | 'snapshotAt' | 'inputScript'>;
+export type SnapshotConfig = Omit<VmConfig, 'wasmPath' | 'debug' | 'stats' | 'restore' | 'clone' | 'snapshotAt' | 'inputScript'>;
 
 export interface SnapshotPayload {
   createdAt: string;

@@ -221,6 +221,12 @@ async function main(): Promise<void> {
         // Guest time (and the device clock) go on from where they were, as after a pause.
         if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
         restoredIn = { ms: performance.now() - started, memory: how };
+        if (config.clone) {
+          // Always real randomness, also in deterministic runs: clones of one
+          // snapshot must differ from each other, that is the point of a clone.
+          created.machine.newGeneration(randomFillSync(new Uint8Array(16)));
+          created.machine.bounceLinks();
+        }
       }
     } else {
       created = VirtMachine.create(new Uint8Array(wasm), machineConfig, machineHost);

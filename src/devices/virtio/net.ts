@@ -110,6 +110,12 @@ export class VirtioNet implements VirtioDevice {
   private readonly rxLimiter: RateLimiter;
   /** A transmit chain taken from the queue but not yet paid for by the tx limiter. */
   private heldTx: Chain | null = null;
+  /**
+   * The link is shown down until the guest reads the status once (bounceLink):
+   * the read is the only acknowledgement a driver gives, so the blip lasts
+   * exactly one look, however slow the guest is.
+   */
+  private linkDown = false;
 
   constructor(opts: VirtioNetOptions, name = 'virtio-net') {
     if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
@@ -149,11 +155,28 @@ export class VirtioNet implements VirtioDevice {
 
   private configByte(o: number): number {
     if (o >= CFG_MAC && o < CFG_MAC + 6) return this.mac[o - CFG_MAC];
-    if (o === CFG_STATUS) return VIRTIO_NET_S_LINK_UP;
+    if (o === CFG_STATUS) {
+      if (!this.linkDown) return VIRTIO_NET_S_LINK_UP;
+      // The guest saw the link down: bring it back up and tell it so.
+      this.linkDown = false;
+      this.ctx?.configChanged();
+      return 0;
+    }
     if (o === CFG_MAX_PAIRS) return 1;
     if (o === CFG_MTU) return MTU & 0xff;
     if (o === CFG_MTU + 1) return MTU >> 8;
     return 0;
+  }
+
+  /**
+   * Take the link down and up again (a clone after a restore: the guest's
+   * network stack sees a carrier change and can renew its address).
+   * Does nothing before the driver is live.
+   */
+  bounceLink(): void {
+    if (!this.ctx) return;
+    this.linkDown = true;
+    this.ctx.configChanged();
   }
 
   /** The MAC is read-only here (VIRTIO_NET_F_CTRL_MAC_ADDR is not offered). */
@@ -182,6 +205,7 @@ export class VirtioNet implements VirtioDevice {
       mac: Array.from(this.mac),
       heldTx: this.heldTx ? this.heldTx.head : null,
       counters: { ...this.counters },
+      linkDown: this.linkDown,
       tx: this.txLimiter.save(),
       rx: this.rxLimiter.save(),
     };
@@ -198,6 +222,8 @@ export class VirtioNet implements VirtioDevice {
     if (!isRecord(c) || !keys.every((k) => typeof c[k] === 'number' && Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) {
       return fail('counters must be non-negative integers');
     }
+    // Absent in snapshots taken before links could bounce.
+    if (state.linkDown !== undefined && typeof state.linkDown !== 'boolean') return fail('linkDown must be a boolean');
     let held: Chain | null = null;
     if (state.heldTx !== null) {
       if (!ctx) return fail('a held frame on a device that is not live');
@@ -217,6 +243,7 @@ export class VirtioNet implements VirtioDevice {
     }
     for (const k of keys) this.counters[k] = c[k] as number;
     this.heldTx = held;
+    this.linkDown = state.linkDown === true;
     if (ctx) this.takeContext(ctx);
     else this.ctx = null;
     return { ok: true };
@@ -225,6 +252,7 @@ export class VirtioNet implements VirtioDevice {
   reset(): void {
     this.ctx = null;
     this.heldTx = null;
+    this.linkDown = false;
     this.txLimiter.cancelWaiting();
     this.rxLimiter.cancelWaiting();
   }

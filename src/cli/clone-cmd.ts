@@ -1,0 +1,90 @@
+// `tsvisor clone SNAPSHOT --count N`: start N clones of a snapshot in the
+// background, each a detached `tsvisor run --restore SNAPSHOT --clone` process
+// with its own directory (disk overlays, console log, pid file). They outlive
+// this command; `kill PID` stops one (as Ctrl-C would).
+
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseOptions, UsageError, UserError, type MainIo } from './args.js';
+
+export const CLONE_HELP = `Usage: tsvisor clone SNAPSHOT_DIR [options]
+
+Start clones of a snapshot in the background: each is a detached
+'tsvisor run --restore SNAPSHOT_DIR --clone' with a new VM generation ID and
+its own disk overlays (see 'tsvisor run --help').
+
+Options:
+  --count N          how many clones (1..64, default 1)
+  --dir DIR          where the clones' directories go (default: next to the
+                     snapshot, SNAPSHOT_DIR-clones); each clone gets DIR/NAME
+                     with its overlays, console.log and pid
+  --prefix P         clones are named P-1 .. P-N (default: clone)
+  -h, --help         show this help
+
+Prints one line per clone: name, pid, directory. Stop a clone with 'kill PID'.
+`;
+
+const MAX_CLONES = 64;
+const CLI = fileURLToPath(new URL('../../../bin/tsvisor.js', import.meta.url));
+
+export async function cloneCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions('tsvisor clone', args, {
+    count: { type: 'string' },
+    dir: { type: 'string' },
+    prefix: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, true);
+  if (values.help) {
+    io.stdout.write(CLONE_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1 || positionals[0] === '') throw new UsageError('tsvisor clone needs one snapshot directory (try tsvisor clone --help)');
+  const countText = values.count ?? '1';
+  const count = /^\d+$/.test(countText) ? Number(countText) : NaN;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_CLONES) throw new UsageError(`invalid --count '${countText}': 1 to ${MAX_CLONES}`);
+  const prefix = values.prefix ?? 'clone';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,50}$/.test(prefix)) throw new UsageError(`invalid --prefix '${prefix}': letters, digits, '_', '.', '-' (at most 51)`);
+  if (values.dir === '') throw new UsageError('--dir needs a directory');
+
+  const snap = resolvePath(positionals[0]!);
+  // Checked here once, so a bad snapshot is one message rather than N dead clones.
+  const { readSnapshot, SnapshotError } = await import('../vm/snapshot.js');
+  try {
+    readSnapshot(snap);
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new UserError(e.message);
+    throw e;
+  }
+  const base = resolvePath(values.dir ?? `${snap}-clones`);
+  const names = Array.from({ length: count }, (_, i) => `${prefix}-${i + 1}`);
+  for (const n of names) {
+    const d = join(base, n);
+    if (existsSync(d) && readdirSync(d).length > 0) throw new UserError(`clone directory ${d} is not empty (another --prefix or --dir?)`);
+  }
+  for (const name of names) {
+    const d = join(base, name);
+    try {
+      mkdirSync(d, { recursive: true });
+    } catch (e) {
+      throw new UserError(`cannot create ${d}: ${(e as Error).message}`);
+    }
+    const log = openSync(join(d, 'console.log'), 'a', 0o600);
+    let pid: number | undefined;
+    try {
+      const child = spawn(process.execPath, [CLI, 'run', '--restore', snap, '--clone', '--clone-dir', d, '--name', name], {
+        detached: true,
+        stdio: ['ignore', log, log],
+      });
+      pid = child.pid;
+      child.unref();
+    } finally {
+      closeSync(log);
+    }
+    if (pid === undefined) throw new UserError(`could not start clone ${name}`);
+    writeFileSync(join(d, 'pid'), `${pid}\n`);
+    io.stdout.write(`${name} ${pid} ${d}\n`);
+  }
+  return 0;
+}
