@@ -69,7 +69,8 @@ test('deterministic: a VM restored at instruction N prints exactly what the orig
     assert.ok(k < 6000, 'the VM pauses');
     await new Promise((r) => setTimeout(r, 10));
   }
-  const n = Number(a.vm.live().instret) + 100_000;
+  // A wide margin: the published count may trail the core by a slice.
+  const n = Number(a.vm.live().instret) + 20_000_000;
   // Markers are computed by the shell, so the echoed command lines never match them.
   const events = [
     { instret: n + 50_000, data: 'echo snap-$((6*7)); i=0; s=0; while [ $i -lt 300 ]; do i=$((i+1)); s=$(( (s*31+i) % 1000003 )); done; echo loop-$i-$s; cat /proc/uptime\n' },
