@@ -575,7 +575,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
 
   const systemMap = await findSystemMap(opts.systemMap, kernel);
 
-  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
+  const { defaultWasmPath } = await import('../vm/vm-handle.js');
   const wasmPath = defaultWasmPath();
   try {
     if (!statSync(wasmPath).isFile()) throw new Error('not a file');
@@ -606,15 +606,23 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
     inputScript,
   };
-  // The same image locks as the daemon's VMs take: held until this process ends.
-  const { lockVmImages } = await import('../storage/vm-images.js');
+  return startLocked(config, nics, opts, io);
+}
+
+/** Take the image locks the daemon's VMs take (held until this process ends), then run the VM attached. */
+async function startLocked(
+  config: import('../vm/protocol.js').VmConfig,
+  nics: import('../vm/vm-handle.js').VmHandleOptions['nics'],
+  opts: RunOptions,
+  io: MainIo,
+): Promise<number> {
+  const [{ lockVmImages }, { VmHandle }] = await Promise.all([import('../storage/vm-images.js'), import('../vm/vm-handle.js')]);
   try {
     lockVmImages(config);
   } catch (e) {
     throw new UserError(e instanceof Error ? e.message : String(e));
   }
-  const vm = new VmHandle(config, { nics });
-  return runAttached(vm, opts, io);
+  return runAttached(new VmHandle(config, { nics }), opts, io);
 }
 
 /** The console, statistics and snapshot keys of a started `tsvisor run` VM. */
@@ -712,7 +720,7 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
   } catch (e) {
     throw new UserError(e instanceof Error ? e.message : String(e));
   }
-  const { VmHandle, defaultWasmPath } = await import('../vm/vm-handle.js');
+  const { defaultWasmPath } = await import('../vm/vm-handle.js');
   const config = {
     ...c,
     wasmPath: defaultWasmPath(),
@@ -726,15 +734,7 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
     snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
     inputScript,
   };
-  // A restored VM uses the snapshot's disks: the same locks as a booted one.
-  const { lockVmImages } = await import('../storage/vm-images.js');
-  try {
-    lockVmImages(config);
-  } catch (e) {
-    throw new UserError(e instanceof Error ? e.message : String(e));
-  }
-  const vm = new VmHandle(config, { nics });
-  return runAttached(vm, opts, io);
+  return startLocked(config, nics, opts, io); // a restore locks the snapshot's disks as a boot does
 }
 
 // ---- file checks ----

@@ -153,8 +153,8 @@ export class VirtMachine {
     });
   }
 
-  /** Build the machine and load the boot images; errors are values with a message for the user. */
-  static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+  /** The machine with its devices, before a boot or a restore (shared by create() and restore()). */
+  private static build(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
     const m = new VirtMachine(wasm, config, host);
     const v = attachVirtio(config, {
       mem: { ram: m.core.ram, base: RAM_BASE, noteWrite: (off, len) => m.core.noteRamWrite(off, len) },
@@ -171,6 +171,14 @@ export class VirtMachine {
     m.virtio = v.set;
     const consoles = [...config.bootargs.matchAll(/(?:^|\s)console=([^\s,]+)/g)].map((x) => x[1]);
     m.hvcInput = v.set.console !== null && consoles.at(-1) === 'hvc0';
+    return { ok: true, machine: m };
+  }
+
+  /** Build the machine and load the boot images; errors are values with a message for the user. */
+  static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+    const built = VirtMachine.build(wasm, config, host);
+    if (!built.ok) return built;
+    const m = built.machine;
     const r = m.boot();
     // The images are in guest RAM now: keeping them (a Debian kernel is about 30 MiB)
     // for the machine's life would only cost host memory.
@@ -191,22 +199,9 @@ export class VirtMachine {
     state: unknown,
     loadRam: (core: CpuCore) => Result<object>,
   ): Result<{ machine: VirtMachine }> {
-    const m = new VirtMachine(wasm, config, host);
-    const v = attachVirtio(config, {
-      mem: { ram: m.core.ram, base: RAM_BASE, noteWrite: (off, len) => m.core.noteRamWrite(off, len) },
-      bus: m.bus,
-      plic: m.plic,
-      consoleOut: (bytes) => {
-        for (const b of bytes) m.outBuf.push(b);
-      },
-      randomBytes: host.randomBytes,
-      log: host.log,
-      clock: () => m.deviceClockMs(),
-    });
-    if (!v.ok) return v;
-    m.virtio = v.set;
-    const consoles = [...config.bootargs.matchAll(/(?:^|\s)console=([^\s,]+)/g)].map((x) => x[1]);
-    m.hvcInput = v.set.console !== null && consoles.at(-1) === 'hvc0';
+    const built = VirtMachine.build(wasm, config, host);
+    if (!built.ok) return built;
+    const m = built.machine;
     m.config = { ...m.config, kernel: undefined, initrd: undefined, bios: undefined };
     // reset() sizes the core for this RAM and fills its tables; the saved state replaces the rest.
     m.core.reset(BigInt(RAM_BASE));
