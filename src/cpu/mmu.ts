@@ -22,7 +22,7 @@ import {
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
   trapped, breakBatch,
 } from './hart';
-import { raiseException } from './trap';
+import { raiseException } from './exception';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
 import { bpFreePage, bpCheck } from './breakpoints';
 
