@@ -58,10 +58,16 @@ let lastCacheable: bool = false;
 /** The last translation came from a megapage or gigapage leaf. */
 let lastSuperpage: bool = false;
 /**
- * Some TLB entry was filled from a superpage. The TLB holds 4 KiB pieces, so an
- * sfence.vma of one address must then drop everything (the leaf covers many pieces).
+ * Virtual page numbers covered by the superpages TLB entries were filled from
+ * (inclusive; empty when lo > hi). The TLB holds 4 KiB pieces, so an sfence.vma
+ * of an address inside a superpage must drop everything (the leaf covers many
+ * pieces); one outside every superpage (a user page, while the kernel's linear
+ * map uses superpages) drops just its own page.
  */
-let tlbHasSuperpage: bool = false;
+let superLo: u64 = 0xffffffffffffffff;
+let superHi: u64 = 0;
+/** Low bits of the address inside the last translation's leaf (0xfff for a 4 KiB page). */
+let lastLeafMask: u64 = 0xfff;
 
 @inline function setBase(kind: u32, set: u32): u32 {
   return TLB_BASE + (kind * 4 + set) * SET_BYTES;
@@ -113,17 +119,18 @@ export function protectCodePage(pg: u32): void {
 export function tlbFlushAll(): void {
   bumpLinkEpoch();
   memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
-  tlbHasSuperpage = false;
+  superLo = 0xffffffffffffffff;
+  superHi = 0;
 }
 
 /** sfence.vma with a virtual address: only that page's entries can be stale. */
 export function tlbFlushPage(va: u64): void {
-  if (tlbHasSuperpage) {
+  const vpn = va >> 12;
+  if (vpn >= superLo && vpn <= superHi) {
     tlbFlushAll();
     return;
   }
   bumpLinkEpoch();
-  const vpn = va >> 12;
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
     const e = TLB_BASE + s * SET_BYTES + idx;
@@ -132,7 +139,12 @@ export function tlbFlushPage(va: u64): void {
 }
 
 @inline function tlbFill(base: u32, va: u64, pa: u64): void {
-  if (lastSuperpage) tlbHasSuperpage = true;
+  if (lastSuperpage) {
+    const lo = (va & ~lastLeafMask) >> 12;
+    const hi = (va | lastLeafMask) >> 12;
+    if (lo < superLo) superLo = lo;
+    if (hi > superHi) superHi = hi;
+  }
   const vpn = va >> 12;
   const e = base + ((<u32>vpn & TLB_MASK) << 4);
   store<u64>(e, vpn);
@@ -225,6 +237,7 @@ export function translate(va: u64, access: u32): u64 {
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;
     lastSuperpage = i > 0;
+    lastLeafMask = pageMask;
     return pa;
   }
   return pageFault(access, va);
