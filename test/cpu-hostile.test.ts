@@ -41,6 +41,7 @@ function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9, jit = fals
   for (let i = 0; i < 16384; i++) dv.setUint32(i * 4, words[i % words.length] >>> 0, true);
   SKIP_HANDLER.forEach((w, i) => dv.setUint32(HANDLER + i * 4, w, true));
   core.reset(BigInt(RAM_BASE));
+  core.grantAllMemory(); // PMP: let S/U reach memory, as firmware would
   core.writeCsr(0x305, BigInt(RAM_BASE + HANDLER)); // mtvec
   core.writeCsr(0x300, 1n << 13n); // FS on, so FP instructions run too
   if (satpMode) {
@@ -87,6 +88,7 @@ test('an illegal instruction traps to the handler with the instruction bits in m
   dv.setUint32(0, 0xffff_ffff, true); // reserved encoding
   SKIP_HANDLER.forEach((w, i) => dv.setUint32(HANDLER + i * 4, w, true));
   core.reset(BigInt(RAM_BASE));
+  core.grantAllMemory();
   core.writeCsr(0x305, BigInt(RAM_BASE + HANDLER));
   core.priv = 1;
   core.exports.run(3); // the faulting instruction, then csrr and addi of the handler

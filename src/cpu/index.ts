@@ -132,8 +132,15 @@ export function run(budget: u32): u32 {
               pc = load<u64>(STATE + PC_OFF);
               jitInstructions += <u64>n;
               if (trapped) {
-                if (bpHit) bpTake(); // a host trigger: stopped before the access, nothing retired
-                else takePendingException();
+                if (bpHit) {
+                  // A host trigger stopped the access: the block counted that instruction
+                  // as it counts one that traps, but a stop retires nothing.
+                  instret--;
+                  jitInstructions--;
+                  bpTake();
+                } else {
+                  takePendingException();
+                }
                 break;
               }
               if (breakBatch) break;
