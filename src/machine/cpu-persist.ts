@@ -15,7 +15,7 @@ export const CPU_FIELDS = [
   'senvcfg', 'satp', 'stimecmp', 'mhartid', 'mtimecmp', 'msip', 'timeNow', 'deterministic', 'timeSkew',
   'reservation', 'ecallHookMask', 'jitEnabled', 'ramSize',
   // Added with PMP, Sdtrig and writable counters: absent in older snapshots (the
-  // freshly booted machine's values stay then).
+  // reset values stay then, except PMP, which allows all as those machines did).
   'instretDelta', 'cycleDelta',
   'pmpaddr0', 'pmpaddr1', 'pmpaddr2', 'pmpaddr3', 'pmpaddr4', 'pmpaddr5', 'pmpaddr6', 'pmpaddr7',
   'pmpaddr8', 'pmpaddr9', 'pmpaddr10', 'pmpaddr11', 'pmpaddr12', 'pmpaddr13', 'pmpaddr14', 'pmpaddr15',
@@ -119,6 +119,8 @@ export function restoreCpu(core: CpuCore, s: unknown): RestoreResult {
   values.forEach((v, i) => {
     if (v !== undefined && CPU_FIELDS[i] !== 'ramSize') ex.cpuStateSet(i, v);
   });
+  // A snapshot from before PMP existed ran with every access allowed: keep it so.
+  if (values[CPU_FIELDS.indexOf('pmpcfg2')] === undefined) core.grantAllMemory();
   for (let r = 1; r < 32; r++) core.setX(r, x[r]);
   for (let r = 0; r < 32; r++) core.setF(r, f[r]);
   core.fpControl = { fflags: s.fflags, frm: s.frm };
