@@ -228,7 +228,11 @@ export function translate(va: u64, access: u32): u64 {
     }
     // Hardware A/D update (as QEMU does by default).
     const want = pte | PTE_A | (access == ACC_STORE ? PTE_D : 0);
-    if (want != pte) store<u64>(host, want);
+    if (want != pte) {
+      // The A/D update is an S-mode store to the page table.
+      if (!pmpAllows(pteAddr, 8, ACC_STORE, PRV_S)) return accessFault(access, va);
+      store<u64>(host, want);
+    }
     const pageMask: u64 = (<u64>1 << shift) - 1;
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;
