@@ -34,7 +34,7 @@ function makeCore(): { core: CpuCore; mmio: number } {
   return { core, get mmio() { return mmio; } } as { core: CpuCore; mmio: number };
 }
 
-function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9, jit = false): bigint {
+function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9, jit = false, setup?: (core: CpuCore) => void): bigint {
   const { core } = makeCore();
   const dv = new DataView(core.ram.buffer, core.ram.byteOffset, RAM_SIZE);
   // Random code at the start of RAM, repeated to fill 64 KiB so execution stays in it for a while.
@@ -48,6 +48,7 @@ function runRandom(words: number[], priv: 0 | 1, satpMode: 0 | 8 | 9, jit = fals
     // A root page table full of whatever the random words left in RAM.
     core.writeCsr(0x180, (BigInt(satpMode) << 60n) | BigInt((RAM_BASE + 0x2000) >>> 12));
   }
+  setup?.(core);
   core.priv = priv;
   core.setJitEnabled(jit);
   for (let i = 0; i < 20; i++) core.run(5_000);
@@ -67,6 +68,35 @@ test('random instruction streams never crash the host (S and U mode, bare and pa
       },
     ),
     { numRuns: 150, seed: 0x75_76_69 },
+  );
+});
+
+test('random PMP entries and triggers with random code never crash the host', () => {
+  const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { minLength: 1, maxLength: 32 }),
+      fc.array(u64, { minLength: 16, maxLength: 16 }), // pmpaddr0..15
+      u64, // pmpcfg0
+      u64, // pmpcfg2
+      fc.array(fc.tuple(u64, u64), { minLength: 4, maxLength: 4 }), // tdata1, tdata2 per trigger
+      fc.constantFrom<0 | 1>(0, 1),
+      fc.boolean(),
+      (words, addrs, cfg0, cfg2, trigs, priv, jit) => {
+        const n = runRandom(words, priv, 0, jit, (core) => {
+          addrs.forEach((a, i) => core.writeCsr(0x3b0 + i, a));
+          core.writeCsr(0x3a0, cfg0);
+          core.writeCsr(0x3a2, cfg2);
+          trigs.forEach(([t1, t2], i) => {
+            core.writeCsr(0x7a0, BigInt(i));
+            core.writeCsr(0x7a2, t2);
+            core.writeCsr(0x7a1, (t1 & ((1n << 60n) - 1n)) | (6n << 60n)); // type 6 with random fields
+          });
+        });
+        assert.ok(n > 0n, 'the hart made progress');
+      },
+    ),
+    { numRuns: 60, seed: 0x706d70 },
   );
 });
 

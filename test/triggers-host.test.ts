@@ -201,6 +201,8 @@ test('PMP, trigger and counter state round-trips through a CPU snapshot; bad val
   a.setTrigger(2, { store: true, address: 0x8000_3000n, length: 64n });
   const saved = JSON.parse(JSON.stringify(saveCpu(a)));
 
+  assert.equal(saved.csr.tdata1_2, '0xf000000000000000', "the debugger's trigger is not saved");
+  assert.equal(saved.csr.tdata2_2, '0x0');
   const b = makeCore(false);
   assert.deepEqual(restoreCpu(b, saved), { ok: true });
   assert.deepEqual(JSON.parse(JSON.stringify(saveCpu(b))), saved);

@@ -73,6 +73,14 @@ export function saveCpu(core: CpuCore): CpuState {
   const ex = core.exports;
   const csr = {} as Record<CpuField, string>;
   CPU_FIELDS.forEach((name, i) => (csr[name] = u64ToHex(ex.cpuStateGet(i))));
+  // A debugger's triggers (dmode set) belong to the host session, not to the guest: saved disabled.
+  for (let t = 0; t < 4; t++) {
+    const k1 = `tdata1_${t}` as CpuField;
+    if ((BigInt(csr[k1]) >> 59n) & 1n) {
+      csr[k1] = u64ToHex(0xfn << 60n);
+      csr[`tdata2_${t}` as CpuField] = u64ToHex(0n);
+    }
+  }
   const x: string[] = [];
   const f: string[] = [];
   for (let r = 0; r < 32; r++) {
