@@ -61,6 +61,11 @@ export function bpTake(): void {
   exitReason = EXIT_BREAKPOINT;
 }
 
+/** True while the host resumes over the stop at this instruction (pc breakpoint or host trigger). */
+@inline export function bpResuming(): bool {
+  return instret == skipInstret;
+}
+
 /** Let the next run() execute the instruction at the current breakpoint once. */
 export function bpStepOver(): void {
   skipInstret = instret;
