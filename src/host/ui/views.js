@@ -358,8 +358,11 @@ async function removeVm(vm) {
       : `Delete VM '${vm.name}'? Its definition and console log are removed.`,
   );
   if (!ok) return;
+  // Leave the page first, so that no poll asks for the VM once it is gone.
+  view = { kind: 'list' };
   const r = await tryApi('DELETE', vmPath(vm.name, running ? '?force=true' : ''));
   if (r.error) {
+    view = parseHash();
     $('vm-message').textContent = `delete: ${r.error.message}`;
     $('vm-message').className = 'message bad';
     return;
