@@ -94,7 +94,11 @@ async function route() {
   } else if (view.kind === 'vm') {
     show('vm-view');
     $('vm-title').textContent = view.name;
-    for (const id of ['vm-facts', 'vm-disks', 'vm-nics', 'vm-events', 'vm-definition']) $(id).textContent = '';
+    for (const id of ['vm-facts', 'vm-disks', 'vm-nics', 'vm-events', 'vm-definition', 'vm-actions']) {
+      $(id).textContent = '';
+      delete $(id).dataset.key;
+    }
+    delete $('edit-form').dataset.for;
     $('vm-log').textContent = '';
     $('vm-message').textContent = '';
     charts = new ChartSet($('vm-charts'));
@@ -197,26 +201,49 @@ async function patchVm(body, what) {
   ctx.refresh();
 }
 
+function diskCounters(s) {
+  return s
+    ? [fmtBytes(s.readBytes), fmtBytes(s.writeBytes), String(s.readOps + s.writeOps + s.otherOps), `${(s.throttledMs / 1000).toFixed(1)} s${s.throttled ? ' (now)' : ''}`]
+    : ['-', '-', '-', '-'];
+}
+
+function nicCounters(s) {
+  if (!s) return ['-', '-', '-'];
+  const drops = s.device.txDropped + s.device.rxDropped + s.host.dropped + s.ringDrops.toHost + s.ringDrops.toGuest;
+  return [`${fmtBytes(s.device.txBytes)} / ${s.device.txFrames}`, `${fmtBytes(s.device.rxBytes)} / ${s.device.rxFrames}`, String(drops)];
+}
+
+/**
+ * The counters of a device table change in place while its definition stays
+ * the same, so limits being typed are not wiped by the next poll.
+ */
+function updateCounters(box, key, values) {
+  if (box.dataset.key !== key) return false;
+  box.querySelectorAll('tbody tr').forEach((tr, i) => {
+    tr.querySelectorAll('td.counter').forEach((td, j) => (td.textContent = values(i)[j]));
+  });
+  return true;
+}
+
 function renderDisks(vm, stats) {
   const disks = vm.config?.disks ?? [];
   const live = stats?.devices?.disks ?? [];
   const box = $('vm-disks');
+  const key = `${vm.name}:${JSON.stringify(disks)}`;
+  if (updateCounters(box, key, (i) => diskCounters(live[i]))) return;
+  box.dataset.key = key;
   box.textContent = '';
   if (disks.length === 0) return box.append(el('p', { className: 'dim' }, 'No disks.'));
   const table = el('table', { className: 'devices' });
   table.append(el('thead', {}, el('tr', {}, ...['Disk', 'Image', 'Format', 'Read', 'Written', 'Requests', 'Throttled', 'Limits'].map((h) => el('th', {}, h)))));
   const tbody = el('tbody');
   disks.forEach((d, i) => {
-    const s = live[i];
     tbody.append(
       el('tr', {},
         el('td', {}, `vd${String.fromCharCode(97 + i)}`),
         el('td', { className: 'path', title: d.path }, d.path.split('/').pop()),
         el('td', {}, `${d.format ?? '?'}${d.readonly ? ' (ro)' : ''}`),
-        el('td', { className: 'num' }, s ? fmtBytes(s.readBytes) : '-'),
-        el('td', { className: 'num' }, s ? fmtBytes(s.writeBytes) : '-'),
-        el('td', { className: 'num' }, s ? String(s.readOps + s.writeOps + s.otherOps) : '-'),
-        el('td', { className: 'num' }, s ? `${(s.throttledMs / 1000).toFixed(1)} s${s.throttled ? ' (now)' : ''}` : '-'),
+        ...diskCounters(live[i]).map((v) => el('td', { className: 'num counter' }, v)),
         limitInputs('disks', i, d.limits, ['bps', 'iops', 'bpsBurst', 'iopsBurst']),
       ),
     );
@@ -229,23 +256,22 @@ function renderNics(vm, stats) {
   const nics = vm.config?.nics ?? [];
   const live = stats?.devices?.nics ?? [];
   const box = $('vm-nics');
+  const key = `${vm.name}:${JSON.stringify(nics)}`;
+  if (updateCounters(box, key, (i) => nicCounters(live[i]))) return;
+  box.dataset.key = key;
   box.textContent = '';
   if (nics.length === 0) return box.append(el('p', { className: 'dim' }, 'No NICs.'));
   const table = el('table', { className: 'devices' });
   table.append(el('thead', {}, el('tr', {}, ...['NIC', 'Mode', 'MAC', 'Forwards', 'Sent', 'Received', 'Dropped', 'Limits'].map((h) => el('th', {}, h)))));
   const tbody = el('tbody');
   nics.forEach((n, i) => {
-    const s = live[i];
-    const drops = s ? s.device.txDropped + s.device.rxDropped + s.host.dropped + s.ringDrops.toHost + s.ringDrops.toGuest : null;
     tbody.append(
       el('tr', {},
         el('td', {}, `eth${i}`),
         el('td', {}, n.mode + (n.switch ? ` ${n.switch}` : '') + (n.tap ? ` ${n.tap}` : '')),
-        el('td', {}, n.mac ?? s?.mac ?? '-'),
+        el('td', {}, n.mac ?? live[i]?.mac ?? '-'),
         el('td', { className: 'path' }, [...(n.hostfwd ?? []), ...(n.guestfwd ?? [])].join(', ') || '-'),
-        el('td', { className: 'num' }, s ? `${fmtBytes(s.device.txBytes)} / ${s.device.txFrames}` : '-'),
-        el('td', { className: 'num' }, s ? `${fmtBytes(s.device.rxBytes)} / ${s.device.rxFrames}` : '-'),
-        el('td', { className: 'num' }, drops === null ? '-' : String(drops)),
+        ...nicCounters(live[i]).map((v) => el('td', { className: 'num counter' }, v)),
         limitInputs('nics', i, n.limits, ['txBps', 'rxBps', 'txPps', 'rxPps']),
       ),
     );
@@ -282,6 +308,9 @@ async function loadLog(name) {
 
 function renderActions(vm) {
   const box = $('vm-actions');
+  const key = `${vm.name}:${vm.state}:${Boolean(openapi)}`;
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
   box.textContent = '';
   const states = vm.state;
   const add = (label, enabled, fn, cls = '') => {
