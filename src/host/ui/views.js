@@ -322,6 +322,9 @@ function renderActions(vm) {
   for (const [action, label, ok] of ctx.actions) add(label, ok.includes(states), () => ctx.act(vm.name, action), action === 'kill' || action === 'stop' ? 'danger' : '');
   add('Restart', states === 'running' || states === 'paused', () => ctx.act(vm.name, 'restart'));
   add('Console', states === 'running' || states === 'paused', () => {
+    // The list page is shown before the terminal opens: xterm.js cannot measure itself in a hidden box.
+    view = { kind: 'list' };
+    show('list-view');
     location.hash = '#/';
     ctx.openConsole(vm.name);
   });
@@ -464,6 +467,7 @@ async function refreshVm(name, listed) {
     ...fact('Last exit', vm.lastExit),
     ...fact('Last failure', vm.lastFailure || vm.reason, 'vm-last-failure'),
   );
+  $('vm-last-failure').classList.toggle('bad', Boolean(vm.lastFailure || vm.reason));
   renderActions(vm);
   renderEdit(vm, s);
   renderDisks(vm, s);
