@@ -235,6 +235,14 @@ describe('management pages in chromium', { skip }, () => {
     await page.locator('#vm-events li[data-kind="changed"]').waitFor({ timeout: 30_000 });
     await shoot('vm-running');
 
+    // A snapshot from the page, with its progress shown while it is written.
+    await page.locator('#vm-actions button[data-action="snapshot"]').click();
+    await page.fill('#snapshot-name', 'formsnap');
+    await page.click('#snapshot-form button[type=submit]');
+    await page.waitForFunction(() => /Snapshot formsnap written/.test(document.getElementById('vm-message').textContent ?? ''), null, { timeout: 120_000 });
+    assert.equal(await page.locator('#vm-progress').isHidden(), true);
+    await page.locator('#vm-events li[data-kind="snapshot"]').waitFor({ timeout: 30_000 });
+
     await page.locator('#vm-actions button[data-action="stop"]').click();
     await until('formvm stopped', async () => (await vm('formvm')).state === 'stopped', 60_000, 200);
     await page.locator('#vm-events li[data-kind="stopped"]').waitFor({ timeout: 30_000 });
@@ -244,6 +252,39 @@ describe('management pages in chromium', { skip }, () => {
     assert.match(events, /stopped/);
     // The log of the stopped VM is still there: it holds the boot.
     await page.waitForFunction(() => /Linux version/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: 30_000 });
+  });
+
+  test('restore the snapshot as a new VM from the form; it answers at once; delete it while running', { timeout: 300_000 }, async () => {
+    await page.goto(`${base()}#/host`);
+    await page.locator('#host-snapshots a', { hasText: 'Restore as new VM' }).click();
+    await page.waitForURL(/#\/create\?snapshot=formsnap$/);
+    await field('name').waitFor();
+    // The form starts with what the snapshot needs: its memory and NIC count.
+    assert.equal(await field('snapshot').inputValue(), 'formsnap');
+    assert.equal(await field('memory').inputValue(), '256');
+    assert.equal(await page.locator('#create-nics fieldset.item').count(), 1);
+    assert.equal(await field('name').inputValue(), 'formsnap-restored');
+    await page.click('#create-submit');
+    await page.waitForURL(/#\/vm\/formsnap-restored$/, { timeout: 60_000 });
+    await until('restored running', async () => (await vm('formsnap-restored')).state === 'running', 60_000, 200);
+    await page.locator('#vm-events li[data-kind="started"]', { hasText: 'from snapshot formsnap' }).waitFor({ timeout: 30_000 });
+    await page.locator('#vm-actions button[data-action="console"]').click();
+    await page.locator('#term textarea').waitFor({ state: 'attached' });
+    await page.waitForFunction(() => /attached/.test(document.getElementById('console-state').textContent ?? ''), null, { timeout: 30_000 });
+    await page.locator('#term textarea').focus();
+    await page.keyboard.type('echo restored-$((7*6))');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(
+      () => /^restored-42$/m.test(String(document.querySelector('#term .xterm-rows')?.innerText ?? '').replace(/\u00a0/g, ' ').replace(/ +$/gm, '')),
+      null,
+      { timeout: 120_000, polling: 200 },
+    );
+    await page.click('#detach');
+    // Delete while running: the page asks (accepted here) and forces it.
+    await page.goto(`${base()}#/vm/formsnap-restored`);
+    await page.locator('#vm-actions button[data-action="delete"]').click();
+    await page.waitForURL(/#\/$/, { timeout: 30_000 });
+    await until('restored deleted', async () => (await api({ port, token: TOKEN }, 'GET', '/v1/vms/formsnap-restored')).status === 404, 60_000, 200);
   });
 
   test('a failed VM: its details show the failure and its log view shows the panic', { timeout: BOOT_MS + 60_000 }, async () => {
