@@ -456,7 +456,7 @@ async function refreshVm(name, listed) {
     ...fact('State', vm.state + (s && s.runState && vm.state === 'running' ? ` (${s.runState})` : '')),
     ...fact('Created', vm.createdAt ? fmtTime(vm.createdAt) : null),
     ...fact('Uptime', s ? uptime(s.uptimeSeconds) : null),
-    ...fact('Process id', vm.pid ?? (vm.isolation === 'thread' ? 'daemon thread' : null)),
+    ...fact('Process id', vm.pid ?? (vm.isolation === 'thread' && (vm.state === 'running' || vm.state === 'paused') ? 'a thread of the daemon' : null)),
     ...fact('Isolation', vm.isolation),
     ...fact('Restarts', vm.restarts, 'vm-restarts'),
     ...fact('Memory', c.memory !== undefined ? `${touched}${c.memory} MiB` : null),
