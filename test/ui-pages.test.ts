@@ -133,6 +133,19 @@ describe('management pages in chromium', { skip }, () => {
   }
 
   const text = (sel: string) => page.locator(sel).innerText();
+  /** The terminal's visible text (xterm.js draws spaces as no-break spaces; trailing ones go). */
+  const screen = async () => (await page.locator('#term .xterm-rows').innerText()).replace(/\u00a0/g, ' ').replace(/ +$/gm, '');
+  async function waitScreen(what: string, re: RegExp, ms: number): Promise<void> {
+    try {
+      await page.waitForFunction(
+        (src) => new RegExp(src, 'm').test(String(document.querySelector('#term .xterm-rows')?.innerText ?? '').replace(/\u00a0/g, ' ').replace(/ +$/gm, '')),
+        re.source,
+        { timeout: ms, polling: 200 },
+      );
+    } catch {
+      throw new Error(`the console never showed ${what}; it shows:\n${await screen()}`);
+    }
+  }
   const field = (path: string) => page.locator(`#create-fields [data-field="${path}"]`);
   const fieldError = (path: string) => page.locator(`#create-fields [data-error-for="${path}"]`);
 
@@ -192,20 +205,12 @@ describe('management pages in chromium', { skip }, () => {
     // The details page's Console button opens the console on the list page.
     await page.locator('#vm-actions button[data-action="console"]').click();
     await page.locator('#term .xterm-rows').waitFor();
-    await page.waitForFunction(
-      // The guest may print its NIC's address right after the prompt, on the same line.
-      () => /^~ #/m.test(String(document.querySelector('#term .xterm-rows')?.innerText ?? '').replace(/\u00a0/g, ' ')),
-      null,
-      { timeout: BOOT_MS, polling: 500 },
-    );
+    // The guest may print its NIC's address right after the prompt, on the same line.
+    await waitScreen('the shell prompt', /^~ #/, BOOT_MS);
     await page.locator('#term textarea').focus();
     await page.keyboard.type('echo $((6*7))');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(
-      () => /^42$/m.test(String(document.querySelector('#term .xterm-rows')?.innerText ?? '').replace(/\u00a0/g, ' ').replace(/ +$/gm, '')),
-      null,
-      { timeout: 60_000, polling: 200 },
-    );
+    await waitScreen('42', /^42$/, 60_000);
     await shoot('list-console');
   });
 
@@ -274,11 +279,7 @@ describe('management pages in chromium', { skip }, () => {
     await page.locator('#term textarea').focus();
     await page.keyboard.type('echo restored-$((7*6))');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(
-      () => /^restored-42$/m.test(String(document.querySelector('#term .xterm-rows')?.innerText ?? '').replace(/\u00a0/g, ' ').replace(/ +$/gm, '')),
-      null,
-      { timeout: 120_000, polling: 200 },
-    );
+    await waitScreen('the restored guest answering', /^restored-42$/, 120_000);
     await page.click('#detach');
     // Delete while running: the page asks (accepted here) and forces it.
     await page.goto(`${base()}#/vm/formsnap-restored`);

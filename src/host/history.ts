@@ -73,6 +73,7 @@ function countersOf(vm: VmSupervisor, at: number): Counters | null {
   return { at, run: vm.startedAt, diskRead, diskWrite, netRx, netTx };
 }
 
+const round = (v: number, scale: number) => Math.round(v * scale) / scale;
 const rate = (now: number, before: number, ms: number) => (now >= before && ms > 0 ? ((now - before) * 1000) / ms : 0);
 
 export interface HistoryOptions {
@@ -126,18 +127,20 @@ export class HistoryRecorder {
       const same = prev !== undefined && prev.run === c.run;
       const ms = same ? c.at - prev.at : 0;
       const live = vm.live();
+      // Rounded: a graph needs no more, and an hour of samples stays small as JSON.
       const s: HistorySample = {
-        cpuShare: vm.window.cpuShare,
-        mips: vm.window.mips,
-        memoryTouchedMiB: live && live.ramResidentBytes >= 0 ? live.ramResidentBytes / 1048576 : null,
-        diskReadBps: same ? rate(c.diskRead, prev.diskRead, ms) : 0,
-        diskWriteBps: same ? rate(c.diskWrite, prev.diskWrite, ms) : 0,
-        netRxBps: same ? rate(c.netRx, prev.netRx, ms) : 0,
-        netTxBps: same ? rate(c.netTx, prev.netTx, ms) : 0,
+        cpuShare: round(vm.window.cpuShare, 1e4),
+        mips: round(vm.window.mips, 100),
+        memoryTouchedMiB: live && live.ramResidentBytes >= 0 ? round(live.ramResidentBytes / 1048576, 10) : null,
+        diskReadBps: same ? Math.round(rate(c.diskRead, prev.diskRead, ms)) : 0,
+        diskWriteBps: same ? Math.round(rate(c.diskWrite, prev.diskWrite, ms)) : 0,
+        netRxBps: same ? Math.round(rate(c.netRx, prev.netRx, ms)) : 0,
+        netTxBps: same ? Math.round(rate(c.netTx, prev.netTx, ms)) : 0,
       };
       ring.push(now, s);
       for (const f of HISTORY_FIELDS) total[f] += s[f] ?? 0;
     }
+    for (const f of HISTORY_FIELDS) total[f] = round(total[f], 1e4);
     this.host.push(now, total);
   }
 
