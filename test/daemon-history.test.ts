@@ -91,7 +91,7 @@ describe('daemon: history, events, images, snapshots', () => {
     assert.ok(events.every((e) => e.vm === 'h1' && !Number.isNaN(Date.parse(e.time))));
 
     const snaps = (await api(d, 'GET', '/v1/snapshots')).json;
-    assert.deepEqual(snaps, [{ name: 'h1-snap', memory: 16, nics: 0 }]);
+    assert.deepEqual(snaps, [{ name: 'h1-snap', memory: 16, nics: 0, macs: [] }]);
 
     assert.equal((await api(d, 'DELETE', '/v1/vms/h1')).status, 204);
     assert.equal((await api(d, 'GET', '/v1/vms/h1/events')).status, 404);

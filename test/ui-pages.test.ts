@@ -59,6 +59,7 @@ describe('management pages in chromium', { skip }, () => {
   let loggedIn = false;
   // The create form's refusals are answers the page expects (and shows): 400 on POST /v1/vms only.
   // Chromium logs each as a console error too; those are matched against the expected answers at the end.
+  let formMac = ''; // the MAC the daemon gave formvm's NIC
   let expected400 = 0;
   let logged400 = 0;
   const base = () => `http://127.0.0.1:${port}/ui/`;
@@ -228,6 +229,7 @@ describe('management pages in chromium', { skip }, () => {
     assert.match(await text('#vm-disks tbody'), /vda\s+data\.qcow2\s+qcow2/);
     assert.equal(await page.locator('#vm-disks input[data-limit="bps"]').inputValue(), '50000000');
     assert.match(await text('#vm-nics tbody'), /eth0\s+user\s+52:54:00/);
+    formMac = /52:54:00(:[0-9a-f]{2}){3}/.exec(await text('#vm-nics tbody'))![0];
     assert.ok(Number((await text('#vm-instructions')).replace(/\D/g, '')) > 0, 'instructions counted');
     // Graphs: at least three samples drawn (2 s apart) into canvases.
     await page.waitForFunction(() => Number(document.getElementById('vm-charts').dataset.points ?? 0) >= 3, null, { timeout: 60_000, polling: 500 });
@@ -268,6 +270,8 @@ describe('management pages in chromium', { skip }, () => {
     assert.equal(await field('snapshot').inputValue(), 'formsnap');
     assert.equal(await field('memory').inputValue(), '256');
     assert.equal(await page.locator('#create-nics fieldset.item').count(), 1);
+    // The NIC keeps the MAC it had when the snapshot was taken (a restore refuses another).
+    assert.equal(await field('nics[0].mac').inputValue(), formMac);
     assert.equal(await field('name').inputValue(), 'formsnap-restored');
     await page.click('#create-submit');
     await page.waitForURL(/#\/vm\/formsnap-restored$/, { timeout: 60_000 });

@@ -494,7 +494,7 @@ export class Host {
   }
 
   /** Snapshots under the state directory, with what a VM restored from one must match. */
-  snapshots(): { name: string; memory: number | null; nics: number | null; error?: string }[] {
+  snapshots(): { name: string; memory: number | null; nics: number | null; macs?: string[]; error?: string }[] {
     const dir = join(this.opts.stateDir, 'snapshots');
     let names: string[];
     try {
@@ -505,8 +505,16 @@ export class Host {
     return names.slice(0, 500).map((name) => {
       try {
         const snap = readSnapshot(join(dir, name));
-        const saved = (snap.machine as { virtio?: { name?: string }[] }).virtio ?? [];
-        return { name, memory: snap.config.memMiB, nics: saved.filter((v) => v.name?.startsWith('virtio-net')).length };
+        const saved = (snap.machine as { virtio?: { name?: string; state?: { device?: { mac?: unknown } } }[] }).virtio ?? [];
+        const nets = saved.filter((v) => v.name?.startsWith('virtio-net'));
+        // A restored NIC must keep its MAC: the form fills these in.
+        const macs = nets.map((v) => {
+          const m = v.state?.device?.mac;
+          return Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256)
+            ? m.map((b: number) => b.toString(16).padStart(2, '0')).join(':')
+            : '';
+        });
+        return { name, memory: snap.config.memMiB, nics: nets.length, macs };
       } catch (e) {
         return { name, memory: null, nics: null, error: e instanceof Error ? e.message : String(e) };
       }

@@ -245,6 +245,7 @@ export const snapshotEntrySchema = {
     name: { type: 'string', description: 'what POST /v1/vms takes as snapshot' },
     memory: { type: ['integer', 'null'], description: 'MiB; a VM restored from it must have this memory' },
     nics: { type: ['integer', 'null'], description: 'a VM restored from it must have this many NICs' },
+    macs: { type: 'array', items: { type: 'string' }, description: 'the MAC of each NIC, which a VM restored from it must keep' },
     error: { type: 'string', description: 'why it cannot be restored' },
   },
 } as const;

@@ -199,7 +199,12 @@ export function buildCreateForm(box, schema, images, snapshots, preset = {}) {
   const devices = el('fieldset', { className: 'group wide' }, el('legend', {}, 'Disks and NICs'), disks, addDisk, nics, addNic);
   box.append(main, run, devices);
   if (preset.snapshot) box.querySelector('[data-field="snapshot"]').value = preset.snapshot;
-  for (let i = 0; i < (preset.nics ?? 0); i++) addNic.click();
+  // A restore: as many NICs as the snapshot has, each with the MAC it was saved with.
+  for (let i = 0; i < (preset.nics ?? 0); i++) {
+    addNic.click();
+    const mac = preset.macs?.[i];
+    if (mac) box.querySelector(`[data-field="nics[${i}].mac"]`).value = mac;
+  }
 }
 
 const LIST_SPLIT = /[\n,]+/;

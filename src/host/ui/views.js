@@ -125,7 +125,7 @@ async function openCreate(params) {
   const preset = {};
   if (snap) {
     const s = snapshots.find((x) => x.name === snap);
-    Object.assign(preset, { snapshot: snap, memory: s?.memory ?? undefined, nics: s?.nics ?? 0, name: `${snap}-restored` });
+    Object.assign(preset, { snapshot: snap, memory: s?.memory ?? undefined, nics: s?.nics ?? 0, macs: s?.macs ?? [], name: `${snap}-restored` });
   }
   buildCreateForm($('create-fields'), doc.components.schemas.CreateVm, images, snapshots, preset);
   $('create-message').textContent = '';
