@@ -255,6 +255,7 @@ describe('management pages in chromium', { skip }, () => {
     await page.locator('#vm-events li[data-kind="stopped"]').waitFor({ timeout: 30_000 });
     const events = await text('#vm-events');
     assert.match(events, /created \(256 MiB\)/);
+    assert.match(events, /changed: CPU weight 512$/m, "an empty cap field removes no cap the VM never had");
     assert.match(events, /started/);
     assert.match(events, /stopped/);
     // The log of the stopped VM is still there: it holds the boot.

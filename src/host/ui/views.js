@@ -423,15 +423,24 @@ async function submitEdit(ev) {
   const w = $('edit-weight').value.trim();
   const c = $('edit-cap').value.trim();
   if (w !== '') cpu.weight = Number(w);
-  cpu.cap = c === '' ? null : Number(c);
-  body.cpu = cpu;
+  // An empty cap removes the one the VM has (none to remove: nothing is sent).
+  if (c !== '') cpu.cap = Number(c);
+  else if (shownVm?.config?.cpu?.cap !== undefined) cpu.cap = null;
+  if (Object.keys(cpu).length > 0) body.cpu = cpu;
   const t = $('edit-balloon').value.trim();
   if (t !== '' && !$('edit-balloon-row').hidden) body.balloon = { targetMiB: Number(t) };
+  if (Object.keys(body).length === 0) {
+    $('vm-message').textContent = 'Nothing to change.';
+    return;
+  }
   await patchVm(body, 'change');
 }
 
+let shownVm = null; // the VM as the details page last showed it
+
 async function refreshVm(name, listed) {
   const vm = listed;
+  shownVm = vm ?? null;
   if (!vm) {
     $('vm-message').textContent = `No VM named '${name}' (deleted?).`;
     $('vm-message').className = 'message bad';
