@@ -312,6 +312,7 @@ describe('management pages in chromium', { skip }, () => {
   test('host page: graphs with points, events of every VM, images and snapshots', { timeout: 120_000 }, async () => {
     await page.click('#nav a[href="#/host"]');
     await page.waitForFunction(() => Number(document.getElementById('host-charts').dataset.points ?? 0) >= 3, null, { timeout: 60_000, polling: 500 });
+    await page.locator('#host-events li[data-kind="failed"]').waitFor({ timeout: 30_000 });
     const events = await text('#host-events');
     assert.match(events, /daemon started/);
     assert.match(events, /formvm\s+stopped/);

@@ -85,6 +85,9 @@ function parseHash() {
 async function route() {
   if (charts) charts.destroy();
   charts = null;
+  // What a page showed before is not what it shows now: no stale point counts, no old events.
+  for (const id of ['vm-charts', 'host-charts']) delete $(id).dataset.points;
+  $('host-events').textContent = '';
   logLoadedFor = null;
   view = parseHash();
   if (view.kind === 'list') show('list-view');
