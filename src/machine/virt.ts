@@ -28,6 +28,8 @@ export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
 
 /** The core breakpoint slots the panic watch uses (the others are free for a debugger). */
 const PANIC_SLOTS = [0, 1];
+/** Bytes of /chosen/rng-seed, as many as QEMU's virt board gives. */
+const RNG_SEED_BYTES = 32;
 
 export interface MachineConfig extends VirtioConfig {
   ramSize: number;
@@ -341,8 +343,9 @@ export class VirtMachine {
       imageSize = kernelSpan;
       entry = Number(elf.entry);
     }
+    const rngSeed = this.host.randomBytes?.(RNG_SEED_BYTES);
     const fdtFor = (initrdRange?: { start: number; end: number }) =>
-      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots });
+      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots, rngSeed });
     const probe = fdtFor(initrd ? { start: RAM_BASE, end: RAM_BASE + initrd.length } : undefined);
     if (!probe.ok) return probe;
     const layout = planBootLayout({
