@@ -22,7 +22,7 @@ export {
 export { EXIT_WFI } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
-export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
+export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver, wpSet, watchKind, watchAddr } from './breakpoints';
 
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
@@ -113,6 +113,10 @@ export function run(budget: u32): u32 {
               pc = load<u64>(STATE + PC_OFF);
               jitInstructions += <u64>n;
               if (trapped) {
+                if (bpHit) {
+                  bpTake(); // a watched access: nothing of it happened
+                  break;
+                }
                 takePendingException();
                 break;
               }

@@ -24,7 +24,7 @@ import {
 } from './hart';
 import { raiseException } from './trap';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
-import { bpFreePage, bpCheck } from './breakpoints';
+import { bpFreePage, bpCheck, wpAny, wpCheck, wpFreePage, WATCH_READ, WATCH_WRITE } from './breakpoints';
 
 @external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
@@ -300,7 +300,11 @@ export function loadSlow(va: u64, size: u32): u64 {
   }
   const pa = translate(va, ACC_LOAD);
   if (trapped) return 0;
-  if (lastCacheable && isRamPage(pa)) tlbFill(tlbLoad, va, pa);
+  if (wpAny()) {
+    if (wpCheck(va, size, WATCH_READ)) return 0;
+    // A watched page stays out of the TLB so each access there comes back here.
+    if (lastCacheable && isRamPage(pa) && wpFreePage(va)) tlbFill(tlbLoad, va, pa);
+  } else if (lastCacheable && isRamPage(pa)) tlbFill(tlbLoad, va, pa);
   return physRead(pa, size, va, ACC_LOAD);
 }
 
@@ -311,6 +315,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     if (trapped) return;
     translate((va | 0xfff) + 1, ACC_STORE);
     if (trapped) return;
+    if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
     for (let i: u32 = 0; i < size; i++) {
       storeSlow(va + i, 1, v >> (8 * <u64>i));
       if (trapped) return;
@@ -319,14 +324,20 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
   }
   const pa = translate(va, ACC_STORE);
   if (trapped) return;
-  if (lastCacheable && isRamPage(pa) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) tlbFill(tlbStore, va, pa);
+  let fill = lastCacheable && isRamPage(pa) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0;
+  if (wpAny()) {
+    if (wpCheck(va, size, WATCH_WRITE)) return;
+    fill = fill && wpFreePage(va);
+  }
+  if (fill) tlbFill(tlbStore, va, pa);
   physWrite(pa, size, v, va);
 }
 
-/** Physical address of a store-kind access (AMO, SC), RAM only; 0 with a trap raised otherwise. */
-export function translateAmo(va: u64): u64 {
+/** Physical address of a store-kind access (AMO, SC) of `size` bytes that reads (AMO) or only writes (SC), RAM only; 0 with a trap raised otherwise. */
+export function translateAmo(va: u64, size: u32, reads: bool): u64 {
   const pa = translate(va, ACC_STORE);
   if (trapped) return 0;
+  if (wpAny() && wpCheck(va, size, reads ? WATCH_READ | WATCH_WRITE : WATCH_WRITE)) return 0;
   if (pa - RAM_BASE >= ramSize) {
     accessFault(ACC_STORE, va);
     return 0;
