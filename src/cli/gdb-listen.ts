@@ -5,6 +5,7 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { GdbPortMessage } from '../vm/protocol.js';
+import { Acknowledger } from '../gdb/packet.js';
 
 /** The channel a VM offers a debugger (VmHandle with config.gdb). */
 export interface GdbChannel {
@@ -37,7 +38,13 @@ export function listenForGdb(vm: GdbChannel, addr: { host: string; port: number 
     client = sock;
     sock.setNoDelay(true);
     vm.gdbPost({ type: 'connect' });
-    sock.on('data', (data) => vm.gdbPost({ type: 'data', data: new Uint8Array(data) }));
+    const acks = new Acknowledger();
+    sock.on('data', (data) => {
+      const bytes = new Uint8Array(data);
+      const ack = acks.input(bytes);
+      if (ack) sock.write(ack, 'latin1');
+      vm.gdbPost({ type: 'data', data: bytes });
+    });
     const gone = () => {
       if (client !== sock) return;
       client = null;

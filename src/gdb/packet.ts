@@ -126,3 +126,31 @@ export function regFromHex(s: string): bigint | null {
 export function textToHex(s: string): string {
   return toHex(new TextEncoder().encode(s));
 }
+
+/**
+ * The transport's side of acknowledgement: it answers `+` (or `-` for a bad
+ * checksum) to every packet as soon as the bytes arrive, until GDB turns
+ * acknowledgements off with QStartNoAckMode. The stub behind it (which may
+ * answer only between two slices of guest execution) then never acknowledges,
+ * and GDB never retransmits a packet the stub is still working on.
+ */
+export class Acknowledger {
+  private readonly reader = new PacketReader();
+  private acking = true;
+
+  /** Bytes to send back to GDB at once for these bytes from it. */
+  input(bytes: Uint8Array): string {
+    if (!this.acking) return '';
+    let out = '';
+    for (const ev of this.reader.push(bytes)) {
+      if (!this.acking) break;
+      if (ev.kind === 'packet') {
+        out += '+';
+        if (ev.data === 'QStartNoAckMode') this.acking = false;
+      } else if (ev.kind === 'bad') {
+        out += '-';
+      }
+    }
+    return out;
+  }
+}

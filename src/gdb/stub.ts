@@ -57,7 +57,8 @@ const MAX_READ = (PACKET_MAX - 16) >> 1;
 
 export class GdbStub {
   private readonly reader = new PacketReader();
-  private noAck = false;
+  /** Acknowledgements are the transport's (see Acknowledger): the stub sends none. */
+  private readonly noAck = true;
   private lastStop: StopReason = { kind: 'signal', signal: SIGTRAP };
   /** `monitor phys on`: m/M/X use guest physical addresses. */
   physical = false;
@@ -84,7 +85,6 @@ export class GdbStub {
       if (action !== null) continue; // GDB waits for the stop reply before sending more
       const r = this.packet(ev.data);
       if (r.reply !== null) send += encodePacket(r.reply);
-      if (r.noAck) this.noAck = true;
       if (r.action) {
         action = r.action;
         if (action !== 'detach' && action !== 'kill') this.running = true;
