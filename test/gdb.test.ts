@@ -12,14 +12,19 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDefaultGuest, type DefaultGuest } from '../src/image/default-guest.js';
+import { writeCpio } from '../src/image/cpio.js';
+import { WebSocket } from 'ws';
+import { api, startTestDaemon, type TestDaemon } from './daemon-helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
 const STEPS = join(ROOT, 'build/guest/gdb/steps.elf');
+const WATCHME = join(ROOT, 'build/guest/linux/watchme.elf');
 const HAVE_GDB = spawnSync('gdb-multiarch', ['--version']).status === 0;
 const HAVE_QEMU = spawnSync('qemu-system-riscv64', ['--version']).status === 0;
 const NO_GDB = HAVE_GDB ? false : 'gdb-multiarch is not installed (scripts/packages.txt)';
@@ -204,19 +209,46 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
 
 describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
   let guest: DefaultGuest;
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-gdb-'));
+  let initrd: string;
   before(async () => {
     guest = await ensureDefaultGuest({ progress: false, log: () => {} });
+    const r = spawnSync('bash', [join(ROOT, 'test/guest/build.sh')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    // The default initramfs plus a second archive with the watched program (the kernel unpacks both,
+    // the second from a 4-byte boundary).
+    const extra = writeCpio([
+      { path: 'usr', type: 'dir', mode: 0o755 },
+      { path: 'usr/bin', type: 'dir', mode: 0o755 },
+      { path: 'usr/bin/watchme', type: 'file', mode: 0o755, data: readFileSync(WATCHME) },
+    ]);
+    const base = readFileSync(guest.initrd);
+    initrd = join(dir, 'initrd');
+    writeFileSync(initrd, Buffer.concat([base, Buffer.alloc((4 - (base.length % 4)) % 4), extra]));
   });
-  after(() => {});
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('a breakpoint on the uname handler hits when the guest runs uname; a kernel variable reads back', { timeout: 15 * 60_000 }, async (t) => {
+  /** Resolves when `re` appears in the VM's output after `mark`. */
+  const waitOutput = (vm: Target, re: RegExp, mark: number) => new Promise<void>((res, rej) => {
+    const timer = setInterval(() => {
+      if (re.test(vm.output().slice(mark))) {
+        clearInterval(timer);
+        res();
+      } else if (vm.proc.exitCode !== null) {
+        clearInterval(timer);
+        rej(new Error(`the VM ended: ${vm.output().slice(-2000)}`));
+      }
+    }, 100);
+  });
+
+  test('uname hits a breakpoint on its handler; a kernel variable reads back; a watchpoint on a program\'s global hits', { timeout: 15 * 60_000 }, async (t) => {
     if (!guest.systemMap) return t.skip('the default guest has no System.map');
     const map = new Map(readFileSync(guest.systemMap, 'latin1').split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, a]));
     const handler = map.get('__riscv_sys_newuname');
     const banner = map.get('linux_banner');
     assert.ok(handler && banner, 'System.map names __riscv_sys_newuname and linux_banner');
     const port = await freePort();
-    const vm = await startTarget('node', [CLI, 'run', '--kernel', guest.kernel, '--initrd', guest.initrd, '--mem', '256M', '--deterministic',
+    const vm = await startTarget('node', [CLI, 'run', '--kernel', guest.kernel, '--initrd', initrd, '--mem', '256M', '--deterministic',
       '--gdb', `tcp:127.0.0.1:${port}`, '--gdb-checkpoint-every', '0'], port, /tsvisor guest ready/);
     try {
       // Let the shell prompt come, then queue the command: the guest reads it once gdb lets it run.
@@ -224,28 +256,84 @@ describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
       const out = gdb(port, [`break *0x${handler}`, 'continue', 'p/x $pc', `x/s 0x${banner}`, 'p $priv', 'detach'], 10 * 60_000);
       await new Promise((r) => setTimeout(r, 3000));
       vm.proc.stdin!.write('uname -r\n');
-      const text = await out;
+      const text = await out.catch((e: Error) => {
+        throw new Error(`${e.message}\nthe VM's console:\n${vm.output().slice(-3000)}`);
+      });
       assert.match(text, new RegExp(`Breakpoint 1, 0x0*${handler}`), text);
       assert.match(text, new RegExp(`= 0x${handler}`), text);
       assert.match(text, /"Linux version 6\.\d+/, 'linux_banner reads as the kernel wrote it');
       assert.match(text, /= 1\b/, 'stopped in S-mode');
       // After detach the guest runs on and finishes the command.
-      const mark = vm.output().length;
+      let mark = vm.output().length;
       vm.proc.stdin!.write('echo after-$((6*7))\n');
-      await new Promise<void>((res, rej) => {
-        const timer = setInterval(() => {
-          if (/after-42/.test(vm.output().slice(mark))) {
-            clearInterval(timer);
-            res();
-          } else if (vm.proc.exitCode !== null) {
-            clearInterval(timer);
-            rej(new Error('the VM ended'));
-          }
-        }, 100);
-      });
+      await waitOutput(vm, /after-42/, mark);
       assert.match(vm.output(), /6\.\d+\.\d+.*riscv64/, 'uname printed the release');
+
+      // A second debugger session: a write watchpoint on the user program's global (a user virtual address).
+      const watched = symbols(WATCHME).get('watched')!;
+      const main = symbols(WATCHME).get('test_main')!;
+      mark = vm.output().length;
+      const out2 = gdb(port, [`watch *(long*)0x${watched.toString(16)}`, 'continue', 'p $priv', 'p/x $pc', `p *(long*)0x${watched.toString(16)}`, 'delete', 'detach'], 10 * 60_000);
+      await new Promise((r) => setTimeout(r, 3000));
+      vm.proc.stdin!.write('watchme\n');
+      const text2 = await out2.catch((e: Error) => {
+        throw new Error(`${e.message}\nthe VM's console:\n${vm.output().slice(-3000)}`);
+      });
+      assert.match(text2, /Hardware watchpoint 1/, text2);
+      assert.match(text2, /New value = 1/, text2);
+      assert.match(text2, /^\$1 = 0$/m, 'stopped in U-mode');
+      const pc = BigInt(/^\$2 = (0x[0-9a-f]+)$/m.exec(text2)![1]);
+      assert.ok(pc >= main && pc < main + 0x100n, `stopped in watchme's test_main (pc 0x${pc.toString(16)})`);
+      assert.match(text2, /^\$3 = 1$/m);
+      await waitOutput(vm, /watchme: watched=3/, mark);
     } finally {
       await stopTarget(vm);
+    }
+  });
+});
+
+describe('gdb stub through the daemon', { skip: NO_GDB }, () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startTestDaemon();
+  });
+  after(async () => {
+    await d?.cleanup();
+  });
+
+  /** The WebSocket upgrade's refusal status, or 101 when it was accepted. */
+  const upgrade = (name: string) => new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws+unix://${d.socketPath}:/v1/vms/${name}/gdb`);
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', () => resolve(0));
+  });
+
+  test('tsvisor gdb bridges a local port to a VM created with gdb; VMs without it refuse', { timeout: 300_000 }, async () => {
+    for (const [name, gdbOn] of [['dbg', true], ['plain', false]] as const) {
+      const r = await api(d, 'POST', '/v1/vms', { name, memory: 64, kernel: 'spin', gdb: gdbOn });
+      assert.equal(r.status, 201, r.text);
+      assert.equal((await api(d, 'POST', `/v1/vms/${name}/start`)).status, 200);
+    }
+    assert.equal(await upgrade('plain'), 409, 'no stub without "gdb": true');
+    const proc = await freePort();
+    const bridge = await startTarget('node', [CLI, 'gdb', 'dbg', '--listen', `127.0.0.1:${proc}`, '--socket', d.socketPath], proc, /gdb for VM 'dbg'/);
+    try {
+      const out = await gdb(proc, ['p $t0', 'stepi', 'stepi', 'p $t0', 'p/x $pc', 'detach']);
+      const t0 = [...out.matchAll(/^\$\d+ = (\d+)$/gm)].map((m) => BigInt(m[1]));
+      assert.equal(t0.length, 2, out);
+      assert.equal(t0[1], t0[0] + 1n, 'two steps of the spin loop add one to t0');
+      // Attached while the VM ran; detached, it runs on.
+      assert.equal((await api(d, 'GET', '/v1/vms/dbg')).json.state, 'running');
+      // The VM ran between sessions: a second attach sees t0 moved on.
+      const out2 = await gdb(proc, ['p $t0', 'detach']);
+      const again = BigInt(/^\$1 = (\d+)$/m.exec(out2)![1]);
+      assert.ok(again > t0[1], `the guest ran after detach (${t0[1]} -> ${again})`);
+    } finally {
+      await stopTarget(bridge);
     }
   });
 });

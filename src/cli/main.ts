@@ -29,7 +29,7 @@ Commands:
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
+  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats, gdb
                  manage VMs through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
@@ -194,7 +194,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
-    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
+    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot': case 'gdb':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
