@@ -49,7 +49,8 @@ export class GdbSession implements DebugTarget {
   private stub: GdbStub | null = null;
   /** The guest is held (stopped for the debugger, or waiting for one with --gdb-wait). */
   private held: boolean;
-  private readonly bps = new Map<bigint, { slot: number; refs: number }>();
+  /** pc breakpoints by address: core slot, and how many Z0 (software) and Z1 (hardware) insertions hold it. */
+  private readonly bps = new Map<bigint, { slot: number; sw: number; hw: number }>();
   private readonly watches: Watch[] = [];
   private readonly history: ReverseHistory | null;
   private readonly every: number;
@@ -188,7 +189,12 @@ export class GdbSession implements DebugTarget {
 
   // ---- running ----
 
-  /** One instruction through the interpreter (an idle hart first waits for its next timer, as the run would). */
+  /**
+   * One instruction through the interpreter. A WFI that finds nothing to do
+   * is followed, as in the worker's run loop, by the jump of guest time to the
+   * next deadline (deterministic runs), so stepping and replays see the run's
+   * timing; a hart already idle steps once its timer fires.
+   */
   private step(): StopReason {
     const m = this.m;
     const core = m.core;
@@ -197,8 +203,8 @@ export class GdbSession implements DebugTarget {
     try {
       core.stepOverBreakpoint();
       let r = m.runSlice(1);
-      for (let i = 0; i < 1000 && r === EXIT_WFI && core.instret === before && this.host.deterministic; i++) {
-        if (!m.skipToNextDeadline()) break;
+      for (let i = 0; i < 1000 && r === EXIT_WFI && this.host.deterministic; i++) {
+        if (!m.skipToNextDeadline() || core.instret !== before) break;
         r = m.runSlice(1);
       }
       if (r === EXIT_BREAKPOINT) return this.ownStop() ?? { kind: 'signal', signal: SIGTRAP };
@@ -219,8 +225,8 @@ export class GdbSession implements DebugTarget {
       const type = hit.type === Z_ACCESS ? 'awatch' : hit.type === Z_WRITE ? 'watch' : 'rwatch';
       return { kind: 'signal', signal: SIGTRAP, watch: { type, addr: w.addr } };
     }
-    const pc = BigInt.asUintN(64, core.pc);
-    return this.bps.has(pc) ? { kind: 'signal', signal: SIGTRAP, breakType: 'hwbreak' } : null;
+    const b = this.bps.get(BigInt.asUintN(64, core.pc));
+    return b ? { kind: 'signal', signal: SIGTRAP, breakType: b.hw > 0 ? 'hwbreak' : 'swbreak' } : null;
   }
 
   /** At a grid point of a deterministic run: keep a checkpoint. */
@@ -245,11 +251,9 @@ export class GdbSession implements DebugTarget {
       const left = target - m.core.instret;
       const grid = BigInt(GRID) - (m.core.instret % BigInt(GRID));
       const budget = Number(left < grid ? left : grid);
-      const before = m.core.instret;
       const r = m.runSlice(budget);
-      if (r === EXIT_WFI && m.core.instret === before) {
-        if (!m.skipToNextDeadline() || ++guard > 100_000) break;
-      }
+      // As the worker does after a slice that ends in WFI (deterministic runs): time jumps to the next deadline.
+      if (r === EXIT_WFI && (!m.skipToNextDeadline() || ++guard > 1_000_000)) break;
       if (r === EXIT_BREAKPOINT) {
         const why = collect ? this.ownStop() : null;
         if (why) {
@@ -377,7 +381,8 @@ export class GdbSession implements DebugTarget {
       if ((addr & 1n) !== 0n) return false;
       const b = this.bps.get(addr);
       if (b) {
-        b.refs++;
+        if (type === 0) b.sw++;
+        else b.hw++;
         return true;
       }
       const used = new Set([...this.bps.values()].map((x) => x.slot));
@@ -385,7 +390,7 @@ export class GdbSession implements DebugTarget {
       while (slot < MAX_BREAKPOINTS && (used.has(slot) || core.breakpoint(slot) !== null)) slot++;
       if (slot >= MAX_BREAKPOINTS) return false;
       core.setBreakpoint(slot, addr);
-      this.bps.set(addr, { slot, refs: 1 });
+      this.bps.set(addr, { slot, sw: type === 0 ? 1 : 0, hw: type === 0 ? 0 : 1 });
       return true;
     }
     if (!Number.isInteger(len) || len < 1 || len > 0x10000) return false;
@@ -406,8 +411,10 @@ export class GdbSession implements DebugTarget {
     const core = this.m.core;
     if (type <= 1) {
       const b = this.bps.get(addr);
-      if (!b) return false;
-      if (--b.refs === 0) {
+      if (!b || (type === 0 ? b.sw : b.hw) === 0) return false;
+      if (type === 0) b.sw--;
+      else b.hw--;
+      if (b.sw + b.hw === 0) {
         core.setBreakpoint(b.slot, null);
         this.bps.delete(addr);
       }
