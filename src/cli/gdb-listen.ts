@@ -26,7 +26,10 @@ export function parseGdbAddress(text: string): { host: string; port: number } | 
 /** Listen for a debugger; resolves with the server once listening (rejects when the address cannot be used). */
 export function listenForGdb(vm: GdbChannel, addr: { host: string; port: number }, log: (line: string) => void): Promise<Server> {
   let client: Socket | null = null;
+  /** Bytes sent since the stub last answered: GDB waits for each reply, so only a flood grows this. */
+  let unanswered = 0;
   vm.on('gdb', (data) => {
+    unanswered = 0;
     client?.write(data);
   });
   const server = createServer((sock) => {
@@ -36,10 +39,17 @@ export function listenForGdb(vm: GdbChannel, addr: { host: string; port: number 
       return;
     }
     client = sock;
+    unanswered = 0;
     sock.setNoDelay(true);
     vm.gdbPost({ type: 'connect' });
     const acks = new Acknowledger();
     sock.on('data', (data) => {
+      unanswered += data.length;
+      if (unanswered > 1024 * 1024) {
+        log('debugger input not answered by the stub: connection closed');
+        sock.destroy();
+        return;
+      }
       const bytes = new Uint8Array(data);
       const ack = acks.input(bytes);
       if (ack) sock.write(ack, 'latin1');

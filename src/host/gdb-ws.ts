@@ -12,6 +12,11 @@ import { Acknowledger } from '../gdb/packet.js';
 export const GDB_MAX_MESSAGE_BYTES = 64 * 1024;
 /** Stub output one client may have unsent before it is dropped. */
 const GDB_MAX_UNSENT = 4 * 1024 * 1024;
+/**
+ * Bytes a client may send without the stub answering anything: GDB waits for
+ * each reply, so only a flood gets here, and the worker would queue it all.
+ */
+const GDB_MAX_UNANSWERED = 1024 * 1024;
 
 /** VMs with a debugger attached (one each). */
 const attached = new WeakSet<VmRunner>();
@@ -29,7 +34,9 @@ export function attachGdbSocket(ws: WebSocket, vm: VmSupervisor): void {
   const h = vm.handle!;
   attached.add(h);
   const acks = new Acknowledger();
+  let unanswered = 0;
   const onData = (data: Uint8Array) => {
+    unanswered = 0;
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount + data.length > GDB_MAX_UNSENT) {
       ws.close(4000, 'debugger too slow');
@@ -46,6 +53,12 @@ export function attachGdbSocket(ws: WebSocket, vm: VmSupervisor): void {
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
     if (ws.readyState !== ws.OPEN) return;
     const buf = new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+    unanswered += buf.length;
+    if (unanswered > GDB_MAX_UNANSWERED) {
+      ws.close(4001, 'debugger input not answered by the stub: flood refused');
+      ws.terminate();
+      return;
+    }
     const ack = acks.input(buf);
     if (ack) ws.send(Buffer.from(ack, 'latin1'), { binary: true });
     h.gdbPost!({ type: 'data', data: buf });
