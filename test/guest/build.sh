@@ -18,8 +18,8 @@ n=0
 build_one() { # kind src runtime
   local kind=$1 src=$2 rt=$3 name
   name="$(basename "${src%.*}")"
-  "$CC" "${FLAGS[@]}" -o "$OUT/$kind/$name.elf.tmp" ${rt:+"$rt"} "$src"
-  mv -f "$OUT/$kind/$name.elf.tmp" "$OUT/$kind/$name.elf"
+  "$CC" "${FLAGS[@]}" -o "$OUT/$kind/$name.elf.tmp.$$" ${rt:+"$rt"} "$src"
+  mv -f "$OUT/$kind/$name.elf.tmp.$$" "$OUT/$kind/$name.elf"
   n=$((n+1))
 }
 shopt -s nullglob
