@@ -146,9 +146,19 @@ export function bpTake(): void {
   exitReason = EXIT_BREAKPOINT;
 }
 
+/** True while the host resumes over the stop at this instruction (pc breakpoint or host trigger). */
+@inline export function bpResuming(): bool {
+  return instret == skipInstret;
+}
+
 /** Let the next run() execute the instruction at the current breakpoint or watched access once. */
 export function bpStepOver(): void {
   skipInstret = instret;
+}
+
+/** run() starts: no watchpoint has stopped it (a later stop may be a trigger's). */
+export function wpResetHit(): void {
+  watchHitKind = 0;
 }
 
 /** After EXIT_BREAKPOINT: 0 for a pc breakpoint, else the watch kind that stopped (WATCH_READ or WATCH_WRITE). */

@@ -5,14 +5,17 @@
 import {
   pc, priv, instret, mipHw, breakBatch, exitReason, trapped, timeNow, deterministic, timeSkew, ecallHookMask,
   ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime, jitEnabled, DET_INSNS_PER_TICK,
-  curInsnBits,
+  curInsnBits, instretDelta, cycleDelta,
 } from './hart';
+import { pmpReset } from './pmp';
+import { trigReset, trigHostSet, trigHostHit, trigGet } from './triggers';
+export { trigLegal } from './triggers';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
-import { bpHit, bpTake } from './breakpoints';
+import { bpHit, bpTake, wpResetHit } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
@@ -23,6 +26,17 @@ export { EXIT_WFI } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
 export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver, wpSet, watchKind, watchAddr } from './breakpoints';
+
+/** Host debugger triggers (see triggers.ts): set or free trigger i, then flush the TLBs. */
+export function trigSet(i: u32, kinds: u32, address: u64, napot: bool): void {
+  trigHostSet(i, kinds, address, napot);
+  tlbFlushAll();
+  breakBatch = true;
+}
+/** tdata1 (which = 1) or tdata2 (which = 2) of trigger i. */
+export function trigRead(i: u32, which: u32): u64 { return trigGet(i, which); }
+/** The host trigger that made run() return EXIT_BREAKPOINT, or -1 (a pc breakpoint). */
+export function trigLastHit(): i32 { return trigHostHit; }
 
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
@@ -42,6 +56,10 @@ export function reset(ram: u64, hartId: u64, entry: u64): void {
   reservation = 0xffffffffffffffff;
   trapped = false;
   exitReason = EXIT_NONE;
+  instretDelta = 0;
+  cycleDelta = 0;
+  pmpReset();
+  trigReset();
   tlbFlushAll();
   updateTlbSets();
   initRvcTable();
@@ -72,6 +90,8 @@ function nextEventInstret(): u64 {
  */
 export function run(budget: u32): u32 {
   exitReason = EXIT_NONE;
+  trigHostHit = -1;
+  wpResetHit();
   const end = instret + <u64>budget;
   while (true) {
     updateTimerLines();
@@ -114,10 +134,14 @@ export function run(budget: u32): u32 {
               jitInstructions += <u64>n;
               if (trapped) {
                 if (bpHit) {
-                  bpTake(); // a watched access: nothing of it happened
-                  break;
+                  // A host trigger stopped the access: the block counted that instruction
+                  // as it counts one that traps, but a stop retires nothing.
+                  instret--;
+                  jitInstructions--;
+                  bpTake();
+                } else {
+                  takePendingException();
                 }
-                takePendingException();
                 break;
               }
               if (breakBatch) break;

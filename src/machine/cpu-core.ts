@@ -44,6 +44,10 @@ interface CoreExports {
   wpSet(i: number, va: bigint, len: bigint, kind: number): void;
   watchKind(): number;
   watchAddr(): bigint;
+  trigSet(i: number, kinds: number, address: bigint, napot: number): void;
+  trigRead(i: number, which: number): bigint;
+  trigLastHit(): number;
+  trigLegal(tdata1: bigint): number;
   getTrapsFromUser(): bigint;
   cpuStateFieldCount(): number;
   cpuStateGet(i: number): bigint;
@@ -64,6 +68,19 @@ export const MAX_WATCHPOINTS = DEBUG_WP_MAX;
 export const WATCH_READ = 1;
 export const WATCH_WRITE = 2;
 const NO_BREAKPOINT = 0xffffffffffffffffn;
+/** How many Sdtrig triggers the core has (the guest sees them too). */
+export const MAX_TRIGGERS = 4;
+
+/** What a host trigger watches: instruction fetch, load, store (any combination). */
+export interface TriggerSpec {
+  execute?: boolean;
+  load?: boolean;
+  store?: boolean;
+  /** First byte watched. */
+  address: bigint;
+  /** Bytes watched from `address`: 1 (default), or a power of two with `address` aligned to it. */
+  length?: bigint;
+}
 
 /** Word the core reads after each host MMIO call: non-zero means "no device here". */
 const MMIO_FAULT_ADDR = STATE + MMIO_FAULT_OFF;
@@ -207,6 +224,61 @@ export class CpuCore {
   /** After EXIT_BREAKPOINT: let the next run() execute the instruction at pc once. */
   stepOverBreakpoint(): void {
     this.exports.bpStepOver();
+  }
+
+  /**
+   * Use Sdtrig trigger `slot` (0..MAX_TRIGGERS-1) as a debugger's hardware
+   * breakpoint or watchpoint (null frees it). A hit makes run() return
+   * EXIT_BREAKPOINT before the instruction or access takes effect, in any
+   * privilege mode; lastTriggerHit() then names the slot and
+   * stepOverBreakpoint() resumes. The guest sees the trigger (dmode = 1,
+   * action 1) but cannot change it. Watched pages take the slow path.
+   */
+  setTrigger(slot: number, spec: TriggerSpec | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TRIGGERS) throw new RangeError(`trigger slot ${slot} out of range`);
+    if (spec === null) {
+      this.exports.trigSet(slot, 0, 0n, 0);
+      return;
+    }
+    const kinds = (spec.execute ? 4 : 0) | (spec.store ? 2 : 0) | (spec.load ? 1 : 0);
+    if (kinds === 0) throw new RangeError('a trigger must watch execute, load or store');
+    const len = spec.length ?? 1n;
+    const a = spec.address;
+    if (a < 0n || a > 0xffff_ffff_ffff_ffffn) throw new RangeError(`bad trigger address ${a}`);
+    if (len === 1n) {
+      this.exports.trigSet(slot, kinds, a, 0);
+      return;
+    }
+    // NAPOT: aligned power of two; tdata2 is the base with (log2(len) - 1) trailing ones.
+    if (len < 2n || (len & (len - 1n)) !== 0n || len > 1n << 63n || (a & (len - 1n)) !== 0n) {
+      throw new RangeError(`trigger length ${len} must be a power of two with the address aligned to it`);
+    }
+    this.exports.trigSet(slot, kinds, a | ((len >> 1n) - 1n), 1);
+  }
+
+  /** tdata1 and tdata2 of trigger `slot` as the guest reads them. */
+  trigger(slot: number): { tdata1: bigint; tdata2: bigint } {
+    return {
+      tdata1: BigInt.asUintN(64, this.exports.trigRead(slot, 1)),
+      tdata2: BigInt.asUintN(64, this.exports.trigRead(slot, 2)),
+    };
+  }
+
+  /** After EXIT_BREAKPOINT: the host trigger that stopped the run, or null when it was a pc breakpoint. */
+  lastTriggerHit(): number | null {
+    const i = this.exports.trigLastHit();
+    return i < 0 ? null : i;
+  }
+
+  /**
+   * Play firmware for a guest started directly in S- or U-mode: PMP entry 15
+   * (the lowest priority) as NAPOT over all memory with read, write and execute,
+   * unlocked, as OpenSBI leaves its last entry. Without an entry S/U accesses fail.
+   */
+  grantAllMemory(): void {
+    this.writeCsr(0x3bf, (1n << 54n) - 1n); // pmpaddr15: every address
+    const cfg2 = this.readCsr(0x3a2) & ~(0xffn << 56n);
+    this.writeCsr(0x3a2, cfg2 | (0x1fn << 56n)); // pmp15cfg: NAPOT, X, W, R
   }
 
   reset(entry: bigint, hartId = 0): void {

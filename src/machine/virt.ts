@@ -407,6 +407,7 @@ export class VirtMachine {
       core.writeCsr(0x106, 0x7n); // scounteren: user space reads time (the vDSO's rdtime), as OpenSBI leaves it
       core.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE
       core.exports.setEcallHookMask(1 << PRV_S);
+      core.grantAllMemory(); // PMP: what firmware leaves for S-mode
       core.setX(10, 0n);
       core.setX(11, BigInt(layout.fdtAddr));
       core.priv = PRV_S;

@@ -16,8 +16,8 @@ import type { VmConfig } from './protocol.js';
 import { hostMemory } from './host-memory.js';
 
 export const SNAPSHOT_MAGIC = 'tsvisor-snapshot';
-/** Bump on any change a reader of the previous version would misread. */
-export const SNAPSHOT_VERSION = 1;
+/** Bump on any change a reader of the previous version would misread. 2: the CPU gained PMP, trigger and counter fields (version 1 files still load). */
+export const SNAPSHOT_VERSION = 2;
 export const STATE_FILE = 'snapshot.json';
 export const MEMORY_FILE = 'memory.bin';
 export const PAGE_SIZE = 4096;
