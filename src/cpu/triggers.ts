@@ -22,7 +22,7 @@
 // trigger flushes the TLBs (which also unlinks translated blocks).
 
 import { priv, mstatus, trapped, breakBatch, PRV_M, PRV_S, MS_MIE, EXC_BREAKPOINT } from './hart';
-import { raiseException } from './trap';
+import { raiseException } from './exception';
 import { bpHit, bpResuming } from './breakpoints';
 
 export const TRIG_COUNT: u32 = 4;

@@ -1,7 +1,7 @@
 // The OpenAPI 3 description of the daemon's API, served at /v1/openapi.json.
 // Request bodies reference the same schema objects validate.ts compiles.
 
-import { createVmSchema, errorSchema, patchVmSchema, vmSchema, vmStatsSchema } from './schemas.js';
+import { createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, patchVmSchema, snapshotEntrySchema, vmSchema, vmStatsSchema } from './schemas.js';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const err = (description: string) => ({ description, ...json({ $ref: '#/components/schemas/Error' }) });
@@ -36,6 +36,10 @@ export function openApiDocument(version: string): Record<string, unknown> {
         Vm: vmSchema,
         VmStats: vmStatsSchema,
         Error: errorSchema,
+        History: historySchema,
+        Event: eventSchema,
+        Image: imageSchema,
+        Snapshot: snapshotEntrySchema,
       },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     },
@@ -60,7 +64,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}': {
         get: { summary: 'inspect a VM', parameters: [nameParam], responses: { '200': vmOk, '404': err('no such VM') } },
         patch: {
-          summary: 'change CPU weight or cap (also while running)',
+          summary: 'change CPU weight or cap, disk and NIC limits (also while running), and the balloon target (running VMs)',
           parameters: [nameParam],
           requestBody: { required: true, ...json({ $ref: '#/components/schemas/PatchVm' }) },
           responses: { '200': vmOk, '400': err('invalid body'), '404': err('no such VM') },
@@ -118,7 +122,25 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/stats': {
         get: { summary: 'VM statistics', parameters: [nameParam], responses: { '200': { description: 'stats', ...json({ $ref: '#/components/schemas/VmStats' }) }, '404': err('no such VM') } },
       },
+      '/v1/vms/{name}/history': {
+        get: {
+          summary: 'the VM\'s recent samples (default one hour every 2 s): CPU, MIPS, memory touched, disk and network throughput',
+          parameters: [nameParam],
+          responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) }, '404': err('no such VM') },
+        },
+      },
+      '/v1/vms/{name}/events': {
+        get: {
+          summary: 'the VM\'s lifecycle events and failures, oldest first (the last 200)',
+          parameters: [nameParam],
+          responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) }, '404': err('no such VM') },
+        },
+      },
       '/v1/host/stats': { get: { summary: 'host totals', responses: { '200': { description: 'stats', ...json({ type: 'object' }) } } } },
+      '/v1/host/history': { get: { summary: 'the sums over all VMs, sampled like a VM\'s history', responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) } } } },
+      '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in memory only)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
+      '/v1/images': { get: { summary: 'regular files of the images directory (and one level of subdirectories), for choosing a kernel, initrd or disk', responses: { '200': { description: 'files', ...json({ type: 'array', items: { $ref: '#/components/schemas/Image' } }) } } } },
+      '/v1/snapshots': { get: { summary: 'snapshots under the state directory, with the memory and NIC count a VM restored from each must have', responses: { '200': { description: 'snapshots', ...json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': {} } } } } },
     },
   };

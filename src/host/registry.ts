@@ -18,6 +18,10 @@ import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
 import { findLockConflict, fixDiskFormatsAtCreate, fixStoredDiskFormats } from './disks.js';
 import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
+import { HistoryRecorder } from './history.js';
+import { EventLog } from './events.js';
+import { listImages, type ImageEntry } from './images.js';
+import { readdirSync } from 'node:fs';
 
 export interface HostOptions {
   stateDir: string;
@@ -34,6 +38,9 @@ export interface HostOptions {
   log: (msg: string) => void;
   /** What VMs' user NICs may reach and bind on the host; default: net-policy.ts. */
   netPolicy?: NetPolicy;
+  /** The graphs' history: sample interval (default 2 s) and points kept (default 1800: one hour). */
+  historyIntervalMs?: number;
+  historyPoints?: number;
 }
 
 const RUN_STATE_NAMES: Record<number, string> = {
@@ -97,6 +104,10 @@ export class Host {
   private watchdog: NodeJS.Timeout | null = null;
   /** Shared with the supervisors: the API port added by protectApiPort() reaches VMs started later. */
   readonly netPolicy: NetPolicy;
+  /** Bounded per-VM and host history for the graphs (history.ts). */
+  readonly history: HistoryRecorder;
+  /** Lifecycle events and failures (events.ts). */
+  readonly events = new EventLog();
 
   constructor(readonly opts: HostOptions) {
     this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
@@ -116,6 +127,7 @@ export class Host {
       serialize: (name, fn) => this.serialized(name, fn),
       snapshotsDir: join(opts.stateDir, 'snapshots'),
     };
+    this.history = new HistoryRecorder(() => this.vms.values(), { intervalMs: opts.historyIntervalMs, points: opts.historyPoints });
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
       periodMs: opts.schedulerPeriodMs,
@@ -153,6 +165,7 @@ export class Host {
         } catch (err) {
           this.opts.log(`${s.name}: could not move ${s.file} aside: ${err instanceof Error ? err.message : String(err)}`);
         }
+        this.events.add(s.name, 'broken', reason, 'error');
         const prev = this.broken.get(s.name);
         this.broken.set(s.name, { name: s.name, reason, files: [...(prev?.files ?? []), ...(k?.files ?? [])], inPlace: k === null });
         continue;
@@ -173,9 +186,11 @@ export class Host {
         this.store.save(def.config.name, def);
         for (const note of fixed) this.opts.log(`${def.config.name}: stored without a disk format: ${note}`);
       }
-      this.vms.set(def.config.name, new VmSupervisor(def, this.supervisorOpts, 'stopped'));
+      this.vms.set(def.config.name, this.track(new VmSupervisor(def, this.supervisorOpts, 'stopped')));
     }
+    this.events.add(null, 'daemon', `daemon started: ${this.vms.size} VM${this.vms.size === 1 ? '' : 's'} loaded, ${this.broken.size} broken`);
     this.scheduler.start();
+    this.history.start();
     this.watchdog = setInterval(() => {
       // After the loop's I/O phase: a process VM's reports that queued up while the daemon was busy are read first.
       setImmediate(() => {
@@ -213,6 +228,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     this.scheduler.stop();
+    this.history.stop();
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
     await Promise.all(
@@ -298,8 +314,9 @@ export class Host {
     if (config.snapshot !== undefined) checkSnapshotSource(join(this.opts.stateDir, 'snapshots', config.snapshot), config, this.opts.imagesDir);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
-    const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
+    const vm = this.track(new VmSupervisor(def, this.supervisorOpts, 'created'));
     this.vms.set(config.name, vm);
+    this.events.add(config.name, 'created', config.snapshot !== undefined ? `created from snapshot ${config.snapshot}` : `created (${config.memory} MiB)`);
     return vm;
   }
 
@@ -389,6 +406,8 @@ export class Host {
       for (const f of b.files) rmSync(f, { force: true });
       if (b.inPlace) this.store.remove(name);
       this.broken.delete(name);
+      this.events.forget(name);
+      this.events.add(name, 'deleted', 'broken entry deleted');
       return;
     }
     const vm = this.get(name);
@@ -401,6 +420,9 @@ export class Host {
     this.store.remove(name);
     vm.removeLogs();
     this.vms.delete(name);
+    this.history.forget(name);
+    this.events.forget(name);
+    this.events.add(name, 'deleted', force ? 'deleted (forced)' : 'deleted');
   }
 
   /** Change CPU weight/cap, disk and NIC limits (also on a running VM) and the balloon target (running VMs). */
@@ -444,7 +466,60 @@ export class Host {
     const config = { ...vm.config, cpu, ...(vm.config.disks ? { disks } : {}), ...(vm.config.nics ? { nics } : {}) };
     this.store.save(name, { version: 1, config, createdAt: vm.createdAt });
     vm.config = config; // the scheduler reads weight and cap each period
+    this.events.add(name, 'changed', `changed: ${describePatch(req)}`);
     return vm;
+  }
+
+  /** Turn the supervisor's state changes into events. */
+  private track(vm: VmSupervisor): VmSupervisor {
+    let restarts = vm.restarts;
+    let prev = vm.state;
+    vm.on('state', (s) => {
+      const was = prev;
+      prev = s;
+      if (s === 'running') {
+        if (was === 'paused') this.events.add(vm.name, 'resumed', 'resumed');
+        else if (vm.restarts > restarts) this.events.add(vm.name, 'restarted', `restarted by its policy (${vm.config.restart?.policy ?? 'no'}, restart ${vm.restarts})`, 'warning');
+        else this.events.add(vm.name, 'started', vm.config.snapshot !== undefined ? `started from snapshot ${vm.config.snapshot}` : 'started');
+        restarts = vm.restarts;
+      } else if (s === 'paused') this.events.add(vm.name, 'paused', 'paused');
+      else if (s === 'stopped') this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
+      else if (s === 'failed') this.events.add(vm.name, 'failed', `failed: ${vm.lastFailure ?? 'unknown reason'}`, 'error');
+    });
+    return vm;
+  }
+
+  /** Regular files of the images directory, for the create form. */
+  images(): ImageEntry[] {
+    return listImages(this.opts.imagesDir);
+  }
+
+  /** Snapshots under the state directory, with what a VM restored from one must match. */
+  snapshots(): { name: string; memory: number | null; nics: number | null; macs?: string[]; error?: string }[] {
+    const dir = join(this.opts.stateDir, 'snapshots');
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(n)).sort();
+    } catch {
+      return [];
+    }
+    return names.slice(0, 500).map((name) => {
+      try {
+        const snap = readSnapshot(join(dir, name));
+        const saved = (snap.machine as { virtio?: { name?: string; state?: { device?: { mac?: unknown } } }[] }).virtio ?? [];
+        const nets = saved.filter((v) => v.name?.startsWith('virtio-net'));
+        // A restored NIC must keep its MAC: the form fills these in.
+        const macs = nets.map((v) => {
+          const m = v.state?.device?.mac;
+          return Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256)
+            ? m.map((b: number) => b.toString(16).padStart(2, '0')).join(':')
+            : '';
+        });
+        return { name, memory: snap.config.memMiB, nics: nets.length, macs };
+      } catch (e) {
+        return { name, memory: null, nics: null, error: e instanceof Error ? e.message : String(e) };
+      }
+    });
   }
 
   describe(vm: VmSupervisor): Record<string, unknown> {
@@ -526,4 +601,16 @@ export class Host {
       daemonRssMiB: mem.rss / 1048576,
     };
   }
+}
+
+/** One line for the events list: what a PATCH changed. */
+function describePatch(req: ReturnType<typeof validatePatch>): string {
+  const parts: string[] = [];
+  if (req.cpu?.weight !== undefined) parts.push(`CPU weight ${req.cpu.weight}`);
+  if (req.cpu?.cap === null) parts.push('CPU cap removed');
+  else if (req.cpu?.cap !== undefined) parts.push(`CPU cap ${req.cpu.cap}`);
+  for (const d of req.disks ?? []) parts.push(`disk ${d.index} limits ${JSON.stringify(d.limits)}`);
+  for (const n of req.nics ?? []) parts.push(`NIC ${n.index} limits ${JSON.stringify(n.limits)}`);
+  if (req.balloon) parts.push(`balloon target ${req.balloon.targetMiB} MiB`);
+  return parts.join(', ');
 }

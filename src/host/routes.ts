@@ -121,6 +121,22 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     allow(['GET']);
     return send(res, 200, host.hostStats());
   }
+  if (a === 'host' && b === 'history' && c === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.history.hostJSON());
+  }
+  if (a === 'host' && b === 'events' && c === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.events.host());
+  }
+  if (a === 'images' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.images());
+  }
+  if (a === 'snapshots' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.snapshots());
+  }
   if (a !== 'vms') throw new ApiError(404, `no route ${url.pathname}`);
 
   if (b === undefined) {
@@ -168,6 +184,16 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     // Every counter comes from shared memory (or a process VM's last report): no wait on the worker.
     return send(res, 200, host.vmStats(vm));
   }
+  if (c === 'history') {
+    allow(['GET']);
+    host.get(name);
+    return send(res, 200, host.history.vm(name));
+  }
+  if (c === 'events') {
+    allow(['GET']);
+    if (!host.has(name)) throw new ApiError(404, `no VM named '${name}'`);
+    return send(res, 200, host.events.vm(name));
+  }
   if (c === 'snapshot') {
     allow(['PUT']);
     const vm = host.get(name);
@@ -175,10 +201,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     const dir = snapshotDirOf(host.opts.stateDir, body);
     const h = vm.handle;
     if (!h || !h.running) throw new ApiError(409, `VM ${name} is not running`);
+    const snapName = (body as { dir: string }).dir;
     try {
-      return send(res, 200, { ...(await h.snapshot(dir)), name: (body as { dir: string }).dir });
+      const done = await h.snapshot(dir);
+      host.events.add(name, 'snapshot', `snapshot ${snapName} written`);
+      return send(res, 200, { ...done, name: snapName });
     } catch (e) {
-      throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
+      const msg = e instanceof Error ? e.message : String(e);
+      host.events.add(name, 'snapshot', `snapshot ${snapName} failed: ${msg}`, 'error');
+      throw new ApiError(400, `snapshot: ${msg}`);
     }
   }
   if (c === 'log') {

@@ -200,3 +200,53 @@ export const vmSchema = {
     notes: { type: 'array', items: { type: 'string' } },
   },
 } as const;
+
+const series = { type: 'array', items: { type: ['number', 'null'] } } as const;
+
+/** GET /v1/vms/NAME/history and /v1/host/history: columns of equal length, oldest first; null where the VM was not running. */
+export const historySchema = {
+  type: 'object',
+  properties: {
+    intervalMs: { type: 'integer', description: 'time between samples' },
+    capacity: { type: 'integer', description: 'samples kept (the oldest go first)' },
+    t: { type: 'array', items: { type: 'integer' }, description: 'sample times, ms since the epoch' },
+    cpuShare: { ...series, description: 'host cores used' },
+    mips: { ...series, description: 'guest instructions per second (millions)' },
+    memoryTouchedMiB: { ...series, description: 'guest RAM backed by host memory' },
+    diskReadBps: { ...series, description: 'bytes per second read by the guest, all disks' },
+    diskWriteBps: { ...series, description: 'bytes per second written by the guest, all disks' },
+    netRxBps: { ...series, description: 'bytes per second delivered to the guest, all NICs' },
+    netTxBps: { ...series, description: 'bytes per second sent by the guest, all NICs' },
+  },
+} as const;
+
+export const eventSchema = {
+  type: 'object',
+  properties: {
+    time: { type: 'string', description: 'ISO 8601' },
+    vm: { type: ['string', 'null'], description: 'null: about the daemon itself' },
+    kind: { type: 'string', description: 'created, started, stopped, failed, paused, resumed, restarted, changed, snapshot, deleted, broken, daemon' },
+    level: { type: 'string', enum: ['info', 'warning', 'error'] },
+    message: { type: 'string' },
+  },
+} as const;
+
+export const imageSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', description: 'path relative to the images directory (usable as kernel, initrd or a disk path)' },
+    size: { type: 'integer' },
+    kind: { type: 'string', enum: ['kernel', 'initrd', 'qcow2', 'disk', 'system-map', 'other'], description: 'guessed from the first bytes' },
+  },
+} as const;
+
+export const snapshotEntrySchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', description: 'what POST /v1/vms takes as snapshot' },
+    memory: { type: ['integer', 'null'], description: 'MiB; a VM restored from it must have this memory' },
+    nics: { type: ['integer', 'null'], description: 'a VM restored from it must have this many NICs' },
+    macs: { type: 'array', items: { type: 'string' }, description: 'the MAC of each NIC, which a VM restored from it must keep' },
+    error: { type: 'string', description: 'why it cannot be restored' },
+  },
+} as const;

@@ -352,9 +352,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   private onExit(handle: VmRunner, r: VmExit): void {
     if (this.handle !== handle) return;
     this.handle = null;
-    this.closeLog();
     this.window = { mips: 0, cpuShare: 0, instructionShare: 0 };
     const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource|VM process/i.test(r.reason) ? r.reason : null);
+    // The log of a failed VM says why, even when the guest printed nothing (a hang, a crash of the worker).
+    if (failure) this.consoleLog.write(new TextEncoder().encode(`\r\n[tsvisor] ${this.name} failed: ${failure}\r\n`));
+    this.closeLog();
     this.lastExit = failure ?? r.reason;
     if (failure) {
       this.lastFailure = failure;
