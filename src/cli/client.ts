@@ -11,7 +11,7 @@ import { parseDiskSpec } from './disk-spec.js';
 import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'gdb'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
@@ -26,6 +26,9 @@ Commands that talk to a running 'tsvisor serve':
   stats [NAME]            VM or host statistics (JSON)
   snapshot NAME DIR       snapshot the running VM into DIR, a name inside the
                           daemon's state directory (snapshots/DIR)
+  gdb NAME --listen HOST:PORT
+                          bridge the VM's GDB stub (created with --gdb) to a
+                          local port: gdb-multiarch's "target remote HOST:PORT"
 
 Daemon options:
   --socket PATH           the daemon's Unix socket (default as 'tsvisor serve')
@@ -44,6 +47,7 @@ Create options:
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
   --cpu-cap F             at most this fraction of one host core (e.g. 0.5)
   --deterministic         guest time follows the instruction count
+  --gdb                   a GDB stub (attach with 'tsvisor gdb NAME --listen')
   --jit on|off            translate hot guest code (default on)
   --restart POLICY[:N]    no, on-failure[:max retries] or always
   --isolation thread|process
@@ -153,6 +157,7 @@ const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}
 
 export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
   if (cmd === 'create') return createCommand(args, io);
+  if (cmd === 'gdb') return gdbCommand(args, io);
   // --force is only meaningful for rm; other commands refuse it.
   const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' } }, true);
   if (values.force !== undefined && cmd !== 'rm') throw new UsageError(`unknown option '--force' for 'tsvisor ${cmd}'`);
@@ -237,6 +242,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       'cpu-weight': { type: 'string' },
       'cpu-cap': { type: 'string' },
       deterministic: { type: 'boolean' },
+      gdb: { type: 'boolean' },
       jit: { type: 'string' },
       restart: { type: 'string' },
       isolation: { type: 'string' },
@@ -288,6 +294,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   }
   if (Object.keys(cpu).length > 0) body.cpu = cpu;
   if (values.deterministic) body.deterministic = true;
+  if (values.gdb) body.gdb = true;
   if (values.jit !== undefined) {
     if (values.jit !== 'on' && values.jit !== 'off') throw new UsageError(`invalid --jit '${values.jit}': expected on or off`);
     body.jit = values.jit === 'on';
@@ -360,4 +367,66 @@ async function consoleCommand(t: Target, name: string, io: MainIo): Promise<numb
   const why = await exited;
   if (why.reason !== 'detached') io.stderr.write(`\ntsvisor: console closed: ${why.reason}\n`);
   return code;
+}
+
+/**
+ * `tsvisor gdb NAME --listen HOST:PORT`: a local TCP port for gdb-multiarch,
+ * each connection bridged to the daemon's WebSocket /v1/vms/NAME/gdb (the
+ * daemon acknowledges packets and checks the token). Runs until interrupted.
+ */
+async function gdbCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions('tsvisor gdb', args, { ...daemonOptions(), listen: { type: 'string' } }, true);
+  if (values.help) {
+    io.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  const name = oneName(positionals, 'gdb');
+  const { parseGdbAddress } = await import('./gdb-listen.js');
+  const addr = values.listen === undefined ? null : parseGdbAddress(values.listen);
+  if (!addr) throw new UsageError(`'tsvisor gdb' needs --listen HOST:PORT${values.listen === undefined ? '' : ` (got '${values.listen}')`}`);
+  const t = target(values);
+  const [{ WebSocket }, { createServer }] = await Promise.all([import('ws'), import('node:net')]);
+  const path = vmPath(name, '/gdb');
+  const url = t.url ? `${t.url.protocol === 'https:' ? 'wss' : 'ws'}://${t.url.host}${path}` : `ws+unix://${t.socketPath}:${path}`;
+  let busy = false;
+  const server = createServer((sock) => {
+    if (busy) {
+      sock.end();
+      return;
+    }
+    busy = true;
+    sock.pause();
+    const ws = new WebSocket(url, { headers: t.token ? { authorization: `Bearer ${t.token}` } : {} });
+    const end = (why?: string) => {
+      if (why) io.stderr.write(`tsvisor: gdb: ${why}\n`);
+      sock.destroy();
+      ws.terminate();
+      busy = false;
+    };
+    ws.once('open', () => {
+      sock.on('data', (d: Buffer) => ws.send(d, { binary: true }));
+      sock.resume();
+    });
+    ws.on('message', (d: Buffer) => sock.write(d));
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => end(`the daemon refused (${res.statusCode}): ${Buffer.concat(chunks).toString().slice(0, 300)}`));
+    });
+    ws.on('close', () => end());
+    ws.on('error', (e: Error) => end(`cannot reach the daemon at ${t.where}: ${e.message}`));
+    sock.on('close', () => end());
+    sock.on('error', () => end());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new UserError(`cannot listen on ${addr.host}:${addr.port}: ${e.message}`)));
+    server.listen(addr.port, addr.host, () => resolve());
+  });
+  io.stderr.write(`tsvisor: gdb for VM '${name}' on ${addr.host}:${addr.port} (Ctrl-C ends)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  server.close();
+  return 0;
 }

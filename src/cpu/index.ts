@@ -15,7 +15,7 @@ import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser 
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
-import { bpHit, bpTake } from './breakpoints';
+import { bpHit, bpTake, wpResetHit } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
@@ -25,7 +25,7 @@ export {
 export { EXIT_WFI } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
-export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
+export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver, wpSet, watchKind, watchAddr } from './breakpoints';
 
 /** Host debugger triggers (see triggers.ts): set or free trigger i, then flush the TLBs. */
 export function trigSet(i: u32, kinds: u32, address: u64, napot: bool): void {
@@ -91,6 +91,7 @@ function nextEventInstret(): u64 {
 export function run(budget: u32): u32 {
   exitReason = EXIT_NONE;
   trigHostHit = -1;
+  wpResetHit();
   const end = instret + <u64>budget;
   while (true) {
     updateTimerLines();

@@ -307,6 +307,7 @@ export class Host {
         `memory: ${config.memory} MiB requested but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`,
       );
     }
+    if (config.gdb === true && config.isolation === 'process') throw new ApiError(400, 'gdb: the GDB stub needs isolation "thread"');
     const nics = nicSpecs(config, this.netPolicy);
     if (!nics.ok) throw new ApiError(nics.status, nics.error);
     fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);

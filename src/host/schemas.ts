@@ -111,6 +111,7 @@ export const createVmSchema = {
     cpu: cpuSchema,
     deterministic: { type: 'boolean' },
     jit: { type: 'boolean' },
+    gdb: { type: 'boolean', description: 'a GDB remote stub, reached through the WebSocket GET /v1/vms/NAME/gdb (`tsvisor gdb NAME --listen HOST:PORT` bridges it to a local port); reverse execution with deterministic; thread isolation only' },
     balloon: { type: 'boolean', description: 'attach a virtio-balloon device (its target is set with PATCH)' },
     snapshot: {
       type: 'string',

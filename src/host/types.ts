@@ -21,6 +21,8 @@ export interface CreateVmRequest {
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;
+  /** A GDB remote stub, reached through the WebSocket GET /v1/vms/NAME/gdb (thread isolation only). */
+  gdb?: boolean;
   /** Where the VM runs: a worker thread of the daemon (default) or its own child process. */
   isolation?: 'thread' | 'process';
   restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };

@@ -145,7 +145,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
       const snap = readSnapshot(dir);
-      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug };
+      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, gdb: c.gdb === true ? {} : undefined };
     }
     let append = c.append ?? DEFAULT_APPEND;
     if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
@@ -164,6 +164,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       debug: c.debug,
       systemMap: c.systemMap ?? systemMapCandidates(c.kernel).find((p) => existsSync(p)),
       stallTimeoutMs: c.stallTimeout === undefined ? undefined : c.stallTimeout * 1000,
+      gdb: c.gdb === true ? {} : undefined,
     };
   }
 

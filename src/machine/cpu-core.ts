@@ -3,7 +3,7 @@
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
 import {
-  STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
+  DEBUG_BP_MAX, DEBUG_WP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
   WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
 } from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
@@ -41,6 +41,9 @@ interface CoreExports {
   bpSet(i: number, va: bigint): void;
   bpGet(i: number): bigint;
   bpStepOver(): void;
+  wpSet(i: number, va: bigint, len: bigint, kind: number): void;
+  watchKind(): number;
+  watchAddr(): bigint;
   trigSet(i: number, kinds: number, address: bigint, napot: number): void;
   trigRead(i: number, which: number): bigint;
   trigLastHit(): number;
@@ -58,7 +61,12 @@ export const EXIT_HOST = 2;
 /** run() stopped with pc on a breakpoint, before executing it (see setBreakpoint). */
 export const EXIT_BREAKPOINT = 4;
 /** How many pc breakpoints the core holds. */
-export const MAX_BREAKPOINTS = 4;
+export const MAX_BREAKPOINTS = DEBUG_BP_MAX;
+/** How many data watchpoints the core holds. */
+export const MAX_WATCHPOINTS = DEBUG_WP_MAX;
+/** Watchpoint kinds (bits). */
+export const WATCH_READ = 1;
+export const WATCH_WRITE = 2;
 const NO_BREAKPOINT = 0xffffffffffffffffn;
 /** How many Sdtrig triggers the core has (the guest sees them too). */
 export const MAX_TRIGGERS = 4;
@@ -187,6 +195,30 @@ export class CpuCore {
   breakpoint(slot: number): bigint | null {
     const v = BigInt.asUintN(64, this.exports.bpGet(slot)); // wasm hands i64 over signed
     return v === NO_BREAKPOINT ? null : v;
+  }
+
+  /**
+   * Set watchpoint `slot` on the `len` bytes at guest virtual address `va` for
+   * accesses of `kind` (WATCH_READ | WATCH_WRITE bits; null clears it). An access
+   * touching them makes run() return EXIT_BREAKPOINT before the instruction
+   * (see watchStop). Accesses on the watched pages take the slow path.
+   */
+  setWatchpoint(slot: number, w: { va: bigint; len: number; kind: number } | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_WATCHPOINTS) throw new RangeError(`watchpoint slot ${slot} out of range`);
+    if (w !== null) {
+      if (!Number.isInteger(w.len) || w.len < 1 || w.len > 0x10000) throw new RangeError(`bad watchpoint length ${w.len}`);
+      if (w.va < 0n || w.va + BigInt(w.len) > NO_BREAKPOINT) throw new RangeError(`bad watchpoint address ${w.va}`);
+      if (w.kind < 1 || w.kind > 3) throw new RangeError(`bad watchpoint kind ${w.kind}`);
+    }
+    this.exports.wpSet(slot, w?.va ?? 0n, BigInt(w?.len ?? 0), w?.kind ?? 0);
+    // Drop load/store TLB entries of the pages (and the links between translated blocks).
+    this.exports.flushTlb();
+  }
+
+  /** After EXIT_BREAKPOINT: the watchpoint access that stopped it (kind and address), or null for a pc breakpoint. */
+  watchStop(): { kind: number; addr: bigint } | null {
+    const kind = this.exports.watchKind();
+    return kind === 0 ? null : { kind, addr: BigInt.asUintN(64, this.exports.watchAddr()) };
   }
 
   /** After EXIT_BREAKPOINT: let the next run() execute the instruction at pc once. */

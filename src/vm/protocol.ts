@@ -66,7 +66,18 @@ export interface VmConfig {
    * reproducible, also across a snapshot and restore. Events are in order.
    */
   inputScript?: { instret: number; data: string }[];
+  /**
+   * A GDB remote stub on the gdb port (VmHandle's gdb channel; see
+   * src/vm/gdb-session.ts). `wait`: stopped before the first instruction until
+   * a debugger attaches and continues. `checkpointEvery`: in deterministic runs,
+   * keep an in-memory checkpoint every this many instructions for reverse
+   * execution (0: none; default DEFAULT_CHECKPOINT_EVERY).
+   */
+  gdb?: { wait?: boolean; checkpointEvery?: number; maxCheckpoints?: number };
 }
+
+/** Messages on the gdb channel: the owner sends connect/data/disconnect, the worker data. */
+export type GdbPortMessage = { type: 'connect' } | { type: 'data'; data: Uint8Array } | { type: 'disconnect' };
 
 export interface VmBalloonConfig {
   /** Initial target in MiB (default 0: the guest keeps all its RAM). */

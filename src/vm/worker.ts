@@ -28,6 +28,7 @@ import { checkDeviceConfig, drainCommands, type CommandState } from './commands.
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
 import type { SnapshotResult } from './protocol.js';
+import { GdbSession } from './gdb-session.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -36,6 +37,8 @@ interface WorkerInit {
   nics?: NicChannelInit[];
   /** Command port (see commands.ts); absent when the owner does not use commands. */
   commands?: MessagePort;
+  /** The debugger's byte channel (with config.gdb; see gdb-session.ts). */
+  gdb?: MessagePort;
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
@@ -114,7 +117,7 @@ function closeDisks(): string | null {
 }
 
 async function main(): Promise<void> {
-  const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
+  const { config, control, nics: nicChannels = [], commands, gdb: gdbPort } = workerData as WorkerInit;
   const nics = nicChannels.map(workerNic);
   // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
   setCountLookups(config.stats === true);
@@ -174,9 +177,15 @@ async function main(): Promise<void> {
   let wfiSinceStallCheck = false;
   /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
   let restoreFrom = config.restore;
+  /** A debugger's checkpoint to rebuild the machine from (reverse execution), instead of booting. */
+  let rewindTo: { state: unknown; loadRam: (ram: Uint8Array) => void } | undefined;
+  /** Console output is held back while a debugger replays part of the run. */
+  let muted = false;
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
+    const rewind = rewindTo;
+    rewindTo = undefined;
     const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
         kernel: image(config.kernel),
@@ -192,7 +201,9 @@ async function main(): Promise<void> {
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
     };
     const machineHost: MachineHost = {
-        consoleOut: (data) => post({ type: 'console', data }),
+        consoleOut: (data) => {
+          if (!muted) post({ type: 'console', data });
+        },
         power: (kind, code) => {
           if (panicAt !== null) exit = PANIC_EXIT; // panic=N reboots or powers off: still a panic
           else if (kind === 'reset') rebootRequested = true;
@@ -205,7 +216,14 @@ async function main(): Promise<void> {
         nowMs: () => performance.now() - t0,
     };
     let created;
-    if (from) {
+    if (rewind) {
+      created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, rewind.state, (core) => {
+        rewind.loadRam(core.ram);
+        return { ok: true };
+      });
+      // A checkpoint of this very run that does not restore is a bug, not a guest's doing.
+      if (!created.ok) throw new Error(`rewinding to a checkpoint failed: ${created.error}`);
+    } else if (from) {
       const started = performance.now();
       let how: 'mapped' | 'read' = 'read';
       try {
@@ -359,6 +377,22 @@ async function main(): Promise<void> {
   const failAt = at(dbg.failAfterMs);
   const hangAt = at(dbg.hangAfterMs);
   const oomAt = at(dbg.oomAfterMs);
+  const gdb = gdbPort && config.gdb ? new GdbSession(gdbPort, {
+    machine: () => m!,
+    control,
+    deterministic: config.deterministic,
+    jit: config.jit !== false,
+    rebuild: (state, loadRam) => {
+      rewindTo = { state, loadRam };
+      m = boot()!;
+      cmdState.machine = m;
+      return m;
+    },
+    muteConsole: (on) => {
+      muted = on;
+    },
+    idle: () => publish(RUN_STATE_PAUSED),
+  }, config.gdb) : null;
   for (;;) {
     const now = performance.now();
     if (now >= failAt) throw new Error('injected fault (debug.failAfterMs)');
@@ -383,6 +417,10 @@ async function main(): Promise<void> {
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
       report();
+    }
+    if (gdb?.service() === 'kill') {
+      exit ??= { code: 0, reason: 'killed by the debugger' };
+      break;
     }
     if (Atomics.load(ctrl, CTRL_STOP)) {
       exit ??= { code: 0, reason: 'stopped by the host' };
@@ -413,6 +451,7 @@ async function main(): Promise<void> {
       const marks = [snapAt?.instret, script[0]?.instret].filter((x): x is number => x !== undefined && BigInt(x) > now);
       for (const x of marks) slice = Math.min(slice, Number(BigInt(x) - now));
     }
+    if (gdb) slice = gdb.limitSlice(slice);
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
     // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.
     const wakeSeen = Atomics.load(ctrl, CTRL_WAKE);
@@ -422,6 +461,7 @@ async function main(): Promise<void> {
     const r = m.runSlice(slice);
     busyUs += (performance.now() - started) * 1000;
     for (const n of nics) n.flush();
+    gdb?.afterSlice(r);
     if (r === EXIT_WFI) {
       sawWfi = true;
       wfiSinceStallCheck = true;
@@ -446,6 +486,7 @@ async function main(): Promise<void> {
       const next = boot();
       if (!next) return;
       m = next;
+      gdb?.machineReplaced();
       tidy();
       continue;
     }
@@ -473,6 +514,7 @@ async function main(): Promise<void> {
     }
   }
   publish(RUN_STATE_EXITED);
+  gdb?.exited(exit.code);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
   if (config.stats) report();
