@@ -33,6 +33,10 @@ export interface VmConfig {
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;
+  /** virtio-input with a power and a restart button (default true; snapshots taken before it existed have none). */
+  powerButton?: boolean;
+  /** Initial size of the host terminal for hvc0 (see the consoleSize command). */
+  consoleSize?: { cols: number; rows: number };
   /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
   /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
@@ -119,7 +123,16 @@ export type VmCommand =
    */
   | { type: 'scheduleSnapshot'; dir: string; instret: number }
   /** Add console input at exact instruction counts (as VmConfig.inputScript; later than now). */
-  | { type: 'scheduleInput'; events: { instret: number; data: string }[] };
+  | { type: 'scheduleInput'; events: { instret: number; data: string }[] }
+  /**
+   * Press a button (virtio-input): 'power' asks the guest to shut down,
+   * 'restart' to reboot. Fails when the guest has no driver for the buttons.
+   */
+  | { type: 'pressButton'; button: 'power' | 'restart' }
+  /** Reboot the machine at once (as the guest's own reboot does: a fresh machine from the same images). */
+  | { type: 'reset' }
+  /** The host terminal's size, for the guest's hvc0 (kept across guest reboots). */
+  | { type: 'consoleSize'; cols: number; rows: number };
 
 /** What a snapshot took. */
 export interface SnapshotResult {
@@ -140,6 +153,9 @@ export interface CommandResults {
   snapshot: SnapshotResult;
   scheduleSnapshot: null;
   scheduleInput: null;
+  pressButton: null;
+  reset: null;
+  consoleSize: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 

@@ -99,6 +99,12 @@ try {
 
 const disks: BlockBackend[] = [];
 
+/** VmConfig.consoleSize when it is usable (the owner validated it; a bad one is ignored, not fatal). */
+function validConsoleSize(s: VmConfig['consoleSize']): { cols: number; rows: number } | null {
+  const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xffff;
+  return s && ok(s.cols) && ok(s.rows) ? { cols: s.cols, rows: s.rows } : null;
+}
+
 /** Flush and close every disk (at exit, also after an emulator failure). */
 function closeDisks(): string | null {
   let problem: string | null = null;
@@ -189,6 +195,7 @@ async function main(): Promise<void> {
         nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
+        powerButton: config.powerButton ?? true,
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
     };
     const machineHost: MachineHost = {
@@ -238,9 +245,12 @@ async function main(): Promise<void> {
       return null;
     }
     if (panicVas.length) created.machine.watchPanic(...panicVas);
+    // The host terminal keeps its size across a guest reboot.
+    if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
+  let consoleSize = validConsoleSize(config.consoleSize);
   let m = boot();
   if (!m) return;
   if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
@@ -256,6 +266,7 @@ async function main(): Promise<void> {
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
       deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      powerButton: config.powerButton ?? true,
       disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
       balloon: balloon ? { ...balloon } : undefined,
       name: config.name, nicSpecs: config.nicSpecs,
@@ -274,6 +285,10 @@ async function main(): Promise<void> {
   };
   const cmdState: CommandState = {
     machine: m, disks: diskConfigs, balloon, snapshot: takeSnapshot,
+    reset: () => {
+      rebootRequested = true;
+    },
+    consoleSize: consoleSize ?? undefined,
     scheduleSnapshot: (dir, instret) => {
       future(instret);
       snapAt = { dir, instret };
@@ -370,6 +385,7 @@ async function main(): Promise<void> {
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
     drainCommands(commands, cmdState);
+    consoleSize = cmdState.consoleSize ?? null;
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
       try {
         post({ type: 'snapshot', result: takeSnapshot(snapAt.dir) });
