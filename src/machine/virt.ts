@@ -552,7 +552,7 @@ export class VirtMachine {
    */
   pressButton(button: Button): string | null {
     const input = this.virtio.input;
-    if (!input) return 'the VM has no buttons (virtio-input)';
+    if (!input) return 'the VM has no buttons (virtio-input; every virtio-mmio slot is taken by disks and NICs)';
     if (!input.active) return 'the guest has no driver for its buttons (virtio-input) running';
     if (!input.press(button)) return 'the guest is not taking button events';
     return null;

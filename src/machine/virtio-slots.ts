@@ -52,7 +52,7 @@ export interface VirtioConfig {
   virtioConsole?: boolean;
   /** virtio-balloon (default off). */
   balloon?: VirtioBalloonConfig | boolean;
-  /** virtio-input with a power and a restart button, for graceful shutdown and reboot (default off). */
+  /** virtio-input with a power and a restart button, for graceful shutdown and reboot (default off; left out when no slot is free). */
   powerButton?: boolean;
 }
 
@@ -102,9 +102,11 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     });
     low.push(balloon);
   }
-  const input = cfg.powerButton ? new VirtioInput() : null;
-  if (input) low.push(input);
   const disks = cfg.disks ?? [];
+  // The buttons take a slot only when one is free: a VM that fills every slot
+  // with disks and NICs keeps working, without graceful shutdown.
+  const input = cfg.powerButton && disks.length + low.length < VIRTIO_MMIO_SLOTS ? new VirtioInput() : null;
+  if (input) low.push(input);
   if (disks.length + low.length > VIRTIO_MMIO_SLOTS) {
     return { ok: false, error: `too many virtio devices: ${disks.length} disks and ${low.length} others (${VIRTIO_MMIO_SLOTS} slots)` };
   }

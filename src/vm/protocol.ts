@@ -35,6 +35,13 @@ export interface VmConfig {
   virtioConsole?: boolean;
   /** virtio-input with a power and a restart button (default true; snapshots taken before it existed have none). */
   powerButton?: boolean;
+  /**
+   * Boot watch: a booted (not restored) machine that retires this many
+   * instructions without a sign of life (an interrupt taken, a trap from a
+   * program, an idle WFI) ends with a failure: a kernel that stopped early,
+   * such as one with too little memory, would otherwise spin forever. Omitted: off.
+   */
+  bootWatchInsns?: number;
   /** Initial size of the host terminal for hvc0 (see the consoleSize command). */
   consoleSize?: { cols: number; rows: number };
   /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
@@ -186,6 +193,8 @@ export const LIVE_BUSY_US = 3; // worker: microseconds spent running guest code 
 export const LIVE_STATE = 4; // worker: one of the RUN_STATE_* values
 export const LIVE_JIT_INSTRET = 5; // worker: instructions executed by translated code
 export const LIVE_RAM_RESIDENT = 6; // worker: bytes of guest RAM backed by host memory (about once a second); -1 = unknown
+export const LIVE_BOOTS = 7; // worker: guest reboots so far (each makes a fresh machine)
+export const LIVE_CONSOLE_BYTES = 8; // worker: console bytes the guest has written since its first boot
 export const LIVE_SLOTS = 16;
 export const RUN_STATE_BOOTING = 0;
 export const RUN_STATE_RUNNING = 1;
@@ -291,6 +300,10 @@ export interface LiveCounters {
   state: number;
   /** Guest RAM the host backs now (touched and not given back), or -1 when unknown. */
   ramResidentBytes: number;
+  /** Guest reboots so far. */
+  boots: number;
+  /** Console bytes the guest has written (a sign of life). */
+  consoleBytes: number;
 }
 
 export function readLive(c: SharedControl): LiveCounters {
@@ -303,5 +316,7 @@ export function readLive(c: SharedControl): LiveCounters {
     busyUs: Number(Atomics.load(l, LIVE_BUSY_US)),
     state: Number(Atomics.load(l, LIVE_STATE)),
     ramResidentBytes: Number(Atomics.load(l, LIVE_RAM_RESIDENT)),
+    boots: Number(Atomics.load(l, LIVE_BOOTS)),
+    consoleBytes: Number(Atomics.load(l, LIVE_CONSOLE_BYTES)),
   };
 }

@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
-  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
+  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
@@ -49,6 +49,13 @@ const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
 /** After panic() is entered, the kernel runs this many more instructions to print its message, then the VM ends. */
 const PANIC_GRACE_INSNS = 200_000_000n;
+/** Exit of a VM that never showed a sign of life (see VmConfig.bootWatchInsns). */
+function neverCameUp(insns: number): { code: number; reason: string } {
+  return {
+    code: 1,
+    reason: `the guest never came up: no interrupt, program or idle wait in its first ${insns.toLocaleString('en-US')} instructions (a kernel that stopped early, e.g. with too little memory; see the console log)`,
+  };
+}
 /** Exit of a VM whose kernel panicked. */
 const PANIC_EXIT = { code: 1, reason: 'kernel panic' };
 
@@ -199,7 +206,10 @@ async function main(): Promise<void> {
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
     };
     const machineHost: MachineHost = {
-        consoleOut: (data) => post({ type: 'console', data }),
+        consoleOut: (data) => {
+          Atomics.add(control.live, LIVE_CONSOLE_BYTES, BigInt(data.length));
+          post({ type: 'console', data });
+        },
         power: (kind, code) => {
           if (panicAt !== null) exit = PANIC_EXIT; // panic=N reboots or powers off: still a panic
           else if (kind === 'reset') rebootRequested = true;
@@ -251,6 +261,8 @@ async function main(): Promise<void> {
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
   let consoleSize = validConsoleSize(config.consoleSize);
+  /** The boot watch is satisfied (or off); a restored machine came up long ago. */
+  let cameUp = !config.bootWatchInsns || config.restore !== undefined;
   let m = boot();
   if (!m) return;
   if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
@@ -444,6 +456,10 @@ async function main(): Promise<void> {
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
+    if (!cameUp) {
+      cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n;
+      if (!cameUp && m.core.instret >= BigInt(config.bootWatchInsns!)) exit ??= neverCameUp(config.bootWatchInsns!);
+    }
     if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
     const nowMs = performance.now();
     if (nowMs - stallCheckedAt >= 1000) {
@@ -462,6 +478,8 @@ async function main(): Promise<void> {
       const next = boot();
       if (!next) return;
       m = next;
+      Atomics.add(live, LIVE_BOOTS, 1n);
+      cameUp = !config.bootWatchInsns;
       tidy();
       continue;
     }
