@@ -176,7 +176,9 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       debug: c.debug,
       systemMap: c.systemMap ?? systemMapCandidates(c.kernel).find((p) => existsSync(p)),
       stallTimeoutMs: c.stallTimeout === undefined ? undefined : c.stallTimeout * 1000,
-      bootWatchInsns: c.bootWatch === false ? undefined : BOOT_WATCH_INSNS,
+      // On by default for guests that boot an operating system (an initrd or a disk);
+      // bare test programs that spin without interrupts on purpose are left alone.
+      bootWatchInsns: c.bootWatch ?? (c.initrd !== undefined || (c.disks?.length ?? 0) > 0) ? BOOT_WATCH_INSNS : undefined,
       consoleSize: this.consoleSize ?? undefined,
     };
   }
