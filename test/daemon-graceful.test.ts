@@ -6,6 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 
 let d: TestDaemon;
@@ -17,6 +19,16 @@ before(async () => {
 after(async () => {
   await d?.cleanup();
 });
+
+const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
+/** The CLI as a child process (asynchronously: the daemon runs in this process). */
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args, '--socket', d.socketPath], { encoding: 'utf8' }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 const resize = (c: ConsoleClient, cols: number, rows: number) => c.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
 
@@ -133,4 +145,23 @@ test('a VM too small to boot (64 MiB) fails with the reason, and its log shows t
   const log = (await api(d, 'GET', '/v1/vms/tiny/log')).text;
   assert.match(log, /Kernel panic - not syncing/, 'earlycon printed the early panic');
   assert.ok(logs.some((l) => /tiny: failed: the guest never came up/.test(l)), logs.join('\n'));
+});
+
+test('tsvisor stop --timeout and reboot: a guest without a driver for the buttons is stopped or reset at once', async () => {
+  assert.equal((await api(d, 'POST', '/v1/vms', { name: 'bare', memory: 16, kernel: 'idle' })).status, 201);
+  assert.equal((await api(d, 'POST', '/v1/vms/bare/start')).status, 200);
+  const rb = await cli('reboot', 'bare', '--timeout', '600');
+  assert.equal(rb.code, 0, rb.stderr);
+  assert.match(rb.stdout, /^bare: running$/m);
+  assert.ok(logs.some((l) => /bare: resetting without the guest: the guest has no driver for its buttons/.test(l)), logs.join('\n'));
+  const bad = await cli('start', 'bare', '--timeout', '5');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option '--timeout' for 'tsvisor start'/);
+  const bad2 = await cli('stop', 'bare', '--timeout', 'soon');
+  assert.equal(bad2.code, 2);
+  assert.match(bad2.stderr, /invalid --timeout 'soon'/);
+  const r = await cli('stop', 'bare', '--timeout', '600');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^bare: stopped/m);
+  assert.ok(logs.some((l) => /bare: stopping without the guest: the guest has no driver for its buttons/.test(l)), logs.join('\n'));
 });

@@ -648,6 +648,17 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
   if (snapshot) process.on('SIGUSR2', () => void snapshot().then((m) => io.stderr.write(`tsvisor: ${m}\n`)));
   const done = attachConsole(vm, process, { handleProcessEvents: true, snapshot });
   vm.start();
+  // The guest's hvc0 takes this terminal's size (with console=hvc0 its shell uses it);
+  // a deterministic guest is not told, so it runs the same on any terminal.
+  if (process.stdout.isTTY && !opts.deterministic) {
+    const tell = () => {
+      const { columns, rows } = process.stdout;
+      if (columns > 0 && rows > 0) vm.command({ type: 'consoleSize', cols: columns, rows }).catch(() => {});
+    };
+    tell();
+    process.stdout.on('resize', tell);
+    void vm.exited.then(() => process.stdout.off('resize', tell));
+  }
   return done;
 }
 

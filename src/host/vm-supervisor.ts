@@ -311,7 +311,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!why) return { graceful: true };
     if (!h.running) return { graceful: false, why: 'the VM ended instead' };
     this.opts.log(`${this.name}: resetting without the guest: ${why}`);
-    await h.command({ type: 'reset' });
+    try {
+      await h.command({ type: 'reset' });
+    } catch (e) {
+      if (h.running) throw e; // the VM ended meanwhile: nothing left to reset
+    }
     return { graceful: false, why };
   }
 
