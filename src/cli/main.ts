@@ -28,7 +28,7 @@ Commands:
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
+  create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats
                  manage VMs through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
@@ -185,7 +185,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
-    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
+    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'reboot': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
