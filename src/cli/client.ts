@@ -11,13 +11,16 @@ import { parseDiskSpec } from './disk-spec.js';
 import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'gdb'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'reboot', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'gdb'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
 Commands that talk to a running 'tsvisor serve':
   create NAME [options]   define a VM (see below), or --config FILE.json
-  start|pause|resume|stop|kill NAME
+  start|pause|resume|kill NAME
+  stop NAME [--timeout S] graceful stop: the guest's power button, then a hard
+                          stop after S seconds (default 30; 0 = at once)
+  reboot NAME [--timeout S]  graceful reboot: the restart key, then a reset
   rm NAME [--force]       delete a VM (--force: kill it first if running)
   ls                      list VMs
   inspect NAME            the VM's definition and state (JSON)
@@ -158,9 +161,15 @@ const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}
 export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
   if (cmd === 'create') return createCommand(args, io);
   if (cmd === 'gdb') return gdbCommand(args, io);
-  // --force is only meaningful for rm; other commands refuse it.
-  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' } }, true);
+  // --force is only meaningful for rm, --timeout for stop and reboot; other commands refuse them.
+  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' }, timeout: { type: 'string' } }, true);
   if (values.force !== undefined && cmd !== 'rm') throw new UsageError(`unknown option '--force' for 'tsvisor ${cmd}'`);
+  if (values.timeout !== undefined && cmd !== 'stop' && cmd !== 'reboot') throw new UsageError(`unknown option '--timeout' for 'tsvisor ${cmd}'`);
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!/^\d+$/.test(values.timeout) || timeout > 3600) throw new UsageError(`invalid --timeout '${values.timeout}': whole seconds from 0 to 3600`);
+  }
   if (values.help) {
     io.stdout.write(CLIENT_HELP);
     return 0;
@@ -217,8 +226,11 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
     }
     default: {
       const name = oneName(positionals, cmd);
-      const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`))) as { state: string };
-      io.stdout.write(`${name}: ${vm.state}\n`);
+      const body = timeout === undefined ? undefined : { timeout };
+      const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`), body)) as { state: string; lastExit?: string | null };
+      // A stop says how the guest ended: "guest powered off" after a graceful stop.
+      const how = cmd === 'stop' && vm.lastExit ? ` (${vm.lastExit})` : '';
+      io.stdout.write(`${name}: ${vm.state}${how}\n`);
       return 0;
     }
   }
@@ -361,6 +373,14 @@ async function consoleCommand(t: Target, name: string, io: MainIo): Promise<numb
     },
   });
   ws.on('message', (d: Buffer) => remote.emit('output', new Uint8Array(d)));
+  // The guest's console (hvc0) takes this terminal's size, now and at each change.
+  const sendSize = () => {
+    const { columns, rows } = process.stdout;
+    if (process.stdout.isTTY && columns > 0 && rows > 0 && ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: columns, rows }));
+  };
+  sendSize();
+  process.stdout.on('resize', sendSize);
+  ws.on('close', () => process.stdout.off('resize', sendSize));
   ws.on('close', (_code: number, reason: Buffer) => resolveExit({ code: 0, reason: reason.toString() || 'closed' }));
   const done = attachConsole(remote as unknown as import('../vm/vm-handle.js').VmHandle, process, { handleProcessEvents: true });
   const code = await done;

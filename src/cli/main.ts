@@ -29,7 +29,7 @@ Commands:
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats, gdb
+  create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats, gdb
                  manage VMs through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
@@ -193,7 +193,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
-    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
+    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'reboot': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot': case 'gdb':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
@@ -689,6 +689,17 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
   }
   const done = attachConsole(vm, process, { handleProcessEvents: true, snapshot });
   vm.start();
+  // The guest's hvc0 takes this terminal's size (with console=hvc0 its shell uses it);
+  // a deterministic guest is not told, so it runs the same on any terminal.
+  if (process.stdout.isTTY && !opts.deterministic) {
+    const tell = () => {
+      const { columns, rows } = process.stdout;
+      if (columns > 0 && rows > 0) vm.command({ type: 'consoleSize', cols: columns, rows }).catch(() => {});
+    };
+    tell();
+    process.stdout.on('resize', tell);
+    void vm.exited.then(() => process.stdout.off('resize', tell));
+  }
   return done;
 }
 

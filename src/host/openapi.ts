@@ -18,6 +18,28 @@ function action(summary: string) {
   };
 }
 
+/** stop and reboot: an optional body with the seconds the guest has. */
+function graceful(summary: string) {
+  const a = action(summary);
+  return {
+    post: {
+      ...a.post,
+      requestBody: {
+        required: false,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { timeout: { type: 'integer', minimum: 0, maximum: 3600, description: 'seconds the guest has (default 30; 0 = at once)' } },
+            },
+          },
+        },
+      },
+    },
+  };
+}
+
 export function openApiDocument(version: string): Record<string, unknown> {
   return {
     openapi: '3.0.3',
@@ -78,7 +100,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/start': action('start (boot) the VM'),
       '/v1/vms/{name}/pause': action('pause a running VM'),
       '/v1/vms/{name}/resume': action('resume a paused VM'),
-      '/v1/vms/{name}/stop': action('stop the VM (its worker is terminated if it does not stop within 2 s)'),
+      '/v1/vms/{name}/stop': graceful(
+        'graceful stop: press the power button (virtio-input) and wait up to timeout seconds for the guest to power off, then stop it; ' +
+        'a paused VM or a guest without a driver for the button is stopped at once',
+      ),
+      '/v1/vms/{name}/reboot': graceful(
+        'graceful reboot: press the restart key (KEY_RESTART) and wait up to timeout seconds for the guest to reboot, then reset the machine',
+      ),
       '/v1/vms/{name}/kill': action('terminate the VM at once'),
       '/v1/vms/{name}/restart': action('stop the running VM and start it again, as one operation'),
       '/v1/vms/{name}/console': {
@@ -88,7 +116,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
             'Over TCP the token goes in the Authorization header, or (for browsers, which cannot set it) as the ' +
             'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses. ' +
             'Bounds: a message over 64 KiB closes the socket with 1009; input the guest has not taken beyond 256 KiB closes it with 4001; ' +
-            'a client with over 1 MiB of output unsent is closed with 4000.',
+            'a client with over 1 MiB of output unsent is closed with 4000. ' +
+            'A text frame {"type": "resize", "cols": C, "rows": R} gives the size of the client\'s terminal (1..65535 each); the guest\'s hvc0 takes it (stty size).',
           parameters: [nameParam],
           responses: {
             '101': { description: 'switching protocols' },

@@ -9,7 +9,7 @@ import { DefinitionStore, type KeptFile } from './store.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { ApiError, resolveImagePath, validateCreate, validatePatch, type HostLimits } from './validate.js';
 import { readSnapshot } from '../vm/snapshot.js';
-import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
@@ -383,17 +383,36 @@ export class Host {
     return vm;
   }
 
-  stop(name: string, kill: boolean): Promise<VmSupervisor> {
-    return this.serialized(name, () => this.stopNow(name, kill));
+  /**
+   * Stop a VM: `kill` ends it at once; otherwise the guest gets its power
+   * button and `timeoutS` seconds to power off (0: stop at once) before it is stopped.
+   */
+  stop(name: string, kill: boolean, timeoutS = DEFAULT_SHUTDOWN_TIMEOUT_S): Promise<VmSupervisor> {
+    // A kill does not queue behind a graceful stop that is waiting for its guest.
+    const waiting = this.vms.get(name);
+    if (kill && waiting?.shuttingDown) return waiting.kill().then(() => waiting);
+    return this.serialized(name, () => this.stopNow(name, kill, timeoutS));
   }
 
-  private async stopNow(name: string, kill: boolean): Promise<VmSupervisor> {
+  private async stopNow(name: string, kill: boolean, timeoutS: number): Promise<VmSupervisor> {
     const vm = this.get(name);
     if (!vm.handle) {
       throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
     }
-    await (kill ? vm.kill() : vm.stop());
+    if (kill) await vm.kill();
+    else await vm.shutdown(timeoutS * 1000);
     return vm;
+  }
+
+  /** Reboot a running VM: the restart key and `timeoutS` seconds for the guest, then a reset (0: reset at once). */
+  reboot(name: string, timeoutS = DEFAULT_SHUTDOWN_TIMEOUT_S): Promise<VmSupervisor> {
+    return this.serialized(name, async () => {
+      const vm = this.get(name);
+      if (vm.state !== 'running' && vm.state !== 'paused') throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
+      if (vm.state === 'paused') throw new ApiError(409, `VM '${name}' is paused; resume it first`);
+      await vm.reboot(timeoutS * 1000);
+      return vm;
+    });
   }
 
   remove(name: string, force: boolean): Promise<void> {

@@ -86,7 +86,26 @@ export function snapshotDirOf(stateDir: string, body: unknown): string {
   return join(stateDir, 'snapshots', dir);
 }
 
-const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart']);
+/** Longest a graceful stop or reboot may wait for its guest (seconds). */
+export const MAX_SHUTDOWN_TIMEOUT_S = 3600;
+
+/** The body of stop and reboot: nothing, {}, or {"timeout": seconds} for the guest (0 = at once). */
+async function timeoutBody(req: IncomingMessage): Promise<number | undefined> {
+  const text = await readBody(req);
+  if (text.trim() === '') return undefined;
+  const body = parseJsonBody(text);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'body: expected an object {"timeout": SECONDS}');
+  const extra = Object.keys(body).find((k) => k !== 'timeout');
+  if (extra !== undefined) throw new ApiError(400, `body: unknown field ${extra}`);
+  const t = (body as { timeout?: unknown }).timeout;
+  if (t === undefined) return undefined;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_SHUTDOWN_TIMEOUT_S) {
+    throw new ApiError(400, `timeout: whole seconds from 0 to ${MAX_SHUTDOWN_TIMEOUT_S} the guest has to shut down (0 = at once)`);
+  }
+  return t;
+}
+
+const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart', 'reboot']);
 
 export async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { host } = ctx;
@@ -166,14 +185,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
   if (ACTIONS.has(c)) {
     allow(['POST']);
     host.get(name);
-    await noBody(req);
+    const timeout = c === 'stop' || c === 'reboot' ? await timeoutBody(req) : (await noBody(req), undefined);
     let vm;
     switch (c) {
       case 'start': vm = await host.start(name); break;
       case 'pause': vm = await host.pause(name); break;
       case 'resume': vm = await host.resume(name); break;
       case 'restart': vm = await host.restart(name); break;
-      case 'stop': vm = await host.stop(name, false); break;
+      case 'stop': vm = await host.stop(name, false, timeout); break;
+      case 'reboot': vm = await host.reboot(name, timeout); break;
       default: vm = await host.stop(name, true);
     }
     return send(res, 200, host.describe(vm));

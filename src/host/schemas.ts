@@ -104,6 +104,7 @@ export const createVmSchema = {
     initrd: pathSchema,
     systemMap: { ...pathSchema, description: "the kernel's System.map: a kernel panic (panic() entered) fails the VM; default: System.map-VERSION or System.map next to the kernel" },
     stallTimeout: { type: 'integer', minimum: 0, maximum: 86400, description: 'seconds of running time without a trap from a program or a WFI before the VM fails as hung (default 60, 0 = off)' },
+    bootWatch: { type: 'boolean', description: 'fail the VM when its guest takes no interrupt, runs no program and never idles in its first 2e9 instructions (a kernel that stopped early, e.g. too little memory); default: on when the VM has an initrd or a disk' },
     append: { type: 'string', maxLength: 2048 },
     rootDisk: { type: 'boolean', description: 'the first disk is the root file system: root=/dev/vda rw is added to the command line' },
     disks: { type: 'array', maxItems: MAX_DISKS, items: diskSchema },

@@ -11,6 +11,8 @@ export interface CreateVmRequest {
   systemMap?: string;
   /** Seconds of running time without a trap from U-mode or a WFI before the VM fails as hung (0 = off). */
   stallTimeout?: number;
+  /** Fail a VM whose guest shows no sign of life early in its boot (default: with an initrd or a disk; see VmConfig.bootWatchInsns). */
+  bootWatch?: boolean;
   append?: string;
   rootDisk?: boolean;
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];

@@ -24,7 +24,15 @@ import { ByteRing } from './byte-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
 
-export const DEFAULT_APPEND = 'console=ttyS0';
+/**
+ * hvc0 (virtio-console) carries the terminal size to the guest; earlycon
+ * prints what the kernel says before hvc0 exists (an early panic included).
+ */
+export const DEFAULT_APPEND = 'console=hvc0 earlycon=sbi';
+/** Guest instructions a booting VM has to show a sign of life in (about 13 times what the default guest needs). */
+export const BOOT_WATCH_INSNS = 2_000_000_000;
+/** Default time a graceful stop or reboot waits for the guest, in seconds. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30;
 const RECENT_BYTES = 16 * 1024;
 
 // Every VM runner a supervisor has started and not yet seen exit, whether or
@@ -87,6 +95,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   consoleClients = 0;
   /** Set when the VM is deleted: a restart queued before that must not run. */
   removed = false;
+  /** The size of the terminal that last attached to the console (cols x rows), given to the guest's hvc0. */
+  consoleSize: { cols: number; rows: number } | null = null;
+  /** A graceful stop or reboot is waiting for the guest (a kill does not wait for it). */
+  shuttingDown = false;
 
   private readonly opts: SupervisorOptions;
   /** The last console bytes, replayed to a console client when it attaches. */
@@ -145,7 +157,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
       const snap = readSnapshot(dir);
-      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, gdb: c.gdb === true ? {} : undefined };
+      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
     }
     let append = c.append ?? DEFAULT_APPEND;
     if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
@@ -165,6 +177,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       systemMap: c.systemMap ?? systemMapCandidates(c.kernel).find((p) => existsSync(p)),
       stallTimeoutMs: c.stallTimeout === undefined ? undefined : c.stallTimeout * 1000,
       gdb: c.gdb === true ? {} : undefined,
+      // On by default for guests that boot an operating system (an initrd or a disk);
+      // bare test programs that spin without interrupts on purpose are left alone.
+      bootWatchInsns: c.bootWatch ?? (c.initrd !== undefined || (c.disks?.length ?? 0) > 0) ? BOOT_WATCH_INSNS : undefined,
+      consoleSize: this.consoleSize ?? undefined,
     };
   }
 
@@ -259,6 +275,77 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!h) return;
     this.stopRequested = true;
     await h.stop();
+  }
+
+  /**
+   * Graceful stop: press the power button and give the guest `timeoutMs` to
+   * power off, then stop it as stop() does. A paused VM, or a guest without a
+   * driver for its buttons, is stopped at once. Says which way it ended.
+   */
+  async shutdown(timeoutMs: number): Promise<{ graceful: boolean; why?: string }> {
+    this.cancelRestart();
+    if (this.starting) this.startAborted = true;
+    const h = this.handle;
+    if (!h) return { graceful: false, why: 'not running' };
+    this.stopRequested = true;
+    const why = await this.pressAndWait(h, 'power', timeoutMs, () => h.exited.then(() => true));
+    if (!why) return { graceful: true };
+    this.opts.log(`${this.name}: stopping without the guest: ${why}`);
+    await h.stop();
+    return { graceful: false, why };
+  }
+
+  /**
+   * Graceful reboot: press the restart key and give the guest `timeoutMs` to
+   * reboot (it resets the machine, which starts again from its images); else
+   * reset the machine at once, as a reset button does.
+   */
+  async reboot(timeoutMs: number): Promise<{ graceful: boolean; why?: string }> {
+    const h = this.handle;
+    if (!h) return { graceful: false, why: 'not running' };
+    const boots = h.live().boots;
+    const rebooted = () => h.live().boots > boots;
+    const why = await this.pressAndWait(h, 'restart', timeoutMs, async () => {
+      while (!rebooted() && h.running) await new Promise((r) => setTimeout(r, 50));
+      return true;
+    });
+    if (!why) return { graceful: true };
+    if (!h.running) return { graceful: false, why: 'the VM ended instead' };
+    this.opts.log(`${this.name}: resetting without the guest: ${why}`);
+    try {
+      await h.command({ type: 'reset' });
+    } catch (e) {
+      if (h.running) throw e; // the VM ended meanwhile: nothing left to reset
+    }
+    return { graceful: false, why };
+  }
+
+  /** Press `button` and wait up to `timeoutMs` for `done`; null when done, else why not. */
+  private async pressAndWait(h: VmRunner, button: 'power' | 'restart', timeoutMs: number, done: () => Promise<boolean>): Promise<string | null> {
+    if (timeoutMs <= 0) return 'no time given to the guest';
+    if (this.state === 'paused') return 'the VM is paused';
+    this.shuttingDown = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await h.command({ type: 'pressButton', button });
+      const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+      const ok = await Promise.race([done(), timeout, h.exited.then(() => true)]);
+      return ok ? null : `the guest did not ${button === 'power' ? 'power off' : 'reboot'} within ${Math.round(timeoutMs / 1000)} s`;
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    } finally {
+      clearTimeout(timer);
+      this.shuttingDown = false;
+    }
+  }
+
+  /** The terminal attached to the console is `cols` x `rows`: tell the guest (hvc0), now and at each start. */
+  setConsoleSize(cols: number, rows: number): void {
+    this.consoleSize = { cols, rows };
+    const h = this.handle;
+    if (h?.running) {
+      h.command({ type: 'consoleSize', cols, rows }).catch((e: unknown) => this.opts.log(`${this.name}: console size: ${e instanceof Error ? e.message : String(e)}`));
+    }
   }
 
   /** Terminate the worker at once. */

@@ -21,6 +21,7 @@ import type { NicLimits } from '../devices/virtio/net.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
+import type { Button } from '../devices/virtio/input/device.js';
 import { saveCpu, restoreCpu, CPU_FIELDS, type CpuState } from './cpu-persist.js';
 import { isRecord, isIntArray } from '../devices/device.js';
 
@@ -118,7 +119,7 @@ export class VirtMachine {
   /** The guest kernel entered panic(): seen through the breakpoint, which no guest program can fake. */
   panicked = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
-  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null };
+  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null, input: null };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
@@ -544,6 +545,28 @@ export class VirtMachine {
     const b = this.virtio.balloon;
     if (!b) return false;
     b.setTargetPages(Math.round((mib * 1024 * 1024) / 4096));
+    return true;
+  }
+
+  /**
+   * Press a button of the machine (virtio-input): 'power' asks the guest to
+   * shut down, 'restart' to reboot. What happens is up to the guest. Returns
+   * why the press cannot reach the guest, or null when it was queued for a
+   * driver that is up.
+   */
+  pressButton(button: Button): string | null {
+    const input = this.virtio.input;
+    if (!input) return 'the VM has no buttons (virtio-input; every virtio-mmio slot is taken by disks and NICs)';
+    if (!input.active) return 'the guest has no driver for its buttons (virtio-input) running';
+    if (!input.press(button)) return 'the guest is not taking button events';
+    return null;
+  }
+
+  /** The host terminal's size for the guest's console (hvc0); false without a virtio-console. RangeError for bad sizes. */
+  setConsoleSize(cols: number, rows: number): boolean {
+    const c = this.virtio.console;
+    if (!c) return false;
+    c.setSize(cols, rows);
     return true;
   }
 

@@ -21,6 +21,10 @@ export interface CommandState {
   /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
   scheduleSnapshot?: (dir: string, instret: number) => void;
   scheduleInput?: (events: { instret: number; data: string }[]) => void;
+  /** Reboot the machine at once (the worker provides it). */
+  reset?: () => void;
+  /** The host terminal's size, applied again to the machine a guest reboot makes. */
+  consoleSize?: { cols: number; rows: number };
   /** Called after each command, before its reply: the worker publishes its device counters, so the owner reads the change as soon as the reply arrives. */
   afterCommand?: () => void;
 }
@@ -76,6 +80,21 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
       if (!s.scheduleInput) throw new Error('this VM cannot schedule input');
       s.scheduleInput(cmd.events);
       return null;
+    case 'pressButton': {
+      if (cmd.button !== 'power' && cmd.button !== 'restart') throw new Error(`unknown button ${JSON.stringify(cmd.button)}`);
+      const why = s.machine.pressButton(cmd.button);
+      if (why) throw new Error(why);
+      return null;
+    }
+    case 'reset':
+      if (!s.reset) throw new Error('this VM cannot be reset');
+      s.reset();
+      return null;
+    case 'consoleSize': {
+      if (!s.machine.setConsoleSize(cmd.cols, cmd.rows)) throw new Error('the VM has no virtio-console');
+      s.consoleSize = { cols: cmd.cols, rows: cmd.rows };
+      return null;
+    }
     default:
       throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
   }

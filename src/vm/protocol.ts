@@ -33,6 +33,17 @@ export interface VmConfig {
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;
+  /** virtio-input with a power and a restart button (default true; snapshots taken before it existed have none). */
+  powerButton?: boolean;
+  /**
+   * Boot watch: a booted (not restored) machine that retires this many
+   * instructions without a sign of life (an interrupt taken, a trap from a
+   * program, an idle WFI) ends with a failure: a kernel that stopped early,
+   * such as one with too little memory, would otherwise spin forever. Omitted: off.
+   */
+  bootWatchInsns?: number;
+  /** Initial size of the host terminal for hvc0 (see the consoleSize command). */
+  consoleSize?: { cols: number; rows: number };
   /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
   /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
@@ -130,7 +141,16 @@ export type VmCommand =
    */
   | { type: 'scheduleSnapshot'; dir: string; instret: number }
   /** Add console input at exact instruction counts (as VmConfig.inputScript; later than now). */
-  | { type: 'scheduleInput'; events: { instret: number; data: string }[] };
+  | { type: 'scheduleInput'; events: { instret: number; data: string }[] }
+  /**
+   * Press a button (virtio-input): 'power' asks the guest to shut down,
+   * 'restart' to reboot. Fails when the guest has no driver for the buttons.
+   */
+  | { type: 'pressButton'; button: 'power' | 'restart' }
+  /** Reboot the machine at once (as the guest's own reboot does: a fresh machine from the same images). */
+  | { type: 'reset' }
+  /** The host terminal's size, for the guest's hvc0 (kept across guest reboots). */
+  | { type: 'consoleSize'; cols: number; rows: number };
 
 /** What a snapshot took. */
 export interface SnapshotResult {
@@ -151,6 +171,9 @@ export interface CommandResults {
   snapshot: SnapshotResult;
   scheduleSnapshot: null;
   scheduleInput: null;
+  pressButton: null;
+  reset: null;
+  consoleSize: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 
@@ -181,6 +204,8 @@ export const LIVE_BUSY_US = 3; // worker: microseconds spent running guest code 
 export const LIVE_STATE = 4; // worker: one of the RUN_STATE_* values
 export const LIVE_JIT_INSTRET = 5; // worker: instructions executed by translated code
 export const LIVE_RAM_RESIDENT = 6; // worker: bytes of guest RAM backed by host memory (about once a second); -1 = unknown
+export const LIVE_BOOTS = 7; // worker: guest reboots so far (each makes a fresh machine)
+export const LIVE_CONSOLE_BYTES = 8; // worker: console bytes the guest has written since its first boot
 export const LIVE_SLOTS = 16;
 export const RUN_STATE_BOOTING = 0;
 export const RUN_STATE_RUNNING = 1;
@@ -286,6 +311,10 @@ export interface LiveCounters {
   state: number;
   /** Guest RAM the host backs now (touched and not given back), or -1 when unknown. */
   ramResidentBytes: number;
+  /** Guest reboots so far. */
+  boots: number;
+  /** Console bytes the guest has written (a sign of life). */
+  consoleBytes: number;
 }
 
 export function readLive(c: SharedControl): LiveCounters {
@@ -298,5 +327,7 @@ export function readLive(c: SharedControl): LiveCounters {
     busyUs: Number(Atomics.load(l, LIVE_BUSY_US)),
     state: Number(Atomics.load(l, LIVE_STATE)),
     ramResidentBytes: Number(Atomics.load(l, LIVE_RAM_RESIDENT)),
+    boots: Number(Atomics.load(l, LIVE_BOOTS)),
+    consoleBytes: Number(Atomics.load(l, LIVE_CONSOLE_BYTES)),
   };
 }

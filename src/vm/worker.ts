@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
-  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
+  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
@@ -52,6 +52,13 @@ const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
 /** After panic() is entered, the kernel runs this many more instructions to print its message, then the VM ends. */
 const PANIC_GRACE_INSNS = 200_000_000n;
+/** Exit of a VM that never showed a sign of life (see VmConfig.bootWatchInsns). */
+function neverCameUp(insns: number): { code: number; reason: string } {
+  return {
+    code: 1,
+    reason: `the guest never came up: no interrupt, program or idle wait in its first ${insns.toLocaleString('en-US')} instructions (a kernel that stopped early, e.g. with too little memory; see the console log)`,
+  };
+}
 /** Exit of a VM whose kernel panicked. */
 const PANIC_EXIT = { code: 1, reason: 'kernel panic' };
 
@@ -101,6 +108,12 @@ try {
 }
 
 const disks: BlockBackend[] = [];
+
+/** VmConfig.consoleSize when it is usable (the owner validated it; a bad one is ignored, not fatal). */
+function validConsoleSize(s: VmConfig['consoleSize']): { cols: number; rows: number } | null {
+  const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xffff;
+  return s && ok(s.cols) && ok(s.rows) ? { cols: s.cols, rows: s.rows } : null;
+}
 
 /** Flush and close every disk (at exit, also after an emulator failure). */
 function closeDisks(): string | null {
@@ -198,10 +211,12 @@ async function main(): Promise<void> {
         nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
+        powerButton: config.powerButton ?? true,
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
     };
     const machineHost: MachineHost = {
         consoleOut: (data) => {
+          Atomics.add(control.live, LIVE_CONSOLE_BYTES, BigInt(data.length));
           if (!muted) post({ type: 'console', data });
         },
         power: (kind, code) => {
@@ -256,9 +271,14 @@ async function main(): Promise<void> {
       return null;
     }
     if (panicVas.length) created.machine.watchPanic(...panicVas);
+    // The host terminal keeps its size across a guest reboot.
+    if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
+  let consoleSize = validConsoleSize(config.consoleSize);
+  /** The boot watch is satisfied (or off); a restored machine came up long ago. */
+  let cameUp = !config.bootWatchInsns || config.restore !== undefined;
   let m = boot();
   if (!m) return;
   if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
@@ -274,6 +294,7 @@ async function main(): Promise<void> {
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
       deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      powerButton: config.powerButton ?? true,
       disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
       balloon: balloon ? { ...balloon } : undefined,
       name: config.name, nicSpecs: config.nicSpecs,
@@ -292,6 +313,10 @@ async function main(): Promise<void> {
   };
   const cmdState: CommandState = {
     machine: m, disks: diskConfigs, balloon, snapshot: takeSnapshot,
+    reset: () => {
+      rebootRequested = true;
+    },
+    consoleSize: consoleSize ?? undefined,
     scheduleSnapshot: (dir, instret) => {
       future(instret);
       snapAt = { dir, instret };
@@ -404,6 +429,7 @@ async function main(): Promise<void> {
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
     drainCommands(commands, cmdState);
+    consoleSize = cmdState.consoleSize ?? null;
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
       try {
         post({ type: 'snapshot', result: takeSnapshot(snapAt.dir) });
@@ -468,6 +494,10 @@ async function main(): Promise<void> {
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
+    if (!cameUp) {
+      cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n;
+      if (!cameUp && m.core.instret >= BigInt(config.bootWatchInsns!)) exit ??= neverCameUp(config.bootWatchInsns!);
+    }
     if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
     const nowMs = performance.now();
     if (nowMs - stallCheckedAt >= 1000) {
@@ -487,6 +517,8 @@ async function main(): Promise<void> {
       if (!next) return;
       m = next;
       gdb?.machineReplaced();
+      Atomics.add(live, LIVE_BOOTS, 1n);
+      cameUp = !config.bootWatchInsns;
       tidy();
       continue;
     }

@@ -17,6 +17,7 @@ const ACTIONS = [
   ['pause', 'Pause', ['running']],
   ['resume', 'Resume', ['paused']],
   ['stop', 'Stop', ['running', 'paused']],
+  ['reboot', 'Reboot', ['running']],
   ['kill', 'Kill', ['running', 'paused']],
 ];
 
@@ -274,6 +275,11 @@ function sendBytes(bytes) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
 }
 
+// The terminal's size goes to the guest's console (a text frame; keys travel as binary ones).
+function sendSize() {
+  if (ws && ws.readyState === WebSocket.OPEN && term) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+}
+
 function ensureTerminal() {
   if (term) return;
   // A line height above 1 leaves room under the baseline: with 1.0 the row box
@@ -291,6 +297,7 @@ function ensureTerminal() {
   const enc = new TextEncoder();
   term.onData((d) => sendBytes(enc.encode(d)));
   term.onBinary((d) => sendBytes(Uint8Array.from(d, (ch) => ch.charCodeAt(0) & 0xff)));
+  term.onResize(() => sendSize());
   window.addEventListener('resize', () => fit.fit());
 }
 
@@ -327,6 +334,7 @@ function openConsole(name) {
   sock.onopen = () => {
     if (ws !== sock) return;
     consoleOpen = true;
+    sendSize();
     showConsoleState(rows.get(name)?.cells.state.textContent || 'running');
     term.focus();
   };
