@@ -195,8 +195,9 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
   }
   if (c === 'migrate') {
     allow(['POST', 'GET', 'DELETE']);
-    host.get(name);
+    // The result stays readable after a migration that took the VM away.
     if (method === 'GET') return send(res, 200, ctx.outgoing.status(name));
+    host.get(name);
     if (method === 'DELETE') return send(res, 200, await ctx.outgoing.cancel(name));
     const req2 = validateMigrate(parseJsonBody(await readBody(req)));
     return send(res, 202, await ctx.outgoing.start(name, req2));

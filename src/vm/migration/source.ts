@@ -183,7 +183,8 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     await sendQueued();
     await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
-    expect(await conn.next(), FrameType.ACK);
+    expect(await conn.next(), FrameType.ACK); // the last round's pages
+    expect(await conn.next(), FrameType.ACK); // the device state
     aborted();
     // The disks: flushed and closed here, and this daemon's locks dropped, before the destination opens them.
     p.phase = 'committing';
