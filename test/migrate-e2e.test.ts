@@ -126,7 +126,7 @@ async function checkTicks(all: ChildDaemon[]): Promise<number> {
     for (const m of r.text.matchAll(/TICK (\d+) (\d+)/g)) seen.set(Number(m[1]), Number(m[2]));
   }
   const ks = [...seen.keys()].sort((x, y) => x - y);
-  assert.ok(ks.length > 0, 'TICK lines were printed');
+  if (ks.length === 0) return 0;
   // The log on a killed daemon is lost with it, so a run starts at the first tick still logged somewhere.
   for (let i = 1; i < ks.length; i++) assert.equal(ks[i], ks[i - 1] + 1, `the workload's output has a gap after TICK ${ks[i - 1]}`);
   for (const k of ks) assert.equal(seen.get(k), checksum(k), `TICK ${k} has a wrong checksum`);
@@ -157,7 +157,7 @@ async function migrate(from: ChildDaemon, toUrl: string, toToken: string): Promi
 /** Wait until the workload printed more ticks (on whichever daemon runs it). */
 async function ticksGoOn(all: ChildDaemon[], after: number): Promise<number> {
   let last = after;
-  await until(`the workload to go on past TICK ${after}`, async () => (last = await checkTicks(all)) > after + 2, 300_000, 500);
+  await until(`the workload to go on past TICK ${after}`, async () => (last = await checkTicks(all)) > after + 2, 300_000, 500, () => daemons.map((d) => `${d.name}: ${d.log().slice(-500)}`).join('\n'));
   return last;
 }
 
@@ -178,7 +178,7 @@ test('a VM with a disk and a busy workload migrates there, back, ten times, and 
   c.send('mkdir -p /mnt && mount /dev/vda /mnt && echo mounted-$((6*7))\r');
   await c.waitFor('mounted-42', 120_000);
   // The workload: rewrite 4 MiB of RAM, print the running checksum, write + fsync it to the disk.
-  c.send('(i=0; s=0; while true; do i=$((i+1)); s=$(( (s*31+i) % 1000003 )); dd if=/dev/urandom of=/tmp/buf bs=64k count=64 2>/dev/null; echo "TICK $i $s"; echo "$i $s" > /mnt/state.tmp && sync /mnt/state.tmp && mv /mnt/state.tmp /mnt/state && sync; done) &\r');
+  c.send('(i=0; s=0; while true; do i=$((i+1)); s=$(( (s*31+i) % 1000003 )); dd if=/dev/urandom of=/tmp/buf bs=64k count=64 2>/dev/null; echo "TICK $i $s"; echo "$i $s" > /mnt/state.tmp && mv /mnt/state.tmp /mnt/state && sync; done) &\r');
   c.close();
   let last = await ticksGoOn([a, b], 0);
 

@@ -343,13 +343,13 @@ export class Host {
     this.incoming.delete(vm.name);
   }
 
-  /** The VM now runs at a migration's destination: end it here and forget it (definition, logs). */
+  /** The VM now runs at a migration's destination: end it here and forget its definition. */
   async forgetMigratedAway(vm: VmSupervisor): Promise<void> {
     await this.serialized(vm.name, async () => {
       await vm.endMigratedAway();
       vm.removed = true;
       this.store.remove(vm.name);
-      vm.removeLogs();
+      // The console log stays: the output up to the move is only here (a VM that comes back appends to it).
       if (this.vms.get(vm.name) === vm) this.vms.delete(vm.name);
     });
   }
