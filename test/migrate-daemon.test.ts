@@ -116,3 +116,38 @@ test('a hostile stream is dropped with nothing left behind', { timeout: 120_000 
   assert.equal((await api(b, 'GET', '/v1/vms')).json.length, 0);
   assert.equal(b.host.incoming.size, 0);
 });
+
+test('tsvisor migrate: moves a VM from the command line, reports the result, and refuses bad options', { timeout: 300_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
+  const tokenFile = join(a.dir, 'b.token');
+  writeFileSync(tokenFile, `${TOKEN_B}\n`, { mode: 0o600 });
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const c = spawn(process.execPath, [cli, 'migrate', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (x: Buffer) => (out += x.toString()));
+      c.stderr.on('data', (x: Buffer) => (err += x.toString()));
+      c.on('close', (code) => resolve({ code, out, err }));
+    });
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'clivm', memory: 16, kernel: 'spin' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/clivm/start')).status, 200);
+  const bad = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b)]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /--token-file/);
+  const badLimit = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b), '--token-file', tokenFile, '--downtime-limit', 'x']);
+  assert.match(badLimit.err, /--downtime-limit/);
+  const ok = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b), '--token-file', tokenFile, '--downtime-limit', '200']);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /clivm: migrated to http:\/\/127\.0\.0\.1:\d+ in [\d.]+ s, downtime \d+ ms, [\d.]+ MiB in \d+ rounds, throttle \d+%/);
+  assert.equal((await api(b, 'GET', '/v1/vms/clivm')).json?.state, 'running');
+  // --cancel with nothing running is a clear error.
+  const c2 = await run(['clivm', '--socket', b.socketPath, '--cancel']);
+  assert.notEqual(c2.code, 0);
+  assert.match(c2.err, /not migrating|no migration/);
+  assert.equal((await api(b, 'DELETE', '/v1/vms/clivm?force=true')).status, 204);
+});
