@@ -151,3 +151,27 @@ test('tsvisor migrate: moves a VM from the command line, reports the result, and
   assert.match(c2.err, /not migrating|no migration/);
   assert.equal((await api(b, 'DELETE', '/v1/vms/clivm?force=true')).status, 204);
 });
+
+test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: 600_000 }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  // S-mode, MMU off: forever store a counter into each of 2048 pages (8 MiB) from 0x8040_0000.
+  const code = [0x2010031b, 0x6e85035a, 0x0f1b6f05, 0x0285800f, 0x83fa8e1a, 0x005e3023, 0x13fd9e76, 0xfe039ce3, 0x0000b7fd];
+  const img = new Uint8Array(64);
+  const dv = new DataView(img.buffer);
+  code.forEach((w, i) => dv.setUint32(i * 4, w, true));
+  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
+  writeFileSync(join(a.images, 'dirty'), img);
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'dirty', memory: 32, kernel: 'dirty' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/dirty/start')).status, 200);
+  await until('the guest to run', async () => (await instructions(a, 'dirty')) > 1e6, 60_000);
+  // 1 ms cannot hold 8 MiB: rounds never converge, the throttle climbs, the round limit ends it.
+  const st = await migrateAndWait(a, b, 'dirty', { downtimeLimitMs: 1 });
+  assert.equal(st.phase, 'completed', JSON.stringify(st));
+  assert.ok(st.throttlePercent >= 20, `throttled: ${JSON.stringify(st)}`);
+  assert.ok(st.dirtyPages >= 2048, `the guest kept dirtying its 2048 pages: ${JSON.stringify(st)}`);
+  assert.ok(st.bytesSent > 2 * 2048 * 4096, 'pages were sent again in later rounds');
+  const n0 = await instructions(b, 'dirty');
+  await until('the guest to go on at the destination', async () => (await instructions(b, 'dirty')) > n0 + 1e6, 60_000);
+  assert.equal((await api(b, 'DELETE', '/v1/vms/dirty?force=true')).status, 204);
+});
