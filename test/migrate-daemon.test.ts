@@ -167,12 +167,13 @@ test('auto-converge: a guest that dirties memory faster than the downtime limit 
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'dirty', memory: 32, kernel: 'dirty' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/dirty/start')).status, 200);
   await until('the guest to run', async () => (await instructions(a, 'dirty')) > 1e6, 60_000);
-  // 1 ms cannot hold 8 MiB: rounds never converge, the throttle climbs, the round limit ends it.
+  // 1 ms cannot hold 8 MiB: rounds do not shrink until the throttle has slowed the guest down.
   const st = await migrateAndWait(a, b, 'dirty', { downtimeLimitMs: 1 });
   assert.equal(st.phase, 'completed', JSON.stringify(st));
+  // The throttle rose step by step until the rest fit (or the round limit ended it).
   assert.ok(st.throttlePercent >= 20, `throttled: ${JSON.stringify(st)}`);
-  assert.ok(st.dirtyPages >= 2048, `the guest kept dirtying its 2048 pages: ${JSON.stringify(st)}`);
-  assert.ok(st.bytesSent > 2 * 2048 * 4096, 'pages were sent again in later rounds');
+  assert.ok(st.round >= 2, `several rounds: ${JSON.stringify(st)}`);
+  assert.ok(st.pagesSent > 2 * 2048, `the guest's pages were sent again in later rounds: ${JSON.stringify(st)}`);
   const n0 = await instructions(b, 'dirty');
   await until('the guest to go on at the destination', async () => (await instructions(b, 'dirty')) > n0 + 1e6, 60_000);
   assert.equal((await api(b, 'DELETE', '/v1/vms/dirty?force=true')).status, 204);
