@@ -85,6 +85,13 @@ export interface VmConfig {
    * execution (0: none; default DEFAULT_CHECKPOINT_EVERY).
    */
   gdb?: { wait?: boolean; checkpointEvery?: number; maxCheckpoints?: number };
+  /**
+   * Live migration destination: build the machine without booting, take guest
+   * RAM and the device state from migrateLoad/migrateState commands, open the
+   * disks at migrateStart (after the source released them) and run. The disk
+   * sizes are the images' (checked by the owner) since they are opened last.
+   */
+  incoming?: { diskSizes: number[] };
 }
 
 /** Messages on the gdb channel: the owner sends connect/data/disconnect, the worker data. */
@@ -150,7 +157,29 @@ export type VmCommand =
   /** Reboot the machine at once (as the guest's own reboot does: a fresh machine from the same images). */
   | { type: 'reset' }
   /** The host terminal's size, for the guest's hvc0 (kept across guest reboots). */
-  | { type: 'consoleSize'; cols: number; rows: number };
+  | { type: 'consoleSize'; cols: number; rows: number }
+  // ---- live migration, source side (src/vm/migration/) ----
+  /** Start the dirty log; round 0 queues every page that is not zero. */
+  | { type: 'migrateBegin' }
+  /** Copy up to `max` queued pages out of guest RAM. */
+  | { type: 'migrateTake'; max: number }
+  /** Queue the pages dirtied since the last round started. */
+  | { type: 'migrateNextRound' }
+  /** Keep the guest off the CPU this percent of the time (auto-converge), 0..99. */
+  | { type: 'migrateThrottle'; percent: number }
+  /** Stop the guest for the final pass: flush the disks, queue the last dirty pages, save the device state. */
+  | { type: 'migrateHold' }
+  /** Flush and close the disk images (before the destination opens them). */
+  | { type: 'migrateReleaseDisks' }
+  /** The migration failed: reopen the disks and let the guest run again. */
+  | { type: 'migrateResume' }
+  // ---- live migration, destination side (VmConfig.incoming) ----
+  /** Write received pages into guest RAM (`offsets[i]` into `data`, -1 = a zero page). */
+  | { type: 'migrateLoad'; indexes: Uint32Array; offsets: Int32Array; data: Uint8Array }
+  /** The device state: the machine is restored with it. */
+  | { type: 'migrateState'; machine: unknown }
+  /** Open the disks and run (a 'migrated' message follows, or an exit). */
+  | { type: 'migrateStart' };
 
 /** What a snapshot took. */
 export interface SnapshotResult {
@@ -174,6 +203,16 @@ export interface CommandResults {
   pressButton: null;
   reset: null;
   consoleSize: null;
+  migrateBegin: { pages: number };
+  migrateTake: { indexes: Uint32Array; data: Uint8Array; left: number; dirty: number };
+  migrateNextRound: { pages: number };
+  migrateThrottle: null;
+  migrateHold: { pages: number; machine: unknown; instret: number };
+  migrateReleaseDisks: null;
+  migrateResume: null;
+  migrateLoad: null;
+  migrateState: null;
+  migrateStart: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 
@@ -224,6 +263,8 @@ export type WorkerMessage =
   | { type: 'snapshot'; result: SnapshotResult }
   /** The machine was restored from VmConfig.restore: how long it took and whether RAM was mapped or read. */
   | { type: 'restored'; ms: number; memory: 'mapped' | 'read' }
+  /** A migrated VM (VmConfig.incoming) has its disks open and runs; `ms` since migrateStart. */
+  | { type: 'migrated'; ms: number }
   | { type: 'error'; message: string };
 
 export interface SharedControl {
