@@ -5,6 +5,18 @@ import { VmHandle, defaultWasmPath, type VmHandleOptions } from '../../src/vm/vm
 import { ensureDefaultGuest } from '../../src/image/default-guest.js';
 import type { VmConfig } from '../../src/vm/protocol.js';
 import type { ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
+
+/**
+ * VMs booted through this module. A test that fails half-way (a timed-out wait,
+ * a failed assertion) may leave its VM running, and a live worker thread keeps
+ * the test file's process, and so the whole suite, from ever ending: every VM
+ * still running when the file's tests are done is killed.
+ */
+const booted = new Set<VmHandle>();
+after(async () => {
+  await Promise.all([...booted].filter((vm) => vm.running).map((vm) => vm.kill('left running by a test')));
+});
 
 /** Where a console's bytes come from and go to: a VmHandle or a child `tsvisor run`. */
 interface ConsoleLink {
@@ -140,8 +152,14 @@ export async function bootDefaultGuest(
     options,
   );
   const c = new VmConsole(vm);
+  booted.add(vm);
   vm.start();
-  await c.waitFor(/tsvisor guest ready/, bootMs);
-  await c.waitFor(/# /, 30_000);
+  try {
+    await c.waitFor(/tsvisor guest ready/, bootMs);
+    await c.waitFor(/# /, 30_000);
+  } catch (e) {
+    await vm.kill('the guest did not boot');
+    throw e;
+  }
   return c;
 }
