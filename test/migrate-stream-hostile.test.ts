@@ -1,0 +1,173 @@
+// Hostile state streams: snapshots and migration streams are untrusted input on
+// the receiving side (a damaged file, a broken transfer, a hostile sender). A
+// property test mutates real ones (made by a real machine) in many ways and
+// feeds them to the receiver: every input must end in the receiver's own clear
+// error or a machine that runs; never another exception, never a write outside
+// the VM's RAM.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { VirtMachine, type MachineConfig } from '../src/machine/virt.js';
+import { readSnapshot, writeSnapshot, loadSnapshotMemory, SnapshotError, STATE_FILE, MEMORY_FILE } from '../src/vm/snapshot.js';
+import { defaultWasmPath } from '../src/vm/vm-handle.js';
+
+const MEM_MIB = 16;
+/** Inputs per property (more for a long local hunt: TSVISOR_HOSTILE_RUNS=2000). */
+const RUNS = Number(process.env.TSVISOR_HOSTILE_RUNS ?? 80);
+/** A counting loop in M-mode: a0 += 1 forever (addi a0,a0,1; j -4). */
+const PROGRAM = Uint8Array.from([0x13, 0x05, 0x15, 0x00, 0x6f, 0xf0, 0xdf, 0xff]);
+const wasmBytes = new Uint8Array(readFileSync(defaultWasmPath()));
+const host = { consoleOut: () => {}, power: () => {}, randomBytes: (n: number) => new Uint8Array(n).fill(7) };
+/** Devices with state worth attacking: console (hvc0), rng, balloon, a CPU that has run. */
+const machineConfig = (): MachineConfig => ({ ramSize: MEM_MIB << 20, bios: PROGRAM, bootargs: '', deterministic: true, virtioConsole: true, rng: true, balloon: true });
+const snapConfig = { kernel: 'no-kernel', append: '', memMiB: MEM_MIB, deterministic: true, virtioConsole: true, rng: true, balloon: true };
+
+let dir: string;
+let good: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tsvisor-hostile-stream-'));
+  const created = VirtMachine.create(wasmBytes, machineConfig(), host);
+  assert.ok(created.ok, !created.ok ? created.error : '');
+  const m = created.machine;
+  m.runSlice(50_000);
+  // Some guest data in RAM beyond the program, so memory.bin has pages to damage.
+  m.core.ram.fill(0xa5, 1 << 20, (1 << 20) + 3 * 4096);
+  good = join(dir, 'good');
+  writeSnapshot(good, { instret: Number(m.core.instret), config: snapConfig, machine: m.saveState() }, m.core.ram);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Every path to a value in a JSON tree (containers included), for picking what to damage. */
+function paths(v: Json, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+  out.push(at);
+  if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...at, i], out));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
+  return out;
+}
+
+/** Values a hostile sender would try: out of range, wrong type, huge, negative, not a number. */
+const hostileValue: fc.Arbitrary<Json | undefined> = fc.oneof(
+  fc.constantFrom<Json | undefined>(
+    undefined, null, true, false, 0, -1, 1, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 53), 1e308, 0.5, '', '0x', '0x0', '0x1',
+    '0xffffffffffffffff', '0x10000000000000000', '0x-1', '-0x1', 'NaN', '0x80000000', '0x80ffffff', '0x81000000', [], {}, [[0, 1e9]],
+  ),
+  fc.integer({ min: -0x1_0000, max: 0x1_0000 }),
+  fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map((b) => `0x${b.toString(16)}`),
+  fc.array(fc.integer({ min: -1, max: 0x1_0000 }), { maxLength: 40 }),
+  fc.string({ maxLength: 12 }),
+);
+
+/** One damage: set (or delete) the value at the path picked by `pick` (a fraction of the path list). */
+const mutation = fc.record({ pick: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), value: hostileValue });
+
+function applyMutation(root: { [k: string]: Json }, m: { pick: number; value: Json | undefined }): string {
+  const all = paths(root).filter((p) => p.length > 0);
+  const p = all[Math.floor(m.pick * all.length)]!;
+  let parent: any = root;
+  for (const k of p.slice(0, -1)) parent = parent[k];
+  const last = p[p.length - 1]!;
+  if (m.value === undefined) {
+    if (Array.isArray(parent)) parent.splice(last as number, 1);
+    else delete parent[last];
+  } else parent[last] = m.value;
+  return p.join('.');
+}
+
+let variants = 0;
+/** A copy of the good snapshot with its payload damaged and the checksum made valid again (as an attacker would). */
+function damagedCopy(ms: { pick: number; value: Json | undefined }[]): { path: string; what: string[] } {
+  const path = join(dir, `v${variants++}`);
+  cpSync(good, path, { recursive: true });
+  const file = JSON.parse(readFileSync(join(path, STATE_FILE), 'utf8'));
+  const what = ms.map((m) => applyMutation(file.payload, m));
+  file.sha256 = createHash('sha256').update(JSON.stringify(file.payload)).digest('hex');
+  writeFileSync(join(path, STATE_FILE), JSON.stringify(file));
+  return { path, what };
+}
+
+/** Restore a snapshot directory the way `tsvisor run --restore` does; a running machine runs a slice. */
+function receiveSnapshot(path: string): { refused: string } | { ran: bigint } {
+  let snap;
+  try {
+    snap = readSnapshot(path);
+  } catch (e) {
+    if (e instanceof SnapshotError) return { refused: e.message };
+    throw e;
+  }
+  const r = VirtMachine.restore(wasmBytes, { ...machineConfig(), bios: undefined }, host, snap.machine, (core) => {
+    try {
+      loadSnapshotMemory(path, core.ram);
+    } catch (e) {
+      if (e instanceof SnapshotError) return { ok: false, error: e.message };
+      throw e;
+    }
+    return { ok: true };
+  });
+  if (!r.ok) return { refused: r.error };
+  r.machine.runSlice(20_000);
+  return { ran: r.machine.core.instret };
+}
+
+const isClearError = (msg: string) => msg.length > 0 && msg.length < 400 && !msg.includes('\n') && !/undefined is not|cannot read prop|is not a function/i.test(msg);
+
+test('snapshots with damaged fields (valid checksum) are refused with a clear error or restore to a machine that runs', { timeout: 30 * 60 * 1000 }, () => {
+  // Each run builds a machine (about 0.1-0.3 s on a loaded host): a modest count, many fields per run.
+  let refused = 0;
+  fc.assert(
+    fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (ms) => {
+      const { path, what } = damagedCopy(ms);
+      try {
+        const r = receiveSnapshot(path);
+        if ('refused' in r) {
+          refused++;
+          assert.ok(isClearError(r.refused), `unclear error for ${what.join(', ')}: ${r.refused}`);
+        }
+      } finally {
+        rmSync(path, { recursive: true, force: true });
+      }
+    }),
+    { numRuns: RUNS },
+  );
+  assert.ok(refused > 0, 'some damage must be refused (else the mutations never reach a check)');
+});
+
+test('snapshot files cut short or with flipped bytes are refused with a clear error or restore to a machine that runs', { timeout: 30 * 60 * 1000 }, () => {
+  const stateBytes = readFileSync(join(good, STATE_FILE));
+  const memBytes = (MEM_MIB << 20);
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.record({ kind: fc.constant('cut-state' as const), at: fc.integer({ min: 0, max: stateBytes.length - 1 }) }),
+        fc.record({ kind: fc.constant('flip-state' as const), at: fc.integer({ min: 0, max: stateBytes.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }),
+        fc.record({ kind: fc.constant('cut-memory' as const), at: fc.integer({ min: 0, max: memBytes - 1 }) }),
+        fc.record({ kind: fc.constant('grow-memory' as const), at: fc.integer({ min: memBytes + 1, max: memBytes + (1 << 20) }) }),
+      ),
+      (d) => {
+        const path = join(dir, `f${variants++}`);
+        cpSync(good, path, { recursive: true });
+        try {
+          if (d.kind === 'cut-state') truncateSync(join(path, STATE_FILE), d.at);
+          else if (d.kind === 'flip-state') {
+            const b = Buffer.from(stateBytes);
+            b[d.at]! ^= d.xor;
+            writeFileSync(join(path, STATE_FILE), b);
+          } else truncateSync(join(path, MEMORY_FILE), d.at);
+          const r = receiveSnapshot(path);
+          // A cut or a wrong size is always caught; a flipped byte is caught unless it hit JSON whitespace-equivalent text.
+          if (d.kind !== 'flip-state') assert.ok('refused' in r, `${d.kind} at ${d.at} was accepted`);
+          if ('refused' in r) assert.ok(isClearError(r.refused), `unclear error for ${d.kind} at ${d.at}: ${r.refused}`);
+        } finally {
+          rmSync(path, { recursive: true, force: true });
+        }
+      },
+    ),
+    { numRuns: RUNS },
+  );
+});
