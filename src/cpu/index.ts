@@ -10,7 +10,7 @@ import {
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
-import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
+import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
@@ -207,6 +207,8 @@ export function hostWriteCsr(csr: u32, v: u64): void {
   updateTlbSets();
 }
 export function flushTlb(): void { tlbFlushAll(); }
+/** Live migration: clear the dirty page map and the store TLB (see DIRTY_PAGE). */
+export function dirtyLogRestart(): void { mmuDirtyLogRestart(); }
 
 // Snapshot access to the hart's module globals (see persist.ts).
 export { cpuStateFieldCount, cpuStateGet, cpuStateSet, cpuStateRestored } from './persist';

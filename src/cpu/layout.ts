@@ -76,6 +76,12 @@ export const JIT_HASH_SIZE: u32 = 65536;
 /** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */
 export const JIT_LINKS: u32 = 0xa00000;
 export const JIT_LINKS_MAX: u32 = 0x20000;
+/**
+ * Per guest-RAM page: u8, 1 once the page was written (slow-path stores, AMOs, page-table
+ * A/D updates, device DMA). Live migration clears it to start a round; the store TLB is
+ * flushed with it, so the next store to each page takes the slow path once and marks it.
+ */
+export const DIRTY_PAGE: u32 = 0xe00000;
 
 /** Guest RAM (guest physical 0x8000_0000) starts at 16 MiB in linear memory. */
 export const RAM_HOST: u32 = 0x1000000;

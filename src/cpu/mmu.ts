@@ -10,7 +10,7 @@
 
 import {
   TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF,
-  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE,
 } from './state';
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
@@ -80,10 +80,22 @@ export function updateTlbSets(): void {
   store<u32>(STATE + TLB_BASES_OFF + 8, tlbStore);
 }
 
-/** A store hit guest RAM at `off`: if translated code came from that page, retire it. */
+/**
+ * A store hit guest RAM at `off`: mark the page dirty (live migration) and, if
+ * translated code came from that page, retire it. Every store to RAM that does
+ * not go through a store TLB entry passes here, and an entry is only filled by
+ * a store that does (see storeSlow), so a page with an entry is already marked.
+ */
 @inline export function noteRamStore(off: u64): void {
   const pg = <u32>(off >> 12);
+  store<u8>(DIRTY_PAGE + pg, 1);
   if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+}
+
+/** Start a dirty-log round: every page clean, and no store TLB entry left to bypass the marking. */
+export function dirtyLogRestart(): void {
+  memory.fill(DIRTY_PAGE, 0, <usize>(ramSize >> 12));
+  memory.fill(setBase(ACC_STORE, 0), 0xff, 4 * SET_BYTES);
 }
 
 export function retireCodePage(pg: u32): void {
@@ -220,7 +232,10 @@ export function translate(va: u64, access: u32): u64 {
     }
     // Hardware A/D update (as QEMU does by default).
     const want = pte | PTE_A | (access == ACC_STORE ? PTE_D : 0);
-    if (want != pte) store<u64>(host, want);
+    if (want != pte) {
+      store<u64>(host, want);
+      store<u8>(DIRTY_PAGE + <u32>((pteAddr - RAM_BASE) >> 12), 1);
+    }
     const pageMask: u64 = (<u64>1 << shift) - 1;
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;

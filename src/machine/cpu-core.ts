@@ -4,7 +4,7 @@
 
 import {
   STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
-  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE,
 } from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
 
@@ -35,6 +35,7 @@ interface CoreExports {
   hostReadCsr(csr: number): bigint;
   hostWriteCsr(csr: number, v: bigint): void;
   flushTlb(): void;
+  dirtyLogRestart(): void;
   setJitEnabled(on: number): void;
   getJitInstructions(): bigint;
   jitInvalidateRange(off: bigint, len: bigint): void;
@@ -81,6 +82,9 @@ export class CpuCore {
   readonly exports: CoreExports;
   /** Translator; it only runs when enabled with setJitEnabled(). */
   readonly jit: Jit;
+  /** Per guest page: 1 once written since the last dirtyLogRestart (DIRTY_PAGE). */
+  private readonly dirtyMap: Uint8Array;
+  private readonly codePages: Uint8Array;
 
   constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
     this.ramSize = ramSize;
@@ -107,6 +111,9 @@ export class CpuCore {
     this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
     this.f = new BigUint64Array(buf, STATE + F_OFF, 32);
     this.u32 = new Uint32Array(buf);
+    const pageCount = Math.floor(ramSize / 4096);
+    this.dirtyMap = new Uint8Array(buf, DIRTY_PAGE, pageCount);
+    this.codePages = new Uint8Array(buf, CODE_PAGE, pageCount);
   }
 
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
@@ -147,9 +154,29 @@ export class CpuCore {
     this.exports.setJitEnabled(on ? 1 : 0);
   }
 
-  /** The host wrote guest RAM directly (device DMA): drop translations of those pages. */
+  /** The host wrote guest RAM directly (device DMA): mark the pages dirty, drop translations of them. */
   noteRamWrite(offset: number, length: number): void {
-    this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+    if (length <= 0) return;
+    const first = Math.floor(offset / 4096);
+    const end = Math.min(this.dirtyMap.length, Math.floor((offset + length - 1) / 4096) + 1);
+    this.dirtyMap.fill(1, first, end);
+    for (let p = first; p < end; p++) {
+      if (this.codePages[p] !== 0) {
+        this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+        return;
+      }
+    }
+  }
+
+  /**
+   * Pages written since the last call (a copy of the dirty map, one byte per
+   * page), and a new round starts: the map is cleared and the store TLB
+   * flushed, so the next store to any page is seen again. Call between slices.
+   */
+  takeDirtyPages(): Uint8Array {
+    const out = this.dirtyMap.slice();
+    this.exports.dirtyLogRestart();
+    return out;
   }
 
   /**
