@@ -144,7 +144,8 @@ test('snapshot files cut short or with flipped bytes are refused with a clear er
   fc.assert(
     fc.property(
       fc.oneof(
-        fc.record({ kind: fc.constant('cut-state' as const), at: fc.integer({ min: 0, max: stateBytes.length - 1 }) }),
+        // The file ends in "}\n": cutting only the newline leaves it whole.
+        fc.record({ kind: fc.constant('cut-state' as const), at: fc.integer({ min: 0, max: stateBytes.length - 2 }) }),
         fc.record({ kind: fc.constant('flip-state' as const), at: fc.integer({ min: 0, max: stateBytes.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }),
         fc.record({ kind: fc.constant('cut-memory' as const), at: fc.integer({ min: 0, max: memBytes - 1 }) }),
         fc.record({ kind: fc.constant('grow-memory' as const), at: fc.integer({ min: memBytes + 1, max: memBytes + (1 << 20) }) }),
