@@ -168,6 +168,14 @@ export class CpuCore {
     }
   }
 
+  /** Pages written since the last takeDirtyPages(). */
+  dirtyPageCount(): number {
+    let n = 0;
+    const m = this.dirtyMap;
+    for (let i = 0; i < m.length; i++) n += m[i];
+    return n;
+  }
+
   /**
    * Pages written since the last call (a copy of the dirty map, one byte per
    * page), and a new round starts: the map is cleared and the store TLB

@@ -207,7 +207,8 @@ export class VirtMachine {
     m.core.reset(BigInt(RAM_BASE));
     const loaded = loadRam(m.core);
     if (!loaded.ok) return loaded;
-    const r = m.restoreState(state);
+    // A function gives the state once RAM is in (live migration receives it last).
+    const r = m.restoreState(typeof state === 'function' ? (state as () => unknown)() : state);
     if (!r.ok) return r;
     return { ok: true, machine: m };
   }

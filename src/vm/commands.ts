@@ -21,6 +21,8 @@ export interface CommandState {
   /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
   scheduleSnapshot?: (dir: string, instret: number) => void;
   scheduleInput?: (events: { instret: number; data: string }[]) => void;
+  /** Live migration (the worker provides it): carries out the migrate* commands. */
+  migration?: (cmd: Extract<VmCommand, { type: `migrate${string}` }>) => unknown;
   /** Called after each command, before its reply: the worker publishes its device counters, so the owner reads the change as soon as the reply arrives. */
   afterCommand?: () => void;
 }
@@ -76,6 +78,18 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
       if (!s.scheduleInput) throw new Error('this VM cannot schedule input');
       s.scheduleInput(cmd.events);
       return null;
+    case 'migrateBegin':
+    case 'migrateTake':
+    case 'migrateNextRound':
+    case 'migrateThrottle':
+    case 'migrateHold':
+    case 'migrateReleaseDisks':
+    case 'migrateResume':
+    case 'migrateLoad':
+    case 'migrateState':
+    case 'migrateStart':
+      if (!s.migration) throw new Error(`${cmd.type}: this VM is not in that phase of a migration`);
+      return s.migration(cmd);
     default:
       throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
   }
@@ -111,6 +125,9 @@ export function drainCommands(port: MessagePort | undefined, s: CommandState): n
       reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
     }
     s.afterCommand?.();
-    port.postMessage(reply);
+    // Pages copied out for a migration move to the owner rather than being copied again.
+    const r = reply.ok ? (reply.result as { data?: unknown; indexes?: unknown } | null) : null;
+    const moved = r && r.data instanceof Uint8Array && r.indexes instanceof Uint32Array ? [r.data.buffer, r.indexes.buffer] : [];
+    port.postMessage(reply, moved as ArrayBuffer[]);
   }
 }

@@ -66,6 +66,13 @@ export interface VmConfig {
    * reproducible, also across a snapshot and restore. Events are in order.
    */
   inputScript?: { instret: number; data: string }[];
+  /**
+   * Live migration destination: build the machine without booting, take guest
+   * RAM and the device state from migrateLoad/migrateState commands, open the
+   * disks at migrateStart (after the source released them) and run. The disk
+   * sizes are the images' (checked by the owner) since they are opened last.
+   */
+  incoming?: { diskSizes: number[] };
 }
 
 export interface VmBalloonConfig {
@@ -119,7 +126,29 @@ export type VmCommand =
    */
   | { type: 'scheduleSnapshot'; dir: string; instret: number }
   /** Add console input at exact instruction counts (as VmConfig.inputScript; later than now). */
-  | { type: 'scheduleInput'; events: { instret: number; data: string }[] };
+  | { type: 'scheduleInput'; events: { instret: number; data: string }[] }
+  // ---- live migration, source side (src/vm/migration/) ----
+  /** Start the dirty log; round 0 queues every page that is not zero. */
+  | { type: 'migrateBegin' }
+  /** Copy up to `max` queued pages out of guest RAM. */
+  | { type: 'migrateTake'; max: number }
+  /** Queue the pages dirtied since the last round started. */
+  | { type: 'migrateNextRound' }
+  /** Keep the guest off the CPU this percent of the time (auto-converge), 0..99. */
+  | { type: 'migrateThrottle'; percent: number }
+  /** Stop the guest for the final pass: flush the disks, queue the last dirty pages, save the device state. */
+  | { type: 'migrateHold' }
+  /** Flush and close the disk images (before the destination opens them). */
+  | { type: 'migrateReleaseDisks' }
+  /** The migration failed: reopen the disks and let the guest run again. */
+  | { type: 'migrateResume' }
+  // ---- live migration, destination side (VmConfig.incoming) ----
+  /** Write received pages into guest RAM (`offsets[i]` into `data`, -1 = a zero page). */
+  | { type: 'migrateLoad'; indexes: Uint32Array; offsets: Int32Array; data: Uint8Array }
+  /** The device state: the machine is restored with it. */
+  | { type: 'migrateState'; machine: unknown }
+  /** Open the disks and run (a 'migrated' message follows, or an exit). */
+  | { type: 'migrateStart' };
 
 /** What a snapshot took. */
 export interface SnapshotResult {
@@ -140,6 +169,16 @@ export interface CommandResults {
   snapshot: SnapshotResult;
   scheduleSnapshot: null;
   scheduleInput: null;
+  migrateBegin: { pages: number };
+  migrateTake: { indexes: Uint32Array; data: Uint8Array; left: number; dirty: number };
+  migrateNextRound: { pages: number };
+  migrateThrottle: null;
+  migrateHold: { pages: number; machine: unknown; instret: number };
+  migrateReleaseDisks: null;
+  migrateResume: null;
+  migrateLoad: null;
+  migrateState: null;
+  migrateStart: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 
@@ -188,6 +227,8 @@ export type WorkerMessage =
   | { type: 'snapshot'; result: SnapshotResult }
   /** The machine was restored from VmConfig.restore: how long it took and whether RAM was mapped or read. */
   | { type: 'restored'; ms: number; memory: 'mapped' | 'read' }
+  /** A migrated VM (VmConfig.incoming) has its disks open and runs; `ms` since migrateStart. */
+  | { type: 'migrated'; ms: number }
   | { type: 'error'; message: string };
 
 export interface SharedControl {

@@ -44,6 +44,8 @@ export interface VmHandleEvents {
   stats: [text: string];
   /** The VM was restored from a snapshot (VmConfig.restore) and is about to run. */
   restored: [info: { ms: number; memory: 'mapped' | 'read' }];
+  /** A migrated VM (VmConfig.incoming) opened its disks and runs. */
+  migrated: [info: { ms: number }];
   /** A snapshot was written because of VmConfig.snapshotAt. */
   snapshot: [result: SnapshotResult];
   /** The VM is gone; same value as `exited` resolves to. */
@@ -212,6 +214,9 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
         break;
       case 'restored':
         this.emit('restored', { ms: msg.ms, memory: msg.memory });
+        break;
+      case 'migrated':
+        this.emit('migrated', { ms: msg.ms });
         break;
       case 'error':
         this.lastError = msg.message;

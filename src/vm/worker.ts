@@ -27,7 +27,9 @@ import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
-import type { SnapshotResult } from './protocol.js';
+import type { SnapshotResult, VmCommand } from './protocol.js';
+import { SwappableDisk } from './migration/swappable-disk.js';
+import { SourceMigration, applyPages } from './migration/worker-side.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -97,15 +99,14 @@ try {
   // an engine without the flag keeps its default
 }
 
-const disks: BlockBackend[] = [];
+const disks: SwappableDisk[] = [];
 
 /** Flush and close every disk (at exit, also after an emulator failure). */
 function closeDisks(): string | null {
   let problem: string | null = null;
   for (const d of disks.splice(0)) {
     try {
-      if (!d.readOnly) d.flush();
-      d.close();
+      d.release();
     } catch (e) {
       problem ??= `closing a disk failed: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -124,9 +125,26 @@ async function main(): Promise<void> {
     post({ type: 'exit', code: 1, reason: badDevice });
     return;
   }
-  for (const d of config.disks ?? []) {
+  const openOne = (d: NonNullable<VmConfig['disks']>[number]): Promise<BlockBackend> => {
     const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
-    disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw }));
+    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
+  };
+  /** (Re)open every disk image into its SwappableDisk. */
+  const openDisks = async () => {
+    for (const [i, d] of (config.disks ?? []).entries()) {
+      if (!disks[i].backend) disks[i].attach(await openOne(d));
+    }
+  };
+  for (const [i, d] of (config.disks ?? []).entries()) {
+    if (config.incoming) {
+      // Opened at migrateStart, once the source has let go of the images.
+      const size = config.incoming.diskSizes[i];
+      if (!Number.isSafeInteger(size) || size < 0) throw new Error(`incoming: no size for disk ${i}`);
+      disks.push(new SwappableDisk(size, d.readOnly === true, null));
+    } else {
+      const b = await openOne(d);
+      disks.push(new SwappableDisk(b.size, b.readOnly, b));
+    }
   }
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const hostMem = hostMemory();
@@ -174,9 +192,14 @@ async function main(): Promise<void> {
   let wfiSinceStallCheck = false;
   /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
   let restoreFrom = config.restore;
+  let incoming = config.incoming !== undefined;
+  /** Destination of a migration: the device state, once it arrived. */
+  let incomingState: unknown = null;
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
+    const migrateIn = incoming;
+    incoming = false;
     const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
         kernel: image(config.kernel),
@@ -205,7 +228,23 @@ async function main(): Promise<void> {
         nowMs: () => performance.now() - t0,
     };
     let created;
-    if (from) {
+    if (migrateIn) {
+      const started = performance.now();
+      try {
+        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
+          receiveIncoming(core);
+          return { ok: true };
+        });
+      } catch (e) {
+        created = { ok: false as const, error: e instanceof Error ? e.message : String(e) };
+      }
+      if (created.ok) {
+        if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
+        // Switches learn where the guest is now: its NICs' links blip and it announces itself.
+        created.machine.bounceLinks();
+        restoredIn = { ms: performance.now() - started, memory: 'read' };
+      }
+    } else if (from) {
       const started = performance.now();
       let how: 'mapped' | 'read' = 'read';
       try {
@@ -241,9 +280,61 @@ async function main(): Promise<void> {
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
+  /**
+   * Destination: take pages and then the device state from the owner (commands
+   * on the port) until the state arrives. Blocks the worker, which has no guest
+   * to run yet; a stop request ends it.
+   */
+  function receiveIncoming(core: { ram: Uint8Array }): void {
+    const st: CommandState = {
+      machine: null as unknown as VirtMachine, disks: [], balloon: null,
+      migration: (cmd) => {
+        if (cmd.type === 'migrateLoad') {
+          applyPages(core.ram, cmd.indexes, cmd.offsets, cmd.data);
+          return null;
+        }
+        if (cmd.type === 'migrateState') {
+          if (incomingState !== null) throw new Error('the device state arrived twice');
+          incomingState = cmd.machine;
+          return null;
+        }
+        throw new Error(`${cmd.type}: not while memory is arriving`);
+      },
+    };
+    while (incomingState === null) {
+      const seen = Atomics.load(control.ctrl, CTRL_WAKE);
+      if (drainCommands(commands, st) > 0) continue;
+      if (Atomics.load(control.ctrl, CTRL_STOP)) throw new Error('the migration was abandoned');
+      Atomics.wait(control.ctrl, CTRL_WAKE, seen, 1000);
+    }
+  }
   let m = boot();
   if (!m) return;
-  if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
+  if (config.incoming) {
+    // Wait for the word to start (the owner took the image locks), then open the images.
+    let go = false;
+    const st: CommandState = {
+      machine: m, disks: [], balloon: null,
+      migration: (cmd) => {
+        if (cmd.type !== 'migrateStart') throw new Error(`${cmd.type}: not while waiting to start`);
+        go = true;
+        return null;
+      },
+    };
+    while (!go) {
+      const seen = Atomics.load(control.ctrl, CTRL_WAKE);
+      if (drainCommands(commands, st) > 0) continue;
+      if (Atomics.load(control.ctrl, CTRL_STOP)) {
+        post({ type: 'exit', code: 0, reason: 'the migration was abandoned' });
+        return;
+      }
+      Atomics.wait(control.ctrl, CTRL_WAKE, seen, 1000);
+    }
+    const started = performance.now();
+    await openDisks();
+    if (!config.deterministic) t0 = performance.now() - Number(m.core.exports.getTime()) / Number(TICKS_PER_MS);
+    post({ type: 'migrated', ms: performance.now() - started });
+  } else if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
   // that allocates little may never reach.
@@ -283,6 +374,47 @@ async function main(): Promise<void> {
       script.push(...events);
       script.sort((a, b) => a.instret - b.instret);
     },
+    migration: (cmd) => sourceCommand(cmd),
+  };
+  /** Source side of a live migration (see SourceMigration), null when none runs. */
+  let mig = null as SourceMigration | null;
+  /** The disks are to be reopened before the guest runs again (a failed migration). */
+  let reopenDisks = false;
+  const sourceCommand = (cmd: Extract<VmCommand, { type: `migrate${string}` }>): unknown => {
+    if (cmd.type === 'migrateBegin') {
+      if (mig) throw new Error('a migration is already running');
+      mig = new SourceMigration(m!.core);
+      return { pages: mig.left };
+    }
+    if (!mig) throw new Error(`${cmd.type}: no migration is running`);
+    switch (cmd.type) {
+      case 'migrateTake': {
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 4096) throw new Error('migrateTake: max must be 1..4096');
+        return { ...mig.take(cmd.max), dirty: mig.dirtyNow() };
+      }
+      case 'migrateNextRound':
+        return { pages: mig.nextRound() };
+      case 'migrateThrottle':
+        if (!Number.isInteger(cmd.percent) || cmd.percent < 0 || cmd.percent > 99) throw new Error('migrateThrottle: percent must be 0..99');
+        mig.throttle = cmd.percent;
+        return null;
+      case 'migrateHold': {
+        mig.hold = true;
+        for (const d of disks) if (!d.readOnly && d.backend) d.flush();
+        const pages = mig.nextRound();
+        return { pages, machine: m!.saveState(), instret: Number(m!.core.instret) };
+      }
+      case 'migrateReleaseDisks':
+        if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');
+        for (const d of disks) d.release();
+        return null;
+      case 'migrateResume':
+        reopenDisks = true;
+        mig = null;
+        return null;
+      default:
+        throw new Error(`${cmd.type}: not on the source of a migration`);
+    }
   };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
@@ -388,7 +520,11 @@ async function main(): Promise<void> {
       exit ??= { code: 0, reason: 'stopped by the host' };
       break;
     }
-    if (Atomics.load(ctrl, CTRL_PAUSE)) {
+    if (reopenDisks) {
+      reopenDisks = false;
+      await openDisks();
+    }
+    if (Atomics.load(ctrl, CTRL_PAUSE) || mig?.hold) {
       publish(RUN_STATE_PAUSED);
       sleep(1000);
       continue;
@@ -420,7 +556,10 @@ async function main(): Promise<void> {
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
-    busyUs += (performance.now() - started) * 1000;
+    const ran = performance.now() - started;
+    busyUs += ran * 1000;
+    // Auto-converge: off the CPU for `throttle` percent of the time, so the guest dirties memory slower.
+    if (mig && mig.throttle > 0) sleep((ran * mig.throttle) / (100 - mig.throttle));
     for (const n of nics) n.flush();
     if (r === EXIT_WFI) {
       sawWfi = true;
