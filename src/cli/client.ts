@@ -75,7 +75,7 @@ function daemonOptions() {
   } as const;
 }
 
-function target(values: { socket?: string; url?: string; 'token-file'?: string }): Target {
+export function target(values: { socket?: string; url?: string; 'token-file'?: string }): Target {
   if (values.url !== undefined) {
     let url: URL;
     try {
@@ -98,7 +98,7 @@ function target(values: { socket?: string; url?: string; 'token-file'?: string }
   return { socketPath, where: socketPath };
 }
 
-function call(t: Target, method: string, path: string, body?: unknown): Promise<Reply> {
+export function call(t: Target, method: string, path: string, body?: unknown): Promise<Reply> {
   const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const headers: Record<string, string | number> = {};
   if (data) {
@@ -129,7 +129,7 @@ function call(t: Target, method: string, path: string, body?: unknown): Promise<
 }
 
 /** The reply's JSON, or a UserError carrying the daemon's message. */
-function expectOk(r: Reply): unknown {
+export function expectOk(r: Reply): unknown {
   if (r.status >= 200 && r.status < 300) {
     if (r.body.length === 0) return null;
     return JSON.parse(r.body.toString('utf8')) as unknown;
@@ -149,7 +149,7 @@ function oneName(positionals: string[], cmd: string): string {
   return positionals[0];
 }
 
-const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
+export const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
 
 export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
   if (cmd === 'create') return createCommand(args, io);

@@ -27,6 +27,7 @@ Commands:
   image create   create a blank raw/qcow2 disk or a qcow2 overlay
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
+  migrate VM     live-migrate a running VM to another daemon (--to URL)
   serve          run the daemon that owns this host's VMs (REST API)
   create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
                  manage VMs through the daemon (see 'tsvisor help create')
@@ -185,6 +186,8 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
+    case 'migrate':
+      return (await import('./migrate-cmd.js')).migrateCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);

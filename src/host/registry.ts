@@ -97,6 +97,8 @@ export class Host {
   private watchdog: NodeJS.Timeout | null = null;
   /** Shared with the supervisors: the API port added by protectApiPort() reaches VMs started later. */
   readonly netPolicy: NetPolicy;
+  /** VMs arriving by live migration: their names are taken and their memory reserved until they run or are dropped. */
+  readonly incoming = new Map<string, number>();
 
   constructor(readonly opts: HostOptions) {
     this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
@@ -234,6 +236,7 @@ export class Host {
   reservedMiB(): number {
     let sum = 0;
     for (const vm of this.vms.values()) sum += reservation(vm.config);
+    for (const mib of this.incoming.values()) sum += mib;
     return sum;
   }
 
@@ -282,7 +285,7 @@ export class Host {
   }
 
   private createChecked(config: ReturnType<typeof validateCreate>): VmSupervisor {
-    if (this.vms.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
+    if (this.vms.has(config.name) || this.incoming.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
     if (this.broken.has(config.name)) throw new ApiError(409, `name: '${config.name}' belongs to a broken VM; delete it first`);
     const free = this.opts.memoryBudgetMiB - this.reservedMiB();
     if (config.memory > free) {
@@ -300,6 +303,55 @@ export class Host {
     const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
     this.vms.set(config.name, vm);
     return vm;
+  }
+
+  /**
+   * Live migration destination: check an arriving VM's definition like a
+   * create request (its files must be here, at the same paths), its name and
+   * the memory budget, and reserve both. Returns a supervisor not yet listed.
+   */
+  reserveIncoming(definition: unknown): VmSupervisor {
+    if (this.closing) throw new ApiError(503, 'the daemon is shutting down');
+    const d = typeof definition === 'object' && definition !== null && !Array.isArray(definition) ? { ...(definition as Record<string, unknown>) } : definition;
+    // A VM started from a snapshot boots its kernel on a later restart here: the snapshot stays on the source.
+    if (typeof d === 'object' && d !== null) delete (d as Record<string, unknown>).snapshot;
+    const config = validateCreate(d, this.limits);
+    if ((config.isolation ?? 'thread') !== 'thread') throw new ApiError(400, 'isolation: only thread-isolated VMs can migrate so far');
+    if (this.vms.has(config.name) || this.incoming.has(config.name) || this.broken.has(config.name)) {
+      throw new ApiError(409, `name: a VM named '${config.name}' already exists on the destination`);
+    }
+    const free = this.opts.memoryBudgetMiB - this.reservedMiB();
+    if (config.memory > free) {
+      throw new ApiError(409, `memory: the VM needs ${config.memory} MiB but only ${free} MiB of the destination's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`);
+    }
+    const nics = nicSpecs(config, this.netPolicy);
+    if (!nics.ok) throw new ApiError(nics.status, nics.error);
+    fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);
+    this.incoming.set(config.name, config.memory);
+    return new VmSupervisor({ version: 1, config, createdAt: new Date().toISOString() }, this.supervisorOpts, 'created');
+  }
+
+  /** The arriving VM was dropped: free its name and memory. */
+  dropIncoming(name: string): void {
+    this.incoming.delete(name);
+  }
+
+  /** The arriving VM runs here now: store its definition and list it. */
+  registerIncoming(vm: VmSupervisor): void {
+    this.store.save(vm.name, vm.definition);
+    this.vms.set(vm.name, vm);
+    this.incoming.delete(vm.name);
+  }
+
+  /** The VM now runs at a migration's destination: end it here and forget its definition. */
+  async forgetMigratedAway(vm: VmSupervisor): Promise<void> {
+    await this.serialized(vm.name, async () => {
+      await vm.endMigratedAway();
+      vm.removed = true;
+      this.store.remove(vm.name);
+      // The console log stays: the output up to the move is only here (a VM that comes back appends to it).
+      if (this.vms.get(vm.name) === vm) this.vms.delete(vm.name);
+    });
   }
 
   start(name: string): Promise<VmSupervisor> {

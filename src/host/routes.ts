@@ -9,11 +9,16 @@ import type { Host } from './registry.js';
 import { ApiError, parseJsonBody } from './validate.js';
 import { openApiDocument } from './openapi.js';
 import { join } from 'node:path';
+import { validateMigrate, type OutgoingMigrations } from './migration-out.js';
+import type { IncomingMigrations } from './migration-in.js';
 
 const MAX_BODY = 1024 * 1024;
 
 export interface RouteContext {
   host: Host;
+  /** Live migrations leaving and arriving (migration-out.ts, migration-in.ts). */
+  outgoing: OutgoingMigrations;
+  incoming: IncomingMigrations;
   metrics: Registry;
   version: string;
 }
@@ -121,6 +126,13 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     allow(['GET']);
     return send(res, 200, host.hostStats());
   }
+  if (a === 'migrations' && b === 'incoming') {
+    if (c === undefined) throw new ApiError(400, 'migrations/incoming: needs an upgrade to a migration stream (tsvisor migrate)');
+    allow(['GET']);
+    const st = await ctx.incoming.status(c);
+    if (!st) throw new ApiError(404, `no incoming migration ${c}`);
+    return send(res, 200, st);
+  }
   if (a !== 'vms') throw new ApiError(404, `no route ${url.pathname}`);
 
   if (b === undefined) {
@@ -180,6 +192,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     } catch (e) {
       throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+  if (c === 'migrate') {
+    allow(['POST', 'GET', 'DELETE']);
+    // The result stays readable after a migration that took the VM away.
+    if (method === 'GET') return send(res, 200, ctx.outgoing.status(name));
+    host.get(name);
+    if (method === 'DELETE') return send(res, 200, await ctx.outgoing.cancel(name));
+    const req2 = validateMigrate(parseJsonBody(await readBody(req)));
+    return send(res, 202, await ctx.outgoing.start(name, req2));
   }
   if (c === 'log') {
     allow(['GET']);

@@ -9,6 +9,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { Host, type HostOptions } from './registry.js';
 import { createMetrics } from './metrics.js';
+import { OutgoingMigrations } from './migration-out.js';
+import { IncomingMigrations } from './migration-in.js';
 import { handle, sendError } from './routes.js';
 import { ApiError } from './validate.js';
 import { checkBearer, checkBearerProtocol, chooseProtocol } from './auth.js';
@@ -104,7 +106,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const host = new Host(opts);
   host.open();
   const metrics = createMetrics(host);
-  const ctx = { host, metrics, version: opts.version };
+  const ctx = { host, metrics, version: opts.version, outgoing: new OutgoingMigrations(host), incoming: new IncomingMigrations(host, opts.log) };
   // A browser offers the token as a subprotocol (see auth.ts); answer with the console one.
   // maxPayload: a larger console message closes its socket with 1009 before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: CONSOLE_MAX_MESSAGE_BYTES, handleProtocols: (offered) => chooseProtocol(offered) });
@@ -152,6 +154,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       const byHeader = checkBearer(req.headers.authorization, opts.token!);
       const byProtocol = checkBearerProtocol(req.headers['sec-websocket-protocol'], opts.token!);
       if (!byHeader && !byProtocol) return rejectUpgrade(socket, 401, 'missing or wrong bearer token');
+    }
+    if (/^\/v1\/migrations\/incoming\/?(?:\?.*)?$/.test(req.url ?? '')) {
+      // A live migration stream (migration-in.ts): only with the bearer token in the header, only on TCP.
+      if (!auth || !checkBearer(req.headers.authorization, opts.token!)) return rejectUpgrade(socket, 401, 'a migration needs the bearer token of the destination daemon');
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'tsvisor-migration') return rejectUpgrade(socket, 400, 'upgrade: must be tsvisor-migration');
+      ctx.incoming.accept(socket, head);
+      return;
     }
     const m = /^\/v1\/vms\/([^/?]+)\/console(?:\?.*)?$/.exec(req.url ?? '');
     if (!m) return rejectUpgrade(socket, 404, `no WebSocket route ${req.url}`);

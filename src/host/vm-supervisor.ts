@@ -138,6 +138,14 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     return this.handle?.live() ?? null;
   }
 
+  /** The worker's VmConfig for this definition (a migration's destination builds its VM from it). */
+  workerConfig(): VmConfig {
+    return this.vmConfig();
+  }
+
+  /** The VmConfig the running VM was started with (its image locks follow it). */
+  private startedConfig: VmConfig | null = null;
+
   /** The worker's VmConfig for this definition. */
   private vmConfig(): VmConfig {
     const c = this.config;
@@ -183,6 +191,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
     const config = this.vmConfig();
+    this.startedConfig = config;
     if (this.isolation === 'process') {
       this.lockedFiles = planVmLocks(config); // the VM's process takes the locks themselves
     } else {
@@ -214,6 +223,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       this.releaseImages();
       throw new Error('stopped while starting');
     }
+    this.adopt(handle);
+  }
+
+  /** Make a started worker this supervisor's running VM. */
+  private adopt(handle: VmRunner): void {
     this.openLog();
     this.handle = handle;
     liveRunners.add(handle);
@@ -226,7 +240,57 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.startedAt = Date.now();
     this.setState('running');
+    if (!handle.running) handle.start();
+  }
+
+  /**
+   * Live migration destination: a worker that builds this VM from incoming
+   * memory and device state (VmConfig.incoming), not yet this supervisor's
+   * running VM. Its NICs are opened here.
+   */
+  async startIncoming(diskSizes: number[]): Promise<VmHandle> {
+    const specs = nicSpecs(this.config, this.opts.netPolicy);
+    if (!specs.ok) throw new Error(specs.error);
+    const config = { ...this.vmConfig(), incoming: { diskSizes } };
+    this.startedConfig = config;
+    const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
+    const handle = new VmHandle(config, { resourceLimits: { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 }, nics });
     handle.start();
+    return handle;
+  }
+
+  /** Take this VM's image locks (the destination at COMMIT); throws if another holder has them. */
+  lockForIncoming(): void {
+    this.imageLocks = lockVmImages(this.startedConfig ?? this.vmConfig());
+    this.lockedFiles = this.imageLocks.files;
+  }
+
+  /** The migrated VM runs: it is this supervisor's from now on. */
+  adoptIncoming(handle: VmHandle): void {
+    this.stopRequested = false;
+    this.adopt(handle);
+  }
+
+  /** Source of a migration: the worker closed the images; let go of their locks for the destination. */
+  releaseImagesForMigration(): void {
+    this.imageLocks?.release();
+    this.imageLocks = null;
+  }
+
+  /** The migration failed after releaseImagesForMigration(): the VM goes on here, with its locks. */
+  retakeImagesAfterMigration(): void {
+    if (this.imageLocks || !this.startedConfig) return;
+    this.imageLocks = lockVmImages(this.startedConfig);
+    this.lockedFiles = this.imageLocks.files;
+  }
+
+  /** The VM now runs elsewhere: end the worker here without it counting as a failure. */
+  async endMigratedAway(): Promise<void> {
+    this.cancelRestart();
+    const h = this.handle;
+    if (!h) return;
+    this.stopRequested = true;
+    await h.stop();
   }
 
   /** The locks this VM would take now (checks its disks' backing chains; throws DiskError). */

@@ -1,0 +1,118 @@
+// Live migration between two real daemons (separate state directories, one
+// images directory: shared storage) on loopback, with a tiny CPU-bound guest:
+// the VM moves and keeps counting at the destination, is gone at the source,
+// and comes back; a destination without room refuses and the VM runs on at
+// the source; a wrong token is refused; a hostile stream is dropped.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { FrameType, encodeFrame, encodeJson, MIGRATION_MAGIC, MIGRATION_VERSION } from '../src/vm/migration/stream.js';
+
+const TOKEN_A = 'token-a-0123456789';
+const TOKEN_B = 'token-b-0123456789';
+let a: TestDaemon;
+let b: TestDaemon;
+
+before(async () => {
+  a = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_A });
+  b = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_B, imagesDir: a.images });
+});
+after(async () => {
+  await b?.cleanup();
+  await a?.cleanup();
+});
+
+const urlOf = (d: TestDaemon) => `http://127.0.0.1:${d.tcp!.port}`;
+const tokenOf = (d: TestDaemon) => (d === a ? TOKEN_A : TOKEN_B);
+const instructions = async (d: TestDaemon, name: string) => (await api(d, 'GET', `/v1/vms/${name}/stats`)).json?.instructions as number;
+
+async function migrateAndWait(from: TestDaemon, to: TestDaemon, name: string, extra: Record<string, unknown> = {}) {
+  const r = await api(from, 'POST', `/v1/vms/${name}/migrate`, { to: urlOf(to), token: tokenOf(to), ...extra });
+  assert.equal(r.status, 202, r.text);
+  let st: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  await until('the migration to end', async () => {
+    st = (await api(from, 'GET', `/v1/vms/${name}/migrate`)).json;
+    return ['completed', 'failed', 'cancelled'].includes(st?.phase);
+  }, 300_000, 100);
+  return st;
+}
+
+test('a running VM moves to the other daemon and back, and keeps running', { timeout: 600_000 }, async () => {
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'mover', memory: 32, kernel: 'spin' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/mover/start')).status, 200);
+  await until('the guest to run', async () => (await instructions(a, 'mover')) > 1e6, 60_000);
+  const st = await migrateAndWait(a, b, 'mover');
+  assert.equal(st.phase, 'completed', JSON.stringify(st));
+  assert.ok(st.bytesSent > 0 && st.round >= 1, JSON.stringify(st));
+  assert.ok(typeof st.downtimeMs === 'number');
+  // Gone at the source, running at the destination, and its instruction count continued (not a fresh boot).
+  assert.equal((await api(a, 'GET', '/v1/vms/mover')).status, 404);
+  const there = await api(b, 'GET', '/v1/vms/mover');
+  assert.equal(there.json?.state, 'running', there.text);
+  const n0 = await instructions(b, 'mover');
+  await until('the guest to go on at the destination', async () => (await instructions(b, 'mover')) > n0 + 1e6, 60_000);
+
+  const back = await migrateAndWait(b, a, 'mover');
+  assert.equal(back.phase, 'completed', JSON.stringify(back));
+  assert.equal((await api(b, 'GET', '/v1/vms/mover')).status, 404);
+  assert.equal((await api(a, 'GET', '/v1/vms/mover')).json?.state, 'running');
+  assert.equal((await api(a, 'DELETE', '/v1/vms/mover?force=true')).status, 204);
+});
+
+test('refusals reach the source and leave the VM running there', { timeout: 300_000 }, async () => {
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'big', memory: 600, kernel: 'spin' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/big/start')).status, 200);
+  // The destination's budget (1024 MiB) minus a VM of 600 MiB there leaves too little.
+  assert.equal((await api(b, 'POST', '/v1/vms', { name: 'hog', memory: 600, kernel: 'idle' })).status, 201);
+  const st = await migrateAndWait(a, b, 'big');
+  assert.equal(st.phase, 'failed');
+  assert.match(st.error, /memory/);
+  // Name taken at the destination.
+  assert.equal((await api(b, 'DELETE', '/v1/vms/hog')).status, 204);
+  assert.equal((await api(b, 'POST', '/v1/vms', { name: 'big', memory: 16, kernel: 'idle' })).status, 201);
+  const st2 = await migrateAndWait(a, b, 'big');
+  assert.equal(st2.phase, 'failed');
+  assert.match(st2.error, /already exists/);
+  assert.equal((await api(b, 'DELETE', '/v1/vms/big')).status, 204);
+  // A wrong token.
+  const st3 = await migrateAndWait(a, b, 'big', { token: 'wrong-token-xxxxxxxx' });
+  assert.equal(st3.phase, 'failed');
+  assert.match(st3.error, /401|token/);
+  // Through all that the VM ran on here.
+  const n = await instructions(a, 'big');
+  await until('the VM to go on at the source', async () => (await instructions(a, 'big')) > n + 1e6, 60_000);
+  assert.equal((await api(a, 'GET', '/v1/vms/big')).json?.state, 'running');
+  assert.equal((await api(b, 'GET', '/v1/vms')).json.length, 0, 'nothing left at the destination');
+  assert.equal((await api(a, 'DELETE', '/v1/vms/big?force=true')).status, 204);
+});
+
+test('a hostile stream is dropped with nothing left behind', { timeout: 120_000 }, async () => {
+  const send = (frames: Uint8Array[]) =>
+    new Promise<string>((resolve) => {
+      const s = connect(b.tcp!.port, '127.0.0.1');
+      let got = '';
+      s.on('data', (c) => (got += c.toString('latin1')));
+      s.on('close', () => resolve(got));
+      s.on('error', () => {});
+      s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN_B}\r\n\r\n`);
+      for (const f of frames) s.write(f);
+      setTimeout(() => s.end(), 500);
+    });
+  const hello = { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: 'hostile-0001', name: 'h', memMiB: 16, definition: { name: 'h', memory: 16, kernel: 'idle' }, diskSizes: [] };
+  // A page outside guest RAM after a valid HELLO.
+  const bad = new Uint8Array(8);
+  new DataView(bad.buffer).setUint32(0, 1, true);
+  new DataView(bad.buffer).setUint32(4, 0x7fffffff, true);
+  const out = await send([encodeJson(FrameType.HELLO, hello), encodeFrame(FrameType.PAGES, bad)]);
+  assert.match(out, /outside guest RAM/);
+  // A corrupt checksum, and a newer version.
+  const corrupt = encodeJson(FrameType.HELLO, { ...hello, id: 'hostile-0002' });
+  corrupt[20] ^= 0xff;
+  await send([corrupt]);
+  const newer = await send([encodeJson(FrameType.HELLO, { ...hello, id: 'hostile-0003', version: MIGRATION_VERSION + 1 })]);
+  assert.match(newer, /version/);
+  assert.equal((await api(b, 'GET', '/v1/vms')).json.length, 0);
+  assert.equal(b.host.incoming.size, 0);
+});
