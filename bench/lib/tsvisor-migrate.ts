@@ -2,7 +2,8 @@
 // state directories on loopback, a VM moved from one to the other with
 // `tsvisor migrate`, and the figures tsvisor reports for it.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { track } from './proc.js';
 import { join } from 'node:path';
 import { TSVISOR_BIN } from './guest-build.js';
 import type { GuestSpec, MigrationCase, MigrationFigures } from './qemu-migrate.js';
@@ -16,9 +17,28 @@ export function hasMigrate(): boolean {
   return r.status === 0;
 }
 
-/** Moves VM from `src` to `dst` with `tsvisor migrate`; returns tsvisor's figures. */
-async function migrate(_src: BenchDaemon, _dst: BenchDaemon, _downtimeMs: number, _timeoutMs: number): Promise<Omit<MigrationFigures, 'verified'>> {
-  throw new Error('tsvisor migrate is not wired into the benchmark yet');
+/**
+ * Moves VM from `src` to `dst` with `tsvisor migrate` (as a user would), then
+ * reads the exact figures from the source's migration status (the CLI rounds them).
+ */
+async function migrate(src: BenchDaemon, dst: BenchDaemon, downtimeMs: number, timeoutMs: number): Promise<Omit<MigrationFigures, 'verified'>> {
+  const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = track(spawn(process.execPath, [
+      TSVISOR_BIN, 'migrate', VM, '--to', dst.url, '--token-file', dst.tokenFile, '--socket', src.socket,
+      '--downtime-limit', String(downtimeMs), '--timeout', String(Math.ceil(timeoutMs / 1000)),
+    ], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+  if (r.code !== 0) throw new Error(`tsvisor migrate failed: ${(r.err || r.out).trim().split('\n').pop()}`);
+  const st = await api(src, 'GET', `/v1/vms/${VM}/migrate`);
+  if (st.status !== 200) throw new Error(`migration status: HTTP ${st.status} ${JSON.stringify(st.json)}`);
+  const p = st.json as { phase: string; round: number; bytesSent: number; throttlePercent: number; totalMs?: number; downtimeMs?: number };
+  if (p.phase !== 'completed') throw new Error(`migration status says ${p.phase}`);
+  return { totalMs: p.totalMs ?? NaN, downtimeMs: p.downtimeMs ?? NaN, bytes: p.bytesSent, rounds: p.round + 1, throttlePct: p.throttlePercent };
 }
 
 export async function tsvisorLiveMigration(
