@@ -15,6 +15,11 @@ import fc from 'fast-check';
 import { VirtMachine, type MachineConfig } from '../src/machine/virt.js';
 import { readSnapshot, writeSnapshot, loadSnapshotMemory, SnapshotError, STATE_FILE, MEMORY_FILE } from '../src/vm/snapshot.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
+import { connect } from 'node:net';
+import {
+  FrameDecoder, FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE as MIG_PAGE, decodeJson, encodeFrame, encodeJson, encodePages, frameTypeName,
+} from '../src/vm/migration/stream.js';
+import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 
 const MEM_MIB = 16;
 /** Inputs per property (more for a long local hunt: TSVISOR_HOSTILE_RUNS=2000). */
@@ -41,6 +46,12 @@ before(() => {
   writeSnapshot(good, { instret: Number(m.core.instret), config: snapConfig, machine: m.saveState() }, m.core.ram);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+const TOKEN = 'hostile-stream-token-0123';
+let daemon: TestDaemon | null = null;
+after(async () => {
+  await daemon?.cleanup();
+});
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -171,4 +182,97 @@ test('snapshot files cut short or with flipped bytes are refused with a clear er
     ),
     { numRuns: RUNS },
   );
+});
+
+// ---- Migration streams against a real destination daemon ----
+
+/** Sends `stream` on the daemon's incoming-migration endpoint; returns the frames it answered with. */
+function sendIncoming(d: TestDaemon, stream: Uint8Array): Promise<{ type: string; body: Record<string, unknown> }[]> {
+  return new Promise((resolve) => {
+    const s = connect(d.tcp!.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => {});
+    s.on('close', () => {
+      const all = Buffer.concat(chunks);
+      const at = all.indexOf('\r\n\r\n');
+      const frames: { type: string; body: Record<string, unknown> }[] = [];
+      if (at >= 0) {
+        try {
+          for (const f of new FrameDecoder().push(all.subarray(at + 4))) frames.push({ type: frameTypeName(f.type), body: f.type === FrameType.PAGES ? {} : decodeJson(f) });
+        } catch {
+          // the daemon cut the stream: what was whole is kept
+        }
+      }
+      resolve(frames);
+    });
+    s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`);
+    s.end(stream);
+  });
+}
+
+test('hostile migration streams (damaged device state, pages, cuts) end in a clear refusal with nothing left, or a VM that runs', { timeout: 30 * 60 * 1000 }, async () => {
+  daemon = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN });
+  const d = daemon;
+  // A real machine state of this daemon's VM shape: a snapshot of a running VM.
+  const definition = { name: 'h', memory: 16, kernel: 'idle' };
+  assert.equal((await api(d, 'POST', '/v1/vms', { ...definition, name: 'orig' })).status, 201);
+  assert.equal((await api(d, 'POST', '/v1/vms/orig/start')).status, 200);
+  await until('the VM to run', async () => ((await api(d, 'GET', '/v1/vms/orig/stats')).json?.instructions ?? 0) > 1e5, 120_000);
+  const snapped = await api(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
+  assert.ok(snapped.status < 300, snapped.text);
+  const machine = JSON.parse(readFileSync(join(d.dir, 'state', 'snapshots', 'base', STATE_FILE), 'utf8')).payload.machine as { [k: string]: Json };
+  const memory = readFileSync(join(d.dir, 'state', 'snapshots', 'base', MEMORY_FILE));
+  assert.equal((await api(d, 'DELETE', '/v1/vms/orig?force=true')).status, 204);
+  const pageCount = (16 << 20) / MIG_PAGE;
+  // The pages the kernel image occupies (first 64 pages), as the source would send them.
+  const indexes = Array.from({ length: 64 }, (_, i) => i);
+  const pages = encodeFrame(FrameType.PAGES, encodePages(indexes, memory.subarray(0, 64 * MIG_PAGE)));
+
+  let n = 0;
+  let refused = 0;
+  let ran = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(mutation, { minLength: 0, maxLength: 3 }),
+      fc.option(fc.integer({ min: 0, max: 0x7fffffff }), { nil: undefined }),
+      fc.option(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { nil: undefined }),
+      async (ms, badPage, cutAt) => {
+        const state = JSON.parse(JSON.stringify(machine));
+        const what = ms.map((m) => applyMutation(state, m));
+        const parts = [encodeJson(FrameType.HELLO, { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: `hostile-prop-${n++}`, name: 'h', memMiB: 16, definition, diskSizes: [] }), pages];
+        if (badPage !== undefined) {
+          const b = new Uint8Array(8);
+          new DataView(b.buffer).setUint32(0, 1, true);
+          new DataView(b.buffer).setUint32(4, badPage | 0x8000_0000, true); // a zero page, at any index
+          parts.push(encodeFrame(FrameType.PAGES, b));
+        }
+        parts.push(encodeJson(FrameType.ROUND, { round: 0 }), encodeJson(FrameType.STATE, { machine: state, instret: 1 }), encodeJson(FrameType.COMMIT, {}));
+        let stream = Buffer.concat(parts);
+        if (cutAt !== undefined) stream = stream.subarray(0, Math.floor(cutAt * stream.length));
+        const answer = await sendIncoming(d, stream);
+        const last = answer.at(-1);
+        const label = `${what.join(', ') || 'no damage'}${badPage !== undefined ? `, zero page ${badPage}` : ''}${cutAt !== undefined ? `, cut at ${Math.floor(cutAt * stream.length)}` : ''}`;
+        // Wait for the destination to settle: the VM runs there, or nothing is left.
+        await until(`the destination to settle (${label})`, () => d.host.incoming.size === 0, 120_000);
+        const vms = (await api(d, 'GET', '/v1/vms')).json as { name: string; state: string }[];
+        if (last?.type === 'RUNNING') {
+          ran++;
+          assert.deepEqual(vms.map((v) => [v.name, v.state]), [['h', 'running']], label);
+          assert.equal((await api(d, 'DELETE', '/v1/vms/h?force=true')).status, 204);
+        } else {
+          refused++;
+          assert.deepEqual(vms, [], `nothing left after ${label}: ${JSON.stringify(answer)}`);
+          const err = last?.body.error;
+          // A cut stream may end before the daemon can say anything; an answer it gives is one clear line.
+          if (err !== undefined) assert.ok(typeof err === 'string' && isClearError(err), `unclear error for ${label}: ${String(err)}`);
+          else assert.ok(cutAt !== undefined, `no refusal reason for ${label}: ${JSON.stringify(answer)}`);
+        }
+        assert.equal((await api(d, 'GET', '/v1/vms')).status, 200, 'the daemon answers');
+      },
+    ),
+    { numRuns: Math.max(10, Math.floor(RUNS / 4)) },
+  );
+  assert.ok(refused > 0, 'some streams must be refused');
+  process.stderr.write(`# hostile streams: ${ran} ran, ${refused} refused\n`);
 });

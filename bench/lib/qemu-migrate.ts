@@ -56,10 +56,22 @@ export function qemuArgs(g: GuestSpec, qmpPath: string, extra: string[] = []): s
   ];
 }
 
-/** Types a line whose output differs from its echo and waits for that output: the console answers. */
+/**
+ * Types a line whose output differs from its echo and waits for that output: the
+ * console answers. Retyped every 10 s: under heavy host load a line typed while the
+ * guest was still settling after a move was seen to go unanswered.
+ */
 export async function consoleAnswers(s: ConsoleSession, timeoutMs: number): Promise<void> {
-  s.child.stdin!.write('echo A$((40+2))B\n');
-  await s.waitFor(/A42B/, timeoutMs, 'waiting for the console to answer');
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    s.child.stdin!.write('echo A$((40+2))B\n');
+    try {
+      await s.waitFor(/A42B/, Math.min(10_000, Math.max(1, end - Date.now())), 'waiting for the console to answer');
+      return;
+    } catch (e) {
+      if (Date.now() >= end || /exited/.test((e as Error).message)) throw e;
+    }
+  }
 }
 
 /** Waits for a `DIRTY <pass> <sum>` line of bench/guest/dirty.c; returns the pass. */
