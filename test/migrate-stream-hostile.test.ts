@@ -75,12 +75,12 @@ const hostileValue: fc.Arbitrary<Json | undefined> = fc.oneof(
   fc.string({ maxLength: 12 }),
 );
 
-/** One damage: set (or delete) the value at the path picked by `pick` (a fraction of the path list). */
-const mutation = fc.record({ pick: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), value: hostileValue });
+/** One damage: set (or delete) the value at the path picked by `pick` (an index into the path list, modulo its length). */
+const mutation = fc.record({ pick: fc.nat({ max: 1_000_000 }), value: hostileValue });
 
 function applyMutation(root: { [k: string]: Json }, m: { pick: number; value: Json | undefined }): string {
   const all = paths(root).filter((p) => p.length > 0);
-  const p = all[Math.floor(m.pick * all.length)]!;
+  const p = all[m.pick % all.length]!;
   let parent: any = root;
   for (const k of p.slice(0, -1)) parent = parent[k];
   const last = p[p.length - 1]!;
@@ -187,7 +187,7 @@ test('snapshot files cut short or with flipped bytes are refused with a clear er
 // ---- Migration streams against a real destination daemon ----
 
 /** Sends `stream` on the daemon's incoming-migration endpoint; returns the frames it answered with. */
-function sendIncoming(d: TestDaemon, stream: Uint8Array): Promise<{ type: string; body: Record<string, unknown> }[]> {
+function sendIncoming(d: TestDaemon, stream: Uint8Array, cut: boolean): Promise<{ type: string; body: Record<string, unknown> }[]> {
   return new Promise((resolve) => {
     const s = connect(d.tcp!.port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -207,7 +207,12 @@ function sendIncoming(d: TestDaemon, stream: Uint8Array): Promise<{ type: string
       resolve(frames);
     });
     s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`);
-    s.end(stream);
+    if (!cut) s.end(stream);
+    else {
+      // A cut link: the bytes so far, then the connection is gone (not an orderly end).
+      s.write(stream);
+      setTimeout(() => s.resetAndDestroy(), 300);
+    }
   });
 }
 
@@ -251,7 +256,7 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
         let stream = Buffer.concat(parts);
         if (cutAt !== undefined) stream = stream.subarray(0, Math.floor(cutAt * stream.length));
         const t0 = Date.now();
-        const answer = await sendIncoming(d, stream);
+        const answer = await sendIncoming(d, stream, cutAt !== undefined);
         const last = answer.at(-1);
         const label = `${what.join(', ') || 'no damage'}${badPage !== undefined ? `, zero page ${badPage}` : ''}${cutAt !== undefined ? `, cut at ${Math.floor(cutAt * stream.length)}` : ''}`;
         // Wait for the destination to settle: the VM runs there, or nothing is left.

@@ -62,7 +62,7 @@ export async function tsvisorLiveMigration(
     // The daemon replays recent output to a new console client, so nothing of the boot is missed.
     const srcCon = await DaemonConsole.open(src, VM);
     consoles.push(srcCon);
-    await srcCon.waitFor(/tsvisor guest ready[\s\S]*# $/m, opts.timeoutMs, 'waiting for the shell prompt');
+    await srcCon.waitFor(/tsvisor guest ready[\s\S]*# (\x1b\[6n)?$/, opts.timeoutMs, 'waiting for the shell prompt');
     let lastPass = 0;
     if (c.workload) {
       srcCon.type(c.workload);
