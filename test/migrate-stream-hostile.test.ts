@@ -240,8 +240,9 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
   await fc.assert(
     fc.asyncProperty(
       fc.array(mutation, { minLength: 0, maxLength: 3 }),
-      fc.option(fc.integer({ min: 0, max: 0x7fffffff }), { nil: undefined }),
-      fc.option(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { nil: undefined }),
+      fc.oneof({ weight: 2, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0x7fffffff }) }),
+      // Most streams arrive whole; some are cut at a random byte.
+      fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() }),
       async (ms, badPage, cutAt) => {
         const state = JSON.parse(JSON.stringify(machine));
         const what = ms.map((m) => applyMutation(state, m));
@@ -254,11 +255,11 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
         }
         parts.push(encodeJson(FrameType.ROUND, { round: 0 }), encodeJson(FrameType.STATE, { machine: state, instret: 1 }), encodeJson(FrameType.COMMIT, {}));
         let stream = Buffer.concat(parts);
-        if (cutAt !== undefined) stream = stream.subarray(0, Math.floor(cutAt * stream.length));
+        if (cutAt !== undefined) stream = stream.subarray(0, cutAt % stream.length);
         const t0 = Date.now();
         const answer = await sendIncoming(d, stream, cutAt !== undefined);
         const last = answer.at(-1);
-        const label = `${what.join(', ') || 'no damage'}${badPage !== undefined ? `, zero page ${badPage}` : ''}${cutAt !== undefined ? `, cut at ${Math.floor(cutAt * stream.length)}` : ''}`;
+        const label = `${what.join(', ') || 'no damage'}${badPage !== undefined ? `, zero page ${badPage}` : ''}${cutAt !== undefined ? `, cut at ${stream.length}` : ''}`;
         // Wait for the destination to settle: the VM runs there, or nothing is left.
         await until(`the destination to settle (${label})`, () => d.host.incoming.size === 0, 120_000);
         const vms = (await api(d, 'GET', '/v1/vms')).json as { name: string; state: string }[];
@@ -278,7 +279,7 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
         assert.equal((await api(d, 'GET', '/v1/vms')).status, 200, 'the daemon answers');
       },
     ),
-    { numRuns: Math.max(6, Math.floor(RUNS / 8)) },
+    { numRuns: Math.max(8, Math.floor(RUNS / 5)) },
   );
   assert.ok(refused > 0, 'some streams must be refused');
   process.stderr.write(`# hostile streams: ${ran} ran, ${refused} refused\n`);
