@@ -171,7 +171,10 @@ function targets(m: Result['migrations'], s: Result['snapshot'], c: Result['clon
 }
 
 function report(r: Result & { date: string; cpu: string; qemu: string; node: string; hostLoad1m: { start: number; end: number }; downtimeLimitMs: number; dirtyMiB: number; memMiB: number; targets: ReturnType<typeof targets> }): string {
-  const out: string[] = ['', `Live migration on loopback, ${r.memMiB} MiB guest, downtime limit ${r.downtimeLimitMs} ms (QEMU: max-bandwidth unlimited, auto-converge for the dirty case)`];
+  const out: string[] = [];
+  if (Object.keys(r.migrations).length > 0) {
+    out.push('', `Live migration on loopback, ${r.memMiB} MiB guest, downtime limit ${r.downtimeLimitMs} ms (QEMU: max-bandwidth unlimited, auto-converge for the dirty case)`);
+  }
   const rows: string[][] = [['case', 'emulator', 'total ms', 'downtime ms', 'MiB sent', 'rounds', 'throttle %', 'total vs QEMU', 'downtime vs QEMU']];
   for (const [name, { qemu, tsvisor }] of Object.entries(r.migrations)) {
     const label = name === 'dirty' ? `dirty ${r.dirtyMiB} MiB` : name;
