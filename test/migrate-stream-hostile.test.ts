@@ -244,6 +244,7 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
       // Most streams arrive whole; some are cut at a random byte.
       fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() }),
       async (ms, badPage, cutAt) => {
+       try {
         const state = JSON.parse(JSON.stringify(machine));
         const what = ms.map((m) => applyMutation(state, m));
         const parts = [encodeJson(FrameType.HELLO, { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: `hostile-prop-${n++}`, name: 'h', memMiB: 16, definition, diskSizes: [] }), pages];
@@ -272,11 +273,15 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
           assert.deepEqual(vms, [], `nothing left after ${label}: ${JSON.stringify(answer)}`);
           const err = last?.body.error;
           // A cut stream may end before the daemon can say anything; an answer it gives is one clear line.
-          if (err !== undefined) assert.ok(typeof err === 'string' && isClearError(err), `unclear error for ${label}: ${String(err)}`);
           if (process.env.TSVISOR_HOSTILE_VERBOSE) process.stderr.write(`# ${label}: ${String(err)} (${Date.now() - t0} ms)\n`);
+          if (err !== undefined) assert.ok(typeof err === 'string' && isClearError(err), `unclear error for ${label}: ${String(err)}`);
           else assert.ok(cutAt !== undefined, `no refusal reason for ${label}: ${JSON.stringify(answer)}`);
         }
         assert.equal((await api(d, 'GET', '/v1/vms')).status, 200, 'the daemon answers');
+       } catch (e) {
+        process.stderr.write(`# failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        throw e;
+       }
       },
     ),
     { numRuns: Math.max(8, Math.floor(RUNS / 5)) },
