@@ -116,3 +116,65 @@ test('a hostile stream is dropped with nothing left behind', { timeout: 120_000 
   assert.equal((await api(b, 'GET', '/v1/vms')).json.length, 0);
   assert.equal(b.host.incoming.size, 0);
 });
+
+test('tsvisor migrate: moves a VM from the command line, reports the result, and refuses bad options', { timeout: 300_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const cli = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
+  const tokenFile = join(a.dir, 'b.token');
+  writeFileSync(tokenFile, `${TOKEN_B}\n`, { mode: 0o600 });
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const c = spawn(process.execPath, [cli, 'migrate', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (x: Buffer) => (out += x.toString()));
+      c.stderr.on('data', (x: Buffer) => (err += x.toString()));
+      c.on('close', (code) => resolve({ code, out, err }));
+    });
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'clivm', memory: 16, kernel: 'spin' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/clivm/start')).status, 200);
+  const bad = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b)]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /--token-file/);
+  const badLimit = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b), '--token-file', tokenFile, '--downtime-limit', 'x']);
+  assert.match(badLimit.err, /--downtime-limit/);
+  const ok = await run(['clivm', '--socket', a.socketPath, '--to', urlOf(b), '--token-file', tokenFile, '--downtime-limit', '200']);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /clivm: migrated to http:\/\/127\.0\.0\.1:\d+ in [\d.]+ s, downtime \d+ ms, [\d.]+ MiB in \d+ rounds, throttle \d+%/);
+  assert.equal((await api(b, 'GET', '/v1/vms/clivm')).json?.state, 'running');
+  // --cancel with nothing running is a clear error.
+  const c2 = await run(['clivm', '--socket', b.socketPath, '--cancel']);
+  assert.notEqual(c2.code, 0);
+  assert.match(c2.err, /not migrating|no migration/);
+  assert.equal((await api(b, 'DELETE', '/v1/vms/clivm?force=true')).status, 204);
+});
+
+test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: 600_000 }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  // S-mode, MMU off: forever store a counter into each of 2048 pages (8 MiB) from 0x8040_0000.
+  const code = [0x2010031b, 0x6e85035a, 0x0f1b6f05, 0x0285800f, 0x83fa8e1a, 0x005e3023, 0x13fd9e76, 0xfe039ce3, 0x0000b7fd];
+  // The Image header takes bytes 8..63: the first instruction jumps over it (j 0x40).
+  const img = new Uint8Array(0x40 + code.length * 4);
+  const dv = new DataView(img.buffer);
+  dv.setUint32(0, 0x0400006f, true);
+  code.forEach((w, i) => dv.setUint32(0x40 + i * 4, w, true));
+  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
+  writeFileSync(join(a.images, 'dirty'), img);
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'dirty', memory: 32, kernel: 'dirty' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/dirty/start')).status, 200);
+  await until('the guest to run', async () => (await instructions(a, 'dirty')) > 1e6, 60_000);
+  // 1 ms cannot hold 8 MiB: rounds do not shrink until the throttle has slowed the guest down.
+  const st = await migrateAndWait(a, b, 'dirty', { downtimeLimitMs: 1 });
+  assert.equal(st.phase, 'completed', JSON.stringify(st));
+  // The throttle rose step by step until the rest fit (or the round limit ended it).
+  assert.ok(st.throttlePercent >= 20, `throttled: ${JSON.stringify(st)}`);
+  assert.ok(st.round >= 2, `several rounds: ${JSON.stringify(st)}`);
+  assert.ok(st.pagesSent > 2 * 2048, `the guest's pages were sent again in later rounds: ${JSON.stringify(st)}`);
+  const n0 = await instructions(b, 'dirty');
+  await until('the guest to go on at the destination', async () => (await instructions(b, 'dirty')) > n0 + 1e6, 60_000);
+  assert.equal((await api(b, 'DELETE', '/v1/vms/dirty?force=true')).status, 204);
+});

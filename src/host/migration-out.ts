@@ -71,8 +71,9 @@ export class OutgoingMigrations {
       timeoutMs, signal: abort.signal, progress,
       releaseLocks: () => vm.releaseImagesForMigration(),
       retakeLocks: () => vm.retakeImagesAfterMigration(),
+      finish: () => this.host.forgetMigratedAway(vm).catch((e: unknown) => this.host.opts.log(`${name}: ending the copy that left failed: ${e instanceof Error ? e.message : String(e)}`)),
     }).then(
-      () => this.host.forgetMigratedAway(vm).catch(() => {}),
+      () => {},
       (e: unknown) => this.host.opts.log(`${name}: migration to ${req.to} failed, the VM goes on here: ${e instanceof Error ? e.message : String(e)}`),
     ).finally(() => clearTimeout(timer));
     this.byName.set(name, { progress, abort, done });

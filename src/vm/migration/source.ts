@@ -59,6 +59,8 @@ export interface MigrateOptions {
   releaseLocks: () => void;
   /** Take them again (the VM goes on here); throws if someone else holds them. */
   retakeLocks: () => void;
+  /** The VM runs at the destination: end it here (before the migration reports 'completed'). */
+  finish: () => Promise<void>;
 }
 
 export class MigrationError extends Error {
@@ -196,9 +198,10 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     expect(await conn.next(), FrameType.RUNNING);
     p.downtimeMs = performance.now() - downFrom;
     p.bytesSent = conn.bytesSent;
+    conn.close();
+    await o.finish();
     p.phase = 'completed';
     p.totalMs = Date.now() - p.startedAt;
-    conn.close();
   } catch (e) {
     let err = e instanceof Error ? e : new Error(String(e));
     if (o.signal.aborted && !(err instanceof MigrationError)) err = new MigrationError(String(o.signal.reason ?? 'cancelled'));
@@ -207,6 +210,8 @@ export async function migrate(o: MigrateOptions): Promise<void> {
       const there = await askDestination(o, p.id);
       if (there === 'running') {
         p.downtimeMs = undefined;
+        conn?.destroy();
+        await o.finish();
         p.phase = 'completed';
         p.totalMs = Date.now() - p.startedAt;
         conn?.destroy();
