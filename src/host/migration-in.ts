@@ -144,6 +144,8 @@ export class IncomingMigrations {
           handle!.once('migrated', () => resolve());
           void exited.then((x) => reject(new Error(`the VM did not start: ${x.reason}`)));
         });
+        // If migrateStart itself fails, `started` is never awaited: its later rejection must not be unhandled.
+        started.catch(() => {});
         await handle.command({ type: 'migrateStart' });
         await started;
       } catch (e) {

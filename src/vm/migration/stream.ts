@@ -82,41 +82,89 @@ export function encodeJson(type: FrameTypeValue, value: unknown): Uint8Array {
  * limit or a checksum mismatch; after an error the decoder stays failed.
  */
 export class FrameDecoder {
-  private buf = new Uint8Array(0);
+  /** Received bytes not yet part of a returned frame, as the chunks came (copied once). */
+  private chunks: Uint8Array[] = [];
+  /** Index of the first chunk still held. */
+  private head = 0;
+  private held = 0;
+  /** The checked header of the frame being received, once its 12 bytes are in. */
+  private header: { type: FrameTypeValue; len: number; crc: number } | null = null;
   private failed: string | null = null;
 
   push(chunk: Uint8Array): Frame[] {
     if (this.failed) throw new MigrationStreamError(this.failed);
-    const joined = new Uint8Array(this.buf.length + chunk.length);
-    joined.set(this.buf);
-    joined.set(chunk, this.buf.length);
+    // Chunks are kept, not joined on every push: joining made a frame arriving in
+    // n chunks cost O(n^2) copying (a 4 MiB PAGES frame in 64 KiB reads decoded at a few MiB/s).
+    if (chunk.length > 0) {
+      // A copy: the caller may reuse its buffer (and Buffer.slice() would only make a view of it).
+      const own = new Uint8Array(chunk.length);
+      own.set(chunk);
+      this.chunks.push(own);
+      this.held += chunk.length;
+    }
+    // A frame is taken whole once its header and payload are in; its header is checked as soon as it is in.
     const out: Frame[] = [];
-    let at = 0;
     try {
-      while (joined.length - at >= HEADER_BYTES) {
-        const dv = new DataView(joined.buffer, joined.byteOffset + at, HEADER_BYTES);
-        const type = dv.getUint8(0);
-        if (!TYPE_NAMES.has(type)) throw new MigrationStreamError(`unknown frame type ${type}`);
-        if (dv.getUint8(1) !== 0 || dv.getUint16(2, true) !== 0) throw new MigrationStreamError('frame header: reserved bits set');
-        const len = dv.getUint32(4, true);
-        if (len > MAX_PAYLOAD) throw new MigrationStreamError(`${frameTypeName(type)} frame of ${len} bytes is over the limit (${MAX_PAYLOAD})`);
-        if (joined.length - at - HEADER_BYTES < len) break;
-        const payload = joined.slice(at + HEADER_BYTES, at + HEADER_BYTES + len);
-        if ((crc32(payload) >>> 0) !== dv.getUint32(8, true)) throw new MigrationStreamError(`${frameTypeName(type)} frame: checksum mismatch (corrupt stream)`);
-        out.push({ type: type as FrameTypeValue, payload });
-        at += HEADER_BYTES + len;
+      for (;;) {
+        if (!this.header) {
+          if (this.held < HEADER_BYTES) break;
+          const head = this.take(HEADER_BYTES);
+          const dv = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
+          const type = dv.getUint8(0);
+          if (!TYPE_NAMES.has(type)) throw new MigrationStreamError(`unknown frame type ${type}`);
+          if (dv.getUint8(1) !== 0 || dv.getUint16(2, true) !== 0) throw new MigrationStreamError('frame header: reserved bits set');
+          const len = dv.getUint32(4, true);
+          if (len > MAX_PAYLOAD) throw new MigrationStreamError(`${frameTypeName(type)} frame of ${len} bytes is over the limit (${MAX_PAYLOAD})`);
+          this.header = { type: type as FrameTypeValue, len, crc: dv.getUint32(8, true) };
+        }
+        const h = this.header;
+        if (this.held < h.len) break;
+        const payload = this.take(h.len);
+        this.header = null;
+        if ((crc32(payload) >>> 0) !== h.crc) throw new MigrationStreamError(`${frameTypeName(h.type)} frame: checksum mismatch (corrupt stream)`);
+        out.push({ type: h.type, payload });
       }
     } catch (e) {
       this.failed = (e as Error).message;
       throw e;
     }
-    this.buf = joined.slice(at);
+    return out;
+  }
+
+  /** Consume the first n held bytes (n <= held). */
+  private take(n: number): Uint8Array {
+    if (n === 0) return new Uint8Array(0);
+    this.held -= n;
+    const first = this.chunks[this.head]!;
+    let out: Uint8Array;
+    if (first.length >= n) {
+      // The chunk is this decoder's own copy: a view of it is safe to hand out.
+      out = first.subarray(0, n);
+      if (first.length === n) this.head++;
+      else this.chunks[this.head] = first.subarray(n);
+    } else {
+      out = new Uint8Array(n);
+      let got = 0;
+      while (got < n) {
+        const c = this.chunks[this.head]!;
+        const k = Math.min(c.length, n - got);
+        out.set(c.subarray(0, k), got);
+        got += k;
+        if (k === c.length) this.head++;
+        else this.chunks[this.head] = c.subarray(k);
+      }
+    }
+    // Drop consumed chunks now and then (shifting one at a time is quadratic for tiny reads).
+    if (this.head > 1024 || this.head === this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
     return out;
   }
 
   /** Bytes of an incomplete frame held back. */
   get pendingBytes(): number {
-    return this.buf.length;
+    return this.held + (this.header ? HEADER_BYTES : 0);
   }
 }
 
