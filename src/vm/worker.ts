@@ -215,6 +215,8 @@ async function main(): Promise<void> {
   let incoming = config.incoming !== undefined;
   /** Destination of a migration: the device state, once it arrived. */
   let incomingState: unknown = null;
+  /** Destination: migrateStart came while the state was still being taken. */
+  let startRequested = false;
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
@@ -336,6 +338,12 @@ async function main(): Promise<void> {
           incomingState = cmd.machine;
           return null;
         }
+        // The owner sends it once the state is acknowledged, which may be while this
+        // loop is still draining the port: remember it for the wait below.
+        if (cmd.type === 'migrateStart' && incomingState !== null) {
+          startRequested = true;
+          return null;
+        }
         throw new Error(`${cmd.type}: not while memory is arriving`);
       },
     };
@@ -350,7 +358,7 @@ async function main(): Promise<void> {
   if (!m) return;
   if (config.incoming) {
     // Wait for the word to start (the owner took the image locks), then open the images.
-    let go = false;
+    let go = startRequested;
     const st: CommandState = {
       machine: m, disks: [], balloon: null,
       migration: (cmd) => {
