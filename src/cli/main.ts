@@ -82,7 +82,8 @@ Options:
                      default: System.map-VERSION or System.map next to the
                      kernel; "none" turns the watch off
   --stall-timeout SECS  fail a guest that runs this long without taking an
-                     interrupt or idling (a hang; default 60, 0 = off)
+                     interrupt or idling (a hang; 0 = off; default 60 when
+                     the kernel's panic() cannot be watched, else off)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   --restore DIR      restore the snapshot in DIR instead of booting (the machine,
