@@ -7,6 +7,7 @@
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
 import { initViews, refreshView, renderSummary, startViews } from './views.js';
+import { uptime } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'tsvisor.token';
@@ -65,21 +66,6 @@ function clearError() {
   $('error-text').textContent = '';
   $('error').hidden = true;
   errorFor = null;
-}
-
-// ---- formatting
-
-function uptime(s) {
-  if (!s) return '';
-  s = Math.floor(s);
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const pad = (n) => String(n).padStart(2, '0');
-  if (d > 0) return `${d}d ${pad(h)}h`;
-  if (h > 0) return `${h}h ${pad(m)}m`;
-  if (m > 0) return `${m}m ${pad(s % 60)}s`;
-  return `${s}s`;
 }
 
 // ---- the VM table
