@@ -710,11 +710,11 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
         if (r.spec) specs.push(r.spec);
       }
     }
-    // The guest's MACs live in its restored memory (a driver reads them once, at
-    // probe), so a clone keeps the snapshot's unless --net gives others.
+    // A clone's NICs get MACs of their own (derived from --name, else random)
+    // unless --net gives them; the snapshot's MAC would be the original's.
     if (opts.clone && !opts.nics) {
-      const { defaultMac } = await import('../net/mac.js');
-      specs = specs.map((sp, i) => ({ ...sp, mac: sp.mac ?? defaultMac(savedName, i) }));
+      const { cloneMac } = await import('../net/mac.js');
+      specs = specs.map((sp, i) => ({ ...sp, mac: cloneMac(opts.name, i) }));
     }
     nics = await createNicHosts(specs, vmName);
   } catch (e) {

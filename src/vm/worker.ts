@@ -186,7 +186,8 @@ async function main(): Promise<void> {
         deterministic: config.deterministic,
         jit: config.jit !== false,
         disks: diskConfigs,
-        nics,
+        // A clone's NICs bring their own MACs (new identity), the snapshot's are not required.
+        nics: from && config.clone ? nics.map((n) => ({ ...n, newMac: true })) : nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
