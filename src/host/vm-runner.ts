@@ -29,6 +29,6 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;
-  /** Write a snapshot of the running VM into `dir` (absolute, new or empty). */
-  snapshot(dir: string): Promise<SnapshotResult>;
+  /** Write a snapshot of the running VM into `dir` (absolute, new or empty); `overlays` freezes disks (see VmCommand). */
+  snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult>;
 }

@@ -28,6 +28,8 @@ import { checkDeviceConfig, drainCommands, type CommandState } from './commands.
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
 import type { SnapshotResult } from './protocol.js';
+import { SwitchableDisk } from '../storage/switchable.js';
+import { prepareOverlays } from './disk-freeze.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -126,7 +128,9 @@ async function main(): Promise<void> {
   }
   for (const d of config.disks ?? []) {
     const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
-    disks.push(await openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw }));
+    const backend = await openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
+    // Writable disks can be frozen at a snapshot (switched to a new overlay while running).
+    disks.push(backend.readOnly ? backend : new SwitchableDisk(backend));
   }
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const hostMem = hostMemory();
@@ -250,9 +254,10 @@ async function main(): Promise<void> {
   // that allocates little may never reach.
   tidy();
   /** Flush the disks and write the running machine into `dir` (between slices). */
-  const takeSnapshot = (dir: string): SnapshotResult => {
+  const takeSnapshot = (dir: string, overlays?: (string | null)[]): SnapshotResult => {
     const started = performance.now();
     for (const d of disks) if (!d.readOnly) d.flush();
+    const frozen = overlays?.some((o) => o) ? prepareOverlays(overlays, disks, config.disks!) : null;
     const machine = m!.saveState();
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
@@ -263,8 +268,15 @@ async function main(): Promise<void> {
       systemMap: config.systemMap, stallTimeoutMs: config.stallTimeoutMs,
     };
     const instret = Number(m!.core.instret);
-    const { dataPages } = writeSnapshot(dir, { instret, config: snapConfig, machine }, m!.core.ram);
-    return { dir, instret, dataPages, ms: performance.now() - started };
+    let dataPages;
+    try {
+      ({ dataPages } = writeSnapshot(dir, { instret, config: snapConfig, machine }, m!.core.ram));
+    } catch (e) {
+      frozen?.abandon();
+      throw e;
+    }
+    const switched = frozen?.commit();
+    return { dir, instret, dataPages, ms: performance.now() - started, ...(switched ? { overlays: switched } : {}) };
   };
   // Deterministic hooks keyed to instruction counts (see VmConfig.snapshotAt, inputScript).
   let snapAt = config.snapshotAt ?? null;
