@@ -39,7 +39,11 @@ function cli(args: string[]): Promise<{ code: number | null; out: string; err: s
 async function run(c: ConsoleClient, cmd: string, marker: string): Promise<string> {
   const from = c.output.length;
   c.send(`${cmd}\n`);
-  await c.waitFor(new RegExp(`${marker}[^\\n]*\\n`), 600_000, from);
+  try {
+    await c.waitFor(new RegExp(`${marker}[^\\n]*\\n`), 600_000, from);
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\nconsole:\n${c.output.slice(-3000)}`);
+  }
   const text = c.output.slice(from);
   return text.slice(text.search(new RegExp(marker)));
 }
@@ -52,7 +56,7 @@ test('POST /v1/snapshots/NAME/clones: clones with their own MACs, randomness and
   assert.equal((await api(d, 'POST', '/v1/vms', orig)).status, 201);
   assert.equal((await api(d, 'POST', '/v1/vms/orig/start')).status, 200);
   const oc = await ConsoleClient.open(d.socketPath, 'orig');
-  await oc.waitFor('tsvisor guest ready', 600_000);
+  await oc.waitFor(/tsvisor guest ready[\s\S]*# /, 600_000); // input typed before the shell runs is lost
   const r = await api(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
   assert.equal(r.status, 200, r.text);
   oc.close();

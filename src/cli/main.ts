@@ -28,8 +28,9 @@ Commands:
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats
-                 manage VMs through the daemon (see 'tsvisor help create')
+  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats,
+  snapshot, snapshots, rm-snapshot
+                 manage VMs and snapshots through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
 Options:
@@ -187,6 +188,7 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
+    case 'snapshots': case 'rm-snapshot':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);

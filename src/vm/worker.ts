@@ -41,6 +41,8 @@ interface WorkerInit {
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
+/** A restored VM arms its kernel-panic watch this long after it runs again (ms). */
+const PANIC_WATCH_DELAY_MS = 1000;
 /** An idle guest drops its translations after this long (see housekeeping()), if it holds at least IDLE_DROP_MODULES. */
 const IDLE_DROP_MS = 10_000;
 /** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
@@ -149,19 +151,27 @@ async function main(): Promise<void> {
   };
 
   // The kernel's panic() entry, from its System.map, checked against the kernel itself.
-  let panicVas: bigint[] = [];
-  if (config.systemMap && config.kernel) {
+  // Found once, when first needed: a restore arms the watch a moment after the guest
+  // runs again (parsing the map and reading the kernel would delay its first slice).
+  let panicVasFound: bigint[] | null = null;
+  const panicVas = (): bigint[] => (panicVasFound ??= findPanicVas());
+  const findPanicVas = (): bigint[] => {
+    let found: bigint[] = [];
+    if (!config.systemMap || !config.kernel) return found;
     let problem: string;
     try {
       if (statSync(config.systemMap).size > MAX_SYSTEM_MAP_BYTES) throw new Error(`larger than ${MAX_SYSTEM_MAP_BYTES} bytes`);
       const r = panicSymbolsFor(readFileSync(config.systemMap, 'latin1'), image(config.kernel)!);
       problem = r.ok ? '' : r.error;
-      if (r.ok) panicVas = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
+      if (r.ok) found = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
     } catch (e) {
       problem = `cannot read ${config.systemMap}: ${e instanceof Error ? e.message : String(e)}`;
     }
     if (problem) post({ type: 'error', message: `kernel panics are not watched: ${problem}; a stalled guest is failed after ${Math.round((config.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS) / 1000)} s instead` });
-  }
+    return found;
+  };
+  /** A restored machine whose panic watch is not armed yet (see panicVas). */
+  let panicWatchPending = false;
 
   /** Collect garbage and give the C heap's free memory back (after boot and after dropping translations). */
   const tidy = () => {
@@ -183,9 +193,10 @@ async function main(): Promise<void> {
     restoreFrom = undefined;
     const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
-        kernel: image(config.kernel),
-        initrd: image(config.initrd),
-        bios: image(config.bios),
+        // A restore needs no boot images: they are in the snapshot's RAM.
+        kernel: from ? undefined : image(config.kernel),
+        initrd: from ? undefined : image(config.initrd),
+        bios: from ? undefined : image(config.bios),
         bootargs: config.append,
         deterministic: config.deterministic,
         jit: config.jit !== false,
@@ -242,11 +253,16 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
-    if (panicVas.length) created.machine.watchPanic(...panicVas);
+    if (from) panicWatchPending = true;
+    else {
+      const vas = panicVas();
+      if (vas.length) created.machine.watchPanic(...vas);
+    }
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
   let m = boot();
+  const t0Restored = performance.now();
   if (!m) return;
   if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
@@ -329,6 +345,11 @@ async function main(): Promise<void> {
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
+    if (panicWatchPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
+      panicWatchPending = false;
+      const vas = panicVas();
+      if (vas.length) m!.watchPanic(...vas);
+    }
     const jit = m!.core.jit;
     if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
       jit.dropAll(); // its flush hook collects garbage and trims the C heap
