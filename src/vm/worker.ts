@@ -253,7 +253,8 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
-    if (from) panicWatchPending = true;
+    // Deterministic runs arm it at once: nothing may depend on host time there.
+    if (from && !config.deterministic) panicWatchPending = true;
     else {
       const vas = panicVas();
       if (vas.length) created.machine.watchPanic(...vas);
