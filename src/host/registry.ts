@@ -9,7 +9,7 @@ import { DefinitionStore, type KeptFile } from './store.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { ApiError, resolveImagePath, validateClone, validateCreate, validatePatch, type HostLimits } from './validate.js';
 import { SnapshotCatalog } from './snapshot-catalog.js';
-import { overlayPathFor } from '../vm/disk-freeze.js';
+import { disksWithOverlays, overlayPathFor } from '../vm/disk-freeze.js';
 import type { SnapshotResult } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
 import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
@@ -331,16 +331,19 @@ export class Host {
         overlays = (vm.config.disks ?? []).map((d) => (d.readonly === true ? null : overlayPathFor(d.path, snapName)));
         if (!overlays.some((o) => o !== null)) throw new ApiError(400, 'diskOverlay: the VM has no writable disk');
       }
+      // The stored definition names the overlays before the switch: should the
+      // daemon die right after it, the next start must not go back to the frozen images.
+      const prev = vm.definition;
+      const planned = (overlays ?? []).flatMap((path, disk) => (path === null ? [] : [{ disk, path }]));
+      if (planned.length) this.store.save(name, { ...prev, config: { ...prev.config, disks: disksWithOverlays(prev.config.disks ?? [], planned) } });
       let r: SnapshotResult;
       try {
         r = await h.snapshot(dir, overlays);
       } catch (e) {
+        if (planned.length) this.store.save(name, prev);
         throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
       }
-      if (r.overlays?.length) {
-        vm.adoptOverlays(r.overlays);
-        this.store.save(name, vm.definition);
-      }
+      if (r.overlays?.length) vm.adoptOverlays(r.overlays);
       return r;
     });
   }
