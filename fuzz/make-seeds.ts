@@ -163,10 +163,35 @@ function virtioSeeds(): void {
   seed('virtqueue', 'chains', Uint8Array.from([3, 1, 1, 0, 0, 0, ...ram.subarray(0, 0xc10)]));
 }
 
-qcow2Seeds();
-kernelSeeds();
-fdtSeeds();
-apiSeeds();
-netSeeds();
-virtioSeeds();
+// ---- migration stream: programs for fuzz/targets/migration-stream.ts (see its build()) ----
+function migrationSeeds(): void {
+  const json = (typeIndex: number, v: unknown) => {
+    const b = Buffer.from(JSON.stringify(v));
+    return [1 | (typeIndex << 2), ...le16(b.length), ...b];
+  };
+  // Type indexes in FrameType order: HELLO 0, PAGES 3, ROUND 4, STATE 6, COMMIT 7, CANCEL 10.
+  // A PAGES op: count, lie (0 = honest), then per page u16 index, flags (0x80 zero page), far (0 = as given).
+  const pages = (list: [number, boolean][]) => [2, list.length, 0, ...list.flatMap(([i, z]) => [...le16(i), z ? 0x80 : 0, 0])];
+  const session = [
+    ...json(0, { magic: 'tsvisor-migration', version: 1, memMiB: 1, name: 'vm' }),
+    ...pages([[0, false], [5, true], [7, false]]),
+    ...json(4, { round: 0 }),
+    ...pages([[7, false]]),
+    ...json(4, { round: 1 }),
+    ...json(6, { machine: {}, instret: 1000 }),
+    ...json(7, {}),
+  ];
+  seed('migration-stream', 'session', Uint8Array.from([20, 15, ...session]));
+  seed('migration-stream', 'byte-by-byte', Uint8Array.from([0, 15, ...session]));
+  seed('migration-stream', 'bad-checksum', Uint8Array.from([20, 15, ...pages([[1, false]]), 3 | (3 << 2), 4, 1, 2, 3, 4, 9, 0]));
+  seed('migration-stream', 'cancel', Uint8Array.from([3, 7, ...pages([[2, false], [3, true]]), ...json(10, { reason: 'test' })]));
+}
+
+const GROUPS: Record<string, () => void> = {
+  qcow2: qcow2Seeds, kernel: kernelSeeds, fdt: fdtSeeds, api: apiSeeds, net: netSeeds, virtio: virtioSeeds, migration: migrationSeeds,
+};
+// Arguments name groups to rewrite (e.g. `migration`); none rewrites them all.
+const only = process.argv.slice(2);
+for (const g of only) if (!GROUPS[g]) throw new Error(`unknown seed group ${g} (${Object.keys(GROUPS).join(', ')})`);
+for (const [name, make] of Object.entries(GROUPS)) if (only.length === 0 || only.includes(name)) make();
 console.log('seeds written to fuzz/corpus/');

@@ -22,6 +22,7 @@ export const TARGETS: readonly TargetInfo[] = [
   { name: 'kernel-loader', what: 'Linux Image and ELF64 kernel parsing and the boot layout (src/machine/loader.ts)', sync: true, maxLen: 4096 },
   { name: 'fdt', what: 'device tree builder: command line, RAM, initrd, ISA, MMU, slots (src/machine/fdt.ts, virt-fdt.ts)', sync: true, maxLen: 4096 },
   { name: 'net-user', what: 'user-mode network stack: guest Ethernet/ARP/IPv4/ICMP/UDP/DHCP/DNS/TCP frames (src/net/user)', sync: false, maxLen: 8192 },
+  { name: 'migration-stream', what: 'live-migration stream on the destination: frames, checksums, JSON messages, page batches into RAM (src/vm/migration/stream.ts)', sync: true, maxLen: 8192 },
   { name: 'api-body', what: 'REST API bodies: JSON, schema, images-directory paths, NIC specs (src/host/validate.ts)', sync: true, maxLen: 4096 },
 ];
 

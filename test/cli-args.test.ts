@@ -204,4 +204,12 @@ describe('tsvisor: other commands', () => {
       assert.ok(rr.stdout.includes(flag), `run --help mentions ${flag}`);
     }
   });
+
+  test('--gdb options: a bad address, --gdb-wait alone and a checkpoint interval off the grid are usage errors', () => {
+    assertUserError(tsvisor('run', '--gdb', 'nonsense'), /invalid --gdb 'nonsense'/, 2);
+    assertUserError(tsvisor('run', '--gdb', 'tcp:127.0.0.1:99999'), /invalid --gdb/, 2);
+    assertUserError(tsvisor('run', '--gdb-wait'), /--gdb-wait needs --gdb/, 2);
+    assertUserError(tsvisor('run', '--gdb', ':1234', '--gdb-checkpoint-every', '5'), /multiple of 2000000/, 2);
+    assertUserError(tsvisor('gdb', 'vm'), /needs --listen/, 2);
+  });
 });

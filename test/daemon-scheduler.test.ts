@@ -27,7 +27,7 @@ class SimVm implements Schedulable {
   constructor(readonly name: string, readonly weight: number, readonly cap: number | undefined, readonly speed = 100) {}
   live(): LiveCounters {
     const state = this.idle ? RUN_STATE_IDLE : this.credit >= 0n && this.instret >= this.credit ? RUN_STATE_THROTTLED : RUN_STATE_RUNNING;
-    return { instret: this.instret, jitInstret: 0n, credit: this.credit, heartbeatMs: Date.now(), busyUs: this.busyUs, state, ramResidentBytes: -1 };
+    return { instret: this.instret, jitInstret: 0n, credit: this.credit, heartbeatMs: Date.now(), busyUs: this.busyUs, state, ramResidentBytes: -1, boots: 0, consoleBytes: 0 };
   }
   setCredit(c: bigint): void {
     this.credit = c;

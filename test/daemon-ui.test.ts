@@ -118,6 +118,12 @@ describe('static files without a token', () => {
       ['/ui/vendor/xterm.css', /^text\/css; charset=utf-8$/, '@xterm/xterm/css/xterm.css'],
       ['/ui/vendor/addon-fit.mjs', /^text\/javascript; charset=utf-8$/, '@xterm/addon-fit/lib/addon-fit.mjs'],
       ['/ui/vendor/xterm.mjs.map', /^application\/json/, '@xterm/xterm/lib/xterm.mjs.map'],
+      ['/ui/views.js', /^text\/javascript; charset=utf-8$/],
+      ['/ui/form.js', /^text\/javascript; charset=utf-8$/],
+      ['/ui/charts.js', /^text\/javascript; charset=utf-8$/],
+      ['/ui/format.js', /^text\/javascript; charset=utf-8$/],
+      ['/ui/vendor/uPlot.esm.js', /^text\/javascript; charset=utf-8$/, 'uplot/dist/uPlot.esm.js'],
+      ['/ui/vendor/uPlot.min.css', /^text\/css; charset=utf-8$/, 'uplot/dist/uPlot.min.css'],
     ];
     for (const [path, type, pkgFile] of files) {
       const r = await get(path);
@@ -132,6 +138,10 @@ describe('static files without a token', () => {
     assert.match(app, /from '\.\/vendor\/xterm\.mjs'/);
     assert.match(app, /tsvisor\.bearer\./);
     assert.doesNotMatch(app, /https?:\/\//, 'no external hosts');
+    assert.match((await get('/ui/vendor/uPlot.esm.js')).text, /export\s*\{\s*uPlot as default\s*\}/);
+    for (const m of ['views.js', 'form.js', 'charts.js', 'format.js']) {
+      assert.doesNotMatch((await get(`/ui/${m}`)).text, /https?:\/\//, `${m}: no external hosts`);
+    }
   });
 
   test('unknown files, other methods, paths that try to leave /ui/', async () => {

@@ -210,6 +210,21 @@ test('virt FDT decompiles cleanly with dtc and describes the machine', { skip: !
   assert.deepEqual(cells(node(t, '/soc/virtio_mmio@10003000').props.get('interrupt-parent')), [plicPh]);
 });
 
+test('/chosen/rng-seed carries the seed given, and is absent without one', { skip: !HAS_DTC && 'dtc not installed' }, () => {
+  const seed = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+  const withSeed = buildVirtFdt({ ramSize: 64 << 20, rngSeed: seed });
+  assert.ok(withSeed.ok);
+  const { dts, stderr, status } = decompile(withSeed.dtb);
+  assert.equal(status, 0, stderr);
+  // dtc shows a property whose length is a multiple of 4 as big-endian cells.
+  const want: number[] = [];
+  for (let i = 0; i < 32; i += 4) want.push(((seed[i]! << 24) | (seed[i + 1]! << 16) | (seed[i + 2]! << 8) | seed[i + 3]!) >>> 0);
+  assert.deepEqual(cells(node(parseDts(dts), '/chosen').props.get('rng-seed')), want);
+  const without = buildVirtFdt({ ramSize: 64 << 20 });
+  assert.ok(without.ok);
+  assert.equal(node(parseDts(decompile(without.dtb).dts), '/chosen').props.has('rng-seed'), false);
+});
+
 test('devices left out of the list are not described', { skip: !HAS_DTC && 'dtc not installed' }, () => {
   const r = buildVirtFdt({ ramSize: 64 << 20, devices: ['clint'], mmuType: 'riscv,sv39', harts: 2 });
   assert.ok(r.ok);

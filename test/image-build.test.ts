@@ -5,7 +5,7 @@
 // guest, else a temporary directory that is removed afterwards.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, mkdtempSync, openSync, readSync, closeSync, readFileSync, rmSync, statSync, existsSync, symlinkSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -111,6 +111,36 @@ test('an unreachable mirror fails with a one-line ImageBuildError', { timeout: 1
       (e: unknown) => e instanceof ImageBuildError && !e.message.includes('\n') && /apt-get update failed/.test(e.message),
     );
     assert.equal(existsSync(join(dir, 'guest')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a cache of the previous format gets a new initramfs from its own modules and busybox, with no download', { timeout: 10 * 60_000 }, async (t) => {
+  const src = await checkCachedGuest(defaultCacheDir());
+  if (!src) return t.skip('no cached default guest to start from');
+  const g = join(defaultCacheDir(), 'guest');
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-image-'));
+  try {
+    // The old cache: the same kernel, modules and busybox (linked, not copied), a manifest of format 5.
+    const old = join(dir, 'guest');
+    mkdirSync(old);
+    const man = JSON.parse(readFileSync(join(g, 'manifest.json'), 'utf8'));
+    for (const rel of [man.files.kernel.path, man.files.busybox.path, man.modulesDir.split('/')[0]]) symlinkSync(join(g, rel), join(old, rel));
+    copyFileSync(join(g, man.files.initrd.path), join(old, man.files.initrd.path));
+    writeFileSync(join(old, 'manifest.json'), JSON.stringify({ ...man, format: 5 }));
+    assert.equal(await checkCachedGuest(dir), undefined, 'format 5 is not current');
+    const lines: string[] = [];
+    // An unreachable mirror: anything beyond the local refresh would fail.
+    const fresh = await ensureDefaultGuest({ cacheDir: dir, mirror: 'http://127.0.0.1:9/debian', progress: false, log: (s) => lines.push(s) });
+    assert.match(lines.join('\n'), /updating the default guest's initramfs \(cache format 5 -> 6\)/);
+    assert.doesNotMatch(lines.join('\n'), /apt|download/i);
+    const entries = readCpio(gunzipSync(readFileSync(fresh.initrd)));
+    const paths = new Set(entries.map((e) => e.path));
+    assert.ok(paths.has('sbin/tsvisor-buttons'), 'the buttons handler');
+    for (const m of ['virtio_input.ko', 'evdev.ko']) assert.ok([...paths].some((p) => p.endsWith(`/${m}`)), m);
+    assert.equal((await readGuestManifest(dir))?.format, 6);
+    assert.deepEqual(await checkCachedGuest(dir), fresh, 'valid now');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -227,6 +227,26 @@ describe('web console in chromium', { skip }, () => {
     await waitScreen('the shell after Ctrl-C', /^back-42$/, 60_000);
   });
 
+  test('bug 7: stty size in the guest matches the terminal, also after a resize', { timeout: 240_000 }, async () => {
+    for (const viewport of [{ width: 1400, height: 900 }, { width: 1000, height: 700 }]) {
+      await page.setViewportSize(viewport);
+      await page.evaluate(() => window.dispatchEvent(new Event('resize')));
+      const rows = await page.locator('#term .xterm-rows > div').count();
+      // The size travels page -> daemon -> guest while the page goes on: ask until the guest has it.
+      let cols = 0;
+      await until(`stty size to say ${rows} rows`, async () => {
+        await typeLine('clear; stty size');
+        await waitScreen('stty size', /^\d+ \d+$/, 60_000);
+        const m = /^(\d+) (\d+)$/m.exec(await screen())!;
+        cols = Number(m[2]);
+        return Number(m[1]) === rows;
+      }, 120_000, 500);
+      // The guest's idea of the width: a line of exactly that many characters fills one row, no more.
+      await typeLine(`clear; printf "%0${cols}dE\\n" 0`);
+      await waitScreen(`a row of ${cols} zeros, then the E on the next row`, new RegExp(`^0{${cols}}\\nE$`), 60_000);
+    }
+  });
+
   test('phone width: every action button is on screen; no errors, no failed requests', { timeout: 60_000 }, async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.evaluate(() => window.dispatchEvent(new Event('resize')));

@@ -11,13 +11,16 @@ import { parseDiskSpec } from './disk-spec.js';
 import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'snapshots', 'rm-snapshot'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'reboot', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'snapshots', 'rm-snapshot', 'gdb'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
 Commands that talk to a running 'tsvisor serve':
   create NAME [options]   define a VM (see below), or --config FILE.json
-  start|pause|resume|stop|kill NAME
+  start|pause|resume|kill NAME
+  stop NAME [--timeout S] graceful stop: the guest's power button, then a hard
+                          stop after S seconds (default 30; 0 = at once)
+  reboot NAME [--timeout S]  graceful reboot: the restart key, then a reset
   rm NAME [--force]       delete a VM (--force: kill it first if running)
   ls                      list VMs
   inspect NAME            the VM's definition and state (JSON)
@@ -33,6 +36,9 @@ Commands that talk to a running 'tsvisor serve':
   rm-snapshot NAME        delete a snapshot no VM is defined from
   clone --daemon SNAP --count N [--prefix P] [--no-start]
                           define (and start) N clones of a daemon snapshot
+  gdb NAME --listen HOST:PORT
+                          bridge the VM's GDB stub (created with --gdb) to a
+                          local port: gdb-multiarch's "target remote HOST:PORT"
 
 Daemon options:
   --socket PATH           the daemon's Unix socket (default as 'tsvisor serve')
@@ -51,6 +57,7 @@ Create options:
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
   --cpu-cap F             at most this fraction of one host core (e.g. 0.5)
   --deterministic         guest time follows the instruction count
+  --gdb                   a GDB stub (attach with 'tsvisor gdb NAME --listen')
   --jit on|off            translate hot guest code (default on)
   --restart POLICY[:N]    no, on-failure[:max retries] or always
   --isolation thread|process
@@ -82,7 +89,7 @@ function daemonOptions() {
   } as const;
 }
 
-function target(values: { socket?: string; url?: string; 'token-file'?: string }): Target {
+export function target(values: { socket?: string; url?: string; 'token-file'?: string }): Target {
   if (values.url !== undefined) {
     let url: URL;
     try {
@@ -105,7 +112,7 @@ function target(values: { socket?: string; url?: string; 'token-file'?: string }
   return { socketPath, where: socketPath };
 }
 
-function call(t: Target, method: string, path: string, body?: unknown): Promise<Reply> {
+export function call(t: Target, method: string, path: string, body?: unknown): Promise<Reply> {
   const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const headers: Record<string, string | number> = {};
   if (data) {
@@ -136,7 +143,7 @@ function call(t: Target, method: string, path: string, body?: unknown): Promise<
 }
 
 /** The reply's JSON, or a UserError carrying the daemon's message. */
-function expectOk(r: Reply): unknown {
+export function expectOk(r: Reply): unknown {
   if (r.status >= 200 && r.status < 300) {
     if (r.body.length === 0) return null;
     return JSON.parse(r.body.toString('utf8')) as unknown;
@@ -156,14 +163,21 @@ function oneName(positionals: string[], cmd: string): string {
   return positionals[0];
 }
 
-const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
+export const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent(name)}${rest}`;
 
 export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
   if (cmd === 'create') return createCommand(args, io);
-  // --force is only meaningful for rm; other commands refuse it.
-  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' }, 'disk-overlay': { type: 'boolean' } }, true);
+  if (cmd === 'gdb') return gdbCommand(args, io);
+  // --force is only meaningful for rm, --timeout for stop and reboot, --disk-overlay for snapshot; other commands refuse them.
+  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' }, timeout: { type: 'string' }, 'disk-overlay': { type: 'boolean' } }, true);
   if (values.force !== undefined && cmd !== 'rm') throw new UsageError(`unknown option '--force' for 'tsvisor ${cmd}'`);
+  if (values.timeout !== undefined && cmd !== 'stop' && cmd !== 'reboot') throw new UsageError(`unknown option '--timeout' for 'tsvisor ${cmd}'`);
   if (values['disk-overlay'] !== undefined && cmd !== 'snapshot') throw new UsageError(`unknown option '--disk-overlay' for 'tsvisor ${cmd}'`);
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!/^\d+$/.test(values.timeout) || timeout > 3600) throw new UsageError(`invalid --timeout '${values.timeout}': whole seconds from 0 to 3600`);
+  }
   if (values.help) {
     io.stdout.write(CLIENT_HELP);
     return 0;
@@ -236,8 +250,11 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
     }
     default: {
       const name = oneName(positionals, cmd);
-      const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`))) as { state: string };
-      io.stdout.write(`${name}: ${vm.state}\n`);
+      const body = timeout === undefined ? undefined : { timeout };
+      const vm = expectOk(await call(t, 'POST', vmPath(name, `/${cmd}`), body)) as { state: string; lastExit?: string | null };
+      // A stop says how the guest ended: "guest powered off" after a graceful stop.
+      const how = cmd === 'stop' && vm.lastExit ? ` (${vm.lastExit})` : '';
+      io.stdout.write(`${name}: ${vm.state}${how}\n`);
       return 0;
     }
   }
@@ -261,6 +278,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       'cpu-weight': { type: 'string' },
       'cpu-cap': { type: 'string' },
       deterministic: { type: 'boolean' },
+      gdb: { type: 'boolean' },
       jit: { type: 'string' },
       restart: { type: 'string' },
       isolation: { type: 'string' },
@@ -312,6 +330,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   }
   if (Object.keys(cpu).length > 0) body.cpu = cpu;
   if (values.deterministic) body.deterministic = true;
+  if (values.gdb) body.gdb = true;
   if (values.jit !== undefined) {
     if (values.jit !== 'on' && values.jit !== 'off') throw new UsageError(`invalid --jit '${values.jit}': expected on or off`);
     body.jit = values.jit === 'on';
@@ -378,6 +397,14 @@ async function consoleCommand(t: Target, name: string, io: MainIo): Promise<numb
     },
   });
   ws.on('message', (d: Buffer) => remote.emit('output', new Uint8Array(d)));
+  // The guest's console (hvc0) takes this terminal's size, now and at each change.
+  const sendSize = () => {
+    const { columns, rows } = process.stdout;
+    if (process.stdout.isTTY && columns > 0 && rows > 0 && ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: columns, rows }));
+  };
+  sendSize();
+  process.stdout.on('resize', sendSize);
+  ws.on('close', () => process.stdout.off('resize', sendSize));
   ws.on('close', (_code: number, reason: Buffer) => resolveExit({ code: 0, reason: reason.toString() || 'closed' }));
   const done = attachConsole(remote as unknown as import('../vm/vm-handle.js').VmHandle, process, { handleProcessEvents: true });
   const code = await done;
@@ -404,5 +431,67 @@ export async function daemonCloneCommand(args: string[], io: MainIo): Promise<nu
   const t = target(values);
   const r = expectOk(await call(t, 'POST', `/v1/snapshots/${encodeURIComponent(positionals[0])}/clones`, body)) as { vms: { name: string; state: string }[] };
   for (const vm of r.vms) io.stdout.write(`${vm.name}: ${vm.state}\n`);
+  return 0;
+}
+
+/**
+ * `tsvisor gdb NAME --listen HOST:PORT`: a local TCP port for gdb-multiarch,
+ * each connection bridged to the daemon's WebSocket /v1/vms/NAME/gdb (the
+ * daemon acknowledges packets and checks the token). Runs until interrupted.
+ */
+async function gdbCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions('tsvisor gdb', args, { ...daemonOptions(), listen: { type: 'string' } }, true);
+  if (values.help) {
+    io.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  const name = oneName(positionals, 'gdb');
+  const { parseGdbAddress } = await import('./gdb-listen.js');
+  const addr = values.listen === undefined ? null : parseGdbAddress(values.listen);
+  if (!addr) throw new UsageError(`'tsvisor gdb' needs --listen HOST:PORT${values.listen === undefined ? '' : ` (got '${values.listen}')`}`);
+  const t = target(values);
+  const [{ WebSocket }, { createServer }] = await Promise.all([import('ws'), import('node:net')]);
+  const path = vmPath(name, '/gdb');
+  const url = t.url ? `${t.url.protocol === 'https:' ? 'wss' : 'ws'}://${t.url.host}${path}` : `ws+unix://${t.socketPath}:${path}`;
+  let busy = false;
+  const server = createServer((sock) => {
+    if (busy) {
+      sock.end();
+      return;
+    }
+    busy = true;
+    sock.pause();
+    const ws = new WebSocket(url, { headers: t.token ? { authorization: `Bearer ${t.token}` } : {} });
+    const end = (why?: string) => {
+      if (why) io.stderr.write(`tsvisor: gdb: ${why}\n`);
+      sock.destroy();
+      ws.terminate();
+      busy = false;
+    };
+    ws.once('open', () => {
+      sock.on('data', (d: Buffer) => ws.send(d, { binary: true }));
+      sock.resume();
+    });
+    ws.on('message', (d: Buffer) => sock.write(d));
+    ws.once('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => end(`the daemon refused (${res.statusCode}): ${Buffer.concat(chunks).toString().slice(0, 300)}`));
+    });
+    ws.on('close', () => end());
+    ws.on('error', (e: Error) => end(`cannot reach the daemon at ${t.where}: ${e.message}`));
+    sock.on('close', () => end());
+    sock.on('error', () => end());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new UserError(`cannot listen on ${addr.host}:${addr.port}: ${e.message}`)));
+    server.listen(addr.port, addr.host, () => resolve());
+  });
+  io.stderr.write(`tsvisor: gdb for VM '${name}' on ${addr.host}:${addr.port} (Ctrl-C ends)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  server.close();
   return 0;
 }

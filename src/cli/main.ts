@@ -9,6 +9,7 @@ import { parseUserNetOptions } from '../net/user/options.js';
 import { UsageError, UserError, parseOptions, type MainIo } from './args.js';
 import { parseDiskSpec, MAX_DISKS, type DiskSpec } from './disk-spec.js';
 import { classifyExecutable } from '../machine/loader.js';
+import { parseGdbAddress } from './gdb-listen.js';
 
 export { UsageError, UserError, parseOptions, type MainIo } from './args.js';
 export { parseDiskSpec, MAX_DISKS, type DiskSpec } from './disk-spec.js';
@@ -27,9 +28,10 @@ Commands:
   image create   create a blank raw/qcow2 disk or a qcow2 overlay
   image info     show a disk's format, size, allocation and backing chain
   clone SNAP     start clones of a snapshot in the background (--count N)
+  migrate VM     live-migrate a running VM to another daemon (--to URL)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, kill, rm, ls, inspect, console, logs, stats,
-  snapshot, snapshots, rm-snapshot
+  create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats,
+  snapshot, snapshots, rm-snapshot, gdb
                  manage VMs and snapshots through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
@@ -81,7 +83,8 @@ Options:
                      default: System.map-VERSION or System.map next to the
                      kernel; "none" turns the watch off
   --stall-timeout SECS  fail a guest that runs this long without taking an
-                     interrupt or idling (a hang; default 60, 0 = off)
+                     interrupt or idling (a hang; 0 = off; default 60 when
+                     the kernel's panic() cannot be watched, else off)
   --stats            print execution statistics at exit (and on SIGUSR1)
   --mirror URI       Debian mirror for building the default guest
   --restore DIR      restore the snapshot in DIR instead of booting (the machine,
@@ -99,6 +102,13 @@ Options:
                      when the guest has retired exactly N instructions
   --input-script FILE  console input at exact instruction counts: a JSON array
                      of {"instret": N, "data": "text"} (reproducible sessions)
+  --gdb tcp:HOST:PORT  a GDB remote stub on this address (e.g. tcp:127.0.0.1:1234;
+                     attach with gdb-multiarch: target remote HOST:PORT)
+  --gdb-wait         with --gdb: hold the guest before its first instruction
+                     until a debugger attaches and continues
+  --gdb-checkpoint-every N  with --gdb --deterministic: keep a checkpoint every
+                     N instructions (a multiple of 2000000; default 10000000;
+                     0 = no reverse execution) for reverse-stepi/-continue
   -h, --help         show this help
 
 Console: C-a x quits, C-a s takes a snapshot (with --snapshot-dir), C-a h shows
@@ -186,9 +196,11 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
-    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'kill':
+    case 'migrate':
+      return (await import('./migrate-cmd.js')).migrateCommand(rest, io);
+    case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'reboot': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
-    case 'snapshots': case 'rm-snapshot':
+    case 'snapshots': case 'rm-snapshot': case 'gdb':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
@@ -369,6 +381,8 @@ export interface RunOptions {
   snapshotAt?: number;
   /** JSON file of console input keyed to instruction counts. */
   inputScript?: string;
+  /** --gdb address, --gdb-wait and --gdb-checkpoint-every. */
+  gdb?: { host: string; port: number; wait: boolean; checkpointEvery?: number };
 }
 
 /**
@@ -407,9 +421,28 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     'snapshot-dir': { type: 'string' },
     'snapshot-at': { type: 'string' },
     'input-script': { type: 'string' },
+    gdb: { type: 'string' },
+    'gdb-wait': { type: 'boolean' },
+    'gdb-checkpoint-every': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) return 'help';
+  let gdb: RunOptions['gdb'];
+  if (values.gdb !== undefined) {
+    const addr = parseGdbAddress(values.gdb);
+    if (!addr) throw new UsageError(`invalid --gdb '${values.gdb}': expected tcp:HOST:PORT, like tcp:127.0.0.1:1234`);
+    let checkpointEvery: number | undefined;
+    const every = values['gdb-checkpoint-every'];
+    if (every !== undefined) {
+      checkpointEvery = /^\d+$/.test(every) ? Number(every) : NaN;
+      if (!Number.isSafeInteger(checkpointEvery) || checkpointEvery % 2_000_000 !== 0) {
+        throw new UsageError(`invalid --gdb-checkpoint-every '${every}': expected a multiple of 2000000 (0 = none)`);
+      }
+    }
+    gdb = { ...addr, wait: values['gdb-wait'] === true, checkpointEvery };
+  } else if (values['gdb-wait'] || values['gdb-checkpoint-every'] !== undefined) {
+    throw new UsageError(`--${values['gdb-wait'] ? 'gdb-wait' : 'gdb-checkpoint-every'} needs --gdb tcp:HOST:PORT`);
+  }
   if (values['system-map'] === '') throw new UsageError('--system-map needs a file name (or none)');
   let stallTimeoutMs: number | undefined;
   if (values['stall-timeout'] !== undefined) {
@@ -500,6 +533,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     snapshotDir: values['snapshot-dir'],
     snapshotAt,
     inputScript: values['input-script'],
+    gdb,
   };
 }
 
@@ -607,6 +641,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     nicSpecs: opts.netTexts ?? (opts.deterministic ? [] : ['user']),
     snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
     inputScript,
+    gdb: opts.gdb ? { wait: opts.gdb.wait, checkpointEvery: opts.gdb.checkpointEvery } : undefined,
   };
   return startLocked(config, nics, opts, io);
 }
@@ -648,8 +683,29 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
     }
   };
   if (snapshot) process.on('SIGUSR2', () => void snapshot().then((m) => io.stderr.write(`tsvisor: ${m}\n`)));
+  if (opts.gdb) {
+    const { listenForGdb } = await import('./gdb-listen.js');
+    const addr = opts.gdb;
+    try {
+      await listenForGdb(vm, addr, (line) => io.stderr.write(`tsvisor: ${line}\n`));
+    } catch (e) {
+      throw new UserError(`cannot listen for gdb on ${addr.host}:${addr.port}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    io.stderr.write(`tsvisor: gdb stub listening on ${addr.host}:${addr.port}${addr.wait ? ' (the guest waits for it)' : ''}\n`);
+  }
   const done = attachConsole(vm, process, { handleProcessEvents: true, snapshot });
   vm.start();
+  // The guest's hvc0 takes this terminal's size (with console=hvc0 its shell uses it);
+  // a deterministic guest is not told, so it runs the same on any terminal.
+  if (process.stdout.isTTY && !opts.deterministic) {
+    const tell = () => {
+      const { columns, rows } = process.stdout;
+      if (columns > 0 && rows > 0) vm.command({ type: 'consoleSize', cols: columns, rows }).catch(() => {});
+    };
+    tell();
+    process.stdout.on('resize', tell);
+    void vm.exited.then(() => process.stdout.off('resize', tell));
+  }
   return done;
 }
 
@@ -735,6 +791,7 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
     nicSpecs: texts,
     snapshotAt: opts.snapshotAt === undefined ? undefined : { instret: opts.snapshotAt, dir: resolvePath(opts.snapshotDir!) },
     inputScript,
+    gdb: opts.gdb ? { wait: opts.gdb.wait, checkpointEvery: opts.gdb.checkpointEvery } : undefined,
   };
   return startLocked(config, nics, opts, io); // a restore locks the snapshot's disks as a boot does
 }

@@ -4,12 +4,14 @@
 import {
   priv, mstatus, medeleg, mideleg, mie, mipSw, mtvec, mscratch, mepc, mcause, mtval, mcounteren, menvcfg,
   stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, instret, misaValue,
-  breakBatch, curInsnBits, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_UBE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV,
+  breakBatch, curInsnBits, instretDelta, cycleDelta, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_UBE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV,
   MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR, MS_UXL, MS_SXL, MS_SD, S_INTERRUPTS, currentTime, EXC_ILLEGAL,
 } from './hart';
 import { STATE, FFLAGS_OFF, FRM_OFF, FS_DIRTY_OFF } from './state';
 import { raiseException, effectiveMip, updateTimerLines } from './trap';
 import { updateTlbSets, tlbFlushAll } from './mmu';
+import { pmpCfgRead, pmpCfgWrite, pmpAddrRead, pmpAddrWrite, PMP_COUNT } from './pmp';
+import { trigCsrRead, trigCsrWrite } from './triggers';
 
 const SSTATUS_MASK: u64 = MS_SIE | MS_SPIE | MS_UBE | MS_SPP | MS_FS | MS_SUM | MS_MXR | MS_UXL | MS_SD;
 const MSTATUS_WRITABLE: u64 =
@@ -78,9 +80,9 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
     case 0x002: if (fsOff()) return illegal(); return <u64>load<u32>(STATE + FRM_OFF);
     case 0x003: if (fsOff()) return illegal();
       return <u64>(load<u32>(STATE + FFLAGS_OFF) | (load<u32>(STATE + FRM_OFF) << 5));
-    case 0xc00: if (!counterAllowed(0)) return illegal(); return instret;
+    case 0xc00: if (!counterAllowed(0)) return illegal(); return instret + cycleDelta;
     case 0xc01: if (!counterAllowed(1)) return illegal(); return currentTime();
-    case 0xc02: if (!counterAllowed(2)) return illegal(); return instret;
+    case 0xc02: if (!counterAllowed(2)) return illegal(); return instret + instretDelta;
     case 0x100: return readMstatus() & SSTATUS_MASK;
     case 0x104: return mie & mideleg;
     case 0x105: return stvec;
@@ -112,21 +114,31 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
     case 0x342: return mcause;
     case 0x343: return mtval;
     case 0x344: return effectiveMip();
-    case 0xb00: return instret;
-    case 0xb02: return instret;
+    case 0xb00: return instret + cycleDelta;
+    case 0xb02: return instret + instretDelta;
+    case 0x7a0: case 0x7a1: case 0x7a2: case 0x7a3: case 0x7a4: return trigCsrRead(csr);
     case 0xf11: return 0; // mvendorid
     case 0xf12: return 0; // marchid
     case 0xf13: return 0; // mimpid
     case 0xf14: return mhartid;
     case 0xf15: return 0; // mconfigptr
   }
-  // hpmcounter3..31 (read zero, gated like the others), mhpmcounter/mhpmevent, PMP: present, read zero.
+  // pmpcfg0/2 (odd numbers do not exist on RV64), pmpaddr0..15; entries 16..63 are not implemented: zero.
+  if (csr >= 0x3a0 && csr <= 0x3af) {
+    if ((csr & 1) != 0) return illegal();
+    const n = csr - 0x3a0;
+    return n * 4 < PMP_COUNT ? pmpCfgRead(n) : 0;
+  }
+  if (csr >= 0x3b0 && csr <= 0x3ef) {
+    const i = csr - 0x3b0;
+    return i < PMP_COUNT ? pmpAddrRead(i) : 0;
+  }
+  // hpmcounter3..31 (read zero, gated like the others), mhpmcounter/mhpmevent: present, read zero.
   if (csr >= 0xc03 && csr <= 0xc1f) {
     if (!counterAllowed(csr - 0xc00)) return illegal();
     return 0;
   }
   if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) return 0;
-  if (csr >= 0x3a0 && csr <= 0x3ef) return 0;
   return illegal();
 }
 
@@ -200,8 +212,32 @@ export function csrWrite(csr: u32, v: u64): void {
       mipSw = (mipSw & ~MIP_WRITABLE) | (v & MIP_WRITABLE);
       breakBatch = true;
       return;
+    // The counters read instret plus a delta: the writing instruction itself
+    // still counts on top of the value written (as QEMU counts it), and
+    // deterministic time, which follows instret, is unaffected.
+    case 0xb00: cycleDelta = v - instret; return;
+    case 0xb02: instretDelta = v - instret; return;
+  }
+  if (csr >= 0x7a0 && csr <= 0x7a4) {
+    if (trigCsrWrite(csr, v)) protectionChanged();
+    return;
+  }
+  if (csr >= 0x3a0 && csr <= 0x3af) {
+    const n = csr - 0x3a0;
+    if (n * 4 < PMP_COUNT && pmpCfgWrite(n, v)) protectionChanged();
+    return;
+  }
+  if (csr >= 0x3b0 && csr <= 0x3bf) {
+    if (pmpAddrWrite(csr - 0x3b0, v)) protectionChanged();
+    return;
   }
   // The rest are read-only zero or WARL-zero registers: writes are dropped.
+}
+
+/** PMP or a trigger changed: cached translations (TLB entries, block links) may now be wrong. */
+function protectionChanged(): void {
+  tlbFlushAll();
+  breakBatch = true;
 }
 
 export { PRV_S };

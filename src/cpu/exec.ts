@@ -457,7 +457,7 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
   if (f5 != 0x03 && f5 != 0x01 && f5 != 0x00 && f5 != 0x04 && f5 != 0x0c && f5 != 0x08 &&
       f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return false; }
   if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return false; }
-  const pa = translateAmo(va);
+  const pa = translateAmo(va, <u32>size, f5 != 0x03);
   if (trapped) return false;
   const h = hostOf(pa);
   const b = getX(rs2);

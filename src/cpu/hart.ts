@@ -60,8 +60,11 @@ export const EXC_STORE_PAGE: u32 = 15;
 
 export let pc: u64 = 0;
 export let priv: u32 = PRV_M;
-/** Retired-instruction count; also the cycle counter. */
+/** Retired-instruction count (drives deterministic time and budgets; never written by the guest). */
 export let instret: u64 = 0;
+/** What M-mode writes to minstret and mcycle changed: they read instret plus these. */
+export let instretDelta: u64 = 0;
+export let cycleDelta: u64 = 0;
 
 export let mstatus: u64 = 0;
 export let medeleg: u64 = 0;

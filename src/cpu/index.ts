@@ -5,14 +5,17 @@
 import {
   pc, priv, instret, mipHw, breakBatch, exitReason, trapped, timeNow, deterministic, timeSkew, ecallHookMask,
   ramSize, mhartid, mtimecmp, stimecmp, menvcfg, reservation, PRV_M, currentTime, jitEnabled, DET_INSNS_PER_TICK,
-  curInsnBits,
+  curInsnBits, instretDelta, cycleDelta,
 } from './hart';
+import { pmpReset } from './pmp';
+import { trigReset, trigHostSet, trigHostHit, trigGet } from './triggers';
+export { trigLegal } from './triggers';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
-import { tlbFlushAll, updateTlbSets, fetchInsn } from './mmu';
+import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
-import { bpHit, bpTake } from './breakpoints';
+import { bpHit, bpTake, wpResetHit } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
@@ -22,7 +25,18 @@ export {
 export { EXIT_WFI } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
-export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
+export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver, wpSet, watchKind, watchAddr } from './breakpoints';
+
+/** Host debugger triggers (see triggers.ts): set or free trigger i, then flush the TLBs. */
+export function trigSet(i: u32, kinds: u32, address: u64, napot: bool): void {
+  trigHostSet(i, kinds, address, napot);
+  tlbFlushAll();
+  breakBatch = true;
+}
+/** tdata1 (which = 1) or tdata2 (which = 2) of trigger i. */
+export function trigRead(i: u32, which: u32): u64 { return trigGet(i, which); }
+/** The host trigger that made run() return EXIT_BREAKPOINT, or -1 (a pc breakpoint). */
+export function trigLastHit(): i32 { return trigHostHit; }
 
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
@@ -42,6 +56,10 @@ export function reset(ram: u64, hartId: u64, entry: u64): void {
   reservation = 0xffffffffffffffff;
   trapped = false;
   exitReason = EXIT_NONE;
+  instretDelta = 0;
+  cycleDelta = 0;
+  pmpReset();
+  trigReset();
   tlbFlushAll();
   updateTlbSets();
   initRvcTable();
@@ -72,6 +90,8 @@ function nextEventInstret(): u64 {
  */
 export function run(budget: u32): u32 {
   exitReason = EXIT_NONE;
+  trigHostHit = -1;
+  wpResetHit();
   const end = instret + <u64>budget;
   while (true) {
     updateTimerLines();
@@ -113,7 +133,15 @@ export function run(budget: u32): u32 {
               pc = load<u64>(STATE + PC_OFF);
               jitInstructions += <u64>n;
               if (trapped) {
-                takePendingException();
+                if (bpHit) {
+                  // A host trigger stopped the access: the block counted that instruction
+                  // as it counts one that traps, but a stop retires nothing.
+                  instret--;
+                  jitInstructions--;
+                  bpTake();
+                } else {
+                  takePendingException();
+                }
                 break;
               }
               if (breakBatch) break;
@@ -207,6 +235,8 @@ export function hostWriteCsr(csr: u32, v: u64): void {
   updateTlbSets();
 }
 export function flushTlb(): void { tlbFlushAll(); }
+/** Live migration: clear the dirty page map and the store TLB (see DIRTY_PAGE). */
+export function dirtyLogRestart(): void { mmuDirtyLogRestart(); }
 
 // Snapshot access to the hart's module globals (see persist.ts).
 export { cpuStateFieldCount, cpuStateGet, cpuStateSet, cpuStateRestored } from './persist';

@@ -63,6 +63,12 @@ export const TLB_BASE: u32 = 0x110000;
 export const TLB_SIZE: u32 = 1024;
 /** Expansion of every 16-bit encoding (u32 each), filled once at reset. */
 export const RVC_TABLE: u32 = 0x140000;
+/** Debugger: pc breakpoints, DEBUG_BP_MAX guest virtual addresses (u64 each; a slot is used when its bit is set in the core's mask). */
+export const DEBUG_BP: u32 = 0x180000;
+export const DEBUG_BP_MAX: u32 = 64;
+/** Debugger: watchpoints, DEBUG_WP_MAX entries of {first byte u64, last byte u64, kind u64 (1 read, 2 write, 3 both), pad}. */
+export const DEBUG_WP: u32 = 0x180400;
+export const DEBUG_WP_MAX: u32 = 16;
 /** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
 export const JIT_HOT: u32 = 0x1c0000;
 export const JIT_HOT_SIZE: u32 = 16384;
@@ -76,6 +82,12 @@ export const JIT_HASH_SIZE: u32 = 65536;
 /** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */
 export const JIT_LINKS: u32 = 0xa00000;
 export const JIT_LINKS_MAX: u32 = 0x20000;
+/**
+ * Per guest-RAM page: u8, 1 once the page was written (slow-path stores, AMOs, page-table
+ * A/D updates, device DMA). Live migration clears it to start a round; the store TLB is
+ * flushed with it, so the next store to each page takes the slow path once and marks it.
+ */
+export const DIRTY_PAGE: u32 = 0xe00000;
 
 /** Guest RAM (guest physical 0x8000_0000) starts at 16 MiB in linear memory. */
 export const RAM_HOST: u32 = 0x1000000;

@@ -7,10 +7,16 @@
 // permission outcome cannot change without an sfence.vma/satp write are
 // cached: S-mode access to U pages (depends on SUM) and loads that rely on MXR
 // always take the slow path, so SUM/MXR toggles need no flush.
+//
+// PMP (./pmp) is checked on the slow path, on the physical address, with the
+// access's effective privilege; page-table reads are checked as S-mode loads.
+// A page is cached only if one PMP entry decides all of it, and only for
+// the access kind and privilege that passed; PMP writes flush the TLBs. Pages
+// watched by a trigger (./triggers) are not cached for the watched kind.
 
 import {
   TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF,
-  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE,
 } from './state';
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
@@ -22,9 +28,11 @@ import {
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
   trapped, breakBatch,
 } from './hart';
-import { raiseException } from './trap';
+import { raiseException } from './exception';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
-import { bpFreePage, bpCheck } from './breakpoints';
+import { bpFreePage, bpCheck, wpAny, wpCheck, wpFreePage, WATCH_READ, WATCH_WRITE } from './breakpoints';
+import { pmpAllows, pmpPageUniform } from './pmp';
+import { trigCheck, trigPageFree, TRIG_EXEC, TRIG_LOAD, TRIG_STORE } from './triggers';
 
 @external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
@@ -58,10 +66,16 @@ let lastCacheable: bool = false;
 /** The last translation came from a megapage or gigapage leaf. */
 let lastSuperpage: bool = false;
 /**
- * Some TLB entry was filled from a superpage. The TLB holds 4 KiB pieces, so an
- * sfence.vma of one address must then drop everything (the leaf covers many pieces).
+ * Virtual page numbers covered by the superpages TLB entries were filled from
+ * (inclusive; empty when lo > hi). The TLB holds 4 KiB pieces, so an sfence.vma
+ * of an address inside a superpage must drop everything (the leaf covers many
+ * pieces); one outside every superpage (a user page, while the kernel's linear
+ * map uses superpages) drops just its own page.
  */
-let tlbHasSuperpage: bool = false;
+let superLo: u64 = 0xffffffffffffffff;
+let superHi: u64 = 0;
+/** Low bits of the address inside the last translation's leaf (0xfff for a 4 KiB page). */
+let lastLeafMask: u64 = 0xfff;
 
 @inline function setBase(kind: u32, set: u32): u32 {
   return TLB_BASE + (kind * 4 + set) * SET_BYTES;
@@ -80,10 +94,22 @@ export function updateTlbSets(): void {
   store<u32>(STATE + TLB_BASES_OFF + 8, tlbStore);
 }
 
-/** A store hit guest RAM at `off`: if translated code came from that page, retire it. */
+/**
+ * A store hit guest RAM at `off`: mark the page dirty (live migration) and, if
+ * translated code came from that page, retire it. Every store to RAM that does
+ * not go through a store TLB entry passes here, and an entry is only filled by
+ * a store that does (see storeSlow), so a page with an entry is already marked.
+ */
 @inline export function noteRamStore(off: u64): void {
   const pg = <u32>(off >> 12);
+  store<u8>(DIRTY_PAGE + pg, 1);
   if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+}
+
+/** Start a dirty-log round: every page clean, and no store TLB entry left to bypass the marking. */
+export function dirtyLogRestart(): void {
+  memory.fill(DIRTY_PAGE, 0, <usize>(ramSize >> 12));
+  memory.fill(setBase(ACC_STORE, 0), 0xff, 4 * SET_BYTES);
 }
 
 export function retireCodePage(pg: u32): void {
@@ -113,17 +139,18 @@ export function protectCodePage(pg: u32): void {
 export function tlbFlushAll(): void {
   bumpLinkEpoch();
   memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
-  tlbHasSuperpage = false;
+  superLo = 0xffffffffffffffff;
+  superHi = 0;
 }
 
 /** sfence.vma with a virtual address: only that page's entries can be stale. */
 export function tlbFlushPage(va: u64): void {
-  if (tlbHasSuperpage) {
+  const vpn = va >> 12;
+  if (vpn >= superLo && vpn <= superHi) {
     tlbFlushAll();
     return;
   }
   bumpLinkEpoch();
-  const vpn = va >> 12;
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
     const e = TLB_BASE + s * SET_BYTES + idx;
@@ -132,7 +159,12 @@ export function tlbFlushPage(va: u64): void {
 }
 
 @inline function tlbFill(base: u32, va: u64, pa: u64): void {
-  if (lastSuperpage) tlbHasSuperpage = true;
+  if (lastSuperpage) {
+    const lo = (va & ~lastLeafMask) >> 12;
+    const hi = (va | lastLeafMask) >> 12;
+    if (lo < superLo) superLo = lo;
+    if (hi > superHi) superHi = hi;
+  }
   const vpn = va >> 12;
   const e = base + ((<u32>vpn & TLB_MASK) << 4);
   store<u64>(e, vpn);
@@ -186,7 +218,7 @@ export function translate(va: u64, access: u32): u64 {
   for (let i: i32 = levels - 1; i >= 0; i--) {
     const shift = 12 + 9 * <u64>i;
     const pteAddr = a + (((va >> shift) & 0x1ff) << 3);
-    if (!isRamPage(pteAddr)) return accessFault(access, va);
+    if (!isRamPage(pteAddr) || !pmpAllows(pteAddr, 8, ACC_LOAD, PRV_S)) return accessFault(access, va);
     const host = <usize>(<u64>RAM_HOST + (pteAddr - RAM_BASE));
     let pte = load<u64>(host);
     // Reserved bits 63..54 (Svnapot/Svpbmt are not offered) must be zero.
@@ -220,11 +252,17 @@ export function translate(va: u64, access: u32): u64 {
     }
     // Hardware A/D update (as QEMU does by default).
     const want = pte | PTE_A | (access == ACC_STORE ? PTE_D : 0);
-    if (want != pte) store<u64>(host, want);
+    if (want != pte) {
+      // The A/D update is an S-mode store to the page table.
+      if (!pmpAllows(pteAddr, 8, ACC_STORE, PRV_S)) return accessFault(access, va);
+      store<u64>(host, want);
+      store<u8>(DIRTY_PAGE + <u32>((pteAddr - RAM_BASE) >> 12), 1);
+    }
     const pageMask: u64 = (<u64>1 << shift) - 1;
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;
     lastSuperpage = i > 0;
+    lastLeafMask = pageMask;
     return pa;
   }
   return pageFault(access, va);
@@ -287,46 +325,84 @@ function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
 
 // ---- virtual access, slow paths ----
 
+/** Translate and check PMP for an access of `size` bytes (within one page); 0 with a trap raised on a fault. */
+function translateChecked(va: u64, size: u32, access: u32): u64 {
+  const pa = translate(va, access);
+  if (trapped) return 0;
+  if (!pmpAllows(pa, size, access, effectivePriv(access))) return accessFault(access, va);
+  return pa;
+}
+
+/** Whether the page of a translation that passed PMP may go into the TLB. */
+@inline function mayCache(pa: u64): bool {
+  return lastCacheable && isRamPage(pa) && pmpPageUniform(pa);
+}
+
 export function loadSlow(va: u64, size: u32): u64 {
+  if (trigCheck(va, size, TRIG_LOAD)) return 0;
+  return loadSlowUnwatched(va, size);
+}
+
+function loadSlowUnwatched(va: u64, size: u32): u64 {
   if ((va & 0xfff) + size > 0x1000) {
     // Crosses a page: assemble byte by byte so each page is translated (and may fault) on its own.
     let v: u64 = 0;
     for (let i: u32 = 0; i < size; i++) {
-      const b = loadSlow(va + i, 1);
+      const b = loadSlowUnwatched(va + i, 1);
       if (trapped) return 0;
       v |= b << (8 * <u64>i);
     }
     return v;
   }
-  const pa = translate(va, ACC_LOAD);
+  const pa = translateChecked(va, size, ACC_LOAD);
   if (trapped) return 0;
-  if (lastCacheable && isRamPage(pa)) tlbFill(tlbLoad, va, pa);
+  if (wpAny() && wpCheck(va, size, WATCH_READ)) return 0;
+  // A watched page stays out of the TLB so each access there comes back here.
+  if (mayCache(pa) && trigPageFree(va, TRIG_LOAD) && (!wpAny() || wpFreePage(va))) tlbFill(tlbLoad, va, pa);
   return physRead(pa, size, va, ACC_LOAD);
 }
 
 export function storeSlow(va: u64, size: u32, v: u64): void {
+  if (trigCheck(va, size, TRIG_STORE)) return;
+  storeSlowUnwatched(va, size, v);
+}
+
+function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
   if ((va & 0xfff) + size > 0x1000) {
-    // Translate both pages first so a fault on the second leaves memory untouched.
-    translate(va, ACC_STORE);
+    // Translate and check both parts first so a fault on the second leaves memory untouched.
+    const firstPart = 0x1000 - <u32>(va & 0xfff);
+    translateChecked(va, firstPart, ACC_STORE);
     if (trapped) return;
-    translate((va | 0xfff) + 1, ACC_STORE);
+    translateChecked((va | 0xfff) + 1, size - firstPart, ACC_STORE);
     if (trapped) return;
+    if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
     for (let i: u32 = 0; i < size; i++) {
-      storeSlow(va + i, 1, v >> (8 * <u64>i));
+      storeSlowUnwatched(va + i, 1, v >> (8 * <u64>i));
       if (trapped) return;
     }
     return;
   }
-  const pa = translate(va, ACC_STORE);
+  const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return;
-  if (lastCacheable && isRamPage(pa) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) tlbFill(tlbStore, va, pa);
+  if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
+  if (mayCache(pa) && trigPageFree(va, TRIG_STORE) && (!wpAny() || wpFreePage(va)) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
+    tlbFill(tlbStore, va, pa);
+  }
   physWrite(pa, size, v, va);
 }
 
-/** Physical address of a store-kind access (AMO, SC), RAM only; 0 with a trap raised otherwise. */
-export function translateAmo(va: u64): u64 {
-  const pa = translate(va, ACC_STORE);
+/**
+ * Physical address of a store-kind access (AMO, SC) of `size` bytes, RAM only;
+ * 0 with a trap raised otherwise. An AMO needs PMP read and write permission
+ * and is watched by both load and store triggers; a debugger's watchpoints see
+ * an AMO as a read and a write (`reads`), an SC as a write.
+ */
+export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
+  if (trigCheck(va, size, TRIG_LOAD | TRIG_STORE)) return 0;
+  const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return 0;
+  if (!pmpAllows(pa, size, ACC_LOAD, effectivePriv(ACC_LOAD))) return accessFault(ACC_STORE, va);
+  if (wpAny() && wpCheck(va, size, reads ? WATCH_READ | WATCH_WRITE : WATCH_WRITE)) return 0;
   if (pa - RAM_BASE >= ramSize) {
     accessFault(ACC_STORE, va);
     return 0;
@@ -395,14 +471,14 @@ export function translateAmo(va: u64): u64 {
 }
 
 function fetchSlow16(va: u64): u32 {
-  const pa = translate(va, ACC_FETCH);
+  const pa = translateChecked(va, 2, ACC_FETCH);
   if (trapped) return 0;
   if (!isRamPage(pa) || pa - RAM_BASE + 2 > ramSize) {
     accessFault(ACC_FETCH, va);
     return 0;
   }
-  // A breakpoint's page stays out of the fetch TLB so each fetch there comes back here.
-  if (lastCacheable && bpFreePage(va)) tlbFill(tlbFetch, va, pa);
+  // A breakpoint's or trigger's page stays out of the fetch TLB so each fetch there comes back here.
+  if (mayCache(pa) && bpFreePage(va) && trigPageFree(va, TRIG_EXEC)) tlbFill(tlbFetch, va, pa);
   return <u32>load<u16>(hostOf(pa));
 }
 
@@ -414,6 +490,8 @@ function fetchSlow16(va: u64): u32 {
 }
 
 function fetchInsnSlow(va: u64): u32 {
+  // An instruction address trigger comes before any fault of the fetch itself.
+  if (trigCheck(va, 1, TRIG_EXEC)) return 0;
   const lo = fetchSlow16(va);
   if (trapped || bpCheck(va)) return 0;
   if ((lo & 3) != 3) return lo;

@@ -8,14 +8,24 @@
 import {
   pc, priv, instret, mstatus, medeleg, mideleg, mie, mipSw, mipHw, mtvec, mscratch, mepc, mcause, mtval, mcounteren,
   menvcfg, stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, mtimecmp, msip, timeNow,
-  deterministic, timeSkew, reservation, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch,
+  deterministic, timeSkew, reservation, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch, instretDelta, cycleDelta,
 } from './hart';
+import { pmpCfgRead, pmpAddrRead, pmpCfgPut, pmpAddrPut, PMP_COUNT } from './pmp';
+import { tselect, setTselect, trigGet, trigPut, TRIG_COUNT } from './triggers';
 import { STATE, FS_DIRTY_OFF } from './state';
 import { updateTlbSets, tlbFlushAll } from './mmu';
 import { jitFlushAll } from './jit';
 
+// Fields 35.. (counter deltas, PMP, triggers) came with the PMP/Sdtrig work:
+// 35 instretDelta, 36 cycleDelta, 37..52 pmpaddr0..15, 53 pmpcfg0, 54 pmpcfg2,
+// 55 tselect, then tdata1, tdata2 of each trigger.
+const F_PMPADDR: u32 = 37;
+const F_PMPCFG: u32 = F_PMPADDR + PMP_COUNT;
+const F_TSELECT: u32 = F_PMPCFG + 2;
+const F_TDATA: u32 = F_TSELECT + 1;
+
 /** Number of fields reachable through cpuStateGet/cpuStateSet. */
-export const CPU_STATE_FIELDS: u32 = 35;
+export const CPU_STATE_FIELDS: u32 = F_TDATA + 2 * TRIG_COUNT;
 
 export function cpuStateFieldCount(): u32 {
   return CPU_STATE_FIELDS;
@@ -58,7 +68,13 @@ export function cpuStateGet(i: u32): u64 {
     case 32: return <u64>ecallHookMask;
     case 33: return jitEnabled ? 1 : 0;
     case 34: return ramSize;
+    case 35: return instretDelta;
+    case 36: return cycleDelta;
   }
+  if (i >= F_PMPADDR && i < F_PMPCFG) return pmpAddrRead(i - F_PMPADDR);
+  if (i >= F_PMPCFG && i < F_TSELECT) return pmpCfgRead((i - F_PMPCFG) * 2);
+  if (i == F_TSELECT) return <u64>tselect;
+  if (i >= F_TDATA && i < CPU_STATE_FIELDS) return trigGet((i - F_TDATA) >> 1, ((i - F_TDATA) & 1) + 1);
   return 0;
 }
 
@@ -99,6 +115,16 @@ export function cpuStateSet(i: u32, v: u64): void {
     case 31: reservation = v; break;
     case 32: ecallHookMask = <u32>v; break;
     case 33: jitEnabled = v != 0; break;
+    case 35: instretDelta = v; break;
+    case 36: cycleDelta = v; break;
+  }
+  if (i >= F_PMPADDR && i < F_PMPCFG) pmpAddrPut(i - F_PMPADDR, v);
+  else if (i >= F_PMPCFG && i < F_TSELECT) pmpCfgPut((i - F_PMPCFG) * 2, v);
+  else if (i == F_TSELECT) setTselect(<u32>v);
+  else if (i >= F_TDATA && i < CPU_STATE_FIELDS) {
+    const t = (i - F_TDATA) >> 1;
+    if (((i - F_TDATA) & 1) == 0) trigPut(t, v, trigGet(t, 2));
+    else trigPut(t, trigGet(t, 1), v);
   }
 }
 

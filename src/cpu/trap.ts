@@ -8,22 +8,14 @@ import {
   MS_SPP, MS_MPP, MS_MPP_SHIFT, mtimecmp, stimecmp, menvcfg, msip, currentTime, MIP_MTIP, MIP_STIP, MIP_MSIP,
 } from './hart';
 import { updateTlbSets } from './mmu';
+import { pendingCause, pendingTval } from './exception';
 import { STATE, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF, LAST_TRAP_OFF } from './state';
+
+export { raiseException } from './exception';
 
 
 /** Traps taken from U-mode (syscalls, faults, interrupts of a running program): the host's sign that programs run. */
 export let trapsFromUser: u64 = 0;
-
-export let pendingCause: u64 = 0;
-export let pendingTval: u64 = 0;
-
-/** Record a synchronous exception for the current instruction. */
-export function raiseException(cause: u32, tval: u64): void {
-  if (trapped) return; // the first fault of an instruction wins
-  trapped = true;
-  pendingCause = cause;
-  pendingTval = tval;
-}
 
 const INTERRUPT_BIT: u64 = <u64>1 << 63;
 

@@ -8,6 +8,9 @@
 // bounded; a client over a bound is closed with a code of its own, and the
 // other clients of the VM carry on.
 //
+// A text frame {"type": "resize", "cols": C, "rows": R} is the client's
+// terminal size, passed to the guest (hvc0); any other frame is input.
+//
 // The replay leaves out terminal queries (see console-replay.ts), so a terminal
 // does not answer them a second time.
 
@@ -29,6 +32,21 @@ export const CLOSE_INPUT_BACKLOG = 4001;
 
 /** A closing client that does not answer the close handshake is cut off after this long. */
 const CLOSE_GRACE_MS = 5000;
+
+/** A resize message ('bad' when its size is out of range), or null when the frame is something else (then it is input, as before). */
+export function parseResize(buf: Buffer): { cols: number; rows: number } | 'bad' | null {
+  if (buf.length > 200 || buf[0] !== 0x7b) return null; // '{'
+  let msg: unknown;
+  try {
+    msg = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof msg !== 'object' || msg === null || (msg as { type?: unknown }).type !== 'resize') return null;
+  const { cols, rows } = msg as { cols?: unknown; rows?: unknown };
+  const dim = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 0xffff;
+  return dim(cols) && dim(rows) ? { cols: cols as number, rows: rows as number } : 'bad';
+}
 
 function closeWith(ws: WebSocket, code: number, reason: string): void {
   if (ws.readyState !== ws.OPEN) return;
@@ -56,9 +74,17 @@ export function attachConsoleSocket(ws: WebSocket, vm: VmSupervisor): void {
   };
   vm.on('output', onOutput);
   vm.on('state', onState);
-  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     if (ws.readyState !== ws.OPEN) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (!isBinary) {
+      const resize = parseResize(buf);
+      if (resize === 'bad') return; // a resize the guest cannot take: ignored, never typed
+      if (resize) {
+        vm.setConsoleSize(resize.cols, resize.rows);
+        return;
+      }
+    }
     if (vm.pendingInputBytes() + buf.length > CONSOLE_MAX_PENDING_INPUT) {
       closeWith(ws, CLOSE_INPUT_BACKLOG, `console input refused: the guest has not taken the last ${CONSOLE_MAX_PENDING_INPUT} bytes`);
       return;

@@ -1,7 +1,7 @@
 // The OpenAPI 3 description of the daemon's API, served at /v1/openapi.json.
 // Request bodies reference the same schema objects validate.ts compiles.
 
-import { cloneRequestSchema, createVmSchema, errorSchema, patchVmSchema, snapshotSchema, SNAPSHOT_NAME_PATTERN, vmSchema, vmStatsSchema } from './schemas.js';
+import { cloneRequestSchema, createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, patchVmSchema, snapshotSchema, SNAPSHOT_NAME_PATTERN, vmSchema, vmStatsSchema } from './schemas.js';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const err = (description: string) => ({ description, ...json({ $ref: '#/components/schemas/Error' }) });
@@ -15,6 +15,28 @@ function action(summary: string) {
       summary,
       parameters: [nameParam],
       responses: { '200': vmOk, '404': err('no such VM'), '409': err('the VM is not in a state that allows this') },
+    },
+  };
+}
+
+/** stop and reboot: an optional body with the seconds the guest has. */
+function graceful(summary: string) {
+  const a = action(summary);
+  return {
+    post: {
+      ...a.post,
+      requestBody: {
+        required: false,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { timeout: { type: 'integer', minimum: 0, maximum: 3600, description: 'seconds the guest has (default 30; 0 = at once)' } },
+            },
+          },
+        },
+      },
     },
   };
 }
@@ -39,6 +61,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
         Snapshot: snapshotSchema,
         CloneRequest: cloneRequestSchema,
         Error: errorSchema,
+        History: historySchema,
+        Event: eventSchema,
+        Image: imageSchema,
       },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     },
@@ -63,7 +88,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}': {
         get: { summary: 'inspect a VM', parameters: [nameParam], responses: { '200': vmOk, '404': err('no such VM') } },
         patch: {
-          summary: 'change CPU weight or cap (also while running)',
+          summary: 'change CPU weight or cap, disk and NIC limits (also while running), and the balloon target (running VMs)',
           parameters: [nameParam],
           requestBody: { required: true, ...json({ $ref: '#/components/schemas/PatchVm' }) },
           responses: { '200': vmOk, '400': err('invalid body'), '404': err('no such VM') },
@@ -77,7 +102,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/start': action('start (boot) the VM'),
       '/v1/vms/{name}/pause': action('pause a running VM'),
       '/v1/vms/{name}/resume': action('resume a paused VM'),
-      '/v1/vms/{name}/stop': action('stop the VM (its worker is terminated if it does not stop within 2 s)'),
+      '/v1/vms/{name}/stop': graceful(
+        'graceful stop: press the power button (virtio-input) and wait up to timeout seconds for the guest to power off, then stop it; ' +
+        'a paused VM or a guest without a driver for the button is stopped at once',
+      ),
+      '/v1/vms/{name}/reboot': graceful(
+        'graceful reboot: press the restart key (KEY_RESTART) and wait up to timeout seconds for the guest to reboot, then reset the machine',
+      ),
       '/v1/vms/{name}/kill': action('terminate the VM at once'),
       '/v1/vms/{name}/restart': action('stop the running VM and start it again, as one operation'),
       '/v1/vms/{name}/console': {
@@ -87,7 +118,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
             'Over TCP the token goes in the Authorization header, or (for browsers, which cannot set it) as the ' +
             'subprotocol tsvisor.bearer.<token as base64url> offered next to tsvisor.console, which the server then chooses. ' +
             'Bounds: a message over 64 KiB closes the socket with 1009; input the guest has not taken beyond 256 KiB closes it with 4001; ' +
-            'a client with over 1 MiB of output unsent is closed with 4000.',
+            'a client with over 1 MiB of output unsent is closed with 4000. ' +
+            'A text frame {"type": "resize", "cols": C, "rows": R} gives the size of the client\'s terminal (1..65535 each); the guest\'s hvc0 takes it (stty size).',
           parameters: [nameParam],
           responses: {
             '101': { description: 'switching protocols' },
@@ -156,7 +188,24 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/vms/{name}/stats': {
         get: { summary: 'VM statistics', parameters: [nameParam], responses: { '200': { description: 'stats', ...json({ $ref: '#/components/schemas/VmStats' }) }, '404': err('no such VM') } },
       },
+      '/v1/vms/{name}/history': {
+        get: {
+          summary: 'the VM\'s recent samples (default one hour every 2 s): CPU, MIPS, memory touched, disk and network throughput',
+          parameters: [nameParam],
+          responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) }, '404': err('no such VM') },
+        },
+      },
+      '/v1/vms/{name}/events': {
+        get: {
+          summary: 'the VM\'s lifecycle events and failures, oldest first (the last 200)',
+          parameters: [nameParam],
+          responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) }, '404': err('no such VM') },
+        },
+      },
       '/v1/host/stats': { get: { summary: 'host totals', responses: { '200': { description: 'stats', ...json({ type: 'object' }) } } } },
+      '/v1/host/history': { get: { summary: 'the sums over all VMs, sampled like a VM\'s history', responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) } } } },
+      '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in memory only)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
+      '/v1/images': { get: { summary: 'regular files of the images directory (and one level of subdirectories), for choosing a kernel, initrd or disk', responses: { '200': { description: 'files', ...json({ type: 'array', items: { $ref: '#/components/schemas/Image' } }) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': {} } } } } },
     },
   };

@@ -66,7 +66,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   private state: State = 'new';
   private child: ChildProcess | null = null;
   private resolveExit!: (r: VmExit) => void;
-  private lastLive: LiveCounters = { instret: 0n, jitInstret: 0n, credit: -1n, heartbeatMs: 0, busyUs: 0, state: RUN_STATE_BOOTING, ramResidentBytes: -1 };
+  private lastLive: LiveCounters = { instret: 0n, jitInstret: 0n, credit: -1n, heartbeatMs: 0, busyUs: 0, state: RUN_STATE_BOOTING, ramResidentBytes: -1, boots: 0, consoleBytes: 0 };
   private lastNics: NicStats[] = [];
   private lastDevices: MachineDeviceStats = NO_DEVICE_STATS;
   private lastMessageAt = 0;

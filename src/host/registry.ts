@@ -12,7 +12,7 @@ import { SnapshotCatalog } from './snapshot-catalog.js';
 import { disksWithOverlays, overlayPathFor } from '../vm/disk-freeze.js';
 import type { SnapshotResult } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
-import { VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { CloneRequest, CreateVmRequest, VmDefinition, VmState } from './types.js';
@@ -21,6 +21,9 @@ import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
 import { findLockConflict, fixDiskFormatsAtCreate, fixStoredDiskFormats } from './disks.js';
 import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
+import { HistoryRecorder } from './history.js';
+import { EventLog } from './events.js';
+import { listImages, type ImageEntry } from './images.js';
 
 export interface HostOptions {
   stateDir: string;
@@ -37,6 +40,9 @@ export interface HostOptions {
   log: (msg: string) => void;
   /** What VMs' user NICs may reach and bind on the host; default: net-policy.ts. */
   netPolicy?: NetPolicy;
+  /** The graphs' history: sample interval (default 2 s) and points kept (default 1800: one hour). */
+  historyIntervalMs?: number;
+  historyPoints?: number;
 }
 
 const RUN_STATE_NAMES: Record<number, string> = {
@@ -101,6 +107,12 @@ export class Host {
   /** Shared with the supervisors: the API port added by protectApiPort() reaches VMs started later. */
   readonly netPolicy: NetPolicy;
   readonly snapshots: SnapshotCatalog;
+  /** Bounded per-VM and host history for the graphs (history.ts). */
+  readonly history: HistoryRecorder;
+  /** Lifecycle events and failures (events.ts). */
+  readonly events = new EventLog();
+  /** VMs arriving by live migration: their names are taken and their memory reserved until they run or are dropped. */
+  readonly incoming = new Map<string, number>();
 
   constructor(readonly opts: HostOptions) {
     this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
@@ -124,6 +136,7 @@ export class Host {
       snapshotsDir: join(opts.stateDir, 'snapshots'),
       clonesDir: join(opts.stateDir, 'clones'),
     };
+    this.history = new HistoryRecorder(() => this.vms.values(), { intervalMs: opts.historyIntervalMs, points: opts.historyPoints });
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
       periodMs: opts.schedulerPeriodMs,
@@ -161,6 +174,7 @@ export class Host {
         } catch (err) {
           this.opts.log(`${s.name}: could not move ${s.file} aside: ${err instanceof Error ? err.message : String(err)}`);
         }
+        this.events.add(s.name, 'broken', reason, 'error');
         const prev = this.broken.get(s.name);
         this.broken.set(s.name, { name: s.name, reason, files: [...(prev?.files ?? []), ...(k?.files ?? [])], inPlace: k === null });
         continue;
@@ -181,9 +195,11 @@ export class Host {
         this.store.save(def.config.name, def);
         for (const note of fixed) this.opts.log(`${def.config.name}: stored without a disk format: ${note}`);
       }
-      this.vms.set(def.config.name, new VmSupervisor(def, this.supervisorOpts, 'stopped'));
+      this.vms.set(def.config.name, this.track(new VmSupervisor(def, this.supervisorOpts, 'stopped')));
     }
+    this.events.add(null, 'daemon', `daemon started: ${this.vms.size} VM${this.vms.size === 1 ? '' : 's'} loaded, ${this.broken.size} broken`);
     this.scheduler.start();
+    this.history.start();
     this.watchdog = setInterval(() => {
       // After the loop's I/O phase: a process VM's reports that queued up while the daemon was busy are read first.
       setImmediate(() => {
@@ -221,6 +237,7 @@ export class Host {
   async close(): Promise<void> {
     this.closing = true;
     this.scheduler.stop();
+    this.history.stop();
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
     await Promise.all(
@@ -242,6 +259,7 @@ export class Host {
   reservedMiB(): number {
     let sum = 0;
     for (const vm of this.vms.values()) sum += reservation(vm.config);
+    for (const mib of this.incoming.values()) sum += mib;
     return sum;
   }
 
@@ -290,7 +308,7 @@ export class Host {
   }
 
   private createChecked(config: ReturnType<typeof validateCreate>): VmSupervisor {
-    if (this.vms.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
+    if (this.vms.has(config.name) || this.incoming.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
     if (this.broken.has(config.name)) throw new ApiError(409, `name: '${config.name}' belongs to a broken VM; delete it first`);
     const free = this.opts.memoryBudgetMiB - this.reservedMiB();
     if (config.memory > free) {
@@ -299,15 +317,66 @@ export class Host {
         `memory: ${config.memory} MiB requested but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`,
       );
     }
+    if (config.gdb === true && config.isolation === 'process') throw new ApiError(400, 'gdb: the GDB stub needs isolation "thread"');
     const nics = nicSpecs(config, this.netPolicy);
     if (!nics.ok) throw new ApiError(nics.status, nics.error);
     fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);
     if (config.snapshot !== undefined) checkSnapshotSource(join(this.opts.stateDir, 'snapshots', config.snapshot), config, this.opts.imagesDir);
     const def: VmDefinition = { version: 1, config, createdAt: new Date().toISOString() };
     this.store.save(config.name, def); // throws before anything is registered
-    const vm = new VmSupervisor(def, this.supervisorOpts, 'created');
+    const vm = this.track(new VmSupervisor(def, this.supervisorOpts, 'created'));
     this.vms.set(config.name, vm);
+    this.events.add(config.name, 'created', config.snapshot !== undefined ? `created from snapshot ${config.snapshot}` : `created (${config.memory} MiB)`);
     return vm;
+  }
+
+  /**
+   * Live migration destination: check an arriving VM's definition like a
+   * create request (its files must be here, at the same paths), its name and
+   * the memory budget, and reserve both. Returns a supervisor not yet listed.
+   */
+  reserveIncoming(definition: unknown): VmSupervisor {
+    if (this.closing) throw new ApiError(503, 'the daemon is shutting down');
+    const d = typeof definition === 'object' && definition !== null && !Array.isArray(definition) ? { ...(definition as Record<string, unknown>) } : definition;
+    // A VM started from a snapshot boots its kernel on a later restart here: the snapshot stays on the source.
+    if (typeof d === 'object' && d !== null) delete (d as Record<string, unknown>).snapshot;
+    const config = validateCreate(d, this.limits);
+    if ((config.isolation ?? 'thread') !== 'thread') throw new ApiError(400, 'isolation: only thread-isolated VMs can migrate so far');
+    if (this.vms.has(config.name) || this.incoming.has(config.name) || this.broken.has(config.name)) {
+      throw new ApiError(409, `name: a VM named '${config.name}' already exists on the destination`);
+    }
+    const free = this.opts.memoryBudgetMiB - this.reservedMiB();
+    if (config.memory > free) {
+      throw new ApiError(409, `memory: the VM needs ${config.memory} MiB but only ${free} MiB of the destination's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`);
+    }
+    const nics = nicSpecs(config, this.netPolicy);
+    if (!nics.ok) throw new ApiError(nics.status, nics.error);
+    fixDiskFormatsAtCreate(config.disks, this.opts.imagesDir);
+    this.incoming.set(config.name, config.memory);
+    return new VmSupervisor({ version: 1, config, createdAt: new Date().toISOString() }, this.supervisorOpts, 'created');
+  }
+
+  /** The arriving VM was dropped: free its name and memory. */
+  dropIncoming(name: string): void {
+    this.incoming.delete(name);
+  }
+
+  /** The arriving VM runs here now: store its definition and list it. */
+  registerIncoming(vm: VmSupervisor): void {
+    this.store.save(vm.name, vm.definition);
+    this.vms.set(vm.name, vm);
+    this.incoming.delete(vm.name);
+  }
+
+  /** The VM now runs at a migration's destination: end it here and forget its definition. */
+  async forgetMigratedAway(vm: VmSupervisor): Promise<void> {
+    await this.serialized(vm.name, async () => {
+      await vm.endMigratedAway();
+      vm.removed = true;
+      this.store.remove(vm.name);
+      // The console log stays: the output up to the move is only here (a VM that comes back appends to it).
+      if (this.vms.get(vm.name) === vm) this.vms.delete(vm.name);
+    });
   }
 
   start(name: string): Promise<VmSupervisor> {
@@ -341,9 +410,12 @@ export class Host {
         r = await h.snapshot(dir, overlays);
       } catch (e) {
         if (planned.length) this.store.save(name, prev);
-        throw new ApiError(400, `snapshot: ${e instanceof Error ? e.message : String(e)}`);
+        const msg = e instanceof Error ? e.message : String(e);
+        this.events.add(name, 'snapshot', `snapshot ${snapName} failed: ${msg}`, 'error');
+        throw new ApiError(400, `snapshot: ${msg}`);
       }
       if (r.overlays?.length) vm.adoptOverlays(r.overlays);
+      this.events.add(name, 'snapshot', `snapshot ${snapName} written${r.overlays?.length ? ' (disks now on overlays)' : ''}`);
       return r;
     });
   }
@@ -454,17 +526,36 @@ export class Host {
     return vm;
   }
 
-  stop(name: string, kill: boolean): Promise<VmSupervisor> {
-    return this.serialized(name, () => this.stopNow(name, kill));
+  /**
+   * Stop a VM: `kill` ends it at once; otherwise the guest gets its power
+   * button and `timeoutS` seconds to power off (0: stop at once) before it is stopped.
+   */
+  stop(name: string, kill: boolean, timeoutS = DEFAULT_SHUTDOWN_TIMEOUT_S): Promise<VmSupervisor> {
+    // A kill does not queue behind a graceful stop that is waiting for its guest.
+    const waiting = this.vms.get(name);
+    if (kill && waiting?.shuttingDown) return waiting.kill().then(() => waiting);
+    return this.serialized(name, () => this.stopNow(name, kill, timeoutS));
   }
 
-  private async stopNow(name: string, kill: boolean): Promise<VmSupervisor> {
+  private async stopNow(name: string, kill: boolean, timeoutS: number): Promise<VmSupervisor> {
     const vm = this.get(name);
     if (!vm.handle) {
       throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
     }
-    await (kill ? vm.kill() : vm.stop());
+    if (kill) await vm.kill();
+    else await vm.shutdown(timeoutS * 1000);
     return vm;
+  }
+
+  /** Reboot a running VM: the restart key and `timeoutS` seconds for the guest, then a reset (0: reset at once). */
+  reboot(name: string, timeoutS = DEFAULT_SHUTDOWN_TIMEOUT_S): Promise<VmSupervisor> {
+    return this.serialized(name, async () => {
+      const vm = this.get(name);
+      if (vm.state !== 'running' && vm.state !== 'paused') throw new ApiError(409, `VM '${name}' is ${vm.state}, not running`);
+      if (vm.state === 'paused') throw new ApiError(409, `VM '${name}' is paused; resume it first`);
+      await vm.reboot(timeoutS * 1000);
+      return vm;
+    });
   }
 
   remove(name: string, force: boolean): Promise<void> {
@@ -477,6 +568,8 @@ export class Host {
       for (const f of b.files) rmSync(f, { force: true });
       if (b.inPlace) this.store.remove(name);
       this.broken.delete(name);
+      this.events.forget(name);
+      this.events.add(name, 'deleted', 'broken entry deleted');
       return;
     }
     const vm = this.get(name);
@@ -490,6 +583,9 @@ export class Host {
     vm.removeLogs();
     rmSync(vm.cloneDir, { recursive: true, force: true });
     this.vms.delete(name);
+    this.history.forget(name);
+    this.events.forget(name);
+    this.events.add(name, 'deleted', force ? 'deleted (forced)' : 'deleted');
   }
 
   /** Change CPU weight/cap, disk and NIC limits (also on a running VM) and the balloon target (running VMs). */
@@ -533,7 +629,32 @@ export class Host {
     const config = { ...vm.config, cpu, ...(vm.config.disks ? { disks } : {}), ...(vm.config.nics ? { nics } : {}) };
     this.store.save(name, { version: 1, config, createdAt: vm.createdAt });
     vm.config = config; // the scheduler reads weight and cap each period
+    this.events.add(name, 'changed', `changed: ${describePatch(req)}`);
     return vm;
+  }
+
+  /** Turn the supervisor's state changes into events. */
+  private track(vm: VmSupervisor): VmSupervisor {
+    let restarts = vm.restarts;
+    let prev = vm.state;
+    vm.on('state', (s) => {
+      const was = prev;
+      prev = s;
+      if (s === 'running') {
+        if (was === 'paused') this.events.add(vm.name, 'resumed', 'resumed');
+        else if (vm.restarts > restarts) this.events.add(vm.name, 'restarted', `restarted by its policy (${vm.config.restart?.policy ?? 'no'}, restart ${vm.restarts})`, 'warning');
+        else this.events.add(vm.name, 'started', vm.config.snapshot !== undefined ? `started from snapshot ${vm.config.snapshot}` : 'started');
+        restarts = vm.restarts;
+      } else if (s === 'paused') this.events.add(vm.name, 'paused', 'paused');
+      else if (s === 'stopped') this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
+      else if (s === 'failed') this.events.add(vm.name, 'failed', `failed: ${vm.lastFailure ?? 'unknown reason'}`, 'error');
+    });
+    return vm;
+  }
+
+  /** Regular files of the images directory, for the create form. */
+  images(): ImageEntry[] {
+    return listImages(this.opts.imagesDir);
   }
 
   describe(vm: VmSupervisor): Record<string, unknown> {
@@ -615,4 +736,16 @@ export class Host {
       daemonRssMiB: mem.rss / 1048576,
     };
   }
+}
+
+/** One line for the events list: what a PATCH changed. */
+function describePatch(req: ReturnType<typeof validatePatch>): string {
+  const parts: string[] = [];
+  if (req.cpu?.weight !== undefined) parts.push(`CPU weight ${req.cpu.weight}`);
+  if (req.cpu?.cap === null) parts.push('CPU cap removed');
+  else if (req.cpu?.cap !== undefined) parts.push(`CPU cap ${req.cpu.cap}`);
+  for (const d of req.disks ?? []) parts.push(`disk ${d.index} limits ${JSON.stringify(d.limits)}`);
+  for (const n of req.nics ?? []) parts.push(`NIC ${n.index} limits ${JSON.stringify(n.limits)}`);
+  if (req.balloon) parts.push(`balloon target ${req.balloon.targetMiB} MiB`);
+  return parts.join(', ');
 }

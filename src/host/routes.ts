@@ -9,11 +9,16 @@ import type { Host } from './registry.js';
 import { ApiError, parseJsonBody } from './validate.js';
 import { openApiDocument } from './openapi.js';
 import { join } from 'node:path';
+import { validateMigrate, type OutgoingMigrations } from './migration-out.js';
+import type { IncomingMigrations } from './migration-in.js';
 
 const MAX_BODY = 1024 * 1024;
 
 export interface RouteContext {
   host: Host;
+  /** Live migrations leaving and arriving (migration-out.ts, migration-in.ts). */
+  outgoing: OutgoingMigrations;
+  incoming: IncomingMigrations;
   metrics: Registry;
   version: string;
 }
@@ -89,7 +94,26 @@ export function snapshotDirOf(stateDir: string, body: unknown): string {
   return join(stateDir, 'snapshots', dir);
 }
 
-const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart']);
+/** Longest a graceful stop or reboot may wait for its guest (seconds). */
+export const MAX_SHUTDOWN_TIMEOUT_S = 3600;
+
+/** The body of stop and reboot: nothing, {}, or {"timeout": seconds} for the guest (0 = at once). */
+async function timeoutBody(req: IncomingMessage): Promise<number | undefined> {
+  const text = await readBody(req);
+  if (text.trim() === '') return undefined;
+  const body = parseJsonBody(text);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'body: expected an object {"timeout": SECONDS}');
+  const extra = Object.keys(body).find((k) => k !== 'timeout');
+  if (extra !== undefined) throw new ApiError(400, `body: unknown field ${extra}`);
+  const t = (body as { timeout?: unknown }).timeout;
+  if (t === undefined) return undefined;
+  if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > MAX_SHUTDOWN_TIMEOUT_S) {
+    throw new ApiError(400, `timeout: whole seconds from 0 to ${MAX_SHUTDOWN_TIMEOUT_S} the guest has to shut down (0 = at once)`);
+  }
+  return t;
+}
+
+const ACTIONS = new Set(['start', 'pause', 'resume', 'stop', 'kill', 'restart', 'reboot']);
 
 export async function handle(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { host } = ctx;
@@ -146,6 +170,25 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     }
     throw new ApiError(404, `no route ${url.pathname}`);
   }
+  if (a === 'host' && b === 'history' && c === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.history.hostJSON());
+  }
+  if (a === 'host' && b === 'events' && c === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.events.host());
+  }
+  if (a === 'images' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, host.images());
+  }
+  if (a === 'migrations' && b === 'incoming') {
+    if (c === undefined) throw new ApiError(400, 'migrations/incoming: needs an upgrade to a migration stream (tsvisor migrate)');
+    allow(['GET']);
+    const st = await ctx.incoming.status(c);
+    if (!st) throw new ApiError(404, `no incoming migration ${c}`);
+    return send(res, 200, st);
+  }
   if (a !== 'vms') throw new ApiError(404, `no route ${url.pathname}`);
 
   if (b === undefined) {
@@ -175,14 +218,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
   if (ACTIONS.has(c)) {
     allow(['POST']);
     host.get(name);
-    await noBody(req);
+    const timeout = c === 'stop' || c === 'reboot' ? await timeoutBody(req) : (await noBody(req), undefined);
     let vm;
     switch (c) {
       case 'start': vm = await host.start(name); break;
       case 'pause': vm = await host.pause(name); break;
       case 'resume': vm = await host.resume(name); break;
       case 'restart': vm = await host.restart(name); break;
-      case 'stop': vm = await host.stop(name, false); break;
+      case 'stop': vm = await host.stop(name, false, timeout); break;
+      case 'reboot': vm = await host.reboot(name, timeout); break;
       default: vm = await host.stop(name, true);
     }
     return send(res, 200, host.describe(vm));
@@ -193,6 +237,16 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     // Every counter comes from shared memory (or a process VM's last report): no wait on the worker.
     return send(res, 200, host.vmStats(vm));
   }
+  if (c === 'history') {
+    allow(['GET']);
+    host.get(name);
+    return send(res, 200, host.history.vm(name));
+  }
+  if (c === 'events') {
+    allow(['GET']);
+    if (!host.has(name)) throw new ApiError(404, `no VM named '${name}'`);
+    return send(res, 200, host.events.vm(name));
+  }
   if (c === 'snapshot') {
     allow(['PUT']);
     const vm = host.get(name);
@@ -200,6 +254,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     const dir = snapshotDirOf(host.opts.stateDir, body);
     const { dir: snapName, diskOverlay } = body as { dir: string; diskOverlay?: boolean };
     return send(res, 200, { ...(await host.snapshotVm(vm.name, dir, snapName, diskOverlay === true)), name: snapName });
+  }
+  if (c === 'migrate') {
+    allow(['POST', 'GET', 'DELETE']);
+    // The result stays readable after a migration that took the VM away.
+    if (method === 'GET') return send(res, 200, ctx.outgoing.status(name));
+    host.get(name);
+    if (method === 'DELETE') return send(res, 200, await ctx.outgoing.cancel(name));
+    const req2 = validateMigrate(parseJsonBody(await readBody(req)));
+    return send(res, 202, await ctx.outgoing.start(name, req2));
   }
   if (c === 'log') {
     allow(['GET']);

@@ -104,6 +104,7 @@ export const createVmSchema = {
     initrd: pathSchema,
     systemMap: { ...pathSchema, description: "the kernel's System.map: a kernel panic (panic() entered) fails the VM; default: System.map-VERSION or System.map next to the kernel" },
     stallTimeout: { type: 'integer', minimum: 0, maximum: 86400, description: 'seconds of running time without a trap from a program or a WFI before the VM fails as hung (default 60, 0 = off)' },
+    bootWatch: { type: 'boolean', description: 'fail the VM when its guest takes no interrupt, runs no program and never idles in its first 2e9 instructions (a kernel that stopped early, e.g. too little memory); default: on when the VM has an initrd or a disk' },
     append: { type: 'string', maxLength: 2048 },
     rootDisk: { type: 'boolean', description: 'the first disk is the root file system: root=/dev/vda rw is added to the command line' },
     disks: { type: 'array', maxItems: MAX_DISKS, items: diskSchema },
@@ -111,6 +112,7 @@ export const createVmSchema = {
     cpu: cpuSchema,
     deterministic: { type: 'boolean' },
     jit: { type: 'boolean' },
+    gdb: { type: 'boolean', description: 'a GDB remote stub, reached through the WebSocket GET /v1/vms/NAME/gdb (`tsvisor gdb NAME --listen HOST:PORT` bridges it to a local port); reverse execution with deterministic; thread isolation only' },
     balloon: { type: 'boolean', description: 'attach a virtio-balloon device (its target is set with PATCH)' },
     snapshot: {
       type: 'string',
@@ -232,7 +234,48 @@ export const snapshotSchema = {
     dataPages: { type: 'integer', description: 'guest pages stored (zero pages are not)' },
     deterministic: { type: 'boolean' },
     disks: { type: 'array', items: { type: 'string' }, description: 'the disk images the snapshot needs, unchanged' },
+    nics: { type: 'integer', description: 'a VM restored from it must have this many NICs' },
+    macs: { type: 'array', items: { type: 'string' }, description: 'the MAC of each NIC, which a VM restored from it must keep' },
     usedBy: { type: 'array', items: { type: 'string' }, description: 'VMs defined from it (it cannot be deleted while there are any)' },
     error: { type: 'string', description: 'why the snapshot cannot be read (it is listed, but cannot be used)' },
+  },
+} as const;
+
+const series = { type: 'array', items: { type: ['number', 'null'] } } as const;
+
+/** GET /v1/vms/NAME/history and /v1/host/history: columns of equal length, oldest first; null where the VM was not running. */
+export const historySchema = {
+  type: 'object',
+  properties: {
+    intervalMs: { type: 'integer', description: 'time between samples' },
+    capacity: { type: 'integer', description: 'samples kept (the oldest go first)' },
+    t: { type: 'array', items: { type: 'integer' }, description: 'sample times, ms since the epoch' },
+    cpuShare: { ...series, description: 'host cores used' },
+    mips: { ...series, description: 'guest instructions per second (millions)' },
+    memoryTouchedMiB: { ...series, description: 'guest RAM backed by host memory' },
+    diskReadBps: { ...series, description: 'bytes per second read by the guest, all disks' },
+    diskWriteBps: { ...series, description: 'bytes per second written by the guest, all disks' },
+    netRxBps: { ...series, description: 'bytes per second delivered to the guest, all NICs' },
+    netTxBps: { ...series, description: 'bytes per second sent by the guest, all NICs' },
+  },
+} as const;
+
+export const eventSchema = {
+  type: 'object',
+  properties: {
+    time: { type: 'string', description: 'ISO 8601' },
+    vm: { type: ['string', 'null'], description: 'null: about the daemon itself' },
+    kind: { type: 'string', description: 'created, started, stopped, failed, paused, resumed, restarted, changed, snapshot, deleted, broken, daemon' },
+    level: { type: 'string', enum: ['info', 'warning', 'error'] },
+    message: { type: 'string' },
+  },
+} as const;
+
+export const imageSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', description: 'path relative to the images directory (usable as kernel, initrd or a disk path)' },
+    size: { type: 'integer' },
+    kind: { type: 'string', enum: ['kernel', 'initrd', 'qcow2', 'disk', 'system-map', 'other'], description: 'guessed from the first bytes' },
   },
 } as const;

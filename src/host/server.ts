@@ -9,10 +9,13 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { Host, type HostOptions } from './registry.js';
 import { createMetrics } from './metrics.js';
+import { OutgoingMigrations } from './migration-out.js';
+import { IncomingMigrations } from './migration-in.js';
 import { handle, sendError } from './routes.js';
 import { ApiError } from './validate.js';
 import { checkBearer, checkBearerProtocol, chooseProtocol } from './auth.js';
 import { attachConsoleSocket, CONSOLE_MAX_MESSAGE_BYTES, DEFAULT_MAX_CONSOLE_CLIENTS } from './console-ws.js';
+import { attachGdbSocket, gdbRefusal, GDB_MAX_MESSAGE_BYTES } from './gdb-ws.js';
 import { isUiPath, serveUi } from './ui.js';
 
 export interface DaemonOptions extends HostOptions {
@@ -104,10 +107,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const host = new Host(opts);
   host.open();
   const metrics = createMetrics(host);
-  const ctx = { host, metrics, version: opts.version };
+  const ctx = { host, metrics, version: opts.version, outgoing: new OutgoingMigrations(host), incoming: new IncomingMigrations(host, opts.log) };
   // A browser offers the token as a subprotocol (see auth.ts); answer with the console one.
   // maxPayload: a larger console message closes its socket with 1009 before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: CONSOLE_MAX_MESSAGE_BYTES, handleProtocols: (offered) => chooseProtocol(offered) });
+  const gdbWss = new WebSocketServer({ noServer: true, maxPayload: GDB_MAX_MESSAGE_BYTES, handleProtocols: (offered) => chooseProtocol(offered) });
   const maxConsoleClients = opts.maxConsoleClients ?? DEFAULT_MAX_CONSOLE_CLIENTS;
 
   const onRequest = (auth: boolean) => (req: IncomingMessage, res: ServerResponse) => {
@@ -153,7 +157,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       const byProtocol = checkBearerProtocol(req.headers['sec-websocket-protocol'], opts.token!);
       if (!byHeader && !byProtocol) return rejectUpgrade(socket, 401, 'missing or wrong bearer token');
     }
-    const m = /^\/v1\/vms\/([^/?]+)\/console(?:\?.*)?$/.exec(req.url ?? '');
+    if (/^\/v1\/migrations\/incoming\/?(?:\?.*)?$/.test(req.url ?? '')) {
+      // A live migration stream (migration-in.ts): only with the bearer token in the header, only on TCP.
+      if (!auth || !checkBearer(req.headers.authorization, opts.token!)) return rejectUpgrade(socket, 401, 'a migration needs the bearer token of the destination daemon');
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'tsvisor-migration') return rejectUpgrade(socket, 400, 'upgrade: must be tsvisor-migration');
+      ctx.incoming.accept(socket, head);
+      return;
+    }
+    const m = /^\/v1\/vms\/([^/?]+)\/(console|gdb)(?:\?.*)?$/.exec(req.url ?? '');
     if (!m) return rejectUpgrade(socket, 404, `no WebSocket route ${req.url}`);
     let name: string;
     try {
@@ -165,6 +176,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (!vm) {
       if (host.broken.has(name)) return rejectUpgrade(socket, 409, `VM '${name}' is broken`);
       return rejectUpgrade(socket, 404, `no VM named '${name}'`);
+    }
+    if (m[2] === 'gdb') {
+      const why = gdbRefusal(vm);
+      if (why) return rejectUpgrade(socket, 409, why);
+      gdbWss.handleUpgrade(req, socket, head, (ws) => attachGdbSocket(ws, vm));
+      return;
     }
     if (!vm.handle) return rejectUpgrade(socket, 409, `VM '${vm.name}' is ${vm.state}, not running`);
     if (vm.consoleClients >= maxConsoleClients) {
@@ -210,7 +227,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
-      for (const c of wss.clients) c.terminate();
+      for (const c of [...wss.clients, ...gdbWss.clients]) c.terminate();
       await host.close();
       await Promise.all(
         servers.map(
@@ -222,6 +239,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         ),
       );
       wss.close();
+      gdbWss.close();
       rmSync(opts.socketPath, { force: true });
     })();
     return closing;

@@ -18,6 +18,9 @@ export interface SnapshotInfo {
   dataPages?: number;
   deterministic?: boolean;
   disks?: string[];
+  /** NICs a VM restored from it must have, with their MACs (the web form uses them). */
+  nics?: number;
+  macs?: string[];
   usedBy: string[];
   error?: string;
 }
@@ -70,6 +73,7 @@ export class SnapshotCatalog {
       dataPages: s.memory.dataPages,
       deterministic: s.config.deterministic,
       disks: (s.config.disks ?? []).map((d) => d.path),
+      ...nicMacs(s),
       usedBy,
     };
   }
@@ -90,4 +94,17 @@ export class SnapshotCatalog {
     if (users.length > 0) throw new ApiError(409, `snapshot '${name}' is used by ${users.join(', ')}; delete those VMs first`);
     rmSync(p, { recursive: true, force: true });
   }
+}
+
+/** The saved NICs and their MACs; a restored NIC must keep its MAC. */
+function nicMacs(s: SnapshotPayload): { nics: number; macs: string[] } {
+  const saved = (s.machine as { virtio?: { name?: string; state?: { device?: { mac?: unknown } } }[] }).virtio ?? [];
+  const nets = saved.filter((v) => v.name?.startsWith('virtio-net'));
+  const macs = nets.map((v) => {
+    const m = v.state?.device?.mac;
+    return Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256)
+      ? m.map((b: number) => b.toString(16).padStart(2, '0')).join(':')
+      : '';
+  });
+  return { nics: nets.length, macs };
 }

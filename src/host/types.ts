@@ -11,6 +11,8 @@ export interface CreateVmRequest {
   systemMap?: string;
   /** Seconds of running time without a trap from U-mode or a WFI before the VM fails as hung (0 = off). */
   stallTimeout?: number;
+  /** Fail a VM whose guest shows no sign of life early in its boot (default: with an initrd or a disk; see VmConfig.bootWatchInsns). */
+  bootWatch?: boolean;
   append?: string;
   rootDisk?: boolean;
   disks?: { path: string; format?: 'raw' | 'qcow2'; readonly?: boolean; serial?: string; limits?: DiskLimits }[];
@@ -23,6 +25,8 @@ export interface CreateVmRequest {
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;
+  /** A GDB remote stub, reached through the WebSocket GET /v1/vms/NAME/gdb (thread isolation only). */
+  gdb?: boolean;
   /** Where the VM runs: a worker thread of the daemon (default) or its own child process. */
   isolation?: 'thread' | 'process';
   restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };

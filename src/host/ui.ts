@@ -1,6 +1,6 @@
 // The web console's static files under /ui/: the page, its script and style
 // (src/host/ui/ in the repository, found relative to this module, which runs
-// from dist/src/host/) and xterm.js from node_modules. They hold no data, so
+// from dist/src/host/), xterm.js and uPlot (the graphs) from node_modules. They hold no data, so
 // they are served without the token; everything they show comes from the
 // API, which still needs it. A fixed table of names: no path from the request
 // ever reaches the file system.
@@ -41,6 +41,12 @@ const FILES: Record<string, { src: Source; type: string }> = {
   '/ui/index.html': { src: { ui: 'index.html' }, type: HTML },
   '/ui/app.js': { src: { ui: 'app.js' }, type: JS },
   '/ui/style.css': { src: { ui: 'style.css' }, type: CSS },
+  '/ui/views.js': { src: { ui: 'views.js' }, type: JS },
+  '/ui/form.js': { src: { ui: 'form.js' }, type: JS },
+  '/ui/charts.js': { src: { ui: 'charts.js' }, type: JS },
+  '/ui/format.js': { src: { ui: 'format.js' }, type: JS },
+  '/ui/vendor/uPlot.esm.js': { src: { pkg: 'uplot/dist/uPlot.esm.js' }, type: JS },
+  '/ui/vendor/uPlot.min.css': { src: { pkg: 'uplot/dist/uPlot.min.css' }, type: CSS },
   '/ui/vendor/xterm.mjs': { src: { pkg: '@xterm/xterm/lib/xterm.mjs' }, type: JS },
   '/ui/vendor/xterm.mjs.map': { src: { pkg: '@xterm/xterm/lib/xterm.mjs.map' }, type: MAP },
   '/ui/vendor/xterm.css': { src: { pkg: '@xterm/xterm/css/xterm.css' }, type: CSS },

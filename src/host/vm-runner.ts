@@ -4,7 +4,7 @@
 
 import type { EventEmitter } from 'node:events';
 import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
-import type { LiveCounters, MachineDeviceStats, RateLimits, SnapshotResult } from '../vm/protocol.js';
+import type { CommandResult, GdbPortMessage, LiveCounters, MachineDeviceStats, RateLimits, SnapshotResult, VmCommand } from '../vm/protocol.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
@@ -29,6 +29,10 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;
+  /** Pass a debugger's connection and bytes to the VM's GDB stub (thread VMs with `gdb`; absent for a process VM). */
+  gdbPost?(msg: GdbPortMessage): void;
+  /** Send a command to the running VM's worker (src/vm/protocol.ts VmCommand); rejects with the worker's error. */
+  command<C extends VmCommand>(cmd: C): Promise<CommandResult<C>>;
   /** Write a snapshot of the running VM into `dir` (absolute, new or empty); `overlays` freezes disks (see VmCommand). */
   snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult>;
 }

@@ -26,7 +26,15 @@ import { ByteRing } from './byte-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
 
-export const DEFAULT_APPEND = 'console=ttyS0';
+/**
+ * hvc0 (virtio-console) carries the terminal size to the guest; earlycon
+ * prints what the kernel says before hvc0 exists (an early panic included).
+ */
+export const DEFAULT_APPEND = 'console=hvc0 earlycon=sbi';
+/** Guest instructions a booting VM has to show a sign of life in (about 13 times what the default guest needs). */
+export const BOOT_WATCH_INSNS = 2_000_000_000;
+/** Default time a graceful stop or reboot waits for the guest, in seconds. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_S = 30;
 const RECENT_BYTES = 16 * 1024;
 
 // Every VM runner a supervisor has started and not yet seen exit, whether or
@@ -91,6 +99,10 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   consoleClients = 0;
   /** Set when the VM is deleted: a restart queued before that must not run. */
   removed = false;
+  /** The size of the terminal that last attached to the console (cols x rows), given to the guest's hvc0. */
+  consoleSize: { cols: number; rows: number } | null = null;
+  /** A graceful stop or reboot is waiting for the guest (a kill does not wait for it). */
+  shuttingDown = false;
 
   private readonly opts: SupervisorOptions;
   /** The last console bytes, replayed to a console client when it attaches. */
@@ -142,6 +154,14 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     return this.handle?.live() ?? null;
   }
 
+  /** The worker's VmConfig for this definition (a migration's destination builds its VM from it). */
+  workerConfig(): VmConfig {
+    return this.vmConfig();
+  }
+
+  /** The VmConfig the running VM was started with (its image locks follow it). */
+  private startedConfig: VmConfig | null = null;
+
   /** The worker's VmConfig for this definition. */
   private vmConfig(): VmConfig {
     const c = this.config;
@@ -149,7 +169,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
       const snap = readSnapshot(dir);
-      const restored: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name };
+      const restored: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
       if (c.clone !== true) return restored;
       // A clone only reads the snapshot's disks (its writes go to overlays that
       // start() makes): planned as read-only here, so the locks check out alike.
@@ -172,6 +192,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       debug: c.debug,
       systemMap: c.systemMap ?? systemMapCandidates(c.kernel).find((p) => existsSync(p)),
       stallTimeoutMs: c.stallTimeout === undefined ? undefined : c.stallTimeout * 1000,
+      gdb: c.gdb === true ? {} : undefined,
+      // On by default for guests that boot an operating system (an initrd or a disk);
+      // bare test programs that spin without interrupts on purpose are left alone.
+      bootWatchInsns: c.bootWatch ?? (c.initrd !== undefined || (c.disks?.length ?? 0) > 0) ? BOOT_WATCH_INSNS : undefined,
+      consoleSize: this.consoleSize ?? undefined,
     };
   }
 
@@ -187,7 +212,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   private async cloneConfig(): Promise<VmConfig> {
     const dir = join(this.opts.snapshotsDir, this.config.snapshot!);
     const snap = readSnapshot(dir);
-    const config: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: this.config.debug, name: this.name, clone: true };
+    const config: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: this.config.debug, name: this.name, clone: true, gdb: this.config.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
     rmSync(this.cloneDir, { recursive: true, force: true });
     if (!snap.config.disks?.some((d) => d.readOnly !== true)) return config;
     const made = await cloneDisks(snap.config.disks, this.cloneDir);
@@ -211,6 +236,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
     const config = this.config.clone === true ? await this.cloneConfig() : this.vmConfig();
+    this.startedConfig = config;
     if (this.isolation === 'process') {
       this.lockedFiles = planVmLocks(config); // the VM's process takes the locks themselves
     } else {
@@ -242,6 +268,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       this.releaseImages();
       throw new Error('stopped while starting');
     }
+    this.adopt(handle);
+  }
+
+  /** Make a started worker this supervisor's running VM. */
+  private adopt(handle: VmRunner): void {
     this.openLog();
     this.handle = handle;
     liveRunners.add(handle);
@@ -254,7 +285,57 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.startedAt = Date.now();
     this.setState('running');
+    if (!handle.running) handle.start();
+  }
+
+  /**
+   * Live migration destination: a worker that builds this VM from incoming
+   * memory and device state (VmConfig.incoming), not yet this supervisor's
+   * running VM. Its NICs are opened here.
+   */
+  async startIncoming(diskSizes: number[]): Promise<VmHandle> {
+    const specs = nicSpecs(this.config, this.opts.netPolicy);
+    if (!specs.ok) throw new Error(specs.error);
+    const config = { ...this.vmConfig(), incoming: { diskSizes } };
+    this.startedConfig = config;
+    const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
+    const handle = new VmHandle(config, { resourceLimits: { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 }, nics });
     handle.start();
+    return handle;
+  }
+
+  /** Take this VM's image locks (the destination at COMMIT); throws if another holder has them. */
+  lockForIncoming(): void {
+    this.imageLocks = lockVmImages(this.startedConfig ?? this.vmConfig());
+    this.lockedFiles = this.imageLocks.files;
+  }
+
+  /** The migrated VM runs: it is this supervisor's from now on. */
+  adoptIncoming(handle: VmHandle): void {
+    this.stopRequested = false;
+    this.adopt(handle);
+  }
+
+  /** Source of a migration: the worker closed the images; let go of their locks for the destination. */
+  releaseImagesForMigration(): void {
+    this.imageLocks?.release();
+    this.imageLocks = null;
+  }
+
+  /** The migration failed after releaseImagesForMigration(): the VM goes on here, with its locks. */
+  retakeImagesAfterMigration(): void {
+    if (this.imageLocks || !this.startedConfig) return;
+    this.imageLocks = lockVmImages(this.startedConfig);
+    this.lockedFiles = this.imageLocks.files;
+  }
+
+  /** The VM now runs elsewhere: end the worker here without it counting as a failure. */
+  async endMigratedAway(): Promise<void> {
+    this.cancelRestart();
+    const h = this.handle;
+    if (!h) return;
+    this.stopRequested = true;
+    await h.stop();
   }
 
   /**
@@ -264,6 +345,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
    */
   adoptOverlays(overlays: { disk: number; path: string }[]): void {
     this.config = { ...this.config, disks: disksWithOverlays(this.config.disks ?? [], overlays) };
+    if (this.startedConfig) this.startedConfig = { ...this.startedConfig, disks: this.vmConfig().disks };
     if (this.isolation === 'process') {
       if (this.lockedFiles) this.lockedFiles = planVmLocks(this.vmConfig()); // the VM's process relocks itself
       return;
@@ -309,6 +391,77 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!h) return;
     this.stopRequested = true;
     await h.stop();
+  }
+
+  /**
+   * Graceful stop: press the power button and give the guest `timeoutMs` to
+   * power off, then stop it as stop() does. A paused VM, or a guest without a
+   * driver for its buttons, is stopped at once. Says which way it ended.
+   */
+  async shutdown(timeoutMs: number): Promise<{ graceful: boolean; why?: string }> {
+    this.cancelRestart();
+    if (this.starting) this.startAborted = true;
+    const h = this.handle;
+    if (!h) return { graceful: false, why: 'not running' };
+    this.stopRequested = true;
+    const why = await this.pressAndWait(h, 'power', timeoutMs, () => h.exited.then(() => true));
+    if (!why) return { graceful: true };
+    this.opts.log(`${this.name}: stopping without the guest: ${why}`);
+    await h.stop();
+    return { graceful: false, why };
+  }
+
+  /**
+   * Graceful reboot: press the restart key and give the guest `timeoutMs` to
+   * reboot (it resets the machine, which starts again from its images); else
+   * reset the machine at once, as a reset button does.
+   */
+  async reboot(timeoutMs: number): Promise<{ graceful: boolean; why?: string }> {
+    const h = this.handle;
+    if (!h) return { graceful: false, why: 'not running' };
+    const boots = h.live().boots;
+    const rebooted = () => h.live().boots > boots;
+    const why = await this.pressAndWait(h, 'restart', timeoutMs, async () => {
+      while (!rebooted() && h.running) await new Promise((r) => setTimeout(r, 50));
+      return true;
+    });
+    if (!why) return { graceful: true };
+    if (!h.running) return { graceful: false, why: 'the VM ended instead' };
+    this.opts.log(`${this.name}: resetting without the guest: ${why}`);
+    try {
+      await h.command({ type: 'reset' });
+    } catch (e) {
+      if (h.running) throw e; // the VM ended meanwhile: nothing left to reset
+    }
+    return { graceful: false, why };
+  }
+
+  /** Press `button` and wait up to `timeoutMs` for `done`; null when done, else why not. */
+  private async pressAndWait(h: VmRunner, button: 'power' | 'restart', timeoutMs: number, done: () => Promise<boolean>): Promise<string | null> {
+    if (timeoutMs <= 0) return 'no time given to the guest';
+    if (this.state === 'paused') return 'the VM is paused';
+    this.shuttingDown = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await h.command({ type: 'pressButton', button });
+      const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), timeoutMs)));
+      const ok = await Promise.race([done(), timeout, h.exited.then(() => true)]);
+      return ok ? null : `the guest did not ${button === 'power' ? 'power off' : 'reboot'} within ${Math.round(timeoutMs / 1000)} s`;
+    } catch (e) {
+      return e instanceof Error ? e.message : String(e);
+    } finally {
+      clearTimeout(timer);
+      this.shuttingDown = false;
+    }
+  }
+
+  /** The terminal attached to the console is `cols` x `rows`: tell the guest (hvc0), now and at each start. */
+  setConsoleSize(cols: number, rows: number): void {
+    this.consoleSize = { cols, rows };
+    const h = this.handle;
+    if (h?.running) {
+      h.command({ type: 'consoleSize', cols, rows }).catch((e: unknown) => this.opts.log(`${this.name}: console size: ${e instanceof Error ? e.message : String(e)}`));
+    }
   }
 
   /** Terminate the worker at once. */
@@ -402,9 +555,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
   private onExit(handle: VmRunner, r: VmExit): void {
     if (this.handle !== handle) return;
     this.handle = null;
-    this.closeLog();
     this.window = { mips: 0, cpuShare: 0, instructionShare: 0 };
     const failure = this.failurePending ?? (this.stopRequested ? null : r.code !== 0 || /worker|emulator|resource|VM process/i.test(r.reason) ? r.reason : null);
+    // The log of a failed VM says why, even when the guest printed nothing (a hang, a crash of the worker).
+    if (failure) this.consoleLog.write(new TextEncoder().encode(`\r\n[tsvisor] ${this.name} failed: ${failure}\r\n`));
+    this.closeLog();
     this.lastExit = failure ?? r.reason;
     if (failure) {
       this.lastFailure = failure;

@@ -58,8 +58,14 @@ export const KERNEL_META = 'linux-image-riscv64';
 export const BUSYBOX_PKG = 'busybox-static';
 export const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 const MANIFEST = 'manifest.json';
-/** Bump when the guest's contents change (e.g. the init script), so caches are rebuilt. */
-const MANIFEST_FORMAT = 5;
+/**
+ * Bump when the guest's contents change (e.g. the init script), so caches are
+ * rebuilt. A cache from REFRESHABLE_FORMAT on gets only a new initramfs, made
+ * from its own kernel modules and busybox (no download): only the initramfs
+ * changed since then. Format 6: the buttons handler and virtio_input, evdev.
+ */
+const MANIFEST_FORMAT = 6;
+const REFRESHABLE_FORMAT = 5;
 const GUEST_DIR = 'guest';
 
 export interface ManifestFile {
@@ -157,13 +163,54 @@ function mib(n: number): string {
 
 // ---------------------------------------------------------------- cache validity
 
-async function readManifest(guestDir: string): Promise<GuestManifest | undefined> {
+async function readManifest(guestDir: string, formats = [MANIFEST_FORMAT]): Promise<GuestManifest | undefined> {
   try {
     const m = JSON.parse(await readFile(join(guestDir, MANIFEST), 'utf8')) as GuestManifest;
-    return m && m.format === MANIFEST_FORMAT ? m : undefined;
+    return m && formats.includes(m.format) ? m : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A cached guest of an older format whose kernel, busybox and modules are
+ * intact, where only the initramfs is out of date: build the initramfs again
+ * from them and bring the manifest to this format. False when the cache is not
+ * such a guest (a full build is needed).
+ */
+async function refreshInitramfs(cacheDir: string, log: (s: string) => void): Promise<boolean> {
+  const g = join(cacheDir, GUEST_DIR);
+  const formats = Array.from({ length: MANIFEST_FORMAT - REFRESHABLE_FORMAT }, (_, i) => REFRESHABLE_FORMAT + i);
+  const m = await readManifest(g, formats);
+  if (!m?.files?.busybox || !(await fileMatches(g, m.files.kernel, true)) || !(await fileMatches(g, m.files.busybox, true))) return false;
+  const modulesDir = join(g, m.modulesDir);
+  if (!existsSync(modulesDir)) return false;
+  log(`updating the default guest's initramfs (cache format ${m.format} -> ${MANIFEST_FORMAT}) from its cached kernel modules and busybox`);
+  const sel = await selectModules(modulesDir, GUEST_MODULES).catch(() => null);
+  if (!sel) return false;
+  if (sel.missing.length) log(`warning: modules not found: ${sel.missing.join(', ')}`);
+  const initrd = buildInitramfs({
+    busybox: await readFile(join(g, m.files.busybox.path)),
+    kernelVersion: m.kernelVersion,
+    modules: sel.modules,
+    loadNames: sel.modules.map((x) => x.name),
+    modulesDep: sel.modulesDep,
+    modulesAlias: sel.modulesAlias,
+  });
+  const rel = m.files.initrd.path;
+  await writeFile(join(g, rel + '.tmp'), initrd);
+  await rename(join(g, rel + '.tmp'), join(g, rel));
+  const next: GuestManifest = {
+    ...m,
+    format: MANIFEST_FORMAT,
+    files: { ...m.files, initrd: await describeFile(g, rel) },
+    initramfsModules: sel.modules.map((x) => x.path),
+    builtinModules: sel.builtin,
+    missingModules: sel.missing,
+  };
+  await writeFile(join(g, MANIFEST + '.tmp'), JSON.stringify(next, null, 2) + '\n');
+  await rename(join(g, MANIFEST + '.tmp'), join(g, MANIFEST));
+  return true;
 }
 
 /** A RISC-V Linux Image (the loader's detector). */
@@ -791,6 +838,10 @@ export async function ensureDefaultGuest(opts: EnsureGuestOptions = {}): Promise
         return (await checkCachedGuest(cacheDir)) ?? cached;
       }
       if (cached) return cached;
+      if (await refreshInitramfs(cacheDir, log)) {
+        const fresh = await checkCachedGuest(cacheDir);
+        if (fresh) return fresh;
+      }
     }
     mirror = pickMirror();
     // Leftovers of builds that were killed (we hold the lock, so none is running).

@@ -13,8 +13,43 @@ export const GUEST_MODULES = [
   'virtio_console',
   'virtio_rng',
   'virtio_balloon',
+  'virtio_input',
+  'evdev',
   'ext4',
 ];
+
+/** The name the machine's buttons (virtio-input) report; /sbin/tsvisor-buttons looks for it. */
+export const BUTTONS_DEVICE_NAME = 'tsvisor buttons';
+
+/**
+ * The default guest's handler of the machine's buttons: the power button powers
+ * off, the restart key (KEY_RESTART) reboots, as systemd-logind does on a
+ * Debian root disk. It reads struct input_event from evdev (24 bytes on
+ * 64-bit: a 16-byte time, then type u16, code u16, value s32) and acts on a
+ * key press (value 1). "tsvisor.buttons=off" on the command line disables it.
+ */
+export const BUTTONS_SCRIPT = `#!/bin/busybox sh
+dev=
+i=0
+# The device node may come a moment after the module has loaded.
+while [ -z "$dev" ] && [ $i -lt 50 ]; do
+  for d in /sys/class/input/event*; do
+    [ "$(cat "$d/device/name" 2>/dev/null)" = "${BUTTONS_DEVICE_NAME}" ] && [ -c "/dev/input/\${d##*/}" ] && dev="/dev/input/\${d##*/}"
+  done
+  [ -n "$dev" ] || sleep 0.1
+  i=$((i + 1))
+done
+[ -n "$dev" ] || exit 0
+exec 3<"$dev"
+while ev=$(dd bs=24 count=1 <&3 2>/dev/null | od -An -v -tu2 -j16 -N8) && [ -n "$ev" ]; do
+  set -- $ev
+  [ "$1 $3 $4" = "1 1 0" ] || continue
+  case "$2" in
+    116) echo "tsvisor guest: power button pressed, powering off" >/dev/console; exec /sbin/poweroff ;;
+    408) echo "tsvisor guest: restart key pressed, rebooting" >/dev/console; exec /sbin/reboot ;;
+  esac
+done
+`;
 
 export const READY_LINE = 'tsvisor guest ready';
 
@@ -47,6 +82,12 @@ if [ -n "$failed" ] && [ -f /etc/tsvisor-modules ]; then
     [ -n "$f" ] && insmod "$MODDIR/$f" >/dev/null 2>&1
   done < /etc/tsvisor-modules
 fi
+
+# With console=hvc0 there was no console when the kernel started /init (hvc0
+# comes with virtio_mmio, a module): take it now, so what /init and the
+# shells print is seen. Tested in a subshell: a failed redirection of exec
+# would end this shell, and with it the machine.
+if (: </dev/console) 2>/dev/null; then exec </dev/console >/dev/console 2>&1; fi
 
 # root=DEV (e.g. root=/dev/vda): switch to the root file system on that disk and
 # run its init (init=PATH, default /sbin/init), as an initramfs of a distribution
@@ -103,6 +144,13 @@ for c in poweroff halt reboot; do
   printf '#!/bin/busybox sh\nsync\nexec /bin/busybox %s -f "$@"\n' "$c" > "/sbin/$c"
   chmod 755 "/sbin/$c"
 done
+
+# The machine's buttons (graceful shutdown and reboot from the host), unless
+# "tsvisor.buttons=off" is on the command line.
+case " $(cat /proc/cmdline) " in
+  *" tsvisor.buttons=off "*) ;;
+  *) /sbin/tsvisor-buttons </dev/null >/dev/null 2>&1 & ;;
+esac
 
 # A signal from busybox's own poweroff, halt or reboot (a script calling them)
 # is acted on once the console shell has ended.
@@ -208,6 +256,7 @@ export function initramfsEntries(inp: InitramfsInput): CpioEntry[] {
     file('etc/hostname', 'tsvisor\n'),
     file('etc/hosts', '127.0.0.1 localhost\n'),
     file('usr/share/udhcpc/default.script', UDHCPC_SCRIPT, 0o755),
+    file('sbin/tsvisor-buttons', BUTTONS_SCRIPT, 0o755),
     file('etc/tsvisor-modules', inp.modules.map((m) => m.path).join('\n') + '\n'),
     file(`${mdir}/modules.dep`, inp.modulesDep),
     file(`${mdir}/modules.alias`, inp.modulesAlias),

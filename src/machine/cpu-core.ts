@@ -3,8 +3,8 @@
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
 import {
-  STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
-  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF,
+  DEBUG_BP_MAX, DEBUG_WP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE,
 } from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
 
@@ -35,12 +35,20 @@ interface CoreExports {
   hostReadCsr(csr: number): bigint;
   hostWriteCsr(csr: number, v: bigint): void;
   flushTlb(): void;
+  dirtyLogRestart(): void;
   setJitEnabled(on: number): void;
   getJitInstructions(): bigint;
   jitInvalidateRange(off: bigint, len: bigint): void;
   bpSet(i: number, va: bigint): void;
   bpGet(i: number): bigint;
   bpStepOver(): void;
+  wpSet(i: number, va: bigint, len: bigint, kind: number): void;
+  watchKind(): number;
+  watchAddr(): bigint;
+  trigSet(i: number, kinds: number, address: bigint, napot: number): void;
+  trigRead(i: number, which: number): bigint;
+  trigLastHit(): number;
+  trigLegal(tdata1: bigint): number;
   getTrapsFromUser(): bigint;
   cpuStateFieldCount(): number;
   cpuStateGet(i: number): bigint;
@@ -54,8 +62,26 @@ export const EXIT_HOST = 2;
 /** run() stopped with pc on a breakpoint, before executing it (see setBreakpoint). */
 export const EXIT_BREAKPOINT = 4;
 /** How many pc breakpoints the core holds. */
-export const MAX_BREAKPOINTS = 4;
+export const MAX_BREAKPOINTS = DEBUG_BP_MAX;
+/** How many data watchpoints the core holds. */
+export const MAX_WATCHPOINTS = DEBUG_WP_MAX;
+/** Watchpoint kinds (bits). */
+export const WATCH_READ = 1;
+export const WATCH_WRITE = 2;
 const NO_BREAKPOINT = 0xffffffffffffffffn;
+/** How many Sdtrig triggers the core has (the guest sees them too). */
+export const MAX_TRIGGERS = 4;
+
+/** What a host trigger watches: instruction fetch, load, store (any combination). */
+export interface TriggerSpec {
+  execute?: boolean;
+  load?: boolean;
+  store?: boolean;
+  /** First byte watched. */
+  address: bigint;
+  /** Bytes watched from `address`: 1 (default), or a power of two with `address` aligned to it. */
+  length?: bigint;
+}
 
 /** Word the core reads after each host MMIO call: non-zero means "no device here". */
 const MMIO_FAULT_ADDR = STATE + MMIO_FAULT_OFF;
@@ -81,6 +107,9 @@ export class CpuCore {
   readonly exports: CoreExports;
   /** Translator; it only runs when enabled with setJitEnabled(). */
   readonly jit: Jit;
+  /** Per guest page: 1 once written since the last dirtyLogRestart (DIRTY_PAGE). */
+  private readonly dirtyMap: Uint8Array;
+  private readonly codePages: Uint8Array;
 
   constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
     this.ramSize = ramSize;
@@ -107,6 +136,9 @@ export class CpuCore {
     this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
     this.f = new BigUint64Array(buf, STATE + F_OFF, 32);
     this.u32 = new Uint32Array(buf);
+    const pageCount = Math.floor(ramSize / 4096);
+    this.dirtyMap = new Uint8Array(buf, DIRTY_PAGE, pageCount);
+    this.codePages = new Uint8Array(buf, CODE_PAGE, pageCount);
   }
 
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
@@ -147,9 +179,37 @@ export class CpuCore {
     this.exports.setJitEnabled(on ? 1 : 0);
   }
 
-  /** The host wrote guest RAM directly (device DMA): drop translations of those pages. */
+  /** The host wrote guest RAM directly (device DMA): mark the pages dirty, drop translations of them. */
   noteRamWrite(offset: number, length: number): void {
-    this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+    if (length <= 0) return;
+    const first = Math.floor(offset / 4096);
+    const end = Math.min(this.dirtyMap.length, Math.floor((offset + length - 1) / 4096) + 1);
+    this.dirtyMap.fill(1, first, end);
+    for (let p = first; p < end; p++) {
+      if (this.codePages[p] !== 0) {
+        this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+        return;
+      }
+    }
+  }
+
+  /** Pages written since the last takeDirtyPages(). */
+  dirtyPageCount(): number {
+    let n = 0;
+    const m = this.dirtyMap;
+    for (let i = 0; i < m.length; i++) n += m[i];
+    return n;
+  }
+
+  /**
+   * Pages written since the last call (a copy of the dirty map, one byte per
+   * page), and a new round starts: the map is cleared and the store TLB
+   * flushed, so the next store to any page is seen again. Call between slices.
+   */
+  takeDirtyPages(): Uint8Array {
+    const out = this.dirtyMap.slice();
+    this.exports.dirtyLogRestart();
+    return out;
   }
 
   /**
@@ -172,9 +232,88 @@ export class CpuCore {
     return v === NO_BREAKPOINT ? null : v;
   }
 
+  /**
+   * Set watchpoint `slot` on the `len` bytes at guest virtual address `va` for
+   * accesses of `kind` (WATCH_READ | WATCH_WRITE bits; null clears it). An access
+   * touching them makes run() return EXIT_BREAKPOINT before the instruction
+   * (see watchStop). Accesses on the watched pages take the slow path.
+   */
+  setWatchpoint(slot: number, w: { va: bigint; len: number; kind: number } | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_WATCHPOINTS) throw new RangeError(`watchpoint slot ${slot} out of range`);
+    if (w !== null) {
+      if (!Number.isInteger(w.len) || w.len < 1 || w.len > 0x10000) throw new RangeError(`bad watchpoint length ${w.len}`);
+      if (w.va < 0n || w.va + BigInt(w.len) > NO_BREAKPOINT) throw new RangeError(`bad watchpoint address ${w.va}`);
+      if (w.kind < 1 || w.kind > 3) throw new RangeError(`bad watchpoint kind ${w.kind}`);
+    }
+    this.exports.wpSet(slot, w?.va ?? 0n, BigInt(w?.len ?? 0), w?.kind ?? 0);
+    // Drop load/store TLB entries of the pages (and the links between translated blocks).
+    this.exports.flushTlb();
+  }
+
+  /** After EXIT_BREAKPOINT: the watchpoint access that stopped it (kind and address), or null for a pc breakpoint. */
+  watchStop(): { kind: number; addr: bigint } | null {
+    const kind = this.exports.watchKind();
+    return kind === 0 ? null : { kind, addr: BigInt.asUintN(64, this.exports.watchAddr()) };
+  }
+
   /** After EXIT_BREAKPOINT: let the next run() execute the instruction at pc once. */
   stepOverBreakpoint(): void {
     this.exports.bpStepOver();
+  }
+
+  /**
+   * Use Sdtrig trigger `slot` (0..MAX_TRIGGERS-1) as a debugger's hardware
+   * breakpoint or watchpoint (null frees it). A hit makes run() return
+   * EXIT_BREAKPOINT before the instruction or access takes effect, in any
+   * privilege mode; lastTriggerHit() then names the slot and
+   * stepOverBreakpoint() resumes. The guest sees the trigger (dmode = 1,
+   * action 1) but cannot change it. Watched pages take the slow path.
+   */
+  setTrigger(slot: number, spec: TriggerSpec | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_TRIGGERS) throw new RangeError(`trigger slot ${slot} out of range`);
+    if (spec === null) {
+      this.exports.trigSet(slot, 0, 0n, 0);
+      return;
+    }
+    const kinds = (spec.execute ? 4 : 0) | (spec.store ? 2 : 0) | (spec.load ? 1 : 0);
+    if (kinds === 0) throw new RangeError('a trigger must watch execute, load or store');
+    const len = spec.length ?? 1n;
+    const a = spec.address;
+    if (a < 0n || a > 0xffff_ffff_ffff_ffffn) throw new RangeError(`bad trigger address ${a}`);
+    if (len === 1n) {
+      this.exports.trigSet(slot, kinds, a, 0);
+      return;
+    }
+    // NAPOT: aligned power of two; tdata2 is the base with (log2(len) - 1) trailing ones.
+    if (len < 2n || (len & (len - 1n)) !== 0n || len > 1n << 63n || (a & (len - 1n)) !== 0n) {
+      throw new RangeError(`trigger length ${len} must be a power of two with the address aligned to it`);
+    }
+    this.exports.trigSet(slot, kinds, a | ((len >> 1n) - 1n), 1);
+  }
+
+  /** tdata1 and tdata2 of trigger `slot` as the guest reads them. */
+  trigger(slot: number): { tdata1: bigint; tdata2: bigint } {
+    return {
+      tdata1: BigInt.asUintN(64, this.exports.trigRead(slot, 1)),
+      tdata2: BigInt.asUintN(64, this.exports.trigRead(slot, 2)),
+    };
+  }
+
+  /** After EXIT_BREAKPOINT: the host trigger that stopped the run, or null when it was a pc breakpoint. */
+  lastTriggerHit(): number | null {
+    const i = this.exports.trigLastHit();
+    return i < 0 ? null : i;
+  }
+
+  /**
+   * Play firmware for a guest started directly in S- or U-mode: PMP entry 15
+   * (the lowest priority) as NAPOT over all memory with read, write and execute,
+   * unlocked, as OpenSBI leaves its last entry. Without an entry S/U accesses fail.
+   */
+  grantAllMemory(): void {
+    this.writeCsr(0x3bf, (1n << 54n) - 1n); // pmpaddr15: every address
+    const cfg2 = this.readCsr(0x3a2) & ~(0xffn << 56n);
+    this.writeCsr(0x3a2, cfg2 | (0x1fn << 56n)); // pmp15cfg: NAPOT, X, W, R
   }
 
   reset(entry: bigint, hartId = 0): void {

@@ -80,6 +80,7 @@ export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSi
   core.writeCsr(0x106, 7n); // scounteren
   core.writeCsr(0x300, 1n << 13n); // mstatus.FS = initial
   core.exports.setEcallHookMask((1 << PRV_U) | (1 << PRV_M));
+  core.grantAllMemory(); // PMP: U-mode needs an entry, as under firmware
   core.exports.setDeterministic(1);
   core.setJitEnabled(opts.jit ?? false);
   core.setX(2, BigInt(RAM_BASE + ramSize - 4096)); // sp

@@ -61,6 +61,13 @@ export interface VirtFdtOptions {
   timebaseHz?: number;
   /** Free space added at the end of the blob for firmware that edits it in place. */
   padding?: number;
+  /**
+   * Seed for the kernel's random number generator (/chosen/rng-seed), as QEMU's
+   * virt board gives one. Without it the kernel's CRNG starts empty, and until
+   * enough entropy arrives every random number it takes (one per system call,
+   * for the kernel stack offset) costs a full entropy-pool extraction.
+   */
+  rngSeed?: Uint8Array;
 }
 
 export type VirtFdtResult = { ok: true; dtb: Uint8Array; isa: ParsedIsa } | { ok: false; error: string };
@@ -183,6 +190,7 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
     chosen.u64('linux,initrd-start', opts.initrd.start);
     chosen.u64('linux,initrd-end', opts.initrd.end);
   }
+  if (opts.rngSeed && opts.rngSeed.length > 0) chosen.bytes('rng-seed', opts.rngSeed);
 
   // /memory
   root

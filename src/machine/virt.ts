@@ -21,6 +21,7 @@ import type { NicLimits } from '../devices/virtio/net.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
+import type { Button } from '../devices/virtio/input/device.js';
 import { saveCpu, restoreCpu, CPU_FIELDS, type CpuState } from './cpu-persist.js';
 import { isRecord, isIntArray } from '../devices/device.js';
 
@@ -28,6 +29,8 @@ export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
 
 /** The core breakpoint slots the panic watch uses (the others are free for a debugger). */
 const PANIC_SLOTS = [0, 1];
+/** Bytes of /chosen/rng-seed, as many as QEMU's virt board gives. */
+const RNG_SEED_BYTES = 32;
 
 export interface MachineConfig extends VirtioConfig {
   ramSize: number;
@@ -116,7 +119,7 @@ export class VirtMachine {
   /** The guest kernel entered panic(): seen through the breakpoint, which no guest program can fake. */
   panicked = false;
   /** virtio-mmio devices (see virtio-slots.ts). */
-  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null };
+  private virtio: VirtioSet = { slots: [], transports: [], console: null, nics: [], disks: [], balloon: null, input: null };
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
@@ -207,7 +210,8 @@ export class VirtMachine {
     m.core.reset(BigInt(RAM_BASE));
     const loaded = loadRam(m.core);
     if (!loaded.ok) return loaded;
-    const r = m.restoreState(state);
+    // A function gives the state once RAM is in (live migration receives it last).
+    const r = m.restoreState(typeof state === 'function' ? (state as () => unknown)() : state);
     if (!r.ok) return r;
     return { ok: true, machine: m };
   }
@@ -341,8 +345,9 @@ export class VirtMachine {
       imageSize = kernelSpan;
       entry = Number(elf.entry);
     }
+    const rngSeed = this.host.randomBytes?.(RNG_SEED_BYTES);
     const fdtFor = (initrdRange?: { start: number; end: number }) =>
-      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots });
+      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots, rngSeed });
     const probe = fdtFor(initrd ? { start: RAM_BASE, end: RAM_BASE + initrd.length } : undefined);
     if (!probe.ok) return probe;
     const layout = planBootLayout({
@@ -407,6 +412,7 @@ export class VirtMachine {
       core.writeCsr(0x106, 0x7n); // scounteren: user space reads time (the vDSO's rdtime), as OpenSBI leaves it
       core.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE
       core.exports.setEcallHookMask(1 << PRV_S);
+      core.grantAllMemory(); // PMP: what firmware leaves for S-mode
       core.setX(10, 0n);
       core.setX(11, BigInt(layout.fdtAddr));
       core.priv = PRV_S;
@@ -540,6 +546,28 @@ export class VirtMachine {
     const b = this.virtio.balloon;
     if (!b) return false;
     b.setTargetPages(Math.round((mib * 1024 * 1024) / 4096));
+    return true;
+  }
+
+  /**
+   * Press a button of the machine (virtio-input): 'power' asks the guest to
+   * shut down, 'restart' to reboot. What happens is up to the guest. Returns
+   * why the press cannot reach the guest, or null when it was queued for a
+   * driver that is up.
+   */
+  pressButton(button: Button): string | null {
+    const input = this.virtio.input;
+    if (!input) return 'the VM has no buttons (virtio-input; every virtio-mmio slot is taken by disks and NICs)';
+    if (!input.active) return 'the guest has no driver for its buttons (virtio-input) running';
+    if (!input.press(button)) return 'the guest is not taking button events';
+    return null;
+  }
+
+  /** The host terminal's size for the guest's console (hvc0); false without a virtio-console. RangeError for bad sizes. */
+  setConsoleSize(cols: number, rows: number): boolean {
+    const c = this.virtio.console;
+    if (!c) return false;
+    c.setSize(cols, rows);
     return true;
   }
 

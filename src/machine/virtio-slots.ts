@@ -1,7 +1,8 @@
 // Puts the machine's virtio devices into the virtio-mmio slots: disks take the
 // highest slots first (the device tree lists slots high to low, as QEMU does,
 // and Linux probes in that order, so the first disk becomes /dev/vda), the
-// entropy source and the console take the lowest ones.
+// entropy source and the console take the lowest ones; the balloon and the
+// buttons (virtio-input) come after the NICs, so adding them moves no other device.
 
 import { MmioBus } from './bus.js';
 import { VIRTIO_MMIO_SIZE, VIRTIO_MMIO_SLOTS, virtioMmioBase, virtioMmioIrq } from './layout.js';
@@ -13,6 +14,7 @@ import { VirtioRng } from '../devices/virtio/rng.js';
 import { VirtioConsole } from '../devices/virtio/console.js';
 import { VirtioNet, type NicDeviceCounters, type NicLimits, type NicPort } from '../devices/virtio/net.js';
 import { VirtioBalloon, BALLOON_PAGE } from '../devices/virtio/balloon.js';
+import { VirtioInput } from '../devices/virtio/input/device.js';
 import type { RateLimits } from '../devices/rate-limiter.js';
 import type { BlockBackend } from '../storage/backend.js';
 
@@ -52,6 +54,8 @@ export interface VirtioConfig {
   virtioConsole?: boolean;
   /** virtio-balloon (default off). */
   balloon?: VirtioBalloonConfig | boolean;
+  /** virtio-input with a power and a restart button, for graceful shutdown and reboot (default off; left out when no slot is free). */
+  powerButton?: boolean;
 }
 
 export interface VirtioWiring {
@@ -74,6 +78,8 @@ export interface VirtioSet {
   /** The disks in --disk order, and the balloon, for limits and statistics. */
   disks: VirtioBlk[];
   balloon: VirtioBalloon | null;
+  /** The buttons, or null without them. */
+  input: VirtioInput | null;
 }
 
 export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; set: VirtioSet } | { ok: false; error: string } {
@@ -99,6 +105,10 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     low.push(balloon);
   }
   const disks = cfg.disks ?? [];
+  // The buttons take a slot only when one is free: a VM that fills every slot
+  // with disks and NICs keeps working, without graceful shutdown.
+  const input = cfg.powerButton && disks.length + low.length < VIRTIO_MMIO_SLOTS ? new VirtioInput() : null;
+  if (input) low.push(input);
   if (disks.length + low.length > VIRTIO_MMIO_SLOTS) {
     return { ok: false, error: `too many virtio devices: ${disks.length} disks and ${low.length} others (${VIRTIO_MMIO_SLOTS} slots)` };
   }
@@ -106,7 +116,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
   const blks = disks.map((d, i) => new VirtioBlk({ ...d, clock: w.clock }, `virtio-blk${i}`));
   blks.forEach((b, i) => placed.push([VIRTIO_MMIO_SLOTS - 1 - i, b]));
   low.forEach((d, i) => placed.push([i, d]));
-  const set: VirtioSet = { slots: [], transports: [], console, nics, disks: blks, balloon };
+  const set: VirtioSet = { slots: [], transports: [], console, nics, disks: blks, balloon, input };
   for (const [slot, dev] of placed) {
     const t = new VirtioMmio(dev, {
       mem: w.mem,

@@ -21,6 +21,12 @@ export interface CommandState {
   /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
   scheduleSnapshot?: (dir: string, instret: number) => void;
   scheduleInput?: (events: { instret: number; data: string }[]) => void;
+  /** Reboot the machine at once (the worker provides it). */
+  reset?: () => void;
+  /** The host terminal's size, applied again to the machine a guest reboot makes. */
+  consoleSize?: { cols: number; rows: number };
+  /** Live migration (the worker provides it): carries out the migrate* commands. */
+  migration?: (cmd: Extract<VmCommand, { type: `migrate${string}` }>) => unknown;
   /** Called after each command, before its reply: the worker publishes its device counters, so the owner reads the change as soon as the reply arrives. */
   afterCommand?: () => void;
 }
@@ -79,6 +85,33 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
       if (!s.scheduleInput) throw new Error('this VM cannot schedule input');
       s.scheduleInput(cmd.events);
       return null;
+    case 'pressButton': {
+      if (cmd.button !== 'power' && cmd.button !== 'restart') throw new Error(`unknown button ${JSON.stringify(cmd.button)}`);
+      const why = s.machine.pressButton(cmd.button);
+      if (why) throw new Error(why);
+      return null;
+    }
+    case 'reset':
+      if (!s.reset) throw new Error('this VM cannot be reset');
+      s.reset();
+      return null;
+    case 'consoleSize': {
+      if (!s.machine.setConsoleSize(cmd.cols, cmd.rows)) throw new Error('the VM has no virtio-console');
+      s.consoleSize = { cols: cmd.cols, rows: cmd.rows };
+      return null;
+    }
+    case 'migrateBegin':
+    case 'migrateTake':
+    case 'migrateNextRound':
+    case 'migrateThrottle':
+    case 'migrateHold':
+    case 'migrateReleaseDisks':
+    case 'migrateResume':
+    case 'migrateLoad':
+    case 'migrateState':
+    case 'migrateStart':
+      if (!s.migration) throw new Error(`${cmd.type}: this VM is not in that phase of a migration`);
+      return s.migration(cmd);
     default:
       throw new Error(`unknown command ${JSON.stringify((cmd as { type?: unknown }).type)}`);
   }
@@ -114,6 +147,9 @@ export function drainCommands(port: MessagePort | undefined, s: CommandState): n
       reply = { id: req.id, ok: false, error: e instanceof Error ? e.message : String(e) };
     }
     s.afterCommand?.();
-    port.postMessage(reply);
+    // Pages copied out for a migration move to the owner rather than being copied again.
+    const r = reply.ok ? (reply.result as { data?: unknown; indexes?: unknown } | null) : null;
+    const moved = r && r.data instanceof Uint8Array && r.indexes instanceof Uint32Array ? [r.data.buffer, r.indexes.buffer] : [];
+    port.postMessage(reply, moved as ArrayBuffer[]);
   }
 }

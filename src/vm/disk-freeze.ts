@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { BlockBackend } from '../storage/backend.js';
 import { detectFormat } from '../storage/open.js';
 import { createQcow2, openQcow2 } from '../storage/qcow2.js';
-import { SwitchableDisk } from '../storage/switchable.js';
+import { SwappableDisk } from './migration/swappable-disk.js';
 import type { VmDiskConfig } from './protocol.js';
 
 /** Where a frozen disk's new overlay goes by default: next to it, named after the snapshot. */
@@ -52,7 +52,8 @@ export function prepareOverlays(
       if (o === null || o === undefined) continue;
       const disk = disks[i]!;
       const cfg = configs[i]!;
-      if (disk.readOnly || !(disk instanceof SwitchableDisk)) throw new Error(`disk ${i} is read-only: nothing to freeze`);
+      if (disk.readOnly || !(disk instanceof SwappableDisk)) throw new Error(`disk ${i} is read-only: nothing to freeze`);
+      if (!disk.backend) throw new Error(`disk ${i} is released (the VM is migrating)`);
       const path = resolvePath(o);
       if (existsSync(path)) throw new Error(`disk ${i}: the overlay ${path} already exists`);
       const base = resolvePath(cfg.path);
@@ -69,7 +70,7 @@ export function prepareOverlays(
     commit() {
       const out: { disk: number; path: string }[] = [];
       for (const m of made.splice(0)) {
-        (disks[m.disk] as SwitchableDisk).switchTo(m.backend);
+        (disks[m.disk] as SwappableDisk).switchTo(m.backend);
         // The overlay's format is known: the raw-probe guard was about the old image.
         configs[m.disk] = { ...configs[m.disk]!, path: m.path, format: 'qcow2', guardProbedRaw: undefined };
         out.push({ disk: m.disk, path: m.path });

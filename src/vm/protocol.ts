@@ -33,6 +33,17 @@ export interface VmConfig {
   rng?: boolean;
   /** virtio-console as hvc0 on the same console stream as the UART (default true). */
   virtioConsole?: boolean;
+  /** virtio-input with a power and a restart button (default true; snapshots taken before it existed have none). */
+  powerButton?: boolean;
+  /**
+   * Boot watch: a booted (not restored) machine that retires this many
+   * instructions without a sign of life (an interrupt taken, a trap from a
+   * program, an idle WFI) ends with a failure: a kernel that stopped early,
+   * such as one with too little memory, would otherwise spin forever. Omitted: off.
+   */
+  bootWatchInsns?: number;
+  /** Initial size of the host terminal for hvc0 (see the consoleSize command). */
+  consoleSize?: { cols: number; rows: number };
   /** Debug only (daemon --debug-faults): faults the worker injects this many ms after boot, to test isolation. */
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
   /** virtio-balloon (default off): true, or settings. The target is changed with the setBalloonTarget command. */
@@ -66,7 +77,25 @@ export interface VmConfig {
    * reproducible, also across a snapshot and restore. Events are in order.
    */
   inputScript?: { instret: number; data: string }[];
+  /**
+   * A GDB remote stub on the gdb port (VmHandle's gdb channel; see
+   * src/vm/gdb-session.ts). `wait`: stopped before the first instruction until
+   * a debugger attaches and continues. `checkpointEvery`: in deterministic runs,
+   * keep an in-memory checkpoint every this many instructions for reverse
+   * execution (0: none; default DEFAULT_CHECKPOINT_EVERY).
+   */
+  gdb?: { wait?: boolean; checkpointEvery?: number; maxCheckpoints?: number };
+  /**
+   * Live migration destination: build the machine without booting, take guest
+   * RAM and the device state from migrateLoad/migrateState commands, open the
+   * disks at migrateStart (after the source released them) and run. The disk
+   * sizes are the images' (checked by the owner) since they are opened last.
+   */
+  incoming?: { diskSizes: number[] };
 }
+
+/** Messages on the gdb channel: the owner sends connect/data/disconnect, the worker data. */
+export type GdbPortMessage = { type: 'connect' } | { type: 'data'; data: Uint8Array } | { type: 'disconnect' };
 
 export interface VmBalloonConfig {
   /** Initial target in MiB (default 0: the guest keeps all its RAM). */
@@ -128,7 +157,38 @@ export type VmCommand =
    */
   | { type: 'scheduleSnapshot'; dir: string; instret: number }
   /** Add console input at exact instruction counts (as VmConfig.inputScript; later than now). */
-  | { type: 'scheduleInput'; events: { instret: number; data: string }[] };
+  | { type: 'scheduleInput'; events: { instret: number; data: string }[] }
+  /**
+   * Press a button (virtio-input): 'power' asks the guest to shut down,
+   * 'restart' to reboot. Fails when the guest has no driver for the buttons.
+   */
+  | { type: 'pressButton'; button: 'power' | 'restart' }
+  /** Reboot the machine at once (as the guest's own reboot does: a fresh machine from the same images). */
+  | { type: 'reset' }
+  /** The host terminal's size, for the guest's hvc0 (kept across guest reboots). */
+  | { type: 'consoleSize'; cols: number; rows: number }
+  // ---- live migration, source side (src/vm/migration/) ----
+  /** Start the dirty log; round 0 queues every page that is not zero. */
+  | { type: 'migrateBegin' }
+  /** Copy up to `max` queued pages out of guest RAM. */
+  | { type: 'migrateTake'; max: number }
+  /** Queue the pages dirtied since the last round started. */
+  | { type: 'migrateNextRound' }
+  /** Keep the guest off the CPU this percent of the time (auto-converge), 0..99. */
+  | { type: 'migrateThrottle'; percent: number }
+  /** Stop the guest for the final pass: flush the disks, queue the last dirty pages, save the device state. */
+  | { type: 'migrateHold' }
+  /** Flush and close the disk images (before the destination opens them). */
+  | { type: 'migrateReleaseDisks' }
+  /** The migration failed: reopen the disks and let the guest run again. */
+  | { type: 'migrateResume' }
+  // ---- live migration, destination side (VmConfig.incoming) ----
+  /** Write received pages into guest RAM (`offsets[i]` into `data`, -1 = a zero page). */
+  | { type: 'migrateLoad'; indexes: Uint32Array; offsets: Int32Array; data: Uint8Array }
+  /** The device state: the machine is restored with it. */
+  | { type: 'migrateState'; machine: unknown }
+  /** Open the disks and run (a 'migrated' message follows, or an exit). */
+  | { type: 'migrateStart' };
 
 /** What a snapshot took. */
 export interface SnapshotResult {
@@ -151,6 +211,19 @@ export interface CommandResults {
   snapshot: SnapshotResult;
   scheduleSnapshot: null;
   scheduleInput: null;
+  pressButton: null;
+  reset: null;
+  consoleSize: null;
+  migrateBegin: { pages: number };
+  migrateTake: { indexes: Uint32Array; data: Uint8Array; left: number; dirty: number };
+  migrateNextRound: { pages: number };
+  migrateThrottle: null;
+  migrateHold: { pages: number; machine: unknown; instret: number };
+  migrateReleaseDisks: null;
+  migrateResume: null;
+  migrateLoad: null;
+  migrateState: null;
+  migrateStart: null;
 }
 export type CommandResult<C extends VmCommand> = CommandResults[C['type']];
 
@@ -181,6 +254,8 @@ export const LIVE_BUSY_US = 3; // worker: microseconds spent running guest code 
 export const LIVE_STATE = 4; // worker: one of the RUN_STATE_* values
 export const LIVE_JIT_INSTRET = 5; // worker: instructions executed by translated code
 export const LIVE_RAM_RESIDENT = 6; // worker: bytes of guest RAM backed by host memory (about once a second); -1 = unknown
+export const LIVE_BOOTS = 7; // worker: guest reboots so far (each makes a fresh machine)
+export const LIVE_CONSOLE_BYTES = 8; // worker: console bytes the guest has written since its first boot
 export const LIVE_SLOTS = 16;
 export const RUN_STATE_BOOTING = 0;
 export const RUN_STATE_RUNNING = 1;
@@ -199,6 +274,8 @@ export type WorkerMessage =
   | { type: 'snapshot'; result: SnapshotResult }
   /** The machine was restored from VmConfig.restore: how long it took and whether RAM was mapped or read. */
   | { type: 'restored'; ms: number; memory: 'mapped' | 'read' }
+  /** A migrated VM (VmConfig.incoming) has its disks open and runs; `ms` since migrateStart. */
+  | { type: 'migrated'; ms: number }
   | { type: 'error'; message: string };
 
 export interface SharedControl {
@@ -286,6 +363,10 @@ export interface LiveCounters {
   state: number;
   /** Guest RAM the host backs now (touched and not given back), or -1 when unknown. */
   ramResidentBytes: number;
+  /** Guest reboots so far. */
+  boots: number;
+  /** Console bytes the guest has written (a sign of life). */
+  consoleBytes: number;
 }
 
 export function readLive(c: SharedControl): LiveCounters {
@@ -298,5 +379,7 @@ export function readLive(c: SharedControl): LiveCounters {
     busyUs: Number(Atomics.load(l, LIVE_BUSY_US)),
     state: Number(Atomics.load(l, LIVE_STATE)),
     ramResidentBytes: Number(Atomics.load(l, LIVE_RAM_RESIDENT)),
+    boots: Number(Atomics.load(l, LIVE_BOOTS)),
+    consoleBytes: Number(Atomics.load(l, LIVE_CONSOLE_BYTES)),
   };
 }

@@ -16,8 +16,8 @@ import type { VmConfig } from './protocol.js';
 import { hostMemory } from './host-memory.js';
 
 export const SNAPSHOT_MAGIC = 'tsvisor-snapshot';
-/** Bump on any change a reader of the previous version would misread. */
-export const SNAPSHOT_VERSION = 1;
+/** Bump on any change a reader of the previous version would misread. 2: the CPU gained PMP, trigger and counter fields (version 1 files still load). */
+export const SNAPSHOT_VERSION = 2;
 export const STATE_FILE = 'snapshot.json';
 export const MEMORY_FILE = 'memory.bin';
 export const PAGE_SIZE = 4096;
@@ -180,7 +180,7 @@ export function checkSnapshotConfig(c: unknown): string | null {
   if (typeof c.append !== 'string' || c.append.length > 4096) return 'config.append must be a string';
   if (typeof c.memMiB !== 'number' || !Number.isInteger(c.memMiB) || c.memMiB < 16 || c.memMiB > 3584) return 'config.memMiB must be an integer in 16..3584';
   if (typeof c.deterministic !== 'boolean') return 'config.deterministic must be a boolean';
-  for (const k of ['jit', 'rng', 'virtioConsole'] as const) if (c[k] !== undefined && typeof c[k] !== 'boolean') return `config.${k} must be a boolean`;
+  for (const k of ['jit', 'rng', 'virtioConsole', 'powerButton'] as const) if (c[k] !== undefined && typeof c[k] !== 'boolean') return `config.${k} must be a boolean`;
   if (c.disks !== undefined) {
     if (!Array.isArray(c.disks) || c.disks.length > 6) return 'config.disks must be at most 6 disks';
     for (const d of c.disks) {
@@ -234,7 +234,8 @@ export function readSnapshot(dir: string): SnapshotPayload {
   const p = file.payload;
   const bad = checkSnapshotConfig(p.config);
   if (bad) throw new SnapshotError(`snapshot: ${bad}`);
-  const config = p.config as SnapshotConfig;
+  // Snapshots taken before the buttons existed have no virtio-input device: none is added.
+  const config = { ...(p.config as SnapshotConfig), powerButton: (p.config as SnapshotConfig).powerButton === true };
   if (!isObj(p.machine)) throw new SnapshotError('snapshot: machine state missing');
   if (typeof p.instret !== 'number' || !Number.isSafeInteger(p.instret) || p.instret < 0) throw new SnapshotError('snapshot: bad instret');
   const m = p.memory;
@@ -252,7 +253,7 @@ export function readSnapshot(dir: string): SnapshotPayload {
     throw new SnapshotError(`snapshot memory file ${memPath} is missing or unreadable (${(e as Error).message})`);
   }
   if (size !== ramBytes) throw new SnapshotError(`snapshot memory file ${memPath} has ${size} bytes, expected ${ramBytes} (truncated?)`);
-  return p as unknown as SnapshotPayload;
+  return { ...(p as unknown as SnapshotPayload), config };
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   type SharedControl,
   type SnapshotResult,
   type VmConfig,
+  type GdbPortMessage,
   type WorkerMessage,
   wake,
 } from './protocol.js';
@@ -44,8 +45,12 @@ export interface VmHandleEvents {
   stats: [text: string];
   /** The VM was restored from a snapshot (VmConfig.restore) and is about to run. */
   restored: [info: { ms: number; memory: 'mapped' | 'read' }];
+  /** A migrated VM (VmConfig.incoming) opened its disks and runs. */
+  migrated: [info: { ms: number }];
   /** A snapshot was written because of VmConfig.snapshotAt. */
   snapshot: [result: SnapshotResult];
+  /** Bytes from the VM's GDB stub for the attached debugger (with config.gdb). */
+  gdb: [data: Uint8Array];
   /** The VM is gone; same value as `exited` resolves to. */
   exit: [result: VmExit];
 }
@@ -89,6 +94,8 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   private lastError: string | null = null;
   /** Owner end of the command port, and the commands waiting for their reply. */
   private commandPort: MessagePort | null = null;
+  /** Owner end of the gdb channel (with config.gdb). */
+  private gdbPort: MessagePort | null = null;
   private nextCommandId = 1;
   private readonly inFlight = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
@@ -121,10 +128,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker: Worker;
     const channel = new MessageChannel();
+    const gdb = this.config.gdb ? new MessageChannel() : null;
     try {
       worker = new Worker(url, {
-        workerData: { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2 },
-        transferList: [channel.port2],
+        workerData: { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2, gdb: gdb?.port2 },
+        transferList: gdb ? [channel.port2, gdb.port2] : [channel.port2],
         resourceLimits: this.opts.resourceLimits,
       });
     } catch (e) {
@@ -139,6 +147,13 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     channel.port1.on('message', (r: CommandReply) => this.onReply(r));
     // The port must not keep the owner's process alive by itself.
     channel.port1.unref();
+    if (gdb) {
+      this.gdbPort = gdb.port1;
+      gdb.port1.on('message', (m: GdbPortMessage) => {
+        if (m.type === 'data') this.emit('gdb', m.data);
+      });
+      gdb.port1.unref();
+    }
     worker.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     worker.on('error', (err: unknown) => {
       this.finish({ code: 1, reason: `VM worker failed: ${errorText(err)}` });
@@ -174,6 +189,13 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
    * Ask the VM to stop; terminate its worker if it has not finished within the
    * stop timeout. Resolves with the same value as `exited`.
    */
+  /** Pass a debugger's connection, bytes and hang-up to the VM's GDB stub (with config.gdb). */
+  gdbPost(msg: GdbPortMessage): void {
+    if (!this.gdbPort || this.state !== 'running') return;
+    this.gdbPort.postMessage(msg);
+    wake(this.control);
+  }
+
   stop(): Promise<VmExit> {
     if (this.state === 'new') {
       this.state = 'stopping';
@@ -212,6 +234,9 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
         break;
       case 'restored':
         this.emit('restored', { ms: msg.ms, memory: msg.memory });
+        break;
+      case 'migrated':
+        this.emit('migrated', { ms: msg.ms });
         break;
       case 'error':
         this.lastError = msg.message;

@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
-  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
+  LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
   RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
@@ -27,9 +27,11 @@ import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
-import type { SnapshotResult } from './protocol.js';
-import { SwitchableDisk } from '../storage/switchable.js';
+import type { SnapshotResult, VmCommand } from './protocol.js';
 import { prepareOverlays } from './disk-freeze.js';
+import { GdbSession } from './gdb-session.js';
+import { SwappableDisk } from './migration/swappable-disk.js';
+import { SourceMigration, applyPages } from './migration/worker-side.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -38,6 +40,8 @@ interface WorkerInit {
   nics?: NicChannelInit[];
   /** Command port (see commands.ts); absent when the owner does not use commands. */
   commands?: MessagePort;
+  /** The debugger's byte channel (with config.gdb; see gdb-session.ts). */
+  gdb?: MessagePort;
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
@@ -53,6 +57,13 @@ const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
 /** After panic() is entered, the kernel runs this many more instructions to print its message, then the VM ends. */
 const PANIC_GRACE_INSNS = 200_000_000n;
+/** Exit of a VM that never showed a sign of life (see VmConfig.bootWatchInsns). */
+function neverCameUp(insns: number): { code: number; reason: string } {
+  return {
+    code: 1,
+    reason: `the guest never came up: no interrupt, program or idle wait in its first ${insns.toLocaleString('en-US')} instructions (a kernel that stopped early, e.g. with too little memory; see the console log)`,
+  };
+}
 /** Exit of a VM whose kernel panicked. */
 const PANIC_EXIT = { code: 1, reason: 'kernel panic' };
 
@@ -101,15 +112,20 @@ try {
   // an engine without the flag keeps its default
 }
 
-const disks: BlockBackend[] = [];
+const disks: SwappableDisk[] = [];
+
+/** VmConfig.consoleSize when it is usable (the owner validated it; a bad one is ignored, not fatal). */
+function validConsoleSize(s: VmConfig['consoleSize']): { cols: number; rows: number } | null {
+  const ok = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 0xffff;
+  return s && ok(s.cols) && ok(s.rows) ? { cols: s.cols, rows: s.rows } : null;
+}
 
 /** Flush and close every disk (at exit, also after an emulator failure). */
 function closeDisks(): string | null {
   let problem: string | null = null;
   for (const d of disks.splice(0)) {
     try {
-      if (!d.readOnly) d.flush();
-      d.close();
+      d.release();
     } catch (e) {
       problem ??= `closing a disk failed: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -118,7 +134,7 @@ function closeDisks(): string | null {
 }
 
 async function main(): Promise<void> {
-  const { config, control, nics: nicChannels = [], commands } = workerData as WorkerInit;
+  const { config, control, nics: nicChannels = [], commands, gdb: gdbPort } = workerData as WorkerInit;
   const nics = nicChannels.map(workerNic);
   // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
   setCountLookups(config.stats === true);
@@ -128,11 +144,26 @@ async function main(): Promise<void> {
     post({ type: 'exit', code: 1, reason: badDevice });
     return;
   }
-  for (const d of config.disks ?? []) {
+  const openOne = (d: NonNullable<VmConfig['disks']>[number]): Promise<BlockBackend> => {
     const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
-    const backend = await openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
-    // Writable disks can be frozen at a snapshot (switched to a new overlay while running).
-    disks.push(backend.readOnly ? backend : new SwitchableDisk(backend));
+    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
+  };
+  /** (Re)open every disk image into its SwappableDisk. */
+  const openDisks = async () => {
+    for (const [i, d] of (config.disks ?? []).entries()) {
+      if (!disks[i].backend) disks[i].attach(await openOne(d));
+    }
+  };
+  for (const [i, d] of (config.disks ?? []).entries()) {
+    if (config.incoming) {
+      // Opened at migrateStart, once the source has let go of the images.
+      const size = config.incoming.diskSizes[i];
+      if (!Number.isSafeInteger(size) || size < 0) throw new Error(`incoming: no size for disk ${i}`);
+      disks.push(new SwappableDisk(size, d.readOnly === true, null));
+    } else {
+      const b = await openOne(d);
+      disks.push(new SwappableDisk(b.size, b.readOnly, b));
+    }
   }
   const diskConfigs = disks.map((backend, i) => ({ backend, serial: config.disks![i].serial, limits: config.disks![i].limits }));
   const hostMem = hostMemory();
@@ -182,15 +213,36 @@ async function main(): Promise<void> {
   let rebootRequested = false;
   /** instret at which the kernel entered panic(), or null. */
   let panicAt: bigint | null = null;
-  const stall = new StallWatch(config.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS);
+  // The stall watch stands in for the panic breakpoint: with panic() watched it is
+  // off unless asked for, since kernel work that no program waits in (a module's
+  // crypto self-tests in kernel threads, at interpreter speed on a loaded host)
+  // can look like a stall, while a panic is caught exactly anyway.
+  // A restore arms the panic watch later: a given System.map counts as watched
+  // until then (the stall watch comes on should it turn out not to parse).
+  const lazyPanicWatch = config.restore !== undefined && !config.deterministic;
+  const panicWatched = lazyPanicWatch ? config.systemMap !== undefined && config.kernel !== undefined : panicVas().length > 0;
+  let stall = new StallWatch(config.stallTimeoutMs ?? (panicWatched ? 0 : DEFAULT_STALL_TIMEOUT_MS));
   let stallCheckedAt = 0;
   let busyAtStallCheck = 0;
   let wfiSinceStallCheck = false;
   /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
   let restoreFrom = config.restore;
+  /** A debugger's checkpoint to rebuild the machine from (reverse execution), instead of booting. */
+  let rewindTo: { state: unknown; loadRam: (ram: Uint8Array) => void } | undefined;
+  /** Console output is held back while a debugger replays part of the run. */
+  let muted = false;
+  let incoming = config.incoming !== undefined;
+  /** Destination of a migration: the device state, once it arrived. */
+  let incomingState: unknown = null;
+  /** Destination: migrateStart came while the state was still being taken. */
+  let startRequested = false;
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
+    const rewind = rewindTo;
+    rewindTo = undefined;
+    const migrateIn = incoming;
+    incoming = false;
     const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
         // A restore needs no boot images: they are in the snapshot's RAM.
@@ -205,10 +257,14 @@ async function main(): Promise<void> {
         nics: from && config.clone ? nics.map((n) => ({ ...n, newMac: true })) : nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
+        powerButton: config.powerButton ?? true,
         balloon: balloon ? { ...balloon, release: hostMem?.release } : undefined,
     };
     const machineHost: MachineHost = {
-        consoleOut: (data) => post({ type: 'console', data }),
+        consoleOut: (data) => {
+          Atomics.add(control.live, LIVE_CONSOLE_BYTES, BigInt(data.length));
+          if (!muted) post({ type: 'console', data });
+        },
         power: (kind, code) => {
           if (panicAt !== null) exit = PANIC_EXIT; // panic=N reboots or powers off: still a panic
           else if (kind === 'reset') rebootRequested = true;
@@ -221,7 +277,30 @@ async function main(): Promise<void> {
         nowMs: () => performance.now() - t0,
     };
     let created;
-    if (from) {
+    if (rewind) {
+      created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, rewind.state, (core) => {
+        rewind.loadRam(core.ram);
+        return { ok: true };
+      });
+      // A checkpoint of this very run that does not restore is a bug, not a guest's doing.
+      if (!created.ok) throw new Error(`rewinding to a checkpoint failed: ${created.error}`);
+    } else if (migrateIn) {
+      const started = performance.now();
+      try {
+        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
+          receiveIncoming(core);
+          return { ok: true };
+        });
+      } catch (e) {
+        created = { ok: false as const, error: e instanceof Error ? e.message : String(e) };
+      }
+      if (created.ok) {
+        if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
+        // Switches learn where the guest is now: its NICs' links blip and it announces itself.
+        created.machine.bounceLinks();
+        restoredIn = { ms: performance.now() - started, memory: 'read' };
+      }
+    } else if (from) {
       const started = performance.now();
       let how: 'mapped' | 'read' = 'read';
       try {
@@ -259,13 +338,76 @@ async function main(): Promise<void> {
       const vas = panicVas();
       if (vas.length) created.machine.watchPanic(...vas);
     }
+    // The host terminal keeps its size across a guest reboot.
+    if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
+  let consoleSize = validConsoleSize(config.consoleSize);
+  /** The boot watch is satisfied (or off); a restored machine came up long ago. */
+  let cameUp = !config.bootWatchInsns || config.restore !== undefined;
+  /**
+   * Destination: take pages and then the device state from the owner (commands
+   * on the port) until the state arrives. Blocks the worker, which has no guest
+   * to run yet; a stop request ends it.
+   */
+  function receiveIncoming(core: { ram: Uint8Array }): void {
+    const st: CommandState = {
+      machine: null as unknown as VirtMachine, disks: [], balloon: null,
+      migration: (cmd) => {
+        if (cmd.type === 'migrateLoad') {
+          applyPages(core.ram, cmd.indexes, cmd.offsets, cmd.data);
+          return null;
+        }
+        if (cmd.type === 'migrateState') {
+          if (incomingState !== null) throw new Error('the device state arrived twice');
+          incomingState = cmd.machine;
+          return null;
+        }
+        // The owner sends it once the state is acknowledged, which may be while this
+        // loop is still draining the port: remember it for the wait below.
+        if (cmd.type === 'migrateStart' && incomingState !== null) {
+          startRequested = true;
+          return null;
+        }
+        throw new Error(`${cmd.type}: not while memory is arriving`);
+      },
+    };
+    while (incomingState === null) {
+      const seen = Atomics.load(control.ctrl, CTRL_WAKE);
+      if (drainCommands(commands, st) > 0) continue;
+      if (Atomics.load(control.ctrl, CTRL_STOP)) throw new Error('the migration was abandoned');
+      Atomics.wait(control.ctrl, CTRL_WAKE, seen, 1000);
+    }
+  }
   let m = boot();
   const t0Restored = performance.now();
   if (!m) return;
-  if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
+  if (config.incoming) {
+    // Wait for the word to start (the owner took the image locks), then open the images.
+    let go = startRequested;
+    const st: CommandState = {
+      machine: m, disks: [], balloon: null,
+      migration: (cmd) => {
+        if (cmd.type !== 'migrateStart') throw new Error(`${cmd.type}: not while waiting to start`);
+        go = true;
+        return null;
+      },
+    };
+    while (!go) {
+      const seen = Atomics.load(control.ctrl, CTRL_WAKE);
+      if (drainCommands(commands, st) > 0) continue;
+      if (Atomics.load(control.ctrl, CTRL_STOP)) {
+        post({ type: 'exit', code: 0, reason: 'the migration was abandoned' });
+        return;
+      }
+      Atomics.wait(control.ctrl, CTRL_WAKE, seen, 1000);
+    }
+    const started = performance.now();
+    await openDisks();
+    if (!config.deterministic) t0 = performance.now() - Number(m.core.exports.getTime()) / Number(TICKS_PER_MS);
+    post({ type: 'migrated', ms: performance.now() - started });
+  } else if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
   // that allocates little may never reach.
@@ -279,6 +421,7 @@ async function main(): Promise<void> {
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
       deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      powerButton: config.powerButton ?? true,
       disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
       balloon: balloon ? { ...balloon } : undefined,
       name: config.name, nicSpecs: config.nicSpecs,
@@ -304,6 +447,10 @@ async function main(): Promise<void> {
   };
   const cmdState: CommandState = {
     machine: m, disks: diskConfigs, balloon, snapshot: takeSnapshot,
+    reset: () => {
+      rebootRequested = true;
+    },
+    consoleSize: consoleSize ?? undefined,
     scheduleSnapshot: (dir, instret) => {
       future(instret);
       snapAt = { dir, instret };
@@ -313,6 +460,49 @@ async function main(): Promise<void> {
       script.push(...events);
       script.sort((a, b) => a.instret - b.instret);
     },
+    migration: (cmd) => sourceCommand(cmd),
+  };
+  /** Source side of a live migration (see SourceMigration), null when none runs. */
+  let mig = null as SourceMigration | null;
+  /** Host time the guest still owes to a migration's CPU throttle (ms). */
+  let throttleDebtMs = 0;
+  /** The disks are to be reopened before the guest runs again (a failed migration). */
+  let reopenDisks = false;
+  const sourceCommand = (cmd: Extract<VmCommand, { type: `migrate${string}` }>): unknown => {
+    if (cmd.type === 'migrateBegin') {
+      if (mig) throw new Error('a migration is already running');
+      mig = new SourceMigration(m!.core);
+      return { pages: mig.left };
+    }
+    if (!mig) throw new Error(`${cmd.type}: no migration is running`);
+    switch (cmd.type) {
+      case 'migrateTake': {
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 4096) throw new Error('migrateTake: max must be 1..4096');
+        return { ...mig.take(cmd.max), dirty: mig.dirtyNow() };
+      }
+      case 'migrateNextRound':
+        return { pages: mig.nextRound() };
+      case 'migrateThrottle':
+        if (!Number.isInteger(cmd.percent) || cmd.percent < 0 || cmd.percent > 99) throw new Error('migrateThrottle: percent must be 0..99');
+        mig.throttle = cmd.percent;
+        return null;
+      case 'migrateHold': {
+        // The disks are flushed once, when they are released before COMMIT (one fsync less of downtime).
+        mig.hold = true;
+        const pages = mig.nextRound();
+        return { pages, machine: m!.saveState(), instret: Number(m!.core.instret) };
+      }
+      case 'migrateReleaseDisks':
+        if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');
+        for (const d of disks) d.release();
+        return null;
+      case 'migrateResume':
+        reopenDisks = true;
+        mig = null;
+        return null;
+      default:
+        throw new Error(`${cmd.type}: not on the source of a migration`);
+    }
   };
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
@@ -350,6 +540,7 @@ async function main(): Promise<void> {
       panicWatchPending = false;
       const vas = panicVas();
       if (vas.length) m!.watchPanic(...vas);
+      else if (config.stallTimeoutMs === undefined) stall = new StallWatch(DEFAULT_STALL_TIMEOUT_MS);
     }
     const jit = m!.core.jit;
     if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
@@ -394,6 +585,22 @@ async function main(): Promise<void> {
   const failAt = at(dbg.failAfterMs);
   const hangAt = at(dbg.hangAfterMs);
   const oomAt = at(dbg.oomAfterMs);
+  const gdb = gdbPort && config.gdb ? new GdbSession(gdbPort, {
+    machine: () => m!,
+    control,
+    deterministic: config.deterministic,
+    jit: config.jit !== false,
+    rebuild: (state, loadRam) => {
+      rewindTo = { state, loadRam };
+      m = boot()!;
+      cmdState.machine = m;
+      return m;
+    },
+    muteConsole: (on) => {
+      muted = on;
+    },
+    idle: () => publish(RUN_STATE_PAUSED),
+  }, config.gdb) : null;
   for (;;) {
     const now = performance.now();
     if (now >= failAt) throw new Error('injected fault (debug.failAfterMs)');
@@ -405,6 +612,7 @@ async function main(): Promise<void> {
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
     drainCommands(commands, cmdState);
+    consoleSize = cmdState.consoleSize ?? null;
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
       try {
         post({ type: 'snapshot', result: takeSnapshot(snapAt.dir) });
@@ -419,13 +627,30 @@ async function main(): Promise<void> {
       statsSeen = statsAsked;
       report();
     }
+    if (gdb?.service() === 'kill') {
+      exit ??= { code: 0, reason: 'killed by the debugger' };
+      break;
+    }
     if (Atomics.load(ctrl, CTRL_STOP)) {
       exit ??= { code: 0, reason: 'stopped by the host' };
       break;
     }
-    if (Atomics.load(ctrl, CTRL_PAUSE)) {
+    if (reopenDisks) {
+      reopenDisks = false;
+      await openDisks();
+    }
+    if (Atomics.load(ctrl, CTRL_PAUSE) || mig?.hold) {
       publish(RUN_STATE_PAUSED);
       sleep(1000);
+      continue;
+    }
+    if (!mig) throttleDebtMs = 0;
+    if (throttleDebtMs > 0) {
+      // Auto-converge: the guest stays off the CPU until its debt is paid; commands are still served.
+      const t = performance.now();
+      publish(RUN_STATE_THROTTLED);
+      sleep(Math.min(throttleDebtMs, 100));
+      throttleDebtMs -= performance.now() - t;
       continue;
     }
     // The host scheduler hands out instructions as credit; without credit the VM waits.
@@ -448,6 +673,7 @@ async function main(): Promise<void> {
       const marks = [snapAt?.instret, script[0]?.instret].filter((x): x is number => x !== undefined && BigInt(x) > now);
       for (const x of marks) slice = Math.min(slice, Number(BigInt(x) - now));
     }
+    if (gdb) slice = gdb.limitSlice(slice);
     if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
     // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.
     const wakeSeen = Atomics.load(ctrl, CTRL_WAKE);
@@ -455,14 +681,22 @@ async function main(): Promise<void> {
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
-    busyUs += (performance.now() - started) * 1000;
+    const ran = performance.now() - started;
+    busyUs += ran * 1000;
+    // Auto-converge: off the CPU for `throttle` percent of the time, so the guest dirties memory slower.
+    if (mig && mig.throttle > 0) throttleDebtMs += (ran * mig.throttle) / (100 - mig.throttle);
     for (const n of nics) n.flush();
+    gdb?.afterSlice(r);
     if (r === EXIT_WFI) {
       sawWfi = true;
       wfiSinceStallCheck = true;
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
+    if (!cameUp) {
+      cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n;
+      if (!cameUp && m.core.instret >= BigInt(config.bootWatchInsns!)) exit ??= neverCameUp(config.bootWatchInsns!);
+    }
     if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
     const nowMs = performance.now();
     if (nowMs - stallCheckedAt >= 1000) {
@@ -481,6 +715,9 @@ async function main(): Promise<void> {
       const next = boot();
       if (!next) return;
       m = next;
+      gdb?.machineReplaced();
+      Atomics.add(live, LIVE_BOOTS, 1n);
+      cameUp = !config.bootWatchInsns;
       tidy();
       continue;
     }
@@ -508,6 +745,7 @@ async function main(): Promise<void> {
     }
   }
   publish(RUN_STATE_EXITED);
+  gdb?.exited(exit.code);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
   if (config.stats) report();

@@ -13,13 +13,13 @@ FLAGS=(-march=rv64gc -mabi=lp64d -mcmodel=medany -static -no-pie -nostdlib
        -nostartfiles -ffreestanding -fno-pic -O2 -g -Wall
        -I "$HERE/include" -T "$HERE/link.ld" -Wl,--build-id=none -Wl,-z,noexecstack)
 
-mkdir -p "$OUT/user" "$OUT/bare" "$OUT/linux"
+mkdir -p "$OUT/user" "$OUT/bare" "$OUT/linux" "$OUT/gdb"
 n=0
 build_one() { # kind src runtime
   local kind=$1 src=$2 rt=$3 name
   name="$(basename "${src%.*}")"
-  "$CC" "${FLAGS[@]}" -o "$OUT/$kind/$name.elf.tmp" "$rt" "$src"
-  mv -f "$OUT/$kind/$name.elf.tmp" "$OUT/$kind/$name.elf"
+  "$CC" "${FLAGS[@]}" -o "$OUT/$kind/$name.elf.tmp.$$" ${rt:+"$rt"} "$src"
+  mv -f "$OUT/$kind/$name.elf.tmp.$$" "$OUT/$kind/$name.elf"
   n=$((n+1))
 }
 shopt -s nullglob
@@ -29,6 +29,10 @@ done
 # Programs for booted guests (not run under qemu-user by the instruction tests).
 for src in "$HERE"/linux/*.c; do
   build_one linux "$src" "$HERE/common/user_rt.S"
+done
+# Programs the debugger tests run under tsvisor and QEMU (test/gdb.test.ts).
+for src in "$HERE"/gdb/*.S; do
+  build_one gdb "$src" ""
 done
 for src in "$HERE"/bare/*.S "$HERE"/bare/*.c; do
   build_one bare "$src" "$HERE/common/bare_rt.S"

@@ -5,6 +5,18 @@ import { VmHandle, defaultWasmPath, type VmHandleOptions } from '../../src/vm/vm
 import { ensureDefaultGuest } from '../../src/image/default-guest.js';
 import type { VmConfig } from '../../src/vm/protocol.js';
 import type { ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
+
+/**
+ * VMs booted through this module. A test that fails half-way (a timed-out wait,
+ * a failed assertion) may leave its VM running, and a live worker thread keeps
+ * the test file's process, and so the whole suite, from ever ending: every VM
+ * still running when the file's tests are done is killed.
+ */
+const booted = new Set<VmHandle>();
+after(async () => {
+  await Promise.all([...booted].filter((vm) => vm.running).map((vm) => vm.kill('left running by a test')));
+});
 
 /** Where a console's bytes come from and go to: a VmHandle or a child `tsvisor run`. */
 interface ConsoleLink {
@@ -14,13 +26,19 @@ interface ConsoleLink {
   readonly running: boolean;
 }
 
+/** How many times its stall limit a wait may last while output keeps coming. */
+const STALL_CAP = 10;
+
 export class Console {
   out = '';
+  /** Date.now() of the latest output. */
+  private lastOutputAt = 0;
   private waiters: (() => void)[] = [];
 
   constructor(private readonly link: ConsoleLink) {
     link.onOutput((b) => {
       this.out += Buffer.from(b).toString('latin1');
+      this.lastOutputAt = Date.now();
       for (const w of this.waiters.splice(0)) w();
     });
     link.onExit(() => {
@@ -28,15 +46,27 @@ export class Console {
     });
   }
 
-  /** Wait until `re` matches the output after position `from`; returns the match. */
+  /**
+   * Wait until `re` matches the output after position `from`; returns the match.
+   * `ms` bounds a stall, not the whole wait: every new output extends the
+   * deadline to `ms` after it, so a guest slowed by a loaded host still passes
+   * while it makes progress (a boot prints all the way). A guest that keeps
+   * printing without ever matching fails after STALL_CAP times `ms`.
+   */
   async waitFor(re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray> {
-    const end = Date.now() + ms;
+    const start = Date.now();
+    const cap = start + ms * STALL_CAP;
     for (;;) {
       const m = this.out.slice(from).match(re);
       if (m) return m;
       if (!this.link.running) throw new Error(`VM ended while waiting for ${re}; output:\n${this.out.slice(-2000)}`);
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${re}; output:\n${this.out.slice(-2000)}`);
+      const now = Date.now();
+      const end = Math.min(cap, Math.max(start, this.lastOutputAt) + ms);
+      const left = end - now;
+      if (left <= 0) {
+        const why = now >= cap ? `${Math.round((now - start) / 1000)} s of output` : `${Math.round((now - Math.max(start, this.lastOutputAt)) / 1000)} s without output`;
+        throw new Error(`timed out waiting for ${re} (${why}); output:\n${this.out.slice(-2000)}`);
+      }
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
         this.waiters.push(() => {
@@ -122,8 +152,14 @@ export async function bootDefaultGuest(
     options,
   );
   const c = new VmConsole(vm);
+  booted.add(vm);
   vm.start();
-  await c.waitFor(/tsvisor guest ready/, bootMs);
-  await c.waitFor(/# /, 30_000);
+  try {
+    await c.waitFor(/tsvisor guest ready/, bootMs);
+    await c.waitFor(/# /, 30_000);
+  } catch (e) {
+    await vm.kill('the guest did not boot');
+    throw e;
+  }
   return c;
 }

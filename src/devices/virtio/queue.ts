@@ -201,7 +201,10 @@ export class Virtqueue {
     if (pending > this.size) return { kind: 'error', error: `driver ring index ${availIdx} is ${pending} entries ahead (queue size ${this.size})` };
     const head = dv.getUint16(this.availOff + 4 + 2 * (this.lastAvail % this.size), true);
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
-    if (this.features.eventIdx) dv.setUint16(this.usedOff + 4 + 8 * this.size, this.lastAvail, true); // avail_event
+    if (this.features.eventIdx) {
+      dv.setUint16(this.usedOff + 4 + 8 * this.size, this.lastAvail, true); // avail_event
+      this.mem.noteWrite?.(this.usedOff + 4 + 8 * this.size, 2);
+    }
     const r = walkChain(this.mem, this.descAddr, this.size, head, this.features);
     return r.ok ? { kind: 'chain', chain: r.chain } : { kind: 'error', error: r.error };
   }
@@ -221,6 +224,9 @@ export class Virtqueue {
     dv.setUint32(e + 4, written >>> 0, true);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     dv.setUint16(this.usedOff + 2, this.usedIdx, true);
+    // Used-ring pages are device writes too (a live migration must resend them).
+    this.mem.noteWrite?.(this.usedOff, 4);
+    this.mem.noteWrite?.(e, 8);
   }
 
   /**

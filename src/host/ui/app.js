@@ -6,6 +6,7 @@
 
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
+import { initViews, refreshView, renderSummary, startViews } from './views.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'tsvisor.token';
@@ -16,6 +17,7 @@ const ACTIONS = [
   ['pause', 'Pause', ['running']],
   ['resume', 'Resume', ['paused']],
   ['stop', 'Stop', ['running', 'paused']],
+  ['reboot', 'Reboot', ['running']],
   ['kill', 'Kill', ['running', 'paused']],
 ];
 
@@ -35,9 +37,16 @@ const TOKEN_NEEDED = document.documentElement.dataset.auth === 'token';
 
 class AuthError extends Error {}
 
-async function api(method, path) {
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const r = await fetch(path, { method, headers, cache: 'no-store' });
+const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
+
+async function api(method, path, json) {
+  const headers = authHeaders();
+  const init = { method, headers, cache: 'no-store' };
+  if (json !== undefined) {
+    headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  }
+  const r = await fetch(path, init);
   if (r.status === 401) throw new AuthError('the token was refused');
   const body = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
@@ -85,7 +94,11 @@ function makeRow(name) {
     cells[k] = td;
     tr.append(td);
   }
-  cells.name.textContent = name;
+  const link = document.createElement('a');
+  link.href = `#/vm/${encodeURIComponent(name)}`;
+  link.textContent = name;
+  link.title = 'details, graphs, events and log';
+  cells.name.append(link);
   const buttons = {};
   for (const [action, label] of ACTIONS) {
     const b = document.createElement('button');
@@ -105,12 +118,43 @@ function makeRow(name) {
   return { tr, cells, buttons };
 }
 
+// The list's order: a column and a direction, chosen by clicking a header; by
+// name by default, so rows stay put across polls and daemon restarts.
+let sortKey = 'name';
+let sortDir = 1;
+const SORT_VALUE = {
+  name: (vm) => vm.name,
+  state: (vm) => vm.state,
+  uptime: (vm, s) => (s ? s.uptimeSeconds : -1),
+  mips: (vm, s) => (s ? s.mips : -1),
+  cpu: (vm, s) => (s ? s.cpuShare : -1),
+  memory: (vm) => (vm.config ? vm.config.memory : -1),
+};
+
+function sortedOrder(list, stats) {
+  const key = SORT_VALUE[sortKey] ?? SORT_VALUE.name;
+  return list
+    .map((vm, i) => i)
+    .sort((a, b) => {
+      const x = key(list[a], stats[a]);
+      const y = key(list[b], stats[b]);
+      const byName = list[a].name < list[b].name ? -1 : list[a].name > list[b].name ? 1 : 0;
+      return (x < y ? -1 : x > y ? 1 : 0) * sortDir || byName;
+    });
+}
+
+const matchesFilter = (vm) => {
+  const f = $('filter').value.trim().toLowerCase();
+  return !f || vm.name.toLowerCase().includes(f) || vm.state.includes(f);
+};
+
+let lastPoll = null; // { list, stats, host }: redrawn at once when the sort or filter changes
+
 function render(list, stats, host) {
+  lastPoll = { list, stats, host };
   const tbody = $('vms').tBodies[0];
   const seen = new Set();
-  // By name: the order stays the same across polls and daemon restarts.
-  const order = list.map((vm, i) => i).sort((a, b) => (list[a].name < list[b].name ? -1 : list[a].name > list[b].name ? 1 : 0));
-  for (const i of order) {
+  for (const i of sortedOrder(list, stats)) {
     const vm = list[i];
     const s = stats[i];
     seen.add(vm.name);
@@ -120,6 +164,7 @@ function render(list, stats, host) {
       rows.set(vm.name, row);
     }
     tbody.append(row.tr);
+    row.tr.hidden = !matchesFilter(vm);
     const c = row.cells;
     c.state.textContent = vm.state;
     c.state.className = `state-${vm.state}`;
@@ -146,6 +191,11 @@ function render(list, stats, host) {
     }
   }
   $('empty').hidden = list.length > 0;
+  $('no-match').hidden = list.length === 0 || list.some(matchesFilter);
+  for (const th of $('vms').tHead.rows[0].cells) {
+    th.setAttribute('aria-sort', th.dataset.sort === sortKey ? (sortDir > 0 ? 'ascending' : 'descending') : 'none');
+  }
+  renderSummary(list, host);
   const reserved = host.memoryReservedMiB;
   $('host').textContent =
     `${host.vms} VM${host.vms === 1 ? '' : 's'}, ${host.byState.running} running · ` +
@@ -176,6 +226,7 @@ async function refresh() {
         ),
       );
       render(list, stats, host);
+      await refreshView(list);
       $('main').classList.remove('offline');
       $('status').textContent = `updated ${new Date().toLocaleTimeString()}`;
     }
@@ -224,6 +275,11 @@ function sendBytes(bytes) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
 }
 
+// The terminal's size goes to the guest's console (a text frame; keys travel as binary ones).
+function sendSize() {
+  if (ws && ws.readyState === WebSocket.OPEN && term) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+}
+
 function ensureTerminal() {
   if (term) return;
   // A line height above 1 leaves room under the baseline: with 1.0 the row box
@@ -241,6 +297,7 @@ function ensureTerminal() {
   const enc = new TextEncoder();
   term.onData((d) => sendBytes(enc.encode(d)));
   term.onBinary((d) => sendBytes(Uint8Array.from(d, (ch) => ch.charCodeAt(0) & 0xff)));
+  term.onResize(() => sendSize());
   window.addEventListener('resize', () => fit.fit());
 }
 
@@ -277,6 +334,7 @@ function openConsole(name) {
   sock.onopen = () => {
     if (ws !== sock) return;
     consoleOpen = true;
+    sendSize();
     showConsoleState(rows.get(name)?.cells.state.textContent || 'running');
     term.focus();
   };
@@ -309,6 +367,7 @@ function showLogin(message) {
   closeConsole();
   $('main').hidden = true;
   $('logout').hidden = true;
+  $('nav').hidden = true;
   $('login').hidden = false;
   if (message) $('login-message').textContent = message;
   $('token').focus();
@@ -318,6 +377,8 @@ function showMain() {
   $('login').hidden = true;
   $('main').hidden = false;
   $('logout').hidden = !token;
+  $('nav').hidden = false;
+  startViews();
   refresh();
 }
 
@@ -348,6 +409,26 @@ document.addEventListener('visibilitychange', () => {
 });
 
 $('error-close').addEventListener('click', clearError);
+
+for (const th of $('vms').tHead.rows[0].cells) {
+  if (!th.dataset.sort) continue;
+  th.tabIndex = 0;
+  const sortBy = () => {
+    if (sortKey === th.dataset.sort) sortDir = -sortDir;
+    else [sortKey, sortDir] = [th.dataset.sort, 1];
+    if (lastPoll) render(lastPoll.list, lastPoll.stats, lastPoll.host);
+  };
+  th.addEventListener('click', sortBy);
+  th.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      ev.preventDefault();
+      sortBy();
+    }
+  });
+}
+$('filter').addEventListener('input', () => lastPoll && render(lastPoll.list, lastPoll.stats, lastPoll.host));
+
+initViews({ api, authHeaders, openConsole, refresh, showError, act, actions: ACTIONS });
 
 // On the Unix socket no token is needed: the first refresh shows the list. On
 // TCP without a token the page asks for it before any API request.

@@ -1,0 +1,569 @@
+// The web console's pages besides the VM list: create (#/create), a VM's
+// details (#/vm/NAME: definition, devices with limits and live counters,
+// edit, actions, graphs, events, console log) and the host (#/host: graphs,
+// events, snapshots, images). The list page's refresh loop (app.js) calls
+// refreshView() each round, so every page follows one poll and one offline
+// state. Only a request the network could not carry rejects refreshView();
+// an API error is shown on the page it belongs to.
+
+import { $, el, fmtBytes, fmtTime, plainText, uptime, vmPath } from './format.js';
+import { ChartSet } from './charts.js';
+import { buildCreateForm, checkCreateForm, clearFieldErrors, readCreateForm, showFieldError } from './form.js';
+
+/**
+ * Actions that other parts of the API may offer (clone, migrate): a button is
+ * shown only when the daemon's OpenAPI document has the route. `body(name)`
+ * asks the user what the action needs and returns the request body, or null
+ * to cancel.
+ */
+export const EXTRA_ACTIONS = [
+  {
+    id: 'clone',
+    label: 'Clone',
+    path: '/v1/vms/{name}/clone',
+    method: 'POST',
+    states: ['running', 'paused', 'stopped', 'created'],
+    body: (name) => {
+      const to = prompt(`Name of the clone of '${name}'`, `${name}-clone`);
+      return to ? { name: to } : null;
+    },
+  },
+  {
+    id: 'migrate',
+    label: 'Migrate',
+    path: '/v1/vms/{name}/migrate',
+    method: 'POST',
+    states: ['running', 'paused'],
+    body: (name) => {
+      const to = prompt(`Migrate '${name}' to (daemon address)`, '');
+      return to ? { to } : null;
+    },
+  },
+];
+
+let ctx; // { api, openConsole, refresh, showError }
+let openapi = null;
+let view = { kind: 'list' };
+let charts = null;
+let logLoadedFor = null; // "name/state" the log view shows
+
+const VIEWS = ['list-view', 'create-view', 'vm-view', 'host-view'];
+
+function show(id) {
+  for (const v of VIEWS) $(v).hidden = v !== id;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('current', a.getAttribute('href') === `#/${id === 'list-view' ? '' : id.replace('-view', '')}`);
+}
+
+/** Fetch errors from the network reject; API errors resolve as { error }. */
+async function tryApi(method, path, body) {
+  try {
+    return { value: await ctx.api(method, path, body) };
+  } catch (e) {
+    if (e instanceof TypeError) throw e; // network: the page goes offline
+    return { error: e };
+  }
+}
+
+async function loadOpenApi() {
+  if (!openapi) openapi = await ctx.api('GET', '/v1/openapi.json');
+  return openapi;
+}
+
+// ---- routing
+
+function parseHash() {
+  const h = location.hash.replace(/^#\/?/, '');
+  const [path, query = ''] = h.split('?');
+  const params = new URLSearchParams(query);
+  if (path === 'create') return { kind: 'create', params };
+  if (path === 'host') return { kind: 'host' };
+  const m = /^vm\/(.+)$/.exec(path);
+  if (m) return { kind: 'vm', name: decodeURIComponent(m[1]) };
+  return { kind: 'list' };
+}
+
+async function route() {
+  if (charts) charts.destroy();
+  charts = null;
+  // What a page showed before is not what it shows now: no stale point counts, no old events.
+  for (const id of ['vm-charts', 'host-charts']) delete $(id).dataset.points;
+  $('host-events').textContent = '';
+  logLoadedFor = null;
+  view = parseHash();
+  if (view.kind === 'list') show('list-view');
+  else if (view.kind === 'create') {
+    show('create-view');
+    await openCreate(view.params).catch(networkOrShow);
+  } else if (view.kind === 'vm') {
+    show('vm-view');
+    $('vm-title').textContent = view.name;
+    for (const id of ['vm-facts', 'vm-disks', 'vm-nics', 'vm-events', 'vm-definition', 'vm-actions']) {
+      $(id).textContent = '';
+      delete $(id).dataset.key;
+    }
+    delete $('edit-form').dataset.for;
+    $('vm-log').textContent = '';
+    $('vm-message').textContent = '';
+    charts = new ChartSet($('vm-charts'));
+    ctx.refresh();
+  } else {
+    show('host-view');
+    charts = new ChartSet($('host-charts'));
+    ctx.refresh();
+  }
+  window.scrollTo(0, 0);
+}
+
+function networkOrShow(e) {
+  if (e instanceof TypeError) return; // the list's poll shows the offline state
+  ctx.showError(e.message);
+}
+
+// ---- create
+
+async function openCreate(params) {
+  const doc = await loadOpenApi();
+  const [images, snapshots] = await Promise.all([ctx.api('GET', '/v1/images'), ctx.api('GET', '/v1/snapshots')]);
+  const snap = params.get('snapshot');
+  const preset = {};
+  if (snap) {
+    const s = snapshots.find((x) => x.name === snap);
+    Object.assign(preset, { snapshot: snap, memory: s?.memory ?? undefined, nics: s?.nics ?? 0, macs: s?.macs ?? [], name: `${snap}-restored` });
+  }
+  buildCreateForm($('create-fields'), doc.components.schemas.CreateVm, images, snapshots, preset);
+  $('create-message').textContent = '';
+  $('create-fields').querySelector('[data-field="name"]').focus();
+}
+
+async function submitCreate(ev) {
+  ev.preventDefault();
+  const box = $('create-fields');
+  const schema = (await loadOpenApi()).components.schemas.CreateVm;
+  $('create-message').textContent = '';
+  if (checkCreateForm(box, schema) > 0) {
+    $('create-message').textContent = 'Fix the fields marked above.';
+    return;
+  }
+  const body = readCreateForm(box);
+  const submit = $('create-submit');
+  submit.disabled = true;
+  $('create-message').textContent = 'Creating...';
+  try {
+    const r = await tryApi('POST', '/v1/vms', body);
+    if (r.error) {
+      clearFieldErrors(box);
+      const placed = showFieldError(box, r.error.message);
+      $('create-message').textContent = placed ? 'The daemon refused a field (marked above).' : `The daemon refused: ${r.error.message}`;
+      return;
+    }
+    const start = $('create-start').checked;
+    if (start) {
+      const s = await tryApi('POST', vmPath(body.name, '/start'));
+      if (s.error) ctx.showError(`start ${body.name}: ${s.error.message}`);
+    }
+    location.hash = `#/vm/${encodeURIComponent(body.name)}`;
+  } catch (e) {
+    networkOrShow(e);
+    $('create-message').textContent = 'The daemon cannot be reached.';
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---- VM details
+
+function fact(label, value, id) {
+  const dd = el('dd', {}, value === null || value === undefined || value === '' ? '-' : String(value));
+  if (id) dd.id = id;
+  return [el('dt', {}, label), dd];
+}
+
+function limitInputs(kind, index, limits, keys) {
+  const cell = el('td', { className: 'limits' });
+  const form = el('form', { className: 'limit-form', noValidate: true });
+  for (const k of keys) {
+    const input = el('input', { type: 'number', min: '1', step: '1', placeholder: 'none', value: limits?.[k] ?? '' });
+    input.dataset.limit = k;
+    form.append(el('label', {}, `${k} `, input));
+  }
+  form.append(el('button', { type: 'submit' }, 'Apply'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const l = {};
+    for (const i of form.querySelectorAll('input')) if (i.value.trim() !== '') l[i.dataset.limit] = Number(i.value);
+    await patchVm({ [kind]: [{ index, limits: l }] }, `${kind === 'disks' ? 'disk' : 'NIC'} ${index} limits`);
+  });
+  cell.append(form);
+  return cell;
+}
+
+async function patchVm(body, what) {
+  const r = await tryApi('PATCH', vmPath(view.name), body);
+  $('vm-message').textContent = r.error ? `${what}: ${r.error.message}` : `${what}: applied`;
+  $('vm-message').className = r.error ? 'message bad' : 'message';
+  ctx.refresh();
+}
+
+function diskCounters(s) {
+  return s
+    ? [fmtBytes(s.readBytes), fmtBytes(s.writeBytes), String(s.readOps + s.writeOps + s.otherOps), `${(s.throttledMs / 1000).toFixed(1)} s${s.throttled ? ' (now)' : ''}`]
+    : ['-', '-', '-', '-'];
+}
+
+function nicCounters(s) {
+  if (!s) return ['-', '-', '-'];
+  const drops = s.device.txDropped + s.device.rxDropped + s.host.dropped + s.ringDrops.toHost + s.ringDrops.toGuest;
+  return [`${fmtBytes(s.device.txBytes)} / ${s.device.txFrames}`, `${fmtBytes(s.device.rxBytes)} / ${s.device.rxFrames}`, String(drops)];
+}
+
+/**
+ * The counters of a device table change in place while its definition stays
+ * the same, so limits being typed are not wiped by the next poll.
+ */
+function updateCounters(box, key, values) {
+  if (box.dataset.key !== key) return false;
+  box.querySelectorAll('tbody tr').forEach((tr, i) => {
+    tr.querySelectorAll('td.counter').forEach((td, j) => (td.textContent = values(i)[j]));
+  });
+  return true;
+}
+
+function renderDisks(vm, stats) {
+  const disks = vm.config?.disks ?? [];
+  const live = stats?.devices?.disks ?? [];
+  const box = $('vm-disks');
+  const key = `${vm.name}:${JSON.stringify(disks)}`;
+  if (updateCounters(box, key, (i) => diskCounters(live[i]))) return;
+  box.dataset.key = key;
+  box.textContent = '';
+  if (disks.length === 0) return box.append(el('p', { className: 'dim' }, 'No disks.'));
+  const table = el('table', { className: 'devices' });
+  table.append(el('thead', {}, el('tr', {}, ...['Disk', 'Image', 'Format', 'Read', 'Written', 'Requests', 'Throttled', 'Limits'].map((h) => el('th', {}, h)))));
+  const tbody = el('tbody');
+  disks.forEach((d, i) => {
+    tbody.append(
+      el('tr', {},
+        el('td', {}, `vd${String.fromCharCode(97 + i)}`),
+        el('td', { className: 'path', title: d.path }, d.path.split('/').pop()),
+        el('td', {}, `${d.format ?? '?'}${d.readonly ? ' (ro)' : ''}`),
+        ...diskCounters(live[i]).map((v) => el('td', { className: 'num counter' }, v)),
+        limitInputs('disks', i, d.limits, ['bps', 'iops', 'bpsBurst', 'iopsBurst']),
+      ),
+    );
+  });
+  table.append(tbody);
+  box.append(el('div', { className: 'table-wrap' }, table));
+}
+
+function renderNics(vm, stats) {
+  const nics = vm.config?.nics ?? [];
+  const live = stats?.devices?.nics ?? [];
+  const box = $('vm-nics');
+  const key = `${vm.name}:${JSON.stringify(nics)}`;
+  if (updateCounters(box, key, (i) => nicCounters(live[i]))) return;
+  box.dataset.key = key;
+  box.textContent = '';
+  if (nics.length === 0) return box.append(el('p', { className: 'dim' }, 'No NICs.'));
+  const table = el('table', { className: 'devices' });
+  table.append(el('thead', {}, el('tr', {}, ...['NIC', 'Mode', 'MAC', 'Forwards', 'Sent', 'Received', 'Dropped', 'Limits'].map((h) => el('th', {}, h)))));
+  const tbody = el('tbody');
+  nics.forEach((n, i) => {
+    tbody.append(
+      el('tr', {},
+        el('td', {}, `eth${i}`),
+        el('td', {}, n.mode + (n.switch ? ` ${n.switch}` : '') + (n.tap ? ` ${n.tap}` : '')),
+        el('td', {}, n.mac ?? live[i]?.mac ?? '-'),
+        el('td', { className: 'path' }, [...(n.hostfwd ?? []), ...(n.guestfwd ?? [])].join(', ') || '-'),
+        ...nicCounters(live[i]).map((v) => el('td', { className: 'num counter' }, v)),
+        limitInputs('nics', i, n.limits, ['txBps', 'rxBps', 'txPps', 'rxPps']),
+      ),
+    );
+  });
+  table.append(tbody);
+  box.append(el('div', { className: 'table-wrap' }, table));
+}
+
+function renderEvents(box, events, withVm) {
+  box.textContent = '';
+  if (events.length === 0) return box.append(el('li', { className: 'dim' }, 'No events yet.'));
+  for (const e of [...events].reverse()) {
+    const li = el('li', { className: `event ${e.level}` }, el('time', { dateTime: e.time }, fmtTime(e.time)), ' ');
+    li.dataset.kind = e.kind;
+    if (withVm && e.vm) li.append(el('a', { href: `#/vm/${encodeURIComponent(e.vm)}` }, e.vm), ' ');
+    li.append(el('span', {}, e.message));
+    box.append(li);
+  }
+}
+
+const LOG_SHOWN = 256 * 1024;
+
+async function loadLog(name) {
+  const headers = ctx.authHeaders();
+  const r = await fetch(vmPath(name, '/log'), { headers, cache: 'no-store' });
+  if (!r.ok) throw new Error(`log: HTTP ${r.status}`);
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const shown = bytes.length > LOG_SHOWN ? bytes.subarray(bytes.length - LOG_SHOWN) : bytes;
+  const pre = $('vm-log');
+  pre.textContent = (bytes.length > LOG_SHOWN ? `[first ${fmtBytes(bytes.length - LOG_SHOWN)} not shown]\n` : '') + plainText(shown);
+  $('vm-log-size').textContent = bytes.length ? `${fmtBytes(bytes.length)}` : 'empty';
+  pre.scrollTop = pre.scrollHeight;
+}
+
+function renderActions(vm) {
+  const box = $('vm-actions');
+  const key = `${vm.name}:${vm.state}:${Boolean(openapi)}`;
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.textContent = '';
+  const states = vm.state;
+  const add = (label, enabled, fn, cls = '') => {
+    const b = el('button', { type: 'button', className: cls, disabled: !enabled }, label);
+    b.dataset.action = label.toLowerCase();
+    b.addEventListener('click', fn);
+    box.append(b);
+  };
+  for (const [action, label, ok] of ctx.actions) add(label, ok.includes(states), () => ctx.act(vm.name, action), action === 'kill' || action === 'stop' ? 'danger' : '');
+  add('Restart', states === 'running' || states === 'paused', () => ctx.act(vm.name, 'restart'));
+  add('Console', states === 'running' || states === 'paused', () => {
+    // The list page is shown before the terminal opens: xterm.js cannot measure itself in a hidden box.
+    view = { kind: 'list' };
+    show('list-view');
+    location.hash = '#/';
+    ctx.openConsole(vm.name);
+  });
+  add('Snapshot', states === 'running' || states === 'paused', () => {
+    $('snapshot-form').hidden = false;
+    $('snapshot-name').value ||= `${vm.name}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}`;
+    $('snapshot-name').focus();
+  });
+  for (const x of EXTRA_ACTIONS) {
+    if (!openapi?.paths?.[x.path]) continue; // not offered by this daemon
+    add(x.label, x.states.includes(states), () => runExtra(x, vm.name));
+  }
+  add('Delete', true, () => removeVm(vm), 'danger');
+}
+
+/** A long action: the button row shows it is under way, with the time it has taken. */
+async function withProgress(what, fn) {
+  const p = $('vm-progress');
+  const started = Date.now();
+  p.hidden = false;
+  $('vm-progress-text').textContent = `${what}...`;
+  const tick = setInterval(() => ($('vm-progress-text').textContent = `${what}... ${Math.round((Date.now() - started) / 1000)} s`), 500);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(tick);
+    p.hidden = true;
+  }
+}
+
+async function runExtra(x, name) {
+  const body = x.body(name);
+  if (body === null) return;
+  const r = await withProgress(x.label, () => tryApi(x.method, x.path.replace('{name}', encodeURIComponent(name)), body));
+  $('vm-message').textContent = r.error ? `${x.label}: ${r.error.message}` : `${x.label}: done`;
+  ctx.refresh();
+}
+
+async function takeSnapshot(ev) {
+  ev.preventDefault();
+  const dir = $('snapshot-name').value.trim();
+  const name = view.name;
+  const r = await withProgress(`Snapshot ${dir}`, () => tryApi('PUT', vmPath(name, '/snapshot'), { dir }));
+  if (r.error) {
+    $('vm-message').textContent = `snapshot: ${r.error.message}`;
+    $('vm-message').className = 'message bad';
+    return;
+  }
+  $('snapshot-form').hidden = true;
+  $('snapshot-name').value = '';
+  const msg = $('vm-message');
+  msg.className = 'message';
+  msg.textContent = `Snapshot ${r.value.name} written in ${Math.round(r.value.ms ?? 0)} ms. `;
+  msg.append(el('a', { href: `#/create?snapshot=${encodeURIComponent(r.value.name)}` }, 'Restore it as a new VM'));
+  ctx.refresh();
+}
+
+async function removeVm(vm) {
+  const running = vm.state === 'running' || vm.state === 'paused';
+  const ok = confirm(
+    running
+      ? `Delete VM '${vm.name}'? It is ${vm.state}: it will be killed first, then its definition and console log are removed.`
+      : `Delete VM '${vm.name}'? Its definition and console log are removed.`,
+  );
+  if (!ok) return;
+  // Leave the page first, so that no poll asks for the VM once it is gone.
+  view = { kind: 'list' };
+  const r = await tryApi('DELETE', vmPath(vm.name, running ? '?force=true' : ''));
+  if (r.error) {
+    view = parseHash();
+    $('vm-message').textContent = `delete: ${r.error.message}`;
+    $('vm-message').className = 'message bad';
+    return;
+  }
+  location.hash = '#/';
+}
+
+function renderEdit(vm, stats) {
+  const f = $('edit-form');
+  if (f.dataset.for !== vm.name) {
+    // Filled once per VM, so what the user is typing is not overwritten by the poll.
+    f.dataset.for = vm.name;
+    $('edit-weight').value = vm.config?.cpu?.weight ?? '';
+    $('edit-cap').value = vm.config?.cpu?.cap ?? '';
+    $('edit-balloon').value = '';
+  }
+  $('edit-balloon-row').hidden = !vm.config?.balloon;
+  const b = stats?.devices?.balloon;
+  $('edit-balloon-now').textContent = b ? JSON.stringify(b).slice(0, 200) : '';
+}
+
+async function submitEdit(ev) {
+  ev.preventDefault();
+  const body = {};
+  const cpu = {};
+  const w = $('edit-weight').value.trim();
+  const c = $('edit-cap').value.trim();
+  if (w !== '') cpu.weight = Number(w);
+  // An empty cap removes the one the VM has (none to remove: nothing is sent).
+  if (c !== '') cpu.cap = Number(c);
+  else if (shownVm?.config?.cpu?.cap !== undefined) cpu.cap = null;
+  if (Object.keys(cpu).length > 0) body.cpu = cpu;
+  const t = $('edit-balloon').value.trim();
+  if (t !== '' && !$('edit-balloon-row').hidden) body.balloon = { targetMiB: Number(t) };
+  if (Object.keys(body).length === 0) {
+    $('vm-message').textContent = 'Nothing to change.';
+    return;
+  }
+  await patchVm(body, 'change');
+}
+
+let shownVm = null; // the VM as the details page last showed it
+
+async function refreshVm(name, listed) {
+  const vm = listed;
+  shownVm = vm ?? null;
+  if (!vm) {
+    $('vm-message').textContent = `No VM named '${name}' (deleted?).`;
+    $('vm-message').className = 'message bad';
+    return;
+  }
+  await loadOpenApi();
+  const [stats, history, events] = await Promise.all([
+    vm.config ? tryApi('GET', vmPath(name, '/stats')) : { value: null },
+    vm.config ? tryApi('GET', vmPath(name, '/history')) : { value: null },
+    tryApi('GET', vmPath(name, '/events')),
+  ]);
+  if (view.kind !== 'vm' || view.name !== name) return; // the user moved on meanwhile
+  const s = stats.value;
+  $('vm-title').textContent = name;
+  $('vm-state').textContent = vm.state;
+  $('vm-state').className = `state state-${vm.state}`;
+  const facts = $('vm-facts');
+  facts.textContent = '';
+  const c = vm.config ?? {};
+  const touched = s && typeof s.memoryTouchedMiB === 'number' ? `${Math.round(s.memoryTouchedMiB)} MiB touched of ` : '';
+  facts.append(
+    ...fact('State', vm.state + (s && s.runState && vm.state === 'running' ? ` (${s.runState})` : '')),
+    ...fact('Created', vm.createdAt ? fmtTime(vm.createdAt) : null),
+    ...fact('Uptime', s ? uptime(s.uptimeSeconds) : null),
+    ...fact('Process id', vm.pid ?? (vm.isolation === 'thread' && (vm.state === 'running' || vm.state === 'paused') ? 'a thread of the daemon' : null)),
+    ...fact('Isolation', vm.isolation),
+    ...fact('Restarts', vm.restarts, 'vm-restarts'),
+    ...fact('Memory', c.memory !== undefined ? `${touched}${c.memory} MiB` : null),
+    ...fact('CPU', s ? `${(s.cpuShare * 100).toFixed(1)}% of a core, ${s.mips.toFixed(1)} MIPS, weight ${s.weight}${s.cap ? `, cap ${s.cap}` : ''}` : null),
+    ...fact('Instructions', s ? s.instructions.toLocaleString() : null, 'vm-instructions'),
+    ...fact('Kernel', c.kernel ? `${c.kernel.split('/').pop()}${c.initrd ? ` + ${c.initrd.split('/').pop()}` : ''}` : null),
+    ...fact('Restart policy', c.restart ? `${c.restart.policy}${c.restart.maxRetries !== undefined ? `, at most ${c.restart.maxRetries}` : ''}` : 'no'),
+    ...fact('Last exit', vm.lastExit),
+    ...fact('Last failure', vm.lastFailure || vm.reason, 'vm-last-failure'),
+  );
+  $('vm-last-failure').classList.toggle('bad', Boolean(vm.lastFailure || vm.reason));
+  renderActions(vm);
+  renderEdit(vm, s);
+  renderDisks(vm, s);
+  renderNics(vm, s);
+  if (history.value && charts) {
+    charts.update(history.value);
+    $('vm-charts').dataset.points = String(charts.points());
+  }
+  if (events.value) renderEvents($('vm-events'), events.value, false);
+  $('vm-definition').textContent = JSON.stringify(vm.config, null, 2);
+  // The log again when the state changed (a failure just written) or on first view.
+  const key = `${name}/${vm.state}/${vm.restarts}`;
+  if (vm.config && logLoadedFor !== key) {
+    logLoadedFor = key;
+    await loadLog(name).catch((e) => {
+      if (e instanceof TypeError) throw e;
+      $('vm-log').textContent = e.message;
+    });
+  }
+}
+
+// ---- host
+
+async function refreshHost() {
+  const [history, events, snapshots, images] = await Promise.all([
+    tryApi('GET', '/v1/host/history'),
+    tryApi('GET', '/v1/host/events'),
+    tryApi('GET', '/v1/snapshots'),
+    tryApi('GET', '/v1/images'),
+  ]);
+  if (view.kind !== 'host') return;
+  if (history.value && charts) {
+    charts.update(history.value);
+    $('host-charts').dataset.points = String(charts.points());
+  }
+  if (events.value) renderEvents($('host-events'), events.value, true);
+  const snaps = $('host-snapshots');
+  snaps.textContent = '';
+  for (const s of snapshots.value ?? []) {
+    const li = el('li', {}, `${s.name} `, el('span', { className: 'dim' }, s.error ? s.error : `${s.memory} MiB, ${s.nics} NIC${s.nics === 1 ? '' : 's'} `));
+    if (!s.error) li.append(el('a', { className: 'button', href: `#/create?snapshot=${encodeURIComponent(s.name)}` }, 'Restore as new VM'));
+    snaps.append(li);
+  }
+  if (snaps.children.length === 0) snaps.append(el('li', { className: 'dim' }, 'No snapshots yet (take one from a running VM\'s page).'));
+  const imgs = $('host-images');
+  imgs.textContent = '';
+  for (const i of images.value ?? []) imgs.append(el('li', {}, `${i.name} `, el('span', { className: 'dim' }, `${i.kind}, ${fmtBytes(i.size)}`)));
+}
+
+// ---- host summary on the list page
+
+export function renderSummary(list, host) {
+  const box = $('summary');
+  box.textContent = '';
+  const card = (label, value, extra) => {
+    const c = el('div', { className: 'card' }, el('div', { className: 'label' }, label), el('div', { className: 'value' }, value));
+    if (extra) c.append(extra);
+    box.append(c);
+  };
+  card('Cores for VMs', String(host.cpus), el('div', { className: 'dim' }, `${(host.cpuShare ?? 0).toFixed(2)} in use`));
+  const meter = el('meter', { min: 0, max: host.memoryBudgetMiB, value: host.memoryReservedMiB });
+  card('Memory budget', `${host.memoryReservedMiB} / ${host.memoryBudgetMiB} MiB`, el('div', {}, meter, el('div', { className: 'dim' }, `${Math.round(host.memoryTouchedMiB ?? 0)} MiB touched`)));
+  const states = Object.entries(host.byState).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
+  card('VMs', String(host.vms), el('div', { className: `dim`, id: 'summary-states' }, states || 'none'));
+  card('Guest MIPS', host.mips.toFixed(0), el('div', { className: 'dim' }, `daemon up ${uptime(host.uptimeSeconds)}`));
+}
+
+/** Called by the list's poll with what it fetched; fetches what the page shown needs. */
+export async function refreshView(list) {
+  if (view.kind === 'vm') await refreshVm(view.name, list.find((v) => v.name === view.name));
+  else if (view.kind === 'host') await refreshHost();
+}
+
+export function initViews(c) {
+  ctx = c;
+  window.addEventListener('hashchange', () => void route());
+  $('create-form').addEventListener('submit', (ev) => void submitCreate(ev).catch(networkOrShow));
+  $('edit-form').addEventListener('submit', (ev) => void submitEdit(ev).catch(networkOrShow));
+  $('snapshot-form').addEventListener('submit', (ev) => void takeSnapshot(ev).catch(networkOrShow));
+  $('snapshot-cancel').addEventListener('click', () => ($('snapshot-form').hidden = true));
+  $('vm-log-refresh').addEventListener('click', () => void loadLog(view.name).catch(networkOrShow));
+}
+
+/** Show the page the address names (after login). */
+export function startViews() {
+  void route();
+}

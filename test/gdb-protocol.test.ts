@@ -1,0 +1,130 @@
+// The GDB stub's protocol side against a real machine (the bare debugger test
+// program in a VirtMachine), without gdb: packet framing and checksums, the
+// transport's acknowledgements, and hostile or malformed packets, which must
+// get an error reply and leave the guest and the host untouched.
+
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { Acknowledger, PacketReader, encodePacket, checksum, textToHex } from '../src/gdb/packet.js';
+import { targetXml } from '../src/gdb/registers.js';
+import { VirtMachine } from '../src/machine/virt.js';
+import { createSharedControl } from '../src/vm/protocol.js';
+import { GdbSession } from '../src/vm/gdb-session.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const STEPS = join(ROOT, 'build/guest/gdb/steps.elf');
+const WASM = join(ROOT, 'build/cpu.wasm');
+
+before(() => {
+  const r = spawnSync('bash', [join(ROOT, 'test/guest/build.sh')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('packets: framing, checksums, escapes and the interrupt byte', () => {
+  const r = new PacketReader();
+  const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  const good = encodePacket('m80000000,4');
+  // Split anywhere, with noise and an interrupt between packets.
+  const evs = [...r.push(bytes('xx' + good.slice(0, 5))), ...r.push(bytes(good.slice(5) + '\x03+$g#00-'))];
+  assert.deepEqual(evs, [{ kind: 'packet', data: 'm80000000,4' }, { kind: 'interrupt' }, { kind: 'ack' }, { kind: 'bad', reason: 'checksum mismatch' }, { kind: 'nack' }]);
+  // '#', '$', '}' and '*' in a reply are escaped, and the checksum covers the escaped text.
+  const enc = encodePacket('a#b$c}d*e');
+  assert.equal(enc, '$a}\x03b}\x04c}]d}\x0ae#' + checksum('a}\x03b}\x04c}]d}\x0ae').toString(16).padStart(2, '0'));
+  // An endless packet is dropped with an error, and the stream recovers.
+  const long = r.push(bytes('$' + 'A'.repeat(100_000) + '#00' + encodePacket('?')));
+  assert.equal(long[0].kind, 'bad');
+  assert.deepEqual(long[1], { kind: 'packet', data: '?' });
+});
+
+test('the transport acknowledges each packet until QStartNoAckMode', () => {
+  const a = new Acknowledger();
+  const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  assert.equal(a.input(bytes(encodePacket('qSupported') + '$x#00')), '+-');
+  assert.equal(a.input(bytes(encodePacket('QStartNoAckMode'))), '+');
+  assert.equal(a.input(bytes(encodePacket('g'))), '');
+});
+
+test('the target description names the RISC-V features GDB looks for', () => {
+  const xml = targetXml();
+  for (const f of ['org.gnu.gdb.riscv.cpu', 'org.gnu.gdb.riscv.fpu', 'org.gnu.gdb.riscv.csr', 'org.gnu.gdb.riscv.virtual']) assert.ok(xml.includes(f), f);
+  assert.match(xml, /<reg name="pc" bitsize="64" regnum="32"/);
+  assert.match(xml, /<reg name="mstatus" bitsize="64" regnum="833"/); // 65 + 0x300
+});
+
+/** A stub on a real machine; `talk` sends packets and returns the replies. */
+function session() {
+  const wasm = new Uint8Array(readFileSync(WASM));
+  const created = VirtMachine.create(wasm, { ramSize: 64 << 20, kernel: new Uint8Array(readFileSync(STEPS)), bootargs: '', deterministic: true, jit: true }, {
+    consoleOut: () => {},
+    power: () => {},
+  });
+  assert.ok(created.ok, created.ok ? '' : created.error);
+  const m = created.machine;
+  const ch = new MessageChannel();
+  const s = new GdbSession(ch.port2, {
+    machine: () => m,
+    control: createSharedControl(),
+    deterministic: true,
+    jit: true,
+    rebuild: () => {
+      throw new Error('not used');
+    },
+    muteConsole: () => {},
+    idle: () => {},
+  }, { checkpointEvery: 0 });
+  ch.port1.postMessage({ type: 'connect' });
+  const port: MessagePort = ch.port1;
+  /** Send packets (and raw bytes), then let the session answer; ends with a continue so service() returns. */
+  const talk = (packets: string[], raw = ''): string[] => {
+    const text = packets.map(encodePacket).join('') + raw + encodePacket('c');
+    port.postMessage({ type: 'data', data: Uint8Array.from(text, (c) => c.charCodeAt(0)) });
+    assert.equal(s.service(), 'run');
+    let out = '';
+    for (let got = receiveMessageOnPort(port); got; got = receiveMessageOnPort(port)) {
+      out += Buffer.from((got.message as { data: Uint8Array }).data).toString('latin1');
+    }
+    const r = new PacketReader();
+    return r.push(Uint8Array.from(out, (c) => c.charCodeAt(0))).flatMap((e) => (e.kind === 'packet' ? [e.data] : []));
+  };
+  return { m, talk };
+}
+
+test('hostile packets get error replies; the guest state is untouched and the stub keeps answering', () => {
+  const { m, talk } = session();
+  const pc = m.core.pc;
+  const regs = Array.from({ length: 32 }, (_, i) => m.core.getX(i));
+  const replies = talk([
+    'm', 'mzz,4', 'm80000000,', 'm0,10', 'mffffffffffffffff,ffffffff', 'M80000000,4:zz', 'M80000000,8:00', 'X80000000,10:ab',
+    'p', 'pzz', 'p9999', 'p-1', 'Pzz=00', 'P1000=00', 'P1=', 'Z0,80000001,2', 'Z9,0,0', 'Z2,80000000,0', 'Z2,80000000,100000',
+    'z0,80000000,4', 'z2,80000000,8', 'G00', 'qXfer:features:read:other.xml:0,10', 'qRcmd,zz', 'bs', 'vCont;x', 'qRcmd,' + textToHex('nonsense'),
+    '\x00\xff',
+  ]);
+  // Malformed or impossible requests end in errors (or empty replies for unknown packets), never a crash.
+  assert.deepEqual(replies.slice(0, 27), [
+    'E01', 'E01', 'E01', 'E14', 'E14', 'E01', 'E01', 'E01',
+    'E01', 'E01', 'E01', 'E01', 'E01', 'E01', 'E01', 'E22', 'E01', 'E22', 'E22',
+    'E22', 'E22', 'E01', 'E00', 'E01', 'E01', 'E01', textToHex('unknown monitor command: nonsense (try monitor help)\n'),
+  ]);
+  assert.equal(replies[27], '');
+  assert.equal(m.core.pc, pc);
+  assert.deepEqual(Array.from({ length: 32 }, (_, i) => m.core.getX(i)), regs);
+  // Still answering: the first instruction of the program reads back (li ra,0 = 0x4081, compressed).
+  const [word] = talk(['m80000000,2']);
+  assert.equal(word, Buffer.from(readFileSync(STEPS)).subarray(0x1000, 0x1002).toString('hex'));
+});
+
+test('breakpoint and watchpoint slots run out with an error, and are freed again', () => {
+  const { talk } = session();
+  const many = Array.from({ length: 70 }, (_, i) => `Z0,${(0x80000000 + 4 * i).toString(16)},4`);
+  const r = talk(many);
+  assert.equal(r.filter((x) => x === 'OK').length, 62, '62 free breakpoint slots (two watch the kernel panic)');
+  assert.ok(r.slice(62).every((x) => x === 'E22'));
+  const w = talk(Array.from({ length: 17 }, (_, i) => `Z2,${(0x80002000 + 8 * i).toString(16)},8`));
+  assert.deepEqual(w, [...Array(16).fill('OK'), 'E22']);
+  assert.deepEqual(talk(['z2,80002000,8', 'Z3,80003000,8']), ['OK', 'OK']);
+});
