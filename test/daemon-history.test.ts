@@ -90,8 +90,10 @@ describe('daemon: history, events, images, snapshots', () => {
     assert.match(events[5].message, /snapshot h1-snap written/);
     assert.ok(events.every((e) => e.vm === 'h1' && !Number.isNaN(Date.parse(e.time))));
 
-    const snaps = (await api(d, 'GET', '/v1/snapshots')).json;
-    assert.deepEqual(snaps, [{ name: 'h1-snap', memory: 16, nics: 0, macs: [] }]);
+    const snaps = (await api(d, 'GET', '/v1/snapshots')).json as Record<string, unknown>[];
+    assert.equal(snaps.length, 1);
+    const { name, memory, nics, macs, usedBy, error } = snaps[0];
+    assert.deepEqual({ name, memory, nics, macs, usedBy, error }, { name: 'h1-snap', memory: 16, nics: 0, macs: [], usedBy: [], error: undefined });
 
     assert.equal((await api(d, 'DELETE', '/v1/vms/h1')).status, 204);
     assert.equal((await api(d, 'GET', '/v1/vms/h1/events')).status, 404);

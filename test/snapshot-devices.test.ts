@@ -206,6 +206,17 @@ test('virtio-net: MAC, counters and limiter state round-trip; another MAC is ref
   assert.deepEqual(viaJson(t.save()), saved);
   const other = new VirtioMmio(new VirtioNet({ mac: Uint8Array.from([0x52, 0x54, 0, 9, 9, 9]), port }), { mem: h.ram.mem, irq: () => {} });
   assert.equal(other.restore(saved).ok, false);
+  // A clone's NIC (newMac) restores the same state with its own MAC, and the guest reads that one.
+  const cloneMac = [0x52, 0x54, 0, 7, 7, 7];
+  const clone = new VirtioMmio(new VirtioNet({ mac: Uint8Array.from(cloneMac), port, newMac: true }), { mem: h.ram.mem, irq: () => {} });
+  assert.deepEqual(clone.restore(saved), { ok: true });
+  assert.deepEqual(Array.from({ length: 6 }, (_, i) => clone.read(0x100 + i, 1)), cloneMac);
+  assert.deepEqual((viaJson(clone.save()) as { device: { mac: number[] } }).device.mac, cloneMac);
+  // Still validated: a saved MAC that is not 6 bytes is refused, new MAC or not.
+  const broken = structuredClone(saved) as { device: { mac: unknown } };
+  broken.device.mac = [1, 2, 3];
+  const clone2 = new VirtioMmio(new VirtioNet({ mac: Uint8Array.from(cloneMac), port, newMac: true }), { mem: h.ram.mem, irq: () => {} });
+  assert.equal(clone2.restore(broken).ok, false);
 });
 
 test('cpu: every register and CSR round-trips into a fresh core; bad fields are refused', () => {

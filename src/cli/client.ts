@@ -11,7 +11,7 @@ import { parseDiskSpec } from './disk-spec.js';
 import { parseMemSize } from '../common/size.js';
 import { defaultSocketPath } from './daemon-paths.js';
 
-export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'reboot', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'gdb'];
+export const CLIENT_COMMANDS = ['create', 'start', 'pause', 'resume', 'stop', 'reboot', 'kill', 'rm', 'ls', 'inspect', 'console', 'logs', 'stats', 'snapshot', 'snapshots', 'rm-snapshot', 'gdb'];
 
 export const CLIENT_HELP = `Usage: tsvisor <command> [daemon options] ...
 
@@ -27,8 +27,15 @@ Commands that talk to a running 'tsvisor serve':
   console NAME            attach this terminal to the VM's console (C-a x detaches)
   logs NAME               print the VM's console log
   stats [NAME]            VM or host statistics (JSON)
-  snapshot NAME DIR       snapshot the running VM into DIR, a name inside the
-                          daemon's state directory (snapshots/DIR)
+  snapshot NAME DIR [--disk-overlay]
+                          snapshot the running VM into DIR, a name inside the
+                          daemon's state directory (snapshots/DIR); --disk-overlay
+                          freezes its writable disks: the VM goes on writing a new
+                          qcow2 overlay (IMAGE.DIR.qcow2 next to each image)
+  snapshots               list the daemon's snapshots
+  rm-snapshot NAME        delete a snapshot no VM is defined from
+  clone --daemon SNAP --count N [--prefix P] [--no-start]
+                          define (and start) N clones of a daemon snapshot
   gdb NAME --listen HOST:PORT
                           bridge the VM's GDB stub (created with --gdb) to a
                           local port: gdb-multiarch's "target remote HOST:PORT"
@@ -161,10 +168,11 @@ export const vmPath = (name: string, rest = '') => `/v1/vms/${encodeURIComponent
 export async function clientCommand(cmd: string, args: string[], io: MainIo): Promise<number> {
   if (cmd === 'create') return createCommand(args, io);
   if (cmd === 'gdb') return gdbCommand(args, io);
-  // --force is only meaningful for rm, --timeout for stop and reboot; other commands refuse them.
-  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' }, timeout: { type: 'string' } }, true);
+  // --force is only meaningful for rm, --timeout for stop and reboot, --disk-overlay for snapshot; other commands refuse them.
+  const { values, positionals } = parseOptions(`tsvisor ${cmd}`, args, { ...daemonOptions(), force: { type: 'boolean', short: 'f' }, timeout: { type: 'string' }, 'disk-overlay': { type: 'boolean' } }, true);
   if (values.force !== undefined && cmd !== 'rm') throw new UsageError(`unknown option '--force' for 'tsvisor ${cmd}'`);
   if (values.timeout !== undefined && cmd !== 'stop' && cmd !== 'reboot') throw new UsageError(`unknown option '--timeout' for 'tsvisor ${cmd}'`);
+  if (values['disk-overlay'] !== undefined && cmd !== 'snapshot') throw new UsageError(`unknown option '--disk-overlay' for 'tsvisor ${cmd}'`);
   let timeout: number | undefined;
   if (values.timeout !== undefined) {
     timeout = Number(values.timeout);
@@ -220,8 +228,24 @@ export async function clientCommand(cmd: string, args: string[], io: MainIo): Pr
     case 'snapshot': {
       if (positionals.length !== 2) throw new UsageError("'tsvisor snapshot' needs a VM name and a snapshot name");
       const [name, dir] = positionals;
-      const r = expectOk(await call(t, 'PUT', vmPath(name, '/snapshot'), { dir })) as { dir: string; instret: number; dataPages: number; ms: number };
+      const body = values['disk-overlay'] ? { dir, diskOverlay: true } : { dir };
+      const r = expectOk(await call(t, 'PUT', vmPath(name, '/snapshot'), body)) as { dir: string; instret: number; dataPages: number; ms: number; overlays?: { disk: number; path: string }[] };
       io.stdout.write(`${name}: snapshot ${r.dir} at instruction ${r.instret} (${r.dataPages} pages, ${Math.round(r.ms)} ms)\n`);
+      for (const o of r.overlays ?? []) io.stdout.write(`${name}: disk ${o.disk} frozen; the VM now writes ${o.path}\n`);
+      return 0;
+    }
+    case 'snapshots': {
+      if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' for 'tsvisor snapshots'`);
+      const snaps = expectOk(await call(t, 'GET', '/v1/snapshots')) as { name: string; createdAt?: string; memory?: number; usedBy: string[]; error?: string }[];
+      const rows = [['NAME', 'CREATED', 'MEMORY', 'USED BY']];
+      for (const sn of snaps) rows.push([sn.name, sn.createdAt ?? '-', sn.memory === undefined ? '-' : `${sn.memory}M`, sn.error ? `unreadable: ${sn.error}` : sn.usedBy.join(',') || '-']);
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+      for (const r of rows) io.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
+      return 0;
+    }
+    case 'rm-snapshot': {
+      if (positionals.length !== 1) throw new UsageError("'tsvisor rm-snapshot' needs one snapshot name");
+      expectOk(await call(t, 'DELETE', `/v1/snapshots/${encodeURIComponent(positionals[0])}`));
       return 0;
     }
     default: {
@@ -387,6 +411,27 @@ async function consoleCommand(t: Target, name: string, io: MainIo): Promise<numb
   const why = await exited;
   if (why.reason !== 'detached') io.stderr.write(`\ntsvisor: console closed: ${why.reason}\n`);
   return code;
+}
+
+/** `tsvisor clone --daemon SNAP --count N [--prefix P] [--no-start]`: clones as daemon VMs. */
+export async function daemonCloneCommand(args: string[], io: MainIo): Promise<number> {
+  const { values, positionals } = parseOptions('tsvisor clone', args, {
+    ...daemonOptions(),
+    daemon: { type: 'boolean' },
+    count: { type: 'string' },
+    prefix: { type: 'string' },
+    'no-start': { type: 'boolean' },
+  }, true);
+  if (positionals.length !== 1) throw new UsageError("'tsvisor clone --daemon' needs one snapshot name");
+  const countText = values.count ?? '1';
+  if (!/^\d+$/.test(countText)) throw new UsageError(`invalid --count '${countText}'`);
+  const body: Record<string, unknown> = { count: Number(countText) };
+  if (values.prefix !== undefined) body.prefix = values.prefix;
+  if (values['no-start']) body.start = false;
+  const t = target(values);
+  const r = expectOk(await call(t, 'POST', `/v1/snapshots/${encodeURIComponent(positionals[0])}/clones`, body)) as { vms: { name: string; state: string }[] };
+  for (const vm of r.vms) io.stdout.write(`${vm.name}: ${vm.state}\n`);
+  return 0;
 }
 
 /**

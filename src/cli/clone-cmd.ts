@@ -24,12 +24,18 @@ Options:
   -h, --help         show this help
 
 Prints one line per clone: name, pid, directory. Stop a clone with 'kill PID'.
+
+With a daemon: tsvisor clone --daemon SNAPSHOT_NAME --count N [--prefix P]
+[--no-start] [--socket PATH | --url URL --token-file FILE] defines N clones of
+the daemon's snapshot as daemon VMs (POST /v1/snapshots/NAME/clones) and starts
+them; they are then managed like any daemon VM.
 `;
 
 const MAX_CLONES = 64;
 const CLI = fileURLToPath(new URL('../../../bin/tsvisor.js', import.meta.url));
 
 export async function cloneCommand(args: string[], io: MainIo): Promise<number> {
+  if (args.includes('--daemon')) return (await import('./client.js')).daemonCloneCommand(args, io);
   const { values, positionals } = parseOptions('tsvisor clone', args, {
     count: { type: 'string' },
     dir: { type: 'string' },

@@ -30,8 +30,9 @@ Commands:
   clone SNAP     start clones of a snapshot in the background (--count N)
   migrate VM     live-migrate a running VM to another daemon (--to URL)
   serve          run the daemon that owns this host's VMs (REST API)
-  create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats, gdb
-                 manage VMs through the daemon (see 'tsvisor help create')
+  create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats,
+  snapshot, snapshots, rm-snapshot, gdb
+                 manage VMs and snapshots through the daemon (see 'tsvisor help create')
   help [cmd]     show help for a command
 
 Options:
@@ -198,7 +199,8 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
     case 'migrate':
       return (await import('./migrate-cmd.js')).migrateCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'reboot': case 'kill':
-    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot': case 'gdb':
+    case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
+    case 'snapshots': case 'rm-snapshot': case 'gdb':
       return (await import('./client.js')).clientCommand(cmd, rest, io);
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown option '${cmd}' (try 'tsvisor --help')`);
@@ -766,11 +768,11 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
         if (r.spec) specs.push(r.spec);
       }
     }
-    // The guest's MACs live in its restored memory (a driver reads them once, at
-    // probe), so a clone keeps the snapshot's unless --net gives others.
+    // A clone's NICs get MACs of their own (derived from --name, else random)
+    // unless --net gives them; the snapshot's MAC would be the original's.
     if (opts.clone && !opts.nics) {
-      const { defaultMac } = await import('../net/mac.js');
-      specs = specs.map((sp, i) => ({ ...sp, mac: sp.mac ?? defaultMac(savedName, i) }));
+      const { cloneMac } = await import('../net/mac.js');
+      specs = specs.map((sp, i) => ({ ...sp, mac: cloneMac(opts.name, i) }));
     }
     nics = await createNicHosts(specs, vmName);
   } catch (e) {

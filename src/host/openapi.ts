@@ -1,11 +1,12 @@
 // The OpenAPI 3 description of the daemon's API, served at /v1/openapi.json.
 // Request bodies reference the same schema objects validate.ts compiles.
 
-import { createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, patchVmSchema, snapshotEntrySchema, vmSchema, vmStatsSchema } from './schemas.js';
+import { cloneRequestSchema, createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, patchVmSchema, snapshotSchema, SNAPSHOT_NAME_PATTERN, vmSchema, vmStatsSchema } from './schemas.js';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const err = (description: string) => ({ description, ...json({ $ref: '#/components/schemas/Error' }) });
 const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: createVmSchema.properties.name.pattern } };
+const snapParam = { name: 'snapshot', in: 'path', required: true, schema: { type: 'string', pattern: SNAPSHOT_NAME_PATTERN } };
 const vmOk = { description: 'the VM', ...json({ $ref: '#/components/schemas/Vm' }) };
 
 function action(summary: string) {
@@ -57,11 +58,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
         PatchVm: patchVmSchema,
         Vm: vmSchema,
         VmStats: vmStatsSchema,
+        Snapshot: snapshotSchema,
+        CloneRequest: cloneRequestSchema,
         Error: errorSchema,
         History: historySchema,
         Event: eventSchema,
         Image: imageSchema,
-        Snapshot: snapshotEntrySchema,
       },
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     },
@@ -139,12 +141,47 @@ export function openApiDocument(version: string): Record<string, unknown> {
         put: {
           summary: 'snapshot the running VM into STATE_DIR/snapshots/DIR (new or empty); the VM goes on',
           parameters: [nameParam],
-          requestBody: { required: true, ...json({ type: 'object', additionalProperties: false, required: ['dir'], properties: { dir: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' } } }) },
+          requestBody: {
+            required: true,
+            ...json({
+              type: 'object',
+              additionalProperties: false,
+              required: ['dir'],
+              properties: {
+                dir: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' },
+                diskOverlay: { type: 'boolean', description: 'freeze the writable disks: the VM goes on writing a new qcow2 overlay (IMAGE.DIR.qcow2 next to each image, backed by it, format recorded), its definition names the overlay, and the snapshot keeps the image, which nothing writes any more' },
+              },
+            }),
+          },
           responses: {
-            '200': { description: 'written', ...json({ type: 'object', properties: { dir: { type: 'string' }, name: { type: 'string' }, instret: { type: 'integer' }, dataPages: { type: 'integer' }, ms: { type: 'number' } } }) },
+            '200': { description: 'written', ...json({ type: 'object', properties: { dir: { type: 'string' }, name: { type: 'string' }, instret: { type: 'integer' }, dataPages: { type: 'integer' }, ms: { type: 'number' }, overlays: { type: 'array', items: { type: 'object', properties: { disk: { type: 'integer' }, path: { type: 'string' } } }, description: 'with diskOverlay: the disks switched, and the overlays the VM now writes' } } }) },
             '400': err('bad name, or the snapshot failed (directory not empty, disk error)'),
             '404': err('no such VM'),
             '409': err('not running'),
+          },
+        },
+      },
+      '/v1/snapshots': {
+        get: { summary: 'list the snapshots in STATE_DIR/snapshots (an unreadable one is listed with its error)', responses: { '200': { description: 'snapshots', ...json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }) } } },
+      },
+      '/v1/snapshots/{snapshot}': {
+        get: { summary: 'inspect a snapshot', parameters: [snapParam], responses: { '200': { description: 'the snapshot', ...json({ $ref: '#/components/schemas/Snapshot' }) }, '404': err('no such snapshot') } },
+        delete: {
+          summary: 'delete a snapshot (its directory; the disk images it names stay)',
+          parameters: [snapParam],
+          responses: { '204': { description: 'deleted' }, '404': err('no such snapshot'), '409': err('VMs are defined from it (usedBy): delete them first') },
+        },
+      },
+      '/v1/snapshots/{snapshot}/clones': {
+        post: {
+          summary: 'define N clones of the snapshot (PREFIX-1 .. PREFIX-N) and start them: each restores the snapshot with a new VM generation ID, MACs derived from its name and qcow2 overlays over the writable disks (STATE_DIR/clones/NAME, made anew at each start); all or nothing',
+          parameters: [snapParam],
+          requestBody: { required: true, ...json({ $ref: '#/components/schemas/CloneRequest' }) },
+          responses: {
+            '201': { description: 'the clones', ...json({ type: 'object', properties: { snapshot: { type: 'string' }, vms: { type: 'array', items: { $ref: '#/components/schemas/Vm' } } } }) },
+            '400': err('invalid body (count, prefix, a MAC given)'),
+            '404': err('no such snapshot'),
+            '409': err('a name is taken, the memory budget is too small for all of them, the snapshot is unreadable, or its disks are in use by a running VM'),
           },
         },
       },
@@ -169,7 +206,6 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/host/history': { get: { summary: 'the sums over all VMs, sampled like a VM\'s history', responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) } } } },
       '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in memory only)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
       '/v1/images': { get: { summary: 'regular files of the images directory (and one level of subdirectories), for choosing a kernel, initrd or disk', responses: { '200': { description: 'files', ...json({ type: 'array', items: { $ref: '#/components/schemas/Image' } }) } } } },
-      '/v1/snapshots': { get: { summary: 'snapshots under the state directory, with the memory and NIC count a VM restored from each must have', responses: { '200': { description: 'snapshots', ...json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': {} } } } } },
     },
   };

@@ -268,8 +268,8 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return this.lastDevices;
   }
 
-  snapshot(dir: string): Promise<SnapshotResult> {
-    return this.command({ type: 'snapshot', dir });
+  snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult> {
+    return this.command(overlays ? { type: 'snapshot', dir, overlays } : { type: 'snapshot', dir });
   }
 
   deviceStats(refresh = false): Promise<MachineDeviceStats> {

@@ -7,12 +7,15 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefinitionStore, type KeptFile } from './store.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { ApiError, resolveImagePath, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { ApiError, resolveImagePath, validateClone, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { SnapshotCatalog } from './snapshot-catalog.js';
+import { disksWithOverlays, overlayPathFor } from '../vm/disk-freeze.js';
+import type { SnapshotResult } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_S, VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
-import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
+import type { CloneRequest, CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { diskRateLimits, nicRateLimits, nicSpecs } from './nics.js';
 import { vmProcessesCpuUs } from './process-vm-handle.js';
 import { checkNetPolicy, defaultNetPolicy, type NetPolicy } from './net-policy.js';
@@ -21,7 +24,6 @@ import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
 import { HistoryRecorder } from './history.js';
 import { EventLog } from './events.js';
 import { listImages, type ImageEntry } from './images.js';
-import { readdirSync } from 'node:fs';
 
 export interface HostOptions {
   stateDir: string;
@@ -104,6 +106,7 @@ export class Host {
   private watchdog: NodeJS.Timeout | null = null;
   /** Shared with the supervisors: the API port added by protectApiPort() reaches VMs started later. */
   readonly netPolicy: NetPolicy;
+  readonly snapshots: SnapshotCatalog;
   /** Bounded per-VM and host history for the graphs (history.ts). */
   readonly history: HistoryRecorder;
   /** Lifecycle events and failures (events.ts). */
@@ -115,6 +118,9 @@ export class Host {
     this.netPolicy = { ...(opts.netPolicy ?? defaultNetPolicy()), protectedPorts: [...(opts.netPolicy?.protectedPorts ?? [])] };
     checkNetPolicy(this.netPolicy);
     this.store = new DefinitionStore(opts.stateDir);
+    this.snapshots = new SnapshotCatalog(join(opts.stateDir, 'snapshots'), (snap) =>
+      [...this.vms.values()].filter((vm) => vm.config.snapshot === snap).map((vm) => vm.name).sort(),
+    );
     const logDir = join(opts.stateDir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     this.supervisorOpts = {
@@ -128,6 +134,7 @@ export class Host {
       netPolicy: this.netPolicy,
       serialize: (name, fn) => this.serialized(name, fn),
       snapshotsDir: join(opts.stateDir, 'snapshots'),
+      clonesDir: join(opts.stateDir, 'clones'),
     };
     this.history = new HistoryRecorder(() => this.vms.values(), { intervalMs: opts.historyIntervalMs, points: opts.historyPoints });
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
@@ -376,6 +383,90 @@ export class Host {
     return this.serialized(name, () => this.startNow(name));
   }
 
+  /**
+   * Snapshot a running VM into `dir`. With `diskOverlay`, each writable disk is
+   * frozen: the VM goes on with a new qcow2 overlay next to it (IMAGE.SNAP.qcow2,
+   * backed by the image, which the snapshot keeps), and its definition names the
+   * overlay from then on.
+   */
+  snapshotVm(name: string, dir: string, snapName: string, diskOverlay: boolean): Promise<SnapshotResult> {
+    return this.serialized(name, async () => {
+      const vm = this.get(name);
+      const h = vm.handle;
+      if (!h || !h.running) throw new ApiError(409, `VM ${name} is not running`);
+      let overlays: (string | null)[] | undefined;
+      if (diskOverlay) {
+        if (vm.config.snapshot !== undefined) throw new ApiError(400, 'diskOverlay: not for a VM defined from a snapshot (its disks come from the snapshot at every start)');
+        overlays = (vm.config.disks ?? []).map((d) => (d.readonly === true ? null : overlayPathFor(d.path, snapName)));
+        if (!overlays.some((o) => o !== null)) throw new ApiError(400, 'diskOverlay: the VM has no writable disk');
+      }
+      // The stored definition names the overlays before the switch: should the
+      // daemon die right after it, the next start must not go back to the frozen images.
+      const prev = vm.definition;
+      const planned = (overlays ?? []).flatMap((path, disk) => (path === null ? [] : [{ disk, path }]));
+      if (planned.length) this.store.save(name, { ...prev, config: { ...prev.config, disks: disksWithOverlays(prev.config.disks ?? [], planned) } });
+      let r: SnapshotResult;
+      try {
+        r = await h.snapshot(dir, overlays);
+      } catch (e) {
+        if (planned.length) this.store.save(name, prev);
+        const msg = e instanceof Error ? e.message : String(e);
+        this.events.add(name, 'snapshot', `snapshot ${snapName} failed: ${msg}`, 'error');
+        throw new ApiError(400, `snapshot: ${msg}`);
+      }
+      if (r.overlays?.length) vm.adoptOverlays(r.overlays);
+      this.events.add(name, 'snapshot', `snapshot ${snapName} written${r.overlays?.length ? ' (disks now on overlays)' : ''}`);
+      return r;
+    });
+  }
+
+  /**
+   * Define `count` clones of a snapshot (PREFIX-1 .. PREFIX-N) and start them
+   * unless asked not to. All or nothing: the names and the memory budget are
+   * checked for all of them first, and a failure part way removes the ones made.
+   */
+  async createClones(snapshot: string, body: unknown): Promise<VmSupervisor[]> {
+    const req: CloneRequest = validateClone(body, this.limits);
+    const snap = this.snapshots.read(snapshot);
+    const prefix = req.prefix ?? snapshot;
+    const names = Array.from({ length: req.count }, (_, i) => `${prefix}-${i + 1}`);
+    if (names.some((n) => n.length > 63)) throw new ApiError(400, `prefix: too long for ${req.count} clone names (at most 63 characters each)`);
+    const taken = names.filter((n) => this.has(n));
+    if (taken.length > 0) throw new ApiError(409, `prefix: ${taken.join(', ')} already exist`);
+    const need = req.count * snap.config.memMiB;
+    const free = this.opts.memoryBudgetMiB - this.reservedMiB();
+    if (need > free) {
+      throw new ApiError(409, `memory: ${req.count} clones of ${snap.config.memMiB} MiB need ${need} MiB but only ${free} MiB of the host's memory budget (${this.opts.memoryBudgetMiB} MiB) is left`);
+    }
+    const savedNics = ((snap.machine as { virtio?: { name?: string }[] }).virtio ?? []).filter((v) => v.name?.startsWith('virtio-net')).length;
+    const nics: NonNullable<CreateVmRequest['nics']> = req.nics ?? Array.from({ length: savedNics }, () => ({ mode: 'user' as const }));
+    const withMac = nics.findIndex((n) => n.mac !== undefined);
+    if (withMac >= 0) throw new ApiError(400, `nics[${withMac}].mac: each clone takes MACs derived from its name; give none`);
+    const configs = names.map((name) =>
+      validateCreate({
+        name,
+        memory: snap.config.memMiB,
+        kernel: snap.config.kernel,
+        ...(snap.config.initrd !== undefined ? { initrd: snap.config.initrd } : {}),
+        snapshot,
+        clone: true,
+        deterministic: snap.config.deterministic,
+        nics: nics.map((n) => structuredClone(n)),
+        ...(req.cpu ? { cpu: req.cpu } : {}),
+        ...(req.isolation ? { isolation: req.isolation } : {}),
+      }, this.limits),
+    );
+    const made: VmSupervisor[] = [];
+    try {
+      for (const c of configs) made.push(await this.serialized(c.name, () => this.createChecked(c)));
+      if (req.start !== false) for (const vm of made) await this.start(vm.name);
+    } catch (e) {
+      for (const vm of made) await this.remove(vm.name, true).catch(() => {});
+      throw e;
+    }
+    return made;
+  }
+
   /** Stop (if running) and start again, as one operation. */
   restart(name: string): Promise<VmSupervisor> {
     return this.serialized(name, async () => {
@@ -490,6 +581,7 @@ export class Host {
     vm.removed = true;
     this.store.remove(name);
     vm.removeLogs();
+    rmSync(vm.cloneDir, { recursive: true, force: true });
     this.vms.delete(name);
     this.history.forget(name);
     this.events.forget(name);
@@ -563,34 +655,6 @@ export class Host {
   /** Regular files of the images directory, for the create form. */
   images(): ImageEntry[] {
     return listImages(this.opts.imagesDir);
-  }
-
-  /** Snapshots under the state directory, with what a VM restored from one must match. */
-  snapshots(): { name: string; memory: number | null; nics: number | null; macs?: string[]; error?: string }[] {
-    const dir = join(this.opts.stateDir, 'snapshots');
-    let names: string[];
-    try {
-      names = readdirSync(dir).filter((n) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(n)).sort();
-    } catch {
-      return [];
-    }
-    return names.slice(0, 500).map((name) => {
-      try {
-        const snap = readSnapshot(join(dir, name));
-        const saved = (snap.machine as { virtio?: { name?: string; state?: { device?: { mac?: unknown } } }[] }).virtio ?? [];
-        const nets = saved.filter((v) => v.name?.startsWith('virtio-net'));
-        // A restored NIC must keep its MAC: the form fills these in.
-        const macs = nets.map((v) => {
-          const m = v.state?.device?.mac;
-          return Array.isArray(m) && m.length === 6 && m.every((b) => Number.isInteger(b) && b >= 0 && b < 256)
-            ? m.map((b: number) => b.toString(16).padStart(2, '0')).join(':')
-            : '';
-        });
-        return { name, memory: snap.config.memMiB, nics: nets.length, macs };
-      } catch (e) {
-        return { name, memory: null, nics: null, error: e instanceof Error ? e.message : String(e) };
-      }
-    });
   }
 
   describe(vm: VmSupervisor): Record<string, unknown> {

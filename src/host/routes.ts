@@ -83,7 +83,10 @@ async function noBody(req: IncomingMessage): Promise<void> {
 export function snapshotDirOf(stateDir: string, body: unknown): string {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'body: expected an object {"dir": NAME}');
   const keys = Object.keys(body);
-  if (keys.some((k) => k !== 'dir')) throw new ApiError(400, `body: unknown field ${keys.find((k) => k !== 'dir')}`);
+  const unknown = keys.find((k) => k !== 'dir' && k !== 'diskOverlay');
+  if (unknown !== undefined) throw new ApiError(400, `body: unknown field ${unknown}`);
+  const overlay = (body as { diskOverlay?: unknown }).diskOverlay;
+  if (overlay !== undefined && typeof overlay !== 'boolean') throw new ApiError(400, 'diskOverlay: must be a boolean');
   const dir = (body as { dir?: unknown }).dir;
   if (typeof dir !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(dir)) {
     throw new ApiError(400, 'dir: a snapshot name (letters, digits, _ . -, at most 63), kept in the daemon\'s state directory');
@@ -145,6 +148,28 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     allow(['GET']);
     return send(res, 200, host.hostStats());
   }
+  if (a === 'snapshots') {
+    if (b === undefined) {
+      allow(['GET']);
+      return send(res, 200, host.snapshots.list());
+    }
+    if (c === undefined) {
+      allow(['GET', 'DELETE']);
+      if (method === 'GET') return send(res, 200, host.snapshots.describe(b));
+      await noBody(req);
+      await host.serialized(`snapshot:${b}`, () => host.snapshots.remove(b));
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (c === 'clones') {
+      allow(['POST']);
+      const body = parseJsonBody(await readBody(req));
+      const vms = await host.serialized(`snapshot:${b}`, () => host.createClones(b, body));
+      return send(res, 201, { snapshot: b, vms: vms.map((vm) => host.describe(vm)) });
+    }
+    throw new ApiError(404, `no route ${url.pathname}`);
+  }
   if (a === 'host' && b === 'history' && c === undefined) {
     allow(['GET']);
     return send(res, 200, host.history.hostJSON());
@@ -156,10 +181,6 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
   if (a === 'images' && b === undefined) {
     allow(['GET']);
     return send(res, 200, host.images());
-  }
-  if (a === 'snapshots' && b === undefined) {
-    allow(['GET']);
-    return send(res, 200, host.snapshots());
   }
   if (a === 'migrations' && b === 'incoming') {
     if (c === undefined) throw new ApiError(400, 'migrations/incoming: needs an upgrade to a migration stream (tsvisor migrate)');
@@ -231,18 +252,8 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     const vm = host.get(name);
     const body = parseJsonBody(await readBody(req));
     const dir = snapshotDirOf(host.opts.stateDir, body);
-    const h = vm.handle;
-    if (!h || !h.running) throw new ApiError(409, `VM ${name} is not running`);
-    const snapName = (body as { dir: string }).dir;
-    try {
-      const done = await h.snapshot(dir);
-      host.events.add(name, 'snapshot', `snapshot ${snapName} written`);
-      return send(res, 200, { ...done, name: snapName });
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      host.events.add(name, 'snapshot', `snapshot ${snapName} failed: ${msg}`, 'error');
-      throw new ApiError(400, `snapshot: ${msg}`);
-    }
+    const { dir: snapName, diskOverlay } = body as { dir: string; diskOverlay?: boolean };
+    return send(res, 200, { ...(await host.snapshotVm(vm.name, dir, snapName, diskOverlay === true)), name: snapName });
   }
   if (c === 'migrate') {
     allow(['POST', 'GET', 'DELETE']);

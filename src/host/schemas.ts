@@ -119,6 +119,10 @@ export const createVmSchema = {
       pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$',
       description: 'start from this snapshot (a name under the state directory\'s snapshots/, taken with PUT /v1/vms/NAME/snapshot) instead of booting; memory must match it',
     },
+    clone: {
+      type: 'boolean',
+      description: 'with snapshot: start as a clone of it: a new VM generation ID (the guest reseeds its RNG), the NICs\' own MACs, and qcow2 overlays over the snapshot\'s writable disks (in the state directory, made anew at every start)',
+    },
     restart: restartSchema,
     isolation: {
       type: 'string',
@@ -202,6 +206,41 @@ export const vmSchema = {
   },
 } as const;
 
+export const SNAPSHOT_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
+export const MAX_CLONES_PER_REQUEST = 64;
+
+/** POST /v1/snapshots/{snap}/clones: N VMs defined (and started) from one snapshot. */
+export const cloneRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count'],
+  properties: {
+    count: { type: 'integer', minimum: 1, maximum: MAX_CLONES_PER_REQUEST },
+    prefix: { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$', description: 'clones are named PREFIX-1 .. PREFIX-N (default: the snapshot\'s name)' },
+    start: { type: 'boolean', description: 'start them at once (default true)' },
+    nics: { type: 'array', maxItems: MAX_NICS, items: nicSchema, description: 'NICs of every clone, as many as the snapshot has (default: user networking on each); MACs derive from each clone\'s name unless given' },
+    cpu: cpuSchema,
+    isolation: { type: 'string', enum: ['thread', 'process'] },
+  },
+} as const;
+
+export const snapshotSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    createdAt: { type: 'string' },
+    memory: { type: 'integer', description: 'guest RAM in MiB' },
+    instret: { type: 'integer', description: 'guest instructions retired at the snapshot' },
+    dataPages: { type: 'integer', description: 'guest pages stored (zero pages are not)' },
+    deterministic: { type: 'boolean' },
+    disks: { type: 'array', items: { type: 'string' }, description: 'the disk images the snapshot needs, unchanged' },
+    nics: { type: 'integer', description: 'a VM restored from it must have this many NICs' },
+    macs: { type: 'array', items: { type: 'string' }, description: 'the MAC of each NIC, which a VM restored from it must keep' },
+    usedBy: { type: 'array', items: { type: 'string' }, description: 'VMs defined from it (it cannot be deleted while there are any)' },
+    error: { type: 'string', description: 'why the snapshot cannot be read (it is listed, but cannot be used)' },
+  },
+} as const;
+
 const series = { type: 'array', items: { type: ['number', 'null'] } } as const;
 
 /** GET /v1/vms/NAME/history and /v1/host/history: columns of equal length, oldest first; null where the VM was not running. */
@@ -238,16 +277,5 @@ export const imageSchema = {
     name: { type: 'string', description: 'path relative to the images directory (usable as kernel, initrd or a disk path)' },
     size: { type: 'integer' },
     kind: { type: 'string', enum: ['kernel', 'initrd', 'qcow2', 'disk', 'system-map', 'other'], description: 'guessed from the first bytes' },
-  },
-} as const;
-
-export const snapshotEntrySchema = {
-  type: 'object',
-  properties: {
-    name: { type: 'string', description: 'what POST /v1/vms takes as snapshot' },
-    memory: { type: ['integer', 'null'], description: 'MiB; a VM restored from it must have this memory' },
-    nics: { type: ['integer', 'null'], description: 'a VM restored from it must have this many NICs' },
-    macs: { type: 'array', items: { type: 'string' }, description: 'the MAC of each NIC, which a VM restored from it must keep' },
-    error: { type: 'string', description: 'why it cannot be restored' },
   },
 } as const;

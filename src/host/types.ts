@@ -20,6 +20,8 @@ export interface CreateVmRequest {
   balloon?: boolean;
   /** Start from this snapshot (under STATE_DIR/snapshots) instead of booting. */
   snapshot?: string;
+  /** With snapshot: start as a clone (new generation ID, own MACs, disk overlays in STATE_DIR/clones/NAME). */
+  clone?: boolean;
   cpu?: { weight?: number; cap?: number };
   deterministic?: boolean;
   jit?: boolean;
@@ -59,4 +61,13 @@ export interface VmDefinition {
   version: 1;
   config: CreateVmRequest;
   createdAt: string;
+}
+
+export interface CloneRequest {
+  count: number;
+  prefix?: string;
+  start?: boolean;
+  nics?: CreateVmRequest['nics'];
+  cpu?: CreateVmRequest['cpu'];
+  isolation?: CreateVmRequest['isolation'];
 }

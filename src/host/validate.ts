@@ -7,8 +7,8 @@ import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type AjvClass from 'ajv';
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { createVmSchema, patchVmSchema } from './schemas.js';
-import type { CreateVmRequest, PatchVmRequest } from './types.js';
+import { cloneRequestSchema, createVmSchema, patchVmSchema } from './schemas.js';
+import type { CloneRequest, CreateVmRequest, PatchVmRequest } from './types.js';
 
 // ajv ships CommonJS with a default export; under NodeNext the class sits on .default.
 const Ajv = ((AjvModule as unknown as { default?: unknown }).default ?? AjvModule) as typeof AjvClass.default;
@@ -26,6 +26,7 @@ export class ApiError extends Error {
 const ajv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, useDefaults: false, strict: true });
 const checkCreate = ajv.compile(createVmSchema as object);
 const checkPatch = ajv.compile(patchVmSchema as object);
+const checkClone = ajv.compile(cloneRequestSchema as object);
 
 /** ajv's instancePath "/disks/0/path" as "disks[0].path". */
 function fieldName(instancePath: string): string {
@@ -128,6 +129,7 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
   if (req.debug !== undefined && !limits.debugFaults) {
     throw new ApiError(400, 'debug: unknown field (fault injection needs the daemon started with --debug-faults)');
   }
+  if (req.clone === true && req.snapshot === undefined) throw new ApiError(400, 'clone: needs snapshot (the snapshot to clone)');
   if (req.rootDisk === true && (req.disks?.length ?? 0) === 0) throw new ApiError(400, 'rootDisk: needs a disk in disks');
   const out: CreateVmRequest = structuredClone(req);
   out.kernel = resolveImagePath('kernel', out.kernel, limits.imagesDir);
@@ -137,6 +139,14 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
     d.path = resolveImagePath(`disks[${i}].path`, d.path, limits.imagesDir);
   });
   return out;
+}
+
+export function validateClone(body: unknown, limits: HostLimits): CloneRequest {
+  const req = run<CloneRequest>(checkClone, body);
+  if (req.cpu?.cap !== undefined && req.cpu.cap > limits.cpus) {
+    throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
+  }
+  return req;
 }
 
 export function validatePatch(body: unknown, limits: HostLimits): PatchVmRequest {

@@ -9,7 +9,9 @@
 import { VmHandle } from '../vm/vm-handle.js';
 import { createNicHosts } from '../net/create-backend.js';
 import type { NicHost } from '../net/nic-host.js';
-import { lockVmImages } from '../storage/vm-images.js';
+import { lockVmImages, type VmLocks } from '../storage/vm-images.js';
+import { disksWithOverlays } from '../vm/disk-freeze.js';
+import type { VmConfig } from '../vm/protocol.js';
 import { REPORT_INTERVAL_MS, rebaseCredit, type FromVmProcess, type ToVmProcess } from './vm-process-protocol.js';
 
 if (!process.send) {
@@ -23,6 +25,8 @@ process.on('SIGINT', () => {});
 process.on('SIGHUP', () => {});
 
 let handle: VmHandle | null = null;
+let locks: VmLocks | null = null;
+let files: VmConfig | null = null;
 let reportTimer: NodeJS.Timeout | null = null;
 
 function send(msg: FromVmProcess, then?: () => void): void {
@@ -46,7 +50,8 @@ function leave(last: FromVmProcess, code: number): void {
 async function setup(msg: Extract<ToVmProcess, { type: 'setup' }>): Promise<void> {
   // This process holds the VM's image locks; they go when it exits, however it ends.
   try {
-    lockVmImages(msg.config);
+    locks = lockVmImages(msg.config);
+    files = msg.config;
   } catch (e) {
     leave({ type: 'setupFailed', message: e instanceof Error ? e.message : String(e) }, 1);
     return;
@@ -102,6 +107,18 @@ function onMessage(msg: ToVmProcess): void {
     case 'command':
       h.command(msg.command).then(
         (result) => {
+          const frozen = (result as { overlays?: { disk: number; path: string }[] } | null)?.overlays;
+          if (frozen && files && locks) {
+            // The frozen images are only read now (shared); the overlays are written.
+            files = { ...files, disks: disksWithOverlays(files.disks ?? [], frozen) };
+            locks.release();
+            try {
+              locks = lockVmImages(files);
+            } catch (e) {
+              locks = null;
+              send({ type: 'warning', message: `relocking the disks after the snapshot failed: ${e instanceof Error ? e.message : String(e)}` });
+            }
+          }
           report(); // the device counters the command changed reach the daemon before its reply
           send({ type: 'reply', reply: { id: msg.id, ok: true, result } });
         },

@@ -33,6 +33,6 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   gdbPost?(msg: GdbPortMessage): void;
   /** Send a command to the running VM's worker (src/vm/protocol.ts VmCommand); rejects with the worker's error. */
   command<C extends VmCommand>(cmd: C): Promise<CommandResult<C>>;
-  /** Write a snapshot of the running VM into `dir` (absolute, new or empty). */
-  snapshot(dir: string): Promise<SnapshotResult>;
+  /** Write a snapshot of the running VM into `dir` (absolute, new or empty); `overlays` freezes disks (see VmCommand). */
+  snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult>;
 }

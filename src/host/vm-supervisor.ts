@@ -15,6 +15,8 @@ import { ProcessVmHandle } from './process-vm-handle.js';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
+import { cloneDisks } from '../vm/clone-disks.js';
+import { disksWithOverlays } from '../vm/disk-freeze.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
 import { DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
@@ -61,6 +63,8 @@ export interface SupervisorOptions {
   serialize: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
   /** Where snapshots live (STATE_DIR/snapshots). */
   snapshotsDir: string;
+  /** Where clones keep their disk overlays (STATE_DIR/clones/NAME). */
+  clonesDir: string;
 }
 
 /** What the scheduler measured over its last window. */
@@ -165,7 +169,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
       const snap = readSnapshot(dir);
-      return { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
+      const restored: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
+      if (c.clone !== true) return restored;
+      // A clone only reads the snapshot's disks (its writes go to overlays that
+      // start() makes): planned as read-only here, so the locks check out alike.
+      return { ...restored, clone: true, disks: restored.disks?.map((d) => ({ ...d, readOnly: true })) };
     }
     let append = c.append ?? DEFAULT_APPEND;
     if (c.rootDisk && !/(^|\s)root=/.test(append)) append = `${append} root=/dev/vda rw`;
@@ -192,6 +200,26 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     };
   }
 
+  /** Where this VM keeps its clone overlays. */
+  get cloneDir(): string {
+    return join(this.opts.clonesDir, this.name);
+  }
+
+  /**
+   * A clone's config with fresh overlays over the snapshot's writable disks:
+   * every start restores the snapshot, so the disks start from it again too.
+   */
+  private async cloneConfig(): Promise<VmConfig> {
+    const dir = join(this.opts.snapshotsDir, this.config.snapshot!);
+    const snap = readSnapshot(dir);
+    const config: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: this.config.debug, name: this.name, clone: true, gdb: this.config.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
+    rmSync(this.cloneDir, { recursive: true, force: true });
+    if (!snap.config.disks?.some((d) => d.readOnly !== true)) return config;
+    const made = await cloneDisks(snap.config.disks, this.cloneDir);
+    // Each overlay keeps the snapshot disk's backingRoot: its chain stays confined as the original's was.
+    return { ...config, disks: made.disks };
+  }
+
   /** True while start() sets up the NICs (and, for a process VM, its process). */
   starting = false;
   /** stop() or kill() came while starting: the VM must not boot (the daemon may be closing). */
@@ -207,7 +235,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!specs.ok) throw new Error(specs.error);
     // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
     const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
-    const config = this.vmConfig();
+    const config = this.config.clone === true ? await this.cloneConfig() : this.vmConfig();
     this.startedConfig = config;
     if (this.isolation === 'process') {
       this.lockedFiles = planVmLocks(config); // the VM's process takes the locks themselves
@@ -308,6 +336,30 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (!h) return;
     this.stopRequested = true;
     await h.stop();
+  }
+
+  /**
+   * A snapshot froze disks: the definition names their overlays from now on, and
+   * the locks follow (each overlay exclusive, the frozen image under it shared,
+   * so clones of the snapshot can read it while this VM runs).
+   */
+  adoptOverlays(overlays: { disk: number; path: string }[]): void {
+    this.config = { ...this.config, disks: disksWithOverlays(this.config.disks ?? [], overlays) };
+    if (this.startedConfig) this.startedConfig = { ...this.startedConfig, disks: this.vmConfig().disks };
+    if (this.isolation === 'process') {
+      if (this.lockedFiles) this.lockedFiles = planVmLocks(this.vmConfig()); // the VM's process relocks itself
+      return;
+    }
+    if (!this.imageLocks) return;
+    this.imageLocks.release();
+    this.imageLocks = null;
+    try {
+      this.imageLocks = lockVmImages(this.vmConfig());
+      this.lockedFiles = this.imageLocks.files;
+    } catch (e) {
+      this.lockedFiles = null;
+      this.opts.log(`${this.name}: relocking the disks after the snapshot failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /** The locks this VM would take now (checks its disks' backing chains; throws DiskError). */

@@ -40,6 +40,8 @@ export interface VirtioNicConfig {
   port: NicPort;
   count?: (c: keyof NicDeviceCounters, n: number) => void;
   limits?: NicLimits;
+  /** On restore, this MAC replaces the snapshot's (a clone's new identity) instead of having to equal it. */
+  newMac?: boolean;
 }
 
 export interface VirtioConfig {
@@ -88,7 +90,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     console = new VirtioConsole((b) => w.consoleOut(b));
     low.push(console);
   }
-  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock }, `virtio-net${i}`));
+  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock, newMac: n.newMac }, `virtio-net${i}`));
   // Slots are probed high to low: NICs go below the disks so eth0 is the first NIC.
   low.push(...[...nics].reverse());
   let balloon: VirtioBalloon | null = null;

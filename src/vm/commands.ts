@@ -17,7 +17,7 @@ export interface CommandState {
   /** The balloon settings the next machine is built from, or null without a balloon. */
   balloon: { targetMiB?: number } | null;
   /** Write a snapshot (the worker provides it: it owns the disks and the configuration). */
-  snapshot?: (dir: string) => SnapshotResult;
+  snapshot?: (dir: string, overlays?: (string | null)[]) => SnapshotResult;
   /** Instruction-count hooks of deterministic runs (the worker provides them); they throw for a count already passed. */
   scheduleSnapshot?: (dir: string, instret: number) => void;
   scheduleInput?: (events: { instret: number; data: string }[]) => void;
@@ -69,7 +69,10 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
     case 'snapshot':
       if (typeof cmd.dir !== 'string' || cmd.dir === '') throw new Error('snapshot needs a directory');
       if (!s.snapshot) throw new Error('this VM cannot take snapshots');
-      return s.snapshot(cmd.dir);
+      if (cmd.overlays !== undefined && (!Array.isArray(cmd.overlays) || !cmd.overlays.every((o) => o === null || (typeof o === 'string' && o !== '')))) {
+        throw new Error('snapshot overlays must be paths or null, one per disk');
+      }
+      return s.snapshot(cmd.dir, cmd.overlays);
     case 'scheduleSnapshot':
       if (typeof cmd.dir !== 'string' || cmd.dir === '' || !Number.isSafeInteger(cmd.instret)) throw new Error('scheduleSnapshot needs a directory and an instruction count');
       if (!s.scheduleSnapshot) throw new Error('this VM cannot take snapshots');

@@ -141,7 +141,16 @@ export type VmCommand =
    * Write a snapshot of the running VM into `dir` (new or empty), between two
    * slices; disks are flushed first. The VM goes on running.
    */
-  | { type: 'snapshot'; dir: string }
+  | {
+      type: 'snapshot';
+      dir: string;
+      /**
+       * Freeze the disks: per disk, a new qcow2 overlay path (absent or null: leave
+       * that disk). Each named disk is switched to its new overlay, backed by its
+       * old image, right after the snapshot; the snapshot keeps the old one unchanged.
+       */
+      overlays?: (string | null)[];
+    }
   /**
    * Deterministic runs: write a snapshot into `dir` when the guest has retired exactly
    * `instret` instructions (later than now); the 'snapshot' message reports it.
@@ -190,6 +199,8 @@ export interface SnapshotResult {
   dataPages: number;
   /** Host time the VM was stopped for it. */
   ms: number;
+  /** Disks switched to new overlays (the snapshot's `overlays`): the VM now writes these. */
+  overlays?: { disk: number; path: string }[];
 }
 
 export interface CommandResults {

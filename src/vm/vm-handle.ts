@@ -302,8 +302,8 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   }
 
   /** Write a snapshot of the running VM into `dir` (new or empty); the VM goes on. */
-  snapshot(dir: string): Promise<SnapshotResult> {
-    return this.command({ type: 'snapshot', dir });
+  snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult> {
+    return this.command(overlays ? { type: 'snapshot', dir, overlays } : { type: 'snapshot', dir });
   }
 
   /** Change the I/O limits of disk `index` (as in VmDiskConfig.limits; {} removes them). */

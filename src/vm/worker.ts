@@ -28,6 +28,7 @@ import { checkDeviceConfig, drainCommands, type CommandState } from './commands.
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
 import type { SnapshotResult, VmCommand } from './protocol.js';
+import { prepareOverlays } from './disk-freeze.js';
 import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
 import { SourceMigration, applyPages } from './migration/worker-side.js';
@@ -44,6 +45,8 @@ interface WorkerInit {
 }
 
 const SLICE = 2_000_000; // instructions per call into the core
+/** A restored VM arms its kernel-panic watch this long after it runs again (ms). */
+const PANIC_WATCH_DELAY_MS = 1000;
 /** An idle guest drops its translations after this long (see housekeeping()), if it holds at least IDLE_DROP_MODULES. */
 const IDLE_DROP_MS = 10_000;
 /** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
@@ -179,19 +182,27 @@ async function main(): Promise<void> {
   };
 
   // The kernel's panic() entry, from its System.map, checked against the kernel itself.
-  let panicVas: bigint[] = [];
-  if (config.systemMap && config.kernel) {
+  // Found once, when first needed: a restore arms the watch a moment after the guest
+  // runs again (parsing the map and reading the kernel would delay its first slice).
+  let panicVasFound: bigint[] | null = null;
+  const panicVas = (): bigint[] => (panicVasFound ??= findPanicVas());
+  const findPanicVas = (): bigint[] => {
+    let found: bigint[] = [];
+    if (!config.systemMap || !config.kernel) return found;
     let problem: string;
     try {
       if (statSync(config.systemMap).size > MAX_SYSTEM_MAP_BYTES) throw new Error(`larger than ${MAX_SYSTEM_MAP_BYTES} bytes`);
       const r = panicSymbolsFor(readFileSync(config.systemMap, 'latin1'), image(config.kernel)!);
       problem = r.ok ? '' : r.error;
-      if (r.ok) panicVas = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
+      if (r.ok) found = r.symbols.vpanic === undefined ? [r.symbols.panic] : [r.symbols.panic, r.symbols.vpanic];
     } catch (e) {
       problem = `cannot read ${config.systemMap}: ${e instanceof Error ? e.message : String(e)}`;
     }
     if (problem) post({ type: 'error', message: `kernel panics are not watched: ${problem}; a stalled guest is failed after ${Math.round((config.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS) / 1000)} s instead` });
-  }
+    return found;
+  };
+  /** A restored machine whose panic watch is not armed yet (see panicVas). */
+  let panicWatchPending = false;
 
   /** Collect garbage and give the C heap's free memory back (after boot and after dropping translations). */
   const tidy = () => {
@@ -206,7 +217,11 @@ async function main(): Promise<void> {
   // off unless asked for, since kernel work that no program waits in (a module's
   // crypto self-tests in kernel threads, at interpreter speed on a loaded host)
   // can look like a stall, while a panic is caught exactly anyway.
-  const stall = new StallWatch(config.stallTimeoutMs ?? (panicVas.length > 0 ? 0 : DEFAULT_STALL_TIMEOUT_MS));
+  // A restore arms the panic watch later: a given System.map counts as watched
+  // until then (the stall watch comes on should it turn out not to parse).
+  const lazyPanicWatch = config.restore !== undefined && !config.deterministic;
+  const panicWatched = lazyPanicWatch ? config.systemMap !== undefined && config.kernel !== undefined : panicVas().length > 0;
+  let stall = new StallWatch(config.stallTimeoutMs ?? (panicWatched ? 0 : DEFAULT_STALL_TIMEOUT_MS));
   let stallCheckedAt = 0;
   let busyAtStallCheck = 0;
   let wfiSinceStallCheck = false;
@@ -230,14 +245,16 @@ async function main(): Promise<void> {
     incoming = false;
     const machineConfig: MachineConfig = {
         ramSize: config.memMiB * 1024 * 1024,
-        kernel: image(config.kernel),
-        initrd: image(config.initrd),
-        bios: image(config.bios),
+        // A restore needs no boot images: they are in the snapshot's RAM.
+        kernel: from ? undefined : image(config.kernel),
+        initrd: from ? undefined : image(config.initrd),
+        bios: from ? undefined : image(config.bios),
         bootargs: config.append,
         deterministic: config.deterministic,
         jit: config.jit !== false,
         disks: diskConfigs,
-        nics,
+        // A clone's NICs bring their own MACs (new identity), the snapshot's are not required.
+        nics: from && config.clone ? nics.map((n) => ({ ...n, newMac: true })) : nics,
         rng: config.rng ?? false,
         virtioConsole: config.virtioConsole ?? true,
         powerButton: config.powerButton ?? true,
@@ -315,7 +332,12 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
-    if (panicVas.length) created.machine.watchPanic(...panicVas);
+    // Deterministic runs arm it at once: nothing may depend on host time there.
+    if (from && !config.deterministic) panicWatchPending = true;
+    else {
+      const vas = panicVas();
+      if (vas.length) created.machine.watchPanic(...vas);
+    }
     // The host terminal keeps its size across a guest reboot.
     if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
     return created.machine;
@@ -359,6 +381,7 @@ async function main(): Promise<void> {
     }
   }
   let m = boot();
+  const t0Restored = performance.now();
   if (!m) return;
   if (config.incoming) {
     // Wait for the word to start (the owner took the image locks), then open the images.
@@ -390,9 +413,10 @@ async function main(): Promise<void> {
   // that allocates little may never reach.
   tidy();
   /** Flush the disks and write the running machine into `dir` (between slices). */
-  const takeSnapshot = (dir: string): SnapshotResult => {
+  const takeSnapshot = (dir: string, overlays?: (string | null)[]): SnapshotResult => {
     const started = performance.now();
     for (const d of disks) if (!d.readOnly) d.flush();
+    const frozen = overlays?.some((o) => o) ? prepareOverlays(overlays, disks, config.disks!) : null;
     const machine = m!.saveState();
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
@@ -404,8 +428,15 @@ async function main(): Promise<void> {
       systemMap: config.systemMap, stallTimeoutMs: config.stallTimeoutMs,
     };
     const instret = Number(m!.core.instret);
-    const { dataPages } = writeSnapshot(dir, { instret, config: snapConfig, machine }, m!.core.ram);
-    return { dir, instret, dataPages, ms: performance.now() - started };
+    let dataPages;
+    try {
+      ({ dataPages } = writeSnapshot(dir, { instret, config: snapConfig, machine }, m!.core.ram));
+    } catch (e) {
+      frozen?.abandon();
+      throw e;
+    }
+    const switched = frozen?.commit();
+    return { dir, instret, dataPages, ms: performance.now() - started, ...(switched ? { overlays: switched } : {}) };
   };
   // Deterministic hooks keyed to instruction counts (see VmConfig.snapshotAt, inputScript).
   let snapAt = config.snapshotAt ?? null;
@@ -505,6 +536,12 @@ async function main(): Promise<void> {
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
+    if (panicWatchPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
+      panicWatchPending = false;
+      const vas = panicVas();
+      if (vas.length) m!.watchPanic(...vas);
+      else if (config.stallTimeoutMs === undefined) stall = new StallWatch(DEFAULT_STALL_TIMEOUT_MS);
+    }
     const jit = m!.core.jit;
     if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
       jit.dropAll(); // its flush hook collects garbage and trims the C heap

@@ -5,7 +5,7 @@
 // malformed or oversized frame is dropped and counted; only a broken descriptor
 // chain (the transport's business) makes the device need a reset.
 
-import { isRecord, type AccessSize, type RestoreResult } from '../device.js';
+import { isIntArray, isRecord, type AccessSize, type RestoreResult } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { bit } from './mmio.js';
 import { slices, type BufRange, type Chain } from './queue.js';
@@ -84,6 +84,12 @@ export interface VirtioNetOptions {
   /** Called with counter deltas; defaults to keeping them on the device. */
   count?: (c: keyof NicDeviceCounters, n: number) => void;
   log?: (message: string) => void;
+  /**
+   * A clone's NIC: restore() keeps this MAC rather than requiring the saved one.
+   * The guest driver reads the MAC at probe only, so it sees the new one when it
+   * probes again (a driver rebind); the link blip tells it something changed.
+   */
+  newMac?: boolean;
 }
 
 export class VirtioNet implements VirtioDevice {
@@ -98,6 +104,7 @@ export class VirtioNet implements VirtioDevice {
   readonly counters: NicDeviceCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0 };
   private ctx: VirtioContext | null = null;
   private readonly mac: Uint8Array;
+  private readonly newMac: boolean;
   private readonly port: NicPort;
   private readonly count: (c: keyof NicDeviceCounters, n: number) => void;
   private readonly hdr = new Uint8Array(NET_HDR_SIZE);
@@ -120,6 +127,7 @@ export class VirtioNet implements VirtioDevice {
   constructor(opts: VirtioNetOptions, name = 'virtio-net') {
     if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
     this.mac = opts.mac.slice();
+    this.newMac = opts.newMac === true;
     this.port = opts.port;
     this.name = name;
     this.count = opts.count ?? ((c, n) => (this.counters[c] += n));
@@ -214,9 +222,8 @@ export class VirtioNet implements VirtioDevice {
   restore(state: unknown, ctx: VirtioContext | null): RestoreResult {
     const fail = (why: string): RestoreResult => ({ ok: false, error: `${this.name}: ${why}` });
     if (!isRecord(state)) return fail('state is not an object');
-    if (!Array.isArray(state.mac) || state.mac.length !== 6 || state.mac.some((b, i) => b !== this.mac[i])) {
-      return fail('the snapshot has a different MAC address');
-    }
+    if (!isIntArray(state.mac, 6, 0, 0xff)) return fail('mac must be 6 bytes');
+    if (!this.newMac && state.mac.some((b, i) => b !== this.mac[i])) return fail('the snapshot has a different MAC address');
     const c = state.counters;
     const keys = Object.keys(this.counters) as (keyof NicDeviceCounters)[];
     if (!isRecord(c) || !keys.every((k) => typeof c[k] === 'number' && Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) {

@@ -170,7 +170,7 @@ export function buildCreateForm(box, schema, images, snapshots, preset = {}) {
     field(schema, 'rootDisk', 'First disk is the root file system', 'checkbox'),
     field(schema, 'balloon', 'Memory balloon', 'checkbox'),
     field(schema, 'snapshot', 'Start from snapshot', 'select', {
-      choices: [['', '(boot the kernel)'], ...snapshots.filter((s) => s.memory !== null).map((s) => [s.name, `${s.name} (${s.memory} MiB, ${s.nics} NIC${s.nics === 1 ? '' : 's'})`])],
+      choices: [['', '(boot the kernel)'], ...snapshots.filter((s) => !s.error && s.memory != null).map((s) => [s.name, `${s.name} (${s.memory} MiB, ${s.nics} NIC${s.nics === 1 ? '' : 's'})`])],
     }),
   );
   const run = el('fieldset', { className: 'group' }, el('legend', {}, 'Running'));

@@ -2,7 +2,8 @@
 // built: during a live migration the source closes its images before the
 // destination opens them (the COMMIT handshake), and the destination builds
 // its machine before it may open them. The virtio-blk device only needs the
-// size and the read-only setting until the guest runs.
+// size and the read-only setting until the guest runs. A snapshot that freezes
+// the disk switches it to a new overlay (backed by the old image) between slices.
 
 import { DiskError, type BlockBackend } from '../../storage/backend.js';
 
@@ -36,6 +37,20 @@ export class SwappableDisk implements BlockBackend {
     } finally {
       b.close();
     }
+  }
+
+  /**
+   * Go on with `next` (same size, writable, already open); the old image is
+   * flushed and closed (the new one reads it as its backing file through its own handle).
+   */
+  switchTo(next: BlockBackend): void {
+    const old = this.open;
+    if (this.readOnly) throw new DiskError('a read-only disk is not switched');
+    if (next.size !== this.size) throw new DiskError(`the new image has ${next.size} bytes, the disk ${this.size}`);
+    if (next.readOnly) throw new DiskError('the new image is read-only');
+    old.flush();
+    this.inner = next;
+    old.close();
   }
 
   read(offset: number, buf: Uint8Array): void {
