@@ -4,7 +4,7 @@
 
 import { request } from 'node:http';
 import { copyFileSync, mkdirSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket } from 'ws';
@@ -121,11 +121,25 @@ export function api(
   });
 }
 
-/** Poll `cond` until it holds; after `ms` fail with `what` (and `detail()`, the state at that moment). */
+/**
+ * How much longer than on an idle host a wait may take: the host's load per
+ * core, at least 1. Limits are there to end a test that is stuck, and a
+ * loaded host (CI beside other jobs, a developer's build) slows every guest
+ * and daemon alike.
+ */
+export function loadFactor(): number {
+  return Math.max(1, loadavg()[0]! / Math.max(1, availableParallelism()));
+}
+
+/**
+ * Poll `cond` until it holds; after `ms` (times the host's load factor) fail
+ * with `what` (and `detail()`, the state at that moment).
+ */
 export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 120_000, stepMs = 50, detail?: () => string): Promise<void> {
-  const end = Date.now() + ms;
+  const limit = ms * loadFactor();
+  const end = Date.now() + limit;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${Math.round(ms / 1000)} s waiting for ${what}${detail ? `: ${detail()}` : ''}`);
+    if (Date.now() > end) throw new Error(`timed out after ${Math.round(limit / 1000)} s waiting for ${what}${detail ? `: ${detail()}` : ''}`);
     await delay(stepMs);
   }
 }
