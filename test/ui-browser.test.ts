@@ -10,12 +10,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
+import { CHROMIUM, loadPlaywright } from './lib/browser.js';
 
 // Browser globals, for the functions that run in the page (this file is compiled without the DOM library).
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -23,19 +24,9 @@ declare const document: any;
 declare const window: any;
 declare const Image: any;
 
-const CHROMIUM = '/usr/bin/chromium';
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/ui/', import.meta.url));
 const TOKEN = 'browser-test-token-7f3a';
-
-async function loadPlaywright(): Promise<typeof import('playwright-core') | string> {
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian package chromium, see scripts/packages.txt)`;
-  try {
-    return await import('playwright-core');
-  } catch {
-    return 'the npm package playwright-core is not installed';
-  }
-}
 
 const pw = await loadPlaywright();
 const skip = typeof pw === 'string' ? pw : false;

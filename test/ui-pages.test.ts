@@ -13,18 +13,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
+import { CHROMIUM, loadPlaywright } from './lib/browser.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
 declare const window: any;
 
-const CHROMIUM = '/usr/bin/chromium';
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/ui/', import.meta.url));
 const TOKEN = 'pages-test-token-51c9e0d2';
@@ -32,21 +32,7 @@ const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const BOOT_MS = 480_000;
 
-async function loadPlaywright(): Promise<typeof import('playwright-core') | string> {
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is missing (Debian package chromium, see scripts/packages.txt)`;
-  try {
-    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'qemu-img is missing';
-  }
-  try {
-    return await import('playwright-core');
-  } catch {
-    return 'the npm package playwright-core is not installed';
-  }
-}
-
-const pw = await loadPlaywright();
+const pw = await loadPlaywright(['qemu-img']);
 const skip = typeof pw === 'string' ? pw : false;
 
 describe('management pages in chromium', { skip }, () => {
