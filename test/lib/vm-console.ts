@@ -65,7 +65,10 @@ export class Console {
       const left = end - now;
       if (left <= 0) {
         const why = now >= cap ? `${Math.round((now - start) / 1000)} s of output` : `${Math.round((now - Math.max(start, this.lastOutputAt)) / 1000)} s without output`;
-        throw new Error(`timed out waiting for ${re} (${why}); output:\n${this.out.slice(-2000)}`);
+        // The output since `from` first (e.g. whether a typed command was even echoed), then the tail.
+        const since = this.out.slice(from);
+        const shown = since.length > 2000 ? `[${since.length - 2000} bytes before]…${since.slice(-2000)}` : since;
+        throw new Error(`timed out waiting for ${re} (${why}); ${since.length} bytes of output since the wait began:\n${shown}\n--- tail of all output:\n${this.out.slice(-1000)}`);
       }
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
