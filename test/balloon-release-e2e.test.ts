@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { bootDefaultGuest } from './lib/vm-console.js';
 import { hostMemory, hostMemoryUnavailableReason } from '../src/vm/host-memory.js';
+import { budget } from './lib/budget.js';
 
 const MIB = 1024 * 1024;
 // The project's TypeScript lib has no DOM types; this is the one WebAssembly call the test makes.
@@ -39,7 +40,7 @@ test('host memory addon: release zeroes and un-backs pages, resident counts them
   assert.equal(ram[0], 7);
 });
 
-test('free pages reported by the guest and inflated pages are returned to the host', { timeout: 300_000 }, async (t) => {
+test('free pages reported by the guest and inflated pages are returned to the host', { timeout: budget(300_000) }, async (t) => {
   if (!hostMemory()) return t.skip(hostMemoryUnavailableReason());
   const con = await bootDefaultGuest({ memMiB: 256, deterministic: true, balloon: { statsIntervalMs: 0 } });
   const vm = con.vm;

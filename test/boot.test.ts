@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -233,14 +234,14 @@ describe('boot the default guest through the CLI', { concurrency: 2 }, () => {
 
   after(killAll);
 
-  test('deterministic boot: shell answers, poweroff exits 0', { timeout: TEST_TIMEOUT_MS }, async () => {
+  test('deterministic boot: shell answers, poweroff exits 0', { timeout: budget(TEST_TIMEOUT_MS) }, async () => {
     const s = await defaultBoot();
     assert.match(s.transcript, /Linux version \S+/);
     assert.ok(s.transcript.includes(READY_LINE));
     assert.equal(s.status, 0, `exit status ${s.status} after poweroff -f\n${s.output.slice(-2000)}\n--- stderr ---\n${s.stderr}`);
   });
 
-  test('boot through OpenSBI (--bios fw_dynamic.bin)', { timeout: TEST_TIMEOUT_MS }, async () => {
+  test('boot through OpenSBI (--bios fw_dynamic.bin)', { timeout: budget(TEST_TIMEOUT_MS) }, async () => {
     assert.ok(existsSync(OPENSBI), `${OPENSBI} is missing: install Debian's opensbi package (test/REQUIREMENTS.md)`);
     const s = await interactiveBoot(['--bios', OPENSBI]);
     assert.match(s.transcript, /OpenSBI v\d/, 'no OpenSBI banner on the console');
@@ -251,7 +252,7 @@ describe('boot the default guest through the CLI', { concurrency: 2 }, () => {
 
   // The second boot runs without the translator: deterministic runs must agree byte for
   // byte whichever way the instructions are executed (a differential test of the JIT).
-  test('deterministic mode: two boots print the same bytes, translator on and off', { timeout: 2 * TEST_TIMEOUT_MS }, async () => {
+  test('deterministic mode: two boots print the same bytes, translator on and off', { timeout: budget(2 * TEST_TIMEOUT_MS) }, async () => {
     const [a, b] = await Promise.all([defaultBoot(), interactiveBoot(['--jit', 'off'])]);
     for (const s of [a, b]) {
       assert.ok(s.transcript.includes('Linux version'), 'transcript lacks "Linux version"');
@@ -268,7 +269,7 @@ describe('boot the default guest through the CLI', { concurrency: 2 }, () => {
     assert.equal(b.status, 0);
   });
 
-  test('guest-reported failure becomes the exit status', { timeout: 2 * 60 * 1000 }, async () => {
+  test('guest-reported failure becomes the exit status', { timeout: budget(2 * 60 * 1000) }, async () => {
     // Firmware of our own that writes "fail, code 3" to the test device before the kernel runs.
     const dir = mkdtempSync(join(tmpdir(), 'tsvisor-boot-test-'));
     try {

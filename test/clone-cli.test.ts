@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootDefaultGuest } from './lib/vm-console.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -51,7 +52,7 @@ test('tsvisor clone refuses bad arguments and a missing snapshot with one line',
   }
 });
 
-test('tsvisor clone --count 3 starts three detached clones of one snapshot', { timeout: 15 * 60 * 1000 }, async (t) => {
+test('tsvisor clone --count 3 starts three detached clones of one snapshot', { timeout: budget(15 * 60 * 1000) }, async (t) => {
   const a = await bootDefaultGuest({ memMiB: 128 });
   a.vm.pause();
   const snap = join(dir, 'snap');

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
 import type { SnapshotResult } from '../src/vm/protocol.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -52,7 +53,7 @@ function runCli(args: string[], what: string): Promise<{ code: number | null; ou
   });
 }
 
-test('clones of one snapshot reseed the guest RNG and write only their own disk overlays', { timeout: 3 * TIMEOUT_MS }, async () => {
+test('clones of one snapshot reseed the guest RNG and write only their own disk overlays', { timeout: budget(3 * TIMEOUT_MS) }, async () => {
   const img = join(dir, 'data.img');
   writeFileSync(img, '');
   truncateSync(img, 8 * 1024 * 1024);
@@ -96,7 +97,7 @@ test('clones of one snapshot reseed the guest RNG and write only their own disk 
   assert.ok(readFileSync(img).every((b) => b === 0), "the clones' writes did not reach the snapshot's disk");
 });
 
-test("a clone's NIC blips: the guest counts a carrier down and up, and keeps its MAC", { timeout: TIMEOUT_MS }, async () => {
+test("a clone's NIC blips: the guest counts a carrier down and up, and keeps its MAC", { timeout: budget(TIMEOUT_MS) }, async () => {
   const name = 'blip';
   const a = await bootDefaultGuest({ name, nicSpecs: ['user'] }, { nics: await createNicHosts([{ mode: 'user', params: [] }], name) });
   const readNet = async (run: (cmd: string) => Promise<string>) => {

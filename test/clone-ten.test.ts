@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { createNicHosts } from '../src/net/create-backend.js';
 import { defaultMac, formatMac } from '../src/net/mac.js';
 import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -34,7 +35,7 @@ function memoryOf(pid: number): { pss: number; rss: number } {
   return { pss: kb('Pss') / 1024, rss: kb('Rss') / 1024 };
 }
 
-test('ten clones answer on their consoles with MACs and random bytes of their own', { timeout: 40 * 60 * 1000 }, async (t) => {
+test('ten clones answer on their consoles with MACs and random bytes of their own', { timeout: budget(40 * 60 * 1000) }, async (t) => {
   const a = await bootDefaultGuest({ name: 'ten', nicSpecs: ['user'] }, { nics: await createNicHosts([{ mode: 'user', params: [] }], 'ten') });
   const original = /([0-9a-f]{2}(:[0-9a-f]{2}){5})/.exec(await a.run('cat /sys/class/net/eth0/address'))?.[1];
   assert.ok(original, "the original's MAC");

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { api, ConsoleClient, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { stripTerminalQueries } from '../src/host/console-replay.js';
+import { budget } from './lib/budget.js';
 
 /** Everything a fresh console connection receives, the replay included (listening before the upgrade completes). */
 async function attachAndCollect(socketPath: string, name: string): Promise<{ text: () => string; close: () => void }> {
@@ -69,7 +70,7 @@ describe('console of the default guest', () => {
     await c!.waitFor(expect, ms, from);
   }
 
-  test('the guest comes up and busybox asks the terminal for the cursor position', { timeout: 600_000 }, async () => {
+  test('the guest comes up and busybox asks the terminal for the cursor position', { timeout: budget(600_000) }, async () => {
     await c!.waitFor('tsvisor guest ready', 480_000);
     // Keys sent before the shell's first prompt may be flushed by it.
     await c!.waitFor(/# (\x1b\[6n)?$/, 60_000, c!.output.indexOf('tsvisor guest ready'));
@@ -78,7 +79,7 @@ describe('console of the default guest', () => {
     await until('a cursor-position query from the guest', () => c!.output.includes('\x1b[6n'), 30_000);
   });
 
-  test('bug 1: re-attaching replays the output without terminal queries', { timeout: 120_000 }, async () => {
+  test('bug 1: re-attaching replays the output without terminal queries', { timeout: budget(120_000) }, async () => {
     await run('echo marker-$((2*3))', 'marker-6');
     const again = await attachAndCollect(d.socketPath, 'g');
     try {
@@ -91,7 +92,7 @@ describe('console of the default guest', () => {
     }
   });
 
-  test('bug 2: keys sent while the VM is paused arrive after resume', { timeout: 120_000 }, async () => {
+  test('bug 2: keys sent while the VM is paused arrive after resume', { timeout: budget(120_000) }, async () => {
     assert.equal((await api(d, 'POST', '/v1/vms/g/pause')).status, 200);
     const from = c!.output.length;
     c!.send('echo paused-$((5*5))\r');
@@ -99,7 +100,7 @@ describe('console of the default guest', () => {
     await c!.waitFor('paused-25', 60_000, from);
   });
 
-  test('bug 4: commands from the console shell have default signals, Ctrl-C stops them', { timeout: 180_000 }, async () => {
+  test('bug 4: commands from the console shell have default signals, Ctrl-C stops them', { timeout: budget(180_000) }, async () => {
     // grep is a child of the console shell: before the fix it had SIGINT and SIGQUIT ignored (0000000000000006).
     await run('grep SigIgn /proc/self/status', /SigIgn:\s+0000000000000000/);
     const from = c!.output.length;
@@ -110,7 +111,7 @@ describe('console of the default guest', () => {
     await run('echo back-$((6*7))', 'back-42', 60_000);
   });
 
-  test('plain poweroff (now a script, not a signal to init) still ends the VM cleanly', { timeout: 120_000 }, async () => {
+  test('plain poweroff (now a script, not a signal to init) still ends the VM cleanly', { timeout: budget(120_000) }, async () => {
     c!.send('poweroff\r');
     await until('the VM stopped', async () => (await api(d, 'GET', '/v1/vms/g')).json?.state !== 'running', 60_000, 200);
     const vm = (await api(d, 'GET', '/v1/vms/g')).json;

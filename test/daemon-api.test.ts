@@ -15,6 +15,7 @@ import { api, makeImages, startTestDaemon, until, type TestDaemon } from './daem
 import { createVmSchema } from '../src/host/schemas.js';
 import { startDaemon } from '../src/host/server.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 
@@ -266,7 +267,7 @@ describe('TCP with a bearer token', () => {
 });
 
 describe('CLI: serve and client commands; definitions survive a restart', () => {
-  test('serve, create, ls, stop the daemon, serve again', { timeout: 60_000 }, async () => {
+  test('serve, create, ls, stop the daemon, serve again', { timeout: budget(60_000) }, async () => {
     const { dir, images } = await makeImages(false);
     const sock = join(dir, 'cli.sock');
     const serveArgs = [CLI, 'serve', '--socket', sock, '--state-dir', join(dir, 'state'), '--images-dir', images, '--memory-budget', '1G', '--cpus', '1'];

@@ -15,6 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { api, makeImages, until } from './daemon-helpers.js';
 import { spewKernel } from './spew-kernel.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const FLOOD_MS = 20_000;
@@ -66,7 +67,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('console input flood and slow readers: the daemon RSS stays bounded', { timeout: 120_000 }, async () => {
+test('console input flood and slow readers: the daemon RSS stays bounded', { timeout: budget(120_000) }, async () => {
   await delay(1000); // let both VMs settle
   const baseline = rssMiB(daemon.pid!);
   let peak = baseline;

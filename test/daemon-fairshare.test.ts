@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 let d: TestDaemon;
 before(async () => {
@@ -35,7 +36,7 @@ function sample(names: string[]): { at: number; instret: Map<string, number>; bu
   return { at: performance.now(), instret, busy, cpuUs: u.user + u.system };
 }
 
-test('weights 1:2:4, a cap, and work conservation', { timeout: 120_000 }, async () => {
+test('weights 1:2:4, a cap, and work conservation', { timeout: budget(120_000) }, async () => {
   await create('w1', { weight: 256 });
   await create('w2', { weight: 512 });
   await create('w4', { weight: 1024 });

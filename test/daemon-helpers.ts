@@ -4,7 +4,7 @@
 
 import { request } from 'node:http';
 import { copyFileSync, mkdirSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket } from 'ws';
@@ -121,15 +121,9 @@ export function api(
   });
 }
 
-/**
- * How much longer than on an idle host a wait may take: the host's load per
- * core, at least 1. Limits are there to end a test that is stuck, and a
- * loaded host (CI beside other jobs, a developer's build) slows every guest
- * and daemon alike.
- */
-export function loadFactor(): number {
-  return Math.max(1, loadavg()[0]! / Math.max(1, availableParallelism()));
-}
+/** How much longer than on an idle host a wait may take (see lib/budget.ts). */
+export { loadFactor } from './lib/budget.js';
+import { loadFactor } from './lib/budget.js';
 
 /**
  * Poll `cond` until it holds; after `ms` (times the host's load factor) fail

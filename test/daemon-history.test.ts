@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { HistoryRing, HISTORY_FIELDS } from '../src/host/history.js';
 import { EventLog } from '../src/host/events.js';
+import { budget } from './lib/budget.js';
 
 describe('history ring and event log', () => {
   test('the ring keeps the newest samples, oldest first', () => {
@@ -57,7 +58,7 @@ describe('daemon: history, events, images, snapshots', () => {
     assert.equal((await api(d, 'POST', '/v1/images', {})).status, 405);
   });
 
-  test('a spinning VM: history with CPU and MIPS, events of its life, a snapshot listed', { timeout: 120_000 }, async () => {
+  test('a spinning VM: history with CPU and MIPS, events of its life, a snapshot listed', { timeout: budget(120_000) }, async () => {
     assert.equal((await api(d, 'POST', '/v1/vms', { name: 'h1', memory: 16, kernel: 'spin' })).status, 201);
     assert.equal((await api(d, 'POST', '/v1/vms/h1/start')).status, 200);
     await until('MIPS in the history', async () => {
@@ -103,7 +104,7 @@ describe('daemon: history, events, images, snapshots', () => {
     assert.deepEqual(hostEvents.filter((e) => e.vm === 'h1').map((e) => e.kind).slice(-2), ['stopped', 'deleted']);
   });
 
-  test('a VM that fails: a failed event and the reason at the end of its console log', { timeout: 120_000 }, async () => {
+  test('a VM that fails: a failed event and the reason at the end of its console log', { timeout: budget(120_000) }, async () => {
     // The worker throws after 300 ms (fault injection, --debug-faults): the guest itself printed nothing.
     assert.equal((await api(d, 'POST', '/v1/vms', { name: 'stall', memory: 16, kernel: 'spin', debug: { failAfterMs: 300 } })).status, 201);
     assert.equal((await api(d, 'POST', '/v1/vms/stall/start')).status, 200);

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { api, makeImages, until } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const SEED = 20261205;
@@ -200,7 +201,7 @@ function send(agent: Agent, r: Req): Promise<{ status: number; body: string }> {
   });
 }
 
-test('thousands of malformed requests: no 5xx, no crash, nothing half-created', { timeout: 120_000 }, async () => {
+test('thousands of malformed requests: no 5xx, no crash, nothing half-created', { timeout: budget(120_000) }, async () => {
   const where = { socketPath: sock };
   const docReply = await api(where, 'GET', '/v1/openapi.json');
   assert.equal(docReply.status, 200);

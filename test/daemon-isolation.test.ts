@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 let d: TestDaemon;
 before(async () => {
@@ -33,7 +34,7 @@ async function failedWith(name: string, re: RegExp): Promise<void> {
   assert.equal(d.host.vms.get(name)!.handle, null, `${name}: worker released`);
 }
 
-test('crashing, hanging, out-of-memory and panicking VMs fail alone', { timeout: 600_000 }, async () => {
+test('crashing, hanging, out-of-memory and panicking VMs fail alone', { timeout: budget(600_000) }, async () => {
   await createAndStart({ name: 'good', memory: 128, kernel: 'vmlinux', initrd: 'initrd', deterministic: true });
   const con = await ConsoleClient.open(d.socketPath, 'good');
 

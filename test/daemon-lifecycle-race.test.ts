@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { liveRunnerCount } from '../src/host/vm-supervisor.js';
+import { budget } from './lib/budget.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
@@ -183,7 +184,7 @@ const opArb: fc.Arbitrary<Op> = fc.record({
   isolation: fc.constantFrom<'thread' | 'process'>('thread', 'process'),
 });
 
-test('concurrent lifecycle operations end in a state some serial order explains, with nothing leaked', { timeout: 600_000 }, async () => {
+test('concurrent lifecycle operations end in a state some serial order explains, with nothing leaked', { timeout: budget(600_000) }, async () => {
   let batches = 0;
   const seen = new Set<string>();
   await fc.assert(

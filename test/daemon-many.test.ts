@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, openFds, READY_LINE, startTestDaemon, until } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const N = Number(process.env.TSVISOR_DAEMON_VMS ?? 20);
 /** Generous: 90 s of a shared 2-core host per guest, at least 15 minutes for all of them. */
 const BOOT_LIMIT_MS = Math.max(900_000, N * 90_000);
 const threads = () => readdirSync('/proc/self/task').length;
 
-test(`${N} VMs booted, listed, stopped and removed`, { timeout: BOOT_LIMIT_MS + 300_000 }, async (t) => {
+test(`${N} VMs booted, listed, stopped and removed`, { timeout: budget(BOOT_LIMIT_MS + 300_000) }, async (t) => {
   // Warm up what the test itself loads lazily, so the counts compare like with like.
   const threadsBefore = threads();
   const warm = await startTestDaemon({ withGuest: true });

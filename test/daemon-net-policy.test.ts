@@ -15,6 +15,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -96,7 +97,7 @@ describe('a policy with consent', () => {
   });
 });
 
-test('a guest with host-loopback reaches a host server but never the daemon API port', { timeout: 600_000 }, async () => {
+test('a guest with host-loopback reaches a host server but never the daemon API port', { timeout: budget(600_000) }, async () => {
   const { dir, images } = await makeImages(true);
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });

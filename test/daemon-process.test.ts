@@ -15,6 +15,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 
@@ -69,7 +70,7 @@ test('isolation: bad values are 400 naming the field; the schema shows it', asyn
   assert.equal((await api(d, 'GET', '/v1/vms/x')).status, 404, 'nothing created');
 });
 
-test('a process VM and a thread VM boot side by side; SIGKILL of the process fails only that VM', { timeout: 600_000 }, async () => {
+test('a process VM and a thread VM boot side by side; SIGKILL of the process fails only that VM', { timeout: budget(600_000) }, async () => {
   const guest = { memory: 128, kernel: 'vmlinux', initrd: 'initrd', deterministic: true };
   await createAndStart({ name: 'proc', isolation: 'process', ...guest });
   await createAndStart({ name: 'thr', ...guest });
@@ -115,7 +116,7 @@ test('a process VM and a thread VM boot side by side; SIGKILL of the process fai
   assert.equal((await api(d, 'DELETE', '/v1/vms/thr?force=true')).status, 204);
 });
 
-test('restart policy after a killed VM process; rm and daemon shutdown leave no VM process', { timeout: 120_000 }, async () => {
+test('restart policy after a killed VM process; rm and daemon shutdown leave no VM process', { timeout: budget(120_000) }, async () => {
   await createAndStart({ name: 'again', memory: 16, kernel: 'spin', isolation: 'process', restart: { policy: 'on-failure', maxRetries: 1 } });
   const first = (await inspect('again')).pid as number;
   await until('instructions reported', async () => (await api(d, 'GET', '/v1/vms/again/stats')).json.instructions > 0, 30_000, 50);
@@ -141,7 +142,7 @@ test('restart policy after a killed VM process; rm and daemon shutdown leave no 
   assert.equal(alive(last), false, 'no VM process after the daemon stopped');
 });
 
-test('tsvisor create --isolation; a daemon killed outright takes its VM processes with it', { timeout: 60_000 }, async () => {
+test('tsvisor create --isolation; a daemon killed outright takes its VM processes with it', { timeout: budget(60_000) }, async () => {
   const { dir, images } = await makeImages(false);
   const sock = join(dir, 'k.sock');
   const daemon = spawn(process.execPath, [CLI, 'serve', '--socket', sock, '--state-dir', join(dir, 'state'), '--images-dir', images, '--memory-budget', '1G', '--cpus', '1'], {
@@ -169,7 +170,7 @@ test('tsvisor create --isolation; a daemon killed outright takes its VM processe
   }
 });
 
-test('in a process VM: device commands, limits, pause, NIC backends (hostfwd listens in the child); a silent child is failed', { timeout: 120_000 }, async () => {
+test('in a process VM: device commands, limits, pause, NIC backends (hostfwd listens in the child); a silent child is failed', { timeout: budget(120_000) }, async () => {
   const d2 = await startTestDaemon({ cpus: 1, hangTimeoutMs: 2000, debugFaults: true });
   try {
     writeFileSync(join(d2.images, 'disk.img'), Buffer.alloc(1024 * 1024));
@@ -230,7 +231,7 @@ test('in a process VM: device commands, limits, pause, NIC backends (hostfwd lis
   }
 });
 
-test('fair share holds across isolation: a process VM at weight 1 beside a thread VM at weight 3', { timeout: 60_000 }, async () => {
+test('fair share holds across isolation: a process VM at weight 1 beside a thread VM at weight 3', { timeout: budget(60_000) }, async () => {
   const d3 = await startTestDaemon({ cpus: 1 });
   try {
     await createAndStart({ name: 'p', memory: 16, kernel: 'spin', isolation: 'process', cpu: { weight: 1024 } }, d3);

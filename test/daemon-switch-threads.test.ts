@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 let d: TestDaemon;
 let runtime: string;
@@ -52,7 +53,7 @@ async function framesToGuest(name: string): Promise<number> {
   return s.devices.nics[0]?.host.txToGuestFrames ?? -1;
 }
 
-test('two thread VMs on one switch get its frames; the second takes the switch over when the first stops', { timeout: 120_000 }, async () => {
+test('two thread VMs on one switch get its frames; the second takes the switch over when the first stops', { timeout: budget(120_000) }, async () => {
   for (const name of ['a', 'b']) {
     assert.equal((await api(d, 'POST', '/v1/vms', { name, memory: 16, kernel: 'idle', nics: [{ mode: 'switch', switch: SWITCH }] })).status, 201);
     assert.equal((await api(d, 'POST', `/v1/vms/${name}/start`)).status, 200);

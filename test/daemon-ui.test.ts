@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { api, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { bearerProtocol, checkBearerProtocol, chooseProtocol, readToken } from '../src/host/auth.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -201,7 +202,7 @@ describe('the API still needs the token', () => {
 });
 
 describe('console WebSocket with the token as subprotocol', () => {
-  test('a booted guest answers through it; wrong or missing tokens get 401', { timeout: 600_000 }, async () => {
+  test('a booted guest answers through it; wrong or missing tokens get 401', { timeout: budget(600_000) }, async () => {
     const auth = { port, token: TOKEN };
     const r = await api(auth, 'POST', '/v1/vms', { name: 'g', memory: 128, kernel: 'vmlinux', initrd: 'initrd', deterministic: true });
     assert.equal(r.status, 201, r.text);
@@ -260,7 +261,7 @@ describe('console WebSocket with the token as subprotocol', () => {
 });
 
 describe('tsvisor serve --listen --token-file', () => {
-  test('serves the page on TCP and asks the token for the API', { timeout: 60_000 }, async () => {
+  test('serves the page on TCP and asks the token for the API', { timeout: budget(60_000) }, async () => {
     const { dir, images } = await makeImages(false);
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });

@@ -13,13 +13,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChildConsole } from './lib/vm-console.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
 const dir = mkdtempSync(join(tmpdir(), 'tsvisor-crash-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('SIGKILL during guest writes: qcow2 stays consistent and flushed data survives', { timeout: 400_000 }, async () => {
+test('SIGKILL during guest writes: qcow2 stays consistent and flushed data survives', { timeout: budget(400_000) }, async () => {
   const guest = await ensureDefaultGuest({});
   const img = join(dir, 'data.qcow2');
   const mk = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '256M'], { encoding: 'utf8' });

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -31,7 +32,7 @@ function have(cmd: string): boolean {
 const tools = ['mkfs.ext4', 'debugfs'].filter((t) => !have(t) && !have(`/usr/sbin/${t}`) && !have(`/sbin/${t}`));
 const sbin = (t: string) => (have(t) ? t : have(`/usr/sbin/${t}`) ? `/usr/sbin/${t}` : `/sbin/${t}`);
 
-test('a guest writes a file to an ext4 disk that the host then reads back; hvc0 and hwrng exist', { timeout: TIMEOUT_MS + 60_000, skip: tools.length ? `missing ${tools.join(', ')} (e2fsprogs)` : false }, async () => {
+test('a guest writes a file to an ext4 disk that the host then reads back; hvc0 and hwrng exist', { timeout: budget(TIMEOUT_MS + 60_000), skip: tools.length ? `missing ${tools.join(', ')} (e2fsprogs)` : false }, async () => {
   const img = join(dir, 'data.img');
   writeFileSync(img, '');
   truncateSync(img, 32 * 1024 * 1024);

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { ChildConsole } from './lib/vm-console.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
@@ -60,7 +61,7 @@ after(async () => {
   await d?.cleanup();
 });
 
-test('daemon: a guest that writes a qcow2 header to its raw disk still sees a raw disk after a restart', { timeout: 900_000, skip }, async () => {
+test('daemon: a guest that writes a qcow2 header to its raw disk still sees a raw disk after a restart', { timeout: budget(900_000), skip }, async () => {
   d = await startTestDaemon({ withGuest: true, cpus: 1 });
   const { payload } = makeAttack(d.images);
   const victim = join(d.images, 'victim.raw');
@@ -106,7 +107,7 @@ test('daemon: a guest that writes a qcow2 header to its raw disk still sees a ra
   d = undefined;
 });
 
-test('tsvisor run: a guessed-raw disk refuses a guest write of the qcow2 magic to its first sector', { timeout: 600_000, skip }, async () => {
+test('tsvisor run: a guessed-raw disk refuses a guest write of the qcow2 magic to its first sector', { timeout: budget(600_000), skip }, async () => {
   const { payload } = makeAttack(dir);
   const victim = join(dir, 'victim2.raw');
   qemuImg('create', '-q', '-f', 'raw', victim, '1M');

@@ -14,10 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { startDaemon } from '../src/host/server.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
-const needs = { timeout: 180_000, skip: haveQemuImg ? false : 'qemu-img is not installed (qemu-utils)' } as const;
+const needs = { timeout: budget(180_000), skip: haveQemuImg ? false : 'qemu-img is not installed (qemu-utils)' } as const;
 const haveAddon = (() => {
   try {
     return statSync(fileURLToPath(new URL('../../build/image-lock.node', import.meta.url))).isFile();

@@ -20,6 +20,7 @@ import { ensureDefaultGuest, type DefaultGuest } from '../src/image/default-gues
 import { writeCpio } from '../src/image/cpio.js';
 import { WebSocket } from 'ws';
 import { api, startTestDaemon, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -127,7 +128,7 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
     sym = symbols(STEPS);
   });
 
-  test('twenty single steps give the register trace QEMU gives, translator on and off', { timeout: 600_000, skip: HAVE_QEMU ? false : 'qemu-system-riscv64 is not installed' }, async () => {
+  test('twenty single steps give the register trace QEMU gives, translator on and off', { timeout: budget(600_000), skip: HAVE_QEMU ? false : 'qemu-system-riscv64 is not installed' }, async () => {
     const script = stepScript(sym.get('step_here')!, 20);
     const q = await qemu();
     let expected: string[];
@@ -151,7 +152,7 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
     }
   });
 
-  test('a write watchpoint stops at each store to the global, before QEMU-style nonsteppable reporting', { timeout: 300_000 }, async () => {
+  test('a write watchpoint stops at each store to the global, before QEMU-style nonsteppable reporting', { timeout: budget(300_000) }, async () => {
     const counter = sym.get('counter')!;
     const t = await tsvisor(['--jit', 'on']);
     try {
@@ -170,7 +171,7 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
     }
   });
 
-  test('deterministic: reverse-stepi retraces ten forward steps; reverse-continue returns to the previous watchpoint hit', { timeout: 300_000 }, async () => {
+  test('deterministic: reverse-stepi retraces ten forward steps; reverse-continue returns to the previous watchpoint hit', { timeout: budget(300_000) }, async () => {
     const counter = sym.get('counter')!;
     const t = await tsvisor(['--deterministic', '--jit', 'on']);
     try {
@@ -241,7 +242,7 @@ describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
     }, 100);
   });
 
-  test('uname hits a breakpoint on its handler; a kernel variable reads back; a watchpoint on a program\'s global hits', { timeout: 15 * 60_000 }, async (t) => {
+  test('uname hits a breakpoint on its handler; a kernel variable reads back; a watchpoint on a program\'s global hits', { timeout: budget(15 * 60_000) }, async (t) => {
     if (!guest.systemMap) return t.skip('the default guest has no System.map');
     const map = new Map(readFileSync(guest.systemMap, 'latin1').split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, a]));
     const handler = map.get('__riscv_sys_newuname');
@@ -313,7 +314,7 @@ describe('gdb stub through the daemon', { skip: NO_GDB }, () => {
     ws.once('error', () => resolve(0));
   });
 
-  test('tsvisor gdb bridges a local port to a VM created with gdb; VMs without it refuse', { timeout: 300_000 }, async () => {
+  test('tsvisor gdb bridges a local port to a VM created with gdb; VMs without it refuse', { timeout: budget(300_000) }, async () => {
     for (const [name, gdbOn] of [['dbg', true], ['plain', false]] as const) {
       const r = await api(d, 'POST', '/v1/vms', { name, memory: 64, kernel: 'spin', gdb: gdbOn });
       assert.equal(r.status, 201, r.text);

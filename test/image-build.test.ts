@@ -14,6 +14,7 @@ import { panicSymbolsFor } from '../src/machine/kernel-symbols.js';
 import {
   ImageBuildError, checkCachedGuest, defaultCacheDir, ensureDefaultGuest, isRiscvImage, readGuestManifest,
 } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 async function pickCacheDir(): Promise<{ dir: string; temp: boolean }> {
   if (process.env.TSVISOR_CACHE) return { dir: process.env.TSVISOR_CACHE, temp: false };
@@ -21,7 +22,7 @@ async function pickCacheDir(): Promise<{ dir: string; temp: boolean }> {
   return { dir: mkdtempSync(join(tmpdir(), 'tsvisor-image-')), temp: true };
 }
 
-test('default guest: kernel, initramfs, modules, manifest', { timeout: 15 * 60_000 }, async () => {
+test('default guest: kernel, initramfs, modules, manifest', { timeout: budget(15 * 60_000) }, async () => {
   const { dir, temp } = await pickCacheDir();
   const lines: string[] = [];
   try {
@@ -103,7 +104,7 @@ test('a missing or damaged cache is not trusted', async () => {
   }
 });
 
-test('an unreachable mirror fails with a one-line ImageBuildError', { timeout: 120_000 }, async () => {
+test('an unreachable mirror fails with a one-line ImageBuildError', { timeout: budget(120_000) }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-image-'));
   try {
     await assert.rejects(
@@ -116,7 +117,7 @@ test('an unreachable mirror fails with a one-line ImageBuildError', { timeout: 1
   }
 });
 
-test('a cache of the previous format gets a new initramfs from its own modules and busybox, with no download', { timeout: 10 * 60_000 }, async (t) => {
+test('a cache of the previous format gets a new initramfs from its own modules and busybox, with no download', { timeout: budget(10 * 60_000) }, async (t) => {
   const src = await checkCachedGuest(defaultCacheDir());
   if (!src) return t.skip('no cached default guest to start from');
   const g = join(defaultCacheDir(), 'guest');

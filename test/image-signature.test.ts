@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ensureDefaultGuest, ImageBuildError } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 /** An unsigned trixie repository with an empty riscv64 package list. */
 function unsignedRepo(root: string): string {
@@ -26,7 +27,7 @@ function unsignedRepo(root: string): string {
   return `file:${repo}`;
 }
 
-test('an archive the host keyring cannot verify is refused unless allowed', { timeout: 180_000 }, async (t) => {
+test('an archive the host keyring cannot verify is refused unless allowed', { timeout: budget(180_000) }, async (t) => {
   if (spawnSync('apt-get', ['--version']).status !== 0) return t.skip('needs apt-get (a Debian-based host)');
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-sig-'));
   try {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { ensureDefaultGuest, type DefaultGuest } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -40,7 +41,7 @@ async function createAndStart(body: Record<string, unknown>): Promise<void> {
   assert.equal(s.status, 200, s.text);
 }
 
-test('daemon: panic text printed by a guest program does not fail the VM; a sysrq crash does (translator on)', { timeout: BOOT_MS + 180_000 }, async (t) => {
+test('daemon: panic text printed by a guest program does not fail the VM; a sysrq crash does (translator on)', { timeout: budget(BOOT_MS + 180_000) }, async (t) => {
   if (!guest.systemMap) return t.skip('the default guest has no System.map (it could not be fetched)');
   await createAndStart({ name: 'forge', memory: 256, kernel: 'vmlinux', initrd: 'initrd', deterministic: true });
   const con = await ConsoleClient.open(d.socketPath, 'forge');
@@ -67,7 +68,7 @@ test('daemon: panic text printed by a guest program does not fail the VM; a sysr
   con.close();
 });
 
-test('daemon: a kernel that cannot mount a root file system panics and fails the VM (translator off)', { timeout: BOOT_MS + 60_000 }, async (t) => {
+test('daemon: a kernel that cannot mount a root file system panics and fails the VM (translator off)', { timeout: budget(BOOT_MS + 60_000) }, async (t) => {
   if (!guest.systemMap) return t.skip('the default guest has no System.map (it could not be fetched)');
   await createAndStart({ name: 'noroot', memory: 256, kernel: 'vmlinux', deterministic: true, jit: false });
   await until('noroot failed', async () => (await vm('noroot')).state === 'failed', BOOT_MS, 200);
@@ -102,7 +103,7 @@ function runCli(args: string[], input?: string): Promise<{ code: number | null; 
 }
 
 for (const jit of ['on', 'off']) {
-  test(`tsvisor run: a kernel panic ends the VM with status 1 and "kernel panic" (translator ${jit})`, { timeout: BOOT_MS + 180_000 }, async (t) => {
+  test(`tsvisor run: a kernel panic ends the VM with status 1 and "kernel panic" (translator ${jit})`, { timeout: budget(BOOT_MS + 180_000) }, async (t) => {
     if (!guest.systemMap) return t.skip('the default guest has no System.map (it could not be fetched)');
     // No initramfs and no disk: the kernel panics when it finds no root file system.
     const r = await runCli(['--kernel', guest.kernel, '--deterministic', '--net', 'none', '--jit', jit, '--mem', '256M']);
@@ -112,7 +113,7 @@ for (const jit of ['on', 'off']) {
   });
 }
 
-test('tsvisor run without a System.map: the panicked kernel is failed as hung by the stall watch', { timeout: BOOT_MS + 180_000 }, async () => {
+test('tsvisor run without a System.map: the panicked kernel is failed as hung by the stall watch', { timeout: budget(BOOT_MS + 180_000) }, async () => {
   const r = await runCli(
     ['--kernel', guest.kernel, '--initrd', guest.initrd, '--system-map', 'none', '--stall-timeout', '5', '--deterministic', '--net', 'none', '--mem', '256M'],
     'echo c > /proc/sysrq-trigger\n',

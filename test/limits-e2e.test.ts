@@ -18,6 +18,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { VmHandle, defaultWasmPath } from '../src/vm/vm-handle.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { perSecond } from '../src/devices/rate-limiter.js';
+import { budget } from './lib/budget.js';
 
 const MIB = 1024 * 1024;
 const RATE = 4 * MIB;
@@ -27,7 +28,7 @@ const BALLOON_MIB = 64;
 const dir = mkdtempSync(join(tmpdir(), 'tsvisor-limits-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('disk rate limit, runtime change, and the balloon', { timeout: 240_000 }, async (t) => {
+test('disk rate limit, runtime change, and the balloon', { timeout: budget(240_000) }, async (t) => {
   const guest = await ensureDefaultGuest({});
   const img = join(dir, 'data.img');
   writeFileSync(img, '');

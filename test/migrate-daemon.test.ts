@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { FrameType, encodeFrame, encodeJson, MIGRATION_MAGIC, MIGRATION_VERSION } from '../src/vm/migration/stream.js';
+import { budget } from './lib/budget.js';
 
 const TOKEN_A = 'token-a-0123456789';
 const TOKEN_B = 'token-b-0123456789';
@@ -39,7 +40,7 @@ async function migrateAndWait(from: TestDaemon, to: TestDaemon, name: string, ex
   return st;
 }
 
-test('a running VM moves to the other daemon and back, and keeps running', { timeout: 600_000 }, async () => {
+test('a running VM moves to the other daemon and back, and keeps running', { timeout: budget(600_000) }, async () => {
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'mover', memory: 32, kernel: 'spin' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/mover/start')).status, 200);
   await until('the guest to run', async () => (await instructions(a, 'mover')) > 1e6, 60_000);
@@ -61,7 +62,7 @@ test('a running VM moves to the other daemon and back, and keeps running', { tim
   assert.equal((await api(a, 'DELETE', '/v1/vms/mover?force=true')).status, 204);
 });
 
-test('refusals reach the source and leave the VM running there', { timeout: 300_000 }, async () => {
+test('refusals reach the source and leave the VM running there', { timeout: budget(300_000) }, async () => {
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'big', memory: 600, kernel: 'spin' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/big/start')).status, 200);
   // The destination's budget (1024 MiB) minus a VM of 600 MiB there leaves too little.
@@ -88,7 +89,7 @@ test('refusals reach the source and leave the VM running there', { timeout: 300_
   assert.equal((await api(a, 'DELETE', '/v1/vms/big?force=true')).status, 204);
 });
 
-test('a hostile stream is dropped with nothing left behind', { timeout: 120_000 }, async () => {
+test('a hostile stream is dropped with nothing left behind', { timeout: budget(120_000) }, async () => {
   const send = (frames: Uint8Array[]) =>
     new Promise<string>((resolve) => {
       const s = connect(b.tcp!.port, '127.0.0.1');
@@ -117,7 +118,7 @@ test('a hostile stream is dropped with nothing left behind', { timeout: 120_000 
   assert.equal(b.host.incoming.size, 0);
 });
 
-test('tsvisor migrate: moves a VM from the command line, reports the result, and refuses bad options', { timeout: 300_000 }, async () => {
+test('tsvisor migrate: moves a VM from the command line, reports the result, and refuses bad options', { timeout: budget(300_000) }, async () => {
   const { spawn } = await import('node:child_process');
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
@@ -152,7 +153,7 @@ test('tsvisor migrate: moves a VM from the command line, reports the result, and
   assert.equal((await api(b, 'DELETE', '/v1/vms/clivm?force=true')).status, 204);
 });
 
-test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: 600_000 }, async () => {
+test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: budget(600_000) }, async () => {
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   // S-mode, MMU off: forever store a counter into each of 2048 pages (8 MiB) from 0x8040_0000.

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, until } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -164,7 +165,7 @@ async function ticksGoOn(all: ChildDaemon[], after: number): Promise<number> {
   return last;
 }
 
-test('a VM with a disk and a busy workload migrates there, back, ten times, and survives cut streams and a killed destination', { timeout: TIMEOUT_MS, skip: missing.length ? `missing ${missing.join(', ')}` : false }, async () => {
+test('a VM with a disk and a busy workload migrates there, back, ten times, and survives cut streams and a killed destination', { timeout: budget(TIMEOUT_MS), skip: missing.length ? `missing ${missing.join(', ')}` : false }, async () => {
   const img = join(images, 'data.img');
   assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'raw', img, '32M']).status, 0);
   const mk = spawnSync(sbin('mkfs.ext4'), ['-q', '-F', img], { encoding: 'utf8' });

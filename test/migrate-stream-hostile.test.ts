@@ -20,6 +20,7 @@ import {
   FrameDecoder, FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE as MIG_PAGE, decodeJson, encodeFrame, encodeJson, encodePages, frameTypeName,
 } from '../src/vm/migration/stream.js';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const MEM_MIB = 16;
 /** Inputs per property (more for a long local hunt: TSVISOR_HOSTILE_RUNS=2000). */
@@ -128,7 +129,7 @@ function receiveSnapshot(path: string): { refused: string } | { ran: bigint } {
 
 const isClearError = (msg: string) => msg.length > 0 && msg.length < 400 && !msg.includes('\n') && !/undefined is not|cannot read prop|is not a function/i.test(msg);
 
-test('snapshots with damaged fields (valid checksum) are refused with a clear error or restore to a machine that runs', { timeout: 30 * 60 * 1000 }, () => {
+test('snapshots with damaged fields (valid checksum) are refused with a clear error or restore to a machine that runs', { timeout: budget(30 * 60 * 1000) }, () => {
   // Each run builds a machine (about 0.1-0.3 s on a loaded host): a modest count, many fields per run.
   let refused = 0;
   fc.assert(
@@ -149,7 +150,7 @@ test('snapshots with damaged fields (valid checksum) are refused with a clear er
   assert.ok(refused > 0, 'some damage must be refused (else the mutations never reach a check)');
 });
 
-test('snapshot files cut short or with flipped bytes are refused with a clear error or restore to a machine that runs', { timeout: 30 * 60 * 1000 }, () => {
+test('snapshot files cut short or with flipped bytes are refused with a clear error or restore to a machine that runs', { timeout: budget(30 * 60 * 1000) }, () => {
   const stateBytes = readFileSync(join(good, STATE_FILE));
   const memBytes = (MEM_MIB << 20);
   fc.assert(
@@ -216,7 +217,7 @@ function sendIncoming(d: TestDaemon, stream: Uint8Array, cut: boolean): Promise<
   });
 }
 
-test('hostile migration streams (damaged device state, pages, cuts) end in a clear refusal with nothing left, or a VM that runs', { timeout: 30 * 60 * 1000 }, async () => {
+test('hostile migration streams (damaged device state, pages, cuts) end in a clear refusal with nothing left, or a VM that runs', { timeout: budget(30 * 60 * 1000) }, async () => {
   daemon = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN });
   const d = daemon;
   // A real machine state of this daemon's VM shape: a snapshot of a running VM.

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChildConsole } from './lib/vm-console.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -42,7 +43,7 @@ async function stopVm(c: ChildConsole): Promise<void> {
   clearTimeout(t);
 }
 
-test('two tsvisor processes on a switch: 10 MiB over TCP, checksums match', { timeout: 1_800_000 }, async () => {
+test('two tsvisor processes on a switch: 10 MiB over TCP, checksums match', { timeout: budget(1_800_000) }, async () => {
   const guest = await ensureDefaultGuest({});
   // The first to start hosts the switch; the second joins it.
   const pa = startVm(guest, '52:54:00:00:01:0a');

@@ -7,8 +7,9 @@ import { NicHost } from '../src/net/nic-host.js';
 import { VirtualSwitch } from '../src/net/switch.js';
 import { parseMac } from '../src/net/mac.js';
 import { bootDefaultGuest } from './lib/vm-console.js';
+import { budget } from './lib/budget.js';
 
-test('two VMs on a switch ping each other', { timeout: 600_000 }, async () => {
+test('two VMs on a switch ping each other', { timeout: budget(600_000) }, async () => {
   const sw = new VirtualSwitch('t');
   const macA = parseMac('52:54:00:00:00:0a')!;
   const macB = parseMac('52:54:00:00:00:0b')!;

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ChildConsole } from './lib/vm-console.js';
 import { tapRelayPath } from '../src/net/tap.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -45,7 +46,7 @@ const srv = net.createServer((s) => {
 srv.listen(5000, '10.77.0.1', () => console.log('LISTENING'));
 `;
 
-test('TAP in a network namespace: ping and a TCP stream', { skip: skip ?? false, timeout: 400_000 }, async () => {
+test('TAP in a network namespace: ping and a TCP stream', { skip: skip ?? false, timeout: budget(400_000) }, async () => {
   ip('netns', 'add', NS);
   ip('-n', NS, 'link', 'set', 'lo', 'up');
   ip('-n', NS, 'tuntap', 'add', 'dev', 'tap0', 'mode', 'tap');

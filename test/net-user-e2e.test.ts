@@ -21,6 +21,7 @@ import { ChildConsole } from './lib/vm-console.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { writeCpio } from '../src/image/cpio.js';
 import { buildResponse, parseQuery, ipv4Bytes } from '../src/net/user/dns.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -38,7 +39,7 @@ function freePort(): Promise<number> {
   });
 }
 
-test('user networking: DHCP, DNS, download, hostfwd, allow-list, hostile frames', { timeout: 600_000 }, async () => {
+test('user networking: DHCP, DNS, download, hostfwd, allow-list, hostile frames', { timeout: budget(600_000) }, async () => {
   if (!existsSync(NETFUZZ)) {
     const b = spawnSync('bash', [join(ROOT, 'test/guest/build.sh')], { encoding: 'utf8' });
     assert.equal(b.status, 0, b.stderr);

@@ -14,6 +14,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { checkCachedGuest, defaultCacheDir } from '../src/image/default-guest.js';
 import { UserNet } from '../src/net/user/user-net.js';
+import { budget } from './lib/budget.js';
 
 const QEMU = 'qemu-system-riscv64';
 
@@ -26,7 +27,7 @@ async function prerequisites(): Promise<string | { kernel: string; initrd: strin
 
 const pre = await prerequisites();
 
-test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serves a forwarded port', { skip: typeof pre === 'string' ? pre : false, timeout: 180_000 }, async () => {
+test('a Linux guest gets its lease, pings, resolves, downloads, uploads and serves a forwarded port', { skip: typeof pre === 'string' ? pre : false, timeout: budget(180_000) }, async () => {
   if (typeof pre === 'string') return;
   const blob = crypto.randomBytes(4 * 1024 * 1024);
   const md5 = (b: Uint8Array) => crypto.createHash('md5').update(b).digest('hex');

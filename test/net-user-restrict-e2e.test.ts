@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChildConsole } from './lib/vm-console.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -64,7 +65,7 @@ function httpGet(host: string, port: number): Promise<string> {
   });
 }
 
-test('a guest reaches the host only through guestfwd; hostfwd listens on the loopback', { timeout: 600_000 }, async () => {
+test('a guest reaches the host only through guestfwd; hostfwd listens on the loopback', { timeout: budget(600_000) }, async () => {
   const guest = await ensureDefaultGuest({});
   const lan = lanAddress();
   const loop = await web('127.0.0.1', 'loopback-secret');

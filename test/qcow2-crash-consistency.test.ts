@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openQcow2 } from '../src/storage/qcow2.js';
 import { IoRecorder, prefixState, rebuild, reorderedState, seeded, syncPoints, type CrashState, type LogEntry } from './lib/crash-log.js';
+import { budget } from './lib/budget.js';
 
 const SECTOR = 512;
 const CLUSTER = 512; // small clusters: many L2 tables and refcount blocks from little data
@@ -167,7 +168,7 @@ function checkState(w: Workload, s: CrashState, file: string): Verdict {
   return { ok: true, why: '' };
 }
 
-test('qcow2 metadata is crash consistent: every prefix and reordering between fsyncs checks clean and keeps flushed data', { skip, timeout: 3_600_000 }, (t) => {
+test('qcow2 metadata is crash consistent: every prefix and reordering between fsyncs checks clean and keeps flushed data', { skip, timeout: budget(3_600_000) }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-crash-'));
   try {
     const w = record(dir);

@@ -10,6 +10,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -31,7 +32,7 @@ echo "ROOTFS OK: pid $$, root $(/bin/busybox awk '$2=="/"{print $1, $4}' /proc/m
 /bin/busybox poweroff -f
 `;
 
-test('root=/dev/vda: the initramfs switches to the disk and runs its init as pid 1', { timeout: TIMEOUT_MS + 60_000 }, async () => {
+test('root=/dev/vda: the initramfs switches to the disk and runs its init as pid 1', { timeout: budget(TIMEOUT_MS + 60_000) }, async () => {
   const mkfs = mkfsPath();
   assert.ok(mkfs, 'mkfs.ext4 is missing (Debian package e2fsprogs)');
   // The default guest's own busybox (a static riscv64 binary) becomes the root's only program.

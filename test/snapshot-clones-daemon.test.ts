@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { defaultMac, formatMac } from '../src/net/mac.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const BUDGET = 640;
@@ -48,7 +49,7 @@ async function run(c: ConsoleClient, cmd: string, marker: string): Promise<strin
   return text.slice(text.search(new RegExp(marker)));
 }
 
-test('POST /v1/snapshots/NAME/clones: clones with their own MACs, randomness and disk overlays', { timeout: 40 * 60 * 1000 }, async () => {
+test('POST /v1/snapshots/NAME/clones: clones with their own MACs, randomness and disk overlays', { timeout: budget(40 * 60 * 1000) }, async () => {
   const img = join(d.images, 'data.img');
   writeFileSync(img, '');
   truncateSync(img, 8 * 1024 * 1024);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { readSnapshot } from '../src/vm/snapshot.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 
@@ -29,7 +30,7 @@ async function expectError(method: string, path: string, body: unknown, status: 
   assert.match(r.json?.error ?? '', re);
 }
 
-test('PUT /v1/vms/NAME/snapshot: errors, a snapshot in the state directory, and its restore', { timeout: 180_000 }, async () => {
+test('PUT /v1/vms/NAME/snapshot: errors, a snapshot in the state directory, and its restore', { timeout: budget(180_000) }, async () => {
   assert.equal((await api(d, 'POST', '/v1/vms', { name: 'snap', memory: 16, kernel: 'idle' })).status, 201);
   await expectError('PUT', '/v1/vms/nope/snapshot', { dir: 'a' }, 404, /no VM named/);
   await expectError('PUT', '/v1/vms/snap/snapshot', { dir: 'a' }, 409, /not running/);

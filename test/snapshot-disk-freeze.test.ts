@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, startTestDaemon, type TestDaemon } from './daemon-helpers.js';
+import { budget } from './lib/budget.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 
@@ -46,7 +47,7 @@ async function run(c: ConsoleClient, cmd: string, marker: string): Promise<strin
 /** What the guest's disk holds in sectors 0 and 8, read past its page cache. */
 const READ_DISKS = 'sync; echo 3 > /proc/sys/vm/drop_caches; for v in vda vdb; do echo -n "$v=$(dd if=/dev/$v bs=512 count=1 2>/dev/null | tr -d "\\000")/$(dd if=/dev/$v bs=512 skip=8 count=1 2>/dev/null | tr -d "\\000") "; done; echo';
 
-test('a snapshot with diskOverlay freezes qcow2 and raw disks; the VM goes on in overlays', { timeout: 40 * 60 * 1000 }, async () => {
+test('a snapshot with diskOverlay freezes qcow2 and raw disks; the VM goes on in overlays', { timeout: budget(40 * 60 * 1000) }, async () => {
   qemuImg(['create', '-q', '-f', 'qcow2', join(d.images, 'a.qcow2'), '16M']);
   qemuImg(['create', '-q', '-f', 'raw', join(d.images, 'b.img'), '16M']);
   const orig = {

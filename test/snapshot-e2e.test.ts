@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
 import { RUN_STATE_PAUSED, type SnapshotResult } from '../src/vm/protocol.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -56,7 +57,7 @@ function checksum(n: number): number {
   return s;
 }
 
-test('deterministic: a VM restored at instruction N prints exactly what the original printed after N (translator on)', { timeout: TIMEOUT_MS }, async () => {
+test('deterministic: a VM restored at instruction N prints exactly what the original printed after N (translator on)', { timeout: budget(TIMEOUT_MS) }, async () => {
   const a = await bootDefaultGuest({ deterministic: true });
   const snapDir = join(dir, 'det');
   // Just after the prompt. The guest idles in its shell there, and an idle guest retires
@@ -103,7 +104,7 @@ const have = (t: string) => spawnSync('sh', ['-c', `command -v ${t} || test -x /
 const sbin = (t: string) => (spawnSync('sh', ['-c', `command -v ${t}`]).status === 0 ? t : spawnSync('test', ['-x', `/usr/sbin/${t}`]).status === 0 ? `/usr/sbin/${t}` : `/sbin/${t}`);
 const missing = ['mkfs.ext4', 'e2fsck'].filter((t) => !have(t));
 
-test('a guest workload (counter and checksum in a file on disk) goes on correctly in the restored VM', { timeout: TIMEOUT_MS, skip: missing.length ? `missing ${missing.join(', ')} (e2fsprogs)` : false }, async () => {
+test('a guest workload (counter and checksum in a file on disk) goes on correctly in the restored VM', { timeout: budget(TIMEOUT_MS), skip: missing.length ? `missing ${missing.join(', ')} (e2fsprogs)` : false }, async () => {
   const img = join(dir, 'data.img');
   writeFileSync(img, '');
   truncateSync(img, 32 * 1024 * 1024);

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootDefaultGuest, ChildConsole } from './lib/vm-console.js';
+import { budget } from './lib/budget.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -52,7 +53,7 @@ function steps(text: string): Map<number, string> {
   return m;
 }
 
-test('a workload snapshotted mid-way finishes in the restored VM with the right checksums and every fsynced write', { timeout: 40 * 60 * 1000 }, async () => {
+test('a workload snapshotted mid-way finishes in the restored VM with the right checksums and every fsynced write', { timeout: budget(40 * 60 * 1000) }, async () => {
   const img = join(dir, 'records.img');
   const made = spawnSync('qemu-img', ['create', '-q', '-f', 'raw', img, '1M'], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MAX_SOCKET_BACKLOG, SharedSwitchBackend, hubBacklog, switchSocketPath } from '../src/net/switch-hub.js';
 import { encodeFrame, FrameReader } from '../src/net/frame-stream.js';
+import { budget } from './lib/budget.js';
 
 function broadcastFrame(seq: number): Uint8Array {
   const f = new Uint8Array(1400);
@@ -29,7 +30,7 @@ function connected(path: string): Promise<Socket> {
   });
 }
 
-test('a member that stops reading gets frames dropped, not buffered without bound', { timeout: 120_000 }, async () => {
+test('a member that stops reading gets frames dropped, not buffered without bound', { timeout: budget(120_000) }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-hub-'));
   process.env.TSVISOR_RUNTIME_DIR = dir;
   const name = `bp${process.pid}`;

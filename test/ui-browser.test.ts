@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
 import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { budget } from './lib/budget.js';
 
 // Browser globals, for the functions that run in the page (this file is compiled without the DOM library).
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -126,7 +127,7 @@ describe('web console in chromium', { skip }, () => {
     );
   }
 
-  test('login: no API request before the token; spaces and a wrong token are refused', { timeout: 60_000 }, async () => {
+  test('login: no API request before the token; spaces and a wrong token are refused', { timeout: budget(60_000) }, async () => {
     const apiCalls: string[] = [];
     const onReq = (q: { url(): string }) => {
       if (q.url().includes('/v1/')) apiCalls.push(q.url());
@@ -143,7 +144,7 @@ describe('web console in chromium', { skip }, () => {
 
     await page.fill('#token', 'wrong-token');
     await page.click('#login button[type=submit]');
-    await page.waitForFunction(() => /refused/.test(document.getElementById('login-message')!.textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /refused/.test(document.getElementById('login-message')!.textContent ?? ''), null, { timeout: budget(30_000) });
     assert.equal(await page.locator('#login').isVisible(), true);
 
     loggedIn = true;
@@ -153,7 +154,7 @@ describe('web console in chromium', { skip }, () => {
     assert.equal(await row().locator('td').nth(1).innerText(), 'created');
   });
 
-  test('start, console, echo $((6*7)) reads 42', { timeout: 600_000 }, async () => {
+  test('start, console, echo $((6*7)) reads 42', { timeout: budget(600_000) }, async () => {
     await clickAction('Start', 'running');
     await row().getByRole('button', { name: 'Console', exact: true }).click();
     await waitScreen('the shell prompt', /^~ #$/, 480_000);
@@ -162,7 +163,7 @@ describe('web console in chromium', { skip }, () => {
     await page.screenshot({ path: join(ARTIFACTS, 'console-desktop.png') });
   });
 
-  test('bug 3: underscores are drawn inside their row', { timeout: 120_000 }, async () => {
+  test('bug 3: underscores are drawn inside their row', { timeout: budget(120_000) }, async () => {
     await typeLine('clear; echo ________________________________');
     await waitScreen('a row of underscores', /^_{32}$/);
     // The first row holds only the underscores: some of its pixels must be lit.
@@ -187,7 +188,7 @@ describe('web console in chromium', { skip }, () => {
     assert.ok(lit > 20, `the underscores are clipped: only ${lit} lit pixels in their row`);
   });
 
-  test('bug 1: re-attaching does not type answers to replayed queries', { timeout: 120_000 }, async () => {
+  test('bug 1: re-attaching does not type answers to replayed queries', { timeout: budget(120_000) }, async () => {
     // The length too: answers to terminal queries are escape sequences, invisible once echoed.
     await typeLine('read x; echo "len=${#x} got=[$x]"');
     await waitScreen('the read command', /read x; echo/);
@@ -199,9 +200,9 @@ describe('web console in chromium', { skip }, () => {
     assert.match(await screen(), /^len=5 got=\[hello\]$/m);
   });
 
-  test('bug 2: keys typed while paused reach the guest after resume, and the page says so', { timeout: 120_000 }, async () => {
+  test('bug 2: keys typed while paused reach the guest after resume, and the page says so', { timeout: budget(120_000) }, async () => {
     await clickAction('Pause', 'paused');
-    await page.waitForFunction(() => /paused/.test(document.getElementById('console-state')!.textContent ?? ''), null, { timeout: 10_000 });
+    await page.waitForFunction(() => /paused/.test(document.getElementById('console-state')!.textContent ?? ''), null, { timeout: budget(10_000) });
     await typeLine('echo paused-$((5*5))');
     await page.screenshot({ path: join(ARTIFACTS, 'paused-desktop.png') });
     await clickAction('Resume', 'running');
@@ -209,7 +210,7 @@ describe('web console in chromium', { skip }, () => {
     assert.match(await page.locator('#console-state').innerText(), /keys go to the guest/);
   });
 
-  test('bug 4: Ctrl-C stops a command', { timeout: 180_000 }, async () => {
+  test('bug 4: Ctrl-C stops a command', { timeout: budget(180_000) }, async () => {
     await typeLine("sh -c 'echo sleeping-$((3*3)); exec sleep 100'");
     await waitScreen('the command starting', /^sleeping-9$/);
     await page.keyboard.press('Control+C');
@@ -218,7 +219,7 @@ describe('web console in chromium', { skip }, () => {
     await waitScreen('the shell after Ctrl-C', /^back-42$/, 60_000);
   });
 
-  test('bug 7: stty size in the guest matches the terminal, also after a resize', { timeout: 240_000 }, async () => {
+  test('bug 7: stty size in the guest matches the terminal, also after a resize', { timeout: budget(240_000) }, async () => {
     for (const viewport of [{ width: 1400, height: 900 }, { width: 1000, height: 700 }]) {
       await page.setViewportSize(viewport);
       await page.evaluate(() => window.dispatchEvent(new Event('resize')));
@@ -238,7 +239,7 @@ describe('web console in chromium', { skip }, () => {
     }
   });
 
-  test('phone width: every action button is on screen; no errors, no failed requests', { timeout: 60_000 }, async () => {
+  test('phone width: every action button is on screen; no errors, no failed requests', { timeout: budget(60_000) }, async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.evaluate(() => window.dispatchEvent(new Event('resize')));
     for (const b of await row().getByRole('button').all()) {
@@ -251,7 +252,7 @@ describe('web console in chromium', { skip }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('the daemon gone: the page says offline instead of looking live', { timeout: 60_000 }, async () => {
+  test('the daemon gone: the page says offline instead of looking live', { timeout: budget(60_000) }, async () => {
     daemon!.kill('SIGTERM');
     await new Promise((r) => (daemon!.exitCode !== null ? r(null) : daemon!.once('exit', r)));
     await page.waitForFunction(() => document.getElementById('main').classList.contains('offline'), null, { timeout: 30_000 });

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
 import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { budget } from './lib/budget.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 declare const document: any;
@@ -136,7 +137,7 @@ describe('management pages in chromium', { skip }, () => {
   const field = (path: string) => page.locator(`#create-fields [data-field="${path}"]`);
   const fieldError = (path: string) => page.locator(`#create-fields [data-error-for="${path}"]`);
 
-  test('login; the host summary shows cores, the memory budget and VMs by state', { timeout: 60_000 }, async () => {
+  test('login; the host summary shows cores, the memory budget and VMs by state', { timeout: budget(60_000) }, async () => {
     await page.goto(base());
     await page.locator('#login').waitFor({ state: 'visible' });
     loggedIn = true;
@@ -149,7 +150,7 @@ describe('management pages in chromium', { skip }, () => {
     assert.match(await text('#empty'), /No VMs defined/);
   });
 
-  test('create from the form: a bad value is refused by its field, then the VM boots and its console answers', { timeout: BOOT_MS + 240_000 }, async () => {
+  test('create from the form: a bad value is refused by its field, then the VM boots and its console answers', { timeout: budget(BOOT_MS + 240_000) }, async () => {
     await page.click('#nav a[href="#/create"]');
     await field('name').waitFor();
     // The kernel and initramfs come from the images directory listing.
@@ -201,7 +202,7 @@ describe('management pages in chromium', { skip }, () => {
     await shoot('list-console');
   });
 
-  test('details: live counters, graphs with points, a change applied, events of start and stop', { timeout: 300_000 }, async () => {
+  test('details: live counters, graphs with points, a change applied, events of start and stop', { timeout: budget(300_000) }, async () => {
     await page.goto(`${base()}#/vm/formvm`);
     // The kernel read the disk's partition table: the disk's read counter is live.
     await page.waitForFunction(
@@ -232,7 +233,7 @@ describe('management pages in chromium', { skip }, () => {
     await page.locator('#vm-actions button[data-action="snapshot"]').click();
     await page.fill('#snapshot-name', 'formsnap');
     await page.click('#snapshot-form button[type=submit]');
-    await page.waitForFunction(() => /Snapshot formsnap written/.test(document.getElementById('vm-message').textContent ?? ''), null, { timeout: 120_000 });
+    await page.waitForFunction(() => /Snapshot formsnap written/.test(document.getElementById('vm-message').textContent ?? ''), null, { timeout: budget(120_000) });
     assert.equal(await page.locator('#vm-progress').isHidden(), true);
     await page.locator('#vm-events li[data-kind="snapshot"]').waitFor({ timeout: 30_000 });
 
@@ -245,10 +246,10 @@ describe('management pages in chromium', { skip }, () => {
     assert.match(events, /started/);
     assert.match(events, /stopped/);
     // The log of the stopped VM is still there: it holds the boot.
-    await page.waitForFunction(() => /Linux version/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /Linux version/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: budget(30_000) });
   });
 
-  test('restore the snapshot as a new VM from the form; it answers at once; delete it while running', { timeout: 300_000 }, async () => {
+  test('restore the snapshot as a new VM from the form; it answers at once; delete it while running', { timeout: budget(300_000) }, async () => {
     await page.goto(`${base()}#/host`);
     await page.locator('#host-snapshots a', { hasText: 'Restore as new VM' }).click();
     await page.waitForURL(/#\/create\?snapshot=formsnap$/);
@@ -266,7 +267,7 @@ describe('management pages in chromium', { skip }, () => {
     await page.locator('#vm-events li[data-kind="started"]', { hasText: 'from snapshot formsnap' }).waitFor({ timeout: 30_000 });
     await page.locator('#vm-actions button[data-action="console"]').click();
     await page.locator('#term textarea').waitFor({ state: 'attached' });
-    await page.waitForFunction(() => /attached/.test(document.getElementById('console-state').textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /attached/.test(document.getElementById('console-state').textContent ?? ''), null, { timeout: budget(30_000) });
     await page.locator('#term textarea').focus();
     await page.keyboard.type('echo restored-$((7*6))');
     await page.keyboard.press('Enter');
@@ -279,7 +280,7 @@ describe('management pages in chromium', { skip }, () => {
     await until('restored deleted', async () => (await api({ port, token: TOKEN }, 'GET', '/v1/vms/formsnap-restored')).status === 404, 60_000, 200);
   });
 
-  test('a failed VM: its details show the failure and its log view shows the panic', { timeout: BOOT_MS + 60_000 }, async () => {
+  test('a failed VM: its details show the failure and its log view shows the panic', { timeout: budget(BOOT_MS + 60_000) }, async () => {
     const r = await api({ port, token: TOKEN }, 'POST', '/v1/vms', { name: 'noroot', memory: 128, kernel: 'vmlinux' });
     assert.equal(r.status, 201, r.text);
     assert.equal((await api({ port, token: TOKEN }, 'POST', '/v1/vms/noroot/start')).status, 200);
@@ -287,7 +288,7 @@ describe('management pages in chromium', { skip }, () => {
     await until('noroot failed', async () => (await vm('noroot')).state === 'failed', BOOT_MS, 500);
     await page.waitForFunction(() => document.getElementById('vm-state').textContent === 'failed', null, { timeout: 30_000 });
     assert.match(await text('#vm-last-failure'), /kernel panic/);
-    await page.waitForFunction(() => /Kernel panic - not syncing/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /Kernel panic - not syncing/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: budget(30_000) });
     const log = await page.locator('#vm-log').textContent();
     assert.match(log ?? '', /\[tsvisor\] noroot failed: kernel panic/);
     assert.doesNotMatch(log ?? '', /\x1b/, 'escape sequences are not shown raw');
@@ -295,7 +296,7 @@ describe('management pages in chromium', { skip }, () => {
     await shoot('vm-failed');
   });
 
-  test('host page: graphs with points, events of every VM, images and snapshots', { timeout: 120_000 }, async () => {
+  test('host page: graphs with points, events of every VM, images and snapshots', { timeout: budget(120_000) }, async () => {
     await page.click('#nav a[href="#/host"]');
     await page.waitForFunction(() => Number(document.getElementById('host-charts').dataset.points ?? 0) >= 3, null, { timeout: 60_000, polling: 500 });
     await page.locator('#host-events li[data-kind="failed"]').waitFor({ timeout: 30_000 });
@@ -307,7 +308,7 @@ describe('management pages in chromium', { skip }, () => {
     await shoot('host');
   });
 
-  test('list: sort and filter; delete from the details page; no errors, no failed requests', { timeout: 120_000 }, async () => {
+  test('list: sort and filter; delete from the details page; no errors, no failed requests', { timeout: budget(120_000) }, async () => {
     await page.click('#nav a[href="#/"]');
     await page.locator('#vms tbody tr').nth(1).waitFor();
     const names = async () => (await page.locator('#vms tbody tr:not([hidden]) td:first-child').allInnerTexts()).map((s) => s.trim());

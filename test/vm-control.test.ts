@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { VmHandle, defaultWasmPath } from '../src/vm/vm-handle.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { RUN_STATE_PAUSED, RUN_STATE_THROTTLED } from '../src/vm/protocol.js';
+import { budget } from './lib/budget.js';
 
 async function until(what: string, cond: () => boolean, ms = 120_000): Promise<void> {
   const end = Date.now() + ms;
@@ -17,7 +18,7 @@ async function until(what: string, cond: () => boolean, ms = 120_000): Promise<v
   }
 }
 
-test('live counters, pause/resume and instruction credit', { timeout: 300_000 }, async () => {
+test('live counters, pause/resume and instruction credit', { timeout: budget(300_000) }, async () => {
   const guest = await ensureDefaultGuest({});
   const vm = new VmHandle({
     kernel: guest.kernel, initrd: guest.initrd, append: 'console=ttyS0', memMiB: 128,
