@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
-import { budget } from './lib/budget.js';
+import { budget, loadFactor } from './lib/budget.js';
 
 let d: TestDaemon;
 before(async () => {
@@ -68,7 +68,8 @@ test('weights 1:2:4, a cap, and work conservation', { timeout: budget(120_000) }
   const e = sample([...names, 'capped']);
   const cappedShare = (e.busy.get('capped')! - c.busy.get('capped')!) / ((e.at - c.at) * 1000);
   assert.ok(cappedShare <= 0.25 * 1.05, `capped VM used ${cappedShare.toFixed(3)} of a core (cap 0.25)`);
-  assert.ok(cappedShare > 0.1, `capped VM still runs (${cappedShare.toFixed(3)})`);
+  // Still runs: on an idle host near its cap; a host loaded by others gives the whole daemon less.
+  assert.ok(cappedShare > 0.1 / loadFactor(), `capped VM still runs (${cappedShare.toFixed(3)} of a core, load factor ${loadFactor().toFixed(1)})`);
 
   // Stop w4 (and the capped VM): w1 and w2 take the freed time, still 1:2.
   const rate = (s1: typeof c, s2: typeof c, n: string) => (s2.instret.get(n)! - s1.instret.get(n)!) / (s2.at - s1.at);
