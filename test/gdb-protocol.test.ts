@@ -118,13 +118,24 @@ test('hostile packets get error replies; the guest state is untouched and the st
   assert.equal(word, Buffer.from(readFileSync(STEPS)).subarray(0x1000, 0x1002).toString('hex'));
 });
 
-test('breakpoint and watchpoint slots run out with an error, and are freed again', () => {
-  const { talk } = session();
+test('breakpoint slots and the four hardware triggers run out with an error, and are freed again', () => {
+  const { m, talk } = session();
   const many = Array.from({ length: 70 }, (_, i) => `Z0,${(0x80000000 + 4 * i).toString(16)},4`);
   const r = talk(many);
   assert.equal(r.filter((x) => x === 'OK').length, 62, '62 free breakpoint slots (two watch the kernel panic)');
   assert.ok(r.slice(62).every((x) => x === 'E22'));
-  const w = talk(Array.from({ length: 17 }, (_, i) => `Z2,${(0x80002000 + 8 * i).toString(16)},8`));
-  assert.deepEqual(w, [...Array(16).fill('OK'), 'E22']);
-  assert.deepEqual(talk(['z2,80002000,8', 'Z3,80003000,8']), ['OK', 'OK']);
+  // Hardware breakpoints and watchpoints share the core's four Sdtrig triggers.
+  const w = talk(['Z1,80001000,4', 'Z2,80002000,8', 'Z3,80002008,4', 'Z4,80002010,2', 'Z2,80002020,8', 'Z1,80001004,2']);
+  assert.deepEqual(w, ['OK', 'OK', 'OK', 'OK', 'E22', 'E22']);
+  // The guest reads them as debugger-owned (dmode) mcontrol6 triggers: a load one is 8 bytes NAPOT.
+  const t1 = m.core.trigger(1);
+  assert.equal(t1.tdata1 >> 59n, 0xdn, 'type 6 with dmode');
+  assert.equal(t1.tdata2, 0x80002003n);
+  assert.match(talk(['qRcmd,' + textToHex('triggers')])[0], new RegExp(textToHex('trigger 3: debugger, awatch 0x80002010')));
+  assert.deepEqual(talk(['z1,80001000,2', 'z2,80002000,4', 'Z3,80003000,8']), ['OK', 'E22', 'OK'], 'a watch is removed by its exact length');
+  assert.deepEqual(talk(['z2,80002000,8', 'z3,80002008,4', 'z4,80002010,2', 'z3,80003000,8']), ['OK', 'OK', 'OK', 'OK']);
+  for (let i = 0; i < 4; i++) assert.equal(m.core.trigger(i).tdata1 >> 60n, 15n, `trigger ${i} is free again`);
+  // A range straddling an aligned boundary takes two triggers when they are free: 8 bytes at 0x...ffc.
+  assert.deepEqual(talk(['Z2,80002ffc,8']), ['OK']);
+  assert.deepEqual([m.core.trigger(0).tdata2, m.core.trigger(1).tdata2], [0x80002ffdn, 0x80003001n]);
 });

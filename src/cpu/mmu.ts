@@ -30,7 +30,7 @@ import {
 } from './hart';
 import { raiseException } from './exception';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
-import { bpFreePage, bpCheck, wpAny, wpCheck, wpFreePage, WATCH_READ, WATCH_WRITE } from './breakpoints';
+import { bpFreePage, bpCheck } from './breakpoints';
 import { pmpAllows, pmpPageUniform } from './pmp';
 import { trigCheck, trigPageFree, TRIG_EXEC, TRIG_LOAD, TRIG_STORE } from './triggers';
 
@@ -356,9 +356,8 @@ function loadSlowUnwatched(va: u64, size: u32): u64 {
   }
   const pa = translateChecked(va, size, ACC_LOAD);
   if (trapped) return 0;
-  if (wpAny() && wpCheck(va, size, WATCH_READ)) return 0;
   // A watched page stays out of the TLB so each access there comes back here.
-  if (mayCache(pa) && trigPageFree(va, TRIG_LOAD) && (!wpAny() || wpFreePage(va))) tlbFill(tlbLoad, va, pa);
+  if (mayCache(pa) && trigPageFree(va, TRIG_LOAD)) tlbFill(tlbLoad, va, pa);
   return physRead(pa, size, va, ACC_LOAD);
 }
 
@@ -375,7 +374,6 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
     if (trapped) return;
     translateChecked((va | 0xfff) + 1, size - firstPart, ACC_STORE);
     if (trapped) return;
-    if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
     for (let i: u32 = 0; i < size; i++) {
       storeSlowUnwatched(va + i, 1, v >> (8 * <u64>i));
       if (trapped) return;
@@ -384,8 +382,7 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
   }
   const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return;
-  if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
-  if (mayCache(pa) && trigPageFree(va, TRIG_STORE) && (!wpAny() || wpFreePage(va)) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
+  if (mayCache(pa) && trigPageFree(va, TRIG_STORE) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
     tlbFill(tlbStore, va, pa);
   }
   physWrite(pa, size, v, va);
@@ -394,15 +391,13 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
 /**
  * Physical address of a store-kind access (AMO, SC) of `size` bytes, RAM only;
  * 0 with a trap raised otherwise. An AMO needs PMP read and write permission
- * and is watched by both load and store triggers; a debugger's watchpoints see
- * an AMO as a read and a write (`reads`), an SC as a write.
+ * and is seen by load and store triggers (`reads`); an SC only by store triggers.
  */
 export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
-  if (trigCheck(va, size, TRIG_LOAD | TRIG_STORE)) return 0;
+  if (trigCheck(va, size, reads ? TRIG_LOAD | TRIG_STORE : TRIG_STORE)) return 0;
   const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return 0;
   if (!pmpAllows(pa, size, ACC_LOAD, effectivePriv(ACC_LOAD))) return accessFault(ACC_STORE, va);
-  if (wpAny() && wpCheck(va, size, reads ? WATCH_READ | WATCH_WRITE : WATCH_WRITE)) return 0;
   if (pa - RAM_BASE >= ramSize) {
     accessFault(ACC_STORE, va);
     return 0;
