@@ -170,6 +170,49 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
     }
   });
 
+  for (const jit of ['on', 'off']) {
+    test(`hardware breakpoints and read/access watchpoints run on the CPU's triggers (translator ${jit})`, { timeout: 300_000 }, async () => {
+      const hex = (name: string, off = 0n) => '0x' + (sym.get(name)! + off).toString(16);
+      const t = await tsvisor(['--jit', jit]);
+      try {
+        // `work` ran 3000 times before step_here, so with the translator on it is translated
+        // code by then: the hardware breakpoint must still catch each of the four calls.
+        // always-inserted: GDB leaves its points in while stopped (it removes them by default),
+        // so `monitor triggers` shows them.
+        const out = await gdb(t.port, [
+          `tbreak *${hex('step_here')}`, 'continue', 'set breakpoint always-inserted on',
+          `hbreak *${hex('work')}`, 'monitor triggers',
+          ...Array.from({ length: 4 }, () => ['continue', 'printf "HB %lx %d\\n", $pc, $s1']).flat(),
+          'delete',
+          `awatch *(long*)${hex('counter')}`,
+          ...Array.from({ length: 4 }, () => ['continue', 'printf "AW %lx\\n", $pc']).flat(),
+          'delete',
+          // 12 bytes: the trigger covers 16, and a load of bytes 12..15 must not stop.
+          `rwatch *(char(*)[12])${hex('pair')}`, 'monitor triggers', 'continue', 'printf "RW %lx\\n", $pc',
+          'delete', 'monitor triggers', 'kill',
+        ]);
+        const lines = (tag: string) => [...out.matchAll(new RegExp(`^${tag} (.*)$`, 'gm'))].map((m) => m[1]);
+        assert.match(out, /Hardware assisted breakpoint 2 at/, out);
+        assert.match(out, /trigger 0: debugger, hbreak/, 'the breakpoint holds a trigger');
+        const work = sym.get('work')!.toString(16);
+        assert.deepEqual(lines('HB'), [`${work} 4`, `${work} 3`, `${work} 2`, `${work} 1`], `every call of work stops:\n${out}`);
+        // Access watchpoint on counter: the load stops (GDB shows the value), then the store (old and new),
+        // each reported after GDB stepped over the access.
+        const cl = sym.get('count_loop')!;
+        assert.deepEqual(lines('AW'), [cl + 14n, cl + 20n, cl + 14n, cl + 20n].map((x) => x.toString(16)), out);
+        assert.match(out, /Hardware access \(read\/write\) watchpoint 3: \*\(long\*\)0x[0-9a-f]+\s+Value = 0/, out);
+        assert.match(out, /Hardware access \(read\/write\) watchpoint 3: \*\(long\*\)0x[0-9a-f]+\s+Old value = 0\s+New value = 1/, out);
+        // The read watchpoint stops at near_hit's load (reported after it), not at near_miss's.
+        assert.deepEqual(lines('RW'), [(sym.get('near_hit')! + 4n).toString(16)], out);
+        assert.match(out, /Hardware read watchpoint 4: /, out);
+        assert.match(out, new RegExp(`trigger 0: debugger, rwatch ${hex('pair')} \\(12 bytes\\), matches ${hex('pair')}\\.\\.${hex('pair', 15n)}`), out);
+        assert.match(out.slice(out.lastIndexOf('trigger 0:')), /trigger 0: free/, 'delete frees the triggers');
+      } finally {
+        await stopTarget(t);
+      }
+    });
+  }
+
   test('deterministic: reverse-stepi retraces ten forward steps; reverse-continue returns to the previous watchpoint hit', { timeout: 300_000 }, async () => {
     const counter = sym.get('counter')!;
     const t = await tsvisor(['--deterministic', '--jit', 'on']);

@@ -2,8 +2,11 @@
 // address or a NAPOT range (a power of two of bytes, aligned to its size), so
 // a range of any other shape is covered by a larger one: accesses inside the
 // cover but outside the range stop the hart too, and the stub steps over them
-// without telling the debugger. Two triggers, one on each side of the cover's
-// midpoint, keep the cover tight when the range straddles a large boundary.
+// without telling the debugger. Triggers are few (the guest sees four), so a
+// second one is spent only when the range straddles a large boundary and one
+// cover would be more than twice the range's size rounded up to a power of
+// two (8 bytes at 0x...ffc would otherwise watch 8 KiB); then one trigger
+// covers each side of the cover's midpoint.
 
 /** One trigger's watched bytes: `length` is a power of two and `address` is aligned to it. */
 export interface NapotRange {
@@ -23,12 +26,14 @@ export function napotCover(address: bigint, length: bigint): NapotRange {
 }
 
 /**
- * Triggers for [address, address + length): one NAPOT cover, or two when at
- * most `free` triggers allow it and they hold fewer bytes than one would.
+ * Triggers for [address, address + length): one NAPOT cover, or two when
+ * `free` allows it and one would be loose (see above).
  */
 export function coverRange(address: bigint, length: bigint, free: number): NapotRange[] {
   const one = napotCover(address, length);
-  if (free < 2 || one.length === 1n) return [one];
+  let pow2 = 1n;
+  while (pow2 < length) pow2 <<= 1n;
+  if (free < 2 || one.length <= 2n * pow2) return [one];
   const mid = one.address + one.length / 2n;
   const last = address + length - 1n;
   if (address >= mid || last < mid) return [one];
