@@ -119,6 +119,16 @@ export class GdbSession implements DebugTarget {
     else this.m.core.stepOverBreakpoint(); // an access in a watch's cover but outside the range: not the debugger's
   }
 
+  /**
+   * Console input entered the machine: a replay cannot reproduce it, so the
+   * newest checkpoint is taken here, after it (its state holds the bytes).
+   */
+  inputArrived(): void {
+    if (!this.history) return;
+    const m = this.m;
+    this.history.add(m.core.instret, m.saveState(), m.core.ram, true);
+  }
+
   /** The guest ended (poweroff, failure): tell the debugger. */
   exited(code: number): void {
     if (this.stub) this.send(this.stub.stopped({ kind: 'exited', code }));
