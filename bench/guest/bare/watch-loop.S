@@ -9,6 +9,7 @@
   .section .text.start, "ax"
   .globl _start
 _start:
+  rdtime s2
   la t0, data
   li s0, ROUNDS
 outer:
@@ -23,6 +24,25 @@ inner:
   bnez t2, inner
   addi s0, s0, -1
   bnez s0, outer
+  rdtime s3
+  sub s3, s3, s2
+  li t0, 0x10000000         /* UART THR */
+  li t1, 'T'
+  sb t1, 0(t0)
+  li t1, '='
+  sb t1, 0(t0)
+  li t2, 60
+2:srl t1, s3, t2
+  andi t1, t1, 15
+  addi t1, t1, '0'
+  li t3, '9'
+  ble t1, t3, 3f
+  addi t1, t1, 'a' - '9' - 1
+3:sb t1, 0(t0)
+  addi t2, t2, -4
+  bgez t2, 2b
+  li t1, '\n'
+  sb t1, 0(t0)
   li t0, 0x100000
   li t1, 0x5555
   sw t1, 0(t0)
