@@ -91,7 +91,20 @@ function session() {
     const r = new PacketReader();
     return r.push(Uint8Array.from(out, (c) => c.charCodeAt(0))).flatMap((e) => (e.kind === 'packet' ? [e.data] : []));
   };
-  return { m, talk };
+  /** Each packet as its own message (as GDB sends them, one reply awaited each), then let the session answer. */
+  const talkEach = (packets: string[]): string[] => {
+    for (const p of packets) port.postMessage({ type: 'data', data: Uint8Array.from(encodePacket(p), (c) => c.charCodeAt(0)) });
+    assert.equal(s.service(), 'run');
+    return replies();
+  };
+  const replies = (): string[] => {
+    let out = '';
+    for (let got = receiveMessageOnPort(port); got; got = receiveMessageOnPort(port)) {
+      out += Buffer.from((got.message as { data: Uint8Array }).data).toString('latin1');
+    }
+    return new PacketReader().push(Uint8Array.from(out, (c) => c.charCodeAt(0))).flatMap((e) => (e.kind === 'packet' ? [e.data] : []));
+  };
+  return { m, s, talk, talkEach, replies };
 }
 
 test('hostile packets get error replies; the guest state is untouched and the stub keeps answering', () => {
@@ -118,13 +131,54 @@ test('hostile packets get error replies; the guest state is untouched and the st
   assert.equal(word, Buffer.from(readFileSync(STEPS)).subarray(0x1000, 0x1002).toString('hex'));
 });
 
-test('breakpoint and watchpoint slots run out with an error, and are freed again', () => {
-  const { talk } = session();
+test('breakpoint slots and the four hardware triggers run out with an error, and are freed again', () => {
+  const { m, talk } = session();
   const many = Array.from({ length: 70 }, (_, i) => `Z0,${(0x80000000 + 4 * i).toString(16)},4`);
   const r = talk(many);
   assert.equal(r.filter((x) => x === 'OK').length, 62, '62 free breakpoint slots (two watch the kernel panic)');
   assert.ok(r.slice(62).every((x) => x === 'E22'));
-  const w = talk(Array.from({ length: 17 }, (_, i) => `Z2,${(0x80002000 + 8 * i).toString(16)},8`));
-  assert.deepEqual(w, [...Array(16).fill('OK'), 'E22']);
-  assert.deepEqual(talk(['z2,80002000,8', 'Z3,80003000,8']), ['OK', 'OK']);
+  // Hardware breakpoints and watchpoints share the core's four Sdtrig triggers.
+  const w = talk(['Z1,80001000,4', 'Z2,80002000,8', 'Z3,80002008,4', 'Z4,80002010,2', 'Z2,80002020,8', 'Z1,80001004,2']);
+  assert.deepEqual(w, ['OK', 'OK', 'OK', 'OK', 'E22', 'E22']);
+  // The guest reads them as debugger-owned (dmode) mcontrol6 triggers: a load one is 8 bytes NAPOT.
+  const t1 = m.core.trigger(1);
+  assert.equal(t1.tdata1 >> 59n, 0xdn, 'type 6 with dmode');
+  assert.equal(t1.tdata2, 0x80002003n);
+  assert.match(talk(['qRcmd,' + textToHex('triggers')])[0], new RegExp(textToHex('trigger 3: debugger, awatch 0x80002010')));
+  assert.deepEqual(talk(['z1,80001000,2', 'z2,80002000,4', 'Z3,80003000,8']), ['OK', 'E22', 'OK'], 'a watch is removed by its exact length');
+  assert.deepEqual(talk(['z2,80002000,8', 'z3,80002008,4', 'z4,80002010,2', 'z3,80003000,8']), ['OK', 'OK', 'OK', 'OK']);
+  for (let i = 0; i < 4; i++) assert.equal(m.core.trigger(i).tdata1 >> 60n, 15n, `trigger ${i} is free again`);
+  // A range straddling an aligned boundary takes two triggers when they are free: 8 bytes at 0x...ffc.
+  assert.deepEqual(talk(['Z2,80002ffc,8']), ['OK']);
+  assert.deepEqual([m.core.trigger(0).tdata2, m.core.trigger(1).tdata2], [0x80002ffdn, 0x80003001n]);
+});
+
+/** A register value as P/G packets carry it (little-endian hex). */
+const le = (v: bigint) => Buffer.from(BigInt.asUintN(64, v).toString(16).padStart(16, '0'), 'hex').reverse().toString('hex');
+
+test('a stepi that lands on a watched store, then continue: the watchpoint fires before the store, as a hardware trigger does', () => {
+  const sym = new Map(spawnSync('riscv64-linux-gnu-nm', [STEPS], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, BigInt('0x' + a)]));
+  const counter = sym.get('counter')!;
+  const addi = sym.get('count_loop')! + 14n; // addi t2, t2, 1; then sd t2, 0(t0)
+  const { m, s, talkEach, replies } = session();
+  const ram = () => new DataView(m.core.ram.buffer, m.core.ram.byteOffset).getBigUint64(Number(counter - 0x80000000n), true);
+  assert.deepEqual(talkEach([`P20=${le(addi)}`, `P5=${le(counter)}`, 'P7=' + le(41n), 'P6=' + le(1n), `Z2,${counter.toString(16)},8`, 's', 'c']),
+    ['OK', 'OK', 'OK', 'OK', 'OK', 'T05thread:1;']);
+  assert.equal(m.core.pc, addi + 2n, 'the step ran the addi and stopped on the store');
+  // The worker's loop: run, and hand the stop to the session.
+  const r = m.runSlice(1000);
+  s.afterSlice(r);
+  assert.deepEqual(replies(), [`T05watch:${counter.toString(16)};thread:1;`]);
+  assert.equal(m.core.pc, addi + 2n, 'stopped before the store');
+  assert.equal(ram(), 0n, 'the store has not happened');
+  // GDB steps over it (watchpoints removed, as it does for nonsteppable ones), then goes on.
+  assert.deepEqual(talkEach([`z2,${counter.toString(16)},8`, 's', 'c']), ['OK', 'T05thread:1;']);
+  assert.equal(ram(), 42n);
+});
+
+test('Ctrl-C stops a running guest with SIGINT', () => {
+  const { talk } = session();
+  talk([]); // running
+  const got = talk([], '\x03');
+  assert.equal(got[0], 'T02thread:1;');
 });

@@ -171,6 +171,49 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
     }
   });
 
+  for (const jit of ['on', 'off']) {
+    test(`hardware breakpoints and read/access watchpoints run on the CPU's triggers (translator ${jit})`, { timeout: budget(300_000) }, async () => {
+      const hex = (name: string, off = 0n) => '0x' + (sym.get(name)! + off).toString(16);
+      const t = await tsvisor(['--jit', jit]);
+      try {
+        // `work` ran 3000 times before step_here, so with the translator on it is translated
+        // code by then: the hardware breakpoint must still catch each of the four calls.
+        // always-inserted: GDB leaves its points in while stopped (it removes them by default),
+        // so `monitor triggers` shows them.
+        const out = await gdb(t.port, [
+          `tbreak *${hex('step_here')}`, 'continue', 'set breakpoint always-inserted on',
+          `hbreak *${hex('work')}`, 'monitor triggers',
+          ...Array.from({ length: 4 }, () => ['continue', 'printf "HB %lx %d\\n", $pc, $s1']).flat(),
+          'delete',
+          `awatch *(long*)${hex('counter')}`,
+          ...Array.from({ length: 4 }, () => ['continue', 'printf "AW %lx\\n", $pc']).flat(),
+          'delete',
+          // 12 bytes: the trigger covers 16, and a load of bytes 12..15 must not stop.
+          `rwatch *(char(*)[12])${hex('pair')}`, 'monitor triggers', 'continue', 'printf "RW %lx\\n", $pc',
+          'delete', 'monitor triggers', 'kill',
+        ]);
+        const lines = (tag: string) => [...out.matchAll(new RegExp(`^${tag} (.*)$`, 'gm'))].map((m) => m[1]);
+        assert.match(out, /Hardware assisted breakpoint 2 at/, out);
+        assert.match(out, /trigger 0: debugger, hbreak/, 'the breakpoint holds a trigger');
+        const work = sym.get('work')!.toString(16);
+        assert.deepEqual(lines('HB'), [`${work} 4`, `${work} 3`, `${work} 2`, `${work} 1`], `every call of work stops:\n${out}`);
+        // Access watchpoint on counter: the load stops (GDB shows the value), then the store (old and new),
+        // each reported after GDB stepped over the access.
+        const cl = sym.get('count_loop')!;
+        assert.deepEqual(lines('AW'), [cl + 14n, cl + 20n, cl + 14n, cl + 20n].map((x) => x.toString(16)), out);
+        assert.match(out, /Hardware access \(read\/write\) watchpoint 3: \*\(long\*\)0x[0-9a-f]+\s+Value = 0/, out);
+        assert.match(out, /Hardware access \(read\/write\) watchpoint 3: \*\(long\*\)0x[0-9a-f]+\s+Old value = 0\s+New value = 1/, out);
+        // The read watchpoint stops at near_hit's load (reported after it), not at near_miss's.
+        assert.deepEqual(lines('RW'), [(sym.get('near_hit')! + 4n).toString(16)], out);
+        assert.match(out, /Hardware read watchpoint 4: /, out);
+        assert.match(out, new RegExp(`trigger 0: debugger, rwatch ${hex('pair')} \\(12 bytes\\), matches ${hex('pair')}\\.\\.${hex('pair', 15n)}`), out);
+        assert.match(out.slice(out.lastIndexOf('trigger 0:')), /trigger 0: free/, 'delete frees the triggers');
+      } finally {
+        await stopTarget(t);
+      }
+    });
+  }
+
   test('deterministic: reverse-stepi retraces ten forward steps; reverse-continue returns to the previous watchpoint hit', { timeout: budget(300_000) }, async () => {
     const counter = sym.get('counter')!;
     const t = await tsvisor(['--deterministic', '--jit', 'on']);
@@ -242,15 +285,18 @@ describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
     }, 100);
   });
 
-  test('uname hits a breakpoint on its handler; a kernel variable reads back; a watchpoint on a program\'s global hits', { timeout: budget(15 * 60_000) }, async (t) => {
+  test('uname hits a breakpoint on its handler; a kernel variable reads back; hardware breakpoint, steps back and forth, read, write and access watchpoints in the kernel; a watchpoint on a program\'s global hits', { timeout: budget(15 * 60_000) }, async (t) => {
     if (!guest.systemMap) return t.skip('the default guest has no System.map');
     const map = new Map(readFileSync(guest.systemMap, 'latin1').split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, a]));
     const handler = map.get('__riscv_sys_newuname');
     const banner = map.get('linux_banner');
-    assert.ok(handler && banner, 'System.map names __riscv_sys_newuname and linux_banner');
+    const jiffies = map.get('jiffies');
+    const uts = map.get('init_uts_ns');
+    assert.ok(handler && banner && jiffies && uts, 'System.map names __riscv_sys_newuname, linux_banner, jiffies and init_uts_ns');
     const port = await freePort();
+    // Deterministic with checkpoints (the default interval): reverse execution in the kernel.
     const vm = await startTarget('node', [CLI, 'run', '--kernel', guest.kernel, '--initrd', initrd, '--mem', '256M', '--deterministic',
-      '--gdb', `tcp:127.0.0.1:${port}`, '--gdb-checkpoint-every', '0'], port, /tsvisor guest ready/);
+      '--jit', 'on', '--gdb', `tcp:127.0.0.1:${port}`], port, /tsvisor guest ready/);
     try {
       // Wait for the shell's prompt (input typed earlier can be flushed when the shell sets up the
       // terminal), then queue the command: the guest reads it once gdb lets it run.
@@ -271,7 +317,49 @@ describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
       await waitOutput(vm, /after-42\r?\n[^]*# /, mark);
       assert.match(vm.output(), /6\.\d+\.\d+.*riscv64/, 'uname printed the release');
 
-      // A second debugger session: a write watchpoint on the user program's global (a user virtual address).
+      // A second session on the kernel, all on the CPU's triggers: a hardware breakpoint on the
+      // handler, three steps forward and back (the typed command is in the checkpoint taken when
+      // it arrived, so the replay reproduces it), then a read watchpoint on init_uts_ns (the
+      // handler copies it), a write and an access watchpoint on jiffies (the timer tick).
+      mark = vm.output().length;
+      const tag = (t: string) => `printf "${t} %d %lx\\n", $priv, $pc`;
+      const out3 = gdb(port, [
+        `hbreak *0x${handler}`, 'continue', DUMP,
+        ...Array.from({ length: 3 }, () => ['stepi', DUMP]).flat(), 'echo ==reverse\\n',
+        ...Array.from({ length: 3 }, () => ['reverse-stepi', DUMP]).flat(), 'echo ==end\\n', 'monitor history', 'delete',
+        `rwatch *(char(*)[8])0x${uts}`, 'continue', tag('RW'), 'delete',
+        `watch *(long*)0x${jiffies}`, 'continue', tag('WW'), 'delete',
+        `awatch *(long*)0x${jiffies}`, 'continue', tag('AW'), 'delete',
+        'detach',
+      ], 10 * 60_000);
+      await new Promise((r) => setTimeout(r, 3000));
+      vm.proc.stdin!.write('uname -r\n');
+      const text3 = await out3.catch((e: Error) => {
+        throw new Error(`${e.message}\nthe VM's console:\n${vm.output().slice(-3000)}`);
+      });
+      assert.match(text3, new RegExp(`Hardware assisted breakpoint 1 at 0x0*${handler}[^]*Breakpoint 1, 0x0*${handler}`), text3);
+      const [fwdPart, revAll] = text3.split('==reverse');
+      const fwd = dumps(fwdPart);
+      const rev = dumps(revAll.split('==end')[0]);
+      assert.equal(fwd.length, 4, text3);
+      assert.equal(fwd[0].split(' ')[1], handler.replace(/^0+/, ''), 'the first dump is at the handler');
+      assert.equal(rev.length, 3, text3);
+      for (let k = 1; k <= 3; k++) assert.equal(rev[k - 1], fwd[3 - k], `kernel reverse step ${k}`);
+      assert.match(text3, /reverse execution reaches back to instruction \d+/, text3);
+      assert.match(text3, /Hardware read watchpoint 2: \*\(char\(\*\)\[8\]\)0x[0-9a-f]+\s+Value = "Linux/, text3);
+      assert.match(text3, /Hardware watchpoint 3: \*\(long\*\)0x[0-9a-f]+\s+Old value = \d+\s+New value = \d+/, text3);
+      assert.match(text3, /Hardware access \(read\/write\) watchpoint 4: \*\(long\*\)0x[0-9a-f]+\s+(Value|Old value) = \d+/, text3);
+      for (const t of ['RW', 'WW', 'AW']) {
+        const m = new RegExp(`^${t} (\\d) ([0-9a-f]+)$`, 'm').exec(text3);
+        assert.ok(m, `${t} stop printed:\n${text3}`);
+        assert.equal(m[1], '1', `${t}: stopped in S-mode`);
+        assert.ok(BigInt('0x' + m[2]) >= 0xffffffff80000000n, `${t}: pc in the kernel`);
+      }
+      const old = /Old value = (\d+)\s+New value = (\d+)/.exec(text3.slice(text3.indexOf('Hardware watchpoint 3')))!;
+      assert.ok(BigInt(old[2]) > BigInt(old[1]), 'jiffies went forward');
+      await waitOutput(vm, /6\.\d+\.\d+[^\n]*riscv64[^]*# /, mark);
+
+      // A third debugger session: a write watchpoint on the user program's global (a user virtual address).
       const watched = symbols(WATCHME).get('watched')!;
       const main = symbols(WATCHME).get('test_main')!;
       mark = vm.output().length;

@@ -8,14 +8,14 @@ import {
   curInsnBits, instretDelta, cycleDelta,
 } from './hart';
 import { pmpReset } from './pmp';
-import { trigReset, trigHostSet, trigHostHit, trigGet } from './triggers';
+import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
 export { trigLegal } from './triggers';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
-import { bpHit, bpTake, wpResetHit } from './breakpoints';
+import { bpHit, bpTake } from './breakpoints';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
@@ -25,7 +25,7 @@ export {
 export { EXIT_WFI } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
-export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver, wpSet, watchKind, watchAddr } from './breakpoints';
+export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
 
 /** Host debugger triggers (see triggers.ts): set or free trigger i, then flush the TLBs. */
 export function trigSet(i: u32, kinds: u32, address: u64, napot: bool): void {
@@ -37,7 +37,10 @@ export function trigSet(i: u32, kinds: u32, address: u64, napot: bool): void {
 export function trigRead(i: u32, which: u32): u64 { return trigGet(i, which); }
 /** The host trigger that made run() return EXIT_BREAKPOINT, or -1 (a pc breakpoint). */
 export function trigLastHit(): i32 { return trigHostHit; }
-
+/** The access of that stop: its first byte (which = 0), size (1) or kind (2, TRIG_* bits). */
+export function trigLastAccess(which: u32): u64 {
+  return which == 0 ? trigHitAddr : which == 1 ? <u64>trigHitSize : <u64>trigHitKind;
+}
 
 export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
   unreachable();
@@ -91,7 +94,6 @@ function nextEventInstret(): u64 {
 export function run(budget: u32): u32 {
   exitReason = EXIT_NONE;
   trigHostHit = -1;
-  wpResetHit();
   const end = instret + <u64>budget;
   while (true) {
     updateTimerLines();

@@ -66,9 +66,6 @@ export const RVC_TABLE: u32 = 0x140000;
 /** Debugger: pc breakpoints, DEBUG_BP_MAX guest virtual addresses (u64 each; a slot is used when its bit is set in the core's mask). */
 export const DEBUG_BP: u32 = 0x180000;
 export const DEBUG_BP_MAX: u32 = 64;
-/** Debugger: watchpoints, DEBUG_WP_MAX entries of {first byte u64, last byte u64, kind u64 (1 read, 2 write, 3 both), pad}. */
-export const DEBUG_WP: u32 = 0x180400;
-export const DEBUG_WP_MAX: u32 = 16;
 /** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
 export const JIT_HOT: u32 = 0x1c0000;
 export const JIT_HOT_SIZE: u32 = 16384;

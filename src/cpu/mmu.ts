@@ -30,7 +30,7 @@ import {
 } from './hart';
 import { raiseException } from './exception';
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
-import { bpFreePage, bpCheck, wpAny, wpCheck, wpFreePage, WATCH_READ, WATCH_WRITE } from './breakpoints';
+import { bpFreePage, bpCheck } from './breakpoints';
 import { pmpAllows, pmpPageUniform } from './pmp';
 import { trigCheck, trigPageFree, TRIG_EXEC, TRIG_LOAD, TRIG_STORE } from './triggers';
 
@@ -63,6 +63,28 @@ const PPN_MASK: u64 = (<u64>1 << 44) - 1;
 
 /** Whether the last successful translation may be cached in the TLB. */
 let lastCacheable: bool = false;
+const NO_PAGE: u64 = 0xffffffffffffffff;
+/**
+ * One-entry TLBs for the pages a breakpoint or trigger keeps out of the real
+ * ones (fetch, load, store): every access there still reaches the checks, but
+ * without a page walk each. Flushed with the TLB; valid for the TLB set
+ * (privilege) they were filled under.
+ */
+let debugFetchVpn: u64 = NO_PAGE;
+let debugFetchAddend: u64 = 0;
+let debugFetchSet: u32 = 0;
+let debugLoadVpn: u64 = NO_PAGE;
+let debugLoadPa: u64 = 0;
+let debugLoadSet: u32 = 0;
+let debugStoreVpn: u64 = NO_PAGE;
+let debugStorePa: u64 = 0;
+let debugStoreSet: u32 = 0;
+
+@inline function debugEntriesFlush(): void {
+  debugFetchVpn = NO_PAGE;
+  debugLoadVpn = NO_PAGE;
+  debugStoreVpn = NO_PAGE;
+}
 /** The last translation came from a megapage or gigapage leaf. */
 let lastSuperpage: bool = false;
 /**
@@ -138,6 +160,7 @@ export function protectCodePage(pg: u32): void {
 
 export function tlbFlushAll(): void {
   bumpLinkEpoch();
+  debugEntriesFlush();
   memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
   superLo = 0xffffffffffffffff;
   superHi = 0;
@@ -146,6 +169,7 @@ export function tlbFlushAll(): void {
 /** sfence.vma with a virtual address: only that page's entries can be stale. */
 export function tlbFlushPage(va: u64): void {
   const vpn = va >> 12;
+  debugEntriesFlush();
   if (vpn >= superLo && vpn <= superHi) {
     tlbFlushAll();
     return;
@@ -340,6 +364,9 @@ function translateChecked(va: u64, size: u32, access: u32): u64 {
 
 export function loadSlow(va: u64, size: u32): u64 {
   if (trigCheck(va, size, TRIG_LOAD)) return 0;
+  if (va >> 12 == debugLoadVpn && tlbLoad == debugLoadSet && (va & 0xfff) + size <= 0x1000) {
+    return physRead(debugLoadPa | (va & 0xfff), size, va, ACC_LOAD);
+  }
   return loadSlowUnwatched(va, size);
 }
 
@@ -356,14 +383,25 @@ function loadSlowUnwatched(va: u64, size: u32): u64 {
   }
   const pa = translateChecked(va, size, ACC_LOAD);
   if (trapped) return 0;
-  if (wpAny() && wpCheck(va, size, WATCH_READ)) return 0;
   // A watched page stays out of the TLB so each access there comes back here.
-  if (mayCache(pa) && trigPageFree(va, TRIG_LOAD) && (!wpAny() || wpFreePage(va))) tlbFill(tlbLoad, va, pa);
+  if (mayCache(pa)) {
+    if (trigPageFree(va, TRIG_LOAD)) {
+      tlbFill(tlbLoad, va, pa);
+    } else {
+      debugLoadVpn = va >> 12;
+      debugLoadPa = pa & ~0xfff;
+      debugLoadSet = tlbLoad;
+    }
+  }
   return physRead(pa, size, va, ACC_LOAD);
 }
 
 export function storeSlow(va: u64, size: u32, v: u64): void {
   if (trigCheck(va, size, TRIG_STORE)) return;
+  if (va >> 12 == debugStoreVpn && tlbStore == debugStoreSet && (va & 0xfff) + size <= 0x1000) {
+    physWrite(debugStorePa | (va & 0xfff), size, v, va); // marks the page dirty and retires code there
+    return;
+  }
   storeSlowUnwatched(va, size, v);
 }
 
@@ -375,7 +413,6 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
     if (trapped) return;
     translateChecked((va | 0xfff) + 1, size - firstPart, ACC_STORE);
     if (trapped) return;
-    if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
     for (let i: u32 = 0; i < size; i++) {
       storeSlowUnwatched(va + i, 1, v >> (8 * <u64>i));
       if (trapped) return;
@@ -384,9 +421,14 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
   }
   const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return;
-  if (wpAny() && wpCheck(va, size, WATCH_WRITE)) return;
-  if (mayCache(pa) && trigPageFree(va, TRIG_STORE) && (!wpAny() || wpFreePage(va)) && load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
-    tlbFill(tlbStore, va, pa);
+  if (mayCache(pa)) {
+    if (!trigPageFree(va, TRIG_STORE)) {
+      debugStoreVpn = va >> 12;
+      debugStorePa = pa & ~0xfff;
+      debugStoreSet = tlbStore;
+    } else if (load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
+      tlbFill(tlbStore, va, pa);
+    }
   }
   physWrite(pa, size, v, va);
 }
@@ -394,15 +436,13 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
 /**
  * Physical address of a store-kind access (AMO, SC) of `size` bytes, RAM only;
  * 0 with a trap raised otherwise. An AMO needs PMP read and write permission
- * and is watched by both load and store triggers; a debugger's watchpoints see
- * an AMO as a read and a write (`reads`), an SC as a write.
+ * and is seen by load and store triggers (`reads`); an SC only by store triggers.
  */
 export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
-  if (trigCheck(va, size, TRIG_LOAD | TRIG_STORE)) return 0;
+  if (trigCheck(va, size, reads ? TRIG_LOAD | TRIG_STORE : TRIG_STORE)) return 0;
   const pa = translateChecked(va, size, ACC_STORE);
   if (trapped) return 0;
   if (!pmpAllows(pa, size, ACC_LOAD, effectivePriv(ACC_LOAD))) return accessFault(ACC_STORE, va);
-  if (wpAny() && wpCheck(va, size, reads ? WATCH_READ | WATCH_WRITE : WATCH_WRITE)) return 0;
   if (pa - RAM_BASE >= ramSize) {
     accessFault(ACC_STORE, va);
     return 0;
@@ -477,8 +517,17 @@ function fetchSlow16(va: u64): u32 {
     accessFault(ACC_FETCH, va);
     return 0;
   }
-  // A breakpoint's or trigger's page stays out of the fetch TLB so each fetch there comes back here.
-  if (mayCache(pa) && bpFreePage(va) && trigPageFree(va, TRIG_EXEC)) tlbFill(tlbFetch, va, pa);
+  // A breakpoint's or trigger's page stays out of the fetch TLB so each fetch there comes back here
+  // (and translated code is never found there); its translation goes into the debug fetch entry.
+  if (mayCache(pa)) {
+    if (bpFreePage(va) && trigPageFree(va, TRIG_EXEC)) {
+      tlbFill(tlbFetch, va, pa);
+    } else {
+      debugFetchVpn = va >> 12;
+      debugFetchAddend = (<u64>RAM_HOST + ((pa & ~0xfff) - RAM_BASE)) - (va & ~0xfff);
+      debugFetchSet = tlbFetch;
+    }
+  }
   return <u32>load<u16>(hostOf(pa));
 }
 
@@ -492,6 +541,10 @@ function fetchSlow16(va: u64): u32 {
 function fetchInsnSlow(va: u64): u32 {
   // An instruction address trigger comes before any fault of the fetch itself.
   if (trigCheck(va, 1, TRIG_EXEC)) return 0;
+  if (va >> 12 == debugFetchVpn && tlbFetch == debugFetchSet && (va & 0xfff) <= 0xffc) {
+    if (bpCheck(va)) return 0;
+    return load<u32>(<usize>(va + debugFetchAddend));
+  }
   const lo = fetchSlow16(va);
   if (trapped || bpCheck(va)) return 0;
   if ((lo & 3) != 3) return lo;

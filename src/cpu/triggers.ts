@@ -50,6 +50,10 @@ export let tselect: u32 = 0;
 let armed: u32 = 0;
 /** The last host (action 1) trigger that stopped run(), or -1. */
 export let trigHostHit: i32 = -1;
+/** The access that stopped it: first byte, size and kind (TRIG_* bits; an AMO is a load and a store). */
+export let trigHitAddr: u64 = 0;
+export let trigHitSize: u32 = 0;
+export let trigHitKind: u32 = 0;
 
 export function trigReset(): void {
   for (let i: u32 = 0; i < TRIG_COUNT; i++) {
@@ -196,6 +200,9 @@ export function trigCheck(va: u64, size: u32, kind: u32): bool {
     if ((t1 & DMODE) != 0) {
       if (bpResuming()) continue; // the host resumes over this stop
       trigHostHit = <i32>i;
+      trigHitAddr = va;
+      trigHitSize = size;
+      trigHitKind = kind;
       bpHit = true;
       trapped = true;
       breakBatch = true;

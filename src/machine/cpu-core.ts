@@ -3,7 +3,7 @@
 // typed access to registers. No Node APIs: the wasm bytes come from the caller.
 
 import {
-  DEBUG_BP_MAX, DEBUG_WP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
+  DEBUG_BP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
   WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE,
 } from './layout.js';
 import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
@@ -42,12 +42,10 @@ interface CoreExports {
   bpSet(i: number, va: bigint): void;
   bpGet(i: number): bigint;
   bpStepOver(): void;
-  wpSet(i: number, va: bigint, len: bigint, kind: number): void;
-  watchKind(): number;
-  watchAddr(): bigint;
   trigSet(i: number, kinds: number, address: bigint, napot: number): void;
   trigRead(i: number, which: number): bigint;
   trigLastHit(): number;
+  trigLastAccess(which: number): bigint;
   trigLegal(tdata1: bigint): number;
   getTrapsFromUser(): bigint;
   cpuStateFieldCount(): number;
@@ -63,14 +61,18 @@ export const EXIT_HOST = 2;
 export const EXIT_BREAKPOINT = 4;
 /** How many pc breakpoints the core holds. */
 export const MAX_BREAKPOINTS = DEBUG_BP_MAX;
-/** How many data watchpoints the core holds. */
-export const MAX_WATCHPOINTS = DEBUG_WP_MAX;
-/** Watchpoint kinds (bits). */
-export const WATCH_READ = 1;
-export const WATCH_WRITE = 2;
 const NO_BREAKPOINT = 0xffffffffffffffffn;
 /** How many Sdtrig triggers the core has (the guest sees them too). */
 export const MAX_TRIGGERS = 4;
+
+/** An access a host trigger stopped (see CpuCore.lastTriggerAccess). */
+export interface TriggerAccess {
+  addr: bigint;
+  size: number;
+  execute: boolean;
+  store: boolean;
+  load: boolean;
+}
 
 /** What a host trigger watches: instruction fetch, load, store (any combination). */
 export interface TriggerSpec {
@@ -232,30 +234,6 @@ export class CpuCore {
     return v === NO_BREAKPOINT ? null : v;
   }
 
-  /**
-   * Set watchpoint `slot` on the `len` bytes at guest virtual address `va` for
-   * accesses of `kind` (WATCH_READ | WATCH_WRITE bits; null clears it). An access
-   * touching them makes run() return EXIT_BREAKPOINT before the instruction
-   * (see watchStop). Accesses on the watched pages take the slow path.
-   */
-  setWatchpoint(slot: number, w: { va: bigint; len: number; kind: number } | null): void {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_WATCHPOINTS) throw new RangeError(`watchpoint slot ${slot} out of range`);
-    if (w !== null) {
-      if (!Number.isInteger(w.len) || w.len < 1 || w.len > 0x10000) throw new RangeError(`bad watchpoint length ${w.len}`);
-      if (w.va < 0n || w.va + BigInt(w.len) > NO_BREAKPOINT) throw new RangeError(`bad watchpoint address ${w.va}`);
-      if (w.kind < 1 || w.kind > 3) throw new RangeError(`bad watchpoint kind ${w.kind}`);
-    }
-    this.exports.wpSet(slot, w?.va ?? 0n, BigInt(w?.len ?? 0), w?.kind ?? 0);
-    // Drop load/store TLB entries of the pages (and the links between translated blocks).
-    this.exports.flushTlb();
-  }
-
-  /** After EXIT_BREAKPOINT: the watchpoint access that stopped it (kind and address), or null for a pc breakpoint. */
-  watchStop(): { kind: number; addr: bigint } | null {
-    const kind = this.exports.watchKind();
-    return kind === 0 ? null : { kind, addr: BigInt.asUintN(64, this.exports.watchAddr()) };
-  }
-
   /** After EXIT_BREAKPOINT: let the next run() execute the instruction at pc once. */
   stepOverBreakpoint(): void {
     this.exports.bpStepOver();
@@ -303,6 +281,23 @@ export class CpuCore {
   lastTriggerHit(): number | null {
     const i = this.exports.trigLastHit();
     return i < 0 ? null : i;
+  }
+
+  /**
+   * After EXIT_BREAKPOINT by a host trigger: the access it stopped, its first
+   * byte and size, and what it was (an AMO is both a load and a store; a fetch
+   * has size 1). Null when a pc breakpoint stopped the run.
+   */
+  lastTriggerAccess(): TriggerAccess | null {
+    if (this.exports.trigLastHit() < 0) return null;
+    const kind = Number(this.exports.trigLastAccess(2));
+    return {
+      addr: BigInt.asUintN(64, this.exports.trigLastAccess(0)),
+      size: Number(this.exports.trigLastAccess(1)),
+      execute: (kind & 4) !== 0,
+      store: (kind & 2) !== 0,
+      load: (kind & 1) !== 0,
+    };
   }
 
   /**

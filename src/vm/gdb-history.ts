@@ -42,13 +42,21 @@ export class ReverseHistory {
     return n;
   }
 
-  /** Record a checkpoint; ignored unless it is past the newest (a replay passes old ones again). */
-  add(instret: bigint, state: unknown, ram: Uint8Array): boolean {
+  /**
+   * Record a checkpoint; ignored unless it is past the newest (a replay passes
+   * old ones again), or at the newest's instruction count with `replace`
+   * (input arrived there: the newer state supersedes it).
+   */
+  add(instret: bigint, state: unknown, ram: Uint8Array, replace = false): boolean {
     const last = this.cps.at(-1);
-    if (last && instret <= last.instret) return false;
+    const again = last !== undefined && instret === last.instret && replace;
+    if (last && instret <= last.instret && !again) return false;
     if (!this.shadow || !last) {
       this.shadow = ram.slice();
     } else {
+      // Pages that changed since the newest: their old content is what that checkpoint
+      // (or, when it is replaced, the one before it) held.
+      const undo = again ? this.cps.at(-2)?.undo ?? null : last.undo;
       const sh = Buffer.from(this.shadow.buffer, this.shadow.byteOffset, this.shadow.length);
       const now = Buffer.from(ram.buffer, ram.byteOffset, ram.length);
       for (let c = 0; c < now.length; c += CHUNK) {
@@ -57,10 +65,14 @@ export class ReverseHistory {
         for (let p = c; p < end; p += PAGE) {
           const pe = Math.min(p + PAGE, end);
           if (sh.subarray(p, pe).equals(now.subarray(p, pe))) continue;
-          last.undo.set(p / PAGE, this.shadow.slice(p, pe));
+          if (undo && !undo.has(p / PAGE)) undo.set(p / PAGE, this.shadow.slice(p, pe));
           this.shadow.set(now.subarray(p, pe), p);
         }
       }
+    }
+    if (again) {
+      last.state = structuredClone(state);
+      return true;
     }
     this.cps.push({ instret, state: structuredClone(state), undo: new Map() });
     if (this.cps.length > this.maxCheckpoints) this.cps.shift();

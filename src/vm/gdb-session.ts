@@ -7,18 +7,23 @@
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { CTRL_STOP, CTRL_WAKE, type GdbPortMessage, type SharedControl } from './protocol.js';
-import { GdbStub, SIGINT, SIGTRAP, Z_ACCESS, Z_READ, Z_WRITE, type DebugTarget, type PointType, type StopReason, type StubAction } from '../gdb/stub.js';
+import { GdbStub, SIGINT, SIGTRAP, Z_ACCESS, Z_HW, Z_READ, Z_SW, Z_WRITE, type DebugTarget, type PointType, type StopReason, type StubAction } from '../gdb/stub.js';
 import type { RegisterRef } from '../gdb/registers.js';
 import { EXIT_BREAKPOINT, EXIT_WFI, type VirtMachine } from '../machine/virt.js';
 import { debugRead, debugWrite } from '../machine/debug-access.js';
-import { MAX_BREAKPOINTS, MAX_WATCHPOINTS, WATCH_READ, WATCH_WRITE } from '../machine/cpu-core.js';
+import { MAX_BREAKPOINTS, MAX_TRIGGERS, type CpuCore, type TriggerSpec } from '../machine/cpu-core.js';
 import { ReverseHistory } from './gdb-history.js';
+import { coverRange, overlaps } from './trigger-cover.js';
 
 /** Checkpoint interval of deterministic runs under a debugger (instructions; a multiple of the worker's slice grid). */
 export const DEFAULT_CHECKPOINT_EVERY = 10_000_000;
 export const DEFAULT_MAX_CHECKPOINTS = 64;
 /** Breakpoint slots 0 and 1 watch the kernel's panic entry (VirtMachine.watchPanic). */
 const FIRST_BP_SLOT = 2;
+/** Largest watched range (bytes). */
+const MAX_WATCH = 0x10000;
+/** tdata1's type field of a trigger nobody uses (type 15, disabled). */
+const TRIGGER_DISABLED = 15n;
 /** The worker's deterministic slice grid: replays slice on it too. */
 const GRID = 2_000_000;
 
@@ -36,11 +41,12 @@ export interface GdbHost {
   idle(): void;
 }
 
-interface Watch {
+/** A hardware breakpoint (Z1) or watchpoint (Z2..Z4) and the triggers that carry it. */
+interface HwPoint {
   type: PointType;
   addr: bigint;
   len: number;
-  slot: number;
+  triggers: { slot: number; spec: TriggerSpec }[];
 }
 
 export type SessionVerdict = 'run' | 'kill';
@@ -49,9 +55,12 @@ export class GdbSession implements DebugTarget {
   private stub: GdbStub | null = null;
   /** The guest is held (stopped for the debugger, or waiting for one with --gdb-wait). */
   private held: boolean;
-  /** pc breakpoints by address: core slot, and how many Z0 (software) and Z1 (hardware) insertions hold it. */
-  private readonly bps = new Map<bigint, { slot: number; sw: number; hw: number }>();
-  private readonly watches: Watch[] = [];
+  /** Software breakpoints (Z0) by address: the core's pc breakpoint slot, and how many insertions hold it. */
+  private readonly bps = new Map<bigint, { slot: number; count: number }>();
+  /** Hardware breakpoints and watchpoints (Z1..Z4), on the core's Sdtrig triggers. */
+  private readonly hw: HwPoint[] = [];
+  /** Instruction count at which the guest stopped at one of our points: resuming there runs that instruction once. */
+  private stoppedAt: bigint | null = null;
   private readonly history: ReverseHistory | null;
   private readonly every: number;
   private pendingStop: StopReason | null = null;
@@ -106,7 +115,18 @@ export class GdbSession implements DebugTarget {
   afterSlice(r: number): void {
     if (r !== EXIT_BREAKPOINT || !this.stub) return;
     const why = this.ownStop();
-    if (why) this.stop(why);
+    if (why) this.stop(this.pointStop(why));
+    else this.m.core.stepOverBreakpoint(); // an access in a watch's cover but outside the range: not the debugger's
+  }
+
+  /**
+   * Console input entered the machine: a replay cannot reproduce it, so the
+   * newest checkpoint is taken here, after it (its state holds the bytes).
+   */
+  inputArrived(): void {
+    if (!this.history) return;
+    const m = this.m;
+    this.history.add(m.core.instret, m.saveState(), m.core.ram, true);
   }
 
   /** The guest ended (poweroff, failure): tell the debugger. */
@@ -156,17 +176,30 @@ export class GdbSession implements DebugTarget {
   private release(): void {
     this.stub = null;
     for (const b of this.bps.values()) this.m.core.setBreakpoint(b.slot, null);
-    for (const w of this.watches) this.m.core.setWatchpoint(w.slot, null);
+    for (const p of this.hw) for (const t of p.triggers) this.m.core.setTrigger(t.slot, null);
     this.bps.clear();
-    this.watches.length = 0;
+    this.hw.length = 0;
+    this.resumeOverStop();
     this.held = false;
+  }
+
+  /** Resuming from a stop at one of our points runs that instruction (once) instead of stopping again. */
+  private resumeOverStop(): void {
+    if (this.stoppedAt !== null && this.stoppedAt === this.m.core.instret) this.m.core.stepOverBreakpoint();
+    this.stoppedAt = null;
+  }
+
+  /** The guest stopped at one of our points (it is held with pc on the instruction). */
+  private pointStop(why: StopReason): StopReason {
+    this.stoppedAt = this.m.core.instret;
+    return why;
   }
 
   private act(a: StubAction): void {
     const stub = this.stub!;
     switch (a) {
       case 'continue':
-        this.m.core.stepOverBreakpoint();
+        this.resumeOverStop();
         this.held = false;
         return;
       case 'step':
@@ -201,13 +234,19 @@ export class GdbSession implements DebugTarget {
     const before = core.instret;
     core.setJitEnabled(false);
     try {
-      core.stepOverBreakpoint();
-      let r = m.runSlice(1);
-      for (let i = 0; i < 1000 && r === EXIT_WFI && this.host.deterministic; i++) {
-        if (!m.skipToNextDeadline() || core.instret !== before) break;
-        r = m.runSlice(1);
+      this.resumeOverStop();
+      for (let i = 0; i < 1000; i++) {
+        const r = m.runSlice(1);
+        if (r === EXIT_BREAKPOINT) {
+          // A point on this instruction stops it first, as hardware triggers do.
+          const why = this.ownStop();
+          if (why) return this.pointStop(why);
+          core.stepOverBreakpoint(); // in a watch's cover but outside the range
+          continue;
+        }
+        if (r === EXIT_WFI && this.host.deterministic && core.instret === before && m.skipToNextDeadline()) continue;
+        break;
       }
-      if (r === EXIT_BREAKPOINT) return this.ownStop() ?? { kind: 'signal', signal: SIGTRAP };
     } finally {
       core.setJitEnabled(this.host.jit);
     }
@@ -218,15 +257,18 @@ export class GdbSession implements DebugTarget {
   /** Why run() stopped, if it was for one of ours (a panic watch is the worker's). */
   private ownStop(): StopReason | null {
     const core = this.m.core;
-    const w = core.watchStop();
-    if (w) {
-      const hit = this.watches.find((x) => w.addr >= x.addr && w.addr < x.addr + BigInt(x.len) && (x.type === Z_ACCESS || ((w.kind & WATCH_WRITE) ? x.type === Z_WRITE : x.type === Z_READ)));
-      if (!hit) return null;
-      const type = hit.type === Z_ACCESS ? 'awatch' : hit.type === Z_WRITE ? 'watch' : 'rwatch';
-      return { kind: 'signal', signal: SIGTRAP, watch: { type, addr: w.addr } };
+    const acc = core.lastTriggerAccess();
+    if (!acc) return this.bps.has(BigInt.asUintN(64, core.pc)) ? { kind: 'signal', signal: SIGTRAP, breakType: 'swbreak' } : null;
+    if (acc.execute) {
+      const pc = BigInt.asUintN(64, core.pc);
+      return this.hw.some((p) => p.type === Z_HW && p.addr === pc) ? { kind: 'signal', signal: SIGTRAP, breakType: 'hwbreak' } : null;
     }
-    const b = this.bps.get(BigInt.asUintN(64, core.pc));
-    return b ? { kind: 'signal', signal: SIGTRAP, breakType: b.hw > 0 ? 'hwbreak' : 'swbreak' } : null;
+    // The watch whose own bytes the access touched (its triggers may cover more).
+    const hit = this.hw.find((p) => p.type !== Z_HW && overlaps(p.addr, BigInt(p.len), acc.addr, BigInt(acc.size)) &&
+      (p.type === Z_ACCESS || (p.type === Z_WRITE ? acc.store : acc.load)));
+    if (!hit) return null;
+    const type = hit.type === Z_ACCESS ? 'awatch' : hit.type === Z_WRITE ? 'watch' : 'rwatch';
+    return { kind: 'signal', signal: SIGTRAP, watch: { type, addr: acc.addr > hit.addr ? acc.addr : hit.addr } };
   }
 
   /** At a grid point of a deterministic run: keep a checkpoint. */
@@ -297,7 +339,7 @@ export class GdbSession implements DebugTarget {
           const again = this.rewind(at.index);
           this.install();
           const got = this.runTo(again, end, true, stops.length - 1);
-          return got.at(-1)!.reason;
+          return this.pointStop(got.at(-1)!.reason);
         }
         end = at.instret;
         if (at.index === 0) break;
@@ -316,7 +358,7 @@ export class GdbSession implements DebugTarget {
   private install(): void {
     const core = this.m.core;
     for (const [addr, b] of this.bps) core.setBreakpoint(b.slot, addr);
-    for (const w of this.watches) core.setWatchpoint(w.slot, { va: w.addr, len: w.len, kind: watchKind(w.type) });
+    for (const p of this.hw) for (const t of p.triggers) core.setTrigger(t.slot, t.spec);
   }
 
   // ---- DebugTarget ----
@@ -377,12 +419,11 @@ export class GdbSession implements DebugTarget {
 
   insertPoint(type: PointType, addr: bigint, len: number): boolean {
     const core = this.m.core;
-    if (type <= 1) {
+    if (type === Z_SW) {
       if ((addr & 1n) !== 0n) return false;
       const b = this.bps.get(addr);
       if (b) {
-        if (type === 0) b.sw++;
-        else b.hw++;
+        b.count++;
         return true;
       }
       const used = new Set([...this.bps.values()].map((x) => x.slot));
@@ -390,40 +431,65 @@ export class GdbSession implements DebugTarget {
       while (slot < MAX_BREAKPOINTS && (used.has(slot) || core.breakpoint(slot) !== null)) slot++;
       if (slot >= MAX_BREAKPOINTS) return false;
       core.setBreakpoint(slot, addr);
-      this.bps.set(addr, { slot, sw: type === 0 ? 1 : 0, hw: type === 0 ? 0 : 1 });
+      this.bps.set(addr, { slot, count: 1 });
       return true;
     }
-    if (!Number.isInteger(len) || len < 1 || len > 0x10000) return false;
-    const used = new Set(this.watches.map((w) => w.slot));
-    let slot = 0;
-    while (slot < MAX_WATCHPOINTS && used.has(slot)) slot++;
-    if (slot >= MAX_WATCHPOINTS) return false;
-    try {
-      core.setWatchpoint(slot, { va: addr, len, kind: watchKind(type) });
-    } catch {
-      return false;
-    }
-    this.watches.push({ type, addr, len, slot });
+    if (type === Z_HW ? (addr & 1n) !== 0n : !Number.isInteger(len) || len < 1 || len > MAX_WATCH) return false;
+    if (addr + BigInt(type === Z_HW ? 1 : len) > 1n << 64n) return false;
+    const free = this.freeTriggers(core);
+    if (free.length === 0) return false;
+    const ranges = type === Z_HW ? [{ address: addr, length: 1n }] : coverRange(addr, BigInt(len), free.length);
+    const triggers = ranges.map((r, i) => ({
+      slot: free[i],
+      spec: { address: r.address, length: r.length, execute: type === Z_HW, load: type === Z_READ || type === Z_ACCESS, store: type === Z_WRITE || type === Z_ACCESS },
+    }));
+    for (const t of triggers) core.setTrigger(t.slot, t.spec);
+    this.hw.push({ type, addr, len: type === Z_HW ? 1 : len, triggers });
     return true;
+  }
+
+  private describeTriggers(core: CpuCore): string {
+    const lines: string[] = [];
+    for (let i = 0; i < MAX_TRIGGERS; i++) {
+      const p = this.hw.find((x) => x.triggers.some((t) => t.slot === i));
+      const t = core.trigger(i);
+      if (p) {
+        const what = ['', 'hbreak', 'watch', 'rwatch', 'awatch'][p.type];
+        const spec = p.triggers.find((x) => x.slot === i)!.spec;
+        lines.push(`trigger ${i}: debugger, ${what} 0x${p.addr.toString(16)} (${p.len} bytes), matches 0x${spec.address.toString(16)}..0x${(spec.address + spec.length! - 1n).toString(16)}`);
+      } else if (t.tdata1 >> 60n === TRIGGER_DISABLED) {
+        lines.push(`trigger ${i}: free`);
+      } else {
+        lines.push(`trigger ${i}: guest, tdata1 0x${t.tdata1.toString(16)} tdata2 0x${t.tdata2.toString(16)}`);
+      }
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  /** Triggers neither the guest nor this session uses, lowest first. */
+  private freeTriggers(core: CpuCore): number[] {
+    const ours = new Set(this.hw.flatMap((p) => p.triggers.map((t) => t.slot)));
+    const free: number[] = [];
+    for (let i = 0; i < MAX_TRIGGERS; i++) if (!ours.has(i) && core.trigger(i).tdata1 >> 60n === TRIGGER_DISABLED) free.push(i);
+    return free;
   }
 
   removePoint(type: PointType, addr: bigint, len: number): boolean {
     const core = this.m.core;
-    if (type <= 1) {
+    if (type === Z_SW) {
       const b = this.bps.get(addr);
-      if (!b || (type === 0 ? b.sw : b.hw) === 0) return false;
-      if (type === 0) b.sw--;
-      else b.hw--;
-      if (b.sw + b.hw === 0) {
+      if (!b) return false;
+      if (--b.count === 0) {
         core.setBreakpoint(b.slot, null);
         this.bps.delete(addr);
       }
       return true;
     }
-    const i = this.watches.findIndex((w) => w.type === type && w.addr === addr && w.len === len);
+    // A hardware breakpoint's length is the instruction's size, not part of its identity.
+    const i = this.hw.findIndex((p) => p.type === type && p.addr === addr && (type === Z_HW || p.len === len));
     if (i < 0) return false;
-    core.setWatchpoint(this.watches[i].slot, null);
-    this.watches.splice(i, 1);
+    for (const t of this.hw[i].triggers) core.setTrigger(t.slot, null);
+    this.hw.splice(i, 1);
     return true;
   }
 
@@ -433,9 +499,11 @@ export class GdbSession implements DebugTarget {
       return [
         'monitor instret        instructions the guest has retired',
         'monitor history        how far back reverse execution can go (deterministic runs)',
+        `monitor triggers       the ${MAX_TRIGGERS} hardware triggers (hbreak, watch, rwatch, awatch): who holds each`,
       ].join('\n');
     }
     if (cmd === 'instret') return `${core.instret}\n`;
+    if (cmd === 'triggers') return this.describeTriggers(core);
     if (cmd === 'history') {
       const h = this.history;
       if (!h) return 'no reverse execution: start the VM with --deterministic\n';
@@ -445,8 +513,4 @@ export class GdbSession implements DebugTarget {
     }
     return null;
   }
-}
-
-function watchKind(type: PointType): number {
-  return type === Z_WRITE ? WATCH_WRITE : type === Z_READ ? WATCH_READ : WATCH_READ | WATCH_WRITE;
 }

@@ -621,7 +621,10 @@ async function main(): Promise<void> {
       }
       snapAt = null;
     }
-    while (script.length && BigInt(script[0].instret) <= m.core.instret) m.pushConsoleInput(new TextEncoder().encode(script.shift()!.data));
+    while (script.length && BigInt(script[0].instret) <= m.core.instret) {
+      m.pushConsoleInput(new TextEncoder().encode(script.shift()!.data));
+      gdb?.inputArrived();
+    }
     const statsAsked = Atomics.load(ctrl, CTRL_STATS);
     if (statsAsked !== statsSeen) {
       statsSeen = statsAsked;
@@ -674,7 +677,10 @@ async function main(): Promise<void> {
       for (const x of marks) slice = Math.min(slice, Number(BigInt(x) - now));
     }
     if (gdb) slice = gdb.limitSlice(slice);
-    if (pendingInput(control) > 0) m.pushConsoleInput(pullInput(control, 4096));
+    if (pendingInput(control) > 0) {
+      m.pushConsoleInput(pullInput(control, 4096));
+      gdb?.inputArrived();
+    }
     // Taken before looking at the rings: a frame queued after this point wakes the idle wait below.
     const wakeSeen = Atomics.load(ctrl, CTRL_WAKE);
     if (nics.length) m.pollNics();

@@ -2,8 +2,8 @@
    register, so tsvisor and QEMU reach `step_here` in the same state whatever
    their boot conventions; warms a function up until tsvisor translates it;
    then `step_here` (on a page of its own, so a breakpoint there does not keep
-   the hot code from being translated) calls it, and increments the global
-   `counter` three times for the watchpoint tests. Ends by powering off through
+   the hot code from being translated) calls it, increments the global
+   `counter` three times and loads from `pair` for the watchpoint tests. Ends by powering off through
    the SiFive test device. Runs in M- or S-mode, with paging off. */
 
   .section .text.start, "ax"
@@ -51,6 +51,19 @@ count_loop:
   sd t2, 0(t0)
   addi t1, t1, -1
   bnez t1, 3b
+  /* Two loads of `pair` for a read watchpoint on its first 12 bytes: the
+     first reads bytes 12..15 (inside the trigger's 16-byte cover, outside the
+     range), the second bytes 8..15. Uncompressed, so the test knows the pcs. */
+  .option push
+  .option norvc
+  .globl near_miss
+near_miss:
+  la t0, pair
+  lw t2, 12(t0)
+  .globl near_hit
+near_hit:
+  ld t2, 8(t0)
+  .option pop
   .globl done
 done:
   li t0, 0x100000
@@ -63,6 +76,9 @@ done:
   .globl counter
 counter: .dword 0
 buf: .space 64
+  .balign 16
+  .globl pair
+pair: .dword 0x1111, 0x2222
   .bss
   .balign 16
   .space 4096
