@@ -55,15 +55,17 @@ test('members register with their capacity, stay through keep-alives, and a clea
   }
   // Keep-alives: after three lease times every host is still there with the same lease.
   const metrics0 = (await hosts[0]!.api('GET', '/metrics')).text;
-  const ops0 = Number(/tsvisor_fleet_etcd_ops (\d+)/.exec(metrics0)?.[1]);
+  const beats0 = Number(/^tsvisor_fleet_heartbeats_total (\d+)/m.exec(metrics0)?.[1]);
+  assert.ok(beats0 >= 0, metrics0);
+  // A keep-alive goes every quarter of the lease: 13 more span over three lease times.
   await until('three lease times of heartbeats', async () => {
     const m = (await hosts[0]!.api('GET', '/metrics')).text;
-    return Number(/tsvisor_fleet_etcd_ops (\d+)/.exec(m)?.[1]) > ops0 + 3 * 4;
+    return Number(/^tsvisor_fleet_heartbeats_total (\d+)/m.exec(m)?.[1]) > beats0 + 12;
   }, 120_000, 200);
   await waitHosts(hosts[2]!, ['h1', 'h2', 'h3'], 1000);
   const m = (await hosts[0]!.api('GET', '/metrics')).text;
   assert.match(m, /tsvisor_fleet_host_up\{host="h2"\} 1/);
-  assert.match(m, /tsvisor_fleet_lease_held 1/);
+  assert.match(m, /^tsvisor_fleet_lease_held 1/m);
 
   // A clean stop revokes the lease: gone at once (well before the lease would expire) and an event says so.
   await hosts[2]!.stop('SIGTERM');
@@ -204,7 +206,7 @@ test('etcd restarted under running VMs: they keep running and every daemon rejoi
   await etcd.restartMember(0);
   await waitHosts(hosts[1]!, ['h1', 'h2', 'h3'], 120_000);
   // Each daemon holds a lease again (a daemon silent for its lease time took a new one).
-  for (const h of hosts) await until(`${h.opts.name} to hold its lease`, async () => /tsvisor_fleet_lease_held 1/.test((await h.api('GET', '/metrics')).text), 60_000, 100);
+  for (const h of hosts) await until(`${h.opts.name} to hold its lease`, async () => /^tsvisor_fleet_lease_held 1/m.test((await h.api('GET', '/metrics')).text), 60_000, 100);
   assert.equal((await owner.api('GET', '/v1/vms/d1')).json.state, 'running');
   const n1 = await instructions(owner, 'd1');
   assert.ok(n1 > n0);

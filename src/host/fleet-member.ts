@@ -37,6 +37,8 @@ export class FleetMember {
   /** When the last heartbeat etcd answered was sent: the lease lives at least until this + ttl. */
   private lastAckSentAt = 0;
   private fenced = false;
+  /** Keep-alives etcd answered. */
+  heartbeats = 0;
   /** HA VMs this host stopped when it fenced itself: restarted here if nobody took them. */
   private readonly fencedVms = new Set<string>();
   private timers: NodeJS.Timeout[] = [];
@@ -148,6 +150,7 @@ export class FleetMember {
       const r = await this.lease.keepaliveOnce({ deadline: Date.now() + Math.max(500, (this.ttl * 1000) / 4) });
       if (Number(r.TTL) <= 0) throw new Error('lease expired at etcd');
       this.lastAckSentAt = sentAt;
+      this.heartbeats++;
       await this.publishHost();
       await this.flushEvents();
     } catch (e) {

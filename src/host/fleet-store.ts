@@ -46,9 +46,9 @@ export class FleetStore {
       hosts: opts.endpoints,
       // Each call has a deadline (streams excepted): an unreachable etcd must fail calls, not hang them.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (opts.callTimeoutMs ?? 5000) }),
-      // A failing endpoint is not retried forever inside the client: our own loops retry.
-      retry: false,
-    } as IOptions;
+      // Connecting to a dead endpoint gives up quickly: the loops retry.
+      dialTimeout: Math.min(opts.callTimeoutMs ?? 5000, 3000),
+    };
     if (tls) {
       io.credentials = {
         rootCertificate: readFileSync(opts.caFile!),

@@ -32,10 +32,19 @@ export function addFleetMetrics(reg: Registry, fleet: FleetMember): void {
   hostGauge('tsvisor_fleet_host_unschedulable', '1 for a drained host', (h) => (fleet.snapshot.unschedulable.has(h.name) ? 1 : 0));
   new Gauge({
     name: 'tsvisor_fleet_lease_held',
-    help: '1 while this daemon holds its fleet lease (0: fenced or rejoining)',
+    help: 'whether this daemon holds its fleet lease (1) or not (0: fenced or rejoining)',
     registers: [reg],
     collect() {
       this.set(fleet.leaseHeld ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'tsvisor_fleet_heartbeats_total',
+    help: 'keep-alives of this daemon\'s fleet lease that etcd answered',
+    registers: [reg],
+    collect() {
+      this.reset();
+      this.inc(fleet.heartbeats);
     },
   });
   new Gauge({
