@@ -9,7 +9,7 @@ import type { Lease } from 'etcd3';
 import type { Host } from './registry.js';
 import type { OutgoingMigrations } from './migration-out.js';
 import { FleetStore, type EtcdConnectOptions } from './fleet-store.js';
-import { imagesOf, type PlacementPolicy } from './fleet-placement.js';
+import { imagesOf, rankHosts, type PlacementPolicy } from './fleet-placement.js';
 import { NAME_RE, allocatedMiB, type DrainRecord, type DrainVm, type FleetEvent, type HostRecord, type VmRecord } from './fleet-records.js';
 import { ApiError } from './validate.js';
 import type { CreateVmRequest } from './types.js';
@@ -247,6 +247,18 @@ export class FleetMember {
     const cur = (await this.store.vm(name)).value;
     if (this.leaving.has(name)) return; // leaving by a drain this host runs
     if (vm.state === 'running' || vm.state === 'paused') {
+      // Moved here by a plain migration: the host the record names no longer has it, so the record follows.
+      const owner = cur ? (await this.store.hosts()).find((h) => h.name === cur.host) : undefined;
+      if (owner && cur) {
+        const there = await this.call(owner, 'GET', `/v1/vms/${encodeURIComponent(name)}`, undefined, [404]).catch(() => null);
+        const rec = this.recordOf(name);
+        if (there?.status === 404 && rec) {
+          await this.store.claim(this.name, Number.MAX_SAFE_INTEGER, rec, true);
+          await this.store.release(owner.name, name, false);
+          this.published.set(name, JSON.stringify([rec.state, rec.memory, rec.ha]));
+          return;
+        }
+      }
       if (!this.published.has(`conflict:${name}`)) {
         this.published.set(`conflict:${name}`, '1');
         this.log(`${name}: runs here but ${why}`);
@@ -475,6 +487,32 @@ export class FleetMember {
     } finally {
       this.leaving.delete(item.name);
     }
+  }
+
+  /**
+   * Live-migrate a VM of the fleet to `to` (or to a host chosen by policy):
+   * asked of the daemon that runs it, with the fleet token for the destination.
+   */
+  async migrateVm(name: string, to: string | undefined, policy: PlacementPolicy): Promise<{ from: string; to: string; progress: unknown }> {
+    const cur = (await this.store.vm(name)).value;
+    if (!cur) throw new ApiError(404, `no VM named '${name}' in the fleet`);
+    const [hosts, scheds, allocs] = await Promise.all([this.store.hosts(), this.store.scheds(), this.store.allocs()]);
+    const owner = hosts.find((h) => h.name === cur.host);
+    if (!owner) throw new ApiError(409, `${name}'s host ${cur.host} is not alive`);
+    let target: HostRecord | undefined;
+    if (to !== undefined) {
+      target = hosts.find((h) => h.name === to);
+      if (!target) throw new ApiError(404, `no live host named '${to}' in the fleet`);
+      if (target.name === owner.name) throw new ApiError(409, `${name} already runs on ${to}`);
+    } else {
+      const { ranked, why } = rankHosts(hosts, new Map([...allocs].map(([k, v]) => [k, v.value])), scheds, { memory: cur.memory, policy, exclude: [owner.name] });
+      target = ranked[0]?.host;
+      if (!target) throw new ApiError(409, `placement: ${why}`);
+    }
+    const body = { to: target.url.replace(/\/$/, ''), token: this.opts.token };
+    const progress = owner.name === this.name ? await this.outgoing.start(name, body) : (await this.call(owner, 'POST', `/v1/vms/${encodeURIComponent(name)}/migrate`, body)).body;
+    await this.event({ kind: 'migrated', host: target.name, vm: name, message: `${name}: live migration from ${owner.name} to ${target.name} started` });
+    return { from: owner.name, to: target.name, progress };
   }
 
   async undrain(hostName: string): Promise<void> {

@@ -337,6 +337,16 @@ async function fleetRoute(ctx: RouteContext, req: IncomingMessage, res: ServerRe
     const body = parseJsonBody(await readBody(req));
     return send(res, 201, await fleet.createPlaced(body));
   }
+  if (a === 'vms' && b !== undefined && c === 'migrate') {
+    allow(['POST']);
+    const text = await readBody(req);
+    const body = parseJsonBody(text.trim() === '' ? '{}' : text) as { to?: unknown; policy?: unknown };
+    if (typeof body !== 'object' || body === null || Object.keys(body).some((k) => k !== 'to' && k !== 'policy')) throw new ApiError(400, 'body: {"to": HOST, "policy": "spread" | "pack"} (both optional)');
+    if (body.to !== undefined && typeof body.to !== 'string') throw new ApiError(400, 'to: a host name');
+    const policy = body.policy ?? 'spread';
+    if (policy !== 'spread' && policy !== 'pack') throw new ApiError(400, 'policy: spread or pack');
+    return send(res, 202, await fleet.migrateVm(b, body.to, policy));
+  }
   if (a === 'events' && b === undefined) {
     allow(['GET']);
     return send(res, 200, await fleet.store.events());
