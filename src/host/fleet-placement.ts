@@ -61,6 +61,24 @@ export function rankHosts(
   return { ranked, why };
 }
 
+/**
+ * The candidate to try: the best one, except among near-equals. Concurrent
+ * placements that all took "the best" host would all compare the same
+ * allocation revision and all but one would lose; so spread picks at random
+ * among the hosts with at least 90% of the best one's free memory (at most
+ * 16), and every retry (either policy) widens the choice by one more host.
+ */
+export function pickCandidate(ranked: Candidate[], policy: PlacementPolicy, attempt: number, random: () => number = Math.random): Candidate | undefined {
+  if (ranked.length === 0) return undefined;
+  let pool = 1;
+  if (policy === 'spread') {
+    const best = ranked[0]!.freeMiB;
+    while (pool < ranked.length && pool < 16 && ranked[pool]!.freeMiB >= best * 0.9) pool++;
+  }
+  pool = Math.min(ranked.length, pool + attempt);
+  return ranked[Math.floor(random() * pool)];
+}
+
 /** Image names a create request needs on the host: kernel, initrd, System.map and disks, relative to the images directory. */
 export function imagesOf(def: { kernel: string; initrd?: string; disks?: { path: string }[] }): string[] {
   const out = [def.kernel];

@@ -8,7 +8,7 @@ import { Etcd3, type IOptions, type Namespace } from 'etcd3';
 import {
   FLEET_EVENTS, keys, parseRecord, type AllocRecord, type DrainRecord, type FleetEvent, type HostRecord, type SchedRecord, type VmRecord,
 } from './fleet-records.js';
-import { rankHosts, type PlacementRequest } from './fleet-placement.js';
+import { pickCandidate, rankHosts, type PlacementRequest } from './fleet-placement.js';
 import { ApiError } from './validate.js';
 
 export interface EtcdConnectOptions {
@@ -153,7 +153,7 @@ export class FleetStore {
       const [hosts, allocs, scheds, existing] = await Promise.all([this.hosts(), this.allocs(), this.scheds(), this.vm(rec.name)]);
       if (existing.mod !== '0') throw new ApiError(409, `name: a VM named '${rec.name}' already exists in the fleet (on ${existing.value?.host ?? 'an unknown host'})`);
       const { ranked, why } = rankHosts(hosts, new Map([...allocs].map(([k, v]) => [k, v.value])), scheds, req);
-      const c = ranked[0];
+      const c = pickCandidate(ranked, req.policy, i);
       if (!c) throw new ApiError(409, `placement: ${why}`);
       const a = allocs.get(c.host.name) ?? { value: null, mod: '0' };
       const next: AllocRecord = { vms: { ...(a.value?.vms ?? {}), [rec.name]: rec.memory } };
@@ -180,7 +180,7 @@ export class FleetStore {
       if (!cur.value) return null;
       if (expectMod !== undefined && cur.mod !== expectMod) return null; // someone else moved it
       const { ranked, why } = rankHosts(hosts, new Map([...allocs].map(([k, v]) => [k, v.value])), scheds, { ...req, memory: cur.value.memory });
-      const c = ranked[0];
+      const c = pickCandidate(ranked, req.policy, i);
       if (!c) throw new ApiError(409, `placement: ${why}`);
       const a = allocs.get(c.host.name) ?? { value: null, mod: '0' };
       const record: VmRecord = { ...cur.value, host: c.host.name, state, updatedAt: new Date().toISOString() };
