@@ -56,7 +56,37 @@ const etcd = await EtcdCluster.start(join(dir, 'etcd'), 1);
 const etcdPid = etcd.members[0]!.child!.pid!;
 // Simulated hosts share a few clients (gRPC channels), as a handful of real daemons would not: one channel per 100 hosts.
 const clients = Array.from({ length: Math.ceil(HOSTS / 100) }, () => new FleetStore({ endpoints: etcd.endpoints, callTimeoutMs: 30_000 }));
-const sims: { rec: HostRecord; lease: Lease; store: FleetStore; alive: boolean }[] = [];
+const sims: { rec: HostRecord; lease: Lease; id: string; store: FleetStore; alive: boolean }[] = [];
+
+// Keep-alives go over one LeaseKeepAlive stream per client, as an etcd client multiplexes its leases
+// (a keepaliveOnce per beat would open a stream each time and measure the simulator, not etcd).
+const streams = new Map<FleetStore, { write: (id: string) => void; waiting: Map<string, (ttl: number) => void> }>();
+async function streamOf(store: FleetStore) {
+  let st = streams.get(store);
+  if (st) return st;
+  const duplex = await store.client.leaseClient.leaseKeepAlive();
+  const waiting = new Map<string, (ttl: number) => void>();
+  duplex.on('data', (r) => {
+    const done = waiting.get(String(r.ID));
+    waiting.delete(String(r.ID));
+    done?.(Number(r.TTL));
+  });
+  duplex.on('error', () => {
+    for (const done of waiting.values()) done(-1);
+    waiting.clear();
+  });
+  st = { write: (id) => duplex.write({ ID: id }), waiting };
+  streams.set(store, st);
+  return st;
+}
+/** One keep-alive: the lease's remaining TTL (0 or less: expired; -1: the stream failed). */
+async function beat(s: { id: string; store: FleetStore }): Promise<number> {
+  const st = await streamOf(s.store);
+  return new Promise((resolve) => {
+    st.waiting.set(s.id, resolve);
+    st.write(s.id);
+  });
+}
 
 try {
   log(`bench:fleet: registering ${HOSTS} hosts (lease ${LEASE} s)`);
@@ -74,7 +104,7 @@ try {
           freeMemoryMiB: 60000, images: ['vmlinux', 'initrd'], labels: { zone: `z${n % 3}` }, vms: 0, startedAt: new Date().toISOString(), leaseSeconds: LEASE,
         };
         await store.putHost(rec, id);
-        sims.push({ rec, lease, store, alive: true });
+        sims.push({ rec, lease, id, store, alive: true });
       }),
     );
   }
@@ -91,8 +121,7 @@ try {
     while (!stopBeats && s.alive) {
       const t = performance.now();
       try {
-        const r = await s.lease.keepaliveOnce();
-        if (Number(r.TTL) <= 0) throw new Error('expired');
+        if ((await beat(s)) <= 0) throw new Error('expired');
         rtts.push(performance.now() - t);
         beats++;
       } catch {
@@ -150,12 +179,7 @@ try {
     if (victims.length === 5) break;
     if (!v.alive) continue;
     v.alive = false;
-    try {
-      const r = await v.lease.keepaliveOnce();
-      if (Number(r.TTL) <= 0) continue;
-    } catch {
-      continue;
-    }
+    if ((await beat(v)) <= 0) continue;
     lastBeat.set(v.rec.name, performance.now());
     victims.push(v);
   }

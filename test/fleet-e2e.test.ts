@@ -75,7 +75,8 @@ function checkTicks(name: string): number {
 async function bootToShell(h: MemberDaemon, name: string): Promise<ConsoleClient> {
   const c = await ConsoleClient.open(h.sock, name);
   await c.waitFor('tsvisor guest ready', 900_000);
-  await c.waitFor(/# (\x1b\[6n)?$/, 120_000, c.output.indexOf('tsvisor guest ready'));
+  // The prompt, wherever it is: a late kernel message may follow it on the console.
+  await c.waitFor('~ # ', 120_000, c.output.indexOf('tsvisor guest ready'));
   return c;
 }
 
