@@ -290,6 +290,9 @@ export class FleetMember {
       const vm = this.host.vms.get(name);
       if (!vm || !cur || cur.host !== this.name) continue;
       this.fencedVms.delete(name);
+      const rec = this.recordOf(name);
+      // Touch the record first: a member about to move it (compare on its revision) then loses, and if it won already, the record names it.
+      if (!rec || (await this.store.publishVm(this.name, { ...rec, state: 'restarting' })) === 'elsewhere') continue;
       if (vm.state === 'stopped' || vm.state === 'failed') {
         this.log(`${name}: fenced earlier and still placed here: starting it again`);
         await this.host.start(name).catch((e: unknown) => this.log(`${name}: restart after fencing failed: ${msg(e)}`));

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions, type Namespace } from 'etcd3';
 import {
-  FLEET_EVENTS, keys, parseRecord, type AllocRecord, type DrainRecord, type FleetEvent, type HostRecord, type SchedRecord, type VmRecord,
+  FLEET_EVENTS, NAME_RE, keys, parseRecord, type AllocRecord, type DrainRecord, type FleetEvent, type HostRecord, type SchedRecord, type VmRecord,
 } from './fleet-records.js';
 import { pickCandidate, rankHosts, type PlacementRequest } from './fleet-placement.js';
 import { ApiError } from './validate.js';
@@ -80,9 +80,10 @@ export class FleetStore {
     return out;
   }
 
+  /** Live hosts whose records are well formed (a malformed one is never placed on). */
   async hosts(): Promise<HostRecord[]> {
     const m = await this.getPrefix<HostRecord>(this.k.hosts);
-    return [...m.values()].map((v) => v.value).filter((h): h is HostRecord => h !== null).sort((a, b) => a.name.localeCompare(b.name));
+    return [...m].filter(([k, v]) => v.value !== null && wellFormedHost(k, v.value)).map(([, v]) => v.value!).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async hostNames(): Promise<Set<string>> {
@@ -272,6 +273,13 @@ export class FleetStore {
     const m = await this.getPrefix<FleetEvent>(this.k.events);
     return [...m.values()].map((v) => v.value).filter((e): e is FleetEvent => e !== null && typeof e.seq === 'number').sort((a, b) => a.seq - b.seq);
   }
+}
+
+function wellFormedHost(key: string, h: HostRecord): boolean {
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  return h.name === key && NAME_RE.test(h.name) && typeof h.url === 'string' && /^https?:\/\/[^\s/]+\/?$/.test(h.url) &&
+    num(h.cores) && num(h.memoryBudgetMiB) && num(h.leaseSeconds) && Array.isArray(h.images) && h.images.every((i) => typeof i === 'string') &&
+    typeof h.labels === 'object' && h.labels !== null && !Array.isArray(h.labels);
 }
 
 /** A short random wait before retrying a lost transaction, growing with the attempt. */
