@@ -60,19 +60,20 @@ const sims: { rec: HostRecord; lease: Lease; id: string; store: FleetStore; aliv
 
 // Keep-alives go over one LeaseKeepAlive stream per client, as an etcd client multiplexes its leases
 // (a keepaliveOnce per beat would open a stream each time and measure the simulator, not etcd).
-const streams = new Map<FleetStore, { write: (id: string) => void; waiting: Map<string, (ttl: number) => void> }>();
+const streams = new Map<FleetStore, { write: (id: string) => void; waiting: Map<string, ((ttl: number) => void)[]> }>();
 async function streamOf(store: FleetStore) {
   let st = streams.get(store);
   if (st) return st;
   const duplex = await store.client.leaseClient.leaseKeepAlive();
-  const waiting = new Map<string, (ttl: number) => void>();
+  // Answers come in order per lease: the first waiter of that lease gets the first answer.
+  const waiting = new Map<string, ((ttl: number) => void)[]>();
   duplex.on('data', (r) => {
-    const done = waiting.get(String(r.ID));
-    waiting.delete(String(r.ID));
-    done?.(Number(r.TTL));
+    const q = waiting.get(String(r.ID));
+    q?.shift()?.(Number(r.TTL));
+    if (q?.length === 0) waiting.delete(String(r.ID));
   });
   duplex.on('error', () => {
-    for (const done of waiting.values()) done(-1);
+    for (const q of waiting.values()) for (const done of q) done(-1);
     waiting.clear();
   });
   st = { write: (id) => duplex.write({ ID: id }), waiting };
@@ -83,7 +84,9 @@ async function streamOf(store: FleetStore) {
 async function beat(s: { id: string; store: FleetStore }): Promise<number> {
   const st = await streamOf(s.store);
   return new Promise((resolve) => {
-    st.waiting.set(s.id, resolve);
+    const q = st.waiting.get(s.id) ?? [];
+    q.push(resolve);
+    st.waiting.set(s.id, q);
     st.write(s.id);
   });
 }
