@@ -78,7 +78,10 @@ export async function fleetCommand(args: string[], io: MainIo): Promise<number> 
     case 'hosts': {
       needNone();
       const hosts = expectOk(await call(t, 'GET', '/v1/fleet/hosts')) as Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
-      if (values.json) return json(hosts), 0;
+      if (values.json) {
+        json(hosts);
+        return 0;
+      }
       const rows: Row[] = [['HOST', 'STATE', 'CORES', 'BUDGET', 'ALLOCATED', 'VMS', 'LABELS', 'URL']];
       for (const h of hosts) {
         const state = !h.alive ? 'dead' : h.unschedulable ? 'drained' : 'ready';
@@ -91,7 +94,10 @@ export async function fleetCommand(args: string[], io: MainIo): Promise<number> 
     case 'vms': {
       needNone();
       const vms = expectOk(await call(t, 'GET', '/v1/fleet/vms')) as { name: string; host: string; state: string; memory: number; ha: boolean }[];
-      if (values.json) return json(vms), 0;
+      if (values.json) {
+        json(vms);
+        return 0;
+      }
       const rows: Row[] = [['NAME', 'HOST', 'STATE', 'MEMORY', 'HA']];
       for (const v of vms) rows.push([v.name, v.host, v.state, `${v.memory}M`, v.ha ? 'yes' : 'no']);
       printTable(io, rows);
@@ -100,7 +106,10 @@ export async function fleetCommand(args: string[], io: MainIo): Promise<number> 
     case 'events': {
       needNone();
       const evs = expectOk(await call(t, 'GET', '/v1/fleet/events')) as { seq: number; time: string; kind: string; host: string; vm?: string; message: string }[];
-      if (values.json) return json(evs), 0;
+      if (values.json) {
+        json(evs);
+        return 0;
+      }
       for (const e of evs) io.stdout.write(`${e.time}  ${e.kind.padEnd(9)}  ${e.message}\n`);
       return 0;
     }
@@ -129,7 +138,10 @@ export async function fleetCommand(args: string[], io: MainIo): Promise<number> 
         labels[m[1]!] = m[2]!;
       }
       const r = expectOk(await call(t, 'POST', '/v1/fleet/vms', { vm, policy, labels: values.label ? labels : undefined, start: values.start === true })) as { host: string };
-      if (values.json) return json(r), 0;
+      if (values.json) {
+        json(r);
+        return 0;
+      }
       io.stdout.write(`${String(vm.name)}: placed on ${r.host}${values.start ? ' and started' : ''}\n`);
       return 0;
     }
@@ -142,7 +154,10 @@ export async function fleetCommand(args: string[], io: MainIo): Promise<number> 
         await delay(500);
         d = expectOk(await call(t, 'GET', path)) as typeof d;
       }
-      if (values.json) return json(d), 0;
+      if (values.json) {
+        json(d);
+        return 0;
+      }
       io.stdout.write(`${arg}: unschedulable; drain ${d.state}\n`);
       for (const v of d.vms) io.stdout.write(`  ${v.name.padEnd(20)} ${v.phase.padEnd(9)} ${v.to ?? '-'}${v.error ? `  ${v.error}` : ''}\n`);
       return d.state === 'incomplete' ? 1 : 0;
