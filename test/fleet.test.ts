@@ -15,7 +15,8 @@ import { EtcdCluster, etcdBinary } from './lib/etcd.js';
 import { MemberDaemon, waitHosts } from './lib/fleet-daemons.js';
 
 const skip = etcdBinary() === null ? 'etcd is not installed (Debian: etcd-server)' : false;
-const LEASE = 4;
+// Longer than the HA tests' lease: 50 placements at once on a loaded machine must not look like a dead host.
+const LEASE = 8;
 const BUDGET = 256;
 let dir = '';
 let etcd: EtcdCluster;

@@ -147,7 +147,8 @@ export class FleetMember {
         await this.flushEvents();
         return;
       }
-      const r = await this.lease.keepaliveOnce({ deadline: Date.now() + Math.max(500, (this.ttl * 1000) / 4) });
+      // Up to half the lease: a slow answer still counts (the fence decision uses the send time).
+      const r = await this.lease.keepaliveOnce({ deadline: Date.now() + Math.max(1000, (this.ttl * 1000) / 2) });
       if (Number(r.TTL) <= 0) throw new Error('lease expired at etcd');
       this.lastAckSentAt = sentAt;
       this.heartbeats++;

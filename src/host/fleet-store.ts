@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions, type Namespace } from 'etcd3';
+import { noop } from 'cockatiel';
 import {
   FLEET_EVENTS, NAME_RE, keys, parseRecord, type AllocRecord, type DrainRecord, type FleetEvent, type HostRecord, type SchedRecord, type VmRecord,
 } from './fleet-records.js';
@@ -48,6 +49,10 @@ export class FleetStore {
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (opts.callTimeoutMs ?? 5000) }),
       // Connecting to a dead endpoint gives up quickly: the loops retry.
       dialTimeout: Math.min(opts.callTimeoutMs ?? 5000, 3000),
+      // No circuit breaker: the client's default opens for 5 s after three failed calls, so a few
+      // slow reads under load would block the heartbeats longer than a short lease and fence the
+      // host. Every call has its deadline and the loops retry on their own schedule.
+      faultHandling: { host: () => noop, global: noop },
     };
     if (tls) {
       io.credentials = {
