@@ -123,6 +123,7 @@ describe('static files without a token', () => {
       ['/ui/form.js', /^text\/javascript; charset=utf-8$/],
       ['/ui/charts.js', /^text\/javascript; charset=utf-8$/],
       ['/ui/format.js', /^text\/javascript; charset=utf-8$/],
+      ['/ui/fleet.js', /^text\/javascript; charset=utf-8$/],
       ['/ui/vendor/uPlot.esm.js', /^text\/javascript; charset=utf-8$/, 'uplot/dist/uPlot.esm.js'],
       ['/ui/vendor/uPlot.min.css', /^text\/css; charset=utf-8$/, 'uplot/dist/uPlot.min.css'],
     ];
@@ -140,7 +141,7 @@ describe('static files without a token', () => {
     assert.match(app, /tsvisor\.bearer\./);
     assert.doesNotMatch(app, /https?:\/\//, 'no external hosts');
     assert.match((await get('/ui/vendor/uPlot.esm.js')).text, /export\s*\{\s*uPlot as default\s*\}/);
-    for (const m of ['views.js', 'form.js', 'charts.js', 'format.js']) {
+    for (const m of ['views.js', 'form.js', 'charts.js', 'format.js', 'fleet.js']) {
       assert.doesNotMatch((await get(`/ui/${m}`)).text, /https?:\/\//, `${m}: no external hosts`);
     }
   });

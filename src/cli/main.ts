@@ -30,6 +30,7 @@ Commands:
   clone SNAP     start clones of a snapshot in the background (--count N)
   migrate VM     live-migrate a running VM to another daemon (--to URL)
   serve          run the daemon that owns this host's VMs (REST API)
+  fleet          hosts sharing an etcd as one pool: hosts, vms, create, drain, undrain, events
   create, start, pause, resume, stop, reboot, kill, rm, ls, inspect, console, logs, stats,
   snapshot, snapshots, rm-snapshot, gdb
                  manage VMs and snapshots through the daemon (see 'tsvisor help create')
@@ -198,6 +199,8 @@ async function dispatch(argv: string[], io: MainIo): Promise<number> {
       return (await import('./clone-cmd.js')).cloneCommand(rest, io);
     case 'migrate':
       return (await import('./migrate-cmd.js')).migrateCommand(rest, io);
+    case 'fleet':
+      return (await import('./fleet-cmd.js')).fleetCommand(rest, io);
     case 'create': case 'start': case 'pause': case 'resume': case 'stop': case 'reboot': case 'kill':
     case 'rm': case 'ls': case 'inspect': case 'console': case 'logs': case 'stats': case 'snapshot':
     case 'snapshots': case 'rm-snapshot': case 'gdb':
@@ -224,6 +227,9 @@ async function help(topic: string | undefined, io: MainIo): Promise<number> {
       return 0;
     case 'clone':
       io.stdout.write((await import('./clone-cmd.js')).CLONE_HELP);
+      return 0;
+    case 'fleet':
+      io.stdout.write((await import('./fleet-cmd.js')).FLEET_HELP);
       return 0;
     default: {
       const client = await import('./client.js');

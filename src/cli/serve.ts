@@ -1,7 +1,8 @@
 // `tsvisor serve`: run the daemon in the foreground until SIGINT or SIGTERM.
 
 import { cpus as hostCpus, totalmem } from 'node:os';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { FleetOptions } from '../host/fleet-member.js';
 import { join, resolve } from 'node:path';
 import { parseOptions, UsageError, UserError, type MainIo } from './args.js';
 import { parseSize } from '../common/size.js';
@@ -39,6 +40,23 @@ Options:
                          ports below 1024 and 0.0.0.0 must be named explicitly;
                          the --listen port is never open to VMs
   --debug-faults         accept the "debug" create field (fault injection, for tests)
+
+Fleet (docs/fleet.md): hosts that share an etcd act as one pool
+  --fleet ENDPOINTS      join the fleet kept in etcd at ENDPOINTS (comma-separated
+                         http(s)://HOST:PORT); needs --listen and --host-name
+  --host-name NAME       this host's name in the fleet
+  --advertise URL        where the other hosts reach this daemon's TCP API
+                         (default: http://LISTEN_HOST:PORT)
+  --fleet-token-file F   the TCP token every member accepts (default: --token-file;
+                         all members must use the same one)
+  --label KEY=VALUE      a label placement can pin VMs to (repeatable)
+  --lease SECS           heartbeat lease: a host silent this long is dead (default 10)
+  --etcd-prefix P        key prefix in etcd (default tsvisor/)
+  --etcd-user USER       etcd authentication, with --etcd-password-file FILE
+  --etcd-password-file FILE
+  --etcd-ca FILE         TLS: the CA of etcd's certificate (PEM), and a client
+  --etcd-cert FILE       certificate and key when etcd asks for one
+  --etcd-key FILE
   -h, --help             show this help
 `;
 
@@ -65,6 +83,18 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     'debug-faults': { type: 'boolean' },
     'allow-hostfwd': { type: 'string', multiple: true },
     'allow-guestfwd': { type: 'string', multiple: true },
+    fleet: { type: 'string' },
+    'host-name': { type: 'string' },
+    advertise: { type: 'string' },
+    'fleet-token-file': { type: 'string' },
+    label: { type: 'string', multiple: true },
+    lease: { type: 'string' },
+    'etcd-prefix': { type: 'string' },
+    'etcd-user': { type: 'string' },
+    'etcd-password-file': { type: 'string' },
+    'etcd-ca': { type: 'string' },
+    'etcd-cert': { type: 'string' },
+    'etcd-key': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -134,6 +164,8 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
     throw new UsageError((e as Error).message);
   }
 
+  const fleet = values.fleet === undefined ? undefined : fleetOptions(values, token);
+
   const [{ startDaemon }, { defaultWasmPath }] = await Promise.all([import('../host/server.js'), import('../vm/vm-handle.js')]);
   const log = (m: string) => io.stderr.write(`tsvisor serve: ${m}\n`);
   let daemon;
@@ -154,6 +186,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
       workerMaxHeapMiB,
       netPolicy,
       maxConsoleClients,
+      fleet,
       version: process.env.npm_package_version ?? '0.1.0',
       log,
     });
@@ -163,6 +196,7 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
   log(
     `listening on ${daemon.socketPath}${daemon.tcp ? ` and ${daemon.tcp.host}:${daemon.tcp.port}` : ''}; ` +
       `${cpus} CPU(s), memory budget ${memoryBudgetMiB} MiB, images in ${imagesDir}, ${daemon.host.vms.size} VM(s) defined; ` +
+      (daemon.fleet ? `member '${daemon.fleet.name}' of the fleet at ${fleet!.endpoints.join(',')} (lease ${daemon.fleet.ttl} s); ` : '') +
       `VM hostfwd may listen on ${netPolicy.listen.join(' ') || 'nothing'}, VMs may connect to ${netPolicy.connect.join(' ') || 'nothing'} on the host`,
   );
   // Stay up until a signal, then stop the VMs and remove the socket.
@@ -173,4 +207,57 @@ export async function serveCommand(args: string[], io: MainIo): Promise<number> 
   log(`${sig}: stopping VMs`);
   await daemon.close();
   return 0;
+}
+
+function readSecret(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new UserError(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+/** --fleet and its companions, checked before anything starts. */
+function fleetOptions(values: Record<string, string | boolean | string[] | undefined>, token: string | undefined): FleetOptions {
+  const str = (k: string) => values[k] as string | undefined;
+  const endpoints = str('fleet')!.split(',').map((e) => e.trim()).filter(Boolean);
+  if (endpoints.length === 0 || endpoints.some((e) => !/^https?:\/\/[^\s/]+:\d{1,5}\/?$/.test(e))) {
+    throw new UsageError(`invalid --fleet '${str('fleet')}': expected etcd endpoints like http://127.0.0.1:2379[,http://...]`);
+  }
+  if (values.listen === undefined) throw new UsageError('--fleet needs --listen: the other hosts reach this one through its TCP API');
+  const hostName = str('host-name');
+  if (hostName === undefined) throw new UsageError('--fleet needs --host-name NAME');
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(hostName)) throw new UsageError(`invalid --host-name '${hostName}': letters, digits, _ . - (at most 63)`);
+  const advertise = str('advertise') ?? '';
+  if (advertise !== '' && !/^http:\/\/[^\s/]+:\d{1,5}\/?$/.test(advertise)) throw new UsageError(`invalid --advertise '${advertise}': expected http://HOST:PORT`);
+  const fleetToken = str('fleet-token-file') !== undefined ? readSecret(str('fleet-token-file')!, 'the fleet token file') : token;
+  if (!fleetToken) throw new UsageError('--fleet needs a token (--token-file or --fleet-token-file)');
+  const labels: Record<string, string> = {};
+  for (const l of (values.label as string[] | undefined) ?? []) {
+    const m = /^([A-Za-z0-9_.-]{1,63})=([A-Za-z0-9_.-]{0,63})$/.exec(l);
+    if (!m) throw new UsageError(`invalid --label '${l}': expected KEY=VALUE (letters, digits, _ . -)`);
+    labels[m[1]!] = m[2]!;
+  }
+  let leaseSeconds = 10;
+  if (str('lease') !== undefined) {
+    leaseSeconds = Number(str('lease'));
+    if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2 || leaseSeconds > 600) throw new UsageError(`invalid --lease '${str('lease')}': whole seconds from 2 to 600`);
+  }
+  if ((str('etcd-cert') === undefined) !== (str('etcd-key') === undefined)) throw new UsageError('--etcd-cert and --etcd-key go together');
+  if (str('etcd-cert') !== undefined && str('etcd-ca') === undefined) throw new UsageError('--etcd-cert needs --etcd-ca');
+  if (str('etcd-password-file') !== undefined && str('etcd-user') === undefined) throw new UsageError('--etcd-password-file needs --etcd-user');
+  return {
+    endpoints,
+    hostName,
+    advertise,
+    token: fleetToken,
+    labels,
+    leaseSeconds,
+    prefix: str('etcd-prefix'),
+    username: str('etcd-user'),
+    password: str('etcd-password-file') !== undefined ? readSecret(str('etcd-password-file')!, 'the etcd password file') : undefined,
+    caFile: str('etcd-ca'),
+    certFile: str('etcd-cert'),
+    keyFile: str('etcd-key'),
+  };
 }

@@ -6,9 +6,56 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Host } from './registry.js';
+import type { FleetMember } from './fleet-member.js';
+import type { HostRecord } from './fleet-records.js';
 import type { VmSupervisor } from './vm-supervisor.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
+
+/** Per-host fleet gauges (serve --fleet), from the member's last read of etcd (refreshed every second). */
+export function addFleetMetrics(reg: Registry, fleet: FleetMember): void {
+  const hostGauge = (name: string, help: string, value: (h: HostRecord) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['host'],
+      registers: [reg],
+      collect() {
+        this.reset();
+        for (const h of fleet.snapshot.hosts) this.set({ host: h.name }, value(h));
+      },
+    });
+  hostGauge('tsvisor_fleet_host_up', 'hosts holding a fleet lease (1 each)', () => 1);
+  hostGauge('tsvisor_fleet_host_memory_budget_mib', 'memory budget each host offers the fleet', (h) => h.memoryBudgetMiB);
+  hostGauge('tsvisor_fleet_host_allocated_mib', 'memory placed on each host by the fleet', (h) => fleet.snapshot.allocated.get(h.name) ?? 0);
+  hostGauge('tsvisor_fleet_host_vms', 'VMs defined on each host', (h) => h.vms);
+  hostGauge('tsvisor_fleet_host_unschedulable', '1 for a drained host', (h) => (fleet.snapshot.unschedulable.has(h.name) ? 1 : 0));
+  new Gauge({
+    name: 'tsvisor_fleet_lease_held',
+    help: 'whether this daemon holds its fleet lease (1) or not (0: fenced or rejoining)',
+    registers: [reg],
+    collect() {
+      this.set(fleet.leaseHeld ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'tsvisor_fleet_heartbeats_total',
+    help: 'keep-alives of this daemon\'s fleet lease that etcd answered',
+    registers: [reg],
+    collect() {
+      this.reset();
+      this.inc(fleet.heartbeats);
+    },
+  });
+  new Gauge({
+    name: 'tsvisor_fleet_etcd_ops',
+    help: 'etcd operations this daemon has issued',
+    registers: [reg],
+    collect() {
+      this.set(fleet.store.ops);
+    },
+  });
+}
 
 export function createMetrics(host: Host): Registry {
   const reg = new Registry();

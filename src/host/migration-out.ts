@@ -80,6 +80,14 @@ export class OutgoingMigrations {
     return progress;
   }
 
+  /** The progress once the migration of `name` has ended (completed, failed or cancelled). */
+  async finished(name: string): Promise<MigrationProgress> {
+    const m = this.byName.get(name);
+    if (!m) throw new ApiError(404, `VM '${name}' has no migration`);
+    await m.done;
+    return m.progress;
+  }
+
   status(name: string): MigrationProgress {
     const m = this.byName.get(name);
     if (!m) throw new ApiError(404, `VM '${name}' has no migration`);

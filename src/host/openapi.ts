@@ -205,6 +205,23 @@ export function openApiDocument(version: string): Record<string, unknown> {
       '/v1/host/stats': { get: { summary: 'host totals', responses: { '200': { description: 'stats', ...json({ type: 'object' }) } } } },
       '/v1/host/history': { get: { summary: 'the sums over all VMs, sampled like a VM\'s history', responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) } } } },
       '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in memory only)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
+      // The fleet (serve --fleet, docs/fleet.md); a daemon outside a fleet answers 404, an unreachable etcd 503.
+      '/v1/fleet/hosts': { get: { summary: 'the fleet\'s hosts: live ones (capacity, allocation, drained) and dead ones still holding VMs', responses: { '200': { description: 'hosts', ...json({ type: 'array', items: { type: 'object' } }) }, '404': err('not in a fleet'), '503': err('etcd unreachable') } } },
+      '/v1/fleet/vms': {
+        get: { summary: 'every VM of the fleet: host, state, memory, ha', responses: { '200': { description: 'VM records', ...json({ type: 'array', items: { type: 'object' } }) } } },
+        post: {
+          summary: 'place a VM by policy (one etcd transaction) and create it on the chosen host',
+          requestBody: { required: true, ...json({ type: 'object', additionalProperties: false, required: ['vm'], properties: { vm: { $ref: '#/components/schemas/CreateVm' }, policy: { type: 'string', enum: ['spread', 'pack'] }, labels: { type: 'object', additionalProperties: { type: 'string' } }, start: { type: 'boolean' } } }) },
+          responses: { '201': { description: '{host, vm}', ...json({ type: 'object' }) }, '409': err('no host can take it, or the name exists in the fleet') },
+        },
+      },
+      '/v1/fleet/vms/{name}/migrate': { post: { summary: 'live-migrate a VM of the fleet to a host (or one chosen by policy)', parameters: [nameParam], requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { to: { type: 'string' }, policy: { type: 'string', enum: ['spread', 'pack'] } } }) }, responses: { '202': { description: '{from, to, progress}', ...json({ type: 'object' }) } } } },
+      '/v1/fleet/hosts/{host}/drain': {
+        post: { summary: 'drain a host: live-migrate its VMs away, mark it unschedulable', parameters: [{ name: 'host', in: 'path', required: true, schema: { type: 'string' } }], responses: { '202': { description: 'the drain record', ...json({ type: 'object' }) } } },
+        get: { summary: 'the last drain\'s progress', parameters: [{ name: 'host', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'the drain record', ...json({ type: 'object' }) } } },
+      },
+      '/v1/fleet/hosts/{host}/undrain': { post: { summary: 'make a host schedulable again', parameters: [{ name: 'host', in: 'path', required: true, schema: { type: 'string' } }], responses: { '200': { description: 'done', ...json({ type: 'object' }) } } } },
+      '/v1/fleet/events': { get: { summary: 'the fleet\'s events (the last 1000, kept in etcd)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { type: 'object' } }) } } } },
       '/v1/images': { get: { summary: 'regular files of the images directory (and one level of subdirectories), for choosing a kernel, initrd or disk', responses: { '200': { description: 'files', ...json({ type: 'array', items: { $ref: '#/components/schemas/Image' } }) } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': {} } } } } },
     },

@@ -11,6 +11,8 @@ import { openApiDocument } from './openapi.js';
 import { join } from 'node:path';
 import { validateMigrate, type OutgoingMigrations } from './migration-out.js';
 import type { IncomingMigrations } from './migration-in.js';
+import type { FleetMember } from './fleet-member.js';
+import { validateCreate } from './validate.js';
 
 const MAX_BODY = 1024 * 1024;
 
@@ -21,6 +23,8 @@ export interface RouteContext {
   incoming: IncomingMigrations;
   metrics: Registry;
   version: string;
+  /** Set when the daemon is a member of a fleet (serve --fleet). */
+  fleet?: FleetMember;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -137,6 +141,15 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     return;
   }
   if (parts[0] !== 'v1') throw new ApiError(404, `no route ${url.pathname} (the API is under /v1)`);
+  if (parts[1] === 'fleet') {
+    try {
+      return await fleetRoute(ctx, req, res, parts.slice(2), method, allow);
+    } catch (e) {
+      // etcd unreachable, a deadline passed: the fleet is unavailable, the daemon is fine.
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(503, `fleet: etcd: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   const [, a, b, c, ...extra] = parts;
   if (extra.length > 0) throw new ApiError(404, `no route ${url.pathname}`);
 
@@ -195,8 +208,17 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     allow(['GET', 'POST']);
     if (method === 'GET') return send(res, 200, host.list());
     const body = parseJsonBody(await readBody(req));
-    const vm = await host.create(body);
-    return send(res, 201, host.describe(vm));
+    if (!ctx.fleet) return send(res, 201, host.describe(await host.create(body)));
+    // In a fleet the name and the memory are taken in etcd first: no other host can have the name.
+    const config = validateCreate(body, host.limits);
+    if (host.has(config.name)) throw new ApiError(409, `name: a VM named '${config.name}' already exists`);
+    await ctx.fleet.claimLocal(config);
+    try {
+      return send(res, 201, host.describe(await host.create(body)));
+    } catch (e) {
+      if (!host.has(config.name)) await ctx.fleet.releaseLocal(config.name);
+      throw e;
+    }
   }
   const name = b;
   if (c === undefined) {
@@ -211,6 +233,7 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     const force = url.searchParams.get('force');
     if (force !== null && force !== 'true' && force !== 'false') throw new ApiError(400, 'force: must be true or false');
     await host.remove(name, force === 'true');
+    await ctx.fleet?.releaseLocal(name);
     res.writeHead(204);
     res.end();
     return;
@@ -276,4 +299,57 @@ export async function handle(ctx: RouteContext, req: IncomingMessage, res: Serve
     throw new ApiError(400, 'console: needs a WebSocket upgrade');
   }
   throw new ApiError(404, `no route ${url.pathname}`);
+}
+
+/** /v1/fleet/...: the fleet's hosts, VMs, placement, drain and events (docs/fleet.md). */
+async function fleetRoute(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, p: string[], method: string, allow: (m: string[]) => void): Promise<void> {
+  const fleet = ctx.fleet;
+  if (!fleet) throw new ApiError(404, 'this daemon is not a member of a fleet (start it with serve --fleet)');
+  const [a, b, c, ...extra] = p;
+  if (extra.length > 0) throw new ApiError(404, `no route /v1/fleet/${p.join('/')}`);
+  if (a === 'hosts' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, await fleet.hostsView());
+  }
+  if (a === 'hosts' && b !== undefined && c === 'drain') {
+    allow(['POST', 'GET']);
+    if (method === 'GET') {
+      const d = await fleet.store.drain(b);
+      if (!d) throw new ApiError(404, `host '${b}' has not been drained`);
+      return send(res, 200, d);
+    }
+    const body = parseJsonBody((await readBody(req)) || '{}');
+    const policy = (body as { policy?: unknown })?.policy ?? 'spread';
+    if (typeof body !== 'object' || body === null || Object.keys(body).some((k) => k !== 'policy') || (policy !== 'spread' && policy !== 'pack')) {
+      throw new ApiError(400, 'body: {"policy": "spread" | "pack"} or nothing');
+    }
+    return send(res, 202, await fleet.drain(b, policy));
+  }
+  if (a === 'hosts' && b !== undefined && c === 'undrain') {
+    allow(['POST']);
+    await noBody(req);
+    await fleet.undrain(b);
+    return send(res, 200, { host: b, unschedulable: false });
+  }
+  if (a === 'vms' && b === undefined) {
+    allow(['GET', 'POST']);
+    if (method === 'GET') return send(res, 200, await fleet.store.vms());
+    const body = parseJsonBody(await readBody(req));
+    return send(res, 201, await fleet.createPlaced(body));
+  }
+  if (a === 'vms' && b !== undefined && c === 'migrate') {
+    allow(['POST']);
+    const text = await readBody(req);
+    const body = parseJsonBody(text.trim() === '' ? '{}' : text) as { to?: unknown; policy?: unknown };
+    if (typeof body !== 'object' || body === null || Object.keys(body).some((k) => k !== 'to' && k !== 'policy')) throw new ApiError(400, 'body: {"to": HOST, "policy": "spread" | "pack"} (both optional)');
+    if (body.to !== undefined && typeof body.to !== 'string') throw new ApiError(400, 'to: a host name');
+    const policy = body.policy ?? 'spread';
+    if (policy !== 'spread' && policy !== 'pack') throw new ApiError(400, 'policy: spread or pack');
+    return send(res, 202, await fleet.migrateVm(b, body.to, policy));
+  }
+  if (a === 'events' && b === undefined) {
+    allow(['GET']);
+    return send(res, 200, await fleet.store.events());
+  }
+  throw new ApiError(404, `no route /v1/fleet/${p.join('/')}`);
 }

@@ -124,6 +124,10 @@ export const createVmSchema = {
       description: 'with snapshot: start as a clone of it: a new VM generation ID (the guest reseeds its RNG), the NICs\' own MACs, and qcow2 overlays over the snapshot\'s writable disks (in the state directory, made anew at every start)',
     },
     restart: restartSchema,
+    ha: {
+      type: 'boolean',
+      description: 'in a fleet (serve --fleet): restart this VM on another host when its host dies (its disks must be on storage the hosts share); see docs/fleet.md',
+    },
     isolation: {
       type: 'string',
       enum: ['thread', 'process'],

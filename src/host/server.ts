@@ -11,12 +11,14 @@ import { Host, type HostOptions } from './registry.js';
 import { createMetrics } from './metrics.js';
 import { OutgoingMigrations } from './migration-out.js';
 import { IncomingMigrations } from './migration-in.js';
-import { handle, sendError } from './routes.js';
+import { handle, sendError, type RouteContext } from './routes.js';
 import { ApiError } from './validate.js';
 import { checkBearer, checkBearerProtocol, chooseProtocol } from './auth.js';
 import { attachConsoleSocket, CONSOLE_MAX_MESSAGE_BYTES, DEFAULT_MAX_CONSOLE_CLIENTS } from './console-ws.js';
 import { attachGdbSocket, gdbRefusal, GDB_MAX_MESSAGE_BYTES } from './gdb-ws.js';
 import { isUiPath, serveUi } from './ui.js';
+import { FleetMember, type FleetOptions } from './fleet-member.js';
+import { addFleetMetrics } from './metrics.js';
 
 export interface DaemonOptions extends HostOptions {
   socketPath: string;
@@ -26,10 +28,14 @@ export interface DaemonOptions extends HostOptions {
   version: string;
   /** Console WebSocket clients per VM (default 16). */
   maxConsoleClients?: number;
+  /** Join a fleet through etcd (docs/fleet.md); needs `listen`. An empty `advertise` means the TCP listener's address. */
+  fleet?: FleetOptions;
 }
 
 export interface Daemon {
   host: Host;
+  /** This daemon's membership of a fleet, with --fleet. */
+  fleet?: FleetMember;
   socketPath: string;
   /** The TCP address actually bound (port 0 picks one). */
   tcp?: { host: string; port: number };
@@ -107,7 +113,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const host = new Host(opts);
   host.open();
   const metrics = createMetrics(host);
-  const ctx = { host, metrics, version: opts.version, outgoing: new OutgoingMigrations(host), incoming: new IncomingMigrations(host, opts.log) };
+  const ctx: RouteContext = { host, metrics, version: opts.version, outgoing: new OutgoingMigrations(host), incoming: new IncomingMigrations(host, opts.log) };
+  if (opts.fleet && !opts.listen) throw new Error('--fleet needs --listen: the other hosts reach this one through its TCP API');
   // A browser offers the token as a subprotocol (see auth.ts); answer with the console one.
   // maxPayload: a larger console message closes its socket with 1009 before it is buffered whole.
   const wss = new WebSocketServer({ noServer: true, maxPayload: CONSOLE_MAX_MESSAGE_BYTES, handleProtocols: (offered) => chooseProtocol(offered) });
@@ -224,11 +231,30 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     servers.push(t);
   }
 
+  if (opts.fleet) {
+    const advertise = opts.fleet.advertise || `http://${tcp!.host}:${tcp!.port}`;
+    const member = new FleetMember({ ...opts.fleet, advertise }, host, ctx.outgoing);
+    try {
+      await member.start();
+    } catch (e) {
+      member.store.close();
+      await host.close();
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      rmSync(opts.socketPath, { force: true });
+      throw new Error(`cannot join the fleet at ${opts.fleet.endpoints.join(',')}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    ctx.fleet = member;
+    addFleetMetrics(metrics, member);
+  }
+
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
       for (const c of [...wss.clients, ...gdbWss.clients]) c.terminate();
+      ctx.fleet?.stopLoops();
       await host.close();
+      // The VMs are stopped: only now may the others see this host gone (and restart its HA VMs).
+      await ctx.fleet?.close();
       await Promise.all(
         servers.map(
           (s) =>
@@ -244,5 +270,5 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     })();
     return closing;
   };
-  return { host, socketPath: opts.socketPath, tcp, close };
+  return { host, fleet: ctx.fleet, socketPath: opts.socketPath, tcp, close };
 }

@@ -29,6 +29,8 @@ export interface CreateVmRequest {
   gdb?: boolean;
   /** Where the VM runs: a worker thread of the daemon (default) or its own child process. */
   isolation?: 'thread' | 'process';
+  /** In a fleet: restarted on another host when this one dies (docs/fleet.md). */
+  ha?: boolean;
   restart?: { policy: 'no' | 'on-failure' | 'always'; maxRetries?: number };
   debug?: { failAfterMs?: number; hangAfterMs?: number; oomAfterMs?: number };
 }

@@ -45,6 +45,7 @@ const FILES: Record<string, { src: Source; type: string }> = {
   '/ui/form.js': { src: { ui: 'form.js' }, type: JS },
   '/ui/charts.js': { src: { ui: 'charts.js' }, type: JS },
   '/ui/format.js': { src: { ui: 'format.js' }, type: JS },
+  '/ui/fleet.js': { src: { ui: 'fleet.js' }, type: JS },
   '/ui/vendor/uPlot.esm.js': { src: { pkg: 'uplot/dist/uPlot.esm.js' }, type: JS },
   '/ui/vendor/uPlot.min.css': { src: { pkg: 'uplot/dist/uPlot.min.css' }, type: CSS },
   '/ui/vendor/xterm.mjs': { src: { pkg: '@xterm/xterm/lib/xterm.mjs' }, type: JS },

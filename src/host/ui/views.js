@@ -8,6 +8,7 @@
 
 import { $, el, fmtBytes, fmtTime, plainText, uptime, vmPath } from './format.js';
 import { ChartSet } from './charts.js';
+import { initFleet, refreshFleet } from './fleet.js';
 import { buildCreateForm, checkCreateForm, clearFieldErrors, readCreateForm, showFieldError } from './form.js';
 
 /**
@@ -47,7 +48,7 @@ let view = { kind: 'list' };
 let charts = null;
 let logLoadedFor = null; // "name/state" the log view shows
 
-const VIEWS = ['list-view', 'create-view', 'vm-view', 'host-view'];
+const VIEWS = ['list-view', 'create-view', 'vm-view', 'host-view', 'fleet-view'];
 
 function show(id) {
   for (const v of VIEWS) $(v).hidden = v !== id;
@@ -77,6 +78,7 @@ function parseHash() {
   const params = new URLSearchParams(query);
   if (path === 'create') return { kind: 'create', params };
   if (path === 'host') return { kind: 'host' };
+  if (path === 'fleet') return { kind: 'fleet' };
   const m = /^vm\/(.+)$/.exec(path);
   if (m) return { kind: 'vm', name: decodeURIComponent(m[1]) };
   return { kind: 'list' };
@@ -105,6 +107,9 @@ async function route() {
     $('vm-log').textContent = '';
     $('vm-message').textContent = '';
     charts = new ChartSet($('vm-charts'));
+    ctx.refresh();
+  } else if (view.kind === 'fleet') {
+    show('fleet-view');
     ctx.refresh();
   } else {
     show('host-view');
@@ -551,10 +556,12 @@ export function renderSummary(list, host) {
 export async function refreshView(list) {
   if (view.kind === 'vm') await refreshVm(view.name, list.find((v) => v.name === view.name));
   else if (view.kind === 'host') await refreshHost();
+  else if (view.kind === 'fleet') await refreshFleet();
 }
 
 export function initViews(c) {
   ctx = c;
+  initFleet(c);
   window.addEventListener('hashchange', () => void route());
   $('create-form').addEventListener('submit', (ev) => void submitCreate(ev).catch(networkOrShow));
   $('edit-form').addEventListener('submit', (ev) => void submitEdit(ev).catch(networkOrShow));

@@ -1,0 +1,65 @@
+// The fleet page (#/fleet): the fleet's hosts (drain, undrain) and VMs
+// (migrate to a chosen host, or one placement picks), and its last events,
+// through the daemon's /v1/fleet API. A daemon outside a fleet says so.
+
+import { $, el, fmtTime } from './format.js';
+
+let ctx; // { api, showError }
+
+export function initFleet(c) {
+  ctx = c;
+}
+
+async function act(what, method, path, body) {
+  $('fleet-message').textContent = `${what}…`;
+  try {
+    await ctx.api(method, path, body);
+    $('fleet-message').textContent = `${what}: requested`;
+  } catch (e) {
+    if (e instanceof TypeError) throw e;
+    $('fleet-message').textContent = `${what}: ${e.message}`;
+  }
+  await refreshFleet();
+}
+
+export async function refreshFleet() {
+  let hosts;
+  try {
+    hosts = await ctx.api('GET', '/v1/fleet/hosts');
+  } catch (e) {
+    if (e instanceof TypeError) throw e;
+    $('fleet-off').textContent = e.message;
+    $('fleet-off').hidden = false;
+    $('fleet-body').hidden = true;
+    return;
+  }
+  $('fleet-off').hidden = true;
+  $('fleet-body').hidden = false;
+  const [vms, events] = await Promise.all([ctx.api('GET', '/v1/fleet/vms'), ctx.api('GET', '/v1/fleet/events')]);
+  const live = hosts.filter((h) => h.alive).map((h) => h.name);
+
+  const hb = $('fleet-hosts');
+  hb.textContent = '';
+  for (const h of hosts) {
+    const state = !h.alive ? 'dead' : h.unschedulable ? 'drained' : 'ready';
+    const labels = Object.entries(h.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    const actions = el('td');
+    if (h.alive && !h.unschedulable) actions.append(el('button', { type: 'button', onclick: () => void act(`drain ${h.name}`, 'POST', `/v1/fleet/hosts/${encodeURIComponent(h.name)}/drain`, {}) }, 'Drain'));
+    if (h.unschedulable) actions.append(el('button', { type: 'button', onclick: () => void act(`undrain ${h.name}`, 'POST', `/v1/fleet/hosts/${encodeURIComponent(h.name)}/undrain`) }, 'Undrain'));
+    hb.append(el('tr', {}, el('td', {}, h.name), el('td', {}, state), el('td', {}, h.cores === undefined ? '-' : String(h.cores)),
+      el('td', {}, `${h.allocatedMiB} / ${h.memoryBudgetMiB ?? '-'} MiB`), el('td', {}, String(h.allocatedVms)), el('td', {}, labels || '-'), actions));
+  }
+
+  const vb = $('fleet-vms');
+  vb.textContent = '';
+  for (const v of vms) {
+    const select = el('select', { 'aria-label': `destination of ${v.name}` }, el('option', { value: '' }, 'any host'), ...live.filter((n) => n !== v.host).map((n) => el('option', { value: n }, n)));
+    const go = el('button', { type: 'button', onclick: () => void act(`migrate ${v.name}`, 'POST', `/v1/fleet/vms/${encodeURIComponent(v.name)}/migrate`, select.value ? { to: select.value } : {}) }, 'Migrate');
+    const actions = v.state === 'running' ? el('td', {}, select, ' ', go) : el('td', { className: 'dim' }, '-');
+    vb.append(el('tr', {}, el('td', {}, v.name), el('td', {}, v.host), el('td', {}, v.state), el('td', {}, `${v.memory} MiB`), el('td', {}, v.ha ? 'yes' : 'no'), actions));
+  }
+
+  const ul = $('fleet-events');
+  ul.textContent = '';
+  for (const e of events.slice(-50).reverse()) ul.append(el('li', {}, el('span', { className: 'dim' }, `${fmtTime(e.time)} ${e.kind} `), e.message));
+}
