@@ -411,7 +411,7 @@ async function followMigration(name, to, first) {
         $('migrate-progress').hidden = false;
         $('migrate-text').textContent = migrationText({ ...p, to });
       }
-      await new Promise((res) => setTimeout(res, 500));
+      await new Promise((res) => setTimeout(res, 300));
       try {
         const r = await tryApi('GET', vmPath(name, '/migrate'));
         if (r.error) p = { ...p, phase: 'failed', error: r.error.message };
@@ -431,7 +431,8 @@ async function followMigration(name, to, first) {
   if (p.phase === 'completed') {
     msg.className = 'message';
     msg.append(
-      `${name} migrated to ${to} in ${((p.totalMs ?? 0) / 1000).toFixed(1)} s (downtime ${Math.round(p.downtimeMs ?? 0)} ms, ${fmtBytes(p.bytesSent)} in ${p.round} round${p.round === 1 ? '' : 's'}); it runs there now: `,
+      `${name} migrated to ${to} in ${((p.totalMs ?? 0) / 1000).toFixed(1)} s (downtime ${Math.round(p.downtimeMs ?? 0)} ms, ` +
+        `${fmtBytes(p.bytesSent)} in ${p.round} round${p.round === 1 ? '' : 's'}${p.throttlePercent > 0 ? `, guest throttled up to ${p.throttlePercent}%` : ''}); it runs there now: `,
       el('a', { href: `${to}/ui/#/vm/${encodeURIComponent(name)}`, rel: 'noopener', target: '_blank' }, 'open it there'),
     );
   } else {
