@@ -385,8 +385,9 @@ export class Host {
   async forgetMigratedAway(vm: VmSupervisor, to: string): Promise<void> {
     await this.serialized(vm.name, async () => {
       this.events.add(vm.name, 'migrated', `migrated to ${to}: it runs there now`);
-      await vm.endMigratedAway();
+      // Marked first: ending the copy that left is no 'stopped' event (the VM did not stop).
       vm.removed = true;
+      await vm.endMigratedAway();
       this.store.remove(vm.name);
       // The console log stays: the output up to the move is only here (a VM that comes back appends to it).
       if (this.vms.get(vm.name) === vm) this.vms.delete(vm.name);
@@ -660,7 +661,7 @@ export class Host {
         else this.events.add(vm.name, 'started', vm.config.snapshot !== undefined ? `started from snapshot ${vm.config.snapshot}` : 'started');
         restarts = vm.restarts;
       } else if (s === 'paused') this.events.add(vm.name, 'paused', 'paused');
-      else if (s === 'stopped') this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
+      else if (s === 'stopped' && !vm.removed) this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
       else if (s === 'failed') this.events.add(vm.name, 'failed', `failed: ${vm.lastFailure ?? 'unknown reason'}`, 'error');
     });
     return vm;

@@ -86,6 +86,7 @@ async function route() {
     $('vm-message').textContent = '';
     $('migrate-form').hidden = true;
     $('migrate-form-message').textContent = '';
+    $('vm-view').classList.remove('gone');
     charts = new ChartSet($('vm-charts'));
     ctx.refresh();
   } else {
@@ -591,6 +592,10 @@ async function refreshVm(name, listed) {
       $('vm-state').textContent = 'migrated away';
       $('vm-state').className = 'state state-stopped';
       for (const b of $('vm-actions').querySelectorAll('button')) b.disabled = true;
+      // What the page showed was the copy that left: only its last state, greyed out.
+      $('vm-facts').textContent = '';
+      $('vm-facts').append(...fact('State', `runs at ${movedAway.get(name)} now`));
+      $('vm-view').classList.add('gone');
       return;
     }
     $('vm-message').textContent = `No VM named '${name}' (deleted?).`;
