@@ -19,6 +19,9 @@ import { WebSocket } from 'ws';
 import { api, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { bearerProtocol, checkBearerProtocol, chooseProtocol, readToken } from '../src/host/auth.js';
 
+/** The migrate form names the address it wants as http://HOST:PORT: a placeholder, not a host the page loads from. */
+const noPlaceholder = (text: string) => text.replaceAll('http://HOST:PORT', '');
+
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 const require = createRequire(import.meta.url);
 // Characters that a raw subprotocol could not carry (HTTP headers take a non-ASCII token badly, see below).
@@ -101,7 +104,7 @@ describe('static files without a token', () => {
     assert.equal(r.headers['x-content-type-options'], 'nosniff');
     assert.match(r.text, /<script type="module" src="app.js"><\/script>/);
     assert.match(r.text, /href="vendor\/xterm.css"/);
-    assert.doesNotMatch(r.text, /https?:\/\//, 'no external hosts');
+    assert.doesNotMatch(noPlaceholder(r.text), /https?:\/\//, 'no external hosts');
     // Served over TCP, the page knows it needs the token (and asks before calling the API).
     assert.match(r.text, /<html lang="en" data-auth="token">/);
     const redirect = await get('/ui');
@@ -140,7 +143,7 @@ describe('static files without a token', () => {
     assert.doesNotMatch(app, /https?:\/\//, 'no external hosts');
     assert.match((await get('/ui/vendor/uPlot.esm.js')).text, /export\s*\{\s*uPlot as default\s*\}/);
     for (const m of ['views.js', 'form.js', 'charts.js', 'format.js']) {
-      assert.doesNotMatch((await get(`/ui/${m}`)).text, /https?:\/\//, `${m}: no external hosts`);
+      assert.doesNotMatch(noPlaceholder((await get(`/ui/${m}`)).text), /https?:\/\//, `${m}: no external hosts`);
     }
   });
 
