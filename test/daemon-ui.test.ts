@@ -14,6 +14,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { api, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
@@ -145,6 +146,45 @@ describe('static files without a token', () => {
     for (const m of ['views.js', 'form.js', 'charts.js', 'format.js']) {
       assert.doesNotMatch(noPlaceholder((await get(`/ui/${m}`)).text), /https?:\/\//, `${m}: no external hosts`);
     }
+  });
+
+  test('compressed when the browser takes gzip, and an unchanged file is a 304 without a body', async () => {
+    const raw = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+        const q = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        q.on('error', reject);
+        q.end();
+      });
+    const original = readFileSync(require.resolve('@xterm/xterm/lib/xterm.mjs'));
+    const gz = await raw('/ui/vendor/xterm.mjs', { 'accept-encoding': 'gzip, deflate, br' });
+    assert.equal(gz.status, 200);
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(gz.headers.vary, 'Accept-Encoding');
+    assert.ok(gz.body.length < original.length / 2, `${gz.body.length} bytes for ${original.length}`);
+    assert.deepEqual(gunzipSync(gz.body), original);
+    // Refused with q=0, or not offered: the plain bytes.
+    for (const ae of ['gzip;q=0', 'br', undefined]) {
+      const plain = await raw('/ui/vendor/xterm.mjs', ae ? { 'accept-encoding': ae } : {});
+      assert.equal(plain.headers['content-encoding'], undefined, String(ae));
+      assert.deepEqual(plain.body, original);
+    }
+    const etag = String(gz.headers.etag);
+    assert.match(etag, /^"[\w-]{22}"$/);
+    const again = await raw('/ui/vendor/xterm.mjs', { 'if-none-match': etag, 'accept-encoding': 'gzip' });
+    assert.equal(again.status, 304);
+    assert.equal(again.body.length, 0);
+    assert.equal((await raw('/ui/vendor/xterm.mjs', { 'if-none-match': '"other"' })).status, 200);
+    // The page's tag differs by listener: the TCP page carries data-auth, the socket's does not.
+    const page = await raw('/ui/', {});
+    assert.equal(page.headers['content-security-policy'] !== undefined, true);
+    assert.match(page.body.toString('utf8'), /data-auth="token"/);
+    const pageAgain = await raw('/ui/', { 'if-none-match': String(page.headers.etag) });
+    assert.equal(pageAgain.status, 304);
+    assert.ok(pageAgain.headers['content-security-policy'], 'a 304 keeps the page\'s headers');
   });
 
   test('unknown files, other methods, paths that try to leave /ui/', async () => {
