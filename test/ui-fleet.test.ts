@@ -166,8 +166,17 @@ describe('snapshots, clones, migration and restarts in chromium', { skip }, () =
     await pageA.locator('#clone-message a', { hasText: 'twin-1' }).click();
     await pageA.waitForURL(/#\/vm\/twin-1$/);
     await pageA.locator('#vm-events li[data-kind="started"]', { hasText: 'from snapshot basesnap' }).waitFor({ timeout: 30_000 });
+    // A snapshot its clones are defined from cannot be deleted (the button says why); an unused one can.
+    assert.equal((await apiA('PUT', '/v1/vms/base/snapshot', { dir: 'spare' })).status, 200);
     await pageA.goto(`${a.url}/ui/#/host`);
-    await pageA.locator('#host-snapshots li[data-snapshot="basesnap"] button[data-action="clone"]').waitFor();
+    const used = pageA.locator('#host-snapshots li[data-snapshot="basesnap"] button[data-action="delete"]');
+    await used.waitFor();
+    assert.equal(await used.isDisabled(), true);
+    assert.match(String(await used.getAttribute('title')), /used by twin-1, twin-2/);
+    await pageA.locator('#host-snapshots li[data-snapshot="spare"] button[data-action="delete"]').click();
+    await waitText(pageA, 'clone-message', /Snapshot spare deleted/, 30_000);
+    await pageA.locator('#host-snapshots li[data-snapshot="spare"]').waitFor({ state: 'detached', timeout: 30_000 });
+    assert.equal((await apiA('GET', '/v1/snapshots/spare')).status, 404);
     await shoot(pageA, 'host-clones');
   });
 

@@ -679,7 +679,7 @@ async function refreshHost() {
 function renderSnapshots(list) {
   const snaps = $('host-snapshots');
   // Drawn again only when the list changes, so a focused button keeps its focus across polls.
-  const key = JSON.stringify(list.map((s) => [s.name, s.error ?? '', s.memory, s.nics]));
+  const key = JSON.stringify(list.map((s) => [s.name, s.error ?? '', s.memory, s.nics, s.usedBy ?? []]));
   if (snaps.dataset.key === key) return;
   snaps.dataset.key = key;
   snaps.textContent = '';
@@ -697,9 +697,29 @@ function renderSnapshots(list) {
         li.append(' ', b);
       }
     }
+    const used = s.usedBy ?? [];
+    const del = el('button', { type: 'button', className: 'danger', disabled: used.length > 0 }, 'Delete');
+    del.dataset.action = 'delete';
+    del.setAttribute('aria-label', `Delete snapshot ${s.name}`);
+    // The daemon refuses while VMs are defined from it: say which, instead of offering a request that fails.
+    if (used.length > 0) {
+      del.title = `used by ${used.join(', ')}: delete those VMs first`;
+      li.append(' ', del, ' ', el('span', { className: 'dim' }, `used by ${used.join(', ')}`));
+    } else li.append(' ', del);
+    del.addEventListener('click', () => void deleteSnapshot(s.name).catch(networkOrShow));
     snaps.append(li);
   }
   if (snaps.children.length === 0) snaps.append(el('li', { className: 'dim' }, 'No snapshots yet (take one from a running VM\'s page).'));
+}
+
+async function deleteSnapshot(name) {
+  if (!confirm(`Delete snapshot '${name}'? Its directory goes; the disk images it names stay.`)) return;
+  const r = await tryApi('DELETE', `/v1/snapshots/${encodeURIComponent(name)}`);
+  const msg = $('clone-message');
+  msg.className = r.error ? 'message bad' : 'message';
+  msg.textContent = r.error ? `delete ${name}: ${r.error.message}` : `Snapshot ${name} deleted.`;
+  if (!r.error && $('clone-form').dataset.snapshot === name) $('clone-form').hidden = true;
+  ctx.refresh();
 }
 
 // ---- host summary on the list page
