@@ -294,6 +294,8 @@ describe('snapshots, clones, migration and restarts in chromium', { skip }, () =
     await pageA.fill('#migrate-downtime', '1');
     await pageA.click('#migrate-form button[type=submit]');
     await pageA.locator('#migrate-progress').waitFor({ state: 'visible', timeout: 30_000 });
+    assert.doesNotMatch(await textOf(pageA, 'vm-message'), /failed/, 'the earlier failure is not shown as if about this attempt');
+    assert.equal(await migrate.isDisabled(), true, 'one migration at a time');
     await pageA.screenshot({ path: join(ARTIFACTS, 'vm-migrating-desktop.png'), fullPage: true });
     await waitText(pageA, 'vm-message', /mover migrated to http:\/\/127\.0\.0\.1:\d+ in [\d.]+ s \(downtime \d+ ms, [\d.]+ \w+ in \d+ rounds?(, guest throttled up to \d+%)?\); it runs there now/, 480_000);
     // The line followed the migration while it ran (how many rounds it catches depends on the host's speed),

@@ -388,6 +388,10 @@ async function submitMigrate(ev) {
   }
   $('migrate-form').hidden = true;
   tokenInput.value = '';
+  // What an earlier attempt said is not about this one; and one migration at a time.
+  $('vm-message').textContent = '';
+  const button = $('vm-actions').querySelector('button[data-action="migrate"]');
+  if (button) button.disabled = true;
   await followMigration(name, to, r.value);
 }
 
@@ -424,6 +428,7 @@ async function followMigration(name, to, first) {
   } finally {
     migrating.delete(name);
     $('migrate-progress').hidden = true;
+    delete $('vm-actions').dataset.key; // drawn again: the buttons fit the state after it
   }
   if (p.phase === 'completed') movedAway.set(name, to);
   if (!here()) return ctx.refresh();
