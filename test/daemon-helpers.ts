@@ -27,6 +27,22 @@ export const SPIN_KERNEL = tinyImage([0x00128293, 0xffdff06f]);
 /** `wfi; j -4`: a guest that is idle forever. */
 export const IDLE_KERNEL = tinyImage([0x10500073, 0xffdff06f]);
 
+/**
+ * S-mode, MMU off: forever store a counter into each of 2048 pages (8 MiB)
+ * from 0x8040_0000: a guest that dirties memory faster than a migration with
+ * a small downtime limit can copy it (auto-converge must throttle it).
+ */
+export function dirtyKernel(): Uint8Array {
+  const code = [0x2010031b, 0x6e85035a, 0x0f1b6f05, 0x0285800f, 0x83fa8e1a, 0x005e3023, 0x13fd9e76, 0xfe039ce3, 0x0000b7fd];
+  // The Image header takes bytes 8..63: the first instruction jumps over it (j 0x40).
+  const img = new Uint8Array(0x40 + code.length * 4);
+  const dv = new DataView(img.buffer);
+  dv.setUint32(0, 0x0400006f, true);
+  code.forEach((w, i) => dv.setUint32(0x40 + i * 4, w, true));
+  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
+  return img;
+}
+
 export interface TestDaemon extends Daemon {
   dir: string;
   images: string;

@@ -27,7 +27,7 @@ describe('history ring and event log', () => {
   });
 
   test('the event log is bounded per VM and for the host', () => {
-    const log = new EventLog(5, 3);
+    const log = new EventLog({ hostCapacity: 5, vmCapacity: 3 });
     for (let i = 0; i < 8; i++) log.add(i % 2 ? 'a' : null, 'x', `m${i}`);
     assert.deepEqual(log.host().map((e) => e.message), ['m3', 'm4', 'm5', 'm6', 'm7']);
     assert.deepEqual(log.vm('a').map((e) => e.message), ['m3', 'm5', 'm7']);

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { api, dirtyKernel, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { FrameType, encodeFrame, encodeJson, MIGRATION_MAGIC, MIGRATION_VERSION } from '../src/vm/migration/stream.js';
 import { budget } from './lib/budget.js';
 
@@ -156,15 +156,7 @@ test('tsvisor migrate: moves a VM from the command line, reports the result, and
 test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: budget(600_000) }, async () => {
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  // S-mode, MMU off: forever store a counter into each of 2048 pages (8 MiB) from 0x8040_0000.
-  const code = [0x2010031b, 0x6e85035a, 0x0f1b6f05, 0x0285800f, 0x83fa8e1a, 0x005e3023, 0x13fd9e76, 0xfe039ce3, 0x0000b7fd];
-  // The Image header takes bytes 8..63: the first instruction jumps over it (j 0x40).
-  const img = new Uint8Array(0x40 + code.length * 4);
-  const dv = new DataView(img.buffer);
-  dv.setUint32(0, 0x0400006f, true);
-  code.forEach((w, i) => dv.setUint32(0x40 + i * 4, w, true));
-  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
-  writeFileSync(join(a.images, 'dirty'), img);
+  writeFileSync(join(a.images, 'dirty'), dirtyKernel());
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'dirty', memory: 32, kernel: 'dirty' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/dirty/start')).status, 200);
   await until('the guest to run', async () => (await instructions(a, 'dirty')) > 1e6, 60_000);

@@ -4,7 +4,7 @@
 // the right token; starts a VM; types in the xterm.js console and reads the
 // guest's answers from the page. Covers the console bugs of issue 17: the
 // re-attach replay (1), keys while paused (2), underscores (3), Ctrl-C (4),
-// and asserts no JavaScript errors and no failed requests after login.
+// the terminal size (7), the Reboot button, and asserts no JavaScript errors and no failed requests after login.
 // Screenshots at desktop and phone width go to test-artifacts/ui/.
 
 import { after, before, describe, test } from 'node:test';
@@ -237,6 +237,22 @@ describe('web console in chromium', { skip }, () => {
       await typeLine(`clear; printf "%0${cols}dE\\n" 0`);
       await waitScreen(`a row of ${cols} zeros, then the E on the next row`, new RegExp(`^0{${cols}}\\nE$`), 60_000);
     }
+  });
+
+  test('Reboot: the restart key makes the guest reboot itself, and it comes back to its prompt', { timeout: budget(720_000) }, async () => {
+    await typeLine('clear');
+    await waitScreen('a cleared screen', /^~ #$/);
+    await row().getByRole('button', { name: 'Reboot', exact: true }).click();
+    // The guest's own handler reboots it (not a reset from outside): it says so first, then the kernel boots
+    // again (read from the console log: the terminal scrolls past those lines faster than it can be polled).
+    const log = async () => (await api({ port, token: TOKEN }, 'GET', '/v1/vms/web/log')).text;
+    const bootsBefore = (await log()).split('Linux version').length;
+    await until('the guest rebooting itself', async () => /tsvisor guest: restart key pressed, rebooting/.test(await log()), 120_000, 500);
+    await until('a new boot', async () => (await log()).split('Linux version').length > bootsBefore, 240_000, 500);
+    await waitScreen('the prompt again', /^~ #$/, 480_000);
+    assert.equal(await row().locator('td').nth(1).innerText(), 'running');
+    await typeLine('echo rebooted-$((6*7))');
+    await waitScreen('the rebooted guest answering', /^rebooted-42$/);
   });
 
   test('phone width: every action button is on screen; no errors, no failed requests', { timeout: budget(60_000) }, async () => {

@@ -244,9 +244,12 @@ describe('management pages in chromium', { skip }, () => {
     assert.match(events, /created \(256 MiB\)/);
     assert.match(events, /changed: CPU weight 512$/m, "an empty cap field removes no cap the VM never had");
     assert.match(events, /started/);
-    assert.match(events, /stopped/);
-    // The log of the stopped VM is still there: it holds the boot.
+    // Stop is graceful: the power button made the guest power itself off.
+    assert.match(events, /stopped: guest powered off/);
+    assert.equal((await vm('formvm')).lastExit, 'guest powered off');
+    // The log of the stopped VM is still there: it holds the boot and the guest's own shutdown.
     await page.waitForFunction(() => /Linux version/.test(document.getElementById('vm-log').textContent ?? ''), null, { timeout: budget(30_000) });
+    assert.match(await page.locator('#vm-log').textContent() ?? '', /tsvisor guest: power button pressed, powering off/);
   });
 
   test('restore the snapshot as a new VM from the form; it answers at once; delete it while running', { timeout: budget(300_000) }, async () => {

@@ -71,11 +71,16 @@ export class OutgoingMigrations {
       timeoutMs, signal: abort.signal, progress,
       releaseLocks: () => vm.releaseImagesForMigration(),
       retakeLocks: () => vm.retakeImagesAfterMigration(),
-      finish: () => this.host.forgetMigratedAway(vm).catch((e: unknown) => this.host.opts.log(`${name}: ending the copy that left failed: ${e instanceof Error ? e.message : String(e)}`)),
+      finish: () => this.host.forgetMigratedAway(vm, req.to).catch((e: unknown) => this.host.opts.log(`${name}: ending the copy that left failed: ${e instanceof Error ? e.message : String(e)}`)),
     }).then(
       () => {},
-      (e: unknown) => this.host.opts.log(`${name}: migration to ${req.to} failed, the VM goes on here: ${e instanceof Error ? e.message : String(e)}`),
+      (e: unknown) => {
+        const why = e instanceof Error ? e.message : String(e);
+        this.host.opts.log(`${name}: migration to ${req.to} failed, the VM goes on here: ${why}`);
+        this.host.events.add(name, 'migrated', `migration to ${req.to} ${progress.phase === 'cancelled' ? 'cancelled' : 'failed'}: ${why}; it runs on here`, 'warning');
+      },
     ).finally(() => clearTimeout(timer));
+    this.host.events.add(name, 'migrating', `live migration to ${req.to} started`);
     this.byName.set(name, { progress, abort, done });
     return progress;
   }

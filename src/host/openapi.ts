@@ -1,7 +1,7 @@
 // The OpenAPI 3 description of the daemon's API, served at /v1/openapi.json.
 // Request bodies reference the same schema objects validate.ts compiles.
 
-import { cloneRequestSchema, createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, patchVmSchema, snapshotSchema, SNAPSHOT_NAME_PATTERN, vmSchema, vmStatsSchema } from './schemas.js';
+import { cloneRequestSchema, createVmSchema, errorSchema, eventSchema, historySchema, imageSchema, migrateRequestSchema, migrationProgressSchema, patchVmSchema, snapshotSchema, SNAPSHOT_NAME_PATTERN, vmSchema, vmStatsSchema } from './schemas.js';
 
 const json = (schema: object) => ({ content: { 'application/json': { schema } } });
 const err = (description: string) => ({ description, ...json({ $ref: '#/components/schemas/Error' }) });
@@ -60,6 +60,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
         VmStats: vmStatsSchema,
         Snapshot: snapshotSchema,
         CloneRequest: cloneRequestSchema,
+        MigrateRequest: migrateRequestSchema,
+        MigrationProgress: migrationProgressSchema,
         Error: errorSchema,
         History: historySchema,
         Event: eventSchema,
@@ -161,6 +163,29 @@ export function openApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/migrate': {
+        post: {
+          summary: 'start a live migration of the running VM to another daemon (shared storage: its images at the same paths there); the answer is the first progress, follow it with GET',
+          parameters: [nameParam],
+          requestBody: { required: true, ...json({ $ref: '#/components/schemas/MigrateRequest' }) },
+          responses: {
+            '202': { description: 'started', ...json({ $ref: '#/components/schemas/MigrationProgress' }) },
+            '400': err('invalid body'),
+            '404': err('no such VM'),
+            '409': err('not running, already migrating, or in its own process'),
+          },
+        },
+        get: {
+          summary: 'the progress of the VM\'s last migration from this daemon (readable after it ended, also when the VM left)',
+          parameters: [nameParam],
+          responses: { '200': { description: 'progress', ...json({ $ref: '#/components/schemas/MigrationProgress' }) }, '404': err('no migration of this VM') },
+        },
+        delete: {
+          summary: 'cancel the running migration; the VM runs on here',
+          parameters: [nameParam],
+          responses: { '200': { description: 'the final progress', ...json({ $ref: '#/components/schemas/MigrationProgress' }) }, '409': err('not migrating, or already committing at the destination') },
+        },
+      },
       '/v1/snapshots': {
         get: { summary: 'list the snapshots in STATE_DIR/snapshots (an unreadable one is listed with its error)', responses: { '200': { description: 'snapshots', ...json({ type: 'array', items: { $ref: '#/components/schemas/Snapshot' } }) } } },
       },
@@ -204,7 +229,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/v1/host/stats': { get: { summary: 'host totals', responses: { '200': { description: 'stats', ...json({ type: 'object' }) } } } },
       '/v1/host/history': { get: { summary: 'the sums over all VMs, sampled like a VM\'s history', responses: { '200': { description: 'columns', ...json({ $ref: '#/components/schemas/History' }) } } } },
-      '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in memory only)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
+      '/v1/host/events': { get: { summary: 'every event of the daemon and its VMs, oldest first (the last 1000; kept in STATE_DIR/events.jsonl across restarts)', responses: { '200': { description: 'events', ...json({ type: 'array', items: { $ref: '#/components/schemas/Event' } }) } } } },
       // The fleet (serve --fleet, docs/fleet.md); a daemon outside a fleet answers 404, an unreachable etcd 503.
       '/v1/fleet/hosts': { get: { summary: 'the fleet\'s hosts: live ones (capacity, allocation, drained) and dead ones still holding VMs', responses: { '200': { description: 'hosts', ...json({ type: 'array', items: { type: 'object' } }) }, '404': err('not in a fleet'), '503': err('etcd unreachable') } } },
       '/v1/fleet/vms': {

@@ -25,6 +25,10 @@ import { HistoryRecorder } from './history.js';
 import { EventLog } from './events.js';
 import { listImages, type ImageEntry } from './images.js';
 
+/** Files in the state directory: the graphs' samples and the events (JSON lines, bounded). */
+export const HISTORY_FILE = 'history.jsonl';
+export const EVENTS_FILE = 'events.jsonl';
+
 export interface HostOptions {
   stateDir: string;
   imagesDir: string;
@@ -110,7 +114,7 @@ export class Host {
   /** Bounded per-VM and host history for the graphs (history.ts). */
   readonly history: HistoryRecorder;
   /** Lifecycle events and failures (events.ts). */
-  readonly events = new EventLog();
+  readonly events: EventLog;
   /** VMs arriving by live migration: their names are taken and their memory reserved until they run or are dropped. */
   readonly incoming = new Map<string, number>();
 
@@ -136,7 +140,11 @@ export class Host {
       snapshotsDir: join(opts.stateDir, 'snapshots'),
       clonesDir: join(opts.stateDir, 'clones'),
     };
-    this.history = new HistoryRecorder(() => this.vms.values(), { intervalMs: opts.historyIntervalMs, points: opts.historyPoints });
+    // Both kept in the state directory, so graphs and events outlive a restart of the daemon.
+    this.history = new HistoryRecorder(() => this.vms.values(), {
+      intervalMs: opts.historyIntervalMs, points: opts.historyPoints, file: join(opts.stateDir, HISTORY_FILE), log: opts.log,
+    });
+    this.events = new EventLog({ file: join(opts.stateDir, EVENTS_FILE), log: opts.log });
     this.scheduler = new FairShareScheduler(() => this.vms.values(), {
       cpus: opts.cpus,
       periodMs: opts.schedulerPeriodMs,
@@ -158,6 +166,7 @@ export class Host {
    * images directory); one that fails is moved aside and listed as broken.
    */
   open(): void {
+    this.events.load();
     const { stored, kept } = this.store.readAll();
     for (const k of kept) this.broken.set(k.name, { name: k.name, reason: k.reason, files: k.files });
     for (const s of stored) {
@@ -197,6 +206,7 @@ export class Host {
       }
       this.vms.set(def.config.name, this.track(new VmSupervisor(def, this.supervisorOpts, 'stopped')));
     }
+    this.history.load(new Set(this.vms.keys()));
     this.events.add(null, 'daemon', `daemon started: ${this.vms.size} VM${this.vms.size === 1 ? '' : 's'} loaded, ${this.broken.size} broken`);
     this.scheduler.start();
     this.history.start();
@@ -249,6 +259,8 @@ export class Host {
       ),
     );
     for (const vm of this.vms.values()) vm.cancelRestart();
+    this.events.add(null, 'daemon', 'daemon stopped');
+    await Promise.all([this.history.close(), this.events.close()]);
   }
 
   /** The daemon's TCP API listens on this port: no guest may reach it, no VM may bind it. */
@@ -364,15 +376,18 @@ export class Host {
   /** The arriving VM runs here now: store its definition and list it. */
   registerIncoming(vm: VmSupervisor): void {
     this.store.save(vm.name, vm.definition);
-    this.vms.set(vm.name, vm);
+    this.vms.set(vm.name, this.track(vm));
     this.incoming.delete(vm.name);
+    this.events.add(vm.name, 'migrated', 'arrived by live migration and runs');
   }
 
   /** The VM now runs at a migration's destination: end it here and forget its definition. */
-  async forgetMigratedAway(vm: VmSupervisor): Promise<void> {
+  async forgetMigratedAway(vm: VmSupervisor, to: string): Promise<void> {
     await this.serialized(vm.name, async () => {
-      await vm.endMigratedAway();
+      this.events.add(vm.name, 'migrated', `migrated to ${to}: it runs there now`);
+      // Marked first: ending the copy that left is no 'stopped' event (the VM did not stop).
       vm.removed = true;
+      await vm.endMigratedAway();
       this.store.remove(vm.name);
       // The console log stays: the output up to the move is only here (a VM that comes back appends to it).
       if (this.vms.get(vm.name) === vm) this.vms.delete(vm.name);
@@ -646,7 +661,7 @@ export class Host {
         else this.events.add(vm.name, 'started', vm.config.snapshot !== undefined ? `started from snapshot ${vm.config.snapshot}` : 'started');
         restarts = vm.restarts;
       } else if (s === 'paused') this.events.add(vm.name, 'paused', 'paused');
-      else if (s === 'stopped') this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
+      else if (s === 'stopped' && !vm.removed) this.events.add(vm.name, 'stopped', `stopped${vm.lastExit ? `: ${vm.lastExit}` : ''}`);
       else if (s === 'failed') this.events.add(vm.name, 'failed', `failed: ${vm.lastFailure ?? 'unknown reason'}`, 'error');
     });
     return vm;

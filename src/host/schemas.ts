@@ -228,6 +228,38 @@ export const cloneRequestSchema = {
   },
 } as const;
 
+/** POST /v1/vms/{name}/migrate (checked by migration-out.ts, which says the same in its errors). */
+export const migrateRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['to', 'token'],
+  properties: {
+    to: { type: 'string', maxLength: 300, pattern: '^http://[^\\s/]+/?$', description: 'the destination daemon as http://HOST:PORT (its --listen address)' },
+    token: { type: 'string', minLength: 1, maxLength: 1024, description: "the destination daemon's bearer token" },
+    downtimeLimitMs: { type: 'integer', minimum: 1, maximum: 60000, description: 'longest the guest may be stopped for the last copy (default 300)' },
+    timeoutS: { type: 'integer', minimum: 1, maximum: 86400, description: 'give up (the VM runs on here) after this long' },
+  },
+} as const;
+
+export const migrationProgressSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    phase: { type: 'string', enum: ['connecting', 'precopy', 'stopped', 'committing', 'completed', 'failed', 'cancelled'] },
+    round: { type: 'integer', description: 'pre-copy rounds so far' },
+    bytesSent: { type: 'integer' },
+    pagesSent: { type: 'integer' },
+    dirtyPages: { type: 'integer', description: 'pages dirtied during the last round' },
+    dirtyRate: { type: 'number', description: 'pages dirtied per second in the last round' },
+    bandwidth: { type: 'number', description: 'bytes per second in the last round' },
+    throttlePercent: { type: 'integer', description: 'auto-converge: share of the time the guest is held' },
+    startedAt: { type: 'integer', description: 'ms since the epoch' },
+    totalMs: { type: 'number' },
+    downtimeMs: { type: 'number' },
+    error: { type: 'string' },
+  },
+} as const;
+
 export const snapshotSchema = {
   type: 'object',
   properties: {
@@ -269,7 +301,7 @@ export const eventSchema = {
   properties: {
     time: { type: 'string', description: 'ISO 8601' },
     vm: { type: ['string', 'null'], description: 'null: about the daemon itself' },
-    kind: { type: 'string', description: 'created, started, stopped, failed, paused, resumed, restarted, changed, snapshot, deleted, broken, daemon' },
+    kind: { type: 'string', description: 'created, started, stopped, failed, paused, resumed, restarted, changed, snapshot, deleted, broken, migrating, migrated, daemon' },
     level: { type: 'string', enum: ['info', 'warning', 'error'] },
     message: { type: 'string' },
   },

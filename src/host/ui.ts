@@ -6,7 +6,9 @@
 // ever reaches the file system.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -84,21 +86,81 @@ export async function serveUi(req: IncomingMessage, res: ServerResponse, log: (m
   if (path === '/ui') return plain(res, 301, 'moved to /ui/\n', { location: '/ui/' });
   const entry = FILES[path];
   if (!entry) return plain(res, 404, `no file ${path} in the web console\n`);
-  let body: Buffer;
+  let file: CachedFile;
   try {
-    body = await readFile(filePath(entry.src));
+    file = await cached(path, entry, tokenRequired);
   } catch (e) {
     log(`web console: cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`);
     return plain(res, 500, `web console file missing (see the daemon's log)\n`);
   }
-  if (entry.type === HTML && tokenRequired) body = Buffer.from(body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-auth="token">'));
-  res.writeHead(200, {
+  const headers: Record<string, string | number> = {
     'content-type': entry.type,
-    'content-length': body.length,
+    // Checked at every load (no-cache), but an unchanged file is a 304 without a body.
     'cache-control': 'no-cache',
+    etag: file.etag,
+    vary: 'Accept-Encoding',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
     ...(entry.type === HTML ? { 'content-security-policy': UI_CSP, 'x-frame-options': 'DENY' } : {}),
-  });
+  };
+  if (etagMatches(req.headers['if-none-match'], file.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const gzip = file.gzip !== null && acceptsGzip(req.headers['accept-encoding']);
+  const body = gzip ? file.gzip! : file.body;
+  res.writeHead(200, { ...headers, 'content-length': body.length, ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
   res.end(method === 'HEAD' ? undefined : body);
+}
+
+/** A file as served: its bytes, compressed once (most of the page's weight is xterm.js and uPlot), and its tag. */
+interface CachedFile {
+  mtimeMs: number;
+  size: number;
+  body: Buffer;
+  gzip: Buffer | null;
+  etag: string;
+}
+
+const cache = new Map<string, CachedFile>();
+
+async function cached(path: string, entry: { src: Source; type: string }, tokenRequired: boolean): Promise<CachedFile> {
+  const fp = filePath(entry.src);
+  const st = await stat(fp);
+  // The page differs by listener (data-auth), so it is cached under both.
+  const key = `${path}\0${entry.type === HTML && tokenRequired ? 'token' : ''}`;
+  const hit = cache.get(key);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit;
+  let body = await readFile(fp);
+  if (entry.type === HTML && tokenRequired) body = Buffer.from(body.toString('utf8').replace('<html lang="en">', '<html lang="en" data-auth="token">'));
+  const gz = gzipSync(body, { level: 9 });
+  const file: CachedFile = {
+    mtimeMs: st.mtimeMs,
+    size: st.size,
+    body,
+    // Small files gain nothing from it.
+    gzip: gz.length < body.length * 0.9 ? gz : null,
+    etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`,
+  };
+  cache.set(key, file);
+  return file;
+}
+
+function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';').map((x) => x.trim());
+    if (coding !== 'gzip' && coding !== '*') return false;
+    const q = params.find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((t) => {
+    const v = t.trim();
+    return v === '*' || v === etag || v === `W/${etag}`;
+  });
 }

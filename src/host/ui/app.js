@@ -6,7 +6,7 @@
 
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
-import { initViews, refreshView, renderSummary, startViews } from './views.js';
+import { initViews, migrating, refreshView, renderSummary, startViews } from './views.js';
 import { uptime } from './format.js';
 
 const $ = (id) => document.getElementById(id);
@@ -208,7 +208,8 @@ async function refresh() {
       // Stats only for VMs that run: the others have none worth a request.
       const stats = await Promise.all(
         list.map((vm) =>
-          vm.state === 'running' || vm.state === 'paused' ? api('GET', vmPath(vm.name, '/stats')).catch(() => null) : null,
+          // A VM migrating away may be gone by the time its stats are asked for: the list shows what it had.
+          (vm.state === 'running' || vm.state === 'paused') && !migrating.has(vm.name) ? api('GET', vmPath(vm.name, '/stats')).catch(() => null) : null,
         ),
       );
       render(list, stats, host);

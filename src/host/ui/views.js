@@ -11,36 +11,16 @@ import { ChartSet } from './charts.js';
 import { initFleet, refreshFleet } from './fleet.js';
 import { buildCreateForm, checkCreateForm, clearFieldErrors, readCreateForm, showFieldError } from './form.js';
 
-/**
- * Actions that other parts of the API may offer (clone, migrate): a button is
- * shown only when the daemon's OpenAPI document has the route. `body(name)`
- * asks the user what the action needs and returns the request body, or null
- * to cancel.
- */
-export const EXTRA_ACTIONS = [
-  {
-    id: 'clone',
-    label: 'Clone',
-    path: '/v1/vms/{name}/clone',
-    method: 'POST',
-    states: ['running', 'paused', 'stopped', 'created'],
-    body: (name) => {
-      const to = prompt(`Name of the clone of '${name}'`, `${name}-clone`);
-      return to ? { name: to } : null;
-    },
-  },
-  {
-    id: 'migrate',
-    label: 'Migrate',
-    path: '/v1/vms/{name}/migrate',
-    method: 'POST',
-    states: ['running', 'paused'],
-    body: (name) => {
-      const to = prompt(`Migrate '${name}' to (daemon address)`, '');
-      return to ? { to } : null;
-    },
-  },
-];
+// Routes of other parts of the API: their buttons show only when the daemon's
+// OpenAPI document has them (an older daemon has neither).
+const MIGRATE_PATH = '/v1/vms/{name}/migrate';
+const CLONES_PATH = '/v1/snapshots/{snapshot}/clones';
+const MIGRATION_FINAL = ['completed', 'failed', 'cancelled'];
+const NAME_PREFIX = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,50}$/;
+
+/** VMs whose live migration this page follows: no details are asked for while they may leave. */
+export const migrating = new Map(); // name -> destination
+const movedAway = new Map(); // name -> destination, after a migration this page saw complete
 
 let ctx; // { api, openConsole, refresh, showError }
 let openapi = null;
@@ -77,7 +57,7 @@ function parseHash() {
   const [path, query = ''] = h.split('?');
   const params = new URLSearchParams(query);
   if (path === 'create') return { kind: 'create', params };
-  if (path === 'host') return { kind: 'host' };
+  if (path === 'host') return { kind: 'host', params };
   if (path === 'fleet') return { kind: 'fleet' };
   const m = /^vm\/(.+)$/.exec(path);
   if (m) return { kind: 'vm', name: decodeURIComponent(m[1]) };
@@ -106,6 +86,9 @@ async function route() {
     delete $('edit-form').dataset.for;
     $('vm-log').textContent = '';
     $('vm-message').textContent = '';
+    $('migrate-form').hidden = true;
+    $('migrate-form-message').textContent = '';
+    $('vm-view').classList.remove('gone');
     charts = new ChartSet($('vm-charts'));
     ctx.refresh();
   } else if (view.kind === 'fleet') {
@@ -113,7 +96,12 @@ async function route() {
     ctx.refresh();
   } else {
     show('host-view');
+    delete $('host-snapshots').dataset.key;
+    $('clone-form').hidden = true;
+    $('clone-message').textContent = '';
     charts = new ChartSet($('host-charts'));
+    const clone = view.params.get('clone');
+    if (clone) openClone(clone);
     ctx.refresh();
   }
   window.scrollTo(0, 0);
@@ -341,9 +329,10 @@ function renderActions(vm) {
     $('snapshot-name').value ||= `${vm.name}-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}`;
     $('snapshot-name').focus();
   });
-  for (const x of EXTRA_ACTIONS) {
-    if (!openapi?.paths?.[x.path]) continue; // not offered by this daemon
-    add(x.label, x.states.includes(states), () => runExtra(x, vm.name));
+  if (openapi?.paths?.[MIGRATE_PATH]?.post) {
+    // Only a running VM in a thread of the daemon can move so far (the daemon says why otherwise too).
+    add('Migrate', states === 'running' && vm.isolation !== 'process' && !migrating.has(vm.name), openMigrate);
+    if (vm.isolation === 'process') box.lastChild.title = 'only VMs in a thread of the daemon can migrate so far';
   }
   add('Delete', true, () => removeVm(vm), 'danger');
 }
@@ -363,11 +352,167 @@ async function withProgress(what, fn) {
   }
 }
 
-async function runExtra(x, name) {
-  const body = x.body(name);
-  if (body === null) return;
-  const r = await withProgress(x.label, () => tryApi(x.method, x.path.replace('{name}', encodeURIComponent(name)), body));
-  $('vm-message').textContent = r.error ? `${x.label}: ${r.error.message}` : `${x.label}: done`;
+// ---- live migration (POST /v1/vms/NAME/migrate, then its progress from GET until it ends)
+
+function openMigrate() {
+  $('migrate-form').hidden = false;
+  $('migrate-form-message').textContent = '';
+  $('migrate-to').focus();
+}
+
+function migrateFieldError(input, text) {
+  input.setAttribute('aria-invalid', 'true');
+  $('migrate-form-message').textContent = text;
+  input.focus();
+}
+
+async function submitMigrate(ev) {
+  ev.preventDefault();
+  const name = view.name;
+  const toInput = $('migrate-to');
+  const tokenInput = $('migrate-token');
+  const dlInput = $('migrate-downtime');
+  for (const i of [toInput, tokenInput, dlInput]) i.removeAttribute('aria-invalid');
+  $('migrate-form-message').textContent = '';
+  // The daemon checks the same; checked here first so the token is never sent with a mistyped address.
+  const to = toInput.value.trim().replace(/\/$/, '');
+  if (!/^http:\/\/[^\s/]+$/.test(to)) return migrateFieldError(toInput, 'Destination: the other daemon as http://HOST:PORT (its --listen address)');
+  const token = tokenInput.value;
+  if (token.trim() === '' || /\s/.test(token)) return migrateFieldError(tokenInput, "Token: the destination daemon's bearer token (no spaces)");
+  const body = { to, token };
+  const dl = dlInput.value.trim();
+  if (dl !== '') {
+    const n = Number(dl);
+    if (!Number.isInteger(n) || n < 1 || n > 60000) return migrateFieldError(dlInput, 'Downtime limit: whole milliseconds from 1 to 60000');
+    body.downtimeLimitMs = n;
+  }
+  const r = await tryApi('POST', vmPath(name, '/migrate'), body);
+  if (r.error) {
+    $('migrate-form-message').textContent = `The daemon refused: ${r.error.message}`;
+    return;
+  }
+  $('migrate-form').hidden = true;
+  tokenInput.value = '';
+  // What an earlier attempt said is not about this one; and one migration at a time.
+  $('vm-message').textContent = '';
+  const button = $('vm-actions').querySelector('button[data-action="migrate"]');
+  if (button) button.disabled = true;
+  await followMigration(name, to, r.value);
+}
+
+function migrationText(p) {
+  const s = Math.round((Date.now() - p.startedAt) / 1000);
+  const parts = [`${p.phase}`, `round ${p.round}`, `${fmtBytes(p.bytesSent)} sent`];
+  if (p.round > 0) parts.push(`${p.dirtyPages} pages dirtied in the last round`);
+  if (p.throttlePercent > 0) parts.push(`guest throttled ${p.throttlePercent}%`);
+  parts.push(`${s} s`);
+  return `Migrating to ${p.to}: ${parts.join(', ')}`;
+}
+
+async function followMigration(name, to, first) {
+  migrating.set(name, to);
+  const here = () => view.kind === 'vm' && view.name === name;
+  $('migrate-progress').hidden = !here();
+  $('migrate-abort').disabled = false;
+  let p = first;
+  try {
+    while (!MIGRATION_FINAL.includes(p.phase)) {
+      if (here()) {
+        $('migrate-progress').hidden = false;
+        $('migrate-text').textContent = migrationText({ ...p, to });
+      }
+      await new Promise((res) => setTimeout(res, 300));
+      try {
+        const r = await tryApi('GET', vmPath(name, '/migrate'));
+        if (r.error) p = { ...p, phase: 'failed', error: r.error.message };
+        else p = r.value;
+      } catch {
+        // The network: the list's poll shows the page offline; keep asking.
+      }
+    }
+  } finally {
+    migrating.delete(name);
+    $('migrate-progress').hidden = true;
+    delete $('vm-actions').dataset.key; // drawn again: the buttons fit the state after it
+  }
+  if (p.phase === 'completed') movedAway.set(name, to);
+  if (!here()) return ctx.refresh();
+  const msg = $('vm-message');
+  msg.textContent = '';
+  if (p.phase === 'completed') {
+    msg.className = 'message';
+    msg.append(
+      `${name} migrated to ${to} in ${((p.totalMs ?? 0) / 1000).toFixed(1)} s (downtime ${Math.round(p.downtimeMs ?? 0)} ms, ` +
+        `${fmtBytes(p.bytesSent)} in ${p.round} round${p.round === 1 ? '' : 's'}${p.throttlePercent > 0 ? `, guest throttled up to ${p.throttlePercent}%` : ''}); it runs there now: `,
+      el('a', { href: `${to}/ui/#/vm/${encodeURIComponent(name)}`, rel: 'noopener', target: '_blank' }, 'open it there'),
+    );
+  } else {
+    msg.className = 'message bad';
+    msg.textContent = `Migration to ${to} ${p.phase}${p.error ? `: ${p.error}` : ''}. The VM runs on here.`;
+  }
+  ctx.refresh();
+}
+
+async function abortMigration() {
+  $('migrate-abort').disabled = true;
+  const r = await tryApi('DELETE', vmPath(view.name, '/migrate'));
+  // The progress loop sees the end; an error (too late: committing) is shown beside it.
+  if (r.error) $('migrate-text').textContent += ` (cannot cancel: ${r.error.message})`;
+}
+
+// ---- clones of a snapshot (host page)
+
+function openClone(snap) {
+  const f = $('clone-form');
+  f.hidden = false;
+  f.dataset.snapshot = snap;
+  $('clone-snapshot').textContent = snap;
+  $('clone-prefix').value = snap.slice(0, 51);
+  $('clone-message').textContent = '';
+  $('clone-message').className = 'message';
+  $('clone-count').focus();
+}
+
+async function submitClone(ev) {
+  ev.preventDefault();
+  const snap = $('clone-form').dataset.snapshot;
+  const count = Number($('clone-count').value);
+  const prefix = $('clone-prefix').value.trim();
+  const msg = $('clone-message');
+  msg.className = 'message bad';
+  for (const id of ['clone-count', 'clone-prefix']) $(id).removeAttribute('aria-invalid');
+  if (!Number.isInteger(count) || count < 1 || count > 64) {
+    $('clone-count').setAttribute('aria-invalid', 'true');
+    msg.textContent = 'How many: a whole number from 1 to 64';
+    return $('clone-count').focus();
+  }
+  if (!NAME_PREFIX.test(prefix)) {
+    $('clone-prefix').setAttribute('aria-invalid', 'true');
+    msg.textContent = 'Name prefix: letters, digits, _ . - (at most 51, starting with a letter or digit); clones are named PREFIX-1, PREFIX-2, ...';
+    return $('clone-prefix').focus();
+  }
+  const submit = $('clone-submit');
+  submit.disabled = true;
+  msg.className = 'message';
+  const started = Date.now();
+  const tick = setInterval(() => (msg.textContent = `Cloning ${snap} (${count})... ${Math.round((Date.now() - started) / 1000)} s`), 500);
+  msg.textContent = `Cloning ${snap} (${count})...`;
+  let r;
+  try {
+    r = await tryApi('POST', `/v1/snapshots/${encodeURIComponent(snap)}/clones`, { count, prefix, start: $('clone-start').checked });
+  } finally {
+    clearInterval(tick);
+    submit.disabled = false;
+  }
+  if (r.error) {
+    msg.className = 'message bad';
+    msg.textContent = `The daemon refused: ${r.error.message}`;
+    return;
+  }
+  $('clone-form').hidden = true;
+  msg.className = 'message';
+  msg.textContent = `Made ${r.value.vms.length} clone${r.value.vms.length === 1 ? '' : 's'} of ${snap} in ${((Date.now() - started) / 1000).toFixed(1)} s: `;
+  r.value.vms.forEach((v, i) => msg.append(i ? ', ' : '', el('a', { href: `#/vm/${encodeURIComponent(v.name)}` }, v.name), ` (${v.state})`));
   ctx.refresh();
 }
 
@@ -387,6 +532,7 @@ async function takeSnapshot(ev) {
   msg.className = 'message';
   msg.textContent = `Snapshot ${r.value.name} written in ${Math.round(r.value.ms ?? 0)} ms. `;
   msg.append(el('a', { href: `#/create?snapshot=${encodeURIComponent(r.value.name)}` }, 'Restore it as a new VM'));
+  if (openapi?.paths?.[CLONES_PATH]) msg.append(' or ', el('a', { href: `#/host?clone=${encodeURIComponent(r.value.name)}` }, 'make clones of it'));
   ctx.refresh();
 }
 
@@ -449,7 +595,19 @@ let shownVm = null; // the VM as the details page last showed it
 async function refreshVm(name, listed) {
   const vm = listed;
   shownVm = vm ?? null;
+  // While it may be leaving for another daemon, its details are not asked for (they could vanish mid-request).
+  if (migrating.has(name)) return;
   if (!vm) {
+    if (movedAway.has(name)) {
+      $('vm-state').textContent = 'migrated away';
+      $('vm-state').className = 'state state-stopped';
+      for (const b of $('vm-actions').querySelectorAll('button')) b.disabled = true;
+      // What the page showed was the copy that left: only its last state, greyed out.
+      $('vm-facts').textContent = '';
+      $('vm-facts').append(...fact('State', `runs at ${movedAway.get(name)} now`));
+      $('vm-view').classList.add('gone');
+      return;
+    }
     $('vm-message').textContent = `No VM named '${name}' (deleted?).`;
     $('vm-message').className = 'message bad';
     return;
@@ -509,6 +667,7 @@ async function refreshVm(name, listed) {
 // ---- host
 
 async function refreshHost() {
+  await loadOpenApi();
   const [history, events, snapshots, images] = await Promise.all([
     tryApi('GET', '/v1/host/history'),
     tryApi('GET', '/v1/host/events'),
@@ -521,17 +680,56 @@ async function refreshHost() {
     $('host-charts').dataset.points = String(charts.points());
   }
   if (events.value) renderEvents($('host-events'), events.value, true);
-  const snaps = $('host-snapshots');
-  snaps.textContent = '';
-  for (const s of snapshots.value ?? []) {
-    const li = el('li', {}, `${s.name} `, el('span', { className: 'dim' }, s.error ? s.error : `${s.memory} MiB, ${s.nics} NIC${s.nics === 1 ? '' : 's'} `));
-    if (!s.error) li.append(el('a', { className: 'button', href: `#/create?snapshot=${encodeURIComponent(s.name)}` }, 'Restore as new VM'));
-    snaps.append(li);
-  }
-  if (snaps.children.length === 0) snaps.append(el('li', { className: 'dim' }, 'No snapshots yet (take one from a running VM\'s page).'));
+  renderSnapshots(snapshots.value ?? []);
   const imgs = $('host-images');
   imgs.textContent = '';
   for (const i of images.value ?? []) imgs.append(el('li', {}, `${i.name} `, el('span', { className: 'dim' }, `${i.kind}, ${fmtBytes(i.size)}`)));
+}
+
+function renderSnapshots(list) {
+  const snaps = $('host-snapshots');
+  // Drawn again only when the list changes, so a focused button keeps its focus across polls.
+  const key = JSON.stringify(list.map((s) => [s.name, s.error ?? '', s.memory, s.nics, s.usedBy ?? []]));
+  if (snaps.dataset.key === key) return;
+  snaps.dataset.key = key;
+  snaps.textContent = '';
+  const canClone = Boolean(openapi?.paths?.[CLONES_PATH]);
+  for (const s of list) {
+    const li = el('li', {}, `${s.name} `, el('span', { className: 'dim' }, s.error ? s.error : `${s.memory} MiB, ${s.nics} NIC${s.nics === 1 ? '' : 's'} `));
+    li.dataset.snapshot = s.name;
+    if (!s.error) {
+      li.append(el('a', { className: 'button', href: `#/create?snapshot=${encodeURIComponent(s.name)}` }, 'Restore as new VM'));
+      if (canClone) {
+        const b = el('button', { type: 'button' }, 'Clone');
+        b.dataset.action = 'clone';
+        b.setAttribute('aria-label', `Clone ${s.name}`);
+        b.addEventListener('click', () => openClone(s.name));
+        li.append(' ', b);
+      }
+    }
+    const used = s.usedBy ?? [];
+    const del = el('button', { type: 'button', className: 'danger', disabled: used.length > 0 }, 'Delete');
+    del.dataset.action = 'delete';
+    del.setAttribute('aria-label', `Delete snapshot ${s.name}`);
+    // The daemon refuses while VMs are defined from it: say which, instead of offering a request that fails.
+    if (used.length > 0) {
+      del.title = `used by ${used.join(', ')}: delete those VMs first`;
+      li.append(' ', del, ' ', el('span', { className: 'dim' }, `used by ${used.join(', ')}`));
+    } else li.append(' ', del);
+    del.addEventListener('click', () => void deleteSnapshot(s.name).catch(networkOrShow));
+    snaps.append(li);
+  }
+  if (snaps.children.length === 0) snaps.append(el('li', { className: 'dim' }, 'No snapshots yet (take one from a running VM\'s page).'));
+}
+
+async function deleteSnapshot(name) {
+  if (!confirm(`Delete snapshot '${name}'? Its directory goes; the disk images it names stay.`)) return;
+  const r = await tryApi('DELETE', `/v1/snapshots/${encodeURIComponent(name)}`);
+  const msg = $('clone-message');
+  msg.className = r.error ? 'message bad' : 'message';
+  msg.textContent = r.error ? `delete ${name}: ${r.error.message}` : `Snapshot ${name} deleted.`;
+  if (!r.error && $('clone-form').dataset.snapshot === name) $('clone-form').hidden = true;
+  ctx.refresh();
 }
 
 // ---- host summary on the list page
@@ -568,6 +766,11 @@ export function initViews(c) {
   $('snapshot-form').addEventListener('submit', (ev) => void takeSnapshot(ev).catch(networkOrShow));
   $('snapshot-cancel').addEventListener('click', () => ($('snapshot-form').hidden = true));
   $('vm-log-refresh').addEventListener('click', () => void loadLog(view.name).catch(networkOrShow));
+  $('migrate-form').addEventListener('submit', (ev) => void submitMigrate(ev).catch(networkOrShow));
+  $('migrate-form-cancel').addEventListener('click', () => ($('migrate-form').hidden = true));
+  $('migrate-abort').addEventListener('click', () => void abortMigration().catch(networkOrShow));
+  $('clone-form').addEventListener('submit', (ev) => void submitClone(ev).catch(networkOrShow));
+  $('clone-cancel').addEventListener('click', () => ($('clone-form').hidden = true));
 }
 
 /** Show the page the address names (after login). */
