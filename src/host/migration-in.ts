@@ -28,6 +28,8 @@ interface Incoming {
 const HELLO_TIMEOUT_MS = 30_000;
 const FRAME_TIMEOUT_MS = 120_000;
 const ID = /^[A-Za-z0-9-]{8,64}$/;
+/** PAGES batches handed to the worker and not yet applied, at most. */
+const LOAD_WINDOW = 4;
 
 export class IncomingMigrations {
   private readonly byId = new Map<string, Incoming>();
@@ -59,7 +61,7 @@ export class IncomingMigrations {
     let settle = () => {};
     const refuse = async (why: string) => {
       await conn.send(encodeJson(FrameType.REFUSE, { error: why })).catch(() => {});
-      conn.close();
+      void conn.close();
     };
     try {
       const hf = await conn.next(HELLO_TIMEOUT_MS);
@@ -110,19 +112,32 @@ export class IncomingMigrations {
       await conn.send(encodeJson(FrameType.ACCEPT, {}));
       const pageCount = Math.floor((memMiB * 1024 * 1024) / PAGE_SIZE);
       let haveState = false;
+      // Batches on their way into the worker: a few at once, so decoding the next overlaps writing this one.
+      const loading: Promise<unknown>[] = [];
+      const loaded = async () => {
+        while (loading.length) await loading.shift();
+      };
       for (;;) {
         const f = await Promise.race([conn.next(FRAME_TIMEOUT_MS), exited.then((x) => Promise.reject(new Error(`the VM worker ended: ${x.reason}`)))]);
         if (f.type === FrameType.PAGES) {
           if (haveState) throw new MigrationStreamError('pages after the device state');
           const b = decodePages(f.payload, pageCount);
-          await handle.command({ type: 'migrateLoad', indexes: b.indexes, offsets: b.offsets, data: b.data });
+          // A payload that owns its whole buffer (a frame joined from many reads) moves to the worker uncopied.
+          const whole = b.data.byteOffset === 0 && b.data.byteLength === b.data.buffer.byteLength;
+          const load = handle.command({ type: 'migrateLoad', indexes: b.indexes, offsets: b.offsets, data: b.data },
+            whole ? [b.data.buffer as ArrayBuffer, b.indexes.buffer as ArrayBuffer, b.offsets.buffer as ArrayBuffer] : []);
+          load.catch(() => {}); // awaited below; never unhandled meanwhile
+          loading.push(load);
+          if (loading.length >= LOAD_WINDOW) await loading.shift();
         } else if (f.type === FrameType.ROUND) {
           const j = decodeJson(f);
           if (!Number.isSafeInteger(j.round)) throw new MigrationStreamError('ROUND: bad round number');
+          await loaded();
           if (!haveState) await conn.send(encodeJson(FrameType.ACK, { round: j.round }));
         } else if (f.type === FrameType.STATE) {
           if (haveState) throw new MigrationStreamError('the device state arrived twice');
           const j = decodeJson(f);
+          await loaded();
           await handle.command({ type: 'migrateState', machine: j.machine });
           haveState = true;
           await conn.send(encodeJson(FrameType.ACK, { state: true }));
@@ -158,7 +173,7 @@ export class IncomingMigrations {
       settle();
       this.log(`${vm.name}: arrived by live migration and runs`);
       await conn.send(encodeJson(FrameType.RUNNING, {})).catch(() => {});
-      conn.close();
+      void conn.close();
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       if (entry) entry.state = 'aborted';

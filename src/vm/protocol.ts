@@ -170,7 +170,7 @@ export type VmCommand =
   // ---- live migration, source side (src/vm/migration/) ----
   /** Start the dirty log; round 0 queues every page that is not zero. */
   | { type: 'migrateBegin' }
-  /** Copy up to `max` queued pages out of guest RAM. */
+  /** Copy up to `max` queued pages out of guest RAM as finished PAGES frames; the reply with no pages counts the round's dirty pages (else dirty is -1). */
   | { type: 'migrateTake'; max: number }
   /** Queue the pages dirtied since the last round started. */
   | { type: 'migrateNextRound' }
@@ -215,7 +215,7 @@ export interface CommandResults {
   reset: null;
   consoleSize: null;
   migrateBegin: { pages: number };
-  migrateTake: { indexes: Uint32Array; data: Uint8Array; left: number; dirty: number };
+  migrateTake: { frames: Uint8Array; pages: number; left: number; dirty: number };
   migrateNextRound: { pages: number };
   migrateThrottle: null;
   migrateHold: { pages: number; machine: unknown; instret: number };

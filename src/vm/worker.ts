@@ -477,8 +477,10 @@ async function main(): Promise<void> {
     if (!mig) throw new Error(`${cmd.type}: no migration is running`);
     switch (cmd.type) {
       case 'migrateTake': {
-        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 4096) throw new Error('migrateTake: max must be 1..4096');
-        return { ...mig.take(cmd.max), dirty: mig.dirtyNow() };
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 16384) throw new Error('migrateTake: max must be 1..16384');
+        const out = mig.take(cmd.max);
+        // Counting the dirty map is a scan of it: only once the round's queue is empty.
+        return { ...out, dirty: out.pages === 0 ? mig.dirtyNow() : -1 };
       }
       case 'migrateNextRound':
         return { pages: mig.nextRound() };

@@ -6,12 +6,14 @@
 
 import type { CpuCore } from '../../machine/cpu-core.js';
 import { guestPages } from '../snapshot.js';
-import { PAGE_SIZE } from './stream.js';
+import { crc32 } from 'node:zlib';
+import { FrameType, HEADER_BYTES, MAX_BATCH_PAGES, PAGE_SIZE, ZERO_PAGE_FLAG } from './stream.js';
 
 export interface PagesOut {
-  /** Page indexes (Uint32Array buffer) and their data, one page each. */
-  indexes: Uint32Array;
-  data: Uint8Array;
+  /** Whole PAGES frames (header, checksum, payload), ready to be written to the stream as they are. */
+  frames: Uint8Array;
+  /** Pages in them. */
+  pages: number;
   /** Pages still queued in this round after these. */
   left: number;
 }
@@ -54,7 +56,11 @@ export class SourceMigration {
     return this.core.dirtyPageCount();
   }
 
-  /** Copy up to `max` queued pages out of guest RAM. */
+  /**
+   * Copy up to `max` queued pages out of guest RAM as finished PAGES frames
+   * (zero pages as a flag only), so the owner writes them to the socket
+   * without touching them again.
+   */
   take(max: number): PagesOut {
     const idx: number[] = [];
     const p = this.pending;
@@ -66,11 +72,54 @@ export class SourceMigration {
       this.cursor++;
     }
     this.queued -= idx.length;
-    const data = new Uint8Array(idx.length * PAGE_SIZE);
-    const ram = this.core.ram;
-    idx.forEach((pg, i) => data.set(ram.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE), i * PAGE_SIZE));
-    return { indexes: Uint32Array.from(idx), data, left: this.queued };
+    return { frames: encodePageFrames(this.core.ram, idx), pages: idx.length, left: this.queued };
   }
+}
+
+/** PAGES frames holding the pages `idx` of `ram` (at most MAX_BATCH_PAGES a frame), one buffer for all. */
+export function encodePageFrames(ram: Uint8Array, idx: readonly number[]): Uint8Array {
+  const words = new Int32Array(ram.buffer, ram.byteOffset, ram.byteLength >>> 2);
+  const perPage = PAGE_SIZE >>> 2;
+  const zero = new Uint8Array(idx.length);
+  let size = 0;
+  for (let at = 0; at < idx.length; at += MAX_BATCH_PAGES) {
+    const n = Math.min(MAX_BATCH_PAGES, idx.length - at);
+    size += HEADER_BYTES + 4 + 4 * n;
+    for (let k = at; k < at + n; k++) {
+      let z = 1;
+      for (let i = idx[k] * perPage, e = i + perPage; i < e; i++) {
+        if (words[i] !== 0) {
+          z = 0;
+          break;
+        }
+      }
+      zero[k] = z;
+      if (!z) size += PAGE_SIZE;
+    }
+  }
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  let o = 0;
+  for (let at = 0; at < idx.length; at += MAX_BATCH_PAGES) {
+    const n = Math.min(MAX_BATCH_PAGES, idx.length - at);
+    const head = o;
+    const start = o + HEADER_BYTES;
+    dv.setUint32(start, n, true);
+    let d = start + 4 + 4 * n;
+    for (let k = 0; k < n; k++) {
+      const pg = idx[at + k];
+      dv.setUint32(start + 4 + 4 * k, (zero[at + k] ? ZERO_PAGE_FLAG | pg : pg) >>> 0, true);
+      if (!zero[at + k]) {
+        out.set(ram.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE), d);
+        d += PAGE_SIZE;
+      }
+    }
+    dv.setUint8(head, FrameType.PAGES);
+    dv.setUint32(head + 4, d - start, true);
+    dv.setUint32(head + 8, crc32(out.subarray(start, d)) >>> 0, true);
+    o = d;
+  }
+  return out;
 }
 
 function count(f: Uint8Array): number {
