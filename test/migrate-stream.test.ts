@@ -8,7 +8,9 @@ import fc from 'fast-check';
 import {
   FrameDecoder, FrameType, MigrationStreamError, PAGE_SIZE, decodeJson, decodePages, encodeFrame, encodeJson, encodePages, MAX_BATCH_PAGES,
 } from '../src/vm/migration/stream.js';
-import { applyPages } from '../src/vm/migration/worker-side.js';
+import { applyPages, encodePageFrames } from '../src/vm/migration/worker-side.js';
+import { FramedSocket } from '../src/vm/migration/framed-socket.js';
+import { createServer, connect, type Socket } from 'node:net';
 
 const PAGES = 64;
 
@@ -97,4 +99,51 @@ test('hostile streams: random corruption and truncation give clear errors, never
     ),
     { numRuns: 2000 },
   );
+});
+
+test("the worker's ready-made frames are the codec's frames: split at the batch limit, zero pages as flags, checksums right", () => {
+  const pages = MAX_BATCH_PAGES * 2 + 5;
+  const ram = new Uint8Array(pages * PAGE_SIZE);
+  // Every third page zero, the rest marked with their index.
+  for (let p = 0; p < pages; p++) if (p % 3) new DataView(ram.buffer).setUint32(p * PAGE_SIZE + 4092, p + 1, true);
+  const idx = Array.from({ length: pages }, (_, i) => pages - 1 - i); // any order
+  const frames = new FrameDecoder().push(encodePageFrames(ram, idx));
+  assert.equal(frames.length, 3, 'split into frames of at most MAX_BATCH_PAGES');
+  const got = new Uint8Array(ram.length).fill(0xee);
+  let n = 0;
+  for (const [i, f] of frames.entries()) {
+    assert.equal(f.type, FrameType.PAGES);
+    const chunk = idx.slice(i * MAX_BATCH_PAGES, (i + 1) * MAX_BATCH_PAGES);
+    // Byte for byte what encodePages gives for the same pages.
+    const data = new Uint8Array(chunk.length * PAGE_SIZE);
+    chunk.forEach((pg, k) => data.set(ram.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE), k * PAGE_SIZE));
+    assert.deepEqual(f.payload, encodePages(chunk, data));
+    const b = decodePages(f.payload, pages);
+    applyPages(got, b.indexes, b.offsets, b.data);
+    n += b.indexes.length;
+  }
+  assert.equal(n, pages);
+  assert.deepEqual(got, ram);
+  assert.equal(encodePageFrames(ram, []).length, 0, 'no pages, no frames');
+});
+
+test('a closed connection ends as soon as both sides close, even with frames left unread (no waiting for the grace timer)', { timeout: 60_000 }, async () => {
+  const server = createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const client = connect(port, '127.0.0.1');
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  // allowHalfOpen, as the daemon's HTTP server sockets are; a grace far beyond the test's own timeout.
+  const raw = await accepted;
+  const hour = 3_600_000;
+  const a = new FramedSocket(client, undefined, hour);
+  const b = new FramedSocket(raw, undefined, hour);
+  // b gets more frames than it queues before pausing the socket, and reads none of them.
+  for (let i = 0; i < 40; i++) await a.send(encodeJson(FrameType.ROUND, { round: i }));
+  await b.send(encodeJson(FrameType.RUNNING, {}));
+  assert.equal((await a.next()).type, FrameType.RUNNING);
+  await Promise.all([a.close(), b.close()]);
+  assert.ok(client.destroyed && raw.destroyed);
+  server.close();
 });
