@@ -102,6 +102,7 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
     }
     case 'migrateBegin':
     case 'migrateTake':
+    case 'migrateDiskTake':
     case 'migrateNextRound':
     case 'migrateThrottle':
     case 'migrateHold':

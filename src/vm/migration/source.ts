@@ -13,6 +13,7 @@ import { FramedSocket } from './framed-socket.js';
 import {
   FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE, decodeJson, encodeJson, frameTypeName, type Frame,
 } from './stream.js';
+import { DISK_BLOCK } from './disk-blocks.js';
 
 export const DEFAULT_DOWNTIME_LIMIT_MS = 300;
 export const DEFAULT_TIMEOUT_S = 600;
@@ -24,6 +25,8 @@ const THROTTLE_STEP = 10;
 const THROTTLE_MAX = 99;
 /** Pages the worker copies out per command (16 MiB): a short pause of the guest each, few round trips. */
 const TAKE_PAGES = 4096;
+/** Disk blocks read per command (16 MiB). */
+const TAKE_BLOCKS = 256;
 
 export interface MigrationProgress {
   id: string;
@@ -31,6 +34,8 @@ export interface MigrationProgress {
   round: number;
   bytesSent: number;
   pagesSent: number;
+  /** --copy-storage: disk blocks (64 KiB) sent, all rounds. */
+  blocksSent: number;
   /** Pages dirtied during the last round. */
   dirtyPages: number;
   /** Guest pages dirtied per second in the last round. */
@@ -49,8 +54,12 @@ export interface MigrateOptions {
   /** Destination daemon's base URL (http://host:port). */
   to: string;
   token: string;
-  /** What the destination is told: the VM's stored definition and the sizes of its disks. */
-  hello: { name: string; memMiB: number; definition: unknown; diskSizes: number[] };
+  /**
+   * What the destination is told: the VM's stored definition and the sizes of
+   * its disks; with copyStorage, the images it is to make in its own images
+   * directory (names relative to it, formats), which this migration fills.
+   */
+  hello: { name: string; memMiB: number; definition: unknown; diskSizes: number[]; copyStorage?: { disks: { name: string; format: 'raw' | 'qcow2' }[] } };
   downtimeLimitMs: number;
   timeoutMs: number;
   signal: AbortSignal;
@@ -69,7 +78,7 @@ export class MigrationError extends Error {
 
 export function newProgress(): MigrationProgress {
   return {
-    id: randomUUID(), phase: 'connecting', round: 0, bytesSent: 0, pagesSent: 0, dirtyPages: 0, dirtyRate: 0, bandwidth: 0,
+    id: randomUUID(), phase: 'connecting', round: 0, bytesSent: 0, pagesSent: 0, blocksSent: 0, dirtyPages: 0, dirtyRate: 0, bandwidth: 0,
     throttlePercent: 0, startedAt: Date.now(),
   };
 }
@@ -134,9 +143,11 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     conn = await connect(o.to, o.token, o.signal);
     aborted();
     await conn.send(encodeJson(FrameType.HELLO, { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: p.id, ...o.hello }));
-    expect(await conn.next(), FrameType.ACCEPT);
+    const accepted = expect(await conn.next(), FrameType.ACCEPT);
+    const copyStorage = o.hello.copyStorage !== undefined;
+    if (copyStorage && accepted.copyStorage !== true) throw new MigrationError('the destination does not copy storage (an older tsvisor?)');
     p.phase = 'precopy';
-    await h.command({ type: 'migrateBegin' });
+    await h.command({ type: 'migrateBegin', copyStorage });
     begun = true;
     let prevDirty = Infinity;
     let sentBytes = 0;
@@ -161,15 +172,34 @@ export async function migrate(o: MigrateOptions): Promise<void> {
         p.bytesSent = conn!.bytesSent;
       }
     };
+    /** --copy-storage: send every disk block queued in this round; returns the blocks written meanwhile. */
+    const sendDiskQueued = async (): Promise<number> => {
+      if (!copyStorage) return 0;
+      const ask = () => h.command({ type: 'migrateDiskTake', max: TAKE_BLOCKS });
+      let next = ask();
+      for (;;) {
+        const r = await next;
+        if (r.blocks === 0) return r.dirty;
+        aborted();
+        next = ask();
+        next.catch(() => {});
+        await conn!.send(r.frames);
+        p.blocksSent += r.blocks;
+        p.bytesSent = conn!.bytesSent;
+      }
+    };
     for (;;) {
       const t0 = performance.now();
       const b0 = conn.bytesSent;
-      const dirty = await sendQueued();
+      const dirtyPages = await sendQueued();
+      const dirtyBlocks = await sendDiskQueued();
+      // In pages' worth of bytes: a disk block is sixteen pages.
+      const dirty = dirtyPages + dirtyBlocks * (DISK_BLOCK / PAGE_SIZE);
       await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
       expect(await conn.next(), FrameType.ACK);
       const s = Math.max(1e-3, (performance.now() - t0) / 1000);
       p.bandwidth = Math.max(1, (conn.bytesSent - b0) / s);
-      p.dirtyPages = dirty;
+      p.dirtyPages = dirtyPages;
       p.dirtyRate = dirty / s;
       p.bytesSent = conn.bytesSent;
       sentBytes += conn.bytesSent - b0;
@@ -195,6 +225,7 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     held = true;
     p.round++;
     await sendQueued();
+    await sendDiskQueued();
     await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
     expect(await conn.next(), FrameType.ACK); // the last round's pages

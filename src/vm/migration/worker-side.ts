@@ -8,6 +8,8 @@ import type { CpuCore } from '../../machine/cpu-core.js';
 import { guestPages } from '../snapshot.js';
 import { crc32 } from 'node:zlib';
 import { FrameType, HEADER_BYTES, MAX_BATCH_PAGES, PAGE_SIZE, ZERO_PAGE_FLAG } from './stream.js';
+import { DISK_BLOCK, blockCount, encodeDiskFrames } from './disk-blocks.js';
+import type { SwappableDisk } from './swappable-disk.js';
 
 export interface PagesOut {
   /** Whole PAGES frames (header, checksum, payload), ready to be written to the stream as they are. */
@@ -141,5 +143,99 @@ export function applyPages(ram: Uint8Array, indexes: Uint32Array, offsets: Int32
       if (off + PAGE_SIZE > data.length) throw new Error('page data out of range');
       ram.set(data.subarray(off, off + PAGE_SIZE), at);
     }
+  }
+}
+
+export interface BlocksOut {
+  /** Whole DISK frames, ready to be written to the stream. */
+  frames: Uint8Array;
+  blocks: number;
+  left: number;
+}
+
+/**
+ * Source, --copy-storage: every block of every disk in round 0 (all-zero ones
+ * travel as a flag), then in each round the blocks the guest wrote during the
+ * previous one. Blocks are read through the VM's own open disks between
+ * slices, so a block read is what the guest last wrote.
+ */
+export class DiskCopy {
+  private readonly pending: Uint8Array[];
+  private readonly dirty: Uint8Array[];
+  private disk = 0;
+  private cursor = 0;
+  private queued = 0;
+
+  constructor(private readonly disks: readonly SwappableDisk[]) {
+    this.pending = disks.map((d) => new Uint8Array(blockCount(d.size)).fill(1));
+    this.dirty = disks.map((d) => new Uint8Array(blockCount(d.size)));
+    this.queued = this.pending.reduce((n, p) => n + p.length, 0);
+    disks.forEach((d, i) => {
+      d.onChange = (offset, len) => {
+        if (len <= 0) return;
+        const m = this.dirty[i];
+        const last = Math.min(m.length - 1, Math.floor((offset + len - 1) / DISK_BLOCK));
+        for (let b = Math.floor(offset / DISK_BLOCK); b <= last; b++) m[b] = 1;
+      };
+    });
+  }
+
+  get left(): number {
+    return this.queued;
+  }
+
+  /** Blocks written since the current round started. */
+  dirtyNow(): number {
+    let n = 0;
+    for (const m of this.dirty) for (let i = 0; i < m.length; i++) n += m[i];
+    return n;
+  }
+
+  /** The next round: the blocks written during the previous one. */
+  nextRound(): number {
+    this.queued = 0;
+    this.pending.forEach((p, i) => {
+      const m = this.dirty[i];
+      for (let b = 0; b < p.length; b++) {
+        if (m[b]) p[b] = 1;
+        this.queued += p[b];
+      }
+      m.fill(0);
+    });
+    this.disk = 0;
+    this.cursor = 0;
+    return this.queued;
+  }
+
+  /** Read up to `max` queued blocks of one disk as DISK frames. */
+  take(max: number): BlocksOut {
+    while (this.disk < this.pending.length) {
+      const p = this.pending[this.disk];
+      const idx: number[] = [];
+      while (idx.length < max && this.cursor < p.length) {
+        if (p[this.cursor]) {
+          p[this.cursor] = 0;
+          idx.push(this.cursor);
+        }
+        this.cursor++;
+      }
+      if (idx.length > 0) {
+        this.queued -= idx.length;
+        const disk = this.disks[this.disk];
+        const frames = encodeDiskFrames(this.disk, idx, (b, into) => {
+          const at = b * DISK_BLOCK;
+          disk.read(at, into.subarray(0, Math.min(DISK_BLOCK, disk.size - at)));
+        });
+        return { frames, blocks: idx.length, left: this.queued };
+      }
+      this.disk++;
+      this.cursor = 0;
+    }
+    return { frames: new Uint8Array(0), blocks: 0, left: 0 };
+  }
+
+  /** Stop tracking (the migration ended either way). */
+  end(): void {
+    for (const d of this.disks) d.onChange = null;
   }
 }
