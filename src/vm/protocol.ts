@@ -221,7 +221,7 @@ export interface CommandResults {
   migrateTake: { frames: Uint8Array; pages: number; left: number; dirty: number };
   migrateNextRound: { pages: number; blocks: number };
   migrateThrottle: null;
-  migrateHold: { pages: number; blocks: number; machine: unknown; instret: number };
+  migrateHold: { pages: number; blocks: number; machine: unknown; instret: number; stoppedAt: number };
   migrateReleaseDisks: null;
   migrateResume: null;
   migrateLoad: null;

@@ -502,7 +502,9 @@ async function main(): Promise<void> {
         mig.hold = true;
         const pages = mig.nextRound();
         const blocks = diskCopy?.nextRound() ?? 0;
-        return { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret) };
+        // On the wall clock (threads have their own performance.now() origins): the downtime starts here, not when the owner asked.
+        const stoppedAt = performance.timeOrigin + performance.now();
+        return { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
       }
       case 'migrateReleaseDisks':
         if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');

@@ -44,6 +44,8 @@ export interface MigrationProgress {
   bandwidth: number;
   throttlePercent: number;
   startedAt: number;
+  /** When each step ended, ms since the start (accepted, round0, ..., held, stateAcked, released, running): where the time goes. */
+  steps: Record<string, number>;
   totalMs?: number;
   downtimeMs?: number;
   error?: string;
@@ -79,7 +81,7 @@ export class MigrationError extends Error {
 export function newProgress(): MigrationProgress {
   return {
     id: randomUUID(), phase: 'connecting', round: 0, bytesSent: 0, pagesSent: 0, blocksSent: 0, dirtyPages: 0, dirtyRate: 0, bandwidth: 0,
-    throttlePercent: 0, startedAt: Date.now(),
+    throttlePercent: 0, startedAt: Date.now(), steps: {},
   };
 }
 
@@ -136,14 +138,19 @@ export async function migrate(o: MigrateOptions): Promise<void> {
   let committed = false;
   const onAbort = () => conn?.destroy();
   o.signal.addEventListener('abort', onAbort);
+  const step = (name: string) => {
+    p.steps[name] = Date.now() - p.startedAt;
+  };
   const aborted = () => {
     if (o.signal.aborted) throw new MigrationError(String(o.signal.reason ?? 'cancelled'));
   };
   try {
     conn = await connect(o.to, o.token, o.signal);
+    step('connected');
     aborted();
     await conn.send(encodeJson(FrameType.HELLO, { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: p.id, ...o.hello }));
     const accepted = expect(await conn.next(), FrameType.ACCEPT);
+    step('accepted');
     const copyStorage = o.hello.copyStorage !== undefined;
     if (copyStorage && accepted.copyStorage !== true) throw new MigrationError('the destination does not copy storage (an older tsvisor?)');
     p.phase = 'precopy';
@@ -197,6 +204,7 @@ export async function migrate(o: MigrateOptions): Promise<void> {
       const dirty = dirtyPages + dirtyBlocks * (DISK_BLOCK / PAGE_SIZE);
       await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
       expect(await conn.next(), FrameType.ACK);
+      step(`round${p.round}`);
       const s = Math.max(1e-3, (performance.now() - t0) / 1000);
       p.bandwidth = Math.max(1, (conn.bytesSent - b0) / s);
       p.dirtyPages = dirtyPages;
@@ -217,11 +225,14 @@ export async function migrate(o: MigrateOptions): Promise<void> {
       p.round++;
       await h.command({ type: 'migrateNextRound' });
     }
-    // Final pass: the guest stops here.
-    const downFrom = performance.now();
+    // Final pass: the guest stops once the worker takes the hold (between two slices).
+    let downFrom = performance.now();
     aborted();
     p.phase = 'stopped';
     const fin = await h.command({ type: 'migrateHold' });
+    // The guest ran until the worker took the command: its pause starts there.
+    if (Number.isFinite(fin.stoppedAt)) downFrom = Math.max(downFrom, Math.min(performance.now(), fin.stoppedAt - performance.timeOrigin));
+    step('held');
     held = true;
     p.round++;
     await sendQueued();
@@ -230,15 +241,18 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
     expect(await conn.next(), FrameType.ACK); // the last round's pages
     expect(await conn.next(), FrameType.ACK); // the device state
+    step('stateAcked');
     aborted();
     // The disks: flushed and closed here, and this daemon's locks dropped, before the destination opens them.
     p.phase = 'committing';
     await h.command({ type: 'migrateReleaseDisks' });
     o.releaseLocks();
+    step('released');
     released = true;
     committed = true;
     await conn.send(encodeJson(FrameType.COMMIT, {}));
     expect(await conn.next(), FrameType.RUNNING);
+    step('running');
     p.downtimeMs = performance.now() - downFrom;
     p.bytesSent = conn.bytesSent;
     void conn.close();

@@ -111,10 +111,19 @@ export function encodePageFrames(ram: Uint8Array, idx: readonly number[]): Uint8
     for (let k = 0; k < n; k++) {
       const pg = idx[at + k];
       dv.setUint32(start + 4 + 4 * k, (zero[at + k] ? ZERO_PAGE_FLAG | pg : pg) >>> 0, true);
-      if (!zero[at + k]) {
-        out.set(ram.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE), d);
-        d += PAGE_SIZE;
+    }
+    // Data pages in runs of consecutive guest pages, one copy per run.
+    for (let k = 0; k < n; ) {
+      if (zero[at + k]) {
+        k++;
+        continue;
       }
+      let e = k + 1;
+      while (e < n && !zero[at + e] && idx[at + e] === idx[at + e - 1] + 1) e++;
+      const first = idx[at + k];
+      out.set(ram.subarray(first * PAGE_SIZE, (first + e - k) * PAGE_SIZE), d);
+      d += (e - k) * PAGE_SIZE;
+      k = e;
     }
     dv.setUint8(head, FrameType.PAGES);
     dv.setUint32(head + 4, d - start, true);
