@@ -49,7 +49,7 @@ function isGratuitousArp(f: Uint8Array): boolean {
   return same(6, MAC) && same(22, MAC) && same(28, GUEST_IP) && same(38, GUEST_IP);
 }
 
-test('after a live migration the guest sends a gratuitous ARP on its switch (VIRTIO_NET_F_GUEST_ANNOUNCE)', { timeout: 1_200_000 }, async () => {
+test('after a live migration the guest sends a gratuitous ARP on its switch (VIRTIO_NET_F_GUEST_ANNOUNCE)', { timeout: 2_400_000 }, async (t) => {
   const mac = MAC.map((x) => x.toString(16).padStart(2, '0')).join(':');
   const made = await api(a, 'POST', '/v1/vms', {
     name: 'ann', memory: 256, kernel: 'vmlinux', initrd: 'initrd', append: 'console=ttyS0 tsvisor.dhcp=off',
@@ -59,13 +59,15 @@ test('after a live migration the guest sends a gratuitous ARP on its switch (VIR
   assert.equal((await api(a, 'POST', '/v1/vms/ann/start')).status, 200);
   const con = await ConsoleClient.open(a.socketPath, 'ann');
   try {
-    await con.waitFor(READY_LINE, 900_000);
+    await con.waitFor(READY_LINE, 1_200_000);
+    say(t, 'the guest is up');
     const from = con.output.length;
     con.send(`ip addr add ${GUEST_IP.join('.')}/24 dev eth0 && ip link set eth0 up && echo NET-$((40+2))-UP\n`);
     await con.waitFor('NET-42-UP', 120_000, from);
   } finally {
     con.close();
   }
+  say(t, 'eth0 has its address');
   // Up to here the guest may have said anything; from here only the announcement sends a gratuitous ARP.
   frames.length = 0;
   const r = await api(a, 'POST', '/v1/vms/ann/migrate', { to: `http://127.0.0.1:${b.tcp!.port}`, token: TOKEN_B });
@@ -76,7 +78,14 @@ test('after a live migration the guest sends a gratuitous ARP on its switch (VIR
     return ['completed', 'failed', 'cancelled'].includes(st?.phase ?? '');
   }, 600_000, 200);
   assert.equal(st?.phase, 'completed', JSON.stringify(st));
+  say(t, `migrated: ${JSON.stringify(st)}`);
   await until('a gratuitous ARP from the guest at its new place', () => frames.some(isGratuitousArp), 300_000, 100);
   assert.equal((await api(b, 'GET', '/v1/vms/ann')).json?.state, 'running');
   assert.equal((await api(b, 'DELETE', '/v1/vms/ann?force=true')).status, 204);
 });
+
+/** A step reached, in the test's report and at once on stderr (these tests take many minutes on a loaded host). */
+function say(t: { diagnostic(m: string): void }, m: string): void {
+  t.diagnostic(m);
+  process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+}

@@ -47,7 +47,7 @@ async function migrate(extra: Record<string, unknown> = {}) {
   return st;
 }
 
-test('--copy-storage: the disk moves with the VM while the guest writes to it; every write is in the destination\'s own image', { timeout: 2_400_000 }, async () => {
+test('--copy-storage: the disk moves with the VM while the guest writes to it; every write is in the destination\'s own image', { timeout: 2_400_000 }, async (t) => {
   const made = await api(a, 'POST', '/v1/vms', {
     name: 'cs', memory: 256, kernel: 'vmlinux', initrd: 'initrd', append: 'console=ttyS0', disks: [{ path: DISK, format: 'raw' }],
   });
@@ -56,7 +56,8 @@ test('--copy-storage: the disk moves with the VM while the guest writes to it; e
   const con = await ConsoleClient.open(a.socketPath, 'cs');
   let lastSeen = 0;
   try {
-    await con.waitFor(READY_LINE, 900_000);
+    await con.waitFor(READY_LINE, 1_200_000);
+    say(t, 'the guest is up');
     // Record i (8 digits and a newline) at slot i % SLOTS, each write synced; every tenth is reported.
     con.send(`touch /tmp/go; (i=0; while [ -e /tmp/go ]; do i=$((i+1)); printf '%08d\\n' $i | dd of=/dev/vda bs=512 seek=$(( (i % ${SLOTS}) * 128 )) conv=notrunc,fsync 2>/dev/null; echo $i > /tmp/last; [ $((i % 10)) = 0 ] && echo W$i; done) &\n`);
     await con.waitFor(/W20\b/, 600_000);
@@ -75,8 +76,10 @@ test('--copy-storage: the disk moves with the VM while the guest writes to it; e
   assert.equal((await api(a, 'GET', '/v1/vms/cs')).json?.state, 'running');
   rmSync(join(b.images, DISK));
 
+  say(t, 'refused as it should; now the real move');
   const st = await migrate();
   assert.equal(st.phase, 'completed', JSON.stringify(st));
+  say(t, `migrated: ${JSON.stringify(st)}`);
   assert.ok((st.blocksSent as number) >= (64 * MiB) / (64 * 1024), `every block went at least once: ${JSON.stringify(st)}`);
   assert.ok(existsSync(join(b.images, DISK)), 'the destination has its own image');
   assert.equal((await api(a, 'GET', '/v1/vms/cs')).status, 404);
@@ -110,3 +113,9 @@ test('--copy-storage: the disk moves with the VM while the guest writes to it; e
   assert.ok(Buffer.compare(disk.subarray(32 * MiB), Buffer.from(original.subarray(32 * MiB))) === 0, 'the data the disk had from the start');
   assert.equal((await api(b, 'DELETE', '/v1/vms/cs')).status, 204);
 });
+
+/** A step reached, in the test's report and at once on stderr (these tests take many minutes on a loaded host). */
+function say(t: { diagnostic(m: string): void }, m: string): void {
+  t.diagnostic(m);
+  process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+}
