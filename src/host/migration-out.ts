@@ -80,8 +80,20 @@ export class OutgoingMigrations {
         return { name: rel, format: d.format ?? detectFormat(d.path) };
       });
       copyStorage = { disks };
-      const stored = def.config as { disks?: { path: string }[] };
-      definition = { ...stored, disks: (stored.disks ?? []).map((d, i) => ({ ...d, path: disks[i].name })) };
+      // Every file the definition names, by its name in the images directory: the destination has its own.
+      const inRoot = (p: unknown) => {
+        if (typeof p !== 'string') return p;
+        const rel = relative(root, p);
+        return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? p : rel;
+      };
+      const stored = def.config as { disks?: { path: string }[]; kernel?: unknown; initrd?: unknown; systemMap?: unknown };
+      definition = {
+        ...stored,
+        ...(stored.kernel !== undefined ? { kernel: inRoot(stored.kernel) } : {}),
+        ...(stored.initrd !== undefined ? { initrd: inRoot(stored.initrd) } : {}),
+        ...(stored.systemMap !== undefined ? { systemMap: inRoot(stored.systemMap) } : {}),
+        disks: (stored.disks ?? []).map((d, i) => ({ ...d, path: disks[i].name })),
+      };
     }
     const done = migrate({
       handle: h, to: req.to, token: req.token,
