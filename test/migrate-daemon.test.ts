@@ -171,3 +171,31 @@ test('auto-converge: a guest that dirties memory faster than the downtime limit 
   await until('the guest to go on at the destination', async () => (await instructions(b, 'dirty')) > n0 + 1e6, 60_000);
   assert.equal((await api(b, 'DELETE', '/v1/vms/dirty?force=true')).status, 204);
 });
+
+test('a process-isolated VM is refused with a clear error at both ends and runs on at the source', { timeout: budget(300_000) }, async () => {
+  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'proc', memory: 16, kernel: 'spin', isolation: 'process' })).status, 201);
+  assert.equal((await api(a, 'POST', '/v1/vms/proc/start')).status, 200);
+  await until('the guest to run', async () => (await instructions(a, 'proc')) > 1e6, 120_000);
+  const r = await api(a, 'POST', '/v1/vms/proc/migrate', { to: urlOf(b), token: TOKEN_B });
+  assert.equal(r.status, 409, r.text);
+  assert.match(r.text, /own process: only thread-isolated VMs can migrate/);
+  // A source that sends one anyway is refused by the destination, which keeps nothing.
+  const out = await new Promise<string>((resolve) => {
+    const s = connect(b.tcp!.port, '127.0.0.1');
+    let got = '';
+    s.on('data', (c) => (got += c.toString('latin1')));
+    s.on('close', () => resolve(got));
+    s.on('error', () => {});
+    s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN_B}\r\n\r\n`);
+    s.write(encodeJson(FrameType.HELLO, {
+      magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: 'process-vm-0001', name: 'proc', memMiB: 16,
+      definition: { name: 'proc', memory: 16, kernel: 'spin', isolation: 'process' }, diskSizes: [],
+    }));
+    setTimeout(() => s.end(), 500);
+  });
+  assert.match(out, /only thread-isolated VMs can migrate/);
+  assert.equal((await api(b, 'GET', '/v1/vms')).json.length, 0);
+  const n = await instructions(a, 'proc');
+  await until('the VM to go on at the source', async () => (await instructions(a, 'proc')) > n + 1e6, 120_000);
+  assert.equal((await api(a, 'DELETE', '/v1/vms/proc?force=true')).status, 204);
+});

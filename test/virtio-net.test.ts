@@ -4,7 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { VirtioNet, NET_HDR_SIZE, VIRTIO_NET_F_MRG_RXBUF, type NicPort } from '../src/devices/virtio/net.js';
+import {
+  VirtioNet, NET_HDR_SIZE, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_S_ANNOUNCE,
+  VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, VIRTIO_NET_OK, VIRTIO_NET_ERR, type NicPort,
+} from '../src/devices/virtio/net.js';
 import { STATUS_DEVICE_NEEDS_RESET, VIRTIO_MMIO_STATUS, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INTERRUPT_ACK, INT_CONFIG_CHANGE } from '../src/devices/virtio/mmio.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../src/devices/virtio/queue.js';
 import { FrameRing } from '../src/net/frame-ring.js';
@@ -14,6 +17,7 @@ import { bringUp, FakeRam, BASE, DESC, AVAIL, USED, DATA } from './fixtures/virt
 const SIZE = 16;
 const RXQ = { desc: DESC, avail: AVAIL, used: USED };
 const TXQ = { desc: DESC + 0x4000, avail: AVAIL + 0x4000, used: USED + 0x4000 };
+const CTRLQ = { desc: DESC + 0x8000, avail: AVAIL + 0x8000, used: USED + 0x8000 };
 const MAC = Uint8Array.of(0x52, 0x54, 0, 1, 2, 3);
 
 class TestPort implements NicPort {
@@ -56,10 +60,10 @@ function frame(len: number, seed = 1): Uint8Array {
   return f;
 }
 
-function setup(mergeable = true) {
+function setup(mergeable = true, extra = 0) {
   const port = new TestPort();
   const dev = new VirtioNet({ mac: MAC, port });
-  const h = bringUp(dev, SIZE, { featuresLo: mergeable ? 1 << VIRTIO_NET_F_MRG_RXBUF : 0 });
+  const h = bringUp(dev, SIZE, { featuresLo: (mergeable ? 1 << VIRTIO_NET_F_MRG_RXBUF : 0) | extra });
   return { port, dev, h, ram: h.ram };
 }
 
@@ -290,4 +294,68 @@ test('rate limits: the tx bucket holds frames until it refills; rx frames wait i
   assert.equal(dev.poll(), 1);
   dev.setLimits({});
   assert.equal(dev.nextDeadline(), null);
+});
+
+/** A control request {class, command} with its ack byte, as two descriptors; returns the ack byte's address. */
+function controlRequest(s: ReturnType<typeof setup>, cls: number, cmd: number, slot = 0): number {
+  const addr = DATA + 0xc000 + slot * 0x100;
+  s.ram.bytes(addr, 2).set([cls, cmd]);
+  s.ram.bytes(addr + 0x10, 1)[0] = 0xaa;
+  s.ram.setDesc(CTRLQ.desc, 2 * slot, addr, 2, VIRTQ_DESC_F_NEXT, 2 * slot + 1);
+  s.ram.setDesc(CTRLQ.desc, 2 * slot + 1, addr + 0x10, 1, VIRTQ_DESC_F_WRITE);
+  offer(s.ram, CTRLQ, 2 * slot);
+  s.h.notify(2);
+  return addr + 0x10;
+}
+
+test('guest announce: S_ANNOUNCE with a config interrupt until the driver acknowledges on the control queue', () => {
+  const s = setup(true, (1 << VIRTIO_NET_F_CTRL_VQ) | (1 << VIRTIO_NET_F_GUEST_ANNOUNCE));
+  const status = () => s.h.transport.read(VIRTIO_MMIO_CONFIG + 6, 2);
+  const configIrq = () => (s.h.transport.read(VIRTIO_MMIO_INTERRUPT_STATUS, 4) & INT_CONFIG_CHANGE) !== 0;
+  assert.equal(s.dev.canAnnounce, true);
+  s.dev.announce();
+  assert.equal(configIrq(), true, 'the guest is told');
+  assert.equal(status(), 1 | VIRTIO_NET_S_ANNOUNCE, 'link up and announce');
+  // Saved while announcing, the request survives a restore (a snapshot or a second migration).
+  const saved = JSON.parse(JSON.stringify(s.dev.save()));
+  assert.equal(saved.announcing, true);
+  // Any other command is refused with VIRTIO_NET_ERR and changes nothing.
+  const err = controlRequest(s, 1, 0, 0);
+  assert.equal(s.ram.bytes(err, 1)[0], VIRTIO_NET_ERR);
+  assert.equal(status(), 1 | VIRTIO_NET_S_ANNOUNCE);
+  const ok = controlRequest(s, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, 1);
+  assert.equal(s.ram.bytes(ok, 1)[0], VIRTIO_NET_OK);
+  assert.deepEqual(used(s.ram, CTRLQ, 1), { id: 2, len: 1 });
+  assert.equal(status(), 1, 'acknowledged: the bit is gone');
+  assert.equal(s.dev.announcementsAcked, 1);
+  const other = setup(true, (1 << VIRTIO_NET_F_CTRL_VQ) | (1 << VIRTIO_NET_F_GUEST_ANNOUNCE));
+  assert.deepEqual(other.dev.restore(saved, null), { ok: true });
+  assert.equal(other.h.transport.read(VIRTIO_MMIO_CONFIG + 6, 2), 1 | VIRTIO_NET_S_ANNOUNCE);
+  assert.equal(other.dev.restore({ ...saved, announcing: 1 }, null).ok, false);
+});
+
+test('guest announce: a driver without the feature gets a link blip; a control request without an ack byte needs a reset', () => {
+  const plain = setup();
+  assert.equal(plain.dev.canAnnounce, false);
+  plain.dev.announce();
+  assert.equal(plain.h.transport.read(VIRTIO_MMIO_CONFIG + 6, 2), 0, 'the link blips instead');
+  const s = setup(true, (1 << VIRTIO_NET_F_CTRL_VQ) | (1 << VIRTIO_NET_F_GUEST_ANNOUNCE));
+  const addr = DATA + 0xc000;
+  s.ram.setDesc(CTRLQ.desc, 0, addr, 2, 0);
+  offer(s.ram, CTRLQ, 0);
+  s.h.notify(2);
+  assert.ok(s.h.transport.read(VIRTIO_MMIO_STATUS, 4) & STATUS_DEVICE_NEEDS_RESET);
+});
+
+test('a saved transport from before the control queue (two queues, no CTRL_VQ) restores; one that negotiated it must have three', () => {
+  const s = setup();
+  const state = s.h.transport.save();
+  const twoQueues = { ...state, queues: state.queues.slice(0, 2) };
+  const fresh = setup();
+  assert.deepEqual(fresh.h.transport.restore(JSON.parse(JSON.stringify(twoQueues))), { ok: true });
+  const withCtrl = setup(true, 1 << VIRTIO_NET_F_CTRL_VQ);
+  const st2 = withCtrl.h.transport.save();
+  const r = setup().h.transport.restore(JSON.parse(JSON.stringify({ ...st2, queues: st2.queues.slice(0, 2) })));
+  assert.equal(r.ok, false);
+  assert.match((r as { error: string }).error, /queues must be 3/);
 });

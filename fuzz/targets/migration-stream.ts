@@ -4,7 +4,8 @@
 // applyPages). The only error allowed is MigrationStreamError (or the receiver's
 // Error naming the bad page). Invariants: a decoded page lies inside RAM, its
 // data inside the frame, and nothing outside the VM's RAM is ever written (RAM
-// here is a view with guard bytes on both sides).
+// here is a view with guard bytes on both sides); DISK frames of --copy-storage
+// likewise never write outside their disk.
 //
 // Random bytes would almost never carry a valid CRC, so the input is a small
 // program that builds a stream (see build()): frames whose checksum the target
@@ -13,6 +14,7 @@ import {
   FrameDecoder, FrameType, HEADER_BYTES, MigrationStreamError, PAGE_SIZE, decodeJson, decodePages, encodeFrame, type Frame, type FrameTypeValue,
 } from '../../src/vm/migration/stream.js';
 import { applyPages } from '../../src/vm/migration/worker-side.js';
+import { DISK_BLOCK, applyDiskBlocks, decodeDiskBlocks } from '../../src/vm/migration/disk-blocks.js';
 import { allowing, check } from '../lib/expect.js';
 
 const GUARD = 4096;
@@ -21,6 +23,9 @@ const MAX_RAM_PAGES = 64;
 const backing = new Uint8Array(GUARD + MAX_RAM_PAGES * PAGE_SIZE + GUARD);
 const guards = new Uint8Array(backing.length).fill(GUARD_BYTE);
 const TYPES = Object.values(FrameType) as FrameTypeValue[];
+/** A disk of --copy-storage: three and a half blocks, so the last one is cut at the end. */
+const DISK_SIZE = 3 * DISK_BLOCK + DISK_BLOCK / 2;
+const diskBacking = new Uint8Array(GUARD + DISK_SIZE + GUARD);
 
 class Reader {
   at = 0;
@@ -100,6 +105,19 @@ function build(r: Reader): Uint8Array {
 }
 
 function receive(frame: Frame, ram: Uint8Array, pageCount: number): void {
+  if (frame.type === FrameType.DISK) {
+    const b = allowing([MigrationStreamError], () => decodeDiskBlocks(frame.payload, [DISK_SIZE]));
+    if (!b) return;
+    const disk = diskBacking.subarray(GUARD, GUARD + DISK_SIZE);
+    allowing([MigrationStreamError], () => applyDiskBlocks(b, DISK_SIZE, (at, d) => {
+      check(at >= 0 && at + d.length <= DISK_SIZE, `disk write at ${at}+${d.length} outside the disk`);
+      disk.set(d, at);
+    }, (at, len) => {
+      check(at >= 0 && at + len <= DISK_SIZE, `disk zeroing at ${at}+${len} outside the disk`);
+      disk.fill(0, at, at + len);
+    }));
+    return;
+  }
   if (frame.type !== FrameType.PAGES) {
     allowing([MigrationStreamError], () => decodeJson(frame));
     return;
@@ -131,6 +149,7 @@ export function fuzz(data: Buffer): void {
   const chunk = c < 64 ? 1 + (c & 7) : 9 + ((c * 37) % 700);
   const whole = allowing([MigrationStreamError], () => new FrameDecoder().push(stream));
   backing.fill(GUARD_BYTE);
+  diskBacking.fill(GUARD_BYTE);
   const ram = backing.subarray(GUARD, GUARD + pageCount * PAGE_SIZE);
   ram.fill(0);
   const dec = new FrameDecoder();
@@ -152,4 +171,6 @@ export function fuzz(data: Buffer): void {
   const end = GUARD + pageCount * PAGE_SIZE;
   check(Buffer.compare(backing.subarray(0, GUARD), guards.subarray(0, GUARD)) === 0, 'bytes before guest RAM were written');
   check(Buffer.compare(backing.subarray(end), guards.subarray(end)) === 0, 'bytes after guest RAM were written');
+  const diskEnd = GUARD + DISK_SIZE;
+  check(diskBacking.subarray(0, GUARD).every((x) => x === GUARD_BYTE) && diskBacking.subarray(diskEnd).every((x) => x === GUARD_BYTE), 'bytes outside the disk were written');
 }

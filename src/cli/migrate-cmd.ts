@@ -12,9 +12,12 @@ export const MIGRATE_HELP = `Usage: tsvisor migrate NAME --to URL --token-file F
 
 Move the running VM NAME to the daemon at URL (http://HOST:PORT, its --listen
 address) while it runs. FILE holds that daemon's bearer token. The disk images
-must be at the same paths there (shared storage).
+must be at the same paths there (shared storage), unless --copy-storage.
 
 Options:
+  --copy-storage          copy the disks too: the destination makes images of its
+                          own (same names, in its images directory) while the guest
+                          runs, and gets the blocks written meanwhile again
   --downtime-limit MS     longest guest-visible pause (default 300)
   --timeout S             give up (the VM goes on here) after S seconds (default 600)
   --cancel                cancel the running migration of NAME
@@ -43,6 +46,7 @@ export async function migrateCommand(args: string[], io: MainIo): Promise<number
     'token-file': { type: 'string' },
     'downtime-limit': { type: 'string' },
     timeout: { type: 'string' },
+    'copy-storage': { type: 'boolean' },
     cancel: { type: 'boolean' },
     socket: { type: 'string' },
     url: { type: 'string' },
@@ -81,6 +85,7 @@ export async function migrateCommand(args: string[], io: MainIo): Promise<number
     to: values.to, token,
     downtimeLimitMs: int(values['downtime-limit'], '--downtime-limit', 1, 60_000),
     timeoutS: int(values.timeout, '--timeout', 1, 86_400),
+    ...(values['copy-storage'] ? { copyStorage: true } : {}),
   };
   expectOk(await call(t, 'POST', path, body));
   const tty = io.stderr.isTTY === true;

@@ -9,6 +9,7 @@ import type { Host } from './registry.js';
 import type { VmSupervisor } from './vm-supervisor.js';
 import type { VmHandle } from '../vm/vm-handle.js';
 import { diskSize } from './migration-out.js';
+import { createDiskCopies, type DiskCopies } from './migration-disks.js';
 import { FramedSocket } from '../vm/migration/framed-socket.js';
 import {
   FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE, decodeJson, decodePages, encodeJson, frameTypeName, MigrationStreamError,
@@ -28,6 +29,8 @@ interface Incoming {
 const HELLO_TIMEOUT_MS = 30_000;
 const FRAME_TIMEOUT_MS = 120_000;
 const ID = /^[A-Za-z0-9-]{8,64}$/;
+/** PAGES batches handed to the worker and not yet applied, at most. */
+const LOAD_WINDOW = 4;
 
 export class IncomingMigrations {
   private readonly byId = new Map<string, Incoming>();
@@ -56,10 +59,11 @@ export class IncomingMigrations {
     let vm: VmSupervisor | null = null;
     let handle: VmHandle | null = null;
     let entry: Incoming | null = null;
+    let copies: DiskCopies | null = null;
     let settle = () => {};
     const refuse = async (why: string) => {
       await conn.send(encodeJson(FrameType.REFUSE, { error: why })).catch(() => {});
-      conn.close();
+      void conn.close();
     };
     try {
       const hf = await conn.next(HELLO_TIMEOUT_MS);
@@ -70,20 +74,31 @@ export class IncomingMigrations {
       if (typeof hello.id !== 'string' || !ID.test(hello.id) || this.byId.has(hello.id)) return await refuse('bad or reused migration id');
       const sizes = hello.diskSizes;
       if (!Array.isArray(sizes) || sizes.length > 6 || !sizes.every((n) => Number.isSafeInteger(n) && n >= 0)) return await refuse('diskSizes: a list of byte counts');
+      if (hello.copyStorage !== undefined) {
+        // --copy-storage: new images of this daemon's own, filled by the stream (made before the definition is checked, which needs them).
+        try {
+          copies = createDiskCopies(hello.copyStorage, sizes as number[], this.host.opts.imagesDir);
+        } catch (e) {
+          return await refuse(e instanceof Error ? e.message : String(e));
+        }
+      }
       try {
         vm = this.host.reserveIncoming(hello.definition);
       } catch (e) {
+        copies?.discard();
         return await refuse(e instanceof Error ? e.message : String(e));
       }
       const memMiB = vm.config.memory;
       if (hello.memMiB !== memMiB) {
         this.host.dropIncoming(vm.name);
+        copies?.discard();
         return await refuse('memMiB does not match the definition');
       }
       // Shared storage: the images must be here, at the same paths, and the same size.
       const disks = vm.config.disks ?? [];
       if (disks.length !== sizes.length) {
         this.host.dropIncoming(vm.name);
+        copies?.discard();
         return await refuse(`the source sent ${sizes.length} disk sizes for ${disks.length} disks`);
       }
       for (const [i, d] of disks.entries()) {
@@ -92,10 +107,12 @@ export class IncomingMigrations {
           size = await diskSize(d.path, d.format, this.host.opts.imagesDir);
         } catch (e) {
           this.host.dropIncoming(vm.name);
+          copies?.discard();
           return await refuse(`disks[${i}]: ${d.path} cannot be opened on the destination (shared storage expected): ${e instanceof Error ? e.message : String(e)}`);
         }
         if (size !== sizes[i]) {
           this.host.dropIncoming(vm.name);
+          copies?.discard();
           return await refuse(`disks[${i}]: ${d.path} has ${size} bytes here, ${String(sizes[i])} at the source: not the same image`);
         }
       }
@@ -107,22 +124,42 @@ export class IncomingMigrations {
       setTimeout(() => this.byId.delete(id), 3_600_000).unref();
       handle = await vm.startIncoming(sizes as number[]);
       const exited = handle.exited;
-      await conn.send(encodeJson(FrameType.ACCEPT, {}));
+      if (copies) await copies.open();
+      await conn.send(encodeJson(FrameType.ACCEPT, copies ? { copyStorage: true } : {}));
       const pageCount = Math.floor((memMiB * 1024 * 1024) / PAGE_SIZE);
       let haveState = false;
+      // Batches on their way into the worker: a few at once, so decoding the next overlaps writing this one.
+      const loading: Promise<unknown>[] = [];
+      const loaded = async () => {
+        while (loading.length) await loading.shift();
+      };
       for (;;) {
         const f = await Promise.race([conn.next(FRAME_TIMEOUT_MS), exited.then((x) => Promise.reject(new Error(`the VM worker ended: ${x.reason}`)))]);
         if (f.type === FrameType.PAGES) {
           if (haveState) throw new MigrationStreamError('pages after the device state');
           const b = decodePages(f.payload, pageCount);
-          await handle.command({ type: 'migrateLoad', indexes: b.indexes, offsets: b.offsets, data: b.data });
+          // A payload that owns its whole buffer (a frame joined from many reads) moves to the worker uncopied.
+          const whole = b.data.byteOffset === 0 && b.data.byteLength === b.data.buffer.byteLength;
+          const load = handle.command({ type: 'migrateLoad', indexes: b.indexes, offsets: b.offsets, data: b.data },
+            whole ? [b.data.buffer as ArrayBuffer, b.indexes.buffer as ArrayBuffer, b.offsets.buffer as ArrayBuffer] : []);
+          load.catch(() => {}); // awaited below; never unhandled meanwhile
+          loading.push(load);
+          if (loading.length >= LOAD_WINDOW) await loading.shift();
+        } else if (f.type === FrameType.DISK) {
+          if (!copies) throw new MigrationStreamError('disk blocks in a migration without --copy-storage');
+          if (haveState) throw new MigrationStreamError('disk blocks after the device state');
+          copies.apply(f.payload);
         } else if (f.type === FrameType.ROUND) {
           const j = decodeJson(f);
           if (!Number.isSafeInteger(j.round)) throw new MigrationStreamError('ROUND: bad round number');
+          await loaded();
           if (!haveState) await conn.send(encodeJson(FrameType.ACK, { round: j.round }));
         } else if (f.type === FrameType.STATE) {
           if (haveState) throw new MigrationStreamError('the device state arrived twice');
           const j = decodeJson(f);
+          await loaded();
+          // The copied images are complete: on disk and closed before the VM opens them.
+          copies?.finish();
           await handle.command({ type: 'migrateState', machine: j.machine });
           haveState = true;
           await conn.send(encodeJson(FrameType.ACK, { state: true }));
@@ -153,12 +190,13 @@ export class IncomingMigrations {
         throw e;
       }
       vm.adoptIncoming(handle);
+      copies?.keep();
       this.host.registerIncoming(vm);
       entry.state = 'running';
       settle();
       this.log(`${vm.name}: arrived by live migration and runs`);
       await conn.send(encodeJson(FrameType.RUNNING, {})).catch(() => {});
-      conn.close();
+      void conn.close();
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       if (entry) entry.state = 'aborted';
@@ -168,6 +206,7 @@ export class IncomingMigrations {
         vm.releaseImagesForMigration();
         this.host.dropIncoming(vm.name);
       }
+      copies?.discard();
       await conn.send(encodeJson(FrameType.FAILED, { error: why })).catch(() => {});
       conn.destroy();
       throw new Error(`${vm?.name ?? 'unknown VM'}: dropped: ${why}`);

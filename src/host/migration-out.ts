@@ -5,7 +5,9 @@
 import type { Host } from './registry.js';
 import { ApiError } from './validate.js';
 import { VmHandle } from '../vm/vm-handle.js';
-import { openDisk } from '../storage/open.js';
+import { realpathSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
+import { detectFormat, openDisk } from '../storage/open.js';
 import {
   DEFAULT_DOWNTIME_LIMIT_MS, DEFAULT_TIMEOUT_S, migrate, newProgress, type MigrationProgress,
 } from '../vm/migration/source.js';
@@ -15,9 +17,11 @@ export interface MigrateRequest {
   token: string;
   downtimeLimitMs?: number;
   timeoutS?: number;
+  /** Copy the disks' contents to images of the destination's own (no shared storage). */
+  copyStorage?: boolean;
 }
 
-const FIELDS = new Set(['to', 'token', 'downtimeLimitMs', 'timeoutS']);
+const FIELDS = new Set(['to', 'token', 'downtimeLimitMs', 'timeoutS', 'copyStorage']);
 
 export function validateMigrate(body: unknown): MigrateRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'body: expected an object {to, token, ...}');
@@ -32,7 +36,8 @@ export function validateMigrate(body: unknown): MigrateRequest {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ApiError(400, `${k}: an integer in ${lo}..${hi}`);
     return v;
   };
-  return { to: b.to, token: b.token, downtimeLimitMs: int('downtimeLimitMs', 1, 60_000), timeoutS: int('timeoutS', 1, 86_400) };
+  if (b.copyStorage !== undefined && typeof b.copyStorage !== 'boolean') throw new ApiError(400, 'copyStorage: true or false');
+  return { to: b.to, token: b.token, downtimeLimitMs: int('downtimeLimitMs', 1, 60_000), timeoutS: int('timeoutS', 1, 86_400), copyStorage: b.copyStorage === true };
 }
 
 interface Outgoing {
@@ -64,9 +69,35 @@ export class OutgoingMigrations {
     const diskSizes: number[] = [];
     for (const d of config.disks ?? []) diskSizes.push(await diskSize(d.path, d.format, this.host.opts.imagesDir));
     if (this.byName.get(name) !== cur) throw new ApiError(409, `VM '${name}' is already migrating`);
+    let definition: unknown = def.config;
+    let copyStorage: { disks: { name: string; format: 'raw' | 'qcow2' }[] } | undefined;
+    if (req.copyStorage) {
+      // The destination makes images of its own under the same names in its images directory.
+      const root = realpathSync(this.host.opts.imagesDir);
+      const disks = (config.disks ?? []).map((d) => {
+        const rel = relative(root, realpathSync(d.path));
+        if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new ApiError(409, `disk ${d.path} is not in the images directory: it cannot be copied`);
+        return { name: rel, format: d.format ?? detectFormat(d.path) };
+      });
+      copyStorage = { disks };
+      // Every file the definition names, by its name in the images directory: the destination has its own.
+      const inRoot = (p: unknown) => {
+        if (typeof p !== 'string') return p;
+        const rel = relative(root, p);
+        return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? p : rel;
+      };
+      const stored = def.config as { disks?: { path: string }[]; kernel?: unknown; initrd?: unknown; systemMap?: unknown };
+      definition = {
+        ...stored,
+        ...(stored.kernel !== undefined ? { kernel: inRoot(stored.kernel) } : {}),
+        ...(stored.initrd !== undefined ? { initrd: inRoot(stored.initrd) } : {}),
+        ...(stored.systemMap !== undefined ? { systemMap: inRoot(stored.systemMap) } : {}),
+        disks: (stored.disks ?? []).map((d, i) => ({ ...d, path: disks[i].name })),
+      };
+    }
     const done = migrate({
       handle: h, to: req.to, token: req.token,
-      hello: { name, memMiB: config.memMiB, definition: def.config, diskSizes },
+      hello: { name, memMiB: config.memMiB, definition, diskSizes, ...(copyStorage ? { copyStorage } : {}) },
       downtimeLimitMs: req.downtimeLimitMs ?? DEFAULT_DOWNTIME_LIMIT_MS,
       timeoutMs, signal: abort.signal, progress,
       releaseLocks: () => vm.releaseImagesForMigration(),

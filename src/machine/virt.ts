@@ -290,6 +290,11 @@ export class VirtMachine {
     for (const n of this.virtio.nics) n.bounceLink();
   }
 
+  /** After a live migration: each NIC's guest announces itself (VIRTIO_NET_F_GUEST_ANNOUNCE, else a link blip). */
+  announceNics(): void {
+    for (const n of this.virtio.nics) n.announce();
+  }
+
   private powerEvent(kind: 'poweroff' | 'reset' | 'fail', code: number): void {
     this.halted = true;
     this.flushOutput();

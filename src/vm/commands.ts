@@ -102,6 +102,7 @@ export function executeCommand(s: CommandState, cmd: VmCommand): unknown {
     }
     case 'migrateBegin':
     case 'migrateTake':
+    case 'migrateDiskTake':
     case 'migrateNextRound':
     case 'migrateThrottle':
     case 'migrateHold':
@@ -148,8 +149,8 @@ export function drainCommands(port: MessagePort | undefined, s: CommandState): n
     }
     s.afterCommand?.();
     // Pages copied out for a migration move to the owner rather than being copied again.
-    const r = reply.ok ? (reply.result as { data?: unknown; indexes?: unknown } | null) : null;
-    const moved = r && r.data instanceof Uint8Array && r.indexes instanceof Uint32Array ? [r.data.buffer, r.indexes.buffer] : [];
+    const r = reply.ok ? (reply.result as { frames?: unknown } | null) : null;
+    const moved = r && r.frames instanceof Uint8Array ? [r.frames.buffer] : [];
     port.postMessage(reply, moved as ArrayBuffer[]);
   }
 }

@@ -168,9 +168,11 @@ export type VmCommand =
   /** The host terminal's size, for the guest's hvc0 (kept across guest reboots). */
   | { type: 'consoleSize'; cols: number; rows: number }
   // ---- live migration, source side (src/vm/migration/) ----
-  /** Start the dirty log; round 0 queues every page that is not zero. */
-  | { type: 'migrateBegin' }
-  /** Copy up to `max` queued pages out of guest RAM. */
+  /** Start the dirty log; round 0 queues every page that is not zero (and with copyStorage every disk block). */
+  | { type: 'migrateBegin'; copyStorage?: boolean }
+  /** --copy-storage: read up to `max` queued disk blocks as finished DISK frames; the reply with no blocks counts the round's dirty blocks (else -1). */
+  | { type: 'migrateDiskTake'; max: number }
+  /** Copy up to `max` queued pages out of guest RAM as finished PAGES frames; the reply with no pages counts the round's dirty pages (else dirty is -1). */
   | { type: 'migrateTake'; max: number }
   /** Queue the pages dirtied since the last round started. */
   | { type: 'migrateNextRound' }
@@ -214,11 +216,12 @@ export interface CommandResults {
   pressButton: null;
   reset: null;
   consoleSize: null;
-  migrateBegin: { pages: number };
-  migrateTake: { indexes: Uint32Array; data: Uint8Array; left: number; dirty: number };
-  migrateNextRound: { pages: number };
+  migrateBegin: { pages: number; blocks: number };
+  migrateDiskTake: { frames: Uint8Array; blocks: number; left: number; dirty: number };
+  migrateTake: { frames: Uint8Array; pages: number; left: number; dirty: number };
+  migrateNextRound: { pages: number; blocks: number };
   migrateThrottle: null;
-  migrateHold: { pages: number; machine: unknown; instret: number };
+  migrateHold: { pages: number; blocks: number; machine: unknown; instret: number; stoppedAt: number };
   migrateReleaseDisks: null;
   migrateResume: null;
   migrateLoad: null;

@@ -287,15 +287,16 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   /**
    * Send a command to the running worker (see VmCommand in protocol.ts). Resolves
    * with its result; rejects with the worker's message if it refused, or when the
-   * VM is not running or ends before answering.
+   * VM is not running or ends before answering. Buffers in `transfer` move
+   * to the worker instead of being copied (they are unusable here after).
    */
-  command<C extends VmCommand>(cmd: C): Promise<CommandResult<C>> {
+  command<C extends VmCommand>(cmd: C, transfer: ArrayBuffer[] = []): Promise<CommandResult<C>> {
     if (!this.running || !this.commandPort) return Promise.reject(new Error('the VM is not running'));
     const id = this.nextCommandId++;
     const p = new Promise<CommandResult<C>>((resolve, reject) => {
       this.inFlight.set(id, { resolve: resolve as (v: unknown) => void, reject });
     });
-    this.commandPort.postMessage({ id, command: cmd });
+    this.commandPort.postMessage({ id, command: cmd }, transfer);
     // The worker sees commands between slices; wake it if the guest is idle.
     wake(this.control);
     return p;

@@ -31,7 +31,7 @@ import type { SnapshotResult, VmCommand } from './protocol.js';
 import { prepareOverlays } from './disk-freeze.js';
 import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
-import { SourceMigration, applyPages } from './migration/worker-side.js';
+import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -296,8 +296,8 @@ async function main(): Promise<void> {
       }
       if (created.ok) {
         if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
-        // Switches learn where the guest is now: its NICs' links blip and it announces itself.
-        created.machine.bounceLinks();
+        // Switches learn where the guest is now: it announces itself (or its links blip).
+        created.machine.announceNics();
         restoredIn = { ms: performance.now() - started, memory: 'read' };
       }
     } else if (from) {
@@ -464,6 +464,8 @@ async function main(): Promise<void> {
   };
   /** Source side of a live migration (see SourceMigration), null when none runs. */
   let mig = null as SourceMigration | null;
+  /** --copy-storage: the disks' blocks to send, null when the storage is shared. */
+  let diskCopy = null as DiskCopy | null;
   /** Host time the guest still owes to a migration's CPU throttle (ms). */
   let throttleDebtMs = 0;
   /** The disks are to be reopened before the guest runs again (a failed migration). */
@@ -472,16 +474,25 @@ async function main(): Promise<void> {
     if (cmd.type === 'migrateBegin') {
       if (mig) throw new Error('a migration is already running');
       mig = new SourceMigration(m!.core);
-      return { pages: mig.left };
+      diskCopy = cmd.copyStorage === true ? new DiskCopy(disks) : null;
+      return { pages: mig.left, blocks: diskCopy?.left ?? 0 };
     }
     if (!mig) throw new Error(`${cmd.type}: no migration is running`);
     switch (cmd.type) {
       case 'migrateTake': {
-        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 4096) throw new Error('migrateTake: max must be 1..4096');
-        return { ...mig.take(cmd.max), dirty: mig.dirtyNow() };
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 16384) throw new Error('migrateTake: max must be 1..16384');
+        const out = mig.take(cmd.max);
+        // Counting the dirty map is a scan of it: only once the round's queue is empty.
+        return { ...out, dirty: out.pages === 0 ? mig.dirtyNow() : -1 };
+      }
+      case 'migrateDiskTake': {
+        if (!diskCopy) throw new Error('migrateDiskTake: the migration does not copy storage');
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 1024) throw new Error('migrateDiskTake: max must be 1..1024');
+        const out = diskCopy.take(cmd.max);
+        return { ...out, dirty: out.blocks === 0 ? diskCopy.dirtyNow() : -1 };
       }
       case 'migrateNextRound':
-        return { pages: mig.nextRound() };
+        return { pages: mig.nextRound(), blocks: diskCopy?.nextRound() ?? 0 };
       case 'migrateThrottle':
         if (!Number.isInteger(cmd.percent) || cmd.percent < 0 || cmd.percent > 99) throw new Error('migrateThrottle: percent must be 0..99');
         mig.throttle = cmd.percent;
@@ -490,7 +501,10 @@ async function main(): Promise<void> {
         // The disks are flushed once, when they are released before COMMIT (one fsync less of downtime).
         mig.hold = true;
         const pages = mig.nextRound();
-        return { pages, machine: m!.saveState(), instret: Number(m!.core.instret) };
+        const blocks = diskCopy?.nextRound() ?? 0;
+        // On the wall clock (threads have their own performance.now() origins): the downtime starts here, not when the owner asked.
+        const stoppedAt = performance.timeOrigin + performance.now();
+        return { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
       }
       case 'migrateReleaseDisks':
         if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');
@@ -499,6 +513,8 @@ async function main(): Promise<void> {
       case 'migrateResume':
         reopenDisks = true;
         mig = null;
+        diskCopy?.end();
+        diskCopy = null;
         return null;
       default:
         throw new Error(`${cmd.type}: not on the source of a migration`);

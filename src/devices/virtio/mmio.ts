@@ -93,6 +93,12 @@ export interface VirtioDevice {
   readonly features: bigint;
   /** Maximum size of each queue; the length is the number of queues. */
   readonly queueSizes: readonly number[];
+  /**
+   * Queues a driver with these negotiated features uses (default: all). A
+   * state saved before the device had its later queues restores when the
+   * features it negotiated leave them unused.
+   */
+  queuesUsed?(features: bigint): number;
   /** Device config space (read through the transport at 0x100). */
   configRead(offset: number, size: AccessSize): number;
   configWrite(offset: number, size: AccessSize, value: number): void;
@@ -411,7 +417,10 @@ export class VirtioMmio implements MmioDevice {
     }
     const live = (status & STATUS_DRIVER_OK) !== 0;
     if (live && !(status & STATUS_FEATURES_OK)) return fail('DRIVER_OK without FEATURES_OK');
-    if (!Array.isArray(state.queues) || state.queues.length !== this.queues.length) return fail(`queues must be ${this.queues.length} entries`);
+    const fewest = Math.min(this.queues.length, this.device.queuesUsed?.(features) ?? this.queues.length);
+    if (!Array.isArray(state.queues) || state.queues.length < fewest || state.queues.length > this.queues.length) {
+      return fail(fewest === this.queues.length ? `queues must be ${this.queues.length} entries` : `queues must be ${fewest} to ${this.queues.length} entries`);
+    }
     const qf = { indirect: (features & bit(VIRTIO_F_RING_INDIRECT_DESC)) !== 0n, eventIdx: (features & bit(VIRTIO_F_RING_EVENT_IDX)) !== 0n };
     // Queues first (each checks its rings against RAM), then the device that may hold chains in them.
     for (const [i, qs] of (state.queues as unknown[]).entries()) {

@@ -1,5 +1,7 @@
 // virtio-net (device id 1, virtio 1.2 section 5.1): one receive and one transmit
-// queue, MAC and link status in config space, mergeable receive buffers. Frames
+// queue, MAC and link status in config space, mergeable receive buffers, and a
+// control queue that only serves the guest's acknowledgement of an
+// announcement (VIRTIO_NET_F_GUEST_ANNOUNCE, after a live migration). Frames
 // leave and arrive through a NicPort (the worker backs it with shared rings to a
 // backend on the owner's thread). Guest-driven frames are validated here: a
 // malformed or oversized frame is dropped and counted; only a broken descriptor
@@ -8,7 +10,7 @@
 import { isIntArray, isRecord, type AccessSize, type RestoreResult } from '../device.js';
 import type { VirtioContext, VirtioDevice } from './mmio.js';
 import { bit } from './mmio.js';
-import { slices, type BufRange, type Chain } from './queue.js';
+import { gather, scatter, slices, type BufRange, type Chain } from './queue.js';
 import { parseNetHdr, transmitWithOffloads, VIRTIO_NET_HDR_F_DATA_VALID } from './net-offload.js';
 import { RateLimiter, type RateLimits, type RateLimiterCounters } from '../rate-limiter.js';
 
@@ -22,6 +24,8 @@ export const VIRTIO_NET_F_HOST_TSO4 = 11;
 export const VIRTIO_NET_F_MAC = 5;
 export const VIRTIO_NET_F_MRG_RXBUF = 15;
 export const VIRTIO_NET_F_STATUS = 16;
+export const VIRTIO_NET_F_CTRL_VQ = 17;
+export const VIRTIO_NET_F_GUEST_ANNOUNCE = 21;
 
 // Config space: mac[6], status u16, max_virtqueue_pairs u16, mtu u16.
 const CFG_MAC = 0;
@@ -30,6 +34,14 @@ const CFG_MAX_PAIRS = 8;
 const CFG_MTU = 10;
 const CFG_SIZE = 12;
 export const VIRTIO_NET_S_LINK_UP = 1;
+/** Status bit: the guest is asked to announce itself (gratuitous ARP, IPv6 NA) and to acknowledge. */
+export const VIRTIO_NET_S_ANNOUNCE = 2;
+
+// Control queue requests: {class u8, command u8, data...} then an ack byte the device writes.
+export const VIRTIO_NET_CTRL_ANNOUNCE = 3;
+export const VIRTIO_NET_CTRL_ANNOUNCE_ACK = 0;
+export const VIRTIO_NET_OK = 0;
+export const VIRTIO_NET_ERR = 1;
 
 /** struct virtio_net_hdr with num_buffers (always present with VERSION_1). */
 export const NET_HDR_SIZE = 12;
@@ -38,7 +50,9 @@ const GSO_NONE = 0;
 
 const RX = 0;
 const TX = 1;
+const CTRL = 2;
 const QUEUE_SIZE = 256;
+const CTRL_QUEUE_SIZE = 64;
 export const MTU = 1500;
 /** Largest Ethernet frame accepted from the guest: MTU + header + one VLAN tag. */
 export const MAX_FRAME = MTU + 14 + 4;
@@ -99,8 +113,11 @@ export class VirtioNet implements VirtioDevice {
   // skips checksumming (see net-offload.ts), most of its per-byte work.
   readonly features =
     bit(VIRTIO_NET_F_MAC) | bit(VIRTIO_NET_F_STATUS) | bit(VIRTIO_NET_F_MRG_RXBUF) | bit(VIRTIO_NET_F_MTU) |
-    bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4);
-  readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE];
+    bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4) |
+    bit(VIRTIO_NET_F_CTRL_VQ) | bit(VIRTIO_NET_F_GUEST_ANNOUNCE);
+  readonly queueSizes = [QUEUE_SIZE, QUEUE_SIZE, CTRL_QUEUE_SIZE];
+  /** Announcements the guest acknowledged (each one means it sent its gratuitous ARP). */
+  announcementsAcked = 0;
   readonly counters: NicDeviceCounters = { txFrames: 0, txBytes: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0 };
   private ctx: VirtioContext | null = null;
   private readonly mac: Uint8Array;
@@ -123,6 +140,8 @@ export class VirtioNet implements VirtioDevice {
    * exactly one look, however slow the guest is.
    */
   private linkDown = false;
+  /** VIRTIO_NET_S_ANNOUNCE is shown until the driver acknowledges it on the control queue. */
+  private announcing = false;
 
   constructor(opts: VirtioNetOptions, name = 'virtio-net') {
     if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
@@ -164,7 +183,7 @@ export class VirtioNet implements VirtioDevice {
   private configByte(o: number): number {
     if (o >= CFG_MAC && o < CFG_MAC + 6) return this.mac[o - CFG_MAC];
     if (o === CFG_STATUS) {
-      if (!this.linkDown) return VIRTIO_NET_S_LINK_UP;
+      if (!this.linkDown) return VIRTIO_NET_S_LINK_UP | (this.announcing ? VIRTIO_NET_S_ANNOUNCE : 0);
       // The guest saw the link down: bring it back up and tell it so.
       this.linkDown = false;
       this.ctx?.configChanged();
@@ -184,6 +203,30 @@ export class VirtioNet implements VirtioDevice {
   bounceLink(): void {
     if (!this.ctx) return;
     this.linkDown = true;
+    this.ctx.configChanged();
+  }
+
+  /** The control queue exists for a driver that negotiated it (snapshots from before it had one have two queues). */
+  queuesUsed(features: bigint): number {
+    return (features & bit(VIRTIO_NET_F_CTRL_VQ)) !== 0n ? 3 : 2;
+  }
+
+  /** Whether the driver took VIRTIO_NET_F_GUEST_ANNOUNCE (and so can be asked to announce itself). */
+  get canAnnounce(): boolean {
+    const f = this.ctx?.features ?? 0n;
+    return (f & bit(VIRTIO_NET_F_GUEST_ANNOUNCE)) !== 0n && (f & bit(VIRTIO_NET_F_CTRL_VQ)) !== 0n;
+  }
+
+  /**
+   * Ask the guest to announce itself where it is now (after a live migration):
+   * VIRTIO_NET_S_ANNOUNCE and a config interrupt, as QEMU does; the driver sends
+   * its gratuitous ARP and acknowledges on the control queue. A driver without
+   * the feature gets a link blip instead. Does nothing before the driver is live.
+   */
+  announce(): void {
+    if (!this.ctx) return;
+    if (!this.canAnnounce) return this.bounceLink();
+    this.announcing = true;
     this.ctx.configChanged();
   }
 
@@ -214,6 +257,7 @@ export class VirtioNet implements VirtioDevice {
       heldTx: this.heldTx ? this.heldTx.head : null,
       counters: { ...this.counters },
       linkDown: this.linkDown,
+      announcing: this.announcing,
       tx: this.txLimiter.save(),
       rx: this.rxLimiter.save(),
     };
@@ -231,6 +275,7 @@ export class VirtioNet implements VirtioDevice {
     }
     // Absent in snapshots taken before links could bounce.
     if (state.linkDown !== undefined && typeof state.linkDown !== 'boolean') return fail('linkDown must be a boolean');
+    if (state.announcing !== undefined && typeof state.announcing !== 'boolean') return fail('announcing must be a boolean');
     let held: Chain | null = null;
     if (state.heldTx !== null) {
       if (!ctx) return fail('a held frame on a device that is not live');
@@ -251,6 +296,7 @@ export class VirtioNet implements VirtioDevice {
     for (const k of keys) this.counters[k] = c[k] as number;
     this.heldTx = held;
     this.linkDown = state.linkDown === true;
+    this.announcing = state.announcing === true;
     if (ctx) this.takeContext(ctx);
     else this.ctx = null;
     return { ok: true };
@@ -260,6 +306,7 @@ export class VirtioNet implements VirtioDevice {
     this.ctx = null;
     this.heldTx = null;
     this.linkDown = false;
+    this.announcing = false;
     this.txLimiter.cancelWaiting();
     this.rxLimiter.cancelWaiting();
   }
@@ -267,6 +314,34 @@ export class VirtioNet implements VirtioDevice {
   notify(q: number): void {
     if (q === TX) this.transmit();
     else if (q === RX) this.poll();
+    else if (q === CTRL) this.control();
+  }
+
+  /** Serve the control queue: the announcement's acknowledgement; anything else is answered VIRTIO_NET_ERR. */
+  private control(): void {
+    const ctx = this.ctx;
+    if (!ctx || (ctx.features & bit(VIRTIO_NET_F_CTRL_VQ)) === 0n) return;
+    const queue = ctx.queues[CTRL];
+    let done = 0;
+    while (!ctx.broken) {
+      const r = queue.pop();
+      if (r.kind === 'empty') break;
+      if (r.kind === 'error') return ctx.fail(r.error);
+      const c = r.chain;
+      if (c.readLen < 2 || c.writeLen < 1) return ctx.fail('control request without its header or ack byte');
+      const head = new Uint8Array(2);
+      gather(ctx.mem, c.readable, 0, head);
+      let ack = VIRTIO_NET_ERR;
+      if (head[0] === VIRTIO_NET_CTRL_ANNOUNCE && head[1] === VIRTIO_NET_CTRL_ANNOUNCE_ACK && (ctx.features & bit(VIRTIO_NET_F_GUEST_ANNOUNCE)) !== 0n) {
+        if (this.announcing) this.announcementsAcked++;
+        this.announcing = false;
+        ack = VIRTIO_NET_OK;
+      }
+      scatter(ctx.mem, c.writable, 0, Uint8Array.of(ack));
+      queue.pushUsed(c.head, 1);
+      done++;
+    }
+    if (done) ctx.usedBuffers(CTRL);
   }
 
   /** Take every frame the guest queued for sending (as far as the tx limiter allows). */

@@ -7,6 +7,8 @@ import type { Duplex } from 'node:stream';
 import { FrameDecoder, type Frame } from './stream.js';
 
 const MAX_QUEUED = 8;
+/** After close(), how long the peer has to end its side before the socket is destroyed anyway. */
+const CLOSE_GRACE_MS = 1000;
 
 export class FramedSocket {
   private readonly decoder = new FrameDecoder();
@@ -16,7 +18,10 @@ export class FramedSocket {
   /** Bytes written so far. */
   bytesSent = 0;
 
-  constructor(readonly socket: Duplex, head?: Uint8Array) {
+  /** close() was called: whatever still arrives is dropped. */
+  private closing = false;
+
+  constructor(readonly socket: Duplex, head?: Uint8Array, private readonly closeGraceMs = CLOSE_GRACE_MS) {
     socket.on('data', (c: Buffer) => this.onData(c));
     socket.on('error', (e: Error) => this.fail(e));
     socket.on('close', () => this.fail(new Error('the connection closed')));
@@ -24,10 +29,11 @@ export class FramedSocket {
   }
 
   private onData(c: Buffer): void {
-    if (this.ended) return;
+    if (this.ended || this.closing) return;
     let frames: Frame[];
     try {
-      frames = this.decoder.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+      // A socket's chunks are fresh buffers it never reuses: the decoder may keep them without a copy.
+      frames = this.decoder.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), true);
     } catch (e) {
       this.fail(e as Error);
       this.socket.destroy();
@@ -99,9 +105,24 @@ export class FramedSocket {
     });
   }
 
-  close(): void {
+  /**
+   * End this side and let the socket close once the peer ends too (at once
+   * when it already has). Reading resumes: a socket paused with frames unread
+   * would never see the peer's end and would linger until the grace timer.
+   * Resolves when the socket has closed.
+   */
+  close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => {
+      if (this.socket.destroyed) resolve();
+      else this.socket.once('close', () => resolve());
+    });
+    const t = setTimeout(() => this.socket.destroy(), this.closeGraceMs);
+    t.unref();
+    void closed.then(() => clearTimeout(t));
+    this.socket.resume();
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    return closed;
   }
 
   destroy(): void {

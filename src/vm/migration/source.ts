@@ -11,9 +11,9 @@ import type { Duplex } from 'node:stream';
 import type { VmHandle } from '../vm-handle.js';
 import { FramedSocket } from './framed-socket.js';
 import {
-  FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE, decodeJson, encodeFrame, encodeJson, encodePages, frameTypeName,
-  MAX_BATCH_PAGES, type Frame,
+  FrameType, MIGRATION_MAGIC, MIGRATION_VERSION, PAGE_SIZE, decodeJson, encodeJson, frameTypeName, type Frame,
 } from './stream.js';
+import { DISK_BLOCK } from './disk-blocks.js';
 
 export const DEFAULT_DOWNTIME_LIMIT_MS = 300;
 export const DEFAULT_TIMEOUT_S = 600;
@@ -23,7 +23,10 @@ const MAX_ROUNDS = 30;
 const THROTTLE_INITIAL = 20;
 const THROTTLE_STEP = 10;
 const THROTTLE_MAX = 99;
-const BATCH = 256;
+/** Pages the worker copies out per command (16 MiB): a short pause of the guest each, few round trips. */
+const TAKE_PAGES = 4096;
+/** Disk blocks read per command (16 MiB). */
+const TAKE_BLOCKS = 256;
 
 export interface MigrationProgress {
   id: string;
@@ -31,6 +34,8 @@ export interface MigrationProgress {
   round: number;
   bytesSent: number;
   pagesSent: number;
+  /** --copy-storage: disk blocks (64 KiB) sent, all rounds. */
+  blocksSent: number;
   /** Pages dirtied during the last round. */
   dirtyPages: number;
   /** Guest pages dirtied per second in the last round. */
@@ -39,6 +44,8 @@ export interface MigrationProgress {
   bandwidth: number;
   throttlePercent: number;
   startedAt: number;
+  /** When each step ended, ms since the start (accepted, round0, ..., held, stateAcked, released, running): where the time goes. */
+  steps: Record<string, number>;
   totalMs?: number;
   downtimeMs?: number;
   error?: string;
@@ -49,8 +56,12 @@ export interface MigrateOptions {
   /** Destination daemon's base URL (http://host:port). */
   to: string;
   token: string;
-  /** What the destination is told: the VM's stored definition and the sizes of its disks. */
-  hello: { name: string; memMiB: number; definition: unknown; diskSizes: number[] };
+  /**
+   * What the destination is told: the VM's stored definition and the sizes of
+   * its disks; with copyStorage, the images it is to make in its own images
+   * directory (names relative to it, formats), which this migration fills.
+   */
+  hello: { name: string; memMiB: number; definition: unknown; diskSizes: number[]; copyStorage?: { disks: { name: string; format: 'raw' | 'qcow2' }[] } };
   downtimeLimitMs: number;
   timeoutMs: number;
   signal: AbortSignal;
@@ -69,8 +80,8 @@ export class MigrationError extends Error {
 
 export function newProgress(): MigrationProgress {
   return {
-    id: randomUUID(), phase: 'connecting', round: 0, bytesSent: 0, pagesSent: 0, dirtyPages: 0, dirtyRate: 0, bandwidth: 0,
-    throttlePercent: 0, startedAt: Date.now(),
+    id: randomUUID(), phase: 'connecting', round: 0, bytesSent: 0, pagesSent: 0, blocksSent: 0, dirtyPages: 0, dirtyRate: 0, bandwidth: 0,
+    throttlePercent: 0, startedAt: Date.now(), steps: {},
   };
 }
 
@@ -127,44 +138,83 @@ export async function migrate(o: MigrateOptions): Promise<void> {
   let committed = false;
   const onAbort = () => conn?.destroy();
   o.signal.addEventListener('abort', onAbort);
+  const step = (name: string) => {
+    p.steps[name] = Date.now() - p.startedAt;
+  };
   const aborted = () => {
     if (o.signal.aborted) throw new MigrationError(String(o.signal.reason ?? 'cancelled'));
   };
   try {
     conn = await connect(o.to, o.token, o.signal);
+    step('connected');
     aborted();
     await conn.send(encodeJson(FrameType.HELLO, { magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: p.id, ...o.hello }));
-    expect(await conn.next(), FrameType.ACCEPT);
+    const accepted = expect(await conn.next(), FrameType.ACCEPT);
+    step('accepted');
+    const copyStorage = o.hello.copyStorage !== undefined;
+    if (copyStorage && accepted.copyStorage !== true) throw new MigrationError('the destination does not copy storage (an older tsvisor?)');
     p.phase = 'precopy';
-    await h.command({ type: 'migrateBegin' });
+    await h.command({ type: 'migrateBegin', copyStorage });
     begun = true;
     let prevDirty = Infinity;
-    /** Send every page queued in this round; returns pages dirtied meanwhile. */
+    let sentBytes = 0;
+    let sentSeconds = 0;
+    /**
+     * Send every page queued in this round; returns pages dirtied meanwhile.
+     * The next batch is asked for before the current one is written, so the
+     * worker copies while the socket sends.
+     */
     const sendQueued = async (): Promise<number> => {
+      const ask = () => h.command({ type: 'migrateTake', max: TAKE_PAGES });
+      let next = ask();
       for (;;) {
+        const r = await next;
+        if (r.pages === 0) return r.dirty;
         aborted();
-        const r = await h.command({ type: 'migrateTake', max: BATCH });
-        if (r.indexes.length === 0) return r.dirty;
-        for (let at = 0; at < r.indexes.length; at += MAX_BATCH_PAGES) {
-          const idx = r.indexes.subarray(at, at + MAX_BATCH_PAGES);
-          await conn!.send(encodeFrame(FrameType.PAGES, encodePages(idx, r.data.subarray(at * PAGE_SIZE, (at + idx.length) * PAGE_SIZE))));
-        }
-        p.pagesSent += r.indexes.length;
+        next = ask();
+        // A failure of the prefetched ask is seen when it is awaited; never unhandled meanwhile.
+        next.catch(() => {});
+        await conn!.send(r.frames);
+        p.pagesSent += r.pages;
+        p.bytesSent = conn!.bytesSent;
+      }
+    };
+    /** --copy-storage: send every disk block queued in this round; returns the blocks written meanwhile. */
+    const sendDiskQueued = async (): Promise<number> => {
+      if (!copyStorage) return 0;
+      const ask = () => h.command({ type: 'migrateDiskTake', max: TAKE_BLOCKS });
+      let next = ask();
+      for (;;) {
+        const r = await next;
+        if (r.blocks === 0) return r.dirty;
+        aborted();
+        next = ask();
+        next.catch(() => {});
+        await conn!.send(r.frames);
+        p.blocksSent += r.blocks;
         p.bytesSent = conn!.bytesSent;
       }
     };
     for (;;) {
       const t0 = performance.now();
       const b0 = conn.bytesSent;
-      const dirty = await sendQueued();
+      const dirtyPages = await sendQueued();
+      const dirtyBlocks = await sendDiskQueued();
+      // In pages' worth of bytes: a disk block is sixteen pages.
+      const dirty = dirtyPages + dirtyBlocks * (DISK_BLOCK / PAGE_SIZE);
       await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
       expect(await conn.next(), FrameType.ACK);
+      step(`round${p.round}`);
       const s = Math.max(1e-3, (performance.now() - t0) / 1000);
       p.bandwidth = Math.max(1, (conn.bytesSent - b0) / s);
-      p.dirtyPages = dirty;
+      p.dirtyPages = dirtyPages;
       p.dirtyRate = dirty / s;
       p.bytesSent = conn.bytesSent;
-      const expectedMs = ((dirty * (PAGE_SIZE + 4)) / p.bandwidth) * 1000;
+      sentBytes += conn.bytesSent - b0;
+      sentSeconds += s;
+      // The lower of this round's rate and the whole migration's: one fast round must not stop the guest too early.
+      const rate = Math.min(p.bandwidth, sentBytes / sentSeconds);
+      const expectedMs = ((dirty * (PAGE_SIZE + 4)) / rate) * 1000;
       if (expectedMs <= o.downtimeLimitMs || p.round + 1 >= MAX_ROUNDS) break;
       // Not converging: the guest dirties as fast as the link carries. Slow it down.
       if (p.round >= 1 && dirty >= prevDirty * 0.9 && p.throttlePercent < THROTTLE_MAX) {
@@ -175,30 +225,37 @@ export async function migrate(o: MigrateOptions): Promise<void> {
       p.round++;
       await h.command({ type: 'migrateNextRound' });
     }
-    // Final pass: the guest stops here.
-    const downFrom = performance.now();
+    // Final pass: the guest stops once the worker takes the hold (between two slices).
+    let downFrom = performance.now();
     aborted();
     p.phase = 'stopped';
     const fin = await h.command({ type: 'migrateHold' });
+    // The guest ran until the worker took the command: its pause starts there.
+    if (Number.isFinite(fin.stoppedAt)) downFrom = Math.max(downFrom, Math.min(performance.now(), fin.stoppedAt - performance.timeOrigin));
+    step('held');
     held = true;
     p.round++;
     await sendQueued();
+    await sendDiskQueued();
     await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
     expect(await conn.next(), FrameType.ACK); // the last round's pages
     expect(await conn.next(), FrameType.ACK); // the device state
+    step('stateAcked');
     aborted();
     // The disks: flushed and closed here, and this daemon's locks dropped, before the destination opens them.
     p.phase = 'committing';
     await h.command({ type: 'migrateReleaseDisks' });
     o.releaseLocks();
+    step('released');
     released = true;
     committed = true;
     await conn.send(encodeJson(FrameType.COMMIT, {}));
     expect(await conn.next(), FrameType.RUNNING);
+    step('running');
     p.downtimeMs = performance.now() - downFrom;
     p.bytesSent = conn.bytesSent;
-    conn.close();
+    void conn.close();
     await o.finish();
     p.phase = 'completed';
     p.totalMs = Date.now() - p.startedAt;

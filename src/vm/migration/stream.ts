@@ -18,9 +18,12 @@ export const HEADER_BYTES = 12;
 export const MAX_BATCH_PAGES = 1024;
 /** JSON messages (the device state is the largest) are at most this large. */
 export const MAX_JSON_BYTES = 64 * 1024 * 1024;
-const MAX_PAYLOAD = Math.max(MAX_JSON_BYTES, 4 + MAX_BATCH_PAGES * (4 + PAGE_SIZE));
+/** Largest DISK payload: header, 64 block indexes and 64 blocks of 64 KiB (see disk-blocks.ts). */
+const MAX_DISK_PAYLOAD = 8 + 64 * (4 + 65536);
+const MAX_PAYLOAD = Math.max(MAX_JSON_BYTES, 4 + MAX_BATCH_PAGES * (4 + PAGE_SIZE), MAX_DISK_PAYLOAD);
 /** Index bit of a PAGES entry: the page is all zeros and carries no data. */
-const ZERO_FLAG = 0x8000_0000;
+export const ZERO_PAGE_FLAG = 0x8000_0000;
+const ZERO_FLAG = ZERO_PAGE_FLAG;
 
 export const FrameType = {
   /** source → destination: who is coming (JSON Hello). */
@@ -45,6 +48,8 @@ export const FrameType = {
   FAILED: 10,
   /** source → destination: give up (JSON {reason}); the destination discards everything. */
   CANCEL: 11,
+  /** source → destination: a batch of disk blocks (--copy-storage; see disk-blocks.ts). */
+  DISK: 12,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 const TYPE_NAMES = new Map<number, string>(Object.entries(FrameType).map(([k, v]) => [v, k]));
@@ -91,14 +96,17 @@ export class FrameDecoder {
   private header: { type: FrameTypeValue; len: number; crc: number } | null = null;
   private failed: string | null = null;
 
-  push(chunk: Uint8Array): Frame[] {
+  push(chunk: Uint8Array, owned = false): Frame[] {
     if (this.failed) throw new MigrationStreamError(this.failed);
     // Chunks are kept, not joined on every push: joining made a frame arriving in
     // n chunks cost O(n^2) copying (a 4 MiB PAGES frame in 64 KiB reads decoded at a few MiB/s).
     if (chunk.length > 0) {
-      // A copy: the caller may reuse its buffer (and Buffer.slice() would only make a view of it).
-      const own = new Uint8Array(chunk.length);
-      own.set(chunk);
+      // A copy unless the caller hands the chunk over (`owned`): it may reuse its buffer.
+      let own = chunk;
+      if (!owned) {
+        own = new Uint8Array(chunk.length);
+        own.set(chunk);
+      }
       this.chunks.push(own);
       this.held += chunk.length;
     }
@@ -138,7 +146,7 @@ export class FrameDecoder {
     const first = this.chunks[this.head]!;
     let out: Uint8Array;
     if (first.length >= n) {
-      // The chunk is this decoder's own copy: a view of it is safe to hand out.
+      // The chunk is this decoder's own (a copy, or handed over): a view of it is safe to hand out.
       out = first.subarray(0, n);
       if (first.length === n) this.head++;
       else this.chunks[this.head] = first.subarray(n);
@@ -170,7 +178,7 @@ export class FrameDecoder {
 
 /** The JSON object a control frame carries (throws MigrationStreamError if it is not one). */
 export function decodeJson(f: Frame): Record<string, unknown> {
-  if (f.type === FrameType.PAGES) throw new MigrationStreamError('PAGES frame is not JSON');
+  if (f.type === FrameType.PAGES || f.type === FrameType.DISK) throw new MigrationStreamError(`${frameTypeName(f.type)} frame is not JSON`);
   let v: unknown;
   try {
     v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(f.payload));

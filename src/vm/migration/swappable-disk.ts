@@ -8,6 +8,9 @@
 import { DiskError, type BlockBackend } from '../../storage/backend.js';
 
 export class SwappableDisk implements BlockBackend {
+  /** Told of every range the guest changes (a migration copying the disk tracks its dirty blocks). */
+  onChange: ((offset: number, len: number) => void) | null = null;
+
   constructor(readonly size: number, readonly readOnly: boolean, private inner: BlockBackend | null) {}
 
   /** The open backend, or null while the disk is released. */
@@ -58,15 +61,18 @@ export class SwappableDisk implements BlockBackend {
   }
   write(offset: number, buf: Uint8Array): void {
     this.open.write(offset, buf);
+    this.onChange?.(offset, buf.length);
   }
   flush(): void {
     this.open.flush();
   }
   discard(offset: number, len: number): void {
     this.open.discard(offset, len);
+    this.onChange?.(offset, len);
   }
   writeZeroes(offset: number, len: number): void {
     this.open.writeZeroes(offset, len);
+    this.onChange?.(offset, len);
   }
   close(): void {
     const b = this.inner;
