@@ -54,6 +54,18 @@ interface CoreExports {
   cpuStateGet(i: number): bigint;
   cpuStateSet(i: number, v: bigint): void;
   cpuStateRestored(): void;
+  // SMP (src/cpu/harts.ts); hart arguments are indices 0..count-1, booleans are 0/1.
+  hartSetCount(n: number): void;
+  hartCurrent(): number;
+  hartSwitch(h: number): void;
+  hartSaveTo(h: number): void;
+  hartFieldGet(h: number, i: number): bigint;
+  hartFieldSet(h: number, i: number, v: bigint): void;
+  hartMipBits(h: number, sw: number, bits: bigint, on: number): void;
+  hartWakeable(h: number): number;
+  hartDeadline(h: number): bigint;
+  hartRegGet(h: number, r: number): bigint;
+  hartRegSet(h: number, r: number, v: bigint): void;
 }
 
 export const EXIT_BUDGET = 0;

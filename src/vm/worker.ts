@@ -252,6 +252,7 @@ async function main(): Promise<void> {
         bootargs: config.append,
         deterministic: config.deterministic,
         jit: config.jit !== false,
+        harts: config.cpus ?? 1,
         disks: diskConfigs,
         // A clone's NICs bring their own MACs (new identity), the snapshot's are not required.
         nics: from && config.clone ? nics.map((n) => ({ ...n, newMac: true })) : nics,
@@ -421,6 +422,7 @@ async function main(): Promise<void> {
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
       deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      ...(config.cpus !== undefined && config.cpus !== 1 ? { cpus: config.cpus } : {}),
       powerButton: config.powerButton ?? true,
       disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
       balloon: balloon ? { ...balloon } : undefined,
