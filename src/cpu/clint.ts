@@ -3,8 +3,23 @@
 // and compares sit on the interrupt hot path; a register of a hart that is not
 // running lives in that hart's saved context (harts.ts).
 
-import { currentTime, breakBatch } from './hart';
-import { hartCount, clintMsip, clintSetMsip, clintMtimecmp, clintSetMtimecmp } from './harts';
+import { currentTime, breakBatch, msip, mtimecmp } from './hart';
+import { curHart, hartCount, slotGet, slotSet, F_MSIP, F_MTIMECMP } from './hart-slots';
+
+function clintMsip(h: u32): u32 {
+  return h == curHart ? msip : <u32>slotGet(h, F_MSIP);
+}
+function clintSetMsip(h: u32, v: u32): void {
+  if (h == curHart) msip = v;
+  else slotSet(h, F_MSIP, <u64>v);
+}
+function clintMtimecmp(h: u32): u64 {
+  return h == curHart ? mtimecmp : slotGet(h, F_MTIMECMP);
+}
+function clintSetMtimecmp(h: u32, v: u64): void {
+  if (h == curHart) mtimecmp = v;
+  else slotSet(h, F_MTIMECMP, v);
+}
 
 export const CLINT_BASE: u64 = 0x2000000;
 export const CLINT_SIZE: u64 = 0x10000;

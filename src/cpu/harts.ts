@@ -9,6 +9,7 @@ import { cpuStateGet, cpuStateSet, cpuStateFieldCount } from './persist';
 import { reservation, breakBatch, currentTime, MS_FS, mstatus, MIP_MTIP, MIP_STIP, MIP_MSIP } from './hart';
 import { FS_DIRTY_OFF } from './state';
 import { tlbFlushAll, updateTlbSets } from './mmu';
+import { curHart, hartCount, setCurHart, setHartCount, slotBase, F_MTIMECMP, F_MSIP } from './hart-slots';
 
 // Fields shared by the whole machine (cpuStateGet numbers): instret (guest time in
 // deterministic runs follows it, so it must not go back when harts switch), timeNow,
@@ -19,30 +20,23 @@ const F_MIPSW: u32 = 7;
 const F_MIPHW: u32 = 8;
 const F_MENVCFG: u32 = 15;
 const F_STIMECMP: u32 = 24;
-const F_MTIMECMP: u32 = 26;
-const F_MSIP: u32 = 27;
 
 @inline function shared(i: u32): bool {
   return i == F_INSTRET || (i >= 28 && i <= 30) || (i >= 32 && i <= 34);
 }
 
-/** Index of the hart whose state is live in the core. */
-export let curHart: u32 = 0;
-/** Harts of this machine (1..HART_CTX_MAX). */
-export let hartCount: u32 = 1;
-
 @inline function ctx(h: u32): u32 {
-  return HART_CTX + h * HART_CTX_SIZE;
+  return slotBase(h);
 }
 
 /** At reset: hart 0 is live, every slot is empty. */
 export function hartsReset(): void {
-  curHart = 0;
+  setCurHart(0);
   memory.fill(HART_CTX, 0, HART_CTX_MAX * HART_CTX_SIZE);
 }
 
 export function hartSetCount(n: u32): void {
-  hartCount = n < 1 ? 1 : n > HART_CTX_MAX ? HART_CTX_MAX : n;
+  setHartCount(n < 1 ? 1 : n > HART_CTX_MAX ? HART_CTX_MAX : n);
 }
 
 export function hartCurrent(): u32 {
@@ -90,7 +84,7 @@ export function hartLoad(h: u32): void {
   store<u32>(STATE + FFLAGS_OFF, load<u32>(c + HART_CTX_FP_OFF));
   store<u32>(STATE + FRM_OFF, load<u32>(c + HART_CTX_FP_OFF + 4));
   store<u32>(STATE + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
-  curHart = h;
+  setCurHart(h);
   reservation = 0xffffffffffffffff;
   tlbFlushAll();
   updateTlbSets();
@@ -167,19 +161,4 @@ function regAddr(h: u32, r: u32): u32 {
   if (r < 32) return c + HART_CTX_X_OFF + (r << 3);
   if (r < 64) return c + HART_CTX_F_OFF + ((r - 32) << 3);
   return c + HART_CTX_FP_OFF + (r == 64 ? 0 : 4);
-}
-
-// ---- CLINT registers of any hart (clint.ts) ----
-
-export function clintMsip(h: u32): u32 {
-  return <u32>hartFieldGet(h, F_MSIP);
-}
-export function clintSetMsip(h: u32, v: u32): void {
-  hartFieldSet(h, F_MSIP, <u64>(v & 1));
-}
-export function clintMtimecmp(h: u32): u64 {
-  return hartFieldGet(h, F_MTIMECMP);
-}
-export function clintSetMtimecmp(h: u32, v: u64): void {
-  hartFieldSet(h, F_MTIMECMP, v);
 }
