@@ -18,6 +18,10 @@ import { table } from './lib/format.js';
 import { buildGuestPrograms, buildBenchInitrd, REPO_ROOT, TSVISOR_BIN } from './lib/guest-build.js';
 import { cpuModel, qemuVersion } from './lib/host.js';
 import { killAll, track } from './lib/proc.js';
+import { readFileSync } from 'node:fs';
+import { CpuCore } from '../src/machine/cpu-core.js';
+import { QUANTUM } from '../src/machine/harts.js';
+import { defaultWasmPath } from '../src/vm/vm-handle.js';
 
 const PROGRAMS = ['sha256', 'matmul', 'interp'] as const;
 const READY = 'tsvisor guest ready';
@@ -132,6 +136,28 @@ function session(c: Config, kernel: string, initrd: string, programs: readonly s
   });
 }
 
+/**
+ * What one hart switch costs by itself (save, load, TLB flush; not the TLB
+ * misses that follow): switches back and forth between two harts of a core.
+ */
+function switchMicros(): number {
+  const core = new CpuCore(new Uint8Array(readFileSync(defaultWasmPath())), 64 << 20, { mmioRead: () => 0, mmioWrite: () => {}, ecall: () => {} });
+  core.reset(0x8000_0000n);
+  core.exports.hartSetCount(2);
+  core.exports.hartSaveTo(1);
+  let best = Infinity;
+  for (let round = 0; round < 5; round++) {
+    const n = 10_000;
+    const t = performance.now();
+    for (let i = 0; i < n; i++) {
+      core.exports.hartSwitch(1);
+      core.exports.hartSwitch(0);
+    }
+    best = Math.min(best, ((performance.now() - t) * 1000) / (2 * n));
+  }
+  return best;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { only: { type: 'string' }, scale: { type: 'string' }, json: { type: 'boolean' } },
@@ -141,6 +167,8 @@ async function main(): Promise<void> {
   const scale = Number(values.scale ?? '1');
   if (!(scale > 0 && scale <= 100)) throw new Error('--scale needs a number in (0, 100]');
   const say = (s: string) => process.stderr.write(s + '\n');
+  const switchUs = switchMicros();
+  say(`hart switch: ${switchUs.toFixed(1)} us (best of 5 rounds)`);
   const guest = await ensureDefaultGuest({ progress: false, log: (s) => say(s.replace(/\n$/, '')) });
   const workDir = join(defaultCacheDir(), 'bench-smp');
   const bins = buildGuestPrograms(programs, join(workDir, 'bin'), say);
@@ -165,10 +193,11 @@ async function main(): Promise<void> {
   });
   const host = { date: new Date().toISOString().slice(0, 10), cpu: cpuModel(), cores: cpus().length, node: process.version, qemu: qemuVersion() };
   if (values.json) {
-    process.stdout.write(JSON.stringify({ host, scale, results }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ host, scale, switchUs, results }, null, 2) + '\n');
     return;
   }
   process.stdout.write(`SMP benchmark, ${host.date}, ${host.cpu} (${host.cores} cores), Node ${host.node}, ${host.qemu}, scale ${scale}\n`);
+  process.stdout.write(`Hart switch (save, load, TLB flush): ${switchUs.toFixed(1)} us; quantum ${QUANTUM} instructions.\n`);
   process.stdout.write('Throughput: copies finished per host second (N copies in an N-hart VM).\n\n');
   const head = ['program', 'tsvisor 1', 'tsvisor 2', 'speedup', 'QEMU 1', 'QEMU 2', 'speedup', 'tsvisor/QEMU 1', 'tsvisor/QEMU 2'];
   process.stdout.write(table([head, ...rows], new Set([1, 2, 3, 4, 5, 6, 7, 8])) + '\n\n');

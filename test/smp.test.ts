@@ -12,17 +12,19 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootDefaultGuest, type VmConsole } from './lib/vm-console.js';
+import { bootDefaultGuest, ChildConsole, type VmConsole } from './lib/vm-console.js';
+import { RUN_STATE_PAUSED, type SnapshotResult } from '../src/vm/protocol.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { writeCpio } from '../src/image/cpio.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TORTURE = join(ROOT, 'build/guest/linux/smp_torture.elf');
+const CLI = join(ROOT, 'bin/tsvisor.js');
 const BOOT_MS = 600_000;
 const RUN_MS = 300_000;
 const dir = mkdtempSync(join(tmpdir(), 'tsvisor-smp-'));
@@ -125,5 +127,38 @@ describe('SMP guests', { concurrency: 1 }, () => {
     assert.match(boots[0], /smp: Brought up 1 node, 4 CPUs/);
     assert.equal(boots[1], boots[0], 'two deterministic boots with the translator');
     assert.equal(boots[2], boots[0], 'translator off and on');
+  });
+
+  test('a deterministic 2-hart VM restored from a snapshot at instruction N prints exactly what the original printed after N', { timeout: 3 * BOOT_MS }, async () => {
+    const a = await bootDefaultGuest({ initrd, cpus: 2, memMiB: 256, deterministic: true }, {}, BOOT_MS);
+    const snapDir = join(dir, 'snap');
+    a.vm.pause();
+    for (let k = 0; a.vm.live().state !== RUN_STATE_PAUSED; k++) {
+      assert.ok(k < 6000, 'the VM pauses');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const n = Number(a.vm.live().instret) + 20_000_000;
+    // Markers are computed by the shell, so the echoed command line never matches them.
+    const events = [{ instret: n + 50_000, data: 'smp_torture; echo after-$((6*7)); poweroff\n' }];
+    const snapped = new Promise<SnapshotResult>((resolve) => a.vm.once('snapshot', resolve));
+    await a.vm.command({ type: 'scheduleSnapshot', dir: snapDir, instret: n });
+    await a.vm.command({ type: 'scheduleInput', events });
+    a.vm.resume();
+    const snap = await snapped;
+    assert.equal(snap.instret, n);
+    const exitA = await a.vm.exited;
+    assert.equal(exitA.code, 0, exitA.reason);
+    assert.match(a.out, /smp_torture: PASS[\s\S]*after-42/);
+
+    const script = join(dir, 'script.json');
+    writeFileSync(script, JSON.stringify(events));
+    const child = spawn(process.execPath, [CLI, 'run', '--restore', snapDir, '--input-script', script], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const b = new ChildConsole(child);
+    let outB = '';
+    child.stdout!.on('data', (x: Buffer) => (outB += x.toString('latin1')));
+    const code = await b.exited;
+    assert.equal(code, 0, b.out.slice(-2000));
+    assert.match(outB, /threads 2\r?\n[\s\S]*smp_torture: PASS[\s\S]*after-42/);
+    assert.ok(a.out.endsWith(outB), `the restored VM's output is not the tail of the original's\n--- restored ---\n${outB.slice(0, 3000)}`);
   });
 });

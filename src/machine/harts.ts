@@ -42,6 +42,8 @@ const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 export interface HartStats {
   /** Context switches between harts so far. */
   switches: number;
+  /** Instructions each hart retired (for --stats). */
+  instructions: number[];
 }
 
 /** The scheduler's state in a snapshot (the harts' registers travel as CpuStates). */
@@ -63,7 +65,7 @@ export class HartSet {
   private readonly resumeAt: ({ addr: bigint; opaque: bigint } | null)[];
   private left = QUANTUM;
   private yieldAsked = false;
-  readonly stats: HartStats = { switches: 0 };
+  readonly stats: HartStats;
 
   constructor(private readonly core: CpuCore, count: number) {
     if (!Number.isInteger(count) || count < 1 || count > MAX_HARTS) throw new RangeError(`bad hart count ${count} (1..${MAX_HARTS})`);
@@ -72,6 +74,7 @@ export class HartSet {
     this.hsm = Array.from({ length: count }, (_, h) => (h === 0 ? HSM_STARTED : HSM_STOPPED));
     this.waiting = new Array<boolean>(count).fill(false);
     this.resumeAt = new Array(count).fill(null);
+    this.stats = { switches: 0, instructions: new Array<number>(count).fill(0) };
   }
 
   /** The hart whose state is live in the core (SBI calls come from it). */
@@ -228,7 +231,9 @@ export class HartSet {
       }
       const before = this.core.instret;
       const r = this.core.run(Math.min(budget - done, this.left));
-      this.left -= Number(this.core.instret - before);
+      const ran = Number(this.core.instret - before);
+      this.left -= ran;
+      this.stats.instructions[h] += ran;
       if (r === EXIT_WFI) {
         this.waiting[h] = true;
         this.left = 0;

@@ -295,7 +295,7 @@ static void worker(long id) {
     unlock(&the_lock);
   }
   barrier(&sense);
-  ring_phase((int)id);
+  if (nthreads >= 2) ring_phase((int)id);
   barrier(&sense);
   if (nthreads >= 2 && id < 2) {
     for (int s = 0; s < 4; s++) {
