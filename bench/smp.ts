@@ -75,6 +75,8 @@ function session(c: Config, kernel: string, initrd: string, programs: readonly s
     let index = -1;
     let typedAt = 0;
     let booted = false;
+    /** The current program's copies are done; waiting for the shell prompt. */
+    let waiting = false;
     let timer: NodeJS.Timeout | undefined;
     const arm = (ms: number, why: string) => {
       clearTimeout(timer);
@@ -110,7 +112,7 @@ function session(c: Config, kernel: string, initrd: string, programs: readonly s
         }
         return;
       }
-      if (index >= programs.length) return;
+      if (index >= programs.length || waiting) return;
       const lines = [...text.matchAll(BENCH_RE)];
       if (lines.length >= c.harts) {
         const wall = (performance.now() - typedAt) / 1000;
@@ -118,9 +120,11 @@ function session(c: Config, kernel: string, initrd: string, programs: readonly s
         result.throughput[p] = { perSecond: c.harts / wall, wallSeconds: wall, checksums: lines.map((m) => m[3]) };
         say(`  ${c.label}: ${c.harts} x ${p} in ${wall.toFixed(2)} s`);
         // Wait for the prompt (all copies reaped) before the next program.
+        waiting = true;
         const waitPrompt = setInterval(() => {
           if (/# $/.test(text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''))) {
             clearInterval(waitPrompt);
+            waiting = false;
             next();
           }
         }, 50);

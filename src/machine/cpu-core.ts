@@ -71,6 +71,8 @@ interface CoreExports {
 export const EXIT_BUDGET = 0;
 export const EXIT_WFI = 1;
 export const EXIT_HOST = 2;
+/** PAUSE executed with several harts (the machine's HartSet runs the next hart). */
+export const EXIT_YIELD = 5;
 /** run() stopped with pc on a breakpoint, before executing it (see setBreakpoint). */
 export const EXIT_BREAKPOINT = 4;
 /** How many pc breakpoints the core holds. */

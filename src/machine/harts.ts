@@ -4,7 +4,7 @@
 // deterministic. It also keeps each hart's SBI HSM state and answers for the
 // whole machine: it is idle (WFI) only when every started hart waits.
 
-import { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, type CpuCore } from './cpu-core.js';
+import { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_YIELD, type CpuCore } from './cpu-core.js';
 import { HART_CTX_MAX } from './layout.js';
 import { CPU_FIELDS } from './cpu-persist.js';
 
@@ -16,11 +16,13 @@ export const HSM_SUSPENDED = 4;
 /** Most harts a machine may have. */
 export const MAX_HARTS = HART_CTX_MAX;
 /**
- * Instructions a hart runs before the next one gets the core. Small enough that
- * a hart spinning on a lock that a switched-out hart holds wastes little, large
- * enough that the switch (a TLB flush and refill) stays cheap; see docs/smp.md.
+ * Instructions a hart runs before the next one gets the core. A switch costs far
+ * more than its own 10 to 30 us: the TLB is refilled page walk by page walk and
+ * the links between translated blocks are made again. A hart that spins in the
+ * kernel (cpu_relax() executes PAUSE) gives up the rest of its quantum at once,
+ * so a long quantum wastes little on locks; see docs/smp.md.
  */
-export const QUANTUM = 50_000;
+export const QUANTUM = 200_000;
 
 const F = (name: string): number => {
   const i = CPU_FIELDS.indexOf(name as (typeof CPU_FIELDS)[number]);
@@ -44,6 +46,8 @@ export interface HartStats {
   switches: number;
   /** Instructions each hart retired (for --stats). */
   instructions: number[];
+  /** Times a hart went idle (WFI with nothing pending); the stall watch takes it as a sign of life. */
+  wfis: number;
 }
 
 /** The scheduler's state in a snapshot (the harts' registers travel as CpuStates). */
@@ -74,7 +78,7 @@ export class HartSet {
     this.hsm = Array.from({ length: count }, (_, h) => (h === 0 ? HSM_STARTED : HSM_STOPPED));
     this.waiting = new Array<boolean>(count).fill(false);
     this.resumeAt = new Array(count).fill(null);
-    this.stats = { switches: 0, instructions: new Array<number>(count).fill(0) };
+    this.stats = { switches: 0, instructions: new Array<number>(count).fill(0), wfis: 0 };
   }
 
   /** The hart whose state is live in the core (SBI calls come from it). */
@@ -235,8 +239,13 @@ export class HartSet {
       this.left -= ran;
       this.stats.instructions[h] += ran;
       if (r === EXIT_WFI) {
+        this.stats.wfis++;
         this.waiting[h] = true;
         this.left = 0;
+        continue;
+      }
+      if (r === EXIT_YIELD) {
+        this.left = 0; // PAUSE: the hart spins on something another hart must do
         continue;
       }
       if (r === EXIT_HOST && this.yieldAsked && !halted()) {

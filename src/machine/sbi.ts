@@ -147,11 +147,10 @@ export class Sbi {
   private sendIpi(mask: bigint, base: bigint): void {
     const to = this.targets(mask, base);
     if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
-    const self = this.harts.current;
     for (const h of to) this.harts.sendSoftIpi(h);
+    // The sender goes on with its quantum: if it then waits for an answer, it spins
+    // with PAUSE (cpu_relax), which hands the core over (harts.ts).
     this.ret(SBI_SUCCESS);
-    // The sender usually waits for the others to answer: let them run now.
-    if (to.some((h) => h !== self)) this.harts.yieldNow();
   }
 
   private rfence(fid: bigint): void {

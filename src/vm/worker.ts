@@ -225,6 +225,8 @@ async function main(): Promise<void> {
   let stallCheckedAt = 0;
   let busyAtStallCheck = 0;
   let wfiSinceStallCheck = false;
+  /** Harts that entered WFI so far (HartSet.stats.wfis), as last seen. */
+  let wfisSeen = 0;
   /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
   let restoreFrom = config.restore;
   /** A debugger's checkpoint to rebuild the machine from (reverse execution), instead of booting. */
@@ -691,6 +693,11 @@ async function main(): Promise<void> {
     gdb?.afterSlice(r);
     if (r === EXIT_WFI) {
       sawWfi = true;
+      wfiSinceStallCheck = true;
+    }
+    // With several harts one of them idling shows the kernel is alive too (the others may stay busy).
+    if (m.harts.stats.wfis !== wfisSeen) {
+      wfisSeen = m.harts.stats.wfis;
       wfiSinceStallCheck = true;
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);

@@ -103,6 +103,8 @@ static inline void unlock(volatile int *l) {
 }
 
 #define FENCE(x) __asm__ volatile("fence " x ::: "memory")
+/* What Linux's cpu_relax() does in spin loops: the PAUSE hint (Zihintpause), as its encoding. */
+#define RELAX() __asm__ volatile(".4byte 0x0100000f" ::: "memory")
 
 /* ---- threads ---- */
 
@@ -147,7 +149,7 @@ static void barrier(long *sense) {
     FENCE("rw, rw");
     bar_sense = *sense;
   } else {
-    while (bar_sense != *sense) {}
+    while (bar_sense != *sense) RELAX();
   }
   FENCE("rw, rw");
 }
@@ -161,7 +163,7 @@ static void pair_barrier(long *sense) {
     FENCE("rw, rw");
     pair_sense = *sense;
   } else {
-    while (pair_sense != *sense) {}
+    while (pair_sense != *sense) RELAX();
   }
   FENCE("rw, rw");
 }
@@ -182,7 +184,7 @@ static volatile long xmc_flag, xmc_calls, xmc_result, xmc_ready;
 static void ring_phase(int id) {
   if (id == 0) {
     for (long i = 1; i <= RING_MSGS; i++) {
-      while (ring_head - ring_tail >= RING_SLOTS) {}
+      while (ring_head - ring_tail >= RING_SLOTS) RELAX();
       FENCE("rw, w"); /* the consumer is done with the slot before it is reused */
       ring[ring_head % RING_SLOTS] = (u64)i * 2654435761u;
       FENCE("w, w"); /* message before the index that publishes it */
@@ -190,7 +192,7 @@ static void ring_phase(int id) {
     }
   } else if (id == 1) {
     for (long i = 1; i <= RING_MSGS; i++) {
-      while (ring_head == ring_tail) {}
+      while (ring_head == ring_tail) RELAX();
       FENCE("r, r"); /* index before the message */
       u64 v = ring[ring_tail % RING_SLOTS];
       if (v != (u64)i * 2654435761u) ring_errors++;
@@ -273,7 +275,7 @@ static void xmc_phase(int id) {
     xmc_result = f();
     xmc_calls = calls;
   } else if (id == 0) {
-    while (!xmc_ready) {}
+    while (!xmc_ready) RELAX();
     /* li a0, 2 instead of li a0, 1 */
     xcode[0] = (2u << 20) | (10u << 7) | 0x13u;
     __asm__ volatile("fence.i" ::: "memory");
