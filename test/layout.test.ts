@@ -54,6 +54,7 @@ test('the tables below guest RAM do not overlap, even with the largest guest', (
   const regions: [string, number, number][] = [
     ['state', L.STATE, L.STATE_SIZE], ['tlb', L.TLB_BASE, 3 * 4 * L.TLB_SIZE * 16], ['rvc table', L.RVC_TABLE, 0x10000 * 4],
     ['debug breakpoints', L.DEBUG_BP, L.DEBUG_BP_MAX * 8],
+    ['hart contexts', L.HART_CTX, L.HART_CTX_MAX * L.HART_CTX_SIZE],
     ['hot counts', L.JIT_HOT, L.JIT_HOT_SIZE * 8], ['page generations', L.PAGE_GEN, maxPages * 4], ['code pages', L.CODE_PAGE, maxPages],
     ['block cache', L.JIT_HASH, L.JIT_HASH_SIZE * 32], ['link slots', L.JIT_LINKS, L.JIT_LINKS_MAX * 32], ['dirty pages', L.DIRTY_PAGE, maxPages],
   ];

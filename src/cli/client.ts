@@ -57,6 +57,7 @@ Create options:
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
   --cpu-cap F             at most this fraction of one host core (e.g. 0.5)
   --deterministic         guest time follows the instruction count
+  --cpus N                harts (virtual CPUs), 1..8 (default 1)
   --gdb                   a GDB stub (attach with 'tsvisor gdb NAME --listen')
   --jit on|off            translate hot guest code (default on)
   --restart POLICY[:N]    no, on-failure[:max retries] or always
@@ -278,6 +279,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       'cpu-weight': { type: 'string' },
       'cpu-cap': { type: 'string' },
       deterministic: { type: 'boolean' },
+      cpus: { type: 'string' },
       gdb: { type: 'boolean' },
       jit: { type: 'string' },
       restart: { type: 'string' },
@@ -330,6 +332,10 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   }
   if (Object.keys(cpu).length > 0) body.cpu = cpu;
   if (values.deterministic) body.deterministic = true;
+  if (values.cpus !== undefined) {
+    if (!/^[1-8]$/.test(values.cpus)) throw new UsageError(`invalid --cpus '${values.cpus}': expected 1 to 8`);
+    body.cpus = Number(values.cpus);
+  }
   if (values.gdb) body.gdb = true;
   if (values.jit !== undefined) {
     if (values.jit !== 'on' && values.jit !== 'off') throw new UsageError(`invalid --jit '${values.jit}': expected on or off`);

@@ -62,6 +62,8 @@ Options:
                      the bursts are one-time extras on top
   --balloon          attach a virtio-balloon device (target set by the host)
   --deterministic    guest time follows the instruction count (reproducible runs)
+  --smp N            N harts (virtual CPUs), 1 to 8 (default 1); they take turns
+                     on one host thread (docs/smp.md)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
   --net SPEC         a virtio-net NIC (repeatable; the first is eth0):
@@ -360,6 +362,8 @@ export interface RunOptions {
   memMiB: number;
   bios?: string;
   deterministic: boolean;
+  /** --smp: harts, 1..8. */
+  cpus: number;
   mirror?: string;
   disks: DiskSpec[];
   jit: boolean;
@@ -411,6 +415,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     mem: { type: 'string' },
     bios: { type: 'string' },
     deterministic: { type: 'boolean' },
+    smp: { type: 'string' },
     mirror: { type: 'string' },
     disk: { type: 'string', multiple: true },
     jit: { type: 'string' },
@@ -460,7 +465,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   if (values.restore !== undefined) {
     if (values.restore === '') throw new UsageError('--restore needs a directory');
     // The machine comes from the snapshot: options that would describe another one are mistakes.
-    for (const k of ['kernel', 'initrd', 'append', 'mem', 'bios', 'disk', 'balloon', 'rng', 'deterministic', 'mirror'] as const) {
+    for (const k of ['kernel', 'initrd', 'append', 'mem', 'bios', 'disk', 'balloon', 'rng', 'deterministic', 'mirror', 'smp'] as const) {
       if (values[k] !== undefined) throw new UsageError(`--${k} cannot be used with --restore (the snapshot has its own)`);
     }
   }
@@ -510,6 +515,10 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   for (const opt of ['kernel', 'initrd', 'bios'] as const) {
     if (values[opt] === '') throw new UsageError(`--${opt} needs a file name`);
   }
+  const smpText = values.smp ?? '1';
+  const cpus = /^[1-8]$/.test(smpText) ? Number(smpText) : NaN;
+  if (Number.isNaN(cpus)) throw new UsageError(`invalid --smp '${smpText}': expected a number of harts, 1 to 8`);
+  if (cpus > 1 && gdb) throw new UsageError('--gdb debugs one hart: it cannot be used with --smp above 1');
   const jit = values.jit ?? 'on';
   if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
   const rng = values.rng ?? 'off';
@@ -522,6 +531,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     memMiB,
     bios: values.bios,
     deterministic: values.deterministic === true,
+    cpus,
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
     disks,
     jit: jit === 'on',
@@ -632,6 +642,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     memMiB: opts.memMiB,
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
+    cpus: opts.cpus,
     wasmPath,
     disks: opts.disks.map((d, i) => ({
       path: resolvePath(d.path), format: diskFormats[i].format, guardProbedRaw: diskFormats[i].guessed && diskFormats[i].format === 'raw',

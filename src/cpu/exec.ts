@@ -15,6 +15,7 @@ import {
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
+import { hartCount } from './hart-slots';
 
 /** Fill RVC_TABLE with the expansion of every 16-bit encoding (one load instead of a decode). */
 export function initRvcTable(): void {
@@ -29,6 +30,9 @@ import { execFp } from './fpu';
 export const EXIT_NONE: u32 = 0;
 export const EXIT_WFI: u32 = 1;
 export const EXIT_HOST: u32 = 2;
+/** PAUSE with several harts: this hart spins, let the next one have the core (harts.ts). */
+export const EXIT_YIELD: u32 = 5;
+const PAUSE: u32 = 0x0100000f;
 
 @inline function sext32(v: u64): u64 {
   return <u64><i64><i32>v;
@@ -304,8 +308,12 @@ export function execute(): void {
       setX(rd, v);
       break;
     }
-    case 3: // MISC-MEM (0x0f): FENCE, FENCE.I (no cached translations yet; memory is coherent)
+    case 3: // MISC-MEM (0x0f): FENCE, FENCE.I (translations follow stores; memory is coherent)
       if (f3 > 1) { illegalInsn(); return; }
+      if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {
+        exitReason = EXIT_YIELD;
+        breakBatch = true;
+      }
       break;
     case 28: // SYSTEM (0x73)
       if (!execSystem(insn, rd, f3, rs1)) return;

@@ -8,6 +8,11 @@ import {
   curInsnBits, instretDelta, cycleDelta,
 } from './hart';
 import { pmpReset } from './pmp';
+import { hartsReset } from './harts';
+export {
+  hartSetCount, hartCurrent, hartSwitch, hartSaveTo, hartFieldGet, hartFieldSet, hartMipBits, hartWakeable, hartDeadline,
+  hartRegGet, hartRegSet,
+} from './harts';
 import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
 export { trigLegal } from './triggers';
 import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
@@ -49,6 +54,7 @@ export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
 /** Reset the hart: M-mode at `entry`, with the given RAM size in bytes. */
 export function reset(ram: u64, hartId: u64, entry: u64): void {
   memory.fill(STATE, 0, STATE_SIZE);
+  hartsReset();
   ramSize = ram;
   mhartid = hartId;
   pc = entry;

@@ -66,6 +66,18 @@ export const RVC_TABLE: u32 = 0x140000;
 /** Debugger: pc breakpoints, DEBUG_BP_MAX guest virtual addresses (u64 each; a slot is used when its bit is set in the core's mask). */
 export const DEBUG_BP: u32 = 0x180000;
 export const DEBUG_BP_MAX: u32 = 64;
+/**
+ * SMP: the saved context of each hart that is not running (HART_CTX_MAX slots of
+ * HART_CTX_SIZE bytes): u64 fields at 8 * (cpuStateGet field number), then the
+ * x registers at HART_CTX_X_OFF, f registers at HART_CTX_F_OFF, fflags and frm
+ * (u32 each) at HART_CTX_FP_OFF. The running hart's slot is stale.
+ */
+export const HART_CTX: u32 = 0x181000;
+export const HART_CTX_SIZE: u32 = 0x1000;
+export const HART_CTX_MAX: u32 = 8;
+export const HART_CTX_X_OFF: u32 = 0x800;
+export const HART_CTX_F_OFF: u32 = 0x900;
+export const HART_CTX_FP_OFF: u32 = 0xa00;
 /** Execution counts of block heads not yet translated: {hpc u32, count i32}. */
 export const JIT_HOT: u32 = 0x1c0000;
 export const JIT_HOT_SIZE: u32 = 16384;

@@ -85,6 +85,7 @@ function checkSnapshotSource(dir: string, config: CreateVmRequest, imagesDir: st
   }
   if (snap.config.memMiB !== config.memory) throw new ApiError(400, `memory: the snapshot has ${snap.config.memMiB} MiB`);
   if ((snap.config.deterministic === true) !== (config.deterministic === true)) throw new ApiError(400, 'deterministic: must match the snapshot');
+  if ((snap.config.cpus ?? 1) !== (config.cpus ?? config.vcpus ?? 1)) throw new ApiError(400, `cpus: the snapshot has ${snap.config.cpus ?? 1}`);
   const saved = (snap.machine as { virtio?: { name?: string }[] }).virtio ?? [];
   if ((config.nics?.length ?? 0) !== saved.filter((v) => v.name?.startsWith('virtio-net')).length) {
     throw new ApiError(400, 'nics: as many as the snapshot has');

@@ -98,7 +98,8 @@ export const createVmSchema = {
   required: ['name', 'memory', 'kernel'],
   properties: {
     name: { type: 'string', pattern: NAME_PATTERN },
-    vcpus: { type: 'integer', minimum: 1, maximum: 64 },
+    cpus: { type: 'integer', minimum: 1, maximum: 8, description: 'harts (virtual CPUs) of the VM; they take turns on its thread (default 1)' },
+    vcpus: { type: 'integer', minimum: 1, maximum: 8, description: 'the same as cpus (older name)' },
     memory: { type: 'integer', minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, description: 'guest RAM in MiB' },
     kernel: pathSchema,
     initrd: pathSchema,

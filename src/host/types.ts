@@ -2,6 +2,9 @@
 
 export interface CreateVmRequest {
   name: string;
+  /** Harts, 1..8 (default 1). */
+  cpus?: number;
+  /** Older name of cpus. */
   vcpus?: number;
   /** Guest RAM in MiB. */
   memory: number;

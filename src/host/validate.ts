@@ -120,9 +120,10 @@ export function resolveImagePath(field: string, p: string, imagesDir: string): s
 /** Validate a create body; returns it with paths resolved to real paths in the images directory. */
 export function validateCreate(body: unknown, limits: HostLimits): CreateVmRequest {
   const req = run<CreateVmRequest>(checkCreate, body);
-  if (req.vcpus !== undefined && req.vcpus !== 1) {
-    throw new ApiError(400, 'vcpus: only 1 vCPU per VM is supported (one hart)');
+  if (req.vcpus !== undefined && req.cpus !== undefined && req.vcpus !== req.cpus) {
+    throw new ApiError(400, 'vcpus: differs from cpus (give one of them)');
   }
+  if ((req.cpus ?? req.vcpus ?? 1) > 1 && req.gdb === true) throw new ApiError(400, 'gdb: debugs one hart; it cannot be used with cpus above 1');
   if (req.cpu?.cap !== undefined && req.cpu.cap > limits.cpus) {
     throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
   }

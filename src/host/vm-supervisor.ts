@@ -183,6 +183,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       append,
       memMiB: c.memory,
       deterministic: c.deterministic === true,
+      cpus: c.cpus ?? c.vcpus ?? 1,
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
       disks: (c.disks ?? []).map((d) => ({

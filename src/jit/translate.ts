@@ -18,6 +18,9 @@ import {
   JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_EPOCH_OFF, JIT_LAST_EXIT_OFF,
 } from '../machine/layout.generated.js';
 
+/** The PAUSE hint (Zihintpause), which Linux's cpu_relax() executes in every spin loop. */
+const PAUSE = 0x0100000f;
+
 /**
  * Allocates a link slot (32 bytes of linear memory) for a chainable exit to
  * `target`; returns its address. A `dynamic` slot (an indirect jump) has no
@@ -550,8 +553,9 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       return emitOp(e, rd, rs1, rs2, f3, f7, false);
     case 14: // OP-32
       return emitOp(e, rd, rs1, rs2, f3, f7, true);
-    case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it)
-      if (f3 === 0) return 'ok';
+    case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it),
+      // and so does PAUSE: with several harts the interpreter hands the core to the next one.
+      if (f3 === 0) return insn === PAUSE ? 'stop' : 'ok';
       return 'stop';
     case 28: // SYSTEM: CSR instructions run in place through the interpreter (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);

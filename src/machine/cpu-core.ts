@@ -52,11 +52,25 @@ interface CoreExports {
   cpuStateGet(i: number): bigint;
   cpuStateSet(i: number, v: bigint): void;
   cpuStateRestored(): void;
+  // SMP (src/cpu/harts.ts); hart arguments are indices 0..count-1, booleans are 0/1.
+  hartSetCount(n: number): void;
+  hartCurrent(): number;
+  hartSwitch(h: number): void;
+  hartSaveTo(h: number): void;
+  hartFieldGet(h: number, i: number): bigint;
+  hartFieldSet(h: number, i: number, v: bigint): void;
+  hartMipBits(h: number, sw: number, bits: bigint, on: number): void;
+  hartWakeable(h: number): number;
+  hartDeadline(h: number): bigint;
+  hartRegGet(h: number, r: number): bigint;
+  hartRegSet(h: number, r: number, v: bigint): void;
 }
 
 export const EXIT_BUDGET = 0;
 export const EXIT_WFI = 1;
 export const EXIT_HOST = 2;
+/** PAUSE executed with several harts (the machine's HartSet runs the next hart). */
+export const EXIT_YIELD = 5;
 /** run() stopped with pc on a breakpoint, before executing it (see setBreakpoint). */
 export const EXIT_BREAKPOINT = 4;
 /** How many pc breakpoints the core holds. */

@@ -69,10 +69,12 @@ function fieldProblem(name: CpuField, v: bigint): string | null {
   }
 }
 
-export function saveCpu(core: CpuCore): CpuState {
+/** The state of hart `hart` (default: the live one; others come from their saved context). */
+export function saveCpu(core: CpuCore, hart?: number): CpuState {
   const ex = core.exports;
+  const h = hart ?? ex.hartCurrent();
   const csr = {} as Record<CpuField, string>;
-  CPU_FIELDS.forEach((name, i) => (csr[name] = u64ToHex(ex.cpuStateGet(i))));
+  CPU_FIELDS.forEach((name, i) => (csr[name] = u64ToHex(ex.hartFieldGet(h, i))));
   // A debugger's triggers (dmode set) belong to the host session, not to the guest: saved disabled.
   for (let t = 0; t < 4; t++) {
     const k1 = `tdata1_${t}` as CpuField;
@@ -84,11 +86,10 @@ export function saveCpu(core: CpuCore): CpuState {
   const x: string[] = [];
   const f: string[] = [];
   for (let r = 0; r < 32; r++) {
-    x.push(u64ToHex(core.getX(r)));
-    f.push(u64ToHex(core.getF(r)));
+    x.push(u64ToHex(ex.hartRegGet(h, r)));
+    f.push(u64ToHex(ex.hartRegGet(h, 32 + r)));
   }
-  const fp = core.fpControl;
-  return { x, f, fflags: fp.fflags, frm: fp.frm, csr };
+  return { x, f, fflags: Number(ex.hartRegGet(h, 64)), frm: Number(ex.hartRegGet(h, 65)), csr };
 }
 
 /** Restore into a core that was reset() for the same RAM size. Nothing changes unless all of `s` is valid. */

@@ -4,6 +4,7 @@
 // travel in the guest's a0..a7.
 
 import type { CpuCore } from './cpu-core.js';
+import type { HartSet } from './harts.js';
 import { RAM_BASE } from './layout.js';
 
 export const SBI_SUCCESS = 0n;
@@ -54,7 +55,7 @@ export class Sbi {
   /** Counts of calls per extension, for --stats. */
   readonly calls = new Map<bigint, number>();
 
-  constructor(private readonly core: CpuCore, private readonly host: SbiHost) {}
+  constructor(private readonly core: CpuCore, private readonly harts: HartSet, private readonly host: SbiHost) {}
 
   /** Console bytes go out with LF as CR LF, as firmware consoles do (a raw terminal needs the CR). */
   private consoleOut(bytes: Uint8Array): void {
@@ -126,39 +127,72 @@ export class Sbi {
     this.ret(SBI_SUCCESS);
   }
 
-  /** Hart mask semantics of the SBI spec: base -1 means "all harts". */
-  private targetsHart0(mask: bigint, base: bigint): boolean {
-    if (base === 0xffffffffffffffffn) return true;
-    if (base > 0n) return false;
-    return (mask & 1n) !== 0n;
+  /**
+   * The harts a (hart_mask, hart_mask_base) pair names (base -1: all harts), or
+   * null when it names a hart that does not exist.
+   */
+  private targets(mask: bigint, base: bigint): number[] | null {
+    const n = this.harts.count;
+    if (base === 0xffffffffffffffffn) return Array.from({ length: n }, (_, h) => h);
+    const out: number[] = [];
+    for (let i = 0n; i < 64n; i++) {
+      if (((mask >> i) & 1n) === 0n) continue;
+      const h = base + i;
+      if (h >= BigInt(n)) return null;
+      out.push(Number(h));
+    }
+    return out;
   }
 
   private sendIpi(mask: bigint, base: bigint): void {
-    if (this.targetsHart0(mask, base)) {
-      const mip = this.core.readCsr(CSR_MIP);
-      this.core.writeCsr(CSR_MIP, mip | MIP_SSIP);
-    }
+    const to = this.targets(mask, base);
+    if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
+    for (const h of to) this.harts.sendSoftIpi(h);
+    // The sender goes on with its quantum: if it then waits for an answer, it spins
+    // with PAUSE (cpu_relax), which hands the core over (harts.ts).
     this.ret(SBI_SUCCESS);
   }
 
   private rfence(fid: bigint): void {
     if (fid > 6n) return this.ret(SBI_ERR_NOT_SUPPORTED);
     if (fid >= 3n) return this.ret(SBI_ERR_NOT_SUPPORTED); // hypervisor fences: no H extension
-    this.core.exports.flushTlb();
+    const to = this.targets(this.arg(0), this.arg(1));
+    if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
+    // Only the live hart holds TLB entries: a switched-out hart's TLB is flushed when it
+    // is switched in. Translated code follows stores to code pages for every hart
+    // (one shared cache), so fence.i needs nothing more than that.
+    if (to.includes(this.harts.current)) this.core.exports.flushTlb();
     this.ret(SBI_SUCCESS);
   }
 
   private hsm(fid: bigint): void {
-    const hart = this.arg(0);
+    const id = this.arg(0);
+    const h = id < BigInt(this.harts.count) ? Number(id) : -1;
     switch (fid) {
-      case 0n: // hart_start
-        return this.ret(hart === 0n ? SBI_ERR_ALREADY_AVAILABLE : SBI_ERR_INVALID_PARAM);
-      case 1n: // hart_stop: the only hart may not stop
-        return this.ret(SBI_ERR_FAILED);
-      case 2n: // hart_get_status
-        return hart === 0n ? this.ret(SBI_SUCCESS, 0n) : this.ret(SBI_ERR_INVALID_PARAM);
-      case 3n: // hart_suspend
-        return this.ret(SBI_ERR_NOT_SUPPORTED);
+      case 0n: { // hart_start
+        const r = this.harts.start(h, this.arg(1), this.arg(2));
+        return this.ret(r === 'ok' ? SBI_SUCCESS : r === 'started' ? SBI_ERR_ALREADY_AVAILABLE : SBI_ERR_INVALID_PARAM);
+      }
+      case 1n: // hart_stop: the caller stops (a0 is not an argument)
+        if (this.harts.count === 1) return this.ret(SBI_ERR_FAILED); // the only hart may not stop
+        this.ret(SBI_SUCCESS);
+        return this.harts.stopCurrent();
+      case 2n: { // hart_get_status
+        const st = this.harts.status(h);
+        return st === null ? this.ret(SBI_ERR_INVALID_PARAM) : this.ret(SBI_SUCCESS, BigInt(st));
+      }
+      case 3n: { // hart_suspend(type, resume_addr, opaque)
+        const type = this.arg(0) & 0xffffffffn;
+        if (type === 0n) {
+          this.ret(SBI_SUCCESS);
+          return this.harts.suspendCurrent(true, 0n, 0n);
+        }
+        if (type === 0x80000000n) {
+          this.ret(SBI_SUCCESS);
+          return this.harts.suspendCurrent(false, this.arg(1), this.arg(2));
+        }
+        return this.ret(SBI_ERR_INVALID_PARAM);
+      }
       default:
         return this.ret(SBI_ERR_NOT_SUPPORTED);
     }

@@ -202,6 +202,7 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
   const cpus = root.addChild('cpus');
   cpus.u32('#address-cells', 1).u32('#size-cells', 0).u32('timebase-frequency', timebase);
   const intcs: FdtNode[] = [];
+  const cpuNodes: number[] = [];
   for (let h = 0; h < harts; h++) {
     const cpu = cpus.addChild(`cpu@${hex(h)}`);
     cpu
@@ -213,6 +214,8 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
       .string('riscv,isa-base', isa.base)
       .strings('riscv,isa-extensions', isa.extensions)
       .string('mmu-type', mmuType);
+    // Several harts: phandles for the cpu-map below, as QEMU's virt board has them.
+    if (harts > 1) cpuNodes.push(fdt.phandle(cpu));
     const intc = cpu.addChild('interrupt-controller');
     intc
       .u32('#interrupt-cells', 1)
@@ -221,6 +224,10 @@ export function buildVirtFdt(opts: VirtFdtOptions): VirtFdtResult {
       .string('compatible', 'riscv,cpu-intc');
     fdt.phandle(intc);
     intcs.push(intc);
+  }
+  if (harts > 1) {
+    const cluster = cpus.addChild('cpu-map').addChild('cluster0');
+    cpuNodes.forEach((ph, h) => cluster.addChild(`core${h}`).u32('cpu', ph));
   }
   const perHart = (cells: number[]): number[] => intcs.flatMap((n) => cells.flatMap((c) => [n.phandleValue, c]));
 

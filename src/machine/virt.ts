@@ -1,4 +1,4 @@
-// The `virt` machine: one hart, RAM, CLINT (in the core), PLIC, UART, test
+// The `virt` machine: 1 to 8 harts (run round-robin, harts.ts), RAM, CLINT (in the core), PLIC, UART, test
 // device, the device tree and the boot path (direct S-mode boot with the SBI in
 // the VMM, or real M-mode firmware with --bios). No Node APIs: file contents
 // arrive as bytes and output leaves through the MachineHost callbacks.
@@ -6,6 +6,7 @@
 import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT } from './cpu-core.js';
 import { MmioBus } from './bus.js';
 import { Sbi } from './sbi.js';
+import { HartSet, MAX_HARTS } from './harts.js';
 import { buildVirtFdt } from './virt-fdt.js';
 import { detectKernelFormat, parseElf64, parseLinuxImage, planBootLayout } from './loader.js';
 import {
@@ -23,6 +24,7 @@ import type { BlkStats } from '../devices/virtio/blk/device.js';
 import type { BalloonStats } from '../devices/virtio/balloon.js';
 import type { Button } from '../devices/virtio/input/device.js';
 import { saveCpu, restoreCpu, CPU_FIELDS, type CpuState } from './cpu-persist.js';
+import { type HartSetState } from './harts.js';
 import { isRecord, isIntArray } from '../devices/device.js';
 
 export { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT };
@@ -43,6 +45,8 @@ export interface MachineConfig extends VirtioConfig {
   deterministic: boolean;
   /** Translate hot guest code to wasm (default on). */
   jit?: boolean;
+  /** Number of harts, 1..8 (default 1). */
+  harts?: number;
 }
 
 export interface MachineHost {
@@ -75,6 +79,8 @@ export interface MachineDeviceStats {
  */
 export interface MachineState {
   cpu: CpuState;
+  /** Machines with several harts: harts 1.. (cpu is hart 0) and the scheduler's state. */
+  smp?: { cpus: CpuState[]; harts: HartSetState };
   plic: unknown;
   uart: unknown;
   test: unknown;
@@ -108,6 +114,7 @@ export class VirtMachine {
   readonly uart: Uart16550;
   readonly plic: Plic;
   readonly sbi: Sbi;
+  readonly harts: HartSet;
   private readonly test: SifiveTest;
   private readonly vmgenid: VmGenId;
   /** Console bytes not yet accepted by the UART's receive FIFO. */
@@ -131,8 +138,12 @@ export class VirtMachine {
       jitFlushed: host.jitFlushed,
     });
     this.bus.onUnmapped = () => this.core.signalMmioFault();
+    const harts = config.harts ?? 1;
+    this.harts = new HartSet(this.core, harts);
+    // Context 2h is hart h's M-mode line, 2h + 1 its S-mode line.
     this.plic = new Plic({
-      onContextChange: (ctx, level) => this.core.exports.setIrqLine(ctx === 0 ? IRQ_M_EXT : IRQ_S_EXT, level ? 1 : 0),
+      harts,
+      onContextChange: (ctx, level) => this.harts.setIrqLine(ctx >> 1, (ctx & 1) === 0 ? IRQ_M_EXT : IRQ_S_EXT, level),
     });
     this.uart = new Uart16550({
       onOutput: (b) => this.outBuf.push(b),
@@ -147,7 +158,7 @@ export class VirtMachine {
     this.bus.map(VMGENID_BASE, VMGENID_SIZE, this.vmgenid);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.bus.map(UART0_BASE, UART0_SIZE, this.uart);
-    this.sbi = new Sbi(this.core, {
+    this.sbi = new Sbi(this.core, this.harts, {
       consoleWrite: (bytes) => {
         for (const b of bytes) this.outBuf.push(b);
       },
@@ -158,6 +169,8 @@ export class VirtMachine {
 
   /** The machine with its devices, before a boot or a restore (shared by create() and restore()). */
   private static build(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+    const harts = config.harts ?? 1;
+    if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) return { ok: false, error: `bad hart count ${harts} (1..${MAX_HARTS})` };
     const m = new VirtMachine(wasm, config, host);
     const v = attachVirtio(config, {
       mem: { ram: m.core.ram, base: RAM_BASE, noteWrite: (off, len) => m.core.noteRamWrite(off, len) },
@@ -225,7 +238,10 @@ export class VirtMachine {
   saveState(): MachineState {
     this.flushOutput();
     return {
-      cpu: saveCpu(this.core),
+      cpu: saveCpu(this.core, 0),
+      ...(this.harts.count > 1 ? {
+        smp: { cpus: Array.from({ length: this.harts.count - 1 }, (_, i) => saveCpu(this.core, i + 1)), harts: this.harts.save() },
+      } : {}),
       plic: this.plic.save(),
       uart: this.uart.save(),
       test: this.test.save(),
@@ -246,8 +262,26 @@ export class VirtMachine {
     if (!isIntArray(st.pendingInput, -1, 0, 0xff)) return { ok: false, error: 'pendingInput must be bytes' };
     if (st.pendingInput.length > 1 << 20) return { ok: false, error: 'pendingInput is larger than 1 MiB' };
     if (typeof st.halted !== 'boolean') return { ok: false, error: 'halted must be a boolean' };
+    const smp = st.smp;
+    const count = this.harts.count;
+    if (count > 1) {
+      if (!isRecord(smp) || !Array.isArray(smp.cpus) || smp.cpus.length !== count - 1) {
+        return { ok: false, error: `the snapshot does not have the ${count} harts this VM is configured with` };
+      }
+      const bad = HartSet.problem(smp.harts, count);
+      if (bad) return { ok: false, error: bad };
+      // Harts 1.. go through the live core into their slots, then hart 0 stays live.
+      for (let h = count - 1; h >= 1; h--) {
+        const r = restoreCpu(this.core, smp.cpus[h - 1]);
+        if (!r.ok) return { ok: false, error: `hart ${h}: ${r.error}` };
+        this.core.exports.hartSaveTo(h);
+      }
+    } else if (smp !== undefined) {
+      return { ok: false, error: 'the snapshot has several harts; this VM is configured with one (--smp)' };
+    }
     const cpu = restoreCpu(this.core, st.cpu);
     if (!cpu.ok) return cpu;
+    if (count > 1) this.harts.restore((smp as { harts: HartSetState }).harts);
     if (this.core.exports.cpuStateGet(CPU_FIELDS.indexOf('deterministic')) !== (this.config.deterministic ? 1n : 0n)) {
       return { ok: false, error: 'the snapshot was taken with a different --deterministic setting' };
     }
@@ -352,7 +386,7 @@ export class VirtMachine {
     }
     const rngSeed = this.host.randomBytes?.(RNG_SEED_BYTES);
     const fdtFor = (initrdRange?: { start: number; end: number }) =>
-      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots, rngSeed });
+      buildVirtFdt({ ramSize, bootargs, initrd: initrdRange, padding: bios ? 4096 : 0, virtioSlots: this.virtio.slots, rngSeed, harts: this.harts.count });
     const probe = fdtFor(initrd ? { start: RAM_BASE, end: RAM_BASE + initrd.length } : undefined);
     if (!probe.ok) return probe;
     const layout = planBootLayout({
@@ -408,6 +442,7 @@ export class VirtMachine {
       core.setX(11, BigInt(layout.fdtAddr));
       core.setX(12, BigInt(infoAddr));
       core.priv = PRV_M;
+      this.harts.startAllAt(BigInt(fwEntry), BigInt(layout.fdtAddr), BigInt(infoAddr));
     } else {
       core.reset(BigInt(entry));
       // Play M-mode: delegate every trap and interrupt to S, expose counters, enable Sstc.
@@ -421,6 +456,7 @@ export class VirtMachine {
       core.setX(10, 0n);
       core.setX(11, BigInt(layout.fdtAddr));
       core.priv = PRV_S;
+      this.harts.initSecondaries();
     }
     return { ok: true };
   }
@@ -442,7 +478,7 @@ export class VirtMachine {
       if (bios.length > ramSize / 2) return { ok: false, error: 'bios: firmware is larger than half of RAM' };
       this.copyToRam(RAM_BASE, bios);
     }
-    const fdt = buildVirtFdt({ ramSize, bootargs, virtioSlots: this.virtio.slots });
+    const fdt = buildVirtFdt({ ramSize, bootargs, virtioSlots: this.virtio.slots, harts: this.harts.count });
     if (!fdt.ok) return fdt;
     const fdtAddr = Math.floor((RAM_BASE + ramSize - fdt.dtb.length - 4096) / 4096) * 4096;
     this.copyToRam(fdtAddr, fdt.dtb);
@@ -451,6 +487,7 @@ export class VirtMachine {
     this.core.setJitEnabled(this.config.jit !== false);
     this.core.setX(10, 0n);
     this.core.setX(11, BigInt(fdtAddr));
+    this.harts.startAllAt(BigInt(entry), BigInt(fdtAddr), 0n);
     return { ok: true };
   }
 
@@ -493,7 +530,7 @@ export class VirtMachine {
         budget = Math.min(budget, NEAR_DEADLINE_SLICE);
       }
     }
-    const r = this.core.run(budget);
+    const r = this.harts.run(budget, () => this.halted);
     if (r === EXIT_BREAKPOINT && this.panicVas.includes(BigInt.asUintN(64, this.core.pc))) {
       // Seen once is enough: drop the breakpoints so the kernel prints its panic message at full speed.
       this.panicked = true;
@@ -651,7 +688,7 @@ export class VirtMachine {
 
   /** Earliest timer deadline in ticks, device deadlines included (all ones: none). */
   nextTimerDeadline(): bigint {
-    const t = this.core.exports.nextTimerDeadline();
+    const t = this.harts.nextDeadline();
     const d = this.deviceDeadlineTicks();
     return d < t ? d : t;
   }

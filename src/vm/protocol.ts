@@ -21,6 +21,8 @@ export interface VmConfig {
   memMiB: number;
   bios?: string;
   deterministic: boolean;
+  /** Harts (virtual CPUs), 1..8; default 1. They run round-robin on the VM's thread (docs/smp.md). */
+  cpus?: number;
   /** Path of the compiled CPU core (build/cpu.wasm). */
   wasmPath: string;
   /** Translate hot guest code to wasm (default true). */

@@ -180,6 +180,7 @@ export function checkSnapshotConfig(c: unknown): string | null {
   if (typeof c.append !== 'string' || c.append.length > 4096) return 'config.append must be a string';
   if (typeof c.memMiB !== 'number' || !Number.isInteger(c.memMiB) || c.memMiB < 16 || c.memMiB > 3584) return 'config.memMiB must be an integer in 16..3584';
   if (typeof c.deterministic !== 'boolean') return 'config.deterministic must be a boolean';
+  if (c.cpus !== undefined && (!Number.isInteger(c.cpus) || (c.cpus as number) < 1 || (c.cpus as number) > 8)) return 'config.cpus must be an integer in 1..8';
   for (const k of ['jit', 'rng', 'virtioConsole', 'powerButton'] as const) if (c[k] !== undefined && typeof c[k] !== 'boolean') return `config.${k} must be a boolean`;
   if (c.disks !== undefined) {
     if (!Array.isArray(c.disks) || c.disks.length > 6) return 'config.disks must be at most 6 disks';

@@ -49,6 +49,10 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
   const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
   if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
+  const hs = m.harts.stats;
+  if (m.harts.count > 1) {
+    lines.push(`  harts                ${hs.instructions.map((n, h) => `hart ${h}: ${fmt(BigInt(n))}`).join(', ')} instructions; ${fmt(BigInt(hs.switches))} switches`);
+  }
   lines.push(...deviceStatsLines(m.deviceStats()));
   return lines.join('\n') + '\n';
 }

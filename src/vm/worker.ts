@@ -225,6 +225,8 @@ async function main(): Promise<void> {
   let stallCheckedAt = 0;
   let busyAtStallCheck = 0;
   let wfiSinceStallCheck = false;
+  /** Harts that entered WFI so far (HartSet.stats.wfis), as last seen. */
+  let wfisSeen = 0;
   /** Restore from config.restore on the first boot only (a later guest reboot boots the kernel). */
   let restoreFrom = config.restore;
   /** A debugger's checkpoint to rebuild the machine from (reverse execution), instead of booting. */
@@ -252,6 +254,7 @@ async function main(): Promise<void> {
         bootargs: config.append,
         deterministic: config.deterministic,
         jit: config.jit !== false,
+        harts: config.cpus ?? 1,
         disks: diskConfigs,
         // A clone's NICs bring their own MACs (new identity), the snapshot's are not required.
         nics: from && config.clone ? nics.map((n) => ({ ...n, newMac: true })) : nics,
@@ -421,6 +424,7 @@ async function main(): Promise<void> {
     const snapConfig: SnapshotConfig = {
       kernel: config.kernel, initrd: config.initrd, append: config.append, memMiB: config.memMiB, bios: config.bios,
       deterministic: config.deterministic, jit: config.jit, rng: config.rng, virtioConsole: config.virtioConsole,
+      ...(config.cpus !== undefined && config.cpus !== 1 ? { cpus: config.cpus } : {}),
       powerButton: config.powerButton ?? true,
       disks: config.disks?.map((d, i) => ({ ...d, limits: diskConfigs[i].limits })),
       balloon: balloon ? { ...balloon } : undefined,
@@ -711,6 +715,11 @@ async function main(): Promise<void> {
     gdb?.afterSlice(r);
     if (r === EXIT_WFI) {
       sawWfi = true;
+      wfiSinceStallCheck = true;
+    }
+    // With several harts one of them idling shows the kernel is alive too (the others may stay busy).
+    if (m.harts.stats.wfis !== wfisSeen) {
+      wfisSeen = m.harts.stats.wfis;
       wfiSinceStallCheck = true;
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
