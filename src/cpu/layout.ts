@@ -52,6 +52,13 @@ export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 export const JIT_URGENT_OFF: u32 = 0x1124;
 /** 1 while mstatus.FS is Dirty (translated FP loads/stores run only then), mirrored for translated code. */
 export const FS_DIRTY_OFF: u32 = 0x1128;
+/** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
+export const TLB_TAGS_OFF: u32 = 0x1130;
+/** Bitmap (by page number modulo 4096) of the pages block links point into since the last epoch bump. */
+export const LINK_PAGES_OFF: u32 = 0x1300;
+/** TLB context per ASID: ASID_COUNT entries of {satp u64, context u32, pad u32}. */
+export const ASID_TABLE_OFF: u32 = 0x4000;
+export const ASID_COUNT: u32 = 512;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
 export const JIT_QUEUE_MAX: u32 = 256;

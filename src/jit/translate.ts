@@ -14,7 +14,7 @@
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
-  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
+  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
   JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_EPOCH_OFF, JIT_LAST_EXIT_OFF,
 } from '../machine/layout.generated.js';
 
@@ -57,7 +57,8 @@ const L_DIRECT = 39; // i32: which direct target (1-based) a chainable exit goes
 const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64]];
+const L_TAG = L_FP + FP_TEMPS; // i64: the data TLB's context tag (constant in a block: changing it ends the block)
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -294,6 +295,7 @@ class Emitter {
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
+    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
     if (this.loop) {
       for (const r of this.loop.preload) {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
@@ -1135,7 +1137,7 @@ function emitProbe(e: Emitter, base: number, size: number): void {
   // page (whose index is i + 1) never matches and takes the slow path.
   e.mem(OP.i64_load, 3, 0).lget(L_VA);
   if (size > 1) e.i64c(BigInt(size - 1)).op(OP.i64_add);
-  e.i64c(12n).op(OP.i64_shr_u).op(OP.i64_eq);
+  e.i64c(12n).op(OP.i64_shr_u).lget(L_TAG).op(OP.i64_or).op(OP.i64_eq);
 }
 
 /** Host address for the fast path: wrap(va + addend). */
