@@ -8,7 +8,7 @@
 // Two suites: `cpu` (CPU-bound programs) and `syspath` (lmbench-style loops of
 // one kernel operation each: system calls, pipes, context switches, fork,
 // exec, a shell spawning processes, page faults, mmap churn, signals) and a
-// busybox userland job (sys_userland: seq, awk, sort, gzip, xz, sed, tar).
+// busybox userland job (sys_userland: seq, awk, sort, gzip, bzip2, sed, tar).
 //
 //   npm run bench:cpu -- [--only a,b] [--json] [--scale X] [--timeout SECONDS]
 //   npm run bench:syspath -- [same options]      (= bench:cpu --suite syspath)

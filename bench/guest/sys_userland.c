@@ -1,6 +1,6 @@
 /* A userland job as a user would run it: a busybox shell script that makes a
  * data file with seq and awk, sorts it, sums it with awk, compresses it with
- * gzip and xz and checks the round trips with sha256sum and md5sum, rewrites
+ * gzip and bzip2 and checks the round trips with sha256sum and md5sum, rewrites
  * it with sed, counts with grep and wc, and packs it with tar, N times. The
  * checksum folds in everything the script printed, so both emulators must
  * produce the same output byte for byte. */
@@ -19,13 +19,13 @@ static const char *const SCRIPT =
 	"  cut -d' ' -f1 sorted.txt | uniq -c | sort -rn | head -3\n"
 	"  gzip -c sorted.txt > sorted.gz\n"
 	"  gunzip -c sorted.gz | sha256sum\n"
-	"  xz -c sorted.txt > sorted.xz\n"
-	"  xz -dc sorted.xz | md5sum\n"
+	"  bzip2 -c sorted.txt > sorted.bz2\n"
+	"  bunzip2 -c sorted.bz2 | md5sum\n"
 	"  sed -e 's/1/one/g' -e 's/ /,/' sorted.txt | grep -c one\n"
 	"  tar cf pack.tar nums.txt sorted.txt\n"
 	"  tar tf pack.tar\n"
 	"  wc -l < sorted.txt\n"
-	"  rm -f nums.txt sorted.txt sorted.gz sorted.xz pack.tar\n"
+	"  rm -f nums.txt sorted.txt sorted.gz sorted.bz2 pack.tar\n"
 	"  i=$((i+1))\n"
 	"done\n"
 	"cd /\n"

@@ -6,9 +6,9 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
 } from './state';
-import { pc, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL } from './hart';
+import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL, PRV_U } from './hart';
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException } from './trap';
@@ -67,9 +67,13 @@ const URGENT_AFTER: i32 = 1024;
 
 /** Point link slot `slot` at block-cache entry `e` (its table slot and length), valid in this epoch. */
 @inline function linkSlot(slot: u32, e: u32): void {
+  // The target was found through the fetch TLB of this privilege: a user block's link
+  // follows the user epoch (see JIT_USER_EPOCH_OFF).
+  const ep = STATE + (priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
   store<u32>(slot, load<u32>(e, 16));
-  store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
+  store<u32>(slot, load<u32>(ep), 4);
   store<u32>(slot, load<u32>(e, 20), 8);
+  store<u32>(slot, ep, 12);
 }
 
 /**

@@ -15,14 +15,25 @@
 // watched by a trigger (./triggers) are not cached for the watched kind.
 
 import {
-  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF,
+  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
   MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 export function bumpLinkEpoch(): void {
   store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
+  bumpUserLinkEpoch();
   memory.fill(STATE + LINK_PAGES_OFF, 0, 512);
+}
+
+/**
+ * Only the links into user code (see JIT_USER_EPOCH_OFF): the user address
+ * space changed while the S/M context, so every kernel translation, stayed.
+ * A kernel block is only ever reached in S-mode (S cannot execute U pages)
+ * and a user block only in U-mode, and xRET and traps end a chain.
+ */
+@inline function bumpUserLinkEpoch(): void {
+  store<u32>(STATE + JIT_USER_EPOCH_OFF, load<u32>(STATE + JIT_USER_EPOCH_OFF) + 1);
 }
 
 /** A link into the page of `va` was made: a flush of that page must unlink (see tlbFlushPage). */
@@ -161,11 +172,14 @@ function bindUserCtx(v: u64): void {
   store<u32>(t, userCtx, 8);
 }
 
-/** Retire the S/M context if it may hold a translation of another address space. */
+/** Retire the S/M context if it may hold a translation of another address space; unlink what that staled. */
 @inline function retireSuperIfLocal(): void {
   if (superHasLocal) {
     superCtx = nextCtx++;
     superHasLocal = false;
+    bumpLinkEpoch();
+  } else {
+    bumpUserLinkEpoch();
   }
 }
 
@@ -176,7 +190,6 @@ export function tlbSatpWritten(old: u64): void {
     tlbFlushAsid(asidOf(satp));
     return;
   }
-  bumpLinkEpoch();
   if (nextCtx + 2 > CTX_LAST) {
     tlbFlushAll();
     return;
@@ -188,7 +201,6 @@ export function tlbSatpWritten(old: u64): void {
 
 /** sfence.vma x0, asid: the non-global translations of one address space (here: more). */
 export function tlbFlushAsid(asid: u32): void {
-  bumpLinkEpoch();
   if (nextCtx + 2 > CTX_LAST) {
     tlbFlushAll();
     return;

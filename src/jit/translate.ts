@@ -15,7 +15,7 @@
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
   STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
-  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_EPOCH_OFF, JIT_LAST_EXIT_OFF,
+  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
 } from '../machine/layout.generated.js';
 
 /**
@@ -324,11 +324,11 @@ class Emitter {
     f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
     if (this.allocLink) {
-      // if (slot) { if (slot.epoch == epoch && slot.target == exit pc && done + slot.len <= budget)
+      // if (slot) { if (slot.epoch == *slot.epochWord && slot.target == exit pc && done + slot.len <= budget)
       //   tail-call slot.fn; LAST_EXIT = slot } (the target test matters for dynamic slots only)
       f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_EPOCH_OFF); f.byte(OP.i32_eq);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
       f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
