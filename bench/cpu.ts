@@ -7,7 +7,8 @@
 //
 // Two suites: `cpu` (CPU-bound programs) and `syspath` (lmbench-style loops of
 // one kernel operation each: system calls, pipes, context switches, fork,
-// exec, a shell spawning processes, page faults, mmap churn, signals).
+// exec, a shell spawning processes, page faults, mmap churn, signals) and a
+// busybox userland job (sys_userland: seq, awk, sort, gzip, bzip2, sed, tar).
 //
 //   npm run bench:cpu -- [--only a,b] [--json] [--scale X] [--timeout SECONDS]
 //   npm run bench:syspath -- [same options]      (= bench:cpu --suite syspath)
@@ -26,12 +27,12 @@ import { killAll, track } from './lib/proc.js';
 /** The programs of each suite, in the order they run. Each is bench/guest/<name>.c. */
 const SUITES = {
   cpu: ['sha256', 'sort', 'matmul', 'interp', 'ptrchase', 'lz77'],
-  syspath: ['sys_null', 'sys_pipe', 'sys_ctxsw', 'sys_fork', 'sys_exec', 'sys_shell', 'sys_pgfault', 'sys_mmap', 'sys_signal'],
+  syspath: ['sys_null', 'sys_pipe', 'sys_ctxsw', 'sys_fork', 'sys_exec', 'sys_shell', 'sys_pgfault', 'sys_mmap', 'sys_signal', 'sys_userland'],
 } as const;
 type Suite = keyof typeof SUITES;
 type Program = string;
 /** Programs that need more than the C library (a shell): left out of the user-mode check. */
-const NO_USER_CHECK = new Set(['sys_shell']);
+const NO_USER_CHECK = new Set(['sys_shell', 'sys_userland']);
 
 /** What the guest's /init prints just before it starts the shell. */
 const READY_MARKER = 'tsvisor guest ready';

@@ -213,7 +213,7 @@ test('concurrent lifecycle operations end in a state some serial order explains,
       }
       await checkInvariants();
     }),
-    { numRuns: 25, endOnFailure: true },
+    { numRuns: 25, endOnFailure: true, includeErrorInReport: true },
   );
   assert.ok(batches >= 25);
   // The runs did reach the interesting cases, not only 404s.

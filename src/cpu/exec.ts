@@ -11,7 +11,7 @@ import {
 import { raiseException, effectiveMip } from './trap';
 import {
   load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
-  tlbFlushAll, tlbFlushPage, updateTlbSets, ACC_LOAD,
+  tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD,
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
@@ -417,8 +417,10 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     }
     if ((insn >> 25) == 0x09) { // SFENCE.VMA
       if (priv == PRV_U || (priv == PRV_S && (mstatus & MS_TVM) != 0)) { illegalInsn(); return false; }
-      if (rs1 == 0) tlbFlushAll();
-      else tlbFlushPage(getX(rs1));
+      const rs2 = (insn >> 20) & 31;
+      if (rs1 != 0) tlbFlushPage(getX(rs1));
+      else if (rs2 != 0) tlbFlushAsid(<u32>getX(rs2));
+      else tlbFlushAll();
       return true;
     }
     illegalInsn();

@@ -6,13 +6,13 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
 } from './state';
-import { pc, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL } from './hart';
+import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL, PRV_U } from './hart';
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException } from './trap';
-import { loadSlow, storeSlow, tlbFetch, protectCodePage, retireCodePage, bumpLinkEpoch, RAM_BASE } from './mmu';
+import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
@@ -37,7 +37,7 @@ const URGENT_AFTER: i32 = 1024;
 /** Host (linear-memory) address of the instruction at pc, from the fetch TLB; 0 on a miss. */
 @inline export function fetchHostAddr(va: u64): u32 {
   const e = tlbFetch + ((<u32>(va >> 12) & 1023) << 4);
-  if (load<u64>(e) != va >> 12) return 0;
+  if (load<u64>(e) != ((va >> 12) | tagFetch)) return 0;
   return <u32>(va + load<u64>(e, 8));
 }
 
@@ -61,14 +61,19 @@ const URGENT_AFTER: i32 = 1024;
   } else if (load<u64>(slot, 16) != va) {
     return; // the exit's constant target must be this block
   }
+  noteLinkTarget(va);
   linkSlot(slot, e);
 }
 
 /** Point link slot `slot` at block-cache entry `e` (its table slot and length), valid in this epoch. */
 @inline function linkSlot(slot: u32, e: u32): void {
+  // The target was found through the fetch TLB of this privilege: a user block's link
+  // follows the user epoch (see JIT_USER_EPOCH_OFF).
+  const ep = STATE + (priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
   store<u32>(slot, load<u32>(e, 16));
-  store<u32>(slot, load<u32>(STATE + JIT_EPOCH_OFF), 4);
+  store<u32>(slot, load<u32>(ep), 4);
   store<u32>(slot, load<u32>(e, 20), 8);
+  store<u32>(slot, ep, 12);
 }
 
 /**
@@ -219,6 +224,7 @@ export function jitLookup(va: u64, slot: u32): u32 {
   if (e == 0) return 0;
   if (load<u32>(STATE + JIT_DONE_OFF) + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
   store<u64>(slot, va, 16);
+  noteLinkTarget(va);
   linkSlot(slot, e);
   return load<u32>(e, 16);
 }

@@ -46,12 +46,25 @@ export const JIT_DONE_OFF: u32 = 0x1114;
 export const JIT_BUDGET_OFF: u32 = 0x1118;
 /** Bumped whenever a link between blocks may have gone stale (TLB flush, retired code, cache flush). */
 export const JIT_EPOCH_OFF: u32 = 0x111c;
+/**
+ * The epoch of links into user code (made while in U-mode), bumped with the
+ * other and also alone on an address-space switch that keeps the kernel's
+ * translations: a link slot holds the address of the epoch word it follows.
+ */
+export const JIT_USER_EPOCH_OFF: u32 = 0x112c;
 /** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
 export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 /** Set when a hot loop was queued: the host translates at once instead of batching. */
 export const JIT_URGENT_OFF: u32 = 0x1124;
 /** 1 while mstatus.FS is Dirty (translated FP loads/stores run only then), mirrored for translated code. */
 export const FS_DIRTY_OFF: u32 = 0x1128;
+/** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
+export const TLB_TAGS_OFF: u32 = 0x1130;
+/** Bitmap (by page number modulo 4096) of the pages block links point into since the last epoch bump. */
+export const LINK_PAGES_OFF: u32 = 0x1300;
+/** TLB context per ASID: ASID_COUNT entries of {satp u64, context u32, pad u32}. */
+export const ASID_TABLE_OFF: u32 = 0x4000;
+export const ASID_COUNT: u32 = 512;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
 export const JIT_QUEUE_MAX: u32 = 256;
@@ -88,7 +101,7 @@ export const CODE_PAGE: u32 = 0x600000;
 /** Block cache: 2-way set associative, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
 export const JIT_HASH: u32 = 0x800000;
 export const JIT_HASH_SIZE: u32 = 65536;
-/** Link slots, 32 bytes each {fn u32, epoch u32, len u32, pad u32, target u64}, allocated by the host. */
+/** Link slots, 32 bytes each {fn u32, epoch u32, len u32, epoch word address u32, target u64, dynamic u32}, allocated by the host. */
 export const JIT_LINKS: u32 = 0xa00000;
 export const JIT_LINKS_MAX: u32 = 0x20000;
 /**

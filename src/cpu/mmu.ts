@@ -15,13 +15,37 @@
 // watched by a trigger (./triggers) are not cached for the watched kind.
 
 import {
-  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF,
-  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE,
+  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
-@inline export function bumpLinkEpoch(): void {
+export function bumpLinkEpoch(): void {
   store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
+  bumpUserLinkEpoch();
+  memory.fill(STATE + LINK_PAGES_OFF, 0, 512);
+}
+
+/**
+ * Only the links into user code (see JIT_USER_EPOCH_OFF): the user address
+ * space changed while the S/M context, so every kernel translation, stayed.
+ * A kernel block is only ever reached in S-mode (S cannot execute U pages)
+ * and a user block only in U-mode, and xRET and traps end a chain.
+ */
+@inline function bumpUserLinkEpoch(): void {
+  store<u32>(STATE + JIT_USER_EPOCH_OFF, load<u32>(STATE + JIT_USER_EPOCH_OFF) + 1);
+}
+
+/** A link into the page of `va` was made: a flush of that page must unlink (see tlbFlushPage). */
+@inline export function noteLinkTarget(va: u64): void {
+  const b = <u32>(va >> 12) & 4095;
+  const a = STATE + LINK_PAGES_OFF + (b >> 3);
+  store<u8>(a, <u8>(<u32>load<u8>(a) | (<u32>1 << (b & 7))));
+}
+
+@inline function linkTargetSeen(vpn: u64): bool {
+  const b = <u32>vpn & 4095;
+  return ((<u32>load<u8>(STATE + LINK_PAGES_OFF + (b >> 3)) >> (b & 7)) & 1) != 0;
 }
 import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
@@ -52,11 +76,38 @@ export let tlbFetch: u32 = TLB_BASE;
 export let tlbLoad: u32 = TLB_BASE;
 export let tlbStore: u32 = TLB_BASE;
 
+// TLB contexts. An entry's tag is its 52-bit virtual page number with a
+// context number in bits 52..63, and a lookup compares it with the page number
+// ORed with the tag of the set it probes (tagFetch, tagData). Flushing is
+// then taking a fresh context, not clearing 192 KiB, and entries of an address
+// space survive a switch away and back: satp offers ASIDs (ASID_BITS), each
+// ASID with its satp value keeps its context for the user set until an
+// sfence.vma or a different satp value for that ASID retires it. The S and M
+// sets share one context that survives satp writes while it holds only global
+// translations (the kernel's); a non-global one filled there marks it, and the
+// next satp change retires it. A context is never reused until the numbers run
+// out, which empties the TLB for real. Context 0xfff is never used, so an
+// empty entry (all ones) matches nothing.
+
+export const ASID_BITS: u64 = 9;
+const CTX_SHIFT: u64 = 52;
+const CTX_LAST: u32 = 0xffe;
+let nextCtx: u32 = 1;
+/** Context of the U sets (the current ASID's) and of the S and M sets. */
+let userCtx: u32 = 0;
+let superCtx: u32 = 0;
+/** A translation that is not global was cached under superCtx. */
+let superHasLocal: bool = false;
+/** What a lookup ORs into the page number: the context of the set it probes, shifted. */
+export let tagFetch: u64 = 0;
+export let tagData: u64 = 0;
+
 const PTE_V: u64 = 1;
 const PTE_R: u64 = 2;
 const PTE_W: u64 = 4;
 const PTE_X: u64 = 8;
 const PTE_U: u64 = 16;
+const PTE_G: u64 = 32;
 const PTE_A: u64 = 64;
 const PTE_D: u64 = 128;
 const PPN_MASK: u64 = (<u64>1 << 44) - 1;
@@ -87,6 +138,8 @@ let debugStoreSet: u32 = 0;
 }
 /** The last translation came from a megapage or gigapage leaf. */
 let lastSuperpage: bool = false;
+/** The last translation holds in every address space (a G bit on its walk, or M-mode's identity). */
+let lastGlobal: bool = false;
 /**
  * Virtual page numbers covered by the superpages TLB entries were filled from
  * (inclusive; empty when lo > hi). The TLB holds 4 KiB pieces, so an sfence.vma
@@ -103,17 +156,84 @@ let lastLeafMask: u64 = 0xfff;
   return TLB_BASE + (kind * 4 + set) * SET_BYTES;
 }
 
-/** Recompute the TLB sets in use; call after any change of priv, MPRV or MPP. */
+@inline function setTag(set: u32): u64 {
+  return <u64>(set == PRV_U ? userCtx : superCtx) << CTX_SHIFT;
+}
+
+/** Recompute the TLB sets in use; call after any change of priv, MPRV or MPP (and of a context). */
 export function updateTlbSets(): void {
-  tlbFetch = setBase(ACC_FETCH, priv == PRV_M ? 2 : priv);
+  const fset = priv == PRV_M ? 2 : priv;
+  tlbFetch = setBase(ACC_FETCH, fset);
   let eff = priv;
   if (priv == PRV_M && (mstatus & MS_MPRV) != 0) eff = <u32>((mstatus & MS_MPP) >> MS_MPP_SHIFT);
   const set = eff == PRV_M ? 2 : (eff == 2 ? SET_NOFILL : eff);
   tlbLoad = setBase(ACC_LOAD, set);
   tlbStore = setBase(ACC_STORE, set);
+  tagFetch = setTag(fset);
+  tagData = setTag(set);
   store<u32>(STATE + TLB_BASES_OFF, tlbFetch);
   store<u32>(STATE + TLB_BASES_OFF + 4, tlbLoad);
   store<u32>(STATE + TLB_BASES_OFF + 8, tlbStore);
+  store<u64>(STATE + TLB_TAGS_OFF, tagFetch);
+  store<u64>(STATE + TLB_TAGS_OFF + 8, tagData);
+}
+
+@inline function asidOf(v: u64): u32 {
+  return <u32>(v >> 44) & (ASID_COUNT - 1);
+}
+
+/** The user context for satp value `v`: the one its ASID had under the same value, or a fresh one. */
+function bindUserCtx(v: u64): void {
+  const t = STATE + ASID_TABLE_OFF + (asidOf(v) << 4);
+  if (load<u32>(t, 8) != 0 && load<u64>(t) == v) {
+    userCtx = load<u32>(t, 8);
+    return;
+  }
+  userCtx = nextCtx++;
+  store<u64>(t, v);
+  store<u32>(t, userCtx, 8);
+}
+
+/** Retire the S/M context if it may hold a translation of another address space; unlink what that staled. */
+@inline function retireSuperIfLocal(): void {
+  if (superHasLocal) {
+    superCtx = nextCtx++;
+    superHasLocal = false;
+    bumpLinkEpoch();
+  } else {
+    bumpUserLinkEpoch();
+  }
+}
+
+/** satp was written (its new value is in place; `old` was the previous one). */
+export function tlbSatpWritten(old: u64): void {
+  // The debugger's one-entry TLBs carry no context tag: any change of address space drops them.
+  debugEntriesFlush();
+  if (satp == old) {
+    // Same address space: drop what it cached, as an sfence.vma of its ASID would.
+    tlbFlushAsid(asidOf(satp));
+    return;
+  }
+  if (nextCtx + 2 > CTX_LAST) {
+    tlbFlushAll();
+    return;
+  }
+  retireSuperIfLocal();
+  bindUserCtx(satp);
+  updateTlbSets();
+}
+
+/** sfence.vma x0, asid: the non-global translations of one address space (here: more). */
+export function tlbFlushAsid(asid: u32): void {
+  debugEntriesFlush();
+  if (nextCtx + 2 > CTX_LAST) {
+    tlbFlushAll();
+    return;
+  }
+  store<u32>(STATE + ASID_TABLE_OFF + ((asid & (ASID_COUNT - 1)) << 4), 0, 8);
+  retireSuperIfLocal();
+  if ((asid & (ASID_COUNT - 1)) == asidOf(satp)) bindUserCtx(satp);
+  updateTlbSets();
 }
 
 /**
@@ -158,15 +278,24 @@ export function protectCodePage(pg: u32): void {
   }
 }
 
+/** Every translation of every address space goes: fresh contexts (the TLB is cleared only when they run out). */
 export function tlbFlushAll(): void {
   bumpLinkEpoch();
   debugEntriesFlush();
-  memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
+  if (nextCtx + 2 > CTX_LAST) {
+    memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
+    nextCtx = 1;
+  }
+  memory.fill(STATE + ASID_TABLE_OFF, 0, ASID_COUNT * 16);
+  superCtx = nextCtx++;
+  superHasLocal = false;
+  bindUserCtx(satp);
   superLo = 0xffffffffffffffff;
   superHi = 0;
+  updateTlbSets();
 }
 
-/** sfence.vma with a virtual address: only that page's entries can be stale. */
+/** sfence.vma with a virtual address: only that page's entries can be stale, in any context. */
 export function tlbFlushPage(va: u64): void {
   const vpn = va >> 12;
   debugEntriesFlush();
@@ -174,24 +303,27 @@ export function tlbFlushPage(va: u64): void {
     tlbFlushAll();
     return;
   }
-  bumpLinkEpoch();
+  // Links into other pages stay right; a page flush per page fault (the kernel
+  // fences even a newly valid PTE) would otherwise unlink every block each time.
+  if (linkTargetSeen(vpn)) bumpLinkEpoch();
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
     const e = TLB_BASE + s * SET_BYTES + idx;
-    if (load<u64>(e) == vpn) store<u64>(e, 0xffffffffffffffff);
+    if (load<u64>(e) << 12 == vpn << 12) store<u64>(e, 0xffffffffffffffff);
   }
 }
 
-@inline function tlbFill(base: u32, va: u64, pa: u64): void {
+@inline function tlbFill(base: u32, tag: u64, va: u64, pa: u64): void {
   if (lastSuperpage) {
     const lo = (va & ~lastLeafMask) >> 12;
     const hi = (va | lastLeafMask) >> 12;
     if (lo < superLo) superLo = lo;
     if (hi > superHi) superHi = hi;
   }
+  if (!lastGlobal && tag == <u64>superCtx << CTX_SHIFT) superHasLocal = true;
   const vpn = va >> 12;
   const e = base + ((<u32>vpn & TLB_MASK) << 4);
-  store<u64>(e, vpn);
+  store<u64>(e, vpn | tag);
   store<u64>(e, (<u64>RAM_HOST + ((pa & ~0xfff) - RAM_BASE)) - (va & ~0xfff), 8);
 }
 
@@ -232,8 +364,10 @@ export function translate(va: u64, access: u32): u64 {
   lastSuperpage = false;
   if (ep == PRV_M || mode == 0) {
     lastCacheable = true;
+    lastGlobal = ep == PRV_M;
     return va;
   }
+  let global = false;
   const levels: i32 = mode == 8 ? 3 : 4;
   const vaBits: u64 = 12 + 9 * <u64>levels;
   // The address must be sign-extended from its top valid bit.
@@ -250,6 +384,7 @@ export function translate(va: u64, access: u32): u64 {
       return pageFault(access, va);
     }
     const ppn = (pte >> 10) & PPN_MASK;
+    if ((pte & PTE_G) != 0) global = true; // a G bit holds for everything below it
     if ((pte & (PTE_R | PTE_X)) == 0) {
       a = ppn << 12;
       continue;
@@ -286,6 +421,7 @@ export function translate(va: u64, access: u32): u64 {
     const pa = ((ppn << 12) & ~pageMask) | (va & pageMask);
     lastCacheable = cacheable;
     lastSuperpage = i > 0;
+    lastGlobal = global;
     lastLeafMask = pageMask;
     return pa;
   }
@@ -386,7 +522,7 @@ function loadSlowUnwatched(va: u64, size: u32): u64 {
   // A watched page stays out of the TLB so each access there comes back here.
   if (mayCache(pa)) {
     if (trigPageFree(va, TRIG_LOAD)) {
-      tlbFill(tlbLoad, va, pa);
+      tlbFill(tlbLoad, tagData, va, pa);
     } else {
       debugLoadVpn = va >> 12;
       debugLoadPa = pa & ~0xfff;
@@ -427,7 +563,7 @@ function storeSlowUnwatched(va: u64, size: u32, v: u64): void {
       debugStorePa = pa & ~0xfff;
       debugStoreSet = tlbStore;
     } else if (load<u8>(CODE_PAGE + <u32>((pa - RAM_BASE) >> 12)) == 0) {
-      tlbFill(tlbStore, va, pa);
+      tlbFill(tlbStore, tagData, va, pa);
     }
   }
   physWrite(pa, size, v, va);
@@ -464,49 +600,49 @@ export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
 @inline export function load8(va: u64): u64 {
   countLookup(0);
   const e = tlbEntry(tlbLoad, va);
-  if (load<u64>(e) == va >> 12) return <u64>load<u8>(<usize>(va + load<u64>(e, 8)));
+  if (load<u64>(e) == ((va >> 12) | tagData)) return <u64>load<u8>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 1);
 }
 @inline export function load16(va: u64): u64 {
   countLookup(0);
   const e = tlbEntry(tlbLoad, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) return <u64>load<u16>(<usize>(va + load<u64>(e, 8)));
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xffe) return <u64>load<u16>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 2);
 }
 @inline export function load32(va: u64): u64 {
   countLookup(0);
   const e = tlbEntry(tlbLoad, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) return <u64>load<u32>(<usize>(va + load<u64>(e, 8)));
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xffc) return <u64>load<u32>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 4);
 }
 @inline export function load64(va: u64): u64 {
   countLookup(0);
   const e = tlbEntry(tlbLoad, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) return load<u64>(<usize>(va + load<u64>(e, 8)));
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xff8) return load<u64>(<usize>(va + load<u64>(e, 8)));
   return loadSlow(va, 8);
 }
 @inline export function store8(va: u64, v: u64): void {
   countLookup(1);
   const e = tlbEntry(tlbStore, va);
-  if (load<u64>(e) == va >> 12) store<u8>(<usize>(va + load<u64>(e, 8)), <u8>v);
+  if (load<u64>(e) == ((va >> 12) | tagData)) store<u8>(<usize>(va + load<u64>(e, 8)), <u8>v);
   else storeSlow(va, 1, v);
 }
 @inline export function store16(va: u64, v: u64): void {
   countLookup(1);
   const e = tlbEntry(tlbStore, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffe) store<u16>(<usize>(va + load<u64>(e, 8)), <u16>v);
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xffe) store<u16>(<usize>(va + load<u64>(e, 8)), <u16>v);
   else storeSlow(va, 2, v);
 }
 @inline export function store32(va: u64, v: u64): void {
   countLookup(1);
   const e = tlbEntry(tlbStore, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) store<u32>(<usize>(va + load<u64>(e, 8)), <u32>v);
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xffc) store<u32>(<usize>(va + load<u64>(e, 8)), <u32>v);
   else storeSlow(va, 4, v);
 }
 @inline export function store64(va: u64, v: u64): void {
   countLookup(1);
   const e = tlbEntry(tlbStore, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xff8) store<u64>(<usize>(va + load<u64>(e, 8)), v);
+  if (load<u64>(e) == ((va >> 12) | tagData) && (va & 0xfff) <= 0xff8) store<u64>(<usize>(va + load<u64>(e, 8)), v);
   else storeSlow(va, 8, v);
 }
 
@@ -521,7 +657,7 @@ function fetchSlow16(va: u64): u32 {
   // (and translated code is never found there); its translation goes into the debug fetch entry.
   if (mayCache(pa)) {
     if (bpFreePage(va) && trigPageFree(va, TRIG_EXEC)) {
-      tlbFill(tlbFetch, va, pa);
+      tlbFill(tlbFetch, tagFetch, va, pa);
     } else {
       debugFetchVpn = va >> 12;
       debugFetchAddend = (<u64>RAM_HOST + ((pa & ~0xfff) - RAM_BASE)) - (va & ~0xfff);
@@ -534,7 +670,7 @@ function fetchSlow16(va: u64): u32 {
 /** Fetch the instruction at va: 32 bits, or a compressed one in the low 16 bits. */
 @inline export function fetchInsn(va: u64): u32 {
   const e = tlbEntry(tlbFetch, va);
-  if (load<u64>(e) == va >> 12 && (va & 0xfff) <= 0xffc) return load<u32>(<usize>(va + load<u64>(e, 8)));
+  if (load<u64>(e) == ((va >> 12) | tagFetch) && (va & 0xfff) <= 0xffc) return load<u32>(<usize>(va + load<u64>(e, 8)));
   return fetchInsnSlow(va);
 }
 

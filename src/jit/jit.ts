@@ -5,7 +5,7 @@
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
 import { translateBlock, BLOCK_LOCALS } from './translate.js';
-import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX } from '../machine/layout.generated.js';
+import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**
@@ -166,6 +166,7 @@ export class Jit {
       dv.setUint32(addr, 0, true); // fn
       dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
       dv.setUint32(addr + 8, 0, true); // len
+      dv.setUint32(addr + 12, STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
       dv.setBigUint64(addr + 16, target, true);
       dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
       return addr;

@@ -14,8 +14,8 @@
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
-  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
-  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_EPOCH_OFF, JIT_LAST_EXIT_OFF,
+  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
+  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
 } from '../machine/layout.generated.js';
 
 /** The PAUSE hint (Zihintpause), which Linux's cpu_relax() executes in every spin loop. */
@@ -60,7 +60,8 @@ const L_DIRECT = 39; // i32: which direct target (1-based) a chainable exit goes
 const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64]];
+const L_TAG = L_FP + FP_TEMPS; // i64: the data TLB's context tag (constant in a block: changing it ends the block)
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -297,6 +298,7 @@ class Emitter {
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
     f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
+    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
     if (this.loop) {
       for (const r of this.loop.preload) {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
@@ -325,11 +327,11 @@ class Emitter {
     f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
     if (this.allocLink) {
-      // if (slot) { if (slot.epoch == epoch && slot.target == exit pc && done + slot.len <= budget)
+      // if (slot) { if (slot.epoch == *slot.epochWord && slot.target == exit pc && done + slot.len <= budget)
       //   tail-call slot.fn; LAST_EXIT = slot } (the target test matters for dynamic slots only)
       f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_EPOCH_OFF); f.byte(OP.i32_eq);
+      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
       f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
       f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
@@ -1139,7 +1141,7 @@ function emitProbe(e: Emitter, base: number, size: number): void {
   // page (whose index is i + 1) never matches and takes the slow path.
   e.mem(OP.i64_load, 3, 0).lget(L_VA);
   if (size > 1) e.i64c(BigInt(size - 1)).op(OP.i64_add);
-  e.i64c(12n).op(OP.i64_shr_u).op(OP.i64_eq);
+  e.i64c(12n).op(OP.i64_shr_u).lget(L_TAG).op(OP.i64_or).op(OP.i64_eq);
 }
 
 /** Host address for the fast path: wrap(va + addend). */

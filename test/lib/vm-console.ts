@@ -6,6 +6,7 @@ import { ensureDefaultGuest } from '../../src/image/default-guest.js';
 import type { VmConfig } from '../../src/vm/protocol.js';
 import type { ChildProcess } from 'node:child_process';
 import { after } from 'node:test';
+import { budget } from './budget.js';
 
 /**
  * VMs booted through this module. A test that fails half-way (a timed-out wait,
@@ -53,7 +54,9 @@ export class Console {
    * while it makes progress (a boot prints all the way). A guest that keeps
    * printing without ever matching fails after STALL_CAP times `ms`.
    */
-  async waitFor(re: RegExp, ms: number, from = 0): Promise<RegExpMatchArray> {
+  async waitFor(re: RegExp, stallMs: number, from = 0): Promise<RegExpMatchArray> {
+    // A loaded host slows the guest's every step (e.g. 64 MiB through tr at load 20): the stall limit grows with it.
+    const ms = budget(stallMs);
     const start = Date.now();
     const cap = start + ms * STALL_CAP;
     for (;;) {
