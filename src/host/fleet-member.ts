@@ -241,6 +241,13 @@ export class FleetMember {
     await this.refreshSnapshot();
   }
 
+  /** Whether `owner` is migrating `name` away (or has just finished): its copy is the one leaving. */
+  private async handingOver(owner: HostRecord, name: string): Promise<boolean> {
+    const r = await this.call(owner, 'GET', `/v1/vms/${encodeURIComponent(name)}/migrate`, undefined, [404]).catch(() => null);
+    const phase = r?.status === 200 ? (r.body as { phase?: unknown } | null)?.phase : undefined;
+    return typeof phase === 'string' && phase !== 'failed' && phase !== 'cancelled';
+  }
+
   /** A local VM whose name the fleet gives to another host. */
   private async foreignCopy(name: string, why: string): Promise<void> {
     const vm = this.host.vms.get(name);
@@ -259,6 +266,8 @@ export class FleetMember {
           this.published.set(name, JSON.stringify([rec.state, rec.memory, rec.ha]));
           return;
         }
+        // Still there while its migration to here runs or is being wound up: a handover, not a conflict; the next round looks again.
+        if (there?.status === 200 && (await this.handingOver(owner, name))) return;
       }
       if (!this.published.has(`conflict:${name}`)) {
         this.published.set(`conflict:${name}`, '1');
