@@ -360,7 +360,7 @@ export class GdbSession implements DebugTarget {
       this.host.muteConsole(false);
       this.install();
     }
-    return { kind: 'signal', signal: SIGTRAP };
+    return { kind: 'signal', signal: SIGTRAP, hart: this.m.harts.current };
   }
 
   /** Back to the last breakpoint or watchpoint stop before now, or to the start of the history. */
@@ -386,8 +386,8 @@ export class GdbSession implements DebugTarget {
       }
       // No stop in the history: rest at its beginning.
       const first = h.find(h.oldest!)!;
-      this.rewind(first.index);
-      return { kind: 'signal', signal: SIGTRAP, replayLog: 'begin' };
+      const m = this.rewind(first.index);
+      return { kind: 'signal', signal: SIGTRAP, hart: m.harts.current, replayLog: 'begin' };
     } finally {
       this.host.muteConsole(false);
       this.install();
