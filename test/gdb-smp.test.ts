@@ -3,7 +3,9 @@
 // threads` lists both (hart 1 "stopped by HSM" before hart 0 starts it);
 // registers differ per thread; a breakpoint and a write watchpoint that only
 // hart 1 can hit report thread 2; stepping thread 2 (translator on) moves its
-// pc while thread 1's stays where it was.
+// pc while thread 1's stays where it was. On the Debian guest with --smp 2:
+// both harts are threads at the shell prompt, with their own stacks, and a
+// breakpoint on the uname handler stops on the thread that runs it.
 
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +14,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { budget } from './lib/budget.js';
+import { readFileSync } from 'node:fs';
+import { ensureDefaultGuest } from '../src/image/default-guest.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -33,9 +37,9 @@ async function freePort(): Promise<number> {
 }
 
 /** tsvisor with two harts, held for the debugger; resolves once its stub listens. */
-async function start(port: number, jit: string): Promise<{ proc: ChildProcess; output: () => string }> {
-  const proc = spawn('node', [CLI, 'run', '--kernel', SMP, '--mem', '64M', '--smp', '2', '--system-map', 'none', '--jit', jit,
-    '--gdb', `tcp:127.0.0.1:${port}`, '--gdb-wait'], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function start(port: number, jit: string, args?: string[]): Promise<{ proc: ChildProcess; output: () => string }> {
+  const proc = spawn('node', [CLI, 'run', ...(args ?? ['--kernel', SMP, '--mem', '64M', '--system-map', 'none', '--gdb-wait']), '--smp', '2', '--jit', jit,
+    '--gdb', `tcp:127.0.0.1:${port}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   await new Promise<void>((res, rej) => {
     const seen = (d: Buffer) => {
@@ -128,6 +132,53 @@ describe('gdb stub with two harts', { skip: HAVE_GDB ? false : 'gdb-multiarch is
       assert.match(out, /Hardware watchpoint 2/);
     } finally {
       if (t.proc.exitCode === null) t.proc.kill('SIGKILL');
+    }
+  });
+});
+
+describe('gdb stub on the Debian guest with two harts', { skip: HAVE_GDB ? false : 'gdb-multiarch is not installed (scripts/packages.txt)' }, () => {
+  test('both harts are threads at the prompt; a breakpoint on the uname handler stops on the thread that runs it', { timeout: budget(15 * 60_000) }, async (t) => {
+    const guest = await ensureDefaultGuest({ progress: false, log: () => {} });
+    if (!guest.systemMap) return t.skip('the default guest has no System.map');
+    const map = new Map(readFileSync(guest.systemMap, 'latin1').split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, a]));
+    const handler = map.get('__riscv_sys_newuname');
+    assert.ok(handler, 'System.map names __riscv_sys_newuname');
+    const port = await freePort();
+    const vm = await start(port, 'on', ['--kernel', guest.kernel, '--initrd', guest.initrd, '--mem', '256M']);
+    try {
+      await new Promise<void>((res, rej) => {
+        const timer = setInterval(() => {
+          if (/tsvisor guest ready[^]*# /.test(vm.output())) {
+            clearInterval(timer);
+            res();
+          } else if (vm.proc.exitCode !== null) {
+            clearInterval(timer);
+            rej(new Error(`the VM ended: ${vm.output().slice(-2000)}`));
+          }
+        }, 100);
+      });
+      const out = gdb(port, [
+        'info threads', 'thread 1', 'printf "PC1 %lx %lx\\n", $pc, $sp', 'thread 2', 'printf "PC2 %lx %lx\\n", $pc, $sp',
+        `break *0x${handler}`, 'continue', 'printf "HIT %d %lx %d\\n", $_thread, $pc, $priv', 'info threads', 'detach',
+      ], budget(10 * 60_000));
+      // gdb stops the guest when it attaches; the command is read once gdb continues.
+      await new Promise((r) => setTimeout(r, 3000));
+      vm.proc.stdin!.write('uname -r\n');
+      const text = await out;
+      assert.match(text, /Thread 1 \(hart 0, [a-z (A-Z)]+\)/, text);
+      assert.match(text, /Thread 2 \(hart 1, (running|waiting \(WFI\))/, `the kernel started hart 1:\n${text}`);
+      // Both harts may idle at the same wfi, but each runs on its own kernel stack.
+      const sp1 = /^PC1 [0-9a-f]+ ([0-9a-f]+)$/m.exec(text)?.[1];
+      const sp2 = /^PC2 [0-9a-f]+ ([0-9a-f]+)$/m.exec(text)?.[1];
+      assert.ok(sp1 && sp2 && sp1 !== sp2, `each thread shows its own hart's registers:\n${text}`);
+      const hit = /^HIT (\d) ([0-9a-f]+) (\d)$/m.exec(text);
+      assert.ok(hit, text);
+      assert.equal(hit[2], handler.replace(/^0+/, ''), 'stopped at the handler');
+      assert.equal(hit[3], '1', 'in S-mode');
+      assert.match(text, new RegExp(`Thread ${hit[1]} hit Breakpoint 1`), 'the stop names the thread GDB reports as current');
+      assert.match(text, new RegExp(`\\* ${hit[1]} +Thread ${hit[1]} \\(hart ${Number(hit[1]) - 1}, running, live\\)`), text);
+    } finally {
+      if (vm.proc.exitCode === null) vm.proc.kill('SIGKILL');
     }
   });
 });
