@@ -69,7 +69,6 @@ describe('create: validation', () => {
     ['vcpus 9', { ...ok, vcpus: 9 }, /^vcpus: must be at most 8/],
     ['cpus 9', { ...ok, cpus: 9 }, /^cpus: must be at most 8/],
     ['cpus and vcpus differ', { ...ok, cpus: 2, vcpus: 4 }, /^vcpus: differs from cpus/],
-    ['gdb with cpus 2', { ...ok, cpus: 2, gdb: true }, /^gdb: debugs one hart/],
     ['name with /', { ...ok, name: 'a/b' }, /^name: .*no path separators/],
     ['name ..', { ...ok, name: '..' }, /^name: /],
     ['name too long', { ...ok, name: 'a'.repeat(64) }, /^name: /],

@@ -15,9 +15,11 @@ import { targetXml } from '../src/gdb/registers.js';
 import { VirtMachine } from '../src/machine/virt.js';
 import { createSharedControl } from '../src/vm/protocol.js';
 import { GdbSession } from '../src/vm/gdb-session.js';
+import { CPU_FIELDS } from '../src/machine/cpu-persist.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STEPS = join(ROOT, 'build/guest/gdb/steps.elf');
+const SMP = join(ROOT, 'build/guest/gdb/smp.elf');
 const WASM = join(ROOT, 'build/cpu.wasm');
 
 before(() => {
@@ -57,9 +59,10 @@ test('the target description names the RISC-V features GDB looks for', () => {
 });
 
 /** A stub on a real machine; `talk` sends packets and returns the replies. */
-function session() {
+function session(harts = 1) {
   const wasm = new Uint8Array(readFileSync(WASM));
-  const created = VirtMachine.create(wasm, { ramSize: 64 << 20, kernel: new Uint8Array(readFileSync(STEPS)), bootargs: '', deterministic: true, jit: true }, {
+  const kernel = new Uint8Array(readFileSync(harts > 1 ? SMP : STEPS));
+  const created = VirtMachine.create(wasm, { ramSize: 64 << 20, kernel, bootargs: '', deterministic: true, jit: true, harts }, {
     consoleOut: () => {},
     power: () => {},
   });
@@ -181,4 +184,28 @@ test('Ctrl-C stops a running guest with SIGINT', () => {
   talk([]); // running
   const got = talk([], '\x03');
   assert.equal(got[0], 'T02thread:1;');
+});
+
+test('two harts: thread packets, a saved hart\'s registers, bad thread ids, and triggers on every hart', () => {
+  const { m, talk } = session(2);
+  const ex = m.core.exports;
+  assert.equal(ex.hartCurrent(), 0);
+  const x5 = m.core.getX(5);
+  const [list, more, qc, alive1, alive2, info2] = talk(['qfThreadInfo', 'qsThreadInfo', 'qC', 'T1', 'T2', 'qThreadExtraInfo,2']);
+  assert.deepEqual([list, more, qc, alive1, alive2], ['m1,2', 'l', 'QC1', 'OK', 'OK']);
+  assert.equal(Buffer.from(info2, 'hex').toString(), 'hart 1, stopped by HSM');
+  // Thread 2 is hart 1's saved context: writing its t0 leaves hart 0's alone.
+  const r = talk(['Hg2', 'P5=efbeadde00000000', 'p5', 'qC', 'Hg1', 'p5']);
+  assert.deepEqual(r.slice(0, 4), ['OK', 'OK', 'efbeadde00000000', 'QC2']);
+  assert.equal(BigInt.asUintN(64, ex.hartRegGet(1, 5)), 0xdeadbeefn);
+  assert.equal(m.core.getX(5), x5);
+  assert.equal(ex.hartCurrent(), 0, 'the live hart is back after reading another');
+  // No thread 3, malformed ids and selections.
+  assert.deepEqual(talk(['Hg3', 'Hgzz', 'Hx1', 'T3', 'T0', 'qThreadExtraInfo,9', 'vCont;s:5']), ['E01', 'E01', 'E01', 'E01', 'E01', 'E01', 'E01']);
+  // A watchpoint goes into the Sdtrig state of both harts.
+  const tdata1 = CPU_FIELDS.indexOf('tdata1_0');
+  assert.deepEqual(talk(['Z2,80001000,8']), ['OK']);
+  for (const h of [0, 1]) assert.notEqual(BigInt.asUintN(64, ex.hartFieldGet(h, tdata1)) >> 60n, 15n, `hart ${h} holds the trigger`);
+  assert.deepEqual(talk(['z2,80001000,8']), ['OK']);
+  for (const h of [0, 1]) assert.equal(BigInt.asUintN(64, ex.hartFieldGet(h, tdata1)) >> 60n, 15n, `hart ${h}'s trigger is free again`);
 });

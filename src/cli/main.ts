@@ -518,7 +518,6 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   const smpText = values.smp ?? '1';
   const cpus = /^[1-8]$/.test(smpText) ? Number(smpText) : NaN;
   if (Number.isNaN(cpus)) throw new UsageError(`invalid --smp '${smpText}': expected a number of harts, 1 to 8`);
-  if (cpus > 1 && gdb) throw new UsageError('--gdb debugs one hart: it cannot be used with --smp above 1');
   const jit = values.jit ?? 'on';
   if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
   const rng = values.rng ?? 'off';

@@ -123,7 +123,6 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
   if (req.vcpus !== undefined && req.cpus !== undefined && req.vcpus !== req.cpus) {
     throw new ApiError(400, 'vcpus: differs from cpus (give one of them)');
   }
-  if ((req.cpus ?? req.vcpus ?? 1) > 1 && req.gdb === true) throw new ApiError(400, 'gdb: debugs one hart; it cannot be used with cpus above 1');
   if (req.cpu?.cap !== undefined && req.cpu.cap > limits.cpus) {
     throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
   }

@@ -69,6 +69,8 @@ export class HartSet {
   private readonly resumeAt: ({ addr: bigint; opaque: bigint } | null)[];
   private left = QUANTUM;
   private yieldAsked = false;
+  /** Only this hart may run (a debugger steps it while the others stay stopped); null: all. */
+  only: number | null = null;
   readonly stats: HartStats;
 
   constructor(private readonly core: CpuCore, count: number) {
@@ -203,6 +205,12 @@ export class HartSet {
   /** The next hart to run, starting with the current one if its quantum is not over; -1 when all wait. */
   private pick(): number {
     const cur = this.current;
+    if (this.only !== null) {
+      if (!this.runnable(this.only)) return -1;
+      if (this.only !== cur) this.left = QUANTUM;
+      else if (this.left <= 0) this.left = 1;
+      return this.only;
+    }
     if (this.left > 0 && this.runnable(cur)) return cur;
     for (let i = 1; i <= this.count; i++) {
       const h = (cur + i) % this.count;

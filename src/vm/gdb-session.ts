@@ -10,6 +10,7 @@ import { CTRL_STOP, CTRL_WAKE, type GdbPortMessage, type SharedControl } from '.
 import { GdbStub, SIGINT, SIGTRAP, Z_ACCESS, Z_HW, Z_READ, Z_SW, Z_WRITE, type DebugTarget, type PointType, type StopReason, type StubAction } from '../gdb/stub.js';
 import type { RegisterRef } from '../gdb/registers.js';
 import { EXIT_BREAKPOINT, EXIT_WFI, type VirtMachine } from '../machine/virt.js';
+import { HSM_STARTED, HSM_STOPPED } from '../machine/harts.js';
 import { debugRead, debugWrite } from '../machine/debug-access.js';
 import { MAX_BREAKPOINTS, MAX_TRIGGERS, type CpuCore, type TriggerSpec } from '../machine/cpu-core.js';
 import { ReverseHistory } from './gdb-history.js';
@@ -61,6 +62,8 @@ export class GdbSession implements DebugTarget {
   private readonly hw: HwPoint[] = [];
   /** Instruction count at which the guest stopped at one of our points: resuming there runs that instruction once. */
   private stoppedAt: bigint | null = null;
+  /** The hart that stopped there (instret is shared by the harts). */
+  private stoppedHart = 0;
   private readonly history: ReverseHistory | null;
   private readonly every: number;
   private pendingStop: StopReason | null = null;
@@ -79,6 +82,34 @@ export class GdbSession implements DebugTarget {
 
   get canReverse(): boolean {
     return this.history !== null;
+  }
+
+  get harts(): number {
+    return this.m.harts.count;
+  }
+
+  hartInfo(h: number): string {
+    const hs = this.m.harts;
+    const state = hs.hsm[h] === HSM_STOPPED ? 'stopped by HSM' : hs.hsm[h] === HSM_STARTED ? (hs.waiting[h] ? 'waiting (WFI)' : 'running') : 'suspended';
+    return `hart ${h}, ${state}${h === hs.current ? ', live' : ''}`;
+  }
+
+  /** Run fn with hart h live in the core (the debugger reads a saved hart through the core's accessors), then switch back. */
+  private onHart<T>(h: number, fn: () => T): T {
+    const ex = this.m.core.exports;
+    const cur = ex.hartCurrent();
+    if (h === cur || h < 0 || h >= this.m.harts.count) return fn();
+    ex.hartSwitch(h);
+    try {
+      return fn();
+    } finally {
+      ex.hartSwitch(cur);
+    }
+  }
+
+  /** Triggers are per hart (each hart's Sdtrig state is switched with it): the debugger's go onto every hart, since code and memory are shared. */
+  private setTriggerAll(slot: number, spec: TriggerSpec | null): void {
+    for (let h = 0; h < this.m.harts.count; h++) this.onHart(h, () => this.m.core.setTrigger(slot, spec));
   }
 
   private get m(): VirtMachine {
@@ -156,8 +187,8 @@ export class GdbSession implements DebugTarget {
       } else if (msg.type === 'data' && this.stub && msg.data instanceof Uint8Array) {
         const out = this.stub.input(msg.data);
         if (out.send) this.send(out.send);
-        if (out.interrupt && !this.held) this.stop({ kind: 'signal', signal: SIGINT });
-        if (out.action) this.act(out.action);
+        if (out.interrupt && !this.held) this.stop({ kind: 'signal', signal: SIGINT, hart: this.m.harts.current });
+        if (out.action) this.act(out.action, out.stepHart);
       }
       if (this.killed) return;
     }
@@ -176,7 +207,7 @@ export class GdbSession implements DebugTarget {
   private release(): void {
     this.stub = null;
     for (const b of this.bps.values()) this.m.core.setBreakpoint(b.slot, null);
-    for (const p of this.hw) for (const t of p.triggers) this.m.core.setTrigger(t.slot, null);
+    for (const p of this.hw) for (const t of p.triggers) this.setTriggerAll(t.slot, null);
     this.bps.clear();
     this.hw.length = 0;
     this.resumeOverStop();
@@ -185,17 +216,19 @@ export class GdbSession implements DebugTarget {
 
   /** Resuming from a stop at one of our points runs that instruction (once) instead of stopping again. */
   private resumeOverStop(): void {
-    if (this.stoppedAt !== null && this.stoppedAt === this.m.core.instret) this.m.core.stepOverBreakpoint();
+    const core = this.m.core;
+    if (this.stoppedAt !== null && this.stoppedAt === core.instret && this.stoppedHart === this.m.harts.current) core.stepOverBreakpoint();
     this.stoppedAt = null;
   }
 
   /** The guest stopped at one of our points (it is held with pc on the instruction). */
   private pointStop(why: StopReason): StopReason {
     this.stoppedAt = this.m.core.instret;
+    this.stoppedHart = this.m.harts.current;
     return why;
   }
 
-  private act(a: StubAction): void {
+  private act(a: StubAction, stepHart: number): void {
     const stub = this.stub!;
     switch (a) {
       case 'continue':
@@ -203,7 +236,7 @@ export class GdbSession implements DebugTarget {
         this.held = false;
         return;
       case 'step':
-        this.send(stub.stopped(this.step()));
+        this.send(stub.stopped(this.step(stepHart)));
         return;
       case 'reverse-step':
         this.send(stub.stopped(this.reverseStep()));
@@ -228,12 +261,17 @@ export class GdbSession implements DebugTarget {
    * next deadline (deterministic runs), so stepping and replays see the run's
    * timing; a hart already idle steps once its timer fires.
    */
-  private step(): StopReason {
+  private step(hart: number): StopReason {
     const m = this.m;
     const core = m.core;
     const before = core.instret;
+    const done: StopReason = { kind: 'signal', signal: SIGTRAP, hart };
+    // A hart stopped by HSM executes nothing until another hart starts it.
+    if (m.harts.hsm[hart] === HSM_STOPPED) return done;
     core.setJitEnabled(false);
+    m.harts.only = hart;
     try {
+      if (hart !== m.harts.current) core.exports.hartSwitch(hart);
       this.resumeOverStop();
       for (let i = 0; i < 1000; i++) {
         const r = m.runSlice(1);
@@ -248,27 +286,29 @@ export class GdbSession implements DebugTarget {
         break;
       }
     } finally {
+      m.harts.only = null;
       core.setJitEnabled(this.host.jit);
     }
     this.checkpoint();
-    return { kind: 'signal', signal: SIGTRAP };
+    return done;
   }
 
   /** Why run() stopped, if it was for one of ours (a panic watch is the worker's). */
   private ownStop(): StopReason | null {
     const core = this.m.core;
+    const hart = this.m.harts.current;
     const acc = core.lastTriggerAccess();
-    if (!acc) return this.bps.has(BigInt.asUintN(64, core.pc)) ? { kind: 'signal', signal: SIGTRAP, breakType: 'swbreak' } : null;
+    if (!acc) return this.bps.has(BigInt.asUintN(64, core.pc)) ? { kind: 'signal', signal: SIGTRAP, hart, breakType: 'swbreak' } : null;
     if (acc.execute) {
       const pc = BigInt.asUintN(64, core.pc);
-      return this.hw.some((p) => p.type === Z_HW && p.addr === pc) ? { kind: 'signal', signal: SIGTRAP, breakType: 'hwbreak' } : null;
+      return this.hw.some((p) => p.type === Z_HW && p.addr === pc) ? { kind: 'signal', signal: SIGTRAP, hart, breakType: 'hwbreak' } : null;
     }
     // The watch whose own bytes the access touched (its triggers may cover more).
     const hit = this.hw.find((p) => p.type !== Z_HW && overlaps(p.addr, BigInt(p.len), acc.addr, BigInt(acc.size)) &&
       (p.type === Z_ACCESS || (p.type === Z_WRITE ? acc.store : acc.load)));
     if (!hit) return null;
     const type = hit.type === Z_ACCESS ? 'awatch' : hit.type === Z_WRITE ? 'watch' : 'rwatch';
-    return { kind: 'signal', signal: SIGTRAP, watch: { type, addr: acc.addr > hit.addr ? acc.addr : hit.addr } };
+    return { kind: 'signal', signal: SIGTRAP, hart, watch: { type, addr: acc.addr > hit.addr ? acc.addr : hit.addr } };
   }
 
   /** At a grid point of a deterministic run: keep a checkpoint. */
@@ -320,7 +360,7 @@ export class GdbSession implements DebugTarget {
       this.host.muteConsole(false);
       this.install();
     }
-    return { kind: 'signal', signal: SIGTRAP };
+    return { kind: 'signal', signal: SIGTRAP, hart: this.m.harts.current };
   }
 
   /** Back to the last breakpoint or watchpoint stop before now, or to the start of the history. */
@@ -346,8 +386,8 @@ export class GdbSession implements DebugTarget {
       }
       // No stop in the history: rest at its beginning.
       const first = h.find(h.oldest!)!;
-      this.rewind(first.index);
-      return { kind: 'signal', signal: SIGTRAP, replayLog: 'begin' };
+      const m = this.rewind(first.index);
+      return { kind: 'signal', signal: SIGTRAP, hart: m.harts.current, replayLog: 'begin' };
     } finally {
       this.host.muteConsole(false);
       this.install();
@@ -358,12 +398,16 @@ export class GdbSession implements DebugTarget {
   private install(): void {
     const core = this.m.core;
     for (const [addr, b] of this.bps) core.setBreakpoint(b.slot, addr);
-    for (const p of this.hw) for (const t of p.triggers) core.setTrigger(t.slot, t.spec);
+    for (const p of this.hw) for (const t of p.triggers) this.setTriggerAll(t.slot, t.spec);
   }
 
   // ---- DebugTarget ----
 
-  readRegister(r: RegisterRef): bigint | null {
+  readRegister(r: RegisterRef, hart = 0): bigint | null {
+    return this.onHart(hart, () => this.readLive(r));
+  }
+
+  private readLive(r: RegisterRef): bigint | null {
     const core = this.m.core;
     switch (r.kind) {
       case 'x':
@@ -382,7 +426,11 @@ export class GdbSession implements DebugTarget {
     }
   }
 
-  writeRegister(r: RegisterRef, v: bigint): boolean {
+  writeRegister(r: RegisterRef, v: bigint, hart = 0): boolean {
+    return this.onHart(hart, () => this.writeLive(r, v));
+  }
+
+  private writeLive(r: RegisterRef, v: bigint): boolean {
     const core = this.m.core;
     switch (r.kind) {
       case 'x':
@@ -409,12 +457,12 @@ export class GdbSession implements DebugTarget {
     }
   }
 
-  readMemory(addr: bigint, len: number, phys: boolean): Uint8Array {
-    return debugRead(this.m.core, addr, len, phys);
+  readMemory(addr: bigint, len: number, phys: boolean, hart = 0): Uint8Array {
+    return this.onHart(hart, () => debugRead(this.m.core, addr, len, phys));
   }
 
-  writeMemory(addr: bigint, data: Uint8Array, phys: boolean): boolean {
-    return debugWrite(this.m.core, addr, data, phys);
+  writeMemory(addr: bigint, data: Uint8Array, phys: boolean, hart = 0): boolean {
+    return this.onHart(hart, () => debugWrite(this.m.core, addr, data, phys));
   }
 
   insertPoint(type: PointType, addr: bigint, len: number): boolean {
@@ -443,7 +491,7 @@ export class GdbSession implements DebugTarget {
       slot: free[i],
       spec: { address: r.address, length: r.length, execute: type === Z_HW, load: type === Z_READ || type === Z_ACCESS, store: type === Z_WRITE || type === Z_ACCESS },
     }));
-    for (const t of triggers) core.setTrigger(t.slot, t.spec);
+    for (const t of triggers) this.setTriggerAll(t.slot, t.spec);
     this.hw.push({ type, addr, len: type === Z_HW ? 1 : len, triggers });
     return true;
   }
@@ -466,11 +514,15 @@ export class GdbSession implements DebugTarget {
     return lines.join('\n') + '\n';
   }
 
-  /** Triggers neither the guest nor this session uses, lowest first. */
+  /** Triggers neither the guest (on any hart) nor this session uses, lowest first. */
   private freeTriggers(core: CpuCore): number[] {
     const ours = new Set(this.hw.flatMap((p) => p.triggers.map((t) => t.slot)));
     const free: number[] = [];
-    for (let i = 0; i < MAX_TRIGGERS; i++) if (!ours.has(i) && core.trigger(i).tdata1 >> 60n === TRIGGER_DISABLED) free.push(i);
+    const unused = (i: number): boolean => {
+      for (let h = 0; h < this.m.harts.count; h++) if (this.onHart(h, () => core.trigger(i).tdata1 >> 60n !== TRIGGER_DISABLED)) return false;
+      return true;
+    };
+    for (let i = 0; i < MAX_TRIGGERS; i++) if (!ours.has(i) && unused(i)) free.push(i);
     return free;
   }
 
@@ -488,7 +540,7 @@ export class GdbSession implements DebugTarget {
     // A hardware breakpoint's length is the instruction's size, not part of its identity.
     const i = this.hw.findIndex((p) => p.type === type && p.addr === addr && (type === Z_HW || p.len === len));
     if (i < 0) return false;
-    for (const t of this.hw[i].triggers) core.setTrigger(t.slot, null);
+    for (const t of this.hw[i].triggers) this.setTriggerAll(t.slot, null);
     this.hw.splice(i, 1);
     return true;
   }
