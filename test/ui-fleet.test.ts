@@ -291,7 +291,7 @@ describe('snapshots, clones, migration and restarts in chromium', { skip }, () =
     await migrate.click();
     await pageA.fill('#migrate-to', b.url);
     await pageA.fill('#migrate-token', TOKEN_B);
-    // 1 ms cannot hold what the guest dirties: several rounds, the guest throttled, before it moves.
+    // 1 ms cannot hold a round's worth of dirty pages: at least two rounds before it moves.
     await pageA.fill('#migrate-downtime', '1');
     await pageA.click('#migrate-form button[type=submit]');
     await pageA.locator('#migrate-progress').waitFor({ state: 'visible', timeout: 30_000 });
@@ -305,7 +305,9 @@ describe('snapshots, clones, migration and restarts in chromium', { skip }, () =
     assert.ok(texts.length > 0 && texts.every((t) => /^Migrating to http:\/\/127\.0\.0\.1:\d+: (connecting|precopy|stopped|committing), round \d+, [\d.]+ \w+ sent, .*\d+ s$/.test(t)), `progress shown: ${texts.join(' | ')}`);
     const result = await textOf(pageA, 'vm-message');
     assert.ok(Number(/in (\d+) rounds/.exec(result)?.[1]) >= 2, result);
-    assert.match(result, /guest throttled up to [1-9]\d*%/);
+    // Whether auto-converge had to throttle depends on how much the guest dirtied while the
+    // pipelined rounds ran; when it did, the result says how far (never a 0%).
+    assert.doesNotMatch(result, /throttled up to 0%/);
     assert.equal(await pageA.locator('#migrate-progress').isHidden(), true);
     await waitText(pageA, 'vm-state', /^migrated away$/, 30_000);
     assert.equal(await pageA.locator('#vm-actions button:not([disabled])').count(), 0, 'no action offered for a VM that left');
