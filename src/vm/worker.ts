@@ -543,6 +543,8 @@ async function main(): Promise<void> {
   let checkedAt = performance.now();
   let trimmedAt = performance.now();
   let modulesAtTrim = 0;
+  /** The translations were dropped in the current idle period. */
+  let droppedThisIdle = false;
   const housekeeping = (now: number) => {
     // An idle VM (waiting in WFI, under IDLE_MIPS guest instructions per second,
     // for IDLE_DROP_MS) drops its translations: mostly boot code, they hold tens
@@ -552,7 +554,10 @@ async function main(): Promise<void> {
     // WFI in each interval counts, whatever the state in between.)
     const instret = instretBase + m!.core.instret;
     const busy = Number(instret - instretAtCheck) > IDLE_MIPS * 1e6 * Math.max(0.001, (now - checkedAt) / 1000);
-    if (busy || !sawWfi) idleSince = now;
+    if (busy || !sawWfi) {
+      idleSince = now;
+      droppedThisIdle = false;
+    }
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
@@ -563,8 +568,12 @@ async function main(): Promise<void> {
       else if (config.stallTimeoutMs === undefined) stall = new StallWatch(DEFAULT_STALL_TIMEOUT_MS);
     }
     const jit = m!.core.jit;
-    if (now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
+    // Once per idle period: the idle loop itself (timer interrupts, the idle task)
+    // soon needs translations again, and dropping those every IDLE_DROP_MS kept an
+    // idle VM retranslating, collecting and trimming for ever.
+    if (!droppedThisIdle && now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
       jit.dropAll(); // its flush hook collects garbage and trims the C heap
+      droppedThisIdle = true;
       idleSince = now;
     }
     if (!hostMem) return;
