@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { budget } from './lib/budget.js';
 import { readFileSync } from 'node:fs';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { gdb } from './lib/gdb-batch.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -53,24 +54,6 @@ async function start(port: number, jit: string, args?: string[]): Promise<{ proc
   return { proc, output: () => out };
 }
 
-function gdb(port: number, commands: string[], timeoutMs: number): Promise<string> {
-  const args = ['-nx', '-batch', '-ex', 'set architecture riscv:rv64', '-ex', 'set confirm off', '-ex', 'set pagination off',
-    '-ex', 'set tcp connect-timeout 60', '-ex', 'set remotetimeout 60', '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
-  return new Promise((resolve, reject) => {
-    const p = spawn('gdb-multiarch', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`gdb did not finish in ${timeoutMs} ms:\n${out}`));
-    }, timeoutMs);
-    p.on('exit', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-  });
-}
 
 describe('gdb stub with two harts', { skip: HAVE_GDB ? false : 'gdb-multiarch is not installed (scripts/packages.txt)' }, () => {
   let sym: Map<string, bigint>;

@@ -21,6 +21,7 @@ import { writeCpio } from '../src/image/cpio.js';
 import { WebSocket } from 'ws';
 import { api, startTestDaemon, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
+import { gdb } from './lib/gdb-batch.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -91,25 +92,6 @@ async function qemu(): Promise<Target> {
   return t;
 }
 
-/** Run gdb-multiarch in batch mode against the target; returns its stdout. */
-function gdb(port: number, commands: string[], timeoutMs = 300_000): Promise<string> {
-  const args = ['-nx', '-batch', '-ex', 'set architecture riscv:rv64', '-ex', 'set confirm off', '-ex', 'set pagination off',
-    '-ex', 'set tcp connect-timeout 60', '-ex', 'set remotetimeout 60', '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
-  return new Promise((resolve, reject) => {
-    const p = spawn('gdb-multiarch', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`gdb did not finish in ${timeoutMs} ms:\n${out}`));
-    }, timeoutMs);
-    p.on('exit', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-  });
-}
 
 const X_REGS = Array.from({ length: 31 }, (_, i) => `$x${i + 1}`);
 /** One line per stop: "R pc x1 .. x31" in hex. */
