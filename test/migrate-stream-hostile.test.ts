@@ -224,7 +224,7 @@ test('hostile migration streams (damaged device state, pages, cuts) end in a cle
   const definition = { name: 'h', memory: 16, kernel: 'idle' };
   assert.equal((await api(d, 'POST', '/v1/vms', { ...definition, name: 'orig' })).status, 201);
   assert.equal((await api(d, 'POST', '/v1/vms/orig/start')).status, 200);
-  await until('the VM to run', async () => ((await api(d, 'GET', '/v1/vms/orig/stats')).json?.instructions ?? 0) > 1e5, 120_000);
+  await until('the VM to run', async () => ((await api(d, 'GET', '/v1/vms/orig/stats')).json?.instructions ?? 0) > 0, 120_000);
   const snapped = await api(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
   assert.ok(snapped.status < 300, snapped.text);
   const machine = JSON.parse(readFileSync(join(d.dir, 'state', 'snapshots', 'base', STATE_FILE), 'utf8')).payload.machine as { [k: string]: Json };
