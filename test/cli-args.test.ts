@@ -135,6 +135,11 @@ describe('tsvisor run: bad input', () => {
     assertUserError(tsvisor('run', '--kernel', image, '--mem'), /option --mem needs a value/, 2);
   });
 
+  test('--smp -1 (a value read as an option)', () => {
+    assertUserError(tsvisor('run', '--kernel', image, '--smp', '-1'), /option --smp needs a value; a value starting with '-' is written --smp=VALUE/, 2);
+    assertUserError(tsvisor('run', '--kernel', image, '--smp=-1'), /--smp/, 2);
+  });
+
   test('--jit with a value other than on/off', () => {
     assertUserError(tsvisor('run', '--kernel', image, '--jit', 'maybe'), /invalid --jit 'maybe': expected on or off/, 2);
   });

@@ -48,6 +48,8 @@ export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
       case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
         const name = /'(-[^' ]+)/.exec(msg)?.[1];
         if (name && /argument missing/.test(msg)) throw new UsageError(`option ${name} needs a value`);
+        // `--smp -1`: a value that starts with a dash is read as another option.
+        if (name && /ambiguous/.test(msg)) throw new UsageError(`option ${name} needs a value; a value starting with '-' is written ${name}=VALUE`);
         if (name) throw new UsageError(`option ${name} does not take a value`);
         throw new UsageError(msg);
       }
