@@ -32,26 +32,32 @@ class SimVm implements Schedulable {
   setCredit(c: bigint): void {
     this.credit = c;
   }
+  /** Busy time is wall time: with more threads than cores it overstates CPU time by this factor. */
+  inflate = 1;
   /** Run for up to `us` of host time. */
   run(us: number): void {
     if (this.idle) return;
     let n = BigInt(Math.floor(us * this.speed));
     if (this.credit >= 0n && this.instret + n > this.credit) n = this.credit > this.instret ? this.credit - this.instret : 0n;
     this.instret += n;
-    this.busyUs += Number(n) / this.speed;
+    this.busyUs += (Number(n) / this.speed) * this.inflate;
   }
 }
 
-/** Simulate `periods` of 50 ms; the host gives each VM at most `hostShare` of a core per period. */
-function simulate(vms: SimVm[], cpus: number, periods: number, hostShare = 1): void {
-  const cpuTimeUs = () => vms.reduce((sum, v) => sum + v.busyUs, 0);
-  const sched = new FairShareScheduler(() => vms, { cpus, periodMs: 50, cpuTimeUs });
-  let now = 0;
+/**
+ * Simulate `periods` of 50 ms; the host gives each VM at most `hostShare` of a core per period.
+ * `tickMs` is when the scheduler's timer really fires (later than 50 ms when the event loop is busy).
+ */
+function simulate(vms: SimVm[], cpus: number, periods: number, hostShare = 1, tickMs = 50, sched?: FairShareScheduler, start = 0): number {
+  const cpuTimeUs = () => vms.reduce((sum, v) => sum + v.busyUs / v.inflate, 0);
+  sched ??= new FairShareScheduler(() => vms, { cpus, periodMs: 50, cpuTimeUs });
+  let now = start;
   for (let p = 0; p < periods; p++) {
     sched.tick(now);
-    for (const vm of vms) vm.run(50_000 * hostShare);
-    now += 50;
+    for (const vm of vms) vm.run(tickMs * 1000 * hostShare);
+    now += tickMs;
   }
+  return now;
 }
 
 test('weights 1:2:4 on one core, and a cap', () => {
@@ -73,6 +79,35 @@ test('an idle VM leaves its share; ratios hold when the host gives less than ass
   const [a, b] = vms.map((v) => Number(v.instret));
   assert.ok(Math.abs(b / a - 2) < 0.1, `b/a = ${b / a} with a starved host`);
   assert.equal(vms[2].instret, 0n);
+});
+
+test('a scheduler timer that fires late still hands out the time that passed', () => {
+  // Twenty VMs on two cores, the timer firing every 500 ms instead of 50 (a busy
+  // event loop): each VM should still get about a tenth of a core.
+  const vms = Array.from({ length: 20 }, (_, i) => new SimVm(`v${i}`, 1024, undefined));
+  simulate(vms, 2, 60, 1, 500);
+  const cores = vms.reduce((s, v) => s + v.busyUs, 0) / (60 * 500_000);
+  assert.ok(cores > 1.6 && cores <= 2.05, `VMs used ${cores.toFixed(2)} cores of 2 with a late timer`);
+  const each = vms.map((v) => v.busyUs / (60 * 500_000));
+  assert.ok(Math.min(...each) > 0.08, `a VM got only ${Math.min(...each).toFixed(3)} of a core`);
+});
+
+test('a speed learnt too low while the host was crowded recovers once it is not', () => {
+  // Twenty VMs start on two cores while the host is crowded: their busy (wall)
+  // time overstates CPU time fortyfold, so the speed they are measured at is a
+  // fortieth of the real one. Then the crowd goes: within a few seconds each
+  // must get about its tenth of a core again.
+  const vms = Array.from({ length: 20 }, (_, i) => new SimVm(`v${i}`, 1024, undefined));
+  const cpuTimeUs = () => vms.reduce((sum, v) => sum + v.busyUs / v.inflate, 0);
+  const sched = new FairShareScheduler(() => vms, { cpus: 2, periodMs: 50, cpuTimeUs });
+  for (const vm of vms) vm.inflate = 40;
+  let now = simulate(vms, 2, 100, 0.05, 50, sched);
+  for (const vm of vms) vm.inflate = 1;
+  now = simulate(vms, 2, 100, 1, 50, sched, now); // 5 s to recover
+  const before = vms.map((v) => v.busyUs);
+  simulate(vms, 2, 100, 1, 50, sched, now);
+  const cores = vms.reduce((s, v, i) => s + v.busyUs - before[i], 0) / (100 * 50_000);
+  assert.ok(cores > 1.6, `after the crowd left the VMs used ${cores.toFixed(2)} cores of 2`);
 });
 
 test('rebaseCredit: a VM in its own process gets its grant counted from its current instructions', () => {

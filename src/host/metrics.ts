@@ -158,5 +158,7 @@ export function createMetrics(host: Host): Registry {
   hostGauge('tsvisor_host_memory_budget_bytes', 'guest RAM budget (--memory-budget)', () => host.opts.memoryBudgetMiB * 1048576);
   hostGauge('tsvisor_host_memory_reserved_bytes', 'guest RAM reserved by defined VMs', () => host.reservedMiB() * 1048576);
   hostGauge('tsvisor_host_vms', 'defined VMs', () => host.vms.size);
+  hostGauge('tsvisor_scheduler_period_late_seconds', 'how late the CPU scheduler\'s last period began (a busy event loop)', () => host.scheduler.lateMs / 1000);
+  hostGauge('tsvisor_scheduler_boost', 'the CPU scheduler\'s correction of its capacity estimate from the process\'s real CPU use', () => host.scheduler.boost);
   return reg;
 }

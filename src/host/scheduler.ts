@@ -62,6 +62,13 @@ const SPEED_SAMPLE_US = 5000;
 const SPEED_MIN_INSTRUCTIONS = 100_000;
 /** How many periods of entitlement a starved VM may catch up on. */
 const MAX_LAG = 10;
+/**
+ * A late period (the event loop was busy) hands out the time that really
+ * passed, up to this many periods: credit sized by the nominal period starved
+ * every VM in proportion to the delay (twenty booting guests got a tenth of
+ * their share while the test's main thread was busy).
+ */
+const MAX_PERIODS_PER_TICK = 10;
 /** Monitoring figures (MIPS, shares) are published over windows this long. */
 const REPORT_WINDOW_MS = 1000;
 
@@ -108,6 +115,10 @@ export class FairShareScheduler {
   boost = 1;
   /** The virtual time of the slowest runnable VM at the last period. */
   private vfloor = 0;
+  /** When the last period began (performance.now()), or null before the first. */
+  private lastTickAt: number | null = null;
+  /** How much later than its period the last period began (ms; monitoring). */
+  lateMs = 0;
 
   constructor(private readonly vms: () => Iterable<Schedulable>, opts: SchedulerOptions) {
     this.cpus = opts.cpus;
@@ -181,7 +192,11 @@ export class FairShareScheduler {
       // Not while the guest idles: its slices are mostly wake-up overhead, and a speed learnt
       // there would starve it of credit when it gets work again (a console command after a
       // long idle would crawl until the estimate recovered).
-      if (dInstr >= SPEED_MIN_INSTRUCTIONS && live.state !== RUN_STATE_IDLE) {
+      // A VM held back by its credit was busy however few instructions it ran: its
+      // speed is sampled too, or an estimate learnt too low (busy time is wall time,
+      // inflated while the host had more threads than cores) would keep its credit
+      // under the sampling threshold for ever (twenty guests booted at 1.7 MIPS each).
+      if ((dInstr >= SPEED_MIN_INSTRUCTIONS || (dInstr > 0 && live.state === RUN_STATE_THROTTLED)) && live.state !== RUN_STATE_IDLE) {
         t.speedInstr += dInstr;
         t.speedBusyUs += Math.max(0, dBusy);
       }
@@ -207,7 +222,10 @@ export class FairShareScheduler {
 
     // Runnable: wants CPU now (running, booting or waiting for credit).
     const runnable = running.filter((r) => r.live.state !== RUN_STATE_IDLE && r.live.state !== RUN_STATE_PAUSED);
-    const periodUs = this.periodMs * 1000;
+    const elapsedMs = this.lastTickAt === null ? this.periodMs : now - this.lastTickAt;
+    this.lastTickAt = now;
+    this.lateMs = Math.max(0, elapsedMs - this.periodMs);
+    const periodUs = Math.min(Math.max(elapsedMs, this.periodMs), this.periodMs * MAX_PERIODS_PER_TICK) * 1000;
     const ceilings = runnable.map((r) => Math.min(1, r.vm.cap ?? 1));
     const shares = weightedShares(this.cpus, runnable.map((r, i) => ({ weight: r.vm.weight, ceiling: ceilings[i] })));
     // Weighted fair queuing on measured service: each VM's retired
