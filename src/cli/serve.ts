@@ -29,7 +29,8 @@ Options:
                          it is accepted (default: STATE_DIR/images)
   --memory-budget SIZE   guest RAM all VMs may reserve (default: 75% of host RAM)
   --cpus N               host cores shared among VMs (default: cores - 1, at least 1)
-  --hang-timeout SECS    a VM that reports no progress this long is failed (default: 30)
+  --hang-timeout SECS    a VM that reports no progress this long is failed (default: 30;
+                         longer in proportion to the load average per core, up to 10x)
   --worker-heap SIZE     JS heap limit of each VM's worker thread (default: 1G); guest
                          RAM is not part of it
   --allow-hostfwd RULE   host addresses and ports VMs' hostfwd may listen on

@@ -19,6 +19,9 @@ import type { VmRunner } from './vm-runner.js';
 import type { FromVmProcess, ToVmProcess } from './vm-process-protocol.js';
 import { NO_DEVICE_STATS } from '../vm/device-stats-block.js';
 
+/** The least time a VM process gets to start and set up its NICs. */
+const LAUNCH_TIMEOUT_MS = 30_000;
+
 export interface ProcessVmOptions {
   /** The VM's name (NIC labels and default MACs, as for a thread VM). */
   name: string;
@@ -112,10 +115,13 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       // A child that never answers (stuck before or during NIC setup) must not hold the start request forever.
+      // Starting Node.js takes seconds on a crowded host: a short hang timeout
+      // (it bounds silence while running) must not fail a child still starting.
+      const launchMs = Math.max(this.opts.reportTimeoutMs, LAUNCH_TIMEOUT_MS);
       const launchTimer = setTimeout(() => {
-        this.endedBy = { code: 1, reason: `VM process did not get ready within ${Math.round(this.opts.reportTimeoutMs / 1000)} s` };
+        this.endedBy = { code: 1, reason: `VM process did not get ready within ${Math.round(launchMs / 1000)} s` };
         this.child?.kill('SIGKILL');
-      }, this.opts.reportTimeoutMs);
+      }, launchMs);
       const settle = (err: Error | null) => {
         if (settled) return;
         settled = true;

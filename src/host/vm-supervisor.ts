@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism, loadavg } from 'node:os';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
 import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
@@ -25,6 +26,16 @@ import { NicThread } from '../net/nic-thread.js';
 import { ByteRing } from './byte-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
+
+/**
+ * How many times longer than on an idle host a worker may go without reporting:
+ * the load average per core (1 to 10). On a crowded host a worker thread can
+ * wait tens of seconds for a core (twenty booting guests at load 28 saw a 31 s
+ * gap); that is not a hang, and failing the VM for it would harm the guest.
+ */
+function hostLoadFactor(): number {
+  return Math.min(10, Math.max(1, loadavg()[0] / availableParallelism()));
+}
 
 /**
  * hvc0 (virtio-console) carries the terminal size to the guest; earlycon
@@ -495,7 +506,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     const live = h.live();
     if (live.state === RUN_STATE_PAUSED) return;
     const last = Math.max(live.heartbeatMs, this.startedAt);
-    if (now - last > this.opts.hangTimeoutMs) {
+    if (now - last > this.opts.hangTimeoutMs * hostLoadFactor()) {
       this.fail(`hung: no progress reported for ${Math.round((now - last) / 1000)} s`);
     }
   }
