@@ -142,6 +142,7 @@ test('drain a host running three VMs with a checksum workload: all move, the wor
   c1.send('mkdir -p /mnt && mount /dev/vda /mnt && echo mounted-$((6*7))\r');
   await c1.waitFor('mounted-42', 120_000);
   c1.send(FSYNC_LOOP);
+  await c1.waitFor(/SYNCED \d+ \d+\r?\n/, 120_000);
   for (const c of consoles) {
     // Runs until /tmp/stop exists, then prints DONE with its last tick and checksum.
     c.send('(i=0; s=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); s=$(( (s*31+i) % 1000003 )); echo "TICK $i $s"; sleep 0.2; done; echo "DONE $i $s") &\r');

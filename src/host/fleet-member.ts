@@ -151,7 +151,9 @@ export class FleetMember {
         return;
       }
       // Up to half the lease: a slow answer still counts (the fence decision uses the send time).
-      const r = await this.lease.keepaliveOnce({ deadline: Date.now() + Math.max(1000, (this.ttl * 1000) / 2) });
+      // The client's keep-alive is a stream that may end without an answer: a timer of our own ends the wait.
+      const waitMs = Math.max(1000, (this.ttl * 1000) / 2);
+      const r = await within(this.lease.keepaliveOnce({ deadline: Date.now() + waitMs }), waitMs + 500, 'the keep-alive got no answer');
       if (Number(r.TTL) <= 0) throw new Error('lease expired at etcd');
       this.lastAckSentAt = sentAt;
       this.armWatchdog();
@@ -597,6 +599,15 @@ export class FleetMember {
     }
     this.store.close();
   }
+}
+
+/** `p`, or a rejection with `why` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
 function msg(e: unknown): string {
