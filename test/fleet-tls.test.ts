@@ -81,8 +81,7 @@ async function serve(name: string, extra: string[]): Promise<{ child: ReturnType
   children.push(child);
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  await Promise.race([until(`${name} to listen`, () => /listening on /.test(err), 60_000), exited]);
+  await until(`${name} to listen or stop`, () => /listening on /.test(err) || child.exitCode !== null, 60_000);
   return { child, stderr: () => err };
 }
 
@@ -91,6 +90,8 @@ async function refused(name: string, extra: string[]): Promise<string> {
   await until(`${name} to stop`, () => child.exitCode !== null, 60_000);
   assert.notEqual(child.exitCode, 0, stderr());
   assert.match(stderr(), /cannot join the fleet at https:\/\/127\.0\.0\.1:\d+/);
+  assert.match(stderr(), /check --etcd-ca, --etcd-cert and --etcd-key/);
+  // One line: the reason, no stack and no warning from the TLS layer.
   assert.equal(stderr().trim().split('\n').length, 1, stderr());
   return stderr();
 }
