@@ -9,9 +9,13 @@
 //   before the VM starts elsewhere, and at no moment do two hosts run it; its
 //   own copy cannot start while the other holds the disk lock; healed, it
 //   rejoins and drops the copy.
+// - Revoke a host's lease at etcd (etcdctl): its next keep-alive hears that the
+//   lease is gone and it fences its HA VM at once (not waiting out the lease
+//   time); the VM then runs on exactly one host.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +36,7 @@ before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'tsvisor-fleet-ha-'));
   images = (await makeImages(false)).images;
-  for (const d of ['ha1.img', 'ha3.img']) writeFileSync(join(images, d), Buffer.alloc(1024 * 1024));
+  for (const d of ['ha1.img', 'ha2.img', 'ha3.img']) writeFileSync(join(images, d), Buffer.alloc(1024 * 1024));
   etcd = await EtcdCluster.start(join(dir, 'etcd'), 3);
   const m0 = new URL(etcd.endpoints[0]!);
   proxy = new TcpProxy('127.0.0.1', Number(m0.port));
@@ -151,4 +155,42 @@ test('partition a host from etcd: it fences its HA VM before the VM starts elsew
   assert.deepEqual(await runningOn('ha3'), [other]);
   const ev = (await hosts[0]!.api('GET', '/v1/fleet/events')).json as { kind: string; vm?: string; host: string }[];
   assert.ok(ev.some((e) => e.kind === 'fenced' && e.vm === 'ha3' && e.host === 'h3'), 'the fence is recorded once h3 is back');
+});
+
+const noEtcdctl = spawnSync('sh', ['-c', 'command -v etcdctl']).status !== 0 ? 'etcdctl is not installed (Debian: etcd-client)' : false;
+
+test('a lease revoked at etcd: the host hears it at its next keep-alive and fences its HA VM at once', { skip: skip || noEtcdctl, timeout: budget(300_000) }, async () => {
+  const h2 = hosts[1]!;
+  await createHa(h2, 'ha2');
+  const ctl = (...a: string[]) => spawnSync('etcdctl', ['--endpoints', etcd.endpoints.join(','), ...a], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' });
+  // The lease of h2's host record (64 bits: read as text, not through JSON numbers).
+  const got = ctl('get', 'tsvisor/hosts/h2', '-w', 'fields');
+  assert.equal(got.status, 0, got.stderr);
+  const lease = BigInt(/"Lease" : (\d+)/.exec(got.stdout)?.[1] ?? '0');
+  assert.ok(lease > 0n, got.stdout);
+  let both = '';
+  let watching = true;
+  const watch = (async () => {
+    while (watching) {
+      const on = await runningOn('ha2');
+      if (on.length > 1) both ||= on.join(',');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    const rv = ctl('lease', 'revoke', lease.toString(16));
+    assert.equal(rv.status, 0, rv.stderr);
+    await until('h2 to fence itself', () => /lost the lease/.test(h2.stderr), 60_000, 50);
+    // The reason is etcd's answer, not the silence of a lease time.
+    assert.match(h2.stderr, /lost the lease \(Lease \d+ is expired or revoked\): fencing, stopping 1 HA VM/);
+    // Nobody else may have it yet, or it is back at home: it runs on one host again.
+    await until('ha2 to run again', async () => (await runningOn('ha2')).length === 1, 120_000, 100);
+    await new Promise((r) => setTimeout(r, LEASE * 2000));
+  } finally {
+    watching = false;
+    await watch;
+  }
+  assert.equal(both, '', `two hosts ran ha2 at once: ${both}`);
+  assert.equal((await runningOn('ha2')).length, 1);
+  await until('h2 to hold a lease again', async () => /^tsvisor_fleet_lease_held 1/m.test((await h2.api('GET', '/metrics')).text), 60_000, 100);
 });

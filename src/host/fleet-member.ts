@@ -37,6 +37,8 @@ export class FleetMember {
   /** When the last heartbeat etcd answered was sent: the lease lives at least until this + ttl. */
   private lastAckSentAt = 0;
   private fenced = false;
+  /** Fires when the lease may be about to expire at etcd: fences even if a keep-alive call hangs. */
+  private watchdog: NodeJS.Timeout | null = null;
   /** Keep-alives etcd answered. */
   heartbeats = 0;
   /** HA VMs this host stopped when it fenced itself: restarted here if nobody took them. */
@@ -101,6 +103,7 @@ export class FleetMember {
     this.lease = lease;
     this.leaseId = id;
     this.lastAckSentAt = sentAt;
+    this.armWatchdog();
     this.hostJson = '';
     await this.publishHost();
     if (this.fenced) {
@@ -148,9 +151,12 @@ export class FleetMember {
         return;
       }
       // Up to half the lease: a slow answer still counts (the fence decision uses the send time).
-      const r = await this.lease.keepaliveOnce({ deadline: Date.now() + Math.max(1000, (this.ttl * 1000) / 2) });
+      // The client's keep-alive is a stream that may end without an answer: a timer of our own ends the wait.
+      const waitMs = Math.max(1000, (this.ttl * 1000) / 2);
+      const r = await within(this.lease.keepaliveOnce({ deadline: Date.now() + waitMs }), waitMs + 500, 'the keep-alive got no answer');
       if (Number(r.TTL) <= 0) throw new Error('lease expired at etcd');
       this.lastAckSentAt = sentAt;
+      this.armWatchdog();
       this.heartbeats++;
       await this.publishHost();
       await this.flushEvents();
@@ -160,9 +166,28 @@ export class FleetMember {
     }
   }
 
+  /**
+   * The fence deadline as a timer of its own, re-armed by every answered
+   * keep-alive: the heartbeat loop only decides when a call returns, and a
+   * call stuck on a dead connection must not hold the fence back.
+   */
+  private armWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    const ackAt = this.lastAckSentAt;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      if (this.fenced || this.closed || this.lastAckSentAt !== ackAt) return;
+      this.fence(`no keep-alive answered for ${Math.round((Date.now() - ackAt) / 1000)} s`).catch((e: unknown) => this.log(`fencing: ${msg(e)}`));
+    }, Math.max(0, ackAt + this.ttl * 1000 - FENCE_MARGIN_MS - Date.now()));
+    this.watchdog.unref();
+  }
+
   /** Stop every HA VM of this host at once (a hard stop: the host is cut off and someone will restart them). */
   private async fence(why: string): Promise<void> {
+    if (this.fenced) return;
     this.fenced = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
     this.leaseId = null;
     const ha = [...this.host.vms.values()].filter((vm) => vm.config.ha === true && (vm.state === 'running' || vm.state === 'paused'));
     this.log(`lost the lease (${why}): fencing, stopping ${ha.length} HA VM(s)`);
@@ -552,6 +577,8 @@ export class FleetMember {
 
   stopLoops(): void {
     this.closed = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
@@ -572,6 +599,15 @@ export class FleetMember {
     }
     this.store.close();
   }
+}
+
+/** `p`, or a rejection with `why` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(why)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
 function msg(e: unknown): string {

@@ -241,7 +241,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await host.close();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       rmSync(opts.socketPath, { force: true });
-      throw new Error(`cannot join the fleet at ${opts.fleet.endpoints.join(',')}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new Error(`cannot join the fleet at ${opts.fleet.endpoints.join(',')}: ${joinFailure(e, opts.fleet.caFile !== undefined)}`);
     }
     ctx.fleet = member;
     addFleetMetrics(metrics, member);
@@ -271,4 +271,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return closing;
   };
   return { host, fleet: ctx.fleet, socketPath: opts.socketPath, tcp, close };
+}
+
+/** Why joining failed, on one line: gRPC's messages span lines and end in an empty "Resolution note". */
+function joinFailure(e: unknown, tls: boolean): string {
+  const text = (e instanceof Error ? e.message : String(e)).replace(/\s*Resolution note:\s*$/, '').replace(/\s+/g, ' ').trim();
+  return tls && /SSL|TLS|certificate/i.test(text) ? `${text} (check --etcd-ca, --etcd-cert and --etcd-key against etcd's certificates)` : text;
 }

@@ -5,7 +5,8 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { mkdirSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -24,6 +25,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * TLS on etcd's client port (PEM files): its certificate and key, and the CA
+ * it trusts for client certificates (it then asks every client for one). The
+ * client pair is what the harness itself checks /health with.
+ */
+export interface EtcdTls {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
 export interface EtcdMember {
   name: string;
   clientUrl: string;
@@ -34,20 +48,21 @@ export interface EtcdMember {
 }
 
 export class EtcdCluster {
-  private constructor(readonly members: EtcdMember[], private readonly initialCluster: string) {}
+  private constructor(readonly members: EtcdMember[], private readonly initialCluster: string, private readonly tls?: EtcdTls) {}
 
   get endpoints(): string[] {
     return this.members.map((m) => m.clientUrl);
   }
 
   /** Start `size` members under `dir` and wait until each answers /health. */
-  static async start(dir: string, size = 1): Promise<EtcdCluster> {
+  static async start(dir: string, size = 1, tls?: EtcdTls): Promise<EtcdCluster> {
     const members: EtcdMember[] = [];
     for (let i = 0; i < size; i++) {
       const name = `etcd${i}`;
-      members.push({ name, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: join(dir, name), child: null, log: '' });
+      const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${await freePort()}`;
+      members.push({ name, clientUrl, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: join(dir, name), child: null, log: '' });
     }
-    const c = new EtcdCluster(members, members.map((m) => `${m.name}=${m.peerUrl}`).join(','));
+    const c = new EtcdCluster(members, members.map((m) => `${m.name}=${m.peerUrl}`).join(','), tls);
     for (const m of members) c.spawnMember(m, 'new');
     await Promise.all(members.map((m) => c.waitHealthy(m)));
     return c;
@@ -63,6 +78,7 @@ export class EtcdCluster {
       '--initial-cluster-token', 'tsvisor-test',
       // Fast elections on loopback: the tests wait on them.
       '--heartbeat-interval', '100', '--election-timeout', '1000',
+      ...(this.tls ? ['--cert-file', this.tls.serverCert, '--key-file', this.tls.serverKey, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : []),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     m.log = '';
     const keep = (d: Buffer) => {
@@ -77,8 +93,7 @@ export class EtcdCluster {
     const end = Date.now() + 60_000;
     for (;;) {
       try {
-        const r = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(2000) });
-        const j = (await r.json()) as { health?: string };
+        const j = JSON.parse(await this.getHealth(m.clientUrl)) as { health?: string };
         if (j.health === 'true') return;
       } catch {
         // not up yet
@@ -87,6 +102,21 @@ export class EtcdCluster {
       if (Date.now() > end) throw new Error(`etcd ${m.name} not healthy after 60 s: ${m.log.slice(-2000)}`);
       await delay(100);
     }
+  }
+
+  private async getHealth(clientUrl: string): Promise<string> {
+    if (!this.tls) return (await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(2000) })).text();
+    const t = this.tls;
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${clientUrl}/health`, { ca: readFileSync(t.ca), cert: readFileSync(t.clientCert), key: readFileSync(t.clientKey), timeout: 2000 }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
   }
 
   /** Stop a member (SIGTERM, then SIGKILL) and wait for it to exit. */

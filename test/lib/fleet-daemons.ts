@@ -20,6 +20,8 @@ export interface MemberOptions {
   budgetMiB: number;
   leaseSeconds: number;
   labels?: string[];
+  /** --cpus: host cores the daemon shares among its VMs (default 1). */
+  cpus?: number;
 }
 
 export class MemberDaemon {
@@ -42,7 +44,7 @@ export class MemberDaemon {
     writeFileSync(tokenFile, FLEET_TOKEN, { mode: 0o600 });
     const args = [
       CLI, 'serve', '--state-dir', this.stateDir, '--socket', this.sock, '--images-dir', this.opts.images,
-      '--listen', `127.0.0.1:${this.port}`, '--token-file', tokenFile, '--memory-budget', `${this.opts.budgetMiB}M`, '--cpus', '1',
+      '--listen', `127.0.0.1:${this.port}`, '--token-file', tokenFile, '--memory-budget', `${this.opts.budgetMiB}M`, '--cpus', String(this.opts.cpus ?? 1),
       '--fleet', endpoints.join(','), '--host-name', this.opts.name, '--lease', String(this.opts.leaseSeconds),
       ...(this.opts.labels ?? []).flatMap((l) => ['--label', l]),
     ];
