@@ -147,13 +147,20 @@ export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
 
 /** Forget every translation (cache full, or the host asks). */
 export function jitFlushAll(): void {
+  jitForget(true);
+}
+
+/** Forget every translation; `clearTables` false: the block cache, hot counts and code pages are known to be zero (a fresh memory). */
+export function jitForget(clearTables: bool): void {
   bumpLinkEpoch();
   store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
-  memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
-  memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
-  const pages = <u32>(ramSize >> 12);
-  for (let pg: u32 = 0; pg < pages; pg++) {
-    if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+  if (clearTables) {
+    memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
+    memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
+    const pages = <u32>(ramSize >> 12);
+    for (let pg: u32 = 0; pg < pages; pg++) {
+      if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+    }
   }
   jitQueueClear();
 }
