@@ -1,6 +1,7 @@
 // tsvisor's command line: `tsvisor run`, `tsvisor image build`, help and version.
 // Every mistake a user can make ends in one line `tsvisor: <message>` on stderr.
 
+import { performance } from 'node:perf_hooks';
 import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parseMemSize, parseSize, SizeError } from '../common/size.js';
@@ -690,7 +691,12 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
   const said = (r: { dir: string; instret: number; dataPages: number; ms: number }) =>
     `snapshot written to ${r.dir} at instruction ${r.instret}: ${r.dataPages} pages of memory in ${r.ms.toFixed(0)} ms`;
   vm.on('snapshot', (r) => io.stderr.write(`tsvisor: ${said(r)}\n`));
-  vm.on('restored', (r) => io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})\n`));
+  vm.on('restored', (r) => {
+    const sp = r.split;
+    // performance.now() in this thread counts from the process's start.
+    const where = sp ? `: worker start ${sp.workerStart.toFixed(1)}, state read ${sp.readState.toFixed(1)}, machine built ${sp.buildMachine.toFixed(1)}, memory ${sp.loadMemory.toFixed(1)}, devices ${sp.restoreState.toFixed(1)} ms; ${performance.now().toFixed(0)} ms since the process started` : '';
+    io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})${where}\n`);
+  });
   const snapshot = snapshotDir === undefined ? undefined : async () => {
     try {
       return said(await vm.snapshot(snapshotDir));

@@ -9,9 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ResourceLimits } from 'node:worker_threads';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
 import { VmHandle, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
+import type { WarmWorkers } from '../vm/warm-worker.js';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
@@ -65,6 +67,13 @@ export interface SupervisorOptions {
   snapshotsDir: string;
   /** Where clones keep their disk overlays (STATE_DIR/clones/NAME). */
   clonesDir: string;
+  /** A worker started ahead of need that thread VMs take when it is ready (warm-worker.ts). */
+  warm?: WarmWorkers;
+}
+
+/** Heap limits of a VM's worker thread: guest RAM is a wasm memory outside the JS heap, which only holds the emulator's objects. */
+export function workerLimits(maxHeapMiB: number): ResourceLimits {
+  return { maxOldGenerationSizeMb: maxHeapMiB, maxYoungGenerationSizeMb: 16 };
 }
 
 /** What the scheduler measured over its last window. */
@@ -234,8 +243,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.failurePending = null;
     const specs = nicSpecs(this.config, this.opts.netPolicy);
     if (!specs.ok) throw new Error(specs.error);
-    // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
-    const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
+    const resourceLimits = workerLimits(this.opts.workerMaxHeapMiB);
     const config = this.config.clone === true ? await this.cloneConfig() : this.vmConfig();
     this.startedConfig = config;
     if (this.isolation === 'process') {
@@ -256,7 +264,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       } else {
         // The NIC backends run on an I/O thread of this VM, off the daemon's event loop (nic-thread.ts).
         const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
-        handle = new VmHandle(config, { resourceLimits, nics });
+        handle = new VmHandle(config, { resourceLimits, nics, warm: this.opts.warm });
       }
     } catch (e) {
       this.releaseImages();
@@ -300,7 +308,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     const config = { ...this.vmConfig(), incoming: { diskSizes } };
     this.startedConfig = config;
     const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
-    const handle = new VmHandle(config, { resourceLimits: { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 }, nics });
+    const handle = new VmHandle(config, { resourceLimits: workerLimits(this.opts.workerMaxHeapMiB), nics, warm: this.opts.warm });
     handle.start();
     return handle;
   }
