@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   }
   const openOne = (d: NonNullable<VmConfig['disks']>[number]): Promise<BlockBackend> => {
     const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
-    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
+    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw, seekData: hostMemory()?.seekData });
   };
   /** (Re)open every disk image into its SwappableDisk. */
   const openDisks = async () => {
