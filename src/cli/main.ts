@@ -681,7 +681,7 @@ async function startLocked(
 
 /** The console, statistics and snapshot keys of a started `tsvisor run` VM. */
 async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunOptions, io: MainIo): Promise<number> {
-  const { attachConsole } = await import('./console.js');
+  const [{ attachConsole }, { restoredText }] = await Promise.all([import('./console.js'), import('../vm/vm-handle.js')]);
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');
     vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
@@ -691,12 +691,8 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
   const said = (r: { dir: string; instret: number; dataPages: number; ms: number }) =>
     `snapshot written to ${r.dir} at instruction ${r.instret}: ${r.dataPages} pages of memory in ${r.ms.toFixed(0)} ms`;
   vm.on('snapshot', (r) => io.stderr.write(`tsvisor: ${said(r)}\n`));
-  vm.on('restored', (r) => {
-    const sp = r.split;
-    // performance.now() in this thread counts from the process's start.
-    const where = sp ? `: worker start ${sp.workerStart.toFixed(1)}, state read ${sp.readState.toFixed(1)}, machine built ${sp.buildMachine.toFixed(1)}, memory ${sp.loadMemory.toFixed(1)}, devices ${sp.restoreState.toFixed(1)} ms; ${performance.now().toFixed(0)} ms since the process started` : '';
-    io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})${where}\n`);
-  });
+  // performance.now() on this thread counts from the process's start.
+  vm.on('restored', (r) => io.stderr.write(`tsvisor: ${restoredText(r)}; ${performance.now().toFixed(0)} ms since the process started\n`));
   const snapshot = snapshotDir === undefined ? undefined : async () => {
     try {
       return said(await vm.snapshot(snapshotDir));

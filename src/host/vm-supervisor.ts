@@ -11,7 +11,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResourceLimits } from 'node:worker_threads';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
-import { VmHandle, type VmExit } from '../vm/vm-handle.js';
+import { VmHandle, restoredText, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
 import type { WarmWorkers } from '../vm/warm-worker.js';
 import type { VmRunner } from './vm-runner.js';
@@ -288,6 +288,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     void handle.exited.then(() => liveRunners.delete(handle));
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
+    handle.on('restored', (r) => this.opts.log(`${this.name}: ${restoredText(r)}`));
     handle.on('exit', (r) => {
       this.releaseImages(); // before a restart takes them again
       this.onExit(handle, r);

@@ -84,6 +84,16 @@ export function defaultWorkerUrl(): URL {
   return new URL('./worker.js', import.meta.url);
 }
 
+/** One line on a restore: "restored in N ms (guest memory mapped): where the time went". */
+export function restoredText(r: RestoredInfo): string {
+  const sp = r.split;
+  const f = (ms: number) => ms.toFixed(1);
+  const where = sp
+    ? `: ${sp.warm ? 'warm worker' : 'new worker'} ${f(sp.workerStart)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
+    : '';
+  return `restored in ${f(r.ms)} ms (guest memory ${r.memory})${where}`;
+}
+
 type State = 'new' | 'running' | 'stopping' | 'exited';
 
 /** A restore's figures: the worker's own (ms, split) and the owner's, from start() to the report. */
