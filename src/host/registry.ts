@@ -381,8 +381,17 @@ export class Host {
   }
 
   /** The arriving VM runs here now: store its definition and list it. */
-  registerIncoming(vm: VmSupervisor): void {
-    this.store.save(vm.name, vm.definition);
+  /** Write an incoming VM's definition ahead (see DefinitionStore.stage); registerIncoming puts it in place. */
+  stageIncoming(vm: VmSupervisor): string {
+    return this.store.stage(vm.name, vm.definition);
+  }
+
+  dropStaged(staged: string): void {
+    this.store.dropStaged(staged);
+  }
+
+  registerIncoming(vm: VmSupervisor, staged: string): void {
+    this.store.commitStaged(vm.name, staged);
     this.vms.set(vm.name, this.track(vm));
     this.incoming.delete(vm.name);
     this.events.add(vm.name, 'migrated', 'arrived by live migration and runs');
