@@ -439,8 +439,10 @@ async function main(): Promise<void> {
   } else if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
-  // that allocates little may never reach.
-  tidy();
+  // that allocates little may never reach. A restored or migrated machine read no
+  // boot images: its collection waits a moment, off the way to the guest's first slice.
+  let tidyPending = config.restore !== undefined || config.incoming !== undefined;
+  if (!tidyPending) tidy();
   /** Flush the disks and write the running machine into `dir` (between slices). */
   const takeSnapshot = (dir: string, overlays?: (string | null)[]): SnapshotResult => {
     const started = performance.now();
@@ -587,6 +589,10 @@ async function main(): Promise<void> {
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
+    if (tidyPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
+      tidyPending = false;
+      tidy();
+    }
     if (panicWatchPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
       panicWatchPending = false;
       const vas = panicVas();
