@@ -33,6 +33,8 @@ const APPEND = 'console=ttyS0';
 const TIMEOUT_MS = 600_000;
 const ANSWER = /R2R/;
 const ASK = 'echo R$((1+1))R\n';
+/** A restored QEMU guest that has not answered in this long is counted as failed (it happens: the guest stays silent). */
+const QEMU_RESTORE_TIMEOUT_MS = 120_000;
 
 /** A process whose stdout and stderr are collected; waits on patterns. */
 class Proc {
@@ -84,11 +86,11 @@ class Proc {
   }
 
   /** Type the question now and again each second until the guest answers; ms from start to the answer. */
-  async answer(): Promise<number> {
+  async answer(timeoutMs = TIMEOUT_MS): Promise<number> {
     const from = this.out.length;
     this.type(ASK);
     let last = performance.now();
-    return this.until('the console answer', () => ANSWER.test(this.out.slice(from)), TIMEOUT_MS, () => {
+    return this.until('the console answer', () => ANSWER.test(this.out.slice(from)), timeoutMs, () => {
       if (performance.now() - last > 2000) {
         last = performance.now();
         this.type(ASK);
@@ -224,7 +226,8 @@ async function main(): Promise<void> {
       say(`qemu: restore ${i + 1}/${runs}`);
       const r = new Proc('qemu-system-riscv64', [...qemuArgs(i + 1), '-incoming', `exec:cat ${file}`]);
       try {
-        qRestore.push(await r.answer());
+        // A restored QEMU guest that answers does so within seconds; one that never does is reported.
+        qRestore.push(await r.answer(QEMU_RESTORE_TIMEOUT_MS));
       } catch (e) {
         // A restored guest that never answers (it happened once: a kernel panic right after -incoming) is reported, not fatal.
         const why = /Kernel panic[^\n]*/.exec(r.out)?.[0] ?? (e instanceof Error ? e.message.split('\n')[0]! : String(e));
@@ -233,7 +236,7 @@ async function main(): Promise<void> {
       }
       await r.end();
     }
-    if (qRestore.length === 0) throw new Error(`every QEMU restore failed: ${qFailed.join('; ')}`);
+    if (qRestore.length === 0) say(`every QEMU restore failed (its ratios are left out): ${qFailed.join('; ')}`);
 
     const tAns = median(tRestore.map((x) => x.answer));
     const qAns = median(qRestore);
