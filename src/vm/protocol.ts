@@ -393,8 +393,6 @@ export function readLive(c: SharedControl): LiveCounters {
 export interface RestoreSplit {
   /** The VM went to a warm worker (started ahead, its modules loaded), not a new one. */
   warm: boolean;
-  /** From the worker's start (a warm worker: from the VM's hand-over) to the restore starting: modules loaded, disks opened, the core's bytes read. */
-  workerStart: number;
   /** snapshot.json read, checksummed and checked. */
   readState: number;
   /** The machine built: the core's memory and instance, its reset, the devices. */

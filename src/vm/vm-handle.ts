@@ -89,7 +89,8 @@ export function restoredText(r: RestoredInfo): string {
   const sp = r.split;
   const f = (ms: number) => ms.toFixed(1);
   const where = sp
-    ? `: ${sp.warm ? 'warm worker' : 'new worker'} ${f(sp.workerStart)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
+    // The worker's part before the restore (thread start or hand-over, modules, disks), as the owner saw it.
+    ? `: ${sp.warm ? 'warm worker' : 'new worker'} ${f(r.sinceStartMs - r.ms)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
     : '';
   return `restored in ${f(r.ms)} ms (guest memory ${r.memory})${where}`;
 }

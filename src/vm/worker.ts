@@ -343,7 +343,7 @@ async function main(): Promise<void> {
         const [, read, built, loaded] = marks;
         restoredIn = {
           ms: done - started, memory: how,
-          split: { warm: handedOverAt > 0, workerStart: started - handedOverAt, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
+          split: { warm: handedOverAt > 0, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
         };
         if (config.clone) {
           // Always real randomness, also in deterministic runs: clones of one
