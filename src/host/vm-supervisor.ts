@@ -9,11 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResourceLimits } from 'node:worker_threads';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
 import { VmHandle, restoredText, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
 import type { WarmWorkers } from '../vm/warm-worker.js';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
