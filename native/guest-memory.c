@@ -29,10 +29,17 @@
  *     snapshot: one byte per 4 KiB page of the range, 1 when the page holds
  *     anything but zeros. Pages the host never backed (mincore) are not read.
  *
+ *   seekData(fd, offset, hole) -> offset or -1
+ *     lseek(SEEK_DATA), or SEEK_HOLE when `hole` is true, on an open file: where
+ *     the next data (or hole) at or after `offset` starts, -1 past the last
+ *     data. Lets --copy-storage skip a sparse raw disk's holes unread. Throws
+ *     when the file system cannot say (the caller then reads everything).
+ *
  * All check their arguments against the buffer's bounds and throw on misuse.
  * Built by scripts/build-native.sh; tsvisor runs without it (src/vm/host-memory.ts
  * says so) and then only loses these two abilities.
  */
+#define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <malloc.h>
@@ -42,6 +49,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <errno.h>
 
 #define CHECK(env, call)                                                        \
   do {                                                                          \
@@ -204,6 +212,27 @@ static napi_value data_pages(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  int32_t fd;
+  int64_t offset;
+  bool hole;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_bool(env, argv[2], &hole) != napi_ok || fd < 0 || offset < 0) {
+    napi_throw_error(env, NULL, "guest-memory.seekData(fd, offset, hole): bad arguments");
+    return NULL;
+  }
+  off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+  if (r < 0 && errno != ENXIO) {
+    napi_throw_error(env, NULL, "guest-memory.seekData: lseek failed");
+    return NULL;
+  }
+  CHECK(env, napi_create_double(env, r < 0 ? -1.0 : (double)r, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   CHECK(env, napi_create_function(env, "release", NAPI_AUTO_LENGTH, release, NULL, &fn));
@@ -214,6 +243,8 @@ NAPI_MODULE_INIT() {
   CHECK(env, napi_set_named_property(env, exports, "dataPages", fn));
   CHECK(env, napi_create_function(env, "mapFile", NAPI_AUTO_LENGTH, map_file, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "mapFile", fn));
+  CHECK(env, napi_create_function(env, "seekData", NAPI_AUTO_LENGTH, seek_data, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "seekData", fn));
   CHECK(env, napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "trim", fn));
   CHECK(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &fn));

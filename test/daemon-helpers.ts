@@ -46,6 +46,8 @@ export function dirtyKernel(): Uint8Array {
 export interface TestDaemon extends Daemon {
   dir: string;
   images: string;
+  /** What the daemon logged so far (unless the caller passed its own log). */
+  logs: string[];
   cleanup(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ export async function startTestDaemon(
     ...d,
     dir,
     images,
+    logs,
     async cleanup() {
       await d.close();
       rmSync(dir, { recursive: true, force: true });

@@ -28,6 +28,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CpuCore } from "../src/machine/cpu-core.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WASM = join(ROOT, "build", "rvc-test.wasm");
@@ -358,4 +359,16 @@ test("spot checks and out-of-contract inputs", () => {
   assert.equal(expand(0x0003), 0, "32-bit instruction is not compressed");
   // upper 16 bits of the argument are ignored
   assert.equal(expand(0xabcd0001), 0x00000013);
+});
+
+test("the core's expansion cache (filled on first use) agrees with the expander for every encoding, first and second look-up", () => {
+  const core = new CpuCore(new Uint8Array(readFileSync(join(ROOT, "build", "cpu.wasm"))), 1 << 20, { mmioRead: () => 0, mmioWrite: () => {}, ecall: () => {} });
+  core.reset(0x8000_0000n);
+  for (const pass of ["first", "cached"]) {
+    for (let h = 0; h < 0x10000; h++) {
+      const want = (h & 3) === 3 ? 0 : expand(h);
+      const got = core.exports.rvcExpand(h) >>> 0;
+      if (got !== want) assert.fail(`${pass} look-up of ${h.toString(16)}: ${got.toString(16)}, expected ${want.toString(16)}`);
+    }
+  }
 });

@@ -80,6 +80,8 @@ test('PUT /v1/vms/NAME/snapshot: errors, a snapshot in the state directory, and 
   assert.equal((await api(d, 'POST', '/v1/vms', { name: 'r1', memory: 16, kernel: 'idle', snapshot: 'first' })).status, 201);
   assert.equal((await api(d, 'POST', '/v1/vms/r1/start')).status, 200);
   await until('the restored VM to run on from the snapshot', async () => (await api(d, 'GET', '/v1/vms/r1/stats')).json?.instructions > r.json.instret, 60_000);
+  // The daemon logs where the restore's time went (a warm worker, unless the last start took it a moment ago).
+  assert.ok(d.logs.some((l) => /^r1: restored in [\d.]+ ms \(guest memory mapped\): (warm|new) worker [\d.]+, state read [\d.]+, machine built [\d.]+, memory [\d.]+, devices [\d.]+ ms/.test(l)), d.logs.join('\n'));
   assert.equal((await api(d, 'GET', '/v1/vms/r1')).json.state, 'running');
   assert.equal((await api(d, 'POST', '/v1/vms/r1/kill')).status, 200);
 });

@@ -53,7 +53,7 @@ export function makeImages(images: string, kernel: string, initrd: string): void
   copyFileSync(initrd, join(images, 'initrd'));
 }
 
-export async function startBenchDaemon(work: string, name: string, images: string, timeoutMs: number): Promise<BenchDaemon> {
+export async function startBenchDaemon(work: string, name: string, images: string, timeoutMs: number, memoryBudget = '2G'): Promise<BenchDaemon> {
   const socket = join(work, `${name}.sock`);
   const stateDir = join(work, `${name}-state`);
   const tokenFile = join(work, `${name}.token`);
@@ -61,7 +61,7 @@ export async function startBenchDaemon(work: string, name: string, images: strin
   const port = await freePort();
   const child = track(spawn(process.execPath, [
     TSVISOR_BIN, 'serve', '--socket', socket, '--state-dir', stateDir, '--images-dir', images,
-    '--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, '--cpus', '1', '--memory-budget', '2G',
+    '--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, '--cpus', '1', '--memory-budget', memoryBudget,
   ], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
   child.stderr!.setEncoding('utf8');

@@ -107,7 +107,7 @@ export interface CloneFigures {
 }
 
 /** KiB of private (copied-on-write) pages in the process's mappings of the snapshot memory file. */
-function writtenGuestKiB(pid: number): number {
+export function writtenGuestKiB(pid: number): number {
   let inMem = false;
   let kib = 0;
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {

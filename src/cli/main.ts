@@ -1,6 +1,7 @@
 // tsvisor's command line: `tsvisor run`, `tsvisor image build`, help and version.
 // Every mistake a user can make ends in one line `tsvisor: <message>` on stderr.
 
+import { performance } from 'node:perf_hooks';
 import { closeSync, openSync, readFileSync, readSync, statSync, accessSync, constants as fsConstants } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parseMemSize, parseSize, SizeError } from '../common/size.js';
@@ -680,7 +681,7 @@ async function startLocked(
 
 /** The console, statistics and snapshot keys of a started `tsvisor run` VM. */
 async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunOptions, io: MainIo): Promise<number> {
-  const { attachConsole } = await import('./console.js');
+  const [{ attachConsole }, { restoredText }] = await Promise.all([import('./console.js'), import('../vm/vm-handle.js')]);
   if (opts.stats) {
     const { formatNicStats } = await import('../net/nic-stats.js');
     vm.on('stats', (text) => io.stderr.write(text + formatNicStats(vm.nicStats())));
@@ -690,7 +691,8 @@ async function runAttached(vm: import('../vm/vm-handle.js').VmHandle, opts: RunO
   const said = (r: { dir: string; instret: number; dataPages: number; ms: number }) =>
     `snapshot written to ${r.dir} at instruction ${r.instret}: ${r.dataPages} pages of memory in ${r.ms.toFixed(0)} ms`;
   vm.on('snapshot', (r) => io.stderr.write(`tsvisor: ${said(r)}\n`));
-  vm.on('restored', (r) => io.stderr.write(`tsvisor: restored in ${r.ms.toFixed(1)} ms (guest memory ${r.memory})\n`));
+  // performance.now() on this thread counts from the process's start.
+  vm.on('restored', (r) => io.stderr.write(`tsvisor: ${restoredText(r)}; ${performance.now().toFixed(0)} ms since the process started\n`));
   const snapshot = snapshotDir === undefined ? undefined : async () => {
     try {
       return said(await vm.snapshot(snapshotDir));

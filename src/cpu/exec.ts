@@ -17,11 +17,24 @@ import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
 import { hartCount } from './hart-slots';
 
-/** Fill RVC_TABLE with the expansion of every 16-bit encoding (one load instead of a decode). */
-export function initRvcTable(): void {
-  for (let h: u32 = 0; h < 0x10000; h++) {
-    store<u32>(RVC_TABLE + (h << 2), (h & 3) == 3 ? 0 : expandCompressed(h));
+/** RVC_TABLE entry of an encoding that is not a valid compressed instruction (no 32-bit expansion ends in binary 01). */
+const RVC_ILLEGAL: u32 = 1;
+
+/**
+ * The 32-bit expansion of the compressed instruction `half`, or 0 if it is
+ * illegal. RVC_TABLE caches it per encoding, filled on first use: an entry of 0
+ * is "not expanded yet" (fresh memory is zero, so a new core pays nothing for
+ * the table), RVC_ILLEGAL "illegal".
+ */
+export function rvcExpand(half: u32): u32 {
+  const at = RVC_TABLE + ((half & 0xffff) << 2);
+  let insn = load<u32>(at);
+  if (insn == 0) {
+    insn = (half & 3) == 3 ? 0 : expandCompressed(half & 0xffff);
+    if (insn == 0) insn = RVC_ILLEGAL;
+    store<u32>(at, insn);
   }
+  return insn == RVC_ILLEGAL ? 0 : insn;
 }
 import { execFp } from './fpu';
 
@@ -123,6 +136,8 @@ export function execute(): void {
     const half = raw & 0xffff;
     curInsnBits = <u64>half;
     insn = load<u32>(RVC_TABLE + (half << 2));
+    if (insn == 0) insn = rvcExpand(half);
+    else if (insn == RVC_ILLEGAL) insn = 0;
     if (insn == 0) {
       illegalInsn();
       return;

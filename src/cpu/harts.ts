@@ -29,10 +29,10 @@ const F_STIMECMP: u32 = 24;
   return slotBase(h);
 }
 
-/** At reset: hart 0 is live, every slot is empty. */
-export function hartsReset(): void {
+/** At reset: hart 0 is live, every slot is empty (`clear` false: the slots are known to be zero, a fresh memory). */
+export function hartsReset(clear: bool): void {
   setCurHart(0);
-  memory.fill(HART_CTX, 0, HART_CTX_MAX * HART_CTX_SIZE);
+  if (clear) memory.fill(HART_CTX, 0, HART_CTX_MAX * HART_CTX_SIZE);
 }
 
 export function hartSetCount(n: u32): void {

@@ -15,13 +15,14 @@ export {
 } from './harts';
 import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
 export { trigLegal } from './triggers';
-import { execute, initRvcTable, EXIT_NONE, EXIT_HOST } from './exec';
+import { execute, EXIT_NONE, EXIT_HOST } from './exec';
+export { rvcExpand } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
-import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
+import { fetchHostAddr, lookupBlock, noteBlockHead, jitForget, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
@@ -51,10 +52,20 @@ export function onAbort(msg: usize, file: usize, line: u32, col: u32): void {
   unreachable();
 }
 
+/**
+ * False until the first reset. The host gives every instance a memory of its
+ * own, new and all zeros, so the first reset need not clear the state block and
+ * the translator's tables: on a fresh memory each page it touched would cost a
+ * page fault, which was most of what a restore spent in the core.
+ */
+let memoryUsed = false;
+
 /** Reset the hart: M-mode at `entry`, with the given RAM size in bytes. */
 export function reset(ram: u64, hartId: u64, entry: u64): void {
-  memory.fill(STATE, 0, STATE_SIZE);
-  hartsReset();
+  const clear = memoryUsed;
+  memoryUsed = true;
+  if (clear) memory.fill(STATE, 0, STATE_SIZE);
+  hartsReset(clear);
   ramSize = ram;
   mhartid = hartId;
   pc = entry;
@@ -71,8 +82,7 @@ export function reset(ram: u64, hartId: u64, entry: u64): void {
   trigReset();
   tlbFlushAll();
   updateTlbSets();
-  initRvcTable();
-  jitFlushAll();
+  jitForget(clear);
 }
 
 /** In deterministic mode: the instret at which guest time reaches the next armed timer deadline. */

@@ -81,7 +81,16 @@ const URGENT_AFTER: i32 = 1024;
  * head that keeps being reached by a backward jump is a long-running loop: then
  * leave run() so the host translates it now rather than at the end of the slice.
  */
+/**
+ * False while the block cache, the hot counts and the code-page marks are all
+ * zero (a new core, or just after a flush): a flush then has nothing to clear.
+ * A restore flushes right after the reset, and clearing the 2 MiB cache of a
+ * new memory cost a page fault per page touched.
+ */
+let jitTablesUsed = false;
+
 export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
+  jitTablesUsed = true;
   const h = hotEntry(hpc);
   if (load<u32>(h) != hpc) {
     store<u32>(h, hpc);
@@ -126,6 +135,7 @@ export function jitQueueClear(): void {
 
 /** Record a translated block: table slot `fn` runs `len` instructions starting at (va, hpc). */
 export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
+  jitTablesUsed = true;
   const pg = (hpc - RAM_HOST) >> 12;
   if (<u64>pg >= (ramSize >> 12)) return;
   if (load<u8>(CODE_PAGE + pg) == 0) protectCodePage(pg);
@@ -147,13 +157,21 @@ export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
 
 /** Forget every translation (cache full, or the host asks). */
 export function jitFlushAll(): void {
+  jitForget(true);
+}
+
+/** Forget every translation; the block cache, hot counts and code pages are cleared if `clearTables` and anything was put in them (see jitTablesUsed). */
+export function jitForget(clearTables: bool): void {
   bumpLinkEpoch();
   store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
-  memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
-  memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
-  const pages = <u32>(ramSize >> 12);
-  for (let pg: u32 = 0; pg < pages; pg++) {
-    if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+  if (clearTables && jitTablesUsed) {
+    jitTablesUsed = false;
+    memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
+    memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
+    const pages = <u32>(ramSize >> 12);
+    for (let pg: u32 = 0; pg < pages; pg++) {
+      if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
+    }
   }
   jitQueueClear();
 }

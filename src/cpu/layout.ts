@@ -74,7 +74,7 @@ export const JIT_QUEUE_MAX: u32 = 256;
 /** Software TLB: 3 kinds (fetch, load, store) x 4 sets x TLB_SIZE entries of 16 bytes. */
 export const TLB_BASE: u32 = 0x110000;
 export const TLB_SIZE: u32 = 1024;
-/** Expansion of every 16-bit encoding (u32 each), filled once at reset. */
+/** Expansion of every 16-bit encoding (u32 each), filled per encoding on first use (0: not yet, 1: illegal; see rvcExpand). */
 export const RVC_TABLE: u32 = 0x140000;
 /** Debugger: pc breakpoints, DEBUG_BP_MAX guest virtual addresses (u64 each; a slot is used when its bit is set in the core's mask). */
 export const DEBUG_BP: u32 = 0x180000;

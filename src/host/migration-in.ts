@@ -59,6 +59,8 @@ export class IncomingMigrations {
     let vm: VmSupervisor | null = null;
     let handle: VmHandle | null = null;
     let entry: Incoming | null = null;
+    /** The definition written ahead (DefinitionStore.stage), until it is put in place. */
+    let staged: string | null = null;
     let copies: DiskCopies | null = null;
     let settle = () => {};
     const refuse = async (why: string) => {
@@ -124,6 +126,8 @@ export class IncomingMigrations {
       setTimeout(() => this.byId.delete(id), 3_600_000).unref();
       handle = await vm.startIncoming(sizes as number[]);
       const exited = handle.exited;
+      // Written (and fsynced) now, put in place by a rename once the VM runs: no fsync in the downtime.
+      staged = this.host.stageIncoming(vm);
       if (copies) await copies.open();
       await conn.send(encodeJson(FrameType.ACCEPT, copies ? { copyStorage: true } : {}));
       const pageCount = Math.floor((memMiB * 1024 * 1024) / PAGE_SIZE);
@@ -191,7 +195,8 @@ export class IncomingMigrations {
       }
       vm.adoptIncoming(handle);
       copies?.keep();
-      this.host.registerIncoming(vm);
+      this.host.registerIncoming(vm, staged);
+      staged = null;
       entry.state = 'running';
       settle();
       this.log(`${vm.name}: arrived by live migration and runs`);
@@ -200,6 +205,7 @@ export class IncomingMigrations {
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       if (entry) entry.state = 'aborted';
+      if (staged) this.host.dropStaged(staged);
       settle();
       if (handle) await handle.kill(`migration dropped: ${why}`);
       if (vm) {

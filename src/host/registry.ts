@@ -12,7 +12,9 @@ import { SnapshotCatalog } from './snapshot-catalog.js';
 import { disksWithOverlays, overlayPathFor } from '../vm/disk-freeze.js';
 import type { SnapshotResult } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
-import { DEFAULT_SHUTDOWN_TIMEOUT_S, VmSupervisor, type SupervisorOptions } from './vm-supervisor.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, VmSupervisor, workerLimits, type SupervisorOptions } from './vm-supervisor.js';
+import { WarmWorkers } from '../vm/warm-worker.js';
+import { defaultWorkerUrl } from '../vm/vm-handle.js';
 import { FairShareScheduler } from './scheduler.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING, RUN_STATE_THROTTLED } from '../vm/protocol.js';
 import type { CloneRequest, CreateVmRequest, VmDefinition, VmState } from './types.js';
@@ -44,6 +46,8 @@ export interface HostOptions {
   log: (msg: string) => void;
   /** What VMs' user NICs may reach and bind on the host; default: net-policy.ts. */
   netPolicy?: NetPolicy;
+  /** Keep one VM worker thread started ahead of need (default true; see src/vm/warm-worker.ts). */
+  warmWorker?: boolean;
   /** The graphs' history: sample interval (default 2 s) and points kept (default 1800: one hour). */
   historyIntervalMs?: number;
   historyPoints?: number;
@@ -140,6 +144,7 @@ export class Host {
       serialize: (name, fn) => this.serialized(name, fn),
       snapshotsDir: join(opts.stateDir, 'snapshots'),
       clonesDir: join(opts.stateDir, 'clones'),
+      warm: opts.warmWorker === false ? undefined : new WarmWorkers(defaultWorkerUrl(), opts.wasmPath, workerLimits(opts.workerMaxHeapMiB)),
     };
     // Both kept in the state directory, so graphs and events outlive a restart of the daemon.
     this.history = new HistoryRecorder(() => this.vms.values(), {
@@ -260,6 +265,7 @@ export class Host {
       ),
     );
     for (const vm of this.vms.values()) vm.cancelRestart();
+    await this.supervisorOpts.warm?.close();
     this.events.add(null, 'daemon', 'daemon stopped');
     await Promise.all([this.history.close(), this.events.close()]);
   }
@@ -375,8 +381,17 @@ export class Host {
   }
 
   /** The arriving VM runs here now: store its definition and list it. */
-  registerIncoming(vm: VmSupervisor): void {
-    this.store.save(vm.name, vm.definition);
+  /** Write an incoming VM's definition ahead (see DefinitionStore.stage); registerIncoming puts it in place. */
+  stageIncoming(vm: VmSupervisor): string {
+    return this.store.stage(vm.name, vm.definition);
+  }
+
+  dropStaged(staged: string): void {
+    this.store.dropStaged(staged);
+  }
+
+  registerIncoming(vm: VmSupervisor, staged: string): void {
+    this.store.commitStaged(vm.name, staged);
     this.vms.set(vm.name, this.track(vm));
     this.incoming.delete(vm.name);
     this.events.add(vm.name, 'migrated', 'arrived by live migration and runs');

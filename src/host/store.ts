@@ -11,7 +11,7 @@ import { ApiError } from './validate.js';
 /** Larger files are not definitions (a real one is a few KiB). */
 const MAX_DEFINITION_BYTES = 256 * 1024;
 const MAX_REASON_BYTES = 4096;
-const TEMP_FILE = /^\..+\.json\.\d+\.tmp$/;
+const TEMP_FILE = /^\..+\.json\.\d+(-\d+)?\.tmp$/;
 const KEPT_FILE = /^(.+)\.json\.broken-(\d+)$/;
 
 /** A stored file as read back: its VM name (from the file name) and the parsed JSON, or why it could not be read. */
@@ -65,7 +65,20 @@ export class DefinitionStore {
    * client, and the temporary file is removed whatever went wrong.
    */
   save(name: string, def: unknown): void {
-    const tmp = join(this.dir, `.${name}.json.${process.pid}.tmp`);
+    this.commitStaged(name, this.stage(name, def));
+  }
+
+  /** Staged definitions so far (their temporary names must differ from each other and from save()'s). */
+  private staged = 0;
+
+  /**
+   * Write a definition durably under a temporary name (fsynced; removed at the
+   * next start if never put in place), for commitStaged() to put in place with
+   * a rename alone: a migration's destination stages before COMMIT, so its
+   * guest's downtime holds no fsync. Errors as for save().
+   */
+  stage(name: string, def: unknown): string {
+    const tmp = join(this.dir, `.${name}.json.${process.pid}-${++this.staged}.tmp`);
     try {
       const fd = openSync(tmp, 'w', 0o600);
       try {
@@ -74,7 +87,6 @@ export class DefinitionStore {
       } finally {
         closeSync(fd);
       }
-      renameSync(tmp, this.file(name));
     } catch (e) {
       rmSync(tmp, { force: true });
       const code = errnoOf(e);
@@ -83,6 +95,22 @@ export class DefinitionStore {
       }
       throw e;
     }
+    return tmp;
+  }
+
+  /** Put a staged definition in place (atomic rename). */
+  commitStaged(name: string, tmp: string): void {
+    try {
+      renameSync(tmp, this.file(name));
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Forget a staged definition that will not be put in place. */
+  dropStaged(tmp: string): void {
+    rmSync(tmp, { force: true });
   }
 
   remove(name: string): void {

@@ -11,8 +11,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
 import { systemMapCandidates } from '../machine/kernel-symbols.js';
-import { VmHandle, type VmExit } from '../vm/vm-handle.js';
+import { VmHandle, restoredText, type VmExit } from '../vm/vm-handle.js';
 import { ProcessVmHandle } from './process-vm-handle.js';
+import type { WarmWorkers } from '../vm/warm-worker.js';
+import type { ResourceLimits } from 'node:worker_threads';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import { readSnapshot } from '../vm/snapshot.js';
@@ -76,6 +78,13 @@ export interface SupervisorOptions {
   snapshotsDir: string;
   /** Where clones keep their disk overlays (STATE_DIR/clones/NAME). */
   clonesDir: string;
+  /** A worker started ahead of need that thread VMs take when it is ready (warm-worker.ts). */
+  warm?: WarmWorkers;
+}
+
+/** Heap limits of a VM's worker thread: guest RAM is a wasm memory outside the JS heap, which only holds the emulator's objects. */
+export function workerLimits(maxHeapMiB: number): ResourceLimits {
+  return { maxOldGenerationSizeMb: maxHeapMiB, maxYoungGenerationSizeMb: 16 };
 }
 
 /** What the scheduler measured over its last window. */
@@ -245,8 +254,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     this.failurePending = null;
     const specs = nicSpecs(this.config, this.opts.netPolicy);
     if (!specs.ok) throw new Error(specs.error);
-    // Guest RAM is a wasm memory outside the JS heap; the heap itself only holds the emulator's objects.
-    const resourceLimits = { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 };
+    const resourceLimits = workerLimits(this.opts.workerMaxHeapMiB);
     const config = this.config.clone === true ? await this.cloneConfig() : this.vmConfig();
     this.startedConfig = config;
     if (this.isolation === 'process') {
@@ -267,7 +275,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       } else {
         // The NIC backends run on an I/O thread of this VM, off the daemon's event loop (nic-thread.ts).
         const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
-        handle = new VmHandle(config, { resourceLimits, nics });
+        handle = new VmHandle(config, { resourceLimits, nics, warm: this.opts.warm });
       }
     } catch (e) {
       this.releaseImages();
@@ -291,6 +299,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     void handle.exited.then(() => liveRunners.delete(handle));
     handle.on('output', (d) => this.onOutput(d));
     handle.on('warning', (m) => this.opts.log(`${this.name}: ${m}`));
+    handle.on('restored', (r) => this.opts.log(`${this.name}: ${restoredText(r)}`));
     handle.on('exit', (r) => {
       this.releaseImages(); // before a restart takes them again
       this.onExit(handle, r);
@@ -311,7 +320,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     const config = { ...this.vmConfig(), incoming: { diskSizes } };
     this.startedConfig = config;
     const nics = specs.specs.length ? await NicThread.open(specs.specs, this.name) : [];
-    const handle = new VmHandle(config, { resourceLimits: { maxOldGenerationSizeMb: this.opts.workerMaxHeapMiB, maxYoungGenerationSizeMb: 16 }, nics });
+    const handle = new VmHandle(config, { resourceLimits: workerLimits(this.opts.workerMaxHeapMiB), nics, warm: this.opts.warm });
     handle.start();
     return handle;
   }

@@ -19,9 +19,17 @@ const DRAIN_SLICES = 4;
 export const FIRST_SLOT = 16;
 /** Translation slots (core table and chain table) before a flush. */
 export const TABLE_SIZE = 32768;
+/**
+ * Slots the tables start with; they grow (doubling) as translations arrive. A
+ * table of TABLE_SIZE made up front cost 10 to 25 ms per VM start on the test
+ * host, and an idle guest never needs most of it.
+ */
+export const TABLE_INITIAL = 1024;
 
 interface WasmTable {
   set(i: number, f: unknown): void;
+  grow(delta: number): number;
+  readonly length: number;
 }
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
@@ -34,6 +42,7 @@ export interface JitCoreExports {
   jitQueueClear(): void;
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
   jitFlushAll(): void;
+  rvcExpand(half: number): number;
   [name: string]: unknown;
 }
 
@@ -90,7 +99,7 @@ export class Jit {
      */
     private readonly onFlush?: () => void,
   ) {
-    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_INITIAL, element: 'anyfunc' });
     this.imports = this.makeImports();
   }
 
@@ -114,6 +123,16 @@ export class Jit {
     return inst.exports.chain;
   }
 
+  /** Grow both tables (doubling, at most TABLE_SIZE) to hold slots below `end`. */
+  private ensureSlots(end: number): void {
+    for (const t of [this.table, this.chainTable]) {
+      if (t.length >= end) continue;
+      let size = t.length;
+      while (size < end) size *= 2;
+      t.grow(Math.min(size, TABLE_SIZE) - t.length);
+    }
+  }
+
   /** Modules holding translations now (each costs host memory: code and V8's metadata). */
   get modulesLive(): number {
     return this.liveModules;
@@ -133,7 +152,7 @@ export class Jit {
     this.ex.jitFlushAll();
     // Let the old modules go: nothing may reference their functions any more.
     for (let i = FIRST_SLOT; i < this.nextSlot; i++) this.table.set(i, null);
-    this.chainTable = new WebAssembly.Table({ initial: TABLE_SIZE, element: 'anyfunc' });
+    this.chainTable = new WebAssembly.Table({ initial: TABLE_INITIAL, element: 'anyfunc' });
     this.imports = this.makeImports();
     this.liveModules = 0;
     this.nextSlot = FIRST_SLOT;
@@ -173,7 +192,8 @@ export class Jit {
     };
     const u8 = new Uint8Array(buf);
     const read16 = (a: number) => u8[a] | (u8[a + 1] << 8);
-    const readU32 = (a: number) => dv.getUint32(a, true);
+    // The core expands and caches on first use (its RVC_TABLE), also for encodings the guest has not run yet.
+    const expandRvc = (half: number) => this.ex.rvcExpand(half) >>> 0;
     // Function i of the module is queue entry i, installed at table slot base + i, so
     // an exit to another head of this drain can tail-call it directly. A head that
     // cannot be translated keeps its position with UNTRANSLATED_BODY.
@@ -192,7 +212,7 @@ export class Jit {
     };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     for (const { va, hpc } of heads) {
-      const t = translateBlock(va, hpc, read16, readU32, allocLink, direct);
+      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, direct);
       if (!t) this.stats.rejected++;
       const body: FuncBody = t
         ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }
@@ -221,6 +241,7 @@ export class Jit {
     this.liveModules++;
     this.stats.bytes += bytes.length;
     this.nextSlot = base + blocks.length;
+    this.ensureSlots(this.nextSlot);
     blocks.forEach((b, i) => {
       if (!b.ok) return;
       const slot = base + i;

@@ -14,7 +14,7 @@
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
-  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, RVC_TABLE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
+  STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
   JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
 } from '../machine/layout.generated.js';
 
@@ -386,13 +386,15 @@ class Emitter {
 
 /** Read a 16-bit parcel at a linear-memory address. */
 type Read16 = (addr: number) => number;
+/** The 32-bit expansion of a 16-bit encoding, or 0 if it is illegal (the core's rvcExpand). */
+type ExpandRvc = (half: number) => number;
 
 /**
  * Translate the block at guest virtual `pc`, whose first byte is at linear-memory
  * address `hpc`. Returns null when the first instruction is not translatable.
  */
 export function translateBlock(
-  pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number, allocLink: LinkAllocator | null = null,
+  pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator | null = null,
   direct: DirectTargets | null = null,
 ): TranslatedBlock | null {
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
@@ -407,14 +409,14 @@ export function translateBlock(
     };
   }
   const first = new Emitter(link, pc, null, direct);
-  const t = emitBlock(first, pc, hpc, read16, readU32);
+  const t = emitBlock(first, pc, hpc, read16, expandRvc);
   if (!t || !first.sawLoop) return t;
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
   const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, direct);
-  return emitBlock(looped, pc, hpc, read16, readU32);
+  return emitBlock(looped, pc, hpc, read16, expandRvc);
 }
 
-function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, readU32: (addr: number) => number): TranslatedBlock | null {
+function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc): TranslatedBlock | null {
   const pageStart = hpc & ~0xfff;
   const pageEnd = pageStart + 0x1000;
   // Superblock: conditional branches become side exits and jumps inside the page
@@ -430,7 +432,7 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, readU32:
     let insn: number;
     let len: number;
     if ((lo & 3) !== 3) {
-      insn = readU32(RVC_TABLE + lo * 4);
+      insn = expandRvc(lo);
       len = 2;
       if (insn === 0) break;
     } else {

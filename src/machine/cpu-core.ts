@@ -6,7 +6,7 @@ import {
   DEBUG_BP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
   WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE,
 } from './layout.js';
-import { Jit, TABLE_SIZE, type JitCoreExports } from '../jit/jit.js';
+import { Jit, TABLE_INITIAL, type JitCoreExports } from '../jit/jit.js';
 
 export interface CoreImports {
   mmioRead(addr: number, size: number): number;
@@ -52,6 +52,8 @@ interface CoreExports {
   cpuStateGet(i: number): bigint;
   cpuStateSet(i: number, v: bigint): void;
   cpuStateRestored(): void;
+  /** The 32-bit expansion of a 16-bit encoding (0: illegal), cached in RVC_TABLE on first use. */
+  rvcExpand(half: number): number;
   // SMP (src/cpu/harts.ts); hart arguments are indices 0..count-1, booleans are 0/1.
   hartSetCount(n: number): void;
   hartCurrent(): number;
@@ -110,7 +112,7 @@ declare const WebAssembly: {
   Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-  Table: new (d: { element: 'anyfunc'; initial: number }) => { set(i: number, f: unknown): void };
+  Table: new (d: { element: 'anyfunc'; initial: number }) => { set(i: number, f: unknown): void; grow(delta: number): number; readonly length: number };
 };
 
 export class CpuCore {
@@ -130,9 +132,10 @@ export class CpuCore {
   constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
     this.ramSize = ramSize;
     const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
+    // A new memory for every core: the core's first reset relies on it being all zeros.
     this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
     const mod = new WebAssembly.Module(wasmBytes);
-    const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_SIZE });
+    const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
     const inst = new WebAssembly.Instance(mod, {
       env: {
         memory: this.mem,

@@ -18,7 +18,16 @@ export interface BlockBackend {
   writeZeroes(offset: number, len: number): void;
   /** Release the file(s); the backend is unusable afterwards. */
   close(): void;
+  /**
+   * False when [offset, offset + len) is known to read as zeros without a read
+   * (a hole of a sparse file, clusters allocated in no layer of an image), true
+   * when it may hold data. Optional: a backend without it may hold data anywhere.
+   */
+  mayHoldData?(offset: number, len: number): boolean;
 }
+
+/** lseek(SEEK_DATA, or SEEK_HOLE when `hole`) on an open file: the offset, or -1 past the last data; throws if the file system cannot say. */
+export type SeekData = (fd: number, offset: number, hole: boolean) => number;
 
 /** A disk problem a user can cause (missing file, bad format, corrupt image): shown as one line. */
 export class DiskError extends Error {

@@ -3,7 +3,7 @@
 // qcow2 support lives in ./qcow2.js and is loaded only when a qcow2 image is opened.
 
 import { closeSync, openSync, readSync } from 'node:fs';
-import { type BlockBackend, DiskError } from './backend.js';
+import { type BlockBackend, DiskError, type SeekData } from './backend.js';
 import { RawDisk } from './raw.js';
 import { ProbedRawGuard } from './probe-guard.js';
 import type { BackingPolicy } from './backing.js';
@@ -19,6 +19,8 @@ export interface OpenDiskOptions {
   backing?: BackingPolicy;
   /** The format was guessed as raw: refuse writes that would make it look like qcow2 (probe-guard.ts). */
   guardProbedRaw?: boolean;
+  /** Lets a raw image tell its holes (BlockBackend.mayHoldData); the native addon's lseek. */
+  seekData?: SeekData;
 }
 
 /** "QFI\xfb" */
@@ -51,7 +53,7 @@ export async function openDisk(path: string, opts: OpenDiskOptions = {}): Promis
   const format = opts.format ?? detectFormat(path);
   const readOnly = opts.readOnly === true;
   if (format === 'raw') {
-    const raw = RawDisk.open(path, { readOnly });
+    const raw = RawDisk.open(path, { readOnly, seekData: opts.seekData });
     return opts.guardProbedRaw === true && !readOnly ? new ProbedRawGuard(raw) : raw;
   }
   if (format !== 'qcow2') throw new DiskError(`unknown disk format '${String(format)}' (raw or qcow2)`);

@@ -18,6 +18,10 @@ export class ProbedRawGuard implements BlockBackend {
     this.readOnly = inner.readOnly;
   }
 
+  mayHoldData(offset: number, len: number): boolean {
+    return this.inner.mayHoldData?.(offset, len) ?? true;
+  }
+
   read(offset: number, buf: Uint8Array): void {
     this.inner.read(offset, buf);
   }

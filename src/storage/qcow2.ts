@@ -269,6 +269,23 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
+  /** False when no cluster of the range is allocated in this image or its backing chain (or all are zero clusters). */
+  mayHoldData(offset: number, len: number): boolean {
+    this.checkRange(offset, len);
+    if (len === 0) return false;
+    const last = Math.floor((offset + len - 1) / this.cs);
+    for (let vc = Math.floor(offset / this.cs); vc <= last; vc++) {
+      const m = this.lookup(vc);
+      if (m.kind === 'data' || m.kind === 'compressed') return true;
+      if (m.kind !== 'unallocated' || !this.backing) continue;
+      // The part of this cluster inside the range reads from the backing file.
+      const from = Math.max(offset, vc * this.cs);
+      const to = Math.min(offset + len, (vc + 1) * this.cs, this.backing.size);
+      if (to > from && (this.backing.mayHoldData?.(from, to - from) ?? true)) return true;
+    }
+    return false;
+  }
+
   read(offset: number, buf: Uint8Array): void {
     this.checkRange(offset, buf.length);
     let done = 0;

@@ -2,7 +2,7 @@
 // writes on one file descriptor; FLUSH is fsync.
 
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
-import { type BlockBackend, DiskError } from './backend.js';
+import { type BlockBackend, DiskError, type SeekData } from './backend.js';
 
 const ZERO_CHUNK = 1 << 20;
 
@@ -11,12 +11,13 @@ export class RawDisk implements BlockBackend {
   private fd: number;
   private zeroes: Uint8Array | null = null;
 
-  private constructor(fd: number, size: number, readonly readOnly: boolean, readonly path: string) {
+  private constructor(fd: number, size: number, readonly readOnly: boolean, readonly path: string, private readonly seekData?: SeekData) {
     this.fd = fd;
     this.size = size;
   }
 
-  static open(path: string, opts: { readOnly?: boolean } = {}): RawDisk {
+  /** `seekData` (the native addon's) lets mayHoldData() see the file's holes. */
+  static open(path: string, opts: { readOnly?: boolean; seekData?: SeekData } = {}): RawDisk {
     const readOnly = opts.readOnly === true;
     let fd: number;
     try {
@@ -29,7 +30,18 @@ export class RawDisk implements BlockBackend {
       closeSync(fd);
       throw new DiskError(`disk is not a regular file: ${path}`);
     }
-    return new RawDisk(fd, st.size, readOnly, path);
+    return new RawDisk(fd, st.size, readOnly, path, st.isFile() ? opts.seekData : undefined);
+  }
+
+  mayHoldData(offset: number, len: number): boolean {
+    this.check(offset, len);
+    if (!this.seekData || len === 0) return len > 0;
+    try {
+      const data = this.seekData(this.fd, offset, false);
+      return data >= 0 && data < offset + len;
+    } catch {
+      return true; // the file system cannot tell: read it
+    }
   }
 
   private check(offset: number, len: number): void {

@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
+import type { SeekData } from '../storage/backend.js';
 
 interface GuestMemoryAddon {
   release(buffer: ArrayBuffer, offset: number, length: number): number;
@@ -14,6 +15,7 @@ interface GuestMemoryAddon {
   trim(): boolean;
   mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
   dataPages(buffer: ArrayBuffer, offset: number, length: number): Uint8Array;
+  seekData?(fd: number, offset: number, hole: boolean): number;
   pageSize: number;
 }
 
@@ -31,6 +33,8 @@ export interface HostMemory {
   mapFile(ram: Uint8Array, path: string): void;
   /** One byte per 4 KiB page of `ram`: 1 if it holds data (untouched pages are not read). Throws if host pages are not 4 KiB. */
   dataPages(ram: Uint8Array): Uint8Array;
+  /** lseek(SEEK_DATA / SEEK_HOLE) on an open file (storage's SeekData); absent in an addon built before it. */
+  seekData?: SeekData;
 }
 
 let loaded: HostMemory | null | undefined;
@@ -87,5 +91,6 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     mapFile(ram, path) {
       addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);
     },
+    seekData: addon.seekData ? (fd, offset, hole) => addon.seekData!(fd, offset, hole) : undefined,
   };
 }

@@ -278,7 +278,7 @@ export type WorkerMessage =
   /** A snapshot was written (by VmConfig.snapshotAt; command snapshots answer the command). */
   | { type: 'snapshot'; result: SnapshotResult }
   /** The machine was restored from VmConfig.restore: how long it took and whether RAM was mapped or read. */
-  | { type: 'restored'; ms: number; memory: 'mapped' | 'read' }
+  | { type: 'restored'; ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit }
   /** A migrated VM (VmConfig.incoming) has its disks open and runs; `ms` since migrateStart. */
   | { type: 'migrated'; ms: number }
   | { type: 'error'; message: string };
@@ -387,4 +387,18 @@ export function readLive(c: SharedControl): LiveCounters {
     boots: Number(Atomics.load(l, LIVE_BOOTS)),
     consoleBytes: Number(Atomics.load(l, LIVE_CONSOLE_BYTES)),
   };
+}
+
+/** Where a restore's time went inside the worker (ms each; see worker.ts). */
+export interface RestoreSplit {
+  /** The VM went to a warm worker (started ahead, its modules loaded), not a new one. */
+  warm: boolean;
+  /** snapshot.json read, checksummed and checked. */
+  readState: number;
+  /** The machine built: the core's memory and instance, its reset, the devices. */
+  buildMachine: number;
+  /** memory.bin mapped (or read) into guest RAM. */
+  loadMemory: number;
+  /** CPU and device state set from the snapshot. */
+  restoreState: number;
 }

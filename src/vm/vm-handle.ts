@@ -2,6 +2,7 @@
 // both ways, asks it to stop, and reports how it ended.
 
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import {
@@ -20,6 +21,7 @@ import {
   requestStop,
   type SharedControl,
   type SnapshotResult,
+  type RestoreSplit,
   type VmConfig,
   type GdbPortMessage,
   type WorkerMessage,
@@ -28,6 +30,7 @@ import {
 import type { NicHost, NicStats } from '../net/nic-host.js';
 import { LocalNics, type NicSet } from '../net/nic-set.js';
 import { DeviceStatsReader } from './device-stats-block.js';
+import { handOver, type WarmWorkers } from './warm-worker.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
@@ -44,7 +47,7 @@ export interface VmHandleEvents {
   /** A statistics report (text), answering requestStats() and sent at exit when asked for. */
   stats: [text: string];
   /** The VM was restored from a snapshot (VmConfig.restore) and is about to run. */
-  restored: [info: { ms: number; memory: 'mapped' | 'read' }];
+  restored: [info: RestoredInfo];
   /** A migrated VM (VmConfig.incoming) opened its disks and runs. */
   migrated: [info: { ms: number }];
   /** A snapshot was written because of VmConfig.snapshotAt. */
@@ -64,6 +67,8 @@ export interface VmHandleOptions {
   inputRetryMs?: number;
   /** Heap limits for the worker thread (the daemon isolates each VM's JS heap). */
   resourceLimits?: ResourceLimits;
+  /** Take the worker from here when one is ready (the daemon's warm worker). */
+  warm?: WarmWorkers;
   /** The VM's NICs (eth0 first), backends on this thread or on an I/O thread (NicSet); the handle starts them with the worker and closes them when the VM ends. */
   nics?: NicHost[] | NicSet;
 }
@@ -74,7 +79,31 @@ export function defaultWasmPath(): string {
   return fileURLToPath(new URL('../../../build/cpu.wasm', import.meta.url));
 }
 
+/** The VM worker (worker.js beside this file). */
+export function defaultWorkerUrl(): URL {
+  return new URL('./worker.js', import.meta.url);
+}
+
+/** One line on a restore: "restored in N ms (guest memory mapped): where the time went". */
+export function restoredText(r: RestoredInfo): string {
+  const sp = r.split;
+  const f = (ms: number) => ms.toFixed(1);
+  const where = sp
+    // The worker's part before the restore (thread start or hand-over, modules, disks), as the owner saw it.
+    ? `: ${sp.warm ? 'warm worker' : 'new worker'} ${f(r.sinceStartMs - r.ms)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
+    : '';
+  return `restored in ${f(r.ms)} ms (guest memory ${r.memory})${where}`;
+}
+
 type State = 'new' | 'running' | 'stopping' | 'exited';
+
+/** A restore's figures: the worker's own (ms, split) and the owner's, from start() to the report. */
+export interface RestoredInfo {
+  ms: number;
+  memory: 'mapped' | 'read';
+  split?: RestoreSplit;
+  sinceStartMs: number;
+}
 
 export class VmHandle extends EventEmitter<VmHandleEvents> {
   readonly config: VmConfig;
@@ -83,10 +112,12 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
 
   private readonly control: SharedControl;
   private readonly deviceReader: DeviceStatsReader;
-  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits };
+  private readonly opts: Required<Omit<VmHandleOptions, 'workerUrl' | 'nics' | 'resourceLimits' | 'warm'>> & { workerUrl?: URL; resourceLimits?: ResourceLimits; warm?: WarmWorkers };
   private readonly nics: NicSet;
   private worker: Worker | null = null;
   private state: State = 'new';
+  /** When start() ran (performance.now()). */
+  private startedAt = 0;
   private resolveExit!: (r: VmExit) => void;
   private pending: Uint8Array[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
@@ -109,6 +140,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
       stopTimeoutMs: options.stopTimeoutMs ?? 2000,
       inputRetryMs: options.inputRetryMs ?? 5,
       resourceLimits: options.resourceLimits,
+      warm: options.warm,
     };
     const nics = options.nics ?? [];
     this.nics = Array.isArray(nics) ? new LocalNics(nics) : nics;
@@ -125,16 +157,17 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   start(): void {
     if (this.state !== 'new') throw new Error('VmHandle.start() called twice');
     this.state = 'running';
-    const url = this.opts.workerUrl ?? new URL('./worker.js', import.meta.url);
+    this.startedAt = performance.now();
+    const url = this.opts.workerUrl ?? defaultWorkerUrl();
     let worker: Worker;
     const channel = new MessageChannel();
     const gdb = this.config.gdb ? new MessageChannel() : null;
+    const workerData = { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2, gdb: gdb?.port2 };
+    const transferList = gdb ? [channel.port2, gdb.port2] : [channel.port2];
     try {
-      worker = new Worker(url, {
-        workerData: { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2, gdb: gdb?.port2 },
-        transferList: gdb ? [channel.port2, gdb.port2] : [channel.port2],
-        resourceLimits: this.opts.resourceLimits,
-      });
+      const warm = this.opts.warm?.take(url, this.opts.resourceLimits) ?? null;
+      if (warm) handOver(warm, workerData, transferList);
+      worker = warm ?? new Worker(url, { workerData, transferList, resourceLimits: this.opts.resourceLimits });
     } catch (e) {
       channel.port1.close();
       this.finish({ code: 1, reason: `cannot start the VM worker: ${errorText(e)}` });
@@ -233,7 +266,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
         this.emit('snapshot', msg.result);
         break;
       case 'restored':
-        this.emit('restored', { ms: msg.ms, memory: msg.memory });
+        this.emit('restored', { ms: msg.ms, memory: msg.memory, split: msg.split, sinceStartMs: performance.now() - this.startedAt });
         break;
       case 'migrated':
         this.emit('migrated', { ms: msg.ms });

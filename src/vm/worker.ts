@@ -27,11 +27,12 @@ import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
-import type { SnapshotResult, VmCommand } from './protocol.js';
+import type { RestoreSplit, SnapshotResult, VmCommand } from './protocol.js';
 import { prepareOverlays } from './disk-freeze.js';
 import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
 import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
+import { isWarmWorkerData, warmUp, type WarmWorkerData } from './warm-up.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -133,8 +134,23 @@ function closeDisks(): string | null {
   return problem;
 }
 
+/**
+ * What this worker runs: its workerData, or for a warm worker (warm-worker.ts,
+ * started ahead of need with its modules loaded) the first message, which the
+ * owner sends when it hands the worker a VM. Also when the VM was handed over
+ * (performance.now()).
+ */
+async function takeInit(): Promise<{ init: WorkerInit; at: number }> {
+  const data = workerData as WorkerInit | WarmWorkerData;
+  if (!isWarmWorkerData(data)) return { init: data, at: 0 };
+  warmUp(data.wasmPath);
+  const init = await new Promise<WorkerInit>((resolve) => parentPort!.once('message', (m: { type: 'init'; init: WorkerInit }) => resolve(m.init)));
+  return { init, at: performance.now() };
+}
+
 async function main(): Promise<void> {
-  const { config, control, nics: nicChannels = [], commands, gdb: gdbPort } = workerData as WorkerInit;
+  const { init, at: handedOverAt } = await takeInit();
+  const { config, control, nics: nicChannels = [], commands, gdb: gdbPort } = init;
   const nics = nicChannels.map(workerNic);
   // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
   setCountLookups(config.stats === true);
@@ -146,7 +162,7 @@ async function main(): Promise<void> {
   }
   const openOne = (d: NonNullable<VmConfig['disks']>[number]): Promise<BlockBackend> => {
     const backing = d.backingRoot !== undefined ? { root: d.backingRoot } : {};
-    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw });
+    return openDisk(d.path, { format: d.format, readOnly: d.readOnly, backing, guardProbedRaw: d.guardProbedRaw, seekData: hostMemory()?.seekData });
   };
   /** (Re)open every disk image into its SwappableDisk. */
   const openDisks = async () => {
@@ -304,12 +320,17 @@ async function main(): Promise<void> {
         restoredIn = { ms: performance.now() - started, memory: 'read' };
       }
     } else if (from) {
+      // performance.now() counts from this thread's start.
       const started = performance.now();
+      const marks = [started];
       let how: 'mapped' | 'read' = 'read';
       try {
         const snap = readSnapshot(from);
+        marks.push(performance.now());
         created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
+          marks.push(performance.now());
           how = loadSnapshotMemory(from, core.ram);
+          marks.push(performance.now());
           return { ok: true };
         });
       } catch (e) {
@@ -318,7 +339,12 @@ async function main(): Promise<void> {
       if (created.ok) {
         // Guest time (and the device clock) go on from where they were, as after a pause.
         if (!config.deterministic) t0 = performance.now() - Number(created.machine.core.exports.getTime()) / Number(TICKS_PER_MS);
-        restoredIn = { ms: performance.now() - started, memory: how };
+        const done = performance.now();
+        const [, read, built, loaded] = marks;
+        restoredIn = {
+          ms: done - started, memory: how,
+          split: { warm: handedOverAt > 0, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
+        };
         if (config.clone) {
           // Always real randomness, also in deterministic runs: clones of one
           // snapshot must differ from each other, that is the point of a clone.
@@ -345,7 +371,7 @@ async function main(): Promise<void> {
     if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
     return created.machine;
   };
-  let restoredIn: { ms: number; memory: 'mapped' | 'read' } | null = null;
+  let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;
   let consoleSize = validConsoleSize(config.consoleSize);
   /** The boot watch is satisfied (or off); a restored machine came up long ago. */
   let cameUp = !config.bootWatchInsns || config.restore !== undefined;
@@ -410,11 +436,13 @@ async function main(): Promise<void> {
     await openDisks();
     if (!config.deterministic) t0 = performance.now() - Number(m.core.exports.getTime()) / Number(TICKS_PER_MS);
     post({ type: 'migrated', ms: performance.now() - started });
-  } else if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read' }) });
+  } else if (restoredIn) post({ type: 'restored', ...(restoredIn as { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit }) });
   // The boot images are in guest RAM now; their buffers (a Debian kernel is about
   // 30 MiB) would otherwise stay until some later collection, which a busy worker
-  // that allocates little may never reach.
-  tidy();
+  // that allocates little may never reach. A restored or migrated machine read no
+  // boot images: its collection waits a moment, off the way to the guest's first slice.
+  let tidyPending = config.restore !== undefined || config.incoming !== undefined;
+  if (!tidyPending) tidy();
   /** Flush the disks and write the running machine into `dir` (between slices). */
   const takeSnapshot = (dir: string, overlays?: (string | null)[]): SnapshotResult => {
     const started = performance.now();
@@ -561,6 +589,10 @@ async function main(): Promise<void> {
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
+    if (tidyPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
+      tidyPending = false;
+      tidy();
+    }
     if (panicWatchPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
       panicWatchPending = false;
       const vas = panicVas();

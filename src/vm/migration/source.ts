@@ -239,13 +239,17 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     await sendDiskQueued();
     await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
+    // The worker flushes and closes the disks (nothing writes them any more) while the
+    // destination applies the state; a failure before COMMIT reopens them (migrateResume).
+    const closing = h.command({ type: 'migrateReleaseDisks' });
+    closing.catch(() => {}); // awaited below; never unhandled meanwhile
     expect(await conn.next(), FrameType.ACK); // the last round's pages
     expect(await conn.next(), FrameType.ACK); // the device state
     step('stateAcked');
     aborted();
-    // The disks: flushed and closed here, and this daemon's locks dropped, before the destination opens them.
+    // This daemon's locks dropped once the disks are closed, before the destination opens them.
     p.phase = 'committing';
-    await h.command({ type: 'migrateReleaseDisks' });
+    await closing;
     o.releaseLocks();
     step('released');
     released = true;

@@ -59,6 +59,9 @@ export class SwappableDisk implements BlockBackend {
   read(offset: number, buf: Uint8Array): void {
     this.open.read(offset, buf);
   }
+  mayHoldData(offset: number, len: number): boolean {
+    return this.open.mayHoldData?.(offset, len) ?? true;
+  }
   write(offset: number, buf: Uint8Array): void {
     this.open.write(offset, buf);
     this.onChange?.(offset, buf.length);

@@ -10,6 +10,7 @@ import { crc32 } from 'node:zlib';
 import { FrameType, HEADER_BYTES, MAX_BATCH_PAGES, PAGE_SIZE, ZERO_PAGE_FLAG } from './stream.js';
 import { DISK_BLOCK, blockCount, encodeDiskFrames } from './disk-blocks.js';
 import type { SwappableDisk } from './swappable-disk.js';
+import type { BlockBackend } from '../../storage/backend.js';
 
 export interface PagesOut {
   /** Whole PAGES frames (header, checksum, payload), ready to be written to the stream as they are. */
@@ -162,11 +163,23 @@ export interface BlocksOut {
   left: number;
 }
 
+/** One byte per DISK_BLOCK of the disk: 1 unless the image knows the block reads as zeros (a hole, clusters allocated nowhere). */
+export function allocatedBlocks(d: BlockBackend): Uint8Array {
+  const map = new Uint8Array(blockCount(d.size));
+  for (let b = 0; b < map.length; b++) {
+    const at = b * DISK_BLOCK;
+    map[b] = d.mayHoldData ? (d.mayHoldData(at, Math.min(DISK_BLOCK, d.size - at)) ? 1 : 0) : 1;
+  }
+  return map;
+}
+
 /**
- * Source, --copy-storage: every block of every disk in round 0 (all-zero ones
- * travel as a flag), then in each round the blocks the guest wrote during the
- * previous one. Blocks are read through the VM's own open disks between
- * slices, so a block read is what the guest last wrote.
+ * Source, --copy-storage: in round 0 every block of every disk that may hold
+ * data (allocatedBlocks: a raw file's holes and clusters no layer of a qcow2
+ * image allocates are skipped unread; all-zero blocks read travel as a flag),
+ * then in each round the blocks the guest wrote during the previous one.
+ * Blocks are read through the VM's own open disks between slices, so a block
+ * read is what the guest last wrote.
  */
 export class DiskCopy {
   private readonly pending: Uint8Array[];
@@ -176,7 +189,8 @@ export class DiskCopy {
   private queued = 0;
 
   constructor(private readonly disks: readonly SwappableDisk[]) {
-    this.pending = disks.map((d) => new Uint8Array(blockCount(d.size)).fill(1));
+    // Round 0 sends the blocks that may hold data: the destination's new images read as zeros elsewhere.
+    this.pending = disks.map(allocatedBlocks);
     this.dirty = disks.map((d) => new Uint8Array(blockCount(d.size)));
     this.queued = this.pending.reduce((n, p) => n + p.length, 0);
     disks.forEach((d, i) => {
