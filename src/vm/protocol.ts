@@ -9,6 +9,7 @@ import type { RateLimits } from '../devices/rate-limiter.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { MachineDeviceStats } from '../machine/virt.js';
 import { createDeviceStatsBlock } from './device-stats-block.js';
+import { createHartStatsBlock } from './hart-stats-block.js';
 
 export type { RateLimits, BucketConfig } from '../devices/rate-limiter.js';
 export type { MachineDeviceStats } from '../machine/virt.js';
@@ -288,6 +289,7 @@ export interface SharedControl {
   input: Uint8Array; // INPUT_RING_SIZE bytes on a SharedArrayBuffer
   live: BigInt64Array; // LIVE_SLOTS counters on a SharedArrayBuffer
   devices: SharedArrayBuffer; // device counters, published by the worker (device-stats-block.ts)
+  harts: BigInt64Array; // per-hart state and counters, published by the worker (hart-stats-block.ts)
 }
 
 export function createSharedControl(): SharedControl {
@@ -299,6 +301,7 @@ export function createSharedControl(): SharedControl {
     input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
     live,
     devices: createDeviceStatsBlock(),
+    harts: createHartStatsBlock(),
   };
 }
 

@@ -20,6 +20,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport } from './stats.js';
 import { DEVICE_STATS_PUBLISH_MS, publishDeviceStats } from './device-stats-block.js';
+import { HartStatsPublisher } from './hart-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
@@ -587,6 +588,7 @@ async function main(): Promise<void> {
     }
   };
   let devicesPublishedAt = -Infinity;
+  const hartStats = new HartStatsPublisher(control.harts);
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -597,6 +599,7 @@ async function main(): Promise<void> {
     if (now - devicesPublishedAt >= DEVICE_STATS_PUBLISH_MS) {
       devicesPublishedAt = now;
       publishDeviceStats(control.devices, m!.deviceStats());
+      hartStats.publish(m!.harts.report());
     }
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
@@ -750,6 +753,7 @@ async function main(): Promise<void> {
     if (rebootRequested) {
       // A guest reboot is a fresh machine from the same images, as on real hardware.
       rebootRequested = false;
+      hartStats.carry(m.harts.report());
       instretBase += m.core.instret;
       jitBase += m.core.exports.getJitInstructions();
       const next = boot();
@@ -785,6 +789,7 @@ async function main(): Promise<void> {
     }
   }
   publish(RUN_STATE_EXITED);
+  hartStats.publish(m.harts.report());
   gdb?.exited(exit.code);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
