@@ -25,7 +25,13 @@ function fmt(n: bigint | number): string {
  * `lookupsCounted`: translated code counted its TLB lookups (it does when the VM
  * runs with --stats), so a hit rate can be given.
  */
-export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false): string {
+/** The worker's own loop: slices run and idle sleeps (each sleep ends in a wakeup of the worker). */
+export interface LoopStats {
+  slices: number;
+  sleeps: number;
+}
+
+export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false, loop?: LoopStats): string {
   const core = m.core;
   const insns = core.instret;
   const jitInsns = core.exports.getJitInstructions();
@@ -51,6 +57,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
   const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
   if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
+  if (loop) lines.push(`  host loop            ${fmt(loop.slices)} slices, ${fmt(loop.sleeps)} idle sleeps`);
   if (m.harts.count > 1) {
     lines.push(`  harts                ${m.harts.count}, taking turns on one thread: ${fmt(m.harts.stats.switches)} switches`);
     lines.push(...hartLines(m.harts.report()));

@@ -18,7 +18,7 @@ import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../
 import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
-import { statsReport } from './stats.js';
+import { statsReport, type LoopStats } from './stats.js';
 import { DEVICE_STATS_PUBLISH_MS, publishDeviceStats } from './device-stats-block.js';
 import { HartStatsPublisher } from './hart-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
@@ -529,7 +529,9 @@ async function main(): Promise<void> {
   const ctrl = control.ctrl;
 
   let statsSeen = 0;
-  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true) });
+  /** Slices run and idle sleeps so far (--stats: where an idle VM's host time goes). */
+  const loop: LoopStats = { slices: 0, sleeps: 0 };
+  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop) });
   const live = control.live;
   let busyUs = 0;
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
@@ -719,6 +721,7 @@ async function main(): Promise<void> {
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
+    loop.slices++;
     const ran = performance.now() - started;
     busyUs += ran * 1000;
     // Auto-converge: off the CPU for `throttle` percent of the time, so the guest dirties memory slower.
@@ -784,7 +787,10 @@ async function main(): Promise<void> {
       const now = hostTicks();
       if (deadline > now) {
         const ms = deadline === 0xffffffffffffffffn ? 1000 : Number((deadline - now) / TICKS_PER_MS) + 1;
-        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
+        if (pendingInput(control) === 0 && !m.hasPendingInput()) {
+          loop.sleeps++;
+          Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
+        }
       }
     }
   }
