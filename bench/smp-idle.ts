@@ -10,7 +10,7 @@
 //   npm run bench:smp-idle -- [--harts 1,4] [--seconds 60] [--settle 30] [--json]
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -89,6 +89,22 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
 }
 
+/** CPU seconds per thread name (comm) of a process: which thread of it spends the time. */
+function threadSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 interface Figures {
   interrupts: Record<string, number>;
   harts: { hart: number; instructions: number; interrupts: number; wfis: number; ipis: number; switchedIn: number }[];
@@ -96,6 +112,9 @@ interface Figures {
   sleeps: number;
   switches: number;
   instructions: number;
+  translations: number;
+  modules: number;
+  busyMs: number;
 }
 
 /** The counters of the last --stats report in `text`. */
@@ -104,11 +123,13 @@ function parseStats(text: string): Figures | null {
   if (at < 0) return null;
   const t = text.slice(at);
   const num = (s: string) => Number(s.replace(/,/g, ''));
-  const f: Figures = { interrupts: {}, harts: [], slices: 0, sleeps: 0, switches: 0, instructions: 0 };
+  const f: Figures = { interrupts: {}, harts: [], slices: 0, sleeps: 0, switches: 0, instructions: 0, translations: 0, modules: 0, busyMs: 0 };
+  const tr = /translations\s+([\d,]+) made in ([\d,]+) modules/.exec(t);
+  if (tr) [f.translations, f.modules] = [num(tr[1]), num(tr[2])];
   f.instructions = num(/guest instructions\s+([\d,]+)/.exec(t)?.[1] ?? '0');
   for (const m of t.matchAll(/(supervisor \w+|machine \w+) interrupt: ([\d,]+)/g)) f.interrupts[m[1]] = num(m[2]);
-  const loop = /host loop\s+([\d,]+) slices, ([\d,]+) idle sleeps/.exec(t);
-  if (loop) [f.slices, f.sleeps] = [num(loop[1]), num(loop[2])];
+  const loop = /host loop\s+([\d,]+) slices, ([\d,]+) idle sleeps, ([\d,]+) ms in slices/.exec(t);
+  if (loop) [f.slices, f.sleeps, f.busyMs] = [num(loop[1]), num(loop[2]), num(loop[3])];
   f.switches = num(/taking turns on one thread: ([\d,]+) switches/.exec(t)?.[1] ?? '0');
   for (const m of t.matchAll(/hart (\d+)\s+[^:]+: ([\d,]+) instructions, ([\d,]+) interrupts, ([\d,]+) WFI waits, ([\d,]+) IPIs received, switched in ([\d,]+) times/g)) {
     f.harts.push({ hart: Number(m[1]), instructions: num(m[2]), interrupts: num(m[3]), wfis: num(m[4]), ipis: num(m[5]), switchedIn: num(m[6]) });
@@ -153,11 +174,13 @@ async function main(): Promise<void> {
   const statsVm = running.find((r) => r.config.stats)!;
   const load0 = loadavg()[0];
   const first = running.map((r) => cpuSeconds(r.child.pid!));
+  const threads0 = threadSeconds(statsVm.child.pid!);
   const statsBefore = await statsNow(statsVm);
   const t0 = performance.now();
   await delay(seconds * 1000);
   const last = running.map((r) => cpuSeconds(r.child.pid!));
   const window = (performance.now() - t0) / 1000;
+  const threads1 = threadSeconds(statsVm.child.pid!);
   const statsAfter = await statsNow(statsVm);
   const load1 = loadavg()[0];
   for (const r of running) r.child.kill('SIGKILL');
@@ -171,6 +194,11 @@ async function main(): Promise<void> {
       slicesPerSecond: per(statsBefore.slices, statsAfter.slices),
       sleepsPerSecond: per(statsBefore.sleeps, statsAfter.sleeps),
       switchesPerSecond: per(statsBefore.switches, statsAfter.switches),
+      translationsPerSecond: per(statsBefore.translations, statsAfter.translations),
+      modulesPerSecond: per(statsBefore.modules, statsAfter.modules),
+      /** Percent of a core the worker spent in slices (guest and devices), the rest of its CPU time is the loop and sleeps. */
+      slicePercent: per(statsBefore.busyMs, statsAfter.busyMs) / 10,
+      threadPercent: Object.fromEntries([...threads1].map(([k, v]) => [k, (100 * (v - (threads0.get(k) ?? 0))) / window]).filter(([, v]) => (v as number) > 0)),
       interruptsPerSecond: Object.fromEntries(Object.keys(statsAfter.interrupts).map((k) => [k, per(statsBefore.interrupts[k] ?? 0, statsAfter.interrupts[k])])),
       harts: statsAfter.harts.map((h) => {
         const b = statsBefore.harts.find((x) => x.hart === h.hart);
@@ -188,7 +216,8 @@ async function main(): Promise<void> {
   process.stdout.write(table([['configuration', 'boot (s)', '% of a host core'], ...results.map((r) => [r.label, r.bootSeconds.toFixed(1), r.corePercent.toFixed(2)])], new Set([1, 2])) + '\n\n');
   if (rates) {
     const f = (x: unknown) => (x as number).toFixed(1);
-    process.stdout.write(`${statsVm.config.label}, per second: ${f(rates.instructionsPerSecond)} instructions, ${f(rates.slicesPerSecond)} slices, ${f(rates.sleepsPerSecond)} idle sleeps, ${f(rates.switchesPerSecond)} hart switches\n`);
+    process.stdout.write(`${statsVm.config.label}, per second: ${f(rates.instructionsPerSecond)} instructions, ${f(rates.slicesPerSecond)} slices, ${f(rates.sleepsPerSecond)} idle sleeps, ${f(rates.switchesPerSecond)} hart switches, ${f(rates.translationsPerSecond)} translations in ${f(rates.modulesPerSecond)} modules; ${(rates.slicePercent as number).toFixed(2)}% of a core in slices\n`);
+    process.stdout.write(`  % of a core by thread: ${Object.entries(rates.threadPercent as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}\n`);
     process.stdout.write(`  interrupts: ${Object.entries(rates.interruptsPerSecond as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
     for (const h of rates.harts as { hart: number; interruptsPerSecond: number; wfisPerSecond: number; ipisPerSecond: number; switchedInPerSecond: number }[]) {
       process.stdout.write(`  hart ${h.hart}: ${f(h.interruptsPerSecond)} interrupts, ${f(h.wfisPerSecond)} WFI waits, ${f(h.ipisPerSecond)} IPIs, switched in ${f(h.switchedInPerSecond)}\n`);

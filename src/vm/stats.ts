@@ -29,6 +29,8 @@ function fmt(n: bigint | number): string {
 export interface LoopStats {
   slices: number;
   sleeps: number;
+  /** Host time spent in slices (running the guest, devices included), ms. */
+  busyMs: number;
 }
 
 export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false, loop?: LoopStats): string {
@@ -57,7 +59,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
   const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
   if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
-  if (loop) lines.push(`  host loop            ${fmt(loop.slices)} slices, ${fmt(loop.sleeps)} idle sleeps`);
+  if (loop) lines.push(`  host loop            ${fmt(loop.slices)} slices, ${fmt(loop.sleeps)} idle sleeps, ${fmt(Math.round(loop.busyMs))} ms in slices`);
   if (m.harts.count > 1) {
     lines.push(`  harts                ${m.harts.count}, taking turns on one thread: ${fmt(m.harts.stats.switches)} switches`);
     lines.push(...hartLines(m.harts.report()));

@@ -530,8 +530,11 @@ async function main(): Promise<void> {
 
   let statsSeen = 0;
   /** Slices run and idle sleeps so far (--stats: where an idle VM's host time goes). */
-  const loop: LoopStats = { slices: 0, sleeps: 0 };
-  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop) });
+  const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
+  const report = () => {
+    loop.busyMs = busyUs / 1000;
+    post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop) });
+  };
   const live = control.live;
   let busyUs = 0;
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
