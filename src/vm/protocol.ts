@@ -358,7 +358,11 @@ export function requestPause(c: SharedControl, paused: boolean): void {
 /** Owner side: let the VM run until it has retired `instret` instructions in all (-1n: no limit). */
 export function setCredit(c: SharedControl, instret: bigint): void {
   Atomics.store(c.live, LIVE_CREDIT, instret);
-  wake(c);
+  // Only a worker that may wait for credit needs waking. An idle guest (WFI) or a
+  // paused one reads the new credit when it next runs; waking it every scheduler
+  // period (20 times a second) was most of an idle daemon VM's wakeups.
+  const state = Number(Atomics.load(c.live, LIVE_STATE));
+  if (state !== RUN_STATE_IDLE && state !== RUN_STATE_PAUSED) wake(c);
 }
 
 /** A snapshot of the live counters. */
