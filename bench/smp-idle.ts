@@ -8,6 +8,10 @@
 // often the worker woke.
 //
 //   npm run bench:smp-idle -- [--harts 1,4] [--seconds 60] [--settle 30] [--json]
+//                             [--compare BIN] [--no-qemu]
+//
+// --compare BIN adds the same tsvisor configurations run from another build's
+// bin/tsvisor.js (before/after figures in one run).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -32,6 +36,8 @@ interface Config {
   emulator: 'tsvisor' | 'qemu';
   harts: number;
   stats?: boolean;
+  /** Another build's bin/tsvisor.js. */
+  bin?: string;
 }
 
 interface Running {
@@ -48,7 +54,7 @@ function command(c: Config, kernel: string, initrd: string): { cmd: string; args
       args: ['-M', 'virt', '-smp', String(c.harts), '-accel', 'tcg,thread=multi', '-m', MEM, '-nographic', '-kernel', kernel, '-initrd', initrd, '-append', APPEND],
     };
   }
-  const args = [TSVISOR_BIN, 'run', '--smp', String(c.harts), '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM, '--net', 'none'];
+  const args = [c.bin ?? TSVISOR_BIN, 'run', '--smp', String(c.harts), '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM, '--net', 'none'];
   if (c.stats) args.push('--stats');
   return { cmd: process.execPath, args };
 }
@@ -147,7 +153,7 @@ async function statsNow(r: Running): Promise<Figures | null> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { harts: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, json: { type: 'boolean' }, 'no-qemu': { type: 'boolean' } },
+    options: { harts: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, json: { type: 'boolean' }, 'no-qemu': { type: 'boolean' }, compare: { type: 'string' } },
   });
   const harts = (values.harts ?? '1,4').split(',').map(Number);
   if (harts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--harts: a list of counts 1..8');
@@ -158,6 +164,7 @@ async function main(): Promise<void> {
   const guest = await ensureDefaultGuest({ progress: false, log: (s) => say(s.replace(/\n$/, '')) });
   const configs: Config[] = [
     ...harts.map((n): Config => ({ label: `tsvisor ${n} hart${n > 1 ? 's' : ''}`, emulator: 'tsvisor', harts: n })),
+    ...(values.compare ? harts.map((n): Config => ({ label: `compared build, ${n} hart${n > 1 ? 's' : ''}`, emulator: 'tsvisor', harts: n, bin: values.compare })) : []),
     ...(values['no-qemu'] ? [] : harts.map((n): Config => ({ label: `QEMU -smp ${n}`, emulator: 'qemu', harts: n }))),
   ];
   const most = Math.max(...harts);

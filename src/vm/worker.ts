@@ -564,6 +564,8 @@ async function main(): Promise<void> {
       idleSince = now;
       droppedThisIdle = false;
     }
+    // Idle: translate only full batches (see Jit.idle); a busy second ends it.
+    m!.core.jit.idle = !busy && sawWfi;
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
