@@ -54,8 +54,8 @@ export interface HartStats {
   interrupts: number[];
   /** Per hart: SBI IPIs sent to it. */
   ipis: number[];
-  /** Per hart: times it got the core (switched in). */
-  runs: number[];
+  /** Per hart: times it got the core from another hart. */
+  switchedIn: number[];
 }
 
 /** What a hart is doing, for statistics. */
@@ -106,7 +106,7 @@ export class HartSet {
     this.waiting = new Array<boolean>(count).fill(false);
     this.resumeAt = new Array(count).fill(null);
     const zeros = () => new Array<number>(count).fill(0);
-    this.stats = { switches: 0, instructions: zeros(), wfis: 0, hartWfis: zeros(), interrupts: zeros(), ipis: zeros(), runs: zeros() };
+    this.stats = { switches: 0, instructions: zeros(), wfis: 0, hartWfis: zeros(), interrupts: zeros(), ipis: zeros(), switchedIn: zeros() };
   }
 
   /** The hart whose state is live in the core (SBI calls come from it). */
@@ -272,7 +272,7 @@ export class HartSet {
       if (h !== this.current) {
         this.core.exports.hartSwitch(h);
         this.stats.switches++;
-        this.stats.runs[h]++;
+        this.stats.switchedIn[h]++;
       }
       const before = this.core.instret;
       const irqBefore = this.core.interruptsTaken();
@@ -313,7 +313,7 @@ export class HartSet {
       interrupts: one ? Number(this.core.interruptsTaken()) : st.interrupts[h],
       wfis: st.hartWfis[h],
       ipis: st.ipis[h],
-      switchedIn: st.runs[h],
+      switchedIn: st.switchedIn[h],
     }));
   }
 
