@@ -65,7 +65,8 @@ describe('create: validation', () => {
     ['memory too small', { ...ok, memory: 8 }, /^memory: must be at least 16 MiB$/],
     ['weight out of range', { ...ok, cpu: { weight: 1 } }, /^cpu\.weight: must be at least 2$/],
     ['cap out of range', { ...ok, cpu: { cap: 0.001 } }, /^cpu\.cap: must be at least 0.01$/],
-    ['cap beyond --cpus', { ...ok, cpu: { cap: 1.5 } }, /^cpu\.cap: must be at most 1/],
+    ['cap beyond the hart count', { ...ok, cpu: { cap: 1.5 } }, /^cpu\.cap: 1\.5 cores is more than the VM's 1 hart can use/],
+    ['cap beyond --cpus', { ...ok, cpus: 2, cpu: { cap: 1.5 } }, /^cpu\.cap: must be at most 1/],
     ['vcpus 9', { ...ok, vcpus: 9 }, /^vcpus: must be at most 8/],
     ['cpus 9', { ...ok, cpus: 9 }, /^cpus: must be at most 8/],
     ['cpus and vcpus differ', { ...ok, cpus: 2, vcpus: 4 }, /^vcpus: differs from cpus/],
@@ -177,7 +178,7 @@ describe('routes', () => {
     assert.deepEqual((await api(d, 'PATCH', '/v1/vms/vm1', { cpu: { cap: null } })).json.config.cpu, { weight: 2048 });
     await expectError('PATCH', '/v1/vms/vm1', { cpu: { weight: 2048 }, memory: 32 }, 400, /^memory: unknown field$/);
     await expectError('PATCH', '/v1/vms/vm1', { cpu: { weight: 'heavy' } }, 400, /^cpu\.weight: must be integer$/);
-    await expectError('PATCH', '/v1/vms/vm1', { cpu: { cap: 9 } }, 400, /^cpu\.cap: must be at most 1/);
+    await expectError('PATCH', '/v1/vms/vm1', { cpu: { cap: 9 } }, 400, /^cpu\.cap: 9 cores is more than the VM's 1 hart can use/);
     await expectError('PATCH', '/v1/vms/vm1', '{', 400, /invalid JSON/);
   });
 

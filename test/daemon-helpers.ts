@@ -1,6 +1,7 @@
 // Shared by the daemon tests: a real daemon on a temporary socket (in this
 // process, or as a `tsvisor serve` child), an HTTP client for its API, a
-// console client over the WebSocket, and tiny guest kernels.
+// console client over the WebSocket, and tiny guest kernels (images/spin,
+// idle and smpspin).
 
 import { request } from 'node:http';
 import { copyFileSync, mkdirSync, readdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +44,23 @@ export function dirtyKernel(): Uint8Array {
   return img;
 }
 
+/**
+ * S-mode, MMU off: hart 0 starts harts 1..7 with SBI HSM hart_start (a hart
+ * that does not exist refuses), then every hart spins in `addi t0, t0, 1`:
+ * a multi-hart guest that is CPU-bound on every hart, with no boot.
+ */
+export function smpSpinKernel(): Uint8Array {
+  // bnez a0, spin; li s0, 1; li s1, 8; 1: mv a0, s0; lla a1, spin; li a2, 0; li a7, HSM; li a6, 0 (hart_start);
+  // ecall; addi s0, s0, 1; blt s0, s1, 1b; spin: addi t0, t0, 1; j spin
+  const code = [0x02051a63, 0x00100413, 0x00800493, 0x00040513, 0x00000597, 0x02458593, 0x00000613, 0x004858b7, 0x34d8889b, 0x00000813, 0x00000073, 0x00140413, 0xfc944ee3, 0x00128293, 0xffdff06f];
+  const img = new Uint8Array(0x40 + code.length * 4);
+  const dv = new DataView(img.buffer);
+  dv.setUint32(0, 0x0400006f, true); // j 0x40, over the Image header
+  code.forEach((w, i) => dv.setUint32(0x40 + i * 4, w, true));
+  img.set([0x52, 0x53, 0x43, 0x05], 0x38);
+  return img;
+}
+
 export interface TestDaemon extends Daemon {
   dir: string;
   images: string;
@@ -58,6 +76,7 @@ export async function makeImages(withGuest: boolean): Promise<{ dir: string; ima
   mkdirSync(images);
   writeFileSync(join(images, 'spin'), SPIN_KERNEL);
   writeFileSync(join(images, 'idle'), IDLE_KERNEL);
+  writeFileSync(join(images, 'smpspin'), smpSpinKernel());
   if (withGuest) {
     const g = await ensureDefaultGuest({ progress: false, log: () => {} });
     copyFileSync(g.kernel, join(images, 'vmlinux'));

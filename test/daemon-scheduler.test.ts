@@ -110,6 +110,16 @@ test('a speed learnt too low while the host was crowded recovers once it is not'
   assert.ok(cores > 1.6, `after the crowd left the VMs used ${cores.toFixed(2)} cores of 2`);
 });
 
+test('a cap above one core (a multi-hart VM) limits nothing while a VM runs on one thread; a cap below still does', () => {
+  // Two cores, two VMs: the one capped at 3 cores (a 4-hart VM) gets a whole core like the uncapped one.
+  const vms = [new SimVm('quad', 1024, 3), new SimVm('solo', 1024, undefined), new SimVm('half', 1024, 0.5)];
+  simulate(vms, 2.5, 400);
+  const cores = vms.map((v) => v.busyUs / (400 * 50_000));
+  assert.ok(cores[0] > 0.95 && cores[0] <= 1.001, `quad used ${cores[0]} cores (at most one thread's worth)`);
+  assert.ok(cores[1] > 0.95, `solo used ${cores[1]}`);
+  assert.ok(cores[2] <= 0.5 && cores[2] > 0.45, `half used ${cores[2]}`);
+});
+
 test('rebaseCredit: a VM in its own process gets its grant counted from its current instructions', () => {
   // Granted 1000 from a report at 5000; the VM has since reached 5400: it may run to 6400.
   assert.equal(rebaseCredit(6000n, 5000n, 5400n), 6400n);

@@ -4,7 +4,8 @@
 // runs and keeps its own registers, that an idle hart is skipped, that a
 // snapshot of a multi-hart machine restores to the same state and continues
 // the same way, and that a snapshot does not go into a machine with another
-// hart count. The Linux end of SMP is test/smp.test.ts.
+// hart count. Also the per-hart figures (statistics, API, metrics) and their
+// shared block. The Linux end of SMP is test/smp.test.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { VirtMachine, type MachineHost, type MachineState } from '../src/machine
 import { RAM_BASE } from '../src/machine/layout.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
 import { QUANTUM, HSM_STARTED, HSM_STOPPED } from '../src/machine/harts.js';
+import { HartStatsPublisher, createHartStatsBlock, hartsOfVm, idleHart, readHartStats } from '../src/vm/hart-stats-block.js';
 
 const wasm = new Uint8Array(readFileSync(defaultWasmPath()));
 
@@ -96,4 +98,49 @@ test('hart counts outside 1..8 are refused with a message', () => {
     assert.equal(m.ok, false);
     assert.match(m.ok ? '' : m.error, /bad hart count/);
   }
+});
+
+// csrr t0, mhartid; bnez t0, 1f; 0: j 0b; c.nop; 1: wfi; j 1b
+// -> hart 0 spins, every other hart waits in WFI (no interrupt enabled: for ever)
+const SPIN_AND_WAIT = Buffer.from([0xf3, 0x22, 0x40, 0xf1, 0x63, 0x94, 0x02, 0x00, 0x01, 0xa0, 0x01, 0x00, 0x73, 0x00, 0x50, 0x10, 0xf5, 0xbf]);
+
+test('per-hart figures: state, waiting, instructions, WFI waits, switches; published and read back across a reboot', () => {
+  const made = VirtMachine.create(wasm, { ramSize: 16 << 20, bios: new Uint8Array(SPIN_AND_WAIT), bootargs: '', deterministic: true, jit: true, harts: 3 }, host);
+  assert.ok(made.ok, made.ok ? '' : made.error);
+  const m = made.machine;
+  m.runSlice(4 * QUANTUM);
+  const r = m.harts.report();
+  assert.deepEqual(r.map((h) => [h.hart, h.state, h.waiting]), [[0, 'started', false], [1, 'started', true], [2, 'started', true]]);
+  assert.equal(r.reduce((s, h) => s + h.instructions, 0), 4 * QUANTUM, 'the harts account for every instruction');
+  assert.ok(r[0].instructions > 4 * QUANTUM - 20, `hart 0 ran nearly all of it (${r[0].instructions})`);
+  for (const h of [1, 2]) {
+    assert.ok(r[h].wfis >= 1 && r[h].instructions < 10, `hart ${h} waits: ${JSON.stringify(r[h])}`);
+    assert.equal(r[h].switchedIn, 1, `hart ${h} got the core once, then waited`);
+  }
+  m.harts.sendSoftIpi(2);
+  assert.equal(m.harts.report()[2].ipis, 1);
+
+  const block = createHartStatsBlock();
+  assert.deepEqual(readHartStats(block, 3), [0, 1, 2].map(idleHart), 'nothing published yet: every hart stopped, counters 0');
+  const pub = new HartStatsPublisher(block);
+  pub.publish(m.harts.report());
+  assert.deepEqual(readHartStats(block, 3), m.harts.report());
+  // A guest reboot: the next machine's counts add to the last one's.
+  pub.carry(m.harts.report());
+  pub.publish(m.harts.report());
+  const twice = readHartStats(block, 3);
+  assert.equal(twice[0].instructions, 2 * r[0].instructions);
+  assert.equal(twice[2].ipis, 2);
+  assert.equal(readHartStats(block, 1).length, 1);
+  assert.deepEqual(hartsOfVm([], 2), [idleHart(0), idleHart(1)], 'a VM that does not run still has one entry per hart');
+});
+
+test('one hart: its figures are the core\'s own counts', () => {
+  const made = VirtMachine.create(wasm, { ramSize: 16 << 20, bios: new Uint8Array(SPIN_AND_WAIT), bootargs: '', deterministic: true, jit: true, harts: 1 }, host);
+  assert.ok(made.ok, made.ok ? '' : made.error);
+  made.machine.runSlice(QUANTUM);
+  const [h] = made.machine.harts.report();
+  assert.equal(h.instructions, Number(made.machine.core.instret));
+  assert.equal(h.state, 'started');
+  assert.equal(h.waiting, false);
 });

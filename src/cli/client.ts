@@ -55,7 +55,8 @@ Create options:
   --disk PATH[,format=raw|qcow2][,readonly=on][,serial=S]   (repeatable)
   --root-disk             boot from the first disk (root=/dev/vda)
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
-  --cpu-cap F             at most this fraction of one host core (e.g. 0.5)
+  --cpu-cap F             at most this many host cores for all its harts (e.g. 0.5;
+                          up to --cpus; one VM uses at most one core today)
   --deterministic         guest time follows the instruction count
   --cpus N                harts (virtual CPUs), 1..8 (default 1)
   --gdb                   a GDB stub (attach with 'tsvisor gdb NAME --listen')
@@ -327,7 +328,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   }
   if (values['cpu-cap'] !== undefined) {
     const c = Number(values['cpu-cap']);
-    if (!Number.isFinite(c)) throw new UsageError(`invalid --cpu-cap '${values['cpu-cap']}': expected a fraction of a core, like 0.5`);
+    if (!Number.isFinite(c)) throw new UsageError(`invalid --cpu-cap '${values['cpu-cap']}': expected host cores, like 0.5`);
     cpu.cap = c;
   }
   if (Object.keys(cpu).length > 0) body.cpu = cpu;

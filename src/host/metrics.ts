@@ -11,6 +11,7 @@ import type { HostRecord } from './fleet-records.js';
 import type { VmSupervisor } from './vm-supervisor.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { BlkStats } from '../devices/virtio/blk/device.js';
+import { hartsOfVm, type HartReport } from '../vm/hart-stats-block.js';
 
 /** Per-host fleet gauges (serve --fleet), from the member's last read of etcd (refreshed every second). */
 export function addFleetMetrics(reg: Registry, fleet: FleetMember): void {
@@ -150,6 +151,37 @@ export function createMetrics(host: Host): Registry {
     collect() {
       this.reset();
       for (const vm of host.vms.values()) disks(vm).forEach((d, i) => this.set({ vm: vm.name, disk: `vd${String.fromCharCode(97 + i)}` }, d.throttled ? 1 : 0));
+    },
+  });
+  // Per hart (label `hart`), from the worker's shared block: nothing waits on a worker.
+  const harts = (vm: VmSupervisor): HartReport[] => hartsOfVm(vm.handle?.hartStats() ?? [], vm.config.cpus ?? vm.config.vcpus ?? 1);
+  const hartCounter = (name: string, help: string, value: (h: HartReport) => number) =>
+    devCounter(name, help, 'hart', harts, (i) => String(i), value);
+  hartCounter('tsvisor_vm_hart_instructions_total', 'guest instructions each hart retired', (h) => h.instructions);
+  hartCounter('tsvisor_vm_hart_interrupts_total', 'interrupts each hart took', (h) => h.interrupts);
+  hartCounter('tsvisor_vm_hart_wfis_total', 'times each hart went idle in WFI', (h) => h.wfis);
+  hartCounter('tsvisor_vm_hart_ipis_total', 'SBI IPIs sent to each hart', (h) => h.ipis);
+  hartCounter('tsvisor_vm_hart_switched_in_total', 'times each hart got the VM\'s thread from another hart', (h) => h.switchedIn);
+  new Gauge({
+    name: 'tsvisor_vm_hart_state',
+    help: 'hart state: 1 for the current SBI HSM state of each hart',
+    labelNames: ['vm', 'hart', 'state'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const vm of host.vms.values()) {
+        for (const h of harts(vm)) for (const s of ['started', 'stopped', 'suspended']) this.set({ vm: vm.name, hart: String(h.hart), state: s }, h.state === s ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'tsvisor_vm_hart_waiting',
+    help: '1 while a hart waits for an interrupt (WFI)',
+    labelNames: ['vm', 'hart'],
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const vm of host.vms.values()) for (const h of harts(vm)) this.set({ vm: vm.name, hart: String(h.hart) }, h.waiting ? 1 : 0);
     },
   });
   const hostGauge = (name: string, help: string, value: () => number) =>

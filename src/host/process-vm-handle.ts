@@ -14,6 +14,7 @@ import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
 import { RUN_STATE_BOOTING, RUN_STATE_EXITED, type CommandResult, type LiveCounters, type MachineDeviceStats, type RateLimits, type SnapshotResult, type VmCommand, type VmConfig } from '../vm/protocol.js';
 import type { NicSpec } from '../net/nic-spec.js';
 import type { NicStats } from '../net/nic-host.js';
+import type { HartReport } from '../vm/hart-stats-block.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { VmRunner } from './vm-runner.js';
 import type { FromVmProcess, ToVmProcess } from './vm-process-protocol.js';
@@ -72,6 +73,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
   private lastLive: LiveCounters = { instret: 0n, jitInstret: 0n, credit: -1n, heartbeatMs: 0, busyUs: 0, state: RUN_STATE_BOOTING, ramResidentBytes: -1, boots: 0, consoleBytes: 0 };
   private lastNics: NicStats[] = [];
   private lastDevices: MachineDeviceStats = NO_DEVICE_STATS;
+  private lastHarts: HartReport[] = [];
   private lastMessageAt = 0;
   /** The child's own account of how the VM ended, sent just before it leaves. */
   private reportedExit: VmExit | null = null;
@@ -274,6 +276,11 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
     return this.lastDevices;
   }
 
+  /** Hart figures of the child's last report. */
+  hartStats(): HartReport[] {
+    return this.lastHarts;
+  }
+
   snapshot(dir: string, overlays?: (string | null)[]): Promise<SnapshotResult> {
     return this.command(overlays ? { type: 'snapshot', dir, overlays } : { type: 'snapshot', dir });
   }
@@ -307,6 +314,7 @@ export class ProcessVmHandle extends EventEmitter<VmHandleEvents> implements VmR
         this.lastLive = m.live;
         this.lastNics = m.nics;
         this.lastDevices = m.devices;
+        this.lastHarts = m.harts;
         this.reportedPendingInput = m.pendingInput;
         this.inputSinceReport = 0;
         liveCpuUs.set(this, m.cpuUs);

@@ -7,7 +7,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DefinitionStore, type KeptFile } from './store.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { ApiError, resolveImagePath, validateClone, validateCreate, validatePatch, type HostLimits } from './validate.js';
+import { hartsOfVm } from '../vm/hart-stats-block.js';
+import { ApiError, checkCap, resolveImagePath, validateClone, validateCreate, validatePatch, type HostLimits } from './validate.js';
 import { SnapshotCatalog } from './snapshot-catalog.js';
 import { disksWithOverlays, overlayPathFor } from '../vm/disk-freeze.js';
 import type { SnapshotResult } from '../vm/protocol.js';
@@ -482,6 +483,7 @@ export class Host {
         snapshot,
         clone: true,
         deterministic: snap.config.deterministic,
+        ...(snap.config.cpus !== undefined && snap.config.cpus !== 1 ? { cpus: snap.config.cpus } : {}),
         nics: nics.map((n) => structuredClone(n)),
         ...(req.cpu ? { cpu: req.cpu } : {}),
         ...(req.isolation ? { isolation: req.isolation } : {}),
@@ -628,6 +630,7 @@ export class Host {
   private async patchNow(name: string, req: ReturnType<typeof validatePatch>): Promise<VmSupervisor> {
     const vm = this.get(name);
     const cpu = { ...(vm.config.cpu ?? {}) };
+    if (typeof req.cpu?.cap === 'number') checkCap(req.cpu.cap, vm.config.cpus ?? vm.config.vcpus ?? 1, this.limits);
     if (req.cpu?.weight !== undefined) cpu.weight = req.cpu.weight;
     if (req.cpu?.cap === null) delete cpu.cap;
     else if (req.cpu?.cap !== undefined) cpu.cap = req.cpu.cap;
@@ -728,6 +731,8 @@ export class Host {
       lastFailure: vm.lastFailure,
       // Same shape whatever the VM is doing: empty lists and null when it is not running.
       devices: { nics: vm.handle?.nicStats() ?? [], ...(vm.handle?.sharedDeviceStats() ?? NO_DEVICE_STATS) },
+      // One entry per hart, running or not (a VM that is not running: all stopped, counters 0).
+      harts: hartsOfVm(vm.handle?.hartStats() ?? [], vm.config.cpus ?? vm.config.vcpus ?? 1),
       consoleLog: { writtenBytes: vm.consoleLog.writtenBytes, droppedBytes: vm.consoleLog.droppedBytes },
     };
   }

@@ -1,10 +1,16 @@
 // CPU fair share among VMs. Each period the scheduler divides the host CPU
 // given to VMs (--cpus cores) among the runnable VMs in proportion to their
-// weights, never beyond a VM's cap or one core (a VM has one hart), and hands
+// weights, never beyond a VM's cap or one core, and hands
 // the time out as instruction credit: the worker runs while its retired
 // instructions are below its credit (src/vm/protocol.ts). CPU time becomes
 // instructions through each VM's measured instructions per busy microsecond.
 // An idle or paused VM's share goes to the others (work-conserving).
+//
+// A VM is one unit whatever its hart count: its weight and cap apply to all its
+// harts together (they take turns on the VM's one thread, so its instructions
+// and busy time are already the sum over its harts). A cap is in host cores and
+// may be up to the hart count, but a VM runs on VM_THREADS threads, so no VM is
+// given more than that.
 
 import { RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_THROTTLED, type LiveCounters } from '../vm/protocol.js';
 
@@ -48,6 +54,13 @@ export interface SchedulerOptions {
 function processCpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
+}
+
+/** Host threads a VM's harts run on (phase 1 of SMP: all harts on one thread; docs/smp.md). */
+export const VM_THREADS = 1;
+/** The cap that limits a VM: a cap of VM_THREADS cores or more limits nothing. */
+function effectiveCap(cap: number | undefined): number | undefined {
+  return cap !== undefined && cap < VM_THREADS ? cap : undefined;
 }
 
 /** Before a VM has been measured: a guess of its speed (instructions per µs). */
@@ -207,7 +220,7 @@ export class FairShareScheduler {
         t.speedInstr = 0;
         t.speedBusyUs = 0;
       }
-      const cap = vm.cap;
+      const cap = effectiveCap(vm.cap);
       if (cap !== undefined) t.capDebtUs = Math.max(0, t.capDebtUs + dBusy - cap * dt);
       if (t.vtime >= 0) t.vtime += dInstr / vm.weight;
       t.winInstr += dInstr;
@@ -226,7 +239,7 @@ export class FairShareScheduler {
     this.lastTickAt = now;
     this.lateMs = Math.max(0, elapsedMs - this.periodMs);
     const periodUs = Math.min(Math.max(elapsedMs, this.periodMs), this.periodMs * MAX_PERIODS_PER_TICK) * 1000;
-    const ceilings = runnable.map((r) => Math.min(1, r.vm.cap ?? 1));
+    const ceilings = runnable.map((r) => effectiveCap(r.vm.cap) ?? VM_THREADS);
     const shares = weightedShares(this.cpus, runnable.map((r, i) => ({ weight: r.vm.weight, ceiling: ceilings[i] })));
     // Weighted fair queuing on measured service: each VM's retired
     // instructions divided by its weight is its virtual time. A VM ahead of the
@@ -264,9 +277,9 @@ export class FairShareScheduler {
     }
     for (const r of running) if (!runnable.includes(r)) r.t.vtime = -1;
     runnable.forEach((r, i) => {
-      const cap = r.vm.cap;
-      if (cap === undefined && shares[i] >= 1 - 1e-9) {
-        // A whole core and no cap: nothing to hold back.
+      const cap = effectiveCap(r.vm.cap);
+      if (cap === undefined && shares[i] >= VM_THREADS - 1e-9) {
+        // All the cores it can use and no cap: nothing to hold back.
         r.t.vtime = this.vfloor;
         if (r.t.credit !== -1n) {
           r.t.credit = -1n;
@@ -283,7 +296,7 @@ export class FairShareScheduler {
     for (const r of running) {
       if (runnable.includes(r)) continue;
       // Idle or paused: a small allowance so interrupts are handled at once.
-      this.grant(r, Math.min(IDLE_SHARE, r.vm.cap ?? 1) * periodUs * r.t.ipus);
+      this.grant(r, Math.min(IDLE_SHARE, effectiveCap(r.vm.cap) ?? 1) * periodUs * r.t.ipus);
     }
   }
 

@@ -66,8 +66,8 @@ export const cpuSchema = {
   additionalProperties: false,
   properties: {
     weight: { type: 'integer', minimum: MIN_WEIGHT, maximum: MAX_WEIGHT },
-    // Fraction of one host core; the upper bound is checked against --cpus.
-    cap: { type: 'number', minimum: 0.01, maximum: 1024 },
+    // Host cores; the upper bound is checked against the hart count and --cpus.
+    cap: { type: 'number', minimum: 0.01, maximum: 1024, description: 'most host cores the VM (all its harts together) may use: at most its hart count and the daemon\'s --cpus; harts take turns on one thread, so a VM uses at most one core whatever its cap' },
   },
 } as const;
 
@@ -188,6 +188,24 @@ export const vmStatsSchema = {
     lastFailure: { type: ['string', 'null'] },
     runState: { type: 'string', description: 'worker run state: booting, running, idle, paused, throttled, exited' },
     devices: { type: 'object', description: 'per-NIC counters (frames, bytes, drops) while running' },
+    harts: {
+      type: 'array',
+      description: 'one entry per hart (the VM\'s cpus), in hart order, whether or not the VM runs; counters are the sums since the VM started (across guest reboots), at most about 200 ms old; the VM-wide figures above are their totals',
+      items: {
+        type: 'object',
+        required: ['hart', 'state', 'waiting', 'instructions', 'interrupts', 'wfis', 'ipis', 'switchedIn'],
+        properties: {
+          hart: { type: 'integer', minimum: 0, maximum: 7 },
+          state: { type: 'string', enum: ['started', 'stopped', 'suspended'], description: 'SBI HSM state (stopped: not brought up by the kernel, taken offline, or the VM is not running)' },
+          waiting: { type: 'boolean', description: 'waiting for an interrupt (WFI with nothing pending, or a retentive suspend)' },
+          instructions: { type: 'integer', description: 'guest instructions this hart retired' },
+          interrupts: { type: 'integer', description: 'interrupts this hart took (timer, IPI, external)' },
+          wfis: { type: 'integer', description: 'times this hart went idle in WFI' },
+          ipis: { type: 'integer', description: 'SBI IPIs sent to this hart' },
+          switchedIn: { type: 'integer', description: 'times this hart got the VM\'s thread from another hart (harts take turns)' },
+        },
+      },
+    },
   },
 } as const;
 

@@ -123,9 +123,7 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
   if (req.vcpus !== undefined && req.cpus !== undefined && req.vcpus !== req.cpus) {
     throw new ApiError(400, 'vcpus: differs from cpus (give one of them)');
   }
-  if (req.cpu?.cap !== undefined && req.cpu.cap > limits.cpus) {
-    throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
-  }
+  if (req.cpu?.cap !== undefined) checkCap(req.cpu.cap, req.cpus ?? req.vcpus ?? 1, limits);
   if (req.debug !== undefined && !limits.debugFaults) {
     throw new ApiError(400, 'debug: unknown field (fault injection needs the daemon started with --debug-faults)');
   }
@@ -143,19 +141,28 @@ export function validateCreate(body: unknown, limits: HostLimits): CreateVmReque
 
 export function validateClone(body: unknown, limits: HostLimits): CloneRequest {
   const req = run<CloneRequest>(checkClone, body);
-  if (req.cpu?.cap !== undefined && req.cpu.cap > limits.cpus) {
-    throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
-  }
+  // The hart count comes from the snapshot: the registry checks the cap against it.
+  if (req.cpu?.cap !== undefined) checkCap(req.cpu.cap, Infinity, limits);
   return req;
 }
 
 export function validatePatch(body: unknown, limits: HostLimits): PatchVmRequest {
   const req = run<PatchVmRequest>(checkPatch, body);
-  const cap = req.cpu?.cap;
-  if (typeof cap === 'number' && cap > limits.cpus) {
-    throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
-  }
+  // A cap is checked by the registry (checkCap), which knows the VM's hart count.
+  void limits;
   return req;
+}
+
+/**
+ * A CPU cap is in host cores, shared by all the VM's harts: at most one core per
+ * hart and at most the daemon's --cpus. (Phase 1 runs every hart on one thread,
+ * so a VM uses at most one core whatever its cap; docs/smp.md.)
+ */
+export function checkCap(cap: number, harts: number, limits: Pick<HostLimits, 'cpus'>): void {
+  if (cap > harts) {
+    throw new ApiError(400, `cpu.cap: ${cap} cores is more than the VM's ${harts} hart${harts === 1 ? '' : 's'} can use (at most one core per hart)`);
+  }
+  if (cap > limits.cpus) throw new ApiError(400, `cpu.cap: must be at most ${limits.cpus} (the daemon's --cpus)`);
 }
 
 export function parseJsonBody(text: string): unknown {

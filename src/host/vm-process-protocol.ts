@@ -8,6 +8,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { CommandReply, LiveCounters, MachineDeviceStats, VmCommand, VmConfig } from '../vm/protocol.js';
 import type { NicSpec } from '../net/nic-spec.js';
 import type { NicStats } from '../net/nic-host.js';
+import type { HartReport } from '../vm/hart-stats-block.js';
 
 /** How often the child pushes its live counters and NIC counters (ms). */
 export const REPORT_INTERVAL_MS = 25;
@@ -34,7 +35,7 @@ export type ToVmProcess =
 export type FromVmProcess =
   | { type: 'ready' }
   | { type: 'setupFailed'; message: string }
-  | { type: 'report'; live: LiveCounters; nics: NicStats[]; devices: MachineDeviceStats; cpuUs: number; pendingInput: number }
+  | { type: 'report'; live: LiveCounters; nics: NicStats[]; devices: MachineDeviceStats; harts: HartReport[]; cpuUs: number; pendingInput: number }
   | { type: 'output'; data: Uint8Array }
   | { type: 'warning'; message: string }
   | { type: 'stats'; text: string }

@@ -37,7 +37,7 @@ function send(msg: FromVmProcess, then?: () => void): void {
 function report(): void {
   if (!handle) return;
   const cpu = process.cpuUsage();
-  send({ type: 'report', live: handle.live(), nics: handle.nicStats(), devices: handle.sharedDeviceStats(), cpuUs: cpu.user + cpu.system, pendingInput: handle.pendingInputBytes });
+  send({ type: 'report', live: handle.live(), nics: handle.nicStats(), devices: handle.sharedDeviceStats(), harts: handle.hartStats(), cpuUs: cpu.user + cpu.system, pendingInput: handle.pendingInputBytes });
 }
 
 /** Send the last message, and exit once it is written (exiting at once could drop it). */

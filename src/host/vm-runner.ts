@@ -7,6 +7,7 @@ import type { VmExit, VmHandleEvents } from '../vm/vm-handle.js';
 import type { CommandResult, GdbPortMessage, LiveCounters, MachineDeviceStats, RateLimits, SnapshotResult, VmCommand } from '../vm/protocol.js';
 import type { NicStats } from '../net/nic-host.js';
 import type { NicLimits } from '../devices/virtio/net.js';
+import type { HartReport } from '../vm/hart-stats-block.js';
 
 export interface VmRunner extends EventEmitter<VmHandleEvents> {
   readonly exited: Promise<VmExit>;
@@ -26,6 +27,8 @@ export interface VmRunner extends EventEmitter<VmHandleEvents> {
   /** Device counters as last published (shared memory for a thread VM, the last report for a process VM); never waits. */
   sharedDeviceStats(): MachineDeviceStats;
   deviceStats(refresh?: boolean): Promise<MachineDeviceStats>;
+  /** Each hart's state and counters as last published (like sharedDeviceStats); never waits. */
+  hartStats(): HartReport[];
   setDiskLimits(index: number, limits: RateLimits): Promise<void>;
   setNicLimits(index: number, limits: NicLimits): Promise<void>;
   setBalloonTarget(mib: number): Promise<void>;

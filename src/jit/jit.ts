@@ -15,6 +15,9 @@ const DRAIN_BATCH = 48;
  */
 const MAX_LIVE_MODULES = 1024;
 const DRAIN_SLICES = 4;
+// An idle guest (see Jit.idle) translates only full batches: its rarely run
+// code (timer ticks, housekeeping) gets hot one block at a time for minutes,
+// and a module per few slices cost an idle VM more host time than its guest.
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
 /** Translation slots (core table and chain table) before a flush. */
@@ -73,6 +76,8 @@ export class Jit {
   private linksFull = false;
   private liveModules = 0;
   private slicesWaiting = 0;
+  /** Set by the owner while the guest idles: translate only full batches (or urgent loops). */
+  idle = false;
   private imports: Record<string, unknown>;
   /**
    * The table translated blocks chain through. V8 (11.x) gives every instance that
@@ -167,7 +172,7 @@ export class Jit {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(STATE + JIT_URGENT_OFF, true) !== 0;
-    if (!urgent && n < DRAIN_BATCH && ++this.slicesWaiting < DRAIN_SLICES) return;
+    if (!urgent && n < DRAIN_BATCH && (this.idle || ++this.slicesWaiting < DRAIN_SLICES)) return;
     new DataView(this.memory.buffer).setUint32(STATE + JIT_URGENT_OFF, 0, true);
     this.slicesWaiting = 0;
     if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {

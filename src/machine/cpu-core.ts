@@ -174,9 +174,13 @@ export class CpuCore {
     };
   }
 
+  private irqView: BigUint64Array | null = null;
+
   /** Interrupts taken so far, all causes. */
   interruptsTaken(): bigint {
-    const v = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
+    // Read around every run of a hart (per-hart statistics): keep the view.
+    if (this.irqView?.buffer !== this.mem.buffer) this.irqView = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
+    const v = this.irqView;
     let n = 0n;
     for (const c of v) n += c;
     return n;

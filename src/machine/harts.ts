@@ -44,10 +44,35 @@ const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 export interface HartStats {
   /** Context switches between harts so far. */
   switches: number;
-  /** Instructions each hart retired (for --stats). */
+  /** Instructions each hart retired (with one hart: see HartSet.report()). */
   instructions: number[];
   /** Times a hart went idle (WFI with nothing pending); the stall watch takes it as a sign of life. */
   wfis: number;
+  /** Per hart: times it went idle. */
+  hartWfis: number[];
+  /** Per hart: interrupts it took (with one hart: see HartSet.report()). */
+  interrupts: number[];
+  /** Per hart: SBI IPIs sent to it. */
+  ipis: number[];
+  /** Per hart: times it got the core from another hart. */
+  switchedIn: number[];
+}
+
+/** What a hart is doing, for statistics. */
+export type HartStateName = 'started' | 'stopped' | 'suspended';
+
+/** One hart's figures (plain data: statistics, the API, metrics). */
+export interface HartReport {
+  hart: number;
+  state: HartStateName;
+  /** Waiting for an interrupt (WFI or a retentive suspend). */
+  waiting: boolean;
+  instructions: number;
+  interrupts: number;
+  wfis: number;
+  ipis: number;
+  /** Times it got the core from another hart (phase 1: harts take turns). */
+  switchedIn: number;
 }
 
 /** The scheduler's state in a snapshot (the harts' registers travel as CpuStates). */
@@ -80,7 +105,8 @@ export class HartSet {
     this.hsm = Array.from({ length: count }, (_, h) => (h === 0 ? HSM_STARTED : HSM_STOPPED));
     this.waiting = new Array<boolean>(count).fill(false);
     this.resumeAt = new Array(count).fill(null);
-    this.stats = { switches: 0, instructions: new Array<number>(count).fill(0), wfis: 0 };
+    const zeros = () => new Array<number>(count).fill(0);
+    this.stats = { switches: 0, instructions: zeros(), wfis: 0, hartWfis: zeros(), interrupts: zeros(), ipis: zeros(), switchedIn: zeros() };
   }
 
   /** The hart whose state is live in the core (SBI calls come from it). */
@@ -172,6 +198,7 @@ export class HartSet {
 
   /** Set SSIP on hart h (SBI IPI). */
   sendSoftIpi(h: number): void {
+    this.stats.ipis[h]++;
     this.core.exports.hartMipBits(h, 1, 2n, 1);
   }
 
@@ -229,6 +256,11 @@ export class HartSet {
   run(budget: number, halted: () => boolean): number {
     if (this.count === 1) {
       const r = this.core.run(budget);
+      this.waiting[0] = r === EXIT_WFI;
+      if (r === EXIT_WFI) {
+        this.stats.wfis++;
+        this.stats.hartWfis[0]++;
+      }
       return r;
     }
     const start = this.core.instret;
@@ -240,14 +272,18 @@ export class HartSet {
       if (h !== this.current) {
         this.core.exports.hartSwitch(h);
         this.stats.switches++;
+        this.stats.switchedIn[h]++;
       }
       const before = this.core.instret;
+      const irqBefore = this.core.interruptsTaken();
       const r = this.core.run(Math.min(budget - done, this.left));
       const ran = Number(this.core.instret - before);
       this.left -= ran;
       this.stats.instructions[h] += ran;
+      this.stats.interrupts[h] += Number(this.core.interruptsTaken() - irqBefore);
       if (r === EXIT_WFI) {
         this.stats.wfis++;
+        this.stats.hartWfis[h]++;
         this.waiting[h] = true;
         this.left = 0;
         continue;
@@ -263,6 +299,22 @@ export class HartSet {
       }
       if (r !== EXIT_BUDGET && r !== 3 /* a hot loop was translated: go on */) return r;
     }
+  }
+
+  /** Every hart's state and counters (one hart: the core's own counts). */
+  report(): HartReport[] {
+    const st = this.stats;
+    const one = this.count === 1;
+    return this.hsm.map((hsm, h) => ({
+      hart: h,
+      state: hsm === HSM_STARTED ? 'started' : hsm === HSM_SUSPENDED ? 'suspended' : 'stopped',
+      waiting: this.waiting[h],
+      instructions: one ? Number(this.core.instret) : st.instructions[h],
+      interrupts: one ? Number(this.core.interruptsTaken()) : st.interrupts[h],
+      wfis: st.hartWfis[h],
+      ipis: st.ipis[h],
+      switchedIn: st.switchedIn[h],
+    }));
   }
 
   save(): HartSetState {

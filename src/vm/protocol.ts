@@ -9,6 +9,7 @@ import type { RateLimits } from '../devices/rate-limiter.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 import type { MachineDeviceStats } from '../machine/virt.js';
 import { createDeviceStatsBlock } from './device-stats-block.js';
+import { createHartStatsBlock } from './hart-stats-block.js';
 
 export type { RateLimits, BucketConfig } from '../devices/rate-limiter.js';
 export type { MachineDeviceStats } from '../machine/virt.js';
@@ -288,6 +289,7 @@ export interface SharedControl {
   input: Uint8Array; // INPUT_RING_SIZE bytes on a SharedArrayBuffer
   live: BigInt64Array; // LIVE_SLOTS counters on a SharedArrayBuffer
   devices: SharedArrayBuffer; // device counters, published by the worker (device-stats-block.ts)
+  harts: BigInt64Array; // per-hart state and counters, published by the worker (hart-stats-block.ts)
 }
 
 export function createSharedControl(): SharedControl {
@@ -299,6 +301,7 @@ export function createSharedControl(): SharedControl {
     input: new Uint8Array(new SharedArrayBuffer(INPUT_RING_SIZE)),
     live,
     devices: createDeviceStatsBlock(),
+    harts: createHartStatsBlock(),
   };
 }
 
@@ -355,7 +358,11 @@ export function requestPause(c: SharedControl, paused: boolean): void {
 /** Owner side: let the VM run until it has retired `instret` instructions in all (-1n: no limit). */
 export function setCredit(c: SharedControl, instret: bigint): void {
   Atomics.store(c.live, LIVE_CREDIT, instret);
-  wake(c);
+  // Only a worker that may wait for credit needs waking. An idle guest (WFI) or a
+  // paused one reads the new credit when it next runs; waking it every scheduler
+  // period (20 times a second) was most of an idle daemon VM's wakeups.
+  const state = Number(Atomics.load(c.live, LIVE_STATE));
+  if (state !== RUN_STATE_IDLE && state !== RUN_STATE_PAUSED) wake(c);
 }
 
 /** A snapshot of the live counters. */

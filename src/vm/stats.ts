@@ -1,8 +1,10 @@
 // The --stats report: what the guest executed and how (instructions, speed,
-// share run as translated code, translations, TLB slow paths, traps by cause).
+// share run as translated code, translations, TLB slow paths, traps by cause,
+// and with several harts a line per hart).
 
 import type { MachineDeviceStats, VirtMachine } from '../machine/virt.js';
 import type { BucketConfig } from '../devices/rate-limiter.js';
+import type { HartReport } from '../machine/harts.js';
 
 const EXCEPTION_NAMES: Record<number, string> = {
   0: 'instruction misaligned', 1: 'instruction access fault', 2: 'illegal instruction', 3: 'breakpoint',
@@ -23,7 +25,15 @@ function fmt(n: bigint | number): string {
  * `lookupsCounted`: translated code counted its TLB lookups (it does when the VM
  * runs with --stats), so a hit rate can be given.
  */
-export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false): string {
+/** The worker's own loop: slices run and idle sleeps (each sleep ends in a wakeup of the worker). */
+export interface LoopStats {
+  slices: number;
+  sleeps: number;
+  /** Host time spent in slices (running the guest, devices included), ms. */
+  busyMs: number;
+}
+
+export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, lookupsCounted = false, loop?: LoopStats): string {
   const core = m.core;
   const insns = core.instret;
   const jitInsns = core.exports.getJitInstructions();
@@ -49,12 +59,22 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   lines.push(`  traps                ${traps.length ? traps.join(', ') : 'none'}`);
   const sbi = [...m.sbi.calls].map(([eid, n]) => `0x${eid.toString(16)}: ${fmt(n)}`);
   if (sbi.length) lines.push(`  SBI calls            ${sbi.join(', ')}`);
-  const hs = m.harts.stats;
+  if (loop) lines.push(`  host loop            ${fmt(loop.slices)} slices, ${fmt(loop.sleeps)} idle sleeps, ${fmt(Math.round(loop.busyMs))} ms in slices`);
   if (m.harts.count > 1) {
-    lines.push(`  harts                ${hs.instructions.map((n, h) => `hart ${h}: ${fmt(BigInt(n))}`).join(', ')} instructions; ${fmt(BigInt(hs.switches))} switches`);
+    lines.push(`  harts                ${m.harts.count}, taking turns on one thread: ${fmt(m.harts.stats.switches)} switches`);
+    lines.push(...hartLines(m.harts.report()));
   }
   lines.push(...deviceStatsLines(m.deviceStats()));
   return lines.join('\n') + '\n';
+}
+
+/** One line per hart: its state and counters. */
+export function hartLines(harts: HartReport[]): string[] {
+  return harts.map((r) => {
+    const state = r.state === 'stopped' ? 'stopped' : `${r.state}${r.waiting ? ', in WFI' : ''}`;
+    return `  hart ${r.hart}${' '.repeat(Math.max(1, 15 - String(r.hart).length))}${state}: ${fmt(r.instructions)} instructions, ${fmt(r.interrupts)} interrupts, ` +
+      `${fmt(r.wfis)} WFI waits, ${fmt(r.ipis)} IPIs received, switched in ${fmt(r.switchedIn)} times`;
+  });
 }
 
 function mib(bytes: number): string {

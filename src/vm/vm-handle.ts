@@ -31,6 +31,7 @@ import type { NicHost, NicStats } from '../net/nic-host.js';
 import { LocalNics, type NicSet } from '../net/nic-set.js';
 import { DeviceStatsReader } from './device-stats-block.js';
 import { handOver, type WarmWorkers } from './warm-worker.js';
+import { readHartStats, type HartReport } from './hart-stats-block.js';
 import type { NicLimits } from '../devices/virtio/net.js';
 
 /** How a VM ended: the guest's exit status (poweroff = 0) and why. */
@@ -358,6 +359,11 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
   /** Disk counters and balloon state as the worker last published them (at most a few hundred ms old); never waits. */
   sharedDeviceStats(): MachineDeviceStats {
     return this.deviceReader.read();
+  }
+
+  /** Each hart's state and counters as the worker last published them (at most a few hundred ms old); never waits. */
+  hartStats(): HartReport[] {
+    return readHartStats(this.control.harts, this.config.cpus ?? 1);
   }
 
   /** Disk counters and balloon state, asked of the worker; `refresh` also asks the guest for new memory statistics. */

@@ -18,8 +18,9 @@ import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../
 import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
-import { statsReport } from './stats.js';
+import { statsReport, type LoopStats } from './stats.js';
 import { DEVICE_STATS_PUBLISH_MS, publishDeviceStats } from './device-stats-block.js';
+import { HartStatsPublisher } from './hart-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
@@ -556,7 +557,12 @@ async function main(): Promise<void> {
   const ctrl = control.ctrl;
 
   let statsSeen = 0;
-  const report = () => post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true) });
+  /** Slices run and idle sleeps so far (--stats: where an idle VM's host time goes). */
+  const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
+  const report = () => {
+    loop.busyMs = busyUs / 1000;
+    post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop) });
+  };
   const live = control.live;
   let busyUs = 0;
   // Instructions of machines that a guest reboot replaced, so the live count never goes back.
@@ -586,6 +592,8 @@ async function main(): Promise<void> {
       idleSince = now;
       droppedThisIdle = false;
     }
+    // Idle: translate only full batches (see Jit.idle); a busy second ends it.
+    m!.core.jit.idle = !busy && sawWfi;
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
@@ -619,6 +627,7 @@ async function main(): Promise<void> {
     }
   };
   let devicesPublishedAt = -Infinity;
+  const hartStats = new HartStatsPublisher(control.harts);
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -629,6 +638,7 @@ async function main(): Promise<void> {
     if (now - devicesPublishedAt >= DEVICE_STATS_PUBLISH_MS) {
       devicesPublishedAt = now;
       publishDeviceStats(control.devices, m!.deviceStats());
+      hartStats.publish(m!.harts.report());
     }
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
@@ -748,6 +758,7 @@ async function main(): Promise<void> {
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
     const r = m.runSlice(slice);
+    loop.slices++;
     const ran = performance.now() - started;
     busyUs += ran * 1000;
     // Auto-converge: off the CPU for `throttle` percent of the time, so the guest dirties memory slower.
@@ -782,6 +793,7 @@ async function main(): Promise<void> {
     if (rebootRequested) {
       // A guest reboot is a fresh machine from the same images, as on real hardware.
       rebootRequested = false;
+      hartStats.carry(m.harts.report());
       instretBase += m.core.instret;
       jitBase += m.core.exports.getJitInstructions();
       const next = boot();
@@ -812,11 +824,15 @@ async function main(): Promise<void> {
       const now = hostTicks();
       if (deadline > now) {
         const ms = deadline === 0xffffffffffffffffn ? 1000 : Number((deadline - now) / TICKS_PER_MS) + 1;
-        if (pendingInput(control) === 0 && !m.hasPendingInput()) Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
+        if (pendingInput(control) === 0 && !m.hasPendingInput()) {
+          loop.sleeps++;
+          Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, Math.min(ms, 1000));
+        }
       }
     }
   }
   publish(RUN_STATE_EXITED);
+  hartStats.publish(m.harts.report());
   gdb?.exited(exit.code);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
