@@ -16,6 +16,7 @@ import {
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
 import { hartCount } from './hart-slots';
+import { count, CNT_FENCE_PAGE, CNT_FENCE_ASID, CNT_FENCE_ALL, CNT_XRET } from './counters';
 
 /** Fill RVC_TABLE with the expansion of every 16-bit encoding (one load instead of a decode). */
 export function initRvcTable(): void {
@@ -389,6 +390,7 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
         priv = mpp;
         pc = mepc;
         updateTlbSets();
+        count(CNT_XRET);
         breakBatch = true;
         return true;
       }
@@ -404,6 +406,7 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
         priv = spp;
         pc = sepc;
         updateTlbSets();
+        count(CNT_XRET);
         breakBatch = true;
         return true;
       }
@@ -418,9 +421,16 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     if ((insn >> 25) == 0x09) { // SFENCE.VMA
       if (priv == PRV_U || (priv == PRV_S && (mstatus & MS_TVM) != 0)) { illegalInsn(); return false; }
       const rs2 = (insn >> 20) & 31;
-      if (rs1 != 0) tlbFlushPage(getX(rs1));
-      else if (rs2 != 0) tlbFlushAsid(<u32>getX(rs2));
-      else tlbFlushAll();
+      if (rs1 != 0) {
+        count(CNT_FENCE_PAGE);
+        tlbFlushPage(getX(rs1));
+      } else if (rs2 != 0) {
+        count(CNT_FENCE_ASID);
+        tlbFlushAsid(<u32>getX(rs2));
+      } else {
+        count(CNT_FENCE_ALL);
+        tlbFlushAll();
+      }
       return true;
     }
     illegalInsn();

@@ -13,6 +13,7 @@ import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException } from './trap';
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
+import { count, CNT_RELINK, CNT_JIT_INTERP } from './counters';
 import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
@@ -61,6 +62,7 @@ const URGENT_AFTER: i32 = 1024;
   } else if (load<u64>(slot, 16) != va) {
     return; // the exit's constant target must be this block
   }
+  count(CNT_RELINK);
   noteLinkTarget(va);
   linkSlot(slot, e);
 }
@@ -202,6 +204,7 @@ export function jitStore(va: u64, size: u32, v: u64, k: u32): void {
 
 /** Run the one instruction at the pc held in the STATE block through the interpreter. */
 export function jitInterp(k: u32): void {
+  count(CNT_JIT_INTERP);
   const d = retiredBefore(k);
   instret += d;
   pc = load<u64>(STATE + PC_OFF);

@@ -34,6 +34,9 @@ export const LAST_TRAP_OFF: u32 = 0x1000;
 export const WALK_COUNTS_OFF: u32 = 0x1200;
 /** Data TLB lookups (loads, stores): u64 counters; with the slow paths they give the hit rate. */
 export const LOOKUP_COUNTS_OFF: u32 = 0x1240;
+/** System-path event counters for --stats: SYS_COUNTS_N u64s, named in src/cpu/counters.ts (indices) and src/machine/cpu-core.ts (names). */
+export const SYS_COUNTS_OFF: u32 = 0x1600;
+export const SYS_COUNTS_N: u32 = 32;
 
 // ---- Translator (JIT) words inside the hart state block ----
 

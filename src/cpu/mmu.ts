@@ -48,6 +48,10 @@ export function bumpLinkEpoch(): void {
   return ((<u32>load<u8>(STATE + LINK_PAGES_OFF + (b >> 3)) >> (b & 7)) & 1) != 0;
 }
 import {
+  count, CNT_UNLINK_FLUSH, CNT_UNLINK_CODE, CNT_UNLINK_PAGE, CNT_UNLINK_SUPER, CNT_UNLINK_USER, CNT_FENCE_PAGE_FULL,
+  CNT_SATP_CHANGE, CNT_CODE_PROTECT, CNT_CODE_RETIRE,
+} from './counters';
+import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
   trapped, breakBatch,
@@ -199,8 +203,10 @@ function bindUserCtx(v: u64): void {
   if (superHasLocal) {
     superCtx = nextCtx++;
     superHasLocal = false;
+    count(CNT_UNLINK_SUPER);
     bumpLinkEpoch();
   } else {
+    count(CNT_UNLINK_USER);
     bumpUserLinkEpoch();
   }
 }
@@ -214,6 +220,7 @@ export function tlbSatpWritten(old: u64): void {
     tlbFlushAsid(asidOf(satp));
     return;
   }
+  count(CNT_SATP_CHANGE);
   if (nextCtx + 2 > CTX_LAST) {
     tlbFlushAll();
     return;
@@ -257,6 +264,8 @@ export function dirtyLogRestart(): void {
 export function retireCodePage(pg: u32): void {
   // Leave the running block after this instruction: it may have come from this page.
   breakBatch = true;
+  count(CNT_CODE_RETIRE);
+  count(CNT_UNLINK_CODE);
   bumpLinkEpoch();
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);
@@ -265,6 +274,7 @@ export function retireCodePage(pg: u32): void {
 
 /** Make every store to guest-RAM page `pg` take the slow path (it now holds translated code). */
 export function protectCodePage(pg: u32): void {
+  count(CNT_CODE_PROTECT);
   store<u8>(CODE_PAGE + pg, 1);
   const hostPage = <u64>RAM_HOST + (<u64>pg << 12);
   for (let s: u32 = 0; s < 4; s++) {
@@ -280,6 +290,7 @@ export function protectCodePage(pg: u32): void {
 
 /** Every translation of every address space goes: fresh contexts (the TLB is cleared only when they run out). */
 export function tlbFlushAll(): void {
+  count(CNT_UNLINK_FLUSH);
   bumpLinkEpoch();
   debugEntriesFlush();
   if (nextCtx + 2 > CTX_LAST) {
@@ -300,12 +311,16 @@ export function tlbFlushPage(va: u64): void {
   const vpn = va >> 12;
   debugEntriesFlush();
   if (vpn >= superLo && vpn <= superHi) {
+    count(CNT_FENCE_PAGE_FULL);
     tlbFlushAll();
     return;
   }
   // Links into other pages stay right; a page flush per page fault (the kernel
   // fences even a newly valid PTE) would otherwise unlink every block each time.
-  if (linkTargetSeen(vpn)) bumpLinkEpoch();
+  if (linkTargetSeen(vpn)) {
+    count(CNT_UNLINK_PAGE);
+    bumpLinkEpoch();
+  }
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
     const e = TLB_BASE + s * SET_BYTES + idx;
