@@ -19,8 +19,9 @@ export const CNT_UNLINK_FLUSH: u32 = 5;
 export const CNT_UNLINK_CODE: u32 = 6;
 export const CNT_UNLINK_PAGE: u32 = 7;
 export const CNT_UNLINK_SUPER: u32 = 8;
-/** Only the links into user code made stale (user epoch). */
+/** Only the links into user code made stale (user epoch): by a switch or ASID fence, by a page fence. */
 export const CNT_UNLINK_USER: u32 = 9;
+export const CNT_UNLINK_PAGE_USER: u32 = 21;
 /** sfence.vma of one page, of one ASID, of everything; page fences that had to flush everything (inside a superpage). */
 export const CNT_FENCE_PAGE: u32 = 10;
 export const CNT_FENCE_ASID: u32 = 11;

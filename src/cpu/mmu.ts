@@ -16,14 +16,26 @@
 
 import {
   TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
-  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, ASID_TABLE_OFF, ASID_COUNT,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
+
+// Which pages links point into, so that a page fence unlinks only when it must:
+// one map for the links of each epoch (a link made in U-mode follows the user
+// epoch, see linkSlot in jit.ts), each cleared with its epoch's bump.
+const LINK_MAP_BYTES: u32 = LINK_PAGES_BITS >> 3;
+const LINK_MAP_KERNEL: u32 = STATE + LINK_PAGES_OFF;
+const LINK_MAP_USER: u32 = LINK_MAP_KERNEL + LINK_MAP_BYTES;
+let kernelLinksNoted: bool = false;
+let userLinksNoted: bool = false;
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 export function bumpLinkEpoch(): void {
   store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
   bumpUserLinkEpoch();
-  memory.fill(STATE + LINK_PAGES_OFF, 0, 512);
+  if (kernelLinksNoted) {
+    memory.fill(LINK_MAP_KERNEL, 0, LINK_MAP_BYTES);
+    kernelLinksNoted = false;
+  }
 }
 
 /**
@@ -32,23 +44,34 @@ export function bumpLinkEpoch(): void {
  * A kernel block is only ever reached in S-mode (S cannot execute U pages)
  * and a user block only in U-mode, and xRET and traps end a chain.
  */
-@inline function bumpUserLinkEpoch(): void {
+function bumpUserLinkEpoch(): void {
   store<u32>(STATE + JIT_USER_EPOCH_OFF, load<u32>(STATE + JIT_USER_EPOCH_OFF) + 1);
+  if (userLinksNoted) {
+    memory.fill(LINK_MAP_USER, 0, LINK_MAP_BYTES);
+    userLinksNoted = false;
+  }
 }
 
-/** A link into the page of `va` was made: a flush of that page must unlink (see tlbFlushPage). */
+/** A link into the page of `va` is being made in the current privilege: a fence of that page must unlink (see tlbFlushPage). */
 @inline export function noteLinkTarget(va: u64): void {
-  const b = <u32>(va >> 12) & 4095;
-  const a = STATE + LINK_PAGES_OFF + (b >> 3);
+  const b = <u32>(va >> 12) & (LINK_PAGES_BITS - 1);
+  let map = LINK_MAP_KERNEL;
+  if (priv == PRV_U) {
+    map = LINK_MAP_USER;
+    userLinksNoted = true;
+  } else {
+    kernelLinksNoted = true;
+  }
+  const a = map + (b >> 3);
   store<u8>(a, <u8>(<u32>load<u8>(a) | (<u32>1 << (b & 7))));
 }
 
-@inline function linkTargetSeen(vpn: u64): bool {
-  const b = <u32>vpn & 4095;
-  return ((<u32>load<u8>(STATE + LINK_PAGES_OFF + (b >> 3)) >> (b & 7)) & 1) != 0;
+@inline function linkTargetSeen(map: u32, vpn: u64): bool {
+  const b = <u32>vpn & (LINK_PAGES_BITS - 1);
+  return ((<u32>load<u8>(map + (b >> 3)) >> (b & 7)) & 1) != 0;
 }
 import {
-  count, CNT_UNLINK_FLUSH, CNT_UNLINK_CODE, CNT_UNLINK_PAGE, CNT_UNLINK_SUPER, CNT_UNLINK_USER, CNT_FENCE_PAGE_FULL,
+  count, CNT_UNLINK_FLUSH, CNT_UNLINK_CODE, CNT_UNLINK_PAGE, CNT_UNLINK_SUPER, CNT_UNLINK_USER, CNT_UNLINK_PAGE_USER, CNT_FENCE_PAGE_FULL,
   CNT_SATP_CHANGE, CNT_CODE_PROTECT, CNT_CODE_RETIRE,
 } from './counters';
 import {
@@ -317,9 +340,13 @@ export function tlbFlushPage(va: u64): void {
   }
   // Links into other pages stay right; a page flush per page fault (the kernel
   // fences even a newly valid PTE) would otherwise unlink every block each time.
-  if (linkTargetSeen(vpn)) {
+  // A user page's fence leaves the kernel's links alone.
+  if (linkTargetSeen(LINK_MAP_KERNEL, vpn)) {
     count(CNT_UNLINK_PAGE);
     bumpLinkEpoch();
+  } else if (linkTargetSeen(LINK_MAP_USER, vpn)) {
+    count(CNT_UNLINK_PAGE_USER);
+    bumpUserLinkEpoch();
   }
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
