@@ -11,6 +11,7 @@ import {
 import { raiseException, effectiveMip } from './trap';
 import {
   load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
+  amoHostFast, loadHostFast, physOfHost,
   tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD,
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
@@ -464,11 +465,18 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
   if (f5 == 0x02) { // LR
     if (rs2 != 0) { illegalInsn(); return false; }
     if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return false; }
-    const pa = translate(va, ACC_LOAD);
-    if (trapped) return false;
+    const hl = loadHostFast(va);
+    let pa: u64;
     let v: u64;
-    if (isW) v = sext32(load32(va)); else v = load64(va);
-    if (trapped) return false;
+    if (hl != 0) {
+      pa = physOfHost(hl);
+      v = isW ? sext32(<u64>load<u32>(hl)) : load<u64>(hl);
+    } else {
+      pa = translate(va, ACC_LOAD);
+      if (trapped) return false;
+      if (isW) v = sext32(load32(va)); else v = load64(va);
+      if (trapped) return false;
+    }
     reservation = pa;
     setX(rd, v);
     return true;
@@ -477,9 +485,15 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
   if (f5 != 0x03 && f5 != 0x01 && f5 != 0x00 && f5 != 0x04 && f5 != 0x0c && f5 != 0x08 &&
       f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return false; }
   if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return false; }
-  const pa = translateAmo(va, <u32>size, f5 != 0x03);
-  if (trapped) return false;
-  const h = hostOf(pa);
+  let h = amoHostFast(va);
+  let pa: u64;
+  if (h != 0) {
+    pa = physOfHost(h);
+  } else {
+    pa = translateAmo(va, <u32>size, f5 != 0x03);
+    if (trapped) return false;
+    h = hostOf(pa);
+  }
   const b = getX(rs2);
   if (f5 == 0x03) { // SC
     const ok = reservation == pa;

@@ -625,7 +625,14 @@ export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
     accessFault(ACC_STORE, va);
     return 0;
   }
+  const cache = mayCache(pa);
   noteRamStore(pa - RAM_BASE);
+  // Fill both data TLBs as a load and a store there would, so the next AMO takes amoHostFast.
+  // (A writable page is readable: W without R faults in translate, and PMP checked both kinds.)
+  if (cache) {
+    if (trigPageFree(va, TRIG_LOAD)) tlbFill(tlbLoad, tagData, va, pa);
+    if (trigPageFree(va, TRIG_STORE)) tlbFill(tlbStore, tagData, va, pa);
+  }
   return pa;
 }
 
@@ -637,6 +644,33 @@ export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
 
 @inline function tlbEntry(base: u32, va: u64): u32 {
   return base + ((<u32>(va >> 12) & TLB_MASK) << 4);
+}
+
+/**
+ * Host address of a naturally aligned AMO or SC at `va` when the data TLB holds
+ * its page for both loads and stores, else 0 (take translateAmo). Both entries
+ * exist only for a RAM page whose translation, PMP and triggers allowed that
+ * kind of access, with no translated code on it and already marked dirty (see
+ * storeSlow), so the access needs no further check. The kernel's atomics
+ * (locks, reference counts, page-table updates) otherwise pay a page walk each.
+ */
+@inline export function amoHostFast(va: u64): usize {
+  const tag = (va >> 12) | tagData;
+  const es = tlbEntry(tlbStore, va);
+  if (load<u64>(es) != tag || load<u64>(tlbEntry(tlbLoad, va)) != tag) return 0;
+  return <usize>(va + load<u64>(es, 8));
+}
+
+/** Host address of a naturally aligned load (LR) at `va` when the load TLB holds its page, else 0. */
+@inline export function loadHostFast(va: u64): usize {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) != ((va >> 12) | tagData)) return 0;
+  return <usize>(va + load<u64>(e, 8));
+}
+
+/** Guest physical address of a host address inside guest RAM. */
+@inline export function physOfHost(h: usize): u64 {
+  return <u64>h - <u64>RAM_HOST + RAM_BASE;
 }
 
 @inline export function load8(va: u64): u64 {
