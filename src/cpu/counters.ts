@@ -22,6 +22,8 @@ export const CNT_UNLINK_SUPER: u32 = 8;
 /** Only the links into user code made stale (user epoch): by a switch or ASID fence, by a page fence. */
 export const CNT_UNLINK_USER: u32 = 9;
 export const CNT_UNLINK_PAGE_USER: u32 = 21;
+/** LR, SC and AMOs translated code handed to the core (the inline fast path covers AMOs whose page the data TLB holds). */
+export const CNT_JIT_AMO: u32 = 22;
 /** sfence.vma of one page, of one ASID, of everything; page fences that had to flush everything (inside a superpage). */
 export const CNT_FENCE_PAGE: u32 = 10;
 export const CNT_FENCE_ASID: u32 = 11;

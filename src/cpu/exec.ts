@@ -321,9 +321,12 @@ export function execute(): void {
       if (!execSystem(insn, rd, f3, rs1)) return;
       if (f3 == 0 && (insn == 0x30200073 || insn == 0x10200073)) return; // mret/sret set pc
       break;
-    case 11: // AMO (0x2f)
-      if (!execAmo(insn, rd, f3, rs1, rs2)) return;
+    case 11: { // AMO (0x2f)
+      const v = amo(insn, getX(rs1), getX(rs2));
+      if (trapped) return;
+      setX(rd, v);
       break;
+    }
     case 1: { // LOAD-FP (0x07)
       if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
       const va = getX(rs1) + immI(insn);
@@ -456,15 +459,20 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
 }
 
 /** AMO opcode (LR/SC and read-modify-write). Returns false if the instruction trapped. */
-function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
+/**
+ * An A-extension instruction (LR, SC, AMO*) on address `va` with `b` the value
+ * of rs2: performs it and returns what goes to rd, or raises (check `trapped`)
+ * with memory untouched. The interpreter and translated code (jitAmo) share it.
+ */
+export function amo(insn: u32, va: u64, b: u64): u64 {
+  const f3 = (insn >> 12) & 7;
   const isW = f3 == 2;
-  if (!isW && f3 != 3) { illegalInsn(); return false; }
+  if (!isW && f3 != 3) { illegalInsn(); return 0; }
   const f5 = insn >> 27;
-  const va = getX(rs1);
   const size: u64 = isW ? 4 : 8;
   if (f5 == 0x02) { // LR
-    if (rs2 != 0) { illegalInsn(); return false; }
-    if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return false; }
+    if (((insn >> 20) & 31) != 0) { illegalInsn(); return 0; }
+    if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return 0; }
     const hl = loadHostFast(va);
     let pa: u64;
     let v: u64;
@@ -473,38 +481,32 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
       v = isW ? sext32(<u64>load<u32>(hl)) : load<u64>(hl);
     } else {
       pa = translate(va, ACC_LOAD);
-      if (trapped) return false;
+      if (trapped) return 0;
       if (isW) v = sext32(load32(va)); else v = load64(va);
-      if (trapped) return false;
+      if (trapped) return 0;
     }
     reservation = pa;
-    setX(rd, v);
-    return true;
+    return v;
   }
   // Validate the encoding before any side effect.
   if (f5 != 0x03 && f5 != 0x01 && f5 != 0x00 && f5 != 0x04 && f5 != 0x0c && f5 != 0x08 &&
-      f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return false; }
-  if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return false; }
+      f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return 0; }
+  if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return 0; }
   let h = amoHostFast(va);
   let pa: u64;
   if (h != 0) {
     pa = physOfHost(h);
   } else {
     pa = translateAmo(va, <u32>size, f5 != 0x03);
-    if (trapped) return false;
+    if (trapped) return 0;
     h = hostOf(pa);
   }
-  const b = getX(rs2);
   if (f5 == 0x03) { // SC
     const ok = reservation == pa;
     reservation = 0xffffffffffffffff;
-    if (ok) {
-      if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
-      setX(rd, 0);
-    } else {
-      setX(rd, 1);
-    }
-    return true;
+    if (!ok) return 1;
+    if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
+    return 0;
   }
   const old: u64 = isW ? sext32(<u64>load<u32>(h)) : load<u64>(h);
   const a = old;
@@ -523,8 +525,7 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
     default: r = isW ? (<u32>a > <u32>bv ? a : bv) : (a > bv ? a : bv); break;
   }
   if (isW) store<u32>(h, <u32>r); else store<u64>(h, r);
-  setX(rd, old);
-  return true;
+  return old;
 }
 
 export { X_OFF, STATE, instret, PRV_U, MS_SIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPRV, EXIT_NONE as _EXIT_NONE };

@@ -13,8 +13,8 @@ import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException } from './trap';
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
-import { count, CNT_RELINK, CNT_JIT_INTERP } from './counters';
-import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
+import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO } from './counters';
+import { execute, amo, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -212,6 +212,22 @@ export function jitInterp(k: u32): void {
   store<u64>(STATE + PC_OFF, pc);
   instret -= d;
   setFlag();
+}
+
+/**
+ * An LR, SC or AMO whose inline fast path did not apply (see emitAmo in
+ * src/jit/translate.ts): address and rs2 come in, what goes to rd comes back,
+ * with no fetch or decode and no registers written back first.
+ */
+export function jitAmo(insn: u32, va: u64, b: u64, k: u32): u64 {
+  count(CNT_JIT_AMO);
+  const d = retiredBefore(k);
+  instret += d;
+  curInsnBits = <u64>insn;
+  const v = amo(insn, va, b);
+  instret -= d;
+  setFlag();
+  return v;
 }
 
 /**
