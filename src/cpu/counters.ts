@@ -24,6 +24,8 @@ export const CNT_UNLINK_USER: u32 = 9;
 export const CNT_UNLINK_PAGE_USER: u32 = 21;
 /** LR, SC and AMOs translated code handed to the core (the inline fast path covers AMOs whose page the data TLB holds). */
 export const CNT_JIT_AMO: u32 = 22;
+/** CSR instructions translated code handed to the core. */
+export const CNT_JIT_CSR: u32 = 23;
 /** sfence.vma of one page, of one ASID, of everything; page fences that had to flush everything (inside a superpage). */
 export const CNT_FENCE_PAGE: u32 = 10;
 export const CNT_FENCE_ASID: u32 = 11;

@@ -441,12 +441,23 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     return false;
   }
   if (f3 == 4) { illegalInsn(); return false; }
-  const csr = insn >> 20;
-  const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
-  const op = f3 & 3;
-  const writes = op == 1 || rs1 != 0;
-  const old = csrRead(csr, writes);
+  const old = csrInsn(insn, f3 >= 5 ? <u64>rs1 : getX(rs1));
   if (trapped) return false;
+  setX(rd, old);
+  return true;
+}
+
+/**
+ * A Zicsr instruction with `src` the value of rs1 (or the immediate of the I
+ * forms): reads, writes as the op says, and returns what goes to rd (check
+ * `trapped`). The interpreter and translated code (jitCsr) share it.
+ */
+export function csrInsn(insn: u32, src: u64): u64 {
+  const csr = insn >> 20;
+  const op = (insn >> 12) & 3;
+  const writes = op == 1 || ((insn >> 15) & 31) != 0;
+  const old = csrRead(csr, writes);
+  if (trapped) return 0;
   if (writes) {
     let nv: u64;
     if (op == 1) nv = src;
@@ -454,11 +465,9 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     else nv = old & ~src;
     csrWrite(csr, nv);
   }
-  setX(rd, old);
-  return true;
+  return old;
 }
 
-/** AMO opcode (LR/SC and read-modify-write). Returns false if the instruction trapped. */
 /**
  * An A-extension instruction (LR, SC, AMO*) on address `va` with `b` the value
  * of rs2: performs it and returns what goes to rd, or raises (check `trapped`)

@@ -13,8 +13,8 @@ import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException } from './trap';
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
-import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO } from './counters';
-import { execute, amo, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
+import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR } from './counters';
+import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -225,6 +225,22 @@ export function jitAmo(insn: u32, va: u64, b: u64, k: u32): u64 {
   instret += d;
   curInsnBits = <u64>insn;
   const v = amo(insn, va, b);
+  instret -= d;
+  setFlag();
+  return v;
+}
+
+/**
+ * A CSR instruction from translated code, `src` being rs1's value (or the
+ * immediate): returns what goes to rd, with no fetch or decode and no
+ * registers written back first (a CSR instruction touches no other x register).
+ */
+export function jitCsr(insn: u32, src: u64, k: u32): u64 {
+  count(CNT_JIT_CSR);
+  const d = retiredBefore(k);
+  instret += d;
+  curInsnBits = <u64>insn;
+  const v = csrInsn(insn, src);
   instret -= d;
   setFlag();
   return v;

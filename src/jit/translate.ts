@@ -9,8 +9,8 @@
 // ends the block with pc at the faulting instruction (or after it) and the
 // count of instructions retired, exactly as the interpreter would.
 // FP computational instructions call the core's jitFp, except for inline fast
-// paths (see "Inline FP fast paths"); AMO and CSR instructions run through the
-// interpreter (jitInterp) in place.
+// paths (see "Inline FP fast paths"); CSR instructions and atomics call the
+// core's jitCsr and jitAmo in place (AMOs whose page the TLB holds run inline).
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
@@ -43,7 +43,8 @@ export const IMP = {
   fp: 14,
   lookup: 15,
   amo: 16,
-  chain: 17,
+  csr: 17,
+  chain: 18,
 } as const;
 
 const MAX_INSNS = 256;
@@ -107,7 +108,7 @@ class Emitter {
   /**
    * mstatus.FS is known to be Dirty here: an earlier FS check or FP instruction
    * of the block passed (each leaves the block otherwise), and only a CSR write
-   * could lower FS again (it runs through emitInterp, which clears this).
+   * could lower FS again (it runs through emitCsr, which clears this).
    */
   fsDirty = false;
   /** Registers read by the block (for a loop plan). */
@@ -560,11 +561,11 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       // and so does PAUSE: with several harts the interpreter hands the core to the next one.
       if (f3 === 0) return insn === PAUSE ? 'stop' : 'ok';
       return 'stop';
-    case 28: // SYSTEM: CSR instructions run in place through the interpreter (a write that
+    case 28: // SYSTEM: CSR instructions run in place through the core (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);
       // ECALL, EBREAK, xRET, WFI and SFENCE.VMA end the block before them.
       if (f3 === 0 || f3 === 4) return 'stop';
-      emitInterp(e, rd, pc, next, k);
+      emitCsr(e, insn, rd, rs1, f3, pc, next, k);
       return 'ok';
     case 11: // AMO
       return emitAmo(e, insn, rd, rs1, rs2, f3, pc, next, k);
@@ -590,17 +591,28 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
   }
 }
 
-function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
+/**
+ * A CSR instruction through the core's jitCsr: rs1's value (or the immediate)
+ * goes in, rd's comes back. A write may change mstatus.FS, so later FP
+ * instructions of the block check it again.
+ */
+function emitCsr(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
   e.fsDirty = false;
-  e.flushForInterp(rd);
-  e.storePc(pc);
-  e.i32c(k).call(IMP.interp);
-  e.reloadAfterHelper(rd);
-  // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
+  e.i32c(insn | 0);
+  if (f3 >= 5) e.i64c(BigInt(rs1));
+  else e.reg(rs1);
+  e.i32c(k).call(IMP.csr).lset(L_VAL);
   e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
-  e.exitStoredPc(k + 1);
+  {
+    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.exitConst(pc, k + 1);
+    e.end();
+    e.lget(L_VAL).setReg(rd);
+    e.exitConst(next, k + 1);
+  }
   e.end();
-  void next;
+  e.lget(L_VAL).setReg(rd);
 }
 
 /** FP computation through the core's jitFp (no fetch or decode); a trap leaves with pc on it. */
