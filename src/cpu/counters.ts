@@ -26,6 +26,9 @@ export const CNT_UNLINK_PAGE_USER: u32 = 21;
 export const CNT_JIT_AMO: u32 = 22;
 /** CSR instructions translated code handed to the core. */
 export const CNT_JIT_CSR: u32 = 23;
+/** Traps, xRETs and fences ending a translated block (jitSystem), and how many went on into the next block from there. */
+export const CNT_JIT_SYSTEM: u32 = 24;
+export const CNT_JIT_ONWARD: u32 = 25;
 /** sfence.vma of one page, of one ASID, of everything; page fences that had to flush everything (inside a superpage). */
 export const CNT_FENCE_PAGE: u32 = 10;
 export const CNT_FENCE_ASID: u32 = 11;

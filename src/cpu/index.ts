@@ -25,7 +25,7 @@ import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } f
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitFlushAll, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
-  jitFp, jitAmo, jitCsr, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
+  jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
 } from './jit';
 
 export { EXIT_WFI } from './exec';

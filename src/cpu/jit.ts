@@ -11,9 +11,9 @@ import {
 import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL, PRV_U } from './hart';
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
-import { raiseException } from './trap';
+import { raiseException, takePendingException, updateTimerLines, pendingInterrupt } from './trap';
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
-import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR } from './counters';
+import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
 import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
@@ -244,6 +244,57 @@ export function jitCsr(insn: u32, src: u64, k: u32): u64 {
   instret -= d;
   setFlag();
   return v;
+}
+
+/** run() is not being asked to stop (exitReason). */
+const EXIT_NONE_: u32 = 0;
+const SRET: u32 = 0x10200073;
+const MRET: u32 = 0x30200073;
+
+/**
+ * ECALL, EBREAK, SRET, MRET or SFENCE.VMA ending a translated block (pc in the
+ * STATE block, `n` the block's instructions including this one): runs it
+ * through the interpreter and takes the trap it raises, as run() would, then
+ * finds the block at the new pc through the fetch TLB of the new privilege and
+ * returns its table slot, so the chain goes on into the trap handler or back
+ * to the interrupted code without returning to run(). Returns 0 when run()
+ * must look first: an interrupt is now pending (the interpreter takes it at the
+ * same instruction), an ecall went to the host, the host asked to stop, no
+ * block is translated there or it does not fit the budget.
+ */
+export function jitSystem(n: u32): u32 {
+  count(CNT_JIT_SYSTEM);
+  // Retired before this instruction; run() counts it (the block's n includes it).
+  const d = <u64>load<u32>(STATE + JIT_DONE_OFF) + <u64>n - 1;
+  instret += d;
+  pc = load<u64>(STATE + PC_OFF);
+  execute();
+  let onward = false;
+  if (trapped) {
+    // No breakpoint or trigger stops here: a page they watch holds no translated code.
+    takePendingException();
+    onward = true;
+  } else {
+    const bits = <u32>curInsnBits;
+    onward = bits == SRET || bits == MRET || (bits >> 25) == 0x09;
+  }
+  store<u64>(STATE + PC_OFF, pc);
+  if (onward && exitReason == EXIT_NONE_) {
+    // What run() checks before the next instruction, with time as it stands after this one.
+    instret++;
+    updateTimerLines();
+    instret--;
+    onward = pendingInterrupt() < 0;
+  }
+  instret -= d;
+  if (!onward) return 0;
+  breakBatch = false;
+  const hpc = fetchHostAddr(pc);
+  if (hpc == 0) return 0;
+  const e = lookupBlock(pc, hpc);
+  if (e == 0 || load<u32>(STATE + JIT_DONE_OFF) + n + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
+  count(CNT_JIT_ONWARD);
+  return load<u32>(e, 16);
 }
 
 /**

@@ -44,7 +44,8 @@ export const IMP = {
   lookup: 15,
   amo: 16,
   csr: 17,
-  chain: 18,
+  system: 18,
+  chain: 19,
 } as const;
 
 const MAX_INSNS = 256;
@@ -564,7 +565,12 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
     case 28: // SYSTEM: CSR instructions run in place through the core (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);
       // ECALL, EBREAK, xRET, WFI and SFENCE.VMA end the block before them.
-      if (f3 === 0 || f3 === 4) return 'stop';
+      if (f3 === 0) {
+        if (!SYSTEM_ONWARD.has(insn >>> 0) && !(insn >>> 25 === 0x09 && rd === 0)) return 'stop';
+        emitSystem(e, pc, k);
+        return 'end';
+      }
+      if (f3 === 4) return 'stop';
       emitCsr(e, insn, rd, rs1, f3, pc, next, k);
       return 'ok';
     case 11: // AMO
@@ -589,6 +595,28 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
     default:
       return 'stop';
   }
+}
+
+/** ECALL, EBREAK, SRET, MRET (SFENCE.VMA is matched by its funct7): they end the block through jitSystem. */
+const SYSTEM_ONWARD = new Set([0x00000073, 0x00100073, 0x10200073, 0x30200073]);
+
+/**
+ * A trap, xRET or fence ends the block through the core's jitSystem, which
+ * runs it and returns the table slot of the block to go on with (0: back to
+ * the dispatcher). The registers are written back first (the trap handler,
+ * and the host's SBI for an ecall, work on the STATE block) and are not
+ * written again after the call, as an SBI call may change a0 and a1.
+ */
+function emitSystem(e: Emitter, pc: bigint, k: number): void {
+  e.storeDirty();
+  e.storePc(pc);
+  e.i32c(k + 1).call(IMP.system).lset(L_SLOT);
+  // The epilogue's bookkeeping: the retired count (jitSystem left the pc).
+  e.i32c(0).i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+  e.lget(L_SLOT).ifVoid();
+  e.lget(L_SLOT).op(OP.return_call).c.u32(IMP.chain);
+  e.end();
+  e.i32c(0).op(OP.return);
 }
 
 /**

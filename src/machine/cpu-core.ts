@@ -107,7 +107,7 @@ export const SYS_COUNTER_NAMES = [
   'dispatch', 'headMiss', 'relink', 'chainTrap', 'chainBreak',
   'unlinkFlush', 'unlinkCode', 'unlinkPage', 'unlinkSuper', 'unlinkUser',
   'fencePage', 'fenceAsid', 'fenceAll', 'fencePageFull', 'satp', 'satpChange',
-  'codeProtect', 'codeRetire', 'jitInterp', 'trapEntry', 'xret', 'unlinkPageUser', 'jitAmo', 'jitCsr',
+  'codeProtect', 'codeRetire', 'jitInterp', 'trapEntry', 'xret', 'unlinkPageUser', 'jitAmo', 'jitCsr', 'jitSystem', 'jitOnward',
 ] as const;
 export type SysCounters = Record<(typeof SYS_COUNTER_NAMES)[number], bigint>;
 

@@ -45,6 +45,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   }
   const s = core.sysCounters();
   lines.push(`  dispatcher           ${fmt(s.dispatch)} blocks called, ${fmt(s.headMiss)} heads interpreted, ${fmt(s.relink)} exits linked; chains ended by a trap ${fmt(s.chainTrap)}, by a batch end ${fmt(s.chainBreak)}; inside blocks ${fmt(s.jitInterp)} instructions interpreted, ${fmt(s.jitAmo)} atomics and ${fmt(s.jitCsr)} CSR instructions through the core`);
+  lines.push(`  system instructions  ${fmt(s.jitSystem)} in translated code (traps, xRET, fences), ${fmt(s.jitOnward)} of them went on into the next block`);
   lines.push(`  unlinking            all links: ${fmt(s.unlinkFlush)} TLB flushes, ${fmt(s.unlinkCode)} code pages written, ${fmt(s.unlinkPage)} page fences, ${fmt(s.unlinkSuper)} switches; user links only: ${fmt(s.unlinkUser)} switches, ${fmt(s.unlinkPageUser)} page fences`);
   lines.push(`  fences and satp      sfence.vma page ${fmt(s.fencePage)} (${fmt(s.fencePageFull)} flushed all), ASID ${fmt(s.fenceAsid)}, all ${fmt(s.fenceAll)}; satp writes ${fmt(s.satp)} (${fmt(s.satpChange)} changed it); xRET ${fmt(s.xret)}, traps ${fmt(s.trapEntry)}`);
   lines.push(`  code pages           ${fmt(s.codeProtect)} protected, ${fmt(s.codeRetire)} retired by a write`);
