@@ -169,13 +169,21 @@ let lastSuperpage: bool = false;
 let lastGlobal: bool = false;
 /**
  * Virtual page numbers covered by the superpages TLB entries were filled from
- * (inclusive; empty when lo > hi). The TLB holds 4 KiB pieces, so an sfence.vma
+ * (inclusive; empty when lo > hi), in the upper half of the address space. The
+ * TLB holds 4 KiB pieces, so an sfence.vma
  * of an address inside a superpage must drop everything (the leaf covers many
  * pieces); one outside every superpage (a user page, while the kernel's linear
  * map uses superpages) drops just its own page.
  */
 let superLo: u64 = 0xffffffffffffffff;
 let superHi: u64 = 0;
+/**
+ * The same for the lower half of the address space (bit 63 clear), kept apart:
+ * one range over both would span from a process's huge pages up to the
+ * kernel's linear map, and every page fence between them would flush it all.
+ */
+let superLoLow: u64 = 0xffffffffffffffff;
+let superHiLow: u64 = 0;
 /** Low bits of the address inside the last translation's leaf (0xfff for a 4 KiB page). */
 let lastLeafMask: u64 = 0xfff;
 
@@ -326,6 +334,8 @@ export function tlbFlushAll(): void {
   bindUserCtx(satp);
   superLo = 0xffffffffffffffff;
   superHi = 0;
+  superLoLow = 0xffffffffffffffff;
+  superHiLow = 0;
   updateTlbSets();
 }
 
@@ -333,7 +343,7 @@ export function tlbFlushAll(): void {
 export function tlbFlushPage(va: u64): void {
   const vpn = va >> 12;
   debugEntriesFlush();
-  if (vpn >= superLo && vpn <= superHi) {
+  if ((va >> 63) != 0 ? vpn >= superLo && vpn <= superHi : vpn >= superLoLow && vpn <= superHiLow) {
     count(CNT_FENCE_PAGE_FULL);
     tlbFlushAll();
     return;
@@ -359,8 +369,13 @@ export function tlbFlushPage(va: u64): void {
   if (lastSuperpage) {
     const lo = (va & ~lastLeafMask) >> 12;
     const hi = (va | lastLeafMask) >> 12;
-    if (lo < superLo) superLo = lo;
-    if (hi > superHi) superHi = hi;
+    if ((va >> 63) != 0) {
+      if (lo < superLo) superLo = lo;
+      if (hi > superHi) superHi = hi;
+    } else {
+      if (lo < superLoLow) superLoLow = lo;
+      if (hi > superHiLow) superHiLow = hi;
+    }
   }
   if (!lastGlobal && tag == <u64>superCtx << CTX_SHIFT) superHasLocal = true;
   const vpn = va >> 12;
