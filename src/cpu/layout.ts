@@ -64,9 +64,10 @@ export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
 export const TLB_TAGS_OFF: u32 = 0x1130;
 /**
- * Two bitmaps (by page number modulo LINK_PAGES_BITS) of the pages block links
- * point into since the last bump of their epoch: first links made outside
- * U-mode (the global epoch), then links made in U-mode (the user epoch).
+ * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
+ * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first
+ * links made outside U-mode (the global epoch), then links made in U-mode (the
+ * user epoch).
  */
 export const LINK_PAGES_OFF: u32 = 0x6000;
 export const LINK_PAGES_BITS: u32 = 32768;

@@ -52,9 +52,19 @@ function bumpUserLinkEpoch(): void {
   }
 }
 
+/**
+ * A page's bit in a link map: each half of the address space has half of the
+ * map, so the fence of a user page (low half, e.g. a copy-on-write fault)
+ * never aliases a kernel page that links point into.
+ */
+@inline function linkBit(vpn: u64): u32 {
+  const half = LINK_PAGES_BITS >> 1;
+  return (<u32>(vpn >> 51) & 1) * half + (<u32>vpn & (half - 1));
+}
+
 /** A link into the page of `va` is being made in the current privilege: a fence of that page must unlink (see tlbFlushPage). */
 @inline export function noteLinkTarget(va: u64): void {
-  const b = <u32>(va >> 12) & (LINK_PAGES_BITS - 1);
+  const b = linkBit(va >> 12);
   let map = LINK_MAP_KERNEL;
   if (priv == PRV_U) {
     map = LINK_MAP_USER;
@@ -67,7 +77,7 @@ function bumpUserLinkEpoch(): void {
 }
 
 @inline function linkTargetSeen(map: u32, vpn: u64): bool {
-  const b = <u32>vpn & (LINK_PAGES_BITS - 1);
+  const b = linkBit(vpn);
   return ((<u32>load<u8>(map + (b >> 3)) >> (b & 7)) & 1) != 0;
 }
 import {
