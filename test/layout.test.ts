@@ -38,8 +38,8 @@ test('the hart state fields fit the state block without overlapping', () => {
     ['mmio fault', L.MMIO_FAULT_OFF, 4], ['trap counts', L.TRAP_COUNTS_OFF, 2 * L.TRAP_COUNTS_INT_OFF], ['last trap', L.LAST_TRAP_OFF, 24],
     ['tlb bases', L.TLB_BASES_OFF, 12], ['jit flag', L.JIT_FLAG_OFF, 4], ['jit done', L.JIT_DONE_OFF, 4], ['jit budget', L.JIT_BUDGET_OFF, 4],
     ['jit epoch', L.JIT_EPOCH_OFF, 4], ['jit user epoch', L.JIT_USER_EPOCH_OFF, 4], ['jit last exit', L.JIT_LAST_EXIT_OFF, 4], ['jit urgent', L.JIT_URGENT_OFF, 4], ['fs dirty', L.FS_DIRTY_OFF, 4],
-    ['tlb tags', L.TLB_TAGS_OFF, 16], ['link pages', L.LINK_PAGES_OFF, 512], ['asid table', L.ASID_TABLE_OFF, 16 * L.ASID_COUNT],
-    ['walk counts', L.WALK_COUNTS_OFF, 24], ['lookup counts', L.LOOKUP_COUNTS_OFF, 16], ['jit queue', L.JIT_QUEUE_OFF, 16 + 16 * L.JIT_QUEUE_MAX],
+    ['tlb tags', L.TLB_TAGS_OFF, 16], ['link pages', L.LINK_PAGES_OFF, 2 * (L.LINK_PAGES_BITS / 8)], ['asid table', L.ASID_TABLE_OFF, 16 * L.ASID_COUNT],
+    ['walk counts', L.WALK_COUNTS_OFF, 24], ['lookup counts', L.LOOKUP_COUNTS_OFF, 16], ['sys counts', L.SYS_COUNTS_OFF, 8 * L.SYS_COUNTS_N], ['jit queue', L.JIT_QUEUE_OFF, 16 + 16 * L.JIT_QUEUE_MAX],
   ];
   assertDisjoint(fields, 0, L.STATE_SIZE);
   // Translated code reads fflags and frm as one i64.

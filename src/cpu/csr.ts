@@ -9,6 +9,7 @@ import {
 } from './hart';
 import { STATE, FFLAGS_OFF, FRM_OFF, FS_DIRTY_OFF } from './state';
 import { raiseException, effectiveMip, updateTimerLines } from './trap';
+import { count, CNT_SATP } from './counters';
 import { updateTlbSets, tlbFlushAll, tlbSatpWritten, ASID_BITS } from './mmu';
 import { pmpCfgRead, pmpCfgWrite, pmpAddrRead, pmpAddrWrite, PMP_COUNT } from './pmp';
 import { trigCsrRead, trigCsrWrite } from './triggers';
@@ -187,6 +188,7 @@ export function csrWrite(csr: u32, v: u64): void {
     case 0x180: {
       const mode = v >> 60;
       if (mode != 0 && mode != 8 && mode != 9) return; // unsupported modes leave satp unchanged
+      count(CNT_SATP);
       const old = satp;
       satp = v & ((<u64>0xf << 60) | (((<u64>1 << ASID_BITS) - 1) << 44) | ((<u64>1 << 44) - 1));
       tlbSatpWritten(old);

@@ -11,11 +11,13 @@ import {
 import { raiseException, effectiveMip } from './trap';
 import {
   load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
+  amoHostFast, loadHostFast, physOfHost,
   tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD,
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
 import { hartCount } from './hart-slots';
+import { count, CNT_FENCE_PAGE, CNT_FENCE_ASID, CNT_FENCE_ALL, CNT_XRET } from './counters';
 
 /** RVC_TABLE entry of an encoding that is not a valid compressed instruction (no 32-bit expansion ends in binary 01). */
 const RVC_ILLEGAL: u32 = 1;
@@ -334,9 +336,12 @@ export function execute(): void {
       if (!execSystem(insn, rd, f3, rs1)) return;
       if (f3 == 0 && (insn == 0x30200073 || insn == 0x10200073)) return; // mret/sret set pc
       break;
-    case 11: // AMO (0x2f)
-      if (!execAmo(insn, rd, f3, rs1, rs2)) return;
+    case 11: { // AMO (0x2f)
+      const v = amo(insn, getX(rs1), getX(rs2));
+      if (trapped) return;
+      setX(rd, v);
       break;
+    }
     case 1: { // LOAD-FP (0x07)
       if ((mstatus & MS_FS) == 0 || (f3 != 2 && f3 != 3)) { illegalInsn(); return; }
       const va = getX(rs1) + immI(insn);
@@ -404,6 +409,7 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
         priv = mpp;
         pc = mepc;
         updateTlbSets();
+        count(CNT_XRET);
         breakBatch = true;
         return true;
       }
@@ -419,6 +425,7 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
         priv = spp;
         pc = sepc;
         updateTlbSets();
+        count(CNT_XRET);
         breakBatch = true;
         return true;
       }
@@ -433,21 +440,39 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     if ((insn >> 25) == 0x09) { // SFENCE.VMA
       if (priv == PRV_U || (priv == PRV_S && (mstatus & MS_TVM) != 0)) { illegalInsn(); return false; }
       const rs2 = (insn >> 20) & 31;
-      if (rs1 != 0) tlbFlushPage(getX(rs1));
-      else if (rs2 != 0) tlbFlushAsid(<u32>getX(rs2));
-      else tlbFlushAll();
+      if (rs1 != 0) {
+        count(CNT_FENCE_PAGE);
+        tlbFlushPage(getX(rs1));
+      } else if (rs2 != 0) {
+        count(CNT_FENCE_ASID);
+        tlbFlushAsid(<u32>getX(rs2));
+      } else {
+        count(CNT_FENCE_ALL);
+        tlbFlushAll();
+      }
       return true;
     }
     illegalInsn();
     return false;
   }
   if (f3 == 4) { illegalInsn(); return false; }
-  const csr = insn >> 20;
-  const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
-  const op = f3 & 3;
-  const writes = op == 1 || rs1 != 0;
-  const old = csrRead(csr, writes);
+  const old = csrInsn(insn, f3 >= 5 ? <u64>rs1 : getX(rs1));
   if (trapped) return false;
+  setX(rd, old);
+  return true;
+}
+
+/**
+ * A Zicsr instruction with `src` the value of rs1 (or the immediate of the I
+ * forms): reads, writes as the op says, and returns what goes to rd (check
+ * `trapped`). The interpreter and translated code (jitCsr) share it.
+ */
+export function csrInsn(insn: u32, src: u64): u64 {
+  const csr = insn >> 20;
+  const op = (insn >> 12) & 3;
+  const writes = op == 1 || ((insn >> 15) & 31) != 0;
+  const old = csrRead(csr, writes);
+  if (trapped) return 0;
   if (writes) {
     let nv: u64;
     if (op == 1) nv = src;
@@ -455,47 +480,57 @@ function execSystem(insn: u32, rd: u32, f3: u32, rs1: u32): bool {
     else nv = old & ~src;
     csrWrite(csr, nv);
   }
-  setX(rd, old);
-  return true;
+  return old;
 }
 
-/** AMO opcode (LR/SC and read-modify-write). Returns false if the instruction trapped. */
-function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
+/**
+ * An A-extension instruction (LR, SC, AMO*) on address `va` with `b` the value
+ * of rs2: performs it and returns what goes to rd, or raises (check `trapped`)
+ * with memory untouched. The interpreter and translated code (jitAmo) share it.
+ */
+export function amo(insn: u32, va: u64, b: u64): u64 {
+  const f3 = (insn >> 12) & 7;
   const isW = f3 == 2;
-  if (!isW && f3 != 3) { illegalInsn(); return false; }
+  if (!isW && f3 != 3) { illegalInsn(); return 0; }
   const f5 = insn >> 27;
-  const va = getX(rs1);
   const size: u64 = isW ? 4 : 8;
   if (f5 == 0x02) { // LR
-    if (rs2 != 0) { illegalInsn(); return false; }
-    if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return false; }
-    const pa = translate(va, ACC_LOAD);
-    if (trapped) return false;
+    if (((insn >> 20) & 31) != 0) { illegalInsn(); return 0; }
+    if ((va & (size - 1)) != 0) { raiseException(EXC_LOAD_MISALIGNED, va); return 0; }
+    const hl = loadHostFast(va);
+    let pa: u64;
     let v: u64;
-    if (isW) v = sext32(load32(va)); else v = load64(va);
-    if (trapped) return false;
+    if (hl != 0) {
+      pa = physOfHost(hl);
+      v = isW ? sext32(<u64>load<u32>(hl)) : load<u64>(hl);
+    } else {
+      pa = translate(va, ACC_LOAD);
+      if (trapped) return 0;
+      if (isW) v = sext32(load32(va)); else v = load64(va);
+      if (trapped) return 0;
+    }
     reservation = pa;
-    setX(rd, v);
-    return true;
+    return v;
   }
   // Validate the encoding before any side effect.
   if (f5 != 0x03 && f5 != 0x01 && f5 != 0x00 && f5 != 0x04 && f5 != 0x0c && f5 != 0x08 &&
-      f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return false; }
-  if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return false; }
-  const pa = translateAmo(va, <u32>size, f5 != 0x03);
-  if (trapped) return false;
-  const h = hostOf(pa);
-  const b = getX(rs2);
+      f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { illegalInsn(); return 0; }
+  if ((va & (size - 1)) != 0) { raiseException(EXC_STORE_MISALIGNED, va); return 0; }
+  let h = amoHostFast(va);
+  let pa: u64;
+  if (h != 0) {
+    pa = physOfHost(h);
+  } else {
+    pa = translateAmo(va, <u32>size, f5 != 0x03);
+    if (trapped) return 0;
+    h = hostOf(pa);
+  }
   if (f5 == 0x03) { // SC
     const ok = reservation == pa;
     reservation = 0xffffffffffffffff;
-    if (ok) {
-      if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
-      setX(rd, 0);
-    } else {
-      setX(rd, 1);
-    }
-    return true;
+    if (!ok) return 1;
+    if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
+    return 0;
   }
   const old: u64 = isW ? sext32(<u64>load<u32>(h)) : load<u64>(h);
   const a = old;
@@ -514,8 +549,7 @@ function execAmo(insn: u32, rd: u32, f3: u32, rs1: u32, rs2: u32): bool {
     default: r = isW ? (<u32>a > <u32>bv ? a : bv) : (a > bv ? a : bv); break;
   }
   if (isW) store<u32>(h, <u32>r); else store<u64>(h, r);
-  setX(rd, old);
-  return true;
+  return old;
 }
 
 export { X_OFF, STATE, instret, PRV_U, MS_SIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPRV, EXIT_NONE as _EXIT_NONE };

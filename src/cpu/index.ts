@@ -22,10 +22,11 @@ import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
+import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } from './counters';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitForget, linkLastExit } from './jit';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
-  jitFp, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
+  jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
 } from './jit';
 
 export { EXIT_WFI } from './exec';
@@ -145,12 +146,14 @@ export function run(budget: u32): u32 {
               store<u32>(STATE + JIT_DONE_OFF, 0);
               const room = limit - instret;
               store<u32>(STATE + JIT_BUDGET_OFF, room > 0x7fffffff ? 0x7fffffff : <u32>room);
+              count(CNT_DISPATCH);
               call_indirect<u32>(load<u32>(e, 16));
               const n = load<u32>(STATE + JIT_DONE_OFF);
               instret += <u64>n;
               pc = load<u64>(STATE + PC_OFF);
               jitInstructions += <u64>n;
               if (trapped) {
+                count(CNT_CHAIN_TRAP);
                 if (bpHit) {
                   // A host trigger stopped the access: the block counted that instruction
                   // as it counts one that traps, but a stop retires nothing.
@@ -162,10 +165,14 @@ export function run(budget: u32): u32 {
                 }
                 break;
               }
-              if (breakBatch) break;
+              if (breakBatch) {
+                count(CNT_CHAIN_BREAK);
+                break;
+              }
               continue;
             }
           } else {
+            count(CNT_HEAD_MISS);
             noteBlockHead(pc, hpc, backward);
           }
         }

@@ -11,9 +11,10 @@ import {
 import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL, PRV_U } from './hart';
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
-import { raiseException } from './trap';
+import { raiseException, takePendingException, updateTimerLines, pendingInterrupt } from './trap';
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
-import { execute, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
+import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
+import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -61,6 +62,7 @@ const URGENT_AFTER: i32 = 1024;
   } else if (load<u64>(slot, 16) != va) {
     return; // the exit's constant target must be this block
   }
+  count(CNT_RELINK);
   noteLinkTarget(va);
   linkSlot(slot, e);
 }
@@ -220,6 +222,7 @@ export function jitStore(va: u64, size: u32, v: u64, k: u32): void {
 
 /** Run the one instruction at the pc held in the STATE block through the interpreter. */
 export function jitInterp(k: u32): void {
+  count(CNT_JIT_INTERP);
   const d = retiredBefore(k);
   instret += d;
   pc = load<u64>(STATE + PC_OFF);
@@ -227,6 +230,89 @@ export function jitInterp(k: u32): void {
   store<u64>(STATE + PC_OFF, pc);
   instret -= d;
   setFlag();
+}
+
+/**
+ * An LR, SC or AMO whose inline fast path did not apply (see emitAmo in
+ * src/jit/translate.ts): address and rs2 come in, what goes to rd comes back,
+ * with no fetch or decode and no registers written back first.
+ */
+export function jitAmo(insn: u32, va: u64, b: u64, k: u32): u64 {
+  count(CNT_JIT_AMO);
+  const d = retiredBefore(k);
+  instret += d;
+  curInsnBits = <u64>insn;
+  const v = amo(insn, va, b);
+  instret -= d;
+  setFlag();
+  return v;
+}
+
+/**
+ * A CSR instruction from translated code, `src` being rs1's value (or the
+ * immediate): returns what goes to rd, with no fetch or decode and no
+ * registers written back first (a CSR instruction touches no other x register).
+ */
+export function jitCsr(insn: u32, src: u64, k: u32): u64 {
+  count(CNT_JIT_CSR);
+  const d = retiredBefore(k);
+  instret += d;
+  curInsnBits = <u64>insn;
+  const v = csrInsn(insn, src);
+  instret -= d;
+  setFlag();
+  return v;
+}
+
+/** run() is not being asked to stop (exitReason). */
+const EXIT_NONE_: u32 = 0;
+const SRET: u32 = 0x10200073;
+const MRET: u32 = 0x30200073;
+
+/**
+ * ECALL, EBREAK, SRET, MRET or SFENCE.VMA ending a translated block (pc in the
+ * STATE block, `n` the block's instructions including this one): runs it
+ * through the interpreter and takes the trap it raises, as run() would, then
+ * finds the block at the new pc through the fetch TLB of the new privilege and
+ * returns its table slot, so the chain goes on into the trap handler or back
+ * to the interrupted code without returning to run(). Returns 0 when run()
+ * must look first: an interrupt is now pending (the interpreter takes it at the
+ * same instruction), an ecall went to the host, the host asked to stop, no
+ * block is translated there or it does not fit the budget.
+ */
+export function jitSystem(n: u32): u32 {
+  count(CNT_JIT_SYSTEM);
+  // Retired before this instruction; run() counts it (the block's n includes it).
+  const d = <u64>load<u32>(STATE + JIT_DONE_OFF) + <u64>n - 1;
+  instret += d;
+  pc = load<u64>(STATE + PC_OFF);
+  execute();
+  let onward = false;
+  if (trapped) {
+    // No breakpoint or trigger stops here: a page they watch holds no translated code.
+    takePendingException();
+    onward = true;
+  } else {
+    const bits = <u32>curInsnBits;
+    onward = bits == SRET || bits == MRET || (bits >> 25) == 0x09;
+  }
+  store<u64>(STATE + PC_OFF, pc);
+  if (onward && exitReason == EXIT_NONE_) {
+    // What run() checks before the next instruction, with time as it stands after this one.
+    instret++;
+    updateTimerLines();
+    instret--;
+    onward = pendingInterrupt() < 0;
+  }
+  instret -= d;
+  if (!onward) return 0;
+  breakBatch = false;
+  const hpc = fetchHostAddr(pc);
+  if (hpc == 0) return 0;
+  const e = lookupBlock(pc, hpc);
+  if (e == 0 || load<u32>(STATE + JIT_DONE_OFF) + n + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
+  count(CNT_JIT_ONWARD);
+  return load<u32>(e, 16);
 }
 
 /**

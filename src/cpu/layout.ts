@@ -34,6 +34,9 @@ export const LAST_TRAP_OFF: u32 = 0x1000;
 export const WALK_COUNTS_OFF: u32 = 0x1200;
 /** Data TLB lookups (loads, stores): u64 counters; with the slow paths they give the hit rate. */
 export const LOOKUP_COUNTS_OFF: u32 = 0x1240;
+/** System-path event counters for --stats: SYS_COUNTS_N u64s, named in src/cpu/counters.ts (indices) and src/machine/cpu-core.ts (names). */
+export const SYS_COUNTS_OFF: u32 = 0x1600;
+export const SYS_COUNTS_N: u32 = 32;
 
 // ---- Translator (JIT) words inside the hart state block ----
 
@@ -60,8 +63,14 @@ export const JIT_URGENT_OFF: u32 = 0x1124;
 export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
 export const TLB_TAGS_OFF: u32 = 0x1130;
-/** Bitmap (by page number modulo 4096) of the pages block links point into since the last epoch bump. */
-export const LINK_PAGES_OFF: u32 = 0x1300;
+/**
+ * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
+ * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first
+ * links made outside U-mode (the global epoch), then links made in U-mode (the
+ * user epoch).
+ */
+export const LINK_PAGES_OFF: u32 = 0x6000;
+export const LINK_PAGES_BITS: u32 = 32768;
 /** TLB context per ASID: ASID_COUNT entries of {satp u64, context u32, pad u32}. */
 export const ASID_TABLE_OFF: u32 = 0x4000;
 export const ASID_COUNT: u32 = 512;

@@ -16,14 +16,26 @@
 
 import {
   TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
-  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, ASID_TABLE_OFF, ASID_COUNT,
+  MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
+
+// Which pages links point into, so that a page fence unlinks only when it must:
+// one map for the links of each epoch (a link made in U-mode follows the user
+// epoch, see linkSlot in jit.ts), each cleared with its epoch's bump.
+const LINK_MAP_BYTES: u32 = LINK_PAGES_BITS >> 3;
+const LINK_MAP_KERNEL: u32 = STATE + LINK_PAGES_OFF;
+const LINK_MAP_USER: u32 = LINK_MAP_KERNEL + LINK_MAP_BYTES;
+let kernelLinksNoted: bool = false;
+let userLinksNoted: bool = false;
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 export function bumpLinkEpoch(): void {
   store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
   bumpUserLinkEpoch();
-  memory.fill(STATE + LINK_PAGES_OFF, 0, 512);
+  if (kernelLinksNoted) {
+    memory.fill(LINK_MAP_KERNEL, 0, LINK_MAP_BYTES);
+    kernelLinksNoted = false;
+  }
 }
 
 /**
@@ -32,21 +44,46 @@ export function bumpLinkEpoch(): void {
  * A kernel block is only ever reached in S-mode (S cannot execute U pages)
  * and a user block only in U-mode, and xRET and traps end a chain.
  */
-@inline function bumpUserLinkEpoch(): void {
+function bumpUserLinkEpoch(): void {
   store<u32>(STATE + JIT_USER_EPOCH_OFF, load<u32>(STATE + JIT_USER_EPOCH_OFF) + 1);
+  if (userLinksNoted) {
+    memory.fill(LINK_MAP_USER, 0, LINK_MAP_BYTES);
+    userLinksNoted = false;
+  }
 }
 
-/** A link into the page of `va` was made: a flush of that page must unlink (see tlbFlushPage). */
+/**
+ * A page's bit in a link map: each half of the address space has half of the
+ * map, so the fence of a user page (low half, e.g. a copy-on-write fault)
+ * never aliases a kernel page that links point into.
+ */
+@inline function linkBit(vpn: u64): u32 {
+  const half = LINK_PAGES_BITS >> 1;
+  return (<u32>(vpn >> 51) & 1) * half + (<u32>vpn & (half - 1));
+}
+
+/** A link into the page of `va` is being made in the current privilege: a fence of that page must unlink (see tlbFlushPage). */
 @inline export function noteLinkTarget(va: u64): void {
-  const b = <u32>(va >> 12) & 4095;
-  const a = STATE + LINK_PAGES_OFF + (b >> 3);
+  const b = linkBit(va >> 12);
+  let map = LINK_MAP_KERNEL;
+  if (priv == PRV_U) {
+    map = LINK_MAP_USER;
+    userLinksNoted = true;
+  } else {
+    kernelLinksNoted = true;
+  }
+  const a = map + (b >> 3);
   store<u8>(a, <u8>(<u32>load<u8>(a) | (<u32>1 << (b & 7))));
 }
 
-@inline function linkTargetSeen(vpn: u64): bool {
-  const b = <u32>vpn & 4095;
-  return ((<u32>load<u8>(STATE + LINK_PAGES_OFF + (b >> 3)) >> (b & 7)) & 1) != 0;
+@inline function linkTargetSeen(map: u32, vpn: u64): bool {
+  const b = linkBit(vpn);
+  return ((<u32>load<u8>(map + (b >> 3)) >> (b & 7)) & 1) != 0;
 }
+import {
+  count, CNT_UNLINK_FLUSH, CNT_UNLINK_CODE, CNT_UNLINK_PAGE, CNT_UNLINK_SUPER, CNT_UNLINK_USER, CNT_UNLINK_PAGE_USER, CNT_FENCE_PAGE_FULL,
+  CNT_SATP_CHANGE, CNT_CODE_PROTECT, CNT_CODE_RETIRE,
+} from './counters';
 import {
   priv, satp, mstatus, ramSize, PRV_M, PRV_S, PRV_U, MS_MPRV, MS_MPP, MS_MPP_SHIFT, MS_SUM, MS_MXR,
   EXC_INSN_ACCESS, EXC_LOAD_ACCESS, EXC_STORE_ACCESS, EXC_INSN_PAGE, EXC_LOAD_PAGE, EXC_STORE_PAGE,
@@ -142,13 +179,21 @@ let lastSuperpage: bool = false;
 let lastGlobal: bool = false;
 /**
  * Virtual page numbers covered by the superpages TLB entries were filled from
- * (inclusive; empty when lo > hi). The TLB holds 4 KiB pieces, so an sfence.vma
+ * (inclusive; empty when lo > hi), in the upper half of the address space. The
+ * TLB holds 4 KiB pieces, so an sfence.vma
  * of an address inside a superpage must drop everything (the leaf covers many
  * pieces); one outside every superpage (a user page, while the kernel's linear
  * map uses superpages) drops just its own page.
  */
 let superLo: u64 = 0xffffffffffffffff;
 let superHi: u64 = 0;
+/**
+ * The same for the lower half of the address space (bit 63 clear), kept apart:
+ * one range over both would span from a process's huge pages up to the
+ * kernel's linear map, and every page fence between them would flush it all.
+ */
+let superLoLow: u64 = 0xffffffffffffffff;
+let superHiLow: u64 = 0;
 /** Low bits of the address inside the last translation's leaf (0xfff for a 4 KiB page). */
 let lastLeafMask: u64 = 0xfff;
 
@@ -199,8 +244,10 @@ function bindUserCtx(v: u64): void {
   if (superHasLocal) {
     superCtx = nextCtx++;
     superHasLocal = false;
+    count(CNT_UNLINK_SUPER);
     bumpLinkEpoch();
   } else {
+    count(CNT_UNLINK_USER);
     bumpUserLinkEpoch();
   }
 }
@@ -214,6 +261,7 @@ export function tlbSatpWritten(old: u64): void {
     tlbFlushAsid(asidOf(satp));
     return;
   }
+  count(CNT_SATP_CHANGE);
   if (nextCtx + 2 > CTX_LAST) {
     tlbFlushAll();
     return;
@@ -257,6 +305,8 @@ export function dirtyLogRestart(): void {
 export function retireCodePage(pg: u32): void {
   // Leave the running block after this instruction: it may have come from this page.
   breakBatch = true;
+  count(CNT_CODE_RETIRE);
+  count(CNT_UNLINK_CODE);
   bumpLinkEpoch();
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);
@@ -265,6 +315,7 @@ export function retireCodePage(pg: u32): void {
 
 /** Make every store to guest-RAM page `pg` take the slow path (it now holds translated code). */
 export function protectCodePage(pg: u32): void {
+  count(CNT_CODE_PROTECT);
   store<u8>(CODE_PAGE + pg, 1);
   const hostPage = <u64>RAM_HOST + (<u64>pg << 12);
   for (let s: u32 = 0; s < 4; s++) {
@@ -280,6 +331,7 @@ export function protectCodePage(pg: u32): void {
 
 /** Every translation of every address space goes: fresh contexts (the TLB is cleared only when they run out). */
 export function tlbFlushAll(): void {
+  count(CNT_UNLINK_FLUSH);
   bumpLinkEpoch();
   debugEntriesFlush();
   if (nextCtx + 2 > CTX_LAST) {
@@ -292,6 +344,8 @@ export function tlbFlushAll(): void {
   bindUserCtx(satp);
   superLo = 0xffffffffffffffff;
   superHi = 0;
+  superLoLow = 0xffffffffffffffff;
+  superHiLow = 0;
   updateTlbSets();
 }
 
@@ -299,13 +353,21 @@ export function tlbFlushAll(): void {
 export function tlbFlushPage(va: u64): void {
   const vpn = va >> 12;
   debugEntriesFlush();
-  if (vpn >= superLo && vpn <= superHi) {
+  if ((va >> 63) != 0 ? vpn >= superLo && vpn <= superHi : vpn >= superLoLow && vpn <= superHiLow) {
+    count(CNT_FENCE_PAGE_FULL);
     tlbFlushAll();
     return;
   }
   // Links into other pages stay right; a page flush per page fault (the kernel
   // fences even a newly valid PTE) would otherwise unlink every block each time.
-  if (linkTargetSeen(vpn)) bumpLinkEpoch();
+  // A user page's fence leaves the kernel's links alone.
+  if (linkTargetSeen(LINK_MAP_KERNEL, vpn)) {
+    count(CNT_UNLINK_PAGE);
+    bumpLinkEpoch();
+  } else if (linkTargetSeen(LINK_MAP_USER, vpn)) {
+    count(CNT_UNLINK_PAGE_USER);
+    bumpUserLinkEpoch();
+  }
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
     const e = TLB_BASE + s * SET_BYTES + idx;
@@ -317,8 +379,13 @@ export function tlbFlushPage(va: u64): void {
   if (lastSuperpage) {
     const lo = (va & ~lastLeafMask) >> 12;
     const hi = (va | lastLeafMask) >> 12;
-    if (lo < superLo) superLo = lo;
-    if (hi > superHi) superHi = hi;
+    if ((va >> 63) != 0) {
+      if (lo < superLo) superLo = lo;
+      if (hi > superHi) superHi = hi;
+    } else {
+      if (lo < superLoLow) superLoLow = lo;
+      if (hi > superHiLow) superHiLow = hi;
+    }
   }
   if (!lastGlobal && tag == <u64>superCtx << CTX_SHIFT) superHasLocal = true;
   const vpn = va >> 12;
@@ -583,7 +650,14 @@ export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
     accessFault(ACC_STORE, va);
     return 0;
   }
+  const cache = mayCache(pa);
   noteRamStore(pa - RAM_BASE);
+  // Fill both data TLBs as a load and a store there would, so the next AMO takes amoHostFast.
+  // (A writable page is readable: W without R faults in translate, and PMP checked both kinds.)
+  if (cache) {
+    if (trigPageFree(va, TRIG_LOAD)) tlbFill(tlbLoad, tagData, va, pa);
+    if (trigPageFree(va, TRIG_STORE)) tlbFill(tlbStore, tagData, va, pa);
+  }
   return pa;
 }
 
@@ -595,6 +669,33 @@ export function translateAmo(va: u64, size: u32, reads: bool = true): u64 {
 
 @inline function tlbEntry(base: u32, va: u64): u32 {
   return base + ((<u32>(va >> 12) & TLB_MASK) << 4);
+}
+
+/**
+ * Host address of a naturally aligned AMO or SC at `va` when the data TLB holds
+ * its page for both loads and stores, else 0 (take translateAmo). Both entries
+ * exist only for a RAM page whose translation, PMP and triggers allowed that
+ * kind of access, with no translated code on it and already marked dirty (see
+ * storeSlow), so the access needs no further check. The kernel's atomics
+ * (locks, reference counts, page-table updates) otherwise pay a page walk each.
+ */
+@inline export function amoHostFast(va: u64): usize {
+  const tag = (va >> 12) | tagData;
+  const es = tlbEntry(tlbStore, va);
+  if (load<u64>(es) != tag || load<u64>(tlbEntry(tlbLoad, va)) != tag) return 0;
+  return <usize>(va + load<u64>(es, 8));
+}
+
+/** Host address of a naturally aligned load (LR) at `va` when the load TLB holds its page, else 0. */
+@inline export function loadHostFast(va: u64): usize {
+  const e = tlbEntry(tlbLoad, va);
+  if (load<u64>(e) != ((va >> 12) | tagData)) return 0;
+  return <usize>(va + load<u64>(e, 8));
+}
+
+/** Guest physical address of a host address inside guest RAM. */
+@inline export function physOfHost(h: usize): u64 {
+  return <u64>h - <u64>RAM_HOST + RAM_BASE;
 }
 
 @inline export function load8(va: u64): u64 {

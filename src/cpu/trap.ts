@@ -8,6 +8,7 @@ import {
   MS_SPP, MS_MPP, MS_MPP_SHIFT, mtimecmp, stimecmp, menvcfg, msip, currentTime, MIP_MTIP, MIP_STIP, MIP_MSIP,
 } from './hart';
 import { updateTlbSets } from './mmu';
+import { count, CNT_TRAP_ENTRY } from './counters';
 import { pendingCause, pendingTval } from './exception';
 import { STATE, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF, LAST_TRAP_OFF } from './state';
 
@@ -26,6 +27,7 @@ export function enterTrap(cause: u64, tval: u64): void {
   // Per-cause counters for --stats: exceptions at TRAP_COUNTS, interrupts 64 slots later.
   const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? TRAP_COUNTS_INT_OFF : 0);
   store<u64>(slot, load<u64>(slot) + 1);
+  count(CNT_TRAP_ENTRY);
   if (priv == PRV_U) trapsFromUser++;
   store<u64>(STATE + LAST_TRAP_OFF, cause);
   store<u64>(STATE + LAST_TRAP_OFF + 8, pc);

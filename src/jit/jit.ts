@@ -50,7 +50,7 @@ export interface JitCoreExports {
 }
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
-  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup'] as const;
+  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup', 'jitAmo', 'jitCsr', 'jitSystem'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
 /**
@@ -235,9 +235,11 @@ export class Jit {
       { params: [I32, I32], results: [] }, // 5: jitFp
       { params: [I32], results: [I32] }, // 6: the chain trampoline
       { params: [I64, I32], results: [I32] }, // 7: jitLookup
+      { params: [I32, I64, I64, I32], results: [I64] }, // 8: jitAmo
+      { params: [I32, I64, I32], results: [I64] }, // 9: jitCsr
     ];
     const typeOf = (name: string, i: number) =>
-      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
+      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));

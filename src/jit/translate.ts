@@ -9,8 +9,8 @@
 // ends the block with pc at the faulting instruction (or after it) and the
 // count of instructions retired, exactly as the interpreter would.
 // FP computational instructions call the core's jitFp, except for inline fast
-// paths (see "Inline FP fast paths"); AMO and CSR instructions run through the
-// interpreter (jitInterp) in place.
+// paths (see "Inline FP fast paths"); CSR instructions and atomics call the
+// core's jitCsr and jitAmo in place (AMOs whose page the TLB holds run inline).
 
 import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
 import {
@@ -42,7 +42,10 @@ export const IMP = {
   mulh: 3, mulhsu: 4, mulhu: 5, div: 6, divu: 7, rem: 8, remu: 9, divw: 10, divuw: 11, remw: 12, remuw: 13,
   fp: 14,
   lookup: 15,
-  chain: 16,
+  amo: 16,
+  csr: 17,
+  system: 18,
+  chain: 19,
 } as const;
 
 const MAX_INSNS = 256;
@@ -106,7 +109,7 @@ class Emitter {
   /**
    * mstatus.FS is known to be Dirty here: an earlier FS check or FP instruction
    * of the block passed (each leaves the block otherwise), and only a CSR write
-   * could lower FS again (it runs through emitInterp, which clears this).
+   * could lower FS again (it runs through emitCsr, which clears this).
    */
   fsDirty = false;
   /** Registers read by the block (for a loop plan). */
@@ -561,15 +564,19 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       // and so does PAUSE: with several harts the interpreter hands the core to the next one.
       if (f3 === 0) return insn === PAUSE ? 'stop' : 'ok';
       return 'stop';
-    case 28: // SYSTEM: CSR instructions run in place through the interpreter (a write that
+    case 28: // SYSTEM: CSR instructions run in place through the core (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);
       // ECALL, EBREAK, xRET, WFI and SFENCE.VMA end the block before them.
-      if (f3 === 0 || f3 === 4) return 'stop';
-      emitInterp(e, rd, pc, next, k);
+      if (f3 === 0) {
+        if (!SYSTEM_ONWARD.has(insn >>> 0) && !(insn >>> 25 === 0x09 && rd === 0)) return 'stop';
+        emitSystem(e, pc, k);
+        return 'end';
+      }
+      if (f3 === 4) return 'stop';
+      emitCsr(e, insn, rd, rs1, f3, pc, next, k);
       return 'ok';
     case 11: // AMO
-      emitInterp(e, rd, pc, next, k);
-      return 'ok';
+      return emitAmo(e, insn, rd, rs1, rs2, f3, pc, next, k);
     case 1: // LOAD-FP
       if (f3 !== 2 && f3 !== 3) return 'stop';
       emitFpLoad(e, insn, rd, rs1, f3 === 3, pc, next, k);
@@ -592,17 +599,50 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
   }
 }
 
-function emitInterp(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
-  e.fsDirty = false;
-  e.flushForInterp(rd);
+/** ECALL, EBREAK, SRET, MRET (SFENCE.VMA is matched by its funct7): they end the block through jitSystem. */
+const SYSTEM_ONWARD = new Set([0x00000073, 0x00100073, 0x10200073, 0x30200073]);
+
+/**
+ * A trap, xRET or fence ends the block through the core's jitSystem, which
+ * runs it and returns the table slot of the block to go on with (0: back to
+ * the dispatcher). The registers are written back first (the trap handler,
+ * and the host's SBI for an ecall, work on the STATE block) and are not
+ * written again after the call, as an SBI call may change a0 and a1.
+ */
+function emitSystem(e: Emitter, pc: bigint, k: number): void {
+  e.storeDirty();
   e.storePc(pc);
-  e.i32c(k).call(IMP.interp);
-  e.reloadAfterHelper(rd);
-  // Flag set: the instruction trapped (pc left at it) or asked to leave (pc after it).
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
-  e.exitStoredPc(k + 1);
+  e.i32c(k + 1).call(IMP.system).lset(L_SLOT);
+  // The epilogue's bookkeeping: the retired count (jitSystem left the pc).
+  e.i32c(0).i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+  e.lget(L_SLOT).ifVoid();
+  e.lget(L_SLOT).op(OP.return_call).c.u32(IMP.chain);
   e.end();
-  void next;
+  e.i32c(0).op(OP.return);
+}
+
+/**
+ * A CSR instruction through the core's jitCsr: rs1's value (or the immediate)
+ * goes in, rd's comes back. A write may change mstatus.FS, so later FP
+ * instructions of the block check it again.
+ */
+function emitCsr(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
+  e.fsDirty = false;
+  e.i32c(insn | 0);
+  if (f3 >= 5) e.i64c(BigInt(rs1));
+  else e.reg(rs1);
+  e.i32c(k).call(IMP.csr).lset(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  {
+    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.exitConst(pc, k + 1);
+    e.end();
+    e.lget(L_VAL).setReg(rd);
+    e.exitConst(next, k + 1);
+  }
+  e.end();
+  e.lget(L_VAL).setReg(rd);
 }
 
 /** FP computation through the core's jitFp (no fetch or decode); a trap leaves with pc on it. */
@@ -1188,6 +1228,89 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
 }
 
 const STORE_OPS = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
+
+/** funct5 of the AMOs the fast path computes inline (LR and SC always go through jitAmo). */
+const AMO_OPS = new Set([0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c]);
+
+/**
+ * LR, SC and AMOs. An AMO on an aligned address whose page the data TLB holds
+ * for loads and for stores (so it is RAM, writable, readable, not watched, not
+ * holding translated code and already marked dirty: see amoHostFast in mmu.ts)
+ * runs inline; everything else calls the core's jitAmo, which does what the
+ * interpreter does (and raises what it raises) without fetch or decode.
+ */
+function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, f3: number, pc: bigint, next: bigint, k: number): EmitResult {
+  const f5 = insn >>> 27;
+  // Encodings the interpreter rejects are left to it.
+  if ((f3 !== 2 && f3 !== 3) || !(AMO_OPS.has(f5) || f5 === 0x02 || f5 === 0x03) || (f5 === 0x02 && rs2 !== 0)) return 'stop';
+  const w = f3 === 2;
+  const size = w ? 4 : 8;
+  e.reg(rs1).lset(L_VA);
+  if (f5 !== 0x02) e.reg(rs2).lset(L_VAL);
+  else e.i64c(0n).lset(L_VAL);
+  const inline = AMO_OPS.has(f5);
+  if (inline) {
+    // aligned && load entry && store entry (the second probe leaves L_E at the store entry)
+    e.lget(L_VA).i64c(BigInt(size - 1)).op(OP.i64_and).op(OP.i64_eqz);
+    emitProbe(e, L_TLBL, size);
+    e.op(OP.i32_and);
+    emitProbe(e, L_TLBS, size);
+    e.op(OP.i32_and);
+    e.ifI64();
+    emitHostAddr(e);
+    e.lset(L_OK);
+    // old (sign-extended for .W) into L_VA, the new value stored, old left for rd
+    e.lget(L_OK).mem(w ? OP.i64_load32_s : OP.i64_load, w ? 2 : 3, 0).lset(L_VA);
+    e.lget(L_OK);
+    emitAmoResult(e, f5, w);
+    e.mem(w ? OP.i64_store32 : OP.i64_store, w ? 2 : 3, 0);
+    e.lget(L_VA);
+    e.else();
+  }
+  e.i32c(insn | 0).lget(L_VA).lget(L_VAL).i32c(k).call(IMP.amo).lset(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  {
+    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
+    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.exitConst(pc, k + 1);
+    e.end();
+    e.lget(L_VAL).setReg(rd);
+    e.exitConst(next, k + 1);
+  }
+  e.end();
+  e.lget(L_VAL);
+  if (inline) e.end();
+  e.setReg(rd);
+  return 'ok';
+}
+
+/** Push the value an AMO stores, from old (L_VA, sign-extended for .W) and rs2 (L_VAL). */
+function emitAmoResult(e: Emitter, f5: number, w: boolean): void {
+  const b = () => {
+    e.lget(L_VAL);
+    if (w) e.op(OP.i64_extend32_s);
+  };
+  switch (f5) {
+    case 0x01: b(); return; // swap
+    case 0x00: e.lget(L_VA); b(); e.op(OP.i64_add); return;
+    case 0x04: e.lget(L_VA); b(); e.op(OP.i64_xor); return;
+    case 0x0c: e.lget(L_VA); b(); e.op(OP.i64_and); return;
+    case 0x08: e.lget(L_VA); b(); e.op(OP.i64_or); return;
+  }
+  // min/max: select(old, b, old OP b); unsigned .W compares the low words
+  e.lget(L_VA);
+  b();
+  if (w && (f5 === 0x18 || f5 === 0x1c)) {
+    e.lget(L_VA).op(OP.i32_wrap_i64);
+    e.lget(L_VAL).op(OP.i32_wrap_i64);
+    e.op(f5 === 0x18 ? OP.i32_lt_u : OP.i32_gt_u);
+  } else {
+    e.lget(L_VA);
+    b();
+    e.op(f5 === 0x10 ? OP.i64_lt_s : f5 === 0x14 ? OP.i64_gt_s : f5 === 0x18 ? OP.i64_lt_u : OP.i64_gt_u);
+  }
+  e.op(OP.select);
+}
 
 function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = 1 << f3;

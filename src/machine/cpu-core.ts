@@ -4,7 +4,7 @@
 
 import {
   DEBUG_BP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
-  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, SYS_COUNTS_OFF, SYS_COUNTS_N,
 } from './layout.js';
 import { Jit, TABLE_INITIAL, type JitCoreExports } from '../jit/jit.js';
 
@@ -101,6 +101,18 @@ export interface TriggerSpec {
   length?: bigint;
 }
 
+/**
+ * The core's system-path event counters (SYS_COUNTS_OFF), in the order of the
+ * CNT_* indices of src/cpu/counters.ts, which says what each counts.
+ */
+export const SYS_COUNTER_NAMES = [
+  'dispatch', 'headMiss', 'relink', 'chainTrap', 'chainBreak',
+  'unlinkFlush', 'unlinkCode', 'unlinkPage', 'unlinkSuper', 'unlinkUser',
+  'fencePage', 'fenceAsid', 'fenceAll', 'fencePageFull', 'satp', 'satpChange',
+  'codeProtect', 'codeRetire', 'jitInterp', 'trapEntry', 'xret', 'unlinkPageUser', 'jitAmo', 'jitCsr', 'jitSystem', 'jitOnward',
+] as const;
+export type SysCounters = Record<(typeof SYS_COUNTER_NAMES)[number], bigint>;
+
 /** Word the core reads after each host MMIO call: non-zero means "no device here". */
 const MMIO_FAULT_ADDR = STATE + MMIO_FAULT_OFF;
 /** Slack after guest RAM so an instruction fetch at the very end of RAM stays in bounds. */
@@ -175,6 +187,14 @@ export class CpuCore {
   }
 
   private irqView: BigUint64Array | null = null;
+
+  /** System-path events so far (see SYS_COUNTER_NAMES). */
+  sysCounters(): SysCounters {
+    const v = new BigUint64Array(this.mem.buffer, STATE + SYS_COUNTS_OFF, SYS_COUNTS_N);
+    const out = {} as SysCounters;
+    SYS_COUNTER_NAMES.forEach((n, i) => (out[n] = v[i]));
+    return out;
+  }
 
   /** Interrupts taken so far, all causes. */
   interruptsTaken(): bigint {

@@ -53,6 +53,12 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
     const rate = (miss: bigint, all: bigint) => (all > 0n ? `${(100 * (1 - Number(miss) / Number(all))).toFixed(2)}% of ${fmt(all)}` : 'no lookups');
     lines.push(`  data TLB hit rate    loads ${rate(c.walks.load, c.lookups.load)}, stores ${rate(c.walks.store, c.lookups.store)}`);
   }
+  const s = core.sysCounters();
+  lines.push(`  dispatcher           ${fmt(s.dispatch)} blocks called, ${fmt(s.headMiss)} heads interpreted, ${fmt(s.relink)} exits linked; chains ended by a trap ${fmt(s.chainTrap)}, by a batch end ${fmt(s.chainBreak)}; inside blocks ${fmt(s.jitInterp)} instructions interpreted, ${fmt(s.jitAmo)} atomics and ${fmt(s.jitCsr)} CSR instructions through the core`);
+  lines.push(`  system instructions  ${fmt(s.jitSystem)} in translated code (traps, xRET, fences), ${fmt(s.jitOnward)} of them went on into the next block`);
+  lines.push(`  unlinking            all links: ${fmt(s.unlinkFlush)} TLB flushes, ${fmt(s.unlinkCode)} code pages written, ${fmt(s.unlinkPage)} page fences, ${fmt(s.unlinkSuper)} switches; user links only: ${fmt(s.unlinkUser)} switches, ${fmt(s.unlinkPageUser)} page fences`);
+  lines.push(`  fences and satp      sfence.vma page ${fmt(s.fencePage)} (${fmt(s.fencePageFull)} flushed all), ASID ${fmt(s.fenceAsid)}, all ${fmt(s.fenceAll)}; satp writes ${fmt(s.satp)} (${fmt(s.satpChange)} changed it); xRET ${fmt(s.xret)}, traps ${fmt(s.trapEntry)}`);
+  lines.push(`  code pages           ${fmt(s.codeProtect)} protected, ${fmt(s.codeRetire)} retired by a write`);
   const traps: string[] = [];
   c.exceptions.forEach((n, i) => n > 0n && traps.push(`${EXCEPTION_NAMES[i] ?? `exception ${i}`}: ${fmt(n)}`));
   c.interrupts.forEach((n, i) => n > 0n && traps.push(`${INTERRUPT_NAMES[i] ?? `interrupt ${i}`} interrupt: ${fmt(n)}`));
