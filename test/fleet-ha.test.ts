@@ -181,8 +181,9 @@ test('a lease revoked at etcd: the host hears it at its next keep-alive and fenc
     const rv = ctl('lease', 'revoke', lease.toString(16));
     assert.equal(rv.status, 0, rv.stderr);
     await until('h2 to fence itself', () => /lost the lease/.test(h2.stderr), 60_000, 50);
-    // The reason is etcd's answer, not the silence of a lease time.
-    assert.match(h2.stderr, /lost the lease \(Lease \d+ is expired or revoked\): fencing, stopping 1 HA VM/);
+    // The reason is etcd's answer, not the silence of a lease time. (h2 may also
+    // hold an HA VM restarted there by an earlier test: the count is not fixed.)
+    assert.match(h2.stderr, /lost the lease \(Lease \d+ is expired or revoked\): fencing, stopping \d+ HA VM/);
     // Nobody else may have it yet, or it is back at home: it runs on one host again.
     await until('ha2 to run again', async () => (await runningOn('ha2')).length === 1, 120_000, 100);
     await new Promise((r) => setTimeout(r, LEASE * 2000));
