@@ -132,6 +132,8 @@ test('a member without the right certificates is refused by a TLS etcd and stops
   await refused('n2', ['--fleet', ep, '--etcd-ca', other.ca, '--etcd-cert', tls.clientCert, '--etcd-key', tls.clientKey]);
   // A client certificate from another CA: etcd does not trust it.
   await refused('n3', ['--fleet', ep, '--etcd-ca', tls.ca, '--etcd-cert', other.clientCert, '--etcd-key', other.clientKey]);
+  // No --etcd-ca for an https:// endpoint: the system's CAs are used, and they do not know the test CA.
+  await refused('n5', ['--fleet', ep]);
   // Plain HTTP to the TLS port.
   const plain = await serve('n4', ['--fleet', ep.replace(/^https:/, 'http:')]);
   await until('n4 to stop', () => plain.child.exitCode !== null, 60_000);

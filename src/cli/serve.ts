@@ -247,7 +247,8 @@ function fleetOptions(values: Record<string, string | boolean | string[] | undef
   if ((str('etcd-cert') === undefined) !== (str('etcd-key') === undefined)) throw new UsageError('--etcd-cert and --etcd-key go together');
   if (str('etcd-cert') !== undefined && str('etcd-ca') === undefined) throw new UsageError('--etcd-cert needs --etcd-ca');
   if (str('etcd-password-file') !== undefined && str('etcd-user') === undefined) throw new UsageError('--etcd-password-file needs --etcd-user');
-  if (str('etcd-ca') !== undefined) muteIpServerNameWarning();
+  // TLS: with --etcd-ca, or an https:// endpoint (then the system's CAs check etcd).
+  if (str('etcd-ca') !== undefined || endpoints.some((e) => /^https:/i.test(e))) muteIpServerNameWarning();
   return {
     endpoints,
     hostName,

@@ -241,7 +241,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await host.close();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       rmSync(opts.socketPath, { force: true });
-      throw new Error(`cannot join the fleet at ${opts.fleet.endpoints.join(',')}: ${joinFailure(e, opts.fleet.caFile !== undefined)}`);
+      throw new Error(`cannot join the fleet at ${opts.fleet.endpoints.join(',')}: ${joinFailure(e, opts.fleet.caFile !== undefined || opts.fleet.endpoints.some((u) => /^https:/i.test(u)))}`);
     }
     ctx.fleet = member;
     addFleetMetrics(metrics, member);
