@@ -4,43 +4,19 @@
 // and comes back; a destination without room refuses and the VM runs on at
 // the source; a wrong token is refused; a hostile stream is dropped.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { api, dirtyKernel, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { api, dirtyKernel, until, type TestDaemon } from './daemon-helpers.js';
+import { daemonPair, migrateAndWait, tokenOf, urlOf } from './lib/migrate-pair.js';
 import { FrameType, encodeFrame, encodeJson, MIGRATION_MAGIC, MIGRATION_VERSION } from '../src/vm/migration/stream.js';
 import { budget } from './lib/budget.js';
 
-const TOKEN_A = 'token-a-0123456789';
-const TOKEN_B = 'token-b-0123456789';
-let a: TestDaemon;
-let b: TestDaemon;
-
-before(async () => {
-  a = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_A });
-  b = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_B, imagesDir: a.images });
-});
-after(async () => {
-  await b?.cleanup();
-  await a?.cleanup();
-});
-
-const urlOf = (d: TestDaemon) => `http://127.0.0.1:${d.tcp!.port}`;
-const tokenOf = (d: TestDaemon) => (d === a ? TOKEN_A : TOKEN_B);
+const pair = daemonPair();
 const instructions = async (d: TestDaemon, name: string) => (await api(d, 'GET', `/v1/vms/${name}/stats`)).json?.instructions as number;
 
-async function migrateAndWait(from: TestDaemon, to: TestDaemon, name: string, extra: Record<string, unknown> = {}) {
-  const r = await api(from, 'POST', `/v1/vms/${name}/migrate`, { to: urlOf(to), token: tokenOf(to), ...extra });
-  assert.equal(r.status, 202, r.text);
-  let st: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  await until('the migration to end', async () => {
-    st = (await api(from, 'GET', `/v1/vms/${name}/migrate`)).json;
-    return ['completed', 'failed', 'cancelled'].includes(st?.phase);
-  }, 300_000, 100);
-  return st;
-}
-
 test('a running VM moves to the other daemon and back, and keeps running', { timeout: budget(600_000) }, async () => {
+  const { a, b } = pair;
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'mover', memory: 32, kernel: 'spin' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/mover/start')).status, 200);
   await until('the guest to run', async () => (await instructions(a, 'mover')) > 1e6, 60_000);
@@ -63,6 +39,7 @@ test('a running VM moves to the other daemon and back, and keeps running', { tim
 });
 
 test('refusals reach the source and leave the VM running there', { timeout: budget(300_000) }, async () => {
+  const { a, b } = pair;
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'big', memory: 600, kernel: 'spin' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/big/start')).status, 200);
   // The destination's budget (1024 MiB) minus a VM of 600 MiB there leaves too little.
@@ -90,6 +67,7 @@ test('refusals reach the source and leave the VM running there', { timeout: budg
 });
 
 test('a hostile stream is dropped with nothing left behind', { timeout: budget(120_000) }, async () => {
+  const { b } = pair;
   const send = (frames: Uint8Array[]) =>
     new Promise<string>((resolve) => {
       const s = connect(b.tcp!.port, '127.0.0.1');
@@ -97,7 +75,7 @@ test('a hostile stream is dropped with nothing left behind', { timeout: budget(1
       s.on('data', (c) => (got += c.toString('latin1')));
       s.on('close', () => resolve(got));
       s.on('error', () => {});
-      s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN_B}\r\n\r\n`);
+      s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${tokenOf(b)}\r\n\r\n`);
       for (const f of frames) s.write(f);
       setTimeout(() => s.end(), 500);
     });
@@ -119,13 +97,14 @@ test('a hostile stream is dropped with nothing left behind', { timeout: budget(1
 });
 
 test('tsvisor migrate: moves a VM from the command line, reports the result, and refuses bad options', { timeout: budget(300_000) }, async () => {
+  const { a, b } = pair;
   const { spawn } = await import('node:child_process');
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { fileURLToPath } = await import('node:url');
   const cli = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
   const tokenFile = join(a.dir, 'b.token');
-  writeFileSync(tokenFile, `${TOKEN_B}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, `${tokenOf(b)}\n`, { mode: 0o600 });
   const run = (args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const c = spawn(process.execPath, [cli, 'migrate', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -154,6 +133,7 @@ test('tsvisor migrate: moves a VM from the command line, reports the result, and
 });
 
 test('auto-converge: a guest that dirties memory faster than the downtime limit allows is throttled, and still moves', { timeout: budget(600_000) }, async () => {
+  const { a, b } = pair;
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   writeFileSync(join(a.images, 'dirty'), dirtyKernel());
@@ -173,10 +153,11 @@ test('auto-converge: a guest that dirties memory faster than the downtime limit 
 });
 
 test('a process-isolated VM is refused with a clear error at both ends and runs on at the source', { timeout: budget(300_000) }, async () => {
+  const { a, b } = pair;
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'proc', memory: 16, kernel: 'spin', isolation: 'process' })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/proc/start')).status, 200);
   await until('the guest to run', async () => (await instructions(a, 'proc')) > 1e6, 120_000);
-  const r = await api(a, 'POST', '/v1/vms/proc/migrate', { to: urlOf(b), token: TOKEN_B });
+  const r = await api(a, 'POST', '/v1/vms/proc/migrate', { to: urlOf(b), token: tokenOf(b) });
   assert.equal(r.status, 409, r.text);
   assert.match(r.text, /own process: only thread-isolated VMs can migrate/);
   // A source that sends one anyway is refused by the destination, which keeps nothing.
@@ -186,7 +167,7 @@ test('a process-isolated VM is refused with a clear error at both ends and runs 
     s.on('data', (c) => (got += c.toString('latin1')));
     s.on('close', () => resolve(got));
     s.on('error', () => {});
-    s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${TOKEN_B}\r\n\r\n`);
+    s.write(`POST /v1/migrations/incoming HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: tsvisor-migration\r\nauthorization: Bearer ${tokenOf(b)}\r\n\r\n`);
     s.write(encodeJson(FrameType.HELLO, {
       magic: MIGRATION_MAGIC, version: MIGRATION_VERSION, id: 'process-vm-0001', name: 'proc', memMiB: 16,
       definition: { name: 'proc', memory: 16, kernel: 'spin', isolation: 'process' }, diskSizes: [],

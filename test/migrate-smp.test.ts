@@ -4,40 +4,15 @@
 // counting (a hart left behind stopped would not), the VM's instruction count
 // goes on from where it was, and it comes back the same way.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
+import { api, until, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
+import { daemonPair, migrateAndWait } from './lib/migrate-pair.js';
 
-const TOKEN_A = 'token-a-0123456789';
-const TOKEN_B = 'token-b-0123456789';
-let a: TestDaemon;
-let b: TestDaemon;
-
-before(async () => {
-  a = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_A });
-  b = await startTestDaemon({ memoryBudgetMiB: 1024, listen: { host: '127.0.0.1', port: 0 }, token: TOKEN_B, imagesDir: a.images });
-});
-after(async () => {
-  await b?.cleanup();
-  await a?.cleanup();
-});
-
-const urlOf = (d: TestDaemon) => `http://127.0.0.1:${d.tcp!.port}`;
-const tokenOf = (d: TestDaemon) => (d === a ? TOKEN_A : TOKEN_B);
+const pair = daemonPair();
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const stats = async (d: TestDaemon, name: string): Promise<any> => (await api(d, 'GET', `/v1/vms/${name}/stats`)).json;
-
-async function migrateAndWait(from: TestDaemon, to: TestDaemon, name: string) {
-  const r = await api(from, 'POST', `/v1/vms/${name}/migrate`, { to: urlOf(to), token: tokenOf(to) });
-  assert.equal(r.status, 202, r.text);
-  let st: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  await until('the migration to end', async () => {
-    st = (await api(from, 'GET', `/v1/vms/${name}/migrate`)).json;
-    return ['completed', 'failed', 'cancelled'].includes(st?.phase);
-  }, 300_000, 100);
-  return st;
-}
 
 /** Both harts started and each ran `n` more instructions than in `since`. */
 async function bothHartsRun(d: TestDaemon, name: string, n: number): Promise<void> {
@@ -49,6 +24,7 @@ async function bothHartsRun(d: TestDaemon, name: string, n: number): Promise<voi
 }
 
 test('a 2-hart VM moves to the other daemon and back with both harts running', { timeout: budget(600_000) }, async () => {
+  const { a, b } = pair;
   assert.equal((await api(a, 'POST', '/v1/vms', { name: 'pair', memory: 32, kernel: 'smpspin', cpus: 2 })).status, 201);
   assert.equal((await api(a, 'POST', '/v1/vms/pair/start')).status, 200);
   await bothHartsRun(a, 'pair', 1e6);
