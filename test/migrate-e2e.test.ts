@@ -189,7 +189,7 @@ test('a VM with a disk and a busy workload migrates there, back, ten times, and 
   const hop = async (from: ChildDaemon, to: ChildDaemon) => {
     const st = await migrate(from, url(to), to.token);
     assert.equal(st.phase, 'completed', JSON.stringify(st));
-    assert.deepEqual((await whereRuns([a, b])).map((d) => d.name), [to.name]);
+    assert.deepEqual((await whereRuns([a, b])).map((d) => d.name), [to.name], `after ${JSON.stringify(st)}: ${(await api({ socketPath: to.sock }, 'GET', '/v1/vms/work')).text}\n${daemons.map((d) => `${d.name}: ${d.log().slice(-1500)}`).join('\n')}`);
     last = await ticksGoOn([a, b], last);
     return st;
   };

@@ -374,8 +374,8 @@ async function main(): Promise<void> {
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;
   let consoleSize = validConsoleSize(config.consoleSize);
-  /** The boot watch is satisfied (or off); a restored machine came up long ago. */
-  let cameUp = !config.bootWatchInsns || config.restore !== undefined;
+  /** The boot watch is satisfied (or off); a restored or migrated machine came up long ago. */
+  let cameUp = !config.bootWatchInsns || config.restore !== undefined || config.incoming !== undefined;
   /**
    * Destination: take pages and then the device state from the owner (commands
    * on the port) until the state arrives. Blocks the worker, which has no guest
