@@ -10,13 +10,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
-import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { launchChromium, loadPlaywright } from './lib/browser.js';
 import { budget } from './lib/budget.js';
 
 // Browser globals, for the functions that run in the page (this file is compiled without the DOM library).
@@ -61,15 +60,7 @@ describe('web console in chromium', { skip }, () => {
     const r = await api({ port, token: TOKEN }, 'POST', '/v1/vms', { name: 'web', kernel: 'vmlinux', initrd: 'initrd', memory: 256 });
     assert.equal(r.status, 201, r.text);
 
-    const profile = mkdtempSync(join(tmpdir(), 'tsvisor-chromium-'));
-    ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    ({ ctx, page } = await launchChromium(pw, { width: 1280, height: 900 }));
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
       if (m.type() === 'error' && loggedIn) problems.push(`console error: ${m.text()}`);

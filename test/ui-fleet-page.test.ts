@@ -14,13 +14,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { makeImages, until } from './daemon-helpers.js';
-import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { launchChromium, loadPlaywright } from './lib/browser.js';
 import { EtcdCluster, etcdBinary } from './lib/etcd.js';
 import { FLEET_TOKEN, MemberDaemon, waitHosts } from './lib/fleet-daemons.js';
 import { budget } from './lib/budget.js';
@@ -59,15 +58,7 @@ describe('the Fleet page in chromium', { skip }, () => {
       new MemberDaemon({ name: name!, dir, images: made.images, endpoints: etcd!.endpoints, budgetMiB: BUDGET, leaseSeconds: 4, labels: [label!] }));
     await Promise.all(hosts.map((h) => h.start()));
     await waitHosts(hosts[0]!, ['h1', 'h2', 'h3']);
-    const profile = mkdtempSync(join(tmpdir(), 'tsvisor-chromium-'));
-    ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: DESKTOP,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    ({ ctx, page } = await launchChromium(pw, DESKTOP));
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
       if (m.type() === 'error' && loggedIn && !(down && /ERR_CONNECTION_REFUSED/.test(m.text()))) problems.push(`console error: ${m.text()}`);

@@ -15,13 +15,12 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, dirtyKernel, makeImages, until } from './daemon-helpers.js';
-import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { launchChromium, loadPlaywright } from './lib/browser.js';
 import { ServeChild } from './lib/serve-child.js';
 import { budget } from './lib/budget.js';
 
@@ -94,15 +93,7 @@ describe('snapshots, clones, migration and restarts in chromium', { skip }, () =
     b = new ServeChild({ dir: join(dir, 'b'), imagesDir: made.images, token: TOKEN_B });
     await a.start();
     await b.start();
-    const profile = mkdtempSync(join(tmpdir(), 'tsvisor-chromium-'));
-    ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: DESKTOP,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
-    pageA = ctx.pages()[0] ?? (await ctx.newPage());
+    ({ ctx, page: pageA } = await launchChromium(pw, DESKTOP));
     watch(pageA, 'A');
     mkdirSync(ARTIFACTS, { recursive: true });
   });

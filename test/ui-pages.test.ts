@@ -13,13 +13,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { api, makeImages, until } from './daemon-helpers.js';
-import { CHROMIUM, loadPlaywright } from './lib/browser.js';
+import { launchChromium, loadPlaywright } from './lib/browser.js';
 import { budget } from './lib/budget.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -71,15 +70,7 @@ describe('management pages in chromium', { skip }, () => {
     port = Number(/and 127\.0\.0\.1:(\d+)/.exec(err)?.[1]);
     assert.ok(port > 0, `daemon did not start: ${err}`);
 
-    const profile = mkdtempSync(join(tmpdir(), 'tsvisor-chromium-'));
-    ctx = await pw.chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: DESKTOP,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
+    ({ ctx, page } = await launchChromium(pw, DESKTOP));
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
       if (m.type() !== 'error' || !loggedIn) return;
