@@ -127,6 +127,8 @@ test('a guest with host-loopback reaches a host server but never the daemon API 
     con = await ConsoleClient.open(sock, 'g');
     await con.waitFor(READY_LINE, 300_000);
     await con.waitFor(/tsvisor guest: eth0 10\.0\.2\.15\/24 via 10\.0\.2\.2/, 60_000);
+    // A line typed before the shell's first prompt is echoed and lost (the guest's tty, as under QEMU).
+    await con.waitFor('# ', 60_000, con.output.indexOf(READY_LINE));
     const c = con;
     let n = 0;
     const run = async (cmd: string): Promise<string> => {
