@@ -115,8 +115,18 @@ function networkOrShow(e) {
 // ---- create
 
 async function openCreate(params) {
-  const doc = await loadOpenApi();
-  const [images, snapshots] = await Promise.all([ctx.api('GET', '/v1/images'), ctx.api('GET', '/v1/snapshots')]);
+  // The last visit's form must not show (or be submitted) while this one loads.
+  $('create-fields').textContent = '';
+  $('create-submit').disabled = true;
+  $('create-message').textContent = 'Loading...';
+  let doc, images, snapshots;
+  try {
+    doc = await loadOpenApi();
+    [images, snapshots] = await Promise.all([ctx.api('GET', '/v1/images'), ctx.api('GET', '/v1/snapshots')]);
+  } catch (e) {
+    $('create-message').textContent = ''; // the page's error line says why
+    throw e;
+  }
   const snap = params.get('snapshot');
   const preset = {};
   if (snap) {
@@ -125,6 +135,7 @@ async function openCreate(params) {
   }
   buildCreateForm($('create-fields'), doc.components.schemas.CreateVm, images, snapshots, preset);
   $('create-message').textContent = '';
+  $('create-submit').disabled = false;
   $('create-fields').querySelector('[data-field="name"]').focus();
 }
 
