@@ -20,7 +20,7 @@
 // <cache>/userland/manifest.json.
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { acquireBuildLock } from './build-lock.js';
@@ -40,7 +40,7 @@ export const USERLAND_MARKER = '/etc/tsvisor-userland';
 export const DEFAULT_USERLAND_SIZE = 1024 * 1024 * 1024;
 const MANIFEST = 'manifest.json';
 /** Bump when the image's contents change, so cached disks are rebuilt. */
-const MANIFEST_FORMAT = 1;
+const MANIFEST_FORMAT = 2;
 
 export interface EnsureUserlandOptions {
   /** Debian archive URI; default: the host apt's main Debian source. */
@@ -157,6 +157,13 @@ async function configureByHand(tree: string): Promise<void> {
   for (const f of ['passwd', 'group']) {
     const master = join(tree, 'usr/share/base-passwd', `${f}.master`);
     if (!existsSync(join(tree, 'etc', f)) && existsSync(master)) await copyFile(master, join(tree, 'etc', f));
+  }
+  // debootstrap leaves /proc a symlink to the host's when it cannot mount
+  // proc; a chroot needs a directory to mount it on.
+  const proc = join(tree, 'proc');
+  if ((await lstat(proc).catch(() => undefined))?.isSymbolicLink()) {
+    await rm(proc, { force: true });
+    await mkdir(proc, { mode: 0o555 });
   }
   // The downloaded packages are not needed in the image.
   const archives = join(tree, 'var/cache/apt/archives');
