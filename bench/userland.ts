@@ -13,7 +13,11 @@
 // python3 from the same tree on the host.
 //
 //   npm run bench:userland -- [--scale X] [--json] [--emulators qemu,tsvisor]
-//                             [--timeout SECONDS] [--tsvisor-arg ARG]... [--no-user-check]
+//                             [--timeout SECONDS] [--tsvisor-arg ARG]... [--node-arg ARG]... [--no-user-check]
+//
+// --tsvisor-arg --stats prints tsvisor's counters at exit (they are in the
+// guest's poweroff output, on stderr with TSVISOR_BENCH_ECHO=1);
+// --node-arg=--cpu-prof --node-arg=--cpu-prof-dir=DIR profiles it.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,6 +48,8 @@ interface Options {
   emulators: Set<Emulator>;
   timeoutMs: number;
   tsvisorArgs: string[];
+  /** Node options for tsvisor's process (e.g. --cpu-prof --cpu-prof-dir=DIR: a profile per thread, the worker's included). */
+  nodeArgs: string[];
   userCheck: boolean;
 }
 
@@ -67,7 +73,7 @@ interface RunResult {
 
 function fail(msg: string): never {
   process.stderr.write(`bench:userland: ${msg}\n` +
-    'usage: npm run bench:userland -- [--scale X] [--json] [--emulators qemu,tsvisor] [--timeout SECONDS] [--tsvisor-arg ARG]... [--no-user-check]\n');
+    'usage: npm run bench:userland -- [--scale X] [--json] [--emulators qemu,tsvisor] [--timeout SECONDS] [--tsvisor-arg ARG]... [--node-arg ARG]... [--no-user-check]\n');
   process.exit(2);
 }
 
@@ -82,6 +88,7 @@ function parseOptions(argv: string[]): Options {
         emulators: { type: 'string', default: 'qemu,tsvisor' },
         timeout: { type: 'string', default: '1800' },
         'tsvisor-arg': { type: 'string', multiple: true },
+        'node-arg': { type: 'string', multiple: true },
         'no-user-check': { type: 'boolean', default: false },
       },
       strict: true,
@@ -98,7 +105,7 @@ function parseOptions(argv: string[]): Options {
     if (e !== 'qemu' && e !== 'tsvisor') fail(`unknown emulator '${e}' (qemu, tsvisor)`);
     emulators.add(e);
   }
-  return { scale, json: values.json, emulators, timeoutMs: timeout * 1000, tsvisorArgs: values['tsvisor-arg'] ?? [], userCheck: !values['no-user-check'] };
+  return { scale, json: values.json, emulators, timeoutMs: timeout * 1000, tsvisorArgs: values['tsvisor-arg'] ?? [], nodeArgs: values['node-arg'] ?? [], userCheck: !values['no-user-check'] };
 }
 
 /** The job's files as a raw tar disk (padded to whole 64 KiB; the guest reads it with tar -xf /dev/vdX). */
@@ -141,6 +148,8 @@ async function runOne(emulator: Emulator, cmd: string, args: string[], opts: Opt
       const m = MARKER.exec(raw.replace(/\r/g, ''));
       if (!m) continue;
       const name = m[2] as Part;
+      // With --stats, tsvisor prints its counters on SIGUSR1: at the job's start and end, so the job's share can be told from the boot's.
+      if (name === 'job' && opts.tsvisorArgs.includes('--stats') && emulator === 'tsvisor') s.child.kill('SIGUSR1');
       if (m[1] === 'begin') begun.set(name, now);
       else if (begun.has(name) && m[3]) {
         res.parts[name] = { seconds: (now - begun.get(name)!) / 1000, checksum: m[3] };
@@ -217,7 +226,7 @@ async function main(): Promise<void> {
     if (opts.emulators.has('tsvisor')) {
       say('tsvisor: booting');
       runs.tsvisor = await runOne('tsvisor', process.execPath, [
-        TSVISOR_BIN, 'run', '--kernel', g.kernel, '--initrd', g.initrd, '--append', APPEND, '--mem', MEM, '--net', 'none',
+        ...opts.nodeArgs, TSVISOR_BIN, 'run', '--kernel', g.kernel, '--initrd', g.initrd, '--append', APPEND, '--mem', MEM, '--net', 'none',
         '--disk', overlay('tsvisor'), '--disk', `${job},format=raw,readonly=on`, ...opts.tsvisorArgs,
       ], opts, say);
     }
