@@ -61,7 +61,7 @@ interface PartResult {
 interface RunResult {
   emulator: Emulator;
   bootSeconds: number | null;
-  /** Mounting the disks and the python byte-code warm-up (see prepareCommand). */
+  /** Mounting the disks and the python byte-code warm-up (see prepareCommands). */
   prepareSeconds: number | null;
   /** From process start to the job's end marker. */
   totalSeconds: number | null;
@@ -125,14 +125,15 @@ function jobDisk(dir: string): string {
  * which python3's postinst (py3compile) would have made on a configured
  * system: the disk builder cannot make it without running riscv64 code.
  */
-function prepareCommand(): string {
+function prepareCommands(): string[] {
+  // One short line each: a long line gets folded by the shell's line editor.
   return [
-    'mkdir -p /mnt',
-    'J=; for d in /dev/vda /dev/vdb; do mount -t ext4 $d /mnt 2>/dev/null || J=$d; done',
+    'mkdir -p /mnt; J=; for d in /dev/vda /dev/vdb; do mount -t ext4 $d /mnt 2>/dev/null || J=$d; done; echo J=$J',
     'mount -t proc proc /mnt/proc && mount -o bind /dev /mnt/dev && mount -t tmpfs -o size=512m tmpfs /mnt/tmp',
-    'mkdir -p /mnt/job && tar -xf $J -C /mnt/job',
-    "chroot /mnt /usr/bin/python3 -c 'import collections, hashlib, json, lzma, random, re, sqlite3, zlib' && echo @@UL prepared-$((6 * 7))",
-  ].join('; ');
+    'mkdir -p /mnt/job && tar -xf $J -C /mnt/job && ls /mnt/job',
+    'M=collections,hashlib,json,lzma,random,re,sqlite3,zlib',
+    'chroot /mnt /usr/bin/python3 -c "import $M" && echo @@UL prepared-$((6 * 7))',
+  ];
 }
 
 async function runOne(emulator: Emulator, cmd: string, args: string[], opts: Options, say: (s: string) => void): Promise<RunResult> {
@@ -162,8 +163,9 @@ async function runOne(emulator: Emulator, cmd: string, args: string[], opts: Opt
     res.bootSeconds = await s.waitForShell(opts.timeoutMs);
     say(`${emulator}: shell after ${res.bootSeconds.toFixed(1)} s; preparing`);
     const t0 = performance.now();
-    const prep = await s.run(prepareCommand(), opts.timeoutMs);
-    if (!prep.includes('@@UL prepared-42')) throw new Error(`preparing the chroot failed: ${prep.trim().split('\n').slice(-3).join(' | ')}`);
+    let prep = '';
+    for (const c of prepareCommands()) prep += await s.run(c, opts.timeoutMs);
+    if (!/J=\/dev\/vd[ab]/.test(prep) || !/job\.py/.test(prep) || !prep.includes('@@UL prepared-42')) throw new Error(`preparing the chroot failed: ${prep.trim().split('\n').slice(-3).join(' | ')}`);
     res.prepareSeconds = (performance.now() - t0) / 1000;
     say(`${emulator}: prepared in ${res.prepareSeconds.toFixed(1)} s; running the job`);
     const out = await s.run(`chroot /mnt /bin/sh /job/job.sh ${opts.scale} /job; echo "@@UL status $?"`, opts.timeoutMs);
