@@ -21,7 +21,7 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -40,6 +40,8 @@ const JOB_DIR = join(REPO_ROOT, 'bench', 'guest', 'userland');
 const PARTS = ['python', 'sqlite3', 'compress', 'text'] as const;
 type Part = (typeof PARTS)[number] | 'job';
 type Emulator = 'qemu' | 'tsvisor';
+/** Linux's USER_HZ for /proc times (100 on every common architecture). */
+const CLOCK_TICKS = 100;
 const MARKER = /^@@UL (begin|end) (\w+)(?: ([0-9a-f]{64}))?\s*$/;
 
 interface Options {
@@ -55,7 +57,22 @@ interface Options {
 
 interface PartResult {
   seconds: number;
+  /** CPU time (user + system, all threads) the emulator's process spent on the part: less sensitive to other load than wall time. */
+  cpuSeconds: number | null;
   checksum: string;
+}
+
+/** utime + stime of a process in seconds (Linux /proc), or null. */
+function cpuSecondsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) in parentheses.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
 }
 
 interface RunResult {
@@ -139,10 +156,11 @@ function prepareCommands(): string[] {
 async function runOne(emulator: Emulator, cmd: string, args: string[], opts: Options, say: (s: string) => void): Promise<RunResult> {
   const res: RunResult = { emulator, bootSeconds: null, prepareSeconds: null, totalSeconds: null, parts: {}, loadBefore: loadavg()[0], loadAfter: 0, error: null };
   const s = new ConsoleSession(cmd, args);
-  const begun = new Map<string, number>();
+  const begun = new Map<string, { wall: number; cpu: number | null }>();
   let partial = '';
   s.child.stdout!.on('data', (chunk: string) => {
     const now = performance.now();
+    const cpu = cpuSecondsOf(s.child.pid);
     const lines = (partial + chunk).split('\n');
     partial = lines.pop() ?? '';
     for (const raw of lines) {
@@ -151,9 +169,10 @@ async function runOne(emulator: Emulator, cmd: string, args: string[], opts: Opt
       const name = m[2] as Part;
       // With --stats, tsvisor prints its counters on SIGUSR1: at the job's start and end, so the job's share can be told from the boot's.
       if (name === 'job' && opts.tsvisorArgs.includes('--stats') && emulator === 'tsvisor') s.child.kill('SIGUSR1');
-      if (m[1] === 'begin') begun.set(name, now);
-      else if (begun.has(name) && m[3]) {
-        res.parts[name] = { seconds: (now - begun.get(name)!) / 1000, checksum: m[3] };
+      const b = begun.get(name);
+      if (m[1] === 'begin') begun.set(name, { wall: now, cpu });
+      else if (b && m[3]) {
+        res.parts[name] = { seconds: (now - b.wall) / 1000, cpuSeconds: cpu !== null && b.cpu !== null ? cpu - b.cpu : null, checksum: m[3] };
         if (name === 'job') res.totalSeconds = (now - s.started) / 1000;
         else say(`${emulator}: ${name} ${res.parts[name]!.seconds.toFixed(1)} s`);
       }
@@ -250,6 +269,9 @@ function report(opts: Options, runs: Partial<Record<Emulator, RunResult>>, user:
       tsvisorSeconds: tp?.seconds ?? null,
       // QEMU's time over tsvisor's: above 1, tsvisor was faster.
       ratio: qp && tp && tp.seconds > 0 ? qp.seconds / tp.seconds : null,
+      qemuCpuSeconds: qp?.cpuSeconds ?? null,
+      tsvisorCpuSeconds: tp?.cpuSeconds ?? null,
+      cpuRatio: qp?.cpuSeconds && tp?.cpuSeconds ? qp.cpuSeconds / tp.cpuSeconds : null,
       checksumsMatch: qp && tp ? qp.checksum === tp.checksum : null,
       checksum: tp?.checksum ?? qp?.checksum ?? null,
     };
@@ -264,18 +286,21 @@ function report(opts: Options, runs: Partial<Record<Emulator, RunResult>>, user:
     process.stdout.write(JSON.stringify({ benchmark: 'userland', scale: opts.scale, mem: MEM, append: APPEND, host, runs, results: rows, userMode: user, userModeMatch: userMatch, mismatches, errors }, null, 2) + '\n');
   } else {
     const f = (x: number | null) => (x === null ? '-' : x.toFixed(1));
-    const trows = [['part', 'QEMU (s)', 'tsvisor (s)', 'QEMU/tsvisor', 'output']];
+    const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
+    const trows = [['part', 'QEMU (s)', 'tsvisor (s)', 'QEMU/tsvisor', 'QEMU CPU (s)', 'tsvisor CPU (s)', 'CPU ratio', 'output']];
     for (const r of rows) {
-      trows.push([r.part === 'job' ? 'whole job' : r.part, f(r.qemuSeconds), f(r.tsvisorSeconds), r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+      trows.push([r.part === 'job' ? 'whole job' : r.part, f(r.qemuSeconds), f(r.tsvisorSeconds), x(r.ratio),
+        f(r.qemuCpuSeconds), f(r.tsvisorCpuSeconds), x(r.cpuRatio),
         r.checksumsMatch === null ? '-' : r.checksumsMatch ? 'same' : 'DIFFERENT']);
     }
     const line = (r: RunResult | undefined, what: keyof RunResult) => (r && typeof r[what] === 'number' ? `${(r[what] as number).toFixed(1)} s` : '-');
     const out = [
       '',
       `Debian userland job in a chroot (scale ${opts.scale}; kernel ${kernel}, ${MEM} RAM), seconds on the host clock between the guest's markers`,
-      'QEMU/tsvisor = QEMU time / tsvisor time (above 1x: tsvisor faster; the target is at least 0.67x, i.e. at most 1.5x QEMU\'s time)',
+      'QEMU/tsvisor = QEMU time / tsvisor time (above 1x: tsvisor faster; the target is at least 0.67x, i.e. at most 1.5x QEMU\'s time);',
+      'CPU: user + system time of the emulator\'s process (all threads) over the same span, less sensitive to other load on the host',
       '',
-      table(trows, new Set([1, 2, 3])),
+      table(trows, new Set([1, 2, 3, 4, 5, 6])),
       '',
       `boot to the shell:  QEMU ${line(q, 'bootSeconds')}, tsvisor ${line(t, 'bootSeconds')}`,
       `prepare (mounts, byte code): QEMU ${line(q, 'prepareSeconds')}, tsvisor ${line(t, 'prepareSeconds')}`,
