@@ -2,7 +2,7 @@
 // src/image/userland-disk.ts).
 //
 // The fast tests always run: the CLI's refusals, and the cache check of an
-// empty cache. The build itself downloads about 100 packages (some 60 MB) from
+// empty cache. The build itself downloads about 100 packages (about 40 MB) from
 // the Debian mirror, so it is OPT-IN, like the root disk's test:
 //
 //   TSVISOR_USERLAND_TEST=1 node --test dist/test/userland-image.test.js
@@ -64,7 +64,7 @@ function hasQemuUser(): boolean {
 }
 
 test('userland disk: built without emulation; its python3, sqlite3, xz and awk run',
-  { skip: !MODE ? 'set TSVISOR_USERLAND_TEST=1 to run (downloads about 60 MB of Debian packages)' : !hasQemuUser() && 'no qemu-riscv64', timeout: budget(20 * 60_000) },
+  { skip: !MODE ? 'set TSVISOR_USERLAND_TEST=1 to run (downloads about 40 MB of Debian packages)' : !hasQemuUser() && 'no qemu-riscv64', timeout: budget(20 * 60_000) },
   async () => {
     const disk = await ensureUserland({ cacheDir: MODE === 'cached' ? undefined : join(dir, 'cache'), log: (s) => console.log(`# ${s}`) });
     const img = openQcow2(disk.path, { readOnly: true });
