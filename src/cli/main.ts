@@ -122,6 +122,7 @@ Exit status: the guest's (0 after poweroff); 1 after a kernel panic or a hang.
 
 const IMAGE_HELP = `Usage: tsvisor image build [options]
        tsvisor image build --rootfs [--size SIZE] [options]
+       tsvisor image build --userland [--size SIZE] [options]
        tsvisor image create [options] PATH   (see 'tsvisor image create --help')
        tsvisor image info PATH
 
@@ -134,7 +135,11 @@ Options:
   --rootfs       build a Debian trixie root disk (ext4 in qcow2, systemd) and
                  print its path; boot it with 'tsvisor run --disk PATH'
                  (see docs/rootfs.md; needs debootstrap and e2fsprogs)
-  --size SIZE    virtual size of the root disk (default: 2G)
+  --userland     build a disk of unconfigured Debian trixie userland (python3,
+                 sqlite3, xz, gzip, gawk, coreutils; ext4 in qcow2, for chroot
+                 jobs such as 'npm run bench:userland') and print its path;
+                 no emulation needed (needs debootstrap, dpkg-deb, e2fsprogs)
+  --size SIZE    virtual size of the root disk (default: 2G; --userland: 1G)
   --allow-unsigned  build even when the archive's signature cannot be
                  verified with the host keyring (warns; refused otherwise)
   -h, --help     show this help
@@ -272,6 +277,7 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
       mirror: { type: 'string' },
       force: { type: 'boolean' },
       rootfs: { type: 'boolean' },
+      userland: { type: 'boolean' },
       size: { type: 'string' },
       'allow-unsigned': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -288,8 +294,10 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}' for 'tsvisor image build'`);
   const mirror = values.mirror === undefined ? undefined : checkMirror(values.mirror);
   const allowUnsigned = values['allow-unsigned'] === true;
+  if (values.rootfs === true && values.userland === true) throw new UsageError('--rootfs and --userland build different disks: give one');
   if (values.rootfs === true) return buildRootfs(io, { mirror, force: values.force === true, size: values.size, allowUnsigned });
-  if (values.size !== undefined) throw new UsageError('--size applies to --rootfs only');
+  if (values.userland === true) return buildUserland(io, { mirror, force: values.force === true, size: values.size, allowUnsigned });
+  if (values.size !== undefined) throw new UsageError('--size applies to --rootfs and --userland only');
   const guest = await buildDefaultGuest(io, { mirror, force: values.force === true, allowUnsigned });
   io.stdout.write(`kernel:  ${guest.kernel}\ninitrd:  ${guest.initrd}\nmodules: ${guest.modulesDir}\nversion: ${guest.version}\n`);
   return 0;
@@ -308,16 +316,35 @@ function checkMirror(uri: string): string {
   return uri;
 }
 
+/** --size of the disk builders: 512M to 16T. */
+function diskBuildSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const s = parseSize(text);
+  if (s === null || !Number.isSafeInteger(s) || s < 512 * 1024 * 1024 || s > 2 ** 44) {
+    throw new UsageError(`invalid --size '${text}': expected a size from 512M to 16T, like 2G`);
+  }
+  return s;
+}
+
+/** `tsvisor image build --userland`: the unconfigured Debian userland disk (src/image/userland-disk.ts). */
+async function buildUserland(io: MainIo, opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
+  const size = diskBuildSize(opts.size);
+  const { ensureUserland } = await import('../image/userland-disk.js');
+  const r = await ensureUserland({
+    mirror: opts.mirror,
+    force: opts.force,
+    size,
+    allowUnsigned: opts.allowUnsigned,
+    progress: io.stderr.isTTY === true,
+    log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+  });
+  io.stdout.write(`${r.path}\n`);
+  return 0;
+}
+
 /** `tsvisor image build --rootfs`: the Debian root disk (src/image/rootfs.ts, docs/rootfs.md). */
 async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
-  let size: number | undefined;
-  if (opts.size !== undefined) {
-    const s = parseSize(opts.size);
-    if (s === null || !Number.isSafeInteger(s) || s < 512 * 1024 * 1024 || s > 2 ** 44) {
-      throw new UsageError(`invalid --size '${opts.size}': expected a size from 512M to 16T, like 2G`);
-    }
-    size = s;
-  }
+  const size = diskBuildSize(opts.size);
   const { ensureRootfs } = await import('../image/rootfs.js');
   const r = await ensureRootfs({
     mirror: opts.mirror,
