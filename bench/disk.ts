@@ -45,6 +45,8 @@ interface Options {
   bootTimeoutMs: number;
   tsvisorArgs: string[];
   keepImages: boolean;
+  /** Run tsvisor with --stats and report what one request costs (the counting slows translated code: not for throughput figures). */
+  costs: boolean;
 }
 
 interface DiskLine {
@@ -83,7 +85,7 @@ function usage(): string {
   return (
     'usage: npm run bench:disk -- [--runs N] [--json] [--formats raw,qcow2] [--emulators qemu,tsvisor]\n' +
     '                             [--size-mib N] [--ops N] [--image-mib N] [--qemu-cache MODE]\n' +
-    '                             [--timeout SECONDS] [--boot-timeout SECONDS] [--tsvisor-arg ARG]... [--keep-images]\n'
+    '                             [--timeout SECONDS] [--boot-timeout SECONDS] [--tsvisor-arg ARG]... [--keep-images] [--costs]\n'
   );
 }
 
@@ -116,6 +118,7 @@ function parseOptions(argv: string[]): Options {
         'boot-timeout': { type: 'string' },
         'tsvisor-arg': { type: 'string', multiple: true },
         'keep-images': { type: 'boolean' },
+        costs: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -161,6 +164,7 @@ function parseOptions(argv: string[]): Options {
     bootTimeoutMs: bootTimeout * 1000,
     tsvisorArgs: values['tsvisor-arg'] ?? [],
     keepImages: values['keep-images'] === true,
+    costs: values.costs === true,
   };
 }
 
@@ -240,15 +244,16 @@ async function runOne(
       : [
           process.execPath,
           [TSVISOR_BIN, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM,
-            '--disk', `${escapeComma(image)},format=${format}`, '--stats', ...opts.tsvisorArgs],
+            '--disk', `${escapeComma(image)},format=${format}`, ...(opts.costs ? ['--stats'] : []), ...opts.tsvisorArgs],
         ];
   const session = new ConsoleSession(command, args);
   try {
     result.bootSeconds = await session.waitForShell(opts.bootTimeoutMs);
     say(`  ${emulator} ${format}: shell prompt after ${result.bootSeconds.toFixed(1)} s`);
-    const before = emulator === 'tsvisor' ? parseStats(await session.tsvisorStats()) : null;
+    const counted = emulator === 'tsvisor' && opts.costs;
+    const before = counted ? parseStats(await session.tsvisorStats()) : null;
     const out = await session.run(`/bench/diskio /dev/vda ${opts.regionMiB} ${opts.ops}`, opts.timeoutMs);
-    const after = emulator === 'tsvisor' ? parseStats(await session.tsvisorStats()) : null;
+    const after = counted ? parseStats(await session.tsvisorStats()) : null;
     if (before && after && after.diskOps > before.diskOps) {
       const requests = after.diskOps - before.diskOps;
       result.perRequest = { ...perUnit(before, after, requests), requests };

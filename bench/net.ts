@@ -101,7 +101,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: number, requests: number, say: (s: string) => void): Promise<Result> {
+async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: number, requests: number, costs: boolean, say: (s: string) => void): Promise<Result> {
   const r: Result = { emulator, upMiBps: null, downMiBps: null, latencyMs: null, error: null, costs: { up: null, down: null, http: null, nic: null } };
   const fwd = await freePort();
   const [cmd, args] =
@@ -110,13 +110,14 @@ async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: n
           '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${fwd}-:80`, '-device', 'virtio-net-device,netdev=n0']]
       : [process.execPath, [TSVISOR_BIN, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM,
           // The guest talks to the host's loopback through the gateway, as QEMU's user network allows by default.
-          '--net', `user,host-loopback=on,hostfwd=tcp:127.0.0.1:${fwd}-:80`, '--stats']];
+          '--net', `user,host-loopback=on,hostfwd=tcp:127.0.0.1:${fwd}-:80`, ...(costs ? ['--stats'] : [])]];
   const s = new ConsoleSession(cmd, args as string[]);
   const bytes = mib * 1048576;
   try {
     await s.waitForShell(300_000);
     await s.run('i=0; until ip addr show eth0 | grep -q 10.0.2.15 || [ $i -gt 100 ]; do sleep 0.2; i=$((i+1)); done; ip addr show eth0 | grep inet', 60_000);
-    const tsv = emulator === 'tsvisor';
+    // --costs: counters around each part (--stats makes translated code count its TLB lookups: not for the speed figures).
+    const tsv = emulator === 'tsvisor' && costs;
     /** tsvisor's counters around `work`, per `units`. */
     const measured = async (units: number, work: () => Promise<void>): Promise<Record<string, number> | null> => {
       const before = tsv ? parseStats(await s.tsvisorStats()) : null;
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
       requests: { type: 'string', default: '50' },
       json: { type: 'boolean', default: false },
       emulators: { type: 'string', default: 'qemu,tsvisor' },
+      costs: { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
@@ -174,7 +176,7 @@ async function main(): Promise<void> {
   for (let run = 1; run <= runs; run++) {
     for (const e of emulators) {
       say(`${e}, run ${run}/${runs}`);
-      results.push(await runOne(e, guest.kernel, guest.initrd, mib, requests, say));
+      results.push(await runOne(e, guest.kernel, guest.initrd, mib, requests, values.costs === true, say));
     }
   }
   const med = (e: Emulator, k: 'upMiBps' | 'downMiBps' | 'latencyMs') => medianBy(results.filter((r) => r.emulator === e && r[k] !== null), (r) => r[k]!)?.[k] ?? null;
