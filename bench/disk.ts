@@ -45,7 +45,7 @@ interface Options {
   bootTimeoutMs: number;
   tsvisorArgs: string[];
   keepImages: boolean;
-  /** Run tsvisor with --stats and report what one request costs (the counting slows translated code: not for throughput figures). */
+  /** Run tsvisor with --stats and, after diskio, plain dd reads with reports around them: what one request costs (the counting slows translated code a little). */
   costs: boolean;
 }
 
@@ -64,8 +64,8 @@ interface RunResult {
   tests: Partial<Record<Test, DiskLine>>;
   /** `qemu-img check` of the image afterwards (qcow2 only; null when not run). */
   imageCheck: string | null;
-  /** tsvisor: what one disk request cost over the whole diskio run (from --stats reports before and after). */
-  perRequest: (StatsSample & { translatedShare: number; requests: number }) | null;
+  /** tsvisor with --costs: what one request of a plain dd read costs (from --stats reports before and after). */
+  perRequest: (StatsSample & { translatedShare: number; requests: number; what: string })[];
   error: string | null;
 }
 
@@ -230,7 +230,7 @@ async function runOne(
   opts: Options,
   say: (s: string) => void,
 ): Promise<RunResult> {
-  const result: RunResult = { emulator, format, run, bootSeconds: null, tests: {}, imageCheck: null, error: null, perRequest: null };
+  const result: RunResult = { emulator, format, run, bootSeconds: null, tests: {}, imageCheck: null, error: null, perRequest: [] };
   const [command, args] =
     emulator === 'qemu'
       ? [
@@ -250,17 +250,7 @@ async function runOne(
   try {
     result.bootSeconds = await session.waitForShell(opts.bootTimeoutMs);
     say(`  ${emulator} ${format}: shell prompt after ${result.bootSeconds.toFixed(1)} s`);
-    const counted = emulator === 'tsvisor' && opts.costs;
-    const before = counted ? parseStats(await session.tsvisorStats()) : null;
     const out = await session.run(`/bench/diskio /dev/vda ${opts.regionMiB} ${opts.ops}`, opts.timeoutMs);
-    const after = counted ? parseStats(await session.tsvisorStats()) : null;
-    if (before && after && after.diskOps > before.diskOps) {
-      const requests = after.diskOps - before.diskOps;
-      result.perRequest = { ...perUnit(before, after, requests), requests };
-      const p = result.perRequest;
-      say(`  tsvisor ${format}: per request (${requests} requests): ${p.instructions.toFixed(0)} guest instructions (${(p.translatedShare * 100).toFixed(1)}% translated), ` +
-        `${p.mmio.toFixed(2)} MMIO exits, ${p.notifies.toFixed(2)} notifications, ${p.interrupts.toFixed(2)} interrupts raised, ${p.externalIrqs.toFixed(2)} taken`);
-    }
     const parsed = parseDiskOutput(out);
     result.tests = parsed.tests;
     for (const t of TESTS) {
@@ -268,6 +258,20 @@ async function runOne(
       if (d) say(`  ${emulator} ${format}: ${t} ${d.mibps.toFixed(2)} MiB/s ${d.opsps.toFixed(0)} ops/s${d.checksum === '-' ? '' : ` (checksum ${d.checksum})`}`);
     }
     if (!parsed.done) result.error = `diskio did not finish: ${parsed.other.join(' | ').slice(0, 400) || 'no output'}`;
+    if (emulator === 'tsvisor' && opts.costs) {
+      // Plain O_DIRECT reads (busybox dd), nothing else running: --stats reports around each give the cost of one request.
+      for (const [name, bs, count] of [['1 MiB read', '1M', 64], ['4 KiB read', '4k', 2048]] as const) {
+        const before = parseStats(await session.tsvisorStats());
+        await session.run(`dd if=/dev/vda of=/dev/null bs=${bs} count=${count} iflag=direct 2>/dev/null`, opts.timeoutMs);
+        const after = parseStats(await session.tsvisorStats());
+        if (!before || !after || after.diskOps <= before.diskOps) continue;
+        const requests = after.diskOps - before.diskOps;
+        const p = { ...perUnit(before, after, requests), requests, what: name };
+        result.perRequest.push(p);
+        say(`  tsvisor ${format}: ${name}, per request (${requests} requests): ${p.instructions.toFixed(0)} guest instructions, ` +
+          `${p.mmio.toFixed(2)} MMIO exits, ${p.notifies.toFixed(2)} notifications, ${p.interrupts.toFixed(2)} interrupts raised, ${p.externalIrqs.toFixed(2)} taken`);
+      }
+    }
     await session.poweroff();
   } catch (e) {
     result.error = (e as Error).message;
@@ -407,10 +411,9 @@ async function main(): Promise<void> {
       '',
     ];
     for (const r of results) {
-      const p = r.perRequest;
-      if (p) {
-        out.push(`tsvisor ${r.format} run ${r.run}, per disk request (${p.requests} over all four tests): ${p.instructions.toFixed(0)} guest instructions ` +
-          `(${(p.translatedShare * 100).toFixed(1)}% translated), ${p.mmio.toFixed(2)} MMIO exits, ${p.notifies.toFixed(2)} notifications, ${p.interrupts.toFixed(2)} interrupts`);
+      for (const p of r.perRequest) {
+        out.push(`tsvisor ${r.format} run ${r.run}, ${p.what} (dd, O_DIRECT), per request: ${p.instructions.toFixed(0)} guest instructions, ` +
+          `${p.mmio.toFixed(2)} MMIO exits, ${p.notifies.toFixed(2)} notifications, ${p.interrupts.toFixed(2)} interrupts raised, ${p.externalIrqs.toFixed(2)} taken`);
       }
     }
     for (const m of mismatches) out.push(`!!! CHECKSUM MISMATCH ${m}`);
