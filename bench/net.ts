@@ -125,7 +125,7 @@ async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: n
       if (!before) return null;
       const text = await s.tsvisorStats();
       const after = parseStats(text);
-      r.costs.nic = /virtio-net\S*\s+(.*)/.exec(text)?.[1] ?? r.costs.nic;
+      r.costs.nic = /^\s+virtio-net\S*\s+(\d.*)$/m.exec(text)?.[1] ?? r.costs.nic;
       return after ? { ...perUnit(before, after, units) } : null;
     };
     const up = await sink(bytes);
