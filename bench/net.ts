@@ -16,6 +16,7 @@ import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
+import { parseStats, perUnit } from './lib/tsvisor-stats.js';
 import { ConsoleSession } from './lib/console.js';
 import { medianBy, table } from './lib/format.js';
 import { TSVISOR_BIN } from './lib/guest-build.js';
@@ -32,6 +33,8 @@ interface Result {
   downMiBps: number | null;
   latencyMs: number | null;
   error: string | null;
+  /** tsvisor: what each direction cost per MiB (from --stats reports around it), and the NIC's offload counters. */
+  costs: { up: Record<string, number> | null; down: Record<string, number> | null; http: Record<string, number> | null; nic: string | null };
 }
 
 function listen(server: net.Server): Promise<number> {
@@ -98,8 +101,8 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: number, requests: number, say: (s: string) => void): Promise<Result> {
-  const r: Result = { emulator, upMiBps: null, downMiBps: null, latencyMs: null, error: null };
+async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: number, requests: number, costs: boolean, say: (s: string) => void): Promise<Result> {
+  const r: Result = { emulator, upMiBps: null, downMiBps: null, latencyMs: null, error: null, costs: { up: null, down: null, http: null, nic: null } };
   const fwd = await freePort();
   const [cmd, args] =
     emulator === 'qemu'
@@ -107,28 +110,42 @@ async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: n
           '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${fwd}-:80`, '-device', 'virtio-net-device,netdev=n0']]
       : [process.execPath, [TSVISOR_BIN, 'run', '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM,
           // The guest talks to the host's loopback through the gateway, as QEMU's user network allows by default.
-          '--net', `user,host-loopback=on,hostfwd=tcp:127.0.0.1:${fwd}-:80`]];
+          '--net', `user,host-loopback=on,hostfwd=tcp:127.0.0.1:${fwd}-:80`, ...(costs ? ['--stats'] : [])]];
   const s = new ConsoleSession(cmd, args as string[]);
   const bytes = mib * 1048576;
   try {
     await s.waitForShell(300_000);
     await s.run('i=0; until ip addr show eth0 | grep -q 10.0.2.15 || [ $i -gt 100 ]; do sleep 0.2; i=$((i+1)); done; ip addr show eth0 | grep inet', 60_000);
+    // --costs: counters around each part (--stats makes translated code count its TLB lookups: not for the speed figures).
+    const tsv = emulator === 'tsvisor' && costs;
+    /** tsvisor's counters around `work`, per `units`. */
+    const measured = async (units: number, work: () => Promise<void>): Promise<Record<string, number> | null> => {
+      const before = tsv ? parseStats(await s.tsvisorStats()) : null;
+      await work();
+      if (!before) return null;
+      const text = await s.tsvisorStats();
+      const after = parseStats(text);
+      r.costs.nic = /^\s+virtio-net\S*\s+(\d.*)$/m.exec(text)?.[1] ?? r.costs.nic;
+      return after ? { ...perUnit(before, after, units) } : null;
+    };
     const up = await sink(bytes);
-    await s.run(`dd if=/dev/zero bs=65536 count=${mib * 16} 2>/dev/null | nc 10.0.2.2 ${up.port}`, 600_000);
+    r.costs.up = await measured(mib, () => s.run(`dd if=/dev/zero bs=65536 count=${mib * 16} 2>/dev/null | nc 10.0.2.2 ${up.port}`, 600_000).then(() => {}));
     r.upMiBps = await Promise.race([up.result, new Promise<number>((_, rej) => setTimeout(() => rej(new Error('guest->host: not all bytes arrived')), 10_000))]);
     up.close();
     say(`  ${emulator}: guest->host ${r.upMiBps.toFixed(2)} MiB/s`);
     const down = await source(bytes);
-    await s.run(`nc 10.0.2.2 ${down.port} > /dev/null`, 600_000);
+    r.costs.down = await measured(mib, () => s.run(`nc 10.0.2.2 ${down.port} > /dev/null`, 600_000).then(() => {}));
     r.downMiBps = await down.result;
     down.close();
     say(`  ${emulator}: host->guest ${r.downMiBps.toFixed(2)} MiB/s`);
     await s.run('mkdir -p /www && echo ok > /www/index.html && httpd -p 80 -h /www', 30_000);
     await get(fwd); // warm up: first connection, httpd paged in
-    const t0 = performance.now();
-    for (let i = 0; i < requests; i++) await get(fwd);
-    r.latencyMs = (performance.now() - t0) / requests;
-    say(`  ${emulator}: HTTP request through hostfwd ${r.latencyMs.toFixed(1)} ms`);
+    r.costs.http = await measured(requests, async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < requests; i++) await get(fwd);
+      r.latencyMs = (performance.now() - t0) / requests;
+    });
+    say(`  ${emulator}: HTTP request through hostfwd ${(r.latencyMs ?? 0).toFixed(1)} ms`);
     await s.poweroff();
   } catch (e) {
     r.error = (e as Error).message;
@@ -146,6 +163,7 @@ async function main(): Promise<void> {
       requests: { type: 'string', default: '50' },
       json: { type: 'boolean', default: false },
       emulators: { type: 'string', default: 'qemu,tsvisor' },
+      costs: { type: 'boolean', default: false },
     },
   });
   const runs = Number(values.runs);
@@ -158,7 +176,7 @@ async function main(): Promise<void> {
   for (let run = 1; run <= runs; run++) {
     for (const e of emulators) {
       say(`${e}, run ${run}/${runs}`);
-      results.push(await runOne(e, guest.kernel, guest.initrd, mib, requests, say));
+      results.push(await runOne(e, guest.kernel, guest.initrd, mib, requests, values.costs === true, say));
     }
   }
   const med = (e: Emulator, k: 'upMiBps' | 'downMiBps' | 'latencyMs') => medianBy(results.filter((r) => r.emulator === e && r[k] !== null), (r) => r[k]!)?.[k] ?? null;
@@ -183,6 +201,13 @@ async function main(): Promise<void> {
         '',
         table(rows, new Set([1, 2, 3])),
         '',
+        ...results.flatMap((x) => {
+          const c = x.costs;
+          const f = (what: string, unit: string, v: Record<string, number> | null) =>
+            v ? [`tsvisor ${what}: per ${unit} ${Math.round(v.instructions)} guest instructions (${(v.translatedShare * 100).toFixed(1)}% translated), ` +
+              `${v.mmio.toFixed(1)} MMIO exits, ${v.notifies.toFixed(1)} notifications, ${v.interrupts.toFixed(1)} interrupts raised`] : [];
+          return [...f('guest->host', 'MiB', c.up), ...f('host->guest', 'MiB', c.down), ...f('HTTP', 'request', c.http), ...(c.nic ? [`tsvisor NIC: ${c.nic}`] : [])];
+        }),
         `date: ${host.date}; cpu: ${host.cpu} (${host.cores} cores); node ${host.node}; ${host.qemu}`,
         '',
       ].join('\n'),

@@ -77,7 +77,9 @@ function record(dir: string): Workload {
       const buf = new Uint8Array(sectors * SECTOR);
       for (let s = 0; s < sectors; s++) buf.set(pattern(id, firstSector + s), s * SECTOR);
       ops.push({ id, firstSector, sectors, start: rec.log.length });
-      img.write(firstSector * SECTOR, buf);
+      // Every other write is vectored (half-sector pieces, so a cluster takes several), as guest requests are.
+      if (id % 2) img.writev(firstSector * SECTOR, Array.from({ length: buf.length / 256 }, (_, i) => buf.subarray(i * 256, i * 256 + 256)));
+      else img.write(firstSector * SECTOR, buf);
       written += sectors;
     };
     // About 2.5 MiB of data: past 4096 clusters, where the refcount table (one

@@ -27,6 +27,9 @@ export class ConsoleSession {
   /** Console output not yet consumed by a wait. */
   private text = '';
   private stderrTail = '';
+  /** Recent stderr, for reports the emulator writes there (tsvisor --stats). */
+  private stderrLog = '';
+  private stderrAt = 0;
   private exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private waiter: (() => void) | null = null;
   private readonly closed: Promise<void>;
@@ -44,6 +47,8 @@ export class ConsoleSession {
     this.child.stderr!.on('data', (chunk: string) => {
       if (echo) process.stderr.write(chunk);
       this.stderrTail = (this.stderrTail + chunk).slice(-600);
+      this.stderrLog = (this.stderrLog + chunk).slice(-(1 << 16));
+      this.stderrAt = performance.now();
     });
     this.child.stdin!.on('error', () => {});
     this.closed = new Promise((resolve) => {
@@ -56,6 +61,23 @@ export class ConsoleSession {
         resolve();
       });
     });
+  }
+
+  /**
+   * Ask a `tsvisor run --stats` for its report now (SIGUSR1) and return the
+   * report's text, once stderr has been quiet for a moment after it.
+   */
+  async tsvisorStats(timeoutMs = 20_000): Promise<string> {
+    this.stderrLog = '';
+    this.child.kill('SIGUSR1');
+    const start = performance.now();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const at = this.stderrLog.indexOf('tsvisor stats');
+      if (at >= 0 && performance.now() - this.stderrAt > 300) return this.stderrLog.slice(at);
+      if (performance.now() - start > timeoutMs) throw new Error('no statistics report from tsvisor (was it started with --stats?)');
+      if (this.exited) throw new Error('the emulator exited before its statistics report');
+    }
   }
 
   /** The last line the emulator wrote to stderr (for error messages). */

@@ -7,6 +7,9 @@ interface Mapping {
   base: number;
   size: number;
   device: MmioDevice;
+  /** Accesses so far (--stats: every one is an exit from the core to JavaScript). */
+  reads: number;
+  writes: number;
 }
 
 export class MmioBus {
@@ -20,7 +23,7 @@ export class MmioBus {
         throw new Error(`MMIO range of ${device.name} overlaps ${m.device.name}`);
       }
     }
-    this.maps.push({ base, size, device });
+    this.maps.push({ base, size, device, reads: 0, writes: 0 });
   }
 
   private find(addr: number): Mapping | undefined {
@@ -34,6 +37,7 @@ export class MmioBus {
       this.onUnmapped(addr);
       return 0;
     }
+    m.reads++;
     return m.device.read(addr - m.base, size as AccessSize) >>> 0;
   }
 
@@ -43,7 +47,16 @@ export class MmioBus {
       this.onUnmapped(addr);
       return;
     }
+    m.writes++;
     m.device.write(addr - m.base, size as AccessSize, value >>> 0);
+  }
+
+  /** Accesses per device so far, busiest first (devices never touched are left out). */
+  accessCounts(): { name: string; reads: number; writes: number }[] {
+    return this.maps
+      .filter((m) => m.reads + m.writes > 0)
+      .map((m) => ({ name: m.device.name, reads: m.reads, writes: m.writes }))
+      .sort((a, b) => b.reads + b.writes - (a.reads + a.writes));
   }
 
   /** The mapped ranges, for the device tree and for diagnostics. */

@@ -625,6 +625,19 @@ export class VirtMachine {
     };
   }
 
+  /**
+   * Exits to devices for --stats: MMIO accesses per device, and per virtio
+   * device the notifications, interrupts and (NICs) segmentation-offload frames.
+   */
+  mmioStats(): { access: { name: string; reads: number; writes: number }[]; virtio: { name: string; notifies: number; interrupts: number; suppressed: number; extra: string }[] } {
+    return {
+      access: this.bus.accessCounts(),
+      virtio: this.virtio.transports
+        .filter((t) => t.counters.notifies + t.counters.interrupts > 0)
+        .map((t) => ({ name: t.device.name, ...t.counters, extra: t.device.statsText?.() ?? '' })),
+    };
+  }
+
   /** Queue console input for the UART (delivered as its FIFO drains). */
   pushConsoleInput(bytes: Uint8Array): void {
     for (const b of bytes) this.pendingInput.push(b);

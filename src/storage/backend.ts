@@ -10,6 +10,12 @@ export interface BlockBackend {
   read(offset: number, buf: Uint8Array): void;
   /** Write `buf` at `offset` (throws on a read-only backend). */
   write(offset: number, buf: Uint8Array): void;
+  /**
+   * Optional vectored forms: fill / write the buffers in order as one range
+   * from `offset` (a request's guest pages in one system call where the format allows).
+   */
+  readv?(offset: number, bufs: readonly Uint8Array[]): void;
+  writev?(offset: number, bufs: readonly Uint8Array[]): void;
   /** Make every completed write durable (fsync). */
   flush(): void;
   /** The guest no longer needs these bytes; their contents become unspecified. */
@@ -34,5 +40,23 @@ export class DiskError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'DiskError';
+  }
+}
+
+/** Read the range at `offset` into `bufs` in order: vectored when the backend can, else buffer by buffer. */
+export function readInto(b: BlockBackend, offset: number, bufs: readonly Uint8Array[]): void {
+  if (b.readv && bufs.length > 1) return b.readv(offset, bufs);
+  for (const s of bufs) {
+    b.read(offset, s);
+    offset += s.length;
+  }
+}
+
+/** Write `bufs` in order as one range at `offset`: vectored when the backend can, else buffer by buffer. */
+export function writeFrom(b: BlockBackend, offset: number, bufs: readonly Uint8Array[]): void {
+  if (b.writev && bufs.length > 1) return b.writev(offset, bufs);
+  for (const s of bufs) {
+    b.write(offset, s);
+    offset += s.length;
   }
 }

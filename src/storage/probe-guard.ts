@@ -5,8 +5,9 @@
 // probed raw images, writes that would put the qcow2 magic at offset 0 fail
 // (the guest gets an I/O error) and nothing is written.
 
-import { type BlockBackend, DiskError } from './backend.js';
+import { type BlockBackend, DiskError, readInto, writeFrom } from './backend.js';
 import { isQcow2Magic } from './qcow2-header.js';
+import { concat } from './vectored.js';
 
 const MAGIC_LEN = 4;
 
@@ -26,7 +27,22 @@ export class ProbedRawGuard implements BlockBackend {
     this.inner.read(offset, buf);
   }
 
+  readv(offset: number, bufs: readonly Uint8Array[]): void {
+    readInto(this.inner, offset, bufs);
+  }
+
+  writev(offset: number, bufs: readonly Uint8Array[]): void {
+    // Only the first few bytes matter to the check: a write that reaches them is checked whole.
+    if (offset < MAGIC_LEN && bufs.length > 0) this.check(offset, concat(bufs.slice(0, MAGIC_LEN)));
+    writeFrom(this.inner, offset, bufs);
+  }
+
   write(offset: number, buf: Uint8Array): void {
+    this.check(offset, buf);
+    this.inner.write(offset, buf);
+  }
+
+  private check(offset: number, buf: Uint8Array): void {
     if (offset < MAGIC_LEN && buf.length > 0) {
       // The first bytes as they would be after this write (a request may come in
       // several pieces, so bytes already on disk count too).
@@ -38,7 +54,6 @@ export class ProbedRawGuard implements BlockBackend {
         throw new DiskError('write refused: it would make this raw disk (its format was guessed) look like a qcow2 image');
       }
     }
-    this.inner.write(offset, buf);
   }
 
   flush(): void {

@@ -4,6 +4,7 @@
 
 import { DiskError } from './backend.js';
 import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { concat, preadvAll, pwritevAll, totalLength } from './vectored.js';
 
 /** An I/O failure of the host file (EIO, ENOSPC, EFBIG for an offset a corrupt table points to) as a DiskError. */
 function ioFailed(e: unknown, what: string, pos: number): DiskError {
@@ -54,6 +55,22 @@ export class ImageFile {
     }
   }
 
+  /** readExact into several buffers in order (one preadv). */
+  readvExact(pos: number, bufs: readonly Uint8Array[], what: string): void {
+    const len = totalLength(bufs);
+    if (pos < 0 || pos + len > this.size) {
+      throw new DiskError(`qcow2: ${what} at 0x${pos.toString(16)} extends past end of file`);
+    }
+    ImageFile.onRead?.(pos, len, this.size);
+    let got: number;
+    try {
+      got = preadvAll(this.fd, bufs, pos);
+    } catch (e) {
+      throw ioFailed(e, `reading ${what}`, pos);
+    }
+    if (got < len) throw new DiskError(`qcow2: ${what} at 0x${pos.toString(16)}: unexpected end of file`);
+  }
+
   /** Read up to buf.length bytes at pos; bytes past end of file read as zero. Returns bytes read. */
   readUpTo(pos: number, buf: Uint8Array): number {
     const avail = Math.max(0, Math.min(buf.length, this.size - pos));
@@ -85,6 +102,20 @@ export class ImageFile {
       throw ioFailed(e, 'write', pos);
     }
     if (pos + buf.length > this.size) this.size = pos + buf.length;
+  }
+
+  /** write() of several buffers in order as one range (one pwritev). */
+  writev(pos: number, bufs: readonly Uint8Array[]): void {
+    if (this.readOnly) throw new DiskError('qcow2: image is read-only');
+    // One system call, so one recorded write (a crash test tears writes apart only between calls).
+    ImageFile.recorder?.write(this.path, pos, concat(bufs));
+    const len = totalLength(bufs);
+    try {
+      pwritevAll(this.fd, bufs, pos);
+    } catch (e) {
+      throw ioFailed(e, 'write', pos);
+    }
+    if (pos + len > this.size) this.size = pos + len;
   }
 
   sync(): void {

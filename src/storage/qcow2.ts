@@ -21,6 +21,7 @@ import { inflateRawSync, constants as zconst } from 'node:zlib';
 import { DiskError, type BlockBackend } from './backend.js';
 import { buildHeader, INCOMPAT_DIRTY, isQcow2Magic, OFF_AUTOCLEAR, parseHeader, type Qcow2Header } from './qcow2-header.js';
 import { ImageFile } from './qcow2-io.js';
+import { BufCursor, spread, totalLength } from './vectored.js';
 import { Refcounts } from './qcow2-refcount.js';
 import { checkBacking, resolveBackingPath, type BackingPolicy } from './backing.js';
 
@@ -286,6 +287,53 @@ export class Qcow2Image implements BlockBackend {
     return false;
   }
 
+  /**
+   * read() into several buffers: data clusters that follow one another in the
+   * file are read with one preadv, whatever the cluster size.
+   */
+  readv(offset: number, bufs: readonly Uint8Array[]): void {
+    const len = totalLength(bufs);
+    this.checkRange(offset, len);
+    const cur = new BufCursor(bufs);
+    let run: Uint8Array[] = [];
+    let runHost = 0;
+    let runEnd = -1;
+    const readRun = () => {
+      if (run.length) this.file.readvExact(runHost, run, 'data cluster');
+      run = [];
+      runEnd = -1;
+    };
+    let done = 0;
+    while (done < len) {
+      const pos = offset + done;
+      const vc = Math.floor(pos / this.cs);
+      const intra = pos % this.cs;
+      const n = Math.min(this.cs - intra, len - done);
+      const pieces = cur.take(n);
+      const m = this.lookup(vc);
+      if (m.kind === 'data') {
+        const h = m.host + intra;
+        if (h + n > this.file.size) throw new DiskError(`qcow2: data cluster at ${hex(m.host)} extends past end of file`);
+        if (h !== runEnd) {
+          readRun();
+          runHost = h;
+        }
+        for (const p of pieces) run.push(p);
+        runEnd = h + n;
+      } else {
+        readRun();
+        if (pieces.length === 1) this.readMapped(m, pos, intra, pieces[0]);
+        else {
+          const tmp = new Uint8Array(n);
+          this.readMapped(m, pos, intra, tmp);
+          spread(tmp, pieces);
+        }
+      }
+      done += n;
+    }
+    readRun();
+  }
+
   read(offset: number, buf: Uint8Array): void {
     this.checkRange(offset, buf.length);
     let done = 0;
@@ -378,40 +426,57 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
-  private writeCluster(vc: number, intra: number, data: Uint8Array): void {
+  /** Write `data` (one or more buffers, inside one cluster) at byte `intra` of virtual cluster vc. */
+  private writeCluster(vc: number, intra: number, data: readonly Uint8Array[]): void {
     const rc = this.rc();
     const l2off = this.writableL2(vc);
     const m = this.lookup(vc);
+    const writeAt = (pos: number) => (data.length === 1 ? this.file.write(pos, data[0]) : this.file.writev(pos, data));
     if (m.kind === 'data' && (m.copied || rc.get(m.host / this.cs) === 1)) {
       this.checkNotMetadata(m.host);
-      this.file.write(m.host + intra, data);
+      writeAt(m.host + intra);
       if (!m.copied) this.writeL2Entry(l2off, vc, Math.floor(m.host / 0x1_0000_0000) | COPIED, m.host >>> 0);
       return;
     }
-    // A new cluster: old contents (backing, zeros, decompressed or shared) plus the new bytes.
-    const full = new Uint8Array(this.cs);
-    if (intra !== 0 || data.length !== this.cs) {
+    let host: number;
+    if (intra === 0 && totalLength(data) === this.cs) {
+      // A whole new cluster: written straight from the caller's buffers.
+      host = rc.allocate(1);
+      writeAt(host);
+    } else {
+      // A new cluster: old contents (backing, zeros, decompressed or shared) plus the new bytes.
+      const full = new Uint8Array(this.cs);
       const vOffset = vc * this.cs;
-      const len = Math.min(this.cs, this.size - vOffset);
-      this.readMapped(m, vOffset, 0, full.subarray(0, len));
+      this.readMapped(m, vOffset, 0, full.subarray(0, Math.min(this.cs, this.size - vOffset)));
+      let p = intra;
+      for (const b of data) {
+        full.set(b, p);
+        p += b.length;
+      }
+      host = rc.allocate(1);
+      this.file.write(host, full);
     }
-    full.set(data, intra);
-    const host = rc.allocate(1);
-    this.file.write(host, full);
     this.writeL2Entry(l2off, vc, Math.floor(host / 0x1_0000_0000) | COPIED, host >>> 0);
     this.release(m);
   }
 
   write(offset: number, buf: Uint8Array): void {
+    this.writev(offset, [buf]);
+  }
+
+  /** write() from several buffers: one pwritev per cluster, and a whole new cluster without a copy. */
+  writev(offset: number, bufs: readonly Uint8Array[]): void {
     this.rc();
-    this.checkRange(offset, buf.length);
+    const len = totalLength(bufs);
+    this.checkRange(offset, len);
+    const cur = new BufCursor(bufs);
     let done = 0;
-    while (done < buf.length) {
+    while (done < len) {
       const pos = offset + done;
       const vc = Math.floor(pos / this.cs);
       const intra = pos % this.cs;
-      const n = Math.min(this.cs - intra, buf.length - done);
-      this.writeCluster(vc, intra, buf.subarray(done, done + n));
+      const n = Math.min(this.cs - intra, len - done);
+      this.writeCluster(vc, intra, cur.take(n));
       done += n;
     }
   }

@@ -3,6 +3,7 @@
 
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { type BlockBackend, DiskError, type SeekData } from './backend.js';
+import { preadvAll, pwritevAll, totalLength } from './vectored.js';
 
 const ZERO_CHUNK = 1 << 20;
 
@@ -69,6 +70,29 @@ export class RawDisk implements BlockBackend {
     this.check(offset, buf.length);
     let done = 0;
     while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done, offset + done);
+  }
+
+  readv(offset: number, bufs: readonly Uint8Array[]): void {
+    const len = totalLength(bufs);
+    this.check(offset, len);
+    const got = preadvAll(this.fd, bufs, offset);
+    if (got < len) {
+      // File shorter than expected (truncated meanwhile): the rest reads as zeroes.
+      let skip = got;
+      for (const b of bufs) {
+        if (skip >= b.length) skip -= b.length;
+        else {
+          b.fill(0, skip);
+          skip = 0;
+        }
+      }
+    }
+  }
+
+  writev(offset: number, bufs: readonly Uint8Array[]): void {
+    if (this.readOnly) throw new Error('raw disk: write to a read-only disk');
+    this.check(offset, totalLength(bufs));
+    pwritevAll(this.fd, bufs, offset);
   }
 
   flush(): void {

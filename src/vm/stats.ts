@@ -70,6 +70,11 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
     lines.push(`  harts                ${m.harts.count}, taking turns on one thread: ${fmt(m.harts.stats.switches)} switches`);
     lines.push(...hartLines(m.harts.report()));
   }
+  const io = m.mmioStats();
+  if (io.access.length) lines.push(`  MMIO exits           ${io.access.map((a) => `${a.name} ${fmt(a.reads)} reads, ${fmt(a.writes)} writes`).join('; ')}`);
+  for (const v of io.virtio) {
+    lines.push(`  ${v.name.padEnd(20)} ${fmt(v.notifies)} notifications, ${fmt(v.interrupts)} interrupts (${fmt(v.suppressed)} batches without one)${v.extra ? `; ${v.extra}` : ''}`);
+  }
   lines.push(...deviceStatsLines(m.deviceStats()));
   return lines.join('\n') + '\n';
 }

@@ -115,6 +115,8 @@ export interface VirtioDevice {
    */
   nextDeadline?(): number | null;
   poll?(): void;
+  /** Optional device-specific counters for --stats, as a short text. */
+  statsText?(): string;
   /**
    * The device's own state as plain data (see Snapshottable in device.ts). A chain
    * the device holds (taken from a queue, not yet used) is saved as its head
@@ -152,8 +154,18 @@ export interface VirtioMmioOptions {
   log?: (message: string) => void;
 }
 
+/** What a transport counts for --stats: the driver's notifications and the interrupts they led to. */
+export interface VirtioMmioCounters {
+  /** QueueNotify writes that reached a live queue. */
+  notifies: number;
+  /** Used-buffer interrupts raised, and batches of used buffers the driver's event index let pass without one. */
+  interrupts: number;
+  suppressed: number;
+}
+
 export class VirtioMmio implements MmioDevice {
   readonly name: string;
+  readonly counters: VirtioMmioCounters = { notifies: 0, interrupts: 0, suppressed: 0 };
   private readonly queues: Virtqueue[];
   private status = 0;
   private deviceFeaturesSel = 0;
@@ -266,7 +278,10 @@ export class VirtioMmio implements MmioDevice {
         return;
       case VIRTIO_MMIO_QUEUE_NOTIFY:
         if (this.broken || !(this.status & STATUS_DRIVER_OK)) return;
-        if (value < this.queues.length && this.queues[value].ready) this.device.notify(value);
+        if (value < this.queues.length && this.queues[value].ready) {
+          this.counters.notifies++;
+          this.device.notify(value);
+        }
         return;
       case VIRTIO_MMIO_INTERRUPT_ACK:
         this.interruptStatus &= ~value;
@@ -326,7 +341,10 @@ export class VirtioMmio implements MmioDevice {
       features: this.driverFeatures,
       usedBuffers: (q: number) => {
         if (self.broken) return;
-        if (self.queues[q]?.needsInterrupt()) self.raise(INT_USED_BUFFER);
+        if (self.queues[q]?.needsInterrupt()) {
+          self.counters.interrupts++;
+          self.raise(INT_USED_BUFFER);
+        } else self.counters.suppressed++;
       },
       fail: (reason: string) => self.fail(reason),
       configChanged: () => self.configChanged(),

@@ -129,6 +129,8 @@ export class VirtioNet implements VirtioDevice {
   private guestCsum = false;
   private maxTx = MAX_FRAME;
   private txScratch = new Uint8Array(0);
+  /** Frames the guest handed over for segmentation or checksumming (--stats: is the offload used?). */
+  private readonly offloads = { gsoFrames: 0, gsoBytes: 0, csumFrames: 0, largestTx: 0 };
   private readonly clock: () => number;
   private readonly txLimiter: RateLimiter;
   private readonly rxLimiter: RateLimiter;
@@ -153,6 +155,11 @@ export class VirtioNet implements VirtioDevice {
     this.clock = opts.clock ?? (() => 0);
     this.txLimiter = new RateLimiter(this.clock, opts.limits?.tx ?? {});
     this.rxLimiter = new RateLimiter(this.clock, opts.limits?.rx ?? {});
+  }
+
+  statsText(): string {
+    const o = this.offloads;
+    return `${o.gsoFrames} segmentation frames (${(o.gsoBytes / 1048576).toFixed(1)} MiB), ${o.csumFrames} checksum-only, largest frame ${o.largestTx} bytes`;
   }
 
   /** Change the limits of a running NIC (a changed bucket starts full). */
@@ -387,6 +394,11 @@ export class VirtioNet implements VirtioDevice {
       this.count('txDropped', 1); // segmentation was not negotiated
       return;
     }
+    if (frameLen > this.offloads.largestTx) this.offloads.largestTx = frameLen;
+    if (hdr.gsoType !== GSO_NONE) {
+      this.offloads.gsoFrames++;
+      this.offloads.gsoBytes += frameLen;
+    } else if (hdr.flags !== 0) this.offloads.csumFrames++;
     if (hdr.flags !== 0 || hdr.gsoType !== GSO_NONE) {
       // Offloads need a private copy: the device fills in checksums and cuts segments.
       if (this.txScratch.length < frameLen) this.txScratch = new Uint8Array(this.maxTx);

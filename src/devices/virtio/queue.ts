@@ -358,12 +358,21 @@ export function scatter(mem: GuestMemory, bufs: readonly BufRange[], from: numbe
 
 /**
  * The RAM views of the byte range [from, from + len) of a buffer list, split at buffer
- * boundaries. `forWrite`: the caller will fill them, so they are reported as written.
+ * boundaries; buffers that follow each other in RAM share one view (Linux hands a
+ * large request over page by page, and neighbouring pages make one host I/O
+ * vector). `forWrite`: the caller will fill them, so they are reported as written.
  */
 export function slices(mem: GuestMemory, bufs: readonly BufRange[], from: number, len: number, forWrite = false): Uint8Array[] {
   const out: Uint8Array[] = [];
   let skip = from;
   let left = len;
+  let start = -1;
+  let end = -1;
+  const emit = () => {
+    if (start < 0) return;
+    out.push(mem.ram.subarray(start, end));
+    if (forWrite) mem.noteWrite?.(start, end - start);
+  };
   for (const b of bufs) {
     if (left <= 0) break;
     if (skip >= b.len) {
@@ -371,10 +380,15 @@ export function slices(mem: GuestMemory, bufs: readonly BufRange[], from: number
       continue;
     }
     const take = Math.min(b.len - skip, left);
-    out.push(mem.ram.subarray(b.off + skip, b.off + skip + take));
-    if (forWrite) mem.noteWrite?.(b.off + skip, take);
+    const at = b.off + skip;
+    if (at !== end) {
+      emit();
+      start = at;
+    }
+    end = at + take;
     left -= take;
     skip = 0;
   }
+  emit();
   return out;
 }

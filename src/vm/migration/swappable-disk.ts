@@ -5,7 +5,8 @@
 // size and the read-only setting until the guest runs. A snapshot that freezes
 // the disk switches it to a new overlay (backed by the old image) between slices.
 
-import { DiskError, type BlockBackend } from '../../storage/backend.js';
+import { DiskError, type BlockBackend, readInto, writeFrom } from '../../storage/backend.js';
+import { totalLength } from '../../storage/vectored.js';
 
 export class SwappableDisk implements BlockBackend {
   /** Told of every range the guest changes (a migration copying the disk tracks its dirty blocks). */
@@ -58,6 +59,13 @@ export class SwappableDisk implements BlockBackend {
 
   read(offset: number, buf: Uint8Array): void {
     this.open.read(offset, buf);
+  }
+  readv(offset: number, bufs: readonly Uint8Array[]): void {
+    readInto(this.open, offset, bufs);
+  }
+  writev(offset: number, bufs: readonly Uint8Array[]): void {
+    writeFrom(this.open, offset, bufs);
+    this.onChange?.(offset, totalLength(bufs));
   }
   mayHoldData(offset: number, len: number): boolean {
     return this.open.mayHoldData?.(offset, len) ?? true;
