@@ -63,6 +63,8 @@ export const JIT_URGENT_OFF: u32 = 0x1124;
 export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
 export const TLB_TAGS_OFF: u32 = 0x1130;
+/** A word only the interpreter's full fence touches (a locked add of 0: this compiler's atomic.fence does not validate). */
+export const FENCE_WORD_OFF: u32 = 0x1140;
 /**
  * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
  * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first

@@ -8,7 +8,7 @@
 import {
   pc, priv, instret, mstatus, medeleg, mideleg, mie, mipSw, mipHw, mtvec, mscratch, mepc, mcause, mtval, mcounteren,
   menvcfg, stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, mtimecmp, msip, timeNow,
-  deterministic, timeSkew, reservation, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch, instretDelta, cycleDelta,
+  deterministic, timeSkew, reservation, reservedValueKnown, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch, instretDelta, cycleDelta,
 } from './hart';
 import { pmpCfgRead, pmpAddrRead, pmpCfgPut, pmpAddrPut, PMP_COUNT } from './pmp';
 import { tselect, setTselect, trigGet, trigPut, TRIG_COUNT } from './triggers';
@@ -112,7 +112,7 @@ export function cpuStateSet(i: u32, v: u64): void {
     case 28: timeNow = v; break;
     case 29: deterministic = v != 0; break;
     case 30: timeSkew = v; break;
-    case 31: reservation = v; break;
+    case 31: reservation = v; reservedValueKnown = false; break;
     case 32: ecallHookMask = <u32>v; break;
     case 33: jitEnabled = v != 0; break;
     case 35: instretDelta = v; break;

@@ -12,7 +12,7 @@
 // paths (see "Inline FP fast paths"); CSR instructions and atomics call the
 // core's jitCsr and jitAmo in place (AMOs whose page the TLB holds run inline).
 
-import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
+import { ByteWriter, OP, I32, I64, F64, ATOMIC, ATOMIC_PREFIX } from './wasm-builder.js';
 import {
   STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
   JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
@@ -169,6 +169,25 @@ class Emitter {
   }
   call(f: number): this {
     this.c.byte(OP.call).u32(f);
+    return this;
+  }
+  /** An instruction of the threads proposal (ATOMIC_PREFIX); `align` must be the access's natural one. */
+  atomic(sub: number, align: number, offset: number): this {
+    this.c.byte(ATOMIC_PREFIX).u32(sub).u32(align).u32(offset);
+    return this;
+  }
+  /** A full memory barrier (atomic.fence). */
+  fence(): this {
+    this.c.byte(ATOMIC_PREFIX).u32(ATOMIC.fence).byte(0);
+    return this;
+  }
+  loopVoid(): this {
+    this.c.byte(OP.loop).byte(0x40);
+    this.depth++;
+    return this;
+  }
+  brIf(label: number): this {
+    this.c.byte(OP.br_if).u32(label);
     return this;
   }
   ifVoid(): this {
@@ -560,9 +579,14 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       return emitOp(e, rd, rs1, rs2, f3, f7, false);
     case 14: // OP-32
       return emitOp(e, rd, rs1, rs2, f3, f7, true);
-    case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it),
-      // and so does PAUSE: with several harts the interpreter hands the core to the next one.
-      if (f3 === 0) return insn === PAUSE ? 'stop' : 'ok';
+    case 3: // MISC-MEM: FENCE.I ends the block (the interpreter runs it), and so does
+      // PAUSE: with several harts the interpreter hands the core to the next one.
+      // A FENCE is a barrier only where the host would reorder (see the interpreter).
+      if (f3 === 0) {
+        if (insn === PAUSE) return 'stop';
+        if (orderingFences && fenceOrdersStoreLoad(insn)) e.fence();
+        return 'ok';
+      }
       return 'stop';
     case 28: // SYSTEM: CSR instructions run in place through the core (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);
@@ -1161,6 +1185,24 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   e.end();
 }
 
+// Barriers for FENCEs that order stores before loads: needed only when harts run
+// on several threads; with one thread every order is already sequential.
+let orderingFences = false;
+
+/** Emit real barriers for FENCE in the code translated from now on (a VM with several harts). */
+export function setOrderingFences(on: boolean): void {
+  orderingFences = on;
+}
+
+/**
+ * True for a FENCE whose predecessor set has W and successor set has R (fence
+ * rw,rw, w,r, ...): the one reordering x86-TSO makes. FENCE.TSO (fm = 1000)
+ * orders everything but that. The interpreter has the same test (exec.ts).
+ */
+export function fenceOrdersStoreLoad(insn: number): boolean {
+  return insn >>> 28 !== 8 && ((insn >>> 24) & 1) !== 0 && ((insn >>> 21) & 1) !== 0;
+}
+
 // Data TLB lookups are counted at STATE + LOOKUP_COUNTS_OFF (loads, then stores), as the interpreter does.
 let countLookups = false;
 
@@ -1259,12 +1301,7 @@ function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number,
     e.ifI64();
     emitHostAddr(e);
     e.lset(L_OK);
-    // old (sign-extended for .W) into L_VA, the new value stored, old left for rd
-    e.lget(L_OK).mem(w ? OP.i64_load32_s : OP.i64_load, w ? 2 : 3, 0).lset(L_VA);
-    e.lget(L_OK);
-    emitAmoResult(e, f5, w);
-    e.mem(w ? OP.i64_store32 : OP.i64_store, w ? 2 : 3, 0);
-    e.lget(L_VA);
+    emitAtomicRmw(e, f5, w);
     e.else();
   }
   e.i32c(insn | 0).lget(L_VA).lget(L_VAL).i32c(k).call(IMP.amo).lset(L_VAL);
@@ -1282,6 +1319,45 @@ function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number,
   if (inline) e.end();
   e.setReg(rd);
   return 'ok';
+}
+
+/** The wasm read-modify-write for each AMO that has one, as [64-bit, 32-bit] sub-opcodes. */
+const RMW_OPS = new Map<number, [number, number]>([
+  [0x00, [ATOMIC.i64_rmw_add, ATOMIC.i64_rmw32_add_u]],
+  [0x01, [ATOMIC.i64_rmw_xchg, ATOMIC.i64_rmw32_xchg_u]],
+  [0x04, [ATOMIC.i64_rmw_xor, ATOMIC.i64_rmw32_xor_u]],
+  [0x08, [ATOMIC.i64_rmw_or, ATOMIC.i64_rmw32_or_u]],
+  [0x0c, [ATOMIC.i64_rmw_and, ATOMIC.i64_rmw32_and_u]],
+]);
+
+/**
+ * The AMO at host address L_OK (aligned, RAM) as one atomic operation on the
+ * shared memory, so it is atomic against harts on other threads; leaves the old
+ * value (sign-extended for .W) for rd. Min/max have no wasm instruction: a
+ * compare-and-swap loop, with L_EXITPC as scratch.
+ */
+function emitAtomicRmw(e: Emitter, f5: number, w: boolean): void {
+  const align = w ? 2 : 3;
+  const rmw = RMW_OPS.get(f5);
+  if (rmw) {
+    e.lget(L_OK).lget(L_VAL).atomic(w ? rmw[1] : rmw[0], align, 0);
+    if (w) e.op(OP.i64_extend32_s);
+    return;
+  }
+  e.lget(L_OK).atomic(w ? ATOMIC.i64_load32_u : ATOMIC.i64_load, align, 0);
+  if (w) e.op(OP.i64_extend32_s);
+  e.lset(L_VA);
+  e.loopVoid();
+  e.lget(L_OK).lget(L_VA);
+  emitAmoResult(e, f5, w);
+  e.atomic(w ? ATOMIC.i64_rmw32_cmpxchg_u : ATOMIC.i64_rmw_cmpxchg, align, 0);
+  if (w) e.op(OP.i64_extend32_s);
+  // seen != old: another hart changed it; go round with what it holds now
+  e.ltee(L_EXITPC).lget(L_VA).op(OP.i64_ne);
+  e.lget(L_EXITPC).lset(L_VA);
+  e.brIf(0);
+  e.end();
+  e.lget(L_VA);
 }
 
 /** Push the value an AMO stores, from old (L_VA, sign-extended for .W) and rs2 (L_VAL). */

@@ -121,7 +121,7 @@ const WASM_PAGE = 0x10000;
 
 // The lib in tsconfig has no DOM/wasm typings; describe the few pieces used.
 declare const WebAssembly: {
-  Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
+  Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBuffer };
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
   Table: new (d: { element: 'anyfunc'; initial: number }) => { set(i: number, f: unknown): void; grow(delta: number): number; readonly length: number };
@@ -145,7 +145,9 @@ export class CpuCore {
     this.ramSize = ramSize;
     const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
     // A new memory for every core: the core's first reset relies on it being all zeros.
-    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    // Shared (a SharedArrayBuffer), because the core is built with wasm threads so
+    // that harts can run on several host threads over the same guest RAM.
+    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     const mod = new WebAssembly.Module(wasmBytes);
     const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
     const inst = new WebAssembly.Instance(mod, {
