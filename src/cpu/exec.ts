@@ -40,6 +40,7 @@ export function rvcExpand(half: u32): u32 {
   return insn == RVC_ILLEGAL ? 0 : insn;
 }
 import { execFp } from './fpu';
+import { stateAt } from './hart-area';
 
 @external('env', 'ecall') declare function hostEcall(): void;
 
@@ -330,7 +331,7 @@ export function execute(): void {
       if (f3 > 1) { illegalInsn(); return; }
       // The host (x86-TSO) reorders only a later load before an earlier store:
       // only a fence ordering stores before loads needs a real barrier.
-      if (f3 == 0 && hartCount > 1 && fenceOrdersStoreLoad(insn)) atomic.add<u32>(STATE + FENCE_WORD_OFF, 0);
+      if (f3 == 0 && hartCount > 1 && fenceOrdersStoreLoad(insn)) atomic.add<u32>(stateAt() + FENCE_WORD_OFF, 0);
       if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {
         exitReason = EXIT_YIELD;
         breakBatch = true;

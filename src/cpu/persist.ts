@@ -15,6 +15,7 @@ import { tselect, setTselect, trigGet, trigPut, TRIG_COUNT } from './triggers';
 import { STATE, FS_DIRTY_OFF } from './state';
 import { updateTlbSets, tlbFlushAll } from './mmu';
 import { jitFlushAll } from './jit';
+import { stateAt } from './hart-area';
 
 // Fields 35.. (counter deltas, PMP, triggers) came with the PMP/Sdtrig work:
 // 35 instretDelta, 36 cycleDelta, 37..52 pmpaddr0..15, 53 pmpcfg0, 54 pmpcfg2,
@@ -130,7 +131,7 @@ export function cpuStateSet(i: u32, v: u64): void {
 
 /** After a restore: recompute what is derived from the fields and drop every cache. */
 export function cpuStateRestored(): void {
-  store<u32>(STATE + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
+  store<u32>(stateAt() + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
   tlbFlushAll();
   updateTlbSets();
   jitFlushAll();
