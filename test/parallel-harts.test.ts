@@ -1,11 +1,17 @@
 // SMP phase 2 groundwork, without a VM around it: two core instances over one
-// shared memory, each in its own hart area and on its own thread, run the
-// same bare program at the same time. It counts in shared cells with every
-// kind of atomic (amoadd.d, amoadd.w, an LR/SC loop, amomaxu.d, and plain
-// increments under a spinlock of amoswap.w.aq / .rl), so a lost update, an
-// SC that succeeded over another hart's store, or a lock that let two harts in
-// shows as a wrong total. Translator off and on (the inline AMOs are wasm
-// atomic read-modify-writes, min/max a compare-and-swap loop).
+// shared memory, each in its own hart area and on its own thread, run bare
+// programs at the same time, translator off and on.
+//
+// - Atomics: both count in shared cells with every kind of atomic (amoadd.d,
+//   amoadd.w, an LR/SC loop, amomaxu.d, plain increments under a spinlock of
+//   amoswap.w.aq / .rl), so a lost update, an SC that succeeded over another
+//   hart's store, or a lock that let two harts in shows as a wrong total (the
+//   inline AMOs are wasm atomic read-modify-writes, min/max a compare-and-swap
+//   loop).
+// - Store buffering with fence rw,rw between the store and the load: RVWMO
+//   forbids both harts reading 0, which the host's store buffer produces
+//   unless the fence is a real barrier. Without the barriers (the 1-hart
+//   setting) the forbidden outcome is counted and reported, not asserted.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,8 +102,9 @@ interface HartResult {
   spins: string;
 }
 
-async function runParallel(jit: boolean, harts: number, iterations: number): Promise<{ cells: bigint[]; results: HartResult[] }> {
-  const code = program(iterations);
+/** Runs `code` on one thread per entry of `regs` (hart areas 1..), each starting with its registers; returns the RAM and what each reported. */
+async function runParallel(code: number[], jit: boolean, regs: [number, bigint][][], fences = true, limit = 1e9): Promise<{ dv: DataView; results: HartResult[] }> {
+  const harts = regs.length;
   const first = new CpuCore(wasm, RAM_SIZE, { mmioRead: () => 0, mmioWrite: () => {}, ecall: () => {} });
   const dv = new DataView(first.ram.buffer, first.ram.byteOffset, RAM_SIZE);
   code.forEach((w, i) => dv.setUint32(i * 4, w, true));
@@ -111,7 +118,7 @@ async function runParallel(jit: boolean, harts: number, iterations: number): Pro
       const w = new Worker(workerUrl, {
         workerData: {
           wasm, memory: first.memory, ramSize: RAM_SIZE, hart: i + 1, entry: BigInt(RAM_BASE), end,
-          a0: BigInt(RAM_BASE + DATA), jit, gate, limit: 200 * iterations * 40,
+          regs: regs[i], jit, fences, gate, limit,
         },
       });
       w.once('message', (m: HartResult) => resolve(m));
@@ -119,15 +126,16 @@ async function runParallel(jit: boolean, harts: number, iterations: number): Pro
       w.once('exit', (c) => (c !== 0 ? reject(new Error(`hart ${i + 1} thread exited with ${c}`)) : undefined));
     })),
   );
-  const cells = [0, 8, 16, 32, 40, 48, 56].map((o) => (o === 8 ? BigInt(dv.getUint32(DATA + o, true)) : dv.getBigUint64(DATA + o, true)));
-  return { cells, results };
+  return { dv, results };
 }
 
 for (const jit of [false, true]) {
   test(`two harts on two threads count exactly with every atomic (translator ${jit ? 'on' : 'off'})`, { timeout: budget(120_000) }, async (t) => {
     const harts = 2;
     const iterations = jit ? ITERATIONS.translated : ITERATIONS.interpreted;
-    const { cells, results } = await runParallel(jit, harts, iterations);
+    const a0v: [number, bigint] = [a0, BigInt(RAM_BASE + DATA)];
+    const { dv, results } = await runParallel(program(iterations), jit, [[a0v], [a0v]], true, 200 * iterations * 40);
+    const cells = [0, 8, 16, 32, 40, 48, 56].map((o) => (o === 8 ? BigInt(dv.getUint32(DATA + o, true)) : dv.getBigUint64(DATA + o, true)));
     results.forEach((r, i) => assert.ok(r.done, `hart ${i + 1} reached the end of its program`));
     const n = BigInt(harts * iterations);
     const [add64, add32, lrsc, locked, max, finished, unlocked] = cells;
@@ -139,5 +147,64 @@ for (const jit of [false, true]) {
     assert.equal(finished, BigInt(harts), 'every hart finished');
     // How much the harts really met: failed SCs and lock spins (not asserted: a loaded host may serialise the threads).
     t.diagnostic(`unlocked increments lost: ${n - unlocked} of ${n}; failed SCs ${results.map((r) => r.scFails).join(', ')}; lock spins ${results.map((r) => r.spins).join(', ')}; instructions ${results.map((r) => r.instret).join(', ')}`);
+  });
+}
+
+// ---- store buffering ----
+const ROUNDS = 10_000;
+const SB = { barrier: 0x18000, x: 0x20000, y: 0x40000, ra: 0x60000, rb: 0x80000 };
+const add = (rd: number, rs1: number, rs2: number) => R(0, rs2, rs1, 0, rd, 0x33);
+const blt = (rs1: number, rs2: number, off: number) => B(off, rs2, rs1, 4);
+const FENCE_RW_RW = 0x0330000f;
+const a4 = 14, a5 = 15;
+
+/**
+ * Round i: meet at the barrier (amoadd, then wait for 2(i+1) arrivals), store 1
+ * to mine[i] (a0), fence rw,rw, load other[i] (a1) into results[i] (a2).
+ * a3 = the barrier, a4 = rounds. Fresh cells each round, so nothing is reset.
+ */
+function storeBuffering(): number[] {
+  const p: number[] = [];
+  const at = () => p.length * 4;
+  p.push(addi(t0, zero, 0), addi(t1, zero, 0), addi(t2, zero, 1), addi(a5, zero, 2));
+  const round = at();
+  p.push(AMO(0x00, 0, 0, t2, a3, false, zero));
+  const spin = at();
+  p.push(ld(t3, a3, 0));
+  p.push(blt(t3, a5, spin - at()));
+  p.push(add(t4, a0, t0), sd(t2, t4, 0));
+  p.push(FENCE_RW_RW);
+  p.push(add(t4, a1, t0), ld(t5, t4, 0));
+  p.push(add(t4, a2, t0), sd(t5, t4, 0));
+  p.push(addi(t0, t0, 8), addi(a5, a5, 2), addi(t1, t1, 1));
+  p.push(bne(t1, a4, round - at()));
+  p.push(jal0(0));
+  return p;
+}
+
+async function sbOutcomes(jit: boolean, fences: boolean): Promise<Record<string, number>> {
+  const base = BigInt(RAM_BASE);
+  const common: [number, bigint][] = [[a3, base + BigInt(SB.barrier)], [a4, BigInt(ROUNDS)]];
+  const { dv, results } = await runParallel(storeBuffering(), jit, [
+    [[a0, base + BigInt(SB.x)], [a1, base + BigInt(SB.y)], [a2, base + BigInt(SB.ra)], ...common],
+    [[a0, base + BigInt(SB.y)], [a1, base + BigInt(SB.x)], [a2, base + BigInt(SB.rb)], ...common],
+  ], fences, ROUNDS * 100_000);
+  results.forEach((r, i) => assert.ok(r.done, `hart ${i + 1} finished its rounds (${JSON.stringify(r)})`));
+  const seen: Record<string, number> = { '00': 0, '01': 0, '10': 0, '11': 0 };
+  for (let i = 0; i < ROUNDS; i++) {
+    const key = `${dv.getBigUint64(SB.ra + 8 * i, true)}${dv.getBigUint64(SB.rb + 8 * i, true)}`;
+    assert.ok(key in seen, `round ${i}: loads read ${key}, not 0 or 1`);
+    seen[key]++;
+  }
+  return seen;
+}
+
+for (const jit of [false, true]) {
+  test(`store buffering with fence rw,rw never reads 0 on both harts (translator ${jit ? 'on' : 'off'})`, { timeout: budget(120_000) }, async (t) => {
+    const seen = await sbOutcomes(jit, true);
+    t.diagnostic(`with barriers, ${ROUNDS} rounds: ${JSON.stringify(seen)}`);
+    assert.equal(seen['00'], 0, 'RVWMO forbids r1 = r2 = 0 with fence rw,rw');
+    const loose = await sbOutcomes(jit, false);
+    t.diagnostic(`fences left out (as with one hart), ${ROUNDS} rounds: ${JSON.stringify(loose)}`);
   });
 }

@@ -331,7 +331,7 @@ export function execute(): void {
       if (f3 > 1) { illegalInsn(); return; }
       // The host (x86-TSO) reorders only a later load before an earlier store:
       // only a fence ordering stores before loads needs a real barrier.
-      if (f3 == 0 && hartCount > 1 && fenceOrdersStoreLoad(insn)) atomic.add<u32>(stateAt() + FENCE_WORD_OFF, 0);
+      if (f3 == 0 && orderingFences && fenceOrdersStoreLoad(insn)) atomic.add<u32>(stateAt() + FENCE_WORD_OFF, 0);
       if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {
         exitReason = EXIT_YIELD;
         breakBatch = true;
@@ -604,6 +604,13 @@ function amoMinMax64(h: usize, f5: u32, b: u64): u64 {
   }
   return o;
 }
+
+/**
+ * Set by the host when harts may run on other threads (a VM with several
+ * harts): FENCEs that order stores before loads become real barriers.
+ */
+export let orderingFences: bool = false;
+export function setOrderingFences(on: bool): void { orderingFences = on; }
 
 /**
  * True for a FENCE whose predecessor set has W and successor set has R (fence

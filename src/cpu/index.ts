@@ -30,7 +30,7 @@ export {
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
 } from './jit';
 
-export { EXIT_WFI } from './exec';
+export { EXIT_WFI, setOrderingFences } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
 export { setHartArea } from './hart-area';

@@ -7,6 +7,7 @@ import {
   WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, SYS_COUNTS_OFF, SYS_COUNTS_N, HART_STRIDE, HART_AREAS_MAX,
 } from './layout.js';
 import { Jit, TABLE_INITIAL, type JitCoreExports } from '../jit/jit.js';
+import { setOrderingFences as setTranslatorFences } from '../jit/translate.js';
 
 export interface CoreImports {
   mmioRead(addr: number, size: number): number;
@@ -37,6 +38,7 @@ interface CoreExports {
   flushTlb(): void;
   dirtyLogRestart(): void;
   setJitEnabled(on: number): void;
+  setOrderingFences(on: number): void;
   getJitInstructions(): bigint;
   jitInvalidateRange(off: bigint, len: bigint): void;
   bpSet(i: number, va: bigint): void;
@@ -241,6 +243,16 @@ export class CpuCore {
     const r = this.exports.run(budget);
     this.jit.drain();
     return r;
+  }
+
+  /**
+   * Make the guest's FENCEs that order stores before loads real barriers, in
+   * the interpreter and in code translated from now on (in this thread): needed
+   * when harts run on several threads, a cost otherwise.
+   */
+  setOrderingFences(on: boolean): void {
+    this.exports.setOrderingFences(on ? 1 : 0);
+    setTranslatorFences(on);
   }
 
   setJitEnabled(on: boolean): void {

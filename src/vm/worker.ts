@@ -24,7 +24,7 @@ import { HartStatsPublisher } from './hart-stats-block.js';
 import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
-import { setCountLookups, setOrderingFences } from '../jit/translate.js';
+import { setCountLookups } from '../jit/translate.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
@@ -155,8 +155,6 @@ async function main(): Promise<void> {
   const nics = nicChannels.map(workerNic);
   // Translated code counts its TLB lookups only when statistics were asked for (it costs speed).
   setCountLookups(config.stats === true);
-  // Barriers for the guest's fences matter only with several harts.
-  setOrderingFences((config.cpus ?? 1) > 1);
   const badDevice = checkDeviceConfig(config);
   if (badDevice) {
     post({ type: 'error', message: badDevice });

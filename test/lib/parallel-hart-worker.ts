@@ -1,7 +1,8 @@
 // One hart of test/parallel-harts.test.ts on a thread of its own: a core
 // instance over the test's shared memory, in hart area `hart`, runs the bare
 // program from `entry` until its pc reaches `end`, after every thread has
-// arrived at the start gate (so the harts really overlap).
+// arrived at the start gate (so the harts really overlap). Reports whether it
+// got there, its instruction count and s1 and s2 (the programs count there).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { CpuCore, type CoreMemory } from '../../src/machine/cpu-core.js';
@@ -13,9 +14,11 @@ interface Job {
   hart: number;
   entry: bigint;
   end: bigint;
-  /** a0 for the program (its data block). */
-  a0: bigint;
+  /** Registers the program starts with: [number, value]. */
+  regs: [number, bigint][];
   jit: boolean;
+  /** Real barriers for FENCE (CpuCore.setOrderingFences). */
+  fences: boolean;
   /** Int32Array over a SharedArrayBuffer: [0] counts arrivals, [1] is the number of threads. */
   gate: Int32Array;
   /** At most this many instructions (a hang fails instead of spinning forever). */
@@ -33,12 +36,13 @@ const core = new CpuCore(job.wasm, job.ramSize, {
 }, { memory: job.memory, hart: job.hart });
 core.reset(job.entry, job.hart);
 core.grantAllMemory();
-core.setX(10, job.a0);
+for (const [r, v] of job.regs) core.setX(r, v);
 core.setJitEnabled(job.jit);
+core.setOrderingFences(job.fences);
 
 Atomics.add(job.gate, 0, 1);
 Atomics.notify(job.gate, 0);
 while (Atomics.load(job.gate, 0) < job.gate[1]) Atomics.wait(job.gate, 0, Atomics.load(job.gate, 0), 50);
 
 while (core.pc !== job.end && core.instret < BigInt(job.limit)) core.run(20_000);
-parentPort!.postMessage({ done: core.pc === job.end, instret: core.instret.toString(), scFails: core.getX(9).toString(), spins: core.getX(18).toString() });
+parentPort!.postMessage({ done: core.pc === job.end, pc: core.pc.toString(16), instret: core.instret.toString(), scFails: core.getX(9).toString(), spins: core.getX(18).toString() });
