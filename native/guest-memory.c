@@ -35,6 +35,10 @@
  *     data. Lets --copy-storage skip a sparse raw disk's holes unread. Throws
  *     when the file system cannot say (the caller then reads everything).
  *
+ * `buffer` is an ArrayBuffer or a Uint8Array over the whole of one (guest RAM
+ * lives in a SharedArrayBuffer, which Node-API of this Node version reads only
+ * through a typed array); offsets count from the buffer's start.
+ *
  * All check their arguments against the buffer's bounds and throw on misuse.
  * Built by scripts/build-native.sh; tsvisor runs without it (src/vm/host-memory.ts
  * says so) and then only loses these two abilities.
@@ -59,6 +63,21 @@
     }                                                                           \
   } while (0)
 
+/* The bytes of an ArrayBuffer, or of a typed array (its whole buffer, see above). */
+static int buffer_bytes(napi_env env, napi_value v, void **data, size_t *size) {
+  bool is_typed = false;
+  if (napi_get_arraybuffer_info(env, v, data, size) == napi_ok) return 1;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return 0;
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  if (napi_get_typedarray_info(env, v, &type, &length, data, NULL, &offset) != napi_ok || type != napi_uint8_array ||
+      offset != 0 || *data == NULL) {
+    return 0;
+  }
+  *size = length;
+  return 1;
+}
+
 /* Resolves the arguments to a page-aligned [*start, *end) inside the buffer. */
 static int page_range(napi_env env, napi_callback_info info, uint8_t **start, uint8_t **end, uintptr_t *page) {
   size_t argc = 3;
@@ -67,7 +86,7 @@ static int page_range(napi_env env, napi_callback_info info, uint8_t **start, ui
   size_t size = 0;
   double off = 0, len = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &size) != napi_ok) return 0;
+  if (!buffer_bytes(env, argv[0], &data, &size)) return 0;
   if (napi_get_value_double(env, argv[1], &off) != napi_ok) return 0;
   if (napi_get_value_double(env, argv[2], &len) != napi_ok) return 0;
   if (!(off >= 0) || !(len >= 0) || off + len > (double)size || data == NULL) return 0;
@@ -146,7 +165,7 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   size_t plen = 0;
   napi_value out;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
-      napi_get_arraybuffer_info(env, argv[0], &data, &size) != napi_ok ||
+      !buffer_bytes(env, argv[0], &data, &size) ||
       napi_get_value_double(env, argv[1], &off) != napi_ok || napi_get_value_double(env, argv[2], &len) != napi_ok ||
       napi_get_value_string_utf8(env, argv[3], path, sizeof path, &plen) != napi_ok || plen == 0 || plen >= sizeof path - 1) {
     napi_throw_error(env, NULL, "guest-memory.mapFile(buffer, offset, length, path): bad arguments");

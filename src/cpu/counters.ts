@@ -4,6 +4,7 @@
 // the same order (SYS_COUNTER_NAMES in src/machine/cpu-core.ts).
 
 import { STATE, SYS_COUNTS_OFF } from './layout';
+import { stateAt } from './hart-area';
 
 /** Blocks the dispatcher called (each one starts a chain of linked blocks). */
 export const CNT_DISPATCH: u32 = 0;
@@ -48,6 +49,6 @@ export const CNT_TRAP_ENTRY: u32 = 19;
 export const CNT_XRET: u32 = 20;
 
 @inline export function count(i: u32): void {
-  const a = STATE + SYS_COUNTS_OFF + (i << 3);
+  const a = stateAt() + SYS_COUNTS_OFF + (i << 3);
   store<u64>(a, load<u64>(a) + 1);
 }

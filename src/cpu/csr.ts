@@ -13,6 +13,7 @@ import { count, CNT_SATP } from './counters';
 import { updateTlbSets, tlbFlushAll, tlbSatpWritten, ASID_BITS } from './mmu';
 import { pmpCfgRead, pmpCfgWrite, pmpAddrRead, pmpAddrWrite, PMP_COUNT } from './pmp';
 import { trigCsrRead, trigCsrWrite } from './triggers';
+import { stateAt } from './hart-area';
 
 const SSTATUS_MASK: u64 = MS_SIE | MS_SPIE | MS_UBE | MS_SPP | MS_FS | MS_SUM | MS_MXR | MS_UXL | MS_SD;
 const MSTATUS_WRITABLE: u64 =
@@ -37,7 +38,7 @@ export function writeMstatus(v: u64): void {
   if ((nv & MS_MPP) == (<u64>2 << 11)) nv = (nv & ~MS_MPP) | (mstatus & MS_MPP); // MPP=2 is reserved
   const old = mstatus;
   mstatus = nv;
-  store<u32>(STATE + FS_DIRTY_OFF, (nv & MS_FS) == MS_FS ? 1 : 0);
+  store<u32>(stateAt() + FS_DIRTY_OFF, (nv & MS_FS) == MS_FS ? 1 : 0);
   // Leave the batch (and the translated block) only for what the run loop or
   // translated code holds on to: the data TLB set (MPRV, MPP), and an interrupt
   // enable that lets an already pending interrupt in. The kernel saves and
@@ -69,7 +70,7 @@ function counterAllowed(bit: u32): bool {
 
 export function markFsDirty(): void {
   mstatus |= MS_FS;
-  store<u32>(STATE + FS_DIRTY_OFF, 1);
+  store<u32>(stateAt() + FS_DIRTY_OFF, 1);
 }
 
 /** Read a CSR for a csrr* instruction; raises illegal instruction when not allowed. */
@@ -77,10 +78,10 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
   if (priv < ((csr >> 8) & 3)) return illegal();
   if (willWrite && (csr >> 10) == 3) return illegal();
   switch (csr) {
-    case 0x001: if (fsOff()) return illegal(); return <u64>load<u32>(STATE + FFLAGS_OFF);
-    case 0x002: if (fsOff()) return illegal(); return <u64>load<u32>(STATE + FRM_OFF);
+    case 0x001: if (fsOff()) return illegal(); return <u64>load<u32>(stateAt() + FFLAGS_OFF);
+    case 0x002: if (fsOff()) return illegal(); return <u64>load<u32>(stateAt() + FRM_OFF);
     case 0x003: if (fsOff()) return illegal();
-      return <u64>(load<u32>(STATE + FFLAGS_OFF) | (load<u32>(STATE + FRM_OFF) << 5));
+      return <u64>(load<u32>(stateAt() + FFLAGS_OFF) | (load<u32>(stateAt() + FRM_OFF) << 5));
     case 0xc00: if (!counterAllowed(0)) return illegal(); return instret + cycleDelta;
     case 0xc01: if (!counterAllowed(1)) return illegal(); return currentTime();
     case 0xc02: if (!counterAllowed(2)) return illegal(); return instret + instretDelta;
@@ -147,16 +148,16 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
 export function csrWrite(csr: u32, v: u64): void {
   switch (csr) {
     case 0x001:
-      store<u32>(STATE + FFLAGS_OFF, <u32>v & 0x1f);
+      store<u32>(stateAt() + FFLAGS_OFF, <u32>v & 0x1f);
       markFsDirty();
       return;
     case 0x002:
-      store<u32>(STATE + FRM_OFF, <u32>v & 7);
+      store<u32>(stateAt() + FRM_OFF, <u32>v & 7);
       markFsDirty();
       return;
     case 0x003:
-      store<u32>(STATE + FFLAGS_OFF, <u32>v & 0x1f);
-      store<u32>(STATE + FRM_OFF, (<u32>v >> 5) & 7);
+      store<u32>(stateAt() + FFLAGS_OFF, <u32>v & 0x1f);
+      store<u32>(stateAt() + FRM_OFF, (<u32>v >> 5) & 7);
       markFsDirty();
       return;
     case 0x100:

@@ -3,8 +3,9 @@
 // implementation; a translator must agree with it.
 
 import { getX, setX, getF, setF, STATE, X_OFF, RVC_TABLE } from './state';
+import { FENCE_WORD_OFF } from './layout';
 import {
-  pc, priv, mstatus, mepc, sepc, trapped, breakBatch, exitReason, reservation, ecallHookMask, curInsnBits, mie,
+  pc, priv, mstatus, mepc, sepc, trapped, breakBatch, exitReason, reservation, reservedValue, reservedValueKnown, ecallHookMask, curInsnBits, mie,
   instret, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPP, MS_MPP_SHIFT, MS_FS, MS_MPRV,
   MS_TSR, MS_TW, MS_TVM, EXC_ILLEGAL, EXC_BREAKPOINT, EXC_LOAD_MISALIGNED, EXC_STORE_MISALIGNED,
 } from './hart';
@@ -39,6 +40,7 @@ export function rvcExpand(half: u32): u32 {
   return insn == RVC_ILLEGAL ? 0 : insn;
 }
 import { execFp } from './fpu';
+import { stateAt } from './hart-area';
 
 @external('env', 'ecall') declare function hostEcall(): void;
 
@@ -327,6 +329,9 @@ export function execute(): void {
     }
     case 3: // MISC-MEM (0x0f): FENCE, FENCE.I (translations follow stores; memory is coherent)
       if (f3 > 1) { illegalInsn(); return; }
+      // The host (x86-TSO) reorders only a later load before an earlier store:
+      // only a fence ordering stores before loads needs a real barrier.
+      if (f3 == 0 && orderingFences && fenceOrdersStoreLoad(insn)) atomic.add<u32>(stateAt() + FENCE_WORD_OFF, 0);
       if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {
         exitReason = EXIT_YIELD;
         breakBatch = true;
@@ -510,6 +515,8 @@ export function amo(insn: u32, va: u64, b: u64): u64 {
       if (trapped) return 0;
     }
     reservation = pa;
+    reservedValue = v;
+    reservedValueKnown = true;
     return v;
   }
   // Validate the encoding before any side effect.
@@ -525,31 +532,93 @@ export function amo(insn: u32, va: u64, b: u64): u64 {
     if (trapped) return 0;
     h = hostOf(pa);
   }
-  if (f5 == 0x03) { // SC
+  if (f5 == 0x03) { // SC: stores only if the location still holds what LR read
     const ok = reservation == pa;
     reservation = 0xffffffffffffffff;
     if (!ok) return 1;
-    if (isW) store<u32>(h, <u32>b); else store<u64>(h, b);
-    return 0;
+    if (isW) {
+      const expect: u32 = reservedValueKnown ? <u32>reservedValue : atomic.load<u32>(h);
+      return atomic.cmpxchg<u32>(h, expect, <u32>b) == expect ? 0 : 1;
+    }
+    const expect: u64 = reservedValueKnown ? reservedValue : atomic.load<u64>(h);
+    return atomic.cmpxchg<u64>(h, expect, b) == expect ? 0 : 1;
   }
-  const old: u64 = isW ? sext32(<u64>load<u32>(h)) : load<u64>(h);
-  const a = old;
-  let bv = b;
-  if (isW) bv = sext32(b);
-  let r: u64;
+  // Atomic read-modify-writes on the shared memory: atomic whatever thread
+  // another hart runs on. A locked x86 instruction is a full barrier, so .aq
+  // and .rl need nothing more.
+  if (isW) {
+    const bw = <u32>b;
+    let o: u32;
+    switch (f5) {
+      case 0x01: o = atomic.xchg<u32>(h, bw); break;
+      case 0x00: o = atomic.add<u32>(h, bw); break;
+      case 0x04: o = atomic.xor<u32>(h, bw); break;
+      case 0x0c: o = atomic.and<u32>(h, bw); break;
+      case 0x08: o = atomic.or<u32>(h, bw); break;
+      default: o = amoMinMax32(h, f5, bw); break;
+    }
+    return sext32(<u64>o);
+  }
   switch (f5) {
-    case 0x01: r = bv; break;
-    case 0x00: r = a + bv; break;
-    case 0x04: r = a ^ bv; break;
-    case 0x0c: r = a & bv; break;
-    case 0x08: r = a | bv; break;
-    case 0x10: r = <i64>a < <i64>bv ? a : bv; break;
-    case 0x14: r = <i64>a > <i64>bv ? a : bv; break;
-    case 0x18: r = isW ? (<u32>a < <u32>bv ? a : bv) : (a < bv ? a : bv); break;
-    default: r = isW ? (<u32>a > <u32>bv ? a : bv) : (a > bv ? a : bv); break;
+    case 0x01: return atomic.xchg<u64>(h, b);
+    case 0x00: return atomic.add<u64>(h, b);
+    case 0x04: return atomic.xor<u64>(h, b);
+    case 0x0c: return atomic.and<u64>(h, b);
+    case 0x08: return atomic.or<u64>(h, b);
   }
-  if (isW) store<u32>(h, <u32>r); else store<u64>(h, r);
-  return old;
+  return amoMinMax64(h, f5, b);
+}
+
+/** AMOMIN/MAX[U].W as a compare-and-swap loop (wasm has no atomic min/max); returns the old word. */
+function amoMinMax32(h: usize, f5: u32, b: u32): u32 {
+  let o = atomic.load<u32>(h);
+  while (true) {
+    let r: u32;
+    switch (f5) {
+      case 0x10: r = <i32>o < <i32>b ? o : b; break;
+      case 0x14: r = <i32>o > <i32>b ? o : b; break;
+      case 0x18: r = o < b ? o : b; break;
+      default: r = o > b ? o : b; break;
+    }
+    const seen = atomic.cmpxchg<u32>(h, o, r);
+    if (seen == o) break;
+    o = seen;
+  }
+  return o;
+}
+
+/** AMOMIN/MAX[U].D as a compare-and-swap loop; returns the old doubleword. */
+function amoMinMax64(h: usize, f5: u32, b: u64): u64 {
+  let o = atomic.load<u64>(h);
+  while (true) {
+    let r: u64;
+    switch (f5) {
+      case 0x10: r = <i64>o < <i64>b ? o : b; break;
+      case 0x14: r = <i64>o > <i64>b ? o : b; break;
+      case 0x18: r = o < b ? o : b; break;
+      default: r = o > b ? o : b; break;
+    }
+    const seen = atomic.cmpxchg<u64>(h, o, r);
+    if (seen == o) break;
+    o = seen;
+  }
+  return o;
+}
+
+/**
+ * Set by the host when harts may run on other threads (a VM with several
+ * harts): FENCEs that order stores before loads become real barriers.
+ */
+export let orderingFences: bool = false;
+export function setOrderingFences(on: bool): void { orderingFences = on; }
+
+/**
+ * True for a FENCE whose predecessor set has W and successor set has R (fence
+ * rw,rw, w,r, ...): the one ordering x86-TSO does not give by itself. FENCE.TSO
+ * (fm = 1000) orders everything but that.
+ */
+export function fenceOrdersStoreLoad(insn: u32): bool {
+  return (insn >> 28) != 8 && ((insn >> 24) & 1) != 0 && ((insn >> 21) & 1) != 0;
 }
 
 export { X_OFF, STATE, instret, PRV_U, MS_SIE, MS_SPIE, MS_MPIE, MS_SPP, MS_MPRV, EXIT_NONE as _EXIT_NONE };

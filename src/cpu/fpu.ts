@@ -12,6 +12,7 @@ import {
   fAdd, fMul, fDiv, fSqrt, fMulAdd, fCvtFF, fFromInt, fToInt,
   fEq, fLt, fLe, fMinMax, fClass,
 } from "./softfloat";
+import { stateAt } from './hart-area';
 
 const OP_FP: u32 = 0x53;
 const OP_FMADD: u32 = 0x43;
@@ -51,14 +52,14 @@ const BOX: u64 = 0xffffffff00000000;
  * return 8 if it is illegal (5, 6, or dynamic with frm >= 5).
  */
 @inline function resolveRm(rm: u32): u32 {
-  if (rm == 7) rm = load<u32>(STATE + FRM_OFF);
+  if (rm == 7) rm = load<u32>(stateAt() + FRM_OFF);
   return rm <= 4 ? rm : 8;
 }
 
 /** Fold the softfloat flags of the instruction just executed into fflags. */
 @inline function commitFlags(): void {
   if (sfFlags != 0) {
-    let p = STATE + FFLAGS_OFF;
+    let p = stateAt() + FFLAGS_OFF;
     store<u32>(p, load<u32>(p) | sfFlags);
   }
 }

@@ -106,6 +106,15 @@ export const DET_INSNS_PER_TICK: u64 = 10;
 
 /** LR/SC reservation (physical address), or all ones when none. */
 export let reservation: u64 = 0xffffffffffffffff;
+/**
+ * What LR read there (sign-extended for LR.W). SC stores with a compare-and-swap
+ * against it, so it fails when another hart changed the location in between,
+ * whichever thread that hart runs on (an ABA change back is not seen, as in
+ * QEMU and RVVM).
+ */
+export let reservedValue: u64 = 0;
+/** False when `reservation` was set without a value (a restored snapshot): the next SC compares with memory as it is then. */
+export let reservedValueKnown: bool = false;
 
 /** Encoding of the instruction being executed (for illegal-instruction tval). */
 export let curInsnBits: u64 = 0;

@@ -10,6 +10,7 @@ import { reservation, breakBatch, currentTime, MS_FS, mstatus, MIP_MTIP, MIP_STI
 import { FS_DIRTY_OFF } from './state';
 import { tlbFlushAll, updateTlbSets } from './mmu';
 import { curHart, hartCount, setCurHart, setHartCount, slotBase, F_MTIMECMP, F_MSIP } from './hart-slots';
+import { stateAt } from './hart-area';
 
 // Fields shared by the whole machine (cpuStateGet numbers): instret (guest time in
 // deterministic runs follows it, so it must not go back when harts switch), timeNow,
@@ -54,10 +55,10 @@ export function hartSaveTo(h: u32): void {
   const c = ctx(h);
   const n = cpuStateFieldCount();
   for (let i: u32 = 0; i < n; i++) if (!shared(i)) store<u64>(c + (i << 3), cpuStateGet(i));
-  memory.copy(c + HART_CTX_X_OFF, STATE + X_OFF, 256);
-  memory.copy(c + HART_CTX_F_OFF, STATE + F_OFF, 256);
-  store<u32>(c + HART_CTX_FP_OFF, load<u32>(STATE + FFLAGS_OFF));
-  store<u32>(c + HART_CTX_FP_OFF + 4, load<u32>(STATE + FRM_OFF));
+  memory.copy(c + HART_CTX_X_OFF, stateAt() + X_OFF, 256);
+  memory.copy(c + HART_CTX_F_OFF, stateAt() + F_OFF, 256);
+  store<u32>(c + HART_CTX_FP_OFF, load<u32>(stateAt() + FFLAGS_OFF));
+  store<u32>(c + HART_CTX_FP_OFF + 4, load<u32>(stateAt() + FRM_OFF));
 }
 
 /**
@@ -79,11 +80,11 @@ export function hartLoad(h: u32): void {
   const c = ctx(h);
   const n = cpuStateFieldCount();
   for (let i: u32 = 0; i < n; i++) if (!shared(i)) cpuStateSet(i, load<u64>(c + (i << 3)));
-  memory.copy(STATE + X_OFF, c + HART_CTX_X_OFF, 256);
-  memory.copy(STATE + F_OFF, c + HART_CTX_F_OFF, 256);
-  store<u32>(STATE + FFLAGS_OFF, load<u32>(c + HART_CTX_FP_OFF));
-  store<u32>(STATE + FRM_OFF, load<u32>(c + HART_CTX_FP_OFF + 4));
-  store<u32>(STATE + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
+  memory.copy(stateAt() + X_OFF, c + HART_CTX_X_OFF, 256);
+  memory.copy(stateAt() + F_OFF, c + HART_CTX_F_OFF, 256);
+  store<u32>(stateAt() + FFLAGS_OFF, load<u32>(c + HART_CTX_FP_OFF));
+  store<u32>(stateAt() + FRM_OFF, load<u32>(c + HART_CTX_FP_OFF + 4));
+  store<u32>(stateAt() + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
   setCurHart(h);
   reservation = 0xffffffffffffffff;
   tlbFlushAll();
@@ -153,9 +154,9 @@ export function hartRegSet(h: u32, r: u32, v: u64): void {
 function regAddr(h: u32, r: u32): u32 {
   if (h >= HART_CTX_MAX || r > 65) return 0;
   if (h == curHart) {
-    if (r < 32) return STATE + X_OFF + (r << 3);
-    if (r < 64) return STATE + F_OFF + ((r - 32) << 3);
-    return STATE + (r == 64 ? FFLAGS_OFF : FRM_OFF);
+    if (r < 32) return stateAt() + X_OFF + (r << 3);
+    if (r < 64) return stateAt() + F_OFF + ((r - 32) << 3);
+    return stateAt() + (r == 64 ? FFLAGS_OFF : FRM_OFF);
   }
   const c = ctx(h);
   if (r < 32) return c + HART_CTX_X_OFF + (r << 3);

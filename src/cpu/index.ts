@@ -24,14 +24,16 @@ import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, 
 import { bpHit, bpTake } from './breakpoints';
 import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } from './counters';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitForget, linkLastExit } from './jit';
+import { stateAt } from './hart-area';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
 } from './jit';
 
-export { EXIT_WFI } from './exec';
+export { EXIT_WFI, setOrderingFences } from './exec';
 // Every layout constant as an immutable wasm global: test/layout.test.ts checks the host's copy against them.
 export * from './layout';
+export { setHartArea } from './hart-area';
 export { EXIT_BREAKPOINT, bpSet, bpGet, bpStepOver } from './breakpoints';
 
 /** Host debugger triggers (see triggers.ts): set or free trigger i, then flush the TLBs. */
@@ -65,7 +67,7 @@ let memoryUsed = false;
 export function reset(ram: u64, hartId: u64, entry: u64): void {
   const clear = memoryUsed;
   memoryUsed = true;
-  if (clear) memory.fill(STATE, 0, STATE_SIZE);
+  if (clear) memory.fill(stateAt(), 0, STATE_SIZE);
   hartsReset(clear);
   ramSize = ram;
   mhartid = hartId;
@@ -123,7 +125,7 @@ export function run(budget: u32): u32 {
     }
     let atHead = true;
     let backward = false;
-    store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
+    store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
     while (instret < limit) {
       if (atHead && jitEnabled) {
         let hpc = fetchHostAddr(pc);
@@ -142,15 +144,15 @@ export function run(budget: u32): u32 {
           if (e != 0) {
             if (instret + <u64>load<u32>(e, 20) <= limit) {
               linkLastExit(e, pc);
-              store<u32>(STATE + JIT_FLAG_OFF, 0);
-              store<u32>(STATE + JIT_DONE_OFF, 0);
+              store<u32>(stateAt() + JIT_FLAG_OFF, 0);
+              store<u32>(stateAt() + JIT_DONE_OFF, 0);
               const room = limit - instret;
-              store<u32>(STATE + JIT_BUDGET_OFF, room > 0x7fffffff ? 0x7fffffff : <u32>room);
+              store<u32>(stateAt() + JIT_BUDGET_OFF, room > 0x7fffffff ? 0x7fffffff : <u32>room);
               count(CNT_DISPATCH);
               call_indirect<u32>(load<u32>(e, 16));
-              const n = load<u32>(STATE + JIT_DONE_OFF);
+              const n = load<u32>(stateAt() + JIT_DONE_OFF);
               instret += <u64>n;
-              pc = load<u64>(STATE + PC_OFF);
+              pc = load<u64>(stateAt() + PC_OFF);
               jitInstructions += <u64>n;
               if (trapped) {
                 count(CNT_CHAIN_TRAP);
@@ -178,7 +180,7 @@ export function run(budget: u32): u32 {
         }
       }
       const before = pc;
-      store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
+      store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
       execute();
       if (trapped) {
         if (bpHit) {

@@ -15,6 +15,7 @@ import { raiseException, takePendingException, updateTimerLines, pendingInterrup
 import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
 import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
 import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
+import { jitHashAt, jitHotAt, stateAt } from './hart-area';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -24,11 +25,11 @@ const URGENT_AFTER: i32 = 1024;
 
 /** First entry of the 2-entry set for hpc. */
 @inline function setOf(hpc: u32): u32 {
-  return JIT_HASH + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HASH_SIZE - 2)) << 5);
+  return jitHashAt() + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HASH_SIZE - 2)) << 5);
 }
 
 @inline function hotEntry(hpc: u32): u32 {
-  return JIT_HOT + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
+  return jitHotAt() + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
 }
 
 @inline function entryValid(e: u32): bool {
@@ -53,9 +54,9 @@ const URGENT_AFTER: i32 = 1024;
 
 /** The dispatcher found block `e` at the target of the last unchained exit: link them. */
 @inline export function linkLastExit(e: u32, va: u64): void {
-  const slot = load<u32>(STATE + JIT_LAST_EXIT_OFF);
+  const slot = load<u32>(stateAt() + JIT_LAST_EXIT_OFF);
   if (slot == 0) return;
-  store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
+  store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
   if (load<u32>(slot, 24) != 0) {
     // An indirect jump's slot follows its latest target (the exit checks it before chaining).
     store<u64>(slot, va, 16);
@@ -71,7 +72,7 @@ const URGENT_AFTER: i32 = 1024;
 @inline function linkSlot(slot: u32, e: u32): void {
   // The target was found through the fetch TLB of this privilege: a user block's link
   // follows the user epoch (see JIT_USER_EPOCH_OFF).
-  const ep = STATE + (priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
+  const ep = stateAt() + (priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
   store<u32>(slot, load<u32>(e, 16));
   store<u32>(slot, load<u32>(ep), 4);
   store<u32>(slot, load<u32>(e, 20), 8);
@@ -104,13 +105,13 @@ export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
   // Not for pages whose code keeps being rewritten: their translations die young.
   if (c == QUEUED + URGENT_AFTER && backward && load<u32>(PAGE_GEN + (((hpc - RAM_HOST) >> 12) << 2)) < 4) {
     // Queued, not yet translated, and still looping: a long-running loop.
-    store<u32>(STATE + JIT_URGENT_OFF, 1);
+    store<u32>(stateAt() + JIT_URGENT_OFF, 1);
     if (exitReason == 0) exitReason = EXIT_COMPILE;
     breakBatch = true;
     return;
   }
   if (c != HOT_THRESHOLD) return;
-  const q = STATE + JIT_QUEUE_OFF;
+  const q = stateAt() + JIT_QUEUE_OFF;
   const n = load<u32>(q);
   if (n >= JIT_QUEUE_MAX) {
     store<i32>(h, 0, 4); // try again later
@@ -129,10 +130,10 @@ export const EXIT_COMPILE: u32 = 3;
 // ---- exports for the host ----
 
 export function jitQueueLength(): u32 {
-  return load<u32>(STATE + JIT_QUEUE_OFF);
+  return load<u32>(stateAt() + JIT_QUEUE_OFF);
 }
 export function jitQueueClear(): void {
-  store<u32>(STATE + JIT_QUEUE_OFF, 0);
+  store<u32>(stateAt() + JIT_QUEUE_OFF, 0);
 }
 
 /** Record a translated block: table slot `fn` runs `len` instructions starting at (va, hpc). */
@@ -165,11 +166,11 @@ export function jitFlushAll(): void {
 /** Forget every translation; the block cache, hot counts and code pages are cleared if `clearTables` and anything was put in them (see jitTablesUsed). */
 export function jitForget(clearTables: bool): void {
   bumpLinkEpoch();
-  store<u32>(STATE + JIT_LAST_EXIT_OFF, 0);
+  store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
   if (clearTables && jitTablesUsed) {
     jitTablesUsed = false;
-    memory.fill(JIT_HASH, 0, JIT_HASH_SIZE << 5);
-    memory.fill(JIT_HOT, 0, JIT_HOT_SIZE << 3);
+    memory.fill(jitHashAt(), 0, JIT_HASH_SIZE << 5);
+    memory.fill(jitHotAt(), 0, JIT_HOT_SIZE << 3);
     const pages = <u32>(ramSize >> 12);
     for (let pg: u32 = 0; pg < pages; pg++) {
       if (load<u8>(CODE_PAGE + pg) != 0) retireCodePage(pg);
@@ -192,7 +193,7 @@ export function jitInvalidateRange(off: u64, len: u64): void {
 // ---- helpers imported by translated code ----
 
 @inline function setFlag(): void {
-  store<u32>(STATE + JIT_FLAG_OFF, trapped ? 1 : (breakBatch ? 2 : 0));
+  store<u32>(stateAt() + JIT_FLAG_OFF, trapped ? 1 : (breakBatch ? 2 : 0));
 }
 
 /** Slow-path load (TLB miss, MMIO, page crossing). Sign/zero extension is done by the caller. */
@@ -200,7 +201,7 @@ export function jitInvalidateRange(off: u64, len: u64): void {
 // blocks chained before it in this call (JIT_DONE) that makes instret, and so
 // deterministic time, exact inside the helper, as in the interpreter.
 @inline function retiredBefore(k: u32): u64 {
-  return <u64>load<u32>(STATE + JIT_DONE_OFF) + <u64>k;
+  return <u64>load<u32>(stateAt() + JIT_DONE_OFF) + <u64>k;
 }
 
 export function jitLoad(va: u64, size: u32, k: u32): u64 {
@@ -225,9 +226,9 @@ export function jitInterp(k: u32): void {
   count(CNT_JIT_INTERP);
   const d = retiredBefore(k);
   instret += d;
-  pc = load<u64>(STATE + PC_OFF);
+  pc = load<u64>(stateAt() + PC_OFF);
   execute();
-  store<u64>(STATE + PC_OFF, pc);
+  store<u64>(stateAt() + PC_OFF, pc);
   instret -= d;
   setFlag();
 }
@@ -283,9 +284,9 @@ const MRET: u32 = 0x30200073;
 export function jitSystem(n: u32): u32 {
   count(CNT_JIT_SYSTEM);
   // Retired before this instruction; run() counts it (the block's n includes it).
-  const d = <u64>load<u32>(STATE + JIT_DONE_OFF) + <u64>n - 1;
+  const d = <u64>load<u32>(stateAt() + JIT_DONE_OFF) + <u64>n - 1;
   instret += d;
-  pc = load<u64>(STATE + PC_OFF);
+  pc = load<u64>(stateAt() + PC_OFF);
   execute();
   let onward = false;
   if (trapped) {
@@ -296,7 +297,7 @@ export function jitSystem(n: u32): u32 {
     const bits = <u32>curInsnBits;
     onward = bits == SRET || bits == MRET || (bits >> 25) == 0x09;
   }
-  store<u64>(STATE + PC_OFF, pc);
+  store<u64>(stateAt() + PC_OFF, pc);
   if (onward && exitReason == EXIT_NONE_) {
     // What run() checks before the next instruction, with time as it stands after this one.
     instret++;
@@ -310,7 +311,7 @@ export function jitSystem(n: u32): u32 {
   const hpc = fetchHostAddr(pc);
   if (hpc == 0) return 0;
   const e = lookupBlock(pc, hpc);
-  if (e == 0 || load<u32>(STATE + JIT_DONE_OFF) + n + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
+  if (e == 0 || load<u32>(stateAt() + JIT_DONE_OFF) + n + load<u32>(e, 20) > load<u32>(stateAt() + JIT_BUDGET_OFF)) return 0;
   count(CNT_JIT_ONWARD);
   return load<u32>(e, 16);
 }
@@ -326,7 +327,7 @@ export function jitLookup(va: u64, slot: u32): u32 {
   if (hpc == 0) return 0;
   const e = lookupBlock(va, hpc);
   if (e == 0) return 0;
-  if (load<u32>(STATE + JIT_DONE_OFF) + load<u32>(e, 20) > load<u32>(STATE + JIT_BUDGET_OFF)) return 0;
+  if (load<u32>(stateAt() + JIT_DONE_OFF) + load<u32>(e, 20) > load<u32>(stateAt() + JIT_BUDGET_OFF)) return 0;
   store<u64>(slot, va, 16);
   noteLinkTarget(va);
   linkSlot(slot, e);

@@ -63,6 +63,8 @@ export const JIT_URGENT_OFF: u32 = 0x1124;
 export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
 export const TLB_TAGS_OFF: u32 = 0x1130;
+/** A word only the interpreter's full fence touches (a locked add of 0: this compiler's atomic.fence does not validate). */
+export const FENCE_WORD_OFF: u32 = 0x1140;
 /**
  * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
  * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first
@@ -120,5 +122,20 @@ export const JIT_LINKS_MAX: u32 = 0x20000;
  */
 export const DIRTY_PAGE: u32 = 0xe00000;
 
-/** Guest RAM (guest physical 0x8000_0000) starts at 16 MiB in linear memory. */
-export const RAM_HOST: u32 = 0x1000000;
+// ---- Hart areas (SMP phase 2) ----
+
+/**
+ * Hart h's own copy of the per-hart tables is at the address above plus
+ * h * HART_STRIDE: the state block (with the translator's words, compile queue,
+ * ASID table and link maps), the TLB, the hot counts, the block cache and the
+ * link slots. A core instance is told its hart (setHartArea) when harts run on
+ * threads of their own; with one thread every hart uses hart 0's copy and
+ * switches through HART_CTX. The other tables (HART_CTX, the RVC table, page
+ * generations, code and dirty pages, debugger slots) and guest RAM are shared;
+ * the copies of those windows in harts 1..7 stay unused (address space only).
+ */
+export const HART_STRIDE: u32 = 0x1000000;
+export const HART_AREAS_MAX: u32 = 8;
+
+/** Guest RAM (guest physical 0x8000_0000) starts after the last hart's window, at 128 MiB in linear memory. */
+export const RAM_HOST: u32 = 0x8000000;

@@ -23,17 +23,17 @@ import {
 // one map for the links of each epoch (a link made in U-mode follows the user
 // epoch, see linkSlot in jit.ts), each cleared with its epoch's bump.
 const LINK_MAP_BYTES: u32 = LINK_PAGES_BITS >> 3;
-const LINK_MAP_KERNEL: u32 = STATE + LINK_PAGES_OFF;
-const LINK_MAP_USER: u32 = LINK_MAP_KERNEL + LINK_MAP_BYTES;
+@inline function linkMapKernel(): u32 { return stateAt() + LINK_PAGES_OFF; }
+@inline function linkMapUser(): u32 { return stateAt() + LINK_PAGES_OFF + LINK_MAP_BYTES; }
 let kernelLinksNoted: bool = false;
 let userLinksNoted: bool = false;
 
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 export function bumpLinkEpoch(): void {
-  store<u32>(STATE + JIT_EPOCH_OFF, load<u32>(STATE + JIT_EPOCH_OFF) + 1);
+  store<u32>(stateAt() + JIT_EPOCH_OFF, load<u32>(stateAt() + JIT_EPOCH_OFF) + 1);
   bumpUserLinkEpoch();
   if (kernelLinksNoted) {
-    memory.fill(LINK_MAP_KERNEL, 0, LINK_MAP_BYTES);
+    memory.fill(linkMapKernel(), 0, LINK_MAP_BYTES);
     kernelLinksNoted = false;
   }
 }
@@ -45,9 +45,9 @@ export function bumpLinkEpoch(): void {
  * and a user block only in U-mode, and xRET and traps end a chain.
  */
 function bumpUserLinkEpoch(): void {
-  store<u32>(STATE + JIT_USER_EPOCH_OFF, load<u32>(STATE + JIT_USER_EPOCH_OFF) + 1);
+  store<u32>(stateAt() + JIT_USER_EPOCH_OFF, load<u32>(stateAt() + JIT_USER_EPOCH_OFF) + 1);
   if (userLinksNoted) {
-    memory.fill(LINK_MAP_USER, 0, LINK_MAP_BYTES);
+    memory.fill(linkMapUser(), 0, LINK_MAP_BYTES);
     userLinksNoted = false;
   }
 }
@@ -65,9 +65,9 @@ function bumpUserLinkEpoch(): void {
 /** A link into the page of `va` is being made in the current privilege: a fence of that page must unlink (see tlbFlushPage). */
 @inline export function noteLinkTarget(va: u64): void {
   const b = linkBit(va >> 12);
-  let map = LINK_MAP_KERNEL;
+  let map = linkMapKernel();
   if (priv == PRV_U) {
-    map = LINK_MAP_USER;
+    map = linkMapUser();
     userLinksNoted = true;
   } else {
     kernelLinksNoted = true;
@@ -94,6 +94,7 @@ import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
 import { bpFreePage, bpCheck } from './breakpoints';
 import { pmpAllows, pmpPageUniform } from './pmp';
 import { trigCheck, trigPageFree, TRIG_EXEC, TRIG_LOAD, TRIG_STORE } from './triggers';
+import { stateAt, tlbAt } from './hart-area';
 
 @external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
@@ -109,9 +110,9 @@ const TLB_MASK: u32 = TLB_SIZE - 1;
 /** Set index 3 is never filled: accesses through it always take the slow path. */
 const SET_NOFILL: u32 = 3;
 
-export let tlbFetch: u32 = TLB_BASE;
-export let tlbLoad: u32 = TLB_BASE;
-export let tlbStore: u32 = TLB_BASE;
+export let tlbFetch: u32 = tlbAt();
+export let tlbLoad: u32 = tlbAt();
+export let tlbStore: u32 = tlbAt();
 
 // TLB contexts. An entry's tag is its 52-bit virtual page number with a
 // context number in bits 52..63, and a lookup compares it with the page number
@@ -198,7 +199,7 @@ let superHiLow: u64 = 0;
 let lastLeafMask: u64 = 0xfff;
 
 @inline function setBase(kind: u32, set: u32): u32 {
-  return TLB_BASE + (kind * 4 + set) * SET_BYTES;
+  return tlbAt() + (kind * 4 + set) * SET_BYTES;
 }
 
 @inline function setTag(set: u32): u64 {
@@ -216,11 +217,11 @@ export function updateTlbSets(): void {
   tlbStore = setBase(ACC_STORE, set);
   tagFetch = setTag(fset);
   tagData = setTag(set);
-  store<u32>(STATE + TLB_BASES_OFF, tlbFetch);
-  store<u32>(STATE + TLB_BASES_OFF + 4, tlbLoad);
-  store<u32>(STATE + TLB_BASES_OFF + 8, tlbStore);
-  store<u64>(STATE + TLB_TAGS_OFF, tagFetch);
-  store<u64>(STATE + TLB_TAGS_OFF + 8, tagData);
+  store<u32>(stateAt() + TLB_BASES_OFF, tlbFetch);
+  store<u32>(stateAt() + TLB_BASES_OFF + 4, tlbLoad);
+  store<u32>(stateAt() + TLB_BASES_OFF + 8, tlbStore);
+  store<u64>(stateAt() + TLB_TAGS_OFF, tagFetch);
+  store<u64>(stateAt() + TLB_TAGS_OFF + 8, tagData);
 }
 
 @inline function asidOf(v: u64): u32 {
@@ -229,7 +230,7 @@ export function updateTlbSets(): void {
 
 /** The user context for satp value `v`: the one its ASID had under the same value, or a fresh one. */
 function bindUserCtx(v: u64): void {
-  const t = STATE + ASID_TABLE_OFF + (asidOf(v) << 4);
+  const t = stateAt() + ASID_TABLE_OFF + (asidOf(v) << 4);
   if (load<u32>(t, 8) != 0 && load<u64>(t) == v) {
     userCtx = load<u32>(t, 8);
     return;
@@ -278,7 +279,7 @@ export function tlbFlushAsid(asid: u32): void {
     tlbFlushAll();
     return;
   }
-  store<u32>(STATE + ASID_TABLE_OFF + ((asid & (ASID_COUNT - 1)) << 4), 0, 8);
+  store<u32>(stateAt() + ASID_TABLE_OFF + ((asid & (ASID_COUNT - 1)) << 4), 0, 8);
   retireSuperIfLocal();
   if ((asid & (ASID_COUNT - 1)) == asidOf(satp)) bindUserCtx(satp);
   updateTlbSets();
@@ -335,10 +336,10 @@ export function tlbFlushAll(): void {
   bumpLinkEpoch();
   debugEntriesFlush();
   if (nextCtx + 2 > CTX_LAST) {
-    memory.fill(TLB_BASE, 0xff, 12 * SET_BYTES);
+    memory.fill(tlbAt(), 0xff, 12 * SET_BYTES);
     nextCtx = 1;
   }
-  memory.fill(STATE + ASID_TABLE_OFF, 0, ASID_COUNT * 16);
+  memory.fill(stateAt() + ASID_TABLE_OFF, 0, ASID_COUNT * 16);
   superCtx = nextCtx++;
   superHasLocal = false;
   bindUserCtx(satp);
@@ -361,16 +362,16 @@ export function tlbFlushPage(va: u64): void {
   // Links into other pages stay right; a page flush per page fault (the kernel
   // fences even a newly valid PTE) would otherwise unlink every block each time.
   // A user page's fence leaves the kernel's links alone.
-  if (linkTargetSeen(LINK_MAP_KERNEL, vpn)) {
+  if (linkTargetSeen(linkMapKernel(), vpn)) {
     count(CNT_UNLINK_PAGE);
     bumpLinkEpoch();
-  } else if (linkTargetSeen(LINK_MAP_USER, vpn)) {
+  } else if (linkTargetSeen(linkMapUser(), vpn)) {
     count(CNT_UNLINK_PAGE_USER);
     bumpUserLinkEpoch();
   }
   const idx = (<u32>vpn & TLB_MASK) << 4;
   for (let s: u32 = 0; s < 12; s++) {
-    const e = TLB_BASE + s * SET_BYTES + idx;
+    const e = tlbAt() + s * SET_BYTES + idx;
     if (load<u64>(e) << 12 == vpn << 12) store<u64>(e, 0xffffffffffffffff);
   }
 }
@@ -419,12 +420,12 @@ function accessFault(access: u32, va: u64): u64 {
 /** Translate a guest virtual address. On a fault raises the exception and returns 0 (check `trapped`). */
 
 @inline function countLookup(kind: u32): void {
-  const c = STATE + LOOKUP_COUNTS_OFF + (kind << 3);
+  const c = stateAt() + LOOKUP_COUNTS_OFF + (kind << 3);
   store<u64>(c, load<u64>(c) + 1);
 }
 
 export function translate(va: u64, access: u32): u64 {
-  const cnt = STATE + WALK_COUNTS_OFF + (access << 3);
+  const cnt = stateAt() + WALK_COUNTS_OFF + (access << 3);
   store<u64>(cnt, load<u64>(cnt) + 1);
   const ep = effectivePriv(access);
   const mode = <u32>(satp >> 60);
@@ -508,7 +509,7 @@ function physRead(pa: u64, size: u32, va: u64, access: u32): u64 {
   }
   if (pa >= CLINT_BASE && pa < CLINT_BASE + CLINT_SIZE) return clintRead(<u32>(pa - CLINT_BASE), size);
   if (pa >= 0x100000000 || access == ACC_FETCH) return accessFault(access, va);
-  store<u32>(STATE + MMIO_FAULT_OFF, 0);
+  store<u32>(stateAt() + MMIO_FAULT_OFF, 0);
   let v: u64;
   if (size == 8) {
     const lo = hostMmioRead(<u32>pa, 4);
@@ -517,7 +518,7 @@ function physRead(pa: u64, size: u32, va: u64, access: u32): u64 {
   } else {
     v = <u64>hostMmioRead(<u32>pa, size);
   }
-  if (load<u32>(STATE + MMIO_FAULT_OFF) != 0) return accessFault(access, va);
+  if (load<u32>(stateAt() + MMIO_FAULT_OFF) != 0) return accessFault(access, va);
   return v;
 }
 
@@ -540,14 +541,14 @@ function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
     accessFault(ACC_STORE, va);
     return;
   }
-  store<u32>(STATE + MMIO_FAULT_OFF, 0);
+  store<u32>(stateAt() + MMIO_FAULT_OFF, 0);
   if (size == 8) {
     hostMmioWrite(<u32>pa, 4, <u32>v);
     hostMmioWrite(<u32>pa + 4, 4, <u32>(v >> 32));
   } else {
     hostMmioWrite(<u32>pa, size, <u32>v);
   }
-  if (load<u32>(STATE + MMIO_FAULT_OFF) != 0) accessFault(ACC_STORE, va);
+  if (load<u32>(stateAt() + MMIO_FAULT_OFF) != 0) accessFault(ACC_STORE, va);
 }
 
 // ---- virtual access, slow paths ----

@@ -8,13 +8,14 @@
 import {
   pc, priv, instret, mstatus, medeleg, mideleg, mie, mipSw, mipHw, mtvec, mscratch, mepc, mcause, mtval, mcounteren,
   menvcfg, stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, mtimecmp, msip, timeNow,
-  deterministic, timeSkew, reservation, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch, instretDelta, cycleDelta,
+  deterministic, timeSkew, reservation, reservedValueKnown, ecallHookMask, jitEnabled, ramSize, MS_FS, breakBatch, instretDelta, cycleDelta,
 } from './hart';
 import { pmpCfgRead, pmpAddrRead, pmpCfgPut, pmpAddrPut, PMP_COUNT } from './pmp';
 import { tselect, setTselect, trigGet, trigPut, TRIG_COUNT } from './triggers';
 import { STATE, FS_DIRTY_OFF } from './state';
 import { updateTlbSets, tlbFlushAll } from './mmu';
 import { jitFlushAll } from './jit';
+import { stateAt } from './hart-area';
 
 // Fields 35.. (counter deltas, PMP, triggers) came with the PMP/Sdtrig work:
 // 35 instretDelta, 36 cycleDelta, 37..52 pmpaddr0..15, 53 pmpcfg0, 54 pmpcfg2,
@@ -112,7 +113,7 @@ export function cpuStateSet(i: u32, v: u64): void {
     case 28: timeNow = v; break;
     case 29: deterministic = v != 0; break;
     case 30: timeSkew = v; break;
-    case 31: reservation = v; break;
+    case 31: reservation = v; reservedValueKnown = false; break;
     case 32: ecallHookMask = <u32>v; break;
     case 33: jitEnabled = v != 0; break;
     case 35: instretDelta = v; break;
@@ -130,7 +131,7 @@ export function cpuStateSet(i: u32, v: u64): void {
 
 /** After a restore: recompute what is derived from the fields and drop every cache. */
 export function cpuStateRestored(): void {
-  store<u32>(STATE + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
+  store<u32>(stateAt() + FS_DIRTY_OFF, (mstatus & MS_FS) == MS_FS ? 1 : 0);
   tlbFlushAll();
   updateTlbSets();
   jitFlushAll();

@@ -3,6 +3,7 @@
 // source the host's src/machine/layout.generated.ts is generated from.
 
 import { STATE, X_OFF, F_OFF } from './layout';
+import { stateAt } from './hart-area';
 export * from './layout';
 
 // fflags bits
@@ -21,14 +22,14 @@ export const RM_RMM: u32 = 4;
 export const RM_DYN: u32 = 7;
 
 @inline export function getX(r: u32): u64 {
-  return load<u64>(STATE + X_OFF + (r << 3));
+  return load<u64>(stateAt() + X_OFF + (r << 3));
 }
 @inline export function setX(r: u32, v: u64): void {
-  if (r != 0) store<u64>(STATE + X_OFF + (r << 3), v);
+  if (r != 0) store<u64>(stateAt() + X_OFF + (r << 3), v);
 }
 @inline export function getF(r: u32): u64 {
-  return load<u64>(STATE + F_OFF + (r << 3));
+  return load<u64>(stateAt() + F_OFF + (r << 3));
 }
 @inline export function setF(r: u32, v: u64): void {
-  store<u64>(STATE + F_OFF + (r << 3), v);
+  store<u64>(stateAt() + F_OFF + (r << 3), v);
 }

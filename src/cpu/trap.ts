@@ -11,6 +11,7 @@ import { updateTlbSets } from './mmu';
 import { count, CNT_TRAP_ENTRY } from './counters';
 import { pendingCause, pendingTval } from './exception';
 import { STATE, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF, LAST_TRAP_OFF } from './state';
+import { stateAt } from './hart-area';
 
 export { raiseException } from './exception';
 
@@ -25,13 +26,13 @@ export function enterTrap(cause: u64, tval: u64): void {
   const isInterrupt = (cause & INTERRUPT_BIT) != 0;
   const code = cause & 63;
   // Per-cause counters for --stats: exceptions at TRAP_COUNTS, interrupts 64 slots later.
-  const slot = STATE + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? TRAP_COUNTS_INT_OFF : 0);
+  const slot = stateAt() + TRAP_COUNTS_OFF + (<u32>code << 3) + (isInterrupt ? TRAP_COUNTS_INT_OFF : 0);
   store<u64>(slot, load<u64>(slot) + 1);
   count(CNT_TRAP_ENTRY);
   if (priv == PRV_U) trapsFromUser++;
-  store<u64>(STATE + LAST_TRAP_OFF, cause);
-  store<u64>(STATE + LAST_TRAP_OFF + 8, pc);
-  store<u64>(STATE + LAST_TRAP_OFF + 16, tval);
+  store<u64>(stateAt() + LAST_TRAP_OFF, cause);
+  store<u64>(stateAt() + LAST_TRAP_OFF + 8, pc);
+  store<u64>(stateAt() + LAST_TRAP_OFF + 16, tval);
   const deleg = isInterrupt ? mideleg : medeleg;
   reservation = 0xffffffffffffffff;
   if (priv <= PRV_S && ((deleg >> code) & 1) != 0) {

@@ -103,6 +103,8 @@ export class Jit {
      * The host can force a collection here.
      */
     private readonly onFlush?: () => void,
+    /** Offset of this hart's area (HART_STRIDE * hart; 0 with one thread): its state block, link slots. */
+    private readonly hartOff = 0,
   ) {
     this.chainTable = new WebAssembly.Table({ initial: TABLE_INITIAL, element: 'anyfunc' });
     this.imports = this.makeImports();
@@ -171,9 +173,9 @@ export class Jit {
   drain(): void {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
-    const urgent = new DataView(this.memory.buffer).getUint32(STATE + JIT_URGENT_OFF, true) !== 0;
+    const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
     if (!urgent && n < DRAIN_BATCH && (this.idle || ++this.slicesWaiting < DRAIN_SLICES)) return;
-    new DataView(this.memory.buffer).setUint32(STATE + JIT_URGENT_OFF, 0, true);
+    new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
     this.slicesWaiting = 0;
     if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
       this.flush();
@@ -186,11 +188,11 @@ export class Jit {
         this.linksFull = true;
         return 0;
       }
-      const addr = JIT_LINKS + 32 * this.nextLink++;
+      const addr = this.hartOff + JIT_LINKS + 32 * this.nextLink++;
       dv.setUint32(addr, 0, true); // fn
       dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
       dv.setUint32(addr + 8, 0, true); // len
-      dv.setUint32(addr + 12, STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
+      dv.setUint32(addr + 12, this.hartOff + STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
       dv.setBigUint64(addr + 16, target, true);
       dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
       return addr;
@@ -206,7 +208,7 @@ export class Jit {
     const heads: { va: bigint; hpc: number }[] = [];
     const index = new Map<bigint, number>();
     for (let i = 0; i < n; i++) {
-      const e = STATE + JIT_QUEUE_OFF + 16 + i * 16;
+      const e = this.hartOff + STATE + JIT_QUEUE_OFF + 16 + i * 16;
       const va = dv.getBigUint64(e, true);
       heads.push({ va, hpc: dv.getUint32(e + 8, true) });
       if (!index.has(va)) index.set(va, i);
@@ -217,7 +219,7 @@ export class Jit {
     };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     for (const { va, hpc } of heads) {
-      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, direct);
+      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, direct, this.hartOff + STATE);
       if (!t) this.stats.rejected++;
       const body: FuncBody = t
         ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }

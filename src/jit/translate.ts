@@ -12,7 +12,7 @@
 // paths (see "Inline FP fast paths"); CSR instructions and atomics call the
 // core's jitCsr and jitAmo in place (AMOs whose page the TLB holds run inline).
 
-import { ByteWriter, OP, I32, I64, F64 } from './wasm-builder.js';
+import { ByteWriter, OP, I32, I64, F64, ATOMIC, ATOMIC_PREFIX } from './wasm-builder.js';
 import {
   STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
   JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
@@ -49,6 +49,13 @@ export const IMP = {
 } as const;
 
 const MAX_INSNS = 256;
+
+/**
+ * The state block of the hart the block being translated is for: translated
+ * code bakes it into every access (each hart thread has its own translations;
+ * see HART_STRIDE in layout.ts). Set by translateBlock for the call.
+ */
+let stateBlock: number = STATE;
 
 // locals: 0..30 = x1..x31, then temporaries
 const L_VA = 31;
@@ -171,6 +178,25 @@ class Emitter {
     this.c.byte(OP.call).u32(f);
     return this;
   }
+  /** An instruction of the threads proposal (ATOMIC_PREFIX); `align` must be the access's natural one. */
+  atomic(sub: number, align: number, offset: number): this {
+    this.c.byte(ATOMIC_PREFIX).u32(sub).u32(align).u32(offset);
+    return this;
+  }
+  /** A full memory barrier (atomic.fence). */
+  fence(): this {
+    this.c.byte(ATOMIC_PREFIX).u32(ATOMIC.fence).byte(0);
+    return this;
+  }
+  loopVoid(): this {
+    this.c.byte(OP.loop).byte(0x40);
+    this.depth++;
+    return this;
+  }
+  brIf(label: number): this {
+    this.c.byte(OP.br_if).u32(label);
+    return this;
+  }
   ifVoid(): this {
     this.c.byte(OP.if).byte(0x40);
     this.depth++;
@@ -196,7 +222,7 @@ class Emitter {
     if (r === 0) return this.i64c(0n);
     this.readRegs.add(r);
     if (!this.loaded.has(r)) {
-      this.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * r).ltee(r - 1);
+      this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).ltee(r - 1);
       this.loaded.add(r);
       return this;
     }
@@ -217,12 +243,12 @@ class Emitter {
   }
   /** Store the registers written so far, leaving the tracking as it is (for a path that then exits). */
   storeDirty(): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + X_OFF + 8 * r);
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
     return this;
   }
   /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, STATE + X_OFF + 8 * r);
+    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
     // In a loop every written register stays dirty (the next iteration may exit
     // before writing it again) and rd is reloaded at once (reloadAfterHelper).
     if (this.loop) return this;
@@ -232,11 +258,11 @@ class Emitter {
   }
   /** After a helper that may have written x[rd] in the STATE block: in a loop, reload its local now. */
   reloadAfterHelper(rd: number): this {
-    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * rd).lset(rd - 1);
+    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd).lset(rd - 1);
     return this;
   }
   storePc(pc: bigint): this {
-    return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, STATE + PC_OFF);
+    return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, stateBlock + PC_OFF);
   }
 
   /** Distinct sets of registers exits write back (bit r = x[r]); exits with the same set share its stores. */
@@ -258,10 +284,10 @@ class Emitter {
    */
   loopBack(count: number): this {
     if (!this.loop) throw new Error('loopBack outside a loop block');
-    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
+    this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
     this.lget(L_COUNT).i32c(this.loop.maxLen).op(OP.i32_add);
-    this.i32c(0).mem(OP.i32_load, 2, STATE + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
-    this.i32c(0).lget(L_COUNT).mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+    this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
+    this.i32c(0).lget(L_COUNT).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
     this.c.byte(OP.br).u32(this.depth); // the loop label, just outside the open ifs
     this.end();
     return this.exitConst(this.head, count);
@@ -291,7 +317,7 @@ class Emitter {
   }
   /** Exit with the pc the interpreter left in the STATE block. */
   exitStoredPc(count: number): this {
-    this.i32c(0).mem(OP.i64_load, 3, STATE + PC_OFF).lset(L_EXITPC);
+    this.i32c(0).mem(OP.i64_load, 3, stateBlock + PC_OFF).lset(L_EXITPC);
     return this.toExit(count, 0);
   }
 
@@ -299,12 +325,12 @@ class Emitter {
   finish(): Uint8Array {
     const f = new ByteWriter();
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
-    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
+    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
     if (this.loop) {
       for (const r of this.loop.preload) {
-        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, STATE + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
+        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
       }
     }
     // One block per distinct write-back set, innermost first; an exit leaves the
@@ -320,15 +346,15 @@ class Emitter {
       f.byte(OP.end);
       for (let r = 1; r < 32; r++) {
         if (this.masks[g] & (1 << r)) {
-          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, STATE + X_OFF + 8 * r);
+          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
         }
       }
       if (g < groups - 1) f.byte(OP.br).u32(groups - 1 - g); // past the other groups' stores
     }
     f.byte(OP.end);
-    f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, STATE + PC_OFF);
-    f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
-    f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+    f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, stateBlock + PC_OFF);
+    f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+    f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
     if (this.allocLink) {
       // if (slot) { if (slot.epoch == *slot.epochWord && slot.target == exit pc && done + slot.len <= budget)
       //   tail-call slot.fn; LAST_EXIT = slot } (the target test matters for dynamic slots only)
@@ -337,9 +363,9 @@ class Emitter {
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
       f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_DONE_OFF);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
       f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, STATE + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
       f.byte(OP.if).byte(0x40);
       const n = this.directs.length;
       if (n > 0) {
@@ -379,7 +405,7 @@ class Emitter {
         f.byte(OP.end);
         f.byte(OP.end);
       }
-      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, STATE + JIT_LAST_EXIT_OFF);
+      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, stateBlock + JIT_LAST_EXIT_OFF);
       f.byte(OP.end);
     }
     f.byte(OP.i32_const).i32(0);
@@ -398,8 +424,9 @@ type ExpandRvc = (half: number) => number;
  */
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator | null = null,
-  direct: DirectTargets | null = null,
+  direct: DirectTargets | null = null, stateBase: number = STATE,
 ): TranslatedBlock | null {
+  stateBlock = stateBase;
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
   let link = allocLink;
   if (allocLink) {
@@ -560,9 +587,14 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       return emitOp(e, rd, rs1, rs2, f3, f7, false);
     case 14: // OP-32
       return emitOp(e, rd, rs1, rs2, f3, f7, true);
-    case 3: // MISC-MEM: FENCE is a no-op here; FENCE.I ends the block (the interpreter runs it),
-      // and so does PAUSE: with several harts the interpreter hands the core to the next one.
-      if (f3 === 0) return insn === PAUSE ? 'stop' : 'ok';
+    case 3: // MISC-MEM: FENCE.I ends the block (the interpreter runs it), and so does
+      // PAUSE: with several harts the interpreter hands the core to the next one.
+      // A FENCE is a barrier only where the host would reorder (see the interpreter).
+      if (f3 === 0) {
+        if (insn === PAUSE) return 'stop';
+        if (orderingFences && fenceOrdersStoreLoad(insn)) e.fence();
+        return 'ok';
+      }
       return 'stop';
     case 28: // SYSTEM: CSR instructions run in place through the core (a write that
       // changes translation or interrupt state sets breakBatch, which ends the block);
@@ -614,7 +646,7 @@ function emitSystem(e: Emitter, pc: bigint, k: number): void {
   e.storePc(pc);
   e.i32c(k + 1).call(IMP.system).lset(L_SLOT);
   // The epilogue's bookkeeping: the retired count (jitSystem left the pc).
-  e.i32c(0).i32c(0).mem(OP.i32_load, 2, STATE + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, STATE + JIT_DONE_OFF);
+  e.i32c(0).i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
   e.lget(L_SLOT).ifVoid();
   e.lget(L_SLOT).op(OP.return_call).c.u32(IMP.chain);
   e.end();
@@ -632,10 +664,10 @@ function emitCsr(e: Emitter, insn: number, rd: number, rs1: number, f3: number, 
   if (f3 >= 5) e.i64c(BigInt(rs1));
   else e.reg(rs1);
   e.i32c(k).call(IMP.csr).lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
     e.end();
     e.lget(L_VAL).setReg(rd);
@@ -650,7 +682,7 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   if (touchesX) e.flushForInterp(rd);
   e.i32c(insn | 0).i32c(k).call(IMP.fp);
   if (touchesX) e.reloadAfterHelper(rd);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
   // Past here jitFp did not trap, so it found FS on and left it Dirty.
@@ -688,11 +720,11 @@ const T_BH = L_FP + 7, T_BL = L_FP + 8, T_SH = L_FP + 9, T_SL = L_FP + 10, T_T =
 /** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
 function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
   if (e.fsDirty) e.i32c(1);
-  else e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF);
+  else e.i32c(0).mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF);
   if (!needNx && rm === 0) return;
   // fflags and frm as one i64: low word fflags, high word frm (FRM_OFF = FFLAGS_OFF + 4, see test/layout.test.ts).
   const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
-  e.i32c(0).mem(OP.i64_load, 3, STATE + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
+  e.i32c(0).mem(OP.i64_load, 3, stateBlock + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
   e.op(OP.i32_and);
 }
 
@@ -747,7 +779,7 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
 function elseJitFpToX(e: Emitter, insn: number, rd: number, pc: bigint, k: number): void {
   e.else();
   emitFp(e, insn, rd, false, pc, k);
-  e.i32c(0).mem(OP.i64_load, 3, STATE + X_OFF + 8 * rd);
+  e.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd);
   e.end();
   e.setReg(rd);
 }
@@ -761,11 +793,11 @@ function elseJitFpToX(e: Emitter, insn: number, rd: number, pc: bigint, k: numbe
 function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: number, rm: number, dbl: boolean,
   pc: bigint, k: number): boolean {
   if (rs2 !== (dbl ? 0 : 1)) return false;
-  const fa = STATE + F_OFF + 8 * rs1;
+  const fa = stateBlock + F_OFF + 8 * rs1;
   if (dbl) {
     if (rm === 5 || rm === 6) return false;
     emitFastCond(e, 0, false);
-    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
     e.lset(L_OK);
     e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
     emitBoxedCheck(e, [L_VA]);
@@ -795,7 +827,7 @@ function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2
   if (rs2 > 3) return false;
   const round = [OP.f64_nearest, OP.f64_trunc, OP.f64_floor, OP.f64_ceil, -1, -1, -1, OP.f64_nearest][rm];
   if (round < 0) return false; // RMM has no wasm rounding; 5 and 6 are illegal
-  const fa = STATE + F_OFF + 8 * rs1;
+  const fa = stateBlock + F_OFF + 8 * rs1;
   emitFastCond(e, rm === 7 ? 7 : 0, false);
   e.lset(L_OK);
   if (dbl) {
@@ -813,7 +845,7 @@ function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2
   e.lget(L_OK).op(OP.i32_and).lset(L_OK);
   // Exact, or NX already set.
   e.lget(T_R).lget(T_A).op(OP.f64_eq);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
   e.lget(L_OK).op(OP.i32_and).lset(L_OK);
   e.lget(L_OK).ifI64();
   e.lget(T_R).op(rs2 === 3 ? OP.i64_trunc_f64_u : OP.i64_trunc_f64_s);
@@ -836,7 +868,7 @@ function emitCvtFromIntFast(e: Emitter, insn: number, rd: number, rs1: number, r
   else if (rs2 === 1) e.i64c(0xffffffffn).op(OP.i64_and); // WU: zero-extended
   e.lset(L_VAL);
   emitFastCond(e, 0, false);
-  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, STATE + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
   // Signed: -lim <= v <= lim, as v + lim <= 2 lim unsigned; unsigned: v <= lim.
   const signed = (rs2 & 1) === 0;
   if (signed) e.lget(L_VAL).i64c(lim).op(OP.i64_add).i64c(2n * lim).op(OP.i64_le_u);
@@ -885,10 +917,10 @@ function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: num
 function emitStoreF(e: Emitter, rd: number, t: number, dbl: boolean): void {
   e.i32c(0).lget(t);
   if (dbl) {
-    e.mem(OP.f64_store, 3, STATE + F_OFF + 8 * rd);
+    e.mem(OP.f64_store, 3, stateBlock + F_OFF + 8 * rd);
   } else {
     e.op(OP.f32_demote_f64, OP.i32_reinterpret_f32, OP.i64_extend_i32_u).i64c(NANBOX).op(OP.i64_or);
-    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
   }
 }
 
@@ -899,7 +931,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
   const rm = (insn >>> 12) & 7;
   if (fmt > 1) return false;
   const dbl = fmt === 1;
-  const fa = STATE + F_OFF + 8 * rs1, fb = STATE + F_OFF + 8 * rs2;
+  const fa = stateBlock + F_OFF + 8 * rs1, fb = stateBlock + F_OFF + 8 * rs2;
   if (f5 === 0x1c || f5 === 0x14) return emitFpToXFast(e, insn, f5, rd, rs2, rm, dbl, fa, fb, pc, k);
   if (f5 === 0x1e) {
     // FMV.D.X / FMV.W.X: raw bits (binary32 NaN-boxed), no flags.
@@ -912,7 +944,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     }
     e.i32c(0).lget(L_VAL);
     if (!dbl) e.i64c(0xffffffffn).op(OP.i64_and).i64c(NANBOX).op(OP.i64_or);
-    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
     if (!known) {
       e.else();
       e.storeDirty(); // jitFp reads x[rs1] from the STATE block
@@ -948,7 +980,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
       if (rm === 0) e.lget(L_VAL).i64c(sb).op(OP.i64_and);
       else if (rm === 1) e.lget(L_VAL).i64c(sb).op(OP.i64_and).i64c(sb).op(OP.i64_xor);
       else e.lget(L_VA).lget(L_VAL).op(OP.i64_xor).i64c(sb).op(OP.i64_and);
-      e.op(OP.i64_or).mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+      e.op(OP.i64_or).mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
     });
     return true;
   }
@@ -1033,7 +1065,7 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
   // FMSUB: a*b - c; FNMSUB: -(a*b) + c; FNMADD: -(a*b) - c.
   const negA = op === 0x4b || op === 0x4f;
   const negC = op === 0x47 || op === 0x4f;
-  const fr = (r: number) => STATE + F_OFF + 8 * r;
+  const fr = (r: number) => stateBlock + F_OFF + 8 * r;
   emitFastCond(e, rm, true);
   e.lset(L_OK);
   if (dbl) {
@@ -1100,7 +1132,7 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
 function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
   if (e.fsDirty) return;
   e.fsDirty = true;
-  e.i32c(0).mem(OP.i32_load, 2, STATE + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
   e.storeDirty();
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
@@ -1122,21 +1154,21 @@ function emitFpLoad(e: Emitter, insn: number, rd: number, rs1: number, dbl: bool
   e.else();
   e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
   e.lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
     e.end();
     e.i32c(0).lget(L_VAL);
     box();
-    e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+    e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
     e.exitConst(next, k + 1);
   }
   e.end();
   e.lget(L_VAL);
   e.end();
   box();
-  e.mem(OP.i64_store, 3, STATE + F_OFF + 8 * rd);
+  e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
 }
 
 /** FSW/FSD of f[rs2]. */
@@ -1144,21 +1176,39 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   const size = dbl ? 8 : 4;
   emitFsGuard(e, pc, k);
   e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
-  e.i32c(0).mem(OP.i64_load, 3, STATE + F_OFF + 8 * rs2).lset(L_VAL);
+  e.i32c(0).mem(OP.i64_load, 3, stateBlock + F_OFF + 8 * rs2).lset(L_VAL);
   emitProbe(e, L_TLBS, size);
   e.ifVoid();
   emitHostAddr(e);
   e.lget(L_VAL).mem(dbl ? OP.i64_store : OP.i64_store32, dbl ? 3 : 2, 0);
   e.else();
   e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     e.i64c(pc).i64c(next);
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
     e.exitDyn(k + 1);
   }
   e.end();
   e.end();
+}
+
+// Barriers for FENCEs that order stores before loads: needed only when harts run
+// on several threads; with one thread every order is already sequential.
+let orderingFences = false;
+
+/** Emit real barriers for FENCE in the code translated from now on (a VM with several harts). */
+export function setOrderingFences(on: boolean): void {
+  orderingFences = on;
+}
+
+/**
+ * True for a FENCE whose predecessor set has W and successor set has R (fence
+ * rw,rw, w,r, ...): the one reordering x86-TSO makes. FENCE.TSO (fm = 1000)
+ * orders everything but that. The interpreter has the same test (exec.ts).
+ */
+export function fenceOrdersStoreLoad(insn: number): boolean {
+  return insn >>> 28 !== 8 && ((insn >>> 24) & 1) !== 0 && ((insn >>> 21) & 1) !== 0;
 }
 
 // Data TLB lookups are counted at STATE + LOOKUP_COUNTS_OFF (loads, then stores), as the interpreter does.
@@ -1172,7 +1222,7 @@ export function setCountLookups(on: boolean): void {
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
 function emitProbe(e: Emitter, base: number, size: number): void {
   if (countLookups) {
-    const at = STATE + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
+    const at = stateBlock + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
   }
   // e = base + ((va >> 12) & (TLB_SIZE - 1)) * 16, computed on the low 32 bits
@@ -1212,10 +1262,10 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
   e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
   emitExtend(e, f3);
   e.lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
     e.end();
     e.lget(L_VAL).setReg(rd);
@@ -1259,19 +1309,14 @@ function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number,
     e.ifI64();
     emitHostAddr(e);
     e.lset(L_OK);
-    // old (sign-extended for .W) into L_VA, the new value stored, old left for rd
-    e.lget(L_OK).mem(w ? OP.i64_load32_s : OP.i64_load, w ? 2 : 3, 0).lset(L_VA);
-    e.lget(L_OK);
-    emitAmoResult(e, f5, w);
-    e.mem(w ? OP.i64_store32 : OP.i64_store, w ? 2 : 3, 0);
-    e.lget(L_VA);
+    emitAtomicRmw(e, f5, w);
     e.else();
   }
   e.i32c(insn | 0).lget(L_VA).lget(L_VAL).i32c(k).call(IMP.amo).lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
     e.end();
     e.lget(L_VAL).setReg(rd);
@@ -1282,6 +1327,45 @@ function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number,
   if (inline) e.end();
   e.setReg(rd);
   return 'ok';
+}
+
+/** The wasm read-modify-write for each AMO that has one, as [64-bit, 32-bit] sub-opcodes. */
+const RMW_OPS = new Map<number, [number, number]>([
+  [0x00, [ATOMIC.i64_rmw_add, ATOMIC.i64_rmw32_add_u]],
+  [0x01, [ATOMIC.i64_rmw_xchg, ATOMIC.i64_rmw32_xchg_u]],
+  [0x04, [ATOMIC.i64_rmw_xor, ATOMIC.i64_rmw32_xor_u]],
+  [0x08, [ATOMIC.i64_rmw_or, ATOMIC.i64_rmw32_or_u]],
+  [0x0c, [ATOMIC.i64_rmw_and, ATOMIC.i64_rmw32_and_u]],
+]);
+
+/**
+ * The AMO at host address L_OK (aligned, RAM) as one atomic operation on the
+ * shared memory, so it is atomic against harts on other threads; leaves the old
+ * value (sign-extended for .W) for rd. Min/max have no wasm instruction: a
+ * compare-and-swap loop, with L_EXITPC as scratch.
+ */
+function emitAtomicRmw(e: Emitter, f5: number, w: boolean): void {
+  const align = w ? 2 : 3;
+  const rmw = RMW_OPS.get(f5);
+  if (rmw) {
+    e.lget(L_OK).lget(L_VAL).atomic(w ? rmw[1] : rmw[0], align, 0);
+    if (w) e.op(OP.i64_extend32_s);
+    return;
+  }
+  e.lget(L_OK).atomic(w ? ATOMIC.i64_load32_u : ATOMIC.i64_load, align, 0);
+  if (w) e.op(OP.i64_extend32_s);
+  e.lset(L_VA);
+  e.loopVoid();
+  e.lget(L_OK).lget(L_VA);
+  emitAmoResult(e, f5, w);
+  e.atomic(w ? ATOMIC.i64_rmw32_cmpxchg_u : ATOMIC.i64_rmw_cmpxchg, align, 0);
+  if (w) e.op(OP.i64_extend32_s);
+  // seen != old: another hart changed it; go round with what it holds now
+  e.ltee(L_EXITPC).lget(L_VA).op(OP.i64_ne);
+  e.lget(L_EXITPC).lset(L_VA);
+  e.brIf(0);
+  e.end();
+  e.lget(L_VA);
 }
 
 /** Push the value an AMO stores, from old (L_VA, sign-extended for .W) and rs2 (L_VAL). */
@@ -1322,11 +1406,11 @@ function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: numbe
   e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
   e.else();
   e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
-  e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     // 1: trapped (pc stays on the store); 2: stored, leave after it.
     e.i64c(pc).i64c(next);
-    e.i32c(0).mem(OP.i32_load, 2, STATE + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
+    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
     e.exitDyn(k + 1);
   }
   e.end();

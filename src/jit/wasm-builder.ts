@@ -32,6 +32,28 @@ export const OP = {
   i32_lt_u: 0x49, i32_gt_u: 0x4b, i32_ge_u: 0x4f,
 } as const;
 
+/** Prefix of the threads proposal's instructions (atomics, fence), each followed by its sub-opcode. */
+export const ATOMIC_PREFIX = 0xfe;
+
+/**
+ * Sub-opcodes after ATOMIC_PREFIX. The read-modify-write groups come in seven
+ * widths in this order: i32, i64, i32 8-bit, i32 16-bit, i64 8-bit, i64 16-bit,
+ * i64 32-bit; only the full and the i64 32-bit forms are needed here.
+ */
+export const ATOMIC = {
+  fence: 0x03,
+  i64_load: 0x11, i64_load32_u: 0x16,
+  i64_rmw_add: 0x1f, i64_rmw32_add_u: 0x24,
+  i64_rmw_and: 0x2d, i64_rmw32_and_u: 0x32,
+  i64_rmw_or: 0x34, i64_rmw32_or_u: 0x39,
+  i64_rmw_xor: 0x3b, i64_rmw32_xor_u: 0x40,
+  i64_rmw_xchg: 0x42, i64_rmw32_xchg_u: 0x47,
+  i64_rmw_cmpxchg: 0x49, i64_rmw32_cmpxchg_u: 0x4e,
+} as const;
+
+/** Largest memory a module may import (4 GiB); asconfig.json declares the same for the core. */
+export const MAX_MEMORY_PAGES = 65536;
+
 export class ByteWriter {
   private buf = new Uint8Array(256);
   length = 0;
@@ -142,7 +164,9 @@ export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: Fun
   }
   section(1, t);
   const im = new ByteWriter().u32(imports.length + (importTable ? 2 : 1));
-  im.name('env').name('memory').byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no max
+  // The core's memory is shared (harts may run on several threads): a shared
+  // import must say so and have a maximum; 65536 pages admits any size.
+  im.name('env').name('memory').byte(0x02).byte(0x03).u32(1).u32(MAX_MEMORY_PAGES);
   if (importTable) im.name('env').name('table').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
   for (const f of imports) im.name(f.module).name(f.name).byte(0x00).u32(f.type);
   section(2, im);

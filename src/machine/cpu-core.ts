@@ -4,9 +4,10 @@
 
 import {
   DEBUG_BP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
-  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, SYS_COUNTS_OFF, SYS_COUNTS_N,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, SYS_COUNTS_OFF, SYS_COUNTS_N, HART_STRIDE, HART_AREAS_MAX,
 } from './layout.js';
 import { Jit, TABLE_INITIAL, type JitCoreExports } from '../jit/jit.js';
+import { setOrderingFences as setTranslatorFences } from '../jit/translate.js';
 
 export interface CoreImports {
   mmioRead(addr: number, size: number): number;
@@ -37,6 +38,7 @@ interface CoreExports {
   flushTlb(): void;
   dirtyLogRestart(): void;
   setJitEnabled(on: number): void;
+  setOrderingFences(on: number): void;
   getJitInstructions(): bigint;
   jitInvalidateRange(off: bigint, len: bigint): void;
   bpSet(i: number, va: bigint): void;
@@ -113,24 +115,40 @@ export const SYS_COUNTER_NAMES = [
 ] as const;
 export type SysCounters = Record<(typeof SYS_COUNTER_NAMES)[number], bigint>;
 
-/** Word the core reads after each host MMIO call: non-zero means "no device here". */
-const MMIO_FAULT_ADDR = STATE + MMIO_FAULT_OFF;
 /** Slack after guest RAM so an instruction fetch at the very end of RAM stays in bounds. */
 const RAM_SLACK = 0x10000;
 const WASM_PAGE = 0x10000;
 
 // The lib in tsconfig has no DOM/wasm typings; describe the few pieces used.
 declare const WebAssembly: {
-  Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer };
+  Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => CoreMemory;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
   Table: new (d: { element: 'anyfunc'; initial: number }) => { set(i: number, f: unknown): void; grow(delta: number): number; readonly length: number };
 };
 
+/** A core's linear memory (a shared WebAssembly.Memory). */
+export interface CoreMemory {
+  readonly buffer: ArrayBuffer;
+}
+
+/**
+ * SMP phase 2: a core instance for one hart of several, each on its own
+ * thread. `memory` is the first instance's (`CpuCore.memory`, passed to the
+ * thread); `hart` picks the hart area (layout.ts HART_STRIDE) this instance's
+ * state block, TLB and translation tables live in.
+ */
+export interface CoreShare {
+  memory: CoreMemory;
+  hart: number;
+}
+
 export class CpuCore {
   readonly ram: Uint8Array;
   readonly ramSize: number;
-  private readonly mem: { buffer: ArrayBuffer };
+  private readonly mem: CoreMemory;
+  /** This instance's state block (STATE in hart 0's area, or the shared hart's). */
+  private readonly st: number;
   private readonly x: BigUint64Array;
   private readonly f: BigUint64Array;
   private readonly u32: Uint32Array;
@@ -141,11 +159,18 @@ export class CpuCore {
   private readonly dirtyMap: Uint8Array;
   private readonly codePages: Uint8Array;
 
-  constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports) {
+  constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports, share?: CoreShare) {
     this.ramSize = ramSize;
     const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
-    // A new memory for every core: the core's first reset relies on it being all zeros.
-    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    const hart = share?.hart ?? 0;
+    if (!Number.isInteger(hart) || hart < 0 || hart >= HART_AREAS_MAX) throw new Error(`hart area ${hart} is outside 0..${HART_AREAS_MAX - 1}`);
+    if (share && share.memory.buffer.byteLength < pages * WASM_PAGE) throw new Error('the shared memory is smaller than this core needs');
+    // A new memory for every core: the core's first reset relies on it being all zeros
+    // (an instance sharing another's memory has its own hart area, untouched so far).
+    // Shared (a SharedArrayBuffer), because the core is built with wasm threads so
+    // that harts can run on several host threads over the same guest RAM.
+    this.mem = share?.memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.st = STATE + hart * HART_STRIDE;
     const mod = new WebAssembly.Module(wasmBytes);
     const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
     const inst = new WebAssembly.Instance(mod, {
@@ -161,11 +186,13 @@ export class CpuCore {
       },
     });
     this.exports = inst.exports as unknown as CoreExports;
-    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed);
+    const ex = inst.exports as unknown as { setHartArea(h: number): number };
+    if (hart !== 0 && ex.setHartArea(hart) !== 1) throw new Error(`the core has no area for hart ${hart}`);
+    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed, hart * HART_STRIDE);
     const buf = this.mem.buffer;
     this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
-    this.x = new BigUint64Array(buf, STATE + X_OFF, 32);
-    this.f = new BigUint64Array(buf, STATE + F_OFF, 32);
+    this.x = new BigUint64Array(buf, this.st + X_OFF, 32);
+    this.f = new BigUint64Array(buf, this.st + F_OFF, 32);
     this.u32 = new Uint32Array(buf);
     const pageCount = Math.floor(ramSize / 4096);
     this.dirtyMap = new Uint8Array(buf, DIRTY_PAGE, pageCount);
@@ -175,9 +202,9 @@ export class CpuCore {
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
   counters(): { exceptions: bigint[]; interrupts: bigint[]; walks: { fetch: bigint; load: bigint; store: bigint }; lookups: { load: bigint; store: bigint } } {
     const causes = TRAP_COUNTS_INT_OFF / 8;
-    const v = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF, 2 * causes);
-    const w = new BigUint64Array(this.mem.buffer, STATE + WALK_COUNTS_OFF, 3);
-    const l = new BigUint64Array(this.mem.buffer, STATE + LOOKUP_COUNTS_OFF, 2);
+    const v = new BigUint64Array(this.mem.buffer, this.st + TRAP_COUNTS_OFF, 2 * causes);
+    const w = new BigUint64Array(this.mem.buffer, this.st + WALK_COUNTS_OFF, 3);
+    const l = new BigUint64Array(this.mem.buffer, this.st + LOOKUP_COUNTS_OFF, 2);
     return {
       exceptions: [...v.subarray(0, causes)],
       interrupts: [...v.subarray(causes, 2 * causes)],
@@ -190,7 +217,7 @@ export class CpuCore {
 
   /** System-path events so far (see SYS_COUNTER_NAMES). */
   sysCounters(): SysCounters {
-    const v = new BigUint64Array(this.mem.buffer, STATE + SYS_COUNTS_OFF, SYS_COUNTS_N);
+    const v = new BigUint64Array(this.mem.buffer, this.st + SYS_COUNTS_OFF, SYS_COUNTS_N);
     const out = {} as SysCounters;
     SYS_COUNTER_NAMES.forEach((n, i) => (out[n] = v[i]));
     return out;
@@ -199,7 +226,7 @@ export class CpuCore {
   /** Interrupts taken so far, all causes. */
   interruptsTaken(): bigint {
     // Read around every run of a hart (per-hart statistics): keep the view.
-    if (this.irqView?.buffer !== this.mem.buffer) this.irqView = new BigUint64Array(this.mem.buffer, STATE + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
+    if (this.irqView?.buffer !== this.mem.buffer) this.irqView = new BigUint64Array(this.mem.buffer, this.st + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
     const v = this.irqView;
     let n = 0n;
     for (const c of v) n += c;
@@ -216,6 +243,16 @@ export class CpuCore {
     const r = this.exports.run(budget);
     this.jit.drain();
     return r;
+  }
+
+  /**
+   * Make the guest's FENCEs that order stores before loads real barriers, in
+   * the interpreter and in code translated from now on (in this thread): needed
+   * when harts run on several threads, a cost otherwise.
+   */
+  setOrderingFences(on: boolean): void {
+    this.exports.setOrderingFences(on ? 1 : 0);
+    setTranslatorFences(on);
   }
 
   setJitEnabled(on: boolean): void {
@@ -371,11 +408,16 @@ export class CpuCore {
 
   /** fflags and frm (they live in linear memory next to the registers). */
   get fpControl(): { fflags: number; frm: number } {
-    return { fflags: this.u32[(STATE + FFLAGS_OFF) >>> 2], frm: this.u32[(STATE + FRM_OFF) >>> 2] };
+    return { fflags: this.u32[(this.st + FFLAGS_OFF) >>> 2], frm: this.u32[(this.st + FRM_OFF) >>> 2] };
   }
   set fpControl(v: { fflags: number; frm: number }) {
-    this.u32[(STATE + FFLAGS_OFF) >>> 2] = v.fflags & 0x1f;
-    this.u32[(STATE + FRM_OFF) >>> 2] = v.frm & 7;
+    this.u32[(this.st + FFLAGS_OFF) >>> 2] = v.fflags & 0x1f;
+    this.u32[(this.st + FRM_OFF) >>> 2] = v.frm & 7;
+  }
+
+  /** The WebAssembly.Memory itself, for another hart's instance (CoreShare). */
+  get memory(): CoreMemory {
+    return this.mem;
   }
 
   /** The WebAssembly.Memory's buffer (guest RAM is `ram`, at RAM_HOST inside it). */
@@ -385,7 +427,7 @@ export class CpuCore {
 
   /** Mark the MMIO access in progress as hitting no device (the core raises an access fault). */
   signalMmioFault(): void {
-    this.u32[MMIO_FAULT_ADDR >>> 2] = 1;
+    this.u32[(this.st + MMIO_FAULT_OFF) >>> 2] = 1;
   }
 
   get pc(): bigint {

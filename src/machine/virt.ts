@@ -140,6 +140,8 @@ export class VirtMachine {
     this.bus.onUnmapped = () => this.core.signalMmioFault();
     const harts = config.harts ?? 1;
     this.harts = new HartSet(this.core, harts);
+    // With one hart nothing can observe the host's store buffer: fences stay free.
+    this.core.setOrderingFences(harts > 1);
     // Context 2h is hart h's M-mode line, 2h + 1 its S-mode line.
     this.plic = new Plic({
       harts,

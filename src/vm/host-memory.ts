@@ -9,12 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { SeekData } from '../storage/backend.js';
 
+/** The addon takes an ArrayBuffer or a Uint8Array over a whole buffer (guest RAM is a SharedArrayBuffer). */
+type WholeBuffer = ArrayBuffer | Uint8Array;
+
 interface GuestMemoryAddon {
-  release(buffer: ArrayBuffer, offset: number, length: number): number;
-  resident(buffer: ArrayBuffer, offset: number, length: number): number;
+  release(buffer: WholeBuffer, offset: number, length: number): number;
+  resident(buffer: WholeBuffer, offset: number, length: number): number;
   trim(): boolean;
-  mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
-  dataPages(buffer: ArrayBuffer, offset: number, length: number): Uint8Array;
+  mapFile(buffer: WholeBuffer, offset: number, length: number, path: string): boolean;
+  dataPages(buffer: WholeBuffer, offset: number, length: number): Uint8Array;
   seekData?(fd: number, offset: number, hole: boolean): number;
   pageSize: number;
 }
@@ -62,14 +65,19 @@ export function hostMemoryUnavailableReason(): string {
   return whyNot;
 }
 
+/** What the addon takes for the buffer under `ram`: a shared buffer only through a view of all of it. */
+function whole(ram: Uint8Array): WholeBuffer {
+  return ram.buffer instanceof ArrayBuffer ? ram.buffer : new Uint8Array(ram.buffer);
+}
+
 function wrap(addon: GuestMemoryAddon): HostMemory {
   const page = addon.pageSize;
   return {
     release(ram, off, len) {
       const end = off + len;
       if (off < 0 || end > ram.length || len <= 0) return 0;
-      const before = addon.resident(ram.buffer as ArrayBuffer, ram.byteOffset + off, len);
-      addon.release(ram.buffer as ArrayBuffer, ram.byteOffset + off, len);
+      const before = addon.resident(whole(ram), ram.byteOffset + off, len);
+      addon.release(whole(ram), ram.byteOffset + off, len);
       // The addon only drops whole host pages; a host page larger than the
       // guest's (or an unaligned range) leaves edges that must still read as zero.
       const abs = ram.byteOffset + off;
@@ -80,16 +88,16 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
       return before;
     },
     resident(ram) {
-      return addon.resident(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
+      return addon.resident(whole(ram), ram.byteOffset, ram.byteLength);
     },
     trim() {
       addon.trim();
     },
     dataPages(ram) {
-      return addon.dataPages(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
+      return addon.dataPages(whole(ram), ram.byteOffset, ram.byteLength);
     },
     mapFile(ram, path) {
-      addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);
+      addon.mapFile(whole(ram), ram.byteOffset, ram.byteLength, path);
     },
     seekData: addon.seekData ? (fd, offset, hole) => addon.seekData!(fd, offset, hole) : undefined,
   };

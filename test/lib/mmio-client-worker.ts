@@ -1,0 +1,40 @@
+// A hart thread of test/mmio-mailbox.test.ts: `count` accesses through the
+// mailbox to a register file of the test (reads and writes of every size, and
+// reads of an address with no device), then it says what it saw.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { MmioClient } from '../../src/vm/mmio-mailbox.js';
+
+interface Job {
+  sab: SharedArrayBuffer;
+  hart: number;
+  count: number;
+  doorbell: Int32Array;
+  /** Incremented when this thread is done (the device loop ends when every hart is). */
+  done: Int32Array;
+}
+
+const job = workerData as Job;
+const client = new MmioClient(job.sab, job.hart, { words: job.doorbell, index: 0 });
+const base = 0x1000_0000 + job.hart * 0x1000;
+let mismatches = 0;
+let faults = 0;
+let error = '';
+try {
+  for (let i = 0; i < job.count; i++) {
+    const size = [1, 2, 4, 8][i & 3]!;
+    const mask = size === 8 ? 0xffff_ffff : 2 ** (8 * size) - 1;
+    const value = (i * 2654435761) % mask;
+    const reg = base + 8 * (i % 16);
+    if (client.write(reg, size, value)) faults++;
+    const back = client.read(reg, size);
+    if (back.fault || back.value !== value) mismatches++;
+    if (i % 64 === 0 && !client.read(0x2000_0000, 4).fault) mismatches++; // no device there
+  }
+} catch (e) {
+  error = (e as Error).message;
+}
+Atomics.add(job.done, 0, 1);
+Atomics.add(job.doorbell, 0, 1);
+Atomics.notify(job.doorbell, 0);
+parentPort!.postMessage({ mismatches, faults, error });
