@@ -537,7 +537,11 @@ async function main(): Promise<void> {
         const blocks = diskCopy?.nextRound() ?? 0;
         // On the wall clock (threads have their own performance.now() origins): the downtime starts here, not when the owner asked.
         const stoppedAt = performance.timeOrigin + performance.now();
-        return { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
+        const state = { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
+        if (cmd.max === undefined) return state;
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 16384) throw new Error('migrateHold: max must be 1..16384');
+        const first = mig.take(cmd.max);
+        return { ...state, frames: first.frames, taken: first.pages, left: first.left };
       }
       case 'migrateReleaseDisks':
         if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');
@@ -682,6 +686,8 @@ async function main(): Promise<void> {
     }
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
+    // Read before the commands are drained: one posted after the drain then ends the pause's wait below at once.
+    const wakeBeforeDrain = Atomics.load(ctrl, CTRL_WAKE);
     drainCommands(commands, cmdState);
     consoleSize = cmdState.consoleSize ?? null;
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
@@ -715,7 +721,8 @@ async function main(): Promise<void> {
     }
     if (Atomics.load(ctrl, CTRL_PAUSE) || mig?.hold) {
       publish(RUN_STATE_PAUSED);
-      sleep(1000);
+      // A held migration's next command (its asks are prefetched) often comes between the drain and here.
+      Atomics.wait(ctrl, CTRL_WAKE, wakeBeforeDrain, 1000);
       continue;
     }
     if (!mig) throttleDebtMs = 0;
