@@ -18,6 +18,10 @@ const ANSWER = /R2R/;
 export interface DaemonRestore {
   /** POST start to the console's answer, as a client sees it. */
   startToAnswerMs: number;
+  /** Where that went, from the POST: its answer, the console open, the guest echoing the question (its tty at work). */
+  postMs: number;
+  consoleOpenMs: number;
+  echoMs: number;
   /** The daemon's "restored in ..." log line for it. */
   report: string;
 }
@@ -90,11 +94,15 @@ export async function daemonRestoresAndClones(
       await delay(opts.settleMs);
       const t0 = performance.now();
       await ok(d, 'POST', `/v1/vms/${name}/start`);
+      const postMs = performance.now() - t0;
       const c = await DaemonConsole.open(d, name);
+      const consoleOpenMs = performance.now() - t0;
+      const echo = c.mark(/R\$\(\(1\+1\)\)R/);
       await answered(c, opts.timeoutMs);
       const startToAnswerMs = performance.now() - t0;
+      const echoMs = echo.at === null ? NaN : echo.at - t0;
       c.close();
-      restores.push({ startToAnswerMs, report: await restoreReport(d, name, 5000) });
+      restores.push({ startToAnswerMs, postMs, consoleOpenMs, echoMs, report: await restoreReport(d, name, 5000) });
       await ok(d, 'POST', `/v1/vms/${name}/kill`);
       await ok(d, 'DELETE', `/v1/vms/${name}`);
     }
