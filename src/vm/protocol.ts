@@ -401,6 +401,8 @@ export function readLive(c: SharedControl): LiveCounters {
 export interface RestoreSplit {
   /** The VM went to a warm worker (started ahead, its modules loaded), not a new one. */
   warm: boolean;
+  /** The warm worker had the core instantiated already, for this RAM size (warm-up.ts). */
+  preparedCore?: boolean;
   /** snapshot.json read, checksummed and checked. */
   readState: number;
   /** The machine built: the core's memory and instance, its reset, the devices. */

@@ -33,7 +33,7 @@ import { prepareOverlays } from './disk-freeze.js';
 import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
 import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
-import { isWarmWorkerData, warmUp, type WarmWorkerData } from './warm-up.js';
+import { isWarmWorkerData, prepareCore, takePreparedCore, warmUp, type WarmWorkerData } from './warm-up.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -145,6 +145,7 @@ async function takeInit(): Promise<{ init: WorkerInit; at: number }> {
   const data = workerData as WorkerInit | WarmWorkerData;
   if (!isWarmWorkerData(data)) return { init: data, at: 0 };
   warmUp(data.wasmPath);
+  if (data.prepareMiB !== undefined) prepareCore(data.wasmPath, data.prepareMiB);
   const init = await new Promise<WorkerInit>((resolve) => parentPort!.once('message', (m: { type: 'init'; init: WorkerInit }) => resolve(m.init)));
   return { init, at: performance.now() };
 }
@@ -255,6 +256,13 @@ async function main(): Promise<void> {
   let incomingState: unknown = null;
   /** Destination: migrateStart came while the state was still being taken. */
   let startRequested = false;
+  /** A warm worker's prepared core when it fits (the first boot only), else the core's bytes. */
+  let usedPreparedCore = false;
+  const coreSource = (ramSize: number) => {
+    const p = takePreparedCore(config.wasmPath, ramSize);
+    usedPreparedCore ||= p !== null;
+    return p ?? new Uint8Array(wasm);
+  };
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
@@ -307,7 +315,7 @@ async function main(): Promise<void> {
     } else if (migrateIn) {
       const started = performance.now();
       try {
-        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
+        created = VirtMachine.restore(coreSource(machineConfig.ramSize), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
           receiveIncoming(core);
           return { ok: true };
         });
@@ -328,7 +336,7 @@ async function main(): Promise<void> {
       try {
         const snap = readSnapshot(from);
         marks.push(performance.now());
-        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
+        created = VirtMachine.restore(coreSource(machineConfig.ramSize), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
           marks.push(performance.now());
           how = loadSnapshotMemory(from, core.ram);
           marks.push(performance.now());
@@ -344,7 +352,7 @@ async function main(): Promise<void> {
         const [, read, built, loaded] = marks;
         restoredIn = {
           ms: done - started, memory: how,
-          split: { warm: handedOverAt > 0, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
+          split: { warm: handedOverAt > 0, preparedCore: usedPreparedCore, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
         };
         if (config.clone) {
           // Always real randomness, also in deterministic runs: clones of one
@@ -354,7 +362,7 @@ async function main(): Promise<void> {
         }
       }
     } else {
-      created = VirtMachine.create(new Uint8Array(wasm), machineConfig, machineHost);
+      created = VirtMachine.create(coreSource(machineConfig.ramSize), machineConfig, machineHost);
     }
     if (!created.ok) {
       post({ type: 'error', message: created.error });
