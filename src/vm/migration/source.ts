@@ -259,7 +259,7 @@ export async function migrate(o: MigrateOptions): Promise<void> {
       await sendQueued(fin.frames && fin.taken ? { frames: fin.frames, pages: fin.taken } : undefined);
     }
     await sendDiskQueued();
-    await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
+    await conn.send(encodeJson(FrameType.ROUND, { round: p.round, final: true }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
     step('stateSent');
     // The worker flushes and closes the disks (nothing writes them any more) while the
