@@ -22,6 +22,10 @@ export interface DaemonRestore {
   postMs: number;
   consoleOpenMs: number;
   echoMs: number;
+  /** Guest instructions from the snapshot to the answer, the worker's busy (running) time, and the share run by translated code. */
+  instructions: number;
+  busyMs: number;
+  translatedShare: number;
   /** The daemon's "restored in ..." log line for it. */
   report: string;
 }
@@ -81,7 +85,8 @@ export async function daemonRestoresAndClones(
     await con.waitFor(/tsvisor guest ready[\s\S]*# /, opts.timeoutMs, 'waiting for the shell prompt');
     await answered(con, opts.timeoutMs);
     await delay(opts.settleMs);
-    await ok(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
+    const snapped = await ok(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
+    const snapInstret = Number(snapped.instret ?? NaN);
     con.close();
     await ok(d, 'POST', '/v1/vms/orig/kill');
 
@@ -101,8 +106,13 @@ export async function daemonRestoresAndClones(
       await answered(c, opts.timeoutMs);
       const startToAnswerMs = performance.now() - t0;
       const echoMs = echo.at === null ? NaN : echo.at - t0;
+      const st = await ok(d, 'GET', `/v1/vms/${name}/stats`);
       c.close();
-      restores.push({ startToAnswerMs, postMs, consoleOpenMs, echoMs, report: await restoreReport(d, name, 5000) });
+      restores.push({
+        startToAnswerMs, postMs, consoleOpenMs, echoMs,
+        instructions: Number(st.instructions) - snapInstret, busyMs: Number(st.busyUs) / 1000, translatedShare: Number(st.translatedShare),
+        report: await restoreReport(d, name, 5000),
+      });
       await ok(d, 'POST', `/v1/vms/${name}/kill`);
       await ok(d, 'DELETE', `/v1/vms/${name}`);
     }
