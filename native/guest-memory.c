@@ -23,9 +23,7 @@
  *     least `length` bytes) over [offset, offset + length) of the buffer with
  *     MAP_PRIVATE | MAP_FIXED, so guest RAM reads the file lazily, page by page
  *     as the guest touches it, and writes stay private (copy on write). The
- *     range must be page-aligned in host memory; throws otherwise. With a
- *     fifth argument true, a background thread then maps the file's data pages
- *     in ahead of the guest (prefault).
+ *     range must be page-aligned in host memory; throws otherwise.
  *
  *   dataPages(buffer, offset, length) -> Uint8Array
  *     snapshot: one byte per 4 KiB page of the range, 1 when the page holds
@@ -52,12 +50,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
 
 #define CHECK(env, call)                                                        \
   do {                                                                          \
@@ -144,42 +136,9 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* A mapped memory file whose data pages a background thread maps in (see prefault). */
-struct prefault_job {
-  int fd;
-  uint8_t *base;
-  size_t len;
-};
-
-/*
- * Maps in the memory file's data pages (its holes, guest pages that were zero,
- * are left alone: reading them would fill the page cache with zeros), one
- * extent at a time, with MADV_POPULATE_READ: in one call per extent instead of
- * one page fault per page as the guest first touches it, which on a busy or
- * virtualised host costs tens of microseconds each and made a restored guest's
- * first commands crawl. Read-only: the guest's writes still copy. It races the
- * guest harmlessly (a page the guest copied meanwhile is left as it is); if
- * the range stops being this mapping, madvise fails and the thread stops.
- */
-static void *prefault(void *arg) {
-  struct prefault_job *j = arg;
-  off_t at = 0;
-  while ((size_t)at < j->len) {
-    off_t data = lseek(j->fd, at, SEEK_DATA);
-    if (data < 0 || (size_t)data >= j->len) break;
-    off_t hole = lseek(j->fd, data, SEEK_HOLE);
-    if (hole < 0 || (size_t)hole > j->len) hole = (off_t)j->len;
-    if (madvise(j->base + data, (size_t)(hole - data), MADV_POPULATE_READ) != 0) break;
-    at = hole;
-  }
-  close(j->fd);
-  free(j);
-  return NULL;
-}
-
 static napi_value map_file(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 4;
+  napi_value argv[4];
   void *data = NULL;
   size_t size = 0;
   double off = 0, len = 0;
@@ -212,28 +171,11 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
     return NULL;
   }
   void *m = mmap((void *)a, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  close(fd); /* the mapping keeps the file */
   if (m == MAP_FAILED) {
-    close(fd);
     napi_throw_error(env, NULL, "guest-memory.mapFile: mmap failed");
     return NULL;
   }
-  bool populate = false;
-  if (argc >= 5) napi_get_value_bool(env, argv[4], &populate);
-  struct prefault_job *job = populate ? malloc(sizeof *job) : NULL;
-  pthread_t t;
-  pthread_attr_t attr;
-  if (job) {
-    job->fd = fd; /* the thread closes it */
-    job->base = m;
-    job->len = (size_t)len;
-    if (pthread_attr_init(&attr) == 0) {
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      if (pthread_create(&t, &attr, prefault, job) == 0) fd = -1;
-      pthread_attr_destroy(&attr);
-    }
-    if (fd >= 0) free(job); /* no thread: the guest faults its pages in as before */
-  }
-  if (fd >= 0) close(fd); /* the mapping keeps the file */
   CHECK(env, napi_get_boolean(env, 1, &out));
   return out;
 }

@@ -7,10 +7,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync, unlinkSync } from 'node:fs';
-import { setTimeout as delay } from 'node:timers/promises';
-import { hostMemory } from '../src/vm/host-memory.js';
-import { budget } from './lib/budget.js';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, unlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -108,43 +105,6 @@ test('readSnapshotCached: the same snapshot read again is not re-read; a changed
   assert.throws(() => readSnapshotCached(a.path), SnapshotError, 'a damaged state file is seen at once');
   rmSync(a.path, { recursive: true });
   assert.throws(() => readSnapshotCached(a.path), SnapshotError);
-});
-
-/** KiB of `path`'s mappings in this process that page tables map now (Rss in smaps). */
-function mappedKiB(path: string): number {
-  let inIt = false;
-  let kib = 0;
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inIt = line.trimEnd().endsWith(path);
-    else if (inIt && line.startsWith('Rss:')) kib += Number(line.split(/\s+/)[1]);
-  }
-  return kib;
-}
-
-test('a restore with prefault maps the snapshot\'s data pages in the background; without, none until touched', { skip: !hostMemory() && 'no native addon' }, async () => {
-  const a = makeSnapshot('prefault');
-  const memPath = join(a.path, MEMORY_FILE);
-  const dataKiB = Math.ceil(statSync(memPath).blocks / 2); // 512-byte blocks: the data the file holds
-  const ram = (prefault: boolean) => {
-    const r = VirtMachine.restore(wasm(), { ...machineConfig(), bios: undefined }, host, readSnapshot(a.path).machine, (core) => {
-      assert.equal(loadSnapshotMemory(a.path, core.ram, { prefault }), 'mapped');
-      return { ok: true };
-    });
-    assert.ok(r.ok, r.ok ? '' : r.error);
-    return r.machine;
-  };
-  const lazy = ram(false);
-  await delay(200);
-  assert.ok(mappedKiB(memPath) < dataKiB / 2, `without prefault ${mappedKiB(memPath)} KiB mapped of ${dataKiB}`);
-  const eager = ram(true);
-  const end = Date.now() + budget(30_000);
-  while (mappedKiB(memPath) < dataKiB && Date.now() < end) await delay(20);
-  assert.ok(mappedKiB(memPath) >= dataKiB, `prefault mapped ${mappedKiB(memPath)} KiB of the file's ${dataKiB}`);
-  // Both read the snapshot's RAM, and both run on from it alike.
-  assert.ok(Buffer.from(lazy.core.ram).equals(Buffer.from(eager.core.ram)));
-  lazy.runSlice(1000);
-  eager.runSlice(1000);
-  assert.equal(eager.core.getX(10), lazy.core.getX(10));
 });
 
 test('damaged or hostile snapshot files are refused with a clear error', () => {

@@ -13,7 +13,7 @@ interface GuestMemoryAddon {
   release(buffer: ArrayBuffer, offset: number, length: number): number;
   resident(buffer: ArrayBuffer, offset: number, length: number): number;
   trim(): boolean;
-  mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string, prefault?: boolean): boolean;
+  mapFile(buffer: ArrayBuffer, offset: number, length: number, path: string): boolean;
   dataPages(buffer: ArrayBuffer, offset: number, length: number): Uint8Array;
   seekData?(fd: number, offset: number, hole: boolean): number;
   pageSize: number;
@@ -29,10 +29,8 @@ export interface HostMemory {
   /**
    * Map `path` over `ram` copy-on-write (snapshot restore: pages load as the guest
    * touches them). Throws when `ram` is not host-page aligned or the file is short.
-   * `prefault`: a background thread then maps the file's data pages in ahead of
-   * the guest (its first touches fault no more; an addon built before it ignores it).
    */
-  mapFile(ram: Uint8Array, path: string, prefault?: boolean): void;
+  mapFile(ram: Uint8Array, path: string): void;
   /** One byte per 4 KiB page of `ram`: 1 if it holds data (untouched pages are not read). Throws if host pages are not 4 KiB. */
   dataPages(ram: Uint8Array): Uint8Array;
   /** lseek(SEEK_DATA / SEEK_HOLE) on an open file (storage's SeekData); absent in an addon built before it. */
@@ -90,8 +88,8 @@ function wrap(addon: GuestMemoryAddon): HostMemory {
     dataPages(ram) {
       return addon.dataPages(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength);
     },
-    mapFile(ram, path, prefault = false) {
-      addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path, prefault);
+    mapFile(ram, path) {
+      addon.mapFile(ram.buffer as ArrayBuffer, ram.byteOffset, ram.byteLength, path);
     },
     seekData: addon.seekData ? (fd, offset, hole) => addon.seekData!(fd, offset, hole) : undefined,
   };

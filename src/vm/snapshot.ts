@@ -291,12 +291,12 @@ export function readSnapshotCached(dir: string): SnapshotPayload {
  * the native addon when it is there and RAM is host-page aligned (nothing is
  * read up front), else read in full. Returns which way it went.
  */
-export function loadSnapshotMemory(dir: string, ram: Uint8Array, opts: { prefault?: boolean } = {}): 'mapped' | 'read' {
+export function loadSnapshotMemory(dir: string, ram: Uint8Array): 'mapped' | 'read' {
   const memPath = join(dir, MEMORY_FILE);
   const hm = hostMemory();
   if (hm) {
     try {
-      hm.mapFile(ram, memPath, opts.prefault === true);
+      hm.mapFile(ram, memPath);
       return 'mapped';
     } catch {
       // Not aligned, or the mapping failed: read it instead.

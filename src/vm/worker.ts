@@ -338,9 +338,7 @@ async function main(): Promise<void> {
         marks.push(performance.now());
         created = VirtMachine.restore(coreSource(machineConfig.ramSize), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
           marks.push(performance.now());
-          // A restore maps the snapshot's pages in ahead of the guest; a clone does not: it
-          // would count all of them in its memory, which clones are meant to share untouched.
-          how = loadSnapshotMemory(from, core.ram, { prefault: config.clone !== true });
+          how = loadSnapshotMemory(from, core.ram);
           marks.push(performance.now());
           return { ok: true };
         });
