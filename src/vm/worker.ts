@@ -49,6 +49,8 @@ interface WorkerInit {
 const SLICE = 2_000_000; // instructions per call into the core
 /** A restored VM arms its kernel-panic watch this long after it runs again (ms). */
 const PANIC_WATCH_DELAY_MS = 1000;
+/** A restored VM translates nothing for this long (ms): its first commands answer sooner interpreted (Jit.hold). */
+const JIT_HOLD_AFTER_RESTORE_MS = 500;
 /** An idle guest drops its translations after this long (see housekeeping()), if it holds at least IDLE_DROP_MODULES. */
 const IDLE_DROP_MS = 10_000;
 /** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
@@ -421,6 +423,10 @@ async function main(): Promise<void> {
   let m = boot();
   const t0Restored = performance.now();
   if (!m) return;
+  // A restored guest's first commands run interpreted (see Jit.hold): translation starts a moment later
+  // (host time; not in deterministic runs, which time nothing by the host).
+  let jitHeldUntil = config.restore !== undefined && !config.deterministic && config.jit !== false ? t0Restored + JIT_HOLD_AFTER_RESTORE_MS : 0;
+  if (jitHeldUntil) m.core.jit.hold = true;
   if (config.incoming) {
     // Wait for the word to start (the owner took the image locks), then open the images.
     let go = startRequested;
@@ -691,6 +697,10 @@ async function main(): Promise<void> {
     if (now >= oomAt) {
       const hog: number[][] = [];
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
+    }
+    if (jitHeldUntil && now >= jitHeldUntil) {
+      jitHeldUntil = 0;
+      m.core.jit.hold = false;
     }
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
