@@ -190,6 +190,14 @@ function report(r: Result & { date: string; cpu: string; qemu: string; node: str
     }
   }
   if (rows.length > 1) out.push(table(rows, new Set([2, 3, 4, 5, 6, 7, 8])));
+  for (const [name, { tsvisor }] of Object.entries(r.migrations)) {
+    const st = tsvisor.ok ? tsvisor.value.steps : undefined;
+    // The stop-and-copy's steps, from the hold on: where the downtime went.
+    if (st && st.held !== undefined) {
+      const after = Object.entries(st).filter(([, at]) => at >= st.held!).map(([k, at]) => `${k} +${(at - st.held!).toFixed(0)}`);
+      out.push(`  tsvisor ${name}: steps after the hold (ms): ${after.join(', ')}`);
+    }
+  }
   if (r.snapshot) {
     const q = r.snapshot.qemu.ok ? r.snapshot.qemu.value : undefined;
     const t = r.snapshot.tsvisor.ok ? r.snapshot.tsvisor.value : undefined;

@@ -278,7 +278,7 @@ async function main(): Promise<void> {
     ], new Set([1, 2, 3])));
     if (qFailed.length) process.stdout.write(`\nQEMU restores that never answered: ${qFailed.length} (${qFailed.join('; ')})\n`);
     process.stdout.write(`\ntsvisor run --restore, per run: ${tRestore.map((x) => x.report).join('\n  ')}\n`);
-    process.stdout.write(`daemon restores, per run: ${daemon.restores.map((x) => `${x.startToAnswerMs.toFixed(0)} ms to the answer; ${x.report}`).join('\n  ')}\n`);
+    process.stdout.write(`daemon restores, per run: ${daemon.restores.map((x) => `${x.startToAnswerMs.toFixed(0)} ms to the answer (POST answered ${x.postMs.toFixed(0)}, console open ${x.consoleOpenMs.toFixed(0)}, question echoed ${x.echoMs.toFixed(0)} ms; by then ${(x.instructions / 1e6).toFixed(2)} M guest instructions since the snapshot, ${x.busyMs.toFixed(0)} ms running, ${(x.translatedShare * 100).toFixed(0)}% translated); ${x.report}`).join('\n  ')}\n`);
     const dc = daemon.clones;
     if (dc) {
       const mib = (k: number) => (k / 1024).toFixed(1);

@@ -81,6 +81,25 @@ test('an idle VM leaves its share; ratios hold when the host gives less than ass
   assert.equal(vms[2].instret, 0n);
 });
 
+test('an idle VM wakes without waiting for a period when a core is spare, and with an allowance when none is', () => {
+  // Two cores, one VM busy: the idle one would get a whole core if it woke, so it may run at once.
+  const vms = [new SimVm('busy', 1024, undefined), new SimVm('sleepy', 1024, undefined), new SimVm('capped', 1024, 0.5)];
+  vms[1].idle = true;
+  vms[2].idle = true;
+  simulate(vms, 2, 3);
+  assert.equal(vms[1].credit, -1n, 'idle VM with a spare core: no limit');
+  assert.ok(vms[2].credit >= 0n, 'a capped idle VM keeps its allowance');
+  // Waking, it runs a whole period before the scheduler has seen it busy.
+  vms[1].idle = false;
+  vms[1].run(50_000);
+  assert.equal(vms[1].instret, 50_000n * 100n);
+  // One core, one VM busy: the idle one only gets its small allowance.
+  const one = [new SimVm('busy', 1024, undefined), new SimVm('sleepy', 1024, undefined)];
+  one[1].idle = true;
+  simulate(one, 1, 3);
+  assert.ok(one[1].credit >= 0n && one[1].credit < 1_000_000n, `allowance ${one[1].credit}`);
+});
+
 test('a scheduler timer that fires late still hands out the time that passed', () => {
   // Twenty VMs on two cores, the timer firing every 500 ms instead of 50 (a busy
   // event loop): each VM should still get about a tenth of a core.

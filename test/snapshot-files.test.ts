@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VirtMachine, type MachineConfig } from '../src/machine/virt.js';
-import { readSnapshot, writeSnapshot, loadSnapshotMemory, SnapshotError, STATE_FILE, MEMORY_FILE } from '../src/vm/snapshot.js';
+import { readSnapshot, readSnapshotCached, writeSnapshot, loadSnapshotMemory, SnapshotError, STATE_FILE, MEMORY_FILE } from '../src/vm/snapshot.js';
 import { defaultWasmPath } from '../src/vm/vm-handle.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -88,6 +88,23 @@ test('a snapshot restores the machine exactly, and it runs on like the original'
   assert.equal(m2.core.instret, m.core.instret);
   const snap = readSnapshot(path);
   assert.ok(snap.memory.dataPages >= 1 && snap.memory.dataPages < (MEM_MIB << 20) / 4096 / 2, 'only pages with data are stored');
+});
+
+test('readSnapshotCached: the same snapshot read again is not re-read; a changed or removed one is', () => {
+  const a = makeSnapshot('cached');
+  const first = readSnapshotCached(a.path);
+  assert.equal(readSnapshotCached(a.path), first, 'unchanged files: the payload read before');
+  // Another snapshot written over it (new files): read afresh.
+  const other = makeSnapshot('other');
+  rmSync(a.path, { recursive: true });
+  cpSync(other.path, a.path, { recursive: true });
+  const again = readSnapshotCached(a.path);
+  assert.notEqual(again, first);
+  assert.deepEqual(again, readSnapshot(other.path));
+  writeFileSync(join(a.path, STATE_FILE), '{');
+  assert.throws(() => readSnapshotCached(a.path), SnapshotError, 'a damaged state file is seen at once');
+  rmSync(a.path, { recursive: true });
+  assert.throws(() => readSnapshotCached(a.path), SnapshotError);
 });
 
 test('damaged or hostile snapshot files are refused with a clear error', () => {

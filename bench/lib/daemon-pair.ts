@@ -97,6 +97,7 @@ export class DaemonConsole {
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       this.text += data.toString('latin1');
+      this.noteArrival(data.toString('latin1'));
       if (this.text.length > 4 << 20) this.text = this.text.slice(-(1 << 20));
       this.waiter?.();
     });
@@ -112,6 +113,22 @@ export class DaemonConsole {
       ws.once('open', () => resolve(new DaemonConsole(ws)));
       ws.once('error', reject);
     });
+  }
+
+  private seen = '';
+  private marks: { re: RegExp; at: number | null }[] = [];
+
+  private noteArrival(chunk: string): void {
+    if (this.marks.length === 0) return;
+    this.seen = (this.seen + chunk).slice(-4096);
+    for (const m of this.marks) if (m.at === null && m.re.test(this.seen)) m.at = performance.now();
+  }
+
+  /** performance.now() when output matching `re` first arrives from now on (null until then); consumes nothing. */
+  mark(re: RegExp): { at: number | null } {
+    const m = { re, at: null as number | null };
+    this.marks.push(m);
+    return m;
   }
 
   type(line: string): void {

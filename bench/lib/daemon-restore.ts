@@ -18,6 +18,14 @@ const ANSWER = /R2R/;
 export interface DaemonRestore {
   /** POST start to the console's answer, as a client sees it. */
   startToAnswerMs: number;
+  /** Where that went, from the POST: its answer, the console open, the guest echoing the question (its tty at work). */
+  postMs: number;
+  consoleOpenMs: number;
+  echoMs: number;
+  /** Guest instructions from the snapshot to the answer, the worker's busy (running) time, and the share run by translated code. */
+  instructions: number;
+  busyMs: number;
+  translatedShare: number;
   /** The daemon's "restored in ..." log line for it. */
   report: string;
 }
@@ -77,7 +85,8 @@ export async function daemonRestoresAndClones(
     await con.waitFor(/tsvisor guest ready[\s\S]*# /, opts.timeoutMs, 'waiting for the shell prompt');
     await answered(con, opts.timeoutMs);
     await delay(opts.settleMs);
-    await ok(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
+    const snapped = await ok(d, 'PUT', '/v1/vms/orig/snapshot', { dir: 'base' });
+    const snapInstret = Number(snapped.instret ?? NaN);
     con.close();
     await ok(d, 'POST', '/v1/vms/orig/kill');
 
@@ -90,11 +99,20 @@ export async function daemonRestoresAndClones(
       await delay(opts.settleMs);
       const t0 = performance.now();
       await ok(d, 'POST', `/v1/vms/${name}/start`);
+      const postMs = performance.now() - t0;
       const c = await DaemonConsole.open(d, name);
+      const consoleOpenMs = performance.now() - t0;
+      const echo = c.mark(/R\$\(\(1\+1\)\)R/);
       await answered(c, opts.timeoutMs);
       const startToAnswerMs = performance.now() - t0;
+      const echoMs = echo.at === null ? NaN : echo.at - t0;
+      const st = await ok(d, 'GET', `/v1/vms/${name}/stats`);
       c.close();
-      restores.push({ startToAnswerMs, report: await restoreReport(d, name, 5000) });
+      restores.push({
+        startToAnswerMs, postMs, consoleOpenMs, echoMs,
+        instructions: Number(st.instructions) - snapInstret, busyMs: Number(st.busyUs) / 1000, translatedShare: Number(st.translatedShare),
+        report: await restoreReport(d, name, 5000),
+      });
       await ok(d, 'POST', `/v1/vms/${name}/kill`);
       await ok(d, 'DELETE', `/v1/vms/${name}`);
     }

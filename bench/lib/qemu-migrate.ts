@@ -26,6 +26,8 @@ export interface MigrationFigures {
   rounds: number;
   /** The CPU throttle in force at the end (auto-converge), percent; null when not reported. */
   throttlePct: number | null;
+  /** tsvisor: when each step of the migration ended (ms from its start; GET /v1/vms/NAME/migrate). */
+  steps?: Record<string, number>;
   /** The guest answered (idle) or went on with its workload (dirty) on the destination. */
   verified: boolean;
 }

@@ -36,9 +36,9 @@ async function migrate(src: BenchDaemon, dst: BenchDaemon, downtimeMs: number, t
   if (r.code !== 0) throw new Error(`tsvisor migrate failed: ${(r.err || r.out).trim().split('\n').pop()}`);
   const st = await api(src, 'GET', `/v1/vms/${VM}/migrate`);
   if (st.status !== 200) throw new Error(`migration status: HTTP ${st.status} ${JSON.stringify(st.json)}`);
-  const p = st.json as { phase: string; round: number; bytesSent: number; throttlePercent: number; totalMs?: number; downtimeMs?: number };
+  const p = st.json as { phase: string; round: number; bytesSent: number; throttlePercent: number; totalMs?: number; downtimeMs?: number; steps?: Record<string, number> };
   if (p.phase !== 'completed') throw new Error(`migration status says ${p.phase}`);
-  return { totalMs: p.totalMs ?? NaN, downtimeMs: p.downtimeMs ?? NaN, bytes: p.bytesSent, rounds: p.round + 1, throttlePct: p.throttlePercent };
+  return { totalMs: p.totalMs ?? NaN, downtimeMs: p.downtimeMs ?? NaN, bytes: p.bytesSent, rounds: p.round + 1, throttlePct: p.throttlePercent, steps: p.steps };
 }
 
 export async function tsvisorLiveMigration(

@@ -9,6 +9,20 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseOptions, UsageError, UserError, type MainIo } from './args.js';
 
+/**
+ * Node.js and V8 settings for the clones' processes: each is a whole Node.js
+ * process, and with the defaults most of its memory beyond the guest pages it
+ * wrote was the young generations of its two V8 heaps (up to 16 MiB
+ * semi-spaces each), the C heap arenas of V8's compiler threads and the
+ * threads themselves. Three idle clones measured 104 MiB each beyond their
+ * written pages with the defaults and 77 MiB with these (1 MiB semi-spaces:
+ * 81 MiB alone). An idle clone allocates little, so small young generations
+ * cost it next to nothing in collections.
+ */
+export const CLONE_NODE_ARGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
+/** glibc: at most two malloc arenas, not one per compiler thread. */
+export const CLONE_ENV = { MALLOC_ARENA_MAX: '2' };
+
 export const CLONE_HELP = `Usage: tsvisor clone SNAPSHOT_DIR [options]
 
 Start clones of a snapshot in the background: each is a detached
@@ -79,9 +93,10 @@ export async function cloneCommand(args: string[], io: MainIo): Promise<number> 
     const log = openSync(join(d, 'console.log'), 'a', 0o600);
     let pid: number | undefined;
     try {
-      const child = spawn(process.execPath, [CLI, 'run', '--restore', snap, '--clone', '--clone-dir', d, '--name', name], {
+      const child = spawn(process.execPath, [...CLONE_NODE_ARGS, CLI, 'run', '--restore', snap, '--clone', '--clone-dir', d, '--name', name], {
         detached: true,
         stdio: ['ignore', log, log],
+        env: { ...process.env, ...CLONE_ENV },
       });
       pid = child.pid;
       child.unref();

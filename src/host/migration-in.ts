@@ -156,15 +156,21 @@ export class IncomingMigrations {
         } else if (f.type === FrameType.ROUND) {
           const j = decodeJson(f);
           if (!Number.isSafeInteger(j.round)) throw new MigrationStreamError('ROUND: bad round number');
-          await loaded();
+          // The final round (the guest is stopped) is acknowledged at once: the device state
+          // follows, and its ACK comes only once the worker, which takes commands in order,
+          // has applied these pages too. One wait for the worker less in the downtime.
+          if (j.final !== true) await loaded();
           if (!haveState) await conn.send(encodeJson(FrameType.ACK, { round: j.round }));
         } else if (f.type === FrameType.STATE) {
           if (haveState) throw new MigrationStreamError('the device state arrived twice');
           const j = decodeJson(f);
+          // Posted behind the pages still on their way: the worker applies them first.
+          const applied = handle.command({ type: 'migrateState', machine: j.machine });
+          applied.catch(() => {}); // awaited below; never unhandled meanwhile
           await loaded();
           // The copied images are complete: on disk and closed before the VM opens them.
           copies?.finish();
-          await handle.command({ type: 'migrateState', machine: j.machine });
+          await applied;
           haveState = true;
           await conn.send(encodeJson(FrameType.ACK, { state: true }));
         } else if (f.type === FrameType.COMMIT) {

@@ -293,8 +293,20 @@ export class FairShareScheduler {
       if (cap !== undefined) n = Math.max(0, Math.min(n, (cap * periodUs - r.t.capDebtUs) * ipus));
       this.grant(r, n);
     });
+    // A whole thread nobody runnable uses: an uncapped idle VM that wakes would get
+    // all of it at the next period anyway, so it need not wait for that period
+    // (up to 50 ms) after spending its allowance on the first interrupt; a console
+    // command to a VM restored idle at its prompt waited exactly that.
+    const spare = this.cpus - shares.reduce((sum, s) => sum + s, 0) >= VM_THREADS - 1e-9;
     for (const r of running) {
       if (runnable.includes(r)) continue;
+      if (spare && effectiveCap(r.vm.cap) === undefined) {
+        if (r.t.credit !== -1n) {
+          r.t.credit = -1n;
+          r.vm.setCredit(-1n);
+        }
+        continue;
+      }
       // Idle or paused: a small allowance so interrupts are handled at once.
       this.grant(r, Math.min(IDLE_SHARE, effectiveCap(r.vm.cap) ?? 1) * periodUs * r.t.ipus);
     }

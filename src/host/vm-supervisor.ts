@@ -17,7 +17,7 @@ import type { WarmWorkers } from '../vm/warm-worker.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { VmRunner } from './vm-runner.js';
 import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
-import { readSnapshot } from '../vm/snapshot.js';
+import { readSnapshotCached } from '../vm/snapshot.js';
 import { cloneDisks } from '../vm/clone-disks.js';
 import { disksWithOverlays } from '../vm/disk-freeze.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
@@ -188,7 +188,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     if (c.snapshot !== undefined) {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
-      const snap = readSnapshot(dir);
+      const snap = readSnapshotCached(dir);
       const restored: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
       if (c.clone !== true) return restored;
       // A clone only reads the snapshot's disks (its writes go to overlays that
@@ -232,7 +232,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
    */
   private async cloneConfig(): Promise<VmConfig> {
     const dir = join(this.opts.snapshotsDir, this.config.snapshot!);
-    const snap = readSnapshot(dir);
+    const snap = readSnapshotCached(dir);
     const config: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: this.config.debug, name: this.name, clone: true, gdb: this.config.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
     rmSync(this.cloneDir, { recursive: true, force: true });
     if (!snap.config.disks?.some((d) => d.readOnly !== true)) return config;

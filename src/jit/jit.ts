@@ -78,6 +78,14 @@ export class Jit {
   private slicesWaiting = 0;
   /** Set by the owner while the guest idles: translate only full batches (or urgent loops). */
   idle = false;
+  /**
+   * Set by the owner for a moment after a restore: translate nothing (the heads
+   * stay queued). A restored guest answering its first command ran a few
+   * hundred thousand instructions, and translating the first of them (one
+   * module, before the first translations of this thread had warmed up) took
+   * longer than interpreting all of them.
+   */
+  hold = false;
   private imports: Record<string, unknown>;
   /**
    * The table translated blocks chain through. V8 (11.x) gives every instance that
@@ -171,6 +179,7 @@ export class Jit {
 
   /** Translate whatever the core queued during the last slice. */
   drain(): void {
+    if (this.hold) return;
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;

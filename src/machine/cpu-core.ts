@@ -143,6 +143,52 @@ export interface CoreShare {
   hart: number;
 }
 
+/**
+ * A core instantiated before its machine exists (a warm worker makes one while
+ * it waits): the linear memory for `ramSize` of guest RAM and the instance,
+ * whose host imports forward to whatever machine takes it later. Making them
+ * is most of building a machine (V8 reserves and maps the memory, then
+ * instantiates); a VM that finds one ready skips that. Used once, untouched
+ * until then, so its memory is still all zeros as a new core's must be.
+ */
+export class PreparedCore {
+  readonly mem: { buffer: ArrayBuffer };
+  readonly table: { set(i: number, f: unknown): void; grow(delta: number): number; readonly length: number };
+  readonly exports: Record<string, unknown>;
+  private target: CoreImports | null = null;
+
+  constructor(wasmBytes: Uint8Array, readonly ramSize: number) {
+    const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
+    this.mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
+    const to = () => {
+      if (!this.target) throw new Error('prepared core used before a machine took it');
+      return this.target;
+    };
+    this.exports = new WebAssembly.Instance(new WebAssembly.Module(wasmBytes), {
+      env: {
+        memory: this.mem,
+        table: this.table,
+        abort: () => {
+          throw new Error('cpu core aborted');
+        },
+        mmioRead: (a: number, size: number) => to().mmioRead(a, size),
+        mmioWrite: (a: number, size: number, v: number) => to().mmioWrite(a, size, v),
+        ecall: () => to().ecall(),
+      },
+    }).exports;
+  }
+
+  /** Hand the core to its machine (once). */
+  bind(imports: CoreImports): void {
+    if (this.target) throw new Error('a prepared core serves one machine');
+    this.target = imports;
+  }
+}
+
+/** What a core is made from: the module's bytes, or a core prepared ahead for the same RAM size. */
+export type CoreSource = Uint8Array | PreparedCore;
+
 export class CpuCore {
   readonly ram: Uint8Array;
   readonly ramSize: number;
@@ -159,36 +205,47 @@ export class CpuCore {
   private readonly dirtyMap: Uint8Array;
   private readonly codePages: Uint8Array;
 
-  constructor(wasmBytes: Uint8Array, ramSize: number, imports: CoreImports, share?: CoreShare) {
+  constructor(source: CoreSource, ramSize: number, imports: CoreImports, share?: CoreShare) {
     this.ramSize = ramSize;
     const pages = Math.ceil((RAM_HOST + ramSize + RAM_SLACK) / WASM_PAGE);
     const hart = share?.hart ?? 0;
     if (!Number.isInteger(hart) || hart < 0 || hart >= HART_AREAS_MAX) throw new Error(`hart area ${hart} is outside 0..${HART_AREAS_MAX - 1}`);
     if (share && share.memory.buffer.byteLength < pages * WASM_PAGE) throw new Error('the shared memory is smaller than this core needs');
-    // A new memory for every core: the core's first reset relies on it being all zeros
-    // (an instance sharing another's memory has its own hart area, untouched so far).
-    // Shared (a SharedArrayBuffer), because the core is built with wasm threads so
-    // that harts can run on several host threads over the same guest RAM.
-    this.mem = share?.memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.st = STATE + hart * HART_STRIDE;
-    const mod = new WebAssembly.Module(wasmBytes);
-    const table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
-    const inst = new WebAssembly.Instance(mod, {
-      env: {
-        memory: this.mem,
-        table,
-        abort: () => {
-          throw new Error('cpu core aborted');
+    if (share && source instanceof PreparedCore) throw new Error('a prepared core has a memory of its own: it cannot join another core\'s');
+    let table: PreparedCore['table'];
+    let exports: Record<string, unknown>;
+    if (source instanceof PreparedCore) {
+      if (source.ramSize !== ramSize) throw new Error(`the prepared core has ${source.ramSize} bytes of RAM, not ${ramSize}`);
+      source.bind(imports);
+      this.mem = source.mem;
+      table = source.table;
+      exports = source.exports;
+    } else {
+      // A new memory for every core: the core's first reset relies on it being all zeros
+      // (an instance sharing another's memory has its own hart area, untouched so far).
+      // Shared (a SharedArrayBuffer), because the core is built with wasm threads so
+      // that harts can run on several host threads over the same guest RAM.
+      this.mem = share?.memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const mod = new WebAssembly.Module(source);
+      table = new WebAssembly.Table({ element: 'anyfunc', initial: TABLE_INITIAL });
+      exports = new WebAssembly.Instance(mod, {
+        env: {
+          memory: this.mem,
+          table,
+          abort: () => {
+            throw new Error('cpu core aborted');
+          },
+          mmioRead: imports.mmioRead,
+          mmioWrite: imports.mmioWrite,
+          ecall: imports.ecall,
         },
-        mmioRead: imports.mmioRead,
-        mmioWrite: imports.mmioWrite,
-        ecall: imports.ecall,
-      },
-    });
-    this.exports = inst.exports as unknown as CoreExports;
-    const ex = inst.exports as unknown as { setHartArea(h: number): number };
+      }).exports;
+    }
+    this.st = STATE + hart * HART_STRIDE;
+    this.exports = exports as unknown as CoreExports;
+    const ex = exports as unknown as { setHartArea(h: number): number };
     if (hart !== 0 && ex.setHartArea(hart) !== 1) throw new Error(`the core has no area for hart ${hart}`);
-    this.jit = new Jit(inst.exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed, hart * HART_STRIDE);
+    this.jit = new Jit(exports as unknown as JitCoreExports, this.mem, table, imports.jitFlushed, hart * HART_STRIDE);
     const buf = this.mem.buffer;
     this.ram = new Uint8Array(buf, RAM_HOST, ramSize);
     this.x = new BigUint64Array(buf, this.st + X_OFF, 32);

@@ -3,7 +3,7 @@
 // the VMM, or real M-mode firmware with --bios). No Node APIs: file contents
 // arrive as bytes and output leaves through the MachineHost callbacks.
 
-import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT } from './cpu-core.js';
+import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT, type CoreSource } from './cpu-core.js';
 import { MmioBus } from './bus.js';
 import { Sbi } from './sbi.js';
 import { HartSet, MAX_HARTS } from './harts.js';
@@ -130,7 +130,7 @@ export class VirtMachine {
   /** Console input goes to hvc0 instead of the UART (the command line's last console= is hvc0). */
   private hvcInput = false;
 
-  private constructor(wasm: Uint8Array, private config: MachineConfig, private readonly host: MachineHost) {
+  private constructor(wasm: CoreSource, private config: MachineConfig, private readonly host: MachineHost) {
     this.core = new CpuCore(wasm, config.ramSize, {
       mmioRead: (a, s) => this.bus.read(a, s),
       mmioWrite: (a, s, v) => this.bus.write(a, s, v),
@@ -170,7 +170,7 @@ export class VirtMachine {
   }
 
   /** The machine with its devices, before a boot or a restore (shared by create() and restore()). */
-  private static build(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+  private static build(wasm: CoreSource, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
     const harts = config.harts ?? 1;
     if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) return { ok: false, error: `bad hart count ${harts} (1..${MAX_HARTS})` };
     const m = new VirtMachine(wasm, config, host);
@@ -193,7 +193,7 @@ export class VirtMachine {
   }
 
   /** Build the machine and load the boot images; errors are values with a message for the user. */
-  static create(wasm: Uint8Array, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
+  static create(wasm: CoreSource, config: MachineConfig, host: MachineHost): Result<{ machine: VirtMachine }> {
     const built = VirtMachine.build(wasm, config, host);
     if (!built.ok) return built;
     const m = built.machine;
@@ -211,7 +211,7 @@ export class VirtMachine {
    * before the device states, which may re-walk chains held in guest RAM.
    */
   static restore(
-    wasm: Uint8Array,
+    wasm: CoreSource,
     config: MachineConfig,
     host: MachineHost,
     state: unknown,

@@ -182,7 +182,7 @@ export type VmCommand =
   /** Keep the guest off the CPU this percent of the time (auto-converge), 0..99. */
   | { type: 'migrateThrottle'; percent: number }
   /** Stop the guest for the final pass: flush the disks, queue the last dirty pages, save the device state. */
-  | { type: 'migrateHold' }
+  | { type: 'migrateHold'; max?: number }
   /** Flush and close the disk images (before the destination opens them). */
   | { type: 'migrateReleaseDisks' }
   /** The migration failed: reopen the disks and let the guest run again. */
@@ -224,7 +224,8 @@ export interface CommandResults {
   migrateTake: { frames: Uint8Array; pages: number; left: number; dirty: number };
   migrateNextRound: { pages: number; blocks: number };
   migrateThrottle: null;
-  migrateHold: { pages: number; blocks: number; machine: unknown; instret: number; stoppedAt: number };
+  /** With `max`: the final round's first batch of pages (as migrateTake) comes along, one round trip less in the downtime. */
+  migrateHold: { pages: number; blocks: number; machine: unknown; instret: number; stoppedAt: number; frames?: Uint8Array; taken?: number; left?: number };
   migrateReleaseDisks: null;
   migrateResume: null;
   migrateLoad: null;
@@ -400,6 +401,8 @@ export function readLive(c: SharedControl): LiveCounters {
 export interface RestoreSplit {
   /** The VM went to a warm worker (started ahead, its modules loaded), not a new one. */
   warm: boolean;
+  /** The warm worker had the core instantiated already, for this RAM size (warm-up.ts). */
+  preparedCore?: boolean;
   /** snapshot.json read, checksummed and checked. */
   readState: number;
   /** The machine built: the core's memory and instance, its reset, the devices. */

@@ -257,6 +257,35 @@ export function readSnapshot(dir: string): SnapshotPayload {
   return { ...(p as unknown as SnapshotPayload), config };
 }
 
+/** Snapshots read lately, by directory, with the identity of their files when read. */
+const recentlyRead = new Map<string, { key: string; payload: SnapshotPayload }>();
+
+/**
+ * readSnapshot() for a caller that reads the same snapshots again and again
+ * (the daemon, at every start of a VM defined from one): a snapshot whose
+ * state and memory files are unchanged (inode, size, modification time) is
+ * not read, hashed and checked again. The payload is shared: never modify it.
+ */
+export function readSnapshotCached(dir: string): SnapshotPayload {
+  let key: string;
+  try {
+    key = [STATE_FILE, MEMORY_FILE].map((f) => {
+      const st = statSync(join(dir, f));
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    }).join('/');
+  } catch {
+    recentlyRead.delete(dir);
+    return readSnapshot(dir); // its error says what is missing
+  }
+  const hit = recentlyRead.get(dir);
+  if (hit && hit.key === key) return hit.payload;
+  const payload = readSnapshot(dir);
+  recentlyRead.delete(dir);
+  if (recentlyRead.size >= 16) recentlyRead.delete(recentlyRead.keys().next().value!);
+  recentlyRead.set(dir, { key, payload });
+  return payload;
+}
+
 /**
  * Fill guest RAM from the snapshot's memory file: mapped copy-on-write through
  * the native addon when it is there and RAM is host-page aligned (nothing is

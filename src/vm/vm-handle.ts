@@ -91,7 +91,7 @@ export function restoredText(r: RestoredInfo): string {
   const f = (ms: number) => ms.toFixed(1);
   const where = sp
     // The worker's part before the restore (thread start or hand-over, modules, disks), as the owner saw it.
-    ? `: ${sp.warm ? 'warm worker' : 'new worker'} ${f(r.sinceStartMs - r.ms)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
+    ? `: ${sp.warm ? (sp.preparedCore ? 'warm worker with a prepared core' : 'warm worker') : 'new worker'} ${f(r.sinceStartMs - r.ms)}, state read ${f(sp.readState)}, machine built ${f(sp.buildMachine)}, memory ${f(sp.loadMemory)}, devices ${f(sp.restoreState)} ms; ${f(r.sinceStartMs)} ms since the VM's start`
     : '';
   return `restored in ${f(r.ms)} ms (guest memory ${r.memory})${where}`;
 }
@@ -166,7 +166,7 @@ export class VmHandle extends EventEmitter<VmHandleEvents> {
     const workerData = { config: this.config, control: this.control, nics: this.nics.channels, commands: channel.port2, gdb: gdb?.port2 };
     const transferList = gdb ? [channel.port2, gdb.port2] : [channel.port2];
     try {
-      const warm = this.opts.warm?.take(url, this.opts.resourceLimits) ?? null;
+      const warm = this.opts.warm?.take(url, this.opts.resourceLimits, this.config.memMiB) ?? null;
       if (warm) handOver(warm, workerData, transferList);
       worker = warm ?? new Worker(url, { workerData, transferList, resourceLimits: this.opts.resourceLimits });
     } catch (e) {

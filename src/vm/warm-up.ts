@@ -2,7 +2,7 @@
 // waits for a VM, so the VM's start finds that work done.
 
 import { readFileSync } from 'node:fs';
-import { CpuCore } from '../machine/cpu-core.js';
+import { CpuCore, PreparedCore } from '../machine/cpu-core.js';
 import { VirtMachine, type MachineConfig, type MachineHost } from '../machine/virt.js';
 
 /** workerData of a warm worker; the VM (WorkerInit) comes later in an 'init' message. */
@@ -10,6 +10,27 @@ export interface WarmWorkerData {
   warm: true;
   /** The CPU core to warm up (build/cpu.wasm). */
   wasmPath: string;
+  /** Also instantiate a core for this much guest RAM, for a VM of that size to take (PreparedCore). */
+  prepareMiB?: number;
+}
+
+/** The core this worker prepared while it waited, until a VM takes it. */
+let prepared: { core: PreparedCore; wasmPath: string } | null = null;
+
+/** Make the core a VM of `memMiB` is likely to want (the owner's guess: the size of its last VM). */
+export function prepareCore(wasmPath: string, memMiB: number): void {
+  try {
+    prepared = { core: new PreparedCore(new Uint8Array(readFileSync(wasmPath)), memMiB * 1024 * 1024), wasmPath };
+  } catch {
+    prepared = null; // only a head start
+  }
+}
+
+/** The prepared core if it fits this VM (same core file, same RAM size); each is given out once. */
+export function takePreparedCore(wasmPath: string, ramSize: number): PreparedCore | null {
+  const p = prepared;
+  prepared = null;
+  return p && p.wasmPath === wasmPath && p.core.ramSize === ramSize ? p.core : null;
 }
 
 export function isWarmWorkerData(d: unknown): d is WarmWorkerData {

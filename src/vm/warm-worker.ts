@@ -3,7 +3,9 @@
 // or restore that takes it skips the thread's start-up, which was most of a
 // restore's time inside the daemon; a new one is started in the background.
 // Memory: one idle worker thread (its JS heap and the loaded modules), about
-// the size of a VM's worker without guest RAM. See docs/snapshot-format.md.
+// the size of a VM's worker without guest RAM; the core it prepares for the
+// next VM (the size of the last one) reserves that VM's linear memory but
+// touches none of it. See docs/snapshot-format.md.
 
 import { Worker, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 import type { WarmWorkerData } from './warm-up.js';
@@ -13,6 +15,8 @@ const REFILL_DELAY_MS = 2000;
 
 export class WarmWorkers {
   private ready: Worker | null = null;
+  /** Guest RAM of the last VM that took a worker: the next one prepares a core of that size (most starts repeat a size). */
+  private expectMiB: number | undefined;
   private refillTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -29,8 +33,13 @@ export class WarmWorkers {
     this.fill();
   }
 
-  /** The warm worker, if one is ready for these limits (the caller posts its VM: handOver()). */
-  take(workerUrl: URL, resourceLimits: ResourceLimits | undefined): Worker | null {
+  /**
+   * The warm worker, if one is ready for these limits (the caller posts its VM:
+   * handOver()). `memMiB`: the VM's guest RAM, which the next warm worker
+   * prepares a core for.
+   */
+  take(workerUrl: URL, resourceLimits: ResourceLimits | undefined, memMiB?: number): Worker | null {
+    if (memMiB !== undefined && Number.isInteger(memMiB) && memMiB > 0) this.expectMiB = memMiB;
     if (this.closed || workerUrl.href !== this.workerUrl.href || !sameLimits(resourceLimits, this.resourceLimits)) return null;
     const w = this.ready;
     this.ready = null;
@@ -59,7 +68,7 @@ export class WarmWorkers {
     if (this.closed || this.ready) return;
     let w: Worker;
     try {
-      const workerData: WarmWorkerData = { warm: true, wasmPath: this.wasmPath };
+      const workerData: WarmWorkerData = { warm: true, wasmPath: this.wasmPath, ...(this.expectMiB !== undefined ? { prepareMiB: this.expectMiB } : {}) };
       w = new Worker(this.workerUrl, { workerData, resourceLimits: this.resourceLimits });
     } catch {
       return; // VMs start cold then

@@ -33,7 +33,7 @@ import { prepareOverlays } from './disk-freeze.js';
 import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
 import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
-import { isWarmWorkerData, warmUp, type WarmWorkerData } from './warm-up.js';
+import { isWarmWorkerData, prepareCore, takePreparedCore, warmUp, type WarmWorkerData } from './warm-up.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -49,6 +49,8 @@ interface WorkerInit {
 const SLICE = 2_000_000; // instructions per call into the core
 /** A restored VM arms its kernel-panic watch this long after it runs again (ms). */
 const PANIC_WATCH_DELAY_MS = 1000;
+/** A restored VM translates nothing for this long (ms): its first commands answer sooner interpreted (Jit.hold). */
+const JIT_HOLD_AFTER_RESTORE_MS = 500;
 /** An idle guest drops its translations after this long (see housekeeping()), if it holds at least IDLE_DROP_MODULES. */
 const IDLE_DROP_MS = 10_000;
 /** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
@@ -145,6 +147,7 @@ async function takeInit(): Promise<{ init: WorkerInit; at: number }> {
   const data = workerData as WorkerInit | WarmWorkerData;
   if (!isWarmWorkerData(data)) return { init: data, at: 0 };
   warmUp(data.wasmPath);
+  if (data.prepareMiB !== undefined) prepareCore(data.wasmPath, data.prepareMiB);
   const init = await new Promise<WorkerInit>((resolve) => parentPort!.once('message', (m: { type: 'init'; init: WorkerInit }) => resolve(m.init)));
   return { init, at: performance.now() };
 }
@@ -255,6 +258,13 @@ async function main(): Promise<void> {
   let incomingState: unknown = null;
   /** Destination: migrateStart came while the state was still being taken. */
   let startRequested = false;
+  /** A warm worker's prepared core when it fits (the first boot only), else the core's bytes. */
+  let usedPreparedCore = false;
+  const coreSource = (ramSize: number) => {
+    const p = takePreparedCore(config.wasmPath, ramSize);
+    usedPreparedCore ||= p !== null;
+    return p ?? new Uint8Array(wasm);
+  };
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
@@ -307,7 +317,7 @@ async function main(): Promise<void> {
     } else if (migrateIn) {
       const started = performance.now();
       try {
-        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
+        created = VirtMachine.restore(coreSource(machineConfig.ramSize), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, () => incomingState, (core) => {
           receiveIncoming(core);
           return { ok: true };
         });
@@ -328,7 +338,7 @@ async function main(): Promise<void> {
       try {
         const snap = readSnapshot(from);
         marks.push(performance.now());
-        created = VirtMachine.restore(new Uint8Array(wasm), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
+        created = VirtMachine.restore(coreSource(machineConfig.ramSize), { ...machineConfig, kernel: undefined, initrd: undefined, bios: undefined }, machineHost, snap.machine, (core) => {
           marks.push(performance.now());
           how = loadSnapshotMemory(from, core.ram);
           marks.push(performance.now());
@@ -344,7 +354,7 @@ async function main(): Promise<void> {
         const [, read, built, loaded] = marks;
         restoredIn = {
           ms: done - started, memory: how,
-          split: { warm: handedOverAt > 0, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
+          split: { warm: handedOverAt > 0, preparedCore: usedPreparedCore, readState: read - started, buildMachine: built - read, loadMemory: loaded - built, restoreState: done - loaded },
         };
         if (config.clone) {
           // Always real randomness, also in deterministic runs: clones of one
@@ -354,7 +364,7 @@ async function main(): Promise<void> {
         }
       }
     } else {
-      created = VirtMachine.create(new Uint8Array(wasm), machineConfig, machineHost);
+      created = VirtMachine.create(coreSource(machineConfig.ramSize), machineConfig, machineHost);
     }
     if (!created.ok) {
       post({ type: 'error', message: created.error });
@@ -413,6 +423,10 @@ async function main(): Promise<void> {
   let m = boot();
   const t0Restored = performance.now();
   if (!m) return;
+  // A restored guest's first commands run interpreted (see Jit.hold): translation starts a moment later
+  // (host time; not in deterministic runs, which time nothing by the host).
+  let jitHeldUntil = config.restore !== undefined && !config.deterministic && config.jit !== false ? t0Restored + JIT_HOLD_AFTER_RESTORE_MS : 0;
+  if (jitHeldUntil) m.core.jit.hold = true;
   if (config.incoming) {
     // Wait for the word to start (the owner took the image locks), then open the images.
     let go = startRequested;
@@ -537,7 +551,11 @@ async function main(): Promise<void> {
         const blocks = diskCopy?.nextRound() ?? 0;
         // On the wall clock (threads have their own performance.now() origins): the downtime starts here, not when the owner asked.
         const stoppedAt = performance.timeOrigin + performance.now();
-        return { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
+        const state = { pages, blocks, machine: m!.saveState(), instret: Number(m!.core.instret), stoppedAt };
+        if (cmd.max === undefined) return state;
+        if (!Number.isInteger(cmd.max) || cmd.max < 1 || cmd.max > 16384) throw new Error('migrateHold: max must be 1..16384');
+        const first = mig.take(cmd.max);
+        return { ...state, frames: first.frames, taken: first.pages, left: first.left };
       }
       case 'migrateReleaseDisks':
         if (!mig.hold) throw new Error('migrateReleaseDisks: the guest is not held');
@@ -680,8 +698,14 @@ async function main(): Promise<void> {
       const hog: number[][] = [];
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
     }
+    if (jitHeldUntil && now >= jitHeldUntil) {
+      jitHeldUntil = 0;
+      m.core.jit.hold = false;
+    }
     cmdState.machine = m;
     cmdState.afterCommand ??= () => publishDeviceStats(control.devices, cmdState.machine.deviceStats());
+    // Read before the commands are drained: one posted after the drain then ends the pause's wait below at once.
+    const wakeBeforeDrain = Atomics.load(ctrl, CTRL_WAKE);
     drainCommands(commands, cmdState);
     consoleSize = cmdState.consoleSize ?? null;
     if (snapAt && m.core.instret === BigInt(snapAt.instret)) {
@@ -715,7 +739,8 @@ async function main(): Promise<void> {
     }
     if (Atomics.load(ctrl, CTRL_PAUSE) || mig?.hold) {
       publish(RUN_STATE_PAUSED);
-      sleep(1000);
+      // A held migration's next command (its asks are prefetched) often comes between the drain and here.
+      Atomics.wait(ctrl, CTRL_WAKE, wakeBeforeDrain, 1000);
       continue;
     }
     if (!mig) throttleDebtMs = 0;

@@ -164,9 +164,23 @@ export async function migrate(o: MigrateOptions): Promise<void> {
      * The next batch is asked for before the current one is written, so the
      * worker copies while the socket sends.
      */
-    const sendQueued = async (): Promise<number> => {
+    const sendQueued = async (first?: { frames: Uint8Array; pages: number }): Promise<number> => {
       const ask = () => h.command({ type: 'migrateTake', max: TAKE_PAGES });
-      let next = ask();
+      if (first && first.pages > 0) {
+        const more = ask();
+        more.catch(() => {});
+        await conn!.send(first.frames);
+        p.pagesSent += first.pages;
+        p.bytesSent = conn!.bytesSent;
+        return sendFrom(more, ask);
+      }
+      return sendFrom(ask(), ask);
+    };
+    const sendFrom = async (
+      pending: Promise<{ frames: Uint8Array; pages: number; dirty: number }>,
+      ask: () => Promise<{ frames: Uint8Array; pages: number; dirty: number }>,
+    ): Promise<number> => {
+      let next = pending;
       for (;;) {
         const r = await next;
         if (r.pages === 0) return r.dirty;
@@ -229,21 +243,31 @@ export async function migrate(o: MigrateOptions): Promise<void> {
     let downFrom = performance.now();
     aborted();
     p.phase = 'stopped';
-    const fin = await h.command({ type: 'migrateHold' });
+    // The final round's first batch comes with the state: for an idle guest that is all of it.
+    const fin = await h.command({ type: 'migrateHold', max: TAKE_PAGES });
     // The guest ran until the worker took the command: its pause starts there.
     if (Number.isFinite(fin.stoppedAt)) downFrom = Math.max(downFrom, Math.min(performance.now(), fin.stoppedAt - performance.timeOrigin));
     step('held');
     held = true;
     p.round++;
-    await sendQueued();
+    if (fin.frames && fin.left === 0) {
+      // All of the final round in one batch (an idle guest's): no more asks of the worker.
+      if (fin.taken) await conn.send(fin.frames);
+      p.pagesSent += fin.taken ?? 0;
+      p.bytesSent = conn.bytesSent;
+    } else {
+      await sendQueued(fin.frames && fin.taken ? { frames: fin.frames, pages: fin.taken } : undefined);
+    }
     await sendDiskQueued();
-    await conn.send(encodeJson(FrameType.ROUND, { round: p.round }));
+    await conn.send(encodeJson(FrameType.ROUND, { round: p.round, final: true }));
     await conn.send(encodeJson(FrameType.STATE, { machine: fin.machine, instret: fin.instret }));
+    step('stateSent');
     // The worker flushes and closes the disks (nothing writes them any more) while the
     // destination applies the state; a failure before COMMIT reopens them (migrateResume).
     const closing = h.command({ type: 'migrateReleaseDisks' });
     closing.catch(() => {}); // awaited below; never unhandled meanwhile
     expect(await conn.next(), FrameType.ACK); // the last round's pages
+    step('pagesAcked');
     expect(await conn.next(), FrameType.ACK); // the device state
     step('stateAcked');
     aborted();
