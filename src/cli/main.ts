@@ -295,8 +295,8 @@ async function imageCommand(args: string[], io: MainIo): Promise<number> {
   const mirror = values.mirror === undefined ? undefined : checkMirror(values.mirror);
   const allowUnsigned = values['allow-unsigned'] === true;
   if (values.rootfs === true && values.userland === true) throw new UsageError('--rootfs and --userland build different disks: give one');
-  if (values.rootfs === true) return buildRootfs(io, { mirror, force: values.force === true, size: values.size, allowUnsigned });
-  if (values.userland === true) return buildUserland(io, { mirror, force: values.force === true, size: values.size, allowUnsigned });
+  if (values.rootfs === true) return buildDebianDisk(io, 'rootfs', { mirror, force: values.force === true, size: values.size, allowUnsigned });
+  if (values.userland === true) return buildDebianDisk(io, 'userland', { mirror, force: values.force === true, size: values.size, allowUnsigned });
   if (values.size !== undefined) throw new UsageError('--size applies to --rootfs and --userland only');
   const guest = await buildDefaultGuest(io, { mirror, force: values.force === true, allowUnsigned });
   io.stdout.write(`kernel:  ${guest.kernel}\ninitrd:  ${guest.initrd}\nmodules: ${guest.modulesDir}\nversion: ${guest.version}\n`);
@@ -326,27 +326,15 @@ function diskBuildSize(text: string | undefined): number | undefined {
   return s;
 }
 
-/** `tsvisor image build --userland`: the unconfigured Debian userland disk (src/image/userland-disk.ts). */
-async function buildUserland(io: MainIo, opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
+/**
+ * `tsvisor image build --rootfs` (the Debian root disk: src/image/rootfs.ts,
+ * docs/rootfs.md) and `--userland` (the unconfigured Debian userland disk:
+ * src/image/userland-disk.ts): build unless cached, print the image's path.
+ */
+async function buildDebianDisk(io: MainIo, kind: 'rootfs' | 'userland', opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
   const size = diskBuildSize(opts.size);
-  const { ensureUserland } = await import('../image/userland-disk.js');
-  const r = await ensureUserland({
-    mirror: opts.mirror,
-    force: opts.force,
-    size,
-    allowUnsigned: opts.allowUnsigned,
-    progress: io.stderr.isTTY === true,
-    log: (s: string) => io.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
-  });
-  io.stdout.write(`${r.path}\n`);
-  return 0;
-}
-
-/** `tsvisor image build --rootfs`: the Debian root disk (src/image/rootfs.ts, docs/rootfs.md). */
-async function buildRootfs(io: MainIo, opts: { mirror?: string; force: boolean; size?: string; allowUnsigned: boolean }): Promise<number> {
-  const size = diskBuildSize(opts.size);
-  const { ensureRootfs } = await import('../image/rootfs.js');
-  const r = await ensureRootfs({
+  const ensure = kind === 'rootfs' ? (await import('../image/rootfs.js')).ensureRootfs : (await import('../image/userland-disk.js')).ensureUserland;
+  const r = await ensure({
     mirror: opts.mirror,
     force: opts.force,
     size,
