@@ -5,7 +5,7 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { ARCH, KEYRING, SUITE, unverifiedArchiveMessage } from './default-guest.js';
 import { ImageBuildError } from './errors.js';
@@ -184,4 +184,19 @@ export async function makeExt4(tree: string, raw: string, size: number, label: s
   const [cmd, argv] = wrap('mkfs.ext4', ['-q', '-F', '-L', label, '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', tree, raw]);
   const r = await runLines(cmd, argv, () => {});
   if (r.code !== 0) throw new ImageBuildError(`mkfs.ext4 failed: ${lastLines(r.out, 2).replace(/\n/g, ' | ')}`);
+}
+
+/**
+ * Put a finished build in place: `moves` (temporary path, final path) first,
+ * then the manifest, whose presence is what makes the cached build valid; an
+ * interrupted publish leaves no manifest, so the next call builds again.
+ */
+export async function publishBuild(dir: string, manifestName: string, manifest: unknown, moves: [string, string][]): Promise<void> {
+  await rm(join(dir, manifestName), { force: true });
+  for (const [from, to] of moves) {
+    await rm(to, { recursive: true, force: true });
+    await rename(from, to);
+  }
+  await writeFile(join(dir, `${manifestName}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
+  await rename(join(dir, `${manifestName}.tmp`), join(dir, manifestName));
 }

@@ -21,7 +21,7 @@ import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { ARCH, ImageBuildError, SUITE, defaultCacheDir, ensureDefaultGuest } from './default-guest.js';
 import { ROOTFS_LABEL, rawToQcow2 } from './rootfs-disk.js';
 import { acquireBuildLock } from './build-lock.js';
-import { Status, hasTool, lastLines, makeExt4, privileged, runLines, seconds, stage1, toolPath } from './debootstrap.js';
+import { Status, hasTool, lastLines, makeExt4, privileged, publishBuild, runLines, seconds, stage1, toolPath } from './debootstrap.js';
 
 export { ROOTFS_LABEL, ROOTFS_APPEND, isRootfsDisk, readExtLabel, rawToQcow2 } from './rootfs-disk.js';
 
@@ -315,11 +315,7 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
       packages,
       seconds: { stage1: s1, mkfs: sm, stage2: s2, convert: sc, total: seconds(t0) },
     };
-    // The image first, then the manifest that makes it valid.
-    await rm(join(dir, MANIFEST), { force: true });
-    await rename(tmp, join(dir, ROOTFS_IMAGE));
-    await writeFile(join(dir, `${MANIFEST}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
-    await rename(join(dir, `${MANIFEST}.tmp`), join(dir, MANIFEST));
+    await publishBuild(dir, MANIFEST, manifest, [[tmp, join(dir, ROOTFS_IMAGE)]]);
     return manifest;
   } finally {
     await rm(work, { recursive: true, force: true }).catch(() => undefined);

@@ -24,7 +24,7 @@ import { lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile, 
 import { join } from 'node:path';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { acquireBuildLock } from './build-lock.js';
-import { Status, hasTool, makeExt4, privileged, runLines, seconds, stage1, lastLines } from './debootstrap.js';
+import { Status, hasTool, makeExt4, privileged, publishBuild, runLines, seconds, stage1, lastLines } from './debootstrap.js';
 import { ARCH, SUITE, defaultCacheDir } from './default-guest.js';
 import { ImageBuildError } from './errors.js';
 import { rawToQcow2 } from './rootfs-disk.js';
@@ -219,13 +219,7 @@ async function build(dir: string, mirror: string, size: number, allowUnsigned: b
       size: conv.size, fileSize, packages,
       seconds: { download: sd, unpack: su, mkfs: sm, convert: sc, total: seconds(t0) },
     };
-    // The image and tree first, then the manifest that makes them valid.
-    await rm(join(dir, MANIFEST), { force: true });
-    await rm(join(dir, USERLAND_TREE), { recursive: true, force: true });
-    await rename(tree, join(dir, USERLAND_TREE));
-    await rename(tmp, join(dir, USERLAND_IMAGE));
-    await writeFile(join(dir, `${MANIFEST}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
-    await rename(join(dir, `${MANIFEST}.tmp`), join(dir, MANIFEST));
+    await publishBuild(dir, MANIFEST, manifest, [[tree, join(dir, USERLAND_TREE)], [tmp, join(dir, USERLAND_IMAGE)]]);
     return manifest;
   } finally {
     await rm(work, { recursive: true, force: true }).catch(() => undefined);

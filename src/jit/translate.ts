@@ -654,6 +654,21 @@ function emitSystem(e: Emitter, pc: bigint, k: number): void {
 }
 
 /**
+ * After a core helper that left its result in L_VAL: leave the block if it
+ * raised JIT_FLAG (1: trapped at this instruction; 2: done, but leave the
+ * block now, with rd written).
+ */
+function emitHelperFlagExits(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+  e.exitConst(pc, k + 1);
+  e.end();
+  e.lget(L_VAL).setReg(rd);
+  e.exitConst(next, k + 1);
+  e.end();
+}
+
+/**
  * A CSR instruction through the core's jitCsr: rs1's value (or the immediate)
  * goes in, rd's comes back. A write may change mstatus.FS, so later FP
  * instructions of the block check it again.
@@ -664,16 +679,7 @@ function emitCsr(e: Emitter, insn: number, rd: number, rs1: number, f3: number, 
   if (f3 >= 5) e.i64c(BigInt(rs1));
   else e.reg(rs1);
   e.i32c(k).call(IMP.csr).lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  {
-    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
-    e.exitConst(pc, k + 1);
-    e.end();
-    e.lget(L_VAL).setReg(rd);
-    e.exitConst(next, k + 1);
-  }
-  e.end();
+  emitHelperFlagExits(e, rd, pc, next, k);
   e.lget(L_VAL).setReg(rd);
 }
 
@@ -1262,16 +1268,7 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
   e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
   emitExtend(e, f3);
   e.lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  {
-    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
-    e.exitConst(pc, k + 1);
-    e.end();
-    e.lget(L_VAL).setReg(rd);
-    e.exitConst(next, k + 1);
-  }
-  e.end();
+  emitHelperFlagExits(e, rd, pc, next, k);
   e.lget(L_VAL);
   e.end();
   e.setReg(rd);
@@ -1313,16 +1310,7 @@ function emitAmo(e: Emitter, insn: number, rd: number, rs1: number, rs2: number,
     e.else();
   }
   e.i32c(insn | 0).lget(L_VA).lget(L_VAL).i32c(k).call(IMP.amo).lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  {
-    // 1: trapped at this instruction; 2: done, but leave the block now (rd written).
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
-    e.exitConst(pc, k + 1);
-    e.end();
-    e.lget(L_VAL).setReg(rd);
-    e.exitConst(next, k + 1);
-  }
-  e.end();
+  emitHelperFlagExits(e, rd, pc, next, k);
   e.lget(L_VAL);
   if (inline) e.end();
   e.setReg(rd);
