@@ -121,12 +121,15 @@ async function runOne(emulator: Emulator, kernel: string, initrd: string, mib: n
     /** tsvisor's counters around `work`, per `units`. */
     const measured = async (units: number, work: () => Promise<void>): Promise<Record<string, number> | null> => {
       const before = tsv ? parseStats(await s.tsvisorStats()) : null;
+      const t0 = performance.now();
       await work();
+      const wallMs = performance.now() - t0;
       if (!before) return null;
       const text = await s.tsvisorStats();
       const after = parseStats(text);
       r.costs.nic = /^\s+virtio-net\S*\s+(\d.*)$/m.exec(text)?.[1] ?? r.costs.nic;
-      return after ? { ...perUnit(before, after, units) } : null;
+      // busyShare: how much of the time the worker spent running the guest (not idle in WFI).
+      return after ? { ...perUnit(before, after, units), busyShare: (after.sliceMs - before.sliceMs) / wallMs } : null;
     };
     const up = await sink(bytes);
     r.costs.up = await measured(mib, () => s.run(`dd if=/dev/zero bs=65536 count=${mib * 16} 2>/dev/null | nc 10.0.2.2 ${up.port}`, 600_000).then(() => {}));
@@ -205,7 +208,8 @@ async function main(): Promise<void> {
           const c = x.costs;
           const f = (what: string, unit: string, v: Record<string, number> | null) =>
             v ? [`tsvisor ${what}: per ${unit} ${Math.round(v.instructions)} guest instructions (${(v.translatedShare * 100).toFixed(1)}% translated), ` +
-              `${v.mmio.toFixed(1)} MMIO exits, ${v.notifies.toFixed(1)} notifications, ${v.interrupts.toFixed(1)} interrupts raised`] : [];
+              `${v.mmio.toFixed(1)} MMIO exits, ${v.notifies.toFixed(1)} notifications, ${v.interrupts.toFixed(1)} interrupts raised, ` +
+              `${Math.round(v.syscalls)} guest system calls; guest running ${(v.busyShare * 100).toFixed(0)}% of the time`] : [];
           return [...f('guest->host', 'MiB', c.up), ...f('host->guest', 'MiB', c.down), ...f('HTTP', 'request', c.http), ...(c.nic ? [`tsvisor NIC: ${c.nic}`] : [])];
         }),
         `date: ${host.date}; cpu: ${host.cpu} (${host.cores} cores); node ${host.node}; ${host.qemu}`,

@@ -8,7 +8,7 @@ import {
   VirtioNet, NET_HDR_SIZE, VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_GUEST_ANNOUNCE, VIRTIO_NET_S_ANNOUNCE,
   VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, VIRTIO_NET_OK, VIRTIO_NET_ERR, type NicPort,
 } from '../src/devices/virtio/net.js';
-import { STATUS_DEVICE_NEEDS_RESET, VIRTIO_MMIO_STATUS, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INTERRUPT_ACK, INT_CONFIG_CHANGE } from '../src/devices/virtio/mmio.js';
+import { STATUS_DEVICE_NEEDS_RESET, VIRTIO_F_RING_EVENT_IDX, VIRTIO_MMIO_STATUS, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INTERRUPT_ACK, INT_CONFIG_CHANGE } from '../src/devices/virtio/mmio.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../src/devices/virtio/queue.js';
 import { FrameRing } from '../src/net/frame-ring.js';
 import { VirtualSwitch } from '../src/net/switch.js';
@@ -131,6 +131,33 @@ test('transmit: runt, oversized and GSO frames are dropped and counted, the devi
   assert.equal(s.h.transport.read(VIRTIO_MMIO_STATUS, 4) & STATUS_DEVICE_NEEDS_RESET, 0);
   transmit(s, frame(64), undefined, 3);
   assert.equal(s.port.sent.length, 1);
+});
+
+test('deferred transmit: frames queued during a slice leave together at its end, with one interrupt and no further notification asked for', () => {
+  const port = new TestPort();
+  const dev = new VirtioNet({ mac: MAC, port, deferTransmit: true });
+  const h = bringUp(dev, SIZE, { featuresLo: (1 << VIRTIO_NET_F_MRG_RXBUF) | (1 << VIRTIO_F_RING_EVENT_IDX) });
+  const s = { port, dev, h, ram: h.ram };
+  const availEvent = () => s.ram.u16(TXQ.used + 4 + 8 * SIZE);
+  const frames = [frame(60, 1), frame(200, 2), frame(1514, 3)];
+  frames.forEach((f, i) => transmit(s, f, undefined, i));
+  assert.equal(port.sent.length, 0, 'nothing leaves inside the notification');
+  assert.equal(s.ram.u16(TXQ.used + 2), 0);
+  assert.equal(availEvent(), 0, 'the device has not caught up: a driver with event indexes does not notify again');
+  const irqsBefore = h.irq.filter((l) => l).length;
+  assert.equal(dev.flushTransmit(), 3);
+  assert.deepEqual(port.sent, frames, 'all three, in order');
+  assert.equal(s.ram.u16(TXQ.used + 2), 3);
+  assert.deepEqual([0, 1, 2].map((i) => used(s.ram, TXQ, i).id), [0, 1, 2]);
+  assert.equal(availEvent(), 3);
+  assert.equal(h.irq.filter((l) => l).length - irqsBefore, 1, 'one interrupt for the batch');
+  assert.equal(dev.flushTransmit(), 0, 'nothing left');
+  // poll() (before every slice) also sends what waits, so no frame depends on a notification.
+  transmit(s, frame(64, 4), undefined, 3);
+  assert.equal(port.sent.length, 3);
+  dev.poll();
+  assert.equal(port.sent.length, 4);
+  assert.equal(dev.counters.txFrames, 4);
 });
 
 test('transmit: a full host ring drops the frame (counted), not the device', () => {

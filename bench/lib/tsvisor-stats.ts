@@ -16,6 +16,10 @@ export interface StatsSample {
   externalIrqs: number;
   /** Requests the disks served (reads, writes and others such as flushes). */
   diskOps: number;
+  /** System calls from guest user mode (ecall from U). */
+  syscalls: number;
+  /** Host milliseconds spent running slices (the rest of the time the guest was idle or the worker was between slices). */
+  sliceMs: number;
 }
 
 const num = (s: string) => Number(s.replace(/,/g, ''));
@@ -39,6 +43,8 @@ export function parseStats(text: string): StatsSample | null {
     interrupts += num(m[2]);
   }
   const ext = /supervisor external interrupt: ([\d,]+)/.exec(t);
+  const ecalls = /ecall from U: ([\d,]+)/.exec(t);
+  const slices = /([\d,]+) ms in slices/.exec(t);
   let diskOps = 0;
   for (const m of t.matchAll(/disk \d+ +read .* in ([\d,]+) ops, wrote .* in ([\d,]+) ops, ([\d,]+) other/g)) diskOps += num(m[1]) + num(m[2]) + num(m[3]);
   return {
@@ -49,6 +55,8 @@ export function parseStats(text: string): StatsSample | null {
     interrupts,
     externalIrqs: ext ? num(ext[1]) : 0,
     diskOps,
+    syscalls: ecalls ? num(ecalls[1]) : 0,
+    sliceMs: slices ? num(slices[1]) : 0,
   };
 }
 
@@ -64,6 +72,8 @@ export function perUnit(before: StatsSample, after: StatsSample, units: number):
     interrupts: d('interrupts'),
     externalIrqs: d('externalIrqs'),
     diskOps: d('diskOps'),
+    syscalls: d('syscalls'),
+    sliceMs: d('sliceMs'),
     translatedShare: insns > 0 ? (after.translated - before.translated) / insns : 0,
   };
 }

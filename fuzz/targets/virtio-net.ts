@@ -18,11 +18,12 @@ export function fuzz(data: Buffer): void {
       peek: () => inbound[0] ?? null,
       consume: () => void inbound.shift(),
     };
-    const device = new VirtioNet({ mac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), port });
+    // As the machine builds it: transmit chains are served by poll() (a slice's end), not inside the notification.
+    const device = new VirtioNet({ mac: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]), port, deferTransmit: true });
     return {
       device,
       hostEvent: (b) => {
-        if (b.bool()) device.poll();
+        if (b.bool()) device.poll(); // also sends what the guest queued
         else inbound.push(b.chunk(9000).slice());
       },
     };

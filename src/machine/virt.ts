@@ -532,7 +532,10 @@ export class VirtMachine {
         budget = Math.min(budget, NEAR_DEADLINE_SLICE);
       }
     }
-    const r = this.harts.run(budget, () => this.halted);
+    let r = this.harts.run(budget, () => this.halted);
+    // Frames the guest queued during the slice leave now, as one batch (VirtioNet deferTransmit).
+    // Their completion interrupt must not be slept through: a hart it wakes makes this no idle exit.
+    if (this.flushNicTransmits() && r === EXIT_WFI && this.anyHartWakeable()) r = EXIT_BUDGET;
     if (r === EXIT_BREAKPOINT && this.panicVas.includes(BigInt.asUintN(64, this.core.pc))) {
       // Seen once is enough: drop the breakpoints so the kernel prints its panic message at full speed.
       this.panicked = true;
@@ -646,11 +649,23 @@ export class VirtMachine {
     this.feedInput();
   }
 
-  /** Deliver frames waiting for the guest's NICs; true if any was delivered (an interrupt may be due). */
+  /** Deliver frames waiting for the guest's NICs (and send queued ones); true if any buffer was used (an interrupt may be due). */
   pollNics(): boolean {
-    let delivered = 0;
-    for (const n of this.virtio.nics) delivered += n.poll();
-    return delivered > 0;
+    let used = this.flushNicTransmits();
+    for (const n of this.virtio.nics) used += n.poll();
+    return used > 0;
+  }
+
+  /** Serve the NICs' transmit queues; returns the buffers given back. */
+  private flushNicTransmits(): number {
+    let used = 0;
+    for (const n of this.virtio.nics) used += n.flushTransmit();
+    return used;
+  }
+
+  private anyHartWakeable(): boolean {
+    for (let h = 0; h < this.harts.count; h++) if (this.core.exports.hartWakeable(h)) return true;
+    return false;
   }
 
   get nicCount(): number {

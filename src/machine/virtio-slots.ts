@@ -90,7 +90,7 @@ export function attachVirtio(cfg: VirtioConfig, w: VirtioWiring): { ok: true; se
     console = new VirtioConsole((b) => w.consoleOut(b));
     low.push(console);
   }
-  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock, newMac: n.newMac }, `virtio-net${i}`));
+  const nics = (cfg.nics ?? []).map((n, i) => new VirtioNet({ mac: n.mac, port: n.port, count: n.count, log: w.log, limits: n.limits, clock: w.clock, newMac: n.newMac, deferTransmit: true }, `virtio-net${i}`));
   // Slots are probed high to low: NICs go below the disks so eth0 is the first NIC.
   low.push(...[...nics].reverse());
   let balloon: VirtioBalloon | null = null;

@@ -426,12 +426,17 @@ export class Qcow2Image implements BlockBackend {
     }
   }
 
-  /** Write `data` (one or more buffers, inside one cluster) at byte `intra` of virtual cluster vc. */
-  private writeCluster(vc: number, intra: number, data: readonly Uint8Array[]): void {
+  /**
+   * Write `data` (one or more buffers, inside one cluster) at byte `intra` of
+   * virtual cluster vc: maps the cluster (allocating or copying it as needed)
+   * and hands the bytes to `put` with their place in the file, which writes
+   * them before the request returns (writev merges neighbours into one call).
+   */
+  private writeCluster(vc: number, intra: number, data: readonly Uint8Array[], put: (pos: number, data: readonly Uint8Array[]) => void): void {
     const rc = this.rc();
     const l2off = this.writableL2(vc);
     const m = this.lookup(vc);
-    const writeAt = (pos: number) => (data.length === 1 ? this.file.write(pos, data[0]) : this.file.writev(pos, data));
+    const writeAt = (pos: number) => put(pos, data);
     if (m.kind === 'data' && (m.copied || rc.get(m.host / this.cs) === 1)) {
       this.checkNotMetadata(m.host);
       writeAt(m.host + intra);
@@ -454,7 +459,7 @@ export class Qcow2Image implements BlockBackend {
         p += b.length;
       }
       host = rc.allocate(1);
-      this.file.write(host, full);
+      put(host, [full]);
     }
     this.writeL2Entry(l2off, vc, Math.floor(host / 0x1_0000_0000) | COPIED, host >>> 0);
     this.release(m);
@@ -464,20 +469,49 @@ export class Qcow2Image implements BlockBackend {
     this.writev(offset, [buf]);
   }
 
-  /** write() from several buffers: one pwritev per cluster, and a whole new cluster without a copy. */
+  /**
+   * write() from several buffers, a whole new cluster without a copy: clusters
+   * that lie one after another in the file (a sequential write over clusters
+   * allocated in order) go out in one pwritev, as reads do. Only data is
+   * written here; the metadata pointing at it waits for flush(), so a torn
+   * call loses nothing that was durable.
+   */
   writev(offset: number, bufs: readonly Uint8Array[]): void {
     this.rc();
     const len = totalLength(bufs);
     this.checkRange(offset, len);
     const cur = new BufCursor(bufs);
-    let done = 0;
-    while (done < len) {
-      const pos = offset + done;
-      const vc = Math.floor(pos / this.cs);
-      const intra = pos % this.cs;
-      const n = Math.min(this.cs - intra, len - done);
-      this.writeCluster(vc, intra, cur.take(n));
-      done += n;
+    let run: Uint8Array[] = [];
+    let runHost = 0;
+    let runEnd = -1;
+    const writeRun = () => {
+      const r = run;
+      run = [];
+      runEnd = -1;
+      if (r.length === 1) this.file.write(runHost, r[0]);
+      else if (r.length > 1) this.file.writev(runHost, r);
+    };
+    const put = (pos: number, data: readonly Uint8Array[]) => {
+      if (pos !== runEnd) {
+        writeRun();
+        runHost = pos;
+      }
+      for (const d of data) run.push(d);
+      runEnd = pos + totalLength(data);
+    };
+    try {
+      let done = 0;
+      while (done < len) {
+        const pos = offset + done;
+        const vc = Math.floor(pos / this.cs);
+        const intra = pos % this.cs;
+        const n = Math.min(this.cs - intra, len - done);
+        this.writeCluster(vc, intra, cur.take(n), put);
+        done += n;
+      }
+    } finally {
+      // Clusters already mapped get their data even if a later one failed (as when each was written at once).
+      writeRun();
     }
   }
 

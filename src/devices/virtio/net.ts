@@ -104,6 +104,15 @@ export interface VirtioNetOptions {
    * probes again (a driver rebind); the link blip tells it something changed.
    */
   newMac?: boolean;
+  /**
+   * Serve the transmit queue at the end of the machine's slice (flushTransmit(),
+   * poll()) rather than inside the driver's notification. The driver then finds
+   * its earlier frames still queued, so with event indexes it neither notifies
+   * again nor asks for an interrupt per frame: one notification and at most one
+   * interrupt per slice's batch. The frames leave the VM at the slice's end
+   * either way (the host side is woken once per slice), so they are not later.
+   */
+  deferTransmit?: boolean;
 }
 
 export class VirtioNet implements VirtioDevice {
@@ -136,6 +145,7 @@ export class VirtioNet implements VirtioDevice {
   private readonly rxLimiter: RateLimiter;
   /** A transmit chain taken from the queue but not yet paid for by the tx limiter. */
   private heldTx: Chain | null = null;
+  private readonly deferTransmit: boolean;
   /**
    * The link is shown down until the guest reads the status once (bounceLink):
    * the read is the only acknowledgement a driver gives, so the blip lasts
@@ -149,6 +159,7 @@ export class VirtioNet implements VirtioDevice {
     if (opts.mac.length !== 6) throw new Error('virtio-net: a MAC address has 6 bytes');
     this.mac = opts.mac.slice();
     this.newMac = opts.newMac === true;
+    this.deferTransmit = opts.deferTransmit === true;
     this.port = opts.port;
     this.name = name;
     this.count = opts.count ?? ((c, n) => (this.counters[c] += n));
@@ -319,8 +330,9 @@ export class VirtioNet implements VirtioDevice {
   }
 
   notify(q: number): void {
-    if (q === TX) this.transmit();
-    else if (q === RX) this.poll();
+    if (q === TX) {
+      if (!this.deferTransmit) this.transmit();
+    } else if (q === RX) this.poll();
     else if (q === CTRL) this.control();
   }
 
@@ -351,10 +363,21 @@ export class VirtioNet implements VirtioDevice {
     if (done) ctx.usedBuffers(CTRL);
   }
 
-  /** Take every frame the guest queued for sending (as far as the tx limiter allows). */
-  private transmit(): void {
+  /**
+   * Send what the guest queued since the last call (deferTransmit: the machine
+   * calls this when a slice ends). Returns how many transmit buffers it gave back.
+   */
+  flushTransmit(): number {
     const ctx = this.ctx;
-    if (!ctx) return;
+    if (!ctx || ctx.broken) return 0;
+    if (!this.heldTx && !ctx.queues[TX].hasAvailable()) return 0;
+    return this.transmit();
+  }
+
+  /** Take every frame the guest queued for sending (as far as the tx limiter allows); returns the buffers used. */
+  private transmit(): number {
+    const ctx = this.ctx;
+    if (!ctx) return 0;
     const queue = ctx.queues[TX];
     let done = 0;
     while (!ctx.broken) {
@@ -362,9 +385,15 @@ export class VirtioNet implements VirtioDevice {
       if (!c) {
         const r = queue.pop();
         if (r.kind === 'empty') break;
-        if (r.kind === 'error') return ctx.fail(r.error);
+        if (r.kind === 'error') {
+          ctx.fail(r.error);
+          return done;
+        }
         c = r.chain;
-        if (c.writeLen > 0) return ctx.fail('transmit buffer has a device-writable part');
+        if (c.writeLen > 0) {
+          ctx.fail('transmit buffer has a device-writable part');
+          return done;
+        }
       }
       const frameLen = c.readLen - NET_HDR_SIZE;
       if (this.txLimiter.active && frameLen >= MIN_FRAME && frameLen <= this.maxTx && !this.txLimiter.tryConsume(frameLen, 1)) {
@@ -377,6 +406,7 @@ export class VirtioNet implements VirtioDevice {
       this.sendFrame(ctx, c, frameLen);
     }
     if (done) ctx.usedBuffers(TX);
+    return done;
   }
 
   private sendFrame(ctx: VirtioContext, c: Chain, frameLen: number): void {
@@ -439,7 +469,9 @@ export class VirtioNet implements VirtioDevice {
   poll(): number {
     const ctx = this.ctx;
     if (!ctx || ctx.broken) return 0;
-    if (this.heldTx) this.transmit();
+    // Deferred frames too: this runs before every slice, so none waits longer than one.
+    if (this.heldTx || this.deferTransmit) this.flushTransmit();
+    if (ctx.broken) return 0;
     const queue = ctx.queues[RX];
     let delivered = 0;
     while (delivered < RX_BATCH) {

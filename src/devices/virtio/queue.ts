@@ -50,8 +50,7 @@ function hex(n: number): string {
  * Walk the chain starting at `head` of the descriptor table at `descAddr` with
  * `size` entries. Pure function of guest RAM: used by the queue and by tests.
  */
-export function walkChain(mem: GuestMemory, descAddr: number, size: number, head: number, features: QueueFeatures): { ok: true; chain: Chain } | { ok: false; error: string } {
-  const dv = ramView(mem);
+export function walkChain(mem: GuestMemory, descAddr: number, size: number, head: number, features: QueueFeatures, dv = ramView(mem)): { ok: true; chain: Chain } | { ok: false; error: string } {
   const readable: BufRange[] = [];
   const writable: BufRange[] = [];
   let readLen = 0;
@@ -187,8 +186,16 @@ export class Virtqueue {
     return null;
   }
 
+  private view: DataView | null = null;
+  private viewOf: Uint8Array | null = null;
+
+  /** A DataView on RAM, made once per RAM block: queues are looked at before and after every slice. */
   private get dv(): DataView {
-    return ramView(this.mem);
+    if (this.viewOf !== this.mem.ram || !this.view) {
+      this.view = ramView(this.mem);
+      this.viewOf = this.mem.ram;
+    }
+    return this.view;
   }
 
   /** Take the next available chain, if any. */
@@ -205,7 +212,7 @@ export class Virtqueue {
       dv.setUint16(this.usedOff + 4 + 8 * this.size, this.lastAvail, true); // avail_event
       this.mem.noteWrite?.(this.usedOff + 4 + 8 * this.size, 2);
     }
-    const r = walkChain(this.mem, this.descAddr, this.size, head, this.features);
+    const r = walkChain(this.mem, this.descAddr, this.size, head, this.features, dv);
     return r.ok ? { kind: 'chain', chain: r.chain } : { kind: 'error', error: r.error };
   }
 
