@@ -28,6 +28,8 @@ export interface VmConfig {
   wasmPath: string;
   /** Translate hot guest code to wasm (default true). */
   jit?: boolean;
+  /** Keep hot block heads between boots (src/vm/jit-cache.ts; default true, TSVISOR_JIT_CACHE=off overrides). */
+  jitCache?: boolean;
   /** Send a statistics report before the exit message. */
   stats?: boolean;
   /** virtio-blk disks, in order (the first is /dev/vda). */
