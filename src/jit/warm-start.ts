@@ -79,6 +79,9 @@ class Writer {
     this.u32(b.length);
     this.push(b);
   }
+  raw(b: Uint8Array): void {
+    this.push(b);
+  }
   private push(b: Uint8Array): void {
     this.parts.push(b);
     this.size += b.length;
@@ -123,6 +126,12 @@ class Reader {
     this.p += n;
     return v;
   }
+  raw(n: number): Uint8Array {
+    this.need(n);
+    const v = this.b.subarray(this.p, this.p + n);
+    this.p += n;
+    return v;
+  }
   get done(): boolean {
     return this.p === this.b.length;
   }
@@ -131,7 +140,7 @@ class Reader {
 /** The batches in the file format (the host adds its integrity check around it). */
 export function encodeBatches(buildId: Uint8Array, batches: CachedBatch[]): Uint8Array {
   const w = new Writer();
-  for (const m of MAGIC) w.bytes(new Uint8Array([m])); // 5 bytes each: fine, and simple to check
+  w.raw(new Uint8Array(MAGIC));
   w.bytes(buildId);
   w.u32(batches.length);
   for (const b of batches) {
@@ -159,10 +168,8 @@ export function encodeBatches(buildId: Uint8Array, batches: CachedBatch[]): Uint
 export function decodeBatches(file: Uint8Array, buildId: Uint8Array, ramSize: number): CachedBatch[] | string {
   try {
     const r = new Reader(file);
-    for (const m of MAGIC) {
-      const b = r.bytes(1);
-      if (b.length !== 1 || b[0] !== m) return 'not a translation cache (or another format version)';
-    }
+    const magic = r.raw(MAGIC.length);
+    if (magic.some((v, i) => v !== MAGIC[i])) return 'not a translation cache (or another format version)';
     const id = r.bytes(64);
     if (id.length !== buildId.length || id.some((v, i) => v !== buildId[i])) return 'made by another translator build or flags';
     const n = r.u32();
@@ -199,6 +206,17 @@ export function decodeBatches(file: Uint8Array, buildId: Uint8Array, ramSize: nu
     return out;
   } catch (e) {
     return e instanceof RangeError ? `truncated or damaged (${e.message})` : String(e);
+  }
+}
+
+/** The build id a file was made for (for tools and tests), or null. */
+export function batchesBuildId(file: Uint8Array): Uint8Array | null {
+  try {
+    const r = new Reader(file);
+    if (r.raw(MAGIC.length).some((v, i) => v !== MAGIC[i])) return null;
+    return r.bytes(64);
+  } catch {
+    return null;
   }
 }
 

@@ -15,8 +15,9 @@ import { decodeBatches, WarmStart, type CachedBatch } from '../jit/warm-start.js
 import { RAM_HOST } from '../machine/layout.generated.js';
 import type { VirtMachine } from '../machine/virt.js';
 
-/** Cache files kept (one per guest: kernel, initrd, command line, memory size). */
+/** Cache files kept (one per guest: kernel, initrd, command line, memory size), and their total size. */
 const MAX_FILES = 16;
+const MAX_DIR_BYTES = 256 << 20;
 /** A file larger than this is not read (a boot of the default guest makes about 20 MiB). */
 const MAX_FILE_BYTES = 64 << 20;
 const MAGIC = Buffer.from('TSVJITC\n');
@@ -108,7 +109,7 @@ export function startJitCache(m: VirtMachine, dir: string, guest: GuestIdentity,
       try {
         mkdirSync(dir, { recursive: true });
         const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-        writeFileSync(tmp, Buffer.concat([MAGIC, createHash('sha256').update(payload).digest(), payload]));
+        writeFileSync(tmp, wrap(payload));
         renameSync(tmp, file);
         prune(dir, file);
         return null;
@@ -119,37 +120,52 @@ export function startJitCache(m: VirtMachine, dir: string, guest: GuestIdentity,
   };
 }
 
-/** The batches of a cache file, or why it cannot be used. */
-export function unwrap(file: Buffer, buildId: Uint8Array, ramSize: number): CachedBatch[] | string {
+/** A cache file's content with its checksum (what save() writes). */
+export function wrap(payload: Uint8Array): Buffer {
+  return Buffer.concat([MAGIC, createHash('sha256').update(payload).digest(), payload]);
+}
+
+/** The payload of a cache file after its checksum is checked, or why it cannot be used. */
+export function payloadOf(file: Buffer): Uint8Array | string {
   if (file.length < HEAD || !file.subarray(0, MAGIC.length).equals(MAGIC)) return 'not a translation cache file';
   const payload = file.subarray(HEAD);
   if (!createHash('sha256').update(payload).digest().equals(file.subarray(MAGIC.length, HEAD))) return 'checksum mismatch (truncated or damaged)';
-  return decodeBatches(new Uint8Array(payload.buffer, payload.byteOffset, payload.length), buildId, ramSize);
+  return new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
 }
 
-/** Keep the newest MAX_FILES cache files (and `keep`); drop temporary files left by writers that died. */
+/** The batches of a cache file, or why it cannot be used. */
+export function unwrap(file: Buffer, buildId: Uint8Array, ramSize: number): CachedBatch[] | string {
+  const payload = payloadOf(file);
+  return typeof payload === 'string' ? payload : decodeBatches(payload, buildId, ramSize);
+}
+
+/** Keep the newest cache files (and `keep`) up to MAX_FILES and MAX_DIR_BYTES; drop temporary files left by writers that died. */
 function prune(dir: string, keep: string): void {
   const now = Date.now();
-  const files: { path: string; mtime: number }[] = [];
+  const files: { path: string; mtime: number; size: number }[] = [];
+  let total = 0;
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     try {
       const st = statSync(path);
       if (name.endsWith('.tmp')) {
         if (now - st.mtimeMs > STALE_TMP_MS) unlinkSync(path);
-      } else if (name.endsWith(SUFFIX) && path !== keep) {
-        files.push({ path, mtime: st.mtimeMs });
+      } else if (name.endsWith(SUFFIX)) {
+        if (path === keep) total += st.size;
+        else files.push({ path, mtime: st.mtimeMs, size: st.size });
       }
     } catch {
       // another VM removed or replaced it meanwhile
     }
   }
   files.sort((a, b) => b.mtime - a.mtime);
-  for (const f of files.slice(MAX_FILES - 1)) {
+  files.forEach((f, i) => {
+    total += f.size;
+    if (i < MAX_FILES - 1 && total <= MAX_DIR_BYTES) return;
     try {
       unlinkSync(f.path);
     } catch {
       // already gone
     }
-  }
+  });
 }
