@@ -227,9 +227,9 @@ async function main(): Promise<void> {
     { name: 'qemu-system-riscv64 (TCG)', command: 'qemu-system-riscv64',
       args: ['-M', 'virt', '-m', MEM, '-nographic', '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', APPEND] },
     tsv('tsvisor, cold (--jit-cache off)', ['--jit-cache', 'off']),
-    tsv('tsvisor, warm translation cache', []),
+    tsv('tsvisor, warm translation cache', ['--jit-cache', 'on']),
     tsv('tsvisor --deterministic, cold', ['--deterministic', '--jit-cache', 'off']),
-    tsv('tsvisor --deterministic, warm', ['--deterministic']),
+    tsv('tsvisor --deterministic, warm', ['--deterministic', '--jit-cache', 'on']),
   ];
   process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
   for (const t of targets.filter((x) => x.name.includes('warm'))) {

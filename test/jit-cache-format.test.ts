@@ -10,7 +10,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeBatches, encodeBatches, batchesBuildId, WarmStart, type CachedBatch } from '../src/jit/warm-start.js';
-import { payloadOf, unwrap, wrap, cacheKey, jitCacheDir } from '../src/vm/jit-cache.js';
+import { payloadOf, unwrap, wrap, cacheKey, jitCacheDir, jitCacheWanted } from '../src/vm/jit-cache.js';
+import { parseRunArgs, type RunOptions } from '../src/cli/main.js';
 
 const RAM = 1 << 20;
 const ID = new Uint8Array(32).map((_, i) => i * 7);
@@ -90,7 +91,7 @@ test('a batch is used only while every guest byte it came from is unchanged', ()
   assert.equal(w.claim({ ...b, slot: 100, link: 2 }), true);
 });
 
-test('the cache key follows the guest and the translator build; TSVISOR_JIT_CACHE=off turns it off', () => {
+test('the cache key follows the guest and the translator build; --jit-cache and TSVISOR_JIT_CACHE decide whether it is used', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-jitkey-'));
   try {
     const k = join(dir, 'Image');
@@ -100,11 +101,22 @@ test('the cache key follows the guest and the translator build; TSVISOR_JIT_CACH
     assert.notEqual(cacheKey(g, ID), cacheKey({ ...g, memMiB: 256 }, ID));
     assert.notEqual(cacheKey(g, ID), cacheKey({ ...g, append: 'console=ttyS0 quiet' }, ID));
     assert.notEqual(cacheKey(g, ID), cacheKey(g, new Uint8Array(ID).map((v) => v ^ 1)));
-    assert.equal(jitCacheDir({ TSVISOR_JIT_CACHE: 'off' }), null);
+    assert.equal(jitCacheWanted(undefined, {}), false, 'off by default');
+    assert.equal(jitCacheWanted(true, {}), true);
+    assert.equal(jitCacheWanted(undefined, { TSVISOR_JIT_CACHE: 'on' }), true);
+    assert.equal(jitCacheWanted(false, { TSVISOR_JIT_CACHE: 'on' }), false);
+    assert.equal(jitCacheWanted(true, { TSVISOR_JIT_CACHE: 'off' }), false, 'the environment turns it off for every VM');
     assert.equal(jitCacheDir({ TSVISOR_JIT_CACHE_DIR: dir }), dir);
     assert.equal(readdirSync(dir).length, 1);
     assert.equal(readFileSync(k, 'utf8'), 'kernel');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('--jit-cache takes on or off and nothing else', () => {
+  assert.equal((parseRunArgs([]) as RunOptions).jitCache, undefined);
+  assert.equal((parseRunArgs(['--jit-cache', 'on']) as RunOptions).jitCache, true);
+  assert.equal((parseRunArgs(['--jit-cache', 'off']) as RunOptions).jitCache, false);
+  assert.throws(() => parseRunArgs(['--jit-cache', 'yes']), /invalid --jit-cache 'yes': expected on or off/);
 });

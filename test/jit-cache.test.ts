@@ -1,4 +1,4 @@
-// The translation cache kept between boots (--jit-cache), on the default guest
+// The translation cache kept between boots (--jit-cache on), on the default guest
 // booted deterministically: the first boot writes the cache, the second puts
 // batches back from it (counters from --stats), and the console prints the same
 // bytes cold, warm, with the cache off, and with a cache whose guest bytes or
@@ -39,7 +39,7 @@ interface Boot {
 /** Boot deterministically with --stats, answer COMMANDS at the prompt, power off. */
 function boot(dir: string, extra: string[] = []): Promise<Boot> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'run', '--deterministic', '--stats', ...extra], {
+    const child = spawn(process.execPath, [CLI, 'run', '--deterministic', '--stats', ...(extra.length ? extra : ['--jit-cache', 'on'])], {
       cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TSVISOR_JIT_CACHE_DIR: dir, TSVISOR_JIT_CACHE: '' },
     });
     live.add(child);

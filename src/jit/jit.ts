@@ -35,6 +35,7 @@ interface WasmTable {
   grow(delta: number): number;
   readonly length: number;
 }
+declare const performance: { now(): number };
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
@@ -69,6 +70,8 @@ export interface JitStats {
   modules: number;
   flushes: number;
   rejected: number;
+  /** Host time spent translating, compiling and installing (drains, and cached batches put back), ms. */
+  ms: number;
 }
 
 export class Jit {
@@ -100,7 +103,7 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0 };
   /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
   warm: WarmStart | null = null;
 
@@ -198,10 +201,12 @@ export class Jit {
     if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
       this.flush();
     }
+    const t0 = performance.now();
     const heads = this.queuedHeads(n);
     this.ex.jitQueueClear();
     const rest = this.warm?.active ? this.putBack(heads) : heads;
     if (rest.length) this.translate(rest);
+    this.stats.ms += performance.now() - t0;
   }
 
   private queuedHeads(n: number): { va: bigint; hpc: number }[] {

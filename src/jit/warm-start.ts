@@ -63,37 +63,41 @@ const MAX_LINKS = 1 << 17;
 const MAX_MODULE = 64 << 20;
 const MAX_BLOCK_BYTES = 4096;
 
+/** Writes into a buffer that doubles as needed (a boot's batches are about 20 MiB). */
 class Writer {
-  private parts: Uint8Array[] = [];
-  private cur = new DataView(new ArrayBuffer(16));
+  private buf = new Uint8Array(1 << 16);
+  private dv = new DataView(this.buf.buffer);
   size = 0;
+  private room(n: number): void {
+    if (this.size + n <= this.buf.length) return;
+    let len = this.buf.length * 2;
+    while (len < this.size + n) len *= 2;
+    const next = new Uint8Array(len);
+    next.set(this.buf.subarray(0, this.size));
+    this.buf = next;
+    this.dv = new DataView(next.buffer);
+  }
   u32(v: number): void {
-    this.cur.setUint32(0, v, true);
-    this.push(new Uint8Array(this.cur.buffer.slice(0, 4)));
+    this.room(4);
+    this.dv.setUint32(this.size, v, true);
+    this.size += 4;
   }
   u64(v: bigint): void {
-    this.cur.setBigUint64(0, v, true);
-    this.push(new Uint8Array(this.cur.buffer.slice(0, 8)));
+    this.room(8);
+    this.dv.setBigUint64(this.size, v, true);
+    this.size += 8;
   }
   bytes(b: Uint8Array): void {
     this.u32(b.length);
-    this.push(b);
+    this.raw(b);
   }
   raw(b: Uint8Array): void {
-    this.push(b);
-  }
-  private push(b: Uint8Array): void {
-    this.parts.push(b);
+    this.room(b.length);
+    this.buf.set(b, this.size);
     this.size += b.length;
   }
   finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let p = 0;
-    for (const b of this.parts) {
-      out.set(b, p);
-      p += b.length;
-    }
-    return out;
+    return this.buf.slice(0, this.size);
   }
 }
 

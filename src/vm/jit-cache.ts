@@ -27,11 +27,17 @@ const STALE_TMP_MS = 3_600_000;
 const SUFFIX = '.jitc';
 
 /**
- * Where the cache lives, or null when it is off: TSVISOR_JIT_CACHE=off turns it
- * off for every VM (the daemon's switch), TSVISOR_JIT_CACHE_DIR moves it.
+ * Whether a VM uses the cache: TSVISOR_JIT_CACHE=off turns it off for every VM,
+ * =on turns it on for VMs that do not say (the daemon's); otherwise only
+ * `--jit-cache on` does (it is off by default: see the README's Benchmark for why).
  */
-export function jitCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
-  if (env.TSVISOR_JIT_CACHE === 'off') return null;
+export function jitCacheWanted(asked: boolean | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.TSVISOR_JIT_CACHE === 'off') return false;
+  return asked ?? env.TSVISOR_JIT_CACHE === 'on';
+}
+
+/** Where the cache lives: TSVISOR_JIT_CACHE_DIR, or jit/ in the cache directory. */
+export function jitCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env.TSVISOR_JIT_CACHE_DIR;
   return dir ? resolve(dir) : join(defaultCacheDir(), 'jit');
 }

@@ -28,7 +28,7 @@ export interface VmConfig {
   wasmPath: string;
   /** Translate hot guest code to wasm (default true). */
   jit?: boolean;
-  /** Keep hot block heads between boots (src/vm/jit-cache.ts; default true, TSVISOR_JIT_CACHE=off overrides). */
+  /** Use and update the translation cache kept between boots (src/vm/jit-cache.ts); unset: TSVISOR_JIT_CACHE decides (default off). */
   jitCache?: boolean;
   /** Send a statistics report before the exit message. */
   stats?: boolean;

@@ -25,7 +25,7 @@ import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
 import { setCountLookups } from '../jit/translate.js';
-import { jitCacheDir, startJitCache, translatorBuildId, type JitCacheRun } from './jit-cache.js';
+import { jitCacheDir, jitCacheWanted, startJitCache, translatorBuildId, type JitCacheRun } from './jit-cache.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
@@ -374,8 +374,9 @@ async function main(): Promise<void> {
       return null;
     }
     // A fresh boot starts its translator warm from what earlier boots of this guest translated.
-    const cacheDir = !from && !rewind && !migrateIn && config.jit !== false && config.jitCache !== false && (config.cpus ?? 1) === 1 ? jitCacheDir() : null;
-    if (cacheDir) jitCache = startJitCache(created.machine, cacheDir, config, translatorBuildId(config.wasmPath, { stats: config.stats === true, harts: 1 }));
+    if (!from && !rewind && !migrateIn && config.jit !== false && (config.cpus ?? 1) === 1 && jitCacheWanted(config.jitCache)) {
+      jitCache = startJitCache(created.machine, jitCacheDir(), config, translatorBuildId(config.wasmPath, { stats: config.stats === true, harts: 1 }));
+    }
     // Deterministic runs arm it at once: nothing may depend on host time there.
     if (from && !config.deterministic) panicWatchPending = true;
     else {
