@@ -62,6 +62,8 @@ const MAX_BLOCKS = 4096;
 const MAX_LINKS = 1 << 17;
 const MAX_MODULE = 64 << 20;
 const MAX_BLOCK_BYTES = 4096;
+/** Module bytes one run records at most. */
+const MAX_RECORDED_BYTES = 48 << 20;
 
 /** Writes into a buffer that doubles as needed (a boot's batches are about 20 MiB). */
 class Writer {
@@ -302,8 +304,12 @@ export class WarmStart {
     return { lo: off, bytes: this.ram.slice(off, off + (hi - lo)) };
   }
 
+  private recordedBytes = 0;
+
   record(b: CachedBatch): void {
-    if (!this.active) return;
+    // A file stays under the size the host reads (a boot of the default guest makes about 20 MiB).
+    if (!this.active || this.recordedBytes + b.module.length > MAX_RECORDED_BYTES) return;
+    this.recordedBytes += b.module.length;
     this.recorded.push(b);
     this.stats.recorded = this.recorded.length;
   }
