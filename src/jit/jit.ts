@@ -106,6 +106,8 @@ export class Jit {
   readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0 };
   /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
   warm: WarmStart | null = null;
+  /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
+  private pending: { va: bigint; hpc: number }[] = [];
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -192,20 +194,34 @@ export class Jit {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
-    // A queued head of a cached batch goes in at once: putting a batch back costs no translation.
+    const waiting = n + this.pending.length;
+    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && this.slicesWaiting + 1 >= DRAIN_SLICES);
+    // A queued head of a cached batch goes in at once (putting a batch back costs no
+    // translation); the other heads wait for a drain that is due, so that what is new
+    // still makes modules of the usual size.
     const warm = this.warm?.active ? this.warm : null;
-    const cached = warm !== null && this.queuedHeads(n).some((h) => warm.batchOf(h.va, h.hpc) !== undefined);
-    if (!urgent && !cached && n < DRAIN_BATCH && (this.idle || ++this.slicesWaiting < DRAIN_SLICES)) return;
-    new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
-    this.slicesWaiting = 0;
-    if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
-      this.flush();
+    const cached = !due && warm !== null && this.queuedHeads(n).some((h) => warm.batchOf(h.va, h.hpc) !== undefined);
+    if (!due && !cached) {
+      if (!this.idle) this.slicesWaiting++;
+      return;
     }
     const t0 = performance.now();
-    const heads = this.queuedHeads(n);
+    if (due) {
+      new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
+      this.slicesWaiting = 0;
+      if (this.nextSlot + waiting > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
+        this.flush();
+      }
+    }
+    const heads = [...this.pending, ...this.queuedHeads(n)];
+    this.pending = [];
     this.ex.jitQueueClear();
     const rest = this.warm?.active ? this.putBack(heads) : heads;
-    if (rest.length) this.translate(rest);
+    if (due) {
+      if (rest.length) this.translate(rest);
+    } else {
+      this.pending = rest;
+    }
     this.stats.ms += performance.now() - t0;
   }
 
@@ -230,7 +246,10 @@ export class Jit {
     // the lower half of the table and of the link slots are taken: the upper halves
     // stay for new code (and the file does not creep up run after run).
     const fits = batches.filter((b) => b.slot >= FIRST_SLOT && b.slot + b.blocks.length <= TABLE_SIZE / 2 && b.link + b.links.length <= JIT_LINKS_MAX / 2);
-    warm.load(fits, (hpc) => this.ex.jitPrimeHead(hpc, true));
+    // Each batch put back is a live module: the largest half of MAX_LIVE_MODULES
+    // leaves room for what is new before the module count forces a flush.
+    const taken = fits.length > MAX_LIVE_MODULES / 2 ? [...fits].sort((a, b) => b.blocks.length - a.blocks.length).slice(0, MAX_LIVE_MODULES / 2) : fits;
+    warm.load(taken, (hpc) => this.ex.jitPrimeHead(hpc, true));
     this.warm = warm;
     this.nextSlot = Math.max(this.nextSlot, warm.slotEnd);
     this.nextLink = Math.max(this.nextLink, warm.linkEnd);
