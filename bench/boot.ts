@@ -1,13 +1,15 @@
 // Boot-to-shell benchmark: the default guest (Debian riscv64 kernel + busybox
-// initramfs) under tsvisor (realtime and deterministic) and under QEMU, one
-// after the other on the same host. Measures the wall time from process start
-// to the first shell prompt, then powers the guest off.
+// initramfs) under tsvisor (realtime and deterministic, each cold, with the
+// translation cache off, and warm, from a cache an untimed boot filled) and
+// under QEMU, one after the other on the same host. Measures the wall time from
+// process start to the first shell prompt, then powers the guest off.
 //
 //   npm run bench -- [--runs N] [--json] [--timeout SECONDS]
 
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -29,6 +31,7 @@ interface Target {
   name: string;
   command: string;
   args: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 interface RunResult {
@@ -121,7 +124,7 @@ function qemuVersion(): string {
 function bootOnce(t: Target, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(t.command, t.args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(t.command, t.args, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: t.env ?? process.env });
     let text = '';
     let stderrTail = '';
     let bootSeconds: number | null = null;
@@ -216,15 +219,29 @@ async function main(): Promise<void> {
   };
 
   const guestArgs = ['--kernel', guest.kernel, '--initrd', guest.initrd, '--append', APPEND, '--mem', MEM];
+  // The warm targets use a cache of their own, filled by one untimed boot each first.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'tsvisor-bench-jit-'));
+  const env = { ...process.env, TSVISOR_JIT_CACHE_DIR: cacheDir, TSVISOR_JIT_CACHE: '' };
+  const tsv = (name: string, extra: string[]): Target => ({ name, command: process.execPath, args: [TSVISOR_BIN, 'run', ...extra, ...guestArgs], env });
   const targets: Target[] = [
     { name: 'qemu-system-riscv64 (TCG)', command: 'qemu-system-riscv64',
       args: ['-M', 'virt', '-m', MEM, '-nographic', '-kernel', guest.kernel, '-initrd', guest.initrd, '-append', APPEND] },
-    { name: 'tsvisor', command: process.execPath, args: [TSVISOR_BIN, 'run', ...guestArgs] },
-    { name: 'tsvisor --deterministic', command: process.execPath, args: [TSVISOR_BIN, 'run', '--deterministic', ...guestArgs] },
+    tsv('tsvisor, cold (--jit-cache off)', ['--jit-cache', 'off']),
+    tsv('tsvisor, warm translation cache', ['--jit-cache', 'on']),
+    tsv('tsvisor --deterministic, cold', ['--deterministic', '--jit-cache', 'off']),
+    tsv('tsvisor --deterministic, warm', ['--deterministic', '--jit-cache', 'on']),
   ];
+  process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
+  for (const t of targets.filter((x) => x.name.includes('warm'))) {
+    say(`filling the translation cache: ${t.name} (untimed) ...`);
+    const r = await bootOnce(t, opts.timeoutMs);
+    if (r.bootSeconds === null) say(`  failed: ${r.error}`);
+  }
 
   const results = new Map<string, RunResult[]>(targets.map((t) => [t.name, []]));
+  const loads: number[] = [];
   for (let i = 0; i < opts.runs; i++) {
+    loads.push(loadavg()[0]);
     // One run of every target before the next round, strictly one at a time.
     for (const t of targets) {
       say(`run ${i + 1}/${opts.runs}: ${t.name} ...`);
@@ -249,7 +266,7 @@ async function main(): Promise<void> {
   for (const s of summaries) s.ratioToQemu = qemu && s.bootSeconds !== null ? s.bootSeconds / qemu : null;
 
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ benchmark: 'boot-to-prompt', runs: opts.runs, host, append: APPEND, mem: MEM, results: summaries }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ benchmark: 'boot-to-prompt', runs: opts.runs, host, loadAverages: loads, append: APPEND, mem: MEM, results: summaries }, null, 2) + '\n');
   } else {
     const rows = [['emulator', 'boot to prompt (s)', 'ratio to QEMU', 'ok runs']];
     for (const s of summaries) {
@@ -271,6 +288,7 @@ async function main(): Promise<void> {
       `cpu:   ${host.cpu} (${host.cores} cores)`,
       `node:  ${host.node}`,
       `qemu:  ${host.qemu}`,
+      `load:  1-minute load average at the start of each round: ${loads.map((l) => l.toFixed(2)).join(', ')}`,
       '',
     ];
     process.stdout.write(out.join('\n'));

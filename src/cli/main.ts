@@ -66,6 +66,11 @@ Options:
   --smp N            N harts (virtual CPUs), 1 to 8 (default 1); they take turns
                      on one host thread (docs/smp.md)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
+  --jit-cache on|off keep this boot's translations (about 20 MiB for the default
+                     guest) and put them back in the next boot of the same guest,
+                     after checking the guest code they came from byte for byte
+                     (default: off, or TSVISOR_JIT_CACHE=on|off; one hart only;
+                     TSVISOR_JIT_CACHE_DIR moves it from the cache directory's jit/)
   --rng on|off       virtio-rng entropy device fed by the host CSPRNG (default: off)
   --net SPEC         a virtio-net NIC (repeatable; the first is eth0):
                        user[,hostfwd=tcp:127.0.0.1:8080-:80][,allow=CIDR...]
@@ -383,6 +388,8 @@ export interface RunOptions {
   mirror?: string;
   disks: DiskSpec[];
   jit: boolean;
+  /** --jit-cache: use and update the translation cache kept between boots (undefined: TSVISOR_JIT_CACHE decides). */
+  jitCache?: boolean;
   rng: boolean;
   stats: boolean;
   /** NICs from --net, eth0 first; undefined = the default (see defaultNics). */
@@ -435,6 +442,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     mirror: { type: 'string' },
     disk: { type: 'string', multiple: true },
     jit: { type: 'string' },
+    'jit-cache': { type: 'string' },
     rng: { type: 'string' },
     stats: { type: 'boolean' },
     net: { type: 'string', multiple: true },
@@ -536,6 +544,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   if (Number.isNaN(cpus)) throw new UsageError(`invalid --smp '${smpText}': expected a number of harts, 1 to 8`);
   const jit = values.jit ?? 'on';
   if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
+  const jitCache = values['jit-cache'];
+  if (jitCache !== undefined && jitCache !== 'on' && jitCache !== 'off') throw new UsageError(`invalid --jit-cache '${jitCache}': expected on or off`);
   const rng = values.rng ?? 'off';
   if (rng !== 'on' && rng !== 'off') throw new UsageError(`invalid --rng '${rng}': expected on or off`);
   return {
@@ -550,6 +560,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
     disks,
     jit: jit === 'on',
+    jitCache: jitCache === undefined ? undefined : jitCache === 'on',
     rng: rng === 'on',
     stats: values.stats === true,
     nics,
@@ -664,6 +675,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
       readOnly: d.readOnly, serial: d.serial, limits: d.limits,
     })),
     jit: opts.jit,
+    jitCache: opts.jitCache,
     rng: opts.rng,
     stats: opts.stats,
     balloon: opts.balloon,

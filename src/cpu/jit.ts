@@ -124,6 +124,19 @@ export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
   store<i32>(h, QUEUED, 4);
 }
 
+/**
+ * Warm start (the host's cache of heads that were hot in an earlier run): `hot`
+ * sets the head's count so it is queued the first time it runs; false lets a
+ * head the cache wrongly named count up afresh. Sharing a counter with another
+ * head only changes when one of them gets translated, never what runs.
+ */
+export function jitPrimeHead(hpc: u32, hot: bool): void {
+  jitTablesUsed = true;
+  const h = hotEntry(hpc);
+  store<u32>(h, hpc);
+  store<i32>(h, hot ? HOT_THRESHOLD - 1 : 0, 4);
+}
+
 /** run() returned so the host can translate a hot loop right away. */
 export const EXIT_COMPILE: u32 = 3;
 

@@ -5,6 +5,7 @@
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
 import { translateBlock, BLOCK_LOCALS } from './translate.js';
+import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
@@ -34,6 +35,7 @@ interface WasmTable {
   grow(delta: number): number;
   readonly length: number;
 }
+declare const performance: { now(): number };
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
@@ -45,6 +47,7 @@ export interface JitCoreExports {
   jitQueueClear(): void;
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
   jitFlushAll(): void;
+  jitPrimeHead(hpc: number, hot: boolean): void;
   rvcExpand(half: number): number;
   [name: string]: unknown;
 }
@@ -67,6 +70,8 @@ export interface JitStats {
   modules: number;
   flushes: number;
   rejected: number;
+  /** Host time spent translating, compiling and installing (drains, and cached batches put back), ms. */
+  ms: number;
 }
 
 export class Jit {
@@ -98,7 +103,11 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0 };
+  /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
+  warm: WarmStart | null = null;
+  /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
+  private pending: { va: bigint; hpc: number }[] = [];
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -165,6 +174,8 @@ export class Jit {
   /** Drop every translation and link: the table and the link slots start over. */
   private flush(): void {
     this.ex.jitFlushAll();
+    // The cached batches' slots are reused from now on.
+    this.warm?.stop();
     // Let the old modules go: nothing may reference their functions any more.
     for (let i = FIRST_SLOT; i < this.nextSlot; i++) this.table.set(i, null);
     this.chainTable = new WebAssembly.Table({ initial: TABLE_INITIAL, element: 'anyfunc' });
@@ -183,27 +194,147 @@ export class Jit {
     const n = this.ex.jitQueueLength();
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
-    if (!urgent && n < DRAIN_BATCH && (this.idle || ++this.slicesWaiting < DRAIN_SLICES)) return;
-    new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
-    this.slicesWaiting = 0;
-    if (this.nextSlot + n > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
-      this.flush();
+    const waiting = n + this.pending.length;
+    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && this.slicesWaiting + 1 >= DRAIN_SLICES);
+    // A queued head of a cached batch goes in at once (putting a batch back costs no
+    // translation); the other heads wait for a drain that is due, so that what is new
+    // still makes modules of the usual size.
+    const warm = this.warm?.active ? this.warm : null;
+    const cached = !due && warm !== null && this.queuedHeads(n).some((h) => warm.batchOf(h.va, h.hpc) !== undefined);
+    if (!due && !cached) {
+      if (!this.idle) this.slicesWaiting++;
+      return;
     }
+    const t0 = performance.now();
+    if (due) {
+      new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
+      this.slicesWaiting = 0;
+      if (this.nextSlot + waiting > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
+        this.flush();
+      }
+    }
+    const heads = [...this.pending, ...this.queuedHeads(n)];
+    this.pending = [];
+    this.ex.jitQueueClear();
+    const rest = this.warm?.active ? this.putBack(heads) : heads;
+    if (due) {
+      if (rest.length) this.translate(rest);
+    } else {
+      this.pending = rest;
+    }
+    this.stats.ms += performance.now() - t0;
+  }
+
+  private queuedHeads(n: number): { va: bigint; hpc: number }[] {
+    const dv = new DataView(this.memory.buffer);
+    const heads: { va: bigint; hpc: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = this.hartOff + STATE + JIT_QUEUE_OFF + 16 + i * 16;
+      heads.push({ va: dv.getBigUint64(e, true), hpc: dv.getUint32(e + 8, true) });
+    }
+    return heads;
+  }
+
+  /**
+   * Use the translation batches kept from an earlier run (before the guest's
+   * first instruction): their heads are primed to be queued the first time they
+   * run, and their table and link slots are kept free for them; what this run
+   * translates is recorded in `warm` for the next.
+   */
+  startWarm(warm: WarmStart, batches: CachedBatch[]): void {
+    // A warm run translates what is new above the cached batches, so only those in
+    // the lower half of the table and of the link slots are taken: the upper halves
+    // stay for new code (and the file does not creep up run after run).
+    const fits = batches.filter((b) => b.slot >= FIRST_SLOT && b.slot + b.blocks.length <= TABLE_SIZE / 2 && b.link + b.links.length <= JIT_LINKS_MAX / 2);
+    // Each batch put back is a live module: the largest half of MAX_LIVE_MODULES
+    // leaves room for what is new before the module count forces a flush.
+    const taken = fits.length > MAX_LIVE_MODULES / 2 ? [...fits].sort((a, b) => b.blocks.length - a.blocks.length).slice(0, MAX_LIVE_MODULES / 2) : fits;
+    warm.load(taken, (hpc) => this.ex.jitPrimeHead(hpc, true));
+    this.warm = warm;
+    this.nextSlot = Math.max(this.nextSlot, warm.slotEnd);
+    this.nextLink = Math.max(this.nextLink, warm.linkEnd);
+  }
+
+  /**
+   * Put back the cached batches of queued heads (each checked against guest RAM);
+   * returns the heads still to translate.
+   */
+  private putBack(heads: { va: bigint; hpc: number }[]): { va: bigint; hpc: number }[] {
+    const warm = this.warm!;
+    const done = new Set<string>();
+    const key = (va: bigint, hpc: number) => `${va}@${hpc}`;
+    for (const { va, hpc } of heads) {
+      const b = warm.batchOf(va, hpc);
+      if (!b) continue;
+      if (!warm.sameCode(b)) {
+        // Not now (this head is translated as usual); maybe when another of its heads gets hot,
+        // e.g. once the kernel has patched its text as it had when the batch was made.
+        warm.stats.changed++;
+        continue;
+      }
+      warm.take(b);
+      let inst: { exports: Record<string, unknown> };
+      try {
+        if (!warm.claim(b)) throw new Error('overlaps another batch');
+        // Compiling validates the module: a damaged one throws.
+        inst = new WebAssembly.Instance(new WebAssembly.Module(b.module), this.imports);
+        b.blocks.forEach((k, i) => {
+          if (k.insns > 0 && typeof inst.exports[`b${i}`] !== 'function') throw new Error('missing export');
+        });
+      } catch {
+        warm.stats.invalid++;
+        continue;
+      }
+      const dv = new DataView(this.memory.buffer);
+      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (b.link + i), l.target, l.dynamic));
+      this.stats.modules++;
+      this.liveModules++;
+      this.ensureSlots(b.slot + b.blocks.length);
+      b.blocks.forEach((k, i) => {
+        if (k.insns === 0) return;
+        const slot = b.slot + i;
+        const hpcK = warm.hostAddr(k.off);
+        this.table.set(slot, inst.exports[`b${i}`]);
+        this.chainTable.set(slot, inst.exports[`b${i}`]);
+        this.ex.jitInstall(k.va, hpcK, slot, k.insns);
+        done.add(key(k.va, hpcK));
+        warm.stats.usedBlocks++;
+      });
+      warm.stats.used++;
+      warm.record(b);
+    }
+    return done.size ? heads.filter((h) => !done.has(key(h.va, h.hpc))) : heads;
+  }
+
+  /** A link slot as allocated: never current until the dispatcher links it. */
+  private initLink(dv: DataView, addr: number, target: bigint, dynamic: boolean): void {
+    dv.setUint32(addr, 0, true); // fn
+    dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
+    dv.setUint32(addr + 8, 0, true); // len
+    dv.setUint32(addr + 12, this.hartOff + STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
+    dv.setBigUint64(addr + 16, target, true);
+    dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
+  }
+
+  /** Translate `heads` into one module and install what translated. */
+  private translate(heads: { va: bigint; hpc: number }[]): void {
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
+    const warm = this.warm?.active ? this.warm : null;
+    // For the warm-start cache: the link slots this batch's code uses, in order from linkStart.
+    const linkStart = this.nextLink;
+    const links: CachedLink[] = [];
+    let linksRanOut = false;
     const allocLink = (target: bigint, dynamic = false): number => {
       // Out of link slots: this exit returns to the dispatcher, and the next drain starts afresh.
       if (this.nextLink >= JIT_LINKS_MAX) {
         this.linksFull = true;
+        linksRanOut = true;
         return 0;
       }
       const addr = this.hartOff + JIT_LINKS + 32 * this.nextLink++;
-      dv.setUint32(addr, 0, true); // fn
-      dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
-      dv.setUint32(addr + 8, 0, true); // len
-      dv.setUint32(addr + 12, this.hartOff + STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
-      dv.setBigUint64(addr + 16, target, true);
-      dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
+      this.initLink(dv, addr, target, dynamic);
+      if (warm) links.push({ target, dynamic });
       return addr;
     };
     const u8 = new Uint8Array(buf);
@@ -214,28 +345,38 @@ export class Jit {
     // an exit to another head of this drain can tail-call it directly. A head that
     // cannot be translated keeps its position with UNTRANSLATED_BODY.
     const base = this.nextSlot;
-    const heads: { va: bigint; hpc: number }[] = [];
     const index = new Map<bigint, number>();
-    for (let i = 0; i < n; i++) {
-      const e = this.hartOff + STATE + JIT_QUEUE_OFF + 16 + i * 16;
-      const va = dv.getBigUint64(e, true);
-      heads.push({ va, hpc: dv.getUint32(e + 8, true) });
+    heads.forEach(({ va }, i) => {
       if (!index.has(va)) index.set(va, i);
-    }
+    });
     const direct = (target: bigint) => {
       const i = index.get(target);
       return i === undefined ? undefined : { func: HELPERS.length + 1 + i, slot: base + i };
     };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
+    // The guest bytes each translation read, for the warm-start cache.
+    let lo = 0;
+    let hi = 0;
+    const read16Seen = (a: number) => {
+      if (a < lo) lo = a;
+      if (a + 2 > hi) hi = a + 2;
+      return read16(a);
+    };
+    const cachedBlocks: CachedBlock[] | null = warm ? [] : null;
     for (const { va, hpc } of heads) {
-      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, direct, this.hartOff + STATE);
+      lo = hpc;
+      hi = hpc;
+      const t = translateBlock(va, hpc, warm ? read16Seen : read16, expandRvc, allocLink, direct, this.hartOff + STATE);
       if (!t) this.stats.rejected++;
+      if (cachedBlocks) {
+        const code = t ? warm!.codeAt(lo, hi) : { lo: hpc - warm!.hostAddr(0), bytes: new Uint8Array(0) };
+        if (code) cachedBlocks.push({ va, off: hpc - warm!.hostAddr(0), lo: code.lo, bytes: code.bytes, insns: t ? t.insns : 0 });
+      }
       const body: FuncBody = t
         ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }
         : { type: 0, locals: [], code: UNTRANSLATED_BODY };
       blocks.push({ va, hpc, len: t ? t.insns : 0, ok: t !== null, body });
     }
-    this.ex.jitQueueClear();
     if (!blocks.some((b) => b.ok)) return;
     const types = [
       { params: [], results: [I32] }, // 0: block
@@ -254,6 +395,9 @@ export class Jit {
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const bytes = buildModule(types, imps, blocks.map((b) => b.body));
+    if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
+      warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
+    }
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
     this.liveModules++;

@@ -28,6 +28,8 @@ export interface VmConfig {
   wasmPath: string;
   /** Translate hot guest code to wasm (default true). */
   jit?: boolean;
+  /** Use and update the translation cache kept between boots (src/vm/jit-cache.ts); unset: TSVISOR_JIT_CACHE decides (default off). */
+  jitCache?: boolean;
   /** Send a statistics report before the exit message. */
   stats?: boolean;
   /** virtio-blk disks, in order (the first is /dev/vda). */

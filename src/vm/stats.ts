@@ -46,7 +46,12 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   const share = insns > 0n ? (Number(jitInsns) / Number(insns)) * 100 : 0;
   lines.push(`  translated code      ${jitOn ? `${share.toFixed(1)}% of instructions` : 'off (--jit off)'}`);
   const js = core.jit.stats;
-  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
+  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable; ${fmt(Math.round(js.ms))} ms translating, compiling and installing`);
+  const w = core.jit.warm;
+  if (w) {
+    const ws = w.stats;
+    lines.push(`  translation cache    ${fmt(ws.blocks)} blocks in ${fmt(ws.batches)} batches read; ${fmt(ws.used)} batches put back (${fmt(ws.usedBlocks)} blocks), ${fmt(ws.changed)} refused: guest code changed, ${fmt(ws.invalid)} refused: damaged; ${fmt(ws.recorded)} batches recorded${w.note ? `; ${w.note}` : ''}`);
+  }
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
   if (lookupsCounted) {

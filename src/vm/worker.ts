@@ -25,6 +25,7 @@ import type { BlockBackend } from '../storage/backend.js';
 import { openDisk } from '../storage/open.js';
 import { workerNic, type NicChannelInit } from '../net/nic-channel.js';
 import { setCountLookups } from '../jit/translate.js';
+import { jitCacheDir, jitCacheWanted, startJitCache, translatorBuildId, type JitCacheRun } from './jit-cache.js';
 import { checkDeviceConfig, drainCommands, type CommandState } from './commands.js';
 import { hostMemory } from './host-memory.js';
 import { loadSnapshotMemory, readSnapshot, writeSnapshot, type SnapshotConfig } from './snapshot.js';
@@ -372,6 +373,10 @@ async function main(): Promise<void> {
       closeDisks();
       return null;
     }
+    // A fresh boot starts its translator warm from what earlier boots of this guest translated.
+    if (!from && !rewind && !migrateIn && config.jit !== false && (config.cpus ?? 1) === 1 && jitCacheWanted(config.jitCache)) {
+      jitCache = startJitCache(created.machine, jitCacheDir(), config, translatorBuildId(config.wasmPath, { stats: config.stats === true, harts: 1 }));
+    }
     // Deterministic runs arm it at once: nothing may depend on host time there.
     if (from && !config.deterministic) panicWatchPending = true;
     else {
@@ -383,6 +388,7 @@ async function main(): Promise<void> {
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;
+  let jitCache: JitCacheRun | null = null;
   let consoleSize = validConsoleSize(config.consoleSize);
   /** The boot watch is satisfied (or off); a restored or migrated machine came up long ago. */
   let cameUp = !config.bootWatchInsns || config.restore !== undefined || config.incoming !== undefined;
@@ -861,6 +867,9 @@ async function main(): Promise<void> {
   gdb?.exited(exit.code);
   const problem = closeDisks();
   if (problem) post({ type: 'error', message: problem });
+  // Assigned inside boot(): TypeScript cannot see it.
+  const cache = jitCache as JitCacheRun | null;
+  if (cache) cache.warm.note = cache.save() ?? cache.warm.note;
   if (config.stats) report();
   post({ type: 'exit', code: exit.code, reason: exit.reason });
 }
