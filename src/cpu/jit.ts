@@ -12,10 +12,11 @@ import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, c
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException, takePendingException, updateTimerLines, pendingInterrupt } from './trap';
-import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
+import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, noteJcacheFill, RAM_BASE } from './mmu';
 import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
 import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 import { jitHashAt, jitHotAt, stateAt } from './hart-area';
+import { JIT_JCACHE_BASE_OFF, JIT_JCACHE_ENTRIES } from './state';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -331,6 +332,12 @@ export function jitLookup(va: u64, slot: u32): u32 {
   store<u64>(slot, va, 16);
   noteLinkTarget(va);
   linkSlot(slot, e);
+  // Also the jump cache, which other indirect jumps to va probe first (see emitJumpCacheProbe in translate.ts).
+  noteJcacheFill();
+  const j = load<u32>(stateAt() + JIT_JCACHE_BASE_OFF) + ((<u32>(va >> 1) & (JIT_JCACHE_ENTRIES - 1)) << 4);
+  store<u64>(j, va);
+  store<u32>(j, load<u32>(e, 16), 8);
+  store<u32>(j, load<u32>(e, 20), 12);
   return load<u32>(e, 16);
 }
 

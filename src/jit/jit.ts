@@ -4,7 +4,8 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, BLOCK_LOCALS } from './translate.js';
+import { translateBlock, exitFunctionBody, BLOCK_LOCALS, EXIT_LOCALS } from './translate.js';
+import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
@@ -67,6 +68,8 @@ export interface JitStats {
   modules: number;
   flushes: number;
   rejected: number;
+  /** Bytes of block bodies by kind of guest instruction (since start). */
+  codeSize: CodeSize;
 }
 
 export class Jit {
@@ -98,7 +101,7 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, codeSize: newCodeSize() };
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -211,25 +214,24 @@ export class Jit {
     // The core expands and caches on first use (its RVC_TABLE), also for encodings the guest has not run yet.
     const expandRvc = (half: number) => this.ex.rvcExpand(half) >>> 0;
     // Function i of the module is queue entry i, installed at table slot base + i, so
-    // an exit to another head of this drain can tail-call it directly. A head that
-    // cannot be translated keeps its position with UNTRANSLATED_BODY.
+    // an exit linked to another block of this drain can tail-call it directly (the
+    // module's exit function). A head that cannot be translated keeps its position
+    // with UNTRANSLATED_BODY.
     const base = this.nextSlot;
     const heads: { va: bigint; hpc: number }[] = [];
-    const index = new Map<bigint, number>();
     for (let i = 0; i < n; i++) {
       const e = this.hartOff + STATE + JIT_QUEUE_OFF + 16 + i * 16;
       const va = dv.getBigUint64(e, true);
       heads.push({ va, hpc: dv.getUint32(e + 8, true) });
-      if (!index.has(va)) index.set(va, i);
     }
-    const direct = (target: bigint) => {
-      const i = index.get(target);
-      return i === undefined ? undefined : { func: HELPERS.length + 1 + i, slot: base + i };
-    };
+    // The module's exit function comes after the blocks.
+    const firstFunc = HELPERS.length + 1;
+    const exits = { exitFunc: firstFunc + heads.length, firstFunc, base, count: heads.length };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     for (const { va, hpc } of heads) {
-      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, direct, this.hartOff + STATE);
+      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, exits.exitFunc, this.hartOff + STATE);
       if (!t) this.stats.rejected++;
+      else addCodeSize(this.stats.codeSize, t.size);
       const body: FuncBody = t
         ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }
         : { type: 0, locals: [], code: UNTRANSLATED_BODY };
@@ -248,12 +250,14 @@ export class Jit {
       { params: [I64, I32], results: [I32] }, // 7: jitLookup
       { params: [I32, I64, I64, I32], results: [I64] }, // 8: jitAmo
       { params: [I32, I64, I32], results: [I64] }, // 9: jitCsr
+      { params: [I32, I64, I32], results: [I32] }, // 10: the module's exit function
     ];
     const typeOf = (name: string, i: number) =>
       name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
-    const bytes = buildModule(types, imps, blocks.map((b) => b.body));
+    const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };
+    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn]);
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     this.stats.modules++;
     this.liveModules++;

@@ -5,6 +5,7 @@
 import type { MachineDeviceStats, VirtMachine } from '../machine/virt.js';
 import type { BucketConfig } from '../devices/rate-limiter.js';
 import type { HartReport } from '../machine/harts.js';
+import { codeSizeLine } from '../jit/code-size.js';
 
 const EXCEPTION_NAMES: Record<number, string> = {
   0: 'instruction misaligned', 1: 'instruction access fault', 2: 'illegal instruction', 3: 'breakpoint',
@@ -47,6 +48,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   lines.push(`  translated code      ${jitOn ? `${share.toFixed(1)}% of instructions` : 'off (--jit off)'}`);
   const js = core.jit.stats;
   lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable`);
+  lines.push(`  translated bytes     ${codeSizeLine(js.codeSize)}`);
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
   if (lookupsCounted) {
