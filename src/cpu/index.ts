@@ -28,6 +28,7 @@ import { stateAt } from './hart-area';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
+  jitLoadX, jitStoreX,
 } from './jit';
 
 export { EXIT_WFI, setOrderingFences } from './exec';

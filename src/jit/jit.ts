@@ -51,7 +51,8 @@ export interface JitCoreExports {
 }
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
-  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup', 'jitAmo', 'jitCsr', 'jitSystem'] as const;
+  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup', 'jitAmo', 'jitCsr', 'jitSystem',
+  'jitLoadX', 'jitStoreX'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
 /**
@@ -251,9 +252,12 @@ export class Jit {
       { params: [I32, I64, I64, I32], results: [I64] }, // 8: jitAmo
       { params: [I32, I64, I32], results: [I64] }, // 9: jitCsr
       { params: [I32, I64, I32], results: [I32] }, // 10: the module's exit function
+      { params: [I64, I64, I32, I64], results: [I64] }, // 11: jitLoadX
+      { params: [I64, I64, I64, I32], results: [] }, // 12: jitStoreX
     ];
     const typeOf = (name: string, i: number) =>
-      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
+      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6
+        : name === 'jitLoadX' ? 11 : name === 'jitStoreX' ? 12 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };

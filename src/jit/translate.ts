@@ -52,7 +52,8 @@ export const IMP = {
   amo: 16,
   csr: 17,
   system: 18,
-  chain: 19,
+  loadx: 19, storex: 20,
+  chain: 21,
 } as const;
 
 const MAX_INSNS = 256;
@@ -240,6 +241,10 @@ class Emitter {
     this.dirty.add(r);
     this.everDirty.add(r);
     return this;
+  }
+  /** x[r] was written by this block and not yet stored to the STATE block. */
+  isDirty(r: number): boolean {
+    return this.dirty.has(r);
   }
   /** Every register the block writes. */
   writtenRegs(): Set<number> {
@@ -1325,13 +1330,6 @@ function emitHostAddr(e: Emitter): void {
 const LOAD_OPS = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u];
 const SIZES = [1, 2, 4, 8, 1, 2, 4];
 
-function emitExtend(e: Emitter, f3: number): void {
-  // The slow path returns zero-extended bytes; sign-extend for LB/LH/LW.
-  if (f3 === 0) e.i64c(56n).op(OP.i64_shl).i64c(56n).op(OP.i64_shr_s);
-  else if (f3 === 1) e.i64c(48n).op(OP.i64_shl).i64c(48n).op(OP.i64_shr_s);
-  else if (f3 === 2) sext32(e);
-}
-
 function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = SIZES[f3];
   e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
@@ -1341,14 +1339,27 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
   e.mem(LOAD_OPS[f3], Math.log2(size), 0);
   e.else();
   const slow = e.c.length;
-  e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
-  emitExtend(e, f3);
-  e.lset(L_VAL);
-  emitHelperFlagExits(e, rd, pc, next, k);
-  e.lget(L_VAL);
+  // jitLoadX leaves the exit pc in the STATE block and, when the load completed,
+  // x[rd]; so one exit serves a trap and a leave. An rd this block wrote and has
+  // not stored yet goes in as well and comes back if the load trapped: that
+  // value must then be written back at the exit, the loaded one otherwise.
+  const dirty = e.isDirty(rd);
+  e.lget(L_VA).i64c(pc).i32c(slowOp(k, next - pc, rd, f3));
+  if (dirty) e.lget(rd - 1);
+  else e.i64c(0n);
+  e.call(IMP.loadx).ltee(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  if (dirty) e.lget(L_VAL).lset(rd - 1);
+  e.exitStoredPc(k + 1);
+  e.end();
   e.end();
   e.size.memSlowBytes += e.c.length - slow;
   e.setReg(rd);
+}
+
+/** The op word of jitLoadX and jitStoreX (src/cpu/jit.ts): k, instruction length, rd, and funct3 or size. */
+function slowOp(k: number, len: bigint, rd: number, low: number): number {
+  return (k << 9) | (len === 4n ? 1 << 8 : 0) | (rd << 3) | low;
 }
 
 const STORE_OPS = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
@@ -1471,14 +1482,10 @@ function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: numbe
   e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
   e.else();
   const slow = e.c.length;
-  e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
+  // jitStoreX leaves the exit pc in the STATE block: on the store if it trapped, after it to leave.
+  e.lget(L_VA).lget(L_VAL).i64c(pc).i32c(slowOp(k, next - pc, 0, size)).call(IMP.storex);
   e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  {
-    // 1: trapped (pc stays on the store); 2: stored, leave after it.
-    e.i64c(pc).i64c(next);
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
-    e.exitDyn(k + 1);
-  }
+  e.exitStoredPc(k + 1);
   e.end();
   e.end();
   e.size.memSlowBytes += e.c.length - slow;
