@@ -129,6 +129,8 @@ class Emitter {
    * could lower FS again (it runs through emitCsr, which clears this).
    */
   fsDirty = false;
+  /** The TLB base locals (L_TLBL, L_TLBS) the block's probes read: the prologue loads only these. */
+  readonly tlbUsed = new Set<number>();
   /** Registers read by the block (for a loop plan). */
   readonly readRegs = new Set<number>();
   /** A branch or jump of the block goes back to its head. */
@@ -352,9 +354,10 @@ class Emitter {
   finish(): Uint8Array {
     const f = new ByteWriter();
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
-    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
+    // Only what the block's probes use: a block without loads or stores enters with no memory reads.
+    if (this.tlbUsed.has(L_TLBL)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL); }
+    if (this.tlbUsed.has(L_TLBS)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS); }
+    if (this.tlbUsed.size > 0) { f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG); }
     if (this.loop) {
       for (const r of this.loop.preload) {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
@@ -1307,6 +1310,7 @@ export function setCountLookups(on: boolean): void {
 
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
 function emitProbe(e: Emitter, base: number, size: number): void {
+  e.tlbUsed.add(base);
   if (countLookups) {
     const at = stateBlock + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
