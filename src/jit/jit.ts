@@ -227,10 +227,16 @@ export class Jit {
     }
     // The module's exit function comes after the blocks.
     const firstFunc = HELPERS.length + 1;
-    const exits = { exitFunc: firstFunc + heads.length, firstFunc, base, count: heads.length };
+    const index = new Map<bigint, number>();
+    heads.forEach((h, i) => { if (!index.has(h.va)) index.set(h.va, i); });
+    const direct = (target: bigint) => {
+      const i = index.get(target);
+      return i === undefined ? undefined : { func: firstFunc + i, slot: base + i };
+    };
+    const exits = { exitFunc: firstFunc + heads.length, firstFunc, base, count: heads.length, direct };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     for (const { va, hpc } of heads) {
-      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, exits.exitFunc, this.hartOff + STATE);
+      const t = translateBlock(va, hpc, read16, expandRvc, allocLink, exits, this.hartOff + STATE);
       if (!t) this.stats.rejected++;
       else addCodeSize(this.stats.codeSize, t.size);
       const body: FuncBody = t

@@ -41,6 +41,8 @@ export interface ModuleExits {
   firstFunc: number;
   base: number;
   count: number;
+  /** The block of this module translated for guest pc `target`, if any: its function index and table slot. */
+  direct?: (target: bigint) => { func: number; slot: number } | undefined;
 }
 
 /** Import indices inside a block module (see jit.ts for the list). */
@@ -74,11 +76,12 @@ const L_TLBL = 35; // i32 load TLB base
 const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
-const L_OK = 39; // i32: an inline FP fast path's result may be used
-const L_FP = 40; // first of the f64 temporaries of the FP fast paths
+const L_DIRECT = 39; // i32: which of the block's direct targets (1-based) a chaining exit goes to, 0 for none
+const L_OK = 40; // i32: an inline FP fast path's result may be used
+const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
 const L_TAG = L_FP + FP_TEMPS; // i64: the data TLB's context tag (constant in a block: changing it ends the block)
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [6, I32], [FP_TEMPS, F64], [1, I64]];
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -137,7 +140,7 @@ class Emitter {
   sawLoop = false;
 
   constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null,
-    private readonly exitFunc: number | null = null) {
+    private readonly exits: ModuleExits | null = null) {
     if (loop) {
       for (const r of loop.preload) this.loaded.add(r);
       for (const r of loop.written) {
@@ -332,8 +335,22 @@ class Emitter {
   /** Exit to a constant pc; `chain`: through a link slot straight into the next block when possible. */
   exitConst(pc: bigint, count: number, chain = false): this {
     this.i64c(pc).lset(L_EXITPC);
-    return this.toExit(count, chain && this.allocLink ? this.allocLink(pc) : 0);
+    const slot = chain && this.allocLink ? this.allocLink(pc) : 0;
+    if (slot !== 0) {
+      this.chains = true;
+      const d = this.exits?.direct?.(pc);
+      if (d) {
+        let i = this.directs.findIndex((x) => x.func === d.func);
+        if (i < 0) i = this.directs.push(d) - 1;
+        this.i32c(i + 1).lset(L_DIRECT);
+      }
+    }
+    return this.toExit(count, slot);
   }
+  /** A constant-target exit of this block chains: the block checks its slot inline (see finish). */
+  private chains = false;
+  /** Blocks of this module its exits go to, in order of first use (L_DIRECT - 1 indexes it). */
+  private directs: { func: number; slot: number }[] = [];
   /** Exit to the pc on the stack (no chaining). */
   exitDyn(count: number): this {
     this.lset(L_EXITPC);
@@ -395,10 +412,55 @@ class Emitter {
     this.size.bytes.writeback += f.length - body;
     this.size.bytes.frame -= f.length - body;
     f.byte(OP.end);
-    if (this.allocLink && this.exitFunc !== null) {
-      // Chaining, the pc and the retired count: the module's exit function.
+    if (this.allocLink && this.exits !== null) {
+      if (this.chains) {
+        // The common case inline, to save the hop through the exit function:
+        // if (slot && slot.epoch == *slot.epochWord && slot.target == pc && done + count + slot.len <= budget)
+        //   { done += count; tail-call slot.fn (directly when it is a block of this module) }
+        f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
+        f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
+        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add).byte(OP.local_tee).u32(L_COUNT);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
+        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+        f.byte(OP.if).byte(0x40);
+        f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_COUNT); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
+        const n = this.directs.length;
+        if (n > 0) {
+          // br_table on L_DIRECT to arm k (1..n); 0 goes on to the trampoline. An arm
+          // calls its function only if the slot holds exactly its table slot.
+          f.byte(OP.block).byte(0x40);
+          for (let k = n; k >= 0; k--) f.byte(OP.block).byte(0x40);
+          f.byte(OP.local_get).u32(L_DIRECT).byte(OP.br_table).u32(n + 1);
+          for (let k = 0; k <= n; k++) f.u32(k);
+          f.u32(0);
+          f.byte(OP.end);
+          f.byte(OP.br).u32(n);
+          for (let k = 1; k <= n; k++) {
+            f.byte(OP.end);
+            const d = this.directs[k - 1];
+            f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+            f.byte(OP.i32_const).i32(d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
+            f.byte(OP.return_call).u32(d.func);
+            f.byte(OP.end);
+            if (k < n) f.byte(OP.br).u32(n - k);
+          }
+          f.byte(OP.end);
+        }
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+        f.byte(OP.return_call).u32(IMP.chain);
+        f.byte(OP.end);
+        // Not chained: L_COUNT holds done + count now; give the exit function the count again.
+        f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        f.byte(OP.i32_sub).byte(OP.local_set).u32(L_COUNT);
+        f.byte(OP.end);
+      }
+      // Everything else (dynamic targets, the jump cache, links for the dispatcher, the pc): the exit function.
       f.byte(OP.local_get).u32(L_SLOT).byte(OP.local_get).u32(L_EXITPC).byte(OP.local_get).u32(L_COUNT);
-      f.byte(OP.return_call).u32(this.exitFunc);
+      f.byte(OP.return_call).u32(this.exits.exitFunc);
       return f.finish();
     }
     f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, stateBlock + PC_OFF);
@@ -498,9 +560,9 @@ type ExpandRvc = (half: number) => number;
  */
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator | null = null,
-  exitFunc: number | null = null, stateBase: number = STATE,
+  exits: ModuleExits | null = null, stateBase: number = STATE,
 ): TranslatedBlock | null {
-  if (allocLink && exitFunc === null) throw new Error('translateBlock: a chaining block needs its module\'s exit function');
+  if (allocLink && exits === null) throw new Error('translateBlock: a chaining block needs its module\'s exit function');
   stateBlock = stateBase;
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
   let link = allocLink;
@@ -513,11 +575,11 @@ export function translateBlock(
       return a;
     };
   }
-  const first = new Emitter(link, pc, null, exitFunc);
+  const first = new Emitter(link, pc, null, exits);
   const t = emitBlock(first, pc, hpc, read16, expandRvc);
   if (!t || !first.sawLoop) return t;
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
-  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, exitFunc);
+  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, exits);
   return emitBlock(looped, pc, hpc, read16, expandRvc);
 }
 
