@@ -29,6 +29,7 @@ export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
   jitPrimeHead,
+  jitLoadX, jitStoreX,
 } from './jit';
 
 export { EXIT_WFI, setOrderingFences } from './exec';

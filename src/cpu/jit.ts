@@ -12,10 +12,11 @@ import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, c
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException, takePendingException, updateTimerLines, pendingInterrupt } from './trap';
-import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, RAM_BASE } from './mmu';
+import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, noteJcacheFill, RAM_BASE } from './mmu';
 import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
 import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 import { jitHashAt, jitHotAt, stateAt } from './hart-area';
+import { JIT_JCACHE_BASE_OFF, JIT_JCACHE_ENTRIES, X_OFF } from './state';
 
 /** Executions of a block head before it is queued for translation. */
 const HOT_THRESHOLD: i32 = 64;
@@ -234,6 +235,54 @@ export function jitStore(va: u64, size: u32, v: u64, k: u32): void {
   setFlag();
 }
 
+/**
+ * Where a slow-path load or store that raised JIT_FLAG leaves the block: pc
+ * (trapped) or the next instruction (done, leave now), in the STATE block, so
+ * translated code needs one exit for both (see emitLoad in translate.ts).
+ */
+@inline function leaveAt(insnPc: u64, op: u32): void {
+  store<u64>(stateAt() + PC_OFF, trapped ? insnPc : insnPc + (((op >> 8) & 1) != 0 ? 4 : 2));
+}
+
+/**
+ * A load's slow path for translated code that also leaves what the block's exit
+ * needs: op = k << 9 | (4-byte instruction) << 8 | rd << 3 | funct3. On a flag
+ * the pc to leave with is in the STATE block and, if the load completed, x[rd]
+ * too. Returns the loaded value, or `old` (rd's value in the block) if the load
+ * trapped: the block's exit writes that back when rd was dirty.
+ */
+export function jitLoadX(va: u64, insnPc: u64, op: u32, old: u64): u64 {
+  const f3 = op & 7;
+  const d = retiredBefore(op >> 9);
+  instret += d;
+  let v = loadSlow(va, <u32>1 << (f3 & 3));
+  instret -= d;
+  if (f3 == 0) v = <u64><i64><i8>v;
+  else if (f3 == 1) v = <u64><i64><i16>v;
+  else if (f3 == 2) v = <u64><i64><i32>v;
+  setFlag();
+  if (trapped) {
+    leaveAt(insnPc, op);
+    return old;
+  }
+  if (breakBatch) {
+    const rd = (op >> 3) & 31;
+    if (rd != 0) store<u64>(stateAt() + X_OFF + (rd << 3), v);
+    leaveAt(insnPc, op);
+  }
+  return v;
+}
+
+/** A store's slow path for translated code, leaving the exit pc like jitLoadX (op: k << 9 | (4-byte) << 8 | size). */
+export function jitStoreX(va: u64, v: u64, insnPc: u64, op: u32): void {
+  const d = retiredBefore(op >> 9);
+  instret += d;
+  storeSlow(va, op & 0xff, v);
+  instret -= d;
+  setFlag();
+  if (trapped || breakBatch) leaveAt(insnPc, op);
+}
+
 /** Run the one instruction at the pc held in the STATE block through the interpreter. */
 export function jitInterp(k: u32): void {
   count(CNT_JIT_INTERP);
@@ -344,6 +393,12 @@ export function jitLookup(va: u64, slot: u32): u32 {
   store<u64>(slot, va, 16);
   noteLinkTarget(va);
   linkSlot(slot, e);
+  // Also the jump cache, which other indirect jumps to va probe first (see emitJumpCacheProbe in translate.ts).
+  noteJcacheFill();
+  const j = load<u32>(stateAt() + JIT_JCACHE_BASE_OFF) + ((<u32>(va >> 1) & (JIT_JCACHE_ENTRIES - 1)) << 4);
+  store<u64>(j, va);
+  store<u32>(j, load<u32>(e, 16), 8);
+  store<u32>(j, load<u32>(e, 20), 12);
   return load<u32>(e, 16);
 }
 

@@ -63,6 +63,20 @@ export const JIT_URGENT_OFF: u32 = 0x1124;
 export const FS_DIRTY_OFF: u32 = 0x1128;
 /** Tags the TLB compares in the upper bits of an entry's page number (fetch, data: u64 each), mirrored for translated code. */
 export const TLB_TAGS_OFF: u32 = 0x1130;
+/** Address of the current privilege's part of the jump cache (u32), mirrored for translated code. */
+export const JIT_JCACHE_BASE_OFF: u32 = 0x1150;
+/**
+ * Jump cache: targets of indirect jumps (jalr: returns, calls through pointers,
+ * switch tables) and the blocks translated there, so a translated indirect
+ * jump whose own link slot holds another target finds its block without the
+ * core. One part per privilege (U, S, -, M: a block reached in one privilege
+ * is never entered from another), each JIT_JCACHE_ENTRIES entries of 16 bytes
+ * {target u64, fn u32, len u32}, indexed by target bits 1..9. Parts are filled
+ * with ones (an odd target no jump has) whenever the link epoch they follow is
+ * bumped, instead of each entry carrying an epoch.
+ */
+export const JIT_JCACHE_OFF: u32 = 0x8000;
+export const JIT_JCACHE_ENTRIES: u32 = 512;
 /** A word only the interpreter's full fence touches (a locked add of 0: this compiler's atomic.fence does not validate). */
 export const FENCE_WORD_OFF: u32 = 0x1140;
 /**

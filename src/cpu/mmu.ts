@@ -16,6 +16,7 @@
 
 import {
   TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
+  JIT_JCACHE_OFF, JIT_JCACHE_ENTRIES, JIT_JCACHE_BASE_OFF,
   MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
 
@@ -28,9 +29,31 @@ const LINK_MAP_BYTES: u32 = LINK_PAGES_BITS >> 3;
 let kernelLinksNoted: bool = false;
 let userLinksNoted: bool = false;
 
+// Jump cache parts filled since they were last emptied (true at start: the
+// state block may hold anything until the first bump, which reset and restore do).
+let jcacheUserUsed: bool = true;
+let jcacheSuperUsed: bool = true;
+const JCACHE_PART: u32 = JIT_JCACHE_ENTRIES << 4;
+
+/** Address of privilege p's part of the jump cache. */
+@inline export function jcachePart(p: u32): u32 {
+  return stateAt() + JIT_JCACHE_OFF + p * JCACHE_PART;
+}
+
+/** A jump-cache entry is being filled in the current privilege: its part must be emptied at the next bump. */
+@inline export function noteJcacheFill(): void {
+  if (priv == PRV_U) jcacheUserUsed = true;
+  else jcacheSuperUsed = true;
+}
+
 /** Links between translated blocks assume the current mappings and code: invalidate them all. */
 export function bumpLinkEpoch(): void {
   store<u32>(stateAt() + JIT_EPOCH_OFF, load<u32>(stateAt() + JIT_EPOCH_OFF) + 1);
+  if (jcacheSuperUsed) {
+    // S, the unused 2 and M (U follows the user epoch, below).
+    memory.fill(jcachePart(1), 0xff, 3 * JCACHE_PART);
+    jcacheSuperUsed = false;
+  }
   bumpUserLinkEpoch();
   if (kernelLinksNoted) {
     memory.fill(linkMapKernel(), 0, LINK_MAP_BYTES);
@@ -46,6 +69,10 @@ export function bumpLinkEpoch(): void {
  */
 function bumpUserLinkEpoch(): void {
   store<u32>(stateAt() + JIT_USER_EPOCH_OFF, load<u32>(stateAt() + JIT_USER_EPOCH_OFF) + 1);
+  if (jcacheUserUsed) {
+    memory.fill(jcachePart(PRV_U), 0xff, JCACHE_PART);
+    jcacheUserUsed = false;
+  }
   if (userLinksNoted) {
     memory.fill(linkMapUser(), 0, LINK_MAP_BYTES);
     userLinksNoted = false;
@@ -222,6 +249,7 @@ export function updateTlbSets(): void {
   store<u32>(stateAt() + TLB_BASES_OFF + 8, tlbStore);
   store<u64>(stateAt() + TLB_TAGS_OFF, tagFetch);
   store<u64>(stateAt() + TLB_TAGS_OFF + 8, tagData);
+  store<u32>(stateAt() + JIT_JCACHE_BASE_OFF, jcachePart(priv));
 }
 
 @inline function asidOf(v: u64): u32 {

@@ -4,8 +4,9 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, BLOCK_LOCALS } from './translate.js';
+import { translateBlock, exitFunctionBody, BLOCK_LOCALS, EXIT_LOCALS } from './translate.js';
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
+import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
@@ -53,7 +54,8 @@ export interface JitCoreExports {
 }
 
 const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'jitMulhu', 'jitDiv', 'jitDivu',
-  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup', 'jitAmo', 'jitCsr', 'jitSystem'] as const;
+  'jitRem', 'jitRemu', 'jitDivw', 'jitDivuw', 'jitRemw', 'jitRemuw', 'jitFp', 'jitLookup', 'jitAmo', 'jitCsr', 'jitSystem',
+  'jitLoadX', 'jitStoreX'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
 /**
@@ -72,6 +74,8 @@ export interface JitStats {
   rejected: number;
   /** Host time spent translating, compiling and installing (drains, and cached batches put back), ms. */
   ms: number;
+  /** Bytes of block bodies by kind of guest instruction (since start). */
+  codeSize: CodeSize;
 }
 
 export class Jit {
@@ -103,7 +107,7 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0, codeSize: newCodeSize() };
   /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
   warm: WarmStart | null = null;
   /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
@@ -342,17 +346,21 @@ export class Jit {
     // The core expands and caches on first use (its RVC_TABLE), also for encodings the guest has not run yet.
     const expandRvc = (half: number) => this.ex.rvcExpand(half) >>> 0;
     // Function i of the module is queue entry i, installed at table slot base + i, so
-    // an exit to another head of this drain can tail-call it directly. A head that
-    // cannot be translated keeps its position with UNTRANSLATED_BODY.
+    // an exit linked to another block of this drain can tail-call it directly (the
+    // module's exit function). A head that cannot be translated keeps its position
+    // with UNTRANSLATED_BODY.
     const base = this.nextSlot;
+    // The module's exit function comes after the blocks.
+    const firstFunc = HELPERS.length + 1;
     const index = new Map<bigint, number>();
     heads.forEach(({ va }, i) => {
       if (!index.has(va)) index.set(va, i);
     });
     const direct = (target: bigint) => {
       const i = index.get(target);
-      return i === undefined ? undefined : { func: HELPERS.length + 1 + i, slot: base + i };
+      return i === undefined ? undefined : { func: firstFunc + i, slot: base + i };
     };
+    const exits = { exitFunc: firstFunc + heads.length, firstFunc, base, count: heads.length, direct };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     // The guest bytes each translation read, for the warm-start cache.
     let lo = 0;
@@ -366,8 +374,9 @@ export class Jit {
     for (const { va, hpc } of heads) {
       lo = hpc;
       hi = hpc;
-      const t = translateBlock(va, hpc, warm ? read16Seen : read16, expandRvc, allocLink, direct, this.hartOff + STATE);
+      const t = translateBlock(va, hpc, warm ? read16Seen : read16, expandRvc, allocLink, exits, this.hartOff + STATE);
       if (!t) this.stats.rejected++;
+      else addCodeSize(this.stats.codeSize, t.size);
       if (cachedBlocks) {
         const code = t ? warm!.codeAt(lo, hi) : { lo: hpc - warm!.hostAddr(0), bytes: new Uint8Array(0) };
         if (code) cachedBlocks.push({ va, off: hpc - warm!.hostAddr(0), lo: code.lo, bytes: code.bytes, insns: t ? t.insns : 0 });
@@ -389,12 +398,17 @@ export class Jit {
       { params: [I64, I32], results: [I32] }, // 7: jitLookup
       { params: [I32, I64, I64, I32], results: [I64] }, // 8: jitAmo
       { params: [I32, I64, I32], results: [I64] }, // 9: jitCsr
+      { params: [I32, I64, I32], results: [I32] }, // 10: the module's exit function
+      { params: [I64, I64, I32, I64], results: [I64] }, // 11: jitLoadX
+      { params: [I64, I64, I64, I32], results: [] }, // 12: jitStoreX
     ];
     const typeOf = (name: string, i: number) =>
-      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
+      name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6
+        : name === 'jitLoadX' ? 11 : name === 'jitStoreX' ? 12 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
-    const bytes = buildModule(types, imps, blocks.map((b) => b.body));
+    const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };
+    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn]);
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }

@@ -15,8 +15,9 @@
 import { ByteWriter, OP, I32, I64, F64, ATOMIC, ATOMIC_PREFIX } from './wasm-builder.js';
 import {
   STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
-  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF,
+  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF, JIT_JCACHE_BASE_OFF, JIT_JCACHE_ENTRIES,
 } from '../machine/layout.generated.js';
+import { newCodeSize, codeKindOf, type CodeSize } from './code-size.js';
 
 /** The PAUSE hint (Zihintpause), which Linux's cpu_relax() executes in every spin loop. */
 const PAUSE = 0x0100000f;
@@ -30,11 +31,19 @@ const PAUSE = 0x0100000f;
 export type LinkAllocator = (target: bigint, dynamic?: boolean) => number;
 
 /**
- * Blocks of the module being built, by guest pc: the wasm function index a
- * chained exit can tail-call directly, and the table slot it will be installed
- * at (the exit's link slot must hold that slot for the direct call to be used).
+ * The module's exit function (see exitFunctionBody), which every exit of a
+ * chaining block tail-calls with (link slot, exit pc, instructions retired),
+ * and where the module's block functions are: `count` functions from wasm
+ * function index `firstFunc`, installed at table slots `base` onwards.
  */
-export type DirectTargets = (target: bigint) => { func: number; slot: number } | undefined;
+export interface ModuleExits {
+  exitFunc: number;
+  firstFunc: number;
+  base: number;
+  count: number;
+  /** The block of this module translated for guest pc `target`, if any: its function index and table slot. */
+  direct?: (target: bigint) => { func: number; slot: number } | undefined;
+}
 
 /** Import indices inside a block module (see jit.ts for the list). */
 export const IMP = {
@@ -45,7 +54,8 @@ export const IMP = {
   amo: 16,
   csr: 17,
   system: 18,
-  chain: 19,
+  loadx: 19, storex: 20,
+  chain: 21,
 } as const;
 
 const MAX_INSNS = 256;
@@ -66,7 +76,7 @@ const L_TLBL = 35; // i32 load TLB base
 const L_TLBS = 36; // i32 store TLB base
 const L_COUNT = 37; // i32: instructions retired at the exit
 const L_SLOT = 38; // i32: link slot of a chainable exit, or 0
-const L_DIRECT = 39; // i32: which direct target (1-based) a chainable exit goes to, 0 for none
+const L_DIRECT = 39; // i32: which of the block's direct targets (1-based) a chaining exit goes to, 0 for none
 const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
@@ -76,6 +86,8 @@ export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS,
 export interface TranslatedBlock {
   code: Uint8Array;
   insns: number;
+  /** Where its bytes went, by kind of instruction. */
+  size: CodeSize;
 }
 
 /**
@@ -106,6 +118,7 @@ function sext(v: number, bits: number): number {
  */
 class Emitter {
   readonly c = new ByteWriter();
+  readonly size = newCodeSize();
   private loaded = new Set<number>();
   /** Registers written since the STATE block was last made current. */
   private dirty = new Set<number>();
@@ -119,18 +132,15 @@ class Emitter {
    * could lower FS again (it runs through emitCsr, which clears this).
    */
   fsDirty = false;
+  /** The TLB base locals (L_TLBL, L_TLBS) the block's probes read: the prologue loads only these. */
+  readonly tlbUsed = new Set<number>();
   /** Registers read by the block (for a loop plan). */
   readonly readRegs = new Set<number>();
   /** A branch or jump of the block goes back to its head. */
   sawLoop = false;
 
-  /** An exit through a dynamic (indirect jump) link slot. */
-  private hasDynamicExit = false;
-  /** Direct targets of this block's exits, in order of first use (L_DIRECT - 1 indexes it). */
-  private directs: { func: number; slot: number }[] = [];
-
   constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null,
-    private readonly direct: DirectTargets | null = null) {
+    private readonly exits: ModuleExits | null = null) {
     if (loop) {
       for (const r of loop.preload) this.loaded.add(r);
       for (const r of loop.written) {
@@ -237,6 +247,10 @@ class Emitter {
     this.everDirty.add(r);
     return this;
   }
+  /** x[r] was written by this block and not yet stored to the STATE block. */
+  isDirty(r: number): boolean {
+    return this.dirty.has(r);
+  }
   /** Every register the block writes. */
   writtenRegs(): Set<number> {
     return new Set(this.everDirty);
@@ -267,15 +281,41 @@ class Emitter {
 
   /** Distinct sets of registers exits write back (bit r = x[r]); exits with the same set share its stores. */
   private masks: number[] = [];
+  /**
+   * The exits' branches to their groups: where the two-byte depth is, the depth
+   * of the group laid out first (innermost), and the group. Groups are laid out
+   * in finish(), so the depths are patched there.
+   */
+  private exitBrs: { at: number; base: number; group: number }[] = [];
   private toExit(count: number, slot: number): this {
     let mask = 0;
     for (const r of this.dirty) mask |= 1 << r;
     let group = this.masks.indexOf(mask);
     if (group < 0) group = this.masks.push(mask) - 1;
-    this.i32c(count).lset(L_COUNT).i32c(slot).lset(L_SLOT);
+    this.i32c(count).lset(L_COUNT);
+    // L_SLOT is 0 unless an exit sets it, and an exit is the last thing a run of the block does.
+    if (slot !== 0) this.i32c(slot).lset(L_SLOT);
     // Out of the open ifs (and the loop) to the end of the group's block, where its stores are.
-    this.c.byte(OP.br).u32(this.depth + (this.loop ? 1 : 0) + group);
+    this.c.byte(OP.br);
+    this.exitBrs.push({ at: this.c.length, base: this.depth + (this.loop ? 1 : 0), group });
+    this.c.u32x2(0);
     return this;
+  }
+
+  /**
+   * Order of the write-back groups (position 0 innermost): largest sets first,
+   * so that where the next set is a subset of this one, this group stores only
+   * the difference and falls through into the next one's stores. Exits mostly
+   * see the dirty set grow along the block, so the sets nest and each
+   * register's store is emitted about once instead of once per exit.
+   */
+  private groupOrder(): number[] {
+    const bits = (m: number) => {
+      let n = 0;
+      for (let x = m >>> 0; x !== 0; x &= x - 1) n++;
+      return n;
+    };
+    return this.masks.map((m, g) => ({ g, n: bits(m) })).sort((a, b) => b.n - a.n || a.g - b.g).map((x) => x.g);
   }
   /**
    * Back to the block's head after `count` instructions of this iteration: go
@@ -296,14 +336,21 @@ class Emitter {
   exitConst(pc: bigint, count: number, chain = false): this {
     this.i64c(pc).lset(L_EXITPC);
     const slot = chain && this.allocLink ? this.allocLink(pc) : 0;
-    const d = slot !== 0 && this.direct ? this.direct(pc) : undefined;
-    if (d) {
-      let i = this.directs.findIndex((x) => x.func === d.func);
-      if (i < 0) i = this.directs.push(d) - 1;
-      this.i32c(i + 1).lset(L_DIRECT);
+    if (slot !== 0) {
+      this.chains = true;
+      const d = this.exits?.direct?.(pc);
+      if (d) {
+        let i = this.directs.findIndex((x) => x.func === d.func);
+        if (i < 0) i = this.directs.push(d) - 1;
+        this.i32c(i + 1).lset(L_DIRECT);
+      }
     }
     return this.toExit(count, slot);
   }
+  /** A constant-target exit of this block chains: the block checks its slot inline (see finish). */
+  private chains = false;
+  /** Blocks of this module its exits go to, in order of first use (L_DIRECT - 1 indexes it). */
+  private directs: { func: number; slot: number }[] = [];
   /** Exit to the pc on the stack (no chaining). */
   exitDyn(count: number): this {
     this.lset(L_EXITPC);
@@ -311,7 +358,6 @@ class Emitter {
   }
   /** Exit to the pc on the stack, chaining when it is the target the slot was last linked to. */
   exitDynChained(count: number): this {
-    if (this.allocLink) this.hasDynamicExit = true;
     this.lset(L_EXITPC);
     return this.toExit(count, this.allocLink ? this.allocLink(0n, true) : 0);
   }
@@ -325,9 +371,10 @@ class Emitter {
   finish(): Uint8Array {
     const f = new ByteWriter();
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS);
-    f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG);
+    // Only what the block's probes use: a block without loads or stores enters with no memory reads.
+    if (this.tlbUsed.has(L_TLBL)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL); }
+    if (this.tlbUsed.has(L_TLBS)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS); }
+    if (this.tlbUsed.size > 0) { f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG); }
     if (this.loop) {
       for (const r of this.loop.preload) {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
@@ -337,80 +384,169 @@ class Emitter {
     // body to the end of its set's block, writes those registers and goes on to
     // the shared tail (the end of the outermost block).
     const groups = this.masks.length;
+    const order = this.groupOrder();
+    const position = new Array<number>(groups);
+    order.forEach((g, p) => (position[g] = p));
+    for (const b of this.exitBrs) this.c.patchU32x2(b.at, b.base + position[b.group]);
     f.byte(OP.block).byte(0x40); // the tail
     for (let g = 0; g < groups; g++) f.byte(OP.block).byte(0x40);
     if (this.loop) f.byte(OP.loop).byte(0x40);
     f.bytes(this.c.finish());
+    const body = f.length;
     if (this.loop) f.byte(OP.end);
-    for (let g = 0; g < groups; g++) {
+    for (let p = 0; p < groups; p++) {
       f.byte(OP.end);
+      const mask = this.masks[order[p]];
+      const next = p + 1 < groups ? this.masks[order[p + 1]] : -1;
+      // Falls through into the next group's stores when those are a subset of its own.
+      const fall = next >= 0 && (next & ~mask) === 0;
+      const own = fall ? mask & ~next : mask;
       for (let r = 1; r < 32; r++) {
-        if (this.masks[g] & (1 << r)) {
+        if (own & (1 << r)) {
           f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
         }
       }
-      if (g < groups - 1) f.byte(OP.br).u32(groups - 1 - g); // past the other groups' stores
+      if (!fall && p < groups - 1) f.byte(OP.br).u32(groups - 1 - p); // past the other groups' stores
     }
+    // (emitBlock counts everything outside the instructions as frame: move the stores out of it)
+    this.size.bytes.writeback += f.length - body;
+    this.size.bytes.frame -= f.length - body;
     f.byte(OP.end);
+    if (this.allocLink && this.exits !== null) {
+      if (this.chains) {
+        // The common case inline, to save the hop through the exit function:
+        // if (slot && slot.epoch == *slot.epochWord && slot.target == pc && done + count + slot.len <= budget)
+        //   { done += count; tail-call slot.fn (directly when it is a block of this module) }
+        f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
+        f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
+        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add).byte(OP.local_tee).u32(L_COUNT);
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
+        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+        f.byte(OP.if).byte(0x40);
+        f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_COUNT); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
+        const n = this.directs.length;
+        if (n > 0) {
+          // br_table on L_DIRECT to arm k (1..n); 0 goes on to the trampoline. An arm
+          // calls its function only if the slot holds exactly its table slot.
+          f.byte(OP.block).byte(0x40);
+          for (let k = n; k >= 0; k--) f.byte(OP.block).byte(0x40);
+          f.byte(OP.local_get).u32(L_DIRECT).byte(OP.br_table).u32(n + 1);
+          for (let k = 0; k <= n; k++) f.u32(k);
+          f.u32(0);
+          f.byte(OP.end);
+          f.byte(OP.br).u32(n);
+          for (let k = 1; k <= n; k++) {
+            f.byte(OP.end);
+            const d = this.directs[k - 1];
+            f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+            f.byte(OP.i32_const).i32(d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
+            f.byte(OP.return_call).u32(d.func);
+            f.byte(OP.end);
+            if (k < n) f.byte(OP.br).u32(n - k);
+          }
+          f.byte(OP.end);
+        }
+        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
+        f.byte(OP.return_call).u32(IMP.chain);
+        f.byte(OP.end);
+        // Not chained: L_COUNT holds done + count now; give the exit function the count again.
+        f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        f.byte(OP.i32_sub).byte(OP.local_set).u32(L_COUNT);
+        f.byte(OP.end);
+      }
+      // Everything else (dynamic targets, the jump cache, links for the dispatcher, the pc): the exit function.
+      f.byte(OP.local_get).u32(L_SLOT).byte(OP.local_get).u32(L_EXITPC).byte(OP.local_get).u32(L_COUNT);
+      f.byte(OP.return_call).u32(this.exits.exitFunc);
+      return f.finish();
+    }
     f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, stateBlock + PC_OFF);
     f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
-    if (this.allocLink) {
-      // if (slot) { if (slot.epoch == *slot.epochWord && slot.target == exit pc && done + slot.len <= budget)
-      //   tail-call slot.fn; LAST_EXIT = slot } (the target test matters for dynamic slots only)
-      f.byte(OP.local_get).u32(L_SLOT).byte(OP.if).byte(0x40);
-      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 4);
-      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
-      f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
-      f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
-      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
-      f.byte(OP.if).byte(0x40);
-      const n = this.directs.length;
-      if (n > 0) {
-        // A target in this module: tail-call it directly when the slot was linked to
-        // exactly that function's table slot (else it may be a stale translation).
-        // br_table on L_DIRECT to arm k (1..n); 0 goes on to the trampoline.
-        f.byte(OP.block).byte(0x40); // the trampoline path
-        for (let k = n; k >= 0; k--) f.byte(OP.block).byte(0x40);
-        f.byte(OP.local_get).u32(L_DIRECT).byte(OP.br_table).u32(n + 1);
-        for (let k = 0; k <= n; k++) f.u32(k);
-        f.u32(0);
-        f.byte(OP.end);
-        f.byte(OP.br).u32(n);
-        for (let k = 1; k <= n; k++) {
-          f.byte(OP.end);
-          const d = this.directs[k - 1];
-          f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
-          f.byte(OP.i32_const).i32(d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
-          f.byte(OP.return_call).u32(d.func);
-          f.byte(OP.end);
-          if (k < n) f.byte(OP.br).u32(n - k);
-        }
-        f.byte(OP.end);
-      }
-      f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
-      // Through the chain trampoline (jit.ts): only it imports the table, see there why.
-      f.byte(OP.return_call).u32(IMP.chain);
-      f.byte(OP.end);
-      if (this.hasDynamicExit) {
-        // The indirect jump went somewhere else than last time: look the target up
-        // without returning to the dispatcher (jitLookup relinks the slot).
-        f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 24);
-        f.byte(OP.if).byte(0x40);
-        f.byte(OP.local_get).u32(L_EXITPC).byte(OP.local_get).u32(L_SLOT).byte(OP.call).u32(IMP.lookup);
-        f.byte(OP.local_tee).u32(L_DIRECT).byte(OP.if).byte(0x40);
-        f.byte(OP.local_get).u32(L_DIRECT).byte(OP.return_call).u32(IMP.chain);
-        f.byte(OP.end);
-        f.byte(OP.end);
-      }
-      f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_SLOT); m(OP.i32_store, 2, stateBlock + JIT_LAST_EXIT_OFF);
-      f.byte(OP.end);
-    }
     f.byte(OP.i32_const).i32(0);
     return f.finish();
   }
+}
+
+/** Locals of the exit function after its parameters (slot i32, exit pc i64, count i32): fn and entry, i32. */
+export const EXIT_LOCALS: [number, number][] = [[2, I32]];
+
+/**
+ * The exit function of a module of chaining blocks, one per module instead of a
+ * copy of this in every block: account the instructions (JIT_DONE), then
+ * tail-call the next block when the exit's link slot is current (its epoch),
+ * goes to this pc (an indirect jump's slot follows its latest target) and the
+ * block fits the budget: a block of this module directly, others through the
+ * chain trampoline. An indirect jump whose slot missed tries the hart's jump
+ * cache, then the core's lookup (which relinks the slot and fills the cache).
+ * Otherwise note the slot for the dispatcher to link (JIT_LAST_EXIT), store
+ * the pc and return to the dispatcher. Params: slot (0: not chainable), exit
+ * pc, instructions retired by the block.
+ */
+export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Array {
+  const P_SLOT = 0, P_PC = 1, P_COUNT = 2, T_FN = 3, T_E = 4;
+  const f = new ByteWriter();
+  const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
+  const get = (l: number) => f.byte(OP.local_get).u32(l);
+  f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
+  get(P_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBase + JIT_DONE_OFF);
+  get(P_SLOT).byte(OP.if).byte(0x40);
+  {
+    // slot.epoch == *slot.epochWord && slot.target == pc && done + slot.len <= budget
+    get(P_SLOT); m(OP.i32_load, 2, 4);
+    get(P_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
+    get(P_SLOT); m(OP.i64_load, 3, 16); get(P_PC).byte(OP.i64_eq).byte(OP.i32_and);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
+    get(P_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
+    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+    f.byte(OP.if).byte(0x40);
+    get(P_SLOT); m(OP.i32_load, 2, 0); f.byte(OP.local_set).u32(T_FN);
+    if (mod.count > 0) {
+      // A table slot of this module's blocks: the function installed there is
+      // this module's (slots are not reused before a flush, which stales every link).
+      f.byte(OP.block).byte(0x40); // the trampoline path
+      for (let i = 0; i < mod.count; i++) f.byte(OP.block).byte(0x40);
+      get(T_FN).byte(OP.i32_const).i32(mod.base).byte(OP.i32_sub);
+      f.byte(OP.br_table).u32(mod.count);
+      for (let i = 0; i < mod.count; i++) f.u32(i);
+      f.u32(mod.count);
+      for (let i = 0; i < mod.count; i++) {
+        f.byte(OP.end);
+        f.byte(OP.return_call).u32(mod.firstFunc + i);
+      }
+      f.byte(OP.end);
+    }
+    get(T_FN).byte(OP.return_call).u32(IMP.chain);
+    f.byte(OP.end);
+    get(P_SLOT); m(OP.i32_load, 2, 24);
+    f.byte(OP.if).byte(0x40);
+    {
+      // The jump cache entry for pc in this privilege's part.
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_JCACHE_BASE_OFF);
+      get(P_PC).byte(OP.i32_wrap_i64).byte(OP.i32_const).i32(3).byte(OP.i32_shl);
+      f.byte(OP.i32_const).i32((JIT_JCACHE_ENTRIES - 1) << 4).byte(OP.i32_and).byte(OP.i32_add).byte(OP.local_tee).u32(T_E);
+      m(OP.i64_load, 3, 0); get(P_PC).byte(OP.i64_eq);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
+      get(T_E); m(OP.i32_load, 2, 12); f.byte(OP.i32_add);
+      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+      f.byte(OP.if).byte(0x40);
+      get(T_E); m(OP.i32_load, 2, 8); f.byte(OP.return_call).u32(IMP.chain);
+      f.byte(OP.end);
+      get(P_PC); get(P_SLOT); f.byte(OP.call).u32(IMP.lookup);
+      f.byte(OP.local_tee).u32(T_FN).byte(OP.if).byte(0x40);
+      get(T_FN).byte(OP.return_call).u32(IMP.chain);
+      f.byte(OP.end);
+    }
+    f.byte(OP.end);
+    f.byte(OP.i32_const).i32(0); get(P_SLOT); m(OP.i32_store, 2, stateBase + JIT_LAST_EXIT_OFF);
+  }
+  f.byte(OP.end);
+  f.byte(OP.i32_const).i32(0); get(P_PC); m(OP.i64_store, 3, stateBase + PC_OFF);
+  f.byte(OP.i32_const).i32(0);
+  return f.finish();
 }
 
 /** Read a 16-bit parcel at a linear-memory address. */
@@ -424,8 +560,9 @@ type ExpandRvc = (half: number) => number;
  */
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator | null = null,
-  direct: DirectTargets | null = null, stateBase: number = STATE,
+  exits: ModuleExits | null = null, stateBase: number = STATE,
 ): TranslatedBlock | null {
+  if (allocLink && exits === null) throw new Error('translateBlock: a chaining block needs its module\'s exit function');
   stateBlock = stateBase;
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
   let link = allocLink;
@@ -438,11 +575,11 @@ export function translateBlock(
       return a;
     };
   }
-  const first = new Emitter(link, pc, null, direct);
+  const first = new Emitter(link, pc, null, exits);
   const t = emitBlock(first, pc, hpc, read16, expandRvc);
   if (!t || !first.sawLoop) return t;
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
-  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, direct);
+  const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, exits);
   return emitBlock(looped, pc, hpc, read16, expandRvc);
 }
 
@@ -470,8 +607,12 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRv
       insn = (lo | (read16(a + 2) << 16)) >>> 0;
       len = 4;
     }
+    const before = e.c.length;
     const r = emitInsn(e, insn, curPc, BigInt(len), n, pageStart, hpc - Number(pc & 0xfffn));
     if (r === 'stop') break;
+    const kind = codeKindOf(insn);
+    e.size.insns[kind]++;
+    e.size.bytes[kind] += e.c.length - before;
     n++;
     if (r === 'end') {
       ended = true;
@@ -485,11 +626,15 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRv
     }
   }
   if (n === 0) return null;
+  const body = e.c.length;
   if (!ended) {
     if (e.loop && curPc === e.head) e.loopBack(n);
     else e.exitConst(curPc, n, true);
   }
-  return { code: e.finish(), insns: n };
+  const code = e.finish();
+  e.size.insns.frame++;
+  e.size.bytes.frame += code.length - body;
+  return { code, insns: n, size: e.size };
 }
 
 /** 'ok': continue after it; 'end': the block ends with it; 'stop': not translated; bigint: continue at that pc. */
@@ -1227,6 +1372,7 @@ export function setCountLookups(on: boolean): void {
 
 /** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
 function emitProbe(e: Emitter, base: number, size: number): void {
+  e.tlbUsed.add(base);
   if (countLookups) {
     const at = stateBlock + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
@@ -1250,13 +1396,6 @@ function emitHostAddr(e: Emitter): void {
 const LOAD_OPS = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u];
 const SIZES = [1, 2, 4, 8, 1, 2, 4];
 
-function emitExtend(e: Emitter, f3: number): void {
-  // The slow path returns zero-extended bytes; sign-extend for LB/LH/LW.
-  if (f3 === 0) e.i64c(56n).op(OP.i64_shl).i64c(56n).op(OP.i64_shr_s);
-  else if (f3 === 1) e.i64c(48n).op(OP.i64_shl).i64c(48n).op(OP.i64_shr_s);
-  else if (f3 === 2) sext32(e);
-}
-
 function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = SIZES[f3];
   e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
@@ -1265,13 +1404,28 @@ function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number,
   emitHostAddr(e);
   e.mem(LOAD_OPS[f3], Math.log2(size), 0);
   e.else();
-  e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
-  emitExtend(e, f3);
-  e.lset(L_VAL);
-  emitHelperFlagExits(e, rd, pc, next, k);
-  e.lget(L_VAL);
+  const slow = e.c.length;
+  // jitLoadX leaves the exit pc in the STATE block and, when the load completed,
+  // x[rd]; so one exit serves a trap and a leave. An rd this block wrote and has
+  // not stored yet goes in as well and comes back if the load trapped: that
+  // value must then be written back at the exit, the loaded one otherwise.
+  const dirty = e.isDirty(rd);
+  e.lget(L_VA).i64c(pc).i32c(slowOp(k, next - pc, rd, f3));
+  if (dirty) e.lget(rd - 1);
+  else e.i64c(0n);
+  e.call(IMP.loadx).ltee(L_VAL);
+  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  if (dirty) e.lget(L_VAL).lset(rd - 1);
+  e.exitStoredPc(k + 1);
   e.end();
+  e.end();
+  e.size.memSlowBytes += e.c.length - slow;
   e.setReg(rd);
+}
+
+/** The op word of jitLoadX and jitStoreX (src/cpu/jit.ts): k, instruction length, rd, and funct3 or size. */
+function slowOp(k: number, len: bigint, rd: number, low: number): number {
+  return (k << 9) | (len === 4n ? 1 << 8 : 0) | (rd << 3) | low;
 }
 
 const STORE_OPS = [OP.i64_store8, OP.i64_store16, OP.i64_store32, OP.i64_store];
@@ -1393,16 +1547,14 @@ function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: numbe
   emitHostAddr(e);
   e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
   e.else();
-  e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
+  const slow = e.c.length;
+  // jitStoreX leaves the exit pc in the STATE block: on the store if it trapped, after it to leave.
+  e.lget(L_VA).lget(L_VAL).i64c(pc).i32c(slowOp(k, next - pc, 0, size)).call(IMP.storex);
   e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  {
-    // 1: trapped (pc stays on the store); 2: stored, leave after it.
-    e.i64c(pc).i64c(next);
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
-    e.exitDyn(k + 1);
-  }
+  e.exitStoredPc(k + 1);
   e.end();
   e.end();
+  e.size.memSlowBytes += e.c.length - slow;
 }
 
 function emitOpImm(e: Emitter, insn: number, rd: number, rs1: number, f3: number): EmitResult {

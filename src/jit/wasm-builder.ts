@@ -122,6 +122,16 @@ export class ByteWriter {
       this.byte(b | 0x80);
     }
   }
+  /** An unsigned LEB128 of exactly two bytes (v < 16384), to be patched later with patchU32x2. */
+  u32x2(v: number): this {
+    return this.byte(0x80 | (v & 0x7f)).byte((v >>> 7) & 0x7f);
+  }
+  /** Overwrite the two-byte LEB128 written by u32x2 at `at`. */
+  patchU32x2(at: number, v: number): void {
+    if (v >>> 14 !== 0) throw new Error(`patchU32x2: ${v} does not fit two bytes`);
+    this.buf[at] = 0x80 | (v & 0x7f);
+    this.buf[at + 1] = (v >>> 7) & 0x7f;
+  }
   name(s: string): this {
     const enc = new TextEncoder().encode(s);
     this.u32(enc.length);

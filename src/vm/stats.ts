@@ -5,6 +5,7 @@
 import type { MachineDeviceStats, VirtMachine } from '../machine/virt.js';
 import type { BucketConfig } from '../devices/rate-limiter.js';
 import type { HartReport } from '../machine/harts.js';
+import { codeSizeLine } from '../jit/code-size.js';
 
 const EXCEPTION_NAMES: Record<number, string> = {
   0: 'instruction misaligned', 1: 'instruction access fault', 2: 'illegal instruction', 3: 'breakpoint',
@@ -52,6 +53,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
     const ws = w.stats;
     lines.push(`  translation cache    ${fmt(ws.blocks)} blocks in ${fmt(ws.batches)} batches read; ${fmt(ws.used)} batches put back (${fmt(ws.usedBlocks)} blocks), ${fmt(ws.changed)} refused: guest code changed, ${fmt(ws.invalid)} refused: damaged; ${fmt(ws.recorded)} batches recorded${w.note ? `; ${w.note}` : ''}`);
   }
+  lines.push(`  translated bytes     ${codeSizeLine(js.codeSize)}`);
   const perM = (n: bigint) => (insns > 0n ? (Number(n) / Number(insns)) * 1e6 : 0).toFixed(0);
   lines.push(`  TLB slow paths       fetch ${fmt(c.walks.fetch)}, load ${fmt(c.walks.load)}, store ${fmt(c.walks.store)} (${perM(c.walks.fetch + c.walks.load + c.walks.store)} per million instructions)`);
   if (lookupsCounted) {
