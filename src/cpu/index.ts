@@ -11,8 +11,9 @@ import { pmpReset } from './pmp';
 import { hartsReset } from './harts';
 export {
   hartSetCount, hartCurrent, hartSwitch, hartSaveTo, hartFieldGet, hartFieldSet, hartMipBits, hartWakeable, hartDeadline,
-  hartRegGet, hartRegSet,
+  hartRegGet, hartRegSet, hartAdopt, hartUnlinkAll,
 } from './harts';
+export { setHartThreads } from './mmu';
 import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
 export { trigLegal } from './triggers';
 import { execute, EXIT_NONE, EXIT_HOST } from './exec';
