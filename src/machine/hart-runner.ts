@@ -242,8 +242,9 @@ export class HartRunner implements SbiHarts {
         if (!ex.hartWakeable(h)) {
           const d = BigInt.asUintN(64, ex.nextTimerDeadline());
           const now = this.host.nowTicks();
-          const ms = d === ALL_ONES ? MAX_SLEEP_MS : d > now ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : 0;
-          if (ms > 0) board.sleep(h, seen, ms);
+          // A deadline that has passed without waking the hart (its timer is masked) cannot wake it either.
+          const ms = d > now && d !== ALL_ONES ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : MAX_SLEEP_MS;
+          board.sleep(h, seen, ms);
           continue;
         }
         this.waiting = false;
