@@ -204,6 +204,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       memMiB: c.memory,
       deterministic: c.deterministic === true,
       cpus: c.cpus ?? c.vcpus ?? 1,
+      hartThreads: c.hartThreads === true,
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
       disks: (c.disks ?? []).map((d) => ({
