@@ -76,10 +76,10 @@ export const LINK_PAGES_BITS: u32 = 32768;
 /** TLB context per ASID: ASID_COUNT entries of {satp u64, context u32, pad u32}. */
 export const ASID_TABLE_OFF: u32 = 0x4000;
 export const ASID_COUNT: u32 = 512;
-/** PMP entries (src/cpu/pmp.ts): 16 config bytes, then pmpaddr, decoded low and high bounds (16 u64 each). */
-export const PMP_OFF: u32 = 0x3000;
+/** PMP entries (src/cpu/pmp.ts; after the link maps: the compile queue ends at 0x3010): 16 config bytes, then pmpaddr, decoded low and high bounds (16 u64 each). */
+export const PMP_OFF: u32 = 0x8000;
 /** Sdtrig triggers (src/cpu/triggers.ts): tdata1 then tdata2, 4 u64 each. */
-export const TRIG_OFF: u32 = 0x3200;
+export const TRIG_OFF: u32 = 0x8200;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
 export const JIT_QUEUE_MAX: u32 = 256;
