@@ -65,6 +65,8 @@ export const FS_DIRTY_OFF: u32 = 0x1128;
 export const TLB_TAGS_OFF: u32 = 0x1130;
 /** A word only the interpreter's full fence touches (a locked add of 0: this compiler's atomic.fence does not validate). */
 export const FENCE_WORD_OFF: u32 = 0x1140;
+/** Set by another thread (harts on threads of their own): leave run() at the next block head; the hart's thread clears it. */
+export const HART_ATTN_OFF: u32 = 0x1144;
 /**
  * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
  * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first

@@ -25,6 +25,7 @@ const W_WFIS = 8;
 const W_IPIS = 9;
 const W_CODE_SEEN = 10;
 const W_SUSPEND_KIND = 11;
+const W_FENCE_KIND = 12;
 const I32_PER_HART = 16;
 // i64 words per hart
 const Q_INSTRET = 0;
@@ -41,6 +42,9 @@ const G_PANIC = 3;
 const G_CODE_GEN = 4;
 const G_RESET = 5;
 const G_WORDS = 8;
+/** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
+export const FENCE_TLB = 1;
+export const FENCE_CODE = 2;
 /** Console bytes an SBI call on a hart thread hands to the device thread at once. */
 export const CONSOLE_CHUNK = 4096;
 
@@ -94,7 +98,10 @@ export class HartBoard {
   wake(h: number): void {
     Atomics.add(this.i32, this.w(h, W_WAKE), 1);
     Atomics.notify(this.i32, this.w(h, W_WAKE));
+    this.poke?.(h);
   }
+  /** Makes a running hart leave its slice soon (set by each thread that holds the core's memory). */
+  poke: ((h: number) => void) | null = null;
   wakeAll(): void {
     for (let h = 0; h < this.harts; h++) this.wake(h);
   }
@@ -162,8 +169,9 @@ export class HartBoard {
 
   // ---- remote fences ----
 
-  /** Ask hart h to flush its TLB and links; returns the ticket its acknowledgement must reach. */
-  requestFence(h: number): number {
+  /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
+  requestFence(h: number, tlb: boolean): number {
+    Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
     const t = Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1;
     this.wake(h);
     return t;
@@ -175,6 +183,10 @@ export class HartBoard {
   fenceDue(h: number): number | null {
     const req = Atomics.load(this.i32, this.w(h, W_FENCE_REQ));
     return req !== Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) ? req : null;
+  }
+  /** What the fences asked of hart h since it last looked: FENCE_TLB and/or FENCE_CODE bits. */
+  takeFenceKind(h: number): number {
+    return Atomics.exchange(this.i32, this.w(h, W_FENCE_KIND), 0);
   }
   ackFence(h: number, ticket: number): void {
     Atomics.store(this.i32, this.w(h, W_FENCE_ACK), ticket);

@@ -7,7 +7,8 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED } from './hart-board.js';
+import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB } from './hart-board.js';
+import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
 import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
@@ -91,7 +92,12 @@ export class HartRunner implements SbiHarts {
       },
     };
     this.sbi = new Sbi(core, this, sbiHost);
+    board.poke = pokeHart(core.memoryBuffer);
+    this.attn = new Int32Array(core.memoryBuffer, STATE + this.current * HART_STRIDE + HART_ATTN_OFF, 1);
   }
+
+  /** This hart's attention word (see pokeHart). */
+  private readonly attn: Int32Array;
 
   private readonly panicSlots: number;
 
@@ -131,12 +137,15 @@ export class HartRunner implements SbiHarts {
     if (h === this.current) this.takeIpi();
   }
 
-  remoteFence(to: number[]): void {
+  remoteFence(to: number[], tlb: boolean): void {
     const tickets: [number, number][] = [];
     for (const h of to) {
-      if (h === this.current) this.core.exports.flushTlb();
+      if (h === this.current) {
+        if (tlb) this.core.exports.flushTlb();
+        else this.core.exports.hartUnlinkAll();
+      }
       // A stopped hart flushes when it starts (hartAdopt / enterSupervisor); asked anyway it acknowledges at once.
-      else if (this.board.hsm(h) !== HSM_STOPPED) tickets.push([h, this.board.requestFence(h)]);
+      else if (this.board.hsm(h) !== HSM_STOPPED) tickets.push([h, this.board.requestFence(h, tlb)]);
     }
     // Wait for each to acknowledge at its next safe point, answering requests made of this hart
     // meanwhile (two harts fencing each other at once would otherwise wait for ever).
@@ -158,7 +167,10 @@ export class HartRunner implements SbiHarts {
   private serviceFences(): void {
     const due = this.board.fenceDue(this.current);
     if (due === null) return;
-    this.core.exports.flushTlb();
+    const kind = this.board.takeFenceKind(this.current);
+    // fence.i needs no TLB flush: only this hart's links into code that another hart retired.
+    if (kind & FENCE_TLB || kind === 0) this.core.exports.flushTlb();
+    else this.core.exports.hartUnlinkAll();
     this.board.ackFence(this.current, due);
   }
 
@@ -218,6 +230,7 @@ export class HartRunner implements SbiHarts {
     const board = this.board;
     for (;;) {
       if (board.ended()) break;
+      Atomics.store(this.attn, 0, 0);
       const seen = board.wakeSeen(h);
       this.service();
       if (board.held()) {
@@ -285,6 +298,20 @@ export class HartRunner implements SbiHarts {
     }
     this.publish();
   }
+}
+
+/**
+ * Make hart h leave its slice at its next block head: its attention word, and a
+ * zero budget for the chain of translated blocks it may be in (the dispatcher
+ * sets the budget again for the next chain, by when the attention word stops it).
+ */
+export function pokeHart(memory: ArrayBuffer): (h: number) => void {
+  const i32 = new Int32Array(memory);
+  return (h) => {
+    const base = STATE + h * HART_STRIDE;
+    Atomics.store(i32, (base + HART_ATTN_OFF) >> 2, 1);
+    Atomics.store(i32, (base + JIT_BUDGET_OFF) >> 2, 0);
+  };
 }
 
 /** F_MIPHW: the cpuStateGet number of the device-driven mip bits (src/cpu/harts.ts). */

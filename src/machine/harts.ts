@@ -217,7 +217,7 @@ export class HartSet implements SbiHarts {
    * flushed when it is switched in. Translated code follows stores to code pages
    * for every hart (one shared cache), so fence.i needs nothing more than that.
    */
-  remoteFence(to: number[]): void {
+  remoteFence(to: number[], _tlb: boolean): void {
     if (to.includes(this.current)) this.core.exports.flushTlb();
   }
 

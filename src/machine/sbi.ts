@@ -63,8 +63,8 @@ export interface SbiHarts {
   suspendCurrent(retentive: boolean, addr: bigint, opaque: bigint): void;
   status(h: number): number | null;
   sendSoftIpi(h: number): void;
-  /** SBI RFENCE (fence.i, sfence.vma): the given harts flush their TLBs and links before the call returns. */
-  remoteFence(to: number[]): void;
+  /** SBI RFENCE: the given harts flush their TLBs (`tlb`: sfence.vma) or their translated code's links (fence.i) before the call returns. */
+  remoteFence(to: number[], tlb: boolean): void;
 }
 
 export class Sbi {
@@ -174,7 +174,7 @@ export class Sbi {
     if (fid >= 3n) return this.ret(SBI_ERR_NOT_SUPPORTED); // hypervisor fences: no H extension
     const to = this.targets(this.arg(0), this.arg(1));
     if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
-    this.harts.remoteFence(to);
+    this.harts.remoteFence(to, fid !== 0n);
     this.ret(SBI_SUCCESS);
   }
 

@@ -10,6 +10,7 @@ import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from '
 import type { VirtMachine } from '../machine/virt.js';
 import { HartBoard, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED } from '../machine/hart-board.js';
 import type { HartReport } from '../machine/harts.js';
+import { pokeHart } from '../machine/hart-runner.js';
 import { CPU_FIELDS } from '../machine/cpu-persist.js';
 import { createMmioMailbox, MmioServer, type Doorbell, type MmioAnswer } from './mmio-mailbox.js';
 import { hostCallOf, HOSTCALL_CONSOLE, HOSTCALL_GETCHAR, HOSTCALL_RESET } from './hart-hostcalls.js';
@@ -45,6 +46,8 @@ export class HartThreads {
     const n = m.harts.count;
     const init = HartBoard.create(n);
     this.board = new HartBoard(init);
+    // A line change or a hold reaches a running hart at its next block head, not at its slice's end.
+    this.board.poke = pokeHart(m.core.memoryBuffer);
     const mailbox = createMmioMailbox(n);
     this.server = new MmioServer(mailbox, (write, addr, size, value) => this.access(write, addr, size, value));
     m.bus.onUnmapped = () => {
