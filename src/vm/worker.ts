@@ -120,8 +120,13 @@ try {
 const disks: SwappableDisk[] = [];
 /** The hart threads of the running machine (SMP phase 2), ended however the worker ends. */
 let hartThreads: HartThreads | null = null;
-/** Longest device-thread sleep while hart threads run (devices with deadlines wake it sooner). */
+/**
+ * Longest device-thread sleep while hart threads run, and while every hart waits
+ * (devices with deadlines, hart requests, the owner and NICs wake it sooner; the
+ * wake-ups in between only publish counters and meter credit).
+ */
 const THREADS_WAIT_MS = 50;
+const THREADS_IDLE_WAIT_MS = 250;
 
 /** VmConfig.consoleSize when it is usable (the owner validated it; a bad one is ignored, not fatal). */
 function validConsoleSize(s: VmConfig['consoleSize']): { cols: number; rows: number } | null {
@@ -871,7 +876,7 @@ async function main(): Promise<void> {
     if (hartThreads) {
       // The harts run on their own threads: sleep until one of them (or the owner, or a NIC) rings, or a device deadline.
       if (served === 0 && pendingInput(control) === 0 && !m.hasPendingInput()) {
-        const ms = Math.min(THREADS_WAIT_MS, Math.ceil(m.msToDeviceDeadline()));
+        const ms = Math.min(r === EXIT_WFI ? THREADS_IDLE_WAIT_MS : THREADS_WAIT_MS, Math.ceil(m.msToDeviceDeadline()));
         if (ms > 0) {
           if (r === EXIT_WFI) loop.sleeps++;
           Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, ms);
