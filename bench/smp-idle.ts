@@ -8,7 +8,10 @@
 // often the worker woke.
 //
 //   npm run bench:smp-idle -- [--harts 1,4] [--seconds 60] [--settle 30] [--json]
-//                             [--compare BIN] [--no-qemu]
+//                             [--compare BIN] [--no-qemu] [--hart-threads on|off]
+//
+// --hart-threads (default off, as `tsvisor run`): multi-hart VMs run each hart
+// on a host thread of its own.
 //
 // --compare BIN adds the same tsvisor configurations run from another build's
 // bin/tsvisor.js (before/after figures in one run).
@@ -47,6 +50,8 @@ interface Running {
   stderr: string;
 }
 
+let hartThreads = 'off';
+
 function command(c: Config, kernel: string, initrd: string): { cmd: string; args: string[] } {
   if (c.emulator === 'qemu') {
     return {
@@ -56,6 +61,7 @@ function command(c: Config, kernel: string, initrd: string): { cmd: string; args
   }
   const args = [c.bin ?? TSVISOR_BIN, 'run', '--smp', String(c.harts), '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM, '--net', 'none'];
   if (c.stats) args.push('--stats');
+  if (c.harts > 1 && !c.bin) args.push('--hart-threads', hartThreads);
   return { cmd: process.execPath, args };
 }
 
@@ -153,8 +159,10 @@ async function statsNow(r: Running): Promise<Figures | null> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { harts: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, json: { type: 'boolean' }, 'no-qemu': { type: 'boolean' }, compare: { type: 'string' } },
+    options: { harts: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, json: { type: 'boolean' }, 'no-qemu': { type: 'boolean' }, compare: { type: 'string' }, 'hart-threads': { type: 'string' } },
   });
+  hartThreads = values['hart-threads'] ?? 'off';
+  if (hartThreads !== 'on' && hartThreads !== 'off') throw new Error('--hart-threads needs on or off');
   const harts = (values.harts ?? '1,4').split(',').map(Number);
   if (harts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--harts: a list of counts 1..8');
   const seconds = Number(values.seconds ?? '60');

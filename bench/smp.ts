@@ -6,7 +6,10 @@
 // command to the last copy's result), QEMU/tsvisor ratios and the 1 -> 2 hart
 // speedup.
 //
-//   npm run bench:smp -- [--only sha256,matmul] [--scale X] [--json]
+//   npm run bench:smp -- [--only sha256,matmul] [--scale X] [--hart-threads on|off] [--json]
+//
+// --hart-threads (default on): the 2-hart tsvisor VM runs each hart on a host
+// thread of its own (phase 2); off: the harts take turns on one thread.
 
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -49,6 +52,8 @@ interface Result {
   errors: string[];
 }
 
+let hartThreads = 'on';
+
 function command(c: Config, kernel: string, initrd: string): { cmd: string; args: string[] } {
   if (c.emulator === 'qemu') {
     return {
@@ -60,7 +65,7 @@ function command(c: Config, kernel: string, initrd: string): { cmd: string; args
   return {
     cmd: process.execPath,
     args: [TSVISOR_BIN, 'run', '--smp', String(c.harts), '--kernel', kernel, '--initrd', initrd, '--append', APPEND,
-      '--mem', MEM, '--net', 'none'],
+      '--mem', MEM, '--net', 'none', ...(c.harts > 1 ? ['--hart-threads', hartThreads] : [])],
   };
 }
 
@@ -164,8 +169,10 @@ function switchMicros(): number {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { only: { type: 'string' }, scale: { type: 'string' }, json: { type: 'boolean' } },
+    options: { only: { type: 'string' }, scale: { type: 'string' }, json: { type: 'boolean' }, 'hart-threads': { type: 'string' } },
   });
+  hartThreads = values['hart-threads'] ?? 'on';
+  if (hartThreads !== 'on' && hartThreads !== 'off') throw new Error('--hart-threads needs on or off');
   const programs = values.only ? values.only.split(',').filter((p) => (PROGRAMS as readonly string[]).includes(p)) : [...PROGRAMS];
   if (programs.length === 0) throw new Error(`--only: none of ${PROGRAMS.join(', ')}`);
   const scale = Number(values.scale ?? '1');
@@ -197,11 +204,11 @@ async function main(): Promise<void> {
   });
   const host = { date: new Date().toISOString().slice(0, 10), cpu: cpuModel(), cores: cpus().length, node: process.version, qemu: qemuVersion() };
   if (values.json) {
-    process.stdout.write(JSON.stringify({ host, scale, switchUs, results }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ host, scale, switchUs, hartThreads, results }, null, 2) + '\n');
     return;
   }
   process.stdout.write(`SMP benchmark, ${host.date}, ${host.cpu} (${host.cores} cores), Node ${host.node}, ${host.qemu}, scale ${scale}\n`);
-  process.stdout.write(`Hart switch (save, load, TLB flush): ${switchUs.toFixed(1)} us; quantum ${QUANTUM} instructions.\n`);
+  process.stdout.write(`Hart switch (save, load, TLB flush): ${switchUs.toFixed(1)} us; quantum ${QUANTUM} instructions; 2-hart VM with --hart-threads ${hartThreads}.\n`);
   process.stdout.write('Throughput: copies finished per host second (N copies in an N-hart VM).\n\n');
   const head = ['program', 'tsvisor 1', 'tsvisor 2', 'speedup', 'QEMU 1', 'QEMU 2', 'speedup', 'tsvisor/QEMU 1', 'tsvisor/QEMU 2'];
   process.stdout.write(table([head, ...rows], new Set([1, 2, 3, 4, 5, 6, 7, 8])) + '\n\n');

@@ -2,7 +2,9 @@
 // (shared images directory), with a tiny kernel that starts both harts and
 // spins on each: at the destination both harts are started and both keep
 // counting (a hart left behind stopped would not), the VM's instruction count
-// goes on from where it was, and it comes back the same way.
+// goes on from where it was, and it comes back the same way; once with the
+// harts taking turns on the VM's thread, once with each on a thread of its own
+// (hartThreads: they park for each migration step and resume).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,24 +25,26 @@ async function bothHartsRun(d: TestDaemon, name: string, n: number): Promise<voi
   }, 60_000, 100);
 }
 
-test('a 2-hart VM moves to the other daemon and back with both harts running', { timeout: budget(600_000) }, async () => {
-  const { a, b } = pair;
-  assert.equal((await api(a, 'POST', '/v1/vms', { name: 'pair', memory: 32, kernel: 'smpspin', cpus: 2 })).status, 201);
-  assert.equal((await api(a, 'POST', '/v1/vms/pair/start')).status, 200);
-  await bothHartsRun(a, 'pair', 1e6);
-  const before = (await stats(a, 'pair')).instructions as number;
-  const st = await migrateAndWait(a, b, 'pair');
-  assert.equal(st.phase, 'completed', JSON.stringify(st));
-  assert.equal((await api(a, 'GET', '/v1/vms/pair')).status, 404);
-  const there = await api(b, 'GET', '/v1/vms/pair');
-  assert.equal(there.json?.state, 'running', there.text);
-  assert.equal(there.json?.config.cpus, 2, 'the definition keeps its hart count');
-  assert.ok((await stats(b, 'pair')).instructions >= before, 'the instruction count went on (not a fresh boot)');
-  // Per-hart counters start again with the destination's worker; both harts count there.
-  await bothHartsRun(b, 'pair', 1e6);
+for (const hartThreads of [false, true]) {
+  test(`a 2-hart VM moves to the other daemon and back with both harts running (${hartThreads ? 'each hart on a thread of its own' : 'harts taking turns'})`, { timeout: budget(600_000) }, async () => {
+    const { a, b } = pair;
+    assert.equal((await api(a, 'POST', '/v1/vms', { name: 'pair', memory: 32, kernel: 'smpspin', cpus: 2, hartThreads })).status, 201);
+    assert.equal((await api(a, 'POST', '/v1/vms/pair/start')).status, 200);
+    await bothHartsRun(a, 'pair', 1e6);
+    const before = (await stats(a, 'pair')).instructions as number;
+    const st = await migrateAndWait(a, b, 'pair');
+    assert.equal(st.phase, 'completed', JSON.stringify(st));
+    assert.equal((await api(a, 'GET', '/v1/vms/pair')).status, 404);
+    const there = await api(b, 'GET', '/v1/vms/pair');
+    assert.equal(there.json?.state, 'running', there.text);
+    assert.equal(there.json?.config.cpus, 2, 'the definition keeps its hart count');
+    assert.ok((await stats(b, 'pair')).instructions >= before, 'the instruction count went on (not a fresh boot)');
+    // Per-hart counters start again with the destination's worker; both harts count there.
+    await bothHartsRun(b, 'pair', 1e6);
 
-  const back = await migrateAndWait(b, a, 'pair');
-  assert.equal(back.phase, 'completed', JSON.stringify(back));
-  await bothHartsRun(a, 'pair', 1e6);
-  assert.equal((await api(a, 'DELETE', '/v1/vms/pair?force=true')).status, 204);
-});
+    const back = await migrateAndWait(b, a, 'pair');
+    assert.equal(back.phase, 'completed', JSON.stringify(back));
+    await bothHartsRun(a, 'pair', 1e6);
+    assert.equal((await api(a, 'DELETE', '/v1/vms/pair?force=true')).status, 204);
+  });
+}

@@ -63,8 +63,11 @@ Options:
                      the bursts are one-time extras on top
   --balloon          attach a virtio-balloon device (target set by the host)
   --deterministic    guest time follows the instruction count (reproducible runs)
-  --smp N            N harts (virtual CPUs), 1 to 8 (default 1); they take turns
-                     on one host thread (docs/smp.md)
+  --smp N            N harts (virtual CPUs), 1 to 8 (default 1) (docs/smp.md)
+  --hart-threads on|off
+                     with --smp N > 1: each hart on a host thread of its own, so
+                     the harts run in parallel (default: off: they take turns on
+                     one thread; always so with --deterministic, --gdb, --bios)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --jit-cache on|off keep this boot's translations (about 20 MiB for the default
                      guest) and put them back in the next boot of the same guest,
@@ -385,6 +388,8 @@ export interface RunOptions {
   deterministic: boolean;
   /** --smp: harts, 1..8. */
   cpus: number;
+  /** --hart-threads: each hart on a host thread of its own. */
+  hartThreads: boolean;
   mirror?: string;
   disks: DiskSpec[];
   jit: boolean;
@@ -426,6 +431,9 @@ export function defaultNics(opts: Pick<RunOptions, 'deterministic'>): NicSpec[] 
   return opts.deterministic ? [] : [{ mode: 'user', params: [] }];
 }
 
+/** --hart-threads when not given (see docs/smp.md for why). */
+const DEFAULT_HART_THREADS = 'off';
+
 /** Largest number of NICs. */
 export const MAX_NICS = 4;
 
@@ -439,6 +447,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     bios: { type: 'string' },
     deterministic: { type: 'boolean' },
     smp: { type: 'string' },
+    'hart-threads': { type: 'string' },
     mirror: { type: 'string' },
     disk: { type: 'string', multiple: true },
     jit: { type: 'string' },
@@ -546,6 +555,8 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
   if (jit !== 'on' && jit !== 'off') throw new UsageError(`invalid --jit '${jit}': expected on or off`);
   const jitCache = values['jit-cache'];
   if (jitCache !== undefined && jitCache !== 'on' && jitCache !== 'off') throw new UsageError(`invalid --jit-cache '${jitCache}': expected on or off`);
+  const hartThreads = values['hart-threads'] ?? DEFAULT_HART_THREADS;
+  if (hartThreads !== 'on' && hartThreads !== 'off') throw new UsageError(`invalid --hart-threads '${hartThreads}': expected on or off`);
   const rng = values.rng ?? 'off';
   if (rng !== 'on' && rng !== 'off') throw new UsageError(`invalid --rng '${rng}': expected on or off`);
   return {
@@ -557,6 +568,7 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
     bios: values.bios,
     deterministic: values.deterministic === true,
     cpus,
+    hartThreads: hartThreads === 'on',
     mirror: values.mirror === undefined ? undefined : checkMirror(values.mirror),
     disks,
     jit: jit === 'on',
@@ -669,6 +681,7 @@ async function runCommand(args: string[], io: MainIo): Promise<number> {
     bios: opts.bios === undefined ? undefined : resolvePath(opts.bios),
     deterministic: opts.deterministic,
     cpus: opts.cpus,
+    hartThreads: opts.hartThreads,
     wasmPath,
     disks: opts.disks.map((d, i) => ({
       path: resolvePath(d.path), format: diskFormats[i].format, guardProbedRaw: diskFormats[i].guessed && diskFormats[i].format === 'raw',

@@ -13,7 +13,7 @@ import { raiseException, effectiveMip } from './trap';
 import {
   load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
   amoHostFast, loadHostFast, physOfHost,
-  tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD,
+  tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD, bumpLinkEpoch, hartThreads,
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
@@ -332,6 +332,13 @@ export function execute(): void {
       // The host (x86-TSO) reorders only a later load before an earlier store:
       // only a fence ordering stores before loads needs a real barrier.
       if (f3 == 0 && orderingFences && fenceOrdersStoreLoad(insn)) atomic.add<u32>(stateAt() + FENCE_WORD_OFF, 0);
+      // FENCE.I with harts on threads of their own: another hart's store retired its
+      // translation of the page through the shared page generation, but this hart's
+      // links between blocks follow its own epoch.
+      if (f3 == 1 && hartThreads) {
+        bumpLinkEpoch();
+        breakBatch = true;
+      }
       if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {
         exitReason = EXIT_YIELD;
         breakBatch = true;

@@ -8,7 +8,7 @@ import { STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, HART_CTX, HART_CTX_SIZE, HART
 import { cpuStateGet, cpuStateSet, cpuStateFieldCount } from './persist';
 import { reservation, breakBatch, currentTime, MS_FS, mstatus, MIP_MTIP, MIP_STIP, MIP_MSIP } from './hart';
 import { FS_DIRTY_OFF } from './state';
-import { tlbFlushAll, updateTlbSets } from './mmu';
+import { tlbFlushAll, updateTlbSets, bumpLinkEpoch } from './mmu';
 import { curHart, hartCount, setCurHart, setHartCount, slotBase, F_MTIMECMP, F_MSIP } from './hart-slots';
 import { stateAt } from './hart-area';
 
@@ -89,6 +89,20 @@ export function hartLoad(h: u32): void {
   reservation = 0xffffffffffffffff;
   tlbFlushAll();
   updateTlbSets();
+  breakBatch = true;
+}
+
+/**
+ * A hart thread (SMP phase 2) takes over hart h from its slot: its instance's
+ * globals were never a hart's, so nothing is saved first.
+ */
+export function hartAdopt(h: u32): void {
+  if (h < hartCount) hartLoad(h);
+}
+
+/** Translated code stops following its links (another thread retired code this hart may have linked into). */
+export function hartUnlinkAll(): void {
+  bumpLinkEpoch();
   breakBatch = true;
 }
 

@@ -11,8 +11,9 @@ import { pmpReset } from './pmp';
 import { hartsReset } from './harts';
 export {
   hartSetCount, hartCurrent, hartSwitch, hartSaveTo, hartFieldGet, hartFieldSet, hartMipBits, hartWakeable, hartDeadline,
-  hartRegGet, hartRegSet,
+  hartRegGet, hartRegSet, hartAdopt, hartUnlinkAll,
 } from './harts';
+export { setHartThreads } from './mmu';
 import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
 export { trigLegal } from './triggers';
 import { execute, EXIT_NONE, EXIT_HOST } from './exec';
@@ -20,7 +21,7 @@ export { rvcExpand } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
 import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
-import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF } from './state';
+import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF, HART_ATTN_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
 import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } from './counters';
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitForget, linkLastExit } from './jit';
@@ -129,6 +130,11 @@ export function run(budget: u32): u32 {
     let backward = false;
     store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
     while (instret < limit) {
+      if (atHead && load<u32>(stateAt() + HART_ATTN_OFF) != 0) {
+        // Another thread wants this hart at a safe point (an interrupt line, an IPI, a fence, a hold).
+        exitReason = EXIT_HOST;
+        break;
+      }
       if (atHead && jitEnabled) {
         let hpc = fetchHostAddr(pc);
         if (hpc == 0) {

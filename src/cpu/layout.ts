@@ -79,6 +79,8 @@ export const JIT_JCACHE_OFF: u32 = 0x8000;
 export const JIT_JCACHE_ENTRIES: u32 = 512;
 /** A word only the interpreter's full fence touches (a locked add of 0: this compiler's atomic.fence does not validate). */
 export const FENCE_WORD_OFF: u32 = 0x1140;
+/** Set by another thread (harts on threads of their own): leave run() at the next block head; the hart's thread clears it. */
+export const HART_ATTN_OFF: u32 = 0x1144;
 /**
  * Two bitmaps of LINK_PAGES_BITS bits of the pages block links point into since
  * the last bump of their epoch (a page's bit: see linkBit in mmu.ts): first
@@ -90,6 +92,14 @@ export const LINK_PAGES_BITS: u32 = 32768;
 /** TLB context per ASID: ASID_COUNT entries of {satp u64, context u32, pad u32}. */
 export const ASID_TABLE_OFF: u32 = 0x4000;
 export const ASID_COUNT: u32 = 512;
+/**
+ * PMP entries (src/cpu/pmp.ts; between the compile queue, which ends at 0x3010,
+ * and the ASID table; the jump cache has 0x8000 up): 16 config bytes, then
+ * pmpaddr, decoded low and high bounds (16 u64 each), 0x190 bytes.
+ */
+export const PMP_OFF: u32 = 0x3100;
+/** Sdtrig triggers (src/cpu/triggers.ts): tdata1 then tdata2, 4 u64 each. */
+export const TRIG_OFF: u32 = 0x3300;
 /** Compile queue: u32 count, then entries of {vpc: u64, hpc: u32, pad} (16 bytes each). */
 export const JIT_QUEUE_OFF: u32 = 0x2000;
 export const JIT_QUEUE_MAX: u32 = 256;

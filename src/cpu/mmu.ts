@@ -19,6 +19,7 @@ import {
   JIT_JCACHE_OFF, JIT_JCACHE_ENTRIES, JIT_JCACHE_BASE_OFF,
   MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
+import { HART_STRIDE } from './layout';
 
 // Which pages links point into, so that a page fence unlinks only when it must:
 // one map for the links of each epoch (a link made in U-mode follows the user
@@ -121,7 +122,8 @@ import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from './clint';
 import { bpFreePage, bpCheck } from './breakpoints';
 import { pmpAllows, pmpPageUniform } from './pmp';
 import { trigCheck, trigPageFree, TRIG_EXEC, TRIG_LOAD, TRIG_STORE } from './triggers';
-import { stateAt, tlbAt } from './hart-area';
+import { stateAt, tlbAt, hartOff } from './hart-area';
+import { hartCount } from './hart-slots';
 
 @external('env', 'mmioRead') declare function hostMmioRead(addr: u32, size: u32): u32;
 @external('env', 'mmioWrite') declare function hostMmioWrite(addr: u32, size: u32, value: u32): void;
@@ -347,14 +349,26 @@ export function protectCodePage(pg: u32): void {
   count(CNT_CODE_PROTECT);
   store<u8>(CODE_PAGE + pg, 1);
   const hostPage = <u64>RAM_HOST + (<u64>pg << 12);
-  for (let s: u32 = 0; s < 4; s++) {
-    const base = setBase(ACC_STORE, s);
-    for (let i: u32 = 0; i < TLB_SIZE; i++) {
-      const e = base + (i << 4);
-      const tag = load<u64>(e);
-      if (tag == 0xffffffffffffffff) continue;
-      if (((tag << 12) + load<u64>(e, 8)) >> 12 == hostPage >> 12) store<u64>(e, 0xffffffffffffffff);
-    }
+  // Harts on threads of their own each have a store TLB: every one must stop
+  // writing this page on its fast path, or a store by another hart would not
+  // retire this hart's translation (QEMU clears every vCPU's TLB the same way).
+  const areas: u32 = hartThreads ? hartCount : 1;
+  for (let a: u32 = 0; a < areas; a++) {
+    const other = hartThreads ? <i32>(a * HART_STRIDE) - <i32>hartOff : 0;
+    for (let s: u32 = 0; s < 4; s++) protectInSet(<u32>(<i32>setBase(ACC_STORE, s) + other), hostPage);
+  }
+}
+
+/** Harts run on threads of their own (SMP phase 2): code protection reaches every hart's TLB. */
+export let hartThreads: bool = false;
+export function setHartThreads(on: bool): void { hartThreads = on; }
+
+function protectInSet(base: u32, hostPage: u64): void {
+  for (let i: u32 = 0; i < TLB_SIZE; i++) {
+    const e = base + (i << 4);
+    const tag = load<u64>(e);
+    if (tag == 0xffffffffffffffff) continue;
+    if (((tag << 12) + load<u64>(e, 8)) >> 12 == hostPage >> 12) store<u64>(e, 0xffffffffffffffff);
   }
 }
 

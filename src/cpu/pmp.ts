@@ -8,6 +8,8 @@
 // page, so cached accesses need no check; every change flushes the TLBs.
 
 import { PRV_M } from './hart';
+import { PMP_OFF } from './layout';
+import { stateAt } from './hart-area';
 
 export const PMP_COUNT: u32 = 16;
 
@@ -22,11 +24,14 @@ const A_NAPOT: u32 = 0x18;
 /** pmpaddr holds physical address bits 55:2. */
 const ADDR_MASK: u64 = (<u64>1 << 54) - 1;
 
-const cfg = new StaticArray<u8>(PMP_COUNT);
-const addr = new StaticArray<u64>(PMP_COUNT);
-// Decoded byte range of each entry, inclusive; lo > hi when it matches nothing.
-const lo = new StaticArray<u64>(PMP_COUNT);
-const hi = new StaticArray<u64>(PMP_COUNT);
+// The entries live in the hart's state block, not on the module's heap: every
+// instance of the core (one per hart thread) would share heap allocations.
+// cfg: u8 each, then addr, and the decoded byte range of each entry, inclusive
+// (lo > hi when it matches nothing): u64 each.
+@inline function cfgAt(i: u32): u32 { return stateAt() + PMP_OFF + i; }
+@inline function addrAt(i: u32): u32 { return stateAt() + PMP_OFF + 16 + (i << 3); }
+@inline function loAt(i: u32): u32 { return stateAt() + PMP_OFF + 16 + 128 + (i << 3); }
+@inline function hiAt(i: u32): u32 { return stateAt() + PMP_OFF + 16 + 256 + (i << 3); }
 /** Active (A != OFF) entries are all within [first, end). */
 let first: u32 = 0;
 let end: u32 = 0;
@@ -34,8 +39,8 @@ let end: u32 = 0;
 /** Clear every entry (reset). */
 export function pmpReset(): void {
   for (let i: u32 = 0; i < PMP_COUNT; i++) {
-    unchecked(cfg[i] = 0);
-    unchecked(addr[i] = 0);
+    store<u8>(cfgAt(i), 0);
+    store<u64>(addrAt(i), 0);
   }
   decode();
 }
@@ -44,13 +49,13 @@ function decode(): void {
   first = PMP_COUNT;
   end = 0;
   for (let i: u32 = 0; i < PMP_COUNT; i++) {
-    const c = <u32>unchecked(cfg[i]);
-    const a = unchecked(addr[i]);
+    const c = <u32>load<u8>(cfgAt(i));
+    const a = load<u64>(addrAt(i));
     let l: u64 = 1;
     let h: u64 = 0;
     const mode = c & CFG_A;
     if (mode == A_TOR) {
-      const base: u64 = i == 0 ? 0 : unchecked(addr[i - 1]) << 2;
+      const base: u64 = i == 0 ? 0 : load<u64>(addrAt(i - 1)) << 2;
       const top = a << 2;
       if (top > base) {
         l = base;
@@ -66,8 +71,8 @@ function decode(): void {
       l = (a << 2) & ~(size - 1);
       h = l + size - 1;
     }
-    unchecked(lo[i] = l);
-    unchecked(hi[i] = h);
+    store<u64>(loAt(i), l);
+    store<u64>(hiAt(i), h);
     if (mode != 0) {
       if (i < first) first = i;
       end = i + 1;
@@ -76,13 +81,13 @@ function decode(): void {
 }
 
 @inline function locked(i: u32): bool {
-  return (<u32>unchecked(cfg[i]) & CFG_L) != 0;
+  return (<u32>load<u8>(cfgAt(i)) & CFG_L) != 0;
 }
 
 /** pmpcfgN (N even): 8 config bytes. */
 export function pmpCfgRead(n: u32): u64 {
   let v: u64 = 0;
-  for (let j: u32 = 0; j < 8; j++) v |= <u64>unchecked(cfg[n * 4 + j]) << (8 * <u64>j);
+  for (let j: u32 = 0; j < 8; j++) v |= <u64>load<u8>(cfgAt(n * 4 + j)) << (8 * <u64>j);
   return v;
 }
 
@@ -95,8 +100,8 @@ export function pmpCfgWrite(n: u32, v: u64): bool {
     // Bits 6:5 are reserved (zero); R=0 W=1 is reserved and becomes R=0 W=0.
     let b = <u32>(v >> (8 * <u64>j)) & 0x9f;
     if ((b & (CFG_R | CFG_W)) == CFG_W) b &= ~CFG_W;
-    if (<u32>unchecked(cfg[i]) != b) {
-      unchecked(cfg[i] = <u8>b);
+    if (<u32>load<u8>(cfgAt(i)) != b) {
+      store<u8>(cfgAt(i), <u8>b);
       changed = true;
     }
   }
@@ -105,16 +110,16 @@ export function pmpCfgWrite(n: u32, v: u64): bool {
 }
 
 export function pmpAddrRead(i: u32): u64 {
-  return unchecked(addr[i]);
+  return load<u64>(addrAt(i));
 }
 
 /** Write pmpaddrI: ignored when entry I is locked, or when entry I+1 is a locked TOR (I is its base). */
 export function pmpAddrWrite(i: u32, v: u64): bool {
   if (locked(i)) return false;
-  if (i + 1 < PMP_COUNT && locked(i + 1) && (<u32>unchecked(cfg[i + 1]) & CFG_A) == A_TOR) return false;
+  if (i + 1 < PMP_COUNT && locked(i + 1) && (<u32>load<u8>(cfgAt(i + 1)) & CFG_A) == A_TOR) return false;
   const nv = v & ADDR_MASK;
-  if (unchecked(addr[i]) == nv) return false;
-  unchecked(addr[i] = nv);
+  if (load<u64>(addrAt(i)) == nv) return false;
+  store<u64>(addrAt(i), nv);
   decode();
   return true;
 }
@@ -128,10 +133,10 @@ export function pmpAddrWrite(i: u32, v: u64): bool {
 export function pmpAllows(pa: u64, size: u32, access: u32, mode: u32): bool {
   const last = pa + <u64>size - 1;
   for (let i = first; i < end; i++) {
-    const c = <u32>unchecked(cfg[i]);
+    const c = <u32>load<u8>(cfgAt(i));
     if ((c & CFG_A) == 0) continue;
-    const l = unchecked(lo[i]);
-    const h = unchecked(hi[i]);
+    const l = load<u64>(loAt(i));
+    const h = load<u64>(hiAt(i));
     if (last < l || pa > h) continue;
     // The lowest matching entry decides, and it must cover every byte.
     if (pa < l || last > h) return false;
@@ -146,9 +151,9 @@ export function pmpPageUniform(pa: u64): bool {
   const pl = pa & ~(<u64>0xfff);
   const ph = pl | 0xfff;
   for (let i = first; i < end; i++) {
-    if ((<u32>unchecked(cfg[i]) & CFG_A) == 0) continue;
-    const l = unchecked(lo[i]);
-    const h = unchecked(hi[i]);
+    if ((<u32>load<u8>(cfgAt(i)) & CFG_A) == 0) continue;
+    const l = load<u64>(loAt(i));
+    const h = load<u64>(hiAt(i));
     if (ph < l || pl > h) continue;
     return pl >= l && ph <= h;
   }
@@ -158,11 +163,11 @@ export function pmpPageUniform(pa: u64): bool {
 // ---- snapshots: raw access that ignores the lock bits (the host validated the values) ----
 
 export function pmpCfgPut(n: u32, v: u64): void {
-  for (let j: u32 = 0; j < 8; j++) unchecked(cfg[n * 4 + j] = <u8>(v >> (8 * <u64>j)));
+  for (let j: u32 = 0; j < 8; j++) store<u8>(cfgAt(n * 4 + j), <u8>(v >> (8 * <u64>j)));
   decode();
 }
 
 export function pmpAddrPut(i: u32, v: u64): void {
-  unchecked(addr[i] = v & ADDR_MASK);
+  store<u64>(addrAt(i), v & ADDR_MASK);
   decode();
 }

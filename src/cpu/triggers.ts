@@ -22,6 +22,8 @@
 // trigger flushes the TLBs (which also unlinks translated blocks).
 
 import { priv, mstatus, trapped, breakBatch, PRV_M, PRV_S, MS_MIE, EXC_BREAKPOINT } from './hart';
+import { TRIG_OFF } from './layout';
+import { stateAt } from './hart-area';
 import { raiseException } from './exception';
 import { bpHit, bpResuming } from './breakpoints';
 
@@ -43,8 +45,9 @@ export const TRIG_LOAD: u32 = 1;
 const GUEST_BITS: u64 = (<u64>3 << MATCH_SHIFT) | BIT_M | BIT_S | BIT_U | 7;
 const DISABLED: u64 = TYPE_DISABLED << TYPE_SHIFT;
 
-const tdata1 = new StaticArray<u64>(TRIG_COUNT);
-const tdata2 = new StaticArray<u64>(TRIG_COUNT);
+// In the hart's state block, not on the module's heap (shared by every instance of the core).
+@inline function tdata1At(i: u32): u32 { return stateAt() + TRIG_OFF + (i << 3); }
+@inline function tdata2At(i: u32): u32 { return stateAt() + TRIG_OFF + 32 + (i << 3); }
 export let tselect: u32 = 0;
 /** Access kinds (TRIG_EXEC/STORE/LOAD bits) some trigger watches: 0 means no checks at all. */
 let armed: u32 = 0;
@@ -57,8 +60,8 @@ export let trigHitKind: u32 = 0;
 
 export function trigReset(): void {
   for (let i: u32 = 0; i < TRIG_COUNT; i++) {
-    unchecked(tdata1[i] = DISABLED);
-    unchecked(tdata2[i] = 0);
+    store<u64>(tdata1At(i), DISABLED);
+    store<u64>(tdata2At(i), 0);
   }
   tselect = 0;
   trigHostHit = -1;
@@ -68,7 +71,7 @@ export function trigReset(): void {
 function rearm(): void {
   armed = 0;
   for (let i: u32 = 0; i < TRIG_COUNT; i++) {
-    const t = unchecked(tdata1[i]);
+    const t = load<u64>(tdata1At(i));
     if ((t >> TYPE_SHIFT) == TYPE_MCONTROL6 && (t & (BIT_M | BIT_S | BIT_U)) != 0) armed |= <u32>t & 7;
   }
 }
@@ -88,8 +91,8 @@ function legalize(v: u64, host: bool): u64 {
 export function trigCsrRead(csr: u32): u64 {
   switch (csr) {
     case 0x7a0: return <u64>tselect;
-    case 0x7a1: return unchecked(tdata1[tselect]);
-    case 0x7a2: return unchecked(tdata2[tselect]);
+    case 0x7a1: return load<u64>(tdata1At(tselect));
+    case 0x7a2: return load<u64>(tdata2At(tselect));
     case 0x7a4: return (<u64>1 << 24) | (<u64>1 << TYPE_DISABLED) | (<u64>1 << TYPE_MCONTROL6); // version 1, types 6 and 15
   }
   return 0; // tdata3, tcontrol-less mcontext/scontext: read zero
@@ -102,11 +105,11 @@ export function trigCsrWrite(csr: u32, v: u64): bool {
     return false;
   }
   const i = tselect;
-  if ((unchecked(tdata1[i]) & DMODE) != 0) return false; // owned by the host debugger
+  if ((load<u64>(tdata1At(i)) & DMODE) != 0) return false; // owned by the host debugger
   if (csr == 0x7a1) {
-    unchecked(tdata1[i] = legalize(v, false));
+    store<u64>(tdata1At(i), legalize(v, false));
   } else if (csr == 0x7a2) {
-    unchecked(tdata2[i] = v);
+    store<u64>(tdata2At(i), v);
   } else {
     return false;
   }
@@ -124,26 +127,26 @@ export function trigCsrWrite(csr: u32, v: u64): bool {
 export function trigHostSet(i: u32, kinds: u32, address: u64, napot: bool): void {
   if (i >= TRIG_COUNT) return;
   if (kinds == 0) {
-    unchecked(tdata1[i] = DISABLED);
-    unchecked(tdata2[i] = 0);
+    store<u64>(tdata1At(i), DISABLED);
+    store<u64>(tdata2At(i), 0);
   } else {
     const v = (TYPE_MCONTROL6 << TYPE_SHIFT) | (<u64>(napot ? 1 : 0) << MATCH_SHIFT) | BIT_M | BIT_S | BIT_U | <u64>(kinds & 7);
-    unchecked(tdata1[i] = legalize(v, true));
-    unchecked(tdata2[i] = address);
+    store<u64>(tdata1At(i), legalize(v, true));
+    store<u64>(tdata2At(i), address);
   }
   rearm();
 }
 
 export function trigGet(i: u32, which: u32): u64 {
   if (i >= TRIG_COUNT) return 0;
-  return which == 1 ? unchecked(tdata1[i]) : unchecked(tdata2[i]);
+  return which == 1 ? load<u64>(tdata1At(i)) : load<u64>(tdata2At(i));
 }
 
 /** Snapshot restore: raw values (the host validated them with trigLegal). */
 export function trigPut(i: u32, t1: u64, t2: u64): void {
   if (i >= TRIG_COUNT) return;
-  unchecked(tdata1[i] = t1);
-  unchecked(tdata2[i] = t2);
+  store<u64>(tdata1At(i), t1);
+  store<u64>(tdata2At(i), t2);
   rearm();
 }
 
@@ -178,9 +181,9 @@ export function trigPageFree(va: u64, kind: u32): bool {
   if ((armed & kind) == 0) return true;
   const pl = va & ~(<u64>0xfff);
   for (let i: u32 = 0; i < TRIG_COUNT; i++) {
-    const t1 = unchecked(tdata1[i]);
+    const t1 = load<u64>(tdata1At(i));
     if ((t1 >> TYPE_SHIFT) != TYPE_MCONTROL6 || (<u32>t1 & kind) == 0) continue;
-    if (covers(t1, unchecked(tdata2[i]), pl, 0x1000)) return false;
+    if (covers(t1, load<u64>(tdata2At(i)), pl, 0x1000)) return false;
   }
   return true;
 }
@@ -194,9 +197,9 @@ export function trigCheck(va: u64, size: u32, kind: u32): bool {
   if ((armed & kind) == 0) return false;
   const modeBit: u64 = priv == PRV_M ? BIT_M : (priv == PRV_S ? BIT_S : BIT_U);
   for (let i: u32 = 0; i < TRIG_COUNT; i++) {
-    const t1 = unchecked(tdata1[i]);
+    const t1 = load<u64>(tdata1At(i));
     if ((t1 >> TYPE_SHIFT) != TYPE_MCONTROL6 || (<u32>t1 & kind) == 0 || (t1 & modeBit) == 0) continue;
-    if (!covers(t1, unchecked(tdata2[i]), va, size)) continue;
+    if (!covers(t1, load<u64>(tdata2At(i)), va, size)) continue;
     if ((t1 & DMODE) != 0) {
       if (bpResuming()) continue; // the host resumes over this stop
       trigHostHit = <i32>i;

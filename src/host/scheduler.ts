@@ -7,10 +7,10 @@
 // An idle or paused VM's share goes to the others (work-conserving).
 //
 // A VM is one unit whatever its hart count: its weight and cap apply to all its
-// harts together (they take turns on the VM's one thread, so its instructions
-// and busy time are already the sum over its harts). A cap is in host cores and
-// may be up to the hart count, but a VM runs on VM_THREADS threads, so no VM is
-// given more than that.
+// harts together (its instructions and busy time are the sums over its harts,
+// whether they take turns on the VM's one thread or run on threads of their
+// own). A cap is in host cores and may be up to the hart count; a VM is given
+// at most as many cores as it has threads (Schedulable.threads).
 
 import { RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_THROTTLED, type LiveCounters } from '../vm/protocol.js';
 
@@ -19,6 +19,8 @@ export interface Schedulable {
   readonly name: string;
   readonly weight: number;
   readonly cap: number | undefined;
+  /** Host threads its harts run on (several with hart threads; default VM_THREADS). */
+  readonly threads?: number;
   live(): LiveCounters | null;
   setCredit(instret: bigint): void;
   window: { mips: number; cpuShare: number; instructionShare: number };
@@ -56,11 +58,15 @@ function processCpuUs(): number {
   return u.user + u.system;
 }
 
-/** Host threads a VM's harts run on (phase 1 of SMP: all harts on one thread; docs/smp.md). */
+/** Host threads a VM's harts run on unless it says otherwise (phase 1 of SMP: all harts on one thread; docs/smp.md). */
 export const VM_THREADS = 1;
-/** The cap that limits a VM: a cap of VM_THREADS cores or more limits nothing. */
-function effectiveCap(cap: number | undefined): number | undefined {
-  return cap !== undefined && cap < VM_THREADS ? cap : undefined;
+/** Host threads of a VM: its hart count when each hart has a thread of its own. */
+function threadsOf(vm: Schedulable): number {
+  return vm.threads ?? VM_THREADS;
+}
+/** The cap that limits a VM: a cap of as many cores as it has threads, or more, limits nothing. */
+function effectiveCap(vm: Schedulable): number | undefined {
+  return vm.cap !== undefined && vm.cap < threadsOf(vm) ? vm.cap : undefined;
 }
 
 /** Before a VM has been measured: a guess of its speed (instructions per µs). */
@@ -220,7 +226,7 @@ export class FairShareScheduler {
         t.speedInstr = 0;
         t.speedBusyUs = 0;
       }
-      const cap = effectiveCap(vm.cap);
+      const cap = effectiveCap(vm);
       if (cap !== undefined) t.capDebtUs = Math.max(0, t.capDebtUs + dBusy - cap * dt);
       if (t.vtime >= 0) t.vtime += dInstr / vm.weight;
       t.winInstr += dInstr;
@@ -239,7 +245,7 @@ export class FairShareScheduler {
     this.lastTickAt = now;
     this.lateMs = Math.max(0, elapsedMs - this.periodMs);
     const periodUs = Math.min(Math.max(elapsedMs, this.periodMs), this.periodMs * MAX_PERIODS_PER_TICK) * 1000;
-    const ceilings = runnable.map((r) => effectiveCap(r.vm.cap) ?? VM_THREADS);
+    const ceilings = runnable.map((r) => effectiveCap(r.vm) ?? threadsOf(r.vm));
     const shares = weightedShares(this.cpus, runnable.map((r, i) => ({ weight: r.vm.weight, ceiling: ceilings[i] })));
     // Weighted fair queuing on measured service: each VM's retired
     // instructions divided by its weight is its virtual time. A VM ahead of the
@@ -277,8 +283,8 @@ export class FairShareScheduler {
     }
     for (const r of running) if (!runnable.includes(r)) r.t.vtime = -1;
     runnable.forEach((r, i) => {
-      const cap = effectiveCap(r.vm.cap);
-      if (cap === undefined && shares[i] >= VM_THREADS - 1e-9) {
+      const cap = effectiveCap(r.vm);
+      if (cap === undefined && shares[i] >= threadsOf(r.vm) - 1e-9) {
         // All the cores it can use and no cap: nothing to hold back.
         r.t.vtime = this.vfloor;
         if (r.t.credit !== -1n) {
@@ -300,7 +306,7 @@ export class FairShareScheduler {
     const spare = this.cpus - shares.reduce((sum, s) => sum + s, 0) >= VM_THREADS - 1e-9;
     for (const r of running) {
       if (runnable.includes(r)) continue;
-      if (spare && effectiveCap(r.vm.cap) === undefined) {
+      if (spare && effectiveCap(r.vm) === undefined) {
         if (r.t.credit !== -1n) {
           r.t.credit = -1n;
           r.vm.setCredit(-1n);
@@ -308,7 +314,7 @@ export class FairShareScheduler {
         continue;
       }
       // Idle or paused: a small allowance so interrupts are handled at once.
-      this.grant(r, Math.min(IDLE_SHARE, effectiveCap(r.vm.cap) ?? 1) * periodUs * r.t.ipus);
+      this.grant(r, Math.min(IDLE_SHARE, effectiveCap(r.vm) ?? 1) * periodUs * r.t.ipus);
     }
   }
 

@@ -100,6 +100,7 @@ export const createVmSchema = {
     name: { type: 'string', pattern: NAME_PATTERN },
     cpus: { type: 'integer', minimum: 1, maximum: 8, description: 'harts (virtual CPUs) of the VM; they take turns on its thread (default 1)' },
     vcpus: { type: 'integer', minimum: 1, maximum: 8, description: 'the same as cpus (older name)' },
+    hartThreads: { type: 'boolean', description: 'with several harts: each runs on a host thread of its own, in parallel (default false: they take turns on the VM\'s thread; deterministic VMs always do)' },
     memory: { type: 'integer', minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, description: 'guest RAM in MiB' },
     kernel: pathSchema,
     initrd: pathSchema,

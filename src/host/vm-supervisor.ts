@@ -152,6 +152,12 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
     return this.config.cpu?.weight ?? DEFAULT_WEIGHT;
   }
 
+  /** Host threads the VM's harts run on (scheduler): one each with hart threads. */
+  get threads(): number {
+    const c = this.config;
+    return c.hartThreads === true && c.deterministic !== true ? c.cpus ?? c.vcpus ?? 1 : 1;
+  }
+
   get cap(): number | undefined {
     return this.config.cpu?.cap;
   }
@@ -204,6 +210,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       memMiB: c.memory,
       deterministic: c.deterministic === true,
       cpus: c.cpus ?? c.vcpus ?? 1,
+      hartThreads: c.hartThreads === true,
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
       disks: (c.disks ?? []).map((d) => ({

@@ -68,6 +68,12 @@ interface CoreExports {
   hartDeadline(h: number): bigint;
   hartRegGet(h: number, r: number): bigint;
   hartRegSet(h: number, r: number, v: bigint): void;
+  /** A hart thread takes hart h over from its saved context (phase 2). */
+  hartAdopt(h: number): void;
+  /** Drop every link between translated blocks of this instance. */
+  hartUnlinkAll(): void;
+  /** Harts run on threads of their own: code protection reaches every hart area's store TLB. */
+  setHartThreads(on: number): void;
 }
 
 export const EXIT_BUDGET = 0;
@@ -316,6 +322,9 @@ export class CpuCore {
     this.exports.setJitEnabled(on ? 1 : 0);
   }
 
+  /** Harts on threads of their own: told when a host write retired translated code, so each drops its links. */
+  onCodeRetired: (() => void) | null = null;
+
   /** The host wrote guest RAM directly (device DMA): mark the pages dirty, drop translations of them. */
   noteRamWrite(offset: number, length: number): void {
     if (length <= 0) return;
@@ -325,6 +334,7 @@ export class CpuCore {
     for (let p = first; p < end; p++) {
       if (this.codePages[p] !== 0) {
         this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
+        this.onCodeRetired?.();
         return;
       }
     }

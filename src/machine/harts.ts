@@ -7,6 +7,9 @@
 import { EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_YIELD, type CpuCore } from './cpu-core.js';
 import { HART_CTX_MAX } from './layout.js';
 import { CPU_FIELDS } from './cpu-persist.js';
+import type { SbiHarts } from './sbi.js';
+import { HSM_START_PENDING, type HartBoard } from './hart-board.js';
+import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
 
 /** SBI HSM states (the values hart_get_status returns). */
 export const HSM_STARTED = 0;
@@ -37,9 +40,22 @@ const F_MSTATUS = F('mstatus');
 const F_STIMECMP = F('stimecmp');
 const F_MTIMECMP = F('mtimecmp');
 const F_MSIP = F('msip');
+const F_MIPHW = F('mipHw');
 const MS_SIE = 2n;
 const PRV_S = 1;
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
+
+/** SBI hart_start (and a non-retentive resume): hart h in S-mode at `addr` with a0 = h, a1 = opaque, translation and interrupts off. */
+export function enterSupervisor(core: CpuCore, h: number, addr: bigint, opaque: bigint): void {
+  const ex = core.exports;
+  for (let r = 1; r < 32; r++) ex.hartRegSet(h, r, 0n);
+  ex.hartRegSet(h, 10, BigInt(h));
+  ex.hartRegSet(h, 11, BigInt.asUintN(64, opaque));
+  ex.hartFieldSet(h, F_PC, BigInt.asUintN(64, addr));
+  ex.hartFieldSet(h, F_PRIV, BigInt(PRV_S));
+  ex.hartFieldSet(h, F_SATP, 0n);
+  ex.hartFieldSet(h, F_MSTATUS, BigInt.asUintN(64, ex.hartFieldGet(h, F_MSTATUS)) & ~MS_SIE);
+}
 
 export interface HartStats {
   /** Context switches between harts so far. */
@@ -84,7 +100,7 @@ export interface HartSetState {
   resumeAt: ({ addr: string; opaque: string } | null)[];
 }
 
-export class HartSet {
+export class HartSet implements SbiHarts {
   readonly count: number;
   /** HSM state per hart. */
   readonly hsm: number[];
@@ -163,13 +179,7 @@ export class HartSet {
   }
 
   private enterS(h: number, addr: bigint, opaque: bigint): void {
-    for (let r = 1; r < 32; r++) this.core.exports.hartRegSet(h, r, 0n);
-    this.core.exports.hartRegSet(h, 10, BigInt(h));
-    this.core.exports.hartRegSet(h, 11, opaque);
-    this.setField(h, F_PC, addr);
-    this.setField(h, F_PRIV, BigInt(PRV_S));
-    this.setField(h, F_SATP, 0n);
-    this.setField(h, F_MSTATUS, this.field(h, F_MSTATUS) & ~MS_SIE);
+    enterSupervisor(this.core, h, addr, opaque);
   }
 
   /** hart_stop by the calling hart: it leaves the core until a hart_start. */
@@ -202,14 +212,30 @@ export class HartSet {
     this.core.exports.hartMipBits(h, 1, 2n, 1);
   }
 
+  /**
+   * SBI RFENCE. Only the live hart holds TLB entries: a switched-out hart's TLB is
+   * flushed when it is switched in. Translated code follows stores to code pages
+   * for every hart (one shared cache), so fence.i needs nothing more than that.
+   */
+  remoteFence(to: number[], _tlb: boolean): void {
+    if (to.includes(this.current)) this.core.exports.flushTlb();
+  }
+
   /** Let the next hart run soon: the caller (an SBI call) likely waits for another hart. */
   yieldNow(): void {
     this.yieldAsked = true;
     this.core.exports.requestExit();
   }
 
+  /** Set while the harts run on threads of their own: device lines go to their board. */
+  board: HartBoard | null = null;
+
   /** A device interrupt line (PLIC context output) of hart h: MEIP or SEIP. */
   setIrqLine(h: number, bit: number, level: boolean): void {
+    if (this.board) {
+      this.board.setLine(h, bit, level);
+      return;
+    }
     if (h === this.current) this.core.exports.setIrqLine(bit, level ? 1 : 0);
     else this.core.exports.hartMipBits(h, 0, 1n << BigInt(bit), level ? 1 : 0);
   }
@@ -315,6 +341,47 @@ export class HartSet {
       ipis: st.ipis[h],
       switchedIn: st.switchedIn[h],
     }));
+  }
+
+  /**
+   * Harts about to run on threads of their own (phase 2): their HSM states and
+   * waits go to the board, with their interrupt lines when they start (`lines`;
+   * after a park the board's lines are the PLIC's latest).
+   */
+  toBoard(board: HartBoard, lines: boolean): void {
+    for (let h = 0; h < this.count; h++) {
+      board.setHsm(h, this.hsm[h]);
+      board.setWaiting(h, this.waiting[h]);
+      board.setResume(h, this.resumeAt[h]);
+      if (!lines) continue;
+      const hw = Number(this.field(h, F_MIPHW) & ((1n << BigInt(IRQ_M_EXT)) | (1n << BigInt(IRQ_S_EXT))));
+      board.setLinesTo(h, hw);
+    }
+  }
+
+  /**
+   * The harts' threads are parked (their registers are in their slots): take
+   * their HSM states, waits and counters back, so this set describes the VM as
+   * a phase-1 set would (snapshots, statistics).
+   */
+  fromBoard(board: HartBoard, instret: bigint[], interrupts: bigint[]): void {
+    for (let h = 0; h < this.count; h++) {
+      const s = board.hsm(h);
+      // A start that the hart has not taken yet: phase 1 starts it at once.
+      if (s === HSM_START_PENDING) {
+        const r = board.startRequest(h);
+        this.enterS(h, r.addr, r.opaque);
+        board.setHsm(h, HSM_STARTED);
+      }
+      this.hsm[h] = board.hsm(h);
+      this.waiting[h] = board.waiting(h);
+      this.resumeAt[h] = board.resumeAt(h);
+      this.stats.instructions[h] = Number(instret[h]);
+      this.stats.interrupts[h] = Number(interrupts[h]);
+      this.stats.hartWfis[h] = board.wfis(h);
+      this.stats.ipis[h] = board.ipis(h);
+    }
+    this.stats.wfis = this.stats.hartWfis.reduce((a, b) => a + b, 0);
   }
 
   save(): HartSetState {

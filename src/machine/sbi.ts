@@ -4,7 +4,6 @@
 // travel in the guest's a0..a7.
 
 import type { CpuCore } from './cpu-core.js';
-import type { HartSet } from './harts.js';
 import { RAM_BASE } from './layout.js';
 
 export const SBI_SUCCESS = 0n;
@@ -51,11 +50,28 @@ export interface SbiHost {
   systemReset(kind: 'poweroff' | 'reset', code: number): void;
 }
 
+/**
+ * The harts as SBI sees them: HartSet when they take turns on one thread,
+ * ThreadHarts (thread-harts.ts) on a hart's own thread.
+ */
+export interface SbiHarts {
+  readonly count: number;
+  /** The hart making the call. */
+  readonly current: number;
+  start(h: number, addr: bigint, opaque: bigint): 'ok' | 'started' | 'invalid';
+  stopCurrent(): void;
+  suspendCurrent(retentive: boolean, addr: bigint, opaque: bigint): void;
+  status(h: number): number | null;
+  sendSoftIpi(h: number): void;
+  /** SBI RFENCE: the given harts flush their TLBs (`tlb`: sfence.vma) or their translated code's links (fence.i) before the call returns. */
+  remoteFence(to: number[], tlb: boolean): void;
+}
+
 export class Sbi {
   /** Counts of calls per extension, for --stats. */
   readonly calls = new Map<bigint, number>();
 
-  constructor(private readonly core: CpuCore, private readonly harts: HartSet, private readonly host: SbiHost) {}
+  constructor(private readonly core: CpuCore, private readonly harts: SbiHarts, private readonly host: SbiHost) {}
 
   /** Console bytes go out with LF as CR LF, as firmware consoles do (a raw terminal needs the CR). */
   private consoleOut(bytes: Uint8Array): void {
@@ -158,10 +174,7 @@ export class Sbi {
     if (fid >= 3n) return this.ret(SBI_ERR_NOT_SUPPORTED); // hypervisor fences: no H extension
     const to = this.targets(this.arg(0), this.arg(1));
     if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
-    // Only the live hart holds TLB entries: a switched-out hart's TLB is flushed when it
-    // is switched in. Translated code follows stores to code pages for every hart
-    // (one shared cache), so fence.i needs nothing more than that.
-    if (to.includes(this.harts.current)) this.core.exports.flushTlb();
+    this.harts.remoteFence(to, fid !== 0n);
     this.ret(SBI_SUCCESS);
   }
 

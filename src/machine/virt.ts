@@ -5,7 +5,7 @@
 
 import { CpuCore, EXIT_BUDGET, EXIT_WFI, EXIT_HOST, EXIT_BREAKPOINT, type CoreSource } from './cpu-core.js';
 import { MmioBus } from './bus.js';
-import { Sbi } from './sbi.js';
+import { Sbi, type SbiHost } from './sbi.js';
 import { HartSet, MAX_HARTS } from './harts.js';
 import { buildVirtFdt } from './virt-fdt.js';
 import { detectKernelFormat, parseElf64, parseLinuxImage, planBootLayout } from './loader.js';
@@ -114,6 +114,8 @@ export class VirtMachine {
   readonly uart: Uart16550;
   readonly plic: Plic;
   readonly sbi: Sbi;
+  /** What SBI calls reach of the machine (console, reset); harts on threads of their own call it from the device thread. */
+  readonly sbiHost: SbiHost;
   readonly harts: HartSet;
   private readonly test: SifiveTest;
   private readonly vmgenid: VmGenId;
@@ -160,13 +162,14 @@ export class VirtMachine {
     this.bus.map(VMGENID_BASE, VMGENID_SIZE, this.vmgenid);
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic);
     this.bus.map(UART0_BASE, UART0_SIZE, this.uart);
-    this.sbi = new Sbi(this.core, this.harts, {
+    this.sbiHost = {
       consoleWrite: (bytes) => {
         for (const b of bytes) this.outBuf.push(b);
       },
       consoleReadByte: () => (this.pendingInput.length ? this.pendingInput.shift()! : -1),
       systemReset: (kind, code) => this.powerEvent(kind === 'poweroff' ? (code ? 'fail' : 'poweroff') : 'reset', code),
-    });
+    };
+    this.sbi = new Sbi(this.core, this.harts, this.sbiHost);
   }
 
   /** The machine with its devices, before a boot or a restore (shared by create() and restore()). */
@@ -545,6 +548,24 @@ export class VirtMachine {
     this.pollDevices();
     this.flushOutput();
     return r;
+  }
+
+  /**
+   * Harts on threads of their own (phase 2): the device thread's share of a
+   * slice, without running a hart: console input into the UART, timed device
+   * work, console output out.
+   */
+  serviceDevices(): void {
+    this.feedInput();
+    this.pollDevices();
+    this.flushOutput();
+  }
+
+  /** Host ms until the earliest device deadline (Infinity: none). */
+  msToDeviceDeadline(): number {
+    const d = this.deviceDeadlineTicks();
+    if (d === NO_DEADLINE) return Infinity;
+    return Math.max(0, Number(d) / TICKS_PER_MS - this.deviceClockMs());
   }
 
   // ---- Timed device work (rate limiters, balloon statistics) ----

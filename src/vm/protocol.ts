@@ -24,6 +24,12 @@ export interface VmConfig {
   deterministic: boolean;
   /** Harts (virtual CPUs), 1..8; default 1. They run round-robin on the VM's thread (docs/smp.md). */
   cpus?: number;
+  /**
+   * With several harts: each runs on a host thread of its own (SMP phase 2,
+   * docs/smp.md). Deterministic, --gdb and --bios VMs keep them on the VM's
+   * one thread whatever this says. Default: off.
+   */
+  hartThreads?: boolean;
   /** Path of the compiled CPU core (build/cpu.wasm). */
   wasmPath: string;
   /** Translate hot guest code to wasm (default true). */

@@ -35,6 +35,7 @@ import { GdbSession } from './gdb-session.js';
 import { SwappableDisk } from './migration/swappable-disk.js';
 import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
 import { isWarmWorkerData, prepareCore, takePreparedCore, warmUp, type WarmWorkerData } from './warm-up.js';
+import { HartThreads } from './hart-threads.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -118,6 +119,15 @@ try {
 }
 
 const disks: SwappableDisk[] = [];
+/** The hart threads of the running machine (SMP phase 2), ended however the worker ends. */
+let hartThreads: HartThreads | null = null;
+/**
+ * Longest device-thread sleep while hart threads run, and while every hart waits
+ * (devices with deadlines, hart requests, the owner and NICs wake it sooner; the
+ * wake-ups in between only publish counters and meter credit).
+ */
+const THREADS_WAIT_MS = 50;
+const THREADS_IDLE_WAIT_MS = 250;
 
 /** VmConfig.consoleSize when it is usable (the owner validated it; a bad one is ignored, not fatal). */
 function validConsoleSize(s: VmConfig['consoleSize']): { cols: number; rows: number } | null {
@@ -585,7 +595,7 @@ async function main(): Promise<void> {
   const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
   const report = () => {
     loop.busyMs = busyUs / 1000;
-    post({ type: 'stats', text: statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop) });
+    post({ type: 'stats', text: quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
   };
   const live = control.live;
   let busyUs = 0;
@@ -652,6 +662,20 @@ async function main(): Promise<void> {
   };
   let devicesPublishedAt = -Infinity;
   const hartStats = new HartStatsPublisher(control.harts);
+  // Parallel harts (phase 2): deterministic runs, the debugger and firmware keep phase 1.
+  const threaded = config.hartThreads === true && !config.deterministic && !config.gdb && !config.bios && (config.cpus ?? 1) > 1;
+  /** Busy time of hart threads that a guest reboot ended (us). */
+  let threadBusyBase = 0;
+  const startThreads = () => {
+    if (!threaded) return;
+    hartThreads = new HartThreads(m!, {
+      wasmPath: config.wasmPath, jit: config.jit !== false, panicVas: panicWatchPending ? [] : (panicVasFound ?? []),
+      originMs: performance.timeOrigin + t0, doorbell: { words: ctrl, index: CTRL_WAKE },
+    });
+  };
+  const quiesced = <T>(fn: () => T): T => (hartThreads ? hartThreads.quiesced(fn) : fn());
+  cmdState.snapshot = (dir, overlays) => quiesced(() => takeSnapshot(dir, overlays));
+  cmdState.migration = (cmd) => quiesced(() => sourceCommand(cmd));
   const publish = (state: number) => {
     Atomics.store(live, LIVE_INSTRET, instretBase + m!.core.instret);
     Atomics.store(live, LIVE_JIT_INSTRET, jitBase + m!.core.exports.getJitInstructions());
@@ -662,7 +686,7 @@ async function main(): Promise<void> {
     if (now - devicesPublishedAt >= DEVICE_STATS_PUBLISH_MS) {
       devicesPublishedAt = now;
       publishDeviceStats(control.devices, m!.deviceStats());
-      hartStats.publish(m!.harts.report());
+      hartStats.publish(hartThreads && !hartThreads.parked ? hartThreads.report() : m!.harts.report());
     }
     if (now - housekeptAt >= 1000) {
       housekeptAt = now;
@@ -696,6 +720,7 @@ async function main(): Promise<void> {
     },
     idle: () => publish(RUN_STATE_PAUSED),
   }, config.gdb) : null;
+  startThreads();
   for (;;) {
     const now = performance.now();
     if (now >= failAt) throw new Error('injected fault (debug.failAfterMs)');
@@ -744,6 +769,7 @@ async function main(): Promise<void> {
       await openDisks();
     }
     if (Atomics.load(ctrl, CTRL_PAUSE) || mig?.hold) {
+      hartThreads?.park();
       publish(RUN_STATE_PAUSED);
       // A held migration's next command (its asks are prefetched) often comes between the drain and here.
       Atomics.wait(ctrl, CTRL_WAKE, wakeBeforeDrain, 1000);
@@ -753,6 +779,7 @@ async function main(): Promise<void> {
     if (throttleDebtMs > 0) {
       // Auto-converge: the guest stays off the CPU until its debt is paid; commands are still served.
       const t = performance.now();
+      hartThreads?.park();
       publish(RUN_STATE_THROTTLED);
       sleep(Math.min(throttleDebtMs, 100));
       throttleDebtMs -= performance.now() - t;
@@ -764,6 +791,7 @@ async function main(): Promise<void> {
     if (credit >= 0n) {
       const left = credit - (instretBase + m.core.instret);
       if (left <= 0n) {
+        hartThreads?.park();
         publish(RUN_STATE_THROTTLED);
         sleep(100);
         continue;
@@ -788,10 +816,18 @@ async function main(): Promise<void> {
     if (nics.length) m.pollNics();
     if (!config.deterministic) m.setTime(hostTicks());
     const started = performance.now();
-    const r = m.runSlice(slice);
+    let served = 0;
+    let r: number;
+    if (hartThreads) {
+      hartThreads.resume();
+      served = hartThreads.serve();
+      r = hartThreads.allWaiting() ? EXIT_WFI : 0;
+    } else r = m.runSlice(slice);
     loop.slices++;
     const ran = performance.now() - started;
-    busyUs += ran * 1000;
+    // With hart threads the VM's busy time is theirs (the device thread's share is small).
+    if (hartThreads) busyUs = threadBusyBase + hartThreads.busyUs();
+    else busyUs += ran * 1000;
     // Auto-converge: off the CPU for `throttle` percent of the time, so the guest dirties memory slower.
     if (mig && mig.throttle > 0) throttleDebtMs += (ran * mig.throttle) / (100 - mig.throttle);
     for (const n of nics) n.flush();
@@ -801,14 +837,15 @@ async function main(): Promise<void> {
       wfiSinceStallCheck = true;
     }
     // With several harts one of them idling shows the kernel is alive too (the others may stay busy).
-    if (m.harts.stats.wfis !== wfisSeen) {
-      wfisSeen = m.harts.stats.wfis;
+    const wfisNow = hartThreads ? hartThreads.wfis() : m.harts.stats.wfis;
+    if (wfisNow !== wfisSeen) {
+      wfisSeen = wfisNow;
       wfiSinceStallCheck = true;
     }
     publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
     if (!cameUp) {
-      cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n;
+      cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n || (hartThreads !== null && (wfisNow > 0 || hartThreads.interrupts() > 0n));
       if (!cameUp && m.core.instret >= BigInt(config.bootWatchInsns!)) exit ??= neverCameUp(config.bootWatchInsns!);
     }
     if (panicAt !== null && m.core.instret - panicAt >= PANIC_GRACE_INSNS) exit ??= PANIC_EXIT;
@@ -824,6 +861,11 @@ async function main(): Promise<void> {
     if (rebootRequested) {
       // A guest reboot is a fresh machine from the same images, as on real hardware.
       rebootRequested = false;
+      if (hartThreads) {
+        hartThreads.stop();
+        threadBusyBase = busyUs;
+        hartThreads = null;
+      }
       hartStats.carry(m.harts.report());
       instretBase += m.core.instret;
       jitBase += m.core.exports.getJitInstructions();
@@ -834,6 +876,18 @@ async function main(): Promise<void> {
       Atomics.add(live, LIVE_BOOTS, 1n);
       cameUp = !config.bootWatchInsns;
       tidy();
+      startThreads();
+      continue;
+    }
+    if (hartThreads) {
+      // The harts run on their own threads: sleep until one of them (or the owner, or a NIC) rings, or a device deadline.
+      if (served === 0 && pendingInput(control) === 0 && !m.hasPendingInput()) {
+        const ms = Math.min(r === EXIT_WFI ? THREADS_IDLE_WAIT_MS : THREADS_WAIT_MS, Math.ceil(m.msToDeviceDeadline()));
+        if (ms > 0) {
+          if (r === EXIT_WFI) loop.sleeps++;
+          Atomics.wait(ctrl, CTRL_WAKE, wakeSeen, ms);
+        }
+      }
       continue;
     }
     if (r === EXIT_WFI) {
@@ -862,6 +916,8 @@ async function main(): Promise<void> {
       }
     }
   }
+  hartThreads?.stop();
+  hartThreads = null;
   publish(RUN_STATE_EXITED);
   hartStats.publish(m.harts.report());
   gdb?.exited(exit.code);
@@ -877,6 +933,11 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (e) {
+  try {
+    (hartThreads as HartThreads | null)?.stop();
+  } catch {
+    // the threads are ended with the worker anyway
+  }
   closeDisks();
   const message = e instanceof Error ? e.message : String(e);
   const disk = e instanceof Error && e.name === 'DiskError';

@@ -1,0 +1,305 @@
+// The words through which the threads of a VM whose harts run in parallel (SMP
+// phase 2) reach each other: per hart its SBI HSM state, a wake word it sleeps
+// on, the device interrupt lines the PLIC drives into it, a pending SBI IPI,
+// remote-fence requests and acknowledgements, and its counters; for the VM a
+// hold word (park every hart at a safe point) and an exit word. One
+// SharedArrayBuffer, plain Atomics: no Node APIs, so the device thread (the
+// VM's worker) and every hart thread use the same code.
+
+/** SBI HSM states as hart_get_status returns them. */
+export const HSM_STARTED = 0;
+export const HSM_STOPPED = 1;
+export const HSM_START_PENDING = 2;
+export const HSM_SUSPENDED = 4;
+
+// i32 words per hart
+const W_HSM = 0;
+const W_WAKE = 1;
+const W_LINES = 2;
+const W_IPI = 3;
+const W_FENCE_REQ = 4;
+const W_FENCE_ACK = 5;
+const W_WAITING = 6;
+const W_PARKED = 7;
+const W_WFIS = 8;
+const W_IPIS = 9;
+const W_CODE_SEEN = 10;
+const W_SUSPEND_KIND = 11;
+const W_FENCE_KIND = 12;
+const I32_PER_HART = 16;
+// i64 words per hart
+const Q_INSTRET = 0;
+const Q_INTERRUPTS = 1;
+const Q_START_ADDR = 2;
+const Q_START_OPAQUE = 3;
+const Q_BUSY_US = 4;
+const I64_PER_HART = 5;
+// i32 words of the VM, after the harts'
+const G_HOLD = 0;
+const G_EXIT = 1;
+const G_FAILED = 2;
+const G_PANIC = 3;
+const G_CODE_GEN = 4;
+const G_RESET = 5;
+const G_WORDS = 8;
+/** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
+export const FENCE_TLB = 1;
+export const FENCE_CODE = 2;
+/** Console bytes an SBI call on a hart thread hands to the device thread at once. */
+export const CONSOLE_CHUNK = 4096;
+
+export interface HartBoardInit {
+  sab: SharedArrayBuffer;
+  harts: number;
+}
+
+export class HartBoard {
+  readonly harts: number;
+  private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
+  /** Per hart: a buffer for console bytes of SBI console calls. */
+  readonly consoleBytes: Uint8Array[];
+  private readonly g: number;
+
+  static create(harts: number): HartBoardInit {
+    const bytes = HartBoard.i32Bytes(harts) + harts * I64_PER_HART * 8 + harts * CONSOLE_CHUNK;
+    return { sab: new SharedArrayBuffer(bytes), harts };
+  }
+
+  private static i32Bytes(harts: number): number {
+    // Rounded up to 8 for the i64 words that follow.
+    return Math.ceil(((harts * I32_PER_HART + G_WORDS) * 4) / 8) * 8;
+  }
+
+  constructor(init: HartBoardInit) {
+    this.harts = init.harts;
+    const n32 = init.harts * I32_PER_HART + G_WORDS;
+    this.i32 = new Int32Array(init.sab, 0, n32);
+    const at64 = HartBoard.i32Bytes(init.harts);
+    this.i64 = new BigInt64Array(init.sab, at64, init.harts * I64_PER_HART);
+    const atConsole = at64 + init.harts * I64_PER_HART * 8;
+    this.consoleBytes = Array.from({ length: init.harts }, (_, h) => new Uint8Array(init.sab, atConsole + h * CONSOLE_CHUNK, CONSOLE_CHUNK));
+    this.g = init.harts * I32_PER_HART;
+  }
+
+  private w(h: number, i: number): number {
+    return h * I32_PER_HART + i;
+  }
+  private q(h: number, i: number): number {
+    return h * I64_PER_HART + i;
+  }
+
+  // ---- waking ----
+
+  /** The wake word's value, read before looking for work (a change after it ends the wait). */
+  wakeSeen(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_WAKE));
+  }
+  wake(h: number): void {
+    Atomics.add(this.i32, this.w(h, W_WAKE), 1);
+    Atomics.notify(this.i32, this.w(h, W_WAKE));
+    this.poke?.(h);
+  }
+  /** Makes a running hart leave its slice soon (set by each thread that holds the core's memory). */
+  poke: ((h: number) => void) | null = null;
+  wakeAll(): void {
+    for (let h = 0; h < this.harts; h++) this.wake(h);
+  }
+  /** Sleep until woken or `ms` pass. */
+  sleep(h: number, seen: number, ms: number): void {
+    Atomics.wait(this.i32, this.w(h, W_WAKE), seen, Math.max(0, ms));
+  }
+
+  // ---- HSM ----
+
+  hsm(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_HSM));
+  }
+  setHsm(h: number, v: number): void {
+    Atomics.store(this.i32, this.w(h, W_HSM), v);
+  }
+  /** hart_start: STOPPED -> START_PENDING with its address; false when the hart was not stopped. */
+  requestStart(h: number, addr: bigint, opaque: bigint): boolean {
+    this.i64[this.q(h, Q_START_ADDR)] = BigInt.asIntN(64, addr);
+    this.i64[this.q(h, Q_START_OPAQUE)] = BigInt.asIntN(64, opaque);
+    if (Atomics.compareExchange(this.i32, this.w(h, W_HSM), HSM_STOPPED, HSM_START_PENDING) !== HSM_STOPPED) return false;
+    this.wake(h);
+    return true;
+  }
+  startRequest(h: number): { addr: bigint; opaque: bigint } {
+    return { addr: BigInt.asUintN(64, this.i64[this.q(h, Q_START_ADDR)]), opaque: BigInt.asUintN(64, this.i64[this.q(h, Q_START_OPAQUE)]) };
+  }
+  /** Non-retentive suspend: where the hart resumes (kept in the start words). */
+  setResume(h: number, r: { addr: bigint; opaque: bigint } | null): void {
+    Atomics.store(this.i32, this.w(h, W_SUSPEND_KIND), r ? 1 : 0);
+    if (r) {
+      this.i64[this.q(h, Q_START_ADDR)] = BigInt.asIntN(64, r.addr);
+      this.i64[this.q(h, Q_START_OPAQUE)] = BigInt.asIntN(64, r.opaque);
+    }
+  }
+  resumeAt(h: number): { addr: bigint; opaque: bigint } | null {
+    return Atomics.load(this.i32, this.w(h, W_SUSPEND_KIND)) ? this.startRequest(h) : null;
+  }
+
+  // ---- interrupt lines and IPIs ----
+
+  /** A PLIC output line (a mip bit, MEIP or SEIP) of hart h. */
+  setLine(h: number, bit: number, level: boolean): void {
+    const m = 1 << bit;
+    if (level) Atomics.or(this.i32, this.w(h, W_LINES), m);
+    else Atomics.and(this.i32, this.w(h, W_LINES), ~m);
+    this.wake(h);
+  }
+  /** Before the hart's thread starts: its lines as its saved context has them. */
+  setLinesTo(h: number, bits: number): void {
+    Atomics.store(this.i32, this.w(h, W_LINES), bits);
+  }
+  lines(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_LINES));
+  }
+  sendIpi(h: number): void {
+    Atomics.add(this.i32, this.w(h, W_IPIS), 1);
+    Atomics.store(this.i32, this.w(h, W_IPI), 1);
+    this.wake(h);
+  }
+  /** Take hart h's pending IPI (true once per send, however many were sent meanwhile). */
+  takeIpi(h: number): boolean {
+    return Atomics.exchange(this.i32, this.w(h, W_IPI), 0) !== 0;
+  }
+
+  // ---- remote fences ----
+
+  /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
+  requestFence(h: number, tlb: boolean): number {
+    Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
+    const t = Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1;
+    this.wake(h);
+    return t;
+  }
+  fenceAcked(h: number, ticket: number): boolean {
+    return Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) - ticket >= 0;
+  }
+  /** The fence requests hart h has not acknowledged yet: the ticket to acknowledge, or null. */
+  fenceDue(h: number): number | null {
+    const req = Atomics.load(this.i32, this.w(h, W_FENCE_REQ));
+    return req !== Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) ? req : null;
+  }
+  /** What the fences asked of hart h since it last looked: FENCE_TLB and/or FENCE_CODE bits. */
+  takeFenceKind(h: number): number {
+    return Atomics.exchange(this.i32, this.w(h, W_FENCE_KIND), 0);
+  }
+  ackFence(h: number, ticket: number): void {
+    Atomics.store(this.i32, this.w(h, W_FENCE_ACK), ticket);
+    Atomics.notify(this.i32, this.w(h, W_FENCE_ACK));
+  }
+  /** Wait up to `ms` for hart h's acknowledgement to move (the caller checks fenceAcked again). */
+  waitFenceAck(h: number, ticket: number, ms: number): void {
+    const v = Atomics.load(this.i32, this.w(h, W_FENCE_ACK));
+    if (v - ticket >= 0) return;
+    Atomics.wait(this.i32, this.w(h, W_FENCE_ACK), v, ms);
+  }
+
+  /** Translations were retired by the device thread (DMA over code): every hart drops its links. */
+  codeRetired(): void {
+    Atomics.add(this.i32, this.g + G_CODE_GEN, 1);
+  }
+  /** True when code was retired since hart h last asked. */
+  takeCodeRetired(h: number): boolean {
+    const g = Atomics.load(this.i32, this.g + G_CODE_GEN);
+    if (g === this.i32[this.w(h, W_CODE_SEEN)]) return false;
+    this.i32[this.w(h, W_CODE_SEEN)] = g;
+    return true;
+  }
+
+  // ---- holding and ending ----
+
+  /** Every hart parks at its next safe point (true) or goes on (false). */
+  setHold(on: boolean): void {
+    Atomics.store(this.i32, this.g + G_HOLD, on ? 1 : 0);
+    this.wakeAll();
+  }
+  held(): boolean {
+    return Atomics.load(this.i32, this.g + G_HOLD) !== 0;
+  }
+  setParked(h: number, on: boolean): void {
+    Atomics.store(this.i32, this.w(h, W_PARKED), on ? 1 : 0);
+    Atomics.notify(this.i32, this.w(h, W_PARKED));
+  }
+  parked(h: number): boolean {
+    return Atomics.load(this.i32, this.w(h, W_PARKED)) !== 0;
+  }
+  /** Wait (up to `ms`) for hart h to park. */
+  waitParked(h: number, ms: number): boolean {
+    if (this.parked(h)) return true;
+    Atomics.wait(this.i32, this.w(h, W_PARKED), 0, ms);
+    return this.parked(h);
+  }
+  end(): void {
+    Atomics.store(this.i32, this.g + G_EXIT, 1);
+    this.wakeAll();
+  }
+  ended(): boolean {
+    return Atomics.load(this.i32, this.g + G_EXIT) !== 0;
+  }
+  /** A hart thread failed (its error travels on its message port). */
+  fail(): void {
+    Atomics.store(this.i32, this.g + G_FAILED, 1);
+  }
+  failed(): boolean {
+    return Atomics.load(this.i32, this.g + G_FAILED) !== 0;
+  }
+  /** A hart entered the kernel's panic(). */
+  notePanic(): void {
+    Atomics.store(this.i32, this.g + G_PANIC, 1);
+  }
+  panicked(): boolean {
+    return Atomics.load(this.i32, this.g + G_PANIC) !== 0;
+  }
+  /** The guest asked for a reset or power-off through SBI on a hart thread (its harts then stop). */
+  noteReset(): void {
+    Atomics.store(this.i32, this.g + G_RESET, 1);
+  }
+  resetAsked(): boolean {
+    return Atomics.load(this.i32, this.g + G_RESET) !== 0;
+  }
+
+  // ---- counters (written by the hart's own thread) ----
+
+  setWaiting(h: number, on: boolean): void {
+    Atomics.store(this.i32, this.w(h, W_WAITING), on ? 1 : 0);
+  }
+  waiting(h: number): boolean {
+    return Atomics.load(this.i32, this.w(h, W_WAITING)) !== 0;
+  }
+  countWfi(h: number): void {
+    Atomics.add(this.i32, this.w(h, W_WFIS), 1);
+  }
+  wfis(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_WFIS));
+  }
+  ipis(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_IPIS));
+  }
+  setInstret(h: number, n: bigint, interrupts: bigint): void {
+    Atomics.store(this.i64, this.q(h, Q_INSTRET), BigInt.asIntN(64, n));
+    Atomics.store(this.i64, this.q(h, Q_INTERRUPTS), BigInt.asIntN(64, interrupts));
+  }
+  /** Host time hart h spent running guest code (its thread's share of the VM's busy time). */
+  addBusyUs(h: number, us: number): void {
+    Atomics.add(this.i64, this.q(h, Q_BUSY_US), BigInt(Math.round(us)));
+  }
+  busyUs(h: number): number {
+    return Number(Atomics.load(this.i64, this.q(h, Q_BUSY_US)));
+  }
+  instret(h: number): bigint {
+    return BigInt.asUintN(64, Atomics.load(this.i64, this.q(h, Q_INSTRET)));
+  }
+  interrupts(h: number): bigint {
+    return BigInt.asUintN(64, Atomics.load(this.i64, this.q(h, Q_INTERRUPTS)));
+  }
+  totalInstret(): bigint {
+    let n = 0n;
+    for (let h = 0; h < this.harts; h++) n += this.instret(h);
+    return n;
+  }
+}

@@ -1,0 +1,318 @@
+// One hart on a thread of its own (SMP phase 2): a core instance in the hart's
+// area of the VM's shared memory runs the hart in short slices; between slices
+// (its safe points) it takes what other threads asked of it through the
+// HartBoard: device interrupt lines, IPIs, remote fences, retired code, a hold.
+// SBI calls run here (ThreadHarts below answers HSM, IPI and RFENCE across
+// threads); console and reset go to the device thread. No Node APIs: the
+// thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
+
+import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
+import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB } from './hart-board.js';
+import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
+import { enterSupervisor } from './harts.js';
+import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
+import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
+
+/**
+ * Instructions per slice. Interrupts, IPIs and fence requests from other threads
+ * are taken between slices, so this bounds their latency (a fraction of a
+ * millisecond in translated code, a few ms interpreted); the cost of a slice
+ * boundary is a few atomic loads and a clock read.
+ */
+export const HART_SLICE = 100_000;
+/** Longest sleep without looking at the board again (a missed wake costs at most this). */
+const MAX_SLEEP_MS = 200;
+const TICKS_PER_MS = 10_000n;
+const ALL_ONES = 0xffff_ffff_ffff_ffffn;
+const PRV_S = 1;
+const LINE_MASK = (1 << IRQ_M_EXT) | (1 << IRQ_S_EXT);
+
+export interface HartRunnerHost {
+  /** Host time in timebase ticks on the VM's origin. */
+  nowTicks(): bigint;
+  /** Console bytes (already in the board's buffer for this hart: `length` of them). */
+  consoleWrite(length: number): void;
+  consoleReadByte(): number;
+  systemReset(kind: 'poweroff' | 'reset', code: number): void;
+}
+
+export interface HartRunnerOptions {
+  hart: number;
+  jit: boolean;
+  /** The S-mode ecall hook mask of the boot hart (SBI in the VMM). */
+  ecallHookMask: number;
+  /** Kernel panic() entries to watch (guest virtual addresses). */
+  panicVas: bigint[];
+}
+
+export class HartRunner implements SbiHarts {
+  readonly count: number;
+  readonly current: number;
+  private readonly sbi: Sbi;
+  private stopAsked = false;
+  private suspendAsked = false;
+  /** In WFI or a retentive suspend: runs again once an interrupt is pending and enabled. */
+  private waiting = false;
+  private linesApplied = 0;
+  private readonly baseInterrupts: bigint;
+
+  constructor(private readonly core: CpuCore, private readonly board: HartBoard, private readonly host: HartRunnerHost, opts: HartRunnerOptions) {
+    this.count = board.harts;
+    this.current = opts.hart;
+    const ex = core.exports;
+    // Sizes the instance for guest RAM (its globals); the hart's state then comes from its slot.
+    core.reset(0n, this.current);
+    ex.hartSetCount(this.count);
+    ex.hartAdopt(this.current);
+    ex.setHartThreads(1);
+    ex.setEcallHookMask(opts.ecallHookMask);
+    core.setOrderingFences(true);
+    core.setJitEnabled(opts.jit);
+    opts.panicVas.forEach((va, i) => core.setBreakpoint(i, va));
+    this.panicSlots = opts.panicVas.length;
+    // The slot's mip holds the lines as they were when the hart was saved.
+    this.linesApplied = Number(BigInt.asUintN(64, ex.hartFieldGet(this.current, F_MIPHW)) & BigInt(LINE_MASK));
+    this.waiting = board.waiting(this.current);
+    this.baseInterrupts = core.interruptsTaken();
+    const sbiHost: SbiHost = {
+      consoleWrite: (bytes) => {
+        const buf = board.consoleBytes[this.current];
+        for (let at = 0; at < bytes.length; at += buf.length) {
+          const part = bytes.subarray(at, at + buf.length);
+          buf.set(part);
+          host.consoleWrite(part.length);
+        }
+      },
+      consoleReadByte: () => host.consoleReadByte(),
+      systemReset: (kind, code) => {
+        host.systemReset(kind, code);
+        // The device thread ends or rebuilds the VM: this hart runs no further.
+        this.stopAsked = true;
+        ex.requestExit();
+      },
+    };
+    this.sbi = new Sbi(core, this, sbiHost);
+    board.poke = pokeHart(core.memoryBuffer);
+    this.attn = new Int32Array(core.memoryBuffer, STATE + this.current * HART_STRIDE + HART_ATTN_OFF, 1);
+  }
+
+  /** This hart's attention word (see pokeHart). */
+  private readonly attn: Int32Array;
+
+  private readonly panicSlots: number;
+
+  /** The core's ecall import. */
+  ecall(): void {
+    this.sbi.handle();
+  }
+
+  // ---- SbiHarts ----
+
+  private valid(h: number): boolean {
+    return Number.isInteger(h) && h >= 0 && h < this.count;
+  }
+
+  start(h: number, addr: bigint, opaque: bigint): 'ok' | 'started' | 'invalid' {
+    if (!this.valid(h)) return 'invalid';
+    return this.board.requestStart(h, addr, opaque) ? 'ok' : 'started';
+  }
+
+  stopCurrent(): void {
+    this.stopAsked = true;
+    this.core.exports.requestExit();
+  }
+
+  suspendCurrent(retentive: boolean, addr: bigint, opaque: bigint): void {
+    this.board.setResume(this.current, retentive ? null : { addr, opaque });
+    this.suspendAsked = true;
+    this.core.exports.requestExit();
+  }
+
+  status(h: number): number | null {
+    return this.valid(h) ? this.board.hsm(h) : null;
+  }
+
+  sendSoftIpi(h: number): void {
+    this.board.sendIpi(h);
+    if (h === this.current) this.takeIpi();
+  }
+
+  remoteFence(to: number[], tlb: boolean): void {
+    const tickets: [number, number][] = [];
+    for (const h of to) {
+      if (h === this.current) {
+        if (tlb) this.core.exports.flushTlb();
+        else this.core.exports.hartUnlinkAll();
+      }
+      // A stopped hart flushes when it starts (hartAdopt / enterSupervisor); asked anyway it acknowledges at once.
+      else if (this.board.hsm(h) !== HSM_STOPPED) tickets.push([h, this.board.requestFence(h, tlb)]);
+    }
+    // Wait for each to acknowledge at its next safe point, answering requests made of this hart
+    // meanwhile (two harts fencing each other at once would otherwise wait for ever).
+    for (const [h, ticket] of tickets) {
+      while (!this.board.fenceAcked(h, ticket)) {
+        if (this.board.ended()) return;
+        this.serviceFences();
+        this.board.waitFenceAck(h, ticket, 1);
+      }
+    }
+  }
+
+  // ---- the loop ----
+
+  private takeIpi(): void {
+    if (this.board.takeIpi(this.current)) this.core.exports.hartMipBits(this.current, 1, 2n, 1);
+  }
+
+  private serviceFences(): void {
+    const due = this.board.fenceDue(this.current);
+    if (due === null) return;
+    const kind = this.board.takeFenceKind(this.current);
+    // fence.i needs no TLB flush: only this hart's links into code that another hart retired.
+    if (kind & FENCE_TLB || kind === 0) this.core.exports.flushTlb();
+    else this.core.exports.hartUnlinkAll();
+    this.board.ackFence(this.current, due);
+  }
+
+  /** What other threads asked of this hart since the last safe point. */
+  private service(): void {
+    const ex = this.core.exports;
+    const h = this.current;
+    this.serviceFences();
+    if (this.board.takeCodeRetired(h)) ex.hartUnlinkAll();
+    const lines = this.board.lines(h) & LINE_MASK;
+    if (lines !== this.linesApplied) {
+      for (const bit of [IRQ_M_EXT, IRQ_S_EXT]) {
+        const m = 1 << bit;
+        if ((lines & m) !== (this.linesApplied & m)) ex.setIrqLine(bit, lines & m ? 1 : 0);
+      }
+      this.linesApplied = lines;
+    }
+    this.takeIpi();
+  }
+
+  private publish(): void {
+    this.board.setInstret(this.current, this.core.instret, this.core.interruptsTaken() - this.baseInterrupts);
+  }
+
+  /** Save this hart into its slot and wait while the VM is held (pause, snapshot); then take the slot back. */
+  private park(): void {
+    const ex = this.core.exports;
+    const h = this.current;
+    ex.hartSaveTo(h);
+    this.board.setWaiting(h, this.waiting);
+    this.publish();
+    this.board.setParked(h, true);
+    while (this.board.held() && !this.board.ended()) {
+      const seen = this.board.wakeSeen(h);
+      const due = this.board.fenceDue(h);
+      if (due !== null) this.board.ackFence(h, due); // the TLB is flushed on the way out
+      if (!this.board.held()) break;
+      this.board.sleep(h, seen, MAX_SLEEP_MS);
+    }
+    // The device thread may have changed the hart while it was held (a restore of the slot).
+    ex.hartAdopt(h);
+    this.waiting = this.board.waiting(h);
+    this.linesApplied = Number(BigInt.asUintN(64, ex.hartFieldGet(h, F_MIPHW)) & BigInt(LINE_MASK));
+    this.board.setParked(h, false);
+  }
+
+  private enterS(addr: bigint, opaque: bigint): void {
+    enterSupervisor(this.core, this.current, addr, opaque);
+    this.core.exports.flushTlb();
+    this.core.priv = PRV_S;
+  }
+
+  /** Run until the VM ends. */
+  run(): void {
+    const ex = this.core.exports;
+    const h = this.current;
+    const board = this.board;
+    for (;;) {
+      if (board.ended()) break;
+      Atomics.store(this.attn, 0, 0);
+      const seen = board.wakeSeen(h);
+      this.service();
+      if (board.held()) {
+        this.park();
+        continue;
+      }
+      const hsm = board.hsm(h);
+      if (hsm === HSM_STOPPED) {
+        board.setWaiting(h, true);
+        board.sleep(h, seen, MAX_SLEEP_MS);
+        continue;
+      }
+      if (hsm === HSM_START_PENDING) {
+        const r = board.startRequest(h);
+        this.enterS(r.addr, r.opaque);
+        this.waiting = false;
+        board.setWaiting(h, false);
+        board.setHsm(h, HSM_STARTED);
+      }
+      ex.setTime(this.host.nowTicks());
+      if (this.waiting) {
+        if (!ex.hartWakeable(h)) {
+          const d = BigInt.asUintN(64, ex.nextTimerDeadline());
+          const now = this.host.nowTicks();
+          // A deadline that has passed without waking the hart (its timer is masked) cannot wake it either.
+          const ms = d > now && d !== ALL_ONES ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : MAX_SLEEP_MS;
+          board.sleep(h, seen, ms);
+          continue;
+        }
+        this.waiting = false;
+        board.setWaiting(h, false);
+        if (hsm === HSM_SUSPENDED) {
+          const r = board.resumeAt(h);
+          if (r) this.enterS(r.addr, r.opaque);
+          board.setResume(h, null);
+          board.setHsm(h, HSM_STARTED);
+        }
+      }
+      const t = this.host.nowTicks();
+      const r = this.core.run(HART_SLICE);
+      this.board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
+      this.publish();
+      if (this.stopAsked) {
+        this.stopAsked = false;
+        this.suspendAsked = false;
+        board.setHsm(h, HSM_STOPPED);
+        continue;
+      }
+      if (this.suspendAsked) {
+        this.suspendAsked = false;
+        this.waiting = true;
+        board.setWaiting(h, true);
+        board.setHsm(h, HSM_SUSPENDED);
+        continue;
+      }
+      if (r === EXIT_WFI) {
+        this.waiting = true;
+        board.countWfi(h);
+        board.setWaiting(h, true);
+      } else if (r === EXIT_BREAKPOINT && this.panicSlots > 0) {
+        // The kernel entered panic(): say so once, then let it print its message at full speed.
+        board.notePanic();
+        for (let i = 0; i < this.panicSlots; i++) this.core.setBreakpoint(i, null);
+      }
+    }
+    this.publish();
+  }
+}
+
+/**
+ * Make hart h leave its slice at its next block head: its attention word, and a
+ * zero budget for the chain of translated blocks it may be in (the dispatcher
+ * sets the budget again for the next chain, by when the attention word stops it).
+ */
+export function pokeHart(memory: ArrayBuffer): (h: number) => void {
+  const i32 = new Int32Array(memory);
+  return (h) => {
+    const base = STATE + h * HART_STRIDE;
+    Atomics.store(i32, (base + HART_ATTN_OFF) >> 2, 1);
+    Atomics.store(i32, (base + JIT_BUDGET_OFF) >> 2, 0);
+  };
+}
+
+/** F_MIPHW: the cpuStateGet number of the device-driven mip bits (src/cpu/harts.ts). */
+const F_MIPHW = 8;

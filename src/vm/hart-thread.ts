@@ -1,0 +1,86 @@
+// The thread of one hart of a VM whose harts run in parallel (SMP phase 2):
+// started by the VM's worker (hart-threads.ts), it instantiates the core over
+// the VM's shared memory in the hart's area and runs the hart (HartRunner)
+// until the VM ends. Device accesses and the SBI console and reset go to the
+// worker through the MMIO mailbox; a failure is flagged on the board and its
+// message posted on the thread's port.
+
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
+import { HartBoard, type HartBoardInit } from '../machine/hart-board.js';
+import { HartRunner } from '../machine/hart-runner.js';
+import { MmioClient, type Doorbell } from './mmio-mailbox.js';
+import { hostCallAddress, HOSTCALL_CONSOLE, HOSTCALL_GETCHAR, HOSTCALL_RESET, MAX_GUEST_PHYS } from './hart-hostcalls.js';
+
+export interface HartThreadData {
+  wasmPath: string;
+  memory: CoreMemory;
+  ramSize: number;
+  hart: number;
+  board: HartBoardInit;
+  mailbox: SharedArrayBuffer;
+  doorbell: Doorbell;
+  jit: boolean;
+  ecallHookMask: number;
+  panicVas: bigint[];
+  /** The VM's time origin on the wall clock (performance.timeOrigin + the worker's t0), ms. */
+  originMs: number;
+  port: MessagePort;
+}
+
+// As in the VM's worker: fewer lukewarm translated blocks go to V8's optimising compiler.
+try {
+  setFlagsFromString('--wasm-tiering-budget=20000000');
+} catch {
+  // an engine without the flag keeps its default
+}
+
+const data = workerData as HartThreadData;
+const board = new HartBoard(data.board);
+try {
+  const mmio = new MmioClient(data.mailbox, data.hart, data.doorbell);
+  const hart = data.hart;
+  // Set once the core exists (its imports are called only from run()).
+  let core: CpuCore | null = null;
+  let runner: HartRunner | null = null;
+  const fault = () => core!.signalMmioFault();
+  const guestAccess = (addr: number) => addr >= 0 && addr < MAX_GUEST_PHYS;
+  core = new CpuCore(new Uint8Array(readFileSync(data.wasmPath)), data.ramSize, {
+    mmioRead: (a, size) => {
+      if (!guestAccess(a)) {
+        fault();
+        return 0;
+      }
+      const r = mmio.read(a, size);
+      if (r.fault) fault();
+      return r.value;
+    },
+    mmioWrite: (a, size, v) => {
+      if (!guestAccess(a) || mmio.write(a, size, v)) fault();
+    },
+    ecall: () => runner!.ecall(),
+  }, { memory: data.memory, hart });
+  const base = performance.timeOrigin + performance.now() - data.originMs;
+  const origin = performance.now() - base;
+  runner = new HartRunner(core, board, {
+    nowTicks: () => BigInt(Math.floor((performance.now() - origin) * 10_000)),
+    consoleWrite: (length) => {
+      mmio.write(hostCallAddress(HOSTCALL_CONSOLE, hart), 4, length);
+    },
+    consoleReadByte: () => mmio.read(hostCallAddress(HOSTCALL_GETCHAR, hart), 4).value - 1,
+    systemReset: (kind, code) => {
+      mmio.write(hostCallAddress(HOSTCALL_RESET, hart), 4, (kind === 'reset' ? 0x100 : 0) | (code & 0xff));
+    },
+  }, { hart, jit: data.jit, ecallHookMask: data.ecallHookMask, panicVas: data.panicVas });
+  runner.run();
+} catch (e) {
+  if (!board.ended()) {
+    board.fail();
+    data.port.postMessage({ hart: data.hart, message: e instanceof Error ? e.message : String(e) });
+    board.end();
+  }
+}
+data.port.close();
