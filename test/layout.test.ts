@@ -40,7 +40,8 @@ test('the hart state fields fit the state block without overlapping', () => {
     ['jit epoch', L.JIT_EPOCH_OFF, 4], ['jit user epoch', L.JIT_USER_EPOCH_OFF, 4], ['jit last exit', L.JIT_LAST_EXIT_OFF, 4], ['jit urgent', L.JIT_URGENT_OFF, 4], ['fs dirty', L.FS_DIRTY_OFF, 4],
     ['tlb tags', L.TLB_TAGS_OFF, 16], ['link pages', L.LINK_PAGES_OFF, 2 * (L.LINK_PAGES_BITS / 8)], ['asid table', L.ASID_TABLE_OFF, 16 * L.ASID_COUNT],
     ['walk counts', L.WALK_COUNTS_OFF, 24], ['lookup counts', L.LOOKUP_COUNTS_OFF, 16], ['sys counts', L.SYS_COUNTS_OFF, 8 * L.SYS_COUNTS_N], ['jit queue', L.JIT_QUEUE_OFF, 16 + 16 * L.JIT_QUEUE_MAX],
-    ['fence word', L.FENCE_WORD_OFF, 8], ['jump cache base', L.JIT_JCACHE_BASE_OFF, 4], ['jump cache', L.JIT_JCACHE_OFF, 4 * 16 * L.JIT_JCACHE_ENTRIES],
+    ['fence word', L.FENCE_WORD_OFF, 4], ['jump cache base', L.JIT_JCACHE_BASE_OFF, 4], ['jump cache', L.JIT_JCACHE_OFF, 4 * 16 * L.JIT_JCACHE_ENTRIES],
+    ['hart attention', L.HART_ATTN_OFF, 4], ['pmp', L.PMP_OFF, 16 + 3 * 16 * 8], ['triggers', L.TRIG_OFF, 2 * 4 * 8],
   ];
   assertDisjoint(fields, 0, L.STATE_SIZE);
   // Translated code reads fflags and frm as one i64.
