@@ -37,7 +37,7 @@ export class HartThreads {
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
   /** The machine's instruction count when the threads started (a restored VM's count goes on from there). */
-  private readonly baseInstret: bigint;
+  private baseInstret: bigint;
   private unmapped = false;
   private parkedNow = false;
   private ended = false;
@@ -210,6 +210,9 @@ export class HartThreads {
   /** The harts go on from their slots. */
   resume(): void {
     if (!this.parkedNow || this.ended) return;
+    // While parked the machine's count is the truth: a restore or an incoming
+    // migration may have set it, so the threads' counts go on from there.
+    this.baseInstret = this.m.core.instret - this.board.totalInstret();
     this.m.core.exports.hartSaveTo(this.m.harts.current);
     this.m.harts.toBoard(this.board, false);
     this.parkedNow = false;
