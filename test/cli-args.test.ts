@@ -142,6 +142,8 @@ describe('tsvisor run: bad input', () => {
 
   test('--jit with a value other than on/off', () => {
     assertUserError(tsvisor('run', '--kernel', image, '--jit', 'maybe'), /invalid --jit 'maybe': expected on or off/, 2);
+    assertUserError(tsvisor('run', '--kernel', image, '--jit-cache', 'maybe'), /invalid --jit-cache 'maybe': expected on or off/, 2);
+    assertUserError(tsvisor('run', '--kernel', image, '--smp', '2', '--hart-threads', 'x'), /invalid --hart-threads 'x': expected on or off/, 2);
   });
 
   test('unknown flag', () => {
