@@ -12,7 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './lib/args.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 
 /** What the guest's /init prints just before it starts the shell. */
@@ -68,22 +68,20 @@ function usage(): string {
 }
 
 function parseOptions(argv: string[]): { runs: number; json: boolean; timeoutMs: number } {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        runs: { type: 'string' },
-        json: { type: 'boolean' },
-        timeout: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n${usage()}`);
+  const usageError = (msg: string): never => {
+    process.stderr.write(`bench: ${msg}\n${usage()}`);
     process.exit(2);
-  }
+  };
+  const values = parseBenchArgs(
+    argv,
+    {
+      runs: { type: 'string' },
+      json: { type: 'boolean' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    usageError,
+  );
   if (values.help) {
     process.stdout.write(usage());
     process.exit(0);

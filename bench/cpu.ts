@@ -17,7 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './lib/args.js';
 import { ensureDefaultGuest, defaultCacheDir } from '../src/image/default-guest.js';
 import { table, geomean } from './lib/format.js';
 import { buildGuestPrograms, buildBenchInitrd, CFLAGS, REPO_ROOT, TSVISOR_BIN } from './lib/guest-build.js';
@@ -104,28 +104,23 @@ function fail(msg: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        suite: { type: 'string' },
-        only: { type: 'string' },
-        json: { type: 'boolean' },
-        scale: { type: 'string' },
-        timeout: { type: 'string' },
-        'boot-timeout': { type: 'string' },
-        'no-user-check': { type: 'boolean' },
-        emulators: { type: 'string' },
-        'tsvisor-arg': { type: 'string', multiple: true },
-        runs: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
+  const values = parseBenchArgs(
+    argv,
+    {
+      suite: { type: 'string' },
+      only: { type: 'string' },
+      json: { type: 'boolean' },
+      scale: { type: 'string' },
+      timeout: { type: 'string' },
+      'boot-timeout': { type: 'string' },
+      'no-user-check': { type: 'boolean' },
+      emulators: { type: 'string' },
+      'tsvisor-arg': { type: 'string', multiple: true },
+      runs: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    fail,
+  );
   if (values.help) {
     process.stdout.write(usage());
     process.exit(0);

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, ftruncateSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './lib/args.js';
 import { ensureDefaultGuest, defaultCacheDir } from '../src/image/default-guest.js';
 import { ConsoleSession } from './lib/console.js';
 import { medianBy, table } from './lib/format.js';
@@ -103,32 +103,27 @@ function positiveInt(v: string | undefined, dflt: number, what: string): number 
 }
 
 function parseOptions(argv: string[]): Options {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        runs: { type: 'string' },
-        json: { type: 'boolean' },
-        formats: { type: 'string' },
-        emulators: { type: 'string' },
-        'size-mib': { type: 'string' },
-        ops: { type: 'string' },
-        'image-mib': { type: 'string' },
-        'qemu-cache': { type: 'string' },
-        timeout: { type: 'string' },
-        'boot-timeout': { type: 'string' },
-        'tsvisor-arg': { type: 'string', multiple: true },
-        'keep-images': { type: 'boolean' },
-        costs: { type: 'boolean' },
-        passes: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
+  const values = parseBenchArgs(
+    argv,
+    {
+      runs: { type: 'string' },
+      json: { type: 'boolean' },
+      formats: { type: 'string' },
+      emulators: { type: 'string' },
+      'size-mib': { type: 'string' },
+      ops: { type: 'string' },
+      'image-mib': { type: 'string' },
+      'qemu-cache': { type: 'string' },
+      timeout: { type: 'string' },
+      'boot-timeout': { type: 'string' },
+      'tsvisor-arg': { type: 'string', multiple: true },
+      'keep-images': { type: 'boolean' },
+      costs: { type: 'boolean' },
+      passes: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    fail,
+  );
   if (values.help) {
     process.stdout.write(usage());
     process.exit(0);

@@ -25,7 +25,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseBenchArgs } from './lib/args.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { ensureUserland } from '../src/image/userland-disk.js';
 import { ConsoleSession } from './lib/console.js';
@@ -95,24 +95,19 @@ function fail(msg: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        scale: { type: 'string', default: '1' },
-        json: { type: 'boolean', default: false },
-        emulators: { type: 'string', default: 'qemu,tsvisor' },
-        timeout: { type: 'string', default: '1800' },
-        'tsvisor-arg': { type: 'string', multiple: true },
-        'node-arg': { type: 'string', multiple: true },
-        'no-user-check': { type: 'boolean', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
+  const values = parseBenchArgs(
+    argv,
+    {
+      scale: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+      emulators: { type: 'string', default: 'qemu,tsvisor' },
+      timeout: { type: 'string', default: '1800' },
+      'tsvisor-arg': { type: 'string', multiple: true },
+      'node-arg': { type: 'string', multiple: true },
+      'no-user-check': { type: 'boolean', default: false },
+    },
+    fail,
+  );
   const scale = Number(values.scale);
   if (!Number.isFinite(scale) || scale < 0.05 || scale > 20) fail(`--scale needs a number from 0.05 to 20, not '${values.scale}'`);
   const timeout = Number(values.timeout);
