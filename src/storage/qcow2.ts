@@ -21,7 +21,7 @@ import { inflateRawSync, constants as zconst } from 'node:zlib';
 import { DiskError, type BlockBackend } from './backend.js';
 import { buildHeader, INCOMPAT_DIRTY, isQcow2Magic, OFF_AUTOCLEAR, parseHeader, type Qcow2Header } from './qcow2-header.js';
 import { ImageFile } from './qcow2-io.js';
-import { BufCursor, spread, totalLength } from './vectored.js';
+import { BufCursor, HostRun, spread, totalLength } from './vectored.js';
 import { Refcounts } from './qcow2-refcount.js';
 import { checkBacking, resolveBackingPath, type BackingPolicy } from './backing.js';
 
@@ -295,14 +295,7 @@ export class Qcow2Image implements BlockBackend {
     const len = totalLength(bufs);
     this.checkRange(offset, len);
     const cur = new BufCursor(bufs);
-    let run: Uint8Array[] = [];
-    let runHost = 0;
-    let runEnd = -1;
-    const readRun = () => {
-      if (run.length) this.file.readvExact(runHost, run, 'data cluster');
-      run = [];
-      runEnd = -1;
-    };
+    const run = new HostRun((host, b) => this.file.readvExact(host, b, 'data cluster'));
     let done = 0;
     while (done < len) {
       const pos = offset + done;
@@ -314,14 +307,9 @@ export class Qcow2Image implements BlockBackend {
       if (m.kind === 'data') {
         const h = m.host + intra;
         if (h + n > this.file.size) throw new DiskError(`qcow2: data cluster at ${hex(m.host)} extends past end of file`);
-        if (h !== runEnd) {
-          readRun();
-          runHost = h;
-        }
-        for (const p of pieces) run.push(p);
-        runEnd = h + n;
+        run.add(h, pieces, n);
       } else {
-        readRun();
+        run.flush();
         if (pieces.length === 1) this.readMapped(m, pos, intra, pieces[0]);
         else {
           const tmp = new Uint8Array(n);
@@ -331,7 +319,7 @@ export class Qcow2Image implements BlockBackend {
       }
       done += n;
     }
-    readRun();
+    run.flush();
   }
 
   read(offset: number, buf: Uint8Array): void {
@@ -481,24 +469,8 @@ export class Qcow2Image implements BlockBackend {
     const len = totalLength(bufs);
     this.checkRange(offset, len);
     const cur = new BufCursor(bufs);
-    let run: Uint8Array[] = [];
-    let runHost = 0;
-    let runEnd = -1;
-    const writeRun = () => {
-      const r = run;
-      run = [];
-      runEnd = -1;
-      if (r.length === 1) this.file.write(runHost, r[0]);
-      else if (r.length > 1) this.file.writev(runHost, r);
-    };
-    const put = (pos: number, data: readonly Uint8Array[]) => {
-      if (pos !== runEnd) {
-        writeRun();
-        runHost = pos;
-      }
-      for (const d of data) run.push(d);
-      runEnd = pos + totalLength(data);
-    };
+    const run = new HostRun((host, b) => (b.length === 1 ? this.file.write(host, b[0]) : this.file.writev(host, b)));
+    const put = (pos: number, data: readonly Uint8Array[]) => run.add(pos, data, totalLength(data));
     try {
       let done = 0;
       while (done < len) {
@@ -511,7 +483,7 @@ export class Qcow2Image implements BlockBackend {
       }
     } finally {
       // Clusters already mapped get their data even if a later one failed (as when each was written at once).
-      writeRun();
+      run.flush();
     }
   }
 

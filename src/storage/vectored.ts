@@ -105,3 +105,34 @@ export function spread(src: Uint8Array, bufs: readonly Uint8Array[]): void {
     p += b.length;
   }
 }
+
+/**
+ * Buffers for consecutive ranges of a file, gathered so that one preadv or
+ * pwritev serves a run of clusters; a range that does not follow the last
+ * one starts a new run after the gathered one is done.
+ */
+export class HostRun {
+  private bufs: Uint8Array[] = [];
+  private start = 0;
+  private end = -1;
+
+  constructor(private readonly io: (at: number, bufs: Uint8Array[]) => void) {}
+
+  /** `n` bytes in `pieces` go at (or come from) file offset `at`. */
+  add(at: number, pieces: readonly Uint8Array[], n: number): void {
+    if (at !== this.end) {
+      this.flush();
+      this.start = at;
+    }
+    for (const p of pieces) this.bufs.push(p);
+    this.end = at + n;
+  }
+
+  /** Do the gathered run's I/O (once: it is forgotten before the call). */
+  flush(): void {
+    const b = this.bufs;
+    this.bufs = [];
+    this.end = -1;
+    if (b.length) this.io(this.start, b);
+  }
+}
