@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import { api, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { liveRunnerCount } from '../src/host/vm-supervisor.js';
 import { budget } from './lib/budget.js';
+import { freePort } from './lib/free-port.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
@@ -36,18 +37,6 @@ interface VmModel {
 const MEM = 16;
 let d: TestDaemon;
 const ports = new Map<Name, number>();
-
-/** A free TCP port on 127.0.0.1 (the OS picks it; closed again at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Is something listening on this port of 127.0.0.1? */
 function portBound(port: number): Promise<boolean> {

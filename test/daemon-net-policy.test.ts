@@ -16,20 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
+import { freePort } from './lib/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
 const TOKEN = 'net-policy-test-token-0123456789';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const vm = (name: string, nic: object) => ({ name, memory: 16, kernel: 'idle', nics: [{ mode: 'user', ...nic }] });
 

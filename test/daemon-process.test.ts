@@ -11,11 +11,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { api, ConsoleClient, makeImages, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
+import { freePort } from './lib/free-port.js';
 
 const CLI = fileURLToPath(new URL('../../bin/tsvisor.js', import.meta.url));
 
@@ -248,16 +249,6 @@ test('fair share holds across isolation: a process VM at weight 1 beside a threa
     await d3.cleanup();
   }
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

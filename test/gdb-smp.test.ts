@@ -10,32 +10,18 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { budget } from './lib/budget.js';
 import { readFileSync } from 'node:fs';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
-import { gdb } from './lib/gdb-batch.js';
+import { elfSymbols, gdb } from './lib/gdb-batch.js';
+import { freePort } from './lib/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
 const SMP = join(ROOT, 'build/guest/gdb/smp.elf');
 const HAVE_GDB = spawnSync('gdb-multiarch', ['--version']).status === 0;
-
-function symbols(elf: string): Map<string, bigint> {
-  const r = spawnSync('riscv64-linux-gnu-nm', [elf], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return new Map(r.stdout.trim().split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, BigInt('0x' + a)]));
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
-}
 
 /** tsvisor with two harts, held for the debugger; resolves once its stub listens. */
 async function start(port: number, jit: string, args?: string[]): Promise<{ proc: ChildProcess; output: () => string }> {
@@ -54,13 +40,12 @@ async function start(port: number, jit: string, args?: string[]): Promise<{ proc
   return { proc, output: () => out };
 }
 
-
 describe('gdb stub with two harts', { skip: HAVE_GDB ? false : 'gdb-multiarch is not installed (scripts/packages.txt)' }, () => {
   let sym: Map<string, bigint>;
   before(() => {
     const r = spawnSync('bash', [join(ROOT, 'test/guest/build.sh')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    sym = symbols(SMP);
+    sym = elfSymbols(SMP);
   });
 
   test('harts are threads: listing, per-thread registers, stops name the hart, stepping one thread (translator on)', { timeout: budget(300_000) }, async () => {

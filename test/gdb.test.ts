@@ -11,7 +11,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +20,8 @@ import { writeCpio } from '../src/image/cpio.js';
 import { WebSocket } from 'ws';
 import { api, startTestDaemon, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
-import { gdb } from './lib/gdb-batch.js';
+import { elfSymbols, gdb } from './lib/gdb-batch.js';
+import { freePort } from './lib/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -30,21 +30,6 @@ const WATCHME = join(ROOT, 'build/guest/linux/watchme.elf');
 const HAVE_GDB = spawnSync('gdb-multiarch', ['--version']).status === 0;
 const HAVE_QEMU = spawnSync('qemu-system-riscv64', ['--version']).status === 0;
 const NO_GDB = HAVE_GDB ? false : 'gdb-multiarch is not installed (scripts/packages.txt)';
-
-/** Symbols of the bare program, from its ELF (nm). */
-function symbols(elf: string): Map<string, bigint> {
-  const r = spawnSync('riscv64-linux-gnu-nm', [elf], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return new Map(r.stdout.trim().split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, BigInt('0x' + a)]));
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
-}
 
 interface Target {
   port: number;
@@ -92,7 +77,6 @@ async function qemu(): Promise<Target> {
   return t;
 }
 
-
 const X_REGS = Array.from({ length: 31 }, (_, i) => `$x${i + 1}`);
 /** One line per stop: "R pc x1 .. x31" in hex. */
 const DUMP = `printf "R %lx ${X_REGS.map(() => '%lx').join(' ')}\\n", $pc, ${X_REGS.join(', ')}`;
@@ -107,7 +91,7 @@ describe('gdb stub on a bare program', { skip: NO_GDB }, () => {
   before(() => {
     const r = spawnSync('bash', [join(ROOT, 'test/guest/build.sh')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    sym = symbols(STEPS);
+    sym = elfSymbols(STEPS);
   });
 
   test('twenty single steps give the register trace QEMU gives, translator on and off', { timeout: budget(600_000), skip: HAVE_QEMU ? false : 'qemu-system-riscv64 is not installed' }, async () => {
@@ -342,8 +326,8 @@ describe('gdb stub on the Debian guest', { skip: NO_GDB }, () => {
       await waitOutput(vm, /6\.\d+\.\d+[^\n]*riscv64[^]*# /, mark);
 
       // A third debugger session: a write watchpoint on the user program's global (a user virtual address).
-      const watched = symbols(WATCHME).get('watched')!;
-      const main = symbols(WATCHME).get('test_main')!;
+      const watched = elfSymbols(WATCHME).get('watched')!;
+      const main = elfSymbols(WATCHME).get('test_main')!;
       mark = vm.output().length;
       const out2 = gdb(port, [`watch *(long*)0x${watched.toString(16)}`, 'continue', 'p/d $priv', 'p/x $pc', `p *(long*)0x${watched.toString(16)}`, 'delete', 'detach'], 10 * 60_000);
       await new Promise((r) => setTimeout(r, 3000));

@@ -22,22 +22,13 @@ import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { writeCpio } from '../src/image/cpio.js';
 import { buildResponse, parseQuery, ipv4Bytes } from '../src/net/user/dns.js';
 import { budget } from './lib/budget.js';
+import { freePort } from './lib/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
 const NETFUZZ = join(ROOT, 'build/guest/linux/netfuzz.elf');
 const dir = mkdtempSync(join(tmpdir(), 'tsvisor-net-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 test('user networking: DHCP, DNS, download, hostfwd, allow-list, hostile frames', { timeout: budget(600_000) }, async () => {
   if (!existsSync(NETFUZZ)) {

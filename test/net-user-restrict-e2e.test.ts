@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { ChildConsole } from './lib/vm-console.js';
 import { ensureDefaultGuest } from '../src/image/default-guest.js';
 import { budget } from './lib/budget.js';
+import { freePort } from './lib/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'bin/tsvisor.js');
@@ -41,16 +42,6 @@ async function web(host: string, body: string): Promise<Web> {
   await new Promise<void>((r) => w.server.listen(0, host, () => r()));
   w.port = (w.server.address() as net.AddressInfo).port;
   return w;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 function httpGet(host: string, port: number): Promise<string> {

@@ -1,7 +1,7 @@
 // One build at a time per cache directory: a lock file holding the builder's
 // pid. A lock whose process is gone is stale and taken over.
 
-import { open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImageBuildError } from './errors.js';
 
@@ -42,5 +42,34 @@ export async function acquireBuildLock(
       if (attempt > maxWaitSeconds) throw new ImageBuildError(`timed out waiting for the build lock ${lock}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+}
+
+/**
+ * The cached build when `cached` finds one; otherwise `build` runs under the
+ * directory's build lock. The cache is looked at again once the lock is held:
+ * another process may have finished the same build while this one waited.
+ */
+export async function buildUnlessCached<T>(
+  dir: string,
+  lock: { what: string; maxWaitSeconds: number; log: (s: string) => void },
+  force: boolean,
+  cached: () => Promise<T | undefined>,
+  build: () => Promise<T>,
+): Promise<T & { built: boolean }> {
+  if (!force) {
+    const hit = await cached();
+    if (hit) return { ...hit, built: false };
+  }
+  await mkdir(dir, { recursive: true });
+  const unlock = await acquireBuildLock(dir, lock.what, lock.maxWaitSeconds, lock.log);
+  try {
+    if (!force) {
+      const hit = await cached();
+      if (hit) return { ...hit, built: false };
+    }
+    return { ...(await build()), built: true };
+  } finally {
+    await unlock();
   }
 }

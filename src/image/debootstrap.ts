@@ -5,10 +5,11 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { ARCH, KEYRING, SUITE, unverifiedArchiveMessage } from './default-guest.js';
 import { ImageBuildError } from './errors.js';
+import { rawToQcow2, type ConvertResult } from './rootfs-disk.js';
 
 export function hasTool(name: string): boolean {
   for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
@@ -199,4 +200,15 @@ export async function publishBuild(dir: string, manifestName: string, manifest: 
   }
   await writeFile(join(dir, `${manifestName}.tmp`), JSON.stringify(manifest, null, 2) + '\n');
   await rename(join(dir, `${manifestName}.tmp`), join(dir, manifestName));
+}
+
+/** The qcow2 step of a disk build: `raw` becomes `out` (data clusters only), with its status line. */
+export async function convertToQcow2(raw: string, out: string, status: Status): Promise<ConvertResult & { fileSize: number; seconds: number }> {
+  const t = Date.now();
+  await rm(out, { force: true });
+  const conv = rawToQcow2(raw, out);
+  const fileSize = (await stat(out)).size;
+  const sc = seconds(t);
+  status.line(`qcow2: ${(conv.copied / 1048576).toFixed(1)} MiB of data in a ${(conv.size / 1073741824).toFixed(1)} GiB disk (${sc}s)`);
+  return { ...conv, fileSize, seconds: sc };
 }

@@ -19,9 +19,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
 import { ARCH, ImageBuildError, SUITE, defaultCacheDir, ensureDefaultGuest } from './default-guest.js';
-import { ROOTFS_LABEL, rawToQcow2 } from './rootfs-disk.js';
-import { acquireBuildLock } from './build-lock.js';
-import { Status, hasTool, lastLines, makeExt4, privileged, publishBuild, runLines, seconds, stage1, toolPath } from './debootstrap.js';
+import { ROOTFS_LABEL } from './rootfs-disk.js';
+import { buildUnlessCached } from './build-lock.js';
+import { Status, convertToQcow2, hasTool, lastLines, makeExt4, privileged, publishBuild, runLines, seconds, stage1, toolPath } from './debootstrap.js';
 
 export { ROOTFS_LABEL, ROOTFS_APPEND, isRootfsDisk, readExtLabel, rawToQcow2 } from './rootfs-disk.js';
 
@@ -179,10 +179,6 @@ export async function checkCachedRootfs(cacheDir = defaultCacheDir()): Promise<{
   return { path, manifest: m };
 }
 
-function acquireLock(dir: string, log: (s: string) => void): Promise<() => Promise<void>> {
-  return acquireBuildLock(dir, 'root disk', 4 * 3600, log);
-}
-
 // ---------------------------------------------------------------- build steps
 /** The tsvisor CLI (bin/tsvisor.js), found from this module's location in dist/src/image/. */
 function tsvisorBin(): string {
@@ -297,11 +293,9 @@ async function build(cacheDir: string, opts: Required<Pick<EnsureRootfsOptions, 
       }
     }
     const tmp = join(dir, `${ROOTFS_IMAGE}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    const conv = rawToQcow2(src, tmp);
-    const fileSize = (await stat(tmp)).size;
+    const conv = await convertToQcow2(src, tmp, status);
+    const fileSize = conv.fileSize;
     const sc = seconds(t);
-    status.line(`qcow2: ${(conv.copied / 1048576).toFixed(1)} MiB of data in a ${(conv.size / 1073741824).toFixed(1)} GiB disk (${sc}s)`);
 
     const manifest: RootfsManifest = {
       format: MANIFEST_FORMAT,
@@ -331,29 +325,18 @@ export async function ensureRootfs(opts: EnsureRootfsOptions = {}): Promise<Root
   if (!Number.isSafeInteger(size) || size < MIN_ROOTFS_SIZE) {
     throw new ImageBuildError(`root disk size ${size} is too small (at least ${MIN_ROOTFS_SIZE / 1048576} MiB)`);
   }
-  if (!opts.force) {
-    const cached = await checkCachedRootfs(cacheDir);
-    if (cached) return { ...cached, built: false };
-  }
-  const mirror = opts.mirror ?? findDebianMirror(readHostSources());
-  if (!mirror) {
-    throw new ImageBuildError("no Debian mirror found in the host's apt sources; name one with --mirror URI");
-  }
-  await mkdir(dir, { recursive: true });
-  const unlock = await acquireLock(dir, log);
-  try {
-    if (!opts.force) {
-      // Another process may have finished it while we waited for the lock.
-      const cached = await checkCachedRootfs(cacheDir);
-      if (cached) return { ...cached, built: false };
-    }
-    const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
-    const manifest = await build(cacheDir, {
-      mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT !== 'off', allowUnsigned: opts.allowUnsigned === true,
-    }, status, dir);
-    log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
-    return { path: join(dir, ROOTFS_IMAGE), manifest, built: true };
-  } finally {
-    await unlock();
-  }
+  return buildUnlessCached(dir, { what: 'root disk', maxWaitSeconds: 4 * 3600, log }, opts.force === true,
+    () => checkCachedRootfs(cacheDir),
+    async () => {
+      const mirror = opts.mirror ?? findDebianMirror(readHostSources());
+      if (!mirror) {
+        throw new ImageBuildError("no Debian mirror found in the host's apt sources; name one with --mirror URI");
+      }
+      const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
+      const manifest = await build(cacheDir, {
+        mirror, size, stage2TimeoutMs: opts.stage2TimeoutMs ?? 3 * 3600_000, jit: opts.jit ?? process.env.TSVISOR_ROOTFS_JIT !== 'off', allowUnsigned: opts.allowUnsigned === true,
+      }, status, dir);
+      log(`root disk built in ${manifest.seconds.total}s (stage 1 ${manifest.seconds.stage1}s, mkfs ${manifest.seconds.mkfs}s, stage 2 ${manifest.seconds.stage2}s, qcow2 ${manifest.seconds.convert}s)`);
+      return { path: join(dir, ROOTFS_IMAGE), manifest };
+    });
 }

@@ -23,11 +23,10 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rename, rm, stat, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findDebianMirror, readHostSources } from './apt-sources.js';
-import { acquireBuildLock } from './build-lock.js';
-import { Status, hasTool, makeExt4, privileged, publishBuild, runLines, seconds, stage1, lastLines } from './debootstrap.js';
+import { buildUnlessCached } from './build-lock.js';
+import { Status, convertToQcow2, hasTool, makeExt4, privileged, publishBuild, runLines, seconds, stage1, lastLines } from './debootstrap.js';
 import { ARCH, SUITE, defaultCacheDir } from './default-guest.js';
 import { ImageBuildError } from './errors.js';
-import { rawToQcow2 } from './rootfs-disk.js';
 
 /** Packages added to debootstrap's minbase (coreutils and gzip are in it already; named for clarity). */
 export const USERLAND_PACKAGES = ['python3', 'sqlite3', 'xz-utils', 'gzip', 'gawk', 'coreutils'];
@@ -205,14 +204,10 @@ async function build(dir: string, mirror: string, size: number, allowUnsigned: b
     const sm = seconds(t);
     status.line(`mkfs.ext4: ${(size / 1073741824).toFixed(1)} GiB ext4 image made from the tree (${sm}s)`);
 
-    t = Date.now();
     const tmp = join(dir, `${USERLAND_IMAGE}.tmp-${process.pid}`);
-    await rm(tmp, { force: true });
-    const conv = rawToQcow2(raw, tmp);
+    const conv = await convertToQcow2(raw, tmp, status);
     await rm(raw, { force: true });
-    const fileSize = (await stat(tmp)).size;
-    const sc = seconds(t);
-    status.line(`qcow2: ${(conv.copied / 1048576).toFixed(1)} MiB of data in a ${(conv.size / 1073741824).toFixed(1)} GiB disk (${sc}s)`);
+    const { fileSize, seconds: sc } = conv;
 
     const manifest: UserlandManifest = {
       format: MANIFEST_FORMAT, createdAt: new Date().toISOString(), mirror, suite: SUITE, arch: ARCH,
@@ -235,24 +230,14 @@ export async function ensureUserland(opts: EnsureUserlandOptions = {}): Promise<
   if (!Number.isSafeInteger(size) || size < 512 * 1024 * 1024) {
     throw new ImageBuildError(`userland disk size ${size} is too small (at least 512 MiB)`);
   }
-  if (!opts.force) {
-    const cached = await checkCachedUserland(cacheDir);
-    if (cached) return { ...cached, built: false };
-  }
-  const mirror = opts.mirror ?? findDebianMirror(readHostSources());
-  if (!mirror) throw new ImageBuildError("no Debian mirror found in the host's apt sources; name one with --mirror URI");
-  await mkdir(dir, { recursive: true });
-  const unlock = await acquireBuildLock(dir, 'userland disk', 3600, log);
-  try {
-    if (!opts.force) {
-      const cached = await checkCachedUserland(cacheDir);
-      if (cached) return { ...cached, built: false };
-    }
-    const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
-    const manifest = await build(dir, mirror, size, opts.allowUnsigned === true, status);
-    log(`userland disk built in ${manifest.seconds.total}s (download and first stage ${manifest.seconds.download}s, unpack ${manifest.seconds.unpack}s, mkfs ${manifest.seconds.mkfs}s, qcow2 ${manifest.seconds.convert}s)`);
-    return { path: join(dir, USERLAND_IMAGE), tree: join(dir, USERLAND_TREE), manifest, built: true };
-  } finally {
-    await unlock();
-  }
+  return buildUnlessCached(dir, { what: 'userland disk', maxWaitSeconds: 3600, log }, opts.force === true,
+    () => checkCachedUserland(cacheDir),
+    async () => {
+      const mirror = opts.mirror ?? findDebianMirror(readHostSources());
+      if (!mirror) throw new ImageBuildError("no Debian mirror found in the host's apt sources; name one with --mirror URI");
+      const status = new Status(opts.progress === true && process.stderr.isTTY === true, log);
+      const manifest = await build(dir, mirror, size, opts.allowUnsigned === true, status);
+      log(`userland disk built in ${manifest.seconds.total}s (download and first stage ${manifest.seconds.download}s, unpack ${manifest.seconds.unpack}s, mkfs ${manifest.seconds.mkfs}s, qcow2 ${manifest.seconds.convert}s)`);
+      return { path: join(dir, USERLAND_IMAGE), tree: join(dir, USERLAND_TREE), manifest };
+    });
 }

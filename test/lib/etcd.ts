@@ -9,20 +9,13 @@ import { request as httpsRequest } from 'node:https';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from './free-port.js';
+export { freePort } from './free-port.js';
 
 /** The etcd binary, or null when it is not installed (Debian: etcd-server). */
 export function etcdBinary(): string | null {
   const r = spawnSync('sh', ['-c', 'command -v etcd']);
   return r.status === 0 ? r.stdout.toString().trim() : null;
-}
-
-/** A free loopback port (bound, then released). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /**

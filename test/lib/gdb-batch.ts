@@ -1,7 +1,7 @@
 // Runs Debian's gdb-multiarch in batch mode against a GDB remote stub: the
 // tests' debugger, for tsvisor's stub and QEMU's alike.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 /** Run `commands` after connecting to 127.0.0.1:port; resolves with gdb's stdout and stderr. */
 export function gdb(port: number, commands: string[], timeoutMs = 300_000): Promise<string> {
@@ -21,4 +21,11 @@ export function gdb(port: number, commands: string[], timeoutMs = 300_000): Prom
       resolve(out);
     });
   });
+}
+
+/** The symbols of an ELF file and their addresses (riscv64-linux-gnu-nm). */
+export function elfSymbols(elf: string): Map<string, bigint> {
+  const r = spawnSync('riscv64-linux-gnu-nm', [elf], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`riscv64-linux-gnu-nm ${elf} failed: ${r.stderr}`);
+  return new Map(r.stdout.trim().split('\n').map((l) => l.split(' ')).map(([a, , n]) => [n, BigInt('0x' + a)]));
 }
