@@ -1,5 +1,24 @@
 #!/usr/bin/env node
 // Entry point installed as `tsvisor`: runs the compiled CLI (npm run build first).
+import { createRequire } from 'node:module';
+
+// `tsvisor run` is one VM: glibc would give the VM thread and each of V8's
+// compiler and GC threads a malloc arena of its own, and freed compiler memory
+// scattered over five or six arenas kept about 35 MiB resident in an idle VM.
+// Two shared arenas (set before the VM thread and most of V8's threads first
+// allocate) keep it in few places, where the worker's malloc_trim returns it;
+// one arena saved no more and made boots slower (lock contention).
+// TSVISOR_MALLOC_ARENAS overrides the count (0: glibc's default).
+if (process.argv[2] === 'run') {
+  const arenas = Number(process.env.TSVISOR_MALLOC_ARENAS ?? 2);
+  if (Number.isInteger(arenas) && arenas > 0) {
+    try {
+      createRequire(import.meta.url)('../build/guest-memory.node').arenaMax(arenas);
+    } catch {
+      // no addon (or an old one): glibc's default arenas
+    }
+  }
+}
 let cli;
 try {
   cli = await import('../dist/src/cli/main.js');

@@ -12,6 +12,12 @@
  *     malloc_trim(0): gives back what the C heap holds free (V8's compilers
  *     free a lot of it after translating guest code).
  *
+ *   arenaMax(n) -> boolean
+ *     mallopt(M_ARENA_MAX, n): at most n malloc arenas from now on. glibc gives
+ *     threads arenas of their own (up to 8 per core), and V8's compiler and GC
+ *     threads each leave several MiB of freed memory scattered in theirs;
+ *     `tsvisor run` calls it before its VM thread starts (see bin/tsvisor.js).
+ *
  * and exports the host's page size as pageSize.
  *
  *   resident(buffer, offset, length) -> bytes
@@ -155,6 +161,25 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* mallopt(M_ARENA_MAX, n): threads that have no arena yet share the existing ones (see the header). */
+static napi_value arena_max(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t n = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1) {
+    napi_throw_type_error(env, NULL, "arenaMax(n): n must be a positive integer");
+    return NULL;
+  }
+#ifdef __GLIBC__
+  int ok = mallopt(M_ARENA_MAX, n);
+#else
+  int ok = 0;
+#endif
+  CHECK(env, napi_get_boolean(env, ok != 0, &out));
+  return out;
+}
+
 static napi_value map_file(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -266,6 +291,8 @@ NAPI_MODULE_INIT() {
   CHECK(env, napi_set_named_property(env, exports, "seekData", fn));
   CHECK(env, napi_create_function(env, "trim", NAPI_AUTO_LENGTH, trim, NULL, &fn));
   CHECK(env, napi_set_named_property(env, exports, "trim", fn));
+  CHECK(env, napi_create_function(env, "arenaMax", NAPI_AUTO_LENGTH, arena_max, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "arenaMax", fn));
   CHECK(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &fn));
   CHECK(env, napi_set_named_property(env, exports, "pageSize", fn));
   return exports;

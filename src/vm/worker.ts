@@ -58,6 +58,8 @@ const IDLE_DROP_MS = 10_000;
 /** Below this many million guest instructions per second (and waiting in WFI) a guest counts as idle. */
 const IDLE_MIPS = 5;
 const IDLE_DROP_MODULES = 32;
+/** An idle guest that translated since the last collection collects its garbage at most this often (see housekeeping()). */
+const IDLE_TIDY_MS = 15_000;
 /** With a NIC, received frames wait for the end of a slice: shorter slices keep network latency low. */
 const NET_SLICE = 200_000;
 const TICKS_PER_MS = BigInt(TIMEBASE_HZ / 1000);
@@ -235,10 +237,13 @@ async function main(): Promise<void> {
   /** A restored machine whose panic watch is not armed yet (see panicVas). */
   let panicWatchPending = false;
 
-  /** Collect garbage and give the C heap's free memory back (after boot and after dropping translations). */
+  /** When tidy() last ran (performance.now()). */
+  let tidiedAt = -Infinity;
+  /** Collect garbage and give the C heap's free memory back (after boot, after dropping translations, when gone idle). */
   const tidy = () => {
     collectGarbage?.();
     hostMem?.trim();
+    tidiedAt = performance.now();
   };
   let exit: { code: number; reason: string } | null = null;
   let rebootRequested = false;
@@ -613,6 +618,8 @@ async function main(): Promise<void> {
   let modulesAtTrim = 0;
   /** The translations were dropped in the current idle period. */
   let droppedThisIdle = false;
+  /** The translator's module count at the last idle collection. */
+  let modulesAtTidy = -1;
   const housekeeping = (now: number) => {
     // An idle VM (waiting in WFI, under IDLE_MIPS guest instructions per second,
     // for IDLE_DROP_MS) drops its translations: mostly boot code, they hold tens
@@ -627,7 +634,8 @@ async function main(): Promise<void> {
       droppedThisIdle = false;
     }
     // Idle: translate only full batches (see Jit.idle); a busy second ends it.
-    m!.core.jit.idle = !busy && sawWfi;
+    const idle = !busy && sawWfi;
+    m!.core.jit.idle = idle;
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
@@ -649,6 +657,16 @@ async function main(): Promise<void> {
       jit.dropAll(); // its flush hook collects garbage and trims the C heap
       droppedThisIdle = true;
       idleSince = now;
+    }
+    // V8 collects its old generation when the heap reaches a growing limit, or in
+    // idle-time and memory-reducer tasks on the thread's event loop, which this
+    // thread never returns to while the guest runs. So what the translator left
+    // since the last collection (dead modules, the translator's garbage, freed
+    // compiler memory in the C heap) stayed: 47 MiB of V8 heap instead of 12 in
+    // about one idle run in three. An idle guest that translated since collects.
+    if (idle && jit.stats.modules !== modulesAtTidy && now - tidiedAt >= IDLE_TIDY_MS) {
+      modulesAtTidy = jit.stats.modules;
+      tidy();
     }
     if (!hostMem) return;
     Atomics.store(live, LIVE_RAM_RESIDENT, BigInt(hostMem.resident(m!.core.ram)));
