@@ -29,8 +29,18 @@ const URGENT_AFTER: i32 = 1024;
   return jitHashAt() + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HASH_SIZE - 2)) << 5);
 }
 
+/**
+ * The hot counter of head `hpc`: 2-way sets of {hpc, count}. Returns the way
+ * that holds `hpc`, else the one a new head may take (a queued head's first,
+ * else the lower count) with bit 0 set.
+ */
 @inline function hotEntry(hpc: u32): u32 {
-  return jitHotAt() + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 1)) << 3);
+  const h = jitHotAt() + ((((hpc >> 1) ^ (hpc >> 15)) & (JIT_HOT_SIZE - 2)) << 3);
+  if (load<u32>(h) == hpc) return h;
+  if (load<u32>(h, 8) == hpc) return h + 8;
+  const c0 = load<i32>(h, 4);
+  const c1 = load<i32>(h, 12);
+  return (c1 < c0 ? h + 8 : h) | 1;
 }
 
 @inline function entryValid(e: u32): bool {
@@ -95,8 +105,20 @@ let jitTablesUsed = false;
 
 export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
   jitTablesUsed = true;
-  const h = hotEntry(hpc);
-  if (load<u32>(h) != hpc) {
+  let h = hotEntry(hpc);
+  if ((h & 1) != 0) {
+    // Both ways belong to other heads. The one with the lower count keeps it, one
+    // count lower, while it has counted more than this head: a head that runs
+    // rarely (an interrupt path, say) must not reset a hot one every time it comes
+    // by. With one way and no such rule, kernel heads of the fork path that ran
+    // thousands of times were never translated: a colliding head took their
+    // counter back to 1 every few dozen runs.
+    h &= ~1;
+    const held = load<i32>(h, 4);
+    if (held > 1) {
+      store<i32>(h, held - 1, 4);
+      return;
+    }
     store<u32>(h, hpc);
     store<i32>(h, 1, 4);
     return;
@@ -133,7 +155,7 @@ export function noteBlockHead(va: u64, hpc: u32, backward: bool): void {
  */
 export function jitPrimeHead(hpc: u32, hot: bool): void {
   jitTablesUsed = true;
-  const h = hotEntry(hpc);
+  const h = hotEntry(hpc) & ~1;
   store<u32>(h, hpc);
   store<i32>(h, hot ? HOT_THRESHOLD - 1 : 0, 4);
 }
@@ -158,7 +180,7 @@ export function jitInstall(va: u64, hpc: u32, fn: u32, len: u32): void {
   if (load<u8>(CODE_PAGE + pg) == 0) protectCodePage(pg);
   // Installed: a later eviction lets the head count up and be translated again.
   const h = hotEntry(hpc);
-  if (load<u32>(h) == hpc) store<i32>(h, 0, 4);
+  if ((h & 1) == 0) store<i32>(h, 0, 4);
   // Newest entry first in its set; the older one moves to the second way (the one there is dropped).
   const e = setOf(hpc);
   if (load<u32>(e) != 0 && !(load<u32>(e) == hpc && load<u64>(e, 8) == va) && entryValid(e)) {

@@ -58,6 +58,8 @@ const HELPERS = ['jitLoad', 'jitStore', 'jitInterp', 'jitMulh', 'jitMulhsu', 'ji
   'jitLoadX', 'jitStoreX'] as const;
 /** Imported by every block module after the core's helpers: the chain trampoline. */
 const CHAIN_IMPORT = 'jitChain';
+/** Guest virtual addresses from here up are the upper half, where Linux keeps its kernel. */
+const KERNEL_HALF = 1n << 63n;
 /**
  * Body of the module function at the position of a queued head that could not
  * be translated: it only keeps the function indices of the others equal to
@@ -112,6 +114,13 @@ export class Jit {
   warm: WarmStart | null = null;
   /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
   private pending: { va: bigint; hpc: number }[] = [];
+  /**
+   * Compiles and instantiates each new module of translations when the host sets
+   * it (the worker uses it to pick V8's tier-up budget for the module, see
+   * src/vm/tier-budget.ts); `kernel` says most of the module's blocks are
+   * supervisor code (upper half of the address space). It must call `compile`.
+   */
+  compileWith: (<T>(kernel: boolean, compile: () => T) => T) | null = null;
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -412,7 +421,10 @@ export class Jit {
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    const compile = () => new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    let kernelBlocks = 0;
+    for (const b of blocks) if (b.ok && b.va >= KERNEL_HALF) kernelBlocks++;
+    const inst = this.compileWith ? this.compileWith(2 * kernelBlocks > blocks.filter((b) => b.ok).length, compile) : compile();
     this.stats.modules++;
     this.liveModules++;
     this.stats.bytes += bytes.length;

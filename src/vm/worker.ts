@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
+import { TierBudget, setDefaultBudget } from './tier-budget.js';
 import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
@@ -108,17 +109,9 @@ const collectGarbage: (() => void) | undefined = (() => {
   }
 })();
 
-// V8 moves a wasm function from its baseline compiler (Liftoff) to TurboFan once
-// it has run about this many bytes of code. The default (1.8 MB) sends thousands
-// of lukewarm translated blocks to TurboFan during a boot, and on a small host
-// that compile work delays the blocks that are really hot; measured on the
-// default guest's boot, 20 MB was about 10% faster. Process-wide, set before
-// the first module is compiled.
-try {
-  setFlagsFromString('--wasm-tiering-budget=20000000');
-} catch {
-  // an engine without the flag keeps its default
-}
+// V8's tier-up budget for translated code (process-wide default, set before the
+// first module is compiled; per module see tier-budget.ts).
+setDefaultBudget();
 
 const disks: SwappableDisk[] = [];
 /** The hart threads of the running machine (SMP phase 2), ended however the worker ends. */
@@ -281,6 +274,8 @@ async function main(): Promise<void> {
     usedPreparedCore ||= p !== null;
     return p ?? new Uint8Array(wasm);
   };
+  /** The tier-up budget of the current machine's translations. */
+  let tierBudget = new TierBudget();
   const boot = (): VirtMachine | null => {
     const from = restoreFrom;
     restoreFrom = undefined;
@@ -400,6 +395,10 @@ async function main(): Promise<void> {
     }
     // The host terminal keeps its size across a guest reboot.
     if (consoleSize) created.machine.setConsoleSize(consoleSize.cols, consoleSize.rows);
+    // A restored or incoming guest has booted already; a fresh one has once it first idles.
+    tierBudget = new TierBudget();
+    tierBudget.booted = from !== undefined || rewind !== undefined || migrateIn;
+    created.machine.core.jit.compileWith = tierBudget.compileWith;
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;
@@ -852,6 +851,7 @@ async function main(): Promise<void> {
     gdb?.afterSlice(r);
     if (r === EXIT_WFI) {
       sawWfi = true;
+      if (tierBudget.idled()) m!.core.jit.dropAll();
       wfiSinceStallCheck = true;
     }
     // With several harts one of them idling shows the kernel is alive too (the others may stay busy).
