@@ -26,6 +26,9 @@ const W_IPIS = 9;
 const W_CODE_SEEN = 10;
 const W_SUSPEND_KIND = 11;
 const W_FENCE_KIND = 12;
+const W_WHERE = 13;
+const W_EXIT = 14;
+const W_PRIV = 15;
 const I32_PER_HART = 16;
 // i64 words per hart
 const Q_INSTRET = 0;
@@ -33,7 +36,15 @@ const Q_INTERRUPTS = 1;
 const Q_START_ADDR = 2;
 const Q_START_OPAQUE = 3;
 const Q_BUSY_US = 4;
-const I64_PER_HART = 5;
+// Where the hart was at its last safe point (for the hang dump, HartThreads.describe)
+const Q_PC = 5;
+const Q_MIP = 6;
+const Q_MIE = 7;
+const Q_MSTATUS = 8;
+const Q_STIMECMP = 9;
+const Q_TIME = 10;
+const Q_SLEEP_MS = 11;
+const I64_PER_HART = 12;
 // i32 words of the VM, after the harts'
 const G_HOLD = 0;
 const G_EXIT = 1;
@@ -42,6 +53,31 @@ const G_PANIC = 3;
 const G_CODE_GEN = 4;
 const G_RESET = 5;
 const G_WORDS = 8;
+/** What a hart thread is doing (its `where` word; for the hang dump). */
+export const WHERE_RUN = 0;
+export const WHERE_SAFE_POINT = 1;
+export const WHERE_STOPPED = 2;
+export const WHERE_WFI = 3;
+export const WHERE_PARKED = 4;
+export const WHERE_FENCE_WAIT = 5;
+export const WHERE_DEVICE = 6;
+export const WHERE_ENDED = 7;
+export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended'];
+
+/** What a hart showed at its last safe point. */
+export interface HartSnapshotWords {
+  where: number;
+  exit: number;
+  priv: number;
+  pc: bigint;
+  mip: bigint;
+  mie: bigint;
+  mstatus: bigint;
+  stimecmp: bigint;
+  time: bigint;
+  sleepMs: number;
+}
+
 /** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
 export const FENCE_TLB = 1;
 export const FENCE_CODE = 2;
@@ -261,6 +297,46 @@ export class HartBoard {
   }
   resetAsked(): boolean {
     return Atomics.load(this.i32, this.g + G_RESET) !== 0;
+  }
+
+  // ---- where each hart is (written by the hart's own thread; read for the hang dump) ----
+
+  setWhere(h: number, where: number): void {
+    Atomics.store(this.i32, this.w(h, W_WHERE), where);
+  }
+  where(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_WHERE));
+  }
+  /** At a safe point: the run's exit reason and the hart's pc, privilege and interrupt state. */
+  noteSafePoint(h: number, s: Omit<HartSnapshotWords, 'where' | 'sleepMs'>): void {
+    Atomics.store(this.i32, this.w(h, W_EXIT), s.exit);
+    Atomics.store(this.i32, this.w(h, W_PRIV), s.priv);
+    this.i64[this.q(h, Q_PC)] = BigInt.asIntN(64, s.pc);
+    this.i64[this.q(h, Q_MIP)] = BigInt.asIntN(64, s.mip);
+    this.i64[this.q(h, Q_MIE)] = BigInt.asIntN(64, s.mie);
+    this.i64[this.q(h, Q_MSTATUS)] = BigInt.asIntN(64, s.mstatus);
+    this.i64[this.q(h, Q_STIMECMP)] = BigInt.asIntN(64, s.stimecmp);
+    this.i64[this.q(h, Q_TIME)] = BigInt.asIntN(64, s.time);
+  }
+  noteSleep(h: number, ms: number): void {
+    this.i64[this.q(h, Q_SLEEP_MS)] = BigInt(Math.round(ms));
+  }
+  snapshotWords(h: number): HartSnapshotWords {
+    const u = (i: number) => BigInt.asUintN(64, this.i64[this.q(h, i)]);
+    return {
+      where: this.where(h), exit: Atomics.load(this.i32, this.w(h, W_EXIT)), priv: Atomics.load(this.i32, this.w(h, W_PRIV)),
+      pc: u(Q_PC), mip: u(Q_MIP), mie: u(Q_MIE), mstatus: u(Q_MSTATUS), stimecmp: u(Q_STIMECMP), time: u(Q_TIME), sleepMs: Number(this.i64[this.q(h, Q_SLEEP_MS)]),
+    };
+  }
+  /** The raw words of hart h (wake, lines, IPI, fence request/ack/kind, parked, HSM) for the hang dump. */
+  rawWords(h: number): Record<string, number> {
+    const g = (i: number) => Atomics.load(this.i32, this.w(h, i));
+    return { hsm: g(W_HSM), wake: g(W_WAKE), lines: g(W_LINES), ipi: g(W_IPI), fenceReq: g(W_FENCE_REQ), fenceAck: g(W_FENCE_ACK), fenceKind: g(W_FENCE_KIND), waiting: g(W_WAITING), parked: g(W_PARKED) };
+  }
+  /** The VM's words (hold, end, failed, panic, retired-code generation, reset). */
+  vmWords(): Record<string, number> {
+    const g = (i: number) => Atomics.load(this.i32, this.g + i);
+    return { hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET) };
   }
 
   // ---- counters (written by the hart's own thread) ----

@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB } from './hart-board.js';
+import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -149,6 +149,7 @@ export class HartRunner implements SbiHarts {
     }
     // Wait for each to acknowledge at its next safe point, answering requests made of this hart
     // meanwhile (two harts fencing each other at once would otherwise wait for ever).
+    if (tickets.length) this.board.setWhere(this.current, WHERE_FENCE_WAIT);
     for (const [h, ticket] of tickets) {
       while (!this.board.fenceAcked(h, ticket)) {
         if (this.board.ended()) return;
@@ -156,6 +157,7 @@ export class HartRunner implements SbiHarts {
         this.board.waitFenceAck(h, ticket, 1);
       }
     }
+    this.board.setWhere(this.current, WHERE_RUN);
   }
 
   // ---- the loop ----
@@ -203,6 +205,7 @@ export class HartRunner implements SbiHarts {
     this.board.setWaiting(h, this.waiting);
     this.publish();
     this.board.setParked(h, true);
+    this.board.setWhere(h, WHERE_PARKED);
     while (this.board.held() && !this.board.ended()) {
       const seen = this.board.wakeSeen(h);
       const due = this.board.fenceDue(h);
@@ -230,6 +233,7 @@ export class HartRunner implements SbiHarts {
     const board = this.board;
     for (;;) {
       if (board.ended()) break;
+      board.setWhere(h, WHERE_SAFE_POINT);
       Atomics.store(this.attn, 0, 0);
       const seen = board.wakeSeen(h);
       this.service();
@@ -240,6 +244,7 @@ export class HartRunner implements SbiHarts {
       const hsm = board.hsm(h);
       if (hsm === HSM_STOPPED) {
         board.setWaiting(h, true);
+        board.setWhere(h, WHERE_STOPPED);
         board.sleep(h, seen, MAX_SLEEP_MS);
         continue;
       }
@@ -257,6 +262,8 @@ export class HartRunner implements SbiHarts {
           const now = this.host.nowTicks();
           // A deadline that has passed without waking the hart (its timer is masked) cannot wake it either.
           const ms = d > now && d !== ALL_ONES ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : MAX_SLEEP_MS;
+          board.setWhere(h, WHERE_WFI);
+          board.noteSleep(h, ms);
           board.sleep(h, seen, ms);
           continue;
         }
@@ -270,9 +277,12 @@ export class HartRunner implements SbiHarts {
         }
       }
       const t = this.host.nowTicks();
+      board.setWhere(h, WHERE_RUN);
       const r = this.core.run(HART_SLICE);
-      this.board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
+      board.setWhere(h, WHERE_SAFE_POINT);
+      board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
       this.publish();
+      this.noteSafePoint(r);
       if (this.stopAsked) {
         this.stopAsked = false;
         this.suspendAsked = false;
@@ -297,6 +307,17 @@ export class HartRunner implements SbiHarts {
       }
     }
     this.publish();
+    board.setWhere(h, WHERE_ENDED);
+  }
+
+  /** What the hang dump shows of this hart (HartThreads.describe). */
+  private noteSafePoint(exit: number): void {
+    const ex = this.core.exports;
+    this.board.noteSafePoint(this.current, {
+      exit, priv: this.core.priv, pc: this.core.pc,
+      mip: BigInt.asUintN(64, ex.cpuStateGet(F_MIPSW) | ex.cpuStateGet(F_MIPHW)), mie: BigInt.asUintN(64, ex.cpuStateGet(F_MIE)),
+      mstatus: BigInt.asUintN(64, ex.cpuStateGet(F_MSTATUS)), stimecmp: BigInt.asUintN(64, ex.cpuStateGet(F_STIMECMP)), time: BigInt.asUintN(64, ex.getTime()),
+    });
   }
 }
 
@@ -316,3 +337,7 @@ export function pokeHart(memory: ArrayBuffer): (h: number) => void {
 
 /** F_MIPHW: the cpuStateGet number of the device-driven mip bits (src/cpu/harts.ts). */
 const F_MIPHW = 8;
+const F_MSTATUS = 3;
+const F_MIE = 6;
+const F_MIPSW = 7;
+const F_STIMECMP = 24;

@@ -595,7 +595,9 @@ async function main(): Promise<void> {
   const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
   const report = () => {
     loop.busyMs = busyUs / 1000;
-    post({ type: 'stats', text: quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
+    // Where the hart threads are before the report parks them (a hang shows here).
+    const where = hartThreads && !hartThreads.parked ? hartThreads.describe() : '';
+    post({ type: 'stats', text: where + quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
   };
   const live = control.live;
   let busyUs = 0;
