@@ -29,7 +29,9 @@ const W_FENCE_KIND = 12;
 const W_WHERE = 13;
 const W_EXIT = 14;
 const W_PRIV = 15;
-const I32_PER_HART = 16;
+const W_MODULES = 16;
+const W_DROPS = 17;
+const I32_PER_HART = 20;
 // i64 words per hart
 const Q_INSTRET = 0;
 const Q_INTERRUPTS = 1;
@@ -52,7 +54,14 @@ const G_FAILED = 2;
 const G_PANIC = 3;
 const G_CODE_GEN = 4;
 const G_RESET = 5;
-const G_WORDS = 8;
+const G_PANIC_WATCH = 6;
+const G_JIT_IDLE = 7;
+const G_JIT_DROP = 8;
+const G_WORDS = 12;
+// i64 words of the VM, after the harts' i64 words: the panic() entries to watch
+const V_PANIC_VA = 0;
+const PANIC_VAS_MAX = 2;
+const VM_I64 = 2;
 /** What a hart thread is doing (its `where` word; for the hang dump). */
 export const WHERE_RUN = 0;
 export const WHERE_SAFE_POINT = 1;
@@ -96,9 +105,11 @@ export class HartBoard {
   /** Per hart: a buffer for console bytes of SBI console calls. */
   readonly consoleBytes: Uint8Array[];
   private readonly g: number;
+  /** Index of the VM's first i64 word. */
+  private readonly v: number;
 
   static create(harts: number): HartBoardInit {
-    const bytes = HartBoard.i32Bytes(harts) + harts * I64_PER_HART * 8 + harts * CONSOLE_CHUNK;
+    const bytes = HartBoard.i32Bytes(harts) + (harts * I64_PER_HART + VM_I64) * 8 + harts * CONSOLE_CHUNK;
     return { sab: new SharedArrayBuffer(bytes), harts };
   }
 
@@ -112,8 +123,9 @@ export class HartBoard {
     const n32 = init.harts * I32_PER_HART + G_WORDS;
     this.i32 = new Int32Array(init.sab, 0, n32);
     const at64 = HartBoard.i32Bytes(init.harts);
-    this.i64 = new BigInt64Array(init.sab, at64, init.harts * I64_PER_HART);
-    const atConsole = at64 + init.harts * I64_PER_HART * 8;
+    this.i64 = new BigInt64Array(init.sab, at64, init.harts * I64_PER_HART + VM_I64);
+    this.v = init.harts * I64_PER_HART;
+    const atConsole = at64 + (init.harts * I64_PER_HART + VM_I64) * 8;
     this.consoleBytes = Array.from({ length: init.harts }, (_, h) => new Uint8Array(init.sab, atConsole + h * CONSOLE_CHUNK, CONSOLE_CHUNK));
     this.g = init.harts * I32_PER_HART;
   }
@@ -238,6 +250,8 @@ export class HartBoard {
   /** Translations were retired by the device thread (DMA over code): every hart drops its links. */
   codeRetired(): void {
     Atomics.add(this.i32, this.g + G_CODE_GEN, 1);
+    // At their next block head, not their slice's end.
+    for (let h = 0; h < this.harts; h++) this.poke?.(h);
   }
   /** True when code was retired since hart h last asked. */
   takeCodeRetired(h: number): boolean {
@@ -291,6 +305,51 @@ export class HartBoard {
   panicked(): boolean {
     return Atomics.load(this.i32, this.g + G_PANIC) !== 0;
   }
+  /**
+   * Watch the kernel's panic() entries from now on (a restored VM finds them
+   * only after its threads started): each hart sets its breakpoints at its next
+   * safe point (watchedPanic).
+   */
+  watchPanic(vas: bigint[]): void {
+    if (vas.length > PANIC_VAS_MAX) throw new RangeError(`at most ${PANIC_VAS_MAX} panic entry points`);
+    for (let i = 0; i < PANIC_VAS_MAX; i++) this.i64[this.v + V_PANIC_VA + i] = i < vas.length ? BigInt.asIntN(64, vas[i]) : 0n;
+    // The count after the addresses: Atomics are sequentially consistent, so a hart that sees the new count sees them.
+    Atomics.store(this.i32, this.g + G_PANIC_WATCH, ((Atomics.load(this.i32, this.g + G_PANIC_WATCH) + 0x100) & ~0xff) | vas.length);
+    this.wakeAll();
+  }
+  /** The watch word (a generation in bits 8.., the count of addresses in bits 0..7); compare with the last one taken. */
+  panicWatchWord(): number {
+    return Atomics.load(this.i32, this.g + G_PANIC_WATCH);
+  }
+  panicWatchVas(word: number): bigint[] {
+    return Array.from({ length: word & 0xff }, (_, i) => BigInt.asUintN(64, this.i64[this.v + V_PANIC_VA + i]));
+  }
+  /** The VM idles: each hart's translator batches (Jit.idle), as the device thread's would. */
+  setJitIdle(on: boolean): void {
+    Atomics.store(this.i32, this.g + G_JIT_IDLE, on ? 1 : 0);
+  }
+  jitIdle(): boolean {
+    return Atomics.load(this.i32, this.g + G_JIT_IDLE) !== 0;
+  }
+  /** The idle VM drops its translations: every hart drops its own at its next safe point. */
+  requestJitDrop(): void {
+    Atomics.add(this.i32, this.g + G_JIT_DROP, 1);
+    this.wakeAll();
+  }
+  jitDropWord(): number {
+    return Atomics.load(this.i32, this.g + G_JIT_DROP);
+  }
+  /** Hart h's translation modules now, and how many times it dropped them all (written by its thread). */
+  setJitCounts(h: number, modules: number, drops: number): void {
+    Atomics.store(this.i32, this.w(h, W_MODULES), modules);
+    Atomics.store(this.i32, this.w(h, W_DROPS), drops);
+  }
+  jitModules(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_MODULES));
+  }
+  jitDrops(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_DROPS));
+  }
   /** The guest asked for a reset or power-off through SBI on a hart thread (its harts then stop). */
   noteReset(): void {
     Atomics.store(this.i32, this.g + G_RESET, 1);
@@ -331,12 +390,15 @@ export class HartBoard {
   /** The raw words of hart h (wake, lines, IPI, fence request/ack/kind, parked, HSM) for the hang dump. */
   rawWords(h: number): Record<string, number> {
     const g = (i: number) => Atomics.load(this.i32, this.w(h, i));
-    return { hsm: g(W_HSM), wake: g(W_WAKE), lines: g(W_LINES), ipi: g(W_IPI), fenceReq: g(W_FENCE_REQ), fenceAck: g(W_FENCE_ACK), fenceKind: g(W_FENCE_KIND), waiting: g(W_WAITING), parked: g(W_PARKED) };
+    return {
+      hsm: g(W_HSM), wake: g(W_WAKE), lines: g(W_LINES), ipi: g(W_IPI), fenceReq: g(W_FENCE_REQ), fenceAck: g(W_FENCE_ACK), fenceKind: g(W_FENCE_KIND),
+      waiting: g(W_WAITING), parked: g(W_PARKED), modules: g(W_MODULES), drops: g(W_DROPS),
+    };
   }
   /** The VM's words (hold, end, failed, panic, retired-code generation, reset). */
   vmWords(): Record<string, number> {
     const g = (i: number) => Atomics.load(this.i32, this.g + i);
-    return { hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET) };
+    return { hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET), jitIdle: g(G_JIT_IDLE), jitDrop: g(G_JIT_DROP) };
   }
 
   // ---- counters (written by the hart's own thread) ----

@@ -70,6 +70,8 @@ export class HartRunner implements SbiHarts {
     core.setJitEnabled(opts.jit);
     opts.panicVas.forEach((va, i) => core.setBreakpoint(i, va));
     this.panicSlots = opts.panicVas.length;
+    this.panicWatchSeen = board.panicWatchWord();
+    this.jitDropSeen = board.jitDropWord();
     // The slot's mip holds the lines as they were when the hart was saved.
     this.linesApplied = Number(BigInt.asUintN(64, ex.hartFieldGet(this.current, F_MIPHW)) & BigInt(LINE_MASK));
     this.waiting = board.waiting(this.current);
@@ -99,7 +101,12 @@ export class HartRunner implements SbiHarts {
   /** This hart's attention word (see pokeHart). */
   private readonly attn: Int32Array;
 
-  private readonly panicSlots: number;
+  private panicSlots: number;
+  /** The board's translation-drop word last taken, and the drops made. */
+  private jitDropSeen: number;
+  private jitDrops = 0;
+  /** The board's panic watch word last taken (see HartBoard.watchPanic). */
+  private panicWatchSeen: number;
 
   /** The core's ecall import. */
   ecall(): void {
@@ -182,6 +189,26 @@ export class HartRunner implements SbiHarts {
     const h = this.current;
     this.serviceFences();
     if (this.board.takeCodeRetired(h)) ex.hartUnlinkAll();
+    // The idle VM's translation housekeeping (the device thread decides, each hart
+    // acts on its own translator, which no other thread may touch).
+    this.core.jit.idle = this.board.jitIdle();
+    const drop = this.board.jitDropWord();
+    if (drop !== this.jitDropSeen) {
+      this.jitDropSeen = drop;
+      if (this.core.jit.modulesLive > 0) {
+        this.core.jit.dropAll();
+        this.jitDrops++;
+      }
+    }
+    const watch = this.board.panicWatchWord();
+    if (watch !== this.panicWatchSeen) {
+      // A restored VM's panic watch, armed after this thread started.
+      this.panicWatchSeen = watch;
+      for (let i = 0; i < this.panicSlots; i++) this.core.setBreakpoint(i, null);
+      const vas = this.board.panicWatchVas(watch);
+      vas.forEach((va, i) => this.core.setBreakpoint(i, va));
+      this.panicSlots = vas.length;
+    }
     const lines = this.board.lines(h) & LINE_MASK;
     if (lines !== this.linesApplied) {
       for (const bit of [IRQ_M_EXT, IRQ_S_EXT]) {
@@ -195,6 +222,7 @@ export class HartRunner implements SbiHarts {
 
   private publish(): void {
     this.board.setInstret(this.current, this.core.instret, this.core.interruptsTaken() - this.baseInterrupts);
+    this.board.setJitCounts(this.current, this.core.jit.modulesLive, this.jitDrops);
   }
 
   /** Save this hart into its slot and wait while the VM is held (pause, snapshot); then take the slot back. */

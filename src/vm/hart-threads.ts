@@ -199,6 +199,26 @@ export class HartThreads {
     return lines.join('\n') + '\n';
   }
 
+  /** Translation modules the harts hold now (all threads). */
+  jitModules(): number {
+    let n = 0;
+    for (let h = 0; h < this.board.harts; h++) n += this.board.jitModules(h);
+    return n;
+  }
+
+  /** The idle VM's translator settings reach each hart at its next safe point: batch translation, and dropping all. */
+  setJitIdle(on: boolean): void {
+    this.board.setJitIdle(on);
+  }
+  dropTranslations(): void {
+    this.board.requestJitDrop();
+  }
+
+  /** Watch the kernel's panic() on every hart from now on (a restored VM arms its watch after the threads started). */
+  watchPanic(vas: bigint[]): void {
+    this.board.watchPanic(vas);
+  }
+
   get parked(): boolean {
     return this.parkedNow;
   }
