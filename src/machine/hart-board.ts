@@ -32,6 +32,8 @@ const W_PRIV = 15;
 const W_MODULES = 16;
 const W_DROPS = 17;
 const I32_PER_HART = 20;
+/** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
+export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
 const Q_INSTRET = 0;
 const Q_INTERRUPTS = 1;
@@ -220,12 +222,16 @@ export class HartBoard {
   /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
   requestFence(h: number, tlb: boolean): number {
     Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
-    const t = Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1;
+    // Tickets are int32 and wrap: `| 0` keeps this one what the word now holds (2^31
+    // would be stored as -2^31, and its acknowledgement would never compare as reached).
+    const t = (Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1) | 0;
     this.wake(h);
     return t;
   }
   fenceAcked(h: number, ticket: number): boolean {
-    return Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) - ticket >= 0;
+    // Compared modulo 2^32, so a hart that received 2^31 fences (days of a fork-heavy
+    // guest) is not waited for for ever.
+    return ((Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) - ticket) | 0) >= 0;
   }
   /** The fence requests hart h has not acknowledged yet: the ticket to acknowledge, or null. */
   fenceDue(h: number): number | null {
@@ -243,7 +249,7 @@ export class HartBoard {
   /** Wait up to `ms` for hart h's acknowledgement to move (the caller checks fenceAcked again). */
   waitFenceAck(h: number, ticket: number, ms: number): void {
     const v = Atomics.load(this.i32, this.w(h, W_FENCE_ACK));
-    if (v - ticket >= 0) return;
+    if (((v - ticket) | 0) >= 0) return;
     Atomics.wait(this.i32, this.w(h, W_FENCE_ACK), v, ms);
   }
 
