@@ -29,7 +29,20 @@ import { defaultWasmPath } from '../src/vm/vm-handle.js';
 const PROGRAMS = ['sha256', 'matmul', 'interp'] as const;
 const READY = 'tsvisor guest ready';
 const APPEND = 'console=ttyS0';
-const MEM = '512M';
+/**
+ * Guest RAM for every configuration: sha256 holds a 64 MiB x scale buffer per
+ * copy, and two copies at scale 3 (2 x 192 MiB) do not fit the 392 MiB a
+ * 512 MiB guest has free at its prompt: the guest's OOM killer took one copy
+ * and the bench waited for its result for ever (it looked like a hang of the
+ * 2-hart VM). So: 256 MiB for the system plus the largest copies' buffers.
+ */
+function guestMemMiB(scale: number): number {
+  const harts = Math.max(...CONFIGS.map((c) => c.harts));
+  return Math.max(512, Math.ceil((256 + harts * 64 * scale) / 64) * 64);
+}
+let MEM = '512M';
+/** What the guest prints when its OOM killer ends a copy (which then never reports). */
+const OOM_RE = /Out of memory: Killed process \d+ \((\S+)\)/;
 const BENCH_RE = /BENCH (\S+) (\d+(?:\.\d+)?) (\S+)\r?\n/g;
 
 interface Config {
@@ -118,6 +131,13 @@ function session(c: Config, kernel: string, initrd: string, programs: readonly s
         return;
       }
       if (index >= programs.length || waiting) return;
+      const oom = OOM_RE.exec(text);
+      if (oom) {
+        result.errors.push(`${programs[index]}: the guest's OOM killer ended a copy (${oom[1]}); guest RAM ${MEM}`);
+        clearTimeout(timer);
+        child.kill('SIGKILL');
+        return;
+      }
       const lines = [...text.matchAll(BENCH_RE)];
       if (lines.length >= c.harts) {
         const wall = (performance.now() - typedAt) / 1000;
@@ -177,6 +197,7 @@ async function main(): Promise<void> {
   if (programs.length === 0) throw new Error(`--only: none of ${PROGRAMS.join(', ')}`);
   const scale = Number(values.scale ?? '1');
   if (!(scale > 0 && scale <= 100)) throw new Error('--scale needs a number in (0, 100]');
+  MEM = `${guestMemMiB(scale)}M`;
   const say = (s: string) => process.stderr.write(s + '\n');
   const switchUs = switchMicros();
   say(`hart switch: ${switchUs.toFixed(1)} us (best of 5 rounds)`);
@@ -207,7 +228,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ host, scale, switchUs, hartThreads, results }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(`SMP benchmark, ${host.date}, ${host.cpu} (${host.cores} cores), Node ${host.node}, ${host.qemu}, scale ${scale}\n`);
+  process.stdout.write(`SMP benchmark, ${host.date}, ${host.cpu} (${host.cores} cores), Node ${host.node}, ${host.qemu}, scale ${scale}, guest RAM ${MEM}\n`);
   process.stdout.write(`Hart switch (save, load, TLB flush): ${switchUs.toFixed(1)} us; quantum ${QUANTUM} instructions; 2-hart VM with --hart-threads ${hartThreads}.\n`);
   process.stdout.write('Throughput: copies finished per host second (N copies in an N-hart VM).\n\n');
   const head = ['program', 'tsvisor 1', 'tsvisor 2', 'speedup', 'QEMU 1', 'QEMU 2', 'speedup', 'tsvisor/QEMU 1', 'tsvisor/QEMU 2'];

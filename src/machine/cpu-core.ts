@@ -4,7 +4,7 @@
 
 import {
   DEBUG_BP_MAX, STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, RAM_HOST, MMIO_FAULT_OFF, TRAP_COUNTS_OFF, TRAP_COUNTS_INT_OFF,
-  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, SYS_COUNTS_OFF, SYS_COUNTS_N, HART_STRIDE, HART_AREAS_MAX,
+  WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, CODE_PAGE, PAGE_GEN, SYS_COUNTS_OFF, SYS_COUNTS_N, HART_STRIDE, HART_AREAS_MAX,
 } from './layout.js';
 import { Jit, TABLE_INITIAL, type JitCoreExports } from '../jit/jit.js';
 import { setOrderingFences as setTranslatorFences } from '../jit/translate.js';
@@ -210,6 +210,8 @@ export class CpuCore {
   /** Per guest page: 1 once written since the last dirtyLogRestart (DIRTY_PAGE). */
   private readonly dirtyMap: Uint8Array;
   private readonly codePages: Uint8Array;
+  /** The generation of each guest page (bumped when its translations are retired). */
+  private readonly pageGens: Int32Array;
 
   constructor(source: CoreSource, ramSize: number, imports: CoreImports, share?: CoreShare) {
     this.ramSize = ramSize;
@@ -260,6 +262,7 @@ export class CpuCore {
     const pageCount = Math.floor(ramSize / 4096);
     this.dirtyMap = new Uint8Array(buf, DIRTY_PAGE, pageCount);
     this.codePages = new Uint8Array(buf, CODE_PAGE, pageCount);
+    this.pageGens = new Int32Array(buf, PAGE_GEN, pageCount);
   }
 
   /** Trap counts by cause (exceptions, interrupts) and slow-path translations by kind. */
@@ -331,10 +334,26 @@ export class CpuCore {
     const first = Math.floor(offset / 4096);
     const end = Math.min(this.dirtyMap.length, Math.floor((offset + length - 1) / 4096) + 1);
     this.dirtyMap.fill(1, first, end);
+    if (this.onCodeRetired) {
+      // Harts on threads of their own: this instance's hart area (area 0) is hart 0's
+      // while its thread runs, so the core's retire, which also bumps the link epoch
+      // and empties the jump cache of its area, would race with hart 0's translated
+      // code reading them (a torn jump-cache entry is a call through a bad table
+      // index). Only the shared part here: the page's generation (every hart's block
+      // lookup checks it) and its code byte; each hart drops its own links when told.
+      let retired = false;
+      for (let p = first; p < end; p++) {
+        if (Atomics.load(this.codePages, p) === 0) continue;
+        Atomics.store(this.codePages, p, 0);
+        Atomics.add(this.pageGens, p, 1);
+        retired = true;
+      }
+      if (retired) this.onCodeRetired();
+      return;
+    }
     for (let p = first; p < end; p++) {
       if (this.codePages[p] !== 0) {
         this.exports.jitInvalidateRange(BigInt(offset), BigInt(length));
-        this.onCodeRetired?.();
         return;
       }
     }

@@ -26,14 +26,29 @@ const W_IPIS = 9;
 const W_CODE_SEEN = 10;
 const W_SUSPEND_KIND = 11;
 const W_FENCE_KIND = 12;
-const I32_PER_HART = 16;
+const W_WHERE = 13;
+const W_EXIT = 14;
+const W_PRIV = 15;
+const W_MODULES = 16;
+const W_DROPS = 17;
+const I32_PER_HART = 20;
+/** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
+export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
 const Q_INSTRET = 0;
 const Q_INTERRUPTS = 1;
 const Q_START_ADDR = 2;
 const Q_START_OPAQUE = 3;
 const Q_BUSY_US = 4;
-const I64_PER_HART = 5;
+// Where the hart was at its last safe point (for the hang dump, HartThreads.describe)
+const Q_PC = 5;
+const Q_MIP = 6;
+const Q_MIE = 7;
+const Q_MSTATUS = 8;
+const Q_STIMECMP = 9;
+const Q_TIME = 10;
+const Q_SLEEP_MS = 11;
+const I64_PER_HART = 12;
 // i32 words of the VM, after the harts'
 const G_HOLD = 0;
 const G_EXIT = 1;
@@ -41,7 +56,39 @@ const G_FAILED = 2;
 const G_PANIC = 3;
 const G_CODE_GEN = 4;
 const G_RESET = 5;
-const G_WORDS = 8;
+const G_PANIC_WATCH = 6;
+const G_JIT_IDLE = 7;
+const G_JIT_DROP = 8;
+const G_WORDS = 12;
+// i64 words of the VM, after the harts' i64 words: the panic() entries to watch
+const V_PANIC_VA = 0;
+const PANIC_VAS_MAX = 2;
+const VM_I64 = 2;
+/** What a hart thread is doing (its `where` word; for the hang dump). */
+export const WHERE_RUN = 0;
+export const WHERE_SAFE_POINT = 1;
+export const WHERE_STOPPED = 2;
+export const WHERE_WFI = 3;
+export const WHERE_PARKED = 4;
+export const WHERE_FENCE_WAIT = 5;
+export const WHERE_DEVICE = 6;
+export const WHERE_ENDED = 7;
+export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended'];
+
+/** What a hart showed at its last safe point. */
+export interface HartSnapshotWords {
+  where: number;
+  exit: number;
+  priv: number;
+  pc: bigint;
+  mip: bigint;
+  mie: bigint;
+  mstatus: bigint;
+  stimecmp: bigint;
+  time: bigint;
+  sleepMs: number;
+}
+
 /** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
 export const FENCE_TLB = 1;
 export const FENCE_CODE = 2;
@@ -60,9 +107,11 @@ export class HartBoard {
   /** Per hart: a buffer for console bytes of SBI console calls. */
   readonly consoleBytes: Uint8Array[];
   private readonly g: number;
+  /** Index of the VM's first i64 word. */
+  private readonly v: number;
 
   static create(harts: number): HartBoardInit {
-    const bytes = HartBoard.i32Bytes(harts) + harts * I64_PER_HART * 8 + harts * CONSOLE_CHUNK;
+    const bytes = HartBoard.i32Bytes(harts) + (harts * I64_PER_HART + VM_I64) * 8 + harts * CONSOLE_CHUNK;
     return { sab: new SharedArrayBuffer(bytes), harts };
   }
 
@@ -76,8 +125,9 @@ export class HartBoard {
     const n32 = init.harts * I32_PER_HART + G_WORDS;
     this.i32 = new Int32Array(init.sab, 0, n32);
     const at64 = HartBoard.i32Bytes(init.harts);
-    this.i64 = new BigInt64Array(init.sab, at64, init.harts * I64_PER_HART);
-    const atConsole = at64 + init.harts * I64_PER_HART * 8;
+    this.i64 = new BigInt64Array(init.sab, at64, init.harts * I64_PER_HART + VM_I64);
+    this.v = init.harts * I64_PER_HART;
+    const atConsole = at64 + (init.harts * I64_PER_HART + VM_I64) * 8;
     this.consoleBytes = Array.from({ length: init.harts }, (_, h) => new Uint8Array(init.sab, atConsole + h * CONSOLE_CHUNK, CONSOLE_CHUNK));
     this.g = init.harts * I32_PER_HART;
   }
@@ -172,12 +222,16 @@ export class HartBoard {
   /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
   requestFence(h: number, tlb: boolean): number {
     Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
-    const t = Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1;
+    // Tickets are int32 and wrap: `| 0` keeps this one what the word now holds (2^31
+    // would be stored as -2^31, and its acknowledgement would never compare as reached).
+    const t = (Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1) | 0;
     this.wake(h);
     return t;
   }
   fenceAcked(h: number, ticket: number): boolean {
-    return Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) - ticket >= 0;
+    // Compared modulo 2^32, so a hart that received 2^31 fences (days of a fork-heavy
+    // guest) is not waited for for ever.
+    return ((Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) - ticket) | 0) >= 0;
   }
   /** The fence requests hart h has not acknowledged yet: the ticket to acknowledge, or null. */
   fenceDue(h: number): number | null {
@@ -195,13 +249,15 @@ export class HartBoard {
   /** Wait up to `ms` for hart h's acknowledgement to move (the caller checks fenceAcked again). */
   waitFenceAck(h: number, ticket: number, ms: number): void {
     const v = Atomics.load(this.i32, this.w(h, W_FENCE_ACK));
-    if (v - ticket >= 0) return;
+    if (((v - ticket) | 0) >= 0) return;
     Atomics.wait(this.i32, this.w(h, W_FENCE_ACK), v, ms);
   }
 
   /** Translations were retired by the device thread (DMA over code): every hart drops its links. */
   codeRetired(): void {
     Atomics.add(this.i32, this.g + G_CODE_GEN, 1);
+    // At their next block head, not their slice's end.
+    for (let h = 0; h < this.harts; h++) this.poke?.(h);
   }
   /** True when code was retired since hart h last asked. */
   takeCodeRetired(h: number): boolean {
@@ -255,12 +311,100 @@ export class HartBoard {
   panicked(): boolean {
     return Atomics.load(this.i32, this.g + G_PANIC) !== 0;
   }
+  /**
+   * Watch the kernel's panic() entries from now on (a restored VM finds them
+   * only after its threads started): each hart sets its breakpoints at its next
+   * safe point (watchedPanic).
+   */
+  watchPanic(vas: bigint[]): void {
+    if (vas.length > PANIC_VAS_MAX) throw new RangeError(`at most ${PANIC_VAS_MAX} panic entry points`);
+    for (let i = 0; i < PANIC_VAS_MAX; i++) this.i64[this.v + V_PANIC_VA + i] = i < vas.length ? BigInt.asIntN(64, vas[i]) : 0n;
+    // The count after the addresses: Atomics are sequentially consistent, so a hart that sees the new count sees them.
+    Atomics.store(this.i32, this.g + G_PANIC_WATCH, ((Atomics.load(this.i32, this.g + G_PANIC_WATCH) + 0x100) & ~0xff) | vas.length);
+    this.wakeAll();
+  }
+  /** The watch word (a generation in bits 8.., the count of addresses in bits 0..7); compare with the last one taken. */
+  panicWatchWord(): number {
+    return Atomics.load(this.i32, this.g + G_PANIC_WATCH);
+  }
+  panicWatchVas(word: number): bigint[] {
+    return Array.from({ length: word & 0xff }, (_, i) => BigInt.asUintN(64, this.i64[this.v + V_PANIC_VA + i]));
+  }
+  /** The VM idles: each hart's translator batches (Jit.idle), as the device thread's would. */
+  setJitIdle(on: boolean): void {
+    Atomics.store(this.i32, this.g + G_JIT_IDLE, on ? 1 : 0);
+  }
+  jitIdle(): boolean {
+    return Atomics.load(this.i32, this.g + G_JIT_IDLE) !== 0;
+  }
+  /** The idle VM drops its translations: every hart drops its own at its next safe point. */
+  requestJitDrop(): void {
+    Atomics.add(this.i32, this.g + G_JIT_DROP, 1);
+    this.wakeAll();
+  }
+  jitDropWord(): number {
+    return Atomics.load(this.i32, this.g + G_JIT_DROP);
+  }
+  /** Hart h's translation modules now, and how many times it dropped them all (written by its thread). */
+  setJitCounts(h: number, modules: number, drops: number): void {
+    Atomics.store(this.i32, this.w(h, W_MODULES), modules);
+    Atomics.store(this.i32, this.w(h, W_DROPS), drops);
+  }
+  jitModules(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_MODULES));
+  }
+  jitDrops(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_DROPS));
+  }
   /** The guest asked for a reset or power-off through SBI on a hart thread (its harts then stop). */
   noteReset(): void {
     Atomics.store(this.i32, this.g + G_RESET, 1);
   }
   resetAsked(): boolean {
     return Atomics.load(this.i32, this.g + G_RESET) !== 0;
+  }
+
+  // ---- where each hart is (written by the hart's own thread; read for the hang dump) ----
+
+  setWhere(h: number, where: number): void {
+    Atomics.store(this.i32, this.w(h, W_WHERE), where);
+  }
+  where(h: number): number {
+    return Atomics.load(this.i32, this.w(h, W_WHERE));
+  }
+  /** At a safe point: the run's exit reason and the hart's pc, privilege and interrupt state. */
+  noteSafePoint(h: number, s: Omit<HartSnapshotWords, 'where' | 'sleepMs'>): void {
+    Atomics.store(this.i32, this.w(h, W_EXIT), s.exit);
+    Atomics.store(this.i32, this.w(h, W_PRIV), s.priv);
+    this.i64[this.q(h, Q_PC)] = BigInt.asIntN(64, s.pc);
+    this.i64[this.q(h, Q_MIP)] = BigInt.asIntN(64, s.mip);
+    this.i64[this.q(h, Q_MIE)] = BigInt.asIntN(64, s.mie);
+    this.i64[this.q(h, Q_MSTATUS)] = BigInt.asIntN(64, s.mstatus);
+    this.i64[this.q(h, Q_STIMECMP)] = BigInt.asIntN(64, s.stimecmp);
+    this.i64[this.q(h, Q_TIME)] = BigInt.asIntN(64, s.time);
+  }
+  noteSleep(h: number, ms: number): void {
+    this.i64[this.q(h, Q_SLEEP_MS)] = BigInt(Math.round(ms));
+  }
+  snapshotWords(h: number): HartSnapshotWords {
+    const u = (i: number) => BigInt.asUintN(64, this.i64[this.q(h, i)]);
+    return {
+      where: this.where(h), exit: Atomics.load(this.i32, this.w(h, W_EXIT)), priv: Atomics.load(this.i32, this.w(h, W_PRIV)),
+      pc: u(Q_PC), mip: u(Q_MIP), mie: u(Q_MIE), mstatus: u(Q_MSTATUS), stimecmp: u(Q_STIMECMP), time: u(Q_TIME), sleepMs: Number(this.i64[this.q(h, Q_SLEEP_MS)]),
+    };
+  }
+  /** The raw words of hart h (wake, lines, IPI, fence request/ack/kind, parked, HSM) for the hang dump. */
+  rawWords(h: number): Record<string, number> {
+    const g = (i: number) => Atomics.load(this.i32, this.w(h, i));
+    return {
+      hsm: g(W_HSM), wake: g(W_WAKE), lines: g(W_LINES), ipi: g(W_IPI), fenceReq: g(W_FENCE_REQ), fenceAck: g(W_FENCE_ACK), fenceKind: g(W_FENCE_KIND),
+      waiting: g(W_WAITING), parked: g(W_PARKED), modules: g(W_MODULES), drops: g(W_DROPS),
+    };
+  }
+  /** The VM's words (hold, end, failed, panic, retired-code generation, reset). */
+  vmWords(): Record<string, number> {
+    const g = (i: number) => Atomics.load(this.i32, this.g + i);
+    return { hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET), jitIdle: g(G_JIT_IDLE), jitDrop: g(G_JIT_DROP) };
   }
 
   // ---- counters (written by the hart's own thread) ----

@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB } from './hart-board.js';
+import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -70,6 +70,8 @@ export class HartRunner implements SbiHarts {
     core.setJitEnabled(opts.jit);
     opts.panicVas.forEach((va, i) => core.setBreakpoint(i, va));
     this.panicSlots = opts.panicVas.length;
+    this.panicWatchSeen = board.panicWatchWord();
+    this.jitDropSeen = board.jitDropWord();
     // The slot's mip holds the lines as they were when the hart was saved.
     this.linesApplied = Number(BigInt.asUintN(64, ex.hartFieldGet(this.current, F_MIPHW)) & BigInt(LINE_MASK));
     this.waiting = board.waiting(this.current);
@@ -99,7 +101,12 @@ export class HartRunner implements SbiHarts {
   /** This hart's attention word (see pokeHart). */
   private readonly attn: Int32Array;
 
-  private readonly panicSlots: number;
+  private panicSlots: number;
+  /** The board's translation-drop word last taken, and the drops made. */
+  private jitDropSeen: number;
+  private jitDrops = 0;
+  /** The board's panic watch word last taken (see HartBoard.watchPanic). */
+  private panicWatchSeen: number;
 
   /** The core's ecall import. */
   ecall(): void {
@@ -149,6 +156,7 @@ export class HartRunner implements SbiHarts {
     }
     // Wait for each to acknowledge at its next safe point, answering requests made of this hart
     // meanwhile (two harts fencing each other at once would otherwise wait for ever).
+    if (tickets.length) this.board.setWhere(this.current, WHERE_FENCE_WAIT);
     for (const [h, ticket] of tickets) {
       while (!this.board.fenceAcked(h, ticket)) {
         if (this.board.ended()) return;
@@ -156,6 +164,7 @@ export class HartRunner implements SbiHarts {
         this.board.waitFenceAck(h, ticket, 1);
       }
     }
+    this.board.setWhere(this.current, WHERE_RUN);
   }
 
   // ---- the loop ----
@@ -180,6 +189,26 @@ export class HartRunner implements SbiHarts {
     const h = this.current;
     this.serviceFences();
     if (this.board.takeCodeRetired(h)) ex.hartUnlinkAll();
+    // The idle VM's translation housekeeping (the device thread decides, each hart
+    // acts on its own translator, which no other thread may touch).
+    this.core.jit.idle = this.board.jitIdle();
+    const drop = this.board.jitDropWord();
+    if (drop !== this.jitDropSeen) {
+      this.jitDropSeen = drop;
+      if (this.core.jit.modulesLive > 0) {
+        this.core.jit.dropAll();
+        this.jitDrops++;
+      }
+    }
+    const watch = this.board.panicWatchWord();
+    if (watch !== this.panicWatchSeen) {
+      // A restored VM's panic watch, armed after this thread started.
+      this.panicWatchSeen = watch;
+      for (let i = 0; i < this.panicSlots; i++) this.core.setBreakpoint(i, null);
+      const vas = this.board.panicWatchVas(watch);
+      vas.forEach((va, i) => this.core.setBreakpoint(i, va));
+      this.panicSlots = vas.length;
+    }
     const lines = this.board.lines(h) & LINE_MASK;
     if (lines !== this.linesApplied) {
       for (const bit of [IRQ_M_EXT, IRQ_S_EXT]) {
@@ -193,6 +222,7 @@ export class HartRunner implements SbiHarts {
 
   private publish(): void {
     this.board.setInstret(this.current, this.core.instret, this.core.interruptsTaken() - this.baseInterrupts);
+    this.board.setJitCounts(this.current, this.core.jit.modulesLive, this.jitDrops);
   }
 
   /** Save this hart into its slot and wait while the VM is held (pause, snapshot); then take the slot back. */
@@ -203,6 +233,7 @@ export class HartRunner implements SbiHarts {
     this.board.setWaiting(h, this.waiting);
     this.publish();
     this.board.setParked(h, true);
+    this.board.setWhere(h, WHERE_PARKED);
     while (this.board.held() && !this.board.ended()) {
       const seen = this.board.wakeSeen(h);
       const due = this.board.fenceDue(h);
@@ -230,6 +261,7 @@ export class HartRunner implements SbiHarts {
     const board = this.board;
     for (;;) {
       if (board.ended()) break;
+      board.setWhere(h, WHERE_SAFE_POINT);
       Atomics.store(this.attn, 0, 0);
       const seen = board.wakeSeen(h);
       this.service();
@@ -240,6 +272,7 @@ export class HartRunner implements SbiHarts {
       const hsm = board.hsm(h);
       if (hsm === HSM_STOPPED) {
         board.setWaiting(h, true);
+        board.setWhere(h, WHERE_STOPPED);
         board.sleep(h, seen, MAX_SLEEP_MS);
         continue;
       }
@@ -257,6 +290,8 @@ export class HartRunner implements SbiHarts {
           const now = this.host.nowTicks();
           // A deadline that has passed without waking the hart (its timer is masked) cannot wake it either.
           const ms = d > now && d !== ALL_ONES ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : MAX_SLEEP_MS;
+          board.setWhere(h, WHERE_WFI);
+          board.noteSleep(h, ms);
           board.sleep(h, seen, ms);
           continue;
         }
@@ -270,9 +305,12 @@ export class HartRunner implements SbiHarts {
         }
       }
       const t = this.host.nowTicks();
+      board.setWhere(h, WHERE_RUN);
       const r = this.core.run(HART_SLICE);
-      this.board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
+      board.setWhere(h, WHERE_SAFE_POINT);
+      board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
       this.publish();
+      this.noteSafePoint(r);
       if (this.stopAsked) {
         this.stopAsked = false;
         this.suspendAsked = false;
@@ -297,6 +335,17 @@ export class HartRunner implements SbiHarts {
       }
     }
     this.publish();
+    board.setWhere(h, WHERE_ENDED);
+  }
+
+  /** What the hang dump shows of this hart (HartThreads.describe). */
+  private noteSafePoint(exit: number): void {
+    const ex = this.core.exports;
+    this.board.noteSafePoint(this.current, {
+      exit, priv: this.core.priv, pc: this.core.pc,
+      mip: BigInt.asUintN(64, ex.cpuStateGet(F_MIPSW) | ex.cpuStateGet(F_MIPHW)), mie: BigInt.asUintN(64, ex.cpuStateGet(F_MIE)),
+      mstatus: BigInt.asUintN(64, ex.cpuStateGet(F_MSTATUS)), stimecmp: BigInt.asUintN(64, ex.cpuStateGet(F_STIMECMP)), time: BigInt.asUintN(64, ex.getTime()),
+    });
   }
 }
 
@@ -316,3 +365,7 @@ export function pokeHart(memory: ArrayBuffer): (h: number) => void {
 
 /** F_MIPHW: the cpuStateGet number of the device-driven mip bits (src/cpu/harts.ts). */
 const F_MIPHW = 8;
+const F_MSTATUS = 3;
+const F_MIE = 6;
+const F_MIPSW = 7;
+const F_STIMECMP = 24;

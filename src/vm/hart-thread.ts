@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
-import { HartBoard, type HartBoardInit } from '../machine/hart-board.js';
+import { HartBoard, WHERE_DEVICE, WHERE_RUN, type HartBoardInit } from '../machine/hart-board.js';
 import { HartRunner } from '../machine/hart-runner.js';
 import { MmioClient, type Doorbell } from './mmio-mailbox.js';
 import { hostCallAddress, HOSTCALL_CONSOLE, HOSTCALL_GETCHAR, HOSTCALL_RESET, MAX_GUEST_PHYS } from './hart-hostcalls.js';
@@ -54,12 +54,21 @@ try {
         fault();
         return 0;
       }
+      board.setWhere(hart, WHERE_DEVICE);
       const r = mmio.read(a, size);
+      board.setWhere(hart, WHERE_RUN);
       if (r.fault) fault();
       return r.value;
     },
     mmioWrite: (a, size, v) => {
-      if (!guestAccess(a) || mmio.write(a, size, v)) fault();
+      if (!guestAccess(a)) {
+        fault();
+        return;
+      }
+      board.setWhere(hart, WHERE_DEVICE);
+      const bad = mmio.write(a, size, v);
+      board.setWhere(hart, WHERE_RUN);
+      if (bad) fault();
     },
     ecall: () => runner!.ecall(),
   }, { memory: data.memory, hart });

@@ -8,7 +8,7 @@
 
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { VirtMachine } from '../machine/virt.js';
-import { HartBoard, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED } from '../machine/hart-board.js';
+import { HartBoard, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED, WHERE_NAMES } from '../machine/hart-board.js';
 import type { HartReport } from '../machine/harts.js';
 import { pokeHart } from '../machine/hart-runner.js';
 import { CPU_FIELDS } from '../machine/cpu-persist.js';
@@ -176,6 +176,47 @@ export class HartThreads {
         switchedIn: 0,
       };
     });
+  }
+
+  /**
+   * Where every hart is, without stopping them (for a hang: `--stats` and
+   * SIGUSR1 print it before the report parks the harts): what each thread is
+   * doing, its board words, and its pc, privilege and interrupt state at its
+   * last safe point.
+   */
+  describe(): string {
+    const hex = (v: bigint | number) => '0x' + v.toString(16);
+    const lines = [`  hart threads        board ${Object.entries(this.board.vmWords()).map(([k, v]) => `${k}=${v}`).join(' ')}; device time ${hex(this.m.core.exports.getTime())}`];
+    const slots = this.server.slots();
+    for (let h = 0; h < this.board.harts; h++) {
+      const s = this.board.snapshotWords(h);
+      const raw = Object.entries(this.board.rawWords(h)).map(([k, v]) => `${k}=${v}`).join(' ');
+      const slot = slots[h];
+      lines.push(`  hart ${h} thread     ${WHERE_NAMES[s.where] ?? s.where}${s.where === 3 ? ` (${s.sleepMs} ms)` : ''}; last exit ${s.exit} at pc ${hex(s.pc)} priv ${s.priv}; ` +
+        `mip ${hex(s.mip)} mie ${hex(s.mie)} mstatus ${hex(s.mstatus)} stimecmp ${hex(s.stimecmp)} time ${hex(s.time)}; ${raw}; ` +
+        `instret ${this.board.instret(h)}; mailbox ${slot.state}${slot.state ? ` at ${hex(slot.addr)}` : ''}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+
+  /** Translation modules the harts hold now (all threads). */
+  jitModules(): number {
+    let n = 0;
+    for (let h = 0; h < this.board.harts; h++) n += this.board.jitModules(h);
+    return n;
+  }
+
+  /** The idle VM's translator settings reach each hart at its next safe point: batch translation, and dropping all. */
+  setJitIdle(on: boolean): void {
+    this.board.setJitIdle(on);
+  }
+  dropTranslations(): void {
+    this.board.requestJitDrop();
+  }
+
+  /** Watch the kernel's panic() on every hart from now on (a restored VM arms its watch after the threads started). */
+  watchPanic(vas: bigint[]): void {
+    this.board.watchPanic(vas);
   }
 
   get parked(): boolean {

@@ -100,20 +100,20 @@ export type MmioHandler = (write: boolean, addr: number, size: number, value: nu
 export class MmioServer {
   private readonly i32: Int32Array;
   private readonly u64: BigUint64Array;
-  private readonly slots: number;
+  private readonly slotsCount: number;
   /** Requests answered so far (statistics). */
   served = 0;
 
   constructor(sab: SharedArrayBuffer, private readonly handler: MmioHandler) {
     this.i32 = new Int32Array(sab);
     this.u64 = new BigUint64Array(sab);
-    this.slots = slotCount(sab);
+    this.slotsCount = slotCount(sab);
   }
 
   /** Answer every posted request once; returns how many there were. */
   serve(): number {
     let n = 0;
-    for (let h = 0; h < this.slots; h++) {
+    for (let h = 0; h < this.slotsCount; h++) {
       const i = h * I32_PER_SLOT;
       if (Atomics.load(this.i32, i) !== POSTED) continue;
       const kind = this.i32[i + 1];
@@ -141,9 +141,17 @@ export class MmioServer {
     return n;
   }
 
+  /** Each slot's state (0 idle, 1 posted, 2 answered) and address, for the hang dump. */
+  slots(): { state: number; addr: number }[] {
+    return Array.from({ length: this.slotsCount }, (_, h) => {
+      const i = h * I32_PER_SLOT;
+      return { state: Atomics.load(this.i32, i), addr: Number(this.u64[(i >> 1) + ADDR]) };
+    });
+  }
+
   /** The device thread stops: every hart waiting now or later gets an error instead of waiting forever. */
   close(): void {
-    Atomics.store(this.i32, this.slots * I32_PER_SLOT, 1);
-    for (let h = 0; h < this.slots; h++) Atomics.notify(this.i32, h * I32_PER_SLOT);
+    Atomics.store(this.i32, this.slotsCount * I32_PER_SLOT, 1);
+    for (let h = 0; h < this.slotsCount; h++) Atomics.notify(this.i32, h * I32_PER_SLOT);
   }
 }

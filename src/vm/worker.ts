@@ -599,7 +599,9 @@ async function main(): Promise<void> {
   const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
   const report = () => {
     loop.busyMs = busyUs / 1000;
-    post({ type: 'stats', text: quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
+    // Where the hart threads are before the report parks them (a hang shows here).
+    const where = hartThreads && !hartThreads.parked ? hartThreads.describe() : '';
+    post({ type: 'stats', text: where + quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
   };
   const live = control.live;
   let busyUs = 0;
@@ -635,6 +637,7 @@ async function main(): Promise<void> {
     // Idle: translate only full batches (see Jit.idle); a busy second ends it.
     const idle = !busy && sawWfi;
     m!.core.jit.idle = idle;
+    hartThreads?.setJitIdle(idle);
     sawWfi = false;
     instretAtCheck = instret;
     checkedAt = now;
@@ -645,15 +648,24 @@ async function main(): Promise<void> {
     if (panicWatchPending && now - t0Restored >= PANIC_WATCH_DELAY_MS) {
       panicWatchPending = false;
       const vas = panicVas();
-      if (vas.length) m!.watchPanic(...vas);
-      else if (config.stallTimeoutMs === undefined) stall = new StallWatch(DEFAULT_STALL_TIMEOUT_MS);
+      if (vas.length) {
+        // The device thread's core shares hart 0's area, which it may touch (the
+        // breakpoint's TLB flush) only while the harts are parked.
+        quiesced(() => m!.watchPanic(...vas));
+        // Hart threads started without it: the watch reaches each at its next safe point.
+        hartThreads?.watchPanic(vas);
+      } else if (config.stallTimeoutMs === undefined) stall = new StallWatch(DEFAULT_STALL_TIMEOUT_MS);
     }
     const jit = m!.core.jit;
     // Once per idle period: the idle loop itself (timer interrupts, the idle task)
     // soon needs translations again, and dropping those every IDLE_DROP_MS kept an
     // idle VM retranslating, collecting and trimming for ever.
-    if (!droppedThisIdle && now - idleSince >= IDLE_DROP_MS && jit.modulesLive >= IDLE_DROP_MODULES) {
-      jit.dropAll(); // its flush hook collects garbage and trims the C heap
+    // With hart threads the translations are the harts' (the device thread's core runs
+    // nothing): each hart drops its own at its next safe point.
+    const modulesLive = hartThreads ? hartThreads.jitModules() : jit.modulesLive;
+    if (!droppedThisIdle && now - idleSince >= IDLE_DROP_MS && modulesLive >= IDLE_DROP_MODULES) {
+      if (hartThreads) hartThreads.dropTranslations();
+      else jit.dropAll(); // its flush hook collects garbage and trims the C heap
       droppedThisIdle = true;
       idleSince = now;
     }
