@@ -23,7 +23,17 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** The budget of boot code and of user code (bytes of wasm run before TurboFan). */
-export const BUDGET_DEFAULT = 20_000_000;
+export const BUDGET_DEFAULT = defaultBudget(process.env.TSVISOR_WASM_TIERING_BUDGET);
+
+/**
+ * TSVISOR_WASM_TIERING_BUDGET=N (bytes), for measurements; otherwise 20 MB. On
+ * the Debian userland job (bench/userland.ts) lower budgets cost more CPU
+ * (1.8 MB: +17%, 300 KB: +42%) and 100 MB gained nothing.
+ */
+function defaultBudget(v: string | undefined): number {
+  const n = Number(v);
+  return v !== undefined && Number.isInteger(n) && n >= 1000 && n <= 1e9 ? n : 20_000_000;
+}
 /** The budget of kernel code translated after the guest's first idle period. */
 export const BUDGET_KERNEL_AFTER_BOOT = kernelBudget(process.env.TSVISOR_TIER_BUDGET_KERNEL);
 
