@@ -749,6 +749,10 @@ async function main(): Promise<void> {
     },
     idle: () => publish(RUN_STATE_PAUSED),
   }, config.gdb) : null;
+  // The counts a restore or an incoming migration brought are visible at once:
+  // hart threads take a while to start, and the owner may read the statistics
+  // before their first slice ends (it then saw 0 instructions after a migration).
+  publish(RUN_STATE_RUNNING);
   startThreads();
   for (;;) {
     const now = performance.now();
