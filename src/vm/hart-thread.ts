@@ -8,7 +8,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
+import { setDefaultBudget } from './tier-budget.js';
 import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
 import { HartBoard, WHERE_DEVICE, WHERE_RUN, type HartBoardInit } from '../machine/hart-board.js';
 import { HartRunner } from '../machine/hart-runner.js';
@@ -32,11 +32,7 @@ export interface HartThreadData {
 }
 
 // As in the VM's worker: fewer lukewarm translated blocks go to V8's optimising compiler.
-try {
-  setFlagsFromString('--wasm-tiering-budget=20000000');
-} catch {
-  // an engine without the flag keeps its default
-}
+setDefaultBudget();
 
 const data = workerData as HartThreadData;
 const board = new HartBoard(data.board);

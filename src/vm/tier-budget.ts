@@ -23,23 +23,19 @@
 import { setFlagsFromString } from 'node:v8';
 
 /** The budget of boot code and of user code (bytes of wasm run before TurboFan). */
-export const BUDGET_DEFAULT = defaultBudget(process.env.TSVISOR_WASM_TIERING_BUDGET);
+export const BUDGET_DEFAULT = budgetFrom(process.env.TSVISOR_WASM_TIERING_BUDGET, 20_000_000);
+/** The budget of kernel code translated after the guest's first idle period. */
+export const BUDGET_KERNEL_AFTER_BOOT = budgetFrom(process.env.TSVISOR_TIER_BUDGET_KERNEL, BUDGET_DEFAULT);
 
 /**
- * TSVISOR_WASM_TIERING_BUDGET=N (bytes), for measurements; otherwise 20 MB. On
- * the Debian userland job (bench/userland.ts) lower budgets cost more CPU
- * (1.8 MB: +17%, 300 KB: +42%) and 100 MB gained nothing.
+ * A budget from the environment (bytes, 1000 to 1e9), else `fallback`.
+ * TSVISOR_WASM_TIERING_BUDGET is for measurements: on the Debian userland job
+ * (bench/userland.ts) lower budgets cost more CPU (1.8 MB: +17%, 300 KB: +42%)
+ * and 100 MB gained nothing.
  */
-function defaultBudget(v: string | undefined): number {
+function budgetFrom(v: string | undefined, fallback: number): number {
   const n = Number(v);
-  return v !== undefined && Number.isInteger(n) && n >= 1000 && n <= 1e9 ? n : 20_000_000;
-}
-/** The budget of kernel code translated after the guest's first idle period. */
-export const BUDGET_KERNEL_AFTER_BOOT = kernelBudget(process.env.TSVISOR_TIER_BUDGET_KERNEL);
-
-function kernelBudget(v: string | undefined): number {
-  const n = Number(v);
-  return v !== undefined && Number.isInteger(n) && n >= 1000 && n <= 1e9 ? n : BUDGET_DEFAULT;
+  return v !== undefined && Number.isInteger(n) && n >= 1000 && n <= 1e9 ? n : fallback;
 }
 
 function setBudget(bytes: number): boolean {
