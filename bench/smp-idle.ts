@@ -8,13 +8,19 @@
 // often the worker woke.
 //
 //   npm run bench:smp-idle -- [--harts 1,4] [--seconds 60] [--settle 30] [--json]
-//                             [--compare BIN] [--no-qemu] [--hart-threads on|off]
+//                             [--compare BIN[,BIN...]] [--no-qemu] [--hart-threads on|off]
 //
 // --hart-threads (default off, as `tsvisor run`): multi-hart VMs run each hart
 // on a host thread of its own.
 //
-// --compare BIN adds the same tsvisor configurations run from another build's
-// bin/tsvisor.js (before/after figures in one run).
+// --compare BIN[,BIN...] adds the same tsvisor configurations run from other builds'
+// bin/tsvisor.js (before/after figures in one run; it must know --hart-threads).
+//
+// With hart threads, the --stats VM's report also gives each hart thread's
+// loop (slices, sleeps = wakeups, translations, host time in slices) and the
+// CPU time of each thread of the process (by thread id, in creation order:
+// main thread, V8's platform threads, ..., the VM's worker = the device
+// thread, then hart 0, 1, ...).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -61,7 +67,7 @@ function command(c: Config, kernel: string, initrd: string): { cmd: string; args
   }
   const args = [c.bin ?? TSVISOR_BIN, 'run', '--smp', String(c.harts), '--kernel', kernel, '--initrd', initrd, '--append', APPEND, '--mem', MEM, '--net', 'none'];
   if (c.stats) args.push('--stats');
-  if (c.harts > 1 && !c.bin) args.push('--hart-threads', hartThreads);
+  if (c.harts > 1) args.push('--hart-threads', hartThreads);
   return { cmd: process.execPath, args };
 }
 
@@ -101,15 +107,19 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
 }
 
-/** CPU seconds per thread name (comm) of a process: which thread of it spends the time. */
+/**
+ * CPU seconds per thread of a process, keyed `name#tid` (every thread of Node
+ * is called `node`; thread ids grow in creation order, so the last ones are the
+ * VM's worker and its hart threads).
+ */
 function threadSeconds(pid: number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  for (const tid of readdirSync(`/proc/${pid}/task`).sort((a, b) => Number(a) - Number(b))) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+      out.set(`${name}#${tid}`, (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
     } catch {
       // the thread ended meanwhile
     }
@@ -127,6 +137,8 @@ interface Figures {
   translations: number;
   modules: number;
   busyMs: number;
+  /** Hart threads' loops (with --hart-threads on). */
+  loops: { hart: number; slices: number; sleeps: number; emptyWakes: number; translations: number; modules: number; jitMs: number; busyMs: number }[];
 }
 
 /** The counters of the last --stats report in `text`. */
@@ -135,7 +147,12 @@ function parseStats(text: string): Figures | null {
   if (at < 0) return null;
   const t = text.slice(at);
   const num = (s: string) => Number(s.replace(/,/g, ''));
-  const f: Figures = { interrupts: {}, harts: [], slices: 0, sleeps: 0, switches: 0, instructions: 0, translations: 0, modules: 0, busyMs: 0 };
+  const f: Figures = { interrupts: {}, harts: [], slices: 0, sleeps: 0, switches: 0, instructions: 0, translations: 0, modules: 0, busyMs: 0, loops: [] };
+  // The hart threads' loop lines come before the report (HartThreads.describe).
+  const loopText = text.slice(text.lastIndexOf('hart threads', at), at);
+  for (const m of loopText.matchAll(/hart (\d+) loop\s+([\d,]+) slices, ([\d,]+) sleeps \(([\d,]+) woken for nothing\), ([\d,]+) translations in ([\d,]+) modules, ([\d,]+) ms translating, ([\d,]+) ms in slices/g)) {
+    f.loops.push({ hart: Number(m[1]), slices: num(m[2]), sleeps: num(m[3]), emptyWakes: num(m[4]), translations: num(m[5]), modules: num(m[6]), jitMs: num(m[7]), busyMs: num(m[8]) });
+  }
   const tr = /translations\s+([\d,]+) made in ([\d,]+) modules/.exec(t);
   if (tr) [f.translations, f.modules] = [num(tr[1]), num(tr[2])];
   f.instructions = num(/guest instructions\s+([\d,]+)/.exec(t)?.[1] ?? '0');
@@ -172,7 +189,8 @@ async function main(): Promise<void> {
   const guest = await ensureDefaultGuest({ progress: false, log: (s) => say(s.replace(/\n$/, '')) });
   const configs: Config[] = [
     ...harts.map((n): Config => ({ label: `tsvisor ${n} hart${n > 1 ? 's' : ''}`, emulator: 'tsvisor', harts: n })),
-    ...(values.compare ? harts.map((n): Config => ({ label: `compared build, ${n} hart${n > 1 ? 's' : ''}`, emulator: 'tsvisor', harts: n, bin: values.compare })) : []),
+    ...(values.compare ?? '').split(',').filter(Boolean).flatMap((bin, i, all) =>
+      harts.map((n): Config => ({ label: `compared build${all.length > 1 ? ` ${i + 1}` : ''}, ${n} hart${n > 1 ? 's' : ''}`, emulator: 'tsvisor', harts: n, bin }))),
     ...(values['no-qemu'] ? [] : harts.map((n): Config => ({ label: `QEMU -smp ${n}`, emulator: 'qemu', harts: n }))),
   ];
   const most = Math.max(...harts);
@@ -215,6 +233,13 @@ async function main(): Promise<void> {
       slicePercent: per(statsBefore.busyMs, statsAfter.busyMs) / 10,
       threadPercent: Object.fromEntries([...threads1].map(([k, v]) => [k, (100 * (v - (threads0.get(k) ?? 0))) / window]).filter(([, v]) => (v as number) > 0)),
       interruptsPerSecond: Object.fromEntries(Object.keys(statsAfter.interrupts).map((k) => [k, per(statsBefore.interrupts[k] ?? 0, statsAfter.interrupts[k])])),
+      loops: statsAfter.loops.map((l) => {
+        const b = statsBefore.loops.find((x) => x.hart === l.hart);
+        return {
+          hart: l.hart, slicesPerSecond: per(b?.slices ?? 0, l.slices), sleepsPerSecond: per(b?.sleeps ?? 0, l.sleeps), emptyWakesPerSecond: per(b?.emptyWakes ?? 0, l.emptyWakes), translationsPerSecond: per(b?.translations ?? 0, l.translations),
+          modulesPerSecond: per(b?.modules ?? 0, l.modules), jitPercent: per(b?.jitMs ?? 0, l.jitMs) / 10, slicePercent: per(b?.busyMs ?? 0, l.busyMs) / 10,
+        };
+      }),
       harts: statsAfter.harts.map((h) => {
         const b = statsBefore.harts.find((x) => x.hart === h.hart);
         return { hart: h.hart, interruptsPerSecond: per(b?.interrupts ?? 0, h.interrupts), wfisPerSecond: per(b?.wfis ?? 0, h.wfis), ipisPerSecond: per(b?.ipis ?? 0, h.ipis), switchedInPerSecond: per(b?.switchedIn ?? 0, h.switchedIn) };
@@ -236,6 +261,9 @@ async function main(): Promise<void> {
     process.stdout.write(`  interrupts: ${Object.entries(rates.interruptsPerSecond as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}\n`);
     for (const h of rates.harts as { hart: number; interruptsPerSecond: number; wfisPerSecond: number; ipisPerSecond: number; switchedInPerSecond: number }[]) {
       process.stdout.write(`  hart ${h.hart}: ${f(h.interruptsPerSecond)} interrupts, ${f(h.wfisPerSecond)} WFI waits, ${f(h.ipisPerSecond)} IPIs, switched in ${f(h.switchedInPerSecond)}\n`);
+    }
+    for (const l of rates.loops as { hart: number; slicesPerSecond: number; sleepsPerSecond: number; emptyWakesPerSecond: number; translationsPerSecond: number; modulesPerSecond: number; jitPercent: number; slicePercent: number }[]) {
+      process.stdout.write(`  hart ${l.hart} thread: ${f(l.slicesPerSecond)} slices, ${f(l.sleepsPerSecond)} sleeps (${f(l.emptyWakesPerSecond)} woken for nothing), ${f(l.translationsPerSecond)} translations in ${f(l.modulesPerSecond)} modules; ${l.jitPercent.toFixed(2)}% of a core translating, ${l.slicePercent.toFixed(2)}% in slices\n`);
     }
   }
 }

@@ -1,11 +1,12 @@
 // The shared words of hart threads (src/machine/hart-board.ts), without threads:
 // remote-fence tickets keep working when the int32 request counter wraps (a
 // hart that has received 2^31 fences), and the panic watch and translation-drop
-// words carry what the device thread put there.
+// words carry what the device thread put there; a remote fence to a sleeping
+// hart is posted without waking it or waiting for it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HartBoard, FENCE_WORDS } from '../src/machine/hart-board.js';
+import { HartBoard, FENCE_WORDS, FENCE_TLB, FENCE_CODE, WHERE_WFI, WHERE_STOPPED, WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE } from '../src/machine/hart-board.js';
 
 test('fence tickets are acknowledged across the int32 wrap of the request counter', () => {
   const init = HartBoard.create(2);
@@ -41,4 +42,32 @@ test('the panic watch and the translation drop reach a hart through the board', 
   assert.notEqual(b.jitDropWord(), d0);
   b.setJitIdle(true);
   assert.equal(b.jitIdle(), true);
+});
+
+test('a remote fence to a sleeping hart is posted without a wakeup or a wait; to an awake one it is waited for', () => {
+  const b = new HartBoard(HartBoard.create(2));
+  b.setWhere(1, WHERE_WFI);
+  const wake0 = b.wakeSeen(1);
+  assert.equal(b.requestFenceUnlessAsleep(1, true), null, 'asleep in WFI: nothing to wait for');
+  assert.equal(b.wakeSeen(1), wake0, 'the sleeping hart was not woken');
+  // It still finds the request at its next safe point, before it runs guest code.
+  const due = b.fenceDue(1);
+  assert.notEqual(due, null);
+  assert.equal(b.takeFenceKind(1), FENCE_TLB);
+  b.ackFence(1, due!);
+  b.setWhere(1, WHERE_STOPPED);
+  assert.equal(b.requestFenceUnlessAsleep(1, false), null, 'stopped: nothing to wait for');
+  b.ackFence(1, b.fenceDue(1)!);
+  b.takeFenceKind(1);
+  for (const where of [WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE]) {
+    b.setWhere(1, where);
+    const w = b.wakeSeen(1);
+    const t = b.requestFenceUnlessAsleep(1, false);
+    assert.notEqual(t, null, `where ${where}: the caller waits`);
+    assert.notEqual(b.wakeSeen(1), w, `where ${where}: the hart is woken`);
+    assert.equal(b.fenceAcked(1, t!), false);
+    b.ackFence(1, b.fenceDue(1)!);
+    assert.equal(b.fenceAcked(1, t!), true);
+    assert.equal(b.takeFenceKind(1), FENCE_CODE);
+  }
 });

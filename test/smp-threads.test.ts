@@ -84,6 +84,34 @@ for (const harts of [2, 4]) {
         return drops.length === harts && drops.every((d) => d >= 1);
       }, 120_000, 5000);
       assert.match(text, /modules=\d+ drops=[1-9]/, text);
+      // Idle cost after the drop, from each hart thread's loop counters over an idle
+      // window (counts of what the threads did, not timings): the idle code is not
+      // translated again block by block (at the usual threshold each hart made
+      // hundreds of translations in its first idle minute; now at most one idle
+      // batch of 48, or a loop), and a hart waiting in WFI sleeps until its timer
+      // rather than waking every 200 ms for nothing (about 4 such wakeups a second
+      // per hart before; at most one a second now, since the cap is 1 s).
+      const loops = async () => {
+        const got = new Promise<string>((res) => c.vm.once('stats', res));
+        c.vm.requestStats();
+        const t = await got;
+        return new Map([...t.matchAll(/hart (\d+) loop\s+([\d,]+) slices, ([\d,]+) sleeps \(([\d,]+) woken for nothing\), ([\d,]+) translations/g)]
+          .map((m) => [Number(m[1]), { emptyWakes: Number(m[4].replace(/,/g, '')), translations: Number(m[5].replace(/,/g, '')) }]));
+      };
+      const IDLE_WINDOW_MS = 20_000;
+      const before = await loops();
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
+      const after = await loops();
+      const secs = (Date.now() - t0) / 1000;
+      assert.equal(after.size, harts, text);
+      for (const [h, a] of after) {
+        const b = before.get(h)!;
+        const made = a.translations - b.translations;
+        const empty = (a.emptyWakes - b.emptyWakes) / secs;
+        assert.ok(made <= 2 * 48, `hart ${h}: ${made} translations in ${secs.toFixed(0)} s of idle (at most two idle batches)`);
+        assert.ok(empty <= 2, `hart ${h}: woken ${empty.toFixed(1)} times a second for nothing while idle in WFI`);
+      }
     } finally {
       await c.vm.kill('test done');
     }

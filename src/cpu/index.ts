@@ -29,7 +29,7 @@ import { stateAt } from './hart-area';
 export {
   jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
-  jitPrimeHead,
+  jitPrimeHead, jitSetHotThreshold,
   jitLoadX, jitStoreX,
 } from './jit';
 

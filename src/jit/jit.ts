@@ -20,6 +20,18 @@ const DRAIN_SLICES = 4;
 // An idle guest (see Jit.idle) translates only full batches: its rarely run
 // code (timer ticks, housekeeping) gets hot one block at a time for minutes,
 // and a module per few slices cost an idle VM more host time than its guest.
+/**
+ * Executions before an idle guest's block head is queued (64 otherwise, see
+ * src/cpu/jit.ts). After the idle drop (src/vm/worker.ts) the idle loop's code
+ * came back one block at a time: a 4-hart VM on hart threads made about 85
+ * translations a second in its first minute at the prompt, each hart for
+ * itself, which was most of its host time. A translation costs about 0.15 ms,
+ * the time to interpret several thousand instructions, so a block run a few
+ * times a second does not earn it back for minutes. A busy second brings the
+ * usual threshold back, and code that runs often still crosses this one in
+ * well under a second.
+ */
+const IDLE_HOT_THRESHOLD = 1024;
 /** Table slots below this are left to the core module. */
 export const FIRST_SLOT = 16;
 /** Translation slots (core table and chain table) before a flush. */
@@ -49,6 +61,7 @@ export interface JitCoreExports {
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
   jitFlushAll(): void;
   jitPrimeHead(hpc: number, hot: boolean): void;
+  jitSetHotThreshold(n: number): void;
   rvcExpand(half: number): number;
   [name: string]: unknown;
 }
@@ -87,8 +100,19 @@ export class Jit {
   private linksFull = false;
   private liveModules = 0;
   private slicesWaiting = 0;
-  /** Set by the owner while the guest idles: translate only full batches (or urgent loops). */
-  idle = false;
+  private idleNow = false;
+  /**
+   * Set by the owner while the guest idles: translate only full batches (or
+   * urgent loops), and only heads that ran IDLE_HOT_THRESHOLD times.
+   */
+  get idle(): boolean {
+    return this.idleNow;
+  }
+  set idle(on: boolean) {
+    if (on === this.idleNow) return;
+    this.idleNow = on;
+    this.ex.jitSetHotThreshold(on ? IDLE_HOT_THRESHOLD : 0);
+  }
   /**
    * Set by the owner for a moment after a restore: translate nothing (the heads
    * stay queued). A restored guest answering its first command ran a few

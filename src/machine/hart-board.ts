@@ -31,7 +31,14 @@ const W_EXIT = 14;
 const W_PRIV = 15;
 const W_MODULES = 16;
 const W_DROPS = 17;
-const I32_PER_HART = 20;
+/** Idle-cost counters (written by the hart's thread): slices run, sleeps (each ends in a wakeup), translations and modules made. */
+const W_SLICES = 18;
+const W_SLEEPS = 19;
+const W_TRANSLATIONS = 20;
+const W_MODULES_MADE = 21;
+const W_EMPTY_WAKES = 22;
+const W_FENCES_SKIPPED = 23;
+const I32_PER_HART = 24;
 /** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
 export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
@@ -48,7 +55,13 @@ const Q_MSTATUS = 8;
 const Q_STIMECMP = 9;
 const Q_TIME = 10;
 const Q_SLEEP_MS = 11;
-const I64_PER_HART = 12;
+/** Host time the hart's thread spent translating, compiling and installing (us). */
+const Q_JIT_US = 12;
+/** Host time the hart's thread slept on its wake word, waited for fence acknowledgements, waited for device accesses (us). */
+const Q_SLEEP_US = 13;
+const Q_FENCE_WAIT_US = 14;
+const Q_DEVICE_US = 15;
+const I64_PER_HART = 16;
 // i32 words of the VM, after the harts'
 const G_HOLD = 0;
 const G_EXIT = 1;
@@ -87,6 +100,29 @@ export interface HartSnapshotWords {
   stimecmp: bigint;
   time: bigint;
   sleepMs: number;
+}
+
+/** What a hart thread's loop did so far (for --stats: where an idle VM's host time goes). */
+export interface HartLoopCounts {
+  /** Calls into the core (slices; a slice ends early at WFI, a poke or a fence). */
+  slices: number;
+  /** Sleeps on the wake word (WFI, stopped, parked): each ends in a wakeup of the thread. */
+  sleeps: number;
+  /** WFI sleeps that ended with the hart still not wakeable: woken for nothing (a timeout short of its timer). */
+  emptyWakes: number;
+  /** Remote fences this hart asked of sleeping harts without waiting for them. */
+  fencesSkipped: number;
+  translations: number;
+  /** Translation modules compiled. */
+  modules: number;
+  /** Host time translating, compiling and installing, us. */
+  jitUs: number;
+  /** Host time asleep on the wake word (WFI, stopped, parked), us. */
+  sleepUs: number;
+  /** Host time waiting for other harts to acknowledge remote fences, us. */
+  fenceWaitUs: number;
+  /** Host time waiting for the device thread to answer device accesses and host calls, us. */
+  deviceUs: number;
 }
 
 /** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
@@ -221,12 +257,33 @@ export class HartBoard {
 
   /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
   requestFence(h: number, tlb: boolean): number {
+    const t = this.postFence(h, tlb);
+    this.wake(h);
+    return t;
+  }
+
+  /**
+   * Ask hart h for a fence as requestFence does, but return null, without
+   * waking it, when it sleeps (in WFI or stopped): such a hart takes the request
+   * at its next safe point, which comes before it runs any guest instruction,
+   * so the caller need not wait. Sequentially consistent Atomics make this
+   * sound: the hart stores its `where` word (a safe point) before it reads its
+   * fence requests, and the request is posted here before `where` is read, so
+   * either the hart sees the request or this sees it awake and waits.
+   */
+  requestFenceUnlessAsleep(h: number, tlb: boolean): number | null {
+    const t = this.postFence(h, tlb);
+    const where = this.where(h);
+    if (where === WHERE_WFI || where === WHERE_STOPPED) return null;
+    this.wake(h);
+    return t;
+  }
+
+  private postFence(h: number, tlb: boolean): number {
     Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
     // Tickets are int32 and wrap: `| 0` keeps this one what the word now holds (2^31
     // would be stored as -2^31, and its acknowledgement would never compare as reached).
-    const t = (Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1) | 0;
-    this.wake(h);
-    return t;
+    return (Atomics.add(this.i32, this.w(h, W_FENCE_REQ), 1) + 1) | 0;
   }
   fenceAcked(h: number, ticket: number): boolean {
     // Compared modulo 2^32, so a hart that received 2^31 fences (days of a fork-heavy
@@ -349,6 +406,24 @@ export class HartBoard {
   setJitCounts(h: number, modules: number, drops: number): void {
     Atomics.store(this.i32, this.w(h, W_MODULES), modules);
     Atomics.store(this.i32, this.w(h, W_DROPS), drops);
+  }
+  /** Hart h's loop counters (written by its thread): see HartLoopCounts. */
+  setLoopCounts(h: number, c: HartLoopCounts): void {
+    Atomics.store(this.i32, this.w(h, W_SLICES), c.slices | 0);
+    Atomics.store(this.i32, this.w(h, W_SLEEPS), c.sleeps | 0);
+    Atomics.store(this.i32, this.w(h, W_TRANSLATIONS), c.translations | 0);
+    Atomics.store(this.i32, this.w(h, W_MODULES_MADE), c.modules | 0);
+    Atomics.store(this.i32, this.w(h, W_EMPTY_WAKES), c.emptyWakes | 0);
+    Atomics.store(this.i32, this.w(h, W_FENCES_SKIPPED), c.fencesSkipped | 0);
+    Atomics.store(this.i64, this.q(h, Q_JIT_US), BigInt(Math.round(c.jitUs)));
+    Atomics.store(this.i64, this.q(h, Q_SLEEP_US), BigInt(Math.round(c.sleepUs)));
+    Atomics.store(this.i64, this.q(h, Q_FENCE_WAIT_US), BigInt(Math.round(c.fenceWaitUs)));
+    Atomics.store(this.i64, this.q(h, Q_DEVICE_US), BigInt(Math.round(c.deviceUs)));
+  }
+  loopCounts(h: number): HartLoopCounts {
+    const g = (i: number) => Atomics.load(this.i32, this.w(h, i)) >>> 0;
+    return { slices: g(W_SLICES), sleeps: g(W_SLEEPS), emptyWakes: g(W_EMPTY_WAKES), fencesSkipped: g(W_FENCES_SKIPPED), translations: g(W_TRANSLATIONS), modules: g(W_MODULES_MADE), jitUs: Number(Atomics.load(this.i64, this.q(h, Q_JIT_US))),
+      sleepUs: Number(Atomics.load(this.i64, this.q(h, Q_SLEEP_US))), fenceWaitUs: Number(Atomics.load(this.i64, this.q(h, Q_FENCE_WAIT_US))), deviceUs: Number(Atomics.load(this.i64, this.q(h, Q_DEVICE_US))) };
   }
   jitModules(h: number): number {
     return Atomics.load(this.i32, this.w(h, W_MODULES));

@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -20,8 +20,13 @@ import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
  * boundary is a few atomic loads and a clock read.
  */
 export const HART_SLICE = 100_000;
-/** Longest sleep without looking at the board again (a missed wake costs at most this). */
-const MAX_SLEEP_MS = 200;
+/**
+ * Longest sleep without looking at the board again (a missed wake would cost
+ * at most this; every waker notifies the wake word, see HartBoard.wake). An
+ * idle Linux (NO_HZ) sets its timer seconds ahead, so at 200 ms each idle hart
+ * woke 5 times a second for nothing; 1 s is the VM worker's own cap.
+ */
+const MAX_SLEEP_MS = 1000;
 const TICKS_PER_MS = 10_000n;
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 const PRV_S = 1;
@@ -34,6 +39,8 @@ export interface HartRunnerHost {
   consoleWrite(length: number): void;
   consoleReadByte(): number;
   systemReset(kind: 'poweroff' | 'reset', code: number): void;
+  /** Host time spent waiting for device accesses so far, us (statistics). */
+  deviceWaitUs?(): number;
 }
 
 export interface HartRunnerOptions {
@@ -152,11 +159,21 @@ export class HartRunner implements SbiHarts {
         else this.core.exports.hartUnlinkAll();
       }
       // A stopped hart flushes when it starts (hartAdopt / enterSupervisor); asked anyway it acknowledges at once.
-      else if (this.board.hsm(h) !== HSM_STOPPED) tickets.push([h, this.board.requestFence(h, tlb)]);
+      else if (this.board.hsm(h) !== HSM_STOPPED) {
+        // A hart asleep in WFI takes the request before it runs again: no need to wake it
+        // and wait. Linux fences every other hart on each flush_tlb_all (a 2-hart boot asked
+        // hart 1 about 4,000 times, mostly asleep), and each wait was a thread wakeup on
+        // both sides, longer on a loaded host.
+        const t = this.board.requestFenceUnlessAsleep(h, tlb);
+        if (t !== null) tickets.push([h, t]);
+        else this.fencesSkipped++;
+      }
     }
     // Wait for each to acknowledge at its next safe point, answering requests made of this hart
     // meanwhile (two harts fencing each other at once would otherwise wait for ever).
-    if (tickets.length) this.board.setWhere(this.current, WHERE_FENCE_WAIT);
+    if (!tickets.length) return;
+    this.board.setWhere(this.current, WHERE_FENCE_WAIT);
+    const t = this.host.nowTicks();
     for (const [h, ticket] of tickets) {
       while (!this.board.fenceAcked(h, ticket)) {
         if (this.board.ended()) return;
@@ -164,6 +181,7 @@ export class HartRunner implements SbiHarts {
         this.board.waitFenceAck(h, ticket, 1);
       }
     }
+    this.fenceWaitUs += Number(this.host.nowTicks() - t) / 10;
     this.board.setWhere(this.current, WHERE_RUN);
   }
 
@@ -223,6 +241,33 @@ export class HartRunner implements SbiHarts {
   private publish(): void {
     this.board.setInstret(this.current, this.core.instret, this.core.interruptsTaken() - this.baseInterrupts);
     this.board.setJitCounts(this.current, this.core.jit.modulesLive, this.jitDrops);
+    this.board.setLoopCounts(this.current, this.loopCounts());
+  }
+
+  /** Calls into the core and sleeps on the wake word so far (published with the counts). */
+  private slices = 0;
+  private sleeps = 0;
+  private emptyWakes = 0;
+  /** Remote fences asked of a sleeping hart, not waited for (see remoteFence). */
+  private fencesSkipped = 0;
+  private sleepUs = 0;
+  private fenceWaitUs = 0;
+  /** The last thing this hart did was a WFI sleep (another one in a row means that one was for nothing). */
+  private sleptInWfi = false;
+
+  private loopCounts(): HartLoopCounts {
+    const js = this.core.jit.stats;
+    return { slices: this.slices, sleeps: this.sleeps, emptyWakes: this.emptyWakes, fencesSkipped: this.fencesSkipped, translations: js.translations, modules: js.modules, jitUs: js.ms * 1000,
+      sleepUs: this.sleepUs, fenceWaitUs: this.fenceWaitUs, deviceUs: this.host.deviceWaitUs?.() ?? 0 };
+  }
+
+  /** Sleep on this hart's wake word (until woken, or `ms`). */
+  private sleep(seen: number, ms: number): void {
+    this.sleeps++;
+    this.board.setLoopCounts(this.current, this.loopCounts());
+    const t = this.host.nowTicks();
+    this.board.sleep(this.current, seen, ms);
+    this.sleepUs += Number(this.host.nowTicks() - t) / 10;
   }
 
   /** Save this hart into its slot and wait while the VM is held (pause, snapshot); then take the slot back. */
@@ -239,7 +284,7 @@ export class HartRunner implements SbiHarts {
       const due = this.board.fenceDue(h);
       if (due !== null) this.board.ackFence(h, due); // the TLB is flushed on the way out
       if (!this.board.held()) break;
-      this.board.sleep(h, seen, MAX_SLEEP_MS);
+      this.sleep(seen, MAX_SLEEP_MS);
     }
     // The device thread may have changed the hart while it was held (a restore of the slot).
     ex.hartAdopt(h);
@@ -273,7 +318,7 @@ export class HartRunner implements SbiHarts {
       if (hsm === HSM_STOPPED) {
         board.setWaiting(h, true);
         board.setWhere(h, WHERE_STOPPED);
-        board.sleep(h, seen, MAX_SLEEP_MS);
+        this.sleep(seen, MAX_SLEEP_MS);
         continue;
       }
       if (hsm === HSM_START_PENDING) {
@@ -292,7 +337,9 @@ export class HartRunner implements SbiHarts {
           const ms = d > now && d !== ALL_ONES ? Math.min(MAX_SLEEP_MS, Number((d - now) / TICKS_PER_MS) + 1) : MAX_SLEEP_MS;
           board.setWhere(h, WHERE_WFI);
           board.noteSleep(h, ms);
-          board.sleep(h, seen, ms);
+          if (this.sleptInWfi) this.emptyWakes++;
+          this.sleptInWfi = true;
+          this.sleep(seen, ms);
           continue;
         }
         this.waiting = false;
@@ -304,9 +351,11 @@ export class HartRunner implements SbiHarts {
           board.setHsm(h, HSM_STARTED);
         }
       }
+      this.sleptInWfi = false;
       const t = this.host.nowTicks();
       board.setWhere(h, WHERE_RUN);
       const r = this.core.run(HART_SLICE);
+      this.slices++;
       board.setWhere(h, WHERE_SAFE_POINT);
       board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
       this.publish();

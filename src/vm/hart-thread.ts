@@ -44,6 +44,8 @@ try {
   let runner: HartRunner | null = null;
   const fault = () => core!.signalMmioFault();
   const guestAccess = (addr: number) => addr >= 0 && addr < MAX_GUEST_PHYS;
+  /** Host time waiting for the device thread's answers (statistics). */
+  let deviceMs = 0;
   core = new CpuCore(new Uint8Array(readFileSync(data.wasmPath)), data.ramSize, {
     mmioRead: (a, size) => {
       if (!guestAccess(a)) {
@@ -51,7 +53,9 @@ try {
         return 0;
       }
       board.setWhere(hart, WHERE_DEVICE);
+      const t = performance.now();
       const r = mmio.read(a, size);
+      deviceMs += performance.now() - t;
       board.setWhere(hart, WHERE_RUN);
       if (r.fault) fault();
       return r.value;
@@ -62,7 +66,9 @@ try {
         return;
       }
       board.setWhere(hart, WHERE_DEVICE);
+      const t = performance.now();
       const bad = mmio.write(a, size, v);
+      deviceMs += performance.now() - t;
       board.setWhere(hart, WHERE_RUN);
       if (bad) fault();
     },
@@ -79,6 +85,7 @@ try {
     systemReset: (kind, code) => {
       mmio.write(hostCallAddress(HOSTCALL_RESET, hart), 4, (kind === 'reset' ? 0x100 : 0) | (code & 0xff));
     },
+    deviceWaitUs: () => deviceMs * 1000,
   }, { hart, jit: data.jit, ecallHookMask: data.ecallHookMask, panicVas: data.panicVas });
   runner.run();
 } catch (e) {

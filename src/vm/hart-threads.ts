@@ -8,7 +8,7 @@
 
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { VirtMachine } from '../machine/virt.js';
-import { HartBoard, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED, WHERE_NAMES } from '../machine/hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED, WHERE_NAMES } from '../machine/hart-board.js';
 import type { HartReport } from '../machine/harts.js';
 import { pokeHart } from '../machine/hart-runner.js';
 import { CPU_FIELDS } from '../machine/cpu-persist.js';
@@ -29,6 +29,14 @@ export interface HartThreadsOptions {
   originMs: number;
   /** What the device thread sleeps on: a hart's request rings it. */
   doorbell: Doorbell;
+}
+
+/** One hart thread's loop so far (`--stats`; bench/smp-idle.ts reads these lines). */
+export function hartLoopLine(h: number, c: HartLoopCounts, busyUs: number): string {
+  const f = (n: number) => n.toLocaleString('en-US');
+  return `  hart ${h} loop${' '.repeat(Math.max(1, 11 - String(h).length))}${f(c.slices)} slices, ${f(c.sleeps)} sleeps (${f(c.emptyWakes)} woken for nothing), ${f(c.translations)} translations in ${f(c.modules)} modules, ` +
+    `${f(Math.round(c.jitUs / 1000))} ms translating, ${f(Math.round(busyUs / 1000))} ms in slices; ${f(c.fencesSkipped)} remote fences to sleeping harts not waited for; ` +
+    `waited ${f(Math.round(c.fenceWaitUs / 1000))} ms for fence acknowledgements, ${f(Math.round(c.deviceUs / 1000))} ms for devices; ${f(Math.round(c.sleepUs / 1000))} ms asleep`;
 }
 
 export class HartThreads {
@@ -196,6 +204,7 @@ export class HartThreads {
         `mip ${hex(s.mip)} mie ${hex(s.mie)} mstatus ${hex(s.mstatus)} stimecmp ${hex(s.stimecmp)} time ${hex(s.time)}; ${raw}; ` +
         `instret ${this.board.instret(h)}; mailbox ${slot.state}${slot.state ? ` at ${hex(slot.addr)}` : ''}`);
     }
+    for (let h = 0; h < this.board.harts; h++) lines.push(hartLoopLine(h, this.board.loopCounts(h), this.board.busyUs(h)));
     return lines.join('\n') + '\n';
   }
 
