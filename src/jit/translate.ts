@@ -260,9 +260,17 @@ class Emitter {
   isDirty(r: number): boolean {
     return this.dirty.has(r);
   }
-  /** x[r] is in its local already (reg(r) emits no load from the STATE block). */
-  isLoaded(r: number): boolean {
-    return this.loaded.has(r);
+  /**
+   * x[r] (r != 0) in its local without pushing it: its local index. Like reg(),
+   * only on straight-line code.
+   */
+  regLocal(r: number): number {
+    this.readRegs.add(r);
+    if (!this.loaded.has(r)) {
+      this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).lset(r - 1);
+      this.loaded.add(r);
+    }
+    return r - 1;
   }
   /** The module's slow-path functions for loads and stores. */
   slowFns(): ModuleExits {
@@ -1464,15 +1472,9 @@ function emitHostAddr(e: Emitter, va = L_VA): void {
   e.lget(va).lget(L_E).mem(OP.i64_load, 3, 8).op(OP.i64_add).op(OP.i32_wrap_i64);
 }
 
-/**
- * The local holding the address rs1 + imm of a load or store: rs1's own when
- * imm is 0 and rs1 is in its local already (no copy), else L_VA.
- */
+/** The local holding the address rs1 + imm of a load or store: rs1's own when imm is 0, else L_VA. */
 function emitAddress(e: Emitter, rs1: number, imm: bigint): number {
-  if (imm === 0n && rs1 !== 0 && e.isLoaded(rs1)) {
-    e.readRegs.add(rs1);
-    return rs1 - 1;
-  }
+  if (imm === 0n && rs1 !== 0) return e.regLocal(rs1);
   e.reg(rs1);
   if (imm !== 0n) e.i64c(imm).op(OP.i64_add);
   e.lset(L_VA);
@@ -1625,13 +1627,10 @@ function emitAmoResult(e: Emitter, f5: number, w: boolean): void {
 function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = 1 << f3;
   const va = emitAddress(e, rs1, immS(insn));
-  // rs2 straight from its local when it has one (x0 and a first use go through L_VAL).
+  // rs2 straight from its local (x0 through L_VAL).
   let val = L_VAL;
-  if (rs2 !== 0 && e.isLoaded(rs2)) {
-    val = rs2 - 1;
-    e.readRegs.add(rs2);
-  }
-  else e.reg(rs2).lset(L_VAL);
+  if (rs2 !== 0) val = e.regLocal(rs2);
+  else e.i64c(0n).lset(L_VAL);
   emitProbe(e, L_TLBS, size, va);
   e.ifVoid();
   emitHostAddr(e, va);
