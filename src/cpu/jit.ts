@@ -285,15 +285,19 @@ export function jitStore(va: u64, size: u32, v: u64, k: u32): void {
 }
 
 /**
- * A load's slow path for translated code that also leaves what the block's exit
- * needs: op = k << 9 | (4-byte instruction) << 8 | rd << 3 | funct3. On a flag
- * the pc to leave with is in the STATE block and, if the load completed, x[rd]
- * too. Returns the loaded value, or `old` (rd's value in the block) if the load
- * trapped: the block's exit writes that back when rd was dirty.
+ * The slow path of a translated load, which also leaves the block on its own
+ * (see emitLoad in src/jit/translate.ts): on a flag (trap, or a leave after an
+ * access that changed interrupt state) it leaves the exit pc in the STATE
+ * block (on the access, or after it) and accounts the k + 1 instructions in
+ * JIT_DONE, and a completed load's value in x[rd]; the block then only writes
+ * back its registers and returns. Returns the loaded value (sign- or
+ * zero-extended), or `old` (rd's value in the block) if the load trapped.
+ * op = k << 9 | (4-byte instruction) << 8 | rd << 3 | funct3.
  */
 export function jitLoadX(va: u64, insnPc: u64, op: u32, old: u64): u64 {
   const f3 = op & 7;
-  const d = retiredBefore(op >> 9);
+  const k = (op >> 9) & 0xff;
+  const d = retiredBefore(k);
   instret += d;
   let v = loadSlow(va, <u32>1 << (f3 & 3));
   instret -= d;
@@ -303,24 +307,35 @@ export function jitLoadX(va: u64, insnPc: u64, op: u32, old: u64): u64 {
   setFlag();
   if (trapped) {
     leaveAt(insnPc, op);
+    leaveCount(k);
     return old;
   }
   if (breakBatch) {
     const rd = (op >> 3) & 31;
     if (rd != 0) store<u64>(stateAt() + X_OFF + (rd << 3), v);
     leaveAt(insnPc, op);
+    leaveCount(k);
   }
   return v;
 }
 
-/** A store's slow path for translated code, leaving the exit pc like jitLoadX (op: k << 9 | (4-byte) << 8 | size). */
+/** A store's slow path for translated code, leaving the block like jitLoadX (op: k << 9 | (4-byte) << 8 | size). */
 export function jitStoreX(va: u64, v: u64, insnPc: u64, op: u32): void {
-  const d = retiredBefore(op >> 9);
+  const k = (op >> 9) & 0xff;
+  const d = retiredBefore(k);
   instret += d;
   storeSlow(va, op & 0xff, v);
   instret -= d;
   setFlag();
-  if (trapped || breakBatch) leaveAt(insnPc, op);
+  if (trapped || breakBatch) {
+    leaveAt(insnPc, op);
+    leaveCount(k);
+  }
+}
+
+/** The block leaves after its instruction k (which trapped or completed): count it with the k before it. */
+@inline function leaveCount(k: u32): void {
+  store<u32>(stateAt() + JIT_DONE_OFF, load<u32>(stateAt() + JIT_DONE_OFF) + k + 1);
 }
 
 /** Run the one instruction at the pc held in the STATE block through the interpreter. */

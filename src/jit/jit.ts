@@ -4,7 +4,7 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, exitFunctionBody, BLOCK_LOCALS, EXIT_LOCALS } from './translate.js';
+import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS } from './translate.js';
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
@@ -393,7 +393,12 @@ export class Jit {
       const i = index.get(target);
       return i === undefined ? undefined : { func: firstFunc + i, slot: base + i };
     };
-    const exits = { exitFunc: firstFunc + heads.length, firstFunc, base, count: heads.length, direct };
+    // Then its slow-path functions for loads and stores.
+    const exitFunc = firstFunc + heads.length;
+    const exits = {
+      exitFunc, firstFunc, base, count: heads.length, direct,
+      slowLoad: exitFunc + 1, slowLoadOld: exitFunc + 2, slowStore: exitFunc + 3,
+    };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
     // The guest bytes each translation read, for the warm-start cache.
     let lo = 0;
@@ -434,6 +439,7 @@ export class Jit {
       { params: [I32, I64, I32], results: [I32] }, // 10: the module's exit function
       { params: [I64, I64, I32, I64], results: [I64] }, // 11: jitLoadX
       { params: [I64, I64, I64, I32], results: [] }, // 12: jitStoreX
+      ...SLOW_TYPES, // 13..15: the module's slow paths of loads and stores
     ];
     const typeOf = (name: string, i: number) =>
       name === 'jitFp' ? 5 : name === 'jitLookup' ? 7 : name === 'jitAmo' ? 8 : name === 'jitCsr' ? 9 : name === 'jitSystem' ? 6
@@ -441,7 +447,8 @@ export class Jit {
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };
-    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn]);
+    const slowFns: FuncBody[] = slowPathBodies(this.hartOff + STATE).map((code, i) => ({ type: 13 + i, locals: [], code }));
+    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn, ...slowFns]);
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }

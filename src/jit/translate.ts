@@ -43,6 +43,14 @@ export interface ModuleExits {
   count: number;
   /** The block of this module translated for guest pc `target`, if any: its function index and table slot. */
   direct?: (target: bigint) => { func: number; slot: number } | undefined;
+  /**
+   * The module's slow-path functions (see slowPathBodies), by function index:
+   * load (va, pc, op) and load with rd's old value (va, pc, op, old), each
+   * returning (value, flag); store (va, value, pc, op) returning the flag.
+   */
+  slowLoad: number;
+  slowLoadOld: number;
+  slowStore: number;
 }
 
 /** Import indices inside a block module (see jit.ts for the list). */
@@ -81,7 +89,8 @@ const L_OK = 40; // i32: an inline FP fast path's result may be used
 const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
 const L_TAG = L_FP + FP_TEMPS; // i64: the data TLB's context tag (constant in a block: changing it ends the block)
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64]];
+const L_SLOWX = L_TAG + 1; // i32: nonzero once a load's or store's slow path left the block (see emitLoad)
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64], [1, I32]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -140,7 +149,7 @@ class Emitter {
   sawLoop = false;
 
   constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null,
-    private readonly exits: ModuleExits | null = null) {
+    readonly exits: ModuleExits | null = null) {
     if (loop) {
       for (const r of loop.preload) this.loaded.add(r);
       for (const r of loop.written) {
@@ -251,6 +260,23 @@ class Emitter {
   isDirty(r: number): boolean {
     return this.dirty.has(r);
   }
+  /**
+   * x[r] (r != 0) in its local without pushing it: its local index. Like reg(),
+   * only on straight-line code.
+   */
+  regLocal(r: number): number {
+    this.readRegs.add(r);
+    if (!this.loaded.has(r)) {
+      this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).lset(r - 1);
+      this.loaded.add(r);
+    }
+    return r - 1;
+  }
+  /** The module's slow-path functions for loads and stores. */
+  slowFns(): ModuleExits {
+    if (!this.exits) throw new Error('translateBlock: loads and stores need the module\'s slow-path functions');
+    return this.exits;
+  }
   /** Every register the block writes. */
   writtenRegs(): Set<number> {
     return new Set(this.everDirty);
@@ -287,16 +313,42 @@ class Emitter {
    * in finish(), so the depths are patched there.
    */
   private exitBrs: { at: number; base: number; group: number }[] = [];
+  private groupOf(mask: number): number {
+    const group = this.masks.indexOf(mask);
+    return group < 0 ? this.masks.push(mask) - 1 : group;
+  }
   private toExit(count: number, slot: number): this {
     let mask = 0;
     for (const r of this.dirty) mask |= 1 << r;
-    let group = this.masks.indexOf(mask);
-    if (group < 0) group = this.masks.push(mask) - 1;
+    const group = this.groupOf(mask);
     this.i32c(count).lset(L_COUNT);
     // L_SLOT is 0 unless an exit sets it, and an exit is the last thing a run of the block does.
     if (slot !== 0) this.i32c(slot).lset(L_SLOT);
     // Out of the open ifs (and the loop) to the end of the group's block, where its stores are.
     this.c.byte(OP.br);
+    this.exitBrs.push({ at: this.c.length, base: this.depth + (this.loop ? 1 : 0), group });
+    this.c.u32x2(0);
+    return this;
+  }
+
+  /** A load's or store's slow path left the block somewhere (see slowExitIf). */
+  private slowExits = false;
+  /**
+   * Leave the block if a slow path's flag (on the stack if `onStack`, else
+   * just put in L_SLOWX) is nonzero: the
+   * core has already stored the exit pc (and a completed load's rd, see
+   * jitLoadX) and accounted the instructions, so the exit writes back the
+   * registers written so far and returns (L_SLOWX tells the tail). Values on
+   * the stack are dropped on the way out and stay there otherwise.
+   */
+  slowExitIf(onStack: boolean): this {
+    let mask = 0;
+    for (const r of this.dirty) mask |= 1 << r;
+    const group = this.groupOf(mask);
+    this.slowExits = true;
+    if (onStack) this.ltee(L_SLOWX);
+    else this.lget(L_SLOWX);
+    this.c.byte(OP.br_if);
     this.exitBrs.push({ at: this.c.length, base: this.depth + (this.loop ? 1 : 0), group });
     this.c.u32x2(0);
     return this;
@@ -412,6 +464,8 @@ class Emitter {
     this.size.bytes.writeback += f.length - body;
     this.size.bytes.frame -= f.length - body;
     f.byte(OP.end);
+    // A slow path's exit: pc and count are in the STATE block already.
+    if (this.slowExits) f.byte(OP.local_get).u32(L_SLOWX).byte(OP.if).byte(0x40).byte(OP.i32_const).i32(0).byte(OP.return).byte(OP.end);
     if (this.allocLink && this.exits !== null) {
       if (this.chains) {
         // The common case inline, to save the hop through the exit function:
@@ -548,6 +602,31 @@ export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Arra
   f.byte(OP.i32_const).i32(0);
   return f.finish();
 }
+
+/**
+ * The module's slow-path functions for loads and stores (ModuleExits.slowLoad,
+ * slowLoadOld, slowStore, in this order; types SLOW_TYPES): each calls the
+ * core's jitLoadX or jitStoreX and returns what it returned with the JIT flag,
+ * so that a call site needs no code of its own to read the flag.
+ */
+export function slowPathBodies(stateBase: number): Uint8Array[] {
+  const body = (params: number, helper: number, zeroOld: boolean) => {
+    const f = new ByteWriter();
+    for (let i = 0; i < params; i++) f.byte(OP.local_get).u32(i);
+    if (zeroOld) f.byte(OP.i64_const).i64(0n);
+    f.byte(OP.call).u32(helper);
+    f.byte(OP.i32_const).i32(0).byte(OP.i32_load).u32(2).u32(stateBase + JIT_FLAG_OFF);
+    return f.finish();
+  };
+  return [body(3, IMP.loadx, true), body(4, IMP.loadx, false), body(4, IMP.storex, false)];
+}
+
+/** The function types of slowPathBodies, in order. */
+export const SLOW_TYPES = [
+  { params: [I64, I64, I32], results: [I64, I32] },
+  { params: [I64, I64, I32, I64], results: [I64, I32] },
+  { params: [I64, I64, I64, I32], results: [I32] },
+];
 
 /** Read a 16-bit parcel at a linear-memory address. */
 type Read16 = (addr: number) => number;
@@ -1370,27 +1449,36 @@ export function setCountLookups(on: boolean): void {
   countLookups = on;
 }
 
-/** TLB probe for the address in L_VA: leaves i32 condition "fast path usable" on the stack. */
-function emitProbe(e: Emitter, base: number, size: number): void {
+/** TLB probe for the address in local `va`: leaves i32 condition "fast path usable" on the stack. */
+function emitProbe(e: Emitter, base: number, size: number, va = L_VA): void {
   e.tlbUsed.add(base);
   if (countLookups) {
     const at = stateBlock + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
     e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
   }
   // e = base + ((va >> 12) & (TLB_SIZE - 1)) * 16, computed on the low 32 bits
-  e.lget(base).lget(L_VA).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c((TLB_SIZE - 1) << 4).op(OP.i32_and)
+  e.lget(base).lget(va).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c((TLB_SIZE - 1) << 4).op(OP.i32_and)
     .op(OP.i32_add).ltee(L_E);
   // Compared with the page of the access's last byte: an entry at index i only
   // holds a page whose low ten bits are i, so an access that crosses into the next
   // page (whose index is i + 1) never matches and takes the slow path.
-  e.mem(OP.i64_load, 3, 0).lget(L_VA);
+  e.mem(OP.i64_load, 3, 0).lget(va);
   if (size > 1) e.i64c(BigInt(size - 1)).op(OP.i64_add);
   e.i64c(12n).op(OP.i64_shr_u).lget(L_TAG).op(OP.i64_or).op(OP.i64_eq);
 }
 
 /** Host address for the fast path: wrap(va + addend). */
-function emitHostAddr(e: Emitter): void {
-  e.lget(L_VA).lget(L_E).mem(OP.i64_load, 3, 8).op(OP.i64_add).op(OP.i32_wrap_i64);
+function emitHostAddr(e: Emitter, va = L_VA): void {
+  e.lget(va).lget(L_E).mem(OP.i64_load, 3, 8).op(OP.i64_add).op(OP.i32_wrap_i64);
+}
+
+/** The local holding the address rs1 + imm of a load or store: rs1's own when imm is 0, else L_VA. */
+function emitAddress(e: Emitter, rs1: number, imm: bigint): number {
+  if (imm === 0n && rs1 !== 0) return e.regLocal(rs1);
+  e.reg(rs1);
+  if (imm !== 0n) e.i64c(imm).op(OP.i64_add);
+  e.lset(L_VA);
+  return L_VA;
 }
 
 const LOAD_OPS = [OP.i64_load8_s, OP.i64_load16_s, OP.i64_load32_s, OP.i64_load, OP.i64_load8_u, OP.i64_load16_u, OP.i64_load32_u];
@@ -1398,26 +1486,24 @@ const SIZES = [1, 2, 4, 8, 1, 2, 4];
 
 function emitLoad(e: Emitter, insn: number, rd: number, rs1: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = SIZES[f3];
-  e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
-  emitProbe(e, L_TLBL, size);
+  const va = emitAddress(e, rs1, immI(insn));
+  emitProbe(e, L_TLBL, size, va);
   e.ifI64();
-  emitHostAddr(e);
+  emitHostAddr(e, va);
   e.mem(LOAD_OPS[f3], Math.log2(size), 0);
   e.else();
   const slow = e.c.length;
-  // jitLoadX leaves the exit pc in the STATE block and, when the load completed,
-  // x[rd]; so one exit serves a trap and a leave. An rd this block wrote and has
-  // not stored yet goes in as well and comes back if the load trapped: that
-  // value must then be written back at the exit, the loaded one otherwise.
+  // The module's slow-path function calls jitLoadX and returns (value, flag).
+  // On a flag the core has left the exit pc and the count in the STATE block,
+  // and x[rd] if the load completed, so the exit writes back the registers and
+  // returns. An rd this block wrote and has not stored is written back there
+  // too: its value goes in and comes back if the load trapped, and it is put
+  // in rd's local before the exit.
   const dirty = e.isDirty(rd);
-  e.lget(L_VA).i64c(pc).i32c(slowOp(k, next - pc, rd, f3));
-  if (dirty) e.lget(rd - 1);
-  else e.i64c(0n);
-  e.call(IMP.loadx).ltee(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  if (dirty) e.lget(L_VAL).lset(rd - 1);
-  e.exitStoredPc(k + 1);
-  e.end();
+  const fns = e.slowFns();
+  e.lget(va).i64c(pc).i32c(slowOp(k, next - pc, rd, f3));
+  if (dirty) e.lget(rd - 1).call(fns.slowLoadOld).lset(L_SLOWX).ltee(rd - 1).slowExitIf(false);
+  else e.call(fns.slowLoad).slowExitIf(true);
   e.end();
   e.size.memSlowBytes += e.c.length - slow;
   e.setReg(rd);
@@ -1540,19 +1626,19 @@ function emitAmoResult(e: Emitter, f5: number, w: boolean): void {
 
 function emitStore(e: Emitter, insn: number, rs1: number, rs2: number, f3: number, pc: bigint, next: bigint, k: number): void {
   const size = 1 << f3;
-  e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
-  e.reg(rs2).lset(L_VAL);
-  emitProbe(e, L_TLBS, size);
+  const va = emitAddress(e, rs1, immS(insn));
+  // rs2 straight from its local (x0 through L_VAL).
+  let val = L_VAL;
+  if (rs2 !== 0) val = e.regLocal(rs2);
+  else e.i64c(0n).lset(L_VAL);
+  emitProbe(e, L_TLBS, size, va);
   e.ifVoid();
-  emitHostAddr(e);
-  e.lget(L_VAL).mem(STORE_OPS[f3], f3, 0);
+  emitHostAddr(e, va);
+  e.lget(val).mem(STORE_OPS[f3], f3, 0);
   e.else();
   const slow = e.c.length;
-  // jitStoreX leaves the exit pc in the STATE block: on the store if it trapped, after it to leave.
-  e.lget(L_VA).lget(L_VAL).i64c(pc).i32c(slowOp(k, next - pc, 0, size)).call(IMP.storex);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  e.exitStoredPc(k + 1);
-  e.end();
+  // Like a load's: on a flag the core has left the exit pc and the count.
+  e.lget(va).lget(val).i64c(pc).i32c(slowOp(k, next - pc, 0, size)).call(e.slowFns().slowStore).slowExitIf(true);
   e.end();
   e.size.memSlowBytes += e.c.length - slow;
 }
