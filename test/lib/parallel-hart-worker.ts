@@ -21,8 +21,8 @@ interface Job {
   fences: boolean;
   /** Int32Array over a SharedArrayBuffer: [0] counts arrivals, [1] is the number of threads. */
   gate: Int32Array;
-  /** At most this many instructions (a hang fails instead of spinning forever). */
-  limit: number;
+  /** Date.now() after which the thread gives up (a hang fails instead of spinning forever). */
+  deadline: number;
 }
 
 const job = workerData as Job;
@@ -44,5 +44,5 @@ Atomics.add(job.gate, 0, 1);
 Atomics.notify(job.gate, 0);
 while (Atomics.load(job.gate, 0) < job.gate[1]) Atomics.wait(job.gate, 0, Atomics.load(job.gate, 0), 50);
 
-while (core.pc !== job.end && core.instret < BigInt(job.limit)) core.run(20_000);
+while (core.pc !== job.end && Date.now() < job.deadline) core.run(20_000);
 parentPort!.postMessage({ done: core.pc === job.end, pc: core.pc.toString(16), instret: core.instret.toString(), scFails: core.getX(9).toString(), spins: core.getX(18).toString() });
