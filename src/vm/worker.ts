@@ -821,10 +821,10 @@ async function main(): Promise<void> {
     // The host scheduler hands out instructions as credit; without credit the VM waits.
     const credit = Atomics.load(live, LIVE_CREDIT);
     let slice = nics.length ? NET_SLICE : SLICE;
-    if (credit >= 0n) {
+    // Hart threads hold themselves to it (below): they are not parked for it.
+    if (credit >= 0n && !hartThreads) {
       const left = credit - (instretBase + m.core.instret);
       if (left <= 0n) {
-        hartThreads?.park();
         publish(RUN_STATE_THROTTLED);
         sleep(100);
         continue;
@@ -851,10 +851,15 @@ async function main(): Promise<void> {
     const started = performance.now();
     let served = 0;
     let r: number;
+    let outOfCredit = false;
     if (hartThreads) {
       hartThreads.resume();
+      // The harts hold themselves to the credit, all together (HartBoard.setCreditLimit), and
+      // ring this thread when they run out; it keeps serving their devices meanwhile.
+      hartThreads.setCredit(credit >= 0n ? credit - instretBase : null);
       served = hartThreads.serve();
       r = hartThreads.allWaiting() ? EXIT_WFI : 0;
+      outOfCredit = r !== EXIT_WFI && credit >= 0n && instretBase + m.core.instret >= credit;
     } else r = m.runSlice(slice);
     loop.slices++;
     const ran = performance.now() - started;
@@ -876,7 +881,7 @@ async function main(): Promise<void> {
       wfisSeen = wfisNow;
       wfiSinceStallCheck = true;
     }
-    publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
+    publish(r === EXIT_WFI ? RUN_STATE_IDLE : outOfCredit ? RUN_STATE_THROTTLED : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
     if (!cameUp) {
       cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n || (hartThreads !== null && (wfisNow > 0 || hartThreads.interrupts() > 0n));
