@@ -13,7 +13,7 @@ import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
   LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
-  RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
+  RUN_STATE_THROTTLED, pendingInput, pullInput, runsHartThreads, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
 import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
@@ -692,7 +692,7 @@ async function main(): Promise<void> {
   let devicesPublishedAt = -Infinity;
   const hartStats = new HartStatsPublisher(control.harts);
   // Parallel harts (phase 2): deterministic runs, the debugger and firmware keep phase 1.
-  const threaded = config.hartThreads === true && !config.deterministic && !config.gdb && !config.bios && (config.cpus ?? 1) > 1;
+  const threaded = runsHartThreads(config);
   /** Busy time of hart threads that a guest reboot ended (us). */
   let threadBusyBase = 0;
   const startThreads = () => {
