@@ -10,7 +10,7 @@
 //   npm run bench:smp-idle -- [--harts 1,4] [--seconds 60] [--settle 30] [--json]
 //                             [--compare BIN[,BIN...]] [--no-qemu] [--hart-threads on|off]
 //
-// --hart-threads (default off, as `tsvisor run`): multi-hart VMs run each hart
+// --hart-threads (default on, as `tsvisor run`): multi-hart VMs run each hart
 // on a host thread of its own.
 //
 // --compare BIN[,BIN...] adds the same tsvisor configurations run from other builds'
@@ -56,7 +56,7 @@ interface Running {
   stderr: string;
 }
 
-let hartThreads = 'off';
+let hartThreads = 'on';
 
 function command(c: Config, kernel: string, initrd: string): { cmd: string; args: string[] } {
   if (c.emulator === 'qemu') {
@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { harts: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, json: { type: 'boolean' }, 'no-qemu': { type: 'boolean' }, compare: { type: 'string' }, 'hart-threads': { type: 'string' } },
   });
-  hartThreads = values['hart-threads'] ?? 'off';
+  hartThreads = values['hart-threads'] ?? 'on';
   if (hartThreads !== 'on' && hartThreads !== 'off') throw new Error('--hart-threads needs on or off');
   const harts = (values.harts ?? '1,4').split(',').map(Number);
   if (harts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('--harts: a list of counts 1..8');

@@ -2,11 +2,12 @@
 // remote-fence tickets keep working when the int32 request counter wraps (a
 // hart that has received 2^31 fences), and the panic watch and translation-drop
 // words carry what the device thread put there; a remote fence to a sleeping
-// hart is posted without waking it or waiting for it.
+// hart is posted without waking it or waiting for it; the scheduler's credit
+// holds for the harts together.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HartBoard, FENCE_WORDS, FENCE_TLB, FENCE_CODE, WHERE_WFI, WHERE_STOPPED, WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE } from '../src/machine/hart-board.js';
+import { HartBoard, FENCE_WORDS, FENCE_TLB, FENCE_CODE, WHERE_WFI, WHERE_STOPPED, WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE, WHERE_CREDIT } from '../src/machine/hart-board.js';
 
 test('fence tickets are acknowledged across the int32 wrap of the request counter', () => {
   const init = HartBoard.create(2);
@@ -70,4 +71,28 @@ test('a remote fence to a sleeping hart is posted without a wakeup or a wait; to
     assert.equal(b.fenceAcked(1, t!), true);
     assert.equal(b.takeFenceKind(1), FENCE_CODE);
   }
+});
+
+test('the credit limit counts the harts together, wakes only harts waiting for it, and rings the device thread', () => {
+  const bell = new Int32Array(new SharedArrayBuffer(4));
+  const b = new HartBoard(HartBoard.create(2, { words: bell, index: 0 }));
+  assert.equal(b.creditLeft(), null, 'no limit until the device thread sets one');
+  b.setCreditLimit(1000n);
+  b.setInstret(0, 300n, 0n);
+  b.setInstret(1, 500n, 0n);
+  assert.equal(b.creditLeft(), 200n, 'the limit is on the sum of both harts');
+  b.setInstret(1, 800n, 0n);
+  assert.equal(b.creditLeft(), -100n);
+  // Hart 0 waits for credit, hart 1 runs: a new limit wakes hart 0 only.
+  b.setWhere(0, WHERE_CREDIT);
+  b.setWhere(1, WHERE_RUN);
+  const seen = [b.wakeSeen(0), b.wakeSeen(1)];
+  b.setCreditLimit(2000n);
+  assert.notEqual(b.wakeSeen(0), seen[0], 'the waiting hart is woken');
+  assert.equal(b.wakeSeen(1), seen[1], 'the running hart is left alone');
+  assert.equal(b.creditLeft(), 900n);
+  b.setCreditLimit(null);
+  assert.equal(b.creditLeft(), null);
+  b.ringDevice();
+  assert.equal(bell[0], 1);
 });

@@ -7,6 +7,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { api, ConsoleClient, READY_LINE, startTestDaemon, until, type TestDaemon } from './daemon-helpers.js';
 import { budget } from './lib/budget.js';
@@ -47,7 +48,8 @@ describe('spinning harts (no boot)', () => {
   });
 
   test('per-hart figures: one entry per hart in every state, each hart counts its own instructions; /metrics has them by hart', { timeout: budget(120_000) }, async () => {
-    assert.equal((await api(d, 'POST', '/v1/vms', { name: 'quad', memory: 16, kernel: 'smpspin', cpus: 4, jit: false })).status, 201);
+    // Phase 1 (the harts take turns on the VM's thread): the switches are counted.
+    assert.equal((await api(d, 'POST', '/v1/vms', { name: 'quad', memory: 16, kernel: 'smpspin', cpus: 4, jit: false, hartThreads: false })).status, 201);
     const before = await harts(d, 'quad');
     assert.deepEqual(before.harts.map((h) => [h.hart, h.state, h.instructions]), [[0, 'stopped', 0], [1, 'stopped', 0], [2, 'stopped', 0], [3, 'stopped', 0]], 'a VM not running: every hart stopped, counters 0');
     assert.equal((await api(d, 'POST', '/v1/vms/quad/start')).status, 200);
@@ -98,6 +100,112 @@ describe('spinning harts (no boot)', () => {
     assert.ok(h.harts.every((x) => x.instructions > 0), 'every hart still runs under the cap');
     await api(d, 'POST', '/v1/vms/solo/kill');
     await api(d, 'POST', '/v1/vms/quad/kill');
+  });
+});
+
+/** CPU time of process `pid` so far, all its threads (clock ticks, usually 100 a second). */
+function processTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime
+}
+const TICKS_PER_S = 100;
+
+describe('harts on host threads of their own: weights and caps hold for the harts together', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startTestDaemon({ cpus: 1 });
+  });
+  after(async () => {
+    await d?.cleanup();
+  });
+
+  /** Instructions pair and solo retire over 8 s. */
+  async function shares(): Promise<number> {
+    const sample = () => ['pair', 'solo'].map((n) => Number(d.host.vms.get(n)!.live()!.instret));
+    const a = sample();
+    await delay(8000);
+    const b = sample();
+    return (b[0] - a[0]) / (b[1] - a[1]);
+  }
+
+  test('a 2-hart VM on hart threads and a 1-hart VM retire instructions in the ratio of their weights on a one-core daemon', { timeout: budget(180_000) }, async (t) => {
+    await createAndStart(d, { name: 'pair', memory: 16, kernel: 'smpspin', cpus: 2, jit: false, hartThreads: true });
+    await createAndStart(d, { name: 'solo', memory: 16, kernel: 'spin', jit: false });
+    await until('both harts of pair run', async () => (await harts(d, 'pair')).harts.every((h) => h.state === 'started' && h.instructions > 1_000_000), 60_000, 200);
+    await delay(3000); // speed estimates settle
+    const equal = await shares();
+    t.diagnostic(`equal weights: pair:solo instructions ${equal.toFixed(3)}`);
+    assert.ok(equal > 0.85 && equal < 1.15, `pair:solo instructions ${equal.toFixed(3)} with equal weights, not about 1:1`);
+    assert.equal((await api(d, 'PATCH', '/v1/vms/solo', { cpu: { weight: 2048 } })).status, 200);
+    await delay(2000);
+    const half = await shares();
+    t.diagnostic(`solo weighs twice pair: pair:solo instructions ${half.toFixed(3)}`);
+    assert.ok(half > 0.425 && half < 0.575, `pair:solo instructions ${half.toFixed(3)} with solo weighing twice pair, not about 1:2`);
+    const h = await harts(d, 'pair');
+    assert.ok(h.harts.every((x) => x.switchedIn === 0 && x.instructions > 0), `both harts run, on threads of their own (no turns): ${JSON.stringify(h.harts)}`);
+    await api(d, 'POST', '/v1/vms/solo/kill');
+  });
+
+  test('a cap of a quarter core holds for a 2-hart VM on hart threads: its harts stop together at its credit, every hart still runs', { timeout: budget(180_000) }, async (t) => {
+    // pair (2 harts spinning on threads) runs since the last test, alone now.
+    const vm = d.host.vms.get('pair')!;
+    // The highest credit the scheduler has given the VM so far (-1: none; the VM is alone on its core).
+    let granted = -1n;
+    const setCredit = vm.setCredit.bind(vm);
+    vm.setCredit = (credit: bigint) => {
+      if (credit < 0n || credit > granted) granted = credit;
+      setCredit(credit);
+    };
+    const cap = 0.25;
+    assert.equal((await api(d, 'PATCH', '/v1/vms/pair', { cpu: { cap } })).status, 200);
+    await delay(2000);
+    const h0 = await harts(d, 'pair');
+    const t0 = performance.now();
+    const u0 = vm.live()!.busyUs;
+    // The harts stop at the credit together: each runs at most one slice (100,000
+    // instructions) past what it saw of the others' counts. Before, they ran on until
+    // the device thread next looked (up to 50 ms: millions of instructions).
+    const slack = 2 * 2 * 100_000;
+    let over = 0;
+    while (performance.now() - t0 < 6000) {
+      const live = vm.live()!;
+      if (granted >= 0n) over = Math.max(over, Number(live.instret - granted));
+      await delay(2);
+    }
+    t.diagnostic(`the harts ran at most ${over} instructions past the highest credit given`);
+    assert.ok(over <= slack, `the harts ran ${over} instructions past their credit`);
+    // And so the overrun of the last grant is paid back (the debt never came back to 0 before).
+    await until('cap overrun paid back', () => d.host.scheduler.capDebtUs('pair') === 0, 10_000, 5);
+    const seconds = (performance.now() - t0) / 1000;
+    const busy = (vm.live()!.busyUs - u0) / 1e6 / seconds;
+    t.diagnostic(`cap ${cap}: harts busy ${busy.toFixed(3)} cores over ${seconds.toFixed(1)} s`);
+    assert.ok(busy <= cap * 1.05, `the harts ran ${busy.toFixed(3)} of a core with a cap of ${cap}`);
+    const h1 = await harts(d, 'pair');
+    assert.ok(h1.harts.every((x, i) => x.instructions > h0.harts[i].instructions), `every hart still runs under the cap: ${JSON.stringify(h1.harts)}`);
+    await api(d, 'POST', '/v1/vms/pair/kill');
+  });
+
+  test('a cap of half a core for a 2-hart VM on hart threads in its own process: the process uses at most that CPU time', { timeout: budget(180_000) }, async (t) => {
+    const cap = 0.5;
+    await createAndStart(d, { name: 'proc', memory: 16, kernel: 'smpspin', cpus: 2, jit: false, hartThreads: true, isolation: 'process', cpu: { cap } });
+    await until('both harts of proc run', async () => (await harts(d, 'proc')).harts.every((h) => h.state === 'started' && h.instructions > 1_000_000), 60_000, 200);
+    await delay(2000);
+    const vm = d.host.vms.get('proc')!;
+    const pid = vm.pid!;
+    assert.ok(pid > 0, 'the VM has a process of its own');
+    const h0 = await harts(d, 'proc');
+    const t0 = performance.now();
+    const c0 = processTicks(pid);
+    await delay(8000);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = (processTicks(pid) - c0) / TICKS_PER_S / seconds;
+    t.diagnostic(`cap ${cap}: the VM's process used ${cpu.toFixed(3)} cores over ${seconds.toFixed(1)} s`);
+    // The whole process: both hart threads, the device thread, V8's own threads.
+    assert.ok(cpu <= cap * 1.2, `the VM's process used ${cpu.toFixed(3)} cores with a cap of ${cap}`);
+    const h1 = await harts(d, 'proc');
+    assert.ok(h1.harts.every((x, i) => x.instructions > h0.harts[i].instructions), `every hart still runs under the cap: ${JSON.stringify(h1.harts)}`);
+    await api(d, 'POST', '/v1/vms/proc/kill');
   });
 });
 

@@ -56,9 +56,12 @@ Create options:
   --root-disk             boot from the first disk (root=/dev/vda)
   --cpu-weight N          CPU shares, 2..262144 (default 1024)
   --cpu-cap F             at most this many host cores for all its harts (e.g. 0.5;
-                          up to --cpus; one VM uses at most one core today)
+                          up to its hart count and the daemon's --cpus)
   --deterministic         guest time follows the instruction count
   --cpus N                harts (virtual CPUs), 1..8 (default 1)
+  --hart-threads on|off   with several harts: each on a host thread of its own
+                          (default on; off: they take turns on the VM's thread,
+                          as they always do with --deterministic and --gdb)
   --gdb                   a GDB stub (attach with 'tsvisor gdb NAME --listen')
   --jit on|off            translate hot guest code (default on)
   --restart POLICY[:N]    no, on-failure[:max retries] or always
@@ -281,6 +284,7 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
       'cpu-cap': { type: 'string' },
       deterministic: { type: 'boolean' },
       cpus: { type: 'string' },
+      'hart-threads': { type: 'string' },
       gdb: { type: 'boolean' },
       jit: { type: 'string' },
       restart: { type: 'string' },
@@ -336,6 +340,11 @@ async function createCommand(args: string[], io: MainIo): Promise<number> {
   if (values.cpus !== undefined) {
     if (!/^[1-8]$/.test(values.cpus)) throw new UsageError(`invalid --cpus '${values.cpus}': expected 1 to 8`);
     body.cpus = Number(values.cpus);
+  }
+  if (values['hart-threads'] !== undefined) {
+    const v = values['hart-threads'];
+    if (v !== 'on' && v !== 'off') throw new UsageError(`invalid --hart-threads '${v}': expected on or off`);
+    body.hartThreads = v === 'on';
   }
   if (values.gdb) body.gdb = true;
   if (values.jit !== undefined) {

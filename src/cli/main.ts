@@ -66,8 +66,9 @@ Options:
   --smp N            N harts (virtual CPUs), 1 to 8 (default 1) (docs/smp.md)
   --hart-threads on|off
                      with --smp N > 1: each hart on a host thread of its own, so
-                     the harts run in parallel (default: off: they take turns on
-                     one thread; always so with --deterministic, --gdb, --bios)
+                     the harts run in parallel (default: on; off: they take turns
+                     on one thread, as they always do with --deterministic, --gdb
+                     and --bios)
   --jit on|off       translate hot guest code to WebAssembly (default: on)
   --jit-cache on|off keep this boot's translations (about 20 MiB for the default
                      guest) and put them back in the next boot of the same guest,
@@ -431,8 +432,8 @@ export function defaultNics(opts: Pick<RunOptions, 'deterministic'>): NicSpec[] 
   return opts.deterministic ? [] : [{ mode: 'user', params: [] }];
 }
 
-/** --hart-threads when not given (see docs/smp.md for why). */
-const DEFAULT_HART_THREADS = 'off';
+/** --hart-threads when not given (docs/smp.md). */
+const DEFAULT_HART_THREADS = 'on';
 
 /** Largest number of NICs. */
 export const MAX_NICS = 4;
@@ -842,6 +843,8 @@ async function restoreCommand(opts: RunOptions, io: MainIo, inputScript: { instr
     wasmPath: defaultWasmPath(),
     jit: opts.jit,
     stats: opts.stats,
+    // How the harts run is this run's choice (--hart-threads), not the snapshot's.
+    hartThreads: opts.hartThreads,
     restore: dir,
     clone: opts.clone === true,
     disks,

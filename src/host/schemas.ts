@@ -10,6 +10,8 @@ export const MAX_NICS = 4;
 export const MIN_WEIGHT = 2;
 export const MAX_WEIGHT = 262144;
 export const DEFAULT_WEIGHT = 1024;
+/** hartThreads when a create request leaves it out: each hart of a multi-hart VM on a host thread of its own (docs/smp.md). */
+export const DEFAULT_HART_THREADS = true;
 
 /** A host path (checked against the images directory after schema validation). */
 const pathSchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
@@ -100,7 +102,7 @@ export const createVmSchema = {
     name: { type: 'string', pattern: NAME_PATTERN },
     cpus: { type: 'integer', minimum: 1, maximum: 8, description: 'harts (virtual CPUs) of the VM; they take turns on its thread (default 1)' },
     vcpus: { type: 'integer', minimum: 1, maximum: 8, description: 'the same as cpus (older name)' },
-    hartThreads: { type: 'boolean', description: 'with several harts: each runs on a host thread of its own, in parallel (default false: they take turns on the VM\'s thread; deterministic VMs always do)' },
+    hartThreads: { type: 'boolean', default: DEFAULT_HART_THREADS, description: 'with several harts: each runs on a host thread of its own, in parallel (default true; false: they take turns on the VM\'s thread, as deterministic VMs and VMs with gdb always do)' },
     memory: { type: 'integer', minimum: MIN_MEM_MIB, maximum: MAX_MEM_MIB, description: 'guest RAM in MiB' },
     kernel: pathSchema,
     initrd: pathSchema,

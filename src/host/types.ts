@@ -6,7 +6,7 @@ export interface CreateVmRequest {
   cpus?: number;
   /** Older name of cpus. */
   vcpus?: number;
-  /** With several harts: each on a host thread of its own (default false; docs/smp.md). */
+  /** With several harts: each on a host thread of its own (default true; docs/smp.md). */
   hartThreads?: boolean;
   /** Guest RAM in MiB. */
   memory: number;

@@ -16,18 +16,23 @@ import { ProcessVmHandle } from './process-vm-handle.js';
 import type { WarmWorkers } from '../vm/warm-worker.js';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { VmRunner } from './vm-runner.js';
-import { RUN_STATE_PAUSED, type LiveCounters, type VmConfig } from '../vm/protocol.js';
+import { RUN_STATE_PAUSED, runsHartThreads, type LiveCounters, type VmConfig } from '../vm/protocol.js';
 import { readSnapshotCached } from '../vm/snapshot.js';
 import { cloneDisks } from '../vm/clone-disks.js';
 import { disksWithOverlays } from '../vm/disk-freeze.js';
 import type { CreateVmRequest, VmDefinition, VmState } from './types.js';
-import { DEFAULT_WEIGHT } from './schemas.js';
+import { DEFAULT_HART_THREADS, DEFAULT_WEIGHT } from './schemas.js';
 import { diskRateLimits, nicSpecs } from './nics.js';
 import type { NetPolicy } from './net-policy.js';
 import { NicThread } from '../net/nic-thread.js';
 import { ByteRing } from './byte-ring.js';
 import { ConsoleLog } from './console-log.js';
 import { lockVmImages, planVmLocks, type PlannedLock, type VmLocks } from '../storage/vm-images.js';
+
+/** Whether a VM of this definition asks for hart threads (unset: the default, on; docs/smp.md). */
+function hartThreadsOf(c: CreateVmRequest): boolean {
+  return c.hartThreads ?? DEFAULT_HART_THREADS;
+}
 
 /**
  * How many times longer than on an idle host a worker may go without reporting:
@@ -154,8 +159,9 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** Host threads the VM's harts run on (scheduler): one each with hart threads. */
   get threads(): number {
-    const c = this.config;
-    return c.hartThreads === true && c.deterministic !== true ? c.cpus ?? c.vcpus ?? 1 : 1;
+    // What the running VM was started with (a snapshot's machine may be deterministic); else the definition's.
+    const v = this.startedConfig ?? { hartThreads: hartThreadsOf(this.config), cpus: this.config.cpus ?? this.config.vcpus ?? 1, deterministic: this.config.deterministic === true, gdb: this.config.gdb === true ? {} : undefined };
+    return runsHartThreads(v) ? v.cpus ?? 1 : 1;
   }
 
   get cap(): number | undefined {
@@ -195,7 +201,11 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       // Every start restores the snapshot: the machine is the snapshot's, as it was saved.
       const dir = join(this.opts.snapshotsDir, c.snapshot);
       const snap = readSnapshotCached(dir);
-      const restored: VmConfig = { ...snap.config, wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name, gdb: c.gdb === true ? {} : undefined, consoleSize: this.consoleSize ?? undefined };
+      // How the harts run is this definition's choice, not the snapshot's (its state is the same either way).
+      const restored: VmConfig = {
+        ...snap.config, hartThreads: hartThreadsOf(c), wasmPath: this.opts.wasmPath, restore: dir, debug: c.debug, name: this.name, gdb: c.gdb === true ? {} : undefined,
+        consoleSize: this.consoleSize ?? undefined,
+      };
       if (c.clone !== true) return restored;
       // A clone only reads the snapshot's disks (its writes go to overlays that
       // start() makes): planned as read-only here, so the locks check out alike.
@@ -210,7 +220,7 @@ export class VmSupervisor extends EventEmitter<SupervisorEvents> {
       memMiB: c.memory,
       deterministic: c.deterministic === true,
       cpus: c.cpus ?? c.vcpus ?? 1,
-      hartThreads: c.hartThreads === true,
+      hartThreads: hartThreadsOf(c),
       wasmPath: this.opts.wasmPath,
       jit: c.jit !== false,
       disks: (c.disks ?? []).map((d) => ({

@@ -2,7 +2,9 @@
 // phase 2) reach each other: per hart its SBI HSM state, a wake word it sleeps
 // on, the device interrupt lines the PLIC drives into it, a pending SBI IPI,
 // remote-fence requests and acknowledgements, and its counters; for the VM a
-// hold word (park every hart at a safe point) and an exit word. One
+// hold word (park every hart at a safe point), an exit word and the VM's
+// instruction credit from the daemon's scheduler (the harts run while their
+// summed count is below it). One
 // SharedArrayBuffer, plain Atomics: no Node APIs, so the device thread (the
 // VM's worker) and every hart thread use the same code.
 
@@ -76,7 +78,9 @@ const G_WORDS = 12;
 // i64 words of the VM, after the harts' i64 words: the panic() entries to watch
 const V_PANIC_VA = 0;
 const PANIC_VAS_MAX = 2;
-const VM_I64 = 2;
+/** The harts run while the sum of their counts is below this; -1: no limit (see setCreditLimit). */
+const V_CREDIT = 2;
+const VM_I64 = 3;
 /** What a hart thread is doing (its `where` word; for the hang dump). */
 export const WHERE_RUN = 0;
 export const WHERE_SAFE_POINT = 1;
@@ -86,7 +90,8 @@ export const WHERE_PARKED = 4;
 export const WHERE_FENCE_WAIT = 5;
 export const WHERE_DEVICE = 6;
 export const WHERE_ENDED = 7;
-export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended'];
+export const WHERE_CREDIT = 8;
+export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended', 'waiting for credit'];
 
 /** What a hart showed at its last safe point. */
 export interface HartSnapshotWords {
@@ -134,6 +139,8 @@ export const CONSOLE_CHUNK = 4096;
 export interface HartBoardInit {
   sab: SharedArrayBuffer;
   harts: number;
+  /** The word the device thread sleeps on: a hart that runs out of credit rings it. */
+  deviceBell?: { words: Int32Array; index: number };
 }
 
 export class HartBoard {
@@ -146,9 +153,12 @@ export class HartBoard {
   /** Index of the VM's first i64 word. */
   private readonly v: number;
 
-  static create(harts: number): HartBoardInit {
+  static create(harts: number, deviceBell?: { words: Int32Array; index: number }): HartBoardInit {
     const bytes = HartBoard.i32Bytes(harts) + (harts * I64_PER_HART + VM_I64) * 8 + harts * CONSOLE_CHUNK;
-    return { sab: new SharedArrayBuffer(bytes), harts };
+    const sab = new SharedArrayBuffer(bytes);
+    // No limit until the device thread sets one.
+    new BigInt64Array(sab, HartBoard.i32Bytes(harts), harts * I64_PER_HART + VM_I64)[harts * I64_PER_HART + V_CREDIT] = -1n;
+    return { sab, harts, deviceBell };
   }
 
   private static i32Bytes(harts: number): number {
@@ -166,7 +176,10 @@ export class HartBoard {
     const atConsole = at64 + (init.harts * I64_PER_HART + VM_I64) * 8;
     this.consoleBytes = Array.from({ length: init.harts }, (_, h) => new Uint8Array(init.sab, atConsole + h * CONSOLE_CHUNK, CONSOLE_CHUNK));
     this.g = init.harts * I32_PER_HART;
+    this.deviceBell = init.deviceBell ?? null;
   }
+
+  private readonly deviceBell: { words: Int32Array; index: number } | null;
 
   private w(h: number, i: number): number {
     return h * I32_PER_HART + i;
@@ -439,6 +452,38 @@ export class HartBoard {
     return Atomics.load(this.i32, this.g + G_RESET) !== 0;
   }
 
+  // ---- the scheduler's credit ----
+
+  /**
+   * The daemon's credit as a limit on the sum of the harts' counts (null: none).
+   * A hart checks it at each safe point and waits (WHERE_CREDIT) once the sum
+   * reached it; a hart waiting so is woken by a new limit. The limit is stored
+   * before the where words are read, and a hart sets its where word before it
+   * reads the limit, so one of the two always sees the other (no lost wakeup).
+   */
+  setCreditLimit(limit: bigint | null): void {
+    const v = limit === null ? -1n : limit < 0n ? 0n : limit;
+    if (Atomics.load(this.i64, this.v + V_CREDIT) === v) return;
+    Atomics.store(this.i64, this.v + V_CREDIT, v);
+    for (let h = 0; h < this.harts; h++) {
+      if (this.where(h) !== WHERE_CREDIT) continue;
+      // Not wake(): a running hart need not leave its slice for this.
+      Atomics.add(this.i32, this.w(h, W_WAKE), 1);
+      Atomics.notify(this.i32, this.w(h, W_WAKE));
+    }
+  }
+  /** Instructions the harts may still run together before they wait for credit, or null without a limit. */
+  creditLeft(): bigint | null {
+    const v = Atomics.load(this.i64, this.v + V_CREDIT);
+    return v < 0n ? null : v - this.totalInstret();
+  }
+  /** Ring the device thread (a hart ran out of credit: the VM's state and count should be published). */
+  ringDevice(): void {
+    if (!this.deviceBell) return;
+    Atomics.add(this.deviceBell.words, this.deviceBell.index, 1);
+    Atomics.notify(this.deviceBell.words, this.deviceBell.index);
+  }
+
   // ---- where each hart is (written by the hart's own thread; read for the hang dump) ----
 
   setWhere(h: number, where: number): void {
@@ -479,7 +524,10 @@ export class HartBoard {
   /** The VM's words (hold, end, failed, panic, retired-code generation, reset). */
   vmWords(): Record<string, number> {
     const g = (i: number) => Atomics.load(this.i32, this.g + i);
-    return { hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET), jitIdle: g(G_JIT_IDLE), jitDrop: g(G_JIT_DROP) };
+    return {
+      hold: g(G_HOLD), end: g(G_EXIT), failed: g(G_FAILED), panic: g(G_PANIC), codeGen: g(G_CODE_GEN), reset: g(G_RESET), jitIdle: g(G_JIT_IDLE), jitDrop: g(G_JIT_DROP),
+      credit: Number(Atomics.load(this.i64, this.v + V_CREDIT)),
+    };
   }
 
   // ---- counters (written by the hart's own thread) ----

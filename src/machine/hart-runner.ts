@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -61,6 +61,8 @@ export class HartRunner implements SbiHarts {
   /** In WFI or a retentive suspend: runs again once an interrupt is pending and enabled. */
   private waiting = false;
   private linesApplied = 0;
+  /** Waiting for the daemon's credit (the device thread was rung once for this wait). */
+  private creditWait = false;
   private readonly baseInterrupts: bigint;
 
   constructor(private readonly core: CpuCore, private readonly board: HartBoard, private readonly host: HartRunnerHost, opts: HartRunnerOptions) {
@@ -351,10 +353,21 @@ export class HartRunner implements SbiHarts {
           board.setHsm(h, HSM_STARTED);
         }
       }
+      // The daemon's credit holds for all the harts together: none runs past it (the
+      // where word first, so a new limit set meanwhile wakes this hart; see setCreditLimit).
+      board.setWhere(h, WHERE_CREDIT);
+      const left = board.creditLeft();
+      if (left !== null && left <= 0n) {
+        if (!this.creditWait) board.ringDevice();
+        this.creditWait = true;
+        board.sleep(h, seen, MAX_SLEEP_MS);
+        continue;
+      }
+      this.creditWait = false;
       this.sleptInWfi = false;
       const t = this.host.nowTicks();
       board.setWhere(h, WHERE_RUN);
-      const r = this.core.run(HART_SLICE);
+      const r = this.core.run(left !== null && left < BigInt(HART_SLICE) ? Number(left) : HART_SLICE);
       this.slices++;
       board.setWhere(h, WHERE_SAFE_POINT);
       board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);

@@ -66,8 +66,11 @@ try {
         return;
       }
       board.setWhere(hart, WHERE_DEVICE);
+      // The core's value is a u32 that arrives as a signed i32: unsigned here, or a value
+      // with bit 31 set lost its low bits on the way (through the mailbox's 64-bit word and
+      // back to a Number): a virtqueue at 0x8xxx_x400 was set up at 0x8xxx_x000.
       const t = performance.now();
-      const bad = mmio.write(a, size, v);
+      const bad = mmio.write(a, size, v >>> 0);
       deviceMs += performance.now() - t;
       board.setWhere(hart, WHERE_RUN);
       if (bad) fault();

@@ -52,7 +52,7 @@ export class HartThreads {
 
   constructor(private readonly m: VirtMachine, opts: HartThreadsOptions) {
     const n = m.harts.count;
-    const init = HartBoard.create(n);
+    const init = HartBoard.create(n, opts.doorbell);
     this.board = new HartBoard(init);
     // A line change or a hold reaches a running hart at its next block head, not at its slice's end.
     this.board.poke = pokeHart(m.core.memoryBuffer);
@@ -140,6 +140,14 @@ export class HartThreads {
   /** The machine's instruction count is the sum of its harts' (the stall watch, credit and statistics read it). */
   private syncCounts(): void {
     this.m.core.exports.cpuStateSet(F_INSTRET, this.baseInstret + this.board.totalInstret());
+  }
+
+  /**
+   * The daemon's credit (a limit on the machine's instruction count, or null):
+   * the harts together run up to it and then wait (HartBoard.setCreditLimit).
+   */
+  setCredit(limit: bigint | null): void {
+    this.board.setCreditLimit(limit === null ? null : limit - this.baseInstret);
   }
 
   /** Every started hart waits for an interrupt (or is stopped). */

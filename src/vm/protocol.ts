@@ -27,7 +27,8 @@ export interface VmConfig {
   /**
    * With several harts: each runs on a host thread of its own (SMP phase 2,
    * docs/smp.md). Deterministic, --gdb and --bios VMs keep them on the VM's
-   * one thread whatever this says. Default: off.
+   * one thread whatever this says (runsHartThreads). Unset here: off; the CLI
+   * and the daemon set it, on unless asked otherwise.
    */
   hartThreads?: boolean;
   /** Path of the compiled CPU core (build/cpu.wasm). */
@@ -372,6 +373,15 @@ export function setCredit(c: SharedControl, instret: bigint): void {
   // period (20 times a second) was most of an idle daemon VM's wakeups.
   const state = Number(Atomics.load(c.live, LIVE_STATE));
   if (state !== RUN_STATE_IDLE && state !== RUN_STATE_PAUSED) wake(c);
+}
+
+/**
+ * Whether a VM runs each hart on a host thread of its own: asked for, more than
+ * one hart, and none of what keeps the harts taking turns on the VM's thread
+ * (deterministic runs, the debugger, firmware; docs/smp.md).
+ */
+export function runsHartThreads(c: Pick<VmConfig, 'hartThreads' | 'cpus' | 'deterministic' | 'gdb' | 'bios'>): boolean {
+  return c.hartThreads === true && !c.deterministic && !c.gdb && !c.bios && (c.cpus ?? 1) > 1;
 }
 
 /** A snapshot of the live counters. */

@@ -13,7 +13,7 @@ import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
   LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
-  RUN_STATE_THROTTLED, pendingInput, pullInput, type SharedControl, type VmConfig, type WorkerMessage,
+  RUN_STATE_THROTTLED, pendingInput, pullInput, runsHartThreads, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
 import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
@@ -692,7 +692,7 @@ async function main(): Promise<void> {
   let devicesPublishedAt = -Infinity;
   const hartStats = new HartStatsPublisher(control.harts);
   // Parallel harts (phase 2): deterministic runs, the debugger and firmware keep phase 1.
-  const threaded = config.hartThreads === true && !config.deterministic && !config.gdb && !config.bios && (config.cpus ?? 1) > 1;
+  const threaded = runsHartThreads(config);
   /** Busy time of hart threads that a guest reboot ended (us). */
   let threadBusyBase = 0;
   const startThreads = () => {
@@ -821,10 +821,10 @@ async function main(): Promise<void> {
     // The host scheduler hands out instructions as credit; without credit the VM waits.
     const credit = Atomics.load(live, LIVE_CREDIT);
     let slice = nics.length ? NET_SLICE : SLICE;
-    if (credit >= 0n) {
+    // Hart threads hold themselves to it (below): they are not parked for it.
+    if (credit >= 0n && !hartThreads) {
       const left = credit - (instretBase + m.core.instret);
       if (left <= 0n) {
-        hartThreads?.park();
         publish(RUN_STATE_THROTTLED);
         sleep(100);
         continue;
@@ -851,10 +851,15 @@ async function main(): Promise<void> {
     const started = performance.now();
     let served = 0;
     let r: number;
+    let outOfCredit = false;
     if (hartThreads) {
       hartThreads.resume();
+      // The harts hold themselves to the credit, all together (HartBoard.setCreditLimit), and
+      // ring this thread when they run out; it keeps serving their devices meanwhile.
+      hartThreads.setCredit(credit >= 0n ? credit - instretBase : null);
       served = hartThreads.serve();
       r = hartThreads.allWaiting() ? EXIT_WFI : 0;
+      outOfCredit = r !== EXIT_WFI && credit >= 0n && instretBase + m.core.instret >= credit;
     } else r = m.runSlice(slice);
     loop.slices++;
     const ran = performance.now() - started;
@@ -876,7 +881,7 @@ async function main(): Promise<void> {
       wfisSeen = wfisNow;
       wfiSinceStallCheck = true;
     }
-    publish(r === EXIT_WFI ? RUN_STATE_IDLE : RUN_STATE_RUNNING);
+    publish(r === EXIT_WFI ? RUN_STATE_IDLE : outOfCredit ? RUN_STATE_THROTTLED : RUN_STATE_RUNNING);
     if (m.panicked && panicAt === null) panicAt = m.core.instret;
     if (!cameUp) {
       cameUp = r === EXIT_WFI || m.core.interruptsTaken() > 0n || m.core.trapsFromUser() > 0n || (hartThreads !== null && (wfisNow > 0 || hartThreads.interrupts() > 0n));
