@@ -7,8 +7,6 @@
 
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { performance } from 'node:perf_hooks';
 import { setDefaultBudget } from './tier-budget.js';
 import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
@@ -16,6 +14,7 @@ import { HartBoard, WHERE_DEVICE, WHERE_RUN, type HartBoardInit } from '../machi
 import { HartRunner } from '../machine/hart-runner.js';
 import { MmioClient, type Doorbell } from './mmio-mailbox.js';
 import { hostCallAddress, HOSTCALL_CONSOLE, HOSTCALL_GETCHAR, HOSTCALL_RESET, MAX_GUEST_PHYS } from './hart-hostcalls.js';
+import { makeCollectGarbage } from './collect-garbage.js';
 
 export interface HartThreadData {
   wasmPath: string;
@@ -41,14 +40,7 @@ setDefaultBudget();
  * without it the dropped modules kept their code space (a 2-hart VM at its prompt
  * held 84 MB of executable mappings in about 3,900 small ones; 6 MB with one thread).
  */
-const collectGarbage: (() => void) | undefined = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-})();
+const collectGarbage = makeCollectGarbage();
 
 const data = workerData as HartThreadData;
 const board = new HartBoard(data.board);

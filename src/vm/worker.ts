@@ -7,9 +7,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { readFileSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
 import { TierBudget, setDefaultBudget } from './tier-budget.js';
-import { runInNewContext } from 'node:vm';
 import {
   CTRL_PAUSE, CTRL_STATS, CTRL_STOP, CTRL_WAKE, LIVE_BUSY_US, LIVE_CREDIT, LIVE_HEARTBEAT_MS, LIVE_INSTRET,
   LIVE_JIT_INSTRET, LIVE_RAM_RESIDENT, LIVE_BOOTS, LIVE_CONSOLE_BYTES, LIVE_STATE, RUN_STATE_EXITED, RUN_STATE_IDLE, RUN_STATE_PAUSED, RUN_STATE_RUNNING,
@@ -37,6 +35,7 @@ import { SwappableDisk } from './migration/swappable-disk.js';
 import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.js';
 import { isWarmWorkerData, prepareCore, takePreparedCore, warmUp, type WarmWorkerData } from './warm-up.js';
 import { HartThreads } from './hart-threads.js';
+import { makeCollectGarbage } from './collect-garbage.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -100,14 +99,7 @@ function entropySource(deterministic: boolean): (n: number) => Uint8Array {
  * A full garbage collection, to free the code space of dropped translations
  * (see Jit's onFlush). Flushes are rare (every 1024 modules), so the cost is small.
  */
-const collectGarbage: (() => void) | undefined = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-})();
+const collectGarbage = makeCollectGarbage();
 
 // V8's tier-up budget for translated code (process-wide default, set before the
 // first module is compiled; per module see tier-budget.ts).
