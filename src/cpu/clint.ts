@@ -3,7 +3,7 @@
 // and compares sit on the interrupt hot path; a register of a hart that is not
 // running lives in that hart's saved context (harts.ts).
 
-import { currentTime, breakBatch, msip, mtimecmp } from './hart';
+import { readTime, breakBatch, msip, mtimecmp } from './hart';
 import { curHart, hartCount, slotGet, slotSet, F_MSIP, F_MTIMECMP } from './hart-slots';
 
 function clintMsip(h: u32): u32 {
@@ -40,7 +40,7 @@ export function clintRead(off: u32, size: u32): u64 {
     const h = (off - MTIMECMP0) >> 3;
     return read64(off, MTIMECMP0 + (h << 3), clintMtimecmp(h), size);
   }
-  if (off >= MTIME && off < MTIME + 8) return read64(off, MTIME, currentTime(), size);
+  if (off >= MTIME && off < MTIME + 8) return read64(off, MTIME, readTime(), size);
   return 0;
 }
 

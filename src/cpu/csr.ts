@@ -5,7 +5,7 @@ import {
   priv, mstatus, medeleg, mideleg, mie, mipSw, mtvec, mscratch, mepc, mcause, mtval, mcounteren, menvcfg,
   stvec, sscratch, sepc, scause, stval, scounteren, senvcfg, satp, stimecmp, mhartid, instret, misaValue,
   breakBatch, curInsnBits, instretDelta, cycleDelta, PRV_U, PRV_S, PRV_M, MS_SIE, MS_MIE, MS_SPIE, MS_UBE, MS_MPIE, MS_SPP, MS_MPP, MS_FS, MS_MPRV,
-  MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR, MS_UXL, MS_SXL, MS_SD, S_INTERRUPTS, currentTime, EXC_ILLEGAL,
+  MS_SUM, MS_MXR, MS_TVM, MS_TW, MS_TSR, MS_UXL, MS_SXL, MS_SD, S_INTERRUPTS, readTime, EXC_ILLEGAL,
 } from './hart';
 import { STATE, FFLAGS_OFF, FRM_OFF, FS_DIRTY_OFF } from './state';
 import { raiseException, effectiveMip, updateTimerLines } from './trap';
@@ -83,7 +83,7 @@ export function csrRead(csr: u32, willWrite: bool): u64 {
     case 0x003: if (fsOff()) return illegal();
       return <u64>(load<u32>(stateAt() + FFLAGS_OFF) | (load<u32>(stateAt() + FRM_OFF) << 5));
     case 0xc00: if (!counterAllowed(0)) return illegal(); return instret + cycleDelta;
-    case 0xc01: if (!counterAllowed(1)) return illegal(); return currentTime();
+    case 0xc01: if (!counterAllowed(1)) return illegal(); return readTime();
     case 0xc02: if (!counterAllowed(2)) return illegal(); return instret + instretDelta;
     case 0x100: return readMstatus() & SSTATUS_MASK;
     case 0x104: return mie & mideleg;

@@ -149,3 +149,26 @@ export const misaValue: u64 =
   if (deterministic) return (instret / DET_INSNS_PER_TICK) + timeSkew;
   return timeNow;
 }
+
+/** The host's clock in timebase ticks now, or a negative number when the host gives none. */
+@external('env', 'hostTime') declare function hostTime(): f64;
+
+/**
+ * Time as the guest reads it (the `time` CSR, the CLINT's mtime). In realtime
+ * runs that is the host's clock at the read, not at the start of the slice:
+ * with the slice's time, code that measures time in a loop saw it stand still
+ * for up to 2 million instructions. Linux's jitter entropy source declared the
+ * timer too coarse only after about 1.4 billion instructions of hashing (a
+ * third of a 1-hart boot), and each udelay() lasted to the end of its slice.
+ * Never goes back within a hart (setTime at the next slice takes the same clock).
+ */
+export function readTime(): u64 {
+  if (!deterministic) {
+    const t = hostTime();
+    if (t >= 0) {
+      const v = <u64>t;
+      if (v > timeNow) timeNow = v;
+    }
+  }
+  return currentTime();
+}

@@ -15,7 +15,15 @@ export interface CoreImports {
   ecall(): void;
   /** The translation cache was dropped: a good moment for the host to collect the old modules. */
   jitFlushed?(): void;
+  /**
+   * The host's clock now in timebase ticks, on the origin of the ticks given to
+   * setTime (realtime runs): the guest's time reads take it. Without it the guest
+   * sees the time of the slice's start.
+   */
+  hostTime?(): number;
 }
+
+const NO_HOST_TIME = () => -1;
 
 interface CoreExports {
   reset(ram: bigint, hartId: bigint, entry: bigint): void;
@@ -181,6 +189,7 @@ export class PreparedCore {
         mmioRead: (a: number, size: number) => to().mmioRead(a, size),
         mmioWrite: (a: number, size: number, v: number) => to().mmioWrite(a, size, v),
         ecall: () => to().ecall(),
+        hostTime: () => (this.target?.hostTime ?? NO_HOST_TIME)(),
       },
     }).exports;
   }
@@ -246,6 +255,7 @@ export class CpuCore {
           mmioRead: imports.mmioRead,
           mmioWrite: imports.mmioWrite,
           ecall: imports.ecall,
+          hostTime: imports.hostTime ?? NO_HOST_TIME,
         },
       }).exports;
     }

@@ -138,6 +138,8 @@ export class VirtMachine {
       mmioWrite: (a, s, v) => this.bus.write(a, s, v),
       ecall: () => this.sbi.handle(),
       jitFlushed: host.jitFlushed,
+      // The guest's time reads see the host clock move within a slice (same origin as setTime).
+      hostTime: !config.deterministic && host.nowMs ? () => Math.floor(host.nowMs!() * TICKS_PER_MS) : undefined,
     });
     this.bus.onUnmapped = () => this.core.signalMmioFault();
     const harts = config.harts ?? 1;

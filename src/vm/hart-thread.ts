@@ -54,6 +54,10 @@ try {
   const guestAccess = (addr: number) => addr >= 0 && addr < MAX_GUEST_PHYS;
   /** Host time waiting for the device thread's answers (statistics). */
   let deviceMs = 0;
+  // The VM's time origin on this thread's clock: ticks here match the device thread's.
+  const base = performance.timeOrigin + performance.now() - data.originMs;
+  const origin = performance.now() - base;
+  const nowTicks = () => Math.floor((performance.now() - origin) * 10_000);
   core = new CpuCore(new Uint8Array(readFileSync(data.wasmPath)), data.ramSize, {
     mmioRead: (a, size) => {
       if (!guestAccess(a)) {
@@ -85,11 +89,10 @@ try {
     },
     ecall: () => runner!.ecall(),
     jitFlushed: () => collectGarbage?.(),
+    hostTime: nowTicks,
   }, { memory: data.memory, hart });
-  const base = performance.timeOrigin + performance.now() - data.originMs;
-  const origin = performance.now() - base;
   runner = new HartRunner(core, board, {
-    nowTicks: () => BigInt(Math.floor((performance.now() - origin) * 10_000)),
+    nowTicks: () => BigInt(nowTicks()),
     consoleWrite: (length) => {
       mmio.write(hostCallAddress(HOSTCALL_CONSOLE, hart), 4, length);
     },
