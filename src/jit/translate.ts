@@ -1689,11 +1689,37 @@ function emitOpImm32(e: Emitter, insn: number, rd: number, rs1: number, f3: numb
   return 'ok';
 }
 
+/**
+ * MULH (f3 1), MULHSU (2), MULHU (3) inline: the high 64 bits of the 128-bit
+ * product from four 32x32-bit products (wasm has no wide multiply). A call into
+ * the core per multiply made the kernel's bignum and elliptic-curve code (its
+ * crypto self-tests, a large part of a boot's instructions) pay a call for each
+ * limb. The two cross products are computed twice rather than kept in locals.
+ */
+function emitMulHigh(e: Emitter, rs1: number, rs2: number, f3: number): void {
+  const A = L_VA, B = L_VAL;
+  e.reg(rs1).lset(A);
+  e.reg(rs2).lset(B);
+  const lo = (l: number) => e.lget(l).i64c(0xffffffffn).op(OP.i64_and);
+  const hi = (l: number) => e.lget(l).i64c(32n).op(OP.i64_shr_u);
+  hi(A); hi(B); e.op(OP.i64_mul); // ah*bh
+  lo(A); hi(B); e.op(OP.i64_mul).i64c(32n).op(OP.i64_shr_u, OP.i64_add); // + (al*bh)>>32
+  hi(A); lo(B); e.op(OP.i64_mul).i64c(32n).op(OP.i64_shr_u, OP.i64_add); // + (ah*bl)>>32
+  lo(A); lo(B); e.op(OP.i64_mul).i64c(32n).op(OP.i64_shr_u); // carries of the middle column:
+  lo(A); hi(B); e.op(OP.i64_mul).i64c(0xffffffffn).op(OP.i64_and, OP.i64_add);
+  hi(A); lo(B); e.op(OP.i64_mul).i64c(0xffffffffn).op(OP.i64_and, OP.i64_add);
+  e.i64c(32n).op(OP.i64_shr_u, OP.i64_add);
+  // Signed operands: subtract the other operand for each negative one (two's complement).
+  if (f3 === 1 || f3 === 2) e.lget(B).lget(A).i64c(63n).op(OP.i64_shr_s, OP.i64_and, OP.i64_sub);
+  if (f3 === 1) e.lget(A).lget(B).i64c(63n).op(OP.i64_shr_s, OP.i64_and, OP.i64_sub);
+}
+
 function emitOp(e: Emitter, rd: number, rs1: number, rs2: number, f3: number, f7: number, w: boolean): EmitResult {
   if (f7 === 1) {
     // M extension
     if (!w) {
       if (f3 === 0) e.reg(rs1).reg(rs2).op(OP.i64_mul);
+      else if (f3 <= 3) emitMulHigh(e, rs1, rs2, f3);
       else e.reg(rs1).reg(rs2).call([0, IMP.mulh, IMP.mulhsu, IMP.mulhu, IMP.div, IMP.divu, IMP.rem, IMP.remu][f3]);
     } else {
       if (f3 === 0) { e.reg(rs1).reg(rs2).op(OP.i64_mul); sext32(e); }
