@@ -245,7 +245,7 @@ describe('boot the default guest through the CLI', { concurrency: 2 }, () => {
     // The time CSR used to hold the slice's start time for up to 2 million instructions:
     // Linux's jitter entropy source then gave up ("timer too coarse") after hashing for
     // about a third of the boot. Under QEMU it starts; so must it here.
-    const cli = new Cli(['run']);
+    const cli = new Cli(['run', '--stats']);
     try {
       await cli.waitFor('the shell prompt', promptEnd, BOOT_TIMEOUT_MS);
       assert.doesNotMatch(cli.stdout, /jitterentropy: Initialization failed/);
@@ -254,6 +254,12 @@ describe('boot the default guest through the CLI', { concurrency: 2 }, () => {
       const { code, signal } = await cli.waitExit(EXIT_TIMEOUT_MS);
       assert.equal(signal, null, `tsvisor was killed by ${signal}\n${cli.tail()}`);
       assert.equal(code, 0, cli.tail());
+      // --stats names where the boot spent its instructions, from the kernel's System.map.
+      const hot = /guest hot spots +(.*)/.exec(cli.stderr);
+      assert.ok(hot, `no hot spots line in --stats:\n${cli.stderr.slice(-3000)}`);
+      assert.doesNotMatch(hot[1], /no System\.map/);
+      const first = /^([A-Za-z_][\w.]*) (\d+\.\d)%/.exec(hot[1]);
+      assert.ok(first && first[1] !== 'user' && first[1] !== 'unknown', `the boot's heaviest function is not a kernel symbol: ${hot[1]}`);
     } finally {
       cli.kill();
     }

@@ -89,3 +89,40 @@ export function systemMapCandidates(kernelPath: string): string[] {
   out.push(`${dir}System.map`);
   return out;
 }
+
+/** The text symbols of a System.map, for naming guest pcs (`--stats` hot spots). */
+export class TextSymbols {
+  private readonly addrs: bigint[] = [];
+  private readonly names: string[] = [];
+
+  constructor(mapText: string) {
+    const all: [bigint, string][] = [];
+    for (const line of mapText.split('\n')) {
+      const m = LINE.exec(line);
+      if (m && 'tTwW'.includes(m[2])) all.push([BigInt(`0x${m[1]}`), m[3]]);
+    }
+    all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [a, n] of all) {
+      this.addrs.push(a);
+      this.names.push(n);
+    }
+  }
+
+  get size(): number {
+    return this.addrs.length;
+  }
+
+  /** The symbol at or below `pc` (within 1 MiB), or null (user code, firmware, modules). */
+  name(pc: bigint): string | null {
+    let lo = 0;
+    let hi = this.addrs.length - 1;
+    if (hi < 0 || pc < this.addrs[0]) return null;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.addrs[mid] <= pc) lo = mid;
+      else hi = mid - 1;
+    }
+    // Far past the last symbol is not the kernel's text (vmalloc, modules of a build without them in the map).
+    return pc - this.addrs[lo] < 0x10_0000n ? this.names[lo] : null;
+  }
+}

@@ -216,6 +216,19 @@ export class HartThreads {
     return lines.join('\n') + '\n';
   }
 
+  /** Each hart's instruction count at the last samplePcs. */
+  private sampledInstret: bigint[] = [];
+
+  /** --stats: each hart's pc at its last safe point, weighted by the instructions it ran since the last sample. */
+  samplePcs(samples: { add(pc: bigint, weight: number): void }): void {
+    for (let h = 0; h < this.board.harts; h++) {
+      const n = this.board.instret(h);
+      const ran = n - (this.sampledInstret[h] ?? n);
+      this.sampledInstret[h] = n;
+      if (ran > 0n) samples.add(this.board.snapshotWords(h).pc, Number(ran));
+    }
+  }
+
   /** Translation modules the harts hold now (all threads). */
   jitModules(): number {
     let n = 0;

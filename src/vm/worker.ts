@@ -14,7 +14,8 @@ import {
   RUN_STATE_THROTTLED, pendingInput, pullInput, runsHartThreads, type SharedControl, type VmConfig, type WorkerMessage,
 } from './protocol.js';
 import { VirtMachine, EXIT_WFI, type MachineConfig, type MachineHost } from '../machine/virt.js';
-import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor } from '../machine/kernel-symbols.js';
+import { MAX_SYSTEM_MAP_BYTES, panicSymbolsFor, TextSymbols } from '../machine/kernel-symbols.js';
+import { PcSamples } from './pc-samples.js';
 import { DEFAULT_STALL_TIMEOUT_MS, StallWatch } from './stall-watch.js';
 import { TIMEBASE_HZ } from '../machine/layout.js';
 import { statsReport, type LoopStats } from './stats.js';
@@ -586,6 +587,22 @@ async function main(): Promise<void> {
   const hostTicks = () => BigInt(Math.floor((performance.now() - t0) * 10_000));
   const ctrl = control.ctrl;
 
+  /** --stats: the pc at each slice's end (each hart thread's last safe point), by instructions. */
+  const pcSamples = config.stats ? new PcSamples() : null;
+  let textSymbols: TextSymbols | null | undefined;
+  const hotSpots = (): string => {
+    if (!pcSamples) return '';
+    if (textSymbols === undefined) {
+      textSymbols = null;
+      try {
+        if (config.systemMap && statSync(config.systemMap).size <= MAX_SYSTEM_MAP_BYTES) textSymbols = new TextSymbols(readFileSync(config.systemMap, 'latin1'));
+      } catch {
+        // no names: pcs are shown as user or unknown
+      }
+    }
+    const syms = textSymbols;
+    return `  guest hot spots      ${pcSamples.top((pc) => syms?.name(pc) ?? null, 12)} (pc at slice ends, by instructions${syms ? '' : '; no System.map'})\n`;
+  };
   let statsSeen = 0;
   /** Slices run and idle sleeps so far (--stats: where an idle VM's host time goes). */
   const loop: LoopStats = { slices: 0, sleeps: 0, busyMs: 0 };
@@ -593,7 +610,7 @@ async function main(): Promise<void> {
     loop.busyMs = busyUs / 1000;
     // Where the hart threads are before the report parks them (a hang shows here).
     const where = hartThreads && !hartThreads.parked ? hartThreads.describe() : '';
-    post({ type: 'stats', text: where + quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) });
+    post({ type: 'stats', text: where + quiesced(() => statsReport(m!, performance.now() - t0, config.jit !== false, config.stats === true, loop)) + hotSpots() });
   };
   const live = control.live;
   let busyUs = 0;
@@ -852,7 +869,12 @@ async function main(): Promise<void> {
       served = hartThreads.serve();
       r = hartThreads.allWaiting() ? EXIT_WFI : 0;
       outOfCredit = r !== EXIT_WFI && credit >= 0n && instretBase + m.core.instret >= credit;
-    } else r = m.runSlice(slice);
+    } else {
+      const before = pcSamples ? m.core.instret : 0n;
+      r = m.runSlice(slice);
+      pcSamples?.add(m.core.pc, Number(m.core.instret - before));
+    }
+    if (pcSamples && hartThreads) hartThreads.samplePcs(pcSamples);
     loop.slices++;
     const ran = performance.now() - started;
     // With hart threads the VM's busy time is theirs (the device thread's share is small).
