@@ -1,16 +1,17 @@
 // The shared words of hart threads (src/machine/hart-board.ts), without threads:
 // remote-fence tickets keep working when the int32 request counter wraps (a
 // hart that has received 2^31 fences), and the panic watch and translation-drop
-// words carry what the device thread put there; a remote fence to a sleeping
-// hart is posted without waking it or waiting for it; the scheduler's credit
-// holds for the harts together. And a hart's slices grow with its speed: a
+// words carry what the device thread put there; a remote fence to a hart that
+// runs no guest code (asleep, or between slices) is posted without waking it or
+// waiting for it; the scheduler's credit holds for the harts together. And a
+// hart's slices grow with its speed: a
 // translated hot loop on a HartRunner runs slices of far more than the old
 // fixed 100,000 instructions (which cost a hart thread about 10% of its time).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { HartBoard, FENCE_WORDS, FENCE_TLB, FENCE_CODE, WHERE_WFI, WHERE_STOPPED, WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE, WHERE_CREDIT, HSM_STARTED } from '../src/machine/hart-board.js';
+import { HartBoard, FENCE_WORDS, FENCE_TLB, FENCE_CODE, WHERE_WFI, WHERE_STOPPED, WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE, WHERE_CREDIT, WHERE_TRANSLATING, WHERE_FENCE_WAIT, HSM_STARTED } from '../src/machine/hart-board.js';
 import { HartRunner, nextSlice, HART_SLICE_MIN, HART_SLICE_MAX, SLICE_TARGET_US } from '../src/machine/hart-runner.js';
 import { CpuCore } from '../src/machine/cpu-core.js';
 import { RAM_BASE } from '../src/machine/layout.js';
@@ -52,7 +53,7 @@ test('the panic watch and the translation drop reach a hart through the board', 
   assert.equal(b.jitIdle(), true);
 });
 
-test('a remote fence to a sleeping hart is posted without a wakeup or a wait; to an awake one it is waited for', () => {
+test('a remote fence to a hart that runs no guest code now (asleep, between slices) is posted without a wakeup or a wait; to a running one it is waited for', () => {
   const b = new HartBoard(HartBoard.create(2));
   b.setWhere(1, WHERE_WFI);
   const wake0 = b.wakeSeen(1);
@@ -67,7 +68,18 @@ test('a remote fence to a sleeping hart is posted without a wakeup or a wait; to
   assert.equal(b.requestFenceUnlessAsleep(1, false), null, 'stopped: nothing to wait for');
   b.ackFence(1, b.fenceDue(1)!);
   b.takeFenceKind(1);
-  for (const where of [WHERE_RUN, WHERE_SAFE_POINT, WHERE_DEVICE]) {
+  // Between slices (a safe point, translating, waiting for credit) the hart runs no guest
+  // code before it reads its requests: posted, not waited for, not woken.
+  for (const where of [WHERE_SAFE_POINT, WHERE_TRANSLATING, WHERE_CREDIT]) {
+    b.setWhere(1, where);
+    const w = b.wakeSeen(1);
+    assert.equal(b.requestFenceUnlessAsleep(1, true), null, `where ${where}: nothing to wait for`);
+    assert.equal(b.wakeSeen(1), w, `where ${where}: not woken`);
+    b.ackFence(1, b.fenceDue(1)!);
+    assert.equal(b.takeFenceKind(1), FENCE_TLB);
+  }
+  // Running guest code, or inside an instruction (a device access, an SBI call waiting for fences): waited for.
+  for (const where of [WHERE_RUN, WHERE_DEVICE, WHERE_FENCE_WAIT]) {
     b.setWhere(1, where);
     const w = b.wakeSeen(1);
     const t = b.requestFenceUnlessAsleep(1, false);

@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -390,11 +390,18 @@ export class HartRunner implements SbiHarts {
       this.sleptInWfi = false;
       const t = this.host.nowTicks();
       board.setWhere(h, WHERE_RUN);
+      // A fence asked of this hart while it ran no guest code was not waited for
+      // (HartBoard.requestFenceUnlessAsleep): take it before the first instruction.
+      this.serviceFences();
       // Under the daemon's credit the slice stays short: a hart runs at most one slice
       // past what it saw of the others' counts.
       const budget = left === null ? this.slice : left < BigInt(HART_SLICE_MIN) ? Number(left) : HART_SLICE_MIN;
       const before = this.core.instret;
-      const r = this.core.run(budget);
+      const r = ex.run(budget);
+      // What became hot: translated now (CpuCore.run's drain), as a state that other
+      // harts' fences need not wait for.
+      board.setWhere(h, WHERE_TRANSLATING);
+      this.core.jit.drain();
       this.slices++;
       board.setWhere(h, WHERE_SAFE_POINT);
       const tEnd = this.host.nowTicks();
