@@ -18,7 +18,7 @@ const DRAIN_BATCH = 48;
 const MAX_LIVE_MODULES = 1024;
 /**
  * How long queued heads wait for more to join them, in guest instructions (not
- * slices: a hart thread's slices are 100,000 instructions and the worker's 200,000
+ * slices: a hart thread's slices are 100,000 to 2 million instructions (by its speed) and the worker's 200,000
  * or 2 million; counted in slices, a hart thread made modules of 13 blocks on
  * average in a boot, against 40 on the worker, and spent 1.8 s translating the
  * kernel against 1.0 s).

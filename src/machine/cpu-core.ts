@@ -289,7 +289,7 @@ export class CpuCore {
     };
   }
 
-  private irqView: BigUint64Array | null = null;
+  private irqView: Uint32Array | null = null;
 
   /** System-path events so far (see SYS_COUNTER_NAMES). */
   sysCounters(): SysCounters {
@@ -301,12 +301,18 @@ export class CpuCore {
 
   /** Interrupts taken so far, all causes. */
   interruptsTaken(): bigint {
-    // Read around every run of a hart (per-hart statistics): keep the view.
-    if (this.irqView?.buffer !== this.mem.buffer) this.irqView = new BigUint64Array(this.mem.buffer, this.st + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 8);
+    // Read after every slice of a hart thread (per-hart statistics): keep the view, and add
+    // the u64 counters as halves in Numbers (exact below 2^53). Iterating a BigUint64Array and
+    // adding BigInts was 10% of a hart thread's host time at 20,000-instruction slices.
+    if (this.irqView?.buffer !== this.mem.buffer) this.irqView = new Uint32Array(this.mem.buffer, this.st + TRAP_COUNTS_OFF + TRAP_COUNTS_INT_OFF, TRAP_COUNTS_INT_OFF / 4);
     const v = this.irqView;
-    let n = 0n;
-    for (const c of v) n += c;
-    return n;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 0; i < v.length; i += 2) {
+      lo += v[i];
+      hi += v[i + 1];
+    }
+    return BigInt(lo) + (BigInt(hi) << 32n);
   }
 
   /** Traps taken from U-mode so far: a program ran (a stall watch sees from it that the guest is alive). */

@@ -91,7 +91,11 @@ export const WHERE_FENCE_WAIT = 5;
 export const WHERE_DEVICE = 6;
 export const WHERE_ENDED = 7;
 export const WHERE_CREDIT = 8;
-export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended', 'waiting for credit'];
+/** Translating what became hot in its last slice (between slices: no guest code runs). */
+export const WHERE_TRANSLATING = 9;
+export const WHERE_NAMES = ['running', 'at a safe point', 'sleeping (stopped)', 'sleeping (WFI)', 'parked', 'waiting for fence acks', 'in a device access', 'ended', 'waiting for credit', 'translating'];
+/** The where values of a hart that runs no guest code until it has read its fence requests (requestFenceUnlessAsleep). */
+const FENCE_NO_WAIT = WHERE_NAMES.map((_, w) => w === WHERE_WFI || w === WHERE_STOPPED || w === WHERE_CREDIT || w === WHERE_SAFE_POINT || w === WHERE_TRANSLATING);
 
 /** What a hart showed at its last safe point. */
 export interface HartSnapshotWords {
@@ -277,17 +281,20 @@ export class HartBoard {
 
   /**
    * Ask hart h for a fence as requestFence does, but return null, without
-   * waking it, when it sleeps (in WFI or stopped): such a hart takes the request
-   * at its next safe point, which comes before it runs any guest instruction,
-   * so the caller need not wait. Sequentially consistent Atomics make this
-   * sound: the hart stores its `where` word (a safe point) before it reads its
-   * fence requests, and the request is posted here before `where` is read, so
-   * either the hart sees the request or this sees it awake and waits.
+   * waking it, when it runs no guest code now: asleep (WFI, stopped), waiting
+   * for credit, at a safe point or translating between slices. Such a hart
+   * takes the request before it runs another guest instruction (it reads its
+   * requests after it stores WHERE_RUN, see HartRunner.run), so the caller
+   * need not wait. Sequentially consistent Atomics make this sound: the request
+   * is posted here before `where` is read, so either this sees WHERE_RUN (or a
+   * device access or fence wait, mid-instruction: then it waits) or the hart's
+   * next store of WHERE_RUN comes after the post and its read then sees it.
+   * Waiting for a hart that was translating (milliseconds of compiling) was
+   * most of the 0.1 to 0.5 s each hart waited for acknowledgements in a boot.
    */
   requestFenceUnlessAsleep(h: number, tlb: boolean): number | null {
     const t = this.postFence(h, tlb);
-    const where = this.where(h);
-    if (where === WHERE_WFI || where === WHERE_STOPPED) return null;
+    if (FENCE_NO_WAIT[this.where(h)]) return null;
     this.wake(h);
     return t;
   }

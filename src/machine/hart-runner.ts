@@ -7,19 +7,40 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
-import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
 import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
 
 /**
- * Instructions per slice. Interrupts, IPIs and fence requests from other threads
- * are taken between slices, so this bounds their latency (a fraction of a
- * millisecond in translated code, a few ms interpreted); the cost of a slice
- * boundary is a few atomic loads and a clock read.
+ * Instructions per slice: between HART_SLICE_MIN and HART_SLICE_MAX, aiming at
+ * SLICE_TARGET_US of host time (nextSlice). Requests from other threads
+ * (interrupt lines, IPIs, fences, a hold) do not wait for the slice's end: they
+ * poke the hart, which leaves at its next block head (pokeHart). What does wait
+ * for it is the guest's clock (setTime) and so its timer interrupts, and the
+ * daemon's credit. A fixed 100,000 was 20 us of a translated hot loop: 50,000
+ * slice boundaries a second cost a hart thread about 10% of its host time
+ * (the loop's bookkeeping, and the interpreted instructions before each
+ * slice's end that no whole block fitted), where the VM thread's 2,000,000
+ * cost it under 1%.
  */
-export const HART_SLICE = 100_000;
+export const HART_SLICE_MIN = 100_000;
+/** The VM thread's slice (src/vm/worker.ts): the timer is never later than on a 1-hart VM. */
+export const HART_SLICE_MAX = 2_000_000;
+export const SLICE_TARGET_US = 500;
+/**
+ * The next slice's budget after one of `budget` instructions that ran `ran` of
+ * them in `us` of host time: the measured rate times SLICE_TARGET_US, at most
+ * twice the last budget (one fast slice is no trend), within the bounds. A slice
+ * that left early (WFI, a poke, a PAUSE) says little about the rate: the budget
+ * stays, unless that slice already took longer than the target.
+ */
+export function nextSlice(budget: number, ran: number, us: number): number {
+  if (ran < budget && us < SLICE_TARGET_US) return budget;
+  const want = us > 0 ? Math.floor((ran / us) * SLICE_TARGET_US) : HART_SLICE_MAX;
+  return Math.max(HART_SLICE_MIN, Math.min(HART_SLICE_MAX, 2 * budget, want));
+}
 /**
  * Longest sleep without looking at the board again (a missed wake would cost
  * at most this; every waker notifies the wake word, see HartBoard.wake). An
@@ -61,6 +82,8 @@ export class HartRunner implements SbiHarts {
   /** In WFI or a retentive suspend: runs again once an interrupt is pending and enabled. */
   private waiting = false;
   private linesApplied = 0;
+  /** The next slice's budget (nextSlice). */
+  private slice = HART_SLICE_MIN;
   /** Waiting for the daemon's credit (the device thread was rung once for this wait). */
   private creditWait = false;
   private readonly baseInterrupts: bigint;
@@ -367,10 +390,24 @@ export class HartRunner implements SbiHarts {
       this.sleptInWfi = false;
       const t = this.host.nowTicks();
       board.setWhere(h, WHERE_RUN);
-      const r = this.core.run(left !== null && left < BigInt(HART_SLICE) ? Number(left) : HART_SLICE);
+      // A fence asked of this hart while it ran no guest code was not waited for
+      // (HartBoard.requestFenceUnlessAsleep): take it before the first instruction.
+      this.serviceFences();
+      // Under the daemon's credit the slice stays short: a hart runs at most one slice
+      // past what it saw of the others' counts.
+      const budget = left === null ? this.slice : left < BigInt(HART_SLICE_MIN) ? Number(left) : HART_SLICE_MIN;
+      const before = this.core.instret;
+      const r = ex.run(budget);
+      // What became hot: translated now (CpuCore.run's drain), as a state that other
+      // harts' fences need not wait for.
+      board.setWhere(h, WHERE_TRANSLATING);
+      this.core.jit.drain();
       this.slices++;
       board.setWhere(h, WHERE_SAFE_POINT);
-      board.addBusyUs(h, Number(this.host.nowTicks() - t) / 10);
+      const tEnd = this.host.nowTicks();
+      const us = Number(tEnd - t) / 10;
+      board.addBusyUs(h, us);
+      if (left === null) this.slice = nextSlice(this.slice, Number(this.core.instret - before), us);
       this.publish();
       this.noteSafePoint(r);
       if (this.stopAsked) {
