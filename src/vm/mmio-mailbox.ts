@@ -21,9 +21,9 @@
 //
 // Waiting: after serving, the device thread polls the ring for a short
 // bounded window (console output comes in bursts: a status read and a data
-// write per character) before it goes back to its loop and sleep; while it
-// polls, a hart polls its answer word for a bounded time before it sleeps on
-// it (Atomics.wait). A poll only pays when both threads have a core: on a
+// write per character) before it goes back to its loop and sleep; a hart
+// polls its answer word for a bounded time before it sleeps on it
+// (Atomics.wait). A poll only pays when both threads have a core: on a
 // host without one to spare it keeps the other thread off the core it needs.
 // So both sides back off: after a poll that found nothing, the next ones are
 // skipped (exponentially more, up to a bound). An idle VM makes no device
@@ -60,14 +60,14 @@ const TOTAL_BYTES = RING_BYTE + MMIO_RING_ENTRIES * ENTRY_BYTES;
 /** How long a hart polls for its answer before it sleeps (us): about two thread wake-ups. */
 export const CLIENT_SPIN_US = 20;
 /** After a poll in vain, a hart skips polling for up to this many accesses (unless the device thread polls). */
-export const CLIENT_SKIP_MAX = 32;
+export const CLIENT_SKIP_MAX = 128;
 /** After serving, the device thread polls on while requests keep coming this often (us)... */
 export const SERVER_IDLE_US = 50;
 /** ...but for at most this long in one go (us), so its own loop (commands, input, output) still runs. */
 export const SERVER_POLL_MAX_US = 2000;
 
 /** After a poll in vain, the device thread skips up to this many polls. */
-export const SERVER_SKIP_MAX = 16;
+export const SERVER_SKIP_MAX = 64;
 
 /** The shared memory of a mailbox for `harts` harts. */
 export function createMmioMailbox(harts: number): SharedArrayBuffer {
@@ -210,7 +210,7 @@ export class MmioClient {
    * in several when it has to be woken but has a core to run on. On a host
    * with no core to spare, a poll only keeps the device thread off the core
    * it needs: after a poll in vain the next ones are skipped (1, 2, 4, ... up
-   * to 32 accesses) unless the device thread is polling.
+   * to CLIENT_SKIP_MAX accesses) unless the device thread is polling.
    */
   private spun(a: number, want: number): boolean {
     if (this.spinUs <= 0) return false;
