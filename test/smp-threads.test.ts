@@ -165,7 +165,11 @@ test('a 2-hart VM with --hart-threads runs its harts on two host threads at once
     // A restored VM arms its panic watch a moment after it runs again, by when its
     // hart threads are running: the watch must reach them. A crash on hart 1 (not the
     // device thread's hart 0) ends the VM as a kernel panic; without the watch on the
-    // threads the panicked kernel would spin and this wait would run out.
+    // threads the panicked kernel would spin and this wait would run out. The worker
+    // arms it at its first housekeeping (about once a second) at least 1 s after the
+    // restore: with device accesses as quick as they now are, the commands above can
+    // be done before that, and a crash then was not watched (the VM did not end).
+    await new Promise((res) => setTimeout(res, budget(3000)));
     r.type('taskset -c 1 sh -c "echo c > /proc/sysrq-trigger"');
     const exit = await Promise.race([vm.exited, new Promise<null>((res) => setTimeout(() => res(null), budget(180_000)).unref())]);
     assert.ok(exit, `the VM did not end: ${r.out.slice(-2000)}`);

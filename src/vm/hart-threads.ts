@@ -58,6 +58,8 @@ export class HartThreads {
     this.board.poke = pokeHart(m.core.memoryBuffer);
     const mailbox = createMmioMailbox(n);
     this.server = new MmioServer(mailbox, (write, addr, size, value) => this.access(write, addr, size, value));
+    // A mapped device never faults (it ignores what it does not implement), so writes into its range need not wait.
+    this.server.setPostable(m.bus.ranges());
     m.bus.onUnmapped = () => {
       this.unmapped = true;
     };
@@ -118,7 +120,9 @@ export class HartThreads {
    * work. Returns how many requests were answered. Throws when a hart thread failed.
    */
   serve(): number {
-    const n = this.server.serve();
+    let n = this.server.serve();
+    // Device accesses come in bursts (the console: a status read and a data write per character): poll on a little.
+    if (n > 0) n += this.server.poll();
     this.m.serviceDevices();
     this.syncCounts();
     if (this.board.panicked() && !this.m.panicked) this.m.panicked = true;
@@ -202,7 +206,10 @@ export class HartThreads {
    */
   describe(): string {
     const hex = (v: bigint | number) => '0x' + v.toString(16);
-    const lines = [`  hart threads        board ${Object.entries(this.board.vmWords()).map(([k, v]) => `${k}=${v}`).join(' ')}; device time ${hex(this.m.core.exports.getTime())}`];
+    const sv = this.server;
+    const lines = [`  hart threads        board ${Object.entries(this.board.vmWords()).map(([k, v]) => `${k}=${v}`).join(' ')}; device time ${hex(this.m.core.exports.getTime())}; ` +
+      `mailbox served ${sv.served.toLocaleString('en-US')} (${sv.posted.toLocaleString('en-US')} posted writes, ${sv.postedFaults} of them faulted), ` +
+      `${Math.round(sv.pollUs / 1000).toLocaleString('en-US')} ms polling (${sv.pollHits.toLocaleString('en-US')} polls served more, ${sv.pollMisses.toLocaleString('en-US')} in vain), ${sv.pending()} pending`];
     const slots = this.server.slots();
     for (let h = 0; h < this.board.harts; h++) {
       const s = this.board.snapshotWords(h);
@@ -269,6 +276,11 @@ export class HartThreads {
         if (this.board.failed()) throw new Error(this.failure());
         if (Date.now() > until) throw new Error(`hart ${h} did not stop within ${PARK_TIMEOUT_MS / 1000} s`);
       }
+    }
+    // Writes the harts posted before they stopped take effect before the machine is looked at.
+    while (this.server.pending() > 0) {
+      this.server.serve();
+      if (Date.now() > until) throw new Error(`posted device writes not served within ${PARK_TIMEOUT_MS / 1000} s`);
     }
     const ex = this.m.core.exports;
     ex.hartAdopt(this.m.harts.current);

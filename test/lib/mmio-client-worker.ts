@@ -1,9 +1,10 @@
 // A hart thread of test/mmio-mailbox.test.ts: `count` accesses through the
 // mailbox to a register file of the test (reads and writes of every size, and
-// reads of an address with no device), then it says what it saw.
+// reads of an address with no device), then a burst of writes longer than the
+// ring with every register read back after it; then it says what it saw.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { MmioClient } from '../../src/vm/mmio-mailbox.js';
+import { MmioClient, MMIO_RING_ENTRIES } from '../../src/vm/mmio-mailbox.js';
 
 interface Job {
   sab: SharedArrayBuffer;
@@ -31,10 +32,19 @@ try {
     if (back.fault || back.value !== value) mismatches++;
     if (i % 64 === 0 && !client.read(0x2000_0000, 4).fault) mismatches++; // no device there
   }
+  // More writes in a row than the ring holds (posted ones wait for room), then each register's last value.
+  const last = new Map<number, number>();
+  for (let i = 0; i < 3 * MMIO_RING_ENTRIES; i++) {
+    const reg = base + 8 * (i % 16);
+    const value = (i * 40503 + job.hart) & 0xffff_ffff;
+    if (client.write(reg, 4, value)) faults++;
+    last.set(reg, value);
+  }
+  for (const [reg, value] of last) if (client.read(reg, 4).value !== value) mismatches++;
 } catch (e) {
   error = (e as Error).message;
 }
 Atomics.add(job.done, 0, 1);
 Atomics.add(job.doorbell, 0, 1);
 Atomics.notify(job.doorbell, 0);
-parentPort!.postMessage({ mismatches, faults, error });
+parentPort!.postMessage({ mismatches, faults, error, posted: client.counts.posted });
