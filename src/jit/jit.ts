@@ -8,7 +8,7 @@ import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOC
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
-/** Translate when this many heads are queued, or DRAIN_INSNS instructions after the first waited: fewer, larger modules cost less to instantiate. */
+/** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**
  * Live modules before everything is dropped and translated afresh. Each module
@@ -17,13 +17,11 @@ const DRAIN_BATCH = 48;
  */
 const MAX_LIVE_MODULES = 1024;
 /**
- * How long queued heads wait for more to join them, in guest instructions (not
- * slices: a hart thread's slices are 100,000 to 2 million instructions (by its speed) and the worker's 200,000
- * or 2 million; counted in slices, a hart thread made modules of 13 blocks on
- * average in a boot, against 40 on the worker, and spent 1.8 s translating the
- * kernel against 1.0 s).
+ * Queued heads wait up to this many slices for more to join them (hart threads'
+ * slices are sized to about 0.5 ms, so a module gathers about as many blocks
+ * there as on the worker).
  */
-const DRAIN_INSNS = 4_000_000n;
+const DRAIN_SLICES = 4;
 // An idle guest (see Jit.idle) translates only full batches: its rarely run
 // code (timer ticks, housekeeping) gets hot one block at a time for minutes,
 // and a module per few slices cost an idle VM more host time than its guest.
@@ -64,7 +62,6 @@ declare const WebAssembly: {
 
 export interface JitCoreExports {
   jitQueueLength(): number;
-  getInstret(): bigint;
   jitQueueClear(): void;
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
   jitFlushAll(): void;
@@ -107,8 +104,7 @@ export class Jit {
   /** A drain ran out of link slots: flush before the next one. */
   private linksFull = false;
   private liveModules = 0;
-  /** The instruction count when the heads now waiting began to wait (null: none wait). */
-  private waitingSince: bigint | null = null;
+  private slicesWaiting = 0;
   private idleNow = false;
   /**
    * Set by the owner while the guest idles: translate only full batches (or
@@ -241,19 +237,20 @@ export class Jit {
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
     const waiting = n + this.pending.length;
-    const now = this.ex.getInstret();
-    if (this.waitingSince === null || now < this.waitingSince) this.waitingSince = now;
-    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && now - this.waitingSince >= DRAIN_INSNS);
+    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && this.slicesWaiting + 1 >= DRAIN_SLICES);
     // A queued head of a cached batch goes in at once (putting a batch back costs no
     // translation); the other heads wait for a drain that is due, so that what is new
     // still makes modules of the usual size.
     const warm = this.warm?.active ? this.warm : null;
     const cached = !due && warm !== null && this.queuedHeads(n).some((h) => warm.batchOf(h.va, h.hpc) !== undefined);
-    if (!due && !cached) return;
+    if (!due && !cached) {
+      if (!this.idle) this.slicesWaiting++;
+      return;
+    }
     const t0 = performance.now();
     if (due) {
       new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
-      this.waitingSince = null;
+      this.slicesWaiting = 0;
       if (this.nextSlot + waiting > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
         this.flush();
       }
