@@ -67,6 +67,13 @@ export const IMP = {
 } as const;
 
 const MAX_INSNS = 256;
+/**
+ * A block that branches back to its own head may run to this many: a loop body
+ * longer than MAX_INSNS (the kernel's unrolled SHA-256 rounds, 329) would
+ * otherwise be split in two blocks that chain into each other every iteration,
+ * writing back and reloading its registers, instead of one wasm loop.
+ */
+export const MAX_LOOP_INSNS = 512;
 
 /**
  * The state block of the hart the block being translated is for: translated
@@ -654,15 +661,20 @@ export function translateBlock(
       return a;
     };
   }
-  const first = new Emitter(link, pc, null, exits);
-  const t = emitBlock(first, pc, hpc, read16, expandRvc);
+  let first = new Emitter(link, pc, null, exits);
+  let t = emitBlock(first, pc, hpc, read16, expandRvc, MAX_LOOP_INSNS);
+  if (t && t.insns > MAX_INSNS && !first.sawLoop) {
+    // Not a loop after all: the usual length.
+    first = new Emitter(link, pc, null, exits);
+    t = emitBlock(first, pc, hpc, read16, expandRvc, MAX_INSNS);
+  }
   if (!t || !first.sawLoop) return t;
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
   const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, exits);
-  return emitBlock(looped, pc, hpc, read16, expandRvc);
+  return emitBlock(looped, pc, hpc, read16, expandRvc, t.insns);
 }
 
-function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc): TranslatedBlock | null {
+function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, maxInsns: number): TranslatedBlock | null {
   const pageStart = hpc & ~0xfff;
   const pageEnd = pageStart + 0x1000;
   // Superblock: conditional branches become side exits and jumps inside the page
@@ -671,7 +683,7 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRv
   let curHpc = hpc;
   let n = 0;
   let ended = false;
-  while (n < MAX_INSNS && !ended) {
+  while (n < maxInsns && !ended) {
     const a = curHpc;
     if (a < pageStart || a + 2 > pageEnd) break;
     const lo = read16(a);

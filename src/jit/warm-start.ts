@@ -15,6 +15,8 @@
 // module; the host checks a SHA-256 over the file before anything here sees it.
 // Otherwise the queued heads are translated as usual. No Node API here.
 
+import { MAX_LOOP_INSNS } from './translate.js';
+
 /** One translated block of a batch. `off` and `lo` are RAM offsets: the head, and bytes[0]. */
 export interface CachedBlock {
   va: bigint;
@@ -202,7 +204,7 @@ export function decodeBatches(file: Uint8Array, buildId: Uint8Array, ramSize: nu
         const insns = r.u32();
         const bytes = r.bytes(MAX_BLOCK_BYTES);
         if (insns > 0 && (off < lo || off >= lo + bytes.length || lo + bytes.length > ramSize)) return `batch ${i}: block ${j} out of range`;
-        if (insns > 256) return `batch ${i}: block ${j} too long`;
+        if (insns > MAX_LOOP_INSNS) return `batch ${i}: block ${j} too long`;
         blocks.push({ va, off, lo, bytes, insns });
       }
       const module = r.bytes(MAX_MODULE);

@@ -10,7 +10,9 @@
      iteration must reach the hart);
    - a loop closed by an unconditional jump, left by a branch in its middle;
    - loads that miss the TLB every iteration (the slow path inside the loop);
-   - a body near the translator's block limit.
+   - a body near the translator's block limit, and one past it (a loop body
+     of more than 256 instructions is still one block, up to 512), left by a
+     side exit in its middle in a late iteration.
    Each loop runs 100k+ times, so it is translated while it runs. */
 #include "user.h"
 
@@ -139,6 +141,46 @@ TEST_BEGIN jit_loop
   PHEX "long loop s2", s2
   PHEX "long loop s3", s3
   PHEX "long loop s4", s4
+
+  /* 8. a body of 334 instructions (one page, so one block), with a store and
+     a load each iteration and a side exit in its middle in the last one */
+  li s0, N / 8
+  li s1, 1
+  li s2, 2
+  li s3, 3
+  li s4, 4
+  la s5, cell
+  j 8f
+  .balign 4096
+8:
+  .rept 40
+  add s1, s1, s2
+  slli t0, s1, 13
+  xor s2, s2, t0
+  srli t1, s2, 7
+  xor s3, s3, t1
+  add s4, s4, s3
+  .endr
+  sd s4, 0(s5)
+  li t2, 1
+  beq s0, t2, 9f
+  ld t3, 0(s5)
+  add s1, s1, t3
+  .rept 15
+  add s1, s1, s2
+  slli t0, s1, 13
+  xor s2, s2, t0
+  srli t1, s2, 7
+  xor s3, s3, t1
+  add s4, s4, s3
+  .endr
+9:
+  addi s0, s0, -1
+  bnez s0, 8b
+  PHEX "longer loop s1", s1
+  PHEX "longer loop s2", s2
+  PHEX "longer loop s3", s3
+  PHEX "longer loop s4", s4
 TEST_END
 
   .data
