@@ -22,6 +22,15 @@ const MAX_LIVE_MODULES = 1024;
  * there as on the worker).
  */
 const DRAIN_SLICES = 4;
+/**
+ * On a hart thread queued heads also wait for this many guest instructions
+ * (Jit.drainInsns): its slices end early and often (device accesses, fences,
+ * WFI; about 4,000 a second in a 2-hart boot), so four slices made modules of
+ * about 14 blocks there against 40 on the worker, and a module's fixed costs
+ * (compile, instantiate, install) made a hart's share of the boot's translating
+ * 1.9 s against 1.1 s on the worker.
+ */
+export const HART_DRAIN_INSNS = 4_000_000n;
 // An idle guest (see Jit.idle) translates only full batches: its rarely run
 // code (timer ticks, housekeeping) gets hot one block at a time for minutes,
 // and a module per few slices cost an idle VM more host time than its guest.
@@ -62,6 +71,7 @@ declare const WebAssembly: {
 
 export interface JitCoreExports {
   jitQueueLength(): number;
+  getInstret(): bigint;
   jitQueueClear(): void;
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
   jitFlushAll(): void;
@@ -105,6 +115,10 @@ export class Jit {
   private linksFull = false;
   private liveModules = 0;
   private slicesWaiting = 0;
+  /** The instruction count when the heads now waiting began to wait (null: none wait). */
+  private waitingSince: bigint | null = null;
+  /** Besides DRAIN_SLICES slices, queued heads wait this many instructions (0: none; see HART_DRAIN_INSNS). */
+  drainInsns = 0n;
   private idleNow = false;
   /**
    * Set by the owner while the guest idles: translate only full batches (or
@@ -150,6 +164,8 @@ export class Jit {
    * supervisor code (upper half of the address space). It must call `compile`.
    */
   compileWith: (<T>(kernel: boolean, compile: () => T) => T) | null = null;
+  /** Sees each new module's bytes and its blocks' guest pcs (the worker's TSVISOR_JIT_DUMP, for reading translated code). */
+  onModule: ((bytes: Uint8Array, vas: bigint[]) => void) | null = null;
 
   constructor(
     private readonly ex: JitCoreExports,
@@ -237,7 +253,13 @@ export class Jit {
     if (n === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
     const waiting = n + this.pending.length;
-    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && this.slicesWaiting + 1 >= DRAIN_SLICES);
+    let waited = true;
+    if (this.drainInsns > 0n) {
+      const now = this.ex.getInstret();
+      if (this.waitingSince === null || now < this.waitingSince) this.waitingSince = now;
+      waited = now - this.waitingSince >= this.drainInsns;
+    }
+    const due = urgent || waiting >= DRAIN_BATCH || (!this.idle && waited && this.slicesWaiting + 1 >= DRAIN_SLICES);
     // A queued head of a cached batch goes in at once (putting a batch back costs no
     // translation); the other heads wait for a drain that is due, so that what is new
     // still makes modules of the usual size.
@@ -251,6 +273,7 @@ export class Jit {
     if (due) {
       new DataView(this.memory.buffer).setUint32(this.hartOff + STATE + JIT_URGENT_OFF, 0, true);
       this.slicesWaiting = 0;
+      this.waitingSince = null;
       if (this.nextSlot + waiting > TABLE_SIZE || this.linksFull || this.liveModules >= MAX_LIVE_MODULES) {
         this.flush();
       }
@@ -457,6 +480,7 @@ export class Jit {
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }
+    this.onModule?.(bytes, blocks.map((b) => b.va));
     const compile = () => new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
     let kernelBlocks = 0;
     for (const b of blocks) if (b.ok && b.va >= KERNEL_HALF) kernelBlocks++;

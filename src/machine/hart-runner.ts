@@ -12,6 +12,7 @@ import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
 import { IRQ_M_EXT, IRQ_S_EXT } from './layout.js';
+import { HART_DRAIN_INSNS } from '../jit/jit.js';
 
 /**
  * Instructions per slice: between HART_SLICE_MIN and HART_SLICE_MAX, aiming at
@@ -98,6 +99,7 @@ export class HartRunner implements SbiHarts {
     ex.hartAdopt(this.current);
     ex.setHartThreads(1);
     ex.setEcallHookMask(opts.ecallHookMask);
+    core.jit.drainInsns = HART_DRAIN_INSNS;
     core.setOrderingFences(true);
     core.setJitEnabled(opts.jit);
     opts.panicVas.forEach((va, i) => core.setBreakpoint(i, va));
