@@ -1,0 +1,22 @@
+// TSVISOR_JIT_DUMP=DIR: write each module of translated code to DIR as
+// mNNNNN.wasm with mNNNNN.txt listing its blocks' guest pcs (block i is the
+// module's export `bi`), for reading the code the translator makes (binaryen's
+// wasm-dis, or node --print-wasm-code on a small harness). A debugging aid; off
+// unless the variable is set.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export function jitDumper(dir: string): (bytes: Uint8Array, vas: bigint[]) => void {
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  return (bytes, vas) => {
+    const name = `m${String(n++).padStart(5, '0')}`;
+    try {
+      writeFileSync(join(dir, `${name}.wasm`), bytes);
+      writeFileSync(join(dir, `${name}.txt`), vas.map((va, i) => `b${i} ${va.toString(16)}`).join('\n') + '\n');
+    } catch {
+      // a full disk ends the dump, not the VM
+    }
+  };
+}
