@@ -40,7 +40,8 @@ const W_TRANSLATIONS = 20;
 const W_MODULES_MADE = 21;
 const W_EMPTY_WAKES = 22;
 const W_FENCES_SKIPPED = 23;
-const I32_PER_HART = 24;
+const W_PAUSES = 24;
+const I32_PER_HART = 25;
 /** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
 export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
@@ -121,6 +122,8 @@ export interface HartLoopCounts {
   emptyWakes: number;
   /** Remote fences this hart asked of sleeping harts without waiting for them. */
   fencesSkipped: number;
+  /** Slices ended by a PAUSE (a spin loop's cpu_relax()). */
+  pauses: number;
   translations: number;
   /** Translation modules compiled. */
   modules: number;
@@ -435,6 +438,7 @@ export class HartBoard {
     Atomics.store(this.i32, this.w(h, W_MODULES_MADE), c.modules | 0);
     Atomics.store(this.i32, this.w(h, W_EMPTY_WAKES), c.emptyWakes | 0);
     Atomics.store(this.i32, this.w(h, W_FENCES_SKIPPED), c.fencesSkipped | 0);
+    Atomics.store(this.i32, this.w(h, W_PAUSES), c.pauses | 0);
     Atomics.store(this.i64, this.q(h, Q_JIT_US), BigInt(Math.round(c.jitUs)));
     Atomics.store(this.i64, this.q(h, Q_SLEEP_US), BigInt(Math.round(c.sleepUs)));
     Atomics.store(this.i64, this.q(h, Q_FENCE_WAIT_US), BigInt(Math.round(c.fenceWaitUs)));
@@ -442,7 +446,7 @@ export class HartBoard {
   }
   loopCounts(h: number): HartLoopCounts {
     const g = (i: number) => Atomics.load(this.i32, this.w(h, i)) >>> 0;
-    return { slices: g(W_SLICES), sleeps: g(W_SLEEPS), emptyWakes: g(W_EMPTY_WAKES), fencesSkipped: g(W_FENCES_SKIPPED), translations: g(W_TRANSLATIONS), modules: g(W_MODULES_MADE), jitUs: Number(Atomics.load(this.i64, this.q(h, Q_JIT_US))),
+    return { slices: g(W_SLICES), sleeps: g(W_SLEEPS), emptyWakes: g(W_EMPTY_WAKES), fencesSkipped: g(W_FENCES_SKIPPED), pauses: g(W_PAUSES), translations: g(W_TRANSLATIONS), modules: g(W_MODULES_MADE), jitUs: Number(Atomics.load(this.i64, this.q(h, Q_JIT_US))),
       sleepUs: Number(Atomics.load(this.i64, this.q(h, Q_SLEEP_US))), fenceWaitUs: Number(Atomics.load(this.i64, this.q(h, Q_FENCE_WAIT_US))), deviceUs: Number(Atomics.load(this.i64, this.q(h, Q_DEVICE_US))) };
   }
   jitModules(h: number): number {

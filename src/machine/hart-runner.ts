@@ -6,7 +6,7 @@
 // threads); console and reset go to the device thread. No Node APIs: the
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
-import { EXIT_WFI, EXIT_BREAKPOINT, type CpuCore } from './cpu-core.js';
+import { EXIT_WFI, EXIT_BREAKPOINT, EXIT_YIELD, type CpuCore } from './cpu-core.js';
 import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
@@ -277,6 +277,9 @@ export class HartRunner implements SbiHarts {
   private emptyWakes = 0;
   /** Remote fences asked of a sleeping hart, not waited for (see remoteFence). */
   private fencesSkipped = 0;
+  /** Slices ended by a PAUSE. */
+  private pauses = 0;
+
   private sleepUs = 0;
   private fenceWaitUs = 0;
   /** The last thing this hart did was a WFI sleep (another one in a row means that one was for nothing). */
@@ -284,7 +287,7 @@ export class HartRunner implements SbiHarts {
 
   private loopCounts(): HartLoopCounts {
     const js = this.core.jit.stats;
-    return { slices: this.slices, sleeps: this.sleeps, emptyWakes: this.emptyWakes, fencesSkipped: this.fencesSkipped, translations: js.translations, modules: js.modules, jitUs: js.ms * 1000,
+    return { slices: this.slices, sleeps: this.sleeps, emptyWakes: this.emptyWakes, fencesSkipped: this.fencesSkipped, pauses: this.pauses, translations: js.translations, modules: js.modules, jitUs: js.ms * 1000,
       sleepUs: this.sleepUs, fenceWaitUs: this.fenceWaitUs, deviceUs: this.host.deviceWaitUs?.() ?? 0 };
   }
 
@@ -425,6 +428,7 @@ export class HartRunner implements SbiHarts {
         board.setHsm(h, HSM_SUSPENDED);
         continue;
       }
+      if (r === EXIT_YIELD) this.pauses++;
       if (r === EXIT_WFI) {
         this.waiting = true;
         board.countWfi(h);

@@ -36,7 +36,7 @@ export function hartLoopLine(h: number, c: HartLoopCounts, busyUs: number): stri
   const f = (n: number) => n.toLocaleString('en-US');
   return `  hart ${h} loop${' '.repeat(Math.max(1, 11 - String(h).length))}${f(c.slices)} slices, ${f(c.sleeps)} sleeps (${f(c.emptyWakes)} woken for nothing), ${f(c.translations)} translations in ${f(c.modules)} modules, ` +
     `${f(Math.round(c.jitUs / 1000))} ms translating, ${f(Math.round(busyUs / 1000))} ms in slices; ${f(c.fencesSkipped)} remote fences to sleeping harts not waited for; ` +
-    `waited ${f(Math.round(c.fenceWaitUs / 1000))} ms for fence acknowledgements, ${f(Math.round(c.deviceUs / 1000))} ms for devices; ${f(Math.round(c.sleepUs / 1000))} ms asleep`;
+    `waited ${f(Math.round(c.fenceWaitUs / 1000))} ms for fence acknowledgements, ${f(Math.round(c.deviceUs / 1000))} ms for devices; ${f(Math.round(c.sleepUs / 1000))} ms asleep; ${f(c.pauses)} slices ended by PAUSE`;
 }
 
 export class HartThreads {
