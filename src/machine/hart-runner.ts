@@ -279,7 +279,6 @@ export class HartRunner implements SbiHarts {
   private fencesSkipped = 0;
   /** Slices ended by a PAUSE. */
   private pauses = 0;
-
   private sleepUs = 0;
   private fenceWaitUs = 0;
   /** The last thing this hart did was a WFI sleep (another one in a row means that one was for nothing). */
