@@ -231,6 +231,9 @@ describe('guest programs: tsvisor vs QEMU', () => {
         assert.equal(r.exitCode, want, `${p.kind}/${p.name}: exit status ${r.exitCode}, QEMU's was ${want}`);
         assert.ok(normalise(r.output).endsWith('== done'), `${p.kind}/${p.name}: output does not end with "== done"`);
         assert.equal(r.exitCode, 0, `${p.kind}/${p.name}: exit status ${r.exitCode}`);
+        // The translator tests must have run translated code (and jit_region, a region).
+        if (jit && p.name.startsWith('jit_')) assert.ok(r.translations > 0, `${p.name}: nothing translated`);
+        if (jit && p.name === 'jit_region') assert.ok(r.regions > 0, `${p.name}: no region made`);
       } else {
         const r = runBare(wasm, elf, jit);
         const text = normalise(r.output);

@@ -27,7 +27,7 @@ import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } f
 import { fetchHostAddr, lookupBlock, noteBlockHead, jitForget, linkLastExit } from './jit';
 import { stateAt } from './hart-area';
 export {
-  jitQueueLength, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
+  jitQueueLength, jitHeadRuns, jitQueueClear, jitInstall, jitFlushAll, jitInvalidateRange, jitLoad, jitStore, jitInterp,
   jitFp, jitAmo, jitCsr, jitSystem, jitMulh, jitMulhsu, jitMulhu, jitDiv, jitDivu, jitRem, jitRemu, jitDivw, jitDivuw, jitRemw, jitRemuw, jitLookup,
   jitPrimeHead, jitSetHotThreshold,
   jitLoadX, jitStoreX,

@@ -183,6 +183,13 @@ export const EXIT_COMPILE: u32 = 3;
 
 // ---- exports for the host ----
 
+/** How often the queued head at `hpc` ran since it was queued (-1: not queued, or its counter was taken over). */
+export function jitHeadRuns(hpc: u32): i32 {
+  const h = hotEntry(hpc);
+  if ((h & 1) != 0) return -1;
+  const c = load<i32>(h, 4);
+  return c < 0 ? c - QUEUED : -1;
+}
 export function jitQueueLength(): u32 {
   return load<u32>(stateAt() + JIT_QUEUE_OFF);
 }

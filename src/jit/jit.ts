@@ -4,10 +4,16 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS } from './translate.js';
+import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS, planRegion, translateRegion, regionStubBody } from './translate.js';
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
+/**
+ * A queued head is planned as a region (translateRegion) only if it ran this
+ * often between being queued and the drain: most of a boot's heads run a few
+ * hundred times in all, and a region costs several blocks' translating.
+ */
+const REGION_MIN_RUNS = 256;
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**
@@ -71,6 +77,7 @@ declare const WebAssembly: {
 
 export interface JitCoreExports {
   jitQueueLength(): number;
+  jitHeadRuns(hpc: number): number;
   getInstret(): bigint;
   jitQueueClear(): void;
   jitInstall(va: bigint, hpc: number, fn: number, len: number): void;
@@ -106,6 +113,9 @@ export interface JitStats {
   ms: number;
   /** Bytes of block bodies by kind of guest instruction (since start). */
   codeSize: CodeSize;
+  /** Regions made (translateRegion), and the blocks in them (also counted in translations). */
+  regions: number;
+  regionBlocks: number;
 }
 
 export class Jit {
@@ -152,7 +162,7 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0, codeSize: newCodeSize() };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0, codeSize: newCodeSize(), regions: 0, regionBlocks: 0 };
   /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
   warm: WarmStart | null = null;
   /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
@@ -164,6 +174,14 @@ export class Jit {
    * supervisor code (upper half of the address space). It must call `compile`.
    */
   compileWith: (<T>(kernel: boolean, compile: () => T) => T) | null = null;
+  /**
+   * Which heads whose page holds a loop of several blocks they reach are
+   * translated as a region (translateRegion): those of user code (the default),
+   * all, or none. Kernel code is left out by default: in boots with and
+   * without its regions the time did not tell them apart, and its regions
+   * doubled the translating (measured 7 December 2026, README).
+   */
+  regions: 'user' | 'all' | 'off' = 'user';
   /** Sees each new module's bytes and its blocks' guest pcs (the worker's TSVISOR_JIT_DUMP, for reading translated code). */
   onModule: ((bytes: Uint8Array, vas: bigint[]) => void) | null = null;
 
@@ -437,7 +455,36 @@ export class Jit {
       return read16(a);
     };
     const cachedBlocks: CachedBlock[] | null = warm ? [] : null;
+    // Region functions come after the slow paths, then the stubs of their other blocks
+    // (table slots after the heads'), so the dispatcher enters a region at any of them.
+    const regionFns: FuncBody[] = [];
+    const extras: { va: bigint; hpc: number; len: number; body: FuncBody }[] = [];
     for (const { va, hpc } of heads) {
+      // Not with the warm-start cache (it checks each block's guest bytes on its own).
+      const regionWanted = this.regions === 'all' || (this.regions === 'user' && va < KERNEL_HALF);
+      const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= REGION_MIN_RUNS ? planRegion(va, hpc, read16, expandRvc, exits, this.hartOff + STATE) : null;
+      if (plan) {
+        let made: ReturnType<typeof translateRegion> | null = null;
+        try {
+          made = translateRegion(plan, read16, expandRvc, allocLink, exits, this.hartOff + STATE);
+        } catch {
+          // (a second pass that saw other instructions than the plan) translated as a block
+        }
+        if (made) {
+          addCodeSize(this.stats.codeSize, made.size);
+          const fn = exits.slowStore + 1 + regionFns.push({ type: 0, locals: BLOCK_LOCALS, code: made.code }) - 1;
+          const code = regionStubBody(0, fn, this.hartOff + STATE);
+          blocks.push({ va, hpc, len: plan.plans[0].insns, ok: true, body: { type: 0, locals: [], code, exportName: `b${blocks.length}` } });
+          plan.plans.forEach((p, j) => {
+            if (j === 0 || base + heads.length + extras.length >= TABLE_SIZE) return;
+            const stub = regionStubBody(j, fn, this.hartOff + STATE);
+            extras.push({ va: p.pc, hpc: p.hpc, len: p.insns, body: { type: 0, locals: [], code: stub, exportName: `x${extras.length}` } });
+          });
+          this.stats.regions++;
+          this.stats.regionBlocks += plan.plans.length;
+          continue;
+        }
+      }
       lo = hpc;
       hi = hpc;
       const t = translateBlock(va, hpc, warm ? read16Seen : read16, expandRvc, allocLink, exits, this.hartOff + STATE);
@@ -476,7 +523,7 @@ export class Jit {
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
     const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };
     const slowFns: FuncBody[] = slowPathBodies(this.hartOff + STATE).map((code, i) => ({ type: 13 + i, locals: [], code }));
-    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn, ...slowFns]);
+    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn, ...slowFns, ...regionFns, ...extras.map((x) => x.body)]);
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }
@@ -488,7 +535,7 @@ export class Jit {
     this.stats.modules++;
     this.liveModules++;
     this.stats.bytes += bytes.length;
-    this.nextSlot = base + blocks.length;
+    this.nextSlot = base + blocks.length + extras.length;
     this.ensureSlots(this.nextSlot);
     blocks.forEach((b, i) => {
       if (!b.ok) return;
@@ -497,6 +544,12 @@ export class Jit {
       this.chainTable.set(slot, inst.exports[`b${i}`]);
       this.ex.jitInstall(b.va, b.hpc, slot, b.len);
       this.stats.translations++;
+    });
+    extras.forEach((x, i) => {
+      const slot = base + blocks.length + i;
+      this.table.set(slot, inst.exports[`x${i}`]);
+      this.chainTable.set(slot, inst.exports[`x${i}`]);
+      this.ex.jitInstall(x.va, x.hpc, slot, x.len);
     });
   }
 }

@@ -15,9 +15,10 @@
 import { ByteWriter, OP, I32, I64, F64, ATOMIC, ATOMIC_PREFIX } from './wasm-builder.js';
 import {
   STATE, X_OFF, F_OFF, PC_OFF, FFLAGS_OFF, FRM_OFF, TLB_BASES_OFF, TLB_TAGS_OFF, TLB_SIZE, FS_DIRTY_OFF, LOOKUP_COUNTS_OFF,
-  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF, JIT_JCACHE_BASE_OFF, JIT_JCACHE_ENTRIES,
+  JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF, JIT_JCACHE_BASE_OFF, JIT_JCACHE_ENTRIES, JIT_REGION_ENTRY_OFF,
 } from '../machine/layout.generated.js';
 import { newCodeSize, codeKindOf, type CodeSize } from './code-size.js';
+import { stronglyConnected } from './regions.js';
 
 /** The PAUSE hint (Zihintpause), which Linux's cpu_relax() executes in every spin loop. */
 const PAUSE = 0x0100000f;
@@ -97,7 +98,8 @@ const L_FP = 41; // first of the f64 temporaries of the FP fast paths
 const FP_TEMPS = 13;
 const L_TAG = L_FP + FP_TEMPS; // i64: the data TLB's context tag (constant in a block: changing it ends the block)
 const L_SLOWX = L_TAG + 1; // i32: nonzero once a load's or store's slow path left the block (see emitLoad)
-export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64], [1, I32]];
+const L_ENTRY = L_SLOWX + 1; // i32: in a region, the block to run next (see translateRegion)
+export const BLOCK_LOCALS: [number, number][] = [[34, I64], [7, I32], [FP_TEMPS, F64], [1, I64], [2, I32]];
 
 export interface TranslatedBlock {
   code: Uint8Array;
@@ -119,6 +121,8 @@ interface LoopPlan {
   preload: Set<number>;
   written: Set<number>;
   maxLen: number;
+  /** A region's blocks (see translateRegion): head pc to its index, and each one's length. */
+  region?: { index: Map<bigint, number>; lens: number[] };
 }
 
 function sext(v: number, bits: number): number {
@@ -155,7 +159,16 @@ class Emitter {
   /** A branch or jump of the block goes back to its head. */
   sawLoop = false;
 
-  constructor(private readonly allocLink: LinkAllocator | null, readonly head: bigint, readonly loop: LoopPlan | null = null,
+  /** Targets of the block's constant control-flow exits (what a region is planned from). */
+  readonly exitTargets = new Set<bigint>();
+  /**
+   * Set while planning or translating a region: the heads of its blocks. A
+   * block then does not follow jumps inside the page (the region goes to that
+   * block instead), and a branch back to its head does not end it.
+   */
+  regionStarts: Set<bigint> | null = null;
+
+  constructor(private readonly allocLink: LinkAllocator | null, public head: bigint, readonly loop: LoopPlan | null = null,
     readonly exits: ModuleExits | null = null) {
     if (loop) {
       for (const r of loop.preload) this.loaded.add(r);
@@ -382,17 +395,71 @@ class Emitter {
    * leave to the head (the dispatcher then runs the rest of the budget).
    */
   loopBack(count: number): this {
-    if (!this.loop) throw new Error('loopBack outside a loop block');
+    return this.goTo(this.head, count);
+  }
+  /** In a region, the index of the block at `pc` (-1: not one of the region's). */
+  regionIndex(pc: bigint): number {
+    return this.loop?.region?.index.get(pc) ?? -1;
+  }
+  /**
+   * Go on at `target` (the head of this loop block, or a block of this region)
+   * after `count` instructions: round the wasm loop while the target's run
+   * fits the budget, else leave to it (the dispatcher runs the rest).
+   */
+  goTo(target: bigint, count: number): this {
+    if (!this.loop) throw new Error('goTo outside a loop block');
+    const region = this.loop.region;
+    const j = region ? region.index.get(target) : undefined;
+    if (region && j === undefined) throw new Error('goTo: not a block of the region');
     this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
-    this.lget(L_COUNT).i32c(this.loop.maxLen).op(OP.i32_add);
+    this.lget(L_COUNT).i32c(region ? region.lens[j!] : this.loop.maxLen).op(OP.i32_add);
     this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
     this.i32c(0).lget(L_COUNT).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
-    this.c.byte(OP.br).u32(this.depth); // the loop label, just outside the open ifs
+    if (region && target === this.head && this.ownLoopAt > 0) {
+      this.c.byte(OP.br).u32(this.depth - this.ownLoopAt); // this block's own loop
+    } else {
+      if (region) this.i32c(j!).lset(L_ENTRY);
+      this.c.byte(OP.br).u32(this.depth); // the loop label, just outside the open ifs
+    }
     this.end();
-    return this.exitConst(this.head, count);
+    return this.exitConst(target, count);
   }
+  /** A region's dispatch at the top of its loop: a br_table on L_ENTRY into block `n - 1 - depth`'s code. */
+  regionDispatch(n: number): void {
+    for (let i = 0; i < n; i++) this.c.byte(OP.block).byte(0x40);
+    this.lget(L_ENTRY).c.byte(OP.br_table).u32(n - 1);
+    for (let i = 0; i < n - 1; i++) this.c.u32(i);
+    this.c.u32(n - 1);
+    this.c.byte(OP.end); // block 0's code follows
+    this.depth = n - 1;
+  }
+  /**
+   * Block i of a region starts (after the code of block i - 1, which never
+   * falls through). One that branches back to its own head gets a wasm loop of
+   * its own, so that its iterations skip the region's dispatch.
+   */
+  regionBlock(i: number, n: number, head: bigint, loops: boolean): void {
+    this.regionBlockEnd();
+    if (i > 0) this.c.byte(OP.end);
+    this.depth = n - 1 - i;
+    this.head = head;
+    this.fsDirty = false;
+    if (loops) {
+      this.loopVoid();
+      this.ownLoopAt = this.depth;
+    }
+  }
+  /** After a region block's code: close its own loop. */
+  regionBlockEnd(): void {
+    if (this.ownLoopAt === 0) return;
+    this.end();
+    this.ownLoopAt = 0;
+  }
+  /** The depth just inside the current region block's own loop (0: it has none). */
+  private ownLoopAt = 0;
   /** Exit to a constant pc; `chain`: through a link slot straight into the next block when possible. */
   exitConst(pc: bigint, count: number, chain = false): this {
+    if (chain) this.exitTargets.add(pc);
     this.i64c(pc).lset(L_EXITPC);
     const slot = chain && this.allocLink ? this.allocLink(pc) : 0;
     if (slot !== 0) {
@@ -434,6 +501,7 @@ class Emitter {
     if (this.tlbUsed.has(L_TLBL)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL); }
     if (this.tlbUsed.has(L_TLBS)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS); }
     if (this.tlbUsed.size > 0) { f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG); }
+    if (this.loop?.region) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_REGION_ENTRY_OFF); f.byte(OP.local_set).u32(L_ENTRY); }
     if (this.loop) {
       for (const r of this.loop.preload) {
         f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
@@ -674,7 +742,187 @@ export function translateBlock(
   return emitBlock(looped, pc, hpc, read16, expandRvc, t.insns);
 }
 
-function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, maxInsns: number): TranslatedBlock | null {
+/** What a first pass over a block found (see analyzeBlock). */
+export interface BlockPlan {
+  pc: bigint;
+  hpc: number;
+  insns: number;
+  reads: Set<number>;
+  writes: Set<number>;
+  /** Constant targets of its exits. */
+  targets: Set<bigint>;
+  /** It branches back to its own head (a loop block). */
+  loops: boolean;
+}
+
+/**
+ * A first pass over the block at `pc` (as translateBlock's, with no link
+ * slots taken): its length, registers and exits, for planning regions. Null
+ * when it does not translate.
+ */
+export function analyzeBlock(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits | null,
+  stateBase: number = STATE, starts: Set<bigint> | null = null): BlockPlan | null {
+  stateBlock = stateBase;
+  let e = new Emitter(null, pc, null, exits);
+  e.regionStarts = starts;
+  let t = emitBlock(e, pc, hpc, read16, expandRvc, starts ? MAX_INSNS : MAX_LOOP_INSNS, false);
+  if (t && t.insns > MAX_INSNS && !e.sawLoop) {
+    e = new Emitter(null, pc, null, exits);
+    t = emitBlock(e, pc, hpc, read16, expandRvc, MAX_INSNS, false);
+  }
+  if (!t) return null;
+  return { pc, hpc, insns: t.insns, reads: new Set(e.readRegs), writes: e.writtenRegs(), targets: new Set(e.exitTargets), loops: e.sawLoop };
+}
+
+/** A region's blocks (the first is the head it was planned from) and their heads. */
+export interface RegionPlan {
+  plans: BlockPlan[];
+  starts: Set<bigint>;
+}
+
+/** Blocks of one region at most, and their instructions. */
+const MAX_REGION_BLOCKS = 32;
+const MAX_REGION_INSNS = 2048;
+
+/**
+ * Whether code reachable from `pc` inside its page jumps or branches backwards
+ * (without which its blocks cannot form a cycle): a cheap look, by opcode, before
+ * planning a region.
+ */
+function backEdgeInPage(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc): boolean {
+  const pageStart = hpc & ~0xfff;
+  const seen = new Set<number>();
+  const work = [hpc];
+  let insns = 0;
+  while (work.length && seen.size < MAX_REGION_BLOCKS * 2) {
+    let a = work.pop()!;
+    if (seen.has(a)) continue;
+    seen.add(a);
+    for (;;) {
+      if (a < pageStart || a + 2 > pageStart + 0x1000 || ++insns > MAX_REGION_INSNS) break;
+      const lo = read16(a);
+      let insn: number;
+      let len: number;
+      if ((lo & 3) !== 3) {
+        insn = expandRvc(lo);
+        len = 2;
+        if (insn === 0) break;
+      } else {
+        if (a + 4 > pageStart + 0x1000) break;
+        insn = (lo | (read16(a + 2) << 16)) >>> 0;
+        len = 4;
+      }
+      const opc = insn & 0x7f;
+      if (opc === 0x63 || opc === 0x6f) {
+        const t = a + (opc === 0x63 ? Number(immB(insn)) : Number(immJ(insn)));
+        if (t <= a && t >= pageStart) return true;
+        if (t < pageStart + 0x1000) work.push(t);
+        if (opc === 0x6f) break;
+      } else if (opc === 0x67 || opc === 0x73 || (opc === 0x0f && ((insn >>> 12) & 7) !== 0)) {
+        break;
+      }
+      a += len;
+    }
+  }
+  return false;
+}
+
+/**
+ * Plan a region from the queued head at `pc`: the blocks reachable from it
+ * inside its page (a block here ends at a jump, not following it, or where a
+ * block ends anyway; branches stay side exits, and a block may run on through
+ * the head of another), bounded; null unless some of them form a cycle (a
+ * loop of several blocks) and the head's block translates.
+ */
+export function planRegion(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: number = STATE): RegionPlan | null {
+  if (!backEdgeInPage(pc, hpc, read16, expandRvc)) return null;
+  const hostOf = (t: bigint) => hpc - Number(pc & 0xfffn) + Number(t & 0xfffn);
+  const inPage = (t: bigint) => t >> 12n === pc >> 12n;
+  const starts = new Set<bigint>([pc]);
+  const order: bigint[] = [pc];
+  const plans: BlockPlan[] = [];
+  let insns = 0;
+  for (let i = 0; i < order.length; i++) {
+    const p = analyzeBlock(order[i], hostOf(order[i]), read16, expandRvc, exits, stateBase, starts);
+    if (!p) {
+      if (i === 0) return null;
+      continue;
+    }
+    plans.push(p);
+    if ((insns += p.insns) > MAX_REGION_INSNS) return null;
+    for (const t of p.targets) {
+      if (!inPage(t) || starts.has(t)) continue;
+      if (starts.size === MAX_REGION_BLOCKS) return null;
+      starts.add(t);
+      order.push(t);
+    }
+  }
+  if (plans.length < 2) return null;
+  const at = new Map(plans.map((p, i) => [p.pc, i] as [bigint, number]));
+  const edges = plans.map((p) => [...p.targets].map((t) => at.get(t)).filter((k): k is number => k !== undefined));
+  if (!stronglyConnected(edges).some((c) => c.length > 1 || edges[c[0]].includes(c[0]))) return null;
+  return { plans, starts };
+}
+
+/**
+ * A region: the blocks of one guest page that a hot head reaches (planRegion),
+ * some of them in a cycle (a loop whose body is several blocks: branches that
+ * leave the straight line and come back), translated into one wasm function.
+ * Inside it registers stay in wasm locals (loaded at entry, written back at
+ * every exit, as in a loop block) and going from one of its blocks to another
+ * is a br_table on L_ENTRY at the top of one wasm loop, after the same budget
+ * check as a loop block's back edge, instead of writing back, checking a link
+ * slot and chaining. The head's table entry is a stub that stores its index
+ * in JIT_REGION_ENTRY_OFF and tail-calls the region (regionStubBody).
+ */
+export function translateRegion(
+  { plans, starts }: RegionPlan, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator, exits: ModuleExits, stateBase: number = STATE,
+): { code: Uint8Array; size: CodeSize } {
+  stateBlock = stateBase;
+  const slots = new Map<string, number>();
+  const link: LinkAllocator = (target, dynamic = false) => {
+    const key = dynamic ? 'dyn' : target.toString();
+    let a = slots.get(key);
+    if (a === undefined) slots.set(key, (a = allocLink(target, dynamic)));
+    return a;
+  };
+  const preload = new Set<number>();
+  const written = new Set<number>();
+  for (const p of plans) {
+    for (const r of p.reads) preload.add(r);
+    for (const r of p.writes) {
+      preload.add(r);
+      written.add(r);
+    }
+  }
+  const n = plans.length;
+  const region = { index: new Map(plans.map((p, i) => [p.pc, i] as [bigint, number])), lens: plans.map((p) => p.insns) };
+  const e = new Emitter(link, plans[0].pc, { preload, written, maxLen: Math.max(...region.lens), region }, exits);
+  e.regionStarts = starts;
+  e.regionDispatch(n);
+  plans.forEach((p, i) => {
+    e.regionBlock(i, n, p.pc, p.targets.has(p.pc));
+    const t = emitBlock(e, p.pc, p.hpc, read16, expandRvc, p.insns, false);
+    // The second pass must see the instructions the first did (the budget checks count on it).
+    if (!t || t.insns !== p.insns) throw new Error(`translateRegion: block ${p.pc.toString(16)} changed between passes`);
+  });
+  e.regionBlockEnd();
+  const body = e.c.length;
+  const code = e.finish();
+  e.size.insns.frame++;
+  e.size.bytes.frame += code.length - body;
+  return { code, size: e.size };
+}
+
+/** A region block's table entry: store its index for the region function, then tail-call it. */
+export function regionStubBody(index: number, regionFunc: number, stateBase: number = STATE): Uint8Array {
+  const f = new ByteWriter();
+  f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(index).byte(OP.i32_store).u32(2).u32(stateBase + JIT_REGION_ENTRY_OFF);
+  f.byte(OP.return_call).u32(regionFunc);
+  return f.finish();
+}
+
+function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, maxInsns: number, finish = true): TranslatedBlock | null {
   const pageStart = hpc & ~0xfff;
   const pageEnd = pageStart + 0x1000;
   // Superblock: conditional branches become side exits and jumps inside the page
@@ -720,8 +968,10 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRv
   const body = e.c.length;
   if (!ended) {
     if (e.loop && curPc === e.head) e.loopBack(n);
+    else if (e.regionIndex(curPc) >= 0) e.goTo(curPc, n);
     else e.exitConst(curPc, n, true);
   }
+  if (!finish) return { code: new Uint8Array(0), insns: n, size: e.size };
   const code = e.finish();
   e.size.insns.frame++;
   e.size.bytes.frame += code.length - body;
@@ -768,6 +1018,11 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
     case 27: { // JAL
       const t = BigInt.asUintN(64, pc + immJ(insn));
       e.i64c(next).setReg(rd);
+      if (e.regionStarts) {
+        if (e.regionIndex(t) >= 0) e.goTo(t, k + 1);
+        else e.exitConst(t, k + 1, true);
+        return 'end';
+      }
       if (t === e.head) {
         e.sawLoop = true;
         if (e.loop) {
@@ -792,7 +1047,7 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
       if (cmp < 0) return 'stop';
       const t = BigInt.asUintN(64, pc + immB(insn));
       e.reg(rs1).reg(rs2).op(cmp).ifVoid();
-      if (t === e.head) {
+      if (t === e.head && !e.regionStarts) {
         // A loop. Its exit ends the block (in both passes, so the first pass's
         // register sets are the loop's own): what follows the loop would only add
         // registers to load before and write back after every run of the loop.
@@ -803,7 +1058,8 @@ function emitInsn(e: Emitter, insn: number, pc: bigint, len: bigint, k: number, 
         e.exitConst(next, k + 1, true);
         return 'end';
       }
-      e.exitConst(t, k + 1, true);
+      if (e.regionIndex(t) >= 0) e.goTo(t, k + 1);
+      else e.exitConst(t, k + 1, true);
       e.end();
       return 'ok';
     }

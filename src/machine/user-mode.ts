@@ -20,12 +20,15 @@ export interface UserRunResult {
   /** Set when the program did not exit by itself: an unhandled trap or the instruction limit. */
   error?: string;
   instructions: bigint;
+  /** What the translator made (with jit on). */
+  translations: number;
+  regions: number;
 }
 
 export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSize?: number; maxInstructions?: number; jit?: boolean } = {}): UserRunResult {
   const ramSize = opts.ramSize ?? 16 * 1024 * 1024;
   const elf = parseElf64(elfBytes);
-  if (!elf.ok) return { output: new Uint8Array(), exitCode: -1, error: elf.error, instructions: 0n };
+  if (!elf.ok) return { output: new Uint8Array(), exitCode: -1, error: elf.error, instructions: 0n, translations: 0, regions: 0 };
   const out: number[] = [];
   let done: { code: number; error?: string } | null = null;
   let core!: CpuCore;
@@ -68,7 +71,7 @@ export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSi
   for (const s of elf.segments) {
     const off = Number(s.paddr) - RAM_BASE;
     if (off < 0 || off + s.memsz > ramSize) {
-      return { output: new Uint8Array(), exitCode: -1, error: 'segment outside RAM', instructions: 0n };
+      return { output: new Uint8Array(), exitCode: -1, error: 'segment outside RAM', instructions: 0n, translations: 0, regions: 0 };
     }
     core.ram.set(elfBytes.subarray(s.offset, s.offset + s.filesz), off);
   }
@@ -95,6 +98,8 @@ export function runUserElf(wasm: Uint8Array, elfBytes: Uint8Array, opts: { ramSi
     output: Uint8Array.from(out),
     exitCode: done ? (done as { code: number }).code : -1,
     instructions: core.instret,
+    translations: core.jit.stats.translations,
+    regions: core.jit.stats.regions,
   };
   if (!done) result.error = 'instruction limit reached';
   else if ((done as { error?: string }).error) result.error = (done as { error?: string }).error;

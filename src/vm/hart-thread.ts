@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setDefaultBudget } from './tier-budget.js';
 import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
+import { jitRegionsFromEnv } from './jit-env.js';
 import { HartBoard, WHERE_DEVICE, WHERE_RUN, type HartBoardInit } from '../machine/hart-board.js';
 import { HartRunner } from '../machine/hart-runner.js';
 import { MmioClient, type Doorbell } from './mmio-mailbox.js';
@@ -91,6 +92,7 @@ try {
     jitFlushed: () => collectGarbage?.(),
     hostTime: nowTicks,
   }, { memory: data.memory, hart });
+  core.jit.regions = jitRegionsFromEnv();
   runner = new HartRunner(core, board, {
     nowTicks: () => BigInt(nowTicks()),
     consoleWrite: (length) => {

@@ -47,7 +47,7 @@ export function statsReport(m: VirtMachine, elapsedMs: number, jitOn: boolean, l
   const share = insns > 0n ? (Number(jitInsns) / Number(insns)) * 100 : 0;
   lines.push(`  translated code      ${jitOn ? `${share.toFixed(1)}% of instructions` : 'off (--jit off)'}`);
   const js = core.jit.stats;
-  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable; ${fmt(Math.round(js.ms))} ms translating, compiling and installing`);
+  lines.push(`  translations         ${fmt(js.translations)} made in ${fmt(js.modules)} modules (${(js.bytes / 1048576).toFixed(1)} MiB of wasm), ${fmt(js.flushes)} cache flushes, ${fmt(js.rejected)} not translatable; ${fmt(js.regions)} of them regions (of ${fmt(js.regionBlocks)} blocks); ${fmt(Math.round(js.ms))} ms translating, compiling and installing`);
   const w = core.jit.warm;
   if (w) {
     const ws = w.stats;

@@ -37,7 +37,7 @@ import { DiskCopy, SourceMigration, applyPages } from './migration/worker-side.j
 import { isWarmWorkerData, prepareCore, takePreparedCore, warmUp, type WarmWorkerData } from './warm-up.js';
 import { HartThreads } from './hart-threads.js';
 import { makeCollectGarbage } from './collect-garbage.js';
-import { jitDumper } from './jit-dump.js';
+import { jitDumper, jitRegionsFromEnv } from './jit-env.js';
 
 interface WorkerInit {
   config: VmConfig;
@@ -394,6 +394,7 @@ async function main(): Promise<void> {
     tierBudget.booted = from !== undefined || rewind !== undefined || migrateIn;
     created.machine.core.jit.compileWith = tierBudget.compileWith;
     if (process.env.TSVISOR_JIT_DUMP) created.machine.core.jit.onModule = jitDumper(process.env.TSVISOR_JIT_DUMP);
+    created.machine.core.jit.regions = jitRegionsFromEnv();
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;

@@ -1,3 +1,8 @@
+// Environment switches of the translator, for measuring and reading its code.
+//
+// TSVISOR_JIT_REGIONS=off|user|all: which code may be translated as regions
+// (Jit.regions; user by default).
+//
 // TSVISOR_JIT_DUMP=DIR: write each module of translated code to DIR as
 // mNNNNN.wasm with mNNNNN.txt listing its blocks' guest pcs (block i is the
 // module's export `bi`), for reading the code the translator makes (binaryen's
@@ -19,4 +24,10 @@ export function jitDumper(dir: string): (bytes: Uint8Array, vas: bigint[]) => vo
       // a full disk ends the dump, not the VM
     }
   };
+}
+
+/** Jit.regions from TSVISOR_JIT_REGIONS (anything else: the default). */
+export function jitRegionsFromEnv(): 'user' | 'all' | 'off' {
+  const v = process.env.TSVISOR_JIT_REGIONS;
+  return v === 'off' || v === 'all' ? v : 'user';
 }
