@@ -10,10 +10,19 @@ import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
 /**
  * A queued head is planned as a region (translateRegion) only if it ran this
- * often between being queued and the drain: most of a boot's heads run a few
- * hundred times in all, and a region costs several blocks' translating.
+ * often between being queued and the drain: a region costs several blocks'
+ * translating and compiling, which only a loop that keeps running repays. At
+ * 256 the Debian userland job (bench:userland, many short-lived processes)
+ * took 30.3-30.7 s against 28.1 s without regions; at 4,096, 27.3 s, and the
+ * CPU programs' hot loops still became regions.
  */
-const REGION_MIN_RUNS = 256;
+const REGION_MIN_RUNS = 4096;
+/**
+ * In a drain for an urgent loop (a queued head still looping, run 1,024 times
+ * more: src/cpu/jit.ts), heads that ran this often qualify, the loop's own
+ * head among them (the drain comes too early for the count above).
+ */
+const URGENT_REGION_RUNS = 1024;
 /** Translate when this many heads are queued, or after DRAIN_SLICES slices: fewer, larger modules cost less to instantiate. */
 const DRAIN_BATCH = 48;
 /**
@@ -182,6 +191,7 @@ export class Jit {
    * doubled the translating (measured 7 December 2026, README).
    */
   regions: 'user' | 'all' | 'off' = 'user';
+  regionMinRuns = REGION_MIN_RUNS;
   /** Sees each new module's bytes and its blocks' guest pcs (the worker's TSVISOR_JIT_DUMP, for reading translated code). */
   onModule: ((bytes: Uint8Array, vas: bigint[]) => void) | null = null;
 
@@ -301,7 +311,7 @@ export class Jit {
     this.ex.jitQueueClear();
     const rest = this.warm?.active ? this.putBack(heads) : heads;
     if (due) {
-      if (rest.length) this.translate(rest);
+      if (rest.length) this.translate(rest, urgent);
     } else {
       this.pending = rest;
     }
@@ -400,7 +410,7 @@ export class Jit {
   }
 
   /** Translate `heads` into one module and install what translated. */
-  private translate(heads: { va: bigint; hpc: number }[]): void {
+  private translate(heads: { va: bigint; hpc: number }[], urgent = false): void {
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
     const warm = this.warm?.active ? this.warm : null;
@@ -462,7 +472,8 @@ export class Jit {
     for (const { va, hpc } of heads) {
       // Not with the warm-start cache (it checks each block's guest bytes on its own).
       const regionWanted = this.regions === 'all' || (this.regions === 'user' && va < KERNEL_HALF);
-      const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= REGION_MIN_RUNS ? planRegion(va, hpc, read16, expandRvc, exits, this.hartOff + STATE) : null;
+      const minRuns = urgent ? Math.min(this.regionMinRuns, URGENT_REGION_RUNS) : this.regionMinRuns;
+      const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= minRuns ? planRegion(va, hpc, read16, expandRvc, exits, this.hartOff + STATE) : null;
       if (plan) {
         let made: ReturnType<typeof translateRegion> | null = null;
         try {
