@@ -191,7 +191,6 @@ export class Jit {
    * doubled the translating (measured 7 December 2026, README).
    */
   regions: 'user' | 'all' | 'off' = 'user';
-  regionMinRuns = REGION_MIN_RUNS;
   /** Sees each new module's bytes and its blocks' guest pcs (the worker's TSVISOR_JIT_DUMP, for reading translated code). */
   onModule: ((bytes: Uint8Array, vas: bigint[]) => void) | null = null;
 
@@ -472,7 +471,7 @@ export class Jit {
     for (const { va, hpc } of heads) {
       // Not with the warm-start cache (it checks each block's guest bytes on its own).
       const regionWanted = this.regions === 'all' || (this.regions === 'user' && va < KERNEL_HALF);
-      const minRuns = urgent ? Math.min(this.regionMinRuns, URGENT_REGION_RUNS) : this.regionMinRuns;
+      const minRuns = urgent ? URGENT_REGION_RUNS : REGION_MIN_RUNS;
       const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= minRuns ? planRegion(va, hpc, read16, expandRvc, exits, this.hartOff + STATE) : null;
       if (plan) {
         let made: ReturnType<typeof translateRegion> | null = null;

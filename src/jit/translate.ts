@@ -742,6 +742,21 @@ export function translateBlock(
   return emitBlock(looped, pc, hpc, read16, expandRvc, t.insns);
 }
 
+/**
+ * The instruction at linear-memory address `a` (a 16-bit one expanded), if it
+ * lies wholly below `end` and is a valid compressed encoding.
+ */
+function fetchAt(a: number, end: number, read16: Read16, expandRvc: ExpandRvc): { insn: number; len: number } | null {
+  if (a + 2 > end) return null;
+  const lo = read16(a);
+  if ((lo & 3) !== 3) {
+    const insn = expandRvc(lo);
+    return insn === 0 ? null : { insn, len: 2 };
+  }
+  if (a + 4 > end) return null;
+  return { insn: (lo | (read16(a + 2) << 16)) >>> 0, len: 4 };
+}
+
 /** What a first pass over a block found (see analyzeBlock). */
 export interface BlockPlan {
   pc: bigint;
@@ -799,19 +814,10 @@ function backEdgeInPage(pc: bigint, hpc: number, read16: Read16, expandRvc: Expa
     if (seen.has(a)) continue;
     seen.add(a);
     for (;;) {
-      if (a < pageStart || a + 2 > pageStart + 0x1000 || ++insns > MAX_REGION_INSNS) break;
-      const lo = read16(a);
-      let insn: number;
-      let len: number;
-      if ((lo & 3) !== 3) {
-        insn = expandRvc(lo);
-        len = 2;
-        if (insn === 0) break;
-      } else {
-        if (a + 4 > pageStart + 0x1000) break;
-        insn = (lo | (read16(a + 2) << 16)) >>> 0;
-        len = 4;
-      }
+      if (a < pageStart || ++insns > MAX_REGION_INSNS) break;
+      const f = fetchAt(a, pageStart + 0x1000, read16, expandRvc);
+      if (!f) break;
+      const { insn, len } = f;
       const opc = insn & 0x7f;
       if (opc === 0x63 || opc === 0x6f) {
         const t = a + (opc === 0x63 ? Number(immB(insn)) : Number(immJ(insn)));
@@ -932,20 +938,10 @@ function emitBlock(e: Emitter, pc: bigint, hpc: number, read16: Read16, expandRv
   let n = 0;
   let ended = false;
   while (n < maxInsns && !ended) {
-    const a = curHpc;
-    if (a < pageStart || a + 2 > pageEnd) break;
-    const lo = read16(a);
-    let insn: number;
-    let len: number;
-    if ((lo & 3) !== 3) {
-      insn = expandRvc(lo);
-      len = 2;
-      if (insn === 0) break;
-    } else {
-      if (a + 4 > pageEnd) break;
-      insn = (lo | (read16(a + 2) << 16)) >>> 0;
-      len = 4;
-    }
+    if (curHpc < pageStart) break;
+    const f = fetchAt(curHpc, pageEnd, read16, expandRvc);
+    if (!f) break;
+    const { insn, len } = f;
     const before = e.c.length;
     const r = emitInsn(e, insn, curPc, BigInt(len), n, pageStart, hpc - Number(pc & 0xfffn));
     if (r === 'stop') break;

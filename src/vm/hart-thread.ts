@@ -93,7 +93,6 @@ try {
     hostTime: nowTicks,
   }, { memory: data.memory, hart });
   core.jit.regions = jitRegionsFromEnv();
-  if (process.env.REGION_MIN_RUNS) core.jit.regionMinRuns = Number(process.env.REGION_MIN_RUNS);
   runner = new HartRunner(core, board, {
     nowTicks: () => BigInt(nowTicks()),
     consoleWrite: (length) => {

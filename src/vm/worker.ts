@@ -395,7 +395,6 @@ async function main(): Promise<void> {
     created.machine.core.jit.compileWith = tierBudget.compileWith;
     if (process.env.TSVISOR_JIT_DUMP) created.machine.core.jit.onModule = jitDumper(process.env.TSVISOR_JIT_DUMP);
     created.machine.core.jit.regions = jitRegionsFromEnv();
-    if (process.env.REGION_MIN_RUNS) created.machine.core.jit.regionMinRuns = Number(process.env.REGION_MIN_RUNS);
     return created.machine;
   };
   let restoredIn: { ms: number; memory: 'mapped' | 'read'; split?: RestoreSplit } | null = null;

@@ -18,6 +18,16 @@
 
 #define N 150000
 
+/* six instructions of mixing for case 8 */
+.macro MIX_ROUND
+  add s1, s1, s2
+  slli t0, s1, 13
+  xor s2, s2, t0
+  srli t1, s2, 7
+  xor s3, s3, t1
+  add s4, s4, s3
+.endm
+
 TEST_BEGIN jit_loop
   /* 1. csrrw fflags inside the loop */
   li s0, N
@@ -154,12 +164,7 @@ TEST_BEGIN jit_loop
   .balign 4096
 8:
   .rept 40
-  add s1, s1, s2
-  slli t0, s1, 13
-  xor s2, s2, t0
-  srli t1, s2, 7
-  xor s3, s3, t1
-  add s4, s4, s3
+  MIX_ROUND
   .endr
   sd s4, 0(s5)
   li t2, 1
@@ -167,12 +172,7 @@ TEST_BEGIN jit_loop
   ld t3, 0(s5)
   add s1, s1, t3
   .rept 15
-  add s1, s1, s2
-  slli t0, s1, 13
-  xor s2, s2, t0
-  srli t1, s2, 7
-  xor s3, s3, t1
-  add s4, s4, s3
+  MIX_ROUND
   .endr
 9:
   addi s0, s0, -1
