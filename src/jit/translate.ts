@@ -757,36 +757,29 @@ function fetchAt(a: number, end: number, read16: Read16, expandRvc: ExpandRvc): 
   return { insn: (lo | (read16(a + 2) << 16)) >>> 0, len: 4 };
 }
 
-/** What a first pass over a block found (see analyzeBlock). */
+/** What a first pass over a block of a region found (see analyzeBlock). */
 export interface BlockPlan {
   pc: bigint;
   hpc: number;
   insns: number;
   reads: Set<number>;
   writes: Set<number>;
-  /** Constant targets of its exits. */
+  /** Constant targets of its exits (its own head among them when it loops to itself). */
   targets: Set<bigint>;
-  /** It branches back to its own head (a loop block). */
-  loops: boolean;
 }
 
 /**
- * A first pass over the block at `pc` (as translateBlock's, with no link
- * slots taken): its length, registers and exits, for planning regions. Null
- * when it does not translate.
+ * A first pass over the block at `pc` as a block of a region whose heads are
+ * `starts` (no link slots taken, the code thrown away): its length,
+ * registers and exits. Null when it does not translate.
  */
-export function analyzeBlock(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits | null,
-  stateBase: number = STATE, starts: Set<bigint> | null = null): BlockPlan | null {
+function analyzeBlock(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: number, starts: Set<bigint>): BlockPlan | null {
   stateBlock = stateBase;
-  let e = new Emitter(null, pc, null, exits);
+  const e = new Emitter(null, pc, null, exits);
   e.regionStarts = starts;
-  let t = emitBlock(e, pc, hpc, read16, expandRvc, starts ? MAX_INSNS : MAX_LOOP_INSNS, false);
-  if (t && t.insns > MAX_INSNS && !e.sawLoop) {
-    e = new Emitter(null, pc, null, exits);
-    t = emitBlock(e, pc, hpc, read16, expandRvc, MAX_INSNS, false);
-  }
+  const t = emitBlock(e, pc, hpc, read16, expandRvc, MAX_INSNS, false);
   if (!t) return null;
-  return { pc, hpc, insns: t.insns, reads: new Set(e.readRegs), writes: e.writtenRegs(), targets: new Set(e.exitTargets), loops: e.sawLoop };
+  return { pc, hpc, insns: t.insns, reads: new Set(e.readRegs), writes: e.writtenRegs(), targets: new Set(e.exitTargets) };
 }
 
 /** A region's blocks (the first is the head it was planned from) and their heads. */
