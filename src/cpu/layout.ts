@@ -65,7 +65,7 @@ export const FS_DIRTY_OFF: u32 = 0x1128;
 export const TLB_TAGS_OFF: u32 = 0x1130;
 /** Address of the current privilege's part of the jump cache (u32), mirrored for translated code. */
 export const JIT_JCACHE_BASE_OFF: u32 = 0x1150;
-/** Which block of a region (several translated blocks in one wasm function) its head's stub enters (u32; src/jit/translate.ts). */
+/** Which block of a region (several translated blocks in one wasm function) the entry function of one of its blocks asks for (u32; src/jit/translate.ts, regionEntryBody). */
 export const JIT_REGION_ENTRY_OFF: u32 = 0x1148;
 /**
  * Jump cache: targets of indirect jumps (jalr: returns, calls through pointers,

@@ -4,7 +4,7 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS, planRegion, translateRegion, regionStubBody } from './translate.js';
+import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS, planRegion, translateRegion, regionEntryBody } from './translate.js';
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
@@ -464,8 +464,8 @@ export class Jit {
       return read16(a);
     };
     const cachedBlocks: CachedBlock[] | null = warm ? [] : null;
-    // Region functions come after the slow paths, then the stubs of their other blocks
-    // (table slots after the heads'), so the dispatcher enters a region at any of them.
+    // Region functions come after the slow paths, then the entry functions of their
+    // other blocks (table slots after the heads'), so the dispatcher enters a region at any of them.
     const regionFns: FuncBody[] = [];
     const extras: { va: bigint; hpc: number; len: number; body: FuncBody }[] = [];
     for (const { va, hpc } of heads) {
@@ -483,12 +483,12 @@ export class Jit {
         if (made) {
           addCodeSize(this.stats.codeSize, made.size);
           const fn = exits.slowStore + 1 + regionFns.push({ type: 0, locals: BLOCK_LOCALS, code: made.code }) - 1;
-          const code = regionStubBody(0, fn, this.hartOff + STATE);
+          const code = regionEntryBody(0, fn, this.hartOff + STATE);
           blocks.push({ va, hpc, len: plan.plans[0].insns, ok: true, body: { type: 0, locals: [], code, exportName: `b${blocks.length}` } });
           plan.plans.forEach((p, j) => {
             if (j === 0 || base + heads.length + extras.length >= TABLE_SIZE) return;
-            const stub = regionStubBody(j, fn, this.hartOff + STATE);
-            extras.push({ va: p.pc, hpc: p.hpc, len: p.insns, body: { type: 0, locals: [], code: stub, exportName: `x${extras.length}` } });
+            const entry = regionEntryBody(j, fn, this.hartOff + STATE);
+            extras.push({ va: p.pc, hpc: p.hpc, len: p.insns, body: { type: 0, locals: [], code: entry, exportName: `x${extras.length}` } });
           });
           this.stats.regions++;
           this.stats.regionBlocks += plan.plans.length;

@@ -719,16 +719,7 @@ export function translateBlock(
   if (allocLink && exits === null) throw new Error('translateBlock: a chaining block needs its module\'s exit function');
   stateBlock = stateBase;
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
-  let link = allocLink;
-  if (allocLink) {
-    const slots = new Map<string, number>();
-    link = (target, dynamic = false) => {
-      const key = dynamic ? 'dyn' : target.toString();
-      let a = slots.get(key);
-      if (a === undefined) slots.set(key, (a = allocLink(target, dynamic)));
-      return a;
-    };
-  }
+  const link = allocLink && slotPerTarget(allocLink);
   let first = new Emitter(link, pc, null, exits);
   let t = emitBlock(first, pc, hpc, read16, expandRvc, MAX_LOOP_INSNS);
   if (t && t.insns > MAX_INSNS && !first.sawLoop) {
@@ -740,6 +731,17 @@ export function translateBlock(
   const preload = new Set([...first.readRegs, ...first.writtenRegs()]);
   const looped = new Emitter(link, pc, { preload, written: first.writtenRegs(), maxLen: t.insns }, exits);
   return emitBlock(looped, pc, hpc, read16, expandRvc, t.insns);
+}
+
+/** One link slot per constant target (and one for all indirect jumps) of a translation, whatever its passes ask. */
+function slotPerTarget(allocLink: LinkAllocator): LinkAllocator {
+  const slots = new Map<string, number>();
+  return (target, dynamic = false) => {
+    const key = dynamic ? 'dyn' : target.toString();
+    let a = slots.get(key);
+    if (a === undefined) slots.set(key, (a = allocLink(target, dynamic)));
+    return a;
+  };
 }
 
 /**
@@ -871,20 +873,15 @@ export function planRegion(pc: bigint, hpc: number, read16: Read16, expandRvc: E
  * every exit, as in a loop block) and going from one of its blocks to another
  * is a br_table on L_ENTRY at the top of one wasm loop, after the same budget
  * check as a loop block's back edge, instead of writing back, checking a link
- * slot and chaining. The head's table entry is a stub that stores its index
- * in JIT_REGION_ENTRY_OFF and tail-calls the region (regionStubBody).
+ * slot and chaining. Each of its blocks is entered through an entry function
+ * of its own that stores the block's index in JIT_REGION_ENTRY_OFF and
+ * tail-calls the region (regionEntryBody).
  */
 export function translateRegion(
   { plans, starts }: RegionPlan, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator, exits: ModuleExits, stateBase: number = STATE,
 ): { code: Uint8Array; size: CodeSize } {
   stateBlock = stateBase;
-  const slots = new Map<string, number>();
-  const link: LinkAllocator = (target, dynamic = false) => {
-    const key = dynamic ? 'dyn' : target.toString();
-    let a = slots.get(key);
-    if (a === undefined) slots.set(key, (a = allocLink(target, dynamic)));
-    return a;
-  };
+  const link = slotPerTarget(allocLink);
   const preload = new Set<number>();
   const written = new Set<number>();
   for (const p of plans) {
@@ -913,8 +910,8 @@ export function translateRegion(
   return { code, size: e.size };
 }
 
-/** A region block's table entry: store its index for the region function, then tail-call it. */
-export function regionStubBody(index: number, regionFunc: number, stateBase: number = STATE): Uint8Array {
+/** The entry function of a region's block (its table slot): store the block's index, then tail-call the region. */
+export function regionEntryBody(index: number, regionFunc: number, stateBase: number = STATE): Uint8Array {
   const f = new ByteWriter();
   f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(index).byte(OP.i32_store).u32(2).u32(stateBase + JIT_REGION_ENTRY_OFF);
   f.byte(OP.return_call).u32(regionFunc);
