@@ -14,7 +14,8 @@
 // every round prints the right checksum within its budget, and the guest's
 // OOM killer never acts (bench:smp's "hang" of a 2-hart VM was its OOM killer
 // ending one of two copies that did not fit the guest's RAM, the bench then
-// waiting for that copy's result for ever).
+// waiting for that copy's result for ever). With 2 harts each hart took
+// translations the other made (Jit.sharing; test/jit-share.test.ts).
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -73,6 +74,15 @@ for (const harts of [2, 4]) {
       assert.equal(stats.length, harts);
       for (const h of stats) assert.ok(h.instructions > 0, `hart ${h.hart} ran: ${JSON.stringify(stats)}`);
       if (harts !== 2) return;
+      // The harts shared their translations: each put back modules the other
+      // translated (the boot and the rounds run the same kernel code on both).
+      const shared = await new Promise<string>((res) => {
+        c.vm.once('stats', res);
+        c.vm.requestStats();
+      });
+      const taken = [...shared.matchAll(/hart (\d+) loop .*; ([\d,]+) translations in ([\d,]+) modules taken from other harts/g)];
+      assert.equal(taken.length, harts, shared);
+      for (const m of taken) assert.ok(Number(m[2].replace(/,/g, '')) > 100, `hart ${m[1]} took translations of the other: ${m[0]}`);
       // Idle now: the idle VM's translation drop reaches every hart's own translator
       // (the statistics report shows each hart thread's modules and drops before it parks them).
       let text = '';

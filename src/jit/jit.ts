@@ -4,7 +4,7 @@
 // table is full, every translation is dropped and the cache starts over.
 
 import { buildModule, I32, I64, OP, type FuncBody, type ImportFunc } from './wasm-builder.js';
-import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS, planRegion, translateRegion, regionEntryBody } from './translate.js';
+import { translateBlock, exitFunctionBody, slowPathBodies, SLOW_TYPES, BLOCK_LOCALS, EXIT_LOCALS, planRegion, translateRegion, regionEntryBody, HART_RELATIVE, RELATIVE_GLOBALS, type StateBase } from './translate.js';
 import type { WarmStart, CachedBatch, CachedBlock, CachedLink } from './warm-start.js';
 import { newCodeSize, addCodeSize, type CodeSize } from './code-size.js';
 import { STATE, JIT_QUEUE_OFF, JIT_URGENT_OFF, JIT_LINKS, JIT_LINKS_MAX, JIT_EPOCH_OFF } from '../machine/layout.generated.js';
@@ -72,6 +72,41 @@ export const TABLE_SIZE = 32768;
  */
 export const TABLE_INITIAL = 1024;
 
+/** A compiled WebAssembly.Module (opaque here; hart threads pass them to each other). */
+export type WasmModule = object;
+
+/**
+ * A module of HART_RELATIVE translations one hart thread made, offered to the
+ * VM's other hart threads (Jit.sharing): each puts it back at slots and link
+ * slots of its own when one of its heads gets hot there, if the guest bytes
+ * its blocks were translated from are still the same. V8 shares a module's
+ * compiled code between the threads it is posted to, so a hart that takes it
+ * neither translates nor compiles that code again.
+ */
+export interface SharedBatch {
+  module: WasmModule;
+  /** Function i is block i: head, host address of its code, instructions (0: not translated), the guest bytes it read from `lo`. */
+  blocks: { va: bigint; hpc: number; insns: number; lo: number; bytes: Uint8Array }[];
+  /** Its link slots in allocation order (the module's link i is the taker's first link slot + i). */
+  links: CachedLink[];
+  /** The entry functions of regions' other blocks (export xI), at the table slots after the blocks'. */
+  extras: { va: bigint; hpc: number; insns: number }[];
+}
+
+/** How a hart thread's Jit meets the other hart threads of its VM (set by the host). */
+export interface JitSharing {
+  send(b: SharedBatch): void;
+  /** The batches other harts sent since the last call. */
+  receive(): SharedBatch[];
+}
+
+/**
+ * Heads of batches offered by other harts that are kept waiting to be taken;
+ * beyond this the offers are dropped (code that runs again is translated as
+ * usual), so a hart that stays in other code does not hold modules without bound.
+ */
+const MAX_OFFERED_HEADS = 1 << 16;
+
 interface WasmTable {
   set(i: number, f: unknown): void;
   grow(delta: number): number;
@@ -79,8 +114,8 @@ interface WasmTable {
 }
 declare const performance: { now(): number };
 declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (m: WasmModule, imports: object) => { exports: Record<string, unknown> };
   Table: new (d: { initial: number; element: 'anyfunc' }) => WasmTable;
 };
 
@@ -125,6 +160,9 @@ export interface JitStats {
   /** Regions made (translateRegion), and the blocks in them (also counted in translations). */
   regions: number;
   regionBlocks: number;
+  /** Batches other harts translated, put back here (Jit.sharing), and their blocks. */
+  shared: number;
+  sharedBlocks: number;
 }
 
 export class Jit {
@@ -171,7 +209,7 @@ export class Jit {
    * slots for the dispatcher.
    */
   private chainTable: WasmTable;
-  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0, codeSize: newCodeSize(), regions: 0, regionBlocks: 0 };
+  readonly stats: JitStats = { bytes: 0, translations: 0, modules: 0, flushes: 0, rejected: 0, ms: 0, codeSize: newCodeSize(), regions: 0, regionBlocks: 0, shared: 0, sharedBlocks: 0 };
   /** The translation cache kept between runs, when the host keeps one (see warm-start.ts). */
   warm: WarmStart | null = null;
   /** Queued heads taken from the core's queue early (to put cached batches back) and not translated yet. */
@@ -191,6 +229,14 @@ export class Jit {
    * doubled the translating (measured 7 December 2026, README).
    */
   regions: 'user' | 'all' | 'off' = 'user';
+  /**
+   * Set by a hart thread of a VM with several (before the first drain): its
+   * translations are HART_RELATIVE, offered to the other harts, and theirs are
+   * put back here instead of translating the same code again.
+   */
+  sharing: JitSharing | null = null;
+  /** Offered batches not taken yet, by the key (headKey) of each head. */
+  private offers = new Map<string, SharedBatch>();
   /** Sees each new module's bytes and its blocks' guest pcs (the worker's TSVISOR_JIT_DUMP, for reading translated code). */
   onModule: ((bytes: Uint8Array, vas: bigint[]) => void) | null = null;
 
@@ -276,8 +322,10 @@ export class Jit {
   /** Translate whatever the core queued during the last slice. */
   drain(): void {
     if (this.hold) return;
+    if (this.sharing) this.takeOffers(this.sharing.receive());
     const n = this.ex.jitQueueLength();
-    if (n === 0) return;
+    // (heads left pending, by a batch put back or one that was not, are translated when due even if nothing new is queued)
+    if (n === 0 && this.pending.length === 0) return;
     const urgent = new DataView(this.memory.buffer).getUint32(this.hartOff + STATE + JIT_URGENT_OFF, true) !== 0;
     const waiting = n + this.pending.length;
     let waited = true;
@@ -291,7 +339,8 @@ export class Jit {
     // translation); the other heads wait for a drain that is due, so that what is new
     // still makes modules of the usual size.
     const warm = this.warm?.active ? this.warm : null;
-    const cached = !due && warm !== null && this.queuedHeads(n).some((h) => warm.batchOf(h.va, h.hpc) !== undefined);
+    const cached = !due && (warm !== null || this.offers.size > 0)
+      && this.queuedHeads(n).some((h) => warm?.batchOf(h.va, h.hpc) !== undefined || this.offers.has(headKey(h.va, h.hpc)));
     if (!due && !cached) {
       if (!this.idle) this.slicesWaiting++;
       return;
@@ -308,7 +357,8 @@ export class Jit {
     const heads = [...this.pending, ...this.queuedHeads(n)];
     this.pending = [];
     this.ex.jitQueueClear();
-    const rest = this.warm?.active ? this.putBack(heads) : heads;
+    const unwarmed = this.warm?.active ? this.putBack(heads) : heads;
+    const rest = this.offers.size > 0 ? this.putBackShared(unwarmed) : unwarmed;
     if (due) {
       if (rest.length) this.translate(rest, urgent);
     } else {
@@ -398,6 +448,71 @@ export class Jit {
     return done.size ? heads.filter((h) => !done.has(key(h.va, h.hpc))) : heads;
   }
 
+  /**
+   * Index the batches other harts offered; each head this hart has not queued
+   * is primed, so that it is queued (and its batch put back) the first time it runs.
+   */
+  private takeOffers(batches: SharedBatch[]): void {
+    for (const b of batches) {
+      if (this.offers.size + b.blocks.length + b.extras.length > MAX_OFFERED_HEADS) this.offers.clear();
+      for (const k of entriesOf(b)) {
+        this.offers.set(headKey(k.va, k.hpc), b);
+        if (this.ex.jitHeadRuns(k.hpc) < 0) this.ex.jitPrimeHead(k.hpc, true);
+      }
+    }
+  }
+
+  /**
+   * Put back the offered batches of queued heads whose guest bytes are still
+   * the ones they were translated from, at this hart's next free table and
+   * link slots; returns the heads still to translate.
+   */
+  private putBackShared(heads: { va: bigint; hpc: number }[]): { va: bigint; hpc: number }[] {
+    const done = new Set<string>();
+    const u8 = new Uint8Array(this.memory.buffer);
+    for (const { va, hpc } of heads) {
+      const b = this.offers.get(headKey(va, hpc));
+      if (!b) continue;
+      for (const k of entriesOf(b)) if (this.offers.get(headKey(k.va, k.hpc)) === b) this.offers.delete(headKey(k.va, k.hpc));
+      const same = b.blocks.every((k) => k.insns === 0 || (k.lo + k.bytes.length <= u8.length && k.bytes.every((v, i) => u8[k.lo + i] === v)));
+      const slots = b.blocks.length + b.extras.length;
+      const fits = this.nextSlot + slots <= TABLE_SIZE && this.nextLink + b.links.length <= JIT_LINKS_MAX && this.liveModules < MAX_LIVE_MODULES;
+      if (!same || !fits) continue;
+      const slot0 = this.nextSlot;
+      const inst = new WebAssembly.Instance(b.module, this.relativeImports(slot0, this.nextLink));
+      const dv = new DataView(this.memory.buffer);
+      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (this.nextLink + i), l.target, l.dynamic));
+      this.nextLink += b.links.length;
+      this.nextSlot += slots;
+      this.ensureSlots(this.nextSlot);
+      this.liveModules++;
+      this.stats.shared++;
+      b.blocks.forEach((k, i) => {
+        if (k.insns === 0) return;
+        const f = inst.exports[`b${i}`];
+        this.table.set(slot0 + i, f);
+        this.chainTable.set(slot0 + i, f);
+        this.ex.jitInstall(k.va, k.hpc, slot0 + i, k.insns);
+        this.stats.sharedBlocks++;
+        done.add(headKey(k.va, k.hpc));
+      });
+      b.extras.forEach((x, i) => {
+        const f = inst.exports[`x${i}`];
+        this.table.set(slot0 + b.blocks.length + i, f);
+        this.chainTable.set(slot0 + b.blocks.length + i, f);
+        this.ex.jitInstall(x.va, x.hpc, slot0 + b.blocks.length + i, x.insns);
+        done.add(headKey(x.va, x.hpc));
+      });
+    }
+    return done.size ? heads.filter((h) => !done.has(headKey(h.va, h.hpc))) : heads;
+  }
+
+  /** Imports of a HART_RELATIVE module put at table slot `slot0` with its first link slot at index `link0`. */
+  private relativeImports(slot0: number, link0: number): object {
+    const globals: Record<(typeof RELATIVE_GLOBALS)[number], number> = { hart: this.hartOff, slot0, link0: this.hartOff + 32 * link0 };
+    return { env: { ...(this.imports.env as object), ...globals } };
+  }
+
   /** A link slot as allocated: never current until the dispatcher links it. */
   private initLink(dv: DataView, addr: number, target: bigint, dynamic: boolean): void {
     dv.setUint32(addr, 0, true); // fn
@@ -413,6 +528,9 @@ export class Jit {
     const buf = this.memory.buffer;
     const dv = new DataView(buf);
     const warm = this.warm?.active ? this.warm : null;
+    // Shared with the other hart threads: code relative to the hart, slots and link slots of the module.
+    const relative = this.sharing !== null && warm === null;
+    const stateBase: StateBase = relative ? HART_RELATIVE : this.hartOff + STATE;
     // For the warm-start cache: the link slots this batch's code uses, in order from linkStart.
     const linkStart = this.nextLink;
     const links: CachedLink[] = [];
@@ -426,8 +544,8 @@ export class Jit {
       }
       const addr = this.hartOff + JIT_LINKS + 32 * this.nextLink++;
       this.initLink(dv, addr, target, dynamic);
-      if (warm) links.push({ target, dynamic });
-      return addr;
+      if (warm || relative) links.push({ target, dynamic });
+      return relative ? JIT_LINKS + 32 * (this.nextLink - 1 - linkStart) : addr;
     };
     const u8 = new Uint8Array(buf);
     const read16 = (a: number) => u8[a] | (u8[a + 1] << 8);
@@ -438,6 +556,8 @@ export class Jit {
     // module's exit function). A head that cannot be translated keeps its position
     // with UNTRANSLATED_BODY.
     const base = this.nextSlot;
+    // Where the code counts its table slots from (HART_RELATIVE code adds the slot0 it is given).
+    const slotOrigin = relative ? 0 : base;
     // The module's exit function comes after the blocks.
     const firstFunc = HELPERS.length + 1;
     const index = new Map<bigint, number>();
@@ -446,12 +566,12 @@ export class Jit {
     });
     const direct = (target: bigint) => {
       const i = index.get(target);
-      return i === undefined ? undefined : { func: firstFunc + i, slot: base + i };
+      return i === undefined ? undefined : { func: firstFunc + i, slot: slotOrigin + i };
     };
     // Then its slow-path functions for loads and stores.
     const exitFunc = firstFunc + heads.length;
     const exits = {
-      exitFunc, firstFunc, base, count: heads.length, direct,
+      exitFunc, firstFunc, base: slotOrigin, count: heads.length, direct,
       slowLoad: exitFunc + 1, slowLoadOld: exitFunc + 2, slowStore: exitFunc + 3,
     };
     const blocks: { va: bigint; hpc: number; body: FuncBody; len: number; ok: boolean }[] = [];
@@ -464,6 +584,7 @@ export class Jit {
       return read16(a);
     };
     const cachedBlocks: CachedBlock[] | null = warm ? [] : null;
+    const sharedBlocks: SharedBatch['blocks'] | null = relative ? [] : null;
     // Region functions come after the slow paths, then the entry functions of their
     // other blocks (table slots after the heads'), so the dispatcher enters a region at any of them.
     const regionFns: FuncBody[] = [];
@@ -472,24 +593,29 @@ export class Jit {
       // Not with the warm-start cache (it checks each block's guest bytes on its own).
       const regionWanted = this.regions === 'all' || (this.regions === 'user' && va < KERNEL_HALF);
       const minRuns = urgent ? URGENT_REGION_RUNS : REGION_MIN_RUNS;
-      const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= minRuns ? planRegion(va, hpc, read16, expandRvc, exits, this.hartOff + STATE) : null;
+      // (a region offered to other harts is checked by every byte its planning read)
+      const readRegion = relative ? read16Seen : read16;
+      lo = hpc;
+      hi = hpc;
+      const plan = regionWanted && !warm && this.ex.jitHeadRuns(hpc) >= minRuns ? planRegion(va, hpc, readRegion, expandRvc, exits, stateBase) : null;
       if (plan) {
         let made: ReturnType<typeof translateRegion> | null = null;
         try {
-          made = translateRegion(plan, read16, expandRvc, allocLink, exits, this.hartOff + STATE);
+          made = translateRegion(plan, readRegion, expandRvc, allocLink, exits, stateBase);
         } catch {
           // (a second pass that saw other instructions than the plan) translated as a block
         }
         if (made) {
           addCodeSize(this.stats.codeSize, made.size);
           const fn = exits.slowStore + 1 + regionFns.push({ type: 0, locals: BLOCK_LOCALS, code: made.code }) - 1;
-          const code = regionEntryBody(0, fn, this.hartOff + STATE);
+          const code = regionEntryBody(0, fn, stateBase);
           blocks.push({ va, hpc, len: plan.plans[0].insns, ok: true, body: { type: 0, locals: [], code, exportName: `b${blocks.length}` } });
           plan.plans.forEach((p, j) => {
             if (j === 0 || base + heads.length + extras.length >= TABLE_SIZE) return;
-            const entry = regionEntryBody(j, fn, this.hartOff + STATE);
+            const entry = regionEntryBody(j, fn, stateBase);
             extras.push({ va: p.pc, hpc: p.hpc, len: p.insns, body: { type: 0, locals: [], code: entry, exportName: `x${extras.length}` } });
           });
+          sharedBlocks?.push({ va, hpc, insns: plan.plans[0].insns, lo, bytes: u8.slice(lo, hi) });
           this.stats.regions++;
           this.stats.regionBlocks += plan.plans.length;
           continue;
@@ -497,13 +623,14 @@ export class Jit {
       }
       lo = hpc;
       hi = hpc;
-      const t = translateBlock(va, hpc, warm ? read16Seen : read16, expandRvc, allocLink, exits, this.hartOff + STATE);
+      const t = translateBlock(va, hpc, warm || relative ? read16Seen : read16, expandRvc, allocLink, exits, stateBase);
       if (!t) this.stats.rejected++;
       else addCodeSize(this.stats.codeSize, t.size);
       if (cachedBlocks) {
         const code = t ? warm!.codeAt(lo, hi) : { lo: hpc - warm!.hostAddr(0), bytes: new Uint8Array(0) };
         if (code) cachedBlocks.push({ va, off: hpc - warm!.hostAddr(0), lo: code.lo, bytes: code.bytes, insns: t ? t.insns : 0 });
       }
+      sharedBlocks?.push({ va, hpc, insns: t ? t.insns : 0, lo, bytes: t ? u8.slice(lo, hi) : new Uint8Array(0) });
       const body: FuncBody = t
         ? { type: 0, locals: BLOCK_LOCALS, code: t.code, exportName: `b${blocks.length}` }
         : { type: 0, locals: [], code: UNTRANSLATED_BODY };
@@ -531,14 +658,15 @@ export class Jit {
         : name === 'jitLoadX' ? 11 : name === 'jitStoreX' ? 12 : i === 0 ? 1 : i === 1 ? 2 : i === 2 ? 3 : 4;
     const imps: ImportFunc[] = HELPERS.map((name, i) => ({ module: 'env', name, type: typeOf(name, i) }));
     imps.push({ module: 'env', name: CHAIN_IMPORT, type: 6 });
-    const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, this.hartOff + STATE) };
-    const slowFns: FuncBody[] = slowPathBodies(this.hartOff + STATE).map((code, i) => ({ type: 13 + i, locals: [], code }));
-    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn, ...slowFns, ...regionFns, ...extras.map((x) => x.body)]);
+    const exitFn: FuncBody = { type: 10, locals: EXIT_LOCALS, code: exitFunctionBody(exits, stateBase) };
+    const slowFns: FuncBody[] = slowPathBodies(stateBase).map((code, i) => ({ type: 13 + i, locals: [], code }));
+    const bytes = buildModule(types, imps, [...blocks.map((b) => b.body), exitFn, ...slowFns, ...regionFns, ...extras.map((x) => x.body)], false, relative ? RELATIVE_GLOBALS : []);
     if (warm && cachedBlocks && cachedBlocks.length === blocks.length && !linksRanOut) {
       warm.record({ slot: base, link: linkStart, links, blocks: cachedBlocks, module: bytes });
     }
     this.onModule?.(bytes, blocks.map((b) => b.va));
-    const compile = () => new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    let module: WasmModule | null = null;
+    const compile = () => new WebAssembly.Instance((module = new WebAssembly.Module(bytes)), relative ? this.relativeImports(base, linkStart) : this.imports);
     let kernelBlocks = 0;
     for (const b of blocks) if (b.ok && b.va >= KERNEL_HALF) kernelBlocks++;
     const inst = this.compileWith ? this.compileWith(2 * kernelBlocks > blocks.filter((b) => b.ok).length, compile) : compile();
@@ -561,5 +689,14 @@ export class Jit {
       this.chainTable.set(slot, inst.exports[`x${i}`]);
       this.ex.jitInstall(x.va, x.hpc, slot, x.len);
     });
+    // (a region's other blocks were read without keeping their bytes: not offered)
+    if (relative && module !== null && sharedBlocks && !linksRanOut) {
+      this.sharing!.send({ module, blocks: sharedBlocks, links, extras: extras.map((x) => ({ va: x.va, hpc: x.hpc, insns: x.len })) });
+    }
   }
 }
+
+const headKey = (va: bigint, hpc: number) => `${va.toString(16)}@${hpc}`;
+
+/** The guest pcs a shared batch is entered at: its translated blocks and its regions' other blocks. */
+const entriesOf = (b: SharedBatch) => [...b.blocks.filter((k) => k.insns > 0), ...b.extras];

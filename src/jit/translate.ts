@@ -83,6 +83,43 @@ export const MAX_LOOP_INSNS = 512;
  */
 let stateBlock: number = STATE;
 
+/**
+ * Where translated code finds its hart: a number is the hart's state block,
+ * baked into every access (the code is that hart's only). HART_RELATIVE code
+ * imports three i32 globals (RELATIVE_GLOBALS, in this order): the hart's
+ * offset (HART_STRIDE * hart), pushed as the base of every access to the state
+ * block (whose offsets are then hart 0's); the table slot of the module's first
+ * block; the address of the module's first link slot less JIT_LINKS (a link
+ * allocator then returns JIT_LINKS + 32 * its index in the module). One
+ * compiled module can so be instantiated by every hart thread of a VM, each at
+ * slots and link slots of its own (see Jit.share).
+ */
+export const HART_RELATIVE = 'hart-relative';
+export type StateBase = number | typeof HART_RELATIVE;
+export const RELATIVE_GLOBALS = ['hart', 'slot0', 'link0'] as const;
+const G_HART = 0;
+const G_SLOT0 = 1;
+const G_LINK0 = 2;
+/** The code being made is HART_RELATIVE (set with stateBlock). */
+let hartRelative = false;
+
+/** Set stateBlock and hartRelative for the code about to be made. */
+function useBase(base: StateBase): void {
+  hartRelative = base === HART_RELATIVE;
+  stateBlock = base === HART_RELATIVE ? STATE : base;
+}
+
+/** Push the base of a state-block access (its offset is stateBlock + field). */
+function hartBase(f: ByteWriter): ByteWriter {
+  return hartRelative ? f.byte(OP.global_get).u32(G_HART) : f.byte(OP.i32_const).i32(0);
+}
+
+/** Push a table slot of this module's blocks (`slot`: relative to the first, in HART_RELATIVE code). */
+function pushSlot(f: ByteWriter, slot: number): ByteWriter {
+  f.byte(OP.i32_const).i32(slot);
+  return hartRelative ? f.byte(OP.global_get).u32(G_SLOT0).byte(OP.i32_add) : f;
+}
+
 // locals: 0..30 = x1..x31, then temporaries
 const L_VA = 31;
 const L_VAL = 32;
@@ -183,6 +220,11 @@ class Emitter {
     this.c.bytes(bytes);
     return this;
   }
+  /** Push the base of a state-block access (see hartBase). */
+  sb(): this {
+    hartBase(this.c);
+    return this;
+  }
   i32c(v: number): this {
     this.c.byte(OP.i32_const).i32(v);
     return this;
@@ -261,7 +303,7 @@ class Emitter {
     if (r === 0) return this.i64c(0n);
     this.readRegs.add(r);
     if (!this.loaded.has(r)) {
-      this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).ltee(r - 1);
+      this.sb().mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).ltee(r - 1);
       this.loaded.add(r);
       return this;
     }
@@ -287,7 +329,7 @@ class Emitter {
   regLocal(r: number): number {
     this.readRegs.add(r);
     if (!this.loaded.has(r)) {
-      this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).lset(r - 1);
+      this.sb().mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * r).lset(r - 1);
       this.loaded.add(r);
     }
     return r - 1;
@@ -303,12 +345,12 @@ class Emitter {
   }
   /** Store the registers written so far, leaving the tracking as it is (for a path that then exits). */
   storeDirty(): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
+    for (const r of this.dirty) this.sb().lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
     return this;
   }
   /** Make the STATE block current before the interpreter runs an instruction; it may change rd. */
   flushForInterp(rd: number): this {
-    for (const r of this.dirty) this.i32c(0).lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
+    for (const r of this.dirty) this.sb().lget(r - 1).mem(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
     // In a loop every written register stays dirty (the next iteration may exit
     // before writing it again) and rd is reloaded at once (reloadAfterHelper).
     if (this.loop) return this;
@@ -318,11 +360,11 @@ class Emitter {
   }
   /** After a helper that may have written x[rd] in the STATE block: in a loop, reload its local now. */
   reloadAfterHelper(rd: number): this {
-    if (this.loop && rd !== 0) this.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd).lset(rd - 1);
+    if (this.loop && rd !== 0) this.sb().mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd).lset(rd - 1);
     return this;
   }
   storePc(pc: bigint): this {
-    return this.i32c(0).i64c(pc).mem(OP.i64_store, 3, stateBlock + PC_OFF);
+    return this.sb().i64c(pc).mem(OP.i64_store, 3, stateBlock + PC_OFF);
   }
 
   /** Distinct sets of registers exits write back (bit r = x[r]); exits with the same set share its stores. */
@@ -343,7 +385,11 @@ class Emitter {
     const group = this.groupOf(mask);
     this.i32c(count).lset(L_COUNT);
     // L_SLOT is 0 unless an exit sets it, and an exit is the last thing a run of the block does.
-    if (slot !== 0) this.i32c(slot).lset(L_SLOT);
+    if (slot !== 0) {
+      this.i32c(slot);
+      if (hartRelative) this.c.byte(OP.global_get).u32(G_LINK0).byte(OP.i32_add);
+      this.lset(L_SLOT);
+    }
     // Out of the open ifs (and the loop) to the end of the group's block, where its stores are.
     this.c.byte(OP.br);
     this.exitBrs.push({ at: this.c.length, base: this.depth + (this.loop ? 1 : 0), group });
@@ -411,10 +457,10 @@ class Emitter {
     const region = this.loop.region;
     const j = region ? region.index.get(target) : undefined;
     if (region && j === undefined) throw new Error('goTo: not a block of the region');
-    this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
+    this.sb().mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(count).op(OP.i32_add).lset(L_COUNT);
     this.lget(L_COUNT).i32c(region ? region.lens[j!] : this.loop.maxLen).op(OP.i32_add);
-    this.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
-    this.i32c(0).lget(L_COUNT).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
+    this.sb().mem(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF).op(OP.i32_le_u).ifVoid();
+    this.sb().lget(L_COUNT).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
     if (region && target === this.head && this.ownLoopAt > 0) {
       this.c.byte(OP.br).u32(this.depth - this.ownLoopAt); // this block's own loop
     } else {
@@ -489,7 +535,7 @@ class Emitter {
   }
   /** Exit with the pc the interpreter left in the STATE block. */
   exitStoredPc(count: number): this {
-    this.i32c(0).mem(OP.i64_load, 3, stateBlock + PC_OFF).lset(L_EXITPC);
+    this.sb().mem(OP.i64_load, 3, stateBlock + PC_OFF).lset(L_EXITPC);
     return this.toExit(count, 0);
   }
 
@@ -498,13 +544,13 @@ class Emitter {
     const f = new ByteWriter();
     const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
     // Only what the block's probes use: a block without loads or stores enters with no memory reads.
-    if (this.tlbUsed.has(L_TLBL)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL); }
-    if (this.tlbUsed.has(L_TLBS)) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS); }
-    if (this.tlbUsed.size > 0) { f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG); }
-    if (this.loop?.region) { f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_REGION_ENTRY_OFF); f.byte(OP.local_set).u32(L_ENTRY); }
+    if (this.tlbUsed.has(L_TLBL)) { hartBase(f); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 4); f.byte(OP.local_set).u32(L_TLBL); }
+    if (this.tlbUsed.has(L_TLBS)) { hartBase(f); m(OP.i32_load, 2, stateBlock + TLB_BASES_OFF + 8); f.byte(OP.local_set).u32(L_TLBS); }
+    if (this.tlbUsed.size > 0) { hartBase(f); m(OP.i64_load, 3, stateBlock + TLB_TAGS_OFF + 8); f.byte(OP.local_set).u32(L_TAG); }
+    if (this.loop?.region) { hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_REGION_ENTRY_OFF); f.byte(OP.local_set).u32(L_ENTRY); }
     if (this.loop) {
       for (const r of this.loop.preload) {
-        f.byte(OP.i32_const).i32(0); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
+        hartBase(f); m(OP.i64_load, 3, stateBlock + X_OFF + 8 * r); f.byte(OP.local_set).u32(r - 1);
       }
     }
     // One block per distinct write-back set, innermost first; an exit leaves the
@@ -530,7 +576,7 @@ class Emitter {
       const own = fall ? mask & ~next : mask;
       for (let r = 1; r < 32; r++) {
         if (own & (1 << r)) {
-          f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
+          hartBase(f).byte(OP.local_get).u32(r - 1); m(OP.i64_store, 3, stateBlock + X_OFF + 8 * r);
         }
       }
       if (!fall && p < groups - 1) f.byte(OP.br).u32(groups - 1 - p); // past the other groups' stores
@@ -551,12 +597,12 @@ class Emitter {
         f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
         f.byte(OP.local_get).u32(L_SLOT); m(OP.i64_load, 3, 16);
         f.byte(OP.local_get).u32(L_EXITPC).byte(OP.i64_eq).byte(OP.i32_and);
-        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
         f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add).byte(OP.local_tee).u32(L_COUNT);
         f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
-        f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+        hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
         f.byte(OP.if).byte(0x40);
-        f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_COUNT); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
+        hartBase(f).byte(OP.local_get).u32(L_COUNT); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
         const n = this.directs.length;
         if (n > 0) {
           // br_table on L_DIRECT to arm k (1..n); 0 goes on to the trampoline. An arm
@@ -572,7 +618,7 @@ class Emitter {
             f.byte(OP.end);
             const d = this.directs[k - 1];
             f.byte(OP.local_get).u32(L_SLOT); m(OP.i32_load, 2, 0);
-            f.byte(OP.i32_const).i32(d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
+            pushSlot(f, d.slot).byte(OP.i32_eq).byte(OP.if).byte(0x40);
             f.byte(OP.return_call).u32(d.func);
             f.byte(OP.end);
             if (k < n) f.byte(OP.br).u32(n - k);
@@ -583,7 +629,7 @@ class Emitter {
         f.byte(OP.return_call).u32(IMP.chain);
         f.byte(OP.end);
         // Not chained: L_COUNT holds done + count now; give the exit function the count again.
-        f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+        f.byte(OP.local_get).u32(L_COUNT); hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
         f.byte(OP.i32_sub).byte(OP.local_set).u32(L_COUNT);
         f.byte(OP.end);
       }
@@ -592,8 +638,8 @@ class Emitter {
       f.byte(OP.return_call).u32(this.exits.exitFunc);
       return f.finish();
     }
-    f.byte(OP.i32_const).i32(0).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, stateBlock + PC_OFF);
-    f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+    hartBase(f).byte(OP.local_get).u32(L_EXITPC); m(OP.i64_store, 3, stateBlock + PC_OFF);
+    hartBase(hartBase(f)); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
     f.byte(OP.local_get).u32(L_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
     f.byte(OP.i32_const).i32(0);
     return f.finish();
@@ -615,22 +661,23 @@ export const EXIT_LOCALS: [number, number][] = [[2, I32]];
  * the pc and return to the dispatcher. Params: slot (0: not chainable), exit
  * pc, instructions retired by the block.
  */
-export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Array {
+export function exitFunctionBody(mod: ModuleExits, stateBase: StateBase): Uint8Array {
+  useBase(stateBase);
   const P_SLOT = 0, P_PC = 1, P_COUNT = 2, T_FN = 3, T_E = 4;
   const f = new ByteWriter();
   const m = (opc: number, align: number, off: number) => f.byte(opc).u32(align).u32(off);
   const get = (l: number) => f.byte(OP.local_get).u32(l);
-  f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
-  get(P_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBase + JIT_DONE_OFF);
+  hartBase(hartBase(f)); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
+  get(P_COUNT).byte(OP.i32_add); m(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
   get(P_SLOT).byte(OP.if).byte(0x40);
   {
     // slot.epoch == *slot.epochWord && slot.target == pc && done + slot.len <= budget
     get(P_SLOT); m(OP.i32_load, 2, 4);
     get(P_SLOT); m(OP.i32_load, 2, 12); m(OP.i32_load, 2, 0); f.byte(OP.i32_eq);
     get(P_SLOT); m(OP.i64_load, 3, 16); get(P_PC).byte(OP.i64_eq).byte(OP.i32_and);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
+    hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
     get(P_SLOT); m(OP.i32_load, 2, 8); f.byte(OP.i32_add);
-    f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+    hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
     f.byte(OP.if).byte(0x40);
     get(P_SLOT); m(OP.i32_load, 2, 0); f.byte(OP.local_set).u32(T_FN);
     if (mod.count > 0) {
@@ -638,7 +685,7 @@ export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Arra
       // this module's (slots are not reused before a flush, which stales every link).
       f.byte(OP.block).byte(0x40); // the trampoline path
       for (let i = 0; i < mod.count; i++) f.byte(OP.block).byte(0x40);
-      get(T_FN).byte(OP.i32_const).i32(mod.base).byte(OP.i32_sub);
+      get(T_FN); pushSlot(f, mod.base).byte(OP.i32_sub);
       f.byte(OP.br_table).u32(mod.count);
       for (let i = 0; i < mod.count; i++) f.u32(i);
       f.u32(mod.count);
@@ -654,13 +701,13 @@ export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Arra
     f.byte(OP.if).byte(0x40);
     {
       // The jump cache entry for pc in this privilege's part.
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_JCACHE_BASE_OFF);
+      hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_JCACHE_BASE_OFF);
       get(P_PC).byte(OP.i32_wrap_i64).byte(OP.i32_const).i32(3).byte(OP.i32_shl);
       f.byte(OP.i32_const).i32((JIT_JCACHE_ENTRIES - 1) << 4).byte(OP.i32_and).byte(OP.i32_add).byte(OP.local_tee).u32(T_E);
       m(OP.i64_load, 3, 0); get(P_PC).byte(OP.i64_eq);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_DONE_OFF);
+      hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_DONE_OFF);
       get(T_E); m(OP.i32_load, 2, 12); f.byte(OP.i32_add);
-      f.byte(OP.i32_const).i32(0); m(OP.i32_load, 2, stateBase + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
+      hartBase(f); m(OP.i32_load, 2, stateBlock + JIT_BUDGET_OFF); f.byte(OP.i32_le_u).byte(OP.i32_and);
       f.byte(OP.if).byte(0x40);
       get(T_E); m(OP.i32_load, 2, 8); f.byte(OP.return_call).u32(IMP.chain);
       f.byte(OP.end);
@@ -670,10 +717,10 @@ export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Arra
       f.byte(OP.end);
     }
     f.byte(OP.end);
-    f.byte(OP.i32_const).i32(0); get(P_SLOT); m(OP.i32_store, 2, stateBase + JIT_LAST_EXIT_OFF);
+    hartBase(f); get(P_SLOT); m(OP.i32_store, 2, stateBlock + JIT_LAST_EXIT_OFF);
   }
   f.byte(OP.end);
-  f.byte(OP.i32_const).i32(0); get(P_PC); m(OP.i64_store, 3, stateBase + PC_OFF);
+  hartBase(f); get(P_PC); m(OP.i64_store, 3, stateBlock + PC_OFF);
   f.byte(OP.i32_const).i32(0);
   return f.finish();
 }
@@ -684,13 +731,14 @@ export function exitFunctionBody(mod: ModuleExits, stateBase: number): Uint8Arra
  * core's jitLoadX or jitStoreX and returns what it returned with the JIT flag,
  * so that a call site needs no code of its own to read the flag.
  */
-export function slowPathBodies(stateBase: number): Uint8Array[] {
+export function slowPathBodies(stateBase: StateBase): Uint8Array[] {
+  useBase(stateBase);
   const body = (params: number, helper: number, zeroOld: boolean) => {
     const f = new ByteWriter();
     for (let i = 0; i < params; i++) f.byte(OP.local_get).u32(i);
     if (zeroOld) f.byte(OP.i64_const).i64(0n);
     f.byte(OP.call).u32(helper);
-    f.byte(OP.i32_const).i32(0).byte(OP.i32_load).u32(2).u32(stateBase + JIT_FLAG_OFF);
+    hartBase(f).byte(OP.i32_load).u32(2).u32(stateBlock + JIT_FLAG_OFF);
     return f.finish();
   };
   return [body(3, IMP.loadx, true), body(4, IMP.loadx, false), body(4, IMP.storex, false)];
@@ -714,10 +762,10 @@ type ExpandRvc = (half: number) => number;
  */
 export function translateBlock(
   pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator | null = null,
-  exits: ModuleExits | null = null, stateBase: number = STATE,
+  exits: ModuleExits | null = null, stateBase: StateBase = STATE,
 ): TranslatedBlock | null {
   if (allocLink && exits === null) throw new Error('translateBlock: a chaining block needs its module\'s exit function');
-  stateBlock = stateBase;
+  useBase(stateBase);
   // The second pass reuses the first pass's link slots: one per constant target, one for an indirect jump.
   const link = allocLink && slotPerTarget(allocLink);
   let first = new Emitter(link, pc, null, exits);
@@ -775,8 +823,8 @@ export interface BlockPlan {
  * `starts` (no link slots taken, the code thrown away): its length,
  * registers and exits. Null when it does not translate.
  */
-function analyzeBlock(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: number, starts: Set<bigint>): BlockPlan | null {
-  stateBlock = stateBase;
+function analyzeBlock(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: StateBase, starts: Set<bigint>): BlockPlan | null {
+  useBase(stateBase);
   const e = new Emitter(null, pc, null, exits);
   e.regionStarts = starts;
   const t = emitBlock(e, pc, hpc, read16, expandRvc, MAX_INSNS, false);
@@ -835,7 +883,7 @@ function backEdgeInPage(pc: bigint, hpc: number, read16: Read16, expandRvc: Expa
  * the head of another), bounded; null unless some of them form a cycle (a
  * loop of several blocks) and the head's block translates.
  */
-export function planRegion(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: number = STATE): RegionPlan | null {
+export function planRegion(pc: bigint, hpc: number, read16: Read16, expandRvc: ExpandRvc, exits: ModuleExits, stateBase: StateBase = STATE): RegionPlan | null {
   if (!backEdgeInPage(pc, hpc, read16, expandRvc)) return null;
   const hostOf = (t: bigint) => hpc - Number(pc & 0xfffn) + Number(t & 0xfffn);
   const inPage = (t: bigint) => t >> 12n === pc >> 12n;
@@ -878,9 +926,9 @@ export function planRegion(pc: bigint, hpc: number, read16: Read16, expandRvc: E
  * tail-calls the region (regionEntryBody).
  */
 export function translateRegion(
-  { plans, starts }: RegionPlan, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator, exits: ModuleExits, stateBase: number = STATE,
+  { plans, starts }: RegionPlan, read16: Read16, expandRvc: ExpandRvc, allocLink: LinkAllocator, exits: ModuleExits, stateBase: StateBase = STATE,
 ): { code: Uint8Array; size: CodeSize } {
-  stateBlock = stateBase;
+  useBase(stateBase);
   const link = slotPerTarget(allocLink);
   const preload = new Set<number>();
   const written = new Set<number>();
@@ -911,9 +959,10 @@ export function translateRegion(
 }
 
 /** The entry function of a region's block (its table slot): store the block's index, then tail-call the region. */
-export function regionEntryBody(index: number, regionFunc: number, stateBase: number = STATE): Uint8Array {
+export function regionEntryBody(index: number, regionFunc: number, stateBase: StateBase = STATE): Uint8Array {
+  useBase(stateBase);
   const f = new ByteWriter();
-  f.byte(OP.i32_const).i32(0).byte(OP.i32_const).i32(index).byte(OP.i32_store).u32(2).u32(stateBase + JIT_REGION_ENTRY_OFF);
+  hartBase(f).byte(OP.i32_const).i32(index).byte(OP.i32_store).u32(2).u32(stateBlock + JIT_REGION_ENTRY_OFF);
   f.byte(OP.return_call).u32(regionFunc);
   return f.finish();
 }
@@ -1124,7 +1173,7 @@ function emitSystem(e: Emitter, pc: bigint, k: number): void {
   e.storePc(pc);
   e.i32c(k + 1).call(IMP.system).lset(L_SLOT);
   // The epilogue's bookkeeping: the retired count (jitSystem left the pc).
-  e.i32c(0).i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
+  e.sb().sb().mem(OP.i32_load, 2, stateBlock + JIT_DONE_OFF).i32c(k + 1).op(OP.i32_add).mem(OP.i32_store, 2, stateBlock + JIT_DONE_OFF);
   e.lget(L_SLOT).ifVoid();
   e.lget(L_SLOT).op(OP.return_call).c.u32(IMP.chain);
   e.end();
@@ -1137,8 +1186,8 @@ function emitSystem(e: Emitter, pc: bigint, k: number): void {
  * block now, with rd written).
  */
 function emitHelperFlagExits(e: Emitter, rd: number, pc: bigint, next: bigint, k: number): void {
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
   e.lget(L_VAL).setReg(rd);
@@ -1166,7 +1215,7 @@ function emitFp(e: Emitter, insn: number, rd: number, touchesX: boolean, pc: big
   if (touchesX) e.flushForInterp(rd);
   e.i32c(insn | 0).i32c(k).call(IMP.fp);
   if (touchesX) e.reloadAfterHelper(rd);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   e.exitConst(pc, k + 1);
   e.end();
   // Past here jitFp did not trap, so it found FS on and left it Dirty.
@@ -1204,11 +1253,11 @@ const T_BH = L_FP + 7, T_BL = L_FP + 8, T_SH = L_FP + 9, T_SL = L_FP + 10, T_T =
 /** Push i32: FS Dirty, fflags.NX set and (for rm = 7) frm = RNE. Only rm 0 and 7 may call this. */
 function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
   if (e.fsDirty) e.i32c(1);
-  else e.i32c(0).mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF);
+  else e.sb().mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF);
   if (!needNx && rm === 0) return;
   // fflags and frm as one i64: low word fflags, high word frm (FRM_OFF = FFLAGS_OFF + 4, see test/layout.test.ts).
   const mask = (needNx ? 1n : 0n) | (rm === 7 ? -0x100000000n : 0n);
-  e.i32c(0).mem(OP.i64_load, 3, stateBlock + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
+  e.sb().mem(OP.i64_load, 3, stateBlock + FFLAGS_OFF).i64c(mask).op(OP.i64_and).i64c(needNx ? 1n : 0n).op(OP.i64_eq);
   e.op(OP.i32_and);
 }
 
@@ -1220,11 +1269,11 @@ function emitFastCond(e: Emitter, rm: number, needNx: boolean): void {
  */
 function emitOrderedPair(e: Emitter, dbl: boolean, fa: number, fb: number): void {
   if (dbl) {
-    e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
-    e.i32c(0).mem(OP.f64_load, 3, fb).lset(T_B);
+    e.sb().mem(OP.f64_load, 3, fa).lset(T_A);
+    e.sb().mem(OP.f64_load, 3, fb).lset(T_B);
   } else {
-    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
-    e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    e.sb().mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.sb().mem(OP.i64_load, 3, fb).lset(L_VAL);
     emitBoxedCheck(e, [L_VA, L_VAL]);
     emitS2D(e, L_VA);
     e.lset(T_A);
@@ -1252,7 +1301,7 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
   if (cmp) {
     e.lget(T_A).lget(T_B).op([OP.f64_le, OP.f64_lt, OP.f64_eq][rm]).op(OP.i64_extend_i32_u);
   } else {
-    e.i32c(0).mem(OP.i64_load, 3, fa);
+    e.sb().mem(OP.i64_load, 3, fa);
     if (!dbl) e.op(OP.i64_extend32_s);
   }
   elseJitFpToX(e, insn, rd, pc, k);
@@ -1263,7 +1312,7 @@ function emitFpToXFast(e: Emitter, insn: number, f5: number, rd: number, rs2: nu
 function elseJitFpToX(e: Emitter, insn: number, rd: number, pc: bigint, k: number): void {
   e.else();
   emitFp(e, insn, rd, false, pc, k);
-  e.i32c(0).mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd);
+  e.sb().mem(OP.i64_load, 3, stateBlock + X_OFF + 8 * rd);
   e.end();
   e.setReg(rd);
 }
@@ -1281,9 +1330,9 @@ function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: n
   if (dbl) {
     if (rm === 5 || rm === 6) return false;
     emitFastCond(e, 0, false);
-    if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+    if (rm === 7) e.sb().mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
     e.lset(L_OK);
-    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.sb().mem(OP.i64_load, 3, fa).lset(L_VA);
     emitBoxedCheck(e, [L_VA]);
     emitS2D(e, L_VA);
     e.ltee(T_R).lget(T_R).op(OP.f64_eq).lget(L_OK).op(OP.i32_and).lset(L_OK); // not a NaN
@@ -1291,7 +1340,7 @@ function emitCvtFFFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: n
     if (rm !== 0 && rm !== 7) return false;
     emitFastCond(e, rm, true);
     e.lset(L_OK);
-    e.i32c(0).mem(OP.f64_load, 3, fa).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
+    e.sb().mem(OP.f64_load, 3, fa).op(OP.f32_demote_f64, OP.f64_promote_f32).lset(T_R);
     emitRangeCheck(e, T_R, MIN_SAFE_S, MAX_S);
   }
   emitFastOrSlow(e, insn, rd, pc, k, () => emitStoreF(e, rd, T_R, dbl));
@@ -1315,9 +1364,9 @@ function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2
   emitFastCond(e, rm === 7 ? 7 : 0, false);
   e.lset(L_OK);
   if (dbl) {
-    e.i32c(0).mem(OP.f64_load, 3, fa).lset(T_A);
+    e.sb().mem(OP.f64_load, 3, fa).lset(T_A);
   } else {
-    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.sb().mem(OP.i64_load, 3, fa).lset(L_VA);
     emitBoxedCheck(e, [L_VA]);
     emitS2D(e, L_VA);
     e.lset(T_A);
@@ -1329,7 +1378,7 @@ function emitCvtToIntFast(e: Emitter, insn: number, rd: number, rs1: number, rs2
   e.lget(L_OK).op(OP.i32_and).lset(L_OK);
   // Exact, or NX already set.
   e.lget(T_R).lget(T_A).op(OP.f64_eq);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
+  e.sb().mem(OP.i32_load, 2, stateBlock + FFLAGS_OFF).i32c(1).op(OP.i32_and).op(OP.i32_or);
   e.lget(L_OK).op(OP.i32_and).lset(L_OK);
   e.lget(L_OK).ifI64();
   e.lget(T_R).op(rs2 === 3 ? OP.i64_trunc_f64_u : OP.i64_trunc_f64_s);
@@ -1352,7 +1401,7 @@ function emitCvtFromIntFast(e: Emitter, insn: number, rd: number, rs1: number, r
   else if (rs2 === 1) e.i64c(0xffffffffn).op(OP.i64_and); // WU: zero-extended
   e.lset(L_VAL);
   emitFastCond(e, 0, false);
-  if (rm === 7) e.i32c(0).mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
+  if (rm === 7) e.sb().mem(OP.i32_load, 2, stateBlock + FRM_OFF).i32c(4).op(OP.i32_le_u).op(OP.i32_and);
   // Signed: -lim <= v <= lim, as v + lim <= 2 lim unsigned; unsigned: v <= lim.
   const signed = (rs2 & 1) === 0;
   if (signed) e.lget(L_VAL).i64c(lim).op(OP.i64_add).i64c(2n * lim).op(OP.i64_le_u);
@@ -1399,7 +1448,7 @@ function emitFastOrSlow(e: Emitter, insn: number, rd: number, pc: bigint, k: num
 
 /** Store the f64 local t to f[rd], as binary64 or (dbl false; t exactly a binary32) NaN-boxed binary32. */
 function emitStoreF(e: Emitter, rd: number, t: number, dbl: boolean): void {
-  e.i32c(0).lget(t);
+  e.sb().lget(t);
   if (dbl) {
     e.mem(OP.f64_store, 3, stateBlock + F_OFF + 8 * rd);
   } else {
@@ -1426,7 +1475,7 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
       emitFastCond(e, 0, false);
       e.ifVoid();
     }
-    e.i32c(0).lget(L_VAL);
+    e.sb().lget(L_VAL);
     if (!dbl) e.i64c(0xffffffffn).op(OP.i64_and).i64c(NANBOX).op(OP.i64_or);
     e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
     if (!known) {
@@ -1454,13 +1503,13 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
     // FSGNJ/FSGNJN/FSGNJX: bit operations, no flags and no NaN canonicalisation.
     if (rm > 2) return false;
     const sb = dbl ? -0x8000000000000000n : 0x80000000n;
-    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
-    e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    e.sb().mem(OP.i64_load, 3, fa).lset(L_VA);
+    e.sb().mem(OP.i64_load, 3, fb).lset(L_VAL);
     emitFastCond(e, 0, false);
     e.lset(L_OK);
     if (!dbl) emitBoxedCheck(e, [L_VA, L_VAL]);
     emitFastOrSlow(e, insn, rd, pc, k, () => {
-      e.i32c(0).lget(L_VA).i64c(~sb).op(OP.i64_and);
+      e.sb().lget(L_VA).i64c(~sb).op(OP.i64_and);
       if (rm === 0) e.lget(L_VAL).i64c(sb).op(OP.i64_and);
       else if (rm === 1) e.lget(L_VAL).i64c(sb).op(OP.i64_and).i64c(sb).op(OP.i64_xor);
       else e.lget(L_VA).lget(L_VAL).op(OP.i64_xor).i64c(sb).op(OP.i64_and);
@@ -1475,14 +1524,14 @@ function emitFpFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: numb
   e.lset(L_OK);
   const nat = sqrt ? -1 : dbl ? [OP.f64_add, OP.f64_sub, OP.f64_mul, OP.f64_div][f5] : [OP.f32_add, OP.f32_sub, OP.f32_mul, OP.f32_div][f5];
   if (dbl) {
-    e.i32c(0).mem(OP.f64_load, 3, fa);
+    e.sb().mem(OP.f64_load, 3, fa);
     if (sqrt) e.op(OP.f64_sqrt);
-    else e.i32c(0).mem(OP.f64_load, 3, fb).op(nat);
+    else e.sb().mem(OP.f64_load, 3, fb).op(nat);
     e.lset(T_R);
     emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
   } else {
-    e.i32c(0).mem(OP.i64_load, 3, fa).lset(L_VA);
-    if (!sqrt) e.i32c(0).mem(OP.i64_load, 3, fb).lset(L_VAL);
+    e.sb().mem(OP.i64_load, 3, fa).lset(L_VA);
+    if (!sqrt) e.sb().mem(OP.i64_load, 3, fb).lset(L_VAL);
     emitBoxedCheck(e, sqrt ? [L_VA] : [L_VA, L_VAL]);
     // Native binary32 arithmetic rounds once, as softfloat does.
     e.lget(L_VA).op(OP.i32_wrap_i64, OP.f32_reinterpret_i32);
@@ -1553,11 +1602,11 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
   emitFastCond(e, rm, true);
   e.lset(L_OK);
   if (dbl) {
-    e.i32c(0).mem(OP.f64_load, 3, fr(rs1));
+    e.sb().mem(OP.f64_load, 3, fr(rs1));
     if (negA) e.op(OP.f64_neg);
     e.lset(T_A);
-    e.i32c(0).mem(OP.f64_load, 3, fr(rs2)).lset(T_B);
-    e.i32c(0).mem(OP.f64_load, 3, fr(rs3));
+    e.sb().mem(OP.f64_load, 3, fr(rs2)).lset(T_B);
+    e.sb().mem(OP.f64_load, 3, fr(rs3));
     if (negC) e.op(OP.f64_neg);
     e.lset(T_C);
     emitRangeCheck(e, T_A, 2 ** -480, 2 ** 481, true);
@@ -1589,9 +1638,9 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
     e.lget(T_SH).lget(T_T).op(OP.f64_add).lset(T_R);
     emitRangeCheck(e, T_R, MIN_SAFE_D, MAX_D);
   } else {
-    e.i32c(0).mem(OP.i64_load, 3, fr(rs1)).lset(L_VA);
-    e.i32c(0).mem(OP.i64_load, 3, fr(rs2)).lset(L_VAL);
-    e.i32c(0).mem(OP.i64_load, 3, fr(rs3)).lset(L_EXITPC);
+    e.sb().mem(OP.i64_load, 3, fr(rs1)).lset(L_VA);
+    e.sb().mem(OP.i64_load, 3, fr(rs2)).lset(L_VAL);
+    e.sb().mem(OP.i64_load, 3, fr(rs3)).lset(L_EXITPC);
     emitBoxedCheck(e, [L_VA, L_VAL, L_EXITPC]);
     emitS2D(e, L_VA);
     if (negA) e.op(OP.f64_neg);
@@ -1616,7 +1665,7 @@ function emitFmaFast(e: Emitter, insn: number, rd: number, rs1: number, rs2: num
 function emitFsGuard(e: Emitter, pc: bigint, k: number): void {
   if (e.fsDirty) return;
   e.fsDirty = true;
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + FS_DIRTY_OFF).op(OP.i32_eqz).ifVoid();
   e.storeDirty();
   e.storePc(pc);
   e.i32c(k).call(IMP.interp);
@@ -1630,7 +1679,7 @@ function emitFpLoad(e: Emitter, insn: number, rd: number, rs1: number, dbl: bool
   const box = () => { if (!dbl) e.i64c(-0x100000000n).op(OP.i64_or); };
   emitFsGuard(e, pc, k);
   e.reg(rs1).i64c(immI(insn)).op(OP.i64_add).lset(L_VA);
-  e.i32c(0);
+  e.sb();
   emitProbe(e, L_TLBL, size);
   e.ifI64();
   emitHostAddr(e);
@@ -1638,12 +1687,12 @@ function emitFpLoad(e: Emitter, insn: number, rd: number, rs1: number, dbl: bool
   e.else();
   e.lget(L_VA).i32c(size).i32c(k).call(IMP.load);
   e.lset(L_VAL);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
+    e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).ifVoid();
     e.exitConst(pc, k + 1);
     e.end();
-    e.i32c(0).lget(L_VAL);
+    e.sb().lget(L_VAL);
     box();
     e.mem(OP.i64_store, 3, stateBlock + F_OFF + 8 * rd);
     e.exitConst(next, k + 1);
@@ -1660,17 +1709,17 @@ function emitFpStore(e: Emitter, insn: number, rs1: number, rs2: number, dbl: bo
   const size = dbl ? 8 : 4;
   emitFsGuard(e, pc, k);
   e.reg(rs1).i64c(immS(insn)).op(OP.i64_add).lset(L_VA);
-  e.i32c(0).mem(OP.i64_load, 3, stateBlock + F_OFF + 8 * rs2).lset(L_VAL);
+  e.sb().mem(OP.i64_load, 3, stateBlock + F_OFF + 8 * rs2).lset(L_VAL);
   emitProbe(e, L_TLBS, size);
   e.ifVoid();
   emitHostAddr(e);
   e.lget(L_VAL).mem(dbl ? OP.i64_store : OP.i64_store32, dbl ? 3 : 2, 0);
   e.else();
   e.lget(L_VA).i32c(size).lget(L_VAL).i32c(k).call(IMP.store);
-  e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
+  e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).ifVoid();
   {
     e.i64c(pc).i64c(next);
-    e.i32c(0).mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
+    e.sb().mem(OP.i32_load, 2, stateBlock + JIT_FLAG_OFF).i32c(1).op(OP.i32_eq).op(OP.select);
     e.exitDyn(k + 1);
   }
   e.end();
@@ -1708,7 +1757,7 @@ function emitProbe(e: Emitter, base: number, size: number, va = L_VA): void {
   e.tlbUsed.add(base);
   if (countLookups) {
     const at = stateBlock + LOOKUP_COUNTS_OFF + (base === L_TLBL ? 0 : 8);
-    e.i32c(0).i32c(0).mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
+    e.sb().sb().mem(OP.i64_load, 3, at).i64c(1n).op(OP.i64_add).mem(OP.i64_store, 3, at);
   }
   // e = base + ((va >> 12) & (TLB_SIZE - 1)) * 16, computed on the low 32 bits
   e.lget(base).lget(va).op(OP.i32_wrap_i64).i32c(8).op(OP.i32_shr_u).i32c((TLB_SIZE - 1) << 4).op(OP.i32_and)

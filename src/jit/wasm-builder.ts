@@ -9,7 +9,7 @@ export const F64 = 0x7c;
 export const OP = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d,
   br_table: 0x0e, return: 0x0f, call: 0x10, return_call: 0x12, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b,
-  local_get: 0x20, local_set: 0x21, local_tee: 0x22,
+  local_get: 0x20, local_set: 0x21, local_tee: 0x22, global_get: 0x23,
   i32_load: 0x28, i64_load: 0x29, i32_load8_u: 0x2d, i64_load8_s: 0x30, i64_load8_u: 0x31,
   i64_load16_s: 0x32, i64_load16_u: 0x33, i64_load32_s: 0x34, i64_load32_u: 0x35,
   i32_store: 0x36, i64_store: 0x37, i64_store8: 0x3c, i64_store16: 0x3d, i64_store32: 0x3e,
@@ -161,8 +161,12 @@ export interface FuncBody {
   exportName?: string;
 }
 
-/** Assemble a module: imported memory env.memory, optionally table env.table, imported functions, defined functions. */
-export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: FuncBody[], importTable = false): Uint8Array {
+/**
+ * Assemble a module: imported memory env.memory, optionally table env.table,
+ * imported functions, imported immutable i32 globals env.<name> (global index
+ * in the order given), defined functions.
+ */
+export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: FuncBody[], importTable = false, globals: readonly string[] = []): Uint8Array {
   const out = new ByteWriter().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const section = (id: number, body: ByteWriter) => {
     const b = body.finish();
@@ -173,12 +177,13 @@ export function buildModule(types: FuncType[], imports: ImportFunc[], funcs: Fun
     t.byte(0x60).u32(ft.params.length).bytes(ft.params).u32(ft.results.length).bytes(ft.results);
   }
   section(1, t);
-  const im = new ByteWriter().u32(imports.length + (importTable ? 2 : 1));
+  const im = new ByteWriter().u32(imports.length + globals.length + (importTable ? 2 : 1));
   // The core's memory is shared (harts may run on several threads): a shared
   // import must say so and have a maximum; 65536 pages admits any size.
   im.name('env').name('memory').byte(0x02).byte(0x03).u32(1).u32(MAX_MEMORY_PAGES);
   if (importTable) im.name('env').name('table').byte(0x01).byte(0x70).byte(0x00).u32(1); // funcref table, min 1
   for (const f of imports) im.name(f.module).name(f.name).byte(0x00).u32(f.type);
+  for (const g of globals) im.name('env').name(g).byte(0x03).byte(I32).byte(0x00);
   section(2, im);
   const fs = new ByteWriter().u32(funcs.length);
   for (const f of funcs) fs.u32(f.type);

@@ -41,7 +41,10 @@ const W_MODULES_MADE = 21;
 const W_EMPTY_WAKES = 22;
 const W_FENCES_SKIPPED = 23;
 const W_PAUSES = 24;
-const I32_PER_HART = 25;
+/** Translation batches of other harts this hart put back, and their blocks (Jit.sharing). */
+const W_SHARED = 25;
+const W_SHARED_BLOCKS = 26;
+const I32_PER_HART = 27;
 /** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
 export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
@@ -135,6 +138,9 @@ export interface HartLoopCounts {
   fenceWaitUs: number;
   /** Host time waiting for the device thread to answer device accesses and host calls, us. */
   deviceUs: number;
+  /** Translation modules of other harts put back here instead of translating, and their blocks. */
+  shared: number;
+  sharedBlocks: number;
 }
 
 /** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
@@ -439,6 +445,8 @@ export class HartBoard {
     Atomics.store(this.i32, this.w(h, W_EMPTY_WAKES), c.emptyWakes | 0);
     Atomics.store(this.i32, this.w(h, W_FENCES_SKIPPED), c.fencesSkipped | 0);
     Atomics.store(this.i32, this.w(h, W_PAUSES), c.pauses | 0);
+    Atomics.store(this.i32, this.w(h, W_SHARED), c.shared | 0);
+    Atomics.store(this.i32, this.w(h, W_SHARED_BLOCKS), c.sharedBlocks | 0);
     Atomics.store(this.i64, this.q(h, Q_JIT_US), BigInt(Math.round(c.jitUs)));
     Atomics.store(this.i64, this.q(h, Q_SLEEP_US), BigInt(Math.round(c.sleepUs)));
     Atomics.store(this.i64, this.q(h, Q_FENCE_WAIT_US), BigInt(Math.round(c.fenceWaitUs)));
@@ -447,7 +455,8 @@ export class HartBoard {
   loopCounts(h: number): HartLoopCounts {
     const g = (i: number) => Atomics.load(this.i32, this.w(h, i)) >>> 0;
     return { slices: g(W_SLICES), sleeps: g(W_SLEEPS), emptyWakes: g(W_EMPTY_WAKES), fencesSkipped: g(W_FENCES_SKIPPED), pauses: g(W_PAUSES), translations: g(W_TRANSLATIONS), modules: g(W_MODULES_MADE), jitUs: Number(Atomics.load(this.i64, this.q(h, Q_JIT_US))),
-      sleepUs: Number(Atomics.load(this.i64, this.q(h, Q_SLEEP_US))), fenceWaitUs: Number(Atomics.load(this.i64, this.q(h, Q_FENCE_WAIT_US))), deviceUs: Number(Atomics.load(this.i64, this.q(h, Q_DEVICE_US))) };
+      sleepUs: Number(Atomics.load(this.i64, this.q(h, Q_SLEEP_US))), fenceWaitUs: Number(Atomics.load(this.i64, this.q(h, Q_FENCE_WAIT_US))), deviceUs: Number(Atomics.load(this.i64, this.q(h, Q_DEVICE_US))),
+      shared: g(W_SHARED), sharedBlocks: g(W_SHARED_BLOCKS) };
   }
   jitModules(h: number): number {
     return Atomics.load(this.i32, this.w(h, W_MODULES));

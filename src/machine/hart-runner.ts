@@ -287,7 +287,7 @@ export class HartRunner implements SbiHarts {
   private loopCounts(): HartLoopCounts {
     const js = this.core.jit.stats;
     return { slices: this.slices, sleeps: this.sleeps, emptyWakes: this.emptyWakes, fencesSkipped: this.fencesSkipped, pauses: this.pauses, translations: js.translations, modules: js.modules, jitUs: js.ms * 1000,
-      sleepUs: this.sleepUs, fenceWaitUs: this.fenceWaitUs, deviceUs: this.host.deviceWaitUs?.() ?? 0 };
+      sleepUs: this.sleepUs, fenceWaitUs: this.fenceWaitUs, deviceUs: this.host.deviceWaitUs?.() ?? 0, shared: js.shared, sharedBlocks: js.sharedBlocks };
   }
 
   /** Sleep on this hart's wake word (until woken, or `ms`). */

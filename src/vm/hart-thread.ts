@@ -5,11 +5,12 @@
 // worker through the MMIO mailbox; a failure is flagged on the board and its
 // message posted on the thread's port.
 
-import { workerData, type MessagePort } from 'node:worker_threads';
+import { workerData, BroadcastChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setDefaultBudget } from './tier-budget.js';
 import { CpuCore, type CoreMemory } from '../machine/cpu-core.js';
+import type { SharedBatch } from '../jit/jit.js';
 import { jitRegionsFromEnv } from './jit-env.js';
 import { HartBoard, WHERE_DEVICE, WHERE_RUN, type HartBoardInit } from '../machine/hart-board.js';
 import { HartRunner } from '../machine/hart-runner.js';
@@ -31,6 +32,8 @@ export interface HartThreadData {
   /** The VM's time origin on the wall clock (performance.timeOrigin + the worker's t0), ms. */
   originMs: number;
   port: MessagePort;
+  /** The VM's channel on which its hart threads offer each other their translations (null: not shared). */
+  jitChannel: string | null;
 }
 
 // As in the VM's worker: fewer lukewarm translated blocks go to V8's optimising compiler.
@@ -93,6 +96,7 @@ try {
     hostTime: nowTicks,
   }, { memory: data.memory, hart });
   core.jit.regions = jitRegionsFromEnv();
+  if (data.jitChannel !== null) shareTranslations(core, data.jitChannel);
   runner = new HartRunner(core, board, {
     nowTicks: () => BigInt(nowTicks()),
     consoleWrite: (length) => {
@@ -113,3 +117,24 @@ try {
   }
 }
 data.port.close();
+
+/**
+ * Offer this hart's translations to the VM's other hart threads and take
+ * theirs (Jit.sharing): a posted WebAssembly.Module shares its compiled code.
+ * The channel is read between slices, without waiting.
+ */
+function shareTranslations(core: CpuCore, name: string): void {
+  const channel = new BroadcastChannel(name);
+  // Not kept alive by it: the thread ends when its hart does.
+  channel.unref();
+  core.jit.sharing = {
+    send: (b) => channel.postMessage(b),
+    receive: () => {
+      const got: SharedBatch[] = [];
+      // (Node reads a BroadcastChannel like a port here; its typings name only MessagePort)
+      const port = channel as unknown as MessagePort;
+      for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) got.push(m.message as SharedBatch);
+      return got;
+    },
+  };
+}

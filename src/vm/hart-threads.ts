@@ -7,6 +7,8 @@
 // parallel VM looks exactly like a phase-1 VM to snapshots and statistics.
 
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { jitShareFromEnv } from './jit-env.js';
 import type { VirtMachine } from '../machine/virt.js';
 import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_START_PENDING, HSM_SUSPENDED, WHERE_NAMES } from '../machine/hart-board.js';
 import type { HartReport } from '../machine/harts.js';
@@ -36,7 +38,7 @@ export function hartLoopLine(h: number, c: HartLoopCounts, busyUs: number): stri
   const f = (n: number) => n.toLocaleString('en-US');
   return `  hart ${h} loop${' '.repeat(Math.max(1, 11 - String(h).length))}${f(c.slices)} slices, ${f(c.sleeps)} sleeps (${f(c.emptyWakes)} woken for nothing), ${f(c.translations)} translations in ${f(c.modules)} modules, ` +
     `${f(Math.round(c.jitUs / 1000))} ms translating, ${f(Math.round(busyUs / 1000))} ms in slices; ${f(c.fencesSkipped)} remote fences to sleeping harts not waited for; ` +
-    `waited ${f(Math.round(c.fenceWaitUs / 1000))} ms for fence acknowledgements, ${f(Math.round(c.deviceUs / 1000))} ms for devices; ${f(Math.round(c.sleepUs / 1000))} ms asleep; ${f(c.pauses)} slices ended by PAUSE`;
+    `waited ${f(Math.round(c.fenceWaitUs / 1000))} ms for fence acknowledgements, ${f(Math.round(c.deviceUs / 1000))} ms for devices; ${f(Math.round(c.sleepUs / 1000))} ms asleep; ${f(c.pauses)} slices ended by PAUSE; ${f(c.sharedBlocks)} translations in ${f(c.shared)} modules taken from other harts`;
 }
 
 export class HartThreads {
@@ -71,11 +73,13 @@ export class HartThreads {
     this.baseInstret = m.core.instret;
     const ecallHookMask = Number(m.core.exports.cpuStateGet(F_ECALL_HOOK));
     const url = new URL('./hart-thread.js', import.meta.url);
+    // One channel per VM (a daemon's VMs each have their own), named at random.
+    const jitChannel = n > 1 && opts.jit && jitShareFromEnv() ? `tsvisor-jit-${randomUUID()}` : null;
     for (let h = 0; h < n; h++) {
       const { port1, port2 } = new MessageChannel();
       const data: HartThreadData = {
         wasmPath: opts.wasmPath, memory: m.core.memory, ramSize: m.core.ramSize, hart: h, board: init, mailbox,
-        doorbell: opts.doorbell, jit: opts.jit, ecallHookMask, panicVas: opts.panicVas, originMs: opts.originMs, port: port2,
+        doorbell: opts.doorbell, jit: opts.jit, ecallHookMask, panicVas: opts.panicVas, originMs: opts.originMs, port: port2, jitChannel,
       };
       const w = new Worker(url, { workerData: data, transferList: [port2] });
       // The VM's worker never returns to its event loop while the guest runs, and must be able to end without them.

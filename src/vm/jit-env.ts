@@ -3,6 +3,9 @@
 // TSVISOR_JIT_REGIONS=off|user|all: which code may be translated as regions
 // (Jit.regions; user by default).
 //
+// TSVISOR_JIT_SHARE=off: each hart thread of a multi-hart VM translates for
+// itself instead of taking the other harts' translations (Jit.sharing).
+//
 // TSVISOR_JIT_DUMP=DIR: write each module of translated code to DIR as
 // mNNNNN.wasm with mNNNNN.txt listing its blocks' guest pcs (block i is the
 // module's export `bi`), for reading the code the translator makes (binaryen's
@@ -30,4 +33,9 @@ export function jitDumper(dir: string): (bytes: Uint8Array, vas: bigint[]) => vo
 export function jitRegionsFromEnv(): 'user' | 'all' | 'off' {
   const v = process.env.TSVISOR_JIT_REGIONS;
   return v === 'off' || v === 'all' ? v : 'user';
+}
+
+/** Hart threads share their translations unless TSVISOR_JIT_SHARE=off. */
+export function jitShareFromEnv(): boolean {
+  return process.env.TSVISOR_JIT_SHARE !== 'off';
 }
