@@ -21,14 +21,14 @@ function sample(): CachedBatch[] {
   return [
     {
       slot: 16, link: 0,
-      links: [{ target: 0xffffffff80001000n, dynamic: false }, { target: 0n, dynamic: true }],
+      links: [{ target: 0xffffffff80001000n, dynamic: false, local: false }, { target: 0n, dynamic: true, local: false }, { target: 0xffffffff80001040n, dynamic: false, local: true }],
       blocks: [
         { va: 0xffffffff80001000n, off: 0x1000, lo: 0x1000, bytes: code(40, 1), insns: 12 },
         { va: 0x2000n, off: 0x2000, lo: 0x2000, bytes: new Uint8Array(0), insns: 0 },
       ],
       module: code(300, 9),
     },
-    { slot: 18, link: 2, links: [], blocks: [{ va: 0x80003000n, off: 0x3010, lo: 0x3000, bytes: code(64, 2), insns: 20 }], module: code(100, 3) },
+    { slot: 18, link: 3, links: [], blocks: [{ va: 0x80003000n, off: 0x3010, lo: 0x3000, bytes: code(64, 2), insns: 20 }], module: code(100, 3) },
   ];
 }
 
@@ -88,7 +88,7 @@ test('a batch is used only while every guest byte it came from is unchanged', ()
   assert.equal(w.claim(b), true);
   assert.equal(w.claim({ ...b, slot: 17, link: 5, links: [] }), false);
   assert.equal(w.claim({ ...b, slot: 100, link: 1 }), false, 'overlapping link slots');
-  assert.equal(w.claim({ ...b, slot: 100, link: 2 }), true);
+  assert.equal(w.claim({ ...b, slot: 100, link: 3 }), true);
 });
 
 test('the cache key follows the guest and the translator build; --jit-cache and TSVISOR_JIT_CACHE decide whether it is used', () => {

@@ -6,13 +6,13 @@
 
 import {
   STATE, PC_OFF, JIT_FLAG_OFF, JIT_QUEUE_OFF, JIT_QUEUE_MAX, JIT_HASH, JIT_HASH_SIZE, JIT_HOT, JIT_HOT_SIZE,
-  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
+  PAGE_GEN, CODE_PAGE, RAM_HOST, JIT_LAST_EXIT_OFF, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_CODE_EPOCH_OFF, JIT_DONE_OFF, JIT_URGENT_OFF, JIT_BUDGET_OFF,
 } from './state';
 import { pc, priv, trapped, breakBatch, ramSize, instret, exitReason, mstatus, curInsnBits, MS_FS, EXC_ILLEGAL, PRV_U } from './hart';
 import { execFp } from './fpu';
 import { markFsDirty } from './csr';
 import { raiseException, takePendingException, updateTimerLines, pendingInterrupt } from './trap';
-import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpLinkEpoch, noteLinkTarget, noteJcacheFill, RAM_BASE } from './mmu';
+import { loadSlow, storeSlow, tlbFetch, tagFetch, protectCodePage, retireCodePage, bumpCodeLinkEpoch, noteLinkTarget, noteJcacheFill, RAM_BASE } from './mmu';
 import { count, CNT_RELINK, CNT_JIT_INTERP, CNT_JIT_AMO, CNT_JIT_CSR, CNT_JIT_SYSTEM, CNT_JIT_ONWARD } from './counters';
 import { execute, amo, csrInsn, mulh, mulhsu, mulhu, div64, divu64, rem64, remu64, div32, divu32, rem32, remu32 } from './exec';
 import { jitHashAt, jitHotAt, stateAt } from './hart-area';
@@ -91,15 +91,16 @@ const URGENT_AFTER: i32 = 1024;
     return; // the exit's constant target must be this block
   }
   count(CNT_RELINK);
-  noteLinkTarget(va);
+  // (a page flush need not unlink a link within a page: see JIT_CODE_EPOCH_OFF)
+  if (load<u32>(slot, 28) == 0) noteLinkTarget(va);
   linkSlot(slot, e);
 }
 
 /** Point link slot `slot` at block-cache entry `e` (its table slot and length), valid in this epoch. */
 @inline function linkSlot(slot: u32, e: u32): void {
   // The target was found through the fetch TLB of this privilege: a user block's link
-  // follows the user epoch (see JIT_USER_EPOCH_OFF).
-  const ep = stateAt() + (priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
+  // follows the user epoch (see JIT_USER_EPOCH_OFF), one within the exit's page the code epoch.
+  const ep = stateAt() + (load<u32>(slot, 28) != 0 ? JIT_CODE_EPOCH_OFF : priv == PRV_U ? JIT_USER_EPOCH_OFF : JIT_EPOCH_OFF);
   store<u32>(slot, load<u32>(e, 16));
   store<u32>(slot, load<u32>(ep), 4);
   store<u32>(slot, load<u32>(e, 20), 8);
@@ -226,7 +227,7 @@ export function jitFlushAll(): void {
 
 /** Forget every translation; the block cache, hot counts and code pages are cleared if `clearTables` and anything was put in them (see jitTablesUsed). */
 export function jitForget(clearTables: bool): void {
-  bumpLinkEpoch();
+  bumpCodeLinkEpoch();
   store<u32>(stateAt() + JIT_LAST_EXIT_OFF, 0);
   if (clearTables && jitTablesUsed) {
     jitTablesUsed = false;

@@ -55,6 +55,14 @@ export const JIT_EPOCH_OFF: u32 = 0x111c;
  * translations: a link slot holds the address of the epoch word it follows.
  */
 export const JIT_USER_EPOCH_OFF: u32 = 0x112c;
+/**
+ * The epoch of links whose target is in the exit's own page (a block lies in
+ * one page): a TLB flush cannot stale them, since the block that exits is
+ * only entered while its page maps where it was translated from, and then so
+ * does the target. Bumped with the others on everything else (retired code,
+ * FENCE.I, a cache flush), never alone.
+ */
+export const JIT_CODE_EPOCH_OFF: u32 = 0x1154;
 /** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
 export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 /** Set when a hot loop was queued: the host translates at once instead of batching. */
@@ -138,7 +146,10 @@ export const CODE_PAGE: u32 = 0x600000;
 /** Block cache: 2-way set associative, 32-byte entries {hpc u32, pad u32, vpc u64, fn u32, len u32, gen u32, page u32}. */
 export const JIT_HASH: u32 = 0x800000;
 export const JIT_HASH_SIZE: u32 = 65536;
-/** Link slots, 32 bytes each {fn u32, epoch u32, len u32, epoch word address u32, target u64, dynamic u32}, allocated by the host. */
+/**
+ * Link slots, 32 bytes each {fn u32, epoch u32, len u32, epoch word address u32, target u64, dynamic u32,
+ * local u32 (the target is in the exit's page: see JIT_CODE_EPOCH_OFF)}, allocated by the host.
+ */
 export const JIT_LINKS: u32 = 0xa00000;
 export const JIT_LINKS_MAX: u32 = 0x20000;
 /**

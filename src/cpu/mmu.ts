@@ -15,7 +15,7 @@
 // watched by a trigger (./triggers) are not cached for the watched kind.
 
 import {
-  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF,
+  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_CODE_EPOCH_OFF,
   JIT_JCACHE_OFF, JIT_JCACHE_ENTRIES, JIT_JCACHE_BASE_OFF,
   MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
@@ -47,7 +47,13 @@ const JCACHE_PART: u32 = JIT_JCACHE_ENTRIES << 4;
   else jcacheSuperUsed = true;
 }
 
-/** Links between translated blocks assume the current mappings and code: invalidate them all. */
+/** Links between translated blocks assume the current code: invalidate them all (also those within a page). */
+export function bumpCodeLinkEpoch(): void {
+  store<u32>(stateAt() + JIT_CODE_EPOCH_OFF, load<u32>(stateAt() + JIT_CODE_EPOCH_OFF) + 1);
+  bumpLinkEpoch();
+}
+
+/** Links between translated blocks assume the current mappings: invalidate those into other pages. */
 export function bumpLinkEpoch(): void {
   store<u32>(stateAt() + JIT_EPOCH_OFF, load<u32>(stateAt() + JIT_EPOCH_OFF) + 1);
   if (jcacheSuperUsed) {
@@ -338,7 +344,7 @@ export function retireCodePage(pg: u32): void {
   breakBatch = true;
   count(CNT_CODE_RETIRE);
   count(CNT_UNLINK_CODE);
-  bumpLinkEpoch();
+  bumpCodeLinkEpoch();
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);
   store<u32>(g, load<u32>(g) + 1);

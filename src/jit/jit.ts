@@ -428,7 +428,7 @@ export class Jit {
         continue;
       }
       const dv = new DataView(this.memory.buffer);
-      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (b.link + i), l.target, l.dynamic));
+      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (b.link + i), l));
       this.stats.modules++;
       this.liveModules++;
       this.ensureSlots(b.slot + b.blocks.length);
@@ -481,7 +481,7 @@ export class Jit {
       const slot0 = this.nextSlot;
       const inst = new WebAssembly.Instance(b.module, this.relativeImports(slot0, this.nextLink));
       const dv = new DataView(this.memory.buffer);
-      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (this.nextLink + i), l.target, l.dynamic));
+      b.links.forEach((l, i) => this.initLink(dv, this.hartOff + JIT_LINKS + 32 * (this.nextLink + i), l));
       this.nextLink += b.links.length;
       this.nextSlot += slots;
       this.ensureSlots(this.nextSlot);
@@ -514,13 +514,14 @@ export class Jit {
   }
 
   /** A link slot as allocated: never current until the dispatcher links it. */
-  private initLink(dv: DataView, addr: number, target: bigint, dynamic: boolean): void {
+  private initLink(dv: DataView, addr: number, { target, dynamic, local }: CachedLink): void {
     dv.setUint32(addr, 0, true); // fn
     dv.setUint32(addr + 4, 0xffffffff, true); // epoch: never current until linked
     dv.setUint32(addr + 8, 0, true); // len
     dv.setUint32(addr + 12, this.hartOff + STATE + JIT_EPOCH_OFF, true); // the epoch word it follows (set again when linked)
     dv.setBigUint64(addr + 16, target, true);
     dv.setUint32(addr + 24, dynamic ? 1 : 0, true); // dynamic: the dispatcher sets the target when it links
+    dv.setUint32(addr + 28, local ? 1 : 0, true); // local: in the exit's page, immune to TLB flushes (JIT_CODE_EPOCH_OFF)
   }
 
   /** Translate `heads` into one module and install what translated. */
@@ -535,6 +536,8 @@ export class Jit {
     const linkStart = this.nextLink;
     const links: CachedLink[] = [];
     let linksRanOut = false;
+    /** The head being translated (its links to targets in its page are local). */
+    let headVa = 0n;
     const allocLink = (target: bigint, dynamic = false): number => {
       // Out of link slots: this exit returns to the dispatcher, and the next drain starts afresh.
       if (this.nextLink >= JIT_LINKS_MAX) {
@@ -543,8 +546,10 @@ export class Jit {
         return 0;
       }
       const addr = this.hartOff + JIT_LINKS + 32 * this.nextLink++;
-      this.initLink(dv, addr, target, dynamic);
-      if (warm || relative) links.push({ target, dynamic });
+      // Every block (and region) lies in its head's page.
+      const link: CachedLink = { target, dynamic, local: !dynamic && target >> 12n === headVa >> 12n };
+      this.initLink(dv, addr, link);
+      if (warm || relative) links.push(link);
       return relative ? JIT_LINKS + 32 * (this.nextLink - 1 - linkStart) : addr;
     };
     const u8 = new Uint8Array(buf);
@@ -590,6 +595,7 @@ export class Jit {
     const regionFns: FuncBody[] = [];
     const extras: { va: bigint; hpc: number; len: number; body: FuncBody }[] = [];
     for (const { va, hpc } of heads) {
+      headVa = va;
       // Not with the warm-start cache (it checks each block's guest bytes on its own).
       const regionWanted = this.regions === 'all' || (this.regions === 'user' && va < KERNEL_HALF);
       const minRuns = urgent ? URGENT_REGION_RUNS : REGION_MIN_RUNS;

@@ -31,6 +31,8 @@ export interface CachedBlock {
 export interface CachedLink {
   target: bigint;
   dynamic: boolean;
+  /** The target is in the page of the block that exits (it follows the code epoch: JIT_CODE_EPOCH_OFF). */
+  local: boolean;
 }
 
 export interface CachedBatch {
@@ -157,7 +159,7 @@ export function encodeBatches(buildId: Uint8Array, batches: CachedBatch[]): Uint
     w.u32(b.links.length);
     for (const l of b.links) {
       w.u64(l.target);
-      w.u32(l.dynamic ? 1 : 0);
+      w.u32((l.dynamic ? 1 : 0) | (l.local ? 2 : 0));
     }
     w.u32(b.blocks.length);
     for (const k of b.blocks) {
@@ -190,9 +192,9 @@ export function decodeBatches(file: Uint8Array, buildId: Uint8Array, ramSize: nu
       const links: CachedLink[] = [];
       for (let j = 0; j < nl; j++) {
         const target = r.u64();
-        const dyn = r.u32();
-        if (dyn > 1) return `batch ${i}: bad link`;
-        links.push({ target, dynamic: dyn === 1 });
+        const flags = r.u32();
+        if (flags > 2) return `batch ${i}: bad link`; // (a dynamic link is never local)
+        links.push({ target, dynamic: (flags & 1) !== 0, local: (flags & 2) !== 0 });
       }
       const nb = r.u32();
       if (nb === 0 || nb > MAX_BLOCKS) return `batch ${i}: ${nb} blocks`;
