@@ -39,6 +39,30 @@ test('fence tickets are acknowledged across the int32 wrap of the request counte
   }
 });
 
+test('a remote TLB fence carries its range: one range is flushed as such, two or one without a range flush everything', () => {
+  const b = new HartBoard(HartBoard.create(2));
+  const r1 = { start: 0xffff_ffd6_0000_3000n, size: 0x2000n };
+  const take = () => (b.takeFenceKind(1) & FENCE_TLB ? b.takeFenceRange(1) : 'no TLB fence');
+  b.requestFence(1, true, r1);
+  assert.deepEqual(take(), r1, 'one range, with its upper-half address intact');
+  b.requestFence(1, true, r1);
+  b.requestFence(1, true, { start: 0x1000n, size: 0x1000n });
+  assert.equal(take(), null, 'two ranges: everything');
+  b.requestFence(1, true, r1);
+  b.requestFence(1, true);
+  assert.equal(take(), null, 'a range and a fence of everything: everything');
+  b.requestFence(1, true);
+  b.requestFence(1, true, r1);
+  assert.equal(take(), null, 'everything, then a range: everything');
+  b.requestFence(1, false);
+  assert.equal(take(), 'no TLB fence', 'fence.i asks for no TLB flush');
+  b.requestFence(1, true, r1);
+  b.requestFence(1, false);
+  assert.deepEqual(take(), r1, 'a fence.i leaves the range alone');
+  b.requestFence(1, true, r1);
+  assert.deepEqual(take(), r1, 'each look starts afresh');
+});
+
 test('the panic watch and the translation drop reach a hart through the board', () => {
   const b = new HartBoard(HartBoard.create(2));
   const w0 = b.panicWatchWord();

@@ -13,7 +13,7 @@ import { raiseException, effectiveMip } from './trap';
 import {
   load8, load16, load32, load64, store8, store16, store32, store64, fetchInsn, translate, translateAmo, hostOf,
   amoHostFast, loadHostFast, physOfHost,
-  tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD, bumpCodeLinkEpoch, hartThreads,
+  tlbFlushAll, tlbFlushPage, tlbFlushAsid, updateTlbSets, ACC_LOAD, fenceICode, hartThreads,
 } from './mmu';
 import { csrRead, csrWrite, markFsDirty } from './csr';
 import { expandCompressed } from './rvc';
@@ -336,7 +336,7 @@ export function execute(): void {
       // translation of the page through the shared page generation, but this hart's
       // links between blocks follow its own epoch.
       if (f3 == 1 && hartThreads) {
-        bumpCodeLinkEpoch();
+        fenceICode();
         breakBatch = true;
       }
       if (insn == PAUSE && hartCount > 1 && exitReason == EXIT_NONE) {

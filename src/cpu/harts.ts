@@ -8,7 +8,7 @@ import { STATE, X_OFF, F_OFF, FFLAGS_OFF, FRM_OFF, HART_CTX, HART_CTX_SIZE, HART
 import { cpuStateGet, cpuStateSet, cpuStateFieldCount } from './persist';
 import { reservation, breakBatch, currentTime, MS_FS, mstatus, MIP_MTIP, MIP_STIP, MIP_MSIP } from './hart';
 import { FS_DIRTY_OFF } from './state';
-import { tlbFlushAll, updateTlbSets, bumpCodeLinkEpoch } from './mmu';
+import { tlbFlushAll, updateTlbSets, bumpCodeLinkEpoch, fenceICode } from './mmu';
 import { curHart, hartCount, setCurHart, setHartCount, slotBase, F_MTIMECMP, F_MSIP } from './hart-slots';
 import { stateAt } from './hart-area';
 
@@ -103,6 +103,12 @@ export function hartAdopt(h: u32): void {
 /** Translated code stops following its links (another thread retired code this hart may have linked into). */
 export function hartUnlinkAll(): void {
   bumpCodeLinkEpoch();
+  breakBatch = true;
+}
+
+/** A FENCE.I another hart asked of this one (SBI RFENCE): see fenceICode. */
+export function hartFenceI(): void {
+  fenceICode();
   breakBatch = true;
 }
 

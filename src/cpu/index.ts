@@ -11,7 +11,7 @@ import { pmpReset } from './pmp';
 import { hartsReset } from './harts';
 export {
   hartSetCount, hartCurrent, hartSwitch, hartSaveTo, hartFieldGet, hartFieldSet, hartMipBits, hartWakeable, hartDeadline,
-  hartRegGet, hartRegSet, hartAdopt, hartUnlinkAll,
+  hartRegGet, hartRegSet, hartAdopt, hartUnlinkAll, hartFenceI,
 } from './harts';
 export { setHartThreads } from './mmu';
 import { trigReset, trigHostSet, trigHostHit, trigHitAddr, trigHitSize, trigHitKind, trigGet } from './triggers';
@@ -20,7 +20,7 @@ import { execute, EXIT_NONE, EXIT_HOST } from './exec';
 export { rvcExpand } from './exec';
 import { takePendingException, updateTimerLines, checkInterrupts, trapsFromUser } from './trap';
 import { csrRead, csrWrite } from './csr';
-import { tlbFlushAll, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
+import { tlbFlushAll, tlbFlushPage, updateTlbSets, fetchInsn, dirtyLogRestart as mmuDirtyLogRestart } from './mmu';
 import { STATE, STATE_SIZE, PC_OFF, JIT_FLAG_OFF, JIT_DONE_OFF, JIT_BUDGET_OFF, JIT_LAST_EXIT_OFF, HART_ATTN_OFF } from './state';
 import { bpHit, bpTake } from './breakpoints';
 import { count, CNT_DISPATCH, CNT_HEAD_MISS, CNT_CHAIN_TRAP, CNT_CHAIN_BREAK } from './counters';
@@ -270,6 +270,22 @@ export function hostWriteCsr(csr: u32, v: u64): void {
   updateTlbSets();
 }
 export function flushTlb(): void { tlbFlushAll(); }
+/** Pages a remote sfence.vma flushes one by one (Linux's own threshold for a full flush is 64). */
+const FENCE_RANGE_PAGES: u64 = 64;
+/**
+ * A remote sfence.vma of [start, start + size) (SBI RFENCE, any ASID): as an
+ * sfence.vma of each page (tlbFlushPage: that page in every context, links into
+ * it only); an empty or larger range flushes everything.
+ */
+export function flushTlbRange(start: u64, size: u64): void {
+  const first = start >> 12;
+  const end = (start + size + 0xfff) >> 12;
+  if (size == 0 || end <= first || end - first > FENCE_RANGE_PAGES) {
+    tlbFlushAll();
+    return;
+  }
+  for (let p = first; p < end; p++) tlbFlushPage(p << 12);
+}
 /** Live migration: clear the dirty page map and the store TLB (see DIRTY_PAGE). */
 export function dirtyLogRestart(): void { mmuDirtyLogRestart(); }
 

@@ -63,6 +63,8 @@ export const JIT_USER_EPOCH_OFF: u32 = 0x112c;
  * FENCE.I, a cache flush), never alone.
  */
 export const JIT_CODE_EPOCH_OFF: u32 = 0x1154;
+/** CODE_RETIRES as this hart last dropped all its links (see fenceICode in mmu.ts). */
+export const JIT_RETIRES_SEEN_OFF: u32 = 0x1158;
 /** Link slot of the last exit that could not chain (the dispatcher fills it), or 0. */
 export const JIT_LAST_EXIT_OFF: u32 = 0x1120;
 /** Set when a hot loop was queued: the host translates at once instead of batching. */
@@ -132,6 +134,13 @@ export const DEBUG_BP_MAX: u32 = 64;
  */
 export const HART_CTX: u32 = 0x181000;
 export const HART_CTX_SIZE: u32 = 0x1000;
+/**
+ * Shared by every hart: u32, how many times any hart retired a page of
+ * translated code (retireCodePage). A FENCE.I drops a hart's links only if it
+ * moved since the hart last did (Linux fences every hart's instruction fetch
+ * for each new executable page it maps, most of them never translated).
+ */
+export const CODE_RETIRES: u32 = 0x189000;
 export const HART_CTX_MAX: u32 = 8;
 export const HART_CTX_X_OFF: u32 = 0x800;
 export const HART_CTX_F_OFF: u32 = 0x900;

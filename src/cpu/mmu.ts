@@ -15,7 +15,7 @@
 // watched by a trigger (./triggers) are not cached for the watched kind.
 
 import {
-  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_CODE_EPOCH_OFF,
+  TLB_BASE, TLB_SIZE, RAM_HOST, STATE, TLB_BASES_OFF, TLB_TAGS_OFF, PAGE_GEN, CODE_PAGE, JIT_EPOCH_OFF, JIT_USER_EPOCH_OFF, JIT_CODE_EPOCH_OFF, JIT_RETIRES_SEEN_OFF, CODE_RETIRES,
   JIT_JCACHE_OFF, JIT_JCACHE_ENTRIES, JIT_JCACHE_BASE_OFF,
   MMIO_FAULT_OFF, WALK_COUNTS_OFF, LOOKUP_COUNTS_OFF, DIRTY_PAGE, LINK_PAGES_OFF, LINK_PAGES_BITS, ASID_TABLE_OFF, ASID_COUNT,
 } from './state';
@@ -49,8 +49,21 @@ const JCACHE_PART: u32 = JIT_JCACHE_ENTRIES << 4;
 
 /** Links between translated blocks assume the current code: invalidate them all (also those within a page). */
 export function bumpCodeLinkEpoch(): void {
+  // (read first: a page retired from now on counts for the next FENCE.I)
+  store<u32>(stateAt() + JIT_RETIRES_SEEN_OFF, atomic.load<u32>(CODE_RETIRES));
   store<u32>(stateAt() + JIT_CODE_EPOCH_OFF, load<u32>(stateAt() + JIT_CODE_EPOCH_OFF) + 1);
   bumpLinkEpoch();
+}
+
+/**
+ * FENCE.I with harts on threads of their own (the instruction, or asked of this
+ * hart by another through SBI): a store by another hart retired its
+ * translations of a page through the shared page generation, but this hart's
+ * links between blocks, and its jump cache, follow its own epochs. Dropped
+ * only if some hart retired code since this one last dropped them.
+ */
+export function fenceICode(): void {
+  if (atomic.load<u32>(CODE_RETIRES) != load<u32>(stateAt() + JIT_RETIRES_SEEN_OFF)) bumpCodeLinkEpoch();
 }
 
 /** Links between translated blocks assume the current mappings: invalidate those into other pages. */
@@ -344,6 +357,7 @@ export function retireCodePage(pg: u32): void {
   breakBatch = true;
   count(CNT_CODE_RETIRE);
   count(CNT_UNLINK_CODE);
+  atomic.add<u32>(CODE_RETIRES, 1);
   bumpCodeLinkEpoch();
   store<u8>(CODE_PAGE + pg, 0);
   const g = PAGE_GEN + (pg << 2);

@@ -44,6 +44,7 @@ interface CoreExports {
   hostReadCsr(csr: number): bigint;
   hostWriteCsr(csr: number, v: bigint): void;
   flushTlb(): void;
+  flushTlbRange(start: bigint, size: bigint): void;
   dirtyLogRestart(): void;
   setJitEnabled(on: number): void;
   setOrderingFences(on: number): void;
@@ -80,6 +81,7 @@ interface CoreExports {
   hartAdopt(h: number): void;
   /** Drop every link between translated blocks of this instance. */
   hartUnlinkAll(): void;
+  hartFenceI(): void;
   /** Harts run on threads of their own: code protection reaches every hart area's store TLB. */
   setHartThreads(on: number): void;
 }

@@ -44,7 +44,17 @@ const W_PAUSES = 24;
 /** Translation batches of other harts this hart put back, and their blocks (Jit.sharing). */
 const W_SHARED = 25;
 const W_SHARED_BLOCKS = 26;
-const I32_PER_HART = 27;
+/** The range of the TLB fences asked of the hart since it last looked (RANGE_*; the range is in Q_FENCE_START/SIZE). */
+const W_FENCE_RANGE = 27;
+const I32_PER_HART = 28;
+/**
+ * W_FENCE_RANGE: no range noted (a TLB fence then flushes everything), one
+ * being written, one noted, or more than one (everything).
+ */
+const RANGE_NONE = 0;
+const RANGE_WRITING = 1;
+const RANGE_SET = 2;
+const RANGE_ALL = 3;
 /** Where hart h's fence request and acknowledgement counters are (i32 index h * perHart + req/ack; tests set them near the wrap). */
 export const FENCE_WORDS = { perHart: I32_PER_HART, req: W_FENCE_REQ, ack: W_FENCE_ACK } as const;
 // i64 words per hart
@@ -67,7 +77,10 @@ const Q_JIT_US = 12;
 const Q_SLEEP_US = 13;
 const Q_FENCE_WAIT_US = 14;
 const Q_DEVICE_US = 15;
-const I64_PER_HART = 16;
+/** The range of a TLB fence (see W_FENCE_RANGE): virtual address and size in bytes. */
+const Q_FENCE_START = 16;
+const Q_FENCE_SIZE = 17;
+const I64_PER_HART = 18;
 // i32 words of the VM, after the harts'
 const G_HOLD = 0;
 const G_EXIT = 1;
@@ -141,6 +154,12 @@ export interface HartLoopCounts {
   /** Translation modules of other harts put back here instead of translating, and their blocks. */
   shared: number;
   sharedBlocks: number;
+}
+
+/** The pages a remote sfence.vma asks for (SBI RFENCE): virtual address and size in bytes (u64 as the guest passed them). */
+export interface FenceRange {
+  start: bigint;
+  size: bigint;
 }
 
 /** Fence kinds: flush the TLB (sfence.vma; also drops links), or only drop links between translated blocks (fence.i). */
@@ -281,9 +300,12 @@ export class HartBoard {
 
   // ---- remote fences ----
 
-  /** Ask hart h to flush its TLB (`tlb`) or only its links (fence.i); returns the ticket its acknowledgement must reach. */
-  requestFence(h: number, tlb: boolean): number {
-    const t = this.postFence(h, tlb);
+  /**
+   * Ask hart h to flush its TLB (`tlb`: the pages of `range` only, if given) or only
+   * its links (fence.i); returns the ticket its acknowledgement must reach.
+   */
+  requestFence(h: number, tlb: boolean, range: FenceRange | null = null): number {
+    const t = this.postFence(h, tlb, range);
     this.wake(h);
     return t;
   }
@@ -301,14 +323,16 @@ export class HartBoard {
    * Waiting for a hart that was translating (milliseconds of compiling) was
    * most of the 0.1 to 0.5 s each hart waited for acknowledgements in a boot.
    */
-  requestFenceUnlessAsleep(h: number, tlb: boolean): number | null {
-    const t = this.postFence(h, tlb);
+  requestFenceUnlessAsleep(h: number, tlb: boolean, range: FenceRange | null = null): number | null {
+    const t = this.postFence(h, tlb, range);
     if (FENCE_NO_WAIT[this.where(h)]) return null;
     this.wake(h);
     return t;
   }
 
-  private postFence(h: number, tlb: boolean): number {
+  private postFence(h: number, tlb: boolean, range: FenceRange | null): number {
+    // The range goes first: the hart reads it only after it has seen the kind (takeFenceRange).
+    if (tlb) this.noteFenceRange(h, range);
     Atomics.or(this.i32, this.w(h, W_FENCE_KIND), tlb ? FENCE_TLB : FENCE_CODE);
     // Tickets are int32 and wrap: `| 0` keeps this one what the word now holds (2^31
     // would be stored as -2^31, and its acknowledgement would never compare as reached).
@@ -323,6 +347,36 @@ export class HartBoard {
   fenceDue(h: number): number | null {
     const req = Atomics.load(this.i32, this.w(h, W_FENCE_REQ));
     return req !== Atomics.load(this.i32, this.w(h, W_FENCE_ACK)) ? req : null;
+  }
+  /**
+   * Note a TLB fence's range for hart h: the first range since the hart last
+   * looked is kept; a second one, or a fence without a range, makes it flush everything.
+   */
+  private noteFenceRange(h: number, range: FenceRange | null): void {
+    const at = this.w(h, W_FENCE_RANGE);
+    if (range === null) {
+      Atomics.store(this.i32, at, RANGE_ALL);
+      return;
+    }
+    for (;;) {
+      const s = Atomics.load(this.i32, at);
+      if (s === RANGE_ALL) return;
+      if (s === RANGE_NONE) {
+        if (Atomics.compareExchange(this.i32, at, RANGE_NONE, RANGE_WRITING) !== RANGE_NONE) continue;
+        Atomics.store(this.i64, this.q(h, Q_FENCE_START), range.start);
+        Atomics.store(this.i64, this.q(h, Q_FENCE_SIZE), range.size);
+        // (the hart may have taken the state meanwhile: then this fence flushes everything)
+        Atomics.compareExchange(this.i32, at, RANGE_WRITING, RANGE_SET);
+        return;
+      }
+      if (Atomics.compareExchange(this.i32, at, s, RANGE_ALL) === s) return;
+    }
+  }
+  /** After takeFenceKind gave FENCE_TLB: the one range to flush, or null for everything. */
+  takeFenceRange(h: number): FenceRange | null {
+    if (Atomics.exchange(this.i32, this.w(h, W_FENCE_RANGE), RANGE_NONE) !== RANGE_SET) return null;
+    const u64 = (i: number) => BigInt.asUintN(64, Atomics.load(this.i64, this.q(h, i)));
+    return { start: u64(Q_FENCE_START), size: u64(Q_FENCE_SIZE) };
   }
   /** What the fences asked of hart h since it last looked: FENCE_TLB and/or FENCE_CODE bits. */
   takeFenceKind(h: number): number {

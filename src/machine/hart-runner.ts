@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, EXIT_YIELD, type CpuCore } from './cpu-core.js';
-import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, type FenceRange, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -178,12 +178,12 @@ export class HartRunner implements SbiHarts {
     if (h === this.current) this.takeIpi();
   }
 
-  remoteFence(to: number[], tlb: boolean): void {
+  remoteFence(to: number[], tlb: boolean, range: FenceRange | null = null): void {
     const tickets: [number, number][] = [];
     for (const h of to) {
       if (h === this.current) {
-        if (tlb) this.core.exports.flushTlb();
-        else this.core.exports.hartUnlinkAll();
+        if (tlb) this.flushTlb(range);
+        else this.core.exports.hartFenceI();
       }
       // A stopped hart flushes when it starts (hartAdopt / enterSupervisor); asked anyway it acknowledges at once.
       else if (this.board.hsm(h) !== HSM_STOPPED) {
@@ -191,7 +191,7 @@ export class HartRunner implements SbiHarts {
         // and wait. Linux fences every other hart on each flush_tlb_all (a 2-hart boot asked
         // hart 1 about 4,000 times, mostly asleep), and each wait was a thread wakeup on
         // both sides, longer on a loaded host.
-        const t = this.board.requestFenceUnlessAsleep(h, tlb);
+        const t = this.board.requestFenceUnlessAsleep(h, tlb, range);
         if (t !== null) tickets.push([h, t]);
         else this.fencesSkipped++;
       }
@@ -212,6 +212,18 @@ export class HartRunner implements SbiHarts {
     this.board.setWhere(this.current, WHERE_RUN);
   }
 
+  /**
+   * A TLB fence: of `range` page by page when it is small (as the guest's own
+   * sfence.vma of each page would: links into other pages stay), else all.
+   * Linux fences a range of a few pages on every other hart that ran the
+   * process for each unmapping, and a full flush there dropped every link
+   * between that hart's translated blocks.
+   */
+  private flushTlb(range: FenceRange | null): void {
+    if (range) this.core.exports.flushTlbRange(range.start, range.size);
+    else this.core.exports.flushTlb();
+  }
+
   // ---- the loop ----
 
   private takeIpi(): void {
@@ -223,8 +235,8 @@ export class HartRunner implements SbiHarts {
     if (due === null) return;
     const kind = this.board.takeFenceKind(this.current);
     // fence.i needs no TLB flush: only this hart's links into code that another hart retired.
-    if (kind & FENCE_TLB || kind === 0) this.core.exports.flushTlb();
-    else this.core.exports.hartUnlinkAll();
+    if (kind & FENCE_TLB || kind === 0) this.flushTlb(kind & FENCE_TLB ? this.board.takeFenceRange(this.current) : null);
+    else this.core.exports.hartFenceI();
     this.board.ackFence(this.current, due);
   }
 

@@ -5,6 +5,7 @@
 
 import type { CpuCore } from './cpu-core.js';
 import { RAM_BASE } from './layout.js';
+import type { FenceRange } from './hart-board.js';
 
 export const SBI_SUCCESS = 0n;
 export const SBI_ERR_FAILED = -1n;
@@ -63,8 +64,12 @@ export interface SbiHarts {
   suspendCurrent(retentive: boolean, addr: bigint, opaque: bigint): void;
   status(h: number): number | null;
   sendSoftIpi(h: number): void;
-  /** SBI RFENCE: the given harts flush their TLBs (`tlb`: sfence.vma) or their translated code's links (fence.i) before the call returns. */
-  remoteFence(to: number[], tlb: boolean): void;
+  /**
+   * SBI RFENCE: the given harts flush their TLBs (`tlb`: sfence.vma, of the
+   * pages of `range` if given) or their translated code's links (fence.i)
+   * before the call returns.
+   */
+  remoteFence(to: number[], tlb: boolean, range?: FenceRange | null): void;
 }
 
 export class Sbi {
@@ -174,7 +179,8 @@ export class Sbi {
     if (fid >= 3n) return this.ret(SBI_ERR_NOT_SUPPORTED); // hypervisor fences: no H extension
     const to = this.targets(this.arg(0), this.arg(1));
     if (!to) return this.ret(SBI_ERR_INVALID_PARAM);
-    this.harts.remoteFence(to, fid !== 0n);
+    // (REMOTE_SFENCE_VMA and its _ASID form: the range in every address space, a superset of the ASID's)
+    this.harts.remoteFence(to, fid !== 0n, fid !== 0n ? { start: this.arg(2), size: this.arg(3) } : null);
     this.ret(SBI_SUCCESS);
   }
 
