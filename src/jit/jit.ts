@@ -101,11 +101,12 @@ export interface JitSharing {
 }
 
 /**
- * Heads of batches offered by other harts that are kept waiting to be taken;
- * beyond this the offers are dropped (code that runs again is translated as
- * usual), so a hart that stays in other code does not hold modules without bound.
+ * Heads of batches offered by other harts that are kept waiting to be taken
+ * (a boot offers about 12,800); beyond this the offers are dropped (code that
+ * runs again is translated as usual), so a hart that stays in other code does
+ * not keep other harts' modules alive without bound.
  */
-const MAX_OFFERED_HEADS = 1 << 16;
+const MAX_OFFERED_HEADS = 1 << 14;
 
 interface WasmTable {
   set(i: number, f: unknown): void;
@@ -312,6 +313,8 @@ export class Jit {
     this.chainTable = new WebAssembly.Table({ initial: TABLE_INITIAL, element: 'anyfunc' });
     this.imports = this.makeImports();
     this.liveModules = 0;
+    // (an idle VM drops its translations to give their memory back: other harts' modules too)
+    this.offers.clear();
     this.nextSlot = FIRST_SLOT;
     this.nextLink = 0;
     this.linksFull = false;
@@ -322,7 +325,7 @@ export class Jit {
   /** Translate whatever the core queued during the last slice. */
   drain(): void {
     if (this.hold) return;
-    if (this.sharing) this.takeOffers(this.sharing.receive());
+    this.takeShared();
     const n = this.ex.jitQueueLength();
     // (heads left pending, by a batch put back or one that was not, are translated when due even if nothing new is queued)
     if (n === 0 && this.pending.length === 0) return;
@@ -446,6 +449,14 @@ export class Jit {
       warm.record(b);
     }
     return done.size ? heads.filter((h) => !done.has(key(h.va, h.hpc))) : heads;
+  }
+
+  /**
+   * Read what the other harts offered since the last call (the owner also calls
+   * this while its hart sleeps, so the channel does not keep their modules queued).
+   */
+  takeShared(): void {
+    if (this.sharing) this.takeOffers(this.sharing.receive());
   }
 
   /**

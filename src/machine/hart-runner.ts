@@ -305,6 +305,9 @@ export class HartRunner implements SbiHarts {
   /** Sleep on this hart's wake word (until woken, or `ms`). */
   private sleep(seen: number, ms: number): void {
     this.sleeps++;
+    // A stopped or idle hart still reads the other harts' offered translations (Jit.sharing);
+    // not a parked one (the device thread may use hart 0's area meanwhile).
+    if (!this.board.held()) this.core.jit.takeShared();
     this.board.setLoopCounts(this.current, this.loopCounts());
     const t = this.host.nowTicks();
     this.board.sleep(this.current, seen, ms);
