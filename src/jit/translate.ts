@@ -77,9 +77,9 @@ const MAX_INSNS = 256;
 export const MAX_LOOP_INSNS = 512;
 
 /**
- * The state block of the hart the block being translated is for: translated
- * code bakes it into every access (each hart thread has its own translations;
- * see HART_STRIDE in layout.ts). Set by translateBlock for the call.
+ * The state block the code being made addresses: its hart's (baked into every
+ * access; see HART_STRIDE in layout.ts), or hart 0's in HART_RELATIVE code,
+ * which adds the hart's offset. Set with hartRelative by useBase for the call.
  */
 let stateBlock: number = STATE;
 
@@ -92,7 +92,7 @@ let stateBlock: number = STATE;
  * block; the address of the module's first link slot less JIT_LINKS (a link
  * allocator then returns JIT_LINKS + 32 * its index in the module). One
  * compiled module can so be instantiated by every hart thread of a VM, each at
- * slots and link slots of its own (see Jit.share).
+ * slots and link slots of its own (see Jit.sharing).
  */
 export const HART_RELATIVE = 'hart-relative';
 export type StateBase = number | typeof HART_RELATIVE;
