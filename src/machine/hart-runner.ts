@@ -7,7 +7,7 @@
 // thread's entry (src/vm/hart-thread.ts) gives the clock and the host calls.
 
 import { EXIT_WFI, EXIT_BREAKPOINT, EXIT_YIELD, type CpuCore } from './cpu-core.js';
-import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, type FenceRange, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
+import { HartBoard, type HartLoopCounts, HSM_STARTED, HSM_STOPPED, HSM_START_PENDING, HSM_SUSPENDED, FENCE_TLB, FENCE_CODE, type FenceRange, WHERE_RUN, WHERE_SAFE_POINT, WHERE_STOPPED, WHERE_WFI, WHERE_PARKED, WHERE_FENCE_WAIT, WHERE_ENDED, WHERE_CREDIT, WHERE_TRANSLATING } from './hart-board.js';
 import { STATE, HART_STRIDE, HART_ATTN_OFF, JIT_BUDGET_OFF } from './layout.js';
 import { enterSupervisor } from './harts.js';
 import { Sbi, type SbiHarts, type SbiHost } from './sbi.js';
@@ -235,8 +235,10 @@ export class HartRunner implements SbiHarts {
     if (due === null) return;
     const kind = this.board.takeFenceKind(this.current);
     // fence.i needs no TLB flush: only this hart's links into code that another hart retired.
+    // Both kinds may have been asked: a TLB flush keeps the links within a page, so a
+    // fence.i asked with it is done too (kind 0, never posted, gets both).
     if (kind & FENCE_TLB || kind === 0) this.flushTlb(kind & FENCE_TLB ? this.board.takeFenceRange(this.current) : null);
-    else this.core.exports.hartFenceI();
+    if (kind & FENCE_CODE || kind === 0) this.core.exports.hartFenceI();
     this.board.ackFence(this.current, due);
   }
 
