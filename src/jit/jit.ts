@@ -439,9 +439,7 @@ export class Jit {
         if (k.insns === 0) return;
         const slot = b.slot + i;
         const hpcK = warm.hostAddr(k.off);
-        this.table.set(slot, inst.exports[`b${i}`]);
-        this.chainTable.set(slot, inst.exports[`b${i}`]);
-        this.ex.jitInstall(k.va, hpcK, slot, k.insns);
+        this.place(slot, inst.exports[`b${i}`], k.va, hpcK, k.insns);
         done.add(key(k.va, hpcK));
         warm.stats.usedBlocks++;
       });
@@ -500,18 +498,12 @@ export class Jit {
       this.stats.shared++;
       b.blocks.forEach((k, i) => {
         if (k.insns === 0) return;
-        const f = inst.exports[`b${i}`];
-        this.table.set(slot0 + i, f);
-        this.chainTable.set(slot0 + i, f);
-        this.ex.jitInstall(k.va, k.hpc, slot0 + i, k.insns);
+        this.place(slot0 + i, inst.exports[`b${i}`], k.va, k.hpc, k.insns);
         this.stats.sharedBlocks++;
         done.add(headKey(k.va, k.hpc));
       });
       b.extras.forEach((x, i) => {
-        const f = inst.exports[`x${i}`];
-        this.table.set(slot0 + b.blocks.length + i, f);
-        this.chainTable.set(slot0 + b.blocks.length + i, f);
-        this.ex.jitInstall(x.va, x.hpc, slot0 + b.blocks.length + i, x.insns);
+        this.place(slot0 + b.blocks.length + i, inst.exports[`x${i}`], x.va, x.hpc, x.insns);
         done.add(headKey(x.va, x.hpc));
       });
     }
@@ -522,6 +514,13 @@ export class Jit {
   private relativeImports(slot0: number, link0: number): object {
     const globals: Record<(typeof RELATIVE_GLOBALS)[number], number> = { hart: this.hartOff, slot0, link0: this.hartOff + 32 * link0 };
     return { env: { ...(this.imports.env as object), ...globals } };
+  }
+
+  /** Put translated function `f` (guest head va at host address hpc, `len` instructions) at table slot `slot` of both tables and tell the core. */
+  private place(slot: number, f: unknown, va: bigint, hpc: number, len: number): void {
+    this.table.set(slot, f);
+    this.chainTable.set(slot, f);
+    this.ex.jitInstall(va, hpc, slot, len);
   }
 
   /** A link slot as allocated: never current until the dispatcher links it. */
@@ -695,16 +694,12 @@ export class Jit {
     blocks.forEach((b, i) => {
       if (!b.ok) return;
       const slot = base + i;
-      this.table.set(slot, inst.exports[`b${i}`]);
-      this.chainTable.set(slot, inst.exports[`b${i}`]);
-      this.ex.jitInstall(b.va, b.hpc, slot, b.len);
+      this.place(slot, inst.exports[`b${i}`], b.va, b.hpc, b.len);
       this.stats.translations++;
     });
     extras.forEach((x, i) => {
       const slot = base + blocks.length + i;
-      this.table.set(slot, inst.exports[`x${i}`]);
-      this.chainTable.set(slot, inst.exports[`x${i}`]);
-      this.ex.jitInstall(x.va, x.hpc, slot, x.len);
+      this.place(slot, inst.exports[`x${i}`], x.va, x.hpc, x.len);
     });
     // (a region's other blocks were read without keeping their bytes: not offered)
     if (relative && module !== null && sharedBlocks && !linksRanOut) {
