@@ -407,7 +407,6 @@ export class Jit {
   private putBack(heads: { va: bigint; hpc: number }[]): { va: bigint; hpc: number }[] {
     const warm = this.warm!;
     const done = new Set<string>();
-    const key = (va: bigint, hpc: number) => `${va}@${hpc}`;
     for (const { va, hpc } of heads) {
       const b = warm.batchOf(va, hpc);
       if (!b) continue;
@@ -440,13 +439,13 @@ export class Jit {
         const slot = b.slot + i;
         const hpcK = warm.hostAddr(k.off);
         this.place(slot, inst.exports[`b${i}`], k.va, hpcK, k.insns);
-        done.add(key(k.va, hpcK));
+        done.add(headKey(k.va, hpcK));
         warm.stats.usedBlocks++;
       });
       warm.stats.used++;
       warm.record(b);
     }
-    return done.size ? heads.filter((h) => !done.has(key(h.va, h.hpc))) : heads;
+    return done.size ? heads.filter((h) => !done.has(headKey(h.va, h.hpc))) : heads;
   }
 
   /**
